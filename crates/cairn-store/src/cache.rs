@@ -1,0 +1,542 @@
+//! The TTL cache: what a hit, a miss and an expired entry are, when to evict, and how several
+//! processes compute a missing value once.
+//!
+//! Expiry is a predicate, not a timer: an entry whose `expires_at` is not after "now" is a
+//! miss everywhere, whether or not it has been removed yet. Removal happens in [`Cache::sweep`],
+//! [`Store::sweep`], and a few at a time with every eighth write of a store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::deadline;
+use crate::codec::{truncated, Decode, DecodeError, Encode};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 4096;
+/// The longest namespace name, in bytes.
+pub const MAX_NAMESPACE_BYTES: usize = 256;
+/// The largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Which entries a bounded namespace evicts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Eviction {
+    /// Least recently stored: the entry written longest ago goes first. Reads stay pure reads.
+    #[default]
+    LeastRecentlyStored,
+    /// Least recently used: a hit also counts as a use. Every hit then becomes a small write
+    /// transaction (see docs/BENCHMARKS.md for what that costs), so choose it only where
+    /// access recency matters more than read speed.
+    LeastRecentlyUsed,
+}
+
+/// Size bounds of a namespace. Bounds are stored in the file, so every process writing the
+/// namespace enforces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheLimits {
+    /// At most this many entries (expired ones not yet swept included).
+    pub max_entries: Option<u64>,
+    /// At most this many bytes of keys and values.
+    pub max_bytes: Option<u64>,
+    /// What goes first when a bound is exceeded.
+    pub eviction: Eviction,
+}
+
+impl CacheLimits {
+    fn bounded(&self) -> bool {
+        self.max_entries.is_some() || self.max_bytes.is_some()
+    }
+}
+
+/// A namespace's size and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Entries stored, including expired ones not yet swept.
+    pub entries: u64,
+    /// Bytes of keys and values stored.
+    pub bytes: u64,
+    /// Reads that found a fresh entry, in every process (this store's unflushed ones included).
+    pub hits: u64,
+    /// Reads that found nothing fresh.
+    pub misses: u64,
+    /// Entries removed to respect a size bound.
+    pub evictions: u64,
+    /// The namespace's bounds.
+    pub limits: CacheLimits,
+}
+
+impl CacheStats {
+    /// Hits over reads, or `None` before the first read.
+    pub fn hit_rate(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
+    }
+}
+
+/// One namespace of the cache, from [`Store::cache`] (each operation its own transaction) or
+/// [`Tx::cache`](crate::Tx::cache) (operations join the transaction).
+///
+/// Keys are non-empty strings of at most [`MAX_KEY_BYTES`] without NUL; values are anything
+/// that implements [`Encode`] and [`Decode`]: bytes, strings, integers, [`Json`](crate::Json).
+///
+/// ```
+/// use cairn::Store;
+/// use std::time::Duration;
+///
+/// let store = Store::open_in_memory()?;
+/// let cache = store.cache("http");
+/// cache.set("https://example.com", b"<html>".to_vec(), Duration::from_secs(3600))?;
+/// assert_eq!(cache.get::<Vec<u8>>("https://example.com")?, Some(b"<html>".to_vec()));
+/// assert!(!cache.add("https://example.com", "other", None)?); // already there
+/// assert_eq!(cache.incr("fetches", 1, None)?, 1);
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Cache<'a> {
+    store: &'a Store,
+    ns: &'a str,
+    in_tx: bool,
+}
+
+impl<'a> Cache<'a> {
+    pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
+        Cache { store, ns, in_tx }
+    }
+
+    /// The namespace's name.
+    pub fn namespace(&self) -> &str {
+        self.ns
+    }
+
+    /// Run a write: inside the caller's transaction, or as a one-operation transaction.
+    fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+        validate_ns(self.ns)?;
+        if self.in_tx {
+            f(self.store)
+        } else {
+            self.store.write_tx(f)
+        }
+    }
+
+    /// The value of `key`, or `None` if it is absent or expired.
+    pub fn get<T: Decode>(&self, key: &str) -> Result<Option<T>> {
+        validate_ns(self.ns)?;
+        validate_key(key)?;
+        let found = self.lookup(key)?;
+        self.store.count(self.ns, found.is_some());
+        found.map(|bytes| self.decode(key, bytes)).transpose()
+    }
+
+    /// A fresh value, without counting a hit or a miss.
+    fn lookup(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let s = self.store;
+        if s.is_lru(self.ns)? && !s.is_read_only() {
+            // A hit must record its use: one UPDATE ... RETURNING, atomic on its own.
+            s.engine.cache_get_touch(self.ns, key, s.now())
+        } else {
+            s.engine.cache_get(self.ns, key, s.now())
+        }
+    }
+
+    /// True if `key` has a fresh entry. Counts neither a hit nor a miss.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        validate_ns(self.ns)?;
+        validate_key(key)?;
+        self.store.engine.cache_contains(self.ns, key, self.store.now())
+    }
+
+    /// Store `value` under `key`, replacing any entry. With a `ttl` it expires that long from
+    /// now; with `None` it never does.
+    pub fn set(&self, key: &str, value: impl Encode, ttl: impl Into<Option<Duration>>) -> Result<()> {
+        validate_key(key)?;
+        let bytes = value.encode()?;
+        validate_value(&bytes)?;
+        let ttl = ttl.into();
+        self.write(|s| {
+            let expires = ttl.map(|d| deadline(s.now(), d));
+            self.store_bytes(s, key, &bytes, expires)
+        })
+    }
+
+    /// Store `value` only if `key` has no fresh entry. True if it was stored.
+    pub fn add(&self, key: &str, value: impl Encode, ttl: impl Into<Option<Duration>>) -> Result<bool> {
+        validate_key(key)?;
+        let bytes = value.encode()?;
+        validate_value(&bytes)?;
+        let ttl = ttl.into();
+        self.write(|s| {
+            let now = s.now();
+            let expires = ttl.map(|d| deadline(now, d));
+            let limits = self.limits_in(s)?;
+            check_fits(self.ns, key, &bytes, &limits)?;
+            let added = s.engine.cache_add(self.ns, key, &bytes, expires, limits.bounded(), now)?;
+            if added && limits.bounded() {
+                self.enforce(s, key, &limits)?;
+            }
+            Ok(added)
+        })
+    }
+
+    /// Remove `key`. True if a fresh entry was removed (an expired one is removed too).
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        self.write(|s| Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false)))
+    }
+
+    /// Give a fresh entry a new expiry: `ttl` from now, or never with `None`. False if there
+    /// was no fresh entry.
+    pub fn touch(&self, key: &str, ttl: impl Into<Option<Duration>>) -> Result<bool> {
+        validate_key(key)?;
+        let ttl = ttl.into();
+        self.write(|s| {
+            let now = s.now();
+            s.engine.cache_set_expiry(self.ns, key, now, ttl.map(|d| deadline(now, d)))
+        })
+    }
+
+    /// Add `by` to the integer stored at `key` and return the result, atomically across
+    /// processes. An absent or expired entry counts as 0 and is created with `ttl`; an existing
+    /// entry keeps its expiry. Values are decimal text, so `get::<i64>` and `get::<String>`
+    /// both read them. Fails with [`ErrorKind::Decode`](crate::ErrorKind::Decode) if the value
+    /// is not an integer, and with `InvalidInput` on overflow.
+    pub fn incr(&self, key: &str, by: i64, ttl: impl Into<Option<Duration>>) -> Result<i64> {
+        validate_key(key)?;
+        let ttl = ttl.into();
+        self.write(|s| {
+            let now = s.now();
+            let (current, expires) = match s.engine.cache_entry(self.ns, key, now)? {
+                Some(entry) => (self.decode::<i64>(key, entry.value)?, entry.expires_at),
+                None => (0, ttl.map(|d| deadline(now, d))),
+            };
+            let next = current.checked_add(by).ok_or_else(|| {
+                Error::invalid(format!("incrementing '{key}' ({current}) by {by} overflows a 64-bit integer"))
+            })?;
+            self.store_bytes(s, key, next.to_string().as_bytes(), expires)?;
+            Ok(next)
+        })
+    }
+
+    /// The fresh keys that start with `prefix` (all of them for `""`), sorted.
+    pub fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        validate_ns(self.ns)?;
+        let until = prefix_end(prefix);
+        self.store.engine.cache_keys(self.ns, prefix, until.as_deref(), self.store.now())
+    }
+
+    /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
+    pub fn clear(&self) -> Result<u64> {
+        self.write(|s| s.engine.cache_clear(self.ns))
+    }
+
+    /// Remove the namespace's expired entries. Returns how many.
+    pub fn sweep(&self) -> Result<u64> {
+        self.write(|s| s.engine.cache_sweep_ns(self.ns, s.now()))
+    }
+
+    /// Bound the namespace's size, evicting at once if it is over. `CacheLimits::default()`
+    /// removes the bounds.
+    pub fn set_limits(&self, limits: CacheLimits) -> Result<()> {
+        if limits.max_entries == Some(0) || limits.max_bytes == Some(0) {
+            return Err(Error::invalid("a cache bound must be at least 1"));
+        }
+        self.write(|s| {
+            let lru = limits.eviction == Eviction::LeastRecentlyUsed;
+            s.engine.cache_set_limits(self.ns, limits.max_entries, limits.max_bytes, lru)?;
+            s.forget_policy(self.ns);
+            if limits.bounded() {
+                self.enforce(s, "", &limits)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The namespace's bounds.
+    pub fn limits(&self) -> Result<CacheLimits> {
+        validate_ns(self.ns)?;
+        self.limits_in(self.store)
+    }
+
+    /// Size and counters of the namespace.
+    pub fn stats(&self) -> Result<CacheStats> {
+        validate_ns(self.ns)?;
+        let row = self.store.engine.cache_ns(self.ns)?.unwrap_or_default();
+        let pending = self.store.pending_tally(self.ns);
+        Ok(CacheStats {
+            entries: row.entries,
+            bytes: row.bytes,
+            hits: row.hits + pending.hits,
+            misses: row.misses + pending.misses,
+            evictions: row.evictions,
+            limits: limits_of(&row),
+        })
+    }
+
+    /// The value of `key`; on a miss, `compute` it, store it with `ttl`, and return it.
+    ///
+    /// Across processes, a missing key is computed once: the first process to miss leaves a
+    /// marker and computes; the others wait for its value instead of computing too. If the
+    /// computing process fails, the next waiter computes; if it crashed, waiters take over
+    /// after the store's fill timeout ([`Options::fill_timeout`](crate::Options::fill_timeout),
+    /// 30 s by default). A computation that outlives the fill timeout may then run twice.
+    ///
+    /// Inside a transaction the write lock is already held, so the value is simply computed
+    /// and stored; keep such computations short.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("rates");
+    /// let rate: String = cache.get_or_set_with("EUR", Duration::from_secs(600), || {
+    ///     Ok::<_, cairn::Error>("1.08".to_string()) // the slow call
+    /// })?;
+    /// assert_eq!(rate, "1.08");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn get_or_set_with<T, E, F>(
+        &self,
+        key: &str,
+        ttl: impl Into<Option<Duration>>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
+        validate_ns(self.ns)?;
+        validate_key(key)?;
+        let ttl = ttl.into();
+        if let Some(bytes) = self.lookup(key)? {
+            self.store.count(self.ns, true);
+            return Ok(self.decode(key, bytes)?);
+        }
+        self.store.count(self.ns, false);
+        if self.in_tx {
+            let value = compute()?;
+            self.set(key, &value, ttl)?;
+            return Ok(value);
+        }
+        let owner = fill_token();
+        let mut nap = Duration::from_millis(1);
+        loop {
+            match self.try_claim_fill(key, &owner)? {
+                Fill::Hit(bytes) => return Ok(self.decode(key, bytes)?),
+                Fill::Mine => return self.fill(key, &owner, ttl, compute),
+                Fill::Wait => {
+                    self.store.clock.sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(25));
+                    // Poll with plain reads; take the write lock only once the value or the
+                    // marker has gone.
+                    if let Some(bytes) = self.lookup(key)? {
+                        return Ok(self.decode(key, bytes)?);
+                    }
+                    let now = self.store.now();
+                    if matches!(self.store.engine.fill_get(self.ns, key)?, Some((_, until)) if until > now) {
+                        continue;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under the write lock: the value if it arrived, else the marker if nobody holds a live one.
+    fn try_claim_fill(&self, key: &str, owner: &str) -> Result<Fill> {
+        self.store.write_tx(|s| {
+            let now = s.now();
+            if let Some(bytes) = s.engine.cache_get(self.ns, key, now)? {
+                return Ok(Fill::Hit(bytes));
+            }
+            match s.engine.fill_get(self.ns, key)? {
+                Some((_, until)) if until > now => Ok(Fill::Wait),
+                _ => {
+                    s.engine.fill_claim(self.ns, key, owner, deadline(now, s.fill_timeout))?;
+                    Ok(Fill::Mine)
+                }
+            }
+        })
+    }
+
+    fn fill<T, E, F>(&self, key: &str, owner: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>
+    where
+        T: Encode,
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
+        // Releases the marker however `compute` ends (error or panic), so waiters take over
+        // at once instead of after the fill timeout.
+        struct Release<'c, 'a>(&'c Cache<'a>, &'c str, &'c str);
+        impl Drop for Release<'_, '_> {
+            fn drop(&mut self) {
+                let Release(cache, key, owner) = *self;
+                let _ = cache.store.write_tx(|s| s.engine.fill_release(cache.ns, key, owner));
+            }
+        }
+        let release = Release(self, key, owner);
+        let value = compute()?;
+        let bytes = value.encode()?;
+        validate_value(&bytes)?;
+        self.store.write_tx(|s| {
+            let expires = ttl.map(|d| deadline(s.now(), d));
+            self.store_bytes(s, key, &bytes, expires)?;
+            s.engine.fill_release(self.ns, key, owner)
+        })?;
+        std::mem::forget(release);
+        Ok(value)
+    }
+
+    /// Upsert, then enforce the namespace's bounds. The caller holds the write lock.
+    fn store_bytes(&self, s: &Store, key: &str, bytes: &[u8], expires: Option<i64>) -> Result<()> {
+        let limits = self.limits_in(s)?;
+        check_fits(self.ns, key, bytes, &limits)?;
+        s.engine.cache_upsert(self.ns, key, bytes, expires, limits.bounded())?;
+        if limits.bounded() {
+            self.enforce(s, key, &limits)?;
+        }
+        Ok(())
+    }
+
+    fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
+        Ok(s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default())
+    }
+
+    /// Evict the lowest-ranked entries, never `keep`, until the namespace is within bounds.
+    fn enforce(&self, s: &Store, keep: &str, limits: &CacheLimits) -> Result<()> {
+        loop {
+            let row = s.engine.cache_ns(self.ns)?.unwrap_or_default();
+            let over_entries = limits.max_entries.map_or(0, |max| row.entries.saturating_sub(max));
+            let over_bytes = limits.max_bytes.map_or(0, |max| row.bytes.saturating_sub(max));
+            if over_entries == 0 && over_bytes == 0 {
+                return Ok(());
+            }
+            // For bytes, guess from the average entry size and loop: one statement usually.
+            let by_bytes = if over_bytes > 0 {
+                let avg = (row.bytes / row.entries.max(1)).max(1);
+                over_bytes.div_ceil(avg)
+            } else {
+                0
+            };
+            if s.engine.cache_evict(self.ns, keep, over_entries.max(by_bytes).max(1))? == 0 {
+                return Ok(()); // only `keep` is left, and check_fits let it in
+            }
+        }
+    }
+
+    fn decode<T: Decode>(&self, key: &str, bytes: Vec<u8>) -> Result<T> {
+        T::decode(bytes).map_err(|DecodeError { expected, detail }| Error::Decode {
+            ns: self.ns.to_owned(),
+            key: truncated(key),
+            expected,
+            detail,
+        })
+    }
+}
+
+enum Fill {
+    Hit(Vec<u8>),
+    Mine,
+    Wait,
+}
+
+fn limits_of(row: &crate::storage::sqlite::NsRow) -> CacheLimits {
+    CacheLimits {
+        max_entries: row.max_entries,
+        max_bytes: row.max_bytes,
+        eviction: if row.lru { Eviction::LeastRecentlyUsed } else { Eviction::LeastRecentlyStored },
+    }
+}
+
+/// A value that alone exceeds the namespace's byte bound is refused, instead of evicting
+/// everything else and still being over.
+fn check_fits(ns: &str, key: &str, bytes: &[u8], limits: &CacheLimits) -> Result<()> {
+    let size = (key.len() + bytes.len()) as u64;
+    match limits.max_bytes {
+        Some(max) if size > max => Err(Error::invalid(format!(
+            "an entry of {size} bytes cannot fit in namespace '{ns}', bounded to {max} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A name unique to this call among all processes on all hosts sharing the file.
+fn fill_token() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{}-{nanos}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The smallest string greater than every string that starts with `prefix`: the prefix with
+/// its last character incremented (UTF-8 byte order is code point order). `None` if unbounded.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+pub(crate) fn validate_ns(ns: &str) -> Result<()> {
+    validate_name("namespace", ns, MAX_NAMESPACE_BYTES)
+}
+
+pub(crate) fn validate_key(key: &str) -> Result<()> {
+    validate_name("key", key, MAX_KEY_BYTES)
+}
+
+pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!("a {what} must not be empty")));
+    }
+    if name.len() > max {
+        return Err(Error::invalid(format!("a {what} is at most {max} bytes; this one has {}", name.len())));
+    }
+    if name.contains('\0') {
+        return Err(Error::invalid(format!("a {what} must not contain NUL bytes")));
+    }
+    Ok(())
+}
+
+fn validate_value(bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(Error::invalid(format!(
+            "a value is at most {MAX_VALUE_BYTES} bytes; this one has {}",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_string_past_the_prefix() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn names_are_validated_with_a_reason() {
+        assert!(validate_key("k").is_ok());
+        let msg = |r: Result<()>| r.unwrap_err().to_string();
+        assert_eq!(msg(validate_key("")), "invalid input: a key must not be empty");
+        assert!(msg(validate_key(&"x".repeat(MAX_KEY_BYTES + 1))).contains("at most 4096 bytes"));
+        assert!(msg(validate_ns("a\0b")).contains("NUL"));
+    }
+}

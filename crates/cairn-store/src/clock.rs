@@ -1,0 +1,121 @@
+//! Injectable time, so expiry and leases are tested without sleeping.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time, in milliseconds since the Unix epoch.
+///
+/// Expiry times are stored as such timestamps, so every process sharing a file must agree on
+/// the time: the default [`SystemClock`] does. Tests use [`ManualClock`].
+pub trait Clock: Debug + Send + Sync {
+    /// The current time in milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
+
+    /// Wait for `d`. cairn calls this only while polling for another process (a cache fill in
+    /// progress), so a manual clock can move time forward instead of blocking.
+    fn sleep(&self, d: Duration);
+}
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        // A clock before 1970 reads as 0 rather than failing: expiry is then conservative.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// A clock that moves only when told to: for tests of expiry and leases.
+///
+/// Clones share the same time. [`Clock::sleep`] advances it, so code that polls makes
+/// progress without real waiting.
+///
+/// ```
+/// use cairn::{ManualClock, Options};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new(1_000_000);
+/// let store = Options::new().clock(clock.clone()).open_in_memory()?;
+/// let cache = store.cache("ns");
+/// cache.set("k", "v", Duration::from_secs(60))?;
+/// clock.advance(Duration::from_secs(61));
+/// assert_eq!(cache.get::<String>("k")?, None);
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock that reads `millis` milliseconds since the epoch.
+    pub fn new(millis: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(millis)))
+    }
+
+    /// Move time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(duration_millis(d), Ordering::SeqCst);
+    }
+
+    /// Set the time.
+    pub fn set_millis(&self, millis: i64) {
+        self.0.store(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn sleep(&self, d: Duration) {
+        self.advance(d.max(Duration::from_millis(1)));
+        std::thread::yield_now();
+    }
+}
+
+/// A duration in whole milliseconds, saturating: a TTL of centuries means "practically never".
+pub(crate) fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `now + d`, saturating.
+pub(crate) fn deadline(now: i64, d: Duration) -> i64 {
+    now.saturating_add(duration_millis(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told_and_clones_share_time() {
+        let c = ManualClock::new(10);
+        let c2 = c.clone();
+        assert_eq!(c.now_millis(), 10);
+        c.advance(Duration::from_millis(5));
+        assert_eq!(c2.now_millis(), 15);
+        c2.sleep(Duration::from_millis(3));
+        assert_eq!(c.now_millis(), 18);
+    }
+
+    #[test]
+    fn huge_durations_saturate_instead_of_overflowing() {
+        assert_eq!(deadline(i64::MAX - 1, Duration::from_secs(u64::MAX)), i64::MAX);
+        assert_eq!(duration_millis(Duration::from_millis(1500)), 1500);
+    }
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now_millis() > 1_577_836_800_000);
+    }
+}

@@ -1,0 +1,340 @@
+//! One error type for the whole library, and the classification behind exit codes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The result type of every fallible cairn operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in cairn.
+///
+/// Each message says what happened to which file and what to do next. Use [`Error::kind`] to
+/// branch on the class of failure rather than matching variants, which may grow.
+///
+/// ```
+/// use cairn::{ErrorKind, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("not-a-db");
+/// std::fs::write(&path, b"this is a text file, not SQLite, and long enough to be checked")?;
+/// let err = Store::open(&path).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NotADatabase);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process held the write lock for longer than the busy timeout.
+    #[error(
+        "{path}: still locked by another process after waiting {waited:?}; retry later, or raise the busy timeout"
+    )]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// How long cairn waited before giving up.
+        waited: Duration,
+    },
+
+    /// The file exists but is not a SQLite database.
+    #[error(
+        "{path} is not a SQLite database (or it is encrypted); cairn left it untouched: choose another path"
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The file is a damaged SQLite database.
+    #[error(
+        "{path} is corrupt ({detail}); cairn left it untouched: restore it from a backup, or move it aside to start afresh"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite or cairn found wrong.
+        detail: String,
+    },
+
+    /// The file is a SQLite database that belongs to another application.
+    #[error(
+        "{path} is a SQLite database of another application (application_id {application_id}, {tables} schema objects); cairn will not modify it: use a separate file"
+    )]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+        /// The `PRAGMA application_id` found.
+        application_id: i32,
+        /// How many tables, indexes and other schema objects the file holds.
+        tables: i64,
+    },
+
+    /// The file's schema is newer than this code knows: refusing avoids a silent downgrade.
+    #[error(
+        "{path}: schema '{scope}' is at version {found}, newer than version {supported} that this program knows; upgrade the program instead of downgrading the file"
+    )]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// Whose schema: `cairn` for the store's own, or a migration scope.
+        scope: String,
+        /// The version in the file.
+        found: i64,
+        /// The newest version this code can handle.
+        supported: i64,
+    },
+
+    /// A read-only open found a schema that needs migrating first.
+    #[error(
+        "{path}: schema '{scope}' is at version {found} and needs migrating to {expected}, which a read-only open cannot do; open it read-write once"
+    )]
+    SchemaTooOld {
+        /// The file.
+        path: PathBuf,
+        /// Whose schema.
+        scope: String,
+        /// The version in the file.
+        found: i64,
+        /// The version this code needs.
+        expected: i64,
+    },
+
+    /// A write was refused because the file, its directory or the store is read-only.
+    #[error(
+        "{path} cannot be written ({detail}); check the permissions of the file and its directory, or open it read-write"
+    )]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+        /// What refused the write.
+        detail: String,
+    },
+
+    /// The disk is full. The transaction was rolled back; committed data is intact.
+    #[error(
+        "{path}: the disk is full; the transaction was rolled back and committed data is intact: free some space and retry"
+    )]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// An operating-system error on a file or directory.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What cairn was doing ("create directory", "open", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// WAL journal mode could not be enabled and no fallback was allowed.
+    #[error(
+        "{path}: WAL journal mode is unavailable (the journal stayed '{mode}'; the filesystem may lack shared-memory support): put the file on a local filesystem, or allow a rollback-journal fallback"
+    )]
+    WalUnavailable {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+
+    /// An argument was out of range or malformed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A stored value could not be decoded as the requested type.
+    #[error("the value of '{key}' in namespace '{ns}' is not {expected}: {detail}")]
+    Decode {
+        /// The namespace.
+        ns: String,
+        /// The key.
+        key: String,
+        /// What the caller asked for ("UTF-8 text", "JSON", "an integer").
+        expected: &'static str,
+        /// Why decoding failed.
+        detail: String,
+    },
+
+    /// A migration step failed; the file stays at the version before that step.
+    #[error(
+        "migration '{scope}' step {version} failed and was rolled back (the file stays at version {}): {source}", .version - 1
+    )]
+    Migration {
+        /// The migration scope (`user_version` for a plain file).
+        scope: String,
+        /// The version the failed step would have reached.
+        version: i64,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Any other SQLite failure.
+    #[error("{path}: SQLite error: {source}")]
+    Sqlite {
+        /// The file (`:memory:` for an in-memory store).
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The class of an [`Error`]: what callers branch on, and what the CLI maps to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Locked by another process beyond the busy timeout.
+    Busy,
+    /// Not a SQLite database.
+    NotADatabase,
+    /// A damaged database.
+    Corrupt,
+    /// A SQLite database of another application.
+    ForeignDatabase,
+    /// A schema newer than the code.
+    SchemaTooNew,
+    /// A schema that needs migrating, seen by a read-only open.
+    SchemaTooOld,
+    /// A write refused by permissions or a read-only open.
+    ReadOnly,
+    /// No space left on the device.
+    DiskFull,
+    /// An operating-system error.
+    Io,
+    /// WAL mode unavailable.
+    WalUnavailable,
+    /// A bad argument.
+    InvalidInput,
+    /// A stored value of another type than requested.
+    Decode,
+    /// A failed migration step.
+    Migration,
+    /// Anything else from SQLite.
+    Internal,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::NotADatabase { .. } => ErrorKind::NotADatabase,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::ForeignDatabase { .. } => ErrorKind::ForeignDatabase,
+            Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
+            Error::SchemaTooOld { .. } => ErrorKind::SchemaTooOld,
+            Error::ReadOnly { .. } => ErrorKind::ReadOnly,
+            Error::DiskFull { .. } => ErrorKind::DiskFull,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::WalUnavailable { .. } => ErrorKind::WalUnavailable,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Decode { .. } => ErrorKind::Decode,
+            Error::Migration { .. } => ErrorKind::Migration,
+            Error::Sqlite { .. } => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl fmt::Display) -> Self {
+        Error::InvalidInput(msg.to_string())
+    }
+}
+
+/// Lets data-migration functions use `?` on rusqlite calls. The storage layer attaches the
+/// database path itself; this path-less form is only for code that has no path to give.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        crate::storage::sqlite::classify(e, std::path::Path::new("database"), std::time::Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message names the file and says what to do; pinned in one table so a careless
+    /// edit that drops the advice shows up here.
+    #[test]
+    fn every_message_names_the_file_and_the_next_step() {
+        let p = || PathBuf::from("/s/state.db");
+        let cases: Vec<(Error, ErrorKind, &str)> = vec![
+            (
+                Error::Busy { path: p(), waited: Duration::from_secs(5) },
+                ErrorKind::Busy,
+                "/s/state.db: still locked by another process after waiting 5s; retry later, or raise the busy timeout",
+            ),
+            (
+                Error::NotADatabase { path: p() },
+                ErrorKind::NotADatabase,
+                "/s/state.db is not a SQLite database (or it is encrypted); cairn left it untouched: choose another path",
+            ),
+            (
+                Error::Corrupt { path: p(), detail: "truncated".into() },
+                ErrorKind::Corrupt,
+                "/s/state.db is corrupt (truncated); cairn left it untouched: restore it from a backup, or move it aside to start afresh",
+            ),
+            (
+                Error::ForeignDatabase { path: p(), application_id: 7, tables: 3 },
+                ErrorKind::ForeignDatabase,
+                "/s/state.db is a SQLite database of another application (application_id 7, 3 schema objects); cairn will not modify it: use a separate file",
+            ),
+            (
+                Error::SchemaTooNew { path: p(), scope: "cairn".into(), found: 9, supported: 1 },
+                ErrorKind::SchemaTooNew,
+                "/s/state.db: schema 'cairn' is at version 9, newer than version 1 that this program knows; upgrade the program instead of downgrading the file",
+            ),
+            (
+                Error::SchemaTooOld { path: p(), scope: "cairn".into(), found: 0, expected: 1 },
+                ErrorKind::SchemaTooOld,
+                "/s/state.db: schema 'cairn' is at version 0 and needs migrating to 1, which a read-only open cannot do; open it read-write once",
+            ),
+            (
+                Error::ReadOnly { path: p(), detail: "opened read-only".into() },
+                ErrorKind::ReadOnly,
+                "/s/state.db cannot be written (opened read-only); check the permissions of the file and its directory, or open it read-write",
+            ),
+            (
+                Error::DiskFull { path: p() },
+                ErrorKind::DiskFull,
+                "/s/state.db: the disk is full; the transaction was rolled back and committed data is intact: free some space and retry",
+            ),
+            (
+                Error::Io {
+                    action: "create directory",
+                    path: PathBuf::from("/s"),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                },
+                ErrorKind::Io,
+                "cannot create directory /s: permission denied",
+            ),
+            (
+                Error::WalUnavailable { path: p(), mode: "delete".into() },
+                ErrorKind::WalUnavailable,
+                "/s/state.db: WAL journal mode is unavailable (the journal stayed 'delete'; the filesystem may lack shared-memory support): put the file on a local filesystem, or allow a rollback-journal fallback",
+            ),
+            (
+                Error::invalid("key must not be empty"),
+                ErrorKind::InvalidInput,
+                "invalid input: key must not be empty",
+            ),
+            (
+                Error::Decode { ns: "n".into(), key: "k".into(), expected: "an integer", detail: "found \"x\"".into() },
+                ErrorKind::Decode,
+                "the value of 'k' in namespace 'n' is not an integer: found \"x\"",
+            ),
+            (
+                Error::Migration { scope: "app".into(), version: 3, source: Box::new(Error::invalid("boom")) },
+                ErrorKind::Migration,
+                "migration 'app' step 3 failed and was rolled back (the file stays at version 2): invalid input: boom",
+            ),
+        ];
+        for (err, kind, msg) in cases {
+            assert_eq!(err.kind(), kind, "{err:?}");
+            assert_eq!(err.to_string(), msg);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! # cairn: a memory for automation scripts that survives crashes
+//!
+//! One SQLite file (WAL mode, a busy timeout, explicit IMMEDIATE transactions) holding a TTL
+//! cache with compute-once memoization across processes, and a migration runner, behind an
+//! API where nothing committed is lost and nothing half-written is ever seen, whatever kills
+//! the process.
+//!
+//! ```
+//! use cairn::{Error, Json, Store};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut store = Store::open(dir.path().join("state.db"))?; // or Store::open_default()
+//!
+//! // A cache entry that expires in an hour.
+//! let pages = store.cache("pages");
+//! pages.set("https://example.com", "<html>…</html>", Duration::from_secs(3600))?;
+//! assert!(pages.contains("https://example.com")?);
+//!
+//! // Computed once, even when several processes miss at the same moment.
+//! let n: i64 = pages.get_or_set_with("answer", None, || Ok::<_, Error>(42))?;
+//! assert_eq!(n, 42);
+//!
+//! // Several updates, atomically.
+//! store.transaction(|tx| {
+//!     tx.cache("counters").incr("runs", 1, None)?;
+//!     tx.cache("runs").set("last", Json(&["a", "b"]), None)?;
+//!     Ok::<_, Error>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A [`Store`] is one connection; open one per thread or process. Errors carry an
+//! [`ErrorKind`] to branch on, and a message that says what to do.
+
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod cache;
+mod clock;
+mod codec;
+mod error;
+pub mod migrate;
+mod storage;
+mod store;
+mod tx;
+
+pub use cache::{
+    Cache, CacheLimits, CacheStats, Eviction, MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codec::{Decode, DecodeError, Encode, Json};
+pub use error::{Error, ErrorKind, Result};
+pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
+pub use store::{default_path, Durability, Options, RollbackJournal, Store};
+pub use tx::Tx;
+
+/// The SQLite bindings cairn is built on, for data-migration steps ([`M::up_with`]).
+pub use rusqlite;

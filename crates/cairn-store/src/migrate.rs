@@ -1,0 +1,240 @@
+//! Schema migrations: an ordered list of steps, each applied in its own IMMEDIATE transaction
+//! together with its version bump.
+//!
+//! # Where versions are kept
+//! * In **your own database file** ([`Migrations::apply_to_file`]) the version is
+//!   `PRAGMA user_version`, as most SQLite tools expect.
+//! * In **a cairn store's file** ([`Store::migrate`](crate::Store::migrate)) `user_version`
+//!   belongs to cairn's own schema, so your steps are versioned under a *scope* name of your
+//!   choosing, in the table `cairn_migrations`. Any number of scopes can share one file;
+//!   neither they nor cairn's own version can collide. `apply_to_file` refuses a cairn store
+//!   for that reason.
+//!
+//! # Guarantees
+//! * Each pending step commits with its version bump or not at all: a crash between steps
+//!   (or inside one) leaves the file at a clean version, and the next run continues there.
+//! * Re-running is a no-op. Several processes may run the same list at once: each step is
+//!   applied by exactly one of them.
+//! * A file whose version is ahead of the list is refused with
+//!   [`ErrorKind::SchemaTooNew`](crate::ErrorKind::SchemaTooNew): no silent downgrade.
+//! * Steps must not contain `BEGIN`/`COMMIT` or change `journal_mode`: they already run inside
+//!   a transaction.
+//!
+//! ```
+//! use cairn::{Migrations, M};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("app.db");
+//! let migrations = Migrations::new(vec![
+//!     M::up("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
+//!     M::up("ALTER TABLE users ADD COLUMN email TEXT;"),
+//!     M::up_with(|conn| {
+//!         // Data migrations get the connection, inside the step's transaction.
+//!         conn.execute("INSERT INTO users (name) VALUES (?1)", ["admin"])?;
+//!         Ok(())
+//!     }),
+//! ]);
+//! let report = migrations.apply_to_file(&path)?;
+//! assert_eq!((report.from, report.to), (0, 3));
+//! assert!(migrations.apply_to_file(&path)?.applied.is_empty()); // re-running is a no-op
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::storage::sqlite::{Engine, OpenSpec};
+
+/// A data-migration function: runs inside the step's transaction.
+type StepFn<'a> = Box<dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a>;
+
+/// One migration step: SQL text, or a Rust function for data migrations.
+pub struct M<'a> {
+    pub(crate) step: Step<'a>,
+}
+
+pub(crate) enum Step<'a> {
+    Sql(Cow<'a, str>),
+    Rust(StepFn<'a>),
+}
+
+impl<'a> M<'a> {
+    /// A step of one or more SQL statements.
+    pub fn up(sql: &'a str) -> Self {
+        M { step: Step::Sql(Cow::Borrowed(sql)) }
+    }
+
+    /// A step of SQL read at run time (from a file, say).
+    pub fn up_owned(sql: String) -> M<'static> {
+        M { step: Step::Sql(Cow::Owned(sql)) }
+    }
+
+    /// A step written in Rust, for migrations SQL alone cannot express. It receives the
+    /// connection (see the re-exported [`rusqlite`](crate::rusqlite)) inside the step's
+    /// transaction; returning an error rolls the step back.
+    pub fn up_with(f: impl Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a) -> Self {
+        M { step: Step::Rust(Box::new(f)) }
+    }
+}
+
+impl fmt::Debug for M<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.step {
+            Step::Sql(sql) => f.debug_tuple("M::up").field(sql).finish(),
+            Step::Rust(_) => f.write_str("M::up_with(..)"),
+        }
+    }
+}
+
+/// An ordered list of migration steps. Step `i` (from 0) takes the schema to version `i + 1`.
+#[derive(Debug)]
+pub struct Migrations<'a> {
+    steps: Vec<M<'a>>,
+}
+
+/// What a migration run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The version found before the run.
+    pub from: i64,
+    /// The version after the run.
+    pub to: i64,
+    /// The versions this run applied (steps applied by a concurrent process are not listed).
+    pub applied: Vec<i64>,
+}
+
+/// Where a file stands against a list of migrations, without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// The version in the file.
+    pub current: i64,
+    /// The version the list reaches.
+    pub latest: i64,
+}
+
+impl MigrationStatus {
+    /// The versions a run would apply, in order (empty when up to date or ahead).
+    pub fn pending(&self) -> std::ops::RangeInclusive<i64> {
+        (self.current + 1)..=self.latest
+    }
+
+    /// True if the file is ahead of the list: a run would refuse it.
+    pub fn is_ahead(&self) -> bool {
+        self.current > self.latest
+    }
+}
+
+/// Where a version number is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot<'s> {
+    /// `PRAGMA user_version`: users' own files, and cairn's own schema in a store.
+    UserVersion,
+    /// A row of `cairn_migrations`: users' scopes inside a store.
+    Scope(&'s str),
+}
+
+impl Slot<'_> {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Slot::UserVersion => "user_version",
+            Slot::Scope(s) => s,
+        }
+    }
+}
+
+impl<'a> Migrations<'a> {
+    /// The steps, in order.
+    pub fn new(steps: Vec<M<'a>>) -> Self {
+        Migrations { steps }
+    }
+
+    /// The version the list reaches: its number of steps.
+    pub fn latest(&self) -> i64 {
+        i64::try_from(self.steps.len()).unwrap_or(i64::MAX)
+    }
+
+    /// Bring a SQLite file of your own to the latest version, creating it if missing (mode
+    /// 0600). Its journal mode is left as it is. A cairn store is refused: use
+    /// [`Store::migrate`](crate::Store::migrate) with a scope there.
+    pub fn apply_to_file(&self, path: impl AsRef<Path>) -> Result<MigrationReport> {
+        let engine = open_plain(path.as_ref(), false)?;
+        run(&engine, Slot::UserVersion, self, &|_, _| Ok(()))
+    }
+
+    /// Where a file of your own stands, for a dry run. A missing file is at version 0 and is
+    /// not created.
+    pub fn status_of_file(&self, path: impl AsRef<Path>) -> Result<MigrationStatus> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Ok(MigrationStatus { current: 0, latest: self.latest() });
+        }
+        let engine = open_plain(path, true)?;
+        let current = engine.read_version(Slot::UserVersion)?;
+        Ok(MigrationStatus { current, latest: self.latest() })
+    }
+
+    pub(crate) fn step(&self, version: i64) -> Option<&M<'a>> {
+        usize::try_from(version - 1).ok().and_then(|i| self.steps.get(i))
+    }
+}
+
+fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
+    if !read_only {
+        crate::store::prepare_file(path)?;
+    }
+    crate::storage::sqlite::check_header(path)?;
+    let engine = Engine::open(&OpenSpec {
+        path: Some(path),
+        read_only,
+        create: !read_only,
+        busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
+        vfs: None,
+    })?;
+    if engine.identity()?.is_cairn() {
+        return Err(Error::invalid(format!(
+            "{} is a cairn store: its user_version belongs to cairn; run your migrations there with Store::migrate and a scope name",
+            path.display()
+        )));
+    }
+    Ok(engine)
+}
+
+/// Apply every pending step, one IMMEDIATE transaction each. `check` runs inside each
+/// transaction with the version found, before anything is written: the store uses it to refuse
+/// a file that is not its own.
+pub(crate) fn run(
+    engine: &Engine,
+    slot: Slot<'_>,
+    migrations: &Migrations<'_>,
+    check: &dyn Fn(&Engine, i64) -> Result<()>,
+) -> Result<MigrationReport> {
+    let latest = migrations.latest();
+    let mut from = None;
+    let mut applied = Vec::new();
+    loop {
+        let tx = engine.begin()?;
+        let current = engine.read_version(slot)?;
+        check(engine, current)?;
+        let from = *from.get_or_insert(current);
+        if current > latest {
+            return Err(Error::SchemaTooNew {
+                path: engine.path().to_path_buf(),
+                scope: slot.name().to_owned(),
+                found: current,
+                supported: latest,
+            });
+        }
+        let next = current + 1;
+        let Some(step) = migrations.step(next) else {
+            drop(tx);
+            return Ok(MigrationReport { from, to: current, applied });
+        };
+        engine.apply_step(step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
+            Error::Migration { scope: slot.name().to_owned(), version: next, source: Box::new(e) }
+        })?;
+        tx.commit()?;
+        applied.push(next);
+    }
+}

@@ -1,0 +1,297 @@
+//! The cache's SQL. Policy (what is expired, when to evict, how long to wait) is decided in
+//! `crate::cache`; these statements only carry it out, with `now` always a parameter.
+
+use rusqlite::params;
+
+use super::Engine;
+use crate::error::Result;
+
+/// A fresh entry: its value and expiry.
+pub(crate) struct EntryRow {
+    pub value: Vec<u8>,
+    pub expires_at: Option<i64>,
+}
+
+/// A namespace's counters and settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NsRow {
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_entries: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub lru: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Engine {
+    pub fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>> {
+        self.row(
+            "SELECT value FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+             AND (expires_at IS NULL OR expires_at > ?3)",
+            params![ns, key, now],
+            |r| r.get(0),
+        )
+    }
+
+    /// A hit in a least-recently-used namespace moves the entry to the front.
+    pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>> {
+        self.row(
+            "UPDATE cairn_cache SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM cairn_cache \
+             WHERE ns = ?1 AND touched IS NOT NULL) \
+             WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value",
+            params![ns, key, now],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn cache_entry(&self, ns: &str, key: &str, now: i64) -> Result<Option<EntryRow>> {
+        self.row(
+            "SELECT value, expires_at FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+             AND (expires_at IS NULL OR expires_at > ?3)",
+            params![ns, key, now],
+            |r| Ok(EntryRow { value: r.get(0)?, expires_at: r.get(1)? }),
+        )
+    }
+
+    pub fn cache_contains(&self, ns: &str, key: &str, now: i64) -> Result<bool> {
+        Ok(self
+            .row(
+                "SELECT 1 FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at > ?3)",
+                params![ns, key, now],
+                |_| Ok(()),
+            )?
+            .is_some())
+    }
+
+    /// Insert or replace. `ranked` gives the entry a recency rank (bounded namespaces only).
+    pub fn cache_upsert(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<i64>,
+        ranked: bool,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched) \
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN (SELECT coalesce(max(touched), 0) + 1 FROM cairn_cache \
+             WHERE ns = ?1 AND touched IS NOT NULL) END) \
+             ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
+             expires_at = excluded.expires_at, touched = excluded.touched",
+            params![ns, key, value, expires_at, ranked],
+        )
+        .map(drop)
+    }
+
+    /// Insert unless a fresh entry exists; an expired one is replaced. True if it inserted.
+    pub fn cache_add(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<i64>,
+        ranked: bool,
+        now: i64,
+    ) -> Result<bool> {
+        self.exec(
+            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched) \
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN (SELECT coalesce(max(touched), 0) + 1 FROM cairn_cache \
+             WHERE ns = ?1 AND touched IS NOT NULL) END) \
+             ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
+             expires_at = excluded.expires_at, touched = excluded.touched \
+             WHERE cairn_cache.expires_at IS NOT NULL AND cairn_cache.expires_at <= ?6",
+            params![ns, key, value, expires_at, ranked, now],
+        )
+        .map(|n| n == 1)
+    }
+
+    /// Delete an entry. `Some(true)` if it was fresh, `Some(false)` if it had expired.
+    pub fn cache_delete(&self, ns: &str, key: &str, now: i64) -> Result<Option<bool>> {
+        self.row(
+            "DELETE FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+             RETURNING (expires_at IS NULL OR expires_at > ?3)",
+            params![ns, key, now],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn cache_set_expiry(&self, ns: &str, key: &str, now: i64, expires_at: Option<i64>) -> Result<bool> {
+        self.exec(
+            "UPDATE cairn_cache SET expires_at = ?4 WHERE ns = ?1 AND key = ?2 \
+             AND (expires_at IS NULL OR expires_at > ?3)",
+            params![ns, key, now, expires_at],
+        )
+        .map(|n| n == 1)
+    }
+
+    /// Fresh keys from `from` (inclusive) to `until` (exclusive, or the end), in key order.
+    pub fn cache_keys(&self, ns: &str, from: &str, until: Option<&str>, now: i64) -> Result<Vec<String>> {
+        self.keys_query(ns, from, until, now).map_err(|e| self.err(e))
+    }
+
+    fn keys_query(
+        &self,
+        ns: &str,
+        from: &str,
+        until: Option<&str>,
+        now: i64,
+    ) -> rusqlite::Result<Vec<String>> {
+        let mut st = match until {
+            Some(_) => self.conn.prepare_cached(
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key < ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+            ),
+            None => self.conn.prepare_cached(
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+            ),
+        }?;
+        match until {
+            Some(until) => st.query_map(params![ns, from, now, until], |r| r.get(0))?.collect(),
+            None => st.query_map(params![ns, from, now], |r| r.get(0))?.collect(),
+        }
+    }
+
+    pub fn cache_clear(&self, ns: &str) -> Result<u64> {
+        self.exec("DELETE FROM cairn_cache_fill WHERE ns = ?1", params![ns])?;
+        self.exec("DELETE FROM cairn_cache WHERE ns = ?1", params![ns]).map(|n| n as u64)
+    }
+
+    /// Remove expired entries of one namespace.
+    pub fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64> {
+        self.exec(
+            "DELETE FROM cairn_cache WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+            params![ns, now],
+        )
+        .map(|n| n as u64)
+    }
+
+    /// Remove up to `limit` expired entries of any namespace, oldest expiry first, and any
+    /// abandoned fill markers.
+    pub fn cache_sweep(&self, now: i64, limit: i64) -> Result<u64> {
+        self.exec("DELETE FROM cairn_cache_fill WHERE expires_at <= ?1", params![now])?;
+        self.exec(
+            "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+            params![now, limit],
+        )
+        .map(|n| n as u64)
+    }
+
+    pub fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>> {
+        self.row(
+            "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
+             FROM cairn_cache_ns WHERE ns = ?1",
+            params![ns],
+            |r| {
+                Ok(NsRow {
+                    entries: u(r.get(0)?),
+                    bytes: u(r.get(1)?),
+                    max_entries: r.get::<_, Option<i64>>(2)?.map(u),
+                    max_bytes: r.get::<_, Option<i64>>(3)?.map(u),
+                    lru: r.get(4)?,
+                    hits: u(r.get(5)?),
+                    misses: u(r.get(6)?),
+                    evictions: u(r.get(7)?),
+                })
+            },
+        )
+    }
+
+    pub fn cache_namespaces(&self) -> Result<Vec<String>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT ns FROM cairn_cache_ns ORDER BY ns").map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Store a namespace's bounds, and give its entries recency ranks (or take them away).
+    pub fn cache_set_limits(
+        &self,
+        ns: &str,
+        max_entries: Option<u64>,
+        max_bytes: Option<u64>,
+        lru: bool,
+    ) -> Result<()> {
+        let as_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.exec(
+            "INSERT INTO cairn_cache_ns (ns, max_entries, max_bytes, lru) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ns) DO UPDATE SET max_entries = excluded.max_entries, \
+             max_bytes = excluded.max_bytes, lru = excluded.lru",
+            params![ns, as_i64(max_entries), as_i64(max_bytes), lru],
+        )?;
+        if max_entries.is_some() || max_bytes.is_some() {
+            // Entries written while the namespace was unbounded rank oldest, in rowid order.
+            self.exec(
+                "UPDATE cairn_cache SET touched = rowid - (SELECT max(rowid) FROM cairn_cache) \
+                 WHERE ns = ?1 AND touched IS NULL",
+                params![ns],
+            )?;
+        } else {
+            self.exec(
+                "UPDATE cairn_cache SET touched = NULL WHERE ns = ?1 AND touched IS NOT NULL",
+                params![ns],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Delete the `n` lowest-ranked entries of a namespace, never `keep`. Returns how many.
+    pub fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64> {
+        let removed = self.exec(
+            "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+             WHERE ns = ?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT ?3)",
+            params![ns, keep, i64::try_from(n).unwrap_or(i64::MAX)],
+        )? as u64;
+        if removed > 0 {
+            self.exec(
+                "UPDATE cairn_cache_ns SET evictions = evictions + ?2 WHERE ns = ?1",
+                params![ns, removed as i64],
+            )?;
+        }
+        Ok(removed)
+    }
+
+    /// Add this process's hit and miss counts to the namespace's totals.
+    pub fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_cache_ns (ns, hits, misses) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ns) DO UPDATE SET hits = hits + excluded.hits, misses = misses + excluded.misses",
+            params![ns, hits as i64, misses as i64],
+        )
+        .map(drop)
+    }
+
+    /// The fill marker of a key: who is computing it, and until when they may.
+    pub fn fill_get(&self, ns: &str, key: &str) -> Result<Option<(String, i64)>> {
+        self.row(
+            "SELECT owner, expires_at FROM cairn_cache_fill WHERE ns = ?1 AND key = ?2",
+            params![ns, key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    pub fn fill_claim(&self, ns: &str, key: &str, owner: &str, expires_at: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_cache_fill (ns, key, owner, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ns, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+            params![ns, key, owner, expires_at],
+        )
+        .map(drop)
+    }
+
+    pub fn fill_release(&self, ns: &str, key: &str, owner: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM cairn_cache_fill WHERE ns = ?1 AND key = ?2 AND owner = ?3",
+            params![ns, key, owner],
+        )
+        .map(drop)
+    }
+}

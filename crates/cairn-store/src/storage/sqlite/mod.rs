@@ -1,0 +1,388 @@
+//! The SQLite engine: the connection, its pragmas, transactions and busy handling. Each
+//! feature's statements live in the file of the same name beside this one.
+
+mod cache;
+mod migrate;
+pub(crate) mod schema;
+
+pub(crate) use cache::NsRow;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::store::{Durability, RollbackJournal};
+
+/// `PRAGMA application_id` of every cairn store: "carn" in ASCII. A non-empty file without it
+/// belongs to someone else and is never written.
+pub(crate) const APPLICATION_ID: i32 = 0x6361_726e;
+
+/// What the engine needs to know to open a connection.
+pub(crate) struct OpenSpec<'a> {
+    pub path: Option<&'a Path>,
+    pub read_only: bool,
+    pub create: bool,
+    pub busy_timeout: Duration,
+    pub vfs: Option<&'a str>,
+}
+
+/// Who a file belongs to, read before anything is written to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub application_id: i32,
+    pub schema_objects: i64,
+    pub user_version: i64,
+}
+
+impl Identity {
+    pub fn is_fresh(&self) -> bool {
+        self.application_id == 0 && self.schema_objects == 0 && self.user_version == 0
+    }
+
+    pub fn is_cairn(&self) -> bool {
+        self.application_id == APPLICATION_ID
+    }
+}
+
+/// One SQLite connection and the path its errors are reported against.
+pub(crate) struct Engine {
+    conn: Connection,
+    path: PathBuf,
+    busy_ms: Arc<AtomicU64>,
+}
+
+impl Engine {
+    /// Open the connection and install the busy handler. No pragma that writes is run here.
+    pub fn open(spec: &OpenSpec<'_>) -> Result<Engine> {
+        let path = spec.path.map_or_else(|| PathBuf::from(":memory:"), Path::to_path_buf);
+        let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        if spec.read_only {
+            flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+        } else {
+            flags |= OpenFlags::SQLITE_OPEN_READ_WRITE;
+            if spec.create {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+        }
+        let conn = match (spec.path, spec.vfs) {
+            (None, _) => Connection::open_in_memory(),
+            // Paths are passed as plain file names; SQLITE_OPEN_URI only matters for names
+            // starting with "file:", which a user path never is after canonicalisation.
+            (Some(p), None) => Connection::open_with_flags(p, flags),
+            (Some(p), Some(vfs)) => {
+                let vfs = std::ffi::CString::new(vfs)
+                    .map_err(|_| Error::invalid("VFS name contains a NUL byte"))?;
+                Connection::open_with_flags_and_vfs(p, flags, vfs.as_c_str())
+            }
+        }
+        .map_err(|e| classify(e, &path, spec.busy_timeout))?;
+        let busy_ms = Arc::new(AtomicU64::new(millis_u64(spec.busy_timeout)));
+        let mut engine = Engine { conn, path, busy_ms };
+        engine.install_busy_handler()?;
+        // Every hot statement is cached; the default of 16 is too few once features add theirs.
+        engine.conn.set_prepared_statement_cache_capacity(64);
+        Ok(engine)
+    }
+
+    /// SQLite's own busy_timeout sleeps 1, 2, 5, 10, ... up to 100 ms between attempts, which
+    /// wastes most of a short lock hold. This handler polls from 50 µs up to 8 ms, with jitter
+    /// so that waiting processes do not retry in lockstep, until the timeout has passed.
+    fn install_busy_handler(&mut self) -> Result<()> {
+        let limit = Arc::clone(&self.busy_ms);
+        let mut started = Instant::now();
+        let handler = move |count: i32| -> bool {
+            if count == 0 {
+                started = Instant::now();
+            }
+            let limit = Duration::from_millis(limit.load(Ordering::Relaxed));
+            let waited = started.elapsed();
+            if waited >= limit {
+                return false;
+            }
+            let base = 50u64 << count.clamp(0, 7);
+            let jitter = u64::from(waited.subsec_nanos()) % base;
+            let nap = Duration::from_micros(base + jitter).min(limit - waited);
+            std::thread::sleep(nap);
+            true
+        };
+        let path = self.path.clone();
+        self.conn.busy_handler(Some(handler)).map_err(|e| classify(e, &path, Duration::ZERO))
+    }
+
+    pub fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_busy_timeout(&self, d: Duration) {
+        self.busy_ms.store(millis_u64(d), Ordering::Relaxed);
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for the migration runner's data steps (the documented escape hatch).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Turn a rusqlite error into cairn's, against this file.
+    pub fn err(&self, e: rusqlite::Error) -> Error {
+        classify(e, &self.path, self.busy_timeout())
+    }
+
+    /// Run `f`, retrying while SQLite reports busy without having waited (WAL recovery, a
+    /// journal-mode switch), until the busy timeout has passed.
+    pub fn retry_busy<T>(&self, mut f: impl FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let mut nap = Duration::from_micros(200);
+        loop {
+            match f(&self.conn) {
+                Err(e) if is_busy(&e) && started.elapsed() < self.busy_timeout() => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(10));
+                }
+                other => return other.map_err(|e| self.err(e)),
+            }
+        }
+    }
+
+    /// Who the file belongs to. Reads only.
+    pub fn identity(&self) -> Result<Identity> {
+        self.retry_busy(|c| {
+            let application_id = c.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let user_version = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let schema_objects = c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            Ok(Identity { application_id, schema_objects, user_version })
+        })
+    }
+
+    /// Switch to WAL and check that it took. Returns the journal mode in force.
+    pub fn enable_wal(&self, fallback: Option<RollbackJournal>) -> Result<String> {
+        let mode: String =
+            self.retry_busy(|c| c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)))?;
+        let mode = mode.to_ascii_lowercase();
+        if mode == "wal" || mode == "memory" {
+            return Ok(mode);
+        }
+        let Some(fallback) = fallback else {
+            return Err(Error::WalUnavailable { path: self.path.clone(), mode });
+        };
+        let want = match fallback {
+            RollbackJournal::Delete => "DELETE",
+            RollbackJournal::Truncate => "TRUNCATE",
+            RollbackJournal::Persist => "PERSIST",
+        };
+        let mode: String =
+            self.retry_busy(|c| c.pragma_update_and_check(None, "journal_mode", want, |r| r.get(0)))?;
+        Ok(mode.to_ascii_lowercase())
+    }
+
+    /// `synchronous` for the durability asked for. With a rollback journal NORMAL can corrupt
+    /// the file on power loss, so it is raised to FULL there: the promise is kept, not the name.
+    pub fn set_durability(&self, durability: Durability, journal_mode: &str) -> Result<()> {
+        let level = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal if journal_mode == "wal" || journal_mode == "memory" => "NORMAL",
+            Durability::Normal => "FULL",
+        };
+        self.retry_busy(|c| c.pragma_update(None, "synchronous", level))?;
+        self.retry_busy(|c| c.pragma_update(None, "foreign_keys", "ON"))
+    }
+
+    pub fn set_query_only(&self) -> Result<()> {
+        self.retry_busy(|c| c.pragma_update(None, "query_only", "ON"))
+    }
+
+    pub fn pragma_text(&self, name: &str) -> Result<String> {
+        self.retry_busy(|c| c.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0))).map(
+            |v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            },
+        )
+    }
+
+    /// BEGIN IMMEDIATE: take the write lock up front, so a transaction never has to upgrade
+    /// from reader to writer (the one wait in WAL mode that a busy handler cannot cover).
+    pub fn begin_immediate(&self) -> Result<()> {
+        self.retry_busy(|c| c.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(drop))
+    }
+
+    /// BEGIN IMMEDIATE, returning a guard that rolls back unless committed: on an early
+    /// return, an error or a panic alike.
+    pub fn begin(&self) -> Result<TxGuard<'_>> {
+        self.begin_immediate()?;
+        Ok(TxGuard { engine: self, done: false })
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        self.retry_busy(|c| c.prepare_cached("COMMIT")?.execute([]).map(drop))
+    }
+
+    /// Roll back if a transaction is open. Errors are dropped: SQLite rolls back by itself
+    /// whenever ROLLBACK cannot run (the connection closes, the process dies).
+    pub fn rollback_quietly(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// `PRAGMA integrity_check`: "ok" or the problems found.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.retry_busy(|c| {
+            let mut st = c.prepare("PRAGMA integrity_check")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Read one optional row with a cached statement; a helper for the feature files.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        st.query_row(params, f).optional().map_err(|e| self.err(e))
+    }
+
+    /// Execute one cached statement; returns the rows changed.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        st.execute(params).map_err(|e| self.err(e))
+    }
+}
+
+/// An open write transaction; see [`Engine::begin`].
+pub(crate) struct TxGuard<'e> {
+    engine: &'e Engine,
+    done: bool,
+}
+
+impl TxGuard<'_> {
+    pub fn commit(mut self) -> Result<()> {
+        self.engine.commit()?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TxGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.engine.rollback_quietly();
+        }
+    }
+}
+
+fn millis_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+/// The single mapping from SQLite's result codes to cairn's error kinds.
+pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -> Error {
+    let path = path.to_path_buf();
+    let (code, extended, msg) = match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => (f.code, f.extended_code, msg.clone()),
+        _ => return Error::Sqlite { path, source: Box::new(e) },
+    };
+    let detail = msg.unwrap_or_else(|| code_text(extended));
+    match code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy { path, waited: busy_waited },
+        ErrorCode::NotADatabase => Error::NotADatabase { path },
+        ErrorCode::DatabaseCorrupt => Error::Corrupt { path, detail },
+        ErrorCode::ReadOnly => Error::ReadOnly { path, detail },
+        ErrorCode::DiskFull => Error::DiskFull { path },
+        ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::SystemIoFailure => {
+            Error::Io { action: "use", path, source: std::io::Error::other(detail) }
+        }
+        _ => Error::Sqlite { path, source: Box::new(e) },
+    }
+}
+
+fn code_text(extended: i32) -> String {
+    ffi::Error::new(extended).to_string()
+}
+
+/// Check the file header before SQLite touches the file, so that a truncated database is
+/// reported at open rather than by whichever later query first reaches a missing page.
+pub(crate) fn check_header(path: &Path) -> Result<()> {
+    let io = |action, source| Error::Io { action, path: path.to_path_buf(), source };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("open", e)),
+    };
+    let len = file.metadata().map_err(|e| io("inspect", e))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    let mut got = 0;
+    while got < header.len() {
+        match file.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(io("read", e)),
+        }
+    }
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    if got < header.len() {
+        return Err(if header[..got] == MAGIC[..got.min(16)] {
+            Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("truncated to {len} bytes, shorter than a SQLite header"),
+            }
+        } else {
+            Error::NotADatabase { path: path.to_path_buf() }
+        });
+    }
+    if &header[..16] != MAGIC {
+        return Err(Error::NotADatabase { path: path.to_path_buf() });
+    }
+    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    // The in-header page count is only meaningful when the change counter matches
+    // "version-valid-for"; with a non-empty WAL the file may legitimately lag behind it.
+    let counted_valid = be32(24) == be32(92) && be32(28) > 0;
+    let wal_len = std::fs::metadata(side_file(path, "-wal")).map_or(0, |m| m.len());
+    if counted_valid && wal_len == 0 {
+        let want = u64::from(be32(28)) * page_size;
+        if len < want {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "truncated: the header counts {} pages of {page_size} bytes but the file holds {len} bytes",
+                    be32(28)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `state.db` → `state.db-wal`.
+pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}

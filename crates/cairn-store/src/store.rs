@@ -1,0 +1,598 @@
+//! Opening a store: options, durability, file safety, and the write-transaction core that
+//! every feature's operations run through.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
+use crate::storage::sqlite::{self, schema, Engine, OpenSpec};
+use crate::tx::Tx;
+
+pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_FILL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Busy timeouts are capped here: SQLite takes milliseconds as a C int.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Every this many write transactions, one also removes a few expired entries.
+const SWEEP_EVERY: u64 = 8;
+/// How many expired entries one amortized sweep removes at most. Above one per write, so
+/// expired entries cannot pile up faster than they are removed.
+const SWEEP_BATCH: i64 = 64;
+
+/// What survives a crash. Both levels keep the file consistent: a transaction is there whole
+/// or not at all. They differ in how many of the newest commits a power loss may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode, the default. A crash of the application (a panic,
+    /// `kill -9`, an OOM kill) loses nothing that was committed. A power loss or OS crash may
+    /// lose the last commits before the most recent checkpoint, never corrupt the file.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on stable storage before it returns, so it also
+    /// survives a power loss. Each commit costs an fsync (milliseconds on most disks).
+    Full,
+}
+
+/// A rollback journal to fall back to where WAL is unavailable (network filesystems without
+/// shared memory). Concurrency still works, with readers and the writer excluding each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RollbackJournal {
+    /// `journal_mode=DELETE`.
+    Delete,
+    /// `journal_mode=TRUNCATE`.
+    Truncate,
+    /// `journal_mode=PERSIST`.
+    Persist,
+}
+
+/// How to open a [`Store`]. Defaults: busy timeout 5 s, [`Durability::Normal`], WAL required,
+/// read-write, the system clock, fill timeout 30 s.
+///
+/// ```
+/// use cairn::{Durability, Options};
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Options::new()
+///     .busy_timeout(Duration::from_secs(30))
+///     .durability(Durability::Full)
+///     .open(dir.path().join("state.db"))?;
+/// assert_eq!(store.journal_mode(), "wal");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    busy_timeout: Duration,
+    durability: Durability,
+    read_only: bool,
+    fallback: Option<RollbackJournal>,
+    clock: Arc<dyn Clock>,
+    fill_timeout: Duration,
+    vfs: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            durability: Durability::Normal,
+            read_only: false,
+            fallback: None,
+            clock: Arc::new(SystemClock),
+            fill_timeout: DEFAULT_FILL_TIMEOUT,
+            vfs: None,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Options::default()
+    }
+
+    /// How long to wait for another process's write lock before failing with
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy). Default 5 s; at most 24 h.
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d.min(MAX_BUSY_TIMEOUT);
+        self
+    }
+
+    /// What a commit survives. Default [`Durability::Normal`].
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Open for reading only: nothing is created, migrated or written, and writes fail with
+    /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly). For inspection tools.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// Accept a rollback journal where WAL cannot be enabled, instead of failing with
+    /// [`ErrorKind::WalUnavailable`](crate::ErrorKind::WalUnavailable).
+    pub fn fallback_journal(mut self, mode: RollbackJournal) -> Self {
+        self.fallback = Some(mode);
+        self
+    }
+
+    /// The clock behind expiry and leases. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long other processes wait for one that is computing a value in
+    /// [`Cache::get_or_set_with`] before they take over, in case it crashed. Default 30 s.
+    pub fn fill_timeout(mut self, d: Duration) -> Self {
+        self.fill_timeout = d;
+        self
+    }
+
+    /// The SQLite VFS to open the file with (advanced: `unix-dotfile` for filesystems whose
+    /// locks do not work). Default: SQLite's default VFS.
+    pub fn vfs(mut self, name: impl Into<String>) -> Self {
+        self.vfs = Some(name.into());
+        self
+    }
+
+    /// Open (or create) the store at `path`. Missing parent directories are created (0700),
+    /// a new file is created 0600 whatever the umask, and so are its `-wal` and `-shm` files.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the database path is empty"));
+        }
+        if self.read_only {
+            return self.open_read_only(path);
+        }
+        prepare_file(path)?;
+        sqlite::check_header(path)?;
+        let engine = Engine::open(&self.spec(Some(path), false))?;
+        // Read who owns the file before anything writes to it: even the switch to WAL is a
+        // write, and a file of another application must stay byte-for-byte untouched.
+        let id = engine.identity()?;
+        if !id.is_cairn() && !id.is_fresh() {
+            return Err(foreign(path, id));
+        }
+        if engine.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::ReadOnly {
+                path: path.to_path_buf(),
+                detail: "the file is write-protected; open it read-only to inspect it".into(),
+            });
+        }
+        let journal = engine.enable_wal(self.fallback)?;
+        engine.set_durability(self.durability, &journal)?;
+        migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|e, version| {
+            // Re-checked under the write lock: another program may have created the file
+            // between our first look and now.
+            let id = e.identity()?;
+            if version == 0 && !id.is_fresh() && !id.is_cairn() {
+                return Err(foreign(path, id));
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::SchemaTooNew { path, found, supported, .. } => {
+                Error::SchemaTooNew { path, scope: "cairn".into(), found, supported }
+            }
+            other => other,
+        })?;
+        Ok(self.into_store(engine, journal, false))
+    }
+
+    fn open_read_only(self, path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(Error::Io {
+                action: "open",
+                path: path.to_path_buf(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such file; a read-only open never creates one",
+                ),
+            });
+        }
+        sqlite::check_header(path)?;
+        let engine = Engine::open(&self.spec(Some(path), true))?;
+        let id = engine.identity()?;
+        if !id.is_cairn() && !id.is_fresh() {
+            return Err(foreign(path, id));
+        }
+        let latest = schema::cairn_migrations().latest();
+        let found = id.user_version;
+        if found > latest {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                scope: "cairn".into(),
+                found,
+                supported: latest,
+            });
+        }
+        if found < latest {
+            return Err(Error::SchemaTooOld {
+                path: path.to_path_buf(),
+                scope: "cairn".into(),
+                found,
+                expected: latest,
+            });
+        }
+        engine.set_query_only()?;
+        let journal = engine.pragma_text("journal_mode")?;
+        Ok(self.into_store(engine, journal, true))
+    }
+
+    /// A private in-memory store, gone when dropped: for tests and examples.
+    pub fn open_in_memory(self) -> Result<Store> {
+        let engine = Engine::open(&self.spec(None, false))?;
+        engine.set_durability(self.durability, "memory")?;
+        migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|_, _| Ok(()))?;
+        Ok(self.into_store(engine, "memory".into(), false))
+    }
+
+    fn spec<'a>(&'a self, path: Option<&'a Path>, read_only: bool) -> OpenSpec<'a> {
+        OpenSpec { path, read_only, create: true, busy_timeout: self.busy_timeout, vfs: self.vfs.as_deref() }
+    }
+
+    fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
+        Store {
+            engine,
+            clock: self.clock,
+            fill_timeout: self.fill_timeout,
+            read_only,
+            journal_mode,
+            writes: Cell::new(0),
+            tally: RefCell::new(HashMap::new()),
+            policies: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+fn foreign(path: &Path, id: sqlite::Identity) -> Error {
+    Error::ForeignDatabase {
+        path: path.to_path_buf(),
+        application_id: id.application_id,
+        tables: id.schema_objects,
+    }
+}
+
+/// Create missing parent directories (0700) and the file itself (0600), whatever the umask.
+/// An existing file keeps its mode. SQLite gives the -wal and -shm files the main file's mode.
+pub(crate) fn prepare_file(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs(parent)?;
+    }
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(file) => {
+            // The umask may have taken bits away (0o277 leaves 0o400): set exactly 0600.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::Io {
+                action: "set permissions of",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if path.is_dir() {
+                return Err(Error::Io {
+                    action: "open",
+                    path: path.to_path_buf(),
+                    source: io::Error::other("it is a directory; give the path of a file"),
+                });
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::Io { action: "create", path: path.to_path_buf(), source: e }),
+    }
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs(parent)?;
+    }
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::Io { action: "set permissions of", path: dir.to_path_buf(), source: e }),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::Io { action: "create directory", path: dir.to_path_buf(), source: e }),
+    }
+}
+
+/// The default database path: `$CAIRN_DB` if set, else `$XDG_STATE_HOME/cairn/state.db`
+/// (when that is an absolute path, as the XDG spec requires), else
+/// `~/.local/state/cairn/state.db`.
+pub fn default_path() -> Result<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(p) = var("CAIRN_DB") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(state) = var("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Ok(state.join("cairn").join("state.db"));
+    }
+    match var("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/cairn/state.db")),
+        None => Err(Error::invalid("neither CAIRN_DB, XDG_STATE_HOME nor HOME is set: give a database path")),
+    }
+}
+
+/// Hits and misses counted in memory, written with the next write transaction.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// A handle on one cairn database file.
+///
+/// A `Store` is one SQLite connection: `Send`, not `Sync`. Open one per thread or process;
+/// any number may share a file. Every operation is either a read or a one-operation
+/// transaction; [`Store::transaction`] groups several into one atomic unit.
+///
+/// ```
+/// use cairn::Store;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("state.db"))?;
+/// store.cache("pages").set("home", "<html>…</html>", None)?;
+/// assert_eq!(store.cache("pages").get::<String>("home")?.as_deref(), Some("<html>…</html>"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Store {
+    pub(crate) engine: Engine,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) fill_timeout: Duration,
+    read_only: bool,
+    journal_mode: String,
+    writes: Cell<u64>,
+    tally: RefCell<HashMap<String, Tally>>,
+    /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
+    /// has to write. Another process's change is seen after this handle is reopened.
+    policies: RefCell<HashMap<String, bool>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.engine.path())
+            .field("journal_mode", &self.journal_mode)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (or create) the store at `path` with the default [`Options`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Options::new().open(path)
+    }
+
+    /// Open the store at [`default_path`].
+    pub fn open_default() -> Result<Store> {
+        Options::new().open(default_path()?)
+    }
+
+    /// Open an existing store for reading only; see [`Options::read_only`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        Options::new().read_only(true).open(path)
+    }
+
+    /// A private in-memory store with the default options.
+    pub fn open_in_memory() -> Result<Store> {
+        Options::new().open_in_memory()
+    }
+
+    /// The database file (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        self.engine.path()
+    }
+
+    /// The journal mode in force: `wal`, `memory`, or a fallback rollback journal.
+    pub fn journal_mode(&self) -> &str {
+        &self.journal_mode
+    }
+
+    /// True if opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The cache namespace `ns`. Each operation on it is its own transaction; inside
+    /// [`Store::transaction`] use [`Tx::cache`] instead.
+    pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
+        Cache::new(self, ns, false)
+    }
+
+    /// Run `f` in one IMMEDIATE transaction: committed if it returns `Ok`, rolled back if it
+    /// returns `Err` or panics. Every feature is reachable through the [`Tx`], so updates to
+    /// several of them are atomic.
+    ///
+    /// Taking `&mut self` stops the closure from using the store's one-operation shortcuts,
+    /// which would try to nest a transaction.
+    ///
+    /// ```
+    /// use cairn::{Error, Store};
+    ///
+    /// let mut store = Store::open_in_memory()?;
+    /// store.transaction(|tx| {
+    ///     tx.cache("stock").incr("apples", -1, None)?;
+    ///     tx.cache("orders").set("o-17", "apples", None)?;
+    ///     Ok::<_, Error>(())
+    /// })?;
+    /// assert_eq!(store.cache("stock").get::<i64>("apples")?, Some(-1));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn transaction<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.write_tx(|store| f(&Tx::new(store)))
+    }
+
+    /// Apply your own migrations to this store's file, versioned under `scope` (see
+    /// [`crate::migrate`] for why not `user_version`).
+    pub fn migrate(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationReport> {
+        validate_scope(scope)?;
+        self.ensure_writable()?;
+        migrate::run(&self.engine, Slot::Scope(scope), migrations, &|_, _| Ok(()))
+    }
+
+    /// Where `scope` stands in this file against `migrations`, without changing anything.
+    pub fn migration_status(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationStatus> {
+        validate_scope(scope)?;
+        Ok(MigrationStatus {
+            current: self.engine.read_version(Slot::Scope(scope))?,
+            latest: migrations.latest(),
+        })
+    }
+
+    /// Remove every expired cache entry, in every namespace. Returns how many. Writes also
+    /// remove a few in passing, so calling this is optional.
+    pub fn sweep(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.write_tx(|s| s.engine.cache_sweep(s.now(), 10_000))?;
+            total += n;
+            if n < 10_000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The cache namespaces that hold entries or statistics, sorted.
+    pub fn cache_namespaces(&self) -> Result<Vec<String>> {
+        self.engine.cache_namespaces()
+    }
+
+    /// `PRAGMA integrity_check`: `["ok"]` when the file is sound, else the problems found.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.engine.integrity_check()
+    }
+
+    /// Write the hit and miss counts gathered by reads since the last write. Done anyway with
+    /// every write and when the store is dropped; call this to make them visible sooner.
+    pub fn flush_stats(&self) -> Result<()> {
+        if self.read_only || self.tally.borrow().is_empty() {
+            return Ok(());
+        }
+        self.write_tx(|_| Ok(()))
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn ensure_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.path().to_path_buf(),
+                detail: "the store was opened read-only".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The one write path: BEGIN IMMEDIATE, `f`, then the bookkeeping that rides along with
+    /// any write (hit/miss counts, an amortized sweep), then COMMIT. The guard rolls back on
+    /// error and on panic.
+    pub(crate) fn write_tx<T, E>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.ensure_writable()?;
+        let tx = self.engine.begin()?;
+        let out = f(self)?;
+        let tally = self.tally.take();
+        let bookkeeping = (|| {
+            for (ns, t) in &tally {
+                self.engine.cache_add_tally(ns, t.hits, t.misses)?;
+            }
+            let n = self.writes.get();
+            self.writes.set(n.wrapping_add(1));
+            if n % SWEEP_EVERY == 0 {
+                self.engine.cache_sweep(self.now(), SWEEP_BATCH)?;
+            }
+            tx.commit()
+        })();
+        if let Err(e) = bookkeeping {
+            self.restore_tally(tally);
+            return Err(e.into());
+        }
+        Ok(out)
+    }
+
+    fn restore_tally(&self, tally: HashMap<String, Tally>) {
+        let mut mine = self.tally.borrow_mut();
+        for (ns, t) in tally {
+            let e = mine.entry(ns).or_default();
+            e.hits += t.hits;
+            e.misses += t.misses;
+        }
+    }
+
+    pub(crate) fn count(&self, ns: &str, hit: bool) {
+        if self.read_only {
+            return;
+        }
+        let mut tally = self.tally.borrow_mut();
+        let t = match tally.get_mut(ns) {
+            Some(t) => t,
+            None => tally.entry(ns.to_owned()).or_default(),
+        };
+        if hit {
+            t.hits += 1;
+        } else {
+            t.misses += 1;
+        }
+    }
+
+    pub(crate) fn pending_tally(&self, ns: &str) -> Tally {
+        self.tally.borrow().get(ns).copied().unwrap_or_default()
+    }
+
+    /// Whether hits in `ns` must record their use (least-recently-used eviction).
+    pub(crate) fn is_lru(&self, ns: &str) -> Result<bool> {
+        if let Some(&lru) = self.policies.borrow().get(ns) {
+            return Ok(lru);
+        }
+        let row = self.engine.cache_ns(ns)?.unwrap_or_default();
+        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
+        self.policies.borrow_mut().insert(ns.to_owned(), lru);
+        Ok(lru)
+    }
+
+    pub(crate) fn forget_policy(&self, ns: &str) {
+        self.policies.borrow_mut().remove(ns);
+    }
+}
+
+impl Drop for Store {
+    /// Writes the pending hit and miss counts, waiting at most a moment for the lock:
+    /// statistics are not worth stalling a process's exit.
+    fn drop(&mut self) {
+        if self.read_only || self.tally.borrow().is_empty() || self.engine.in_transaction() {
+            return;
+        }
+        self.engine.set_busy_timeout(Duration::from_millis(200));
+        let _ = self.flush_stats();
+    }
+}
+
+fn validate_scope(scope: &str) -> Result<()> {
+    if scope.is_empty() || scope.len() > 256 || scope.contains('\0') {
+        return Err(Error::invalid("a migration scope is a name of 1 to 256 bytes without NUL"));
+    }
+    Ok(())
+}
