@@ -315,7 +315,11 @@ fn create_dirs(dir: &Path) -> Result<()> {
 /// (when that is an absolute path, as the XDG spec requires), else
 /// `~/.local/state/cairn/state.db`.
 pub fn default_path() -> Result<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    resolve_default_path(|name| std::env::var_os(name))
+}
+
+fn resolve_default_path(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf> {
+    let var = |name| env(name).filter(|v| !v.is_empty());
     if let Some(p) = var("CAIRN_DB") {
         return Ok(PathBuf::from(p));
     }
@@ -595,4 +599,27 @@ fn validate_scope(scope: &str) -> Result<()> {
         return Err(Error::invalid("a migration scope is a name of 1 to 256 bytes without NUL"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_follows_cairn_db_then_absolute_xdg_state_home_then_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+        };
+        let all = [("CAIRN_DB", "/x/explicit.db"), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];
+        assert_eq!(resolve_default_path(env(&all)).ok(), Some("/x/explicit.db".into()));
+        let xdg = [("CAIRN_DB", ""), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];
+        assert_eq!(resolve_default_path(env(&xdg)).ok(), Some("/xdg/cairn/state.db".into()));
+        let relative = [("XDG_STATE_HOME", "relative/ignored"), ("HOME", "/home/u")];
+        assert_eq!(
+            resolve_default_path(env(&relative)).ok(),
+            Some("/home/u/.local/state/cairn/state.db".into())
+        );
+        let err = resolve_default_path(env(&[])).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+    }
 }

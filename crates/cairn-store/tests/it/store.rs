@@ -1,0 +1,298 @@
+//! Opening a store: pragmas, file safety, refusals of files that are not ours, transactions.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use cairn::{Durability, Error, ErrorKind, Options, RollbackJournal, Store};
+
+use crate::temp_store;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+#[test]
+fn open_sets_wal_and_creates_owner_only_files_and_directories() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a/b/state.db");
+    let store = Store::open(&path)?;
+    store.cache("n").set("k", "v", None)?;
+    assert_eq!(store.journal_mode(), "wal");
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    for side in ["state.db-wal", "state.db-shm"] {
+        assert_eq!(mode(&dir.path().join("a/b").join(side)), 0o600, "{side}");
+    }
+    Ok(())
+}
+
+#[test]
+fn data_survives_close_and_reopen() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "kept", None)?;
+    drop(store);
+    let store = Store::open(&path)?;
+    assert_eq!(store.cache("n").get::<String>("k")?.as_deref(), Some("kept"));
+    assert_eq!(store.integrity_check()?, vec!["ok".to_string()]);
+    Ok(())
+}
+
+#[test]
+fn full_durability_opens_and_commits() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Options::new().durability(Durability::Full).open(dir.path().join("s.db"))?;
+    store.cache("n").set("k", 1i64, None)?;
+    assert_eq!(store.cache("n").get::<i64>("k")?, Some(1));
+    Ok(())
+}
+
+#[test]
+fn random_bytes_are_refused_as_not_a_database_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("junk.db");
+    let junk: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&path, &junk).expect("write");
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotADatabase, "{err}");
+    assert!(err.to_string().contains("junk.db"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), junk, "the file was modified");
+    assert!(!dir.path().join("junk.db-wal").exists());
+}
+
+#[test]
+fn a_tiny_non_sqlite_file_is_not_a_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tiny");
+    std::fs::write(&path, b"{\"done\": [1, 2]}").expect("write");
+    assert_eq!(Store::open(&path).unwrap_err().kind(), ErrorKind::NotADatabase);
+}
+
+#[test]
+fn a_truncated_database_is_reported_corrupt_at_open_and_left_untouched() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    for i in 0..2000 {
+        store.cache("n").set(&format!("key-{i}"), vec![7u8; 200], None)?;
+    }
+    drop(store); // checkpoints the WAL into the file and removes it
+    let full = std::fs::read(&path).expect("read");
+    assert!(full.len() > 100_000);
+    let cut = &full[..full.len() / 2];
+    std::fs::write(&path, cut).expect("truncate");
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), cut);
+    Ok(())
+}
+
+#[test]
+fn a_database_of_another_application_is_refused_without_any_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.db");
+    {
+        let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY); INSERT INTO users VALUES (1);")
+            .expect("create");
+    }
+    let before = std::fs::read(&path).expect("read");
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ForeignDatabase, "{err}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "the foreign file was modified");
+    assert!(!dir.path().join("app.db-wal").exists(), "the foreign file was switched to WAL");
+    assert_eq!(Store::open_read_only(&path).unwrap_err().kind(), ErrorKind::ForeignDatabase);
+}
+
+#[test]
+fn a_schema_newer_than_the_code_is_refused_without_downgrade() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    drop(store);
+    {
+        let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaTooNew, "{err}");
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 99, supported: 1, ref scope, .. } if scope == "cairn")
+    );
+    let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("read");
+    assert_eq!(v, 99, "the version was rewritten");
+    assert_eq!(Store::open_read_only(&path).unwrap_err().kind(), ErrorKind::SchemaTooNew);
+    Ok(())
+}
+
+#[test]
+fn an_unwritable_directory_gives_a_typed_io_error_naming_it() {
+    if running_as_root() {
+        // Root ignores permission bits; sysfs refuses new entries even to root.
+        if std::path::Path::new("/sys/kernel").is_dir() {
+            let err = Store::open("/sys/cairn-test/state.db").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+            assert!(err.to_string().contains("/sys/cairn-test"), "{err}");
+        } else {
+            eprintln!("SKIP an_unwritable_directory_gives_a_typed_io_error_naming_it: root, and no /sys");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    let err = Store::open(locked.join("state.db")).unwrap_err();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("locked"), "{err}");
+}
+
+#[test]
+fn a_path_under_a_regular_file_gives_a_typed_io_error() {
+    // Unlike a chmod'ed directory this fails for root too: no directory can be made there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"x").expect("write");
+    let err = Store::open(file.join("state.db")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("plain"), "{err}");
+}
+
+#[test]
+fn a_directory_as_database_path_is_a_clear_io_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Store::open(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(err.to_string().contains("is a directory"), "{err}");
+}
+
+#[test]
+fn read_only_open_reads_refuses_writes_and_never_creates() -> Result<(), Error> {
+    let (dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    drop(store);
+    let ro = Store::open_read_only(&path)?;
+    assert!(ro.is_read_only());
+    assert_eq!(ro.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+    let err = ro.cache("n").set("k", "w", None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    let missing = dir.path().join("missing.db");
+    assert_eq!(Store::open_read_only(&missing).unwrap_err().kind(), ErrorKind::Io);
+    assert!(!missing.exists());
+    Ok(())
+}
+
+#[test]
+fn a_write_protected_file_opened_read_write_says_so() -> Result<(), Error> {
+    if running_as_root() {
+        eprintln!("SKIP a_write_protected_file_opened_read_write_says_so: root ignores file permissions");
+        return Ok(());
+    }
+    let (_dir, path, store, _clock) = temp_store();
+    drop(store);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    Ok(())
+}
+
+#[test]
+fn without_shared_memory_wal_is_refused_unless_a_fallback_is_allowed() -> Result<(), Error> {
+    // The unix-none VFS has no shared-memory support, like some network filesystems.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nfs.db");
+    let err = Options::new().vfs("unix-none").open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WalUnavailable, "{err}");
+    let store = Options::new().vfs("unix-none").fallback_journal(RollbackJournal::Truncate).open(&path)?;
+    assert_eq!(store.journal_mode(), "truncate");
+    store.cache("n").set("k", "v", None)?;
+    assert_eq!(store.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+    Ok(())
+}
+
+#[test]
+fn an_empty_path_is_invalid_input() {
+    assert_eq!(Store::open("").unwrap_err().kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn transaction_commits_on_ok_and_rolls_back_on_err() -> Result<(), Error> {
+    let (_dir, _path, mut store, _clock) = temp_store();
+    store.transaction(|tx| {
+        tx.cache("a").set("k", "1", None)?;
+        tx.cache("b").incr("n", 5, None)?;
+        Ok::<_, Error>(())
+    })?;
+    let failed: Result<(), Error> = store.transaction(|tx| {
+        tx.cache("a").set("k", "2", None)?;
+        tx.cache("b").incr("n", 5, None)?;
+        Err(Error::InvalidInput("abort".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("1"));
+    assert_eq!(store.cache("b").get::<i64>("n")?, Some(5));
+    Ok(())
+}
+
+#[test]
+fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable() -> Result<(), Error> {
+    let (_dir, _path, mut store, _clock) = temp_store();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.transaction(|tx| {
+            tx.cache("a").set("k", "half-written", None)?;
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok::<_, Error>(())
+        });
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(store.cache("a").get::<String>("k")?, None);
+    store.cache("a").set("k", "after", None)?;
+    assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("after"));
+    Ok(())
+}
+
+#[test]
+fn a_second_writer_waits_out_a_short_lock_instead_of_failing() -> Result<(), Error> {
+    let (_dir, path, mut store, _clock) = temp_store();
+    let other = Options::new().busy_timeout(Duration::from_secs(10)).open(&path)?;
+    let waiter = std::thread::spawn(move || {
+        // Started while the main thread holds the write lock for ~300 ms.
+        std::thread::sleep(Duration::from_millis(50));
+        other.cache("n").incr("x", 1, None)
+    });
+    store.transaction(|tx| {
+        tx.cache("n").incr("x", 1, None)?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok::<_, Error>(())
+    })?;
+    assert_eq!(waiter.join().expect("thread")?, 2);
+    Ok(())
+}
+
+#[test]
+fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error() -> Result<(), Error> {
+    let (_dir, path, mut store, _clock) = temp_store();
+    let impatient = Options::new().busy_timeout(Duration::from_millis(100)).open(&path)?;
+    let path2 = path.clone();
+    let result = store.transaction(|tx| {
+        tx.cache("n").set("k", "held", None)?;
+        let r = impatient.cache("n").set("k", "blocked", None);
+        Ok::<_, Error>(r)
+    })?;
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert!(err.to_string().contains(&path2.display().to_string()));
+    Ok(())
+}
+
+fn running_as_root() -> bool {
+    // Without libc: a directory we cannot write to is writable anyway only for root.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = dir.path().join("probe");
+    std::fs::create_dir(&probe).expect("mkdir");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    let writable = std::fs::write(probe.join("f"), b"x").is_ok();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    writable
+}
