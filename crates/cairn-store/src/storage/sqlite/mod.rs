@@ -152,13 +152,23 @@ impl Engine {
         }
     }
 
-    /// Who the file belongs to. Reads only.
+    /// Who the file belongs to. Reads only, in one statement: separate reads could straddle
+    /// another process's initialisation and see its tables without its application_id.
     pub fn identity(&self) -> Result<Identity> {
         self.retry_busy(|c| {
-            let application_id = c.pragma_query_value(None, "application_id", |r| r.get(0))?;
-            let user_version = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            let schema_objects = c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-            Ok(Identity { application_id, schema_objects, user_version })
+            c.query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id), \
+                        (SELECT user_version FROM pragma_user_version), \
+                        (SELECT count(*) FROM sqlite_schema)",
+                [],
+                |r| {
+                    Ok(Identity {
+                        application_id: r.get(0)?,
+                        user_version: r.get(1)?,
+                        schema_objects: r.get(2)?,
+                    })
+                },
+            )
         })
     }
 

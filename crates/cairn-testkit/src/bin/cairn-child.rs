@@ -1,0 +1,156 @@
+//! The child process of cairn's crash and multi-process tests. Each subcommand runs one
+//! scripted workload against a store and reports progress on stdout, one line per event, so
+//! the parent can SIGKILL it at any point and then check what survived.
+//!
+//! Usage: `cairn-child <workload> --db PATH [--name value ...]`
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn::{Error, Migrations, Options, Store, M};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((workload, rest)) = args.split_first() else {
+        eprintln!("usage: cairn-child <workload> --db PATH [--name value ...]");
+        return ExitCode::from(2);
+    };
+    let opts: HashMap<&str, &str> =
+        rest.chunks(2).filter_map(|c| Some((c[0].strip_prefix("--")?, c.get(1)?.as_str()))).collect();
+    let result = match workload.as_str() {
+        "crash-writer" => crash_writer(&opts),
+        "incr" => incr(&opts),
+        "stampede" => stampede(&opts),
+        "migrate" => migrate(&opts),
+        "hold" => hold(&opts),
+        other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn-child: {e} ({:?})", e.kind());
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn arg<'a>(opts: &HashMap<&str, &'a str>, name: &str) -> Result<&'a str, Error> {
+    opts.get(name).copied().ok_or_else(|| Error::InvalidInput(format!("missing --{name}")))
+}
+
+fn num(opts: &HashMap<&str, &str>, name: &str, default: u64) -> Result<u64, Error> {
+    opts.get(name)
+        .map_or(Ok(default), |v| v.parse().map_err(|_| Error::InvalidInput(format!("--{name} {v}"))))
+}
+
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    // The parent may already be gone; a test child has nothing better to do than stop.
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Multi-statement transactions, forever: transaction `i` writes `i/a`, `i/b` (a value whose
+/// size varies so that commits span different numbers of pages), bumps `count` and sets
+/// `last`, then reports `COMMIT i`; `BEGIN i` is printed mid-transaction, so the parent can
+/// tell which kills landed inside one. A restart continues after the last committed `i`.
+fn crash_writer(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let mut store = Store::open(arg(opts, "db")?)?;
+    let cap = num(opts, "size-cap", 24_000)? as usize;
+    let mut i = store.cache("crash").get::<i64>("count")?.unwrap_or(0);
+    say(format_args!("READY {i}"));
+    loop {
+        let size = 16 + ((i as usize * 7919) % cap);
+        store.transaction(|tx| {
+            let c = tx.cache("crash");
+            c.set(&format!("{i}/a"), vec![(i % 251) as u8; size], None)?;
+            say(format_args!("BEGIN {i}"));
+            c.set(&format!("{i}/b"), vec![(i % 251) as u8; size / 2 + 1], None)?;
+            c.incr("count", 1, None)?;
+            c.set("last", i, None)?;
+            Ok::<_, Error>(())
+        })?;
+        say(format_args!("COMMIT {i}"));
+        i += 1;
+    }
+}
+
+/// `--n` read-modify-write updates of one counter, each its own transaction: `--mode incr`
+/// through `Cache::incr`, `--mode rmw` through a get and a set in an explicit transaction.
+fn incr(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let mut store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let key = arg(opts, "key")?;
+    let rmw = opts.get("mode") == Some(&"rmw");
+    for _ in 0..num(opts, "n", 100)? {
+        if rmw {
+            store.transaction(|tx| {
+                let c = tx.cache("overlap");
+                let v = c.get::<i64>(key)?.unwrap_or(0);
+                c.set(key, v + 1, None)
+            })?;
+        } else {
+            store.cache("overlap").incr(key, 1, None)?;
+        }
+    }
+    say(format_args!("DONE"));
+    Ok(())
+}
+
+/// `get_or_set_with` on one key; the computation appends a line to `--log` and takes
+/// `--ms` milliseconds. Prints the value obtained.
+fn stampede(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let fill = Duration::from_millis(num(opts, "fill-ms", 30_000)?);
+    let store = Options::new().fill_timeout(fill).open(arg(opts, "db")?)?;
+    let log = arg(opts, "log")?;
+    let ms = num(opts, "ms", 200)?;
+    let value: String = store.cache("stampede").get_or_set_with(arg(opts, "key")?, None, || {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        writeln!(f, "computed by {}", std::process::id()).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok::<_, Error>(format!("value from {}", std::process::id()))
+    })?;
+    say(format_args!("VALUE {value}"));
+    Ok(())
+}
+
+/// Four migration steps on a plain file; with `--die-at N`, step N does part of its work
+/// and then the process aborts, as a crash inside a step would.
+fn migrate(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let die_at = num(opts, "die-at", 0)?;
+    let step = |n: u64, sql: &'static str| {
+        M::up_with(move |conn| {
+            conn.execute_batch(sql)?;
+            if n == die_at {
+                std::process::abort();
+            }
+            Ok(())
+        })
+    };
+    let migrations = Migrations::new(vec![
+        step(1, "CREATE TABLE one (x); INSERT INTO one VALUES (1);"),
+        step(2, "CREATE TABLE two (x); INSERT INTO two VALUES (2);"),
+        step(3, "CREATE TABLE three (x); INSERT INTO three VALUES (3);"),
+        step(4, "CREATE TABLE four (x); INSERT INTO four VALUES (4);"),
+    ]);
+    let report = migrations.apply_to_file(arg(opts, "db")?)?;
+    say(format_args!("MIGRATED {} -> {}", report.from, report.to));
+    Ok(())
+}
+
+/// Open the store, write once, report `READY`, and keep it open until stdin closes: lets the
+/// parent inspect the -wal and -shm files while they exist.
+fn hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    store.cache("hold").set("k", "v", None)?;
+    say(format_args!("READY"));
+    let mut sink = String::new();
+    while std::io::stdin().lock().read_line(&mut sink).map_err(|e| Error::InvalidInput(e.to_string()))? > 0 {}
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Tests with real processes: SIGKILL at random points, several writers on one file, and
+//! compute-once across processes. The children are `cairn-child` workloads.
+
+mod crash;
+mod migrate;
+mod overlap;
+mod perms;
+mod stampede;
+
+use std::path::Path;
+
+pub fn child() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_cairn-child"))
+}

@@ -1,0 +1,67 @@
+//! Compute-once across processes: when several processes miss one key together, one computes
+//! and the others wait for its value; a crashed computer does not block them for ever.
+
+use std::time::Duration;
+
+use cairn::Error;
+use cairn_testkit::Running;
+
+use crate::child;
+
+fn computations(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
+    cairn::Store::open(&db)?;
+    let log = dir.path().join("computations.log");
+    let (db, log_s) = (db.to_str().expect("utf-8"), log.to_str().expect("utf-8"));
+    let children: Vec<Running> = (0..6)
+        .map(|_| {
+            Running::spawn(child(), &["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", "300"])
+                .expect("spawn")
+        })
+        .collect();
+    let mut values = Vec::new();
+    for c in children {
+        let (status, lines, stderr) = c.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        values.extend(lines.into_iter().filter_map(|l| l.strip_prefix("VALUE ").map(str::to_owned)));
+    }
+    assert_eq!(computations(&log), 1, "the computation ran more than once");
+    assert_eq!(values.len(), 6);
+    assert!(values.windows(2).all(|w| w[0] == w[1]), "processes saw different values: {values:?}");
+    Ok(())
+}
+
+#[test]
+fn a_computing_process_killed_mid_computation_is_taken_over_after_the_fill_timeout() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
+    cairn::Store::open(&db)?;
+    let log = dir.path().join("computations.log");
+    let (db, log_s) = (db.to_str().expect("utf-8"), log.to_str().expect("utf-8"));
+    let args = |ms: &'static str| {
+        ["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "800"]
+    };
+    let doomed = Running::spawn(child(), &args("60000")).expect("spawn");
+    let started = std::time::Instant::now();
+    while computations(&log) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the first process never started computing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    doomed.kill().expect("kill");
+    let waiters: Vec<Running> =
+        (0..3).map(|_| Running::spawn(child(), &args("50")).expect("spawn")).collect();
+    for w in waiters {
+        let (status, lines, stderr) = w.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        assert!(lines.iter().any(|l| l.starts_with("VALUE ")), "{lines:?}");
+    }
+    assert_eq!(computations(&log), 2, "one doomed computation, then exactly one takeover");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    Ok(())
+}
