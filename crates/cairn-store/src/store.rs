@@ -607,9 +607,9 @@ mod tests {
 
     #[test]
     fn default_path_follows_cairn_db_then_absolute_xdg_state_home_then_home() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
-        };
+        fn env<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+            move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+        }
         let all = [("CAIRN_DB", "/x/explicit.db"), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];
         assert_eq!(resolve_default_path(env(&all)).ok(), Some("/x/explicit.db".into()));
         let xdg = [("CAIRN_DB", ""), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];

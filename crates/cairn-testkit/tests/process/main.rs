@@ -9,6 +9,7 @@ mod stampede;
 
 use std::path::Path;
 
+/// The `cairn-child` binary built for these tests.
 pub fn child() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_cairn-child"))
 }
