@@ -133,12 +133,14 @@ impl<'a> Cache<'a> {
     /// A fresh value, without counting a hit or a miss.
     fn lookup(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let s = self.store;
-        if s.is_lru(self.ns)? && !s.is_read_only() {
-            // A hit must record its use: one UPDATE ... RETURNING, atomic on its own.
-            s.engine.cache_get_touch(self.ns, key, s.now())
-        } else {
-            s.engine.cache_get(self.ns, key, s.now())
+        if !s.is_lru(self.ns)? || s.is_read_only() {
+            return s.engine.cache_get(self.ns, key, s.now());
         }
+        // A hit must record its use, which makes it a (small) write.
+        self.write(|s| {
+            let rank = s.engine.cache_next_rank(self.ns)?;
+            s.engine.cache_get_touch(self.ns, key, s.now(), rank)
+        })
     }
 
     /// True if `key` has a fresh entry. Counts neither a hit nor a miss.
@@ -172,7 +174,8 @@ impl<'a> Cache<'a> {
             let expires = ttl.map(|d| deadline(now, d));
             let limits = self.limits_in(s)?;
             check_fits(self.ns, key, &bytes, &limits)?;
-            let added = s.engine.cache_add(self.ns, key, &bytes, expires, limits.bounded(), now)?;
+            let rank = self.rank(s, &limits)?;
+            let added = s.engine.cache_add(self.ns, key, &bytes, expires, rank, now)?;
             if added && limits.bounded() {
                 self.enforce(s, key, &limits)?;
             }
@@ -393,11 +396,17 @@ impl<'a> Cache<'a> {
     fn store_bytes(&self, s: &Store, key: &str, bytes: &[u8], expires: Option<i64>) -> Result<()> {
         let limits = self.limits_in(s)?;
         check_fits(self.ns, key, bytes, &limits)?;
-        s.engine.cache_upsert(self.ns, key, bytes, expires, limits.bounded())?;
+        let rank = self.rank(s, &limits)?;
+        s.engine.cache_upsert(self.ns, key, bytes, expires, rank)?;
         if limits.bounded() {
             self.enforce(s, key, &limits)?;
         }
         Ok(())
+    }
+
+    /// A recency rank for a write to a bounded namespace; unbounded ones need none.
+    fn rank(&self, s: &Store, limits: &CacheLimits) -> Result<Option<i64>> {
+        limits.bounded().then(|| s.engine.cache_next_rank(self.ns)).transpose()
     }
 
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {

@@ -54,5 +54,10 @@ pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 
+/// The README's example, compiled with the doctests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The SQLite bindings cairn is built on, for data-migration steps ([`M::up_with`]).
 pub use rusqlite;

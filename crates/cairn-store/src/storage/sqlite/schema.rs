@@ -31,7 +31,8 @@ CREATE TABLE cairn_cache_ns (
     lru         INTEGER NOT NULL DEFAULT 0,
     hits        INTEGER NOT NULL DEFAULT 0,
     misses      INTEGER NOT NULL DEFAULT 0,
-    evictions   INTEGER NOT NULL DEFAULT 0
+    evictions   INTEGER NOT NULL DEFAULT 0,
+    seq         INTEGER NOT NULL DEFAULT 0  -- the last recency rank handed out
 ) WITHOUT ROWID;
 
 -- Counters kept by triggers, so that every path that adds or removes an entry (set, add,
