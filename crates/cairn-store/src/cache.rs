@@ -249,6 +249,7 @@ impl<'a> Cache<'a> {
             let lru = limits.eviction == Eviction::LeastRecentlyUsed;
             s.engine.cache_set_limits(self.ns, limits.max_entries, limits.max_bytes, lru)?;
             s.forget_policy(self.ns);
+            s.remember_tx_limits(self.ns, limits);
             if limits.bounded() {
                 self.enforce(s, "", &limits)?;
             }
@@ -259,21 +260,28 @@ impl<'a> Cache<'a> {
     /// The namespace's bounds.
     pub fn limits(&self) -> Result<CacheLimits> {
         validate_ns(self.ns)?;
-        self.limits_in(self.store)
+        Ok(self.store.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default())
     }
 
     /// Size and counters of the namespace.
     pub fn stats(&self) -> Result<CacheStats> {
         validate_ns(self.ns)?;
         let row = self.store.engine.cache_ns(self.ns)?.unwrap_or_default();
+        let limits = limits_of(&row);
+        // Bounded namespaces keep their sizes; unbounded ones are counted now.
+        let (entries, bytes) = if limits.bounded() {
+            (row.entries, row.bytes)
+        } else {
+            self.store.engine.cache_count(self.ns)?
+        };
         let pending = self.store.pending_tally(self.ns);
         Ok(CacheStats {
-            entries: row.entries,
-            bytes: row.bytes,
+            entries,
+            bytes,
             hits: row.hits + pending.hits,
             misses: row.misses + pending.misses,
             evictions: row.evictions,
-            limits: limits_of(&row),
+            limits,
         })
     }
 
@@ -409,8 +417,15 @@ impl<'a> Cache<'a> {
         limits.bounded().then(|| s.engine.cache_next_rank(self.ns)).transpose()
     }
 
+    /// The bounds, read once per write transaction: while it holds the write lock no other
+    /// process can change them.
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
-        Ok(s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default())
+        if let Some(limits) = s.tx_limits(self.ns) {
+            return Ok(limits);
+        }
+        let limits = s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default();
+        s.remember_tx_limits(self.ns, limits);
+        Ok(limits)
     }
 
     /// Evict the lowest-ranked entries, never `keep`, until the namespace is within bounds.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheLimits};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
@@ -255,6 +255,7 @@ impl Options {
             writes: Cell::new(0),
             tally: RefCell::new(HashMap::new()),
             policies: RefCell::new(HashMap::new()),
+            tx_limits: RefCell::new(HashMap::new()),
         }
     }
 }
@@ -365,6 +366,8 @@ pub struct Store {
     /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
     /// has to write. Another process's change is seen after this handle is reopened.
     policies: RefCell<HashMap<String, bool>>,
+    /// Namespace bounds read during the current write transaction (cleared at each BEGIN).
+    tx_limits: RefCell<HashMap<String, CacheLimits>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -517,6 +520,7 @@ impl Store {
     {
         self.ensure_writable()?;
         let tx = self.engine.begin()?;
+        self.tx_limits.borrow_mut().clear();
         let out = f(self)?;
         let tally = self.tally.take();
         let bookkeeping = (|| {
@@ -575,6 +579,14 @@ impl Store {
         let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
         self.policies.borrow_mut().insert(ns.to_owned(), lru);
         Ok(lru)
+    }
+
+    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
+        self.tx_limits.borrow().get(ns).copied()
+    }
+
+    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
+        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
     }
 
     pub(crate) fn forget_policy(&self, ns: &str) {

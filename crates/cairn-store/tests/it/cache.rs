@@ -157,7 +157,9 @@ fn namespaces_are_isolated_and_clear_empties_only_one() -> Result<(), Error> {
     assert_eq!(store.cache("a").clear()?, 1);
     assert_eq!(store.cache("a").get::<String>("k")?, None);
     assert_eq!(store.cache("b").get::<String>("k")?.as_deref(), Some("b"));
-    assert_eq!(store.cache_namespaces()?, vec!["a", "b"]);
+    assert_eq!(store.cache_namespaces()?, vec!["b"], "an emptied namespace without settings is gone");
+    store.cache("a").set_limits(CacheLimits { max_entries: Some(5), ..Default::default() })?;
+    assert_eq!(store.cache_namespaces()?, vec!["a", "b"], "one with settings is listed");
     Ok(())
 }
 
@@ -393,21 +395,34 @@ fn statistics_count_hits_misses_and_survive_the_process() -> Result<(), Error> {
 }
 
 #[test]
-fn byte_and_entry_counters_stay_exact_through_every_kind_of_change() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let c = store.cache("n");
-    c.set("a", "12345", None)?; // 1 + 5
-    c.set("a", "12", None)?; // 1 + 2
-    c.add("b", "xyz", MIN)?; // 1 + 3
-    c.incr("cc", 100, None)?; // 2 + 3
-    c.set("é", "v", None)?; // 2 bytes of key + 1
-    assert_eq!((c.stats()?.entries, c.stats()?.bytes), (4, 3 + 4 + 5 + 3));
-    c.delete("a")?;
-    clock.advance(MIN);
-    c.sweep()?;
-    assert_eq!((c.stats()?.entries, c.stats()?.bytes), (2, 5 + 3));
-    c.clear()?;
-    assert_eq!((c.stats()?.entries, c.stats()?.bytes), (0, 0));
+fn byte_and_entry_counts_stay_exact_through_every_kind_of_change_bounded_or_not() -> Result<(), Error> {
+    // Bounded namespaces keep their counts with triggers; unbounded ones count on demand.
+    // Both must agree with what is stored, through every path that adds or removes entries.
+    for bound in [None, Some(1000)] {
+        let (_d, _p, store, clock) = temp_store();
+        let c = store.cache("n");
+        c.set("pre", "1234", None)?; // written before the bound: counted when it is set
+        c.set_limits(CacheLimits { max_entries: bound, ..Default::default() })?;
+        let counts = || c.stats().map(|s| (s.entries, s.bytes));
+        assert_eq!(counts()?, (1, 3 + 4), "{bound:?}");
+        c.set("a", "12345", None)?; // 1 + 5
+        c.set("a", "12", None)?; // 1 + 2
+        c.add("b", "xyz", MIN)?; // 1 + 3
+        c.incr("cc", 100, None)?; // 2 + 3
+        c.set("é", "v", None)?; // 2 bytes of key + 1
+        assert_eq!(counts()?, (5, 7 + 3 + 4 + 5 + 3), "{bound:?}");
+        c.delete("a")?;
+        c.delete("pre")?;
+        clock.advance(MIN);
+        c.sweep()?;
+        assert_eq!(counts()?, (2, 5 + 3), "{bound:?}");
+        store.cache("n").set("z", "1", MIN)?;
+        clock.advance(MIN);
+        store.sweep()?;
+        assert_eq!(counts()?, (2, 5 + 3), "{bound:?}: the store-wide sweep");
+        c.clear()?;
+        assert_eq!(counts()?, (0, 0), "{bound:?}");
+    }
     Ok(())
 }
 

@@ -33,6 +33,9 @@ const UPSERT: &str =
                       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
                       expires_at = excluded.expires_at, touched = excluded.touched";
 
+/// A row's size if it counts towards its namespace's sizes (it has a recency rank), else NULL.
+const RANKED_SIZE: &str = "CASE WHEN touched IS NOT NULL THEN length(CAST(key AS BLOB)) + length(value) END";
+
 const NS_ROW: &str = "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
                       FROM cairn_cache_ns WHERE ns = ?1";
 
@@ -95,7 +98,9 @@ impl Engine {
         expires_at: Option<i64>,
         rank: Option<i64>,
     ) -> Result<()> {
-        self.exec(UPSERT, params![ns, key, value, expires_at, rank]).map(drop)
+        let old = self.ranked_size(ns, key, rank)?;
+        self.exec(UPSERT, params![ns, key, value, expires_at, rank])?;
+        self.count_write(ns, key, value, rank, old)
     }
 
     /// Insert unless a fresh entry exists; an expired one is replaced. True if it inserted.
@@ -108,24 +113,115 @@ impl Engine {
         rank: Option<i64>,
         now: i64,
     ) -> Result<bool> {
-        self.exec(
+        let old = self.ranked_size(ns, key, rank)?;
+        let added = self.exec(
             "INSERT INTO cairn_cache (ns, key, value, expires_at, touched) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
              expires_at = excluded.expires_at, touched = excluded.touched \
              WHERE cairn_cache.expires_at IS NOT NULL AND cairn_cache.expires_at <= ?6",
             params![ns, key, value, expires_at, rank, now],
+        )? == 1;
+        if added {
+            self.count_write(ns, key, value, rank, old)?;
+        }
+        Ok(added)
+    }
+
+    // Bounded namespaces keep exact sizes in `cairn_cache_ns`, for eviction; the rows that
+    // count are those with a recency rank, which only bounded namespaces' rows carry. Each
+    // statement below that adds or removes such a row adjusts the sizes in the same
+    // transaction. (Triggers did this once; merely existing, they cost every write in every
+    // namespace 1.6 µs and a statement journal.)
+
+    /// Before a write to a bounded namespace: whether the row exists, and its size if ranked.
+    fn ranked_size(&self, ns: &str, key: &str, rank: Option<i64>) -> Result<Option<Option<i64>>> {
+        if rank.is_none() {
+            return Ok(None);
+        }
+        self.row(
+            "SELECT CASE WHEN touched IS NOT NULL THEN length(CAST(key AS BLOB)) + length(value) END \
+             FROM cairn_cache WHERE ns = ?1 AND key = ?2",
+            params![ns, key],
+            |r| r.get(0),
         )
-        .map(|n| n == 1)
+    }
+
+    fn count_write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        rank: Option<i64>,
+        old: Option<Option<i64>>,
+    ) -> Result<()> {
+        if rank.is_none() {
+            return Ok(());
+        }
+        let size = (key.len() + value.len()) as i64;
+        match old {
+            None | Some(None) => self.adjust_sizes(ns, 1, size),
+            Some(Some(was)) => self.adjust_sizes(ns, 0, size - was),
+        }
+    }
+
+    fn adjust_sizes(&self, ns: &str, entries: i64, bytes: i64) -> Result<()> {
+        if entries == 0 && bytes == 0 {
+            return Ok(());
+        }
+        self.exec(
+            "UPDATE cairn_cache_ns SET entries = entries + ?2, bytes = bytes + ?3 WHERE ns = ?1",
+            params![ns, entries, bytes],
+        )
+        .map(drop)
+    }
+
+    /// Run a `DELETE ... RETURNING flag, ns, ranked size` and take the removed ranked rows
+    /// off their namespaces' sizes. Returns how many rows it deleted, and the first row's flag.
+    fn delete_counted(&self, sql: &str, params: impl rusqlite::Params) -> Result<(u64, Option<bool>)> {
+        let (n, first, removed) = self.delete_returning(sql, params).map_err(|e| self.err(e))?;
+        for (ns, entries, bytes) in removed {
+            self.adjust_sizes(&ns, -entries, -bytes)?;
+        }
+        Ok((n, first))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn delete_returning(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> rusqlite::Result<(u64, Option<bool>, Vec<(String, i64, i64)>)> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let mut rows = st.query(params)?;
+        let mut removed: Vec<(String, i64, i64)> = Vec::new();
+        let (mut n, mut first) = (0u64, None);
+        while let Some(row) = rows.next()? {
+            first.get_or_insert(row.get::<_, bool>(0)?);
+            n += 1;
+            if let Some(size) = row.get::<_, Option<i64>>(2)? {
+                let ns: String = row.get(1)?;
+                match removed.iter_mut().find(|(m, _, _)| *m == ns) {
+                    Some((_, entries, bytes)) => {
+                        *entries += 1;
+                        *bytes += size;
+                    }
+                    None => removed.push((ns, 1, size)),
+                }
+            }
+        }
+        Ok((n, first, removed))
     }
 
     /// Delete an entry. `Some(true)` if it was fresh, `Some(false)` if it had expired.
     pub fn cache_delete(&self, ns: &str, key: &str, now: i64) -> Result<Option<bool>> {
-        self.row(
-            "DELETE FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
-             RETURNING (expires_at IS NULL OR expires_at > ?3)",
+        let (_, fresh) = self.delete_counted(
+            &format!(
+                "DELETE FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+                 RETURNING (expires_at IS NULL OR expires_at > ?3), ns, {RANKED_SIZE}"
+            ),
             params![ns, key, now],
-            |r| r.get(0),
-        )
+        )?;
+        Ok(fresh)
     }
 
     pub fn cache_set_expiry(&self, ns: &str, key: &str, now: i64, expires_at: Option<i64>) -> Result<bool> {
@@ -167,28 +263,36 @@ impl Engine {
 
     pub fn cache_clear(&self, ns: &str) -> Result<u64> {
         self.exec("DELETE FROM cairn_cache_fill WHERE ns = ?1", params![ns])?;
-        self.exec("DELETE FROM cairn_cache WHERE ns = ?1", params![ns]).map(|n| n as u64)
+        let n = self.exec("DELETE FROM cairn_cache WHERE ns = ?1", params![ns])? as u64;
+        self.exec("UPDATE cairn_cache_ns SET entries = 0, bytes = 0 WHERE ns = ?1", params![ns])?;
+        Ok(n)
     }
 
     /// Remove expired entries of one namespace.
     pub fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64> {
-        self.exec(
-            "DELETE FROM cairn_cache WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+        self.delete_counted(
+            &format!(
+                "DELETE FROM cairn_cache WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2 \
+                 RETURNING 1, ns, {RANKED_SIZE}"
+            ),
             params![ns, now],
         )
-        .map(|n| n as u64)
+        .map(|(n, _)| n)
     }
 
     /// Remove up to `limit` expired entries of any namespace, oldest expiry first, and any
     /// abandoned fill markers.
     pub fn cache_sweep(&self, now: i64, limit: i64) -> Result<u64> {
         self.exec("DELETE FROM cairn_cache_fill WHERE expires_at <= ?1", params![now])?;
-        self.exec(
-            "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        self.delete_counted(
+            &format!(
+                "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+                 WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2) \
+                 RETURNING 1, ns, {RANKED_SIZE}"
+            ),
             params![now, limit],
         )
-        .map(|n| n as u64)
+        .map(|(n, _)| n)
     }
 
     pub fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>> {
@@ -207,8 +311,16 @@ impl Engine {
     }
 
     pub fn cache_namespaces(&self) -> Result<Vec<String>> {
-        let mut st =
-            self.conn.prepare_cached("SELECT ns FROM cairn_cache_ns ORDER BY ns").map_err(|e| self.err(e))?;
+        // A skip-scan of the primary key: one index probe per namespace, not per entry.
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE n(ns) AS ( \
+                     SELECT min(ns) FROM cairn_cache \
+                     UNION ALL SELECT (SELECT min(ns) FROM cairn_cache WHERE ns > n.ns) FROM n WHERE ns IS NOT NULL) \
+                 SELECT ns FROM n WHERE ns IS NOT NULL UNION SELECT ns FROM cairn_cache_ns ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
         let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
@@ -229,28 +341,50 @@ impl Engine {
             params![ns, as_i64(max_entries), as_i64(max_bytes), lru],
         )?;
         if max_entries.is_some() || max_bytes.is_some() {
-            // Entries written while the namespace was unbounded rank oldest, in rowid order.
+            // Entries written while the namespace was unbounded rank oldest, in rowid order;
+            // from now on the triggers keep the sizes, starting from an exact count.
             self.exec(
                 "UPDATE cairn_cache SET touched = rowid - (SELECT max(rowid) FROM cairn_cache) \
                  WHERE ns = ?1 AND touched IS NULL",
                 params![ns],
+            )?;
+            let (entries, bytes) = self.cache_count(ns)?;
+            self.exec(
+                "UPDATE cairn_cache_ns SET entries = ?2, bytes = ?3 WHERE ns = ?1",
+                params![ns, entries as i64, bytes as i64],
             )?;
         } else {
             self.exec(
                 "UPDATE cairn_cache SET touched = NULL WHERE ns = ?1 AND touched IS NOT NULL",
                 params![ns],
             )?;
+            self.exec("UPDATE cairn_cache_ns SET entries = 0, bytes = 0 WHERE ns = ?1", params![ns])?;
         }
         Ok(())
     }
 
+    /// Count a namespace's entries and bytes (a scan of the namespace).
+    pub fn cache_count(&self, ns: &str) -> Result<(u64, u64)> {
+        Ok(self
+            .row(
+                "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) \
+                 FROM cairn_cache WHERE ns = ?1",
+                params![ns],
+                |r| Ok((u(r.get(0)?), u(r.get(1)?))),
+            )?
+            .unwrap_or((0, 0)))
+    }
+
     /// Delete the `n` lowest-ranked entries of a namespace, never `keep`. Returns how many.
     pub fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64> {
-        let removed = self.exec(
-            "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-             WHERE ns = ?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT ?3)",
+        let (removed, _) = self.delete_counted(
+            &format!(
+                "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+                 WHERE ns = ?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT ?3) \
+                 RETURNING 1, ns, {RANKED_SIZE}"
+            ),
             params![ns, keep, i64::try_from(n).unwrap_or(i64::MAX)],
-        )? as u64;
+        )?;
         if removed > 0 {
             self.exec(
                 "UPDATE cairn_cache_ns SET evictions = evictions + ?2 WHERE ns = ?1",

@@ -5,7 +5,7 @@
 
 use crate::migrate::{Migrations, M};
 
-/// Version 1: the cache, its per-namespace counters and settings, fill markers for
+/// Version 1: the cache, its per-namespace sizes and settings, fill markers for
 /// compute-once, and the version table of users' migration scopes.
 const V1: &str = r#"
 PRAGMA application_id = 1667330670;
@@ -24,8 +24,8 @@ CREATE INDEX cairn_cache_recency ON cairn_cache (ns, touched) WHERE touched IS N
 
 CREATE TABLE cairn_cache_ns (
     ns          TEXT PRIMARY KEY,
-    entries     INTEGER NOT NULL DEFAULT 0,
-    bytes       INTEGER NOT NULL DEFAULT 0,
+    entries     INTEGER NOT NULL DEFAULT 0,  -- kept by the storage layer while the namespace
+    bytes       INTEGER NOT NULL DEFAULT 0,  -- is bounded; counted on demand otherwise
     max_entries INTEGER,
     max_bytes   INTEGER,
     lru         INTEGER NOT NULL DEFAULT 0,
@@ -34,23 +34,6 @@ CREATE TABLE cairn_cache_ns (
     evictions   INTEGER NOT NULL DEFAULT 0,
     seq         INTEGER NOT NULL DEFAULT 0  -- the last recency rank handed out
 ) WITHOUT ROWID;
-
--- Counters kept by triggers, so that every path that adds or removes an entry (set, add,
--- incr, delete, clear, sweep, eviction) keeps them right, in the same statement.
-CREATE TRIGGER cairn_cache_ins AFTER INSERT ON cairn_cache BEGIN
-    INSERT INTO cairn_cache_ns (ns, entries, bytes)
-    VALUES (new.ns, 1, length(CAST(new.key AS BLOB)) + length(new.value))
-    ON CONFLICT (ns) DO UPDATE SET entries = entries + 1, bytes = bytes + excluded.bytes;
-END;
-CREATE TRIGGER cairn_cache_upd AFTER UPDATE OF value ON cairn_cache BEGIN
-    UPDATE cairn_cache_ns SET bytes = bytes + length(new.value) - length(old.value)
-    WHERE ns = new.ns;
-END;
-CREATE TRIGGER cairn_cache_del AFTER DELETE ON cairn_cache BEGIN
-    UPDATE cairn_cache_ns
-    SET entries = entries - 1, bytes = bytes - length(CAST(old.key AS BLOB)) - length(old.value)
-    WHERE ns = old.ns;
-END;
 
 CREATE TABLE cairn_cache_fill (
     ns         TEXT    NOT NULL,
