@@ -23,9 +23,8 @@ const DEFAULT_FILL_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Every this many write transactions, one also removes a few expired entries.
 const SWEEP_EVERY: u64 = 8;
-/// How many expired entries one amortized sweep removes at most. Above one per write, so
-/// expired entries cannot pile up faster than they are removed.
-const SWEEP_BATCH: i64 = 64;
+// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per
+// write on average, against at most one entry created per write, so they cannot pile up.
 
 /// What survives a crash. Both levels keep the file consistent: a transaction is there whole
 /// or not at all. They differ in how many of the newest commits a power loss may take.
@@ -470,9 +469,9 @@ impl Store {
     pub fn sweep(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = self.write_tx(|s| s.engine.cache_sweep(s.now(), 10_000))?;
+            let n = self.write_tx(|s| s.engine.cache_sweep(s.now(), true))?;
             total += n;
-            if n < 10_000 {
+            if n < sqlite::SWEEP_MANY_BATCH {
                 return Ok(total);
             }
         }
@@ -530,7 +529,7 @@ impl Store {
             let n = self.writes.get();
             self.writes.set(n.wrapping_add(1));
             if n % SWEEP_EVERY == 0 {
-                self.engine.cache_sweep(self.now(), SWEEP_BATCH)?;
+                self.engine.cache_sweep(self.now(), false)?;
             }
             tx.commit()
         })();

@@ -25,6 +25,11 @@ pub(crate) struct NsRow {
     pub evictions: u64,
 }
 
+const GET_TOUCH: &str = "UPDATE cairn_cache SET touched = ?4 \
+                         WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value";
+
+const NEXT_RANK: &str = "UPDATE cairn_cache_ns SET seq = seq + 1 WHERE ns = ?1 RETURNING seq";
+
 const GET: &str = "SELECT value FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
                    AND (expires_at IS NULL OR expires_at > ?3)";
 
@@ -34,7 +39,59 @@ const UPSERT: &str =
                       expires_at = excluded.expires_at, touched = excluded.touched";
 
 /// A row's size if it counts towards its namespace's sizes (it has a recency rank), else NULL.
-const RANKED_SIZE: &str = "CASE WHEN touched IS NOT NULL THEN length(CAST(key AS BLOB)) + length(value) END";
+macro_rules! ranked_size {
+    () => {
+        "CASE WHEN touched IS NOT NULL THEN length(CAST(key AS BLOB)) + length(value) END"
+    };
+}
+
+const DELETE_ONE: &str = concat!(
+    "DELETE FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+     RETURNING (expires_at IS NULL OR expires_at > ?3), ns, ",
+    ranked_size!()
+);
+
+const SWEEP_NS: &str = concat!(
+    "DELETE FROM cairn_cache WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2 RETURNING 1, ns, ",
+    ranked_size!()
+);
+
+// SQLite recompiles a statement at each new binding of a parameter that its planner looked
+// at: a bound LIMIT, or `ns = ?` beside the partial recency index (it checks whether the
+// index applies). So limits here are literals, and evictions compare `ns = +?1`, which the
+// planner treats as an opaque value and still serves from the index. Pinned by the test at
+// the end of this file.
+
+/// The amortized sweep: at most 64 expired entries, oldest expiry first.
+const SWEEP_SOME: &str = concat!(
+    "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+     WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT 64) RETURNING 1, ns, ",
+    ranked_size!()
+);
+
+/// The explicit sweep, in batches that keep each transaction short.
+const SWEEP_MANY: &str = concat!(
+    "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+     WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT 10000) RETURNING 1, ns, ",
+    ranked_size!()
+);
+pub(crate) const SWEEP_MANY_BATCH: u64 = 10_000;
+
+/// Evicting one entry: what a full bounded namespace does at each insert.
+const EVICT_ONE: &str = concat!(
+    "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+     WHERE ns = +?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT 1) RETURNING 1, ns, ",
+    ranked_size!()
+);
+
+/// Evicting many (after a bound is lowered, or for a large value): rare, so a recompile is fine.
+const EVICT_MANY: &str = concat!(
+    "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
+     WHERE ns = +?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT ?3) RETURNING 1, ns, ",
+    ranked_size!()
+);
+
+const SWEEP_FILLS: &str = "DELETE FROM cairn_cache_fill WHERE expires_at <= ?1";
 
 const NS_ROW: &str = "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
                       FROM cairn_cache_ns WHERE ns = ?1";
@@ -50,23 +107,14 @@ impl Engine {
 
     /// A hit in a least-recently-used namespace records its use with `rank`.
     pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Vec<u8>>> {
-        self.row(
-            "UPDATE cairn_cache SET touched = ?4 \
-             WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value",
-            params![ns, key, now, rank],
-            |r| r.get(0),
-        )
+        self.row(GET_TOUCH, params![ns, key, now, rank], |r| r.get(0))
     }
 
     /// The next recency rank of a bounded namespace. A counter rather than
     /// `max(touched) + 1`: a subquery combining `ns = ?` with the partial recency index makes
     /// SQLite recompile the statement at every new binding, which cost 60 µs per write.
     pub fn cache_next_rank(&self, ns: &str) -> Result<i64> {
-        Ok(self
-            .row("UPDATE cairn_cache_ns SET seq = seq + 1 WHERE ns = ?1 RETURNING seq", params![ns], |r| {
-                r.get(0)
-            })?
-            .unwrap_or(0))
+        Ok(self.row(NEXT_RANK, params![ns], |r| r.get(0))?.unwrap_or(0))
     }
 
     pub fn cache_entry(&self, ns: &str, key: &str, now: i64) -> Result<Option<EntryRow>> {
@@ -214,13 +262,7 @@ impl Engine {
 
     /// Delete an entry. `Some(true)` if it was fresh, `Some(false)` if it had expired.
     pub fn cache_delete(&self, ns: &str, key: &str, now: i64) -> Result<Option<bool>> {
-        let (_, fresh) = self.delete_counted(
-            &format!(
-                "DELETE FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
-                 RETURNING (expires_at IS NULL OR expires_at > ?3), ns, {RANKED_SIZE}"
-            ),
-            params![ns, key, now],
-        )?;
+        let (_, fresh) = self.delete_counted(DELETE_ONE, params![ns, key, now])?;
         Ok(fresh)
     }
 
@@ -270,29 +312,14 @@ impl Engine {
 
     /// Remove expired entries of one namespace.
     pub fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64> {
-        self.delete_counted(
-            &format!(
-                "DELETE FROM cairn_cache WHERE ns = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2 \
-                 RETURNING 1, ns, {RANKED_SIZE}"
-            ),
-            params![ns, now],
-        )
-        .map(|(n, _)| n)
+        self.delete_counted(SWEEP_NS, params![ns, now]).map(|(n, _)| n)
     }
 
-    /// Remove up to `limit` expired entries of any namespace, oldest expiry first, and any
-    /// abandoned fill markers.
-    pub fn cache_sweep(&self, now: i64, limit: i64) -> Result<u64> {
-        self.exec("DELETE FROM cairn_cache_fill WHERE expires_at <= ?1", params![now])?;
-        self.delete_counted(
-            &format!(
-                "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-                 WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2) \
-                 RETURNING 1, ns, {RANKED_SIZE}"
-            ),
-            params![now, limit],
-        )
-        .map(|(n, _)| n)
+    /// Remove expired entries of any namespace, oldest expiry first: at most
+    /// 64 (`many` false) or [`SWEEP_MANY_BATCH`]. Abandoned fill markers go too.
+    pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
+        self.exec(SWEEP_FILLS, params![now])?;
+        self.delete_counted(if many { SWEEP_MANY } else { SWEEP_SOME }, params![now]).map(|(n, _)| n)
     }
 
     pub fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>> {
@@ -377,14 +404,11 @@ impl Engine {
 
     /// Delete the `n` lowest-ranked entries of a namespace, never `keep`. Returns how many.
     pub fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64> {
-        let (removed, _) = self.delete_counted(
-            &format!(
-                "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-                 WHERE ns = ?1 AND touched IS NOT NULL AND key <> ?2 ORDER BY touched LIMIT ?3) \
-                 RETURNING 1, ns, {RANKED_SIZE}"
-            ),
-            params![ns, keep, i64::try_from(n).unwrap_or(i64::MAX)],
-        )?;
+        let (removed, _) = if n == 1 {
+            self.delete_counted(EVICT_ONE, params![ns, keep])?
+        } else {
+            self.delete_counted(EVICT_MANY, params![ns, keep, i64::try_from(n).unwrap_or(i64::MAX)])?
+        };
         if removed > 0 {
             self.exec(
                 "UPDATE cairn_cache_ns SET evictions = evictions + ?2 WHERE ns = ?1",
@@ -438,7 +462,8 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    /// The statements of every plain get and set must compile once. A statement whose WHERE
+    /// The statements of every get and set, of the sweep that rides along with writes, and
+    /// of eviction and least-recently-used hits, must compile once. A statement whose WHERE
     /// lets a bound value decide whether a partial index applies is recompiled at each new
     /// binding: that once tripled the cost of a set, and no functional test can notice it.
     #[test]
@@ -451,9 +476,13 @@ mod tests {
             e.cache_upsert(&ns, &key, b"v", Some(1_000 + i), None)?;
             e.cache_get(&ns, &key, i)?;
             e.cache_ns(&ns)?;
+            e.cache_sweep(1_000 + i, false)?;
+            e.cache_evict(&ns, &key, 1)?;
+            let rank = e.cache_next_rank(&ns)?;
+            e.cache_get_touch(&ns, &key, i, rank)?;
         }
         e.commit()?;
-        for sql in [GET, UPSERT, NS_ROW] {
+        for sql in [GET, UPSERT, NS_ROW, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK] {
             let st = e.conn().prepare_cached(sql).map_err(|err| e.err(err))?;
             assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }

@@ -5,7 +5,7 @@ mod cache;
 mod migrate;
 pub(crate) mod schema;
 
-pub(crate) use cache::NsRow;
+pub(crate) use cache::{NsRow, SWEEP_MANY_BATCH};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -90,8 +90,9 @@ impl Engine {
     }
 
     /// SQLite's own busy_timeout sleeps 1, 2, 5, 10, ... up to 100 ms between attempts, which
-    /// wastes most of a short lock hold. This handler polls from 50 µs up to 8 ms, with jitter
-    /// so that waiting processes do not retry in lockstep, until the timeout has passed.
+    /// wastes most of a short lock hold. This handler polls from 50 µs, doubling up to 6.4 ms,
+    /// plus as much again of jitter so that waiting processes do not retry in lockstep, until
+    /// the timeout has passed.
     fn install_busy_handler(&mut self) -> Result<()> {
         let limit = Arc::clone(&self.busy_ms);
         let mut started = Instant::now();
