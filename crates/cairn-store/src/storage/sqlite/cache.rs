@@ -91,6 +91,12 @@ const EVICT_MANY: &str = concat!(
     ranked_size!()
 );
 
+/// Whether anything has expired: a probe of the covering expiry index. The sweeps' `rowid IN
+/// (subquery)` builds an ephemeral table even when it finds nothing (freshly mapped memory,
+/// page faults: 8% of a single set when run at every eighth write).
+const ANY_EXPIRED: &str =
+    "SELECT 1 FROM cairn_cache WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1";
+
 const SWEEP_FILLS: &str = "DELETE FROM cairn_cache_fill WHERE expires_at <= ?1";
 
 const NS_ROW: &str = "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
@@ -319,6 +325,9 @@ impl Engine {
     /// 64 (`many` false) or [`SWEEP_MANY_BATCH`]. Abandoned fill markers go too.
     pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
         self.exec(SWEEP_FILLS, params![now])?;
+        if self.row(ANY_EXPIRED, params![now], |_| Ok(()))?.is_none() {
+            return Ok(0);
+        }
         self.delete_counted(if many { SWEEP_MANY } else { SWEEP_SOME }, params![now]).map(|(n, _)| n)
     }
 
@@ -473,16 +482,18 @@ mod tests {
         e.begin_immediate()?;
         for i in 0..50 {
             let (ns, key) = (format!("ns{}", i % 3), format!("k{i}"));
-            e.cache_upsert(&ns, &key, b"v", Some(1_000 + i), None)?;
+            e.cache_upsert(&ns, &key, b"v", Some(1_000 + i), None)?; // expired by the sweep below
             e.cache_get(&ns, &key, i)?;
             e.cache_ns(&ns)?;
-            e.cache_sweep(1_000 + i, false)?;
+            e.cache_sweep(2_000 + i, false)?;
             e.cache_evict(&ns, &key, 1)?;
             let rank = e.cache_next_rank(&ns)?;
             e.cache_get_touch(&ns, &key, i, rank)?;
         }
         e.commit()?;
-        for sql in [GET, UPSERT, NS_ROW, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK] {
+        for sql in
+            [GET, UPSERT, NS_ROW, ANY_EXPIRED, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK]
+        {
             let st = e.conn().prepare_cached(sql).map_err(|err| e.err(err))?;
             assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }
