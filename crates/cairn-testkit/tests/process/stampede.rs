@@ -8,17 +8,23 @@ use cairn_testkit::Running;
 
 use crate::child;
 
+/// A store, and the log file in which each computation writes a line.
+fn setup() -> Result<(tempfile::TempDir, String, std::path::PathBuf), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
+    cairn::Store::open(&db)?;
+    let log = dir.path().join("computations.log");
+    Ok((dir, db.to_str().expect("utf-8").to_owned(), log))
+}
+
 fn computations(log: &std::path::Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
 }
 
 #[test]
 fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> Result<(), Error> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("s.db");
-    cairn::Store::open(&db)?;
-    let log = dir.path().join("computations.log");
-    let (db, log_s) = (db.to_str().expect("utf-8"), log.to_str().expect("utf-8"));
+    let (_dir, db, log) = setup()?;
+    let (db, log_s) = (db.as_str(), log.to_str().expect("utf-8"));
     let children: Vec<Running> = (0..6)
         .map(|_| {
             Running::spawn(child(), &["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", "300"])
@@ -39,11 +45,8 @@ fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> R
 
 #[test]
 fn a_computing_process_killed_mid_computation_is_taken_over_after_the_fill_timeout() -> Result<(), Error> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("s.db");
-    cairn::Store::open(&db)?;
-    let log = dir.path().join("computations.log");
-    let (db, log_s) = (db.to_str().expect("utf-8"), log.to_str().expect("utf-8"));
+    let (_dir, db, log) = setup()?;
+    let (db, log_s) = (db.as_str(), log.to_str().expect("utf-8"));
     let args = |ms: &'static str| {
         ["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "800"]
     };
