@@ -275,11 +275,14 @@ fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error() -> Result<()
     let (_dir, path, mut store, _clock) = temp_store();
     let impatient = Options::new().busy_timeout(Duration::from_millis(100)).open(&path)?;
     let path2 = path.clone();
-    let result = store.transaction(|tx| {
+    let (result, waited) = store.transaction(|tx| {
         tx.cache("n").set("k", "held", None)?;
+        let started = std::time::Instant::now();
         let r = impatient.cache("n").set("k", "blocked", None);
-        Ok::<_, Error>(r)
+        Ok::<_, Error>((r, started.elapsed()))
     })?;
+    // A lower bound, not a timing: failing sooner would break the busy-timeout promise.
+    assert!(waited >= Duration::from_millis(100), "gave up after {waited:?}, before its timeout");
     let err = result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     assert!(err.to_string().contains(&path2.display().to_string()));
@@ -295,4 +298,11 @@ fn running_as_root() -> bool {
     let writable = std::fs::write(probe.join("f"), b"x").is_ok();
     std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     writable
+}
+
+#[test]
+fn a_store_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+    assert_send::<Options>();
 }
