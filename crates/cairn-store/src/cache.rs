@@ -332,7 +332,7 @@ impl<'a> Cache<'a> {
             self.set(key, &value, ttl)?;
             return Ok(value);
         }
-        let owner = fill_token();
+        let owner = unique_token();
         let mut nap = Duration::from_millis(1);
         loop {
             match self.try_claim_fill(key, &owner)? {
@@ -487,7 +487,7 @@ fn check_fits(ns: &str, key: &str, bytes: &[u8], limits: &CacheLimits) -> Result
 }
 
 /// A name unique to this call among all processes on all hosts sharing the file.
-fn fill_token() -> String {
+pub(crate) fn unique_token() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

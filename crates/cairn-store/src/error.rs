@@ -173,6 +173,20 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A claim or lock was taken over by another worker after its lease ran out: the work
+    /// done under it must not be recorded.
+    #[error(
+        "the {what} '{name}' held by '{holder}' was taken over after its lease ran out; do not record this work, and renew leases sooner"
+    )]
+    LeaseLost {
+        /// "claim" or "lock".
+        what: &'static str,
+        /// The item id or lock name.
+        name: String,
+        /// The worker or owner that lost it.
+        holder: String,
+    },
+
     /// Any other SQLite failure.
     #[error("{path}: SQLite error: {source}")]
     Sqlite {
@@ -214,6 +228,8 @@ pub enum ErrorKind {
     Decode,
     /// A failed migration step.
     Migration,
+    /// A claim or lock lost to another worker.
+    LeaseLost,
     /// Anything else from SQLite.
     Internal,
 }
@@ -235,6 +251,7 @@ impl Error {
             Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Migration { .. } => ErrorKind::Migration,
+            Error::LeaseLost { .. } => ErrorKind::LeaseLost,
             Error::Sqlite { .. } => ErrorKind::Internal,
         }
     }
@@ -330,6 +347,11 @@ mod tests {
                 Error::Migration { scope: "app".into(), version: 3, source: Box::new(Error::invalid("boom")) },
                 ErrorKind::Migration,
                 "migration 'app' step 3 failed and was rolled back (the file stays at version 2): invalid input: boom",
+            ),
+            (
+                Error::LeaseLost { what: "claim", name: "item-7".into(), holder: "w1".into() },
+                ErrorKind::LeaseLost,
+                "the claim 'item-7' held by 'w1' was taken over after its lease ran out; do not record this work, and renew leases sooner",
             ),
         ];
         for (err, kind, msg) in cases {

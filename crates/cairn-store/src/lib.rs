@@ -36,9 +36,12 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod checkpoint;
 mod clock;
 mod codec;
 mod error;
+pub mod ledger;
+mod lock;
 pub mod migrate;
 mod storage;
 mod store;
@@ -47,9 +50,12 @@ mod tx;
 pub use cache::{
     Cache, CacheLimits, CacheStats, Eviction, MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES,
 };
+pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json};
 pub use error::{Error, ErrorKind, Result};
+pub use ledger::{Claim, Item, ItemState, Ledger, LedgerCounts};
+pub use lock::{LockGuard, LockHolder};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, CacheLimits};
+use crate::checkpoint::Checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::ledger::Ledger;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
 use crate::storage::sqlite::{self, schema, Engine, OpenSpec};
 use crate::tx::Tx;
@@ -419,6 +421,18 @@ impl Store {
     /// [`Store::transaction`] use [`Tx::cache`] instead.
     pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
         Cache::new(self, ns, false)
+    }
+
+    /// The ledger namespace `ns`; see [`Ledger`]. Inside [`Store::transaction`] use
+    /// [`Tx::ledger`].
+    pub fn ledger<'a>(&'a self, ns: &'a str) -> Ledger<'a> {
+        Ledger::new(self, ns, false)
+    }
+
+    /// The checkpoint of `job`; see [`Checkpoint`]. Inside [`Store::transaction`] use
+    /// [`Tx::checkpoint`].
+    pub fn checkpoint<'a>(&'a self, job: &'a str) -> Checkpoint<'a> {
+        Checkpoint::new(self, job, false)
     }
 
     /// Run `f` in one IMMEDIATE transaction: committed if it returns `Ok`, rolled back if it

@@ -1,6 +1,8 @@
 //! Transactions: one atomic unit across every feature.
 
 use crate::cache::Cache;
+use crate::checkpoint::Checkpoint;
+use crate::ledger::Ledger;
 use crate::store::Store;
 
 /// An open IMMEDIATE transaction, handed to the closure of [`Store::transaction`].
@@ -32,5 +34,15 @@ impl<'s> Tx<'s> {
     /// ```
     pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
         Cache::new(self.store, ns, true)
+    }
+
+    /// The ledger namespace `ns`, inside this transaction.
+    pub fn ledger<'a>(&'a self, ns: &'a str) -> Ledger<'a> {
+        Ledger::new(self.store, ns, true)
+    }
+
+    /// The checkpoint of `job`, inside this transaction.
+    pub fn checkpoint<'a>(&'a self, job: &'a str) -> Checkpoint<'a> {
+        Checkpoint::new(self.store, job, true)
     }
 }

@@ -2,6 +2,7 @@
 //! several real processes or SIGKILL live in the cairn-testkit crate.
 
 mod cache;
+mod ledger;
 mod migrate;
 mod model;
 mod store;

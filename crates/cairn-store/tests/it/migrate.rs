@@ -7,6 +7,9 @@ use cairn::{Error, ErrorKind, Migrations, Store, M};
 
 use crate::temp_store;
 
+/// The version of cairn's own schema that this build writes.
+const CAIRN_SCHEMA: i64 = 2;
+
 fn steps() -> Migrations<'static> {
     Migrations::new(vec![
         M::up("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
@@ -133,7 +136,7 @@ fn scopes_in_a_store_never_collide_with_each_other_or_with_cairn() -> Result<(),
     assert_eq!(store.migrate("plugin", &plugin)?.to, 1);
     assert!(store.migrate("app", &app)?.applied.is_empty());
     assert_eq!(store.migration_status("plugin", &plugin)?.current, 1);
-    assert_eq!(user_version(&path), 1, "cairn's own version is untouched");
+    assert_eq!(user_version(&path), CAIRN_SCHEMA, "cairn's own version is untouched");
     store.cache("n").set("k", "still works", None)?;
     drop(store);
     let reopened = Store::open(&path)?;
@@ -161,6 +164,6 @@ fn user_version_migrations_refuse_a_cairn_store() -> Result<(), Error> {
     let err = steps().apply_to_file(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Store::migrate"), "{err}");
-    assert_eq!(user_version(&path), 1);
+    assert_eq!(user_version(&path), CAIRN_SCHEMA);
     Ok(())
 }

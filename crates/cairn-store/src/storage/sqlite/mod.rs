@@ -2,6 +2,9 @@
 //! feature's statements live in the file of the same name beside this one.
 
 mod cache;
+mod checkpoint;
+pub(crate) mod ledger;
+pub(crate) mod lock;
 mod migrate;
 pub(crate) mod schema;
 
@@ -230,6 +233,12 @@ impl Engine {
     /// return, an error or a panic alike.
     pub fn begin(&self) -> Result<TxGuard<'_>> {
         self.begin_immediate()?;
+        Ok(TxGuard { engine: self, done: false })
+    }
+
+    /// BEGIN (deferred): one consistent snapshot for a series of reads.
+    pub fn begin_read(&self) -> Result<TxGuard<'_>> {
+        self.retry_busy(|c| c.prepare_cached("BEGIN")?.execute([]).map(drop))?;
         Ok(TxGuard { engine: self, done: false })
     }
 

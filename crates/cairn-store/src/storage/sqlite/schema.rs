@@ -49,7 +49,49 @@ CREATE TABLE cairn_migrations (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 2: the ledger of processed items, checkpoints and named locks.
+const V2: &str = r#"
+-- state: 0 pending (queued, or waiting for a retry), 1 claimed, 2 done, 3 failed (gave up).
+-- seq: the queue position of a pending row, the lease expiry (Unix ms) of a claimed one,
+-- NULL otherwise, so that the index below holds only the work still to hand out.
+CREATE TABLE cairn_ledger (
+    ns         TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    state      INTEGER NOT NULL,
+    seq        INTEGER,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    worker     TEXT,
+    token      INTEGER NOT NULL DEFAULT 0,   -- fencing: bumped by every claim
+    result     BLOB,
+    error      TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (ns, id)
+) WITHOUT ROWID;
+CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, seq) WHERE seq IS NOT NULL;
+
+CREATE TABLE cairn_ledger_ns (
+    ns       TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE cairn_checkpoint (
+    job        TEXT    PRIMARY KEY,
+    value      BLOB    NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE cairn_lock (
+    name        TEXT    PRIMARY KEY,
+    owner       TEXT    NOT NULL,
+    boot_id     TEXT    NOT NULL,   -- the holder's machine and boot; '' if unknown
+    pid         INTEGER NOT NULL,
+    pid_start   INTEGER NOT NULL,   -- the holder's start time, against pid reuse; 0 if unknown
+    expires_at  INTEGER NOT NULL,
+    acquired_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
 /// The store's own migrations.
 pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }

@@ -1,0 +1,461 @@
+//! The ledger of processed items: which ids are done, which failed and how often, and who is
+//! working on what. It makes a job idempotent (a re-run skips what is done) and lets several
+//! workers share one list through claims with leases.
+//!
+//! # States
+//! * **Pending**: queued with [`Ledger::enqueue`], or waiting for a retry after a failure.
+//! * **Claimed**: a worker holds it until its lease runs out; after that it counts as pending
+//!   again and another worker may claim it.
+//! * **Done**: recorded once; marking it again changes nothing.
+//! * **Failed**: it failed `max_attempts` times and was given up.
+//!
+//! # Fencing
+//! Every claim carries a token that each new claim of the item bumps. Completing, failing or
+//! extending with a claim whose item was since claimed by another worker fails with
+//! [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost), so an item is recorded done exactly
+//! once, by the worker that held it last.
+
+use std::time::Duration;
+
+use crate::cache::validate_name;
+use crate::clock::deadline;
+use crate::codec::{Decode, Encode};
+use crate::error::{Error, Result};
+use crate::storage::sqlite::ledger::ItemRow;
+use crate::store::Store;
+
+/// How many times an item may fail before it is given up, unless set with
+/// [`Ledger::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The longest item id, in bytes.
+pub const MAX_ID_BYTES: usize = 4096;
+
+const PENDING: i64 = 0;
+const CLAIMED: i64 = 1;
+const DONE: i64 = 2;
+const FAILED: i64 = 3;
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ItemState {
+    /// Queued, or waiting for a retry.
+    Pending,
+    /// Held by a worker whose lease has not run out.
+    Claimed,
+    /// Done.
+    Done,
+    /// Given up after too many failures.
+    Failed,
+}
+
+impl ItemState {
+    fn code(self) -> i64 {
+        match self {
+            ItemState::Pending => PENDING,
+            ItemState::Claimed => CLAIMED,
+            ItemState::Done => DONE,
+            ItemState::Failed => FAILED,
+        }
+    }
+
+    fn of(row: &ItemRow, now: i64) -> ItemState {
+        match row.state {
+            CLAIMED if row.seq.is_some_and(|until| until > now) => ItemState::Claimed,
+            DONE => ItemState::Done,
+            FAILED => ItemState::Failed,
+            _ => ItemState::Pending,
+        }
+    }
+}
+
+/// One item as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The id.
+    pub id: String,
+    /// Where it stands now.
+    pub state: ItemState,
+    /// Failures recorded.
+    pub attempts: u32,
+    /// The last failure's message.
+    pub error: Option<String>,
+    /// The worker holding or last holding a claim.
+    pub worker: Option<String>,
+    /// The result stored when it was done, if any.
+    pub result: Option<Vec<u8>>,
+    /// When it last changed, in Unix milliseconds.
+    pub updated_at_millis: i64,
+}
+
+impl Item {
+    fn from_row(row: ItemRow, now: i64) -> Item {
+        Item {
+            state: ItemState::of(&row, now),
+            id: row.id,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            error: row.error,
+            worker: row.worker,
+            result: row.result,
+            updated_at_millis: row.updated_at,
+        }
+    }
+}
+
+/// How many items stand where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerCounts {
+    /// Queued or waiting for a retry (expired claims included).
+    pub pending: u64,
+    /// Held under a live lease.
+    pub claimed: u64,
+    /// Done.
+    pub done: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
+/// A worker's hold on an item, from [`Ledger::claim`] or [`Ledger::claim_next`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    id: String,
+    worker: String,
+    token: i64,
+    lease_until: i64,
+}
+
+impl Claim {
+    /// The item's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The worker that holds it.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// The fencing token: bumped by every claim of the item.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    /// When the lease runs out, in Unix milliseconds.
+    pub fn lease_until_millis(&self) -> i64 {
+        self.lease_until
+    }
+}
+
+/// One namespace of the ledger, from [`Store::ledger`] (each operation its own transaction)
+/// or [`Tx::ledger`](crate::Tx::ledger) (operations join the transaction).
+///
+/// ```
+/// use cairn::Store;
+/// use std::time::Duration;
+///
+/// let store = Store::open_in_memory()?;
+/// let ledger = store.ledger("invoices");
+/// let todo = ledger.filter_new(["a", "b", "c"])?;       // all three are new
+/// for id in todo {
+///     // ... the work ...
+///     ledger.mark_done(id)?;
+/// }
+/// assert!(ledger.filter_new(["a", "b", "c", "d"])?.eq(&["d"])); // a re-run skips done work
+///
+/// // Several workers on one list:
+/// let claim = ledger.claim("e", "worker-1", Duration::from_secs(60))?.expect("free");
+/// assert!(ledger.claim("e", "worker-2", Duration::from_secs(60))?.is_none());
+/// ledger.complete(&claim)?;
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger<'a> {
+    store: &'a Store,
+    ns: &'a str,
+    in_tx: bool,
+    max_attempts: u32,
+}
+
+impl<'a> Ledger<'a> {
+    pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
+        Ledger { store, ns, in_tx, max_attempts: DEFAULT_MAX_ATTEMPTS }
+    }
+
+    /// Give items up after `n` failures (at least 1). Default [`DEFAULT_MAX_ATTEMPTS`].
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.check_ns()?;
+        if self.in_tx {
+            f(self.store)
+        } else {
+            self.store.write_tx(f)
+        }
+    }
+
+    /// Record `id` as done. True if this call did it; false if it already was.
+    pub fn mark_done(&self, id: &str) -> Result<bool> {
+        validate_id(id)?;
+        self.write(|s| s.engine.ledger_mark_done(self.ns, id, None, s.now()))
+    }
+
+    /// Record `id` as done with a (small) result value, read back by [`Ledger::result`]. The
+    /// first result is kept: marking a done item again changes nothing.
+    pub fn mark_done_with(&self, id: &str, result: impl Encode) -> Result<bool> {
+        validate_id(id)?;
+        let bytes = result.encode()?;
+        self.write(|s| s.engine.ledger_mark_done(self.ns, id, Some(&bytes), s.now()))
+    }
+
+    /// Record many ids as done in one transaction; returns how many were newly done.
+    pub fn mark_done_many<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
+        let ids: Vec<S> = ids.into_iter().collect();
+        for id in &ids {
+            validate_id(id.as_ref())?;
+        }
+        self.write(|s| {
+            let now = s.now();
+            let mut n = 0;
+            for id in &ids {
+                n += u64::from(s.engine.ledger_mark_done(self.ns, id.as_ref(), None, now)?);
+            }
+            Ok(n)
+        })
+    }
+
+    fn check_ns(&self) -> Result<()> {
+        validate_name("namespace", self.ns, crate::MAX_NAMESPACE_BYTES)
+    }
+
+    /// True if `id` is done.
+    pub fn is_done(&self, id: &str) -> Result<bool> {
+        self.check_ns()?;
+        validate_id(id)?;
+        self.store.engine.ledger_is_done(self.ns, id)
+    }
+
+    /// The ids that still need work (neither done nor given up), in input order, read from
+    /// one snapshot of the ledger.
+    pub fn filter_new<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
+        self.check_ns()?;
+        let ids: Vec<S> = ids.into_iter().collect();
+        for id in &ids {
+            validate_id(id.as_ref())?;
+        }
+        let e = &self.store.engine;
+        let snapshot = if self.in_tx { None } else { Some(e.begin_read()?) };
+        let mut todo = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !matches!(e.ledger_state(self.ns, id.as_ref())?, Some(DONE | FAILED)) {
+                todo.push(id);
+            }
+        }
+        if let Some(tx) = snapshot {
+            tx.commit()?;
+        }
+        Ok(todo)
+    }
+
+    /// The result stored with a done item.
+    pub fn result<T: Decode>(&self, id: &str) -> Result<Option<T>> {
+        let Some(item) = self.item(id)? else { return Ok(None) };
+        item.result
+            .map(|bytes| {
+                T::decode(bytes).map_err(|e| Error::Decode {
+                    ns: self.ns.to_owned(),
+                    key: id.to_owned(),
+                    expected: e.expected,
+                    detail: e.detail,
+                })
+            })
+            .transpose()
+    }
+
+    /// Everything recorded about `id`.
+    pub fn item(&self, id: &str) -> Result<Option<Item>> {
+        self.check_ns()?;
+        validate_id(id)?;
+        let now = self.store.now();
+        Ok(self.store.engine.ledger_item(self.ns, id)?.map(|row| Item::from_row(row, now)))
+    }
+
+    /// Record a failure of `id` with its error text. Below `max_attempts` failures the item
+    /// is pending again (at the back of the queue); at `max_attempts` it is given up. A done
+    /// item stays done. Returns the state it is left in.
+    pub fn fail(&self, id: &str, error: &str) -> Result<ItemState> {
+        validate_id(id)?;
+        self.write(|s| self.record_failure(s, id, None, error))
+    }
+
+    /// Claim `id` for `worker` for `lease`. `None` if it is done, given up, or held by
+    /// another worker whose lease has not run out. Claiming an item this worker already holds
+    /// renews the claim (with a new token).
+    pub fn claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        validate_id(id)?;
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        self.write(|s| self.claim_in(s, id, worker, lease))
+    }
+
+    /// Claim the next item of the queue for `worker`: a claim whose lease ran out first,
+    /// else the oldest pending item. `None` if there is nothing to do.
+    pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        self.write(|s| match s.engine.ledger_next(self.ns, s.now())? {
+            Some(id) => self.claim_in(s, &id, worker, lease),
+            None => Ok(None),
+        })
+    }
+
+    fn claim_in(&self, s: &Store, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        let now = s.now();
+        let lease_until = deadline(now, lease);
+        Ok(s.engine.ledger_claim(self.ns, id, worker, lease_until, now)?.map(|token| Claim {
+            id: id.to_owned(),
+            worker: worker.to_owned(),
+            token,
+            lease_until,
+        }))
+    }
+
+    /// Extend a claim's lease to `lease` from now (a heartbeat). Fails with `LeaseLost` if
+    /// another worker claimed the item since.
+    pub fn extend(&self, claim: &Claim, lease: Duration) -> Result<Claim> {
+        self.write(|s| {
+            let lease_until = deadline(s.now(), lease);
+            if s.engine.ledger_extend(self.ns, &claim.id, &claim.worker, claim.token, lease_until)? {
+                Ok(Claim { lease_until, ..claim.clone() })
+            } else {
+                Err(lost(claim))
+            }
+        })
+    }
+
+    /// Record a claimed item as done. Fails with `LeaseLost`, recording nothing, if another
+    /// worker claimed the item since (fencing).
+    pub fn complete(&self, claim: &Claim) -> Result<()> {
+        self.complete_inner(claim, None)
+    }
+
+    /// [`Ledger::complete`] with a result value.
+    pub fn complete_with(&self, claim: &Claim, result: impl Encode) -> Result<()> {
+        let bytes = result.encode()?;
+        self.complete_inner(claim, Some(&bytes))
+    }
+
+    fn complete_inner(&self, claim: &Claim, result: Option<&[u8]>) -> Result<()> {
+        self.write(|s| {
+            if s.engine.ledger_complete(self.ns, &claim.id, &claim.worker, claim.token, result, s.now())? {
+                Ok(())
+            } else {
+                Err(lost(claim))
+            }
+        })
+    }
+
+    /// Record a failure of a claimed item; see [`Ledger::fail`]. Fails with `LeaseLost` if
+    /// another worker claimed the item since.
+    pub fn fail_claim(&self, claim: &Claim, error: &str) -> Result<ItemState> {
+        self.write(|s| self.record_failure(s, &claim.id, Some(claim), error))
+    }
+
+    fn record_failure(&self, s: &Store, id: &str, claim: Option<&Claim>, error: &str) -> Result<ItemState> {
+        let now = s.now();
+        let row = s.engine.ledger_item(self.ns, id)?;
+        if let Some(row) = &row {
+            if matches!(row.state, DONE | FAILED) && claim.is_none() {
+                return Ok(ItemState::of(row, now));
+            }
+        }
+        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
+        let give_up = attempts >= i64::from(self.max_attempts);
+        let (state, seq) =
+            if give_up { (FAILED, None) } else { (PENDING, Some(s.engine.ledger_reserve_seq(self.ns, 1)?)) };
+        let fenced = claim.map(|c| (c.worker.as_str(), c.token));
+        if !s.engine.ledger_fail(self.ns, id, fenced, error, state, seq, now)? {
+            return Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost));
+        }
+        Ok(if give_up { ItemState::Failed } else { ItemState::Pending })
+    }
+
+    /// Queue ids for [`Ledger::claim_next`], in order. Ids the ledger knows already (queued,
+    /// claimed, done or failed) are skipped. Returns how many were queued.
+    pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
+        let ids: Vec<S> = ids.into_iter().collect();
+        for id in &ids {
+            validate_id(id.as_ref())?;
+        }
+        self.write(|s| {
+            let now = s.now();
+            let first = s.engine.ledger_reserve_seq(self.ns, ids.len() as i64)?;
+            let mut n = 0;
+            for (i, id) in ids.iter().enumerate() {
+                n += u64::from(s.engine.ledger_enqueue(self.ns, id.as_ref(), first + i as i64, now)?);
+            }
+            Ok(n)
+        })
+    }
+
+    /// How many items stand where.
+    pub fn counts(&self) -> Result<LedgerCounts> {
+        self.check_ns()?;
+        let mut c = LedgerCounts::default();
+        for (state, n) in self.store.engine.ledger_counts(self.ns, self.store.now())? {
+            match state {
+                CLAIMED => c.claimed += n,
+                DONE => c.done += n,
+                FAILED => c.failed += n,
+                _ => c.pending += n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// A page of items in id order, starting after `after` (`None`: from the start),
+    /// optionally only those in `state`. Page through with the last id returned.
+    pub fn list(&self, state: Option<ItemState>, after: Option<&str>, limit: usize) -> Result<Vec<Item>> {
+        self.check_ns()?;
+        let now = self.store.now();
+        // Stored states differ from visible ones for expired claims: filter those here.
+        let stored = state.map(|s| if s == ItemState::Pending { None } else { Some(s.code()) });
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        let mut cursor = after.unwrap_or("").to_owned();
+        while out.len() < limit as usize {
+            let rows = self.store.engine.ledger_list(self.ns, stored.flatten(), &cursor, limit)?;
+            let exhausted = (rows.len() as i64) < limit;
+            for row in rows {
+                cursor.clone_from(&row.id);
+                let item = Item::from_row(row, now);
+                if state.is_none_or(|s| s == item.state) && out.len() < limit as usize {
+                    out.push(item);
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget `id` entirely, as if it had never been seen. True if it was known.
+    pub fn forget(&self, id: &str) -> Result<bool> {
+        validate_id(id)?;
+        self.write(|s| s.engine.ledger_forget(self.ns, id))
+    }
+
+    /// Forget every item of the namespace. Returns how many.
+    pub fn reset(&self) -> Result<u64> {
+        self.write(|s| s.engine.ledger_reset(self.ns))
+    }
+}
+
+fn lost(claim: &Claim) -> Error {
+    Error::LeaseLost { what: "claim", name: claim.id.clone(), holder: claim.worker.clone() }
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    validate_name("id", id, MAX_ID_BYTES)
+}

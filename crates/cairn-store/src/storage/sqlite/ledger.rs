@@ -1,0 +1,257 @@
+//! The ledger's SQL. What the states mean, who may claim and when an item is given up is
+//! decided in `crate::ledger`; `now` and every threshold arrive as parameters.
+
+use rusqlite::params;
+
+use super::Engine;
+use crate::error::Result;
+
+/// One ledger row, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub state: i64,
+    pub seq: Option<i64>,
+    pub attempts: i64,
+    pub worker: Option<String>,
+    pub result: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at";
+
+fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        seq: r.get(2)?,
+        attempts: r.get(3)?,
+        worker: r.get(4)?,
+        result: r.get(5)?,
+        error: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+pub(crate) const IS_DONE: &str = "SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 2";
+pub(crate) const STATE: &str = "SELECT state FROM cairn_ledger WHERE ns = ?1 AND id = ?2";
+
+/// Done, unless it already was: the first result is kept, and the caller learns whether this
+/// call was the one that completed it.
+pub(crate) const MARK_DONE: &str = "INSERT INTO cairn_ledger (ns, id, state, result, updated_at) \
+     VALUES (?1, ?2, 2, ?3, ?4) \
+     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, error = NULL, \
+     result = excluded.result, updated_at = excluded.updated_at WHERE cairn_ledger.state <> 2";
+
+/// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
+/// worker already holds). Returns the new fencing token.
+pub(crate) const CLAIM: &str = "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, updated_at) \
+     VALUES (?1, ?2, 1, ?4, ?3, 1, ?5) \
+     ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
+     token = cairn_ledger.token + 1, updated_at = excluded.updated_at \
+     WHERE cairn_ledger.state = 0 \
+        OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3)) \
+     RETURNING token";
+
+// `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
+// index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.
+pub(crate) const NEXT_EXPIRED: &str = "SELECT id FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1";
+pub(crate) const NEXT_PENDING: &str = "SELECT id FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 0 AND seq IS NOT NULL ORDER BY seq LIMIT 1";
+
+impl Engine {
+    pub fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool> {
+        Ok(self.row(IS_DONE, params![ns, id], |_| Ok(()))?.is_some())
+    }
+
+    pub fn ledger_state(&self, ns: &str, id: &str) -> Result<Option<i64>> {
+        self.row(STATE, params![ns, id], |r| r.get(0))
+    }
+
+    pub fn ledger_item(&self, ns: &str, id: &str) -> Result<Option<ItemRow>> {
+        self.row(
+            &format!("SELECT {ITEM_COLUMNS} FROM cairn_ledger WHERE ns = ?1 AND id = ?2"),
+            params![ns, id],
+            item,
+        )
+    }
+
+    /// True if this call made the item done.
+    pub fn ledger_mark_done(&self, ns: &str, id: &str, result: Option<&[u8]>, now: i64) -> Result<bool> {
+        Ok(self.exec(MARK_DONE, params![ns, id, result, now])? == 1)
+    }
+
+    /// Reserve `n` queue positions in a namespace; returns the first.
+    pub fn ledger_reserve_seq(&self, ns: &str, n: i64) -> Result<i64> {
+        let end: i64 = self
+            .row(
+                "INSERT INTO cairn_ledger_ns (ns, next_seq) VALUES (?1, ?2) \
+                 ON CONFLICT (ns) DO UPDATE SET next_seq = next_seq + excluded.next_seq RETURNING next_seq",
+                params![ns, n],
+                |r| r.get(0),
+            )?
+            .unwrap_or(n);
+        Ok(end - n + 1)
+    }
+
+    /// Queue an item unless the ledger knows it already. True if queued.
+    pub fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
+        Ok(self.exec(
+            "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at) VALUES (?1, ?2, 0, ?3, ?4) \
+             ON CONFLICT (ns, id) DO NOTHING",
+            params![ns, id, seq, now],
+        )? == 1)
+    }
+
+    /// Claim `id` for `worker` until `lease_until`. The new fencing token, or `None`.
+    pub fn ledger_claim(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        self.row(CLAIM, params![ns, id, worker, lease_until, now], |r| r.get(0))
+    }
+
+    /// The next item to hand out: an expired claim first (its work is oldest), else the
+    /// oldest pending item.
+    pub fn ledger_next(&self, ns: &str, now: i64) -> Result<Option<String>> {
+        if let Some(id) = self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))? {
+            return Ok(Some(id));
+        }
+        self.row(NEXT_PENDING, params![ns], |r| r.get(0))
+    }
+
+    /// Move a live claim's lease. False if the claim is no longer this one (fenced).
+    pub fn ledger_extend(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE cairn_ledger SET seq = ?5 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+            params![ns, id, worker, token, lease_until],
+        )? == 1)
+    }
+
+    /// Complete a claim. False if the claim is no longer this one (fenced).
+    pub fn ledger_complete(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        result: Option<&[u8]>,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE cairn_ledger SET state = 2, seq = NULL, worker = NULL, error = NULL, result = ?5, updated_at = ?6 \
+             WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+            params![ns, id, worker, token, result, now],
+        )? == 1)
+    }
+
+    /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
+    /// With a claim (`worker`, `token`), only that claim may fail the item.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ledger_fail(
+        &self,
+        ns: &str,
+        id: &str,
+        claim: Option<(&str, i64)>,
+        error: &str,
+        state: i64,
+        seq: Option<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = match claim {
+            Some((worker, token)) => self.exec(
+                "UPDATE cairn_ledger SET state = ?5, seq = ?6, attempts = attempts + 1, error = ?7, worker = NULL, \
+                 updated_at = ?8 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+                params![ns, id, worker, token, state, seq, error, now],
+            )?,
+            None => self.exec(
+                "INSERT INTO cairn_ledger (ns, id, state, seq, attempts, error, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6) \
+                 ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, \
+                 attempts = cairn_ledger.attempts + 1, error = excluded.error, worker = NULL, \
+                 updated_at = excluded.updated_at WHERE cairn_ledger.state IN (0, 1)",
+                params![ns, id, state, seq, error, now],
+            )?,
+        };
+        Ok(n == 1)
+    }
+
+    /// Items by stored state, counting a claim whose lease ran out as pending.
+    pub fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT CASE WHEN state = 1 AND seq <= ?2 THEN 0 ELSE state END AS s, count(*) \
+                 FROM cairn_ledger WHERE ns = ?1 GROUP BY s",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![ns, now], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)));
+        rows.and_then(Iterator::collect).map_err(|e| self.err(e))
+    }
+
+    /// A page of items in id order after `after`, optionally of one stored state.
+    pub fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>> {
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM cairn_ledger WHERE ns = ?1 AND id > ?2 AND (?3 IS NULL OR state = ?3) \
+             ORDER BY id LIMIT ?4"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![ns, after, state, limit], item);
+        rows.and_then(Iterator::collect).map_err(|e| self.err(e))
+    }
+
+    pub fn ledger_forget(&self, ns: &str, id: &str) -> Result<bool> {
+        Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1 AND id = ?2", params![ns, id])? == 1)
+    }
+
+    pub fn ledger_reset(&self, ns: &str) -> Result<u64> {
+        self.exec("DELETE FROM cairn_ledger_ns WHERE ns = ?1", params![ns])?;
+        Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::Store;
+
+    /// The ledger's per-item statements must compile once whatever the bindings; see the
+    /// test of the same name in cache.rs for why that needs watching.
+    #[test]
+    fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        let e = &store.engine;
+        e.begin_immediate()?;
+        for i in 0..50i64 {
+            let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));
+            e.ledger_enqueue(&ns, &id, i, i)?;
+            e.ledger_next(&ns, 1_000 + i)?;
+            e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i)?;
+            e.ledger_next(&ns, 5_000 + i)?; // finds the expired claims
+            e.ledger_mark_done(&ns, &id, None, i)?;
+            e.ledger_is_done(&ns, &id)?;
+            e.ledger_state(&ns, &id)?;
+        }
+        e.commit()?;
+        for sql in [IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING] {
+            let st = e.conn().prepare_cached(sql).map_err(|err| e.err(err))?;
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+        Ok(())
+    }
+}
