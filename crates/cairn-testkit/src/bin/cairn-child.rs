@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         "stampede" => stampede(&opts),
         "migrate" => migrate(&opts),
         "hold" => hold(&opts),
+        "ledger-job" => ledger_job(&opts),
+        "claim-worker" => claim_worker(&opts),
+        "lock-hold" => lock_hold(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -152,5 +155,80 @@ fn hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     say(format_args!("READY"));
     let mut sink = String::new();
     while std::io::stdin().lock().read_line(&mut sink).map_err(|e| Error::InvalidInput(e.to_string()))? > 0 {}
+    Ok(())
+}
+
+/// A resumable job over ids `0..--n`: each item's mark, a per-item work counter and the job's
+/// checkpoint (how many items are behind it) commit in one transaction, and `DONE i` is
+/// printed after each commit. Restarted, it resumes from the checkpoint and skips done ids.
+fn ledger_job(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let mut store = Store::open(arg(opts, "db")?)?;
+    let n = num(opts, "n", 1000)?;
+    let start = store.checkpoint("job").get::<u64>()?.unwrap_or(0);
+    say(format_args!("RESUME {start}"));
+    for i in start..n {
+        let id = i.to_string();
+        if !store.ledger("job").filter_new([id.as_str()])?.is_empty() {
+            let newly = store.transaction(|tx| {
+                let newly = tx.ledger("job").mark_done(&id)?;
+                tx.cache("work").incr(&id, 1, None)?;
+                tx.checkpoint("job").set(i + 1)?;
+                Ok::<_, Error>(newly)
+            })?;
+            if newly {
+                say(format_args!("DONE {i}"));
+            }
+        }
+    }
+    say(format_args!("FINISHED"));
+    Ok(())
+}
+
+/// A queue worker: claims items with `--lease-ms` leases, "works" `--work-ms` on each, then
+/// completes the claim and bumps the item's work counter in one transaction. Prints `DONE id`
+/// per completion and exits when nothing is left to claim or pending.
+fn claim_worker(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let mut store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let worker = arg(opts, "worker")?;
+    let lease = Duration::from_millis(num(opts, "lease-ms", 500)?);
+    let work = Duration::from_millis(num(opts, "work-ms", 2)?);
+    loop {
+        let Some(claim) = store.ledger("queue").claim_next(worker, lease)? else {
+            let c = store.ledger("queue").counts()?;
+            if c.pending + c.claimed == 0 {
+                say(format_args!("IDLE"));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20)); // others hold the rest
+            continue;
+        };
+        say(format_args!("CLAIMED {}", claim.id()));
+        std::thread::sleep(work);
+        let done = store.transaction(|tx| {
+            tx.ledger("queue").complete(&claim)?;
+            tx.cache("work").incr(claim.id(), 1, None)
+        });
+        match done {
+            Ok(_) => say(format_args!("DONE {}", claim.id())),
+            Err(e) if e.kind() == cairn::ErrorKind::LeaseLost => say(format_args!("LOST {}", claim.id())),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Take the lock `--name` for `--ttl-ms` and hold it until stdin closes (or the process is
+/// killed). Prints `LOCKED`, or `HELD` and exits 1 if another holder has it.
+fn lock_hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let ttl = Duration::from_millis(num(opts, "ttl-ms", 60_000)?);
+    let Some(guard) = store.try_lock(arg(opts, "name")?, ttl)? else {
+        say(format_args!("HELD"));
+        std::process::exit(1);
+    };
+    say(format_args!("LOCKED"));
+    let mut sink = String::new();
+    while std::io::stdin().lock().read_line(&mut sink).map_err(|e| Error::InvalidInput(e.to_string()))? > 0 {}
+    drop(guard);
+    say(format_args!("RELEASED"));
     Ok(())
 }
