@@ -5,7 +5,6 @@
 //! miss everywhere, whether or not it has been removed yet. Removal happens in [`Cache::sweep`],
 //! [`Store::sweep`], and a few at a time with every eighth write of a store.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::deadline;
@@ -289,9 +288,10 @@ impl<'a> Cache<'a> {
     ///
     /// Across processes, a missing key is computed once: the first process to miss leaves a
     /// marker and computes; the others wait for its value instead of computing too. If the
-    /// computing process fails, the next waiter computes; if it crashed, waiters take over
-    /// after the store's fill timeout ([`Options::fill_timeout`](crate::Options::fill_timeout),
-    /// 30 s by default). A computation that outlives the fill timeout may then run twice.
+    /// computing process fails, the next waiter computes; if it crashed, waiters take over at
+    /// once when it ran on the same host (its pid is gone; Linux), else after the store's fill
+    /// timeout ([`Options::fill_timeout`](crate::Options::fill_timeout), 30 s by default). A
+    /// computation that outlives the fill timeout may run twice.
     ///
     /// Inside a transaction the write lock is already held, so the value is simply computed
     /// and stored; keep such computations short.
@@ -332,7 +332,7 @@ impl<'a> Cache<'a> {
             self.set(key, &value, ttl)?;
             return Ok(value);
         }
-        let owner = unique_token();
+        let owner = crate::process::token();
         let mut nap = Duration::from_millis(1);
         loop {
             match self.try_claim_fill(key, &owner)? {
@@ -347,7 +347,9 @@ impl<'a> Cache<'a> {
                         return Ok(self.decode(key, bytes)?);
                     }
                     let now = self.store.now();
-                    if matches!(self.store.engine.fill_get(self.ns, key)?, Some((_, until)) if until > now) {
+                    let filling = self.store.engine.fill_get(self.ns, key)?;
+                    if matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner))
+                    {
                         continue;
                     }
                 }
@@ -363,7 +365,9 @@ impl<'a> Cache<'a> {
                 return Ok(Fill::Hit(bytes));
             }
             match s.engine.fill_get(self.ns, key)? {
-                Some((_, until)) if until > now => Ok(Fill::Wait),
+                Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
+                    Ok(Fill::Wait)
+                }
                 _ => {
                     s.engine.fill_claim(self.ns, key, owner, deadline(now, s.fill_timeout))?;
                     Ok(Fill::Mine)
@@ -484,14 +488,6 @@ fn check_fits(ns: &str, key: &str, bytes: &[u8], limits: &CacheLimits) -> Result
         ))),
         _ => Ok(()),
     }
-}
-
-/// A name unique to this call among all processes on all hosts sharing the file.
-pub(crate) fn unique_token() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}-{}-{nanos}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The smallest string greater than every string that starts with `prefix`: the prefix with

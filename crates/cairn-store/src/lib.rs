@@ -43,6 +43,7 @@ mod error;
 pub mod ledger;
 mod lock;
 pub mod migrate;
+mod process;
 mod storage;
 mod store;
 mod tx;

@@ -9,13 +9,13 @@
 //! fails like anyone else's, because an inner section releasing the lock early would
 //! silently unprotect the outer one. Hold one guard and pass it down instead.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::error::{Error, Result};
-use crate::storage::sqlite::lock::{HolderRow, Taker};
+use crate::process;
+use crate::storage::sqlite::lock::Taker;
 use crate::store::Store;
 
 /// Who holds a lock.
@@ -91,8 +91,8 @@ impl Store {
     /// this host; `None` at once otherwise.
     pub fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard<'_>>> {
         validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
-        let owner = crate::cache::unique_token();
-        let me = process();
+        let owner = process::token();
+        let me = process::me();
         let taker =
             Taker { owner: &owner, boot_id: &me.boot_id, pid: i64::from(me.pid), pid_start: me.start };
         let taken = self.write_tx(|s| {
@@ -102,7 +102,7 @@ impl Store {
                 return Ok(true);
             }
             match s.engine.lock_holder(name)? {
-                Some(h) if holder_is_dead(&h, me) => {
+                Some(h) if process::is_dead(&h.boot_id, h.pid, h.pid_start) => {
                     s.engine.lock_take(name, &taker, until, now, Some(&h.owner))
                 }
                 _ => Ok(false),
@@ -139,69 +139,5 @@ impl Store {
             pid: u32::try_from(h.pid).unwrap_or(0),
             expires_at_millis: h.expires_at,
         }))
-    }
-}
-
-/// This process, as other processes on the same host can check it.
-#[derive(Debug)]
-struct Process {
-    boot_id: String,
-    pid: u32,
-    start: i64,
-}
-
-fn process() -> &'static Process {
-    static ME: OnceLock<Process> = OnceLock::new();
-    ME.get_or_init(|| {
-        let pid = std::process::id();
-        Process { boot_id: boot_id().unwrap_or_default(), pid, start: start_time(pid).unwrap_or(0) }
-    })
-}
-
-/// True only when the holder is known to be gone: same boot of the same machine, and its pid
-/// runs no process or a different one. Unknown means alive: the expiry will tell.
-fn holder_is_dead(h: &HolderRow, me: &Process) -> bool {
-    if h.boot_id.is_empty() || h.boot_id != me.boot_id || h.pid_start == 0 {
-        return false;
-    }
-    let Ok(pid) = u32::try_from(h.pid) else { return false };
-    start_time(pid) != Some(h.pid_start)
-}
-
-fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
-}
-
-/// A process's start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`, counted
-/// after the command name, which is in parentheses and may itself hold spaces.
-fn start_time(pid: u32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_a_vanished_pid_is_dead() {
-        let me = process();
-        if me.boot_id.is_empty() {
-            eprintln!("SKIP: no /proc on this system; locks recover by expiry only");
-            return;
-        }
-        let alive = HolderRow {
-            owner: "x".into(),
-            boot_id: me.boot_id.clone(),
-            pid: i64::from(me.pid),
-            pid_start: me.start,
-            expires_at: 0,
-        };
-        assert!(!holder_is_dead(&alive, me));
-        let reused = HolderRow { pid_start: me.start + 1, ..alive.clone() };
-        assert!(holder_is_dead(&reused, me), "a recycled pid is another process");
-        let other_boot = HolderRow { boot_id: "another-machine".into(), pid_start: me.start + 1, ..alive };
-        assert!(!holder_is_dead(&other_boot, me), "another host's process cannot be checked");
     }
 }

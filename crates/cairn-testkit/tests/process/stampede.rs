@@ -44,11 +44,11 @@ fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> R
 }
 
 #[test]
-fn a_computing_process_killed_mid_computation_is_taken_over_after_the_fill_timeout() -> Result<(), Error> {
+fn a_computing_process_killed_mid_computation_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
     let (_dir, db, log) = setup()?;
     let (db, log_s) = (db.as_str(), log.to_str().expect("utf-8"));
     let args = |ms: &'static str| {
-        ["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "800"]
+        ["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "60000"]
     };
     let doomed = Running::spawn(child(), &args("60000")).expect("spawn");
     let started = std::time::Instant::now();
@@ -65,6 +65,7 @@ fn a_computing_process_killed_mid_computation_is_taken_over_after_the_fill_timeo
         assert!(lines.iter().any(|l| l.starts_with("VALUE ")), "{lines:?}");
     }
     assert_eq!(computations(&log), 2, "one doomed computation, then exactly one takeover");
-    assert!(started.elapsed() < Duration::from_secs(20));
+    // The doomed marker's lease runs a minute: only noticing the dead pid frees it sooner.
+    assert!(started.elapsed() < Duration::from_secs(30), "the waiters sat out the lease");
     Ok(())
 }
