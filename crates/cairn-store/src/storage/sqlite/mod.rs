@@ -87,6 +87,11 @@ impl Engine {
         let busy_ms = Arc::new(AtomicU64::new(millis_u64(spec.busy_timeout)));
         let mut engine = Engine { conn, path, busy_ms };
         engine.install_busy_handler()?;
+        // 16 MiB of page cache (SQLite's default is 2 MiB), allocated only as pages are read:
+        // enough to keep every interior B-tree page of a 10-million-id ledger in memory, so a
+        // lookup reads one leaf instead of several pages. (Not mmap: SQLite turns read errors
+        // on a mapped file into SIGBUS rather than an error.)
+        engine.retry_busy(|c| c.pragma_update(None, "cache_size", -16_384))?;
         // Every hot statement is cached; the default of 16 is too few once features add theirs.
         engine.conn.set_prepared_statement_cache_capacity(64);
         Ok(engine)
