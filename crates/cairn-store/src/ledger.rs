@@ -212,10 +212,7 @@ impl<'a> Ledger<'a> {
 
     /// Record many ids as done in one transaction; returns how many were newly done.
     pub fn mark_done_many<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
-        let ids: Vec<S> = ids.into_iter().collect();
-        for id in &ids {
-            validate_id(id.as_ref())?;
-        }
+        let ids = collect_ids(ids)?;
         self.write(|s| {
             let now = s.now();
             let mut n = 0;
@@ -241,10 +238,7 @@ impl<'a> Ledger<'a> {
     /// one snapshot of the ledger.
     pub fn filter_new<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
         self.check_ns()?;
-        let ids: Vec<S> = ids.into_iter().collect();
-        for id in &ids {
-            validate_id(id.as_ref())?;
-        }
+        let ids = collect_ids(ids)?;
         let e = &self.store.engine;
         let snapshot = if self.in_tx { None } else { Some(e.begin_read()?) };
         let mut todo = Vec::with_capacity(ids.len());
@@ -383,10 +377,7 @@ impl<'a> Ledger<'a> {
     /// Queue ids for [`Ledger::claim_next`], in order. Ids the ledger knows already (queued,
     /// claimed, done or failed) are skipped. Returns how many were queued.
     pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
-        let ids: Vec<S> = ids.into_iter().collect();
-        for id in &ids {
-            validate_id(id.as_ref())?;
-        }
+        let ids = collect_ids(ids)?;
         self.write(|s| {
             let now = s.now();
             let first = s.engine.ledger_reserve_seq(self.ns, ids.len() as i64)?;
@@ -454,6 +445,15 @@ impl<'a> Ledger<'a> {
 
 fn lost(claim: &Claim) -> Error {
     Error::LeaseLost { what: "claim", name: claim.id.clone(), holder: claim.worker.clone() }
+}
+
+/// Every id, validated before anything is read or written.
+fn collect_ids<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
+    let ids: Vec<S> = ids.into_iter().collect();
+    for id in &ids {
+        validate_id(id.as_ref())?;
+    }
+    Ok(ids)
 }
 
 fn validate_id(id: &str) -> Result<()> {

@@ -466,8 +466,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::StatementStatus;
-
     use super::*;
     use crate::Store;
 
@@ -491,12 +489,9 @@ mod tests {
             e.cache_get_touch(&ns, &key, i, rank)?;
         }
         e.commit()?;
-        for sql in
-            [GET, UPSERT, NS_ROW, ANY_EXPIRED, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK]
-        {
-            let st = e.conn().prepare_cached(sql).map_err(|err| e.err(err))?;
-            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
-        }
-        Ok(())
+        super::super::assert_compiled_once(
+            e,
+            &[GET, UPSERT, NS_ROW, ANY_EXPIRED, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK],
+        )
     }
 }

@@ -225,8 +225,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::StatementStatus;
-
     use super::*;
     use crate::Store;
 
@@ -248,10 +246,6 @@ mod tests {
             e.ledger_state(&ns, &id)?;
         }
         e.commit()?;
-        for sql in [IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING] {
-            let st = e.conn().prepare_cached(sql).map_err(|err| e.err(err))?;
-            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
-        }
-        Ok(())
+        super::super::assert_compiled_once(e, &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING])
     }
 }

@@ -411,3 +411,14 @@ pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
     s.push(suffix);
     PathBuf::from(s)
 }
+
+/// Asserts that each of `sqls`, already run through the statement cache, was never recompiled
+/// (`SQLITE_STMTSTATUS_REPREPARE`): see the tests in cache.rs and ledger.rs.
+#[cfg(test)]
+pub(crate) fn assert_compiled_once(engine: &Engine, sqls: &[&str]) -> Result<()> {
+    for sql in sqls {
+        let st = engine.conn().prepare_cached(sql).map_err(|err| engine.err(err))?;
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
+    }
+    Ok(())
+}
