@@ -76,7 +76,7 @@ fn setup() -> (tempfile::TempDir, Store, Raw, Vec<String>) {
     let raw = Raw::open(&dir.path().join("raw.db"));
     let keys = keys();
     let v = value();
-    let mut store = store;
+
     store
         .transaction(|tx| {
             for k in &keys {
@@ -147,7 +147,7 @@ fn single_ops(c: &mut Criterion) {
 }
 
 fn batch(c: &mut Criterion) {
-    let (_dir, mut store, raw, keys) = setup();
+    let (_dir, store, raw, keys) = setup();
     let v = value();
     let mut g = c.benchmark_group("set_10k_in_one_transaction");
     g.sample_size(20);

@@ -78,7 +78,7 @@ fn parse_args() -> Result<Args, Error> {
 fn run(args: Args) -> Result<(), Error> {
     let started = Instant::now();
     let path = cairn::default_path()?;
-    let mut store = Store::open(&path)?;
+    let store = Store::open(&path)?;
     println!("store: {}", path.display());
     if args.reset {
         store.transaction(|tx| {

@@ -16,7 +16,7 @@ use crate::store::Store;
 /// #[derive(Serialize, Deserialize, PartialEq, Debug)]
 /// struct Cursor { page: u32, token: String }
 ///
-/// let mut store = Store::open_in_memory()?;
+/// let store = Store::open_in_memory()?;
 /// // The marks of a page and the cursor past it commit together, or not at all.
 /// store.transaction(|tx| {
 ///     tx.ledger("rows").mark_done_many(["r1", "r2"])?;

@@ -240,7 +240,8 @@ impl<'a> Ledger<'a> {
         self.check_ns()?;
         let ids = collect_ids(ids)?;
         let e = &self.store.engine;
-        let snapshot = if self.in_tx { None } else { Some(e.begin_read()?) };
+        // Inside a transaction the reads already share its snapshot.
+        let snapshot = if self.in_tx || e.in_transaction() { None } else { Some(e.begin_read()?) };
         let mut todo = Vec::with_capacity(ids.len());
         for id in ids {
             if !matches!(e.ledger_state(self.ns, id.as_ref())?, Some(DONE | FAILED)) {

@@ -10,7 +10,7 @@
 //! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let mut store = Store::open(dir.path().join("state.db"))?; // or Store::open_default()
+//! let store = Store::open(dir.path().join("state.db"))?; // or Store::open_default()
 //!
 //! // A cache entry that expires in an hour.
 //! let pages = store.cache("pages");

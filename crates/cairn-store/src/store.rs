@@ -439,13 +439,14 @@ impl Store {
     /// returns `Err` or panics. Every feature is reachable through the [`Tx`], so updates to
     /// several of them are atomic.
     ///
-    /// Taking `&mut self` stops the closure from using the store's one-operation shortcuts,
-    /// which would try to nest a transaction.
+    /// Inside the closure, use the [`Tx`]: a shortcut of the store itself (`store.cache(..)
+    /// .set(..)`) would try to open a second transaction and fails with `InvalidInput`. Holding
+    /// a [`LockGuard`](crate::LockGuard) or a handle of the same store meanwhile is fine.
     ///
     /// ```
     /// use cairn::{Error, Store};
     ///
-    /// let mut store = Store::open_in_memory()?;
+    /// let store = Store::open_in_memory()?;
     /// store.transaction(|tx| {
     ///     tx.cache("stock").incr("apples", -1, None)?;
     ///     tx.cache("orders").set("o-17", "apples", None)?;
@@ -454,7 +455,7 @@ impl Store {
     /// assert_eq!(store.cache("stock").get::<i64>("apples")?, Some(-1));
     /// # Ok::<(), cairn::Error>(())
     /// ```
-    pub fn transaction<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<Error>,
     {
@@ -532,6 +533,13 @@ impl Store {
         E: From<Error>,
     {
         self.ensure_writable()?;
+        if self.engine.in_transaction() {
+            return Err(Error::invalid(
+                "a transaction is already open on this store: inside Store::transaction, use the Tx \
+                 handle (tx.cache(..), tx.ledger(..), tx.checkpoint(..)) instead of the store's shortcuts",
+            )
+            .into());
+        }
         let tx = self.engine.begin()?;
         self.tx_limits.borrow_mut().clear();
         let out = f(self)?;

@@ -23,7 +23,7 @@ impl<'s> Tx<'s> {
     /// ```
     /// use cairn::{Error, Store};
     ///
-    /// let mut store = Store::open_in_memory()?;
+    /// let store = Store::open_in_memory()?;
     /// let result = store.transaction(|tx| {
     ///     tx.cache("a").set("k", "written", None)?;
     ///     Err::<(), _>(Error::InvalidInput("changed my mind".into()))

@@ -188,7 +188,7 @@ fn bad_ids_and_workers_are_invalid_input() {
 
 #[test]
 fn marks_and_checkpoint_commit_together_or_not_at_all() -> Result<(), Error> {
-    let (_d, _p, mut store, _c) = temp_store();
+    let (_d, _p, store, _c) = temp_store();
     store.transaction(|tx| {
         tx.ledger("rows").mark_done_many(["1", "2"])?;
         tx.checkpoint("export").set(2i64)
@@ -245,5 +245,37 @@ fn waiting_for_a_lock_gives_up_at_the_bound_and_succeeds_once_free() -> Result<(
     assert!(cairn::Clock::now_millis(&clock) >= t0 + 5_000, "waited the bound out (on the manual clock)");
     drop(held);
     assert!(other.lock("cron", MIN, Duration::from_secs(5))?.is_some());
+    Ok(())
+}
+
+#[test]
+fn a_cron_job_holds_its_lock_and_handles_while_it_runs_transactions_on_one_store() -> Result<(), Error> {
+    let (_d, _p, store, _c) = temp_store();
+    let _guard = store.try_lock("nightly", MIN)?.expect("free");
+    let ledger = store.ledger("rows");
+    for id in ledger.filter_new(["1", "2"])? {
+        store.transaction(|tx| {
+            tx.ledger("rows").mark_done(id)?;
+            tx.checkpoint("rows").set(id)
+        })?;
+    }
+    assert_eq!(ledger.counts()?.done, 2);
+    assert_eq!(store.checkpoint("rows").get::<String>()?.as_deref(), Some("2"));
+    Ok(())
+}
+
+#[test]
+fn a_store_shortcut_inside_a_transaction_is_refused_with_the_fix_and_nothing_is_applied() -> Result<(), Error>
+{
+    let (_d, _p, store, _c) = temp_store();
+    let outcome = store.transaction(|tx| {
+        tx.ledger("rows").mark_done("1")?;
+        assert_eq!(store.ledger("rows").filter_new(["1", "2"])?, vec!["2"], "reads see the transaction");
+        store.ledger("rows").mark_done("2") // should have been tx.ledger(..)
+    });
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("use the Tx handle"), "{err}");
+    assert_eq!(store.ledger("rows").counts()?.done, 0, "the transaction rolled back whole");
     Ok(())
 }

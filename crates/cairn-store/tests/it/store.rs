@@ -217,7 +217,7 @@ fn an_empty_path_is_invalid_input() {
 
 #[test]
 fn transaction_commits_on_ok_and_rolls_back_on_err() -> Result<(), Error> {
-    let (_dir, _path, mut store, _clock) = temp_store();
+    let (_dir, _path, store, _clock) = temp_store();
     store.transaction(|tx| {
         tx.cache("a").set("k", "1", None)?;
         tx.cache("b").incr("n", 5, None)?;
@@ -236,7 +236,7 @@ fn transaction_commits_on_ok_and_rolls_back_on_err() -> Result<(), Error> {
 
 #[test]
 fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable() -> Result<(), Error> {
-    let (_dir, _path, mut store, _clock) = temp_store();
+    let (_dir, _path, store, _clock) = temp_store();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = store.transaction(|tx| {
             tx.cache("a").set("k", "half-written", None)?;
@@ -254,7 +254,7 @@ fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable() -
 
 #[test]
 fn a_second_writer_waits_out_a_short_lock_instead_of_failing() -> Result<(), Error> {
-    let (_dir, path, mut store, _clock) = temp_store();
+    let (_dir, path, store, _clock) = temp_store();
     let other = Options::new().busy_timeout(Duration::from_secs(10)).open(&path)?;
     let waiter = std::thread::spawn(move || {
         // Started while the main thread holds the write lock for ~300 ms.
@@ -272,7 +272,7 @@ fn a_second_writer_waits_out_a_short_lock_instead_of_failing() -> Result<(), Err
 
 #[test]
 fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error() -> Result<(), Error> {
-    let (_dir, path, mut store, _clock) = temp_store();
+    let (_dir, path, store, _clock) = temp_store();
     let impatient = Options::new().busy_timeout(Duration::from_millis(100)).open(&path)?;
     let path2 = path.clone();
     let (result, waited) = store.transaction(|tx| {

@@ -61,7 +61,7 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// `last`, then reports `COMMIT i`; `BEGIN i` is printed mid-transaction, so the parent can
 /// tell which kills landed inside one. A restart continues after the last committed `i`.
 fn crash_writer(opts: &HashMap<&str, &str>) -> Result<(), Error> {
-    let mut store = Store::open(arg(opts, "db")?)?;
+    let store = Store::open(arg(opts, "db")?)?;
     let cap = num(opts, "size-cap", 24_000)? as usize;
     let mut i = store.cache("crash").get::<i64>("count")?.unwrap_or(0);
     say(format_args!("READY {i}"));
@@ -84,7 +84,7 @@ fn crash_writer(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 /// `--n` read-modify-write updates of one counter, each its own transaction: `--mode incr`
 /// through `Cache::incr`, `--mode rmw` through a get and a set in an explicit transaction.
 fn incr(opts: &HashMap<&str, &str>) -> Result<(), Error> {
-    let mut store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
     let key = arg(opts, "key")?;
     let rmw = opts.get("mode") == Some(&"rmw");
     for _ in 0..num(opts, "n", 100)? {
@@ -162,7 +162,7 @@ fn hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 /// checkpoint (how many items are behind it) commit in one transaction, and `DONE i` is
 /// printed after each commit. Restarted, it resumes from the checkpoint and skips done ids.
 fn ledger_job(opts: &HashMap<&str, &str>) -> Result<(), Error> {
-    let mut store = Store::open(arg(opts, "db")?)?;
+    let store = Store::open(arg(opts, "db")?)?;
     let n = num(opts, "n", 1000)?;
     let start = store.checkpoint("job").get::<u64>()?.unwrap_or(0);
     say(format_args!("RESUME {start}"));
@@ -188,7 +188,7 @@ fn ledger_job(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 /// completes the claim and bumps the item's work counter in one transaction. Prints `DONE id`
 /// per completion and exits when nothing is left to claim or pending.
 fn claim_worker(opts: &HashMap<&str, &str>) -> Result<(), Error> {
-    let mut store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
     let worker = arg(opts, "worker")?;
     let lease = Duration::from_millis(num(opts, "lease-ms", 500)?);
     let work = Duration::from_millis(num(opts, "work-ms", 2)?);
