@@ -95,7 +95,7 @@ impl CacheStats {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Cache<'a> {
-    store: &'a Store,
+    pub(crate) store: &'a Store,
     ns: &'a str,
     in_tx: bool,
 }
@@ -319,10 +319,26 @@ impl<'a> Cache<'a> {
         E: From<Error>,
         F: FnOnce() -> Result<T, E>,
     {
+        self.get_or_fill(key, ttl.into(), &|_| true, compute)
+    }
+
+    /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss:
+    /// memoization keeps results past their freshness to serve them stale.
+    pub(crate) fn get_or_fill<T, E, F>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        usable: &dyn Fn(&[u8]) -> bool,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
         validate_ns(self.ns)?;
         validate_key(key)?;
-        let ttl = ttl.into();
-        if let Some(bytes) = self.lookup(key)? {
+        if let Some(bytes) = self.lookup(key)?.filter(|b| usable(b)) {
             self.store.count(self.ns, true);
             return Ok(self.decode(key, bytes)?);
         }
@@ -335,7 +351,7 @@ impl<'a> Cache<'a> {
         let owner = crate::process::token();
         let mut nap = Duration::from_millis(1);
         loop {
-            match self.try_claim_fill(key, &owner)? {
+            match self.try_claim_fill(key, &owner, usable)? {
                 Fill::Hit(bytes) => return Ok(self.decode(key, bytes)?),
                 Fill::Mine => return self.fill(key, &owner, ttl, compute),
                 Fill::Wait => {
@@ -343,13 +359,10 @@ impl<'a> Cache<'a> {
                     nap = (nap * 2).min(Duration::from_millis(25));
                     // Poll with plain reads; take the write lock only once the value or the
                     // marker has gone.
-                    if let Some(bytes) = self.lookup(key)? {
+                    if let Some(bytes) = self.lookup(key)?.filter(|b| usable(b)) {
                         return Ok(self.decode(key, bytes)?);
                     }
-                    let now = self.store.now();
-                    let filling = self.store.engine.fill_get(self.ns, key)?;
-                    if matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner))
-                    {
+                    if self.is_filling(key)? {
                         continue;
                     }
                 }
@@ -358,10 +371,10 @@ impl<'a> Cache<'a> {
     }
 
     /// Under the write lock: the value if it arrived, else the marker if nobody holds a live one.
-    fn try_claim_fill(&self, key: &str, owner: &str) -> Result<Fill> {
+    fn try_claim_fill(&self, key: &str, owner: &str, usable: &dyn Fn(&[u8]) -> bool) -> Result<Fill> {
         self.store.write_tx(|s| {
             let now = s.now();
-            if let Some(bytes) = s.engine.cache_get(self.ns, key, now)? {
+            if let Some(bytes) = s.engine.cache_get(self.ns, key, now)?.filter(|b| usable(b)) {
                 return Ok(Fill::Hit(bytes));
             }
             match s.engine.fill_get(self.ns, key)? {
@@ -374,6 +387,13 @@ impl<'a> Cache<'a> {
                 }
             }
         })
+    }
+
+    /// True while a live process computes `key` for [`Cache::get_or_set_with`].
+    pub(crate) fn is_filling(&self, key: &str) -> Result<bool> {
+        let now = self.store.now();
+        let filling = self.store.engine.fill_get(self.ns, key)?;
+        Ok(matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner)))
     }
 
     fn fill<T, E, F>(&self, key: &str, owner: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>

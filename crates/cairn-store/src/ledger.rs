@@ -315,6 +315,37 @@ impl<'a> Ledger<'a> {
         }))
     }
 
+    /// The claim `worker` holds on `id`, for a process that did not make it (a shell script
+    /// claiming with one command and completing with another). `None` if another worker
+    /// claimed the item since, or it is no longer claimed. A lapsed lease that nobody took over
+    /// is still returned: completing it is safe, because fencing refuses it once anyone else
+    /// claims.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let ledger = store.ledger("jobs");
+    /// ledger.claim("42", "w1", Duration::from_secs(60))?;
+    /// let claim = ledger.held_claim("42", "w1")?.expect("w1 holds it");
+    /// ledger.complete(&claim)?;
+    /// assert!(ledger.is_done("42")?);
+    /// assert!(ledger.held_claim("42", "w1")?.is_none());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn held_claim(&self, id: &str, worker: &str) -> Result<Option<Claim>> {
+        validate_id(id)?;
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        self.check_ns()?;
+        Ok(self.store.engine.ledger_held(self.ns, id, worker)?.map(|(token, lease_until)| Claim {
+            id: id.to_owned(),
+            worker: worker.to_owned(),
+            token,
+            lease_until,
+        }))
+    }
+
     /// Extend a claim's lease to `lease` from now (a heartbeat). Fails with `LeaseLost` if
     /// another worker claimed the item since.
     pub fn extend(&self, claim: &Claim, lease: Duration) -> Result<Claim> {

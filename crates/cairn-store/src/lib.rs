@@ -35,13 +35,17 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod batch;
 mod cache;
 mod checkpoint;
 mod clock;
 mod codec;
+mod duration;
 mod error;
 pub mod ledger;
 mod lock;
+mod maintenance;
+pub mod memo;
 pub mod migrate;
 mod process;
 mod storage;
@@ -54,9 +58,11 @@ pub use cache::{
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json};
+pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{Claim, Item, ItemState, Ledger, LedgerCounts};
 pub use lock::{LockGuard, LockHolder};
+pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

@@ -175,6 +175,65 @@ impl<'a> Migrations<'a> {
         Ok(MigrationStatus { current, latest: self.latest() })
     }
 
+    /// The steps of a directory of `NNN_name.sql` files (`001_users.sql`, `002_email.sql`...):
+    /// version N is the file numbered N. Numbers must run from 1 without gaps or repeats, and
+    /// every `.sql` file must be numbered, so a typo is an error rather than a skipped step.
+    /// Other files are ignored.
+    ///
+    /// ```
+    /// use cairn::Migrations;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+    /// std::fs::write(dir.path().join("002_email.sql"), "ALTER TABLE users ADD COLUMN email TEXT;")?;
+    /// let (migrations, files) = Migrations::from_dir(dir.path())?;
+    /// assert_eq!(migrations.latest(), 2);
+    /// assert!(files[1].ends_with("002_email.sql"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<(Migrations<'static>, Vec<std::path::PathBuf>)> {
+        let dir = dir.as_ref();
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { action, path, source }
+        };
+        let mut numbered = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io("read the directory", dir))? {
+            let path = entry.map_err(io("read the directory", dir))?.path();
+            if path.extension().is_none_or(|e| e != "sql") || !path.is_file() {
+                continue;
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+            let number = match digits.parse::<i64>() {
+                Ok(n) if n > 0 && name[digits.len()..].starts_with('_') => n,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{}: migration files are named NNN_name.sql with NNN from 001 (e.g. 001_create_users.sql)",
+                        path.display()
+                    )))
+                }
+            };
+            numbered.push((number, path));
+        }
+        numbered.sort();
+        for (i, (number, path)) in numbered.iter().enumerate() {
+            let expected = i as i64 + 1;
+            if *number != expected {
+                return Err(Error::invalid(format!(
+                    "{}: expected migration number {expected} here ({}); numbers must run from 1 without gaps or repeats",
+                    path.display(),
+                    if *number < expected { "a repeat" } else { "a gap before it" }
+                )));
+            }
+        }
+        let mut steps = Vec::with_capacity(numbered.len());
+        for (_, path) in &numbered {
+            steps.push(M::up_owned(std::fs::read_to_string(path).map_err(io("read", path))?));
+        }
+        Ok((Migrations::new(steps), numbered.into_iter().map(|(_, p)| p).collect()))
+    }
+
     pub(crate) fn step(&self, version: i64) -> Option<&M<'a>> {
         usize::try_from(version - 1).ok().and_then(|i| self.steps.get(i))
     }

@@ -497,6 +497,11 @@ impl Store {
         self.engine.cache_namespaces()
     }
 
+    /// The ledger namespaces that hold items, sorted.
+    pub fn ledger_namespaces(&self) -> Result<Vec<String>> {
+        self.engine.ledger_namespaces()
+    }
+
     /// `PRAGMA integrity_check`: `["ok"]` when the file is sound, else the problems found.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
         self.engine.integrity_check()
@@ -515,7 +520,7 @@ impl Store {
         self.clock.now_millis()
     }
 
-    fn ensure_writable(&self) -> Result<()> {
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly {
                 path: self.path().to_path_buf(),

@@ -117,6 +117,31 @@ impl Engine {
         self.row(CLAIM, params![ns, id, worker, lease_until, now], |r| r.get(0))
     }
 
+    /// The live or lapsed claim `worker` holds on `id`: its token and lease expiry.
+    pub fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>> {
+        self.row(
+            "SELECT token, seq FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3",
+            params![ns, id, worker],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+        )
+    }
+
+    /// The ledger namespaces that hold items, sorted.
+    pub fn ledger_namespaces(&self) -> Result<Vec<String>> {
+        // A skip-scan of the primary key: one probe per namespace, not per item.
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE n(ns) AS ( \
+                     SELECT min(ns) FROM cairn_ledger \
+                     UNION ALL SELECT (SELECT min(ns) FROM cairn_ledger WHERE ns > n.ns) FROM n WHERE ns IS NOT NULL) \
+                 SELECT ns FROM n WHERE ns IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
     /// The next item to hand out: an expired claim first (its work is oldest), else the
     /// oldest pending item.
     pub fn ledger_next(&self, ns: &str, now: i64) -> Result<Option<String>> {

@@ -5,6 +5,7 @@ mod cache;
 mod checkpoint;
 pub(crate) mod ledger;
 pub(crate) mod lock;
+mod maintenance;
 mod migrate;
 pub(crate) mod schema;
 

@@ -1,0 +1,224 @@
+//! Batches: many operations written as JSON lines, applied in one transaction, all or nothing.
+//!
+//! This is how a shell script updates several structures atomically (`cairn batch`): it
+//! writes one JSON object per line, and cairn parses every line before it begins, so a
+//! malformed line, or the writer dying mid-stream, applies nothing.
+//!
+//! | op | fields (`ns` defaults to the batch's namespace) |
+//! |----|----|
+//! | `set`, `add` | `key`, `value`, optional `ttl` (`"1h"`) |
+//! | `del` | `key` |
+//! | `incr` | `key`, optional `by` (default 1), optional `ttl` |
+//! | `touch` | `key`, optional `ttl` (none: never expires) |
+//! | `mark` | `id`, optional `result` |
+//! | `fail` | `id`, `error` |
+//! | `forget` | `id` |
+//! | `checkpoint` | `job`, `value` |
+//! | `checkpoint_del` | `job` |
+//!
+//! A `value` or `result` that is a JSON string is stored as its text; any other JSON value
+//! is stored as JSON text.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::parse_duration;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the fields are described in the module's table
+pub enum Op {
+    Set { ns: Option<String>, key: String, value: serde_json::Value, ttl: Option<String> },
+    Add { ns: Option<String>, key: String, value: serde_json::Value, ttl: Option<String> },
+    Del { ns: Option<String>, key: String },
+    Incr { ns: Option<String>, key: String, by: Option<i64>, ttl: Option<String> },
+    Touch { ns: Option<String>, key: String, ttl: Option<String> },
+    Mark { ns: Option<String>, id: String, result: Option<serde_json::Value> },
+    Fail { ns: Option<String>, id: String, error: String },
+    Forget { ns: Option<String>, id: String },
+    Checkpoint { job: String, value: serde_json::Value },
+    CheckpointDel { job: String },
+}
+
+/// A parsed batch: operations with their line numbers, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    default_ns: String,
+    ops: Vec<(u64, Op, Option<Duration>)>,
+}
+
+impl Batch {
+    /// Read JSON lines until the end of `input`. Blank lines are skipped. Any malformed line
+    /// (bad JSON, an unknown op or field, an invalid duration) fails the whole batch with its
+    /// line number.
+    ///
+    /// ```
+    /// use cairn::batch::Batch;
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let input = r#"{"op":"set","key":"k","value":"v","ttl":"1h"}
+    /// {"op":"mark","ns":"jobs","id":"42"}
+    /// {"op":"checkpoint","job":"export","value":"2024-06-01"}"#;
+    /// let batch = Batch::parse(input.as_bytes(), "default")?;
+    /// assert_eq!(store.apply_batch(&batch)?, 3);
+    /// assert!(store.ledger("jobs").is_done("42")?);
+    ///
+    /// let bad = Batch::parse(r#"{"op":"set","key":"k","value":"v"}
+    /// {"op":"sett","key":"k"}"#.as_bytes(), "default");
+    /// assert!(bad.unwrap_err().to_string().contains("line 2"));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn parse(input: impl BufRead, default_ns: &str) -> Result<Batch> {
+        let mut ops = Vec::new();
+        for (i, line) in input.split(b'\n').enumerate() {
+            let n = i as u64 + 1;
+            let line = line.map_err(|e| Error::invalid(format!("batch: reading line {n}: {e}")))?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let at = |msg: String| Error::invalid(format!("batch line {n}: {msg}; nothing was applied"));
+            let op: Op = serde_json::from_slice(&line).map_err(|e| at(e.to_string()))?;
+            let ttl = match &op {
+                Op::Set { ttl, .. } | Op::Add { ttl, .. } | Op::Incr { ttl, .. } | Op::Touch { ttl, .. } => {
+                    ttl.as_deref().map(parse_duration).transpose().map_err(|e| at(e.to_string()))?
+                }
+                _ => None,
+            };
+            ops.push((n, op, ttl));
+        }
+        Ok(Batch { default_ns: default_ns.to_owned(), ops })
+    }
+
+    /// How many operations the batch holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True for a batch without operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+fn bytes_of(value: &serde_json::Value) -> Vec<u8> {
+    match value {
+        serde_json::Value::String(s) => s.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+impl Store {
+    /// Apply every operation of `batch` in one IMMEDIATE transaction: all of them or, on any
+    /// error (reported with its line number), none. Returns how many were applied.
+    pub fn apply_batch(&self, batch: &Batch) -> Result<usize> {
+        self.transaction(|tx| {
+            for (line, op, ttl) in &batch.ops {
+                let ns = |ns: &Option<String>| ns.clone().unwrap_or_else(|| batch.default_ns.clone());
+                let applied = match op {
+                    Op::Set { ns: n, key, value, .. } => tx.cache(&ns(n)).set(key, bytes_of(value), *ttl),
+                    Op::Add { ns: n, key, value, .. } => {
+                        tx.cache(&ns(n)).add(key, bytes_of(value), *ttl).map(drop)
+                    }
+                    Op::Del { ns: n, key } => tx.cache(&ns(n)).delete(key).map(drop),
+                    Op::Incr { ns: n, key, by, .. } => {
+                        tx.cache(&ns(n)).incr(key, by.unwrap_or(1), *ttl).map(drop)
+                    }
+                    Op::Touch { ns: n, key, .. } => tx.cache(&ns(n)).touch(key, *ttl).map(drop),
+                    Op::Mark { ns: n, id, result: None } => tx.ledger(&ns(n)).mark_done(id).map(drop),
+                    Op::Mark { ns: n, id, result: Some(r) } => {
+                        tx.ledger(&ns(n)).mark_done_with(id, bytes_of(r)).map(drop)
+                    }
+                    Op::Fail { ns: n, id, error } => tx.ledger(&ns(n)).fail(id, error).map(drop),
+                    Op::Forget { ns: n, id } => tx.ledger(&ns(n)).forget(id).map(drop),
+                    Op::Checkpoint { job, value } => tx.checkpoint(job).set(bytes_of(value)),
+                    Op::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
+                };
+                applied.map_err(|e| match e {
+                    Error::InvalidInput(msg) => {
+                        Error::invalid(format!("batch line {line}: {msg}; nothing was applied"))
+                    }
+                    other => other,
+                })?;
+            }
+            Ok(batch.ops.len())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Batch> {
+        Batch::parse(text.as_bytes(), "dflt")
+    }
+
+    #[test]
+    fn every_op_applies_in_one_transaction() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        store.cache("c").set("gone", "x", None)?;
+        let batch = parse(
+            r#"{"op":"set","ns":"c","key":"s","value":"text"}
+               {"op":"set","ns":"c","key":"j","value":{"a":[1,2]}}
+               {"op":"add","ns":"c","key":"s","value":"ignored"}
+               {"op":"del","ns":"c","key":"gone"}
+               {"op":"incr","key":"n","by":5}
+               {"op":"incr","key":"n"}
+               {"op":"touch","ns":"c","key":"s","ttl":"1h"}
+
+               {"op":"mark","ns":"l","id":"1","result":"ok"}
+               {"op":"fail","ns":"l","id":"2","error":"boom"}
+               {"op":"mark","ns":"l","id":"3"}
+               {"op":"forget","ns":"l","id":"3"}
+               {"op":"checkpoint","job":"j","value":"p1"}
+               {"op":"checkpoint","job":"k","value":"p2"}
+               {"op":"checkpoint_del","job":"k"}"#,
+        )?;
+        assert_eq!(store.apply_batch(&batch)?, 14);
+        assert_eq!(store.cache("c").get::<String>("s")?.as_deref(), Some("text"));
+        assert_eq!(store.cache("c").get::<String>("j")?.as_deref(), Some(r#"{"a":[1,2]}"#));
+        assert!(!store.cache("c").contains("gone")?);
+        assert_eq!(store.cache("dflt").get::<i64>("n")?, Some(6));
+        assert_eq!(store.ledger("l").result::<String>("1")?.as_deref(), Some("ok"));
+        assert_eq!(store.ledger("l").item("2")?.map(|i| i.attempts), Some(1));
+        assert!(store.ledger("l").item("3")?.is_none());
+        assert_eq!(store.checkpoint("j").get::<String>()?.as_deref(), Some("p1"));
+        assert_eq!(store.checkpoint("k").get::<String>()?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_with_their_number() {
+        for (text, line) in [
+            ("{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\"}\nnot json", "line 2"),
+            ("{\"op\":\"explode\",\"key\":\"k\"}", "line 1"),
+            ("\n\n{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\",\"tll\":\"1h\"}", "line 3"),
+            ("{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\",\"ttl\":\"soon\"}", "line 1"),
+            ("{\"op\":\"mark\"}", "line 1"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(line), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_operation_rolls_back_the_ones_before_it() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        let batch = parse(
+            "{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\"}\n{\"op\":\"mark\",\"ns\":\"l\",\"id\":\"x\"}\n{\"op\":\"set\",\"key\":\"\",\"value\":\"1\"}",
+        )?;
+        let err = store.apply_batch(&batch).unwrap_err();
+        assert!(err.to_string().contains("batch line 3"), "{err}");
+        assert!(!store.cache("dflt").contains("a")?);
+        assert!(!store.ledger("l").is_done("x")?);
+        Ok(())
+    }
+}

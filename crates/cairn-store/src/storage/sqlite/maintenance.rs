@@ -1,0 +1,42 @@
+//! The statements behind backups, vacuuming and the health report.
+
+use std::path::Path;
+
+use super::Engine;
+use crate::error::Result;
+
+/// Page counts of the main database file.
+pub(crate) struct Pages {
+    pub page_size: u64,
+    pub page_count: u64,
+    pub freelist: u64,
+}
+
+impl Engine {
+    /// A consistent, compacted copy of the database into `dest` (which must not exist or be
+    /// empty), read in one snapshot while other connections keep writing.
+    pub fn vacuum_into(&self, dest: &Path) -> Result<()> {
+        let dest = dest.to_string_lossy();
+        self.retry_busy(|c| c.execute("VACUUM INTO ?1", [dest.as_ref()]).map(drop))
+    }
+
+    /// Rebuild the file without free pages, then empty the WAL.
+    pub fn vacuum(&self) -> Result<()> {
+        self.retry_busy(|c| c.execute_batch("VACUUM"))?;
+        self.checkpoint_truncate()
+    }
+
+    /// Copy the WAL into the database and truncate it to zero bytes.
+    pub fn checkpoint_truncate(&self) -> Result<()> {
+        self.retry_busy(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
+    }
+
+    pub fn pages(&self) -> Result<Pages> {
+        let int = |name: &str| -> Result<u64> { Ok(self.pragma_text(name)?.parse().unwrap_or(0)) };
+        Ok(Pages {
+            page_size: int("page_size")?,
+            page_count: int("page_count")?,
+            freelist: int("freelist_count")?,
+        })
+    }
+}
