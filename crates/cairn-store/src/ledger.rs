@@ -50,6 +50,16 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    /// The state's name: `pending`, `claimed`, `done` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Claimed => "claimed",
+            ItemState::Done => "done",
+            ItemState::Failed => "failed",
+        }
+    }
+
     fn code(self) -> i64 {
         match self {
             ItemState::Pending => PENDING,

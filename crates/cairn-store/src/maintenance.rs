@@ -158,7 +158,7 @@ impl Store {
             .collect()
     }
 
-    /// Check the file's health: integrity, journal mode, durability setting, schema version,
+    /// Check the file's health: integrity, journal mode, schema version,
     /// permissions of the file and its side files, and the size of the write-ahead log. Each
     /// finding that is not ok says how to fix it. Reads only.
     pub fn doctor(&self) -> Result<Vec<Finding>> {
@@ -184,13 +184,6 @@ impl Store {
                 "move the file to a local file system that supports shared memory, then open it with cairn again",
             )
         });
-
-        let sync = match self.engine.pragma_text("synchronous")?.as_str() {
-            "1" => "normal (a power loss may lose the last commits)".to_owned(),
-            "2" => "full (every commit survives a power loss)".to_owned(),
-            other => other.to_owned(),
-        };
-        out.push(Finding::ok("synchronous", sync));
 
         let version: i64 = self.engine.pragma_text("user_version")?.parse().unwrap_or(-1);
         let latest = schema::cairn_migrations().latest();

@@ -1,0 +1,427 @@
+//! The command line, declared once: parsing, help, completions and the man page all come
+//! from these definitions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+/// Crash-safe state for shell scripts: a TTL cache, a ledger of processed items,
+/// checkpoints and locks in one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, after_long_help = exit::HELP, after_help = exit::SHORT_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
+    /// ~/.local/state/cairn/state.db. Missing directories are created (0700).
+    #[arg(long, global = true, value_name = "PATH", env = "CAIRN_DB", hide_env = true)]
+    pub db: Option<PathBuf>,
+
+    /// The namespace of cache entries and ledger items [default: default; memo: memo].
+    #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", value_parser = non_empty("namespace"))]
+    pub ns: Option<String>,
+
+    /// How long to wait for another process's write before failing with exit code 6.
+    #[arg(long, global = true, value_name = "DUR", value_parser = duration, default_value = "5s")]
+    pub busy_timeout: Duration,
+
+    /// Machine-readable output (JSON) for commands whose output is structured.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A key/value cache with expiry.
+    #[command(subcommand)]
+    Cache(CacheCmd),
+
+    /// Run a command once and replay its stdout, stderr and exit status while fresh.
+    ///
+    /// The key defaults to the command line and the working directory. Overlapping identical
+    /// calls run the command once; the others wait and replay its result. A command that
+    /// exits non-zero is not stored unless --cache-failures is given.
+    #[command(arg_required_else_help = true)]
+    Memo(MemoArgs),
+
+    /// A ledger of processed items: re-runs skip done work; workers share a list by claims.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+
+    /// Named progress markers for resumable jobs.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCmd),
+
+    /// Run a command holding a named lock: no two runs overlap.
+    ///
+    /// Exits with the command's status; 1 if the lock stays held (at once with --no-wait, after
+    /// DUR with --wait; without either, waits as long as it takes). The lock is renewed while
+    /// the command runs, released when it ends, and recovered if cairn is killed: at once by
+    /// processes on the same host (its pid is gone), elsewhere when its --ttl runs out. Signals
+    /// sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the command.
+    #[command(arg_required_else_help = true)]
+    Lock(LockArgs),
+
+    /// Apply JSON-lines operations from stdin in one transaction: all or nothing.
+    ///
+    /// One object per line: {"op":"set","ns":"n","key":"k","value":"v","ttl":"1h"}; ops: set,
+    /// add, del, incr (by, ttl), touch (ttl), mark (id, result), fail (id, error), forget (id),
+    /// checkpoint (job, value), checkpoint_del (job). "ns" defaults to --ns. Every line is read
+    /// and checked before anything is written: a malformed line rejects the batch with its
+    /// number, and a writer killed mid-stream applies nothing.
+    Batch,
+
+    /// Apply NNN_name.sql migrations from DIR to the --db database, in order, by user_version.
+    ///
+    /// For your own SQLite databases: each file runs in its own transaction with its version
+    /// bump. A cairn store keeps its own user_version; migrate tables you keep inside it with
+    /// --scope NAME instead.
+    Migrate(MigrateArgs),
+
+    /// Per namespace: cache entries, bytes and hit rate; ledger states.
+    Stats,
+
+    /// Check the store: integrity, pragmas, schema, WAL size, permissions. Exit 1 if anything
+    /// is wrong, with how to fix it.
+    Doctor,
+
+    /// Write a consistent copy of the store to PATH while other processes keep writing.
+    Backup {
+        /// Where to write it (replaced atomically if it exists).
+        path: PathBuf,
+    },
+
+    /// Give free pages back to the file system and empty the write-ahead log.
+    Vacuum,
+
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), e.g. `cairn man > ~/.local/share/man/man1/cairn.1`.
+    Man,
+}
+
+/// Cache commands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCmd {
+    /// Print a value's exact bytes. Exit 1 on a miss or an expired entry.
+    Get {
+        /// The key.
+        #[arg(value_parser = non_empty("key"))]
+        key: String,
+    },
+    /// Store a value (VALUE, or stdin when absent; binary-safe), replacing any previous one.
+    Set(SetArgs),
+    /// Store a value only if the key is absent or expired. Exit 1 if it is present.
+    Add(SetArgs),
+    /// Delete a key. Exit 1 if it was not there.
+    Del {
+        /// The key.
+        #[arg(value_parser = non_empty("key"))]
+        key: String,
+    },
+    /// Add BY (default 1, may be negative) to an integer value, atomically; print the result.
+    Incr {
+        /// The key (a missing key counts from 0).
+        #[arg(value_parser = non_empty("key"))]
+        key: String,
+        /// How much to add.
+        #[arg(allow_negative_numbers = true, default_value_t = 1)]
+        by: i64,
+        /// Expire after this long (a new key only; an existing key keeps its expiry).
+        #[arg(long, value_parser = duration)]
+        ttl: Option<Duration>,
+    },
+    /// Give an entry a new expiry (none: never expires). Exit 1 if it is missing.
+    Touch {
+        /// The key.
+        #[arg(value_parser = non_empty("key"))]
+        key: String,
+        /// Expire after this long from now.
+        #[arg(long, value_parser = duration)]
+        ttl: Option<Duration>,
+    },
+    /// List the keys, one per line, sorted.
+    List {
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Remove expired entries (of --ns if given, else of every namespace); print how many.
+    Sweep,
+    /// Remove every entry of the namespace; print how many.
+    Clear,
+}
+
+/// `cache set` and `cache add`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The key.
+    #[arg(value_parser = non_empty("key"))]
+    pub key: String,
+    /// The value; read from stdin when absent.
+    pub value: Option<OsString>,
+    /// Expire after this long (e.g. 90s, 10m, 1h30m, 2d).
+    #[arg(long, value_parser = duration)]
+    pub ttl: Option<Duration>,
+}
+
+/// `memo`.
+#[derive(Debug, Args)]
+pub struct MemoArgs {
+    /// How long a result is replayed.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub ttl: Duration,
+    /// The cache key (default: derived from the command line and the working directory).
+    #[arg(long, value_parser = non_empty("key"))]
+    pub key: Option<String>,
+    /// Serve an expired result for up to DUR more while one background run refreshes it.
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub stale: Option<Duration>,
+    /// Store results of commands that exit non-zero too.
+    #[arg(long)]
+    pub cache_failures: bool,
+    /// Internal: the background refresh of a stale result.
+    #[arg(long, hide = true)]
+    pub refresh: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Ledger commands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCmd {
+    /// Record ids as done: `mark ID...`, or `mark -` for ids on stdin, one per line.
+    Mark {
+        /// The ids, or - to read them from stdin (committed in batches).
+        #[arg(required = true, value_parser = non_empty("id"))]
+        ids: Vec<String>,
+    },
+    /// Exit 0 if ID is done, 1 if not.
+    Has {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+    },
+    /// Read ids on stdin; write those not done (nor given up) to stdout, in input order.
+    Filter,
+    /// Queue ids (arguments, or - for stdin) for `ledger next`, in order; known ids are skipped.
+    Enqueue {
+        /// The ids, or -.
+        #[arg(required = true, value_parser = non_empty("id"))]
+        ids: Vec<String>,
+    },
+    /// Claim ID for a worker. Exit 0 if this worker now holds it, 1 if it is done, given up,
+    /// or held by another worker whose lease has not run out.
+    Claim {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+        #[command(flatten)]
+        worker: WorkerArgs,
+        /// How long the claim lasts without renewal (claim again to renew).
+        #[arg(long, value_parser = duration, default_value = "5m")]
+        lease: Duration,
+    },
+    /// Claim the next queued item for a worker and print its id. Exit 1 if there is none.
+    Next {
+        #[command(flatten)]
+        worker: WorkerArgs,
+        /// How long the claim lasts without renewal.
+        #[arg(long, value_parser = duration, default_value = "5m")]
+        lease: Duration,
+    },
+    /// Complete a claim: ID is done. Exit 1 if the lease was lost to another worker.
+    Done {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Record a failure of ID: pending again for a retry, or given up after --max-attempts.
+    /// With --worker, only that worker's claim may fail it (exit 1 if it was lost).
+    Fail {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+        /// The claim's worker.
+        #[arg(long, value_parser = non_empty("worker"))]
+        worker: Option<String>,
+        /// What went wrong.
+        #[arg(long)]
+        error: String,
+        /// Give up after this many failures.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        max_attempts: u32,
+    },
+    /// Print how many items stand in each state, or in one.
+    Count {
+        /// Only this state.
+        #[arg(long)]
+        state: Option<State>,
+    },
+    /// List items in id order: id and state, tab-separated.
+    List {
+        /// Only this state.
+        #[arg(long)]
+        state: Option<State>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Forget ID, as if it had never been seen. Exit 1 if it was unknown.
+    Forget {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+    },
+    /// Forget every item of the namespace; print how many.
+    Reset,
+}
+
+/// `--worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The worker's name (unique per worker, e.g. "$(hostname)-$$").
+    #[arg(long, value_parser = non_empty("worker"))]
+    pub worker: String,
+}
+
+/// A ledger state, as the CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum State {
+    /// Queued or waiting for a retry.
+    Pending,
+    /// Held under a live lease.
+    Claimed,
+    /// Done.
+    Done,
+    /// Given up.
+    Failed,
+}
+
+/// Checkpoint commands.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCmd {
+    /// Record JOB's position (VALUE, or stdin when absent).
+    Set {
+        /// The job.
+        #[arg(value_parser = non_empty("job"))]
+        job: String,
+        /// The position; read from stdin when absent.
+        value: Option<OsString>,
+    },
+    /// Print JOB's position. Exit 1 if it has none.
+    Get {
+        /// The job.
+        #[arg(value_parser = non_empty("job"))]
+        job: String,
+    },
+    /// Forget JOB's position. Exit 1 if it had none.
+    Del {
+        /// The job.
+        #[arg(value_parser = non_empty("job"))]
+        job: String,
+    },
+}
+
+/// `lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock's name.
+    #[arg(value_parser = non_empty("lock name"))]
+    pub name: String,
+    /// Wait up to DUR for the lock; exit 1 if it is still held then.
+    #[arg(long, value_parser = duration, value_name = "DUR", conflicts_with = "no_wait")]
+    pub wait: Option<Duration>,
+    /// Exit 1 at once if the lock is held.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long the lock outlives a cairn that was killed on another host; renewed while
+    /// the command runs.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub ttl: Duration,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The directory of NNN_name.sql files.
+    pub dir: PathBuf,
+    /// List what would run, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Migrate tables kept inside a cairn store, versioned under this name.
+    #[arg(long, value_parser = non_empty("scope"))]
+    pub scope: Option<String>,
+}
+
+/// A value parser refusing empty strings: an empty key is a usage error, never a stored row.
+fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| {
+        if s.is_empty() {
+            Err(format!("the {what} must not be empty"))
+        } else {
+            Ok(s.to_owned())
+        }
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    cairn::parse_duration(s).map_err(|e| match e {
+        cairn::Error::InvalidInput(msg) => msg,
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_durations_and_empty_keys_are_usage_errors() {
+        for argv in [
+            &["cairn", "cache", "set", "k", "v", "--ttl", "soon"][..],
+            &["cairn", "cache", "get", ""],
+            &["cairn", "ledger", "mark", "a", ""],
+            &["cairn", "lock", "x", "--wait", "5"],
+            &["cairn", "--ns", "", "cache", "get", "k"],
+        ] {
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn negative_increments_and_trailing_commands_parse() {
+        let cli = Cli::try_parse_from(["cairn", "cache", "incr", "k", "-5"]).unwrap();
+        assert!(matches!(cli.command, Command::Cache(CacheCmd::Incr { by: -5, .. })));
+        let cli =
+            Cli::try_parse_from(["cairn", "memo", "--ttl", "1h30m", "--", "ls", "--color", "-l"]).unwrap();
+        let Command::Memo(m) = cli.command else { panic!("memo") };
+        assert_eq!(m.ttl, Duration::from_secs(5400));
+        assert_eq!(m.command, ["ls", "--color", "-l"]);
+    }
+}

@@ -1,0 +1,61 @@
+//! `cairn cache ...`
+
+use serde_json::json;
+
+use super::{value_or_stdin, yes_no, Ctx};
+use crate::cli::CacheCmd;
+use crate::exit;
+use crate::output::{Out, Outcome};
+
+pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
+    let store = ctx.open()?;
+    let cache = store.cache(ctx.ns());
+    let mut out = Out::new();
+    let code = match cmd {
+        CacheCmd::Get { key } => match cache.get::<Vec<u8>>(&key)? {
+            Some(value) => {
+                out.bytes(&value)?;
+                exit::OK
+            }
+            None => exit::NO,
+        },
+        CacheCmd::Set(a) => {
+            let value = value_or_stdin(a.value)?;
+            cache.set(&a.key, value, a.ttl)?;
+            exit::OK
+        }
+        CacheCmd::Add(a) => {
+            let value = value_or_stdin(a.value)?;
+            yes_no(cache.add(&a.key, value, a.ttl)?)
+        }
+        CacheCmd::Del { key } => yes_no(cache.delete(&key)?),
+        CacheCmd::Incr { key, by, ttl } => {
+            let n = cache.incr(&key, by, ttl)?;
+            out.line(n)?;
+            exit::OK
+        }
+        CacheCmd::Touch { key, ttl } => yes_no(cache.touch(&key, ttl)?),
+        CacheCmd::List { prefix } => {
+            let keys = cache.keys(&prefix)?;
+            if ctx.json {
+                out.json(&json!(keys))?;
+            } else {
+                for k in keys {
+                    out.line(k)?;
+                }
+            }
+            exit::OK
+        }
+        CacheCmd::Sweep => {
+            let n = if ctx.ns.is_some() { cache.sweep()? } else { store.sweep()? };
+            out.line(n)?;
+            exit::OK
+        }
+        CacheCmd::Clear => {
+            out.line(cache.clear()?)?;
+            exit::OK
+        }
+    };
+    out.flush()?;
+    Ok(code)
+}

@@ -1,0 +1,88 @@
+//! `cairn lock NAME -- CMD`: run a command holding a named lock.
+
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
+
+use super::memo::status_code;
+use super::Ctx;
+use crate::cli::LockArgs;
+use crate::exit;
+use crate::output::{note, Failure, Outcome};
+
+/// "Wait as long as it takes": long enough to be forever for a cron job.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The signals passed on to the command.
+const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+
+pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
+    let store = ctx.open()?;
+    let wait = if args.no_wait { Duration::ZERO } else { args.wait.unwrap_or(FOREVER) };
+    let Some(guard) = store.lock(&args.name, args.ttl, wait)? else {
+        let holder = store.lock_holder(&args.name)?;
+        let by = holder.map_or_else(String::new, |h| format!(" by pid {}", h.pid));
+        note(format_args!("lock '{}' is held{by}; not running the command", args.name));
+        return Ok(exit::NO);
+    };
+
+    // Registered before the command starts, so no signal falls between the two.
+    let mut signals =
+        SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
+    let handle = signals.handle();
+
+    let (program, rest) =
+        args.command.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
+    let mut child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+
+    let forwarder = std::thread::spawn(move || {
+        for origin in signals.forever() {
+            // A terminal's ^C (sent by the kernel) already reached the command, which shares
+            // our process group: passing it on would deliver it twice.
+            if matches!(origin.cause, Cause::Kernel) {
+                continue;
+            }
+            if let Ok(sig) = Signal::try_from(origin.signal) {
+                let _ = kill(pid, sig);
+            }
+        }
+    });
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    // Renew well before expiry, so a slow renewal never lets the lock lapse.
+    let every = (args.ttl / 3).max(Duration::from_millis(100));
+    let status = loop {
+        match rx.recv_timeout(every) {
+            Ok(status) => break status.map_err(Failure::io("waiting for the command"))?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = guard.renew(args.ttl) {
+                    note(format_args!("renewing lock '{}': {e}", args.name));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Failure::Usage("lost track of the command".into()));
+            }
+        }
+    };
+    handle.close();
+    let _ = forwarder.join();
+    guard.release()?;
+    Ok(u8::try_from(status_code(status) & 0xff).unwrap_or(1))
+}

@@ -1,0 +1,136 @@
+//! `cairn migrate`, `stats`, `doctor`, `backup`, `vacuum`.
+
+use std::path::Path;
+
+use cairn::{ErrorKind, Migrations, Options};
+use serde_json::json;
+
+use super::Ctx;
+use crate::cli::MigrateArgs;
+use crate::exit;
+use crate::output::{note, Failure, Out, Outcome};
+
+pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
+    let (migrations, files) = Migrations::from_dir(&args.dir)?;
+    let path = ctx.path()?;
+    let mut out = Out::new();
+    let status = match &args.scope {
+        Some(scope) => ctx.open()?.migration_status(scope, &migrations)?,
+        None => migrations.status_of_file(&path).map_err(|e| suggest_scope(e, &path))?,
+    };
+    if status.is_ahead() {
+        return Err(Failure::Cairn(cairn::Error::SchemaTooNew {
+            path,
+            scope: args.scope.clone().unwrap_or_else(|| "user_version".into()),
+            found: status.current,
+            supported: status.latest,
+        }));
+    }
+    let pending: Vec<_> = status.pending().filter_map(|v| files.get((v - 1) as usize)).collect();
+    if args.dry_run {
+        for f in &pending {
+            out.line(f.display())?;
+        }
+        out.flush()?;
+        return Ok(exit::OK);
+    }
+    let report = match &args.scope {
+        Some(scope) => ctx.open()?.migrate(scope, &migrations)?,
+        None => migrations.apply_to_file(&path).map_err(|e| suggest_scope(e, &path))?,
+    };
+    if ctx.json {
+        out.json(&json!({ "from": report.from, "to": report.to, "applied": report.applied }))?;
+    } else {
+        for v in &report.applied {
+            if let Some(f) = files.get((*v - 1) as usize) {
+                out.line(f.display())?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+fn suggest_scope(e: cairn::Error, path: &Path) -> Failure {
+    if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("is a cairn store") {
+        return Failure::Usage(format!(
+            "{} is a cairn store, whose user_version is cairn's own: give --db the database to migrate, or --scope NAME to keep your tables in the store",
+            path.display()
+        ));
+    }
+    Failure::Cairn(e)
+}
+
+pub fn stats(ctx: &Ctx) -> Outcome {
+    let store = ctx.open()?;
+    store.flush_stats()?;
+    let mut stats = store.stats()?;
+    if let Some(ns) = &ctx.ns {
+        stats.retain(|s| &s.ns == ns);
+    }
+    let mut out = Out::new();
+    for s in stats {
+        let (c, l) = (s.cache, s.ledger);
+        if ctx.json {
+            out.json(&json!({ "ns": s.ns,
+                "cache": { "entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses,
+                           "hit_rate": c.hit_rate(), "evictions": c.evictions },
+                "ledger": { "pending": l.pending, "claimed": l.claimed, "done": l.done, "failed": l.failed } }))?;
+        } else {
+            let rate = c.hit_rate().map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            out.line(format_args!(
+                "{}\tentries={} bytes={} hit_rate={rate} evictions={}\tpending={} claimed={} done={} failed={}",
+                s.ns, c.entries, c.bytes, c.evictions, l.pending, l.claimed, l.done, l.failed
+            ))?;
+        }
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+pub fn doctor(ctx: &Ctx) -> Outcome {
+    let path = ctx.path()?;
+    if !path.exists() {
+        note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
+        return Ok(exit::NO);
+    }
+    // Read-only: a health check must not change what it examines (no migration, no WAL switch).
+    let store = ctx.open_with(Options::new().read_only(true))?;
+    let findings = store.doctor()?;
+    let mut out = Out::new();
+    let mut bad = false;
+    for f in &findings {
+        bad |= !f.ok;
+        if ctx.json {
+            out.json(&json!({ "check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix }))?;
+        } else {
+            let mark = if f.ok { "ok  " } else { "FAIL" };
+            out.line(format_args!("{mark}  {:<13} {}", f.check, f.detail))?;
+            if let Some(fix) = &f.fix {
+                out.line(format_args!("      {:<13} fix: {fix}", ""))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if bad { exit::NO } else { exit::OK })
+}
+
+pub fn backup(ctx: &Ctx, dest: &Path) -> Outcome {
+    ctx.open()?.backup(dest)?;
+    Ok(exit::OK)
+}
+
+pub fn vacuum(ctx: &Ctx) -> Outcome {
+    let store = ctx.open()?;
+    let before = store.file_stats()?;
+    store.vacuum()?;
+    let after = store.file_stats()?;
+    note(format_args!(
+        "vacuumed {}: {} bytes (+{} of WAL) -> {} bytes",
+        store.path().display(),
+        before.db_bytes,
+        before.wal_bytes,
+        after.db_bytes
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,129 @@
+//! One function per command: parse results in, library calls, printed results out.
+
+mod batch;
+mod cache;
+mod checkpoint;
+mod generate;
+mod ledger;
+mod lock;
+mod maintenance;
+mod memo;
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, Read};
+use std::path::PathBuf;
+
+use cairn::{Options, Store};
+
+use crate::cli::{Cli, Command};
+use crate::output::{Failure, Outcome};
+
+/// What every command gets: the global options.
+pub struct Ctx {
+    db: Option<PathBuf>,
+    ns: Option<String>,
+    json: bool,
+    busy_timeout: std::time::Duration,
+}
+
+impl Ctx {
+    /// The namespace given, or `default`.
+    fn ns(&self) -> &str {
+        self.ns.as_deref().unwrap_or("default")
+    }
+
+    fn path(&self) -> Outcome<PathBuf> {
+        match &self.db {
+            Some(p) => Ok(p.clone()),
+            None => Ok(cairn::default_path()?),
+        }
+    }
+
+    fn open(&self) -> Outcome<Store> {
+        self.open_with(Options::new())
+    }
+
+    fn open_with(&self, options: Options) -> Outcome<Store> {
+        Ok(options.busy_timeout(self.busy_timeout).open(self.path()?)?)
+    }
+}
+
+/// Run the parsed command; the exit code on success.
+pub fn run(cli: Cli) -> Outcome {
+    let ctx = Ctx { db: cli.db, ns: cli.ns, json: cli.json, busy_timeout: cli.busy_timeout };
+    match cli.command {
+        Command::Cache(c) => cache::run(&ctx, c),
+        Command::Memo(m) => memo::run(&ctx, m),
+        Command::Ledger(c) => ledger::run(&ctx, c),
+        Command::Checkpoint(c) => checkpoint::run(&ctx, c),
+        Command::Lock(l) => lock::run(&ctx, l),
+        Command::Batch => batch::run(&ctx),
+        Command::Migrate(m) => maintenance::migrate(&ctx, m),
+        Command::Stats => maintenance::stats(&ctx),
+        Command::Doctor => maintenance::doctor(&ctx),
+        Command::Backup { path } => maintenance::backup(&ctx, &path),
+        Command::Vacuum => maintenance::vacuum(&ctx),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
+    }
+}
+
+/// A value given as an argument, else all of stdin, as bytes (binary-safe).
+fn value_or_stdin(value: Option<OsString>) -> Outcome<Vec<u8>> {
+    match value {
+        Some(v) => Ok(os_bytes(v)),
+        None => {
+            let mut buf = Vec::new();
+            io::stdin().lock().read_to_end(&mut buf).map_err(Failure::io("reading stdin"))?;
+            Ok(buf)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(v: OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    v.into_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(v: OsString) -> Vec<u8> {
+    v.to_string_lossy().into_owned().into_bytes()
+}
+
+/// Ids from stdin, one per line, in chunks of at most `chunk`: each chunk is handed to `f`
+/// before the next is read, so a pipeline streams and memory stays bounded. Blank lines are
+/// skipped and a trailing `\r` is dropped (files written on Windows); a line that is not
+/// UTF-8 is a usage error naming its number.
+fn stdin_ids(chunk: usize, mut f: impl FnMut(Vec<String>) -> Outcome<()>) -> Outcome<()> {
+    let stdin = io::stdin().lock();
+    let mut ids = Vec::with_capacity(chunk);
+    for (i, line) in stdin.split(b'\n').enumerate() {
+        let mut line = line.map_err(Failure::io("reading stdin"))?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let id = String::from_utf8(line)
+            .map_err(|_| Failure::Usage(format!("stdin line {}: ids must be UTF-8 text", i + 1)))?;
+        ids.push(id);
+        if ids.len() == chunk {
+            f(std::mem::replace(&mut ids, Vec::with_capacity(chunk)))?;
+        }
+    }
+    if !ids.is_empty() {
+        f(ids)?;
+    }
+    Ok(())
+}
+
+/// Exit 0 for yes, 1 for no.
+fn yes_no(yes: bool) -> u8 {
+    if yes {
+        crate::exit::OK
+    } else {
+        crate::exit::NO
+    }
+}
