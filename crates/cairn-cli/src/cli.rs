@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// A key/value cache with expiry.
-    #[command(subcommand)]
+    #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
     Cache(CacheCmd),
 
     /// Run a command once and replay its stdout, stderr and exit status while fresh.
@@ -53,11 +53,11 @@ pub enum Command {
     Memo(MemoArgs),
 
     /// A ledger of processed items: re-runs skip done work; workers share a list by claims.
-    #[command(subcommand)]
+    #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
     Ledger(LedgerCmd),
 
     /// Named progress markers for resumable jobs.
-    #[command(subcommand)]
+    #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
     Checkpoint(CheckpointCmd),
 
     /// Run a command holding a named lock: no two runs overlap.

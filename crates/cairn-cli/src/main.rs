@@ -22,11 +22,6 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::from(exit::OK);
         }
-        // `cairn cache` alone: the help of what was started, on stderr.
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return ExitCode::from(exit::USAGE);
-        }
         Err(e) => {
             // One line, like every other failure; clap's usage block is a --help away.
             let rendered = e.render().to_string();

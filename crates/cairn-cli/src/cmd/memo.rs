@@ -36,10 +36,10 @@ pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
     let cache = store.cache(ns);
     let mut spawn_error = None;
     let mut run_it = || {
-        execute(&args.command).or_else(|e| {
+        execute(&args.command).map_err(|e| {
             // Not storable: a command that cannot start is reported, not memoized.
             spawn_error = Some(e);
-            Err(cairn::Error::InvalidInput("the command could not start".into()))
+            cairn::Error::InvalidInput("the command could not start".into())
         })
     };
     if args.refresh {

@@ -1,0 +1,169 @@
+//! The shell idioms cairn exists for, run by bash against the real binary, with kills.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::{cairn_bin, Env};
+
+/// bash running `script` in the store's directory, with `cairn` on the PATH and the store
+/// chosen by CAIRN_DB, in its own process group so the whole pipeline can be killed.
+fn bash(env: &Env, script: &str) -> Command {
+    let bin_dir = cairn_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!("set -u\n{script}"))
+        .env("PATH", path)
+        .env("CAIRN_DB", env.db())
+        .current_dir(env.dir.path())
+        .process_group(0);
+    c
+}
+
+fn run_bash(env: &Env, script: &str) -> String {
+    let out = bash(env, script).output().unwrap();
+    assert!(out.status.success(), "script failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn lines(env: &Env, name: &str) -> Vec<String> {
+    std::fs::read_to_string(env.path(name)).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_filter_mark_loop_resumes_after_a_kill_without_redoing_done_work() {
+    let env = Env::new();
+    let script = "seq 1 300 | cairn ledger filter | while read -r id; do echo \"$id\" >> work.log; cairn ledger mark \"$id\"; done";
+    let mut first = bash(&env, script).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&env, "work.log").len() < 40 {
+        assert!(Instant::now() < deadline, "the loop never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The whole pipeline dies at once, as a reboot or an OOM kill would do it.
+    kill(Pid::from_raw(-(first.id() as i32)), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+    let before = lines(&env, "work.log").len();
+    assert!(before < 300, "killed too late to test resuming");
+
+    run_bash(&env, script);
+    assert_eq!(run_bash(&env, "cairn ledger count --state done"), "300\n");
+    let work = lines(&env, "work.log");
+    let mut seen = std::collections::HashMap::new();
+    for id in &work {
+        *seen.entry(id.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 300, "every id was worked on");
+    let redone: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    // Only the item in flight at the kill (worked, not yet marked) may be worked twice.
+    assert!(redone.len() <= 1, "redone: {redone:?}");
+    // A third run has nothing to do.
+    run_bash(&env, script);
+    assert_eq!(lines(&env, "work.log").len(), work.len());
+}
+
+#[test]
+fn memo_replays_what_the_command_printed_and_its_status() {
+    let env = Env::new();
+    let out = run_bash(
+        &env,
+        r#"cmd() { echo "run" >> runs; echo "to stdout"; echo "to stderr" >&2; return 4; }
+           export -f cmd
+           direct_out=$(bash -c cmd 2>direct_err); direct=$?
+           for i in 1 2 3; do
+             got_out=$(cairn memo --ttl 1h --cache-failures -- bash -c cmd 2>got_err); got=$?
+             [ "$got_out" = "$direct_out" ] && [ "$got" = "$direct" ] && cmp -s got_err direct_err || echo "MISMATCH $i"
+           done
+           wc -l < runs"#,
+    );
+    assert_eq!(out, "2\n", "one direct run and one memo run, then replays");
+}
+
+#[test]
+fn two_overlapping_no_wait_locks_run_one_command() {
+    let env = Env::new();
+    let out = run_bash(
+        &env,
+        r#"cairn lock nightly --no-wait -- sh -c 'touch held; while [ ! -e release ]; do sleep 0.01; done; echo first' > first.out &
+           while [ ! -e held ]; do sleep 0.01; done
+           cairn lock nightly --no-wait -- echo second; echo "second exit $?"
+           touch release; wait $!; echo "first exit $?"
+           cat first.out
+           cairn lock nightly --no-wait -- echo third"#,
+    );
+    assert_eq!(out, "second exit 1\nfirst exit 0\nfirst\nthird\n");
+}
+
+#[test]
+fn a_batch_killed_mid_stream_applies_nothing() {
+    let env = Env::new();
+    run_bash(&env, "cairn cache set before 1");
+    // bash feeds two complete lines, then stalls; cairn is killed while it waits for more.
+    let script = r#"mkfifo feed
+        cairn batch < feed & pid=$!
+        exec 3> feed
+        echo '{"op":"set","key":"a","value":"1"}' >&3
+        echo '{"op":"mark","id":"x"}' >&3
+        sleep 0.3
+        kill -9 $pid; wait $pid; echo "exit $?"
+        exec 3>&-
+        cairn cache get a; echo "get $?"
+        cairn ledger has x; echo "has $?""#;
+    assert_eq!(run_bash(&env, script), "exit 137\nget 1\nhas 1\n");
+}
+
+#[test]
+fn a_batch_killed_at_any_moment_is_all_or_nothing() {
+    let env = Env::new();
+    run_bash(&env, "cairn cache get init || true");
+    let lines_per_batch = 200;
+    for round in 0..20u64 {
+        let mut child = env.cairn_std().args(["batch"]).stdin(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..lines_per_batch {
+            writeln!(stdin, r#"{{"op":"set","ns":"r{round}","key":"k{i}","value":"v"}}"#).unwrap();
+        }
+        drop(stdin); // end of input: cairn now writes
+                     // Varied kill points, from before the transaction to after the commit.
+        std::thread::sleep(Duration::from_micros((round * 7919) % 40_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let keys = env.ok(&["-n", &format!("r{round}"), "cache", "list"], 0);
+        let n = keys.lines().count();
+        assert!(n == 0 || n == lines_per_batch, "round {round}: {n} of {lines_per_batch} keys applied");
+    }
+    assert_eq!(run_bash(&env, "cairn doctor > /dev/null; echo $?"), "0\n");
+}
+
+#[test]
+fn eight_concurrent_incr_loops_add_up_exactly() {
+    let env = Env::new();
+    let out = run_bash(
+        &env,
+        r#"for w in 1 2 3 4 5 6 7 8; do
+             ( for i in $(seq 1 25); do cairn cache incr hits > /dev/null || echo "FAILED $?"; done ) &
+           done
+           wait
+           cairn cache get hits"#,
+    );
+    assert_eq!(out, "200");
+}
+
+#[test]
+fn overlapping_identical_memo_calls_run_the_command_once() {
+    let env = Env::new();
+    let out = run_bash(
+        &env,
+        r#"for i in 1 2 3 4 5 6; do
+             cairn memo --ttl 1h -- sh -c 'echo x >> runs; sleep 0.5; echo done' > out.$i &
+           done
+           wait
+           cat out.* | sort | uniq -c | tr -s ' '; wc -l < runs"#,
+    );
+    assert_eq!(out, " 6 done\n1\n");
+}

@@ -1,0 +1,165 @@
+//! `cairn batch`, `migrate`, `stats`, `doctor`, `backup`, `vacuum`, `completions`, `man`.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::{assert_one_line_error, Env};
+
+#[test]
+fn batch_applies_every_line_in_one_transaction() {
+    let env = Env::new();
+    let input = br#"{"op":"set","ns":"n","key":"k","value":"v","ttl":"1h"}
+{"op":"incr","key":"runs"}
+{"op":"mark","ns":"jobs","id":"42"}
+{"op":"checkpoint","job":"j","value":"p9"}
+"#;
+    let (code, _, err) = env.run_stdin(&["batch"], input);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(env.ok(&["-n", "n", "cache", "get", "k"], 0), "v");
+    assert_eq!(env.ok(&["cache", "get", "runs"], 0), "1");
+    env.ok(&["-n", "jobs", "ledger", "has", "42"], 0);
+    assert_eq!(env.ok(&["checkpoint", "get", "j"], 0), "p9");
+}
+
+#[test]
+fn a_malformed_batch_line_rejects_the_whole_batch_with_its_number() {
+    let env = Env::new();
+    env.ok(&["cache", "set", "k", "old"], 0);
+    let input = b"{\"op\":\"set\",\"key\":\"k\",\"value\":\"new\"}\n{\"op\":\"mark\",\"id\":\"1\"}\n{\"op\":\"set\",\"key\":\"k\"\n";
+    let (code, _, err) = env.run_stdin(&["batch"], input);
+    assert_eq!(code, 2);
+    assert_one_line_error(&err);
+    assert!(err.contains("line 3"), "{err}");
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "old");
+    env.ok(&["ledger", "has", "1"], 1);
+    // An operation the store refuses (an empty key) rolls back the lines before it.
+    let (code, _, err) =
+        env.run_stdin(&["batch"], b"{\"op\":\"mark\",\"id\":\"2\"}\n{\"op\":\"del\",\"key\":\"\"}\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("line 2"), "{err}");
+    env.ok(&["ledger", "has", "2"], 1);
+}
+
+fn migrations(env: &Env) -> std::path::PathBuf {
+    let dir = env.path("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")
+        .unwrap();
+    std::fs::write(dir.join("002_email.sql"), "ALTER TABLE users ADD COLUMN email TEXT;").unwrap();
+    std::fs::write(dir.join("README.md"), "ignored").unwrap();
+    dir
+}
+
+#[test]
+fn migrate_applies_numbered_files_in_order_once() {
+    let env = Env::new();
+    let dir = migrations(&env);
+    let app = env.path("app.db");
+    let (app_s, dir_s) = (app.to_str().unwrap(), dir.to_str().unwrap());
+    let dry = env.ok(&["--db", app_s, "migrate", dir_s, "--dry-run"], 0);
+    assert!(dry.contains("001_users.sql") && dry.contains("002_email.sql"), "{dry}");
+    assert!(!app.exists(), "a dry run creates nothing");
+    let applied = env.ok(&["--db", app_s, "migrate", dir_s], 0);
+    assert_eq!(applied.lines().count(), 2);
+    assert_eq!(env.ok(&["--db", app_s, "migrate", dir_s], 0), "");
+    let conn = cairn::rusqlite::Connection::open(&app).unwrap();
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 2);
+    conn.execute("INSERT INTO users (name, email) VALUES ('a', 'b')", []).unwrap();
+    drop(conn);
+
+    // A third file applies alone; a database ahead of the files is refused.
+    std::fs::write(dir.join("003_idx.sql"), "CREATE INDEX users_email ON users (email);").unwrap();
+    assert!(env.ok(&["--db", app_s, "migrate", dir_s], 0).contains("003_idx.sql"));
+    std::fs::remove_file(dir.join("003_idx.sql")).unwrap();
+    let (code, _, err) = env.run(&["--db", app_s, "migrate", dir_s]);
+    assert_eq!(code, 5, "{err}");
+}
+
+#[test]
+fn migrate_refuses_badly_numbered_files_and_failing_steps() {
+    let env = Env::new();
+    let dir = migrations(&env);
+    std::fs::write(dir.join("004_gap.sql"), "SELECT 1;").unwrap();
+    let (code, _, err) =
+        env.run(&["--db", env.path("a.db").to_str().unwrap(), "migrate", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("004_gap.sql"), "{err}");
+    std::fs::rename(dir.join("004_gap.sql"), dir.join("003_bad.sql")).unwrap();
+    std::fs::write(dir.join("003_bad.sql"), "CREATE TABLE users (dup);").unwrap();
+    let (code, _, err) =
+        env.run(&["--db", env.path("a.db").to_str().unwrap(), "migrate", dir.to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}");
+    assert_one_line_error(&err);
+}
+
+#[test]
+fn migrate_into_a_cairn_store_needs_a_scope() {
+    let env = Env::new();
+    let dir = migrations(&env);
+    env.ok(&["cache", "set", "k", "v"], 0);
+    let (code, _, err) = env.run(&["migrate", dir.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--scope"), "{err}");
+    assert_eq!(env.ok(&["migrate", dir.to_str().unwrap(), "--scope", "app"], 0).lines().count(), 2);
+    assert_eq!(env.ok(&["migrate", dir.to_str().unwrap(), "--scope", "app"], 0), "");
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "v");
+}
+
+#[test]
+fn stats_report_entries_hits_and_ledger_states_per_namespace() {
+    let env = Env::new();
+    env.ok(&["-n", "pages", "cache", "set", "a", "xyz"], 0);
+    env.ok(&["-n", "pages", "cache", "get", "a"], 0);
+    env.ok(&["-n", "pages", "cache", "get", "b"], 1);
+    env.ok(&["-n", "jobs", "ledger", "mark", "1", "2"], 0);
+    let text = env.ok(&["stats"], 0);
+    assert!(text.contains("pages\tentries=1 bytes=4 hit_rate=50.0%"), "{text}");
+    assert!(text.contains("jobs\tentries=0") && text.contains("done=2"), "{text}");
+    let json = env.ok(&["--json", "-n", "pages", "stats"], 0);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((v["cache"]["hits"].as_u64(), v["cache"]["misses"].as_u64()), (Some(1), Some(1)));
+}
+
+#[test]
+fn doctor_passes_a_healthy_store_and_says_how_to_fix_loose_permissions() {
+    let env = Env::new();
+    env.ok(&["doctor"], 1); // no store yet
+    env.ok(&["cache", "set", "k", "v"], 0);
+    let report = env.ok(&["doctor"], 0);
+    assert!(report.contains("integrity") && report.contains("wal"), "{report}");
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let report = env.ok(&["doctor"], 1);
+    assert!(report.contains("FAIL") && report.contains("chmod 600"), "{report}");
+    let json = env.ok(&["--json", "doctor"], 1);
+    assert!(json.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+}
+
+#[test]
+fn backup_writes_a_private_consistent_copy_and_vacuum_keeps_data() {
+    let env = Env::new();
+    let ids: String = (0..5000).map(|i| format!("{i}\n")).collect();
+    env.run_stdin(&["ledger", "mark", "-"], ids.as_bytes());
+    env.ok(&["cache", "set", "k", "v"], 0);
+    let copy = env.path("backups/copy.db");
+    env.ok(&["backup", copy.to_str().unwrap()], 0);
+    env.ok(&["backup", copy.to_str().unwrap()], 0); // replaces the older copy
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    let c = copy.to_str().unwrap();
+    assert_eq!(env.ok(&["--db", c, "cache", "get", "k"], 0), "v");
+    assert_eq!(env.ok(&["--db", c, "ledger", "count", "--state", "done"], 0), "5000\n");
+    env.ok(&["ledger", "reset"], 0);
+    let (code, out, err) = env.run(&["vacuum"]);
+    assert_eq!((code, out.len()), (0, 0), "{err}");
+    assert!(err.contains("vacuumed"), "{err}");
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "v");
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_definitions() {
+    let env = Env::new();
+    let bash = env.ok(&["completions", "bash"], 0);
+    assert!(bash.contains("ledger") && bash.contains("--no-wait"), "bash completion lacks commands");
+    assert!(env.ok(&["completions", "zsh"], 0).contains("#compdef cairn"));
+    let man = env.ok(&["man"], 0);
+    assert!(man.contains(".TH cairn") && man.contains("Exit status"), "{}", &man[..200.min(man.len())]);
+}

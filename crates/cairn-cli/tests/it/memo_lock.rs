@@ -1,0 +1,191 @@
+//! `cairn memo` and `cairn lock`: commands run once, replayed exactly, never overlapping.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::Env;
+
+/// A command that counts its runs in `count` and prints the run number on stdout and stderr.
+fn counting(status: i32) -> Vec<String> {
+    let script = format!("echo x >> count; n=$(wc -l < count); printf 'out %s\\0\\377' $n; printf 'err %s' $n >&2; exit {status}");
+    vec!["sh".into(), "-c".into(), script]
+}
+
+fn runs(env: &Env) -> usize {
+    std::fs::read_to_string(env.path("count")).map_or(0, |s| s.lines().count())
+}
+
+fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
+    let mut args: Vec<&str> = vec!["memo"];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend(cmd.iter().map(String::as_str));
+    env.run(&args)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn memo_replays_stdout_stderr_and_status_exactly_without_rerunning() {
+    let env = Env::new();
+    let first = memo(&env, &["--ttl", "1h"], &counting(0));
+    assert_eq!(first, (0, b"out 1\0\xff".to_vec(), "err 1".into()));
+    assert_eq!(memo(&env, &["--ttl", "1h"], &counting(0)), first);
+    assert_eq!(runs(&env), 1);
+}
+
+#[test]
+fn failures_are_rerun_unless_cache_failures_is_given() {
+    let env = Env::new();
+    assert_eq!(memo(&env, &[], &counting(3)).0, 3);
+    assert_eq!(memo(&env, &[], &counting(3)).0, 3);
+    assert_eq!(runs(&env), 2);
+    let kept = memo(&env, &["--cache-failures"], &counting(3));
+    assert_eq!(memo(&env, &["--cache-failures"], &counting(3)), kept);
+    assert_eq!(runs(&env), 3);
+    // Death by signal is reported as a shell does, and is a failure.
+    let killed = memo(&env, &[], &["sh".into(), "-c".into(), "kill -9 $$".into()]);
+    assert_eq!(killed.0, 137);
+}
+
+#[test]
+fn the_key_is_the_command_line_and_directory_unless_given() {
+    let env = Env::new();
+    memo(&env, &[], &counting(0));
+    memo(&env, &[], &[counting(0), vec!["extra-arg".into()]].concat());
+    assert_eq!(runs(&env), 2);
+    let elsewhere = env.path("sub");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = env.cairn().current_dir(&elsewhere).args(["memo", "--"]).args(counting(0)).output().unwrap();
+    assert_eq!(out.stdout, b"out 1\0\xff", "a new directory is a new key (and its own count file)");
+    // An explicit key is shared by different command lines.
+    let a = memo(&env, &["--key", "k"], &counting(0));
+    let b = memo(&env, &["--key", "k"], &["false".to_string()]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn an_expired_result_is_recomputed() {
+    let env = Env::new();
+    memo(&env, &["--ttl", "1ms"], &counting(0));
+    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    assert_eq!(memo(&env, &["--ttl", "1ms"], &counting(0)).1, b"out 2\0\xff");
+}
+
+#[test]
+fn stale_results_are_served_while_one_background_run_refreshes_them() {
+    let env = Env::new();
+    let flags = ["--ttl", "1ms", "--stale", "1h"];
+    memo(&env, &flags, &counting(0));
+    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    assert_eq!(memo(&env, &flags, &counting(0)).1, b"out 1\0\xff", "stale result served at once");
+    wait_until("the background refresh ran", || runs(&env) == 2);
+    wait_until("the refreshed result is stored", || {
+        memo(&env, &["--ttl", "1h"], &counting(0)).1 == b"out 2\0\xff"
+    });
+    assert_eq!(runs(&env), 2);
+}
+
+#[test]
+fn a_command_that_cannot_run_exits_127_or_126() {
+    let env = Env::new();
+    let (code, _, err) = env.run(&["memo", "--", "no-such-command-here"]);
+    assert_eq!(code, 127);
+    crate::assert_one_line_error(&err);
+    let (code, _, _) = env.run(&["lock", "l", "--", "no-such-command-here"]);
+    assert_eq!(code, 127);
+    std::fs::write(env.path("script"), "#!/bin/sh\n").unwrap(); // not executable
+    let (code, _, _) = env.run(&["memo", "--", env.path("script").to_str().unwrap()]);
+    assert_eq!(code, 126);
+}
+
+#[test]
+fn lock_runs_the_command_and_exits_with_its_status() {
+    let env = Env::new();
+    let (code, out, _) = env.run(&["lock", "job", "--", "sh", "-c", "echo inside; exit 5"]);
+    assert_eq!((code, out.as_slice()), (5, &b"inside\n"[..]));
+    // Released: the next run gets it at once.
+    env.ok(&["lock", "job", "--no-wait", "--", "true"], 0);
+}
+
+#[test]
+fn a_held_lock_exits_1_with_no_wait_and_after_the_wait() {
+    let env = Env::new();
+    env.ok(&["cache", "get", "init"], 1); // create the store
+    let store = cairn::Store::open(env.db()).unwrap();
+    let guard = store.try_lock("job", Duration::from_secs(60)).unwrap().unwrap();
+    let (code, out, err) = env.run(&["lock", "job", "--no-wait", "--", "touch", "ran"]);
+    assert_eq!((code, out.len()), (1, 0));
+    assert!(err.contains("is held by pid"), "{err}");
+    let (code, _, _) = env.run(&["lock", "job", "--wait", "100ms", "--", "touch", "ran"]);
+    assert_eq!(code, 1);
+    assert!(!env.path("ran").exists());
+    drop(guard);
+    env.ok(&["lock", "job", "--wait", "1s", "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+}
+
+fn holder(env: &Env, name: &str) -> Option<cairn::LockHolder> {
+    cairn::Store::open(env.db()).unwrap().lock_holder(name).unwrap()
+}
+
+#[test]
+fn a_lock_is_recovered_at_once_when_cairn_is_killed() {
+    let env = Env::new();
+    let mut cairn = env
+        .cairn_std()
+        .args(["lock", "job", "--ttl", "1h", "--", "sh", "-c", "echo $$ > cmd.pid; exec sleep 30"])
+        .spawn()
+        .unwrap();
+    wait_until("the command runs", || env.path("cmd.pid").exists() && holder(&env, "job").is_some());
+    cairn.kill().unwrap(); // SIGKILL
+    cairn.wait().unwrap();
+    env.ok(&["lock", "job", "--no-wait", "--", "true"], 0);
+    kill_pid_file(&env.path("cmd.pid"));
+}
+
+#[test]
+fn signals_sent_to_cairn_reach_the_command() {
+    let env = Env::new();
+    let script = "trap 'echo got-term > sig; exit 42' TERM; touch ready; while :; do sleep 0.02; done";
+    let mut cairn = env.cairn_std().args(["lock", "job", "--", "sh", "-c", script]).spawn().unwrap();
+    wait_until("the command runs", || env.path("ready").exists());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(cairn.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let status = cairn.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+    assert_eq!(std::fs::read_to_string(env.path("sig")).unwrap(), "got-term\n");
+    assert!(holder(&env, "job").is_none(), "released after the command ended");
+}
+
+fn kill_pid_file(path: &Path) {
+    if let Ok(pid) = std::fs::read_to_string(path) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+impl Env {
+    /// A std `Command` for `cairn` (assert_cmd's cannot be spawned and killed).
+    pub(crate) fn cairn_std(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(crate::cairn_bin());
+        c.env("CAIRN_DB", self.db())
+            .env_remove("XDG_STATE_HOME")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        c
+    }
+}
