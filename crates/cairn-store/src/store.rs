@@ -176,7 +176,12 @@ impl Options {
         }
         let journal = engine.enable_wal(self.fallback)?;
         engine.set_durability(self.durability, &journal)?;
-        migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|e, version| {
+        let migrations = schema::cairn_migrations();
+        if id.is_cairn() && id.user_version == migrations.latest() {
+            // Up to date: skip the runner, which would take the write lock just to look.
+            return Ok(self.into_store(engine, journal, false));
+        }
+        migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
             // Re-checked under the write lock: another program may have created the file
             // between our first look and now.
             let id = e.identity()?;
