@@ -347,18 +347,11 @@ impl Engine {
     }
 
     pub fn cache_namespaces(&self) -> Result<Vec<String>> {
-        // A skip-scan of the primary key: one index probe per namespace, not per entry.
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "WITH RECURSIVE n(ns) AS ( \
-                     SELECT min(ns) FROM cairn_cache \
-                     UNION ALL SELECT (SELECT min(ns) FROM cairn_cache WHERE ns > n.ns) FROM n WHERE ns IS NOT NULL) \
-                 SELECT ns FROM n WHERE ns IS NOT NULL UNION SELECT ns FROM cairn_cache_ns ORDER BY 1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        self.strings(concat!(
+            "WITH RECURSIVE ",
+            skip_scan_ns!("cairn_cache"),
+            " SELECT ns FROM n WHERE ns IS NOT NULL UNION SELECT ns FROM cairn_cache_ns ORDER BY 1"
+        ))
     }
 
     /// Store a namespace's bounds, and give its entries recency ranks (or take them away).

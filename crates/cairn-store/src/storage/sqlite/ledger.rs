@@ -128,18 +128,11 @@ impl Engine {
 
     /// The ledger namespaces that hold items, sorted.
     pub fn ledger_namespaces(&self) -> Result<Vec<String>> {
-        // A skip-scan of the primary key: one probe per namespace, not per item.
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "WITH RECURSIVE n(ns) AS ( \
-                     SELECT min(ns) FROM cairn_ledger \
-                     UNION ALL SELECT (SELECT min(ns) FROM cairn_ledger WHERE ns > n.ns) FROM n WHERE ns IS NOT NULL) \
-                 SELECT ns FROM n WHERE ns IS NOT NULL",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        self.strings(concat!(
+            "WITH RECURSIVE ",
+            skip_scan_ns!("cairn_ledger"),
+            " SELECT ns FROM n WHERE ns IS NOT NULL"
+        ))
     }
 
     /// The next item to hand out: an expired claim first (its work is oldest), else the

@@ -1,6 +1,20 @@
 //! The SQLite engine: the connection, its pragmas, transactions and busy handling. Each
 //! feature's statements live in the file of the same name beside this one.
 
+/// A recursive CTE `n(ns)` listing the distinct namespaces of a table keyed by `(ns, ...)`
+/// by skip-scanning its primary key: one index probe per namespace, not one per row.
+macro_rules! skip_scan_ns {
+    ($table:literal) => {
+        concat!(
+            "n(ns) AS (SELECT min(ns) FROM ",
+            $table,
+            " UNION ALL SELECT (SELECT min(ns) FROM ",
+            $table,
+            " WHERE ns > n.ns) FROM n WHERE ns IS NOT NULL)"
+        )
+    };
+}
+
 mod cache;
 mod checkpoint;
 pub(crate) mod ledger;
@@ -271,6 +285,13 @@ impl Engine {
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             rows.collect()
         })
+    }
+
+    /// The first column of every row of `sql`, as text.
+    fn strings(&self, sql: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
     /// Read one optional row with a cached statement; a helper for the feature files.
