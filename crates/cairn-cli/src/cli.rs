@@ -17,7 +17,7 @@ use crate::exit;
 pub struct Cli {
     /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
     /// ~/.local/state/cairn/state.db. Missing directories are created (0700).
-    #[arg(long, global = true, value_name = "PATH", env = "CAIRN_DB", hide_env = true)]
+    #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
     /// The namespace of cache entries and ledger items [default: default; memo: memo].
