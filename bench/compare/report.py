@@ -1,0 +1,194 @@
+"""Turn bench/compare's results (JSON lines) into tables in docs/BENCHMARKS.md and a chart.
+
+Usage: report.py RESULTS.jsonl docs/BENCHMARKS.md docs/img
+
+The tables replace what stands between the bench-compare markers of the markdown file (the
+section is appended the first time). Standard library only, except the chart (matplotlib),
+which is reported as skipped with the reason when it cannot be drawn.
+"""
+
+import json
+import os
+import sys
+from collections import defaultdict
+
+BEGIN = "<!-- bench-compare:begin -->"
+END = "<!-- bench-compare:end -->"
+ORDER = ["cairn", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
+
+
+def us(x):
+    if x >= 10_000:
+        return f"{x / 1000:,.1f} ms"
+    if x >= 100:
+        return f"{x:,.0f} µs"
+    return f"{x:.2f} µs"
+
+
+def rank(name):
+    return ORDER.index(name) if name in ORDER else len(ORDER)
+
+
+def main(results_path, md_path, img_dir):
+    rows = [json.loads(line) for line in open(results_path) if line.strip()]
+    machine = next((r for r in rows if r["workload"] == "machine"), {})
+    skipped = [r for r in rows if "skipped" in r]
+    by = defaultdict(list)
+    for r in rows:
+        if "skipped" not in r and r["workload"] != "machine":
+            by[r["workload"]].append(r)
+
+    out = [BEGIN, "", "Produced by `bench/compare/run` (the whole run: builds, virtualenv, its own Redis "
+           "servers, every workload; see the script's header). Every figure below comes from that "
+           "one run on one machine. Times are per operation: the median of 7 rounds, the spread is "
+           "the fastest and slowest round; ratios are to the raw-rusqlite floor.", ""]
+    if machine:
+        out.append(
+            f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores), {machine.get('mem_gib')} GiB, "
+            f"Linux {machine.get('kernel')}, {machine.get('fs')}; {machine.get('rustc')}; Python "
+            f"{machine.get('python')}; Redis {machine.get('redis')}; sqlite3 CLI {machine.get('sqlite3_cli')}; "
+            f"{machine.get('jq')}. Run {machine.get('date')}."
+        )
+        out.append("")
+
+    floor = {}
+    for r in by["cache"] + by["ledger"]:
+        if r["contender"] == "floor":
+            floor[(r["workload"], r["op"], r.get("size"))] = r["median_us"]
+
+    def ratio(r):
+        f = floor.get((r["workload"], r["op"], r.get("size")))
+        return f"{r['median_us'] / f:.2f}×" if f else ""
+
+    out += ["### Cache", "", "| operation | contender | median | spread | × floor |", "|---|---|---:|---:|---:|"]
+    for op in ["get_hit", "get_miss", "set_ttl", "set_10k_tx"]:
+        for r in sorted((r for r in by["cache"] if r["op"] == op), key=lambda r: rank(r["contender"])):
+            out.append(f"| {op} | {r['contender']} | {us(r['median_us'])} | {us(r['min_us'])}–{us(r['max_us'])} | {ratio(r)} |")
+    out.append("")
+
+    out += ["### Ledger against its size", "", "| ids recorded | operation | contender | median | spread | × floor |",
+            "|---:|---|---|---:|---:|---:|"]
+    for r in sorted(by["ledger"], key=lambda r: (r["size"], r["op"], rank(r["contender"]))):
+        out.append(f"| {r['size']:,} | {r['op']} | {r['contender']} | {us(r['median_us'])} | "
+                   f"{us(r['min_us'])}–{us(r['max_us'])} | {ratio(r)} |")
+    out.append("")
+
+    out += ["### Stampede: 4 processes miss one key whose computation takes 100 ms", "",
+            "| contender | computations | total |", "|---|---:|---:|"]
+    for r in sorted(by["stampede"], key=lambda r: rank(r["contender"])):
+        out.append(f"| {r['contender']} | {r['computations']} | {r['total_ms']:.0f} ms |")
+    out.append("")
+
+    out += ["### Cron overlap: K processes increment one counter", "",
+            "| contender | K | increments/s | errors reaching the caller | lost updates |", "|---|---:|---:|---:|---:|"]
+    for r in sorted(by["overlap"], key=lambda r: (rank(r["contender"]), r["k"])):
+        out.append(f"| {r['contender']} | {r['k']} | {r['ops_per_s']:,.0f} | {r['errors']} | {r['lost']} |")
+    out.append("")
+
+    shell = sorted(by["shell"], key=lambda r: rank(r["contender"]))
+    cairn_shell = next((r["total_ms"] for r in shell if r["contender"] == "cairn"), None)
+    out += ["### Shell: 1,000 items, each checked then marked, one command per step", "",
+            "| contender | total | per item | × cairn |", "|---|---:|---:|---:|"]
+    for r in shell:
+        x = f"{r['total_ms'] / cairn_shell:.2f}×" if cairn_shell else ""
+        out.append(f"| {r['contender']} | {r['total_ms']:,} ms | {r['total_ms'] / r['items']:.2f} ms | {x} |")
+    out.append("")
+
+    out += ["### Targets", ""] + targets(by) + [""]
+
+    chart = draw(by["ledger"], img_dir)
+    out += ["### Cost against ledger size", "",
+            f"![is_done and mark against the number of ids recorded](img/{os.path.basename(chart)})" if chart.endswith(".svg")
+            else f"Chart skipped: {chart}", ""]
+
+    if skipped:
+        out += ["### Skipped", "", "| workload | contender | why |", "|---|---|---|"]
+        out += [f"| {r['workload']} | {r['contender']} | {r['skipped']} |" for r in skipped]
+        out.append("")
+    out.append(END)
+
+    text = open(md_path).read() if os.path.exists(md_path) else "# Benchmarks\n"
+    block = "\n".join(out)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n## Side by side with the alternatives (issue 6)\n\n" + block + "\n"
+    open(md_path, "w").write(text)
+    print("\n".join(targets(by)))
+
+
+def median_of(by, workload, contender, op, size=None):
+    for r in by[workload]:
+        if r["contender"] == contender and r["op"] == op and r.get("size") == size:
+            return r["median_us"]
+    return None
+
+
+def targets(by):
+    lines = []
+
+    def check(label, value, limit, better="below"):
+        if value is None:
+            lines.append(f"- {label}: not measured")
+            return
+        ok = value <= limit if better == "below" else value >= limit
+        lines.append(f"- {'✔' if ok else '✘'} {label}: {value:.2f}× (target {'≤' if better == 'below' else '≥'} {limit}×)")
+
+    def r(a, b):
+        return a / b if a and b else None
+
+    for op, limit in [("get_hit", 1.3), ("set_ttl", 1.3), ("set_10k_tx", 1.5)]:
+        check(f"cairn {op} against the floor", r(median_of(by, "cache", "cairn", op), median_of(by, "cache", "floor", op)), limit)
+    for op in ["get_hit", "set_ttl"]:
+        check(f"diskcache {op} over cairn's", r(median_of(by, "cache", "diskcache", op), median_of(by, "cache", "cairn", op)), 5, "above")
+    check("Redis (loopback) get_hit over cairn's",
+          r(median_of(by, "cache", "redis", "get_hit"), median_of(by, "cache", "cairn", "get_hit")), 3, "above")
+    sizes = sorted({x["size"] for x in by["ledger"] if x["contender"] == "cairn"})
+    if sizes:
+        check(f"cairn is_done at {sizes[-1]:,} ids against {sizes[0]:,}",
+              r(median_of(by, "ledger", "cairn", "is_done", sizes[-1]), median_of(by, "ledger", "cairn", "is_done", sizes[0])), 2)
+    json_mark = median_of(by, "ledger", "json", "mark", 100_000)
+    cairn_mark = median_of(by, "ledger", "cairn", "mark", sizes[0]) if sizes else None
+    if json_mark and cairn_mark:
+        lines.append(f"- the JSON file's mark at 100,000 ids: {us(json_mark)}, {json_mark / cairn_mark:,.0f}× cairn's")
+    bad = [x for x in by["overlap"] if x["contender"] == "cairn" and (x["errors"] or x["lost"])]
+    ks = sorted(x["k"] for x in by["overlap"] if x["contender"] == "cairn")
+    lines.append(f"- {'✘' if bad or not ks else '✔'} cairn under cron overlap (K = {', '.join(map(str, ks))}): "
+                 f"{'no busy errors and no lost updates' if not bad else 'FAILURES: ' + str(bad)}")
+    for x in by["overlap"]:
+        if x["contender"] == "python-sqlite3" and (x["errors"] or x["lost"]):
+            lines.append(f"  - the typical Python class at K = {x['k']}: {x['errors']} errors, {x['lost']} lost updates")
+    return lines
+
+
+def draw(ledger, img_dir):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # noqa: BLE001 - reported in the markdown instead
+        return f"matplotlib unavailable ({e})"
+    os.makedirs(img_dir, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, op in zip(axes, ["is_done", "mark"]):
+        for name in sorted({r["contender"] for r in ledger}, key=rank):
+            pts = sorted((r["size"], r["median_us"]) for r in ledger if r["contender"] == name and r["op"] == op)
+            if pts:
+                label = f"{name} (a set in memory)" if name == "json" and op == "is_done" else name
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("ids already recorded")
+        ax.set_ylabel("µs per operation (median)")
+        ax.set_title(op)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = os.path.join(img_dir, "ledger-cost.svg")
+    fig.savefig(path, metadata={"Date": None})
+    return path
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
