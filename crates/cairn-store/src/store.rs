@@ -200,6 +200,7 @@ impl Options {
     }
 
     fn open_read_only(self, path: &Path) -> Result<Store> {
+        check_owner(path)?;
         if !path.exists() {
             return Err(Error::Io {
                 action: "open",
@@ -274,12 +275,61 @@ fn foreign(path: &Path, id: sqlite::Identity) -> Error {
     }
 }
 
+/// Refuse a path that another user controls. A symbolic link at the database path must be
+/// ours (or root's) and lead to an existing file: a link planted by someone else, or one whose
+/// target does not exist yet, would make cairn create or write a file where they chose (SQLite
+/// follows links to the real file). The file itself must be ours, else what we store would be
+/// theirs to read; root may open other users' files (sudo, maintenance) but not through links
+/// they planted. A missing path is fine: it is created below, 0600.
+pub(crate) fn check_owner(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| {
+        Err(Error::Io {
+            action: "open",
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::PermissionDenied, why),
+        })
+    };
+    let Ok(entry) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    let owner = if entry.file_type().is_symlink() {
+        if entry.uid() != me && entry.uid() != 0 {
+            return refuse(format!(
+                "it is a symbolic link owned by uid {}, not by you (uid {me}); cairn will not follow it: \
+                 remove it, or give the real path",
+                entry.uid()
+            ));
+        }
+        match std::fs::metadata(path) {
+            Ok(target) => target.uid(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return refuse(
+                    "it is a symbolic link to a file that does not exist; cairn will not create a file \
+                     through a link: create the target first, or give the real path"
+                        .into(),
+                );
+            }
+            Err(_) => return Ok(()), // reported, with its cause, by the open that follows
+        }
+    } else {
+        entry.uid()
+    };
+    if owner != me && me != 0 {
+        return refuse(format!(
+            "it is owned by uid {owner}, not by you (uid {me}); what you store there would be theirs \
+             to read: give a path of your own"
+        ));
+    }
+    Ok(())
+}
+
 /// Create missing parent directories (0700) and the file itself (0600), whatever the umask.
 /// An existing file keeps its mode. SQLite gives the -wal and -shm files the main file's mode.
 pub(crate) fn prepare_file(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dirs(parent)?;
     }
+    check_owner(path)?;
     match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(file) => {
             // The umask may have taken bits away (0o277 leaves 0o400): set exactly 0600.

@@ -229,3 +229,14 @@ fn a_closed_stdout_pipe_is_a_quiet_success() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n0\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn a_dangling_symlink_at_the_store_path_exits_3_and_creates_nothing() {
+    let env = Env::new();
+    let target = env.path("elsewhere.db");
+    std::os::unix::fs::symlink(&target, env.db()).unwrap();
+    let (code, _, err) = env.run(&["cache", "set", "k", "v"]);
+    assert_eq!(code, 3, "{err}");
+    assert_one_line_error(&err);
+    assert!(!target.exists());
+}

@@ -306,3 +306,63 @@ fn a_store_can_move_to_another_thread() {
     assert_send::<Store>();
     assert_send::<Options>();
 }
+
+/// The effective user is root: /proc/self belongs to the process's effective uid.
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+#[test]
+fn a_dangling_symlink_at_the_path_is_refused_and_nothing_is_created_through_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("where-they-chose");
+    let link = dir.path().join("state.db");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let err = Store::open(&link).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!target.exists(), "a file was created through the link");
+}
+
+#[test]
+fn a_symlink_of_our_own_to_our_own_store_is_followed() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real.db");
+    Store::open(&real)?.cache("c").set("k", "v", None)?;
+    let link = dir.path().join("state.db");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    assert_eq!(Store::open(&link)?.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+    Ok(())
+}
+
+#[test]
+fn a_symlink_planted_by_another_user_is_not_followed() -> Result<(), Error> {
+    if !is_root() {
+        eprintln!("skipped: giving a symlink to another user needs root");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = dir.path().join("theirs.db");
+    Store::open(&theirs)?; // even a valid store: it is theirs
+    let link = dir.path().join("state.db");
+    std::os::unix::fs::symlink(&theirs, &link).expect("symlink");
+    std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).expect("lchown");
+    let before = std::fs::read(&theirs).expect("read");
+    let err = Store::open(&link).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("owned by uid 4242"), "{err}");
+    assert_eq!(std::fs::read(&theirs).expect("read"), before);
+    Ok(())
+}
+
+#[test]
+fn a_file_owned_by_another_user_is_refused() {
+    if is_root() {
+        eprintln!("skipped: root may open other users' files by design; run as a user to check this");
+        return;
+    }
+    // /etc/hostname belongs to root on any Linux system; a user must not store data in it.
+    let err = Store::open("/etc/hostname").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("owned by uid 0"), "{err}");
+}
