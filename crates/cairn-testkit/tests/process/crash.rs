@@ -40,7 +40,7 @@ fn verify(path: &std::path::Path, reported: &[i64]) -> Result<i64, Error> {
 #[test]
 fn sigkill_at_random_points_never_loses_a_reported_commit_or_leaves_half_a_transaction() -> Result<(), Error>
 {
-    let kills = env_count("CAIRN_CRASH_KILLS", 100);
+    let kills = env_count("CAIRN_CRASH_KILLS", 200);
     let seed = Rng::seed_from_env();
     eprintln!("crash test: {kills} kills, CAIRN_SEED={seed}");
     let mut rng = Rng::new(seed);
