@@ -447,3 +447,47 @@ fn in_memory_stores_are_private() -> Result<(), Error> {
     assert_eq!(b.cache("n").get::<String>("k")?, None);
     Ok(())
 }
+
+#[test]
+fn hostile_names_are_data_in_every_feature_and_prefixes_are_not_patterns() -> Result<(), Error> {
+    let (_d, _p, store, _c) = temp_store();
+    let evil = ["x'); DROP TABLE cairn_ledger; --", "\"; DELETE FROM cairn_lock; /*", "100% _done_ \\ ' \""];
+    for name in evil {
+        store.ledger(name).mark_done(name)?;
+        assert!(store.ledger(name).is_done(name)?);
+        let claim = store.ledger(name).claim("c", name, Duration::from_secs(60))?.expect("claimed");
+        store.ledger(name).complete(&claim)?;
+        store.checkpoint(name).set(name)?;
+        assert_eq!(store.checkpoint(name).get::<String>()?.as_deref(), Some(name));
+        let guard = store.try_lock(name, Duration::from_secs(60))?.expect("free");
+        assert_eq!(store.lock_holder(name)?.map(|h| h.pid), Some(std::process::id()));
+        drop(guard);
+    }
+    // LIKE's wildcards in a prefix are plain characters.
+    let c = store.cache("p");
+    for k in ["100%", "1000", "a_b", "axb", "a\\b"] {
+        c.set(k, "v", None)?;
+    }
+    assert_eq!(c.keys("100%")?, vec!["100%"]);
+    assert_eq!(c.keys("a_")?, vec!["a_b"]);
+    assert_eq!(c.keys("a\\")?, vec!["a\\b"]);
+    assert_eq!(store.ledger_namespaces()?.len(), 3);
+    assert_eq!(store.integrity_check()?, vec!["ok"]);
+    Ok(())
+}
+
+#[test]
+fn large_binary_values_round_trip_and_oversized_ones_are_refused_clearly() -> Result<(), Error> {
+    let (_d, _p, store, _c) = temp_store();
+    let c = store.cache("big");
+    // 16 MiB of every byte value, NULs and invalid UTF-8 included.
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    c.set("big", &big, None)?;
+    assert_eq!(c.get::<Vec<u8>>("big")?.as_deref(), Some(&big[..]));
+    let too_big = vec![0u8; cairn::MAX_VALUE_BYTES + 1]; // zeroed pages: allocated lazily
+    let err = c.set("huge", &too_big, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains(&cairn::MAX_VALUE_BYTES.to_string()), "{err}");
+    assert!(!c.contains("huge")?);
+    Ok(())
+}
