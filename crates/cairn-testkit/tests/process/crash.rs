@@ -45,11 +45,13 @@ fn sigkill_at_random_points_never_loses_a_reported_commit_or_leaves_half_a_trans
     eprintln!("crash test: {kills} kills, CAIRN_SEED={seed}");
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("crash.db");
-    let path_s = path.to_str().expect("utf-8 path");
     let mut reported_total = 0usize;
     let mut inside_tx = 0usize;
     for round in 0..kills {
+        // A fresh file every 100 kills keeps each check's cost bounded, so that a long run
+        // (thousands of kills) grows linearly; each file still takes 100 kills in a row.
+        let path = dir.path().join(format!("crash-{}.db", round / 100));
+        let path_s = path.to_str().expect("utf-8 path");
         let run =
             Running::spawn(child(), &["crash-writer", "--db", path_s, "--size-cap", "4000"]).expect("spawn");
         // Most kills land mid-stream; some during start-up and open.
