@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match workload.as_str() {
         "crash-writer" => crash_writer(&opts),
         "incr" => incr(&opts),
+        "mixed" => mixed(&opts),
         "stampede" => stampede(&opts),
         "migrate" => migrate(&opts),
         "hold" => hold(&opts),
@@ -99,6 +100,25 @@ fn incr(opts: &HashMap<&str, &str>) -> Result<(), Error> {
         }
     }
     say(format_args!("DONE"));
+    Ok(())
+}
+
+/// `--n` transactions with the store's default options (a 5 s busy timeout), each touching
+/// every structure: the shared counter `total`, a ledger mark of `<worker>-<i>`, this worker's
+/// cache entry and its checkpoint. Prints `DONE <elapsed ms>`.
+fn mixed(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let worker = arg(opts, "worker")?;
+    let started = std::time::Instant::now();
+    for i in 0..num(opts, "n", 100)? {
+        store.transaction(|tx| {
+            tx.cache("mixed").incr("total", 1, None)?;
+            tx.ledger("mixed").mark_done(&format!("{worker}-{i}"))?;
+            tx.cache("mixed").set(&format!("{worker}/last"), i, None)?;
+            tx.checkpoint(worker).set(i)
+        })?;
+    }
+    say(format_args!("DONE {}", started.elapsed().as_millis()));
     Ok(())
 }
 
