@@ -11,8 +11,8 @@ use cairn_testkit::{env_count, Rng, Running};
 
 use crate::child;
 
-/// Checks the file after a kill; returns how many transactions it holds.
-fn verify(path: &std::path::Path, reported: &[i64]) -> Result<i64, Error> {
+/// Checks the file after a kill (or a fault); returns how many transactions it holds.
+pub(crate) fn verify(path: &std::path::Path, reported: &[i64]) -> Result<i64, Error> {
     let store = Store::open(path)?;
     assert_eq!(store.integrity_check()?, vec!["ok"], "integrity_check after a kill");
     let c = store.cache("crash");

@@ -2,6 +2,7 @@
 //! compute-once across processes. The children are `cairn-child` workloads.
 
 mod crash;
+mod faults;
 mod ledger;
 mod migrate;
 mod overlap;
