@@ -1,6 +1,6 @@
-//! Faults in the middle of writes: a disk that fills up. The writer runs under an LD_PRELOAD
-//! shim (`faults/enospc.c`, compiled here with `cc`) that fails every write with ENOSPC once a
-//! byte budget is spent, at a different point of the transaction stream for each budget. The
+//! Faults in the middle of writes: a disk that fills up, a disk that fails. The writer runs
+//! under an LD_PRELOAD shim (`faults/enospc.c`, compiled here with `cc`) that fails every
+//! write with ENOSPC (or EIO) once a byte budget is spent, at a different point of the transaction stream for each budget. The
 //! writer must stop with a clear "disk full" error; the file must hold every commit it
 //! reported, no partial transaction, and pass `integrity_check`; and once space returns (the
 //! shim removed) the same store must take writes again.
@@ -30,10 +30,21 @@ fn shim(dir: &Path) -> Option<PathBuf> {
 
 #[test]
 fn a_disk_that_fills_mid_transaction_leaves_every_reported_commit_and_no_partial_one() -> Result<(), Error> {
+    write_faults("disk-full", None, "DiskFull")
+}
+
+#[test]
+fn write_errors_mid_transaction_leave_every_reported_commit_and_no_partial_one() -> Result<(), Error> {
+    write_faults("I/O error", Some("FAULT_EIO"), "Io")
+}
+
+/// Run the writer under the shim at 40 budgets; `extra` selects the errno, `kind` is the
+/// ErrorKind the writer must report.
+fn write_faults(what: &str, extra: Option<&str>, kind: &str) -> Result<(), Error> {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(shim) = shim(dir.path()) else {
         eprintln!(
-            "SKIPPED: no C compiler (cc) to build the ENOSPC shim; install gcc or clang to run this test"
+            "SKIPPED: no C compiler (cc) to build the fault shim; install gcc or clang to run this test"
         );
         return Ok(());
     };
@@ -50,10 +61,13 @@ fn a_disk_that_fills_mid_transaction_leaves_every_reported_commit_and_no_partial
         cmd.args(["crash-writer", "--db", p, "--size-cap", "4000"])
             .env("LD_PRELOAD", &shim)
             .env("FAULT_WRITE_BUDGET", budget.to_string());
+        if let Some(var) = extra {
+            cmd.env(var, "1");
+        }
         let (status, lines, stderr) =
             Running::spawn_command(&mut cmd).expect("spawn").finish().expect("wait");
         assert!(!status.success(), "budget {budget}: the writer never hit the full disk");
-        assert!(stderr.contains("DiskFull"), "budget {budget}: not reported as a full disk: {stderr}");
+        assert!(stderr.contains(&format!("({kind})")), "budget {budget}: not reported as {kind}: {stderr}");
         assert!(!stderr.contains("panicked"), "budget {budget}: {stderr}");
         faults += 1;
         let reported: Vec<i64> =
@@ -67,6 +81,6 @@ fn a_disk_that_fills_mid_transaction_leaves_every_reported_commit_and_no_partial
         assert_eq!(verify(&path, &[])?, before, "budget {budget}: recovery changed the data");
         assert_eq!(Store::open(&path)?.cache("after").get::<String>("k")?.as_deref(), Some("v"));
     }
-    eprintln!("disk-full test: {faults} faults injected, {commits} reported commits all present, each store writable again");
+    eprintln!("{what} test: {faults} faults injected, {commits} reported commits all present, each store writable again");
     Ok(())
 }

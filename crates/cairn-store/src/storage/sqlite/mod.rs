@@ -356,7 +356,15 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -
         ErrorCode::DatabaseCorrupt => Error::Corrupt { path, detail },
         ErrorCode::ReadOnly => Error::ReadOnly { path, detail },
         ErrorCode::DiskFull => Error::DiskFull { path },
-        ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::SystemIoFailure => {
+        ErrorCode::SystemIoFailure => Error::Io {
+            action: "use",
+            path,
+            source: std::io::Error::other(format!(
+                "{detail}: nothing was half-written (the transaction was rolled back); check the disk \
+                 and its file system (dmesg), then retry"
+            )),
+        },
+        ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
             Error::Io { action: "use", path, source: std::io::Error::other(detail) }
         }
         _ => Error::Sqlite { path, source: Box::new(e) },
