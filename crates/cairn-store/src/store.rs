@@ -253,7 +253,9 @@ impl Options {
     }
 
     fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
+        let file_id = if read_only || journal_mode == "memory" { None } else { FileId::of(engine.path()) };
         Store {
+            file_id,
             engine,
             clock: self.clock,
             fill_timeout: self.fill_timeout,
@@ -264,6 +266,20 @@ impl Options {
             policies: RefCell::new(HashMap::new()),
             tx_limits: RefCell::new(HashMap::new()),
         }
+    }
+}
+
+/// Device and inode of a file: what tells "the same file" from "a file at the same path".
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| FileId { dev: m.dev(), ino: m.ino() })
     }
 }
 
@@ -417,6 +433,8 @@ pub struct Store {
     pub(crate) fill_timeout: Duration,
     read_only: bool,
     journal_mode: String,
+    /// The database file this handle opened, checked before each write: see [`FileId`].
+    file_id: Option<FileId>,
     writes: Cell<u64>,
     tally: RefCell<HashMap<String, Tally>>,
     /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
@@ -582,7 +600,29 @@ impl Store {
                 detail: "the store was opened read-only".into(),
             });
         }
-        Ok(())
+        self.ensure_same_file()
+    }
+
+    /// Refuse to write when the file at the store's path is no longer the one this handle
+    /// opened. In WAL mode a write to a deleted or replaced database still "commits" (into a
+    /// -wal that now belongs to no file, or beside someone else's file) and is gone when the
+    /// handle closes: the caller would be told "saved" about data that is lost.
+    fn ensure_same_file(&self) -> Result<()> {
+        let Some(opened) = self.file_id else { return Ok(()) };
+        let path = self.path();
+        let why = match FileId::of(path) {
+            Some(now) if now == opened => return Ok(()),
+            Some(_) => "another file has replaced the one this store opened",
+            None => "the file this store opened was deleted or moved",
+        };
+        Err(Error::Io {
+            action: "write to",
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{why}; the write was refused because it would be lost: open the store again"),
+            ),
+        })
     }
 
     /// The one write path: BEGIN IMMEDIATE, `f`, then the bookkeeping that rides along with
@@ -592,7 +632,9 @@ impl Store {
     where
         E: From<Error>,
     {
-        self.ensure_writable()?;
+        if self.read_only {
+            self.ensure_writable()?;
+        }
         if self.engine.in_transaction() {
             return Err(Error::invalid(
                 "a transaction is already open on this store: inside Store::transaction, use the Tx \
@@ -601,6 +643,9 @@ impl Store {
             .into());
         }
         let tx = self.engine.begin()?;
+        // Checked under the write lock, so no other cairn process can be swapping the file
+        // between this check and the commit.
+        self.ensure_same_file()?;
         self.tx_limits.borrow_mut().clear();
         let out = f(self)?;
         let tally = self.tally.take();
@@ -677,13 +722,24 @@ impl Store {
 
 impl Drop for Store {
     /// Writes the pending hit and miss counts, waiting at most a moment for the lock:
-    /// statistics are not worth stalling a process's exit.
+    /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
+    /// was deleted, moved or replaced while open (see [`Store::ensure_same_file`]).
     fn drop(&mut self) {
-        if self.read_only || self.tally.borrow().is_empty() || self.engine.in_transaction() {
-            return;
+        if !self.read_only && !self.tally.borrow().is_empty() && !self.engine.in_transaction() {
+            self.engine.set_busy_timeout(Duration::from_millis(200));
+            let _ = self.flush_stats();
         }
-        self.engine.set_busy_timeout(Duration::from_millis(200));
-        let _ = self.flush_stats();
+        if let Some(opened) = self.file_id {
+            if FileId::of(self.path()) != Some(opened) && !self.engine.in_transaction() {
+                // SQLite will not checkpoint a file that has moved when it closes, so the -wal
+                // stays at the old name holding this file's frames: a database later put at
+                // that path would read them as its own pages. Checkpointing through the open
+                // descriptor moves the frames into the file they belong to (wherever `mv` put
+                // it) and leaves an empty log behind.
+                self.engine.set_busy_timeout(Duration::from_millis(200));
+                let _ = self.engine.checkpoint_truncate();
+            }
+        }
     }
 }
 

@@ -366,3 +366,66 @@ fn a_file_owned_by_another_user_is_refused() {
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("owned by uid 0"), "{err}");
 }
+
+/// In WAL mode SQLite lets a handle keep "committing" after its file is deleted or replaced:
+/// the pages go to a -wal that belongs to no file (or beside another file) and vanish when the
+/// handle closes. cairn checks the file under the write lock and refuses instead.
+#[test]
+fn a_store_file_deleted_or_replaced_while_open_refuses_writes_instead_of_losing_them() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path)?;
+    store.cache("c").set("before", "1", None)?;
+    std::fs::remove_file(&path).expect("delete");
+    let err = store.cache("c").set("after", "2", None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("deleted or moved"), "{err}");
+    assert!(err.to_string().contains("open the store again"), "{err}");
+    let err = store.transaction(|tx| tx.ledger("l").mark_done("x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    drop(store);
+
+    let store = Store::open(&path)?; // a new, empty store where the old one was
+    assert_eq!(store.cache("c").get::<String>("before")?, None);
+    store.cache("c").set("x", "1", None)?;
+    let other = dir.path().join("other.db");
+    Store::open(&other)?.cache("c").set("y", "1", None)?;
+    std::fs::rename(&other, &path).expect("replace");
+    let err = store.cache("c").set("after", "2", None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("replaced"), "{err}");
+    drop(store);
+
+    // The old handle's log did not leak into the replacement, which a fresh handle reads and
+    // writes normally.
+    let store = Store::open(&path)?;
+    assert_eq!(store.cache("c").get::<String>("y")?.as_deref(), Some("1"));
+    assert_eq!(store.cache("c").get::<String>("after")?, None);
+    store.cache("c").set("after", "3", None)?;
+    assert_eq!(store.cache("c").get::<String>("after")?.as_deref(), Some("3"));
+    Ok(())
+}
+
+/// `mv state.db archive.db` under a running job: the commits made before the move live in the
+/// old -wal, which SQLite leaves behind at the old name. Closing the handle must put them into
+/// the moved file, or archive.db alone would be missing them.
+#[test]
+fn a_store_file_moved_while_open_keeps_the_commits_made_before_the_move() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let archive = dir.path().join("archive.db");
+    let store = Store::open(&path)?;
+    for i in 0..50 {
+        store.ledger("l").mark_done(&format!("item-{i}"))?;
+    }
+    std::fs::rename(&path, &archive).expect("move");
+    let err = store.ledger("l").mark_done("late").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    drop(store);
+
+    let moved = Store::open(&archive)?;
+    assert_eq!(moved.ledger("l").counts()?.done, 50);
+    assert!(!moved.ledger("l").is_done("late")?);
+    assert_eq!(moved.integrity_check()?, ["ok"]);
+    Ok(())
+}
