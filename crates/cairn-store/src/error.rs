@@ -100,9 +100,7 @@ pub enum Error {
     },
 
     /// A write was refused because the file, its directory or the store is read-only.
-    #[error(
-        "{path} cannot be written ({detail}); check the permissions of the file and its directory, or open it read-write"
-    )]
+    #[error("{path} cannot be written: {detail}")]
     ReadOnly {
         /// The file.
         path: PathBuf,
@@ -312,7 +310,7 @@ mod tests {
             (
                 Error::ReadOnly { path: p(), detail: "opened read-only".into() },
                 ErrorKind::ReadOnly,
-                "/s/state.db cannot be written (opened read-only); check the permissions of the file and its directory, or open it read-write",
+                "/s/state.db cannot be written: opened read-only",
             ),
             (
                 Error::DiskFull { path: p() },

@@ -174,7 +174,7 @@ impl Store {
             )
         });
 
-        let mode = self.engine.pragma_text("journal_mode")?;
+        let mode = self.journal_mode();
         out.push(if mode == "wal" {
             Finding::ok("journal_mode", "wal")
         } else {

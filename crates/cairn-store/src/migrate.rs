@@ -248,6 +248,7 @@ fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
         path: Some(path),
         read_only,
         create: !read_only,
+        immutable: false,
         busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         vfs: None,
     })?;

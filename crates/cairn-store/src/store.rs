@@ -76,6 +76,7 @@ pub struct Options {
     busy_timeout: Duration,
     durability: Durability,
     read_only: bool,
+    read_only_if_unwritable: bool,
     fallback: Option<RollbackJournal>,
     clock: Arc<dyn Clock>,
     fill_timeout: Duration,
@@ -88,6 +89,7 @@ impl Default for Options {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             durability: Durability::Normal,
             read_only: false,
+            read_only_if_unwritable: false,
             fallback: None,
             clock: Arc::new(SystemClock),
             fill_timeout: DEFAULT_FILL_TIMEOUT,
@@ -119,6 +121,24 @@ impl Options {
     /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly). For inspection tools.
     pub fn read_only(mut self, yes: bool) -> Self {
         self.read_only = yes;
+        self
+    }
+
+    /// Where the file cannot be written (write-protected, in a read-only directory or on a
+    /// read-only file system), open it read-only instead of failing with
+    /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly). For commands that only read;
+    /// [`Store::is_read_only`] tells which open happened.
+    ///
+    /// ```
+    /// use cairn::Options;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Options::new().read_only_if_unwritable(true).open(dir.path().join("state.db"))?;
+    /// assert!(!store.is_read_only()); // writable here, so opened read-write
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_only_if_unwritable(mut self, yes: bool) -> Self {
+        self.read_only_if_unwritable = yes;
         self
     }
 
@@ -160,6 +180,12 @@ impl Options {
             return self.open_read_only(path);
         }
         prepare_file(path)?;
+        if let Some(why) = unwritable(path) {
+            if self.read_only_if_unwritable {
+                return self.open_read_only(path);
+            }
+            return Err(Error::ReadOnly { path: path.to_path_buf(), detail: why.reason });
+        }
         sqlite::check_header(path)?;
         let engine = Engine::open(&self.spec(Some(path), false))?;
         // Read who owns the file before anything writes to it: even the switch to WAL is a
@@ -171,7 +197,9 @@ impl Options {
         if engine.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::ReadOnly {
                 path: path.to_path_buf(),
-                detail: "the file is write-protected; open it read-only to inspect it".into(),
+                detail: "SQLite opened it read-only: check the permissions of the file, of its \
+                         directory and of its -wal and -shm files"
+                    .into(),
             });
         }
         let journal = engine.enable_wal(self.fallback)?;
@@ -212,7 +240,15 @@ impl Options {
             });
         }
         sqlite::check_header(path)?;
-        let engine = Engine::open(&self.spec(Some(path), true))?;
+        let mut spec = self.spec(Some(path), true);
+        // Reading a WAL database needs its -shm, which SQLite creates beside the file. In a
+        // directory nobody can create files in, no writer can be at work either (a writer
+        // needs a -wal there), so without a -wal the file alone is the whole database and
+        // can be read as immutable. With a -wal present it must be read through, so no.
+        spec.immutable =
+            unwritable(path).is_some_and(|u| u.directory) && !sqlite::side_file(path, "-wal").exists();
+        let spec_immutable = spec.immutable;
+        let engine = Engine::open(&spec)?;
         let id = engine.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
@@ -236,7 +272,12 @@ impl Options {
             });
         }
         engine.set_query_only()?;
-        let journal = engine.pragma_text("journal_mode")?;
+        let journal = if spec_immutable && sqlite::header_says_wal(path) {
+            // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
+            "wal".to_string()
+        } else {
+            engine.pragma_text("journal_mode")?
+        };
         Ok(self.into_store(engine, journal, true))
     }
 
@@ -249,7 +290,14 @@ impl Options {
     }
 
     fn spec<'a>(&'a self, path: Option<&'a Path>, read_only: bool) -> OpenSpec<'a> {
-        OpenSpec { path, read_only, create: true, busy_timeout: self.busy_timeout, vfs: self.vfs.as_deref() }
+        OpenSpec {
+            path,
+            read_only,
+            create: true,
+            immutable: false,
+            busy_timeout: self.busy_timeout,
+            vfs: self.vfs.as_deref(),
+        }
     }
 
     fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
@@ -341,6 +389,55 @@ pub(crate) fn check_owner(path: &Path) -> Result<()> {
 
 /// Create missing parent directories (0700) and the file itself (0600), whatever the umask.
 /// An existing file keeps its mode. SQLite gives the -wal and -shm files the main file's mode.
+/// Why a store at `path` could not be written.
+pub(crate) struct Unwritable {
+    /// Said to the user, with what to do.
+    pub reason: String,
+    /// The directory is the obstacle (SQLite cannot create the -wal and -shm there).
+    pub directory: bool,
+}
+
+/// Why an existing store at `path` cannot be written, if it cannot: the file is
+/// write-protected, or it is on a read-only file system, or its directory does not let SQLite
+/// create the -wal and -shm files it needs beside the file (unless both are there already and
+/// writable). Asked before SQLite is, whose own answer ("attempt to write a readonly
+/// database") does not say which.
+pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
+    use nix::errno::Errno;
+    use nix::unistd::{access, AccessFlags};
+    let file = |reason: String| Some(Unwritable { reason, directory: false });
+    match access(path, AccessFlags::W_OK) {
+        Err(Errno::EROFS) => return file("it is on a read-only file system".into()),
+        Err(Errno::EACCES | Errno::EPERM) => {
+            return file(format!(
+                "the file is write-protected: make it writable (chmod u+w '{}') to change it",
+                path.display()
+            ))
+        }
+        _ => {}
+    }
+    let writable = |p: &Path| access(p, AccessFlags::W_OK).is_ok();
+    if writable(&sqlite::side_file(path, "-wal")) && writable(&sqlite::side_file(path, "-shm")) {
+        return None;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let reason = match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        Err(Errno::EROFS) => "it is on a read-only file system".to_string(),
+        Err(Errno::EACCES | Errno::EPERM) => format!(
+            "its directory {} is not writable, and SQLite must create {name}-wal and {name}-shm \
+             there: make the directory writable (chmod u+w '{}') or move the store",
+            dir.display(),
+            dir.display()
+        ),
+        _ => return None,
+    };
+    Some(Unwritable { reason, directory: true })
+}
+
 pub(crate) fn prepare_file(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dirs(parent)?;
@@ -365,6 +462,9 @@ pub(crate) fn prepare_file(path: &Path) -> Result<()> {
             }
             Ok(())
         }
+        // An existing file on a read-only file system can fail with EROFS rather than
+        // EEXIST; it is there, so opening it is what decides.
+        Err(_) if path.is_file() => Ok(()),
         Err(e) => Err(Error::Io { action: "create", path: path.to_path_buf(), source: e }),
     }
 }
@@ -597,7 +697,7 @@ impl Store {
         if self.read_only {
             return Err(Error::ReadOnly {
                 path: self.path().to_path_buf(),
-                detail: "the store was opened read-only".into(),
+                detail: "the store was opened read-only; open it read-write to change it".into(),
             });
         }
         self.ensure_same_file()

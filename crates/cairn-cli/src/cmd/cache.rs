@@ -8,7 +8,10 @@ use crate::exit;
 use crate::output::{Out, Outcome};
 
 pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
-    let store = ctx.open()?;
+    let store = match cmd {
+        CacheCmd::Get { .. } | CacheCmd::List { .. } => ctx.open_for_reading()?,
+        _ => ctx.open()?,
+    };
     let cache = store.cache(ctx.ns());
     let mut out = Out::new();
     let code = match cmd {

@@ -6,7 +6,10 @@ use crate::exit;
 use crate::output::{Out, Outcome};
 
 pub fn run(ctx: &Ctx, cmd: CheckpointCmd) -> Outcome {
-    let store = ctx.open()?;
+    let store = match cmd {
+        CheckpointCmd::Get { .. } => ctx.open_for_reading()?,
+        _ => ctx.open()?,
+    };
     match cmd {
         CheckpointCmd::Set { job, value } => {
             let value = value_or_stdin(value)?;

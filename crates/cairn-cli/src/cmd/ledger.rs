@@ -19,7 +19,12 @@ const MARK_BATCH: usize = 10_000;
 const FILTER_CHUNK: usize = 10_000;
 
 pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
-    let store = ctx.open()?;
+    let store = match cmd {
+        LedgerCmd::Has { .. } | LedgerCmd::Filter | LedgerCmd::Count { .. } | LedgerCmd::List { .. } => {
+            ctx.open_for_reading()?
+        }
+        _ => ctx.open()?,
+    };
     let ledger = store.ledger(ctx.ns());
     let mut out = Out::new();
     let code = match cmd {

@@ -62,7 +62,7 @@ fn suggest_scope(e: cairn::Error, path: &Path) -> Failure {
 }
 
 pub fn stats(ctx: &Ctx) -> Outcome {
-    let store = ctx.open()?;
+    let store = ctx.open_for_reading()?;
     store.flush_stats()?;
     let mut stats = store.stats()?;
     if let Some(ns) = &ctx.ns {

@@ -43,6 +43,13 @@ impl Ctx {
         self.open_with(Options::new())
     }
 
+    /// For a command that only reads: a store that cannot be written (write-protected, in a
+    /// read-only directory or file system) is opened read-only, hits not counted, instead of
+    /// refused.
+    fn open_for_reading(&self) -> Outcome<Store> {
+        self.open_with(Options::new().read_only_if_unwritable(true))
+    }
+
     fn open_with(&self, options: Options) -> Outcome<Store> {
         Ok(options.busy_timeout(self.busy_timeout).open(self.path()?)?)
     }

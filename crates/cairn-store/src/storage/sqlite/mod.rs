@@ -45,6 +45,8 @@ pub(crate) struct OpenSpec<'a> {
     pub path: Option<&'a Path>,
     pub read_only: bool,
     pub create: bool,
+    /// Read the file as one that nobody changes (SQLite's `immutable=1`): no locks, no -shm.
+    pub immutable: bool,
     pub busy_timeout: Duration,
     pub vfs: Option<&'a str>,
 }
@@ -91,6 +93,7 @@ impl Engine {
             (None, _) => Connection::open_in_memory(),
             // Paths are passed as plain file names; SQLITE_OPEN_URI only matters for names
             // starting with "file:", which a user path never is after canonicalisation.
+            (Some(p), None) if spec.immutable => Connection::open_with_flags(immutable_uri(p), flags),
             (Some(p), None) => Connection::open_with_flags(p, flags),
             (Some(p), Some(vfs)) => {
                 let vfs = std::ffi::CString::new(vfs)
@@ -342,6 +345,23 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
+/// `file:PATH?immutable=1`, every byte of the path that is not plainly safe percent-encoded,
+/// so that no `?`, `#` or `%` in a file name is read as URI syntax.
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 /// The single mapping from SQLite's result codes to cairn's error kinds.
 pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -> Error {
     let path = path.to_path_buf();
@@ -354,7 +374,12 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -
         ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy { path, waited: busy_waited },
         ErrorCode::NotADatabase => Error::NotADatabase { path },
         ErrorCode::DatabaseCorrupt => Error::Corrupt { path, detail },
-        ErrorCode::ReadOnly => Error::ReadOnly { path, detail },
+        ErrorCode::ReadOnly => Error::ReadOnly {
+            path,
+            detail: format!(
+                "{detail}: check the permissions of the file, of its directory and of its -wal and -shm files"
+            ),
+        },
         ErrorCode::DiskFull => Error::DiskFull { path },
         ErrorCode::SystemIoFailure => Error::Io {
             action: "use",
@@ -436,6 +461,14 @@ pub(crate) fn check_header(path: &Path) -> Result<()> {
 }
 
 /// `state.db` → `state.db-wal`.
+/// Bytes 18 and 19 of the header are 2 in a WAL-mode database.
+pub(crate) fn header_says_wal(path: &Path) -> bool {
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+        && head[18] == 2
+        && head[19] == 2
+}
+
 pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
