@@ -105,6 +105,26 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// The operations in order, each with its line number.
+    ///
+    /// ```
+    /// use cairn::batch::{Batch, Op};
+    ///
+    /// let batch = Batch::parse("\n{\"op\":\"del\",\"key\":\"k\"}".as_bytes(), "default")?;
+    /// let (line, op) = batch.ops().next().unwrap();
+    /// assert_eq!(line, 2);
+    /// assert!(matches!(op, Op::Del { key, .. } if key == "k"));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn ops(&self) -> impl Iterator<Item = (u64, &Op)> {
+        self.ops.iter().map(|(line, op, _)| (*line, op))
+    }
+
+    /// The namespace of operations that name none.
+    pub fn default_ns(&self) -> &str {
+        &self.default_ns
+    }
 }
 
 fn bytes_of(value: &serde_json::Value) -> Vec<u8> {
@@ -144,6 +164,13 @@ impl Store {
                     Error::InvalidInput(msg) => {
                         Error::invalid(format!("batch line {line}: {msg}; nothing was applied"))
                     }
+                    // An incr on a value that is not a number: say which line asked for it.
+                    Error::Decode { ns, key, expected, detail } => Error::Decode {
+                        ns,
+                        key,
+                        expected,
+                        detail: format!("{detail} (batch line {line}; nothing was applied)"),
+                    },
                     other => other,
                 })?;
             }
@@ -219,6 +246,19 @@ mod tests {
         assert!(err.to_string().contains("batch line 3"), "{err}");
         assert!(!store.cache("dflt").contains("a")?);
         assert!(!store.ledger("l").is_done("x")?);
+        Ok(())
+    }
+
+    /// Found by the batch fuzz target: the error named the key but not the line.
+    #[test]
+    fn an_incr_of_a_non_number_names_its_line_and_keeps_the_decode_kind() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        store.cache("dflt").set("k", "text", None)?;
+        let batch = parse("{\"op\":\"incr\",\"key\":\"n\"}\n{\"op\":\"incr\",\"key\":\"k\"}")?;
+        let err = store.apply_batch(&batch).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Decode, "{err}");
+        assert!(err.to_string().contains("batch line 2; nothing was applied"), "{err}");
+        assert!(!store.cache("dflt").contains("n")?);
         Ok(())
     }
 }
