@@ -156,6 +156,7 @@ impl<'a> Cache<'a> {
         let bytes = value.encode()?;
         validate_value(&bytes)?;
         let ttl = ttl.into();
+        validate_ttl(ttl)?;
         self.write(|s| {
             let expires = ttl.map(|d| deadline(s.now(), d));
             self.store_bytes(s, key, &bytes, expires)
@@ -168,6 +169,7 @@ impl<'a> Cache<'a> {
         let bytes = value.encode()?;
         validate_value(&bytes)?;
         let ttl = ttl.into();
+        validate_ttl(ttl)?;
         self.write(|s| {
             let now = s.now();
             let expires = ttl.map(|d| deadline(now, d));
@@ -193,6 +195,7 @@ impl<'a> Cache<'a> {
     pub fn touch(&self, key: &str, ttl: impl Into<Option<Duration>>) -> Result<bool> {
         validate_key(key)?;
         let ttl = ttl.into();
+        validate_ttl(ttl)?;
         self.write(|s| {
             let now = s.now();
             s.engine.cache_set_expiry(self.ns, key, now, ttl.map(|d| deadline(now, d)))
@@ -207,6 +210,7 @@ impl<'a> Cache<'a> {
     pub fn incr(&self, key: &str, by: i64, ttl: impl Into<Option<Duration>>) -> Result<i64> {
         validate_key(key)?;
         let ttl = ttl.into();
+        validate_ttl(ttl)?;
         self.write(|s| {
             let now = s.now();
             let (current, expires) = match s.engine.cache_entry(self.ns, key, now)? {
@@ -319,7 +323,9 @@ impl<'a> Cache<'a> {
         E: From<Error>,
         F: FnOnce() -> Result<T, E>,
     {
-        self.get_or_fill(key, ttl.into(), &|_| true, compute)
+        let ttl = ttl.into();
+        validate_ttl(ttl)?;
+        self.get_or_fill(key, ttl, &|_| true, compute)
     }
 
     /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss:
@@ -529,6 +535,17 @@ fn prefix_end(prefix: &str) -> Option<String> {
 
 pub(crate) fn validate_ns(ns: &str) -> Result<()> {
     validate_name("namespace", ns, MAX_NAMESPACE_BYTES)
+}
+
+/// A TTL under a millisecond (expiry is kept in milliseconds) would store an entry that is
+/// already expired: a silent no-op, refused instead. Redis refuses `EX 0` alike.
+pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<()> {
+    match ttl {
+        Some(d) if d < Duration::from_millis(1) => Err(Error::invalid(format!(
+            "a TTL of {d:?} would expire the entry at once: give at least 1ms, or no TTL for an entry that never expires"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn validate_key(key: &str) -> Result<()> {

@@ -491,3 +491,25 @@ fn large_binary_values_round_trip_and_oversized_ones_are_refused_clearly() -> Re
     assert!(!c.contains("huge")?);
     Ok(())
 }
+
+/// Found by the batch fuzz target: `"ttl":"0h"` stored an entry that was expired at once, so
+/// the set silently did nothing. Sub-millisecond TTLs are refused everywhere a TTL is given.
+#[test]
+fn a_ttl_under_a_millisecond_is_refused_instead_of_storing_an_expired_entry() -> Result<(), Error> {
+    let (_dir, _path, store, _clock) = temp_store();
+    let c = store.cache("n");
+    for ttl in [Duration::ZERO, Duration::from_micros(999)] {
+        let err = c.set("k", "v", ttl).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("at least 1ms"), "{err}");
+        assert_eq!(c.add("k", "v", ttl).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(c.incr("k", 1, ttl).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(c.touch("k", ttl).unwrap_err().kind(), ErrorKind::InvalidInput);
+        let computed = c.get_or_set_with("k", ttl, || Ok::<_, Error>("v".to_string()));
+        assert_eq!(computed.unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+    assert!(!c.contains("k")?);
+    c.set("k", "v", Duration::from_millis(1))?;
+    assert_eq!(c.get::<String>("k")?.as_deref(), Some("v"));
+    Ok(())
+}
