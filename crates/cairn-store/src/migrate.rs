@@ -278,6 +278,14 @@ pub(crate) fn run(
         let current = engine.read_version(slot)?;
         check(engine, current)?;
         let from = *from.get_or_insert(current);
+        if current < 0 {
+            // No migration runner writes one; without this check no step would match and the
+            // file would pass as up to date (found by the store_file fuzz target).
+            return Err(Error::Corrupt {
+                path: engine.path().to_path_buf(),
+                detail: format!("its '{}' schema version is {current}; versions start at 0", slot.name()),
+            });
+        }
         if current > latest {
             return Err(Error::SchemaTooNew {
                 path: engine.path().to_path_buf(),

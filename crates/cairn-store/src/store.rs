@@ -207,6 +207,7 @@ impl Options {
         let migrations = schema::cairn_migrations();
         if id.is_cairn() && id.user_version == migrations.latest() {
             // Up to date: skip the runner, which would take the write lock just to look.
+            check_schema(&engine, path)?;
             return Ok(self.into_store(engine, journal, false));
         }
         migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
@@ -224,6 +225,7 @@ impl Options {
             }
             other => other,
         })?;
+        check_schema(&engine, path)?;
         Ok(self.into_store(engine, journal, false))
     }
 
@@ -255,6 +257,12 @@ impl Options {
         }
         let latest = schema::cairn_migrations().latest();
         let found = id.user_version;
+        if found < 0 {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("its 'cairn' schema version is {found}; versions start at 0"),
+            });
+        }
         if found > latest {
             return Err(Error::SchemaTooNew {
                 path: path.to_path_buf(),
@@ -271,6 +279,7 @@ impl Options {
                 expected: latest,
             });
         }
+        check_schema(&engine, path)?;
         engine.set_query_only()?;
         let journal = if spec_immutable && sqlite::header_says_wal(path) {
             // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
@@ -329,6 +338,20 @@ impl FileId {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).ok().map(|m| FileId { dev: m.dev(), ino: m.ino() })
     }
+}
+
+/// A file that says it is a current cairn store must have cairn's tables as the migrations
+/// made them; otherwise every later statement would fail with an internal "no such column".
+fn check_schema(engine: &Engine, path: &Path) -> Result<()> {
+    if engine.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: "its header says it is a cairn store, but cairn's tables in it are not as cairn made them \
+                 (changed by another program, or damaged)"
+            .into(),
+    })
 }
 
 fn foreign(path: &Path, id: sqlite::Identity) -> Error {

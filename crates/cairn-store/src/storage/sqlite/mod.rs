@@ -199,6 +199,27 @@ impl Engine {
         })
     }
 
+    /// A SHA-256 digest (hex) of cairn's own schema objects (tables, indexes, their SQL);
+    /// the user's tables in the same file are left out.
+    pub fn schema_fingerprint(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let rows: Vec<String> = self.retry_busy(|c| {
+            let mut st = c.prepare(
+                "SELECT CAST(type || '|' || name || '|' || tbl_name || '|' || coalesce(sql, '') AS BLOB) FROM sqlite_schema \
+                 WHERE name LIKE 'cairn\\_%' ESCAPE '\\' OR name LIKE 'sqlite\\_autoindex\\_cairn\\_%' ESCAPE '\\' \
+                 ORDER BY name",
+            )?;
+            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned())).collect()
+        })?;
+        let mut h = Sha256::new();
+        for row in rows {
+            h.update(row.as_bytes());
+            h.update(b"\n");
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// Switch to WAL and check that it took. Returns the journal mode in force.
     pub fn enable_wal(&self, fallback: Option<RollbackJournal>) -> Result<String> {
         let mode: String =
@@ -362,11 +383,27 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// Messages with which SQLite reports a damaged file under SQLITE_ERROR (found by the
+/// `store_file` fuzz target).
+const CORRUPTION_MESSAGES: &[&str] = &["unsupported file format", "malformed database schema"];
+
 /// The single mapping from SQLite's result codes to cairn's error kinds.
 pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -> Error {
     let path = path.to_path_buf();
     let (code, extended, msg) = match &e {
         rusqlite::Error::SqliteFailure(f, msg) => (f.code, f.extended_code, msg.clone()),
+        // cairn binds every value with its type, so a value of another type, or text that is
+        // not UTF-8, in one of its columns was put there by something else, or by damage
+        // (found by the store_file fuzz target). The detail keeps SQLite's words.
+        rusqlite::Error::Utf8Error(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::FromSqlConversionFailure(..) => {
+            return Error::Corrupt {
+                path,
+                detail: format!("a value in it is not what cairn stored there: {e}"),
+            };
+        }
         _ => return Error::Sqlite { path, source: Box::new(e) },
     };
     let detail = msg.unwrap_or_else(|| code_text(extended));
@@ -389,6 +426,11 @@ pub(crate) fn classify(e: rusqlite::Error, path: &Path, busy_waited: Duration) -
                  and its file system (dmesg), then retry"
             )),
         },
+        // SQLite reports a damaged header or schema with its generic SQLITE_ERROR code; only
+        // the message tells them from a mistake in a statement.
+        ErrorCode::Unknown if CORRUPTION_MESSAGES.iter().any(|m| detail.contains(m)) => {
+            Error::Corrupt { path, detail }
+        }
         ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
             Error::Io { action: "use", path, source: std::io::Error::other(detail) }
         }
