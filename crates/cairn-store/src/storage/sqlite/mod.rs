@@ -199,25 +199,42 @@ impl Engine {
         })
     }
 
-    /// A SHA-256 digest (hex) of cairn's own schema objects (tables, indexes, their SQL);
-    /// the user's tables in the same file are left out.
+    /// A digest (FNV-1a, 64 bits, hex) of cairn's own schema objects: type, name, table and
+    /// SQL of each, in name order; the user's tables in the same file are left out. It runs
+    /// at every open, so it is kept cheap: one plain scan, filtered here, and a hash that
+    /// only has to notice change, not resist forgery (whoever can write the file can do worse).
     pub fn schema_fingerprint(&self) -> Result<String> {
-        use sha2::{Digest, Sha256};
-        let rows: Vec<String> = self.retry_busy(|c| {
-            let mut st = c.prepare(
-                "SELECT CAST(type || '|' || name || '|' || tbl_name || '|' || coalesce(sql, '') AS BLOB) FROM sqlite_schema \
-                 WHERE name LIKE 'cairn\\_%' ESCAPE '\\' OR name LIKE 'sqlite\\_autoindex\\_cairn\\_%' ESCAPE '\\' \
-                 ORDER BY name",
-            )?;
-            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.map(|r| r.map(|b| String::from_utf8_lossy(&b).into_owned())).collect()
-        })?;
-        let mut h = Sha256::new();
-        for row in rows {
-            h.update(row.as_bytes());
-            h.update(b"\n");
+        use rusqlite::types::ValueRef;
+        fn bytes<'a>(v: ValueRef<'a>) -> &'a [u8] {
+            match v {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b,
+                _ => b"",
+            }
         }
-        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        self.retry_busy(|c| {
+            let mut st =
+                c.prepare_cached("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name")?;
+            let mut rows = st.query([])?;
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            let mut feed = |b: &[u8]| {
+                for &x in b {
+                    h ^= u64::from(x);
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            };
+            while let Some(r) = rows.next()? {
+                let name = bytes(r.get_ref(1)?);
+                if !(name.starts_with(b"cairn_") || name.starts_with(b"sqlite_autoindex_cairn_")) {
+                    continue;
+                }
+                for i in 0..4 {
+                    feed(bytes(r.get_ref(i)?));
+                    feed(b"|");
+                }
+                feed(b"\n");
+            }
+            Ok(format!("{h:016x}"))
+        })
     }
 
     /// Switch to WAL and check that it took. Returns the journal mode in force.
