@@ -368,7 +368,18 @@ fn foreign(path: &Path, id: sqlite::Identity) -> Error {
 /// follows links to the real file). The file itself must be ours, else what we store would be
 /// theirs to read; root may open other users' files (sudo, maintenance) but not through links
 /// they planted. A missing path is fine: it is created below, 0600.
+///
+/// The same holds for the -wal, -shm and -journal files SQLite keeps beside the database: one
+/// planted in a shared directory before cairn first ran would receive every commit.
 pub(crate) fn check_owner(path: &Path) -> Result<()> {
+    check_owner_of(path)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        check_owner_of(&sqlite::side_file(path, suffix))?;
+    }
+    Ok(())
+}
+
+fn check_owner_of(path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let me = nix::unistd::geteuid().as_raw();
     let refuse = |why: String| {
@@ -410,8 +421,6 @@ pub(crate) fn check_owner(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Create missing parent directories (0700) and the file itself (0600), whatever the umask.
-/// An existing file keeps its mode. SQLite gives the -wal and -shm files the main file's mode.
 /// Why a store at `path` could not be written.
 pub(crate) struct Unwritable {
     /// Said to the user, with what to do.
@@ -461,6 +470,8 @@ pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
     Some(Unwritable { reason, directory: true })
 }
 
+/// Create missing parent directories (0700) and the file itself (0600), whatever the umask.
+/// An existing file keeps its mode. SQLite gives the -wal and -shm files the main file's mode.
 pub(crate) fn prepare_file(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dirs(parent)?;
@@ -510,8 +521,50 @@ fn create_dirs(dir: &Path) -> Result<()> {
 /// The default database path: `$CAIRN_DB` if set, else `$XDG_STATE_HOME/cairn/state.db`
 /// (when that is an absolute path, as the XDG spec requires), else
 /// `~/.local/state/cairn/state.db`.
+///
+/// A path from `$XDG_STATE_HOME` or `$HOME` is refused when a directory above it belongs to
+/// another user, or is writable by everyone without the sticky bit (which `/tmp` has): there,
+/// someone else could replace the store. `$CAIRN_DB` is your explicit choice and is taken as
+/// given (the file itself is still checked at open).
 pub fn default_path() -> Result<PathBuf> {
-    resolve_default_path(|name| std::env::var_os(name))
+    let path = resolve_default_path(|name| std::env::var_os(name))?;
+    if std::env::var_os("CAIRN_DB").is_none_or(|v| v.is_empty()) {
+        check_default_dirs(&path)?;
+    }
+    Ok(path)
+}
+
+/// Every existing directory above the default path is ours or root's, and none is writable
+/// by others unless sticky. Directories that do not exist yet will be created 0700 by us.
+fn check_default_dirs(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+        let Ok(m) = std::fs::metadata(dir) else { continue };
+        let why = if m.uid() != me && m.uid() != 0 {
+            format!("{} belongs to uid {}", dir.display(), m.uid())
+        } else if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
+            format!(
+                "{} is writable by every user (mode {:o}) and not sticky",
+                dir.display(),
+                m.mode() & 0o7777
+            )
+        } else {
+            continue;
+        };
+        return Err(Error::Io {
+            action: "use the default path",
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{why}, so another user could replace your store there: set CAIRN_DB (or --db) \
+                     to a path of your own, or fix that directory"
+                ),
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn resolve_default_path(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf> {
@@ -893,5 +946,30 @@ mod tests {
         );
         let err = resolve_default_path(env(&[])).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_default_path_under_a_directory_others_can_write_is_refused_but_sticky_tmp_is_fine() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let path = shared.join("cairn").join("state.db");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_default_dirs(&path).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
+        assert!(err.to_string().contains("writable by every user (mode 777)"), "{err}");
+        assert!(err.to_string().contains("CAIRN_DB"), "{err}");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        check_default_dirs(&path).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+        check_default_dirs(&path).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&shared, Some(4242), Some(4242)).unwrap();
+            let err = check_default_dirs(&path).unwrap_err();
+            assert!(err.to_string().contains("belongs to uid 4242"), "{err}");
+        } else {
+            eprintln!("skipped the other-owner half: giving a directory to another user needs root");
+        }
     }
 }

@@ -488,3 +488,32 @@ fn a_negative_schema_version_is_corrupt() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// A -wal planted beside the database path in a shared directory before cairn first runs
+/// would receive every commit; a dangling link there would make SQLite create it where the
+/// link points. Both are refused like the same thing at the database path.
+#[test]
+fn a_planted_or_dangling_wal_link_beside_the_store_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let target = dir.path().join("where-they-chose");
+    std::os::unix::fs::symlink(&target, dir.path().join("state.db-wal")).expect("symlink");
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("state.db-wal"), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!target.exists(), "a file was created through the link");
+
+    if !is_root() {
+        eprintln!("skipped the planted half: giving a symlink to another user needs root");
+        return;
+    }
+    std::fs::write(&target, b"").expect("create the target");
+    std::os::unix::fs::lchown(dir.path().join("state.db-wal"), Some(4242), Some(4242)).expect("lchown");
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("state.db-wal") && err.to_string().contains("owned by uid 4242"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&target).expect("read"), b"");
+}
