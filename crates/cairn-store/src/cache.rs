@@ -542,7 +542,8 @@ pub(crate) fn validate_ns(ns: &str) -> Result<()> {
 pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<()> {
     match ttl {
         Some(d) if d < Duration::from_millis(1) => Err(Error::invalid(format!(
-            "a TTL of {d:?} would expire the entry at once: give at least 1ms, or no TTL for an entry that never expires"
+            "a TTL of {} would expire the entry at once: give at least 1ms, or no TTL for an entry that never expires",
+            humantime::format_duration(d)
         ))),
         _ => Ok(()),
     }
