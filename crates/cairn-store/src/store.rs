@@ -180,13 +180,14 @@ impl Options {
             return self.open_read_only(path);
         }
         prepare_file(path)?;
+        // A file that is not SQLite at all is better reported as such than as unwritable.
+        sqlite::check_header(path)?;
         if let Some(why) = unwritable(path) {
             if self.read_only_if_unwritable {
                 return self.open_read_only(path);
             }
             return Err(Error::ReadOnly { path: path.to_path_buf(), detail: why.reason });
         }
-        sqlite::check_header(path)?;
         let engine = Engine::open(&self.spec(Some(path), false))?;
         // Read who owns the file before anything writes to it: even the switch to WAL is a
         // write, and a file of another application must stay byte-for-byte untouched.
@@ -769,14 +770,21 @@ impl Store {
         self.clock.now_millis()
     }
 
+    /// For writes outside [`Store::write_tx`] (migrations, vacuum): not read-only, and still
+    /// the file this handle opened.
     pub(crate) fn ensure_writable(&self) -> Result<()> {
+        self.refuse_if_read_only()?;
+        self.ensure_same_file()
+    }
+
+    fn refuse_if_read_only(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly {
                 path: self.path().to_path_buf(),
                 detail: "the store was opened read-only; open it read-write to change it".into(),
             });
         }
-        self.ensure_same_file()
+        Ok(())
     }
 
     /// Refuse to write when the file at the store's path is no longer the one this handle
@@ -808,9 +816,7 @@ impl Store {
     where
         E: From<Error>,
     {
-        if self.read_only {
-            self.ensure_writable()?;
-        }
+        self.refuse_if_read_only()?;
         if self.engine.in_transaction() {
             return Err(Error::invalid(
                 "a transaction is already open on this store: inside Store::transaction, use the Tx \
