@@ -244,13 +244,13 @@ impl Options {
         }
         sqlite::check_header(path)?;
         let mut spec = self.spec(Some(path), true);
-        // Reading a WAL database needs its -shm, which SQLite creates beside the file. In a
-        // directory nobody can create files in, no writer can be at work either (a writer
-        // needs a -wal there), so without a -wal the file alone is the whole database and
-        // can be read as immutable. With a -wal present it must be read through, so no.
+        // Reading a WAL database needs its -shm, which SQLite creates beside the file. Where
+        // nobody can create files (a read-only directory or file system), no writer can be at
+        // work either (a writer needs a -wal there), so without a -wal the file alone is the
+        // whole database and can be read as immutable. With a -wal present it must be read
+        // through, so no.
         spec.immutable =
-            unwritable(path).is_some_and(|u| u.directory) && !sqlite::side_file(path, "-wal").exists();
-        let spec_immutable = spec.immutable;
+            unwritable(path).is_some_and(|u| u.no_side_files) && !sqlite::side_file(path, "-wal").exists();
         let engine = Engine::open(&spec)?;
         let id = engine.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
@@ -282,7 +282,7 @@ impl Options {
         }
         check_schema(&engine, path)?;
         engine.set_query_only()?;
-        let journal = if spec_immutable && sqlite::header_says_wal(path) {
+        let journal = if spec.immutable && sqlite::header_says_wal(path) {
             // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
             "wal".to_string()
         } else {
@@ -426,8 +426,9 @@ fn check_owner_of(path: &Path) -> Result<()> {
 pub(crate) struct Unwritable {
     /// Said to the user, with what to do.
     pub reason: String,
-    /// The directory is the obstacle (SQLite cannot create the -wal and -shm there).
-    pub directory: bool,
+    /// SQLite cannot create the -wal and -shm beside the file (a read-only directory or file
+    /// system), so a WAL reader has no -shm either.
+    pub no_side_files: bool,
 }
 
 /// Why an existing store at `path` cannot be written, if it cannot: the file is
@@ -438,14 +439,18 @@ pub(crate) struct Unwritable {
 pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
     use nix::errno::Errno;
     use nix::unistd::{access, AccessFlags};
-    let file = |reason: String| Some(Unwritable { reason, directory: false });
+    let read_only_fs =
+        || Some(Unwritable { reason: "it is on a read-only file system".into(), no_side_files: true });
     match access(path, AccessFlags::W_OK) {
-        Err(Errno::EROFS) => return file("it is on a read-only file system".into()),
+        Err(Errno::EROFS) => return read_only_fs(),
         Err(Errno::EACCES | Errno::EPERM) => {
-            return file(format!(
-                "the file is write-protected: make it writable (chmod u+w '{}') to change it",
-                path.display()
-            ))
+            return Some(Unwritable {
+                no_side_files: false,
+                reason: format!(
+                    "the file is write-protected: make it writable (chmod u+w '{}') to change it",
+                    path.display()
+                ),
+            })
         }
         _ => {}
     }
@@ -459,7 +464,7 @@ pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let reason = match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
-        Err(Errno::EROFS) => "it is on a read-only file system".to_string(),
+        Err(Errno::EROFS) => return read_only_fs(),
         Err(Errno::EACCES | Errno::EPERM) => format!(
             "its directory {} is not writable, and SQLite must create {name}-wal and {name}-shm \
              there: make the directory writable (chmod u+w '{}') or move the store",
@@ -468,7 +473,7 @@ pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
         ),
         _ => return None,
     };
-    Some(Unwritable { reason, directory: true })
+    Some(Unwritable { reason, no_side_files: true })
 }
 
 /// Create missing parent directories (0700) and the file itself (0600), whatever the umask.

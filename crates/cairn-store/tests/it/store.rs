@@ -517,3 +517,48 @@ fn a_planted_or_dangling_wal_link_beside_the_store_is_refused() {
     );
     assert_eq!(std::fs::read(&target).expect("read"), b"");
 }
+
+/// A store on a read-only file system (a read-only bind mount here, as in a container with a
+/// read-only root): writes are refused saying so, and a read-only open still reads it.
+#[test]
+fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<(), Error> {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    Store::open(&path)?.cache("c").set("k", "v", None)?;
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(dir.path())
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !is_root() || !mount(&["--bind"]) {
+        eprintln!("skipped: a read-only bind mount needs root and mount(8) permission");
+        return Ok(());
+    }
+    let _guard = Unmount(dir.path().to_path_buf());
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,bind,ro"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !remounted {
+        eprintln!("skipped: could not remount the bind mount read-only");
+        return Ok(());
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    assert!(err.to_string().contains("read-only file system"), "{err}");
+    let ro = Options::new().read_only_if_unwritable(true).open(&path)?;
+    assert!(ro.is_read_only());
+    assert_eq!(ro.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+    assert_eq!(ro.journal_mode(), "wal");
+    Ok(())
+}
