@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use cairn::{Migrations, M};
+
 /// A running child process whose stdout lines are collected as they arrive.
 pub struct Running {
     child: Child,
@@ -60,11 +62,21 @@ impl Running {
     }
 
     /// SIGKILL the child and collect everything it printed before dying.
-    pub fn kill(mut self) -> std::io::Result<Vec<String>> {
+    pub fn kill(self) -> std::io::Result<Vec<String>> {
+        Ok(self.kill_and_wait()?.1)
+    }
+
+    /// SIGKILL the child unless it already exited; returns how it ended (a child that failed
+    /// by itself before the kill shows here), its stdout lines and its stderr.
+    pub fn kill_and_wait(mut self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
         self.child.kill()?;
-        self.child.wait()?;
+        let status = self.child.wait()?;
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut stderr)?;
+        }
         self.join_reader();
-        Ok(self.lines())
+        Ok((status, self.lines(), stderr))
     }
 
     /// Wait for the child to exit; returns its status, its stdout lines and its stderr.
@@ -129,4 +141,43 @@ impl Rng {
 /// person run long with the same test.
 pub fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The rows each step of [`torture_migrations`] inserts into its table.
+pub const STEP_ROWS: i64 = 400;
+
+/// `steps` migration steps for the crash tests, each heavy enough to span many pages: step `k`
+/// creates table `tK` with [`STEP_ROWS`] rows of varying length and bumps the one row of
+/// `summary` (created by step 1); `mid_step(k)` runs half-way, inside the step's transaction.
+pub fn torture_migrations(steps: i64, mid_step: fn(i64)) -> Migrations<'static> {
+    Migrations::new(
+        (1..=steps)
+            .map(|k| {
+                M::up_with(move |conn| {
+                    if k == 1 {
+                        conn.execute_batch(
+                            "CREATE TABLE summary (steps INTEGER, rows INTEGER); INSERT INTO summary VALUES (0, 0);",
+                        )?;
+                    }
+                    conn.execute_batch(&format!("CREATE TABLE t{k} (i INTEGER PRIMARY KEY, v TEXT NOT NULL);"))?;
+                    mid_step(k);
+                    // Rows of 64 to 575 characters: printf pads i with zeros to that width.
+                    conn.execute(
+                        &format!(
+                            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1) \
+                             INSERT INTO t{k} SELECT i, printf('%0*d', 64 + (i * ?2) % 512, i) FROM c"
+                        ),
+                        cairn::rusqlite::params![STEP_ROWS, k],
+                    )?;
+                    conn.execute("UPDATE summary SET steps = steps + 1, rows = rows + ?1", [STEP_ROWS])?;
+                    Ok(())
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The sum of `length(v)` over table `tK` once step `k` of [`torture_migrations`] committed.
+pub fn step_bytes(k: i64) -> i64 {
+    (1..=STEP_ROWS).map(|i| 64 + (i * k) % 512).sum()
 }

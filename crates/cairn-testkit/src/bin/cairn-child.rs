@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         "migrate" => migrate(&opts),
         "hold" => hold(&opts),
         "ledger-job" => ledger_job(&opts),
+        "batch-job" => batch_job(&opts),
+        "migrate-steps" => migrate_steps(&opts),
         "claim-worker" => claim_worker(&opts),
         "lock-hold" => lock_hold(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
@@ -204,14 +206,77 @@ fn ledger_job(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     Ok(())
 }
 
+/// A resumable job over ids `0..--n` in batches of 1 to `--max-batch` ids: each batch's
+/// marks, one work counter per item and the job's checkpoint (the first id not yet done)
+/// commit in one transaction. `BEGIN end` is printed inside the transaction, after the marks;
+/// `BATCH end` after the commit. Restarted, it resumes from the checkpoint.
+fn batch_job(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let n = num(opts, "n", 20_000)?;
+    let max = num(opts, "max-batch", 300)?.max(1);
+    let mut start = store.checkpoint("batch").get::<u64>()?.unwrap_or(0);
+    say(format_args!("RESUME {start}"));
+    while start < n {
+        // Batch sizes vary so that commits span different numbers of pages.
+        let end = (start + 1 + start.wrapping_mul(7919) % max).min(n);
+        let ids: Vec<String> = (start..end).map(|i| i.to_string()).collect();
+        let fresh = store.ledger("batch").filter_new(&ids)?;
+        store.transaction(|tx| {
+            tx.ledger("batch").mark_done_many(&fresh)?;
+            say(format_args!("BEGIN {end}"));
+            let work = tx.cache("work");
+            for id in &fresh {
+                work.incr(id, 1, None)?;
+            }
+            tx.checkpoint("batch").set(end)
+        })?;
+        say(format_args!("BATCH {end}"));
+        start = end;
+    }
+    say(format_args!("FINISHED"));
+    Ok(())
+}
+
+/// Apply the steps of [`torture_migrations`](cairn_testkit::torture_migrations) one commit at a time, printing `AT k` after the
+/// commit of step `k`: with `--scope S`, to a cairn store at `--db` (created, with cairn's own
+/// schema migrations, if missing) under that scope; without, to a plain SQLite file's
+/// user_version.
+fn migrate_steps(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let path = arg(opts, "db")?;
+    let steps = num(opts, "steps", 12)? as i64;
+    let all = cairn_testkit::torture_migrations(steps, |k| say(format_args!("STEP {k}")));
+    let store = match opts.get("scope") {
+        Some(scope) => Some((Store::open(path)?, *scope)),
+        None => None,
+    };
+    let current = match &store {
+        Some((store, scope)) => store.migration_status(scope, &all)?.current,
+        None => all.status_of_file(path)?.current,
+    };
+    say(format_args!("OPEN {current}"));
+    for k in current + 1..=steps {
+        // A list that ends at step k: each call applies one step, one transaction, one report.
+        let upto = cairn_testkit::torture_migrations(k, |k| say(format_args!("STEP {k}")));
+        let report = match &store {
+            Some((store, scope)) => store.migrate(scope, &upto)?,
+            None => upto.apply_to_file(path)?,
+        };
+        say(format_args!("AT {}", report.to));
+    }
+    say(format_args!("MIGRATED"));
+    Ok(())
+}
+
 /// A queue worker: claims items with `--lease-ms` leases, "works" `--work-ms` on each, then
-/// completes the claim and bumps the item's work counter in one transaction. Prints `DONE id`
-/// per completion and exits when nothing is left to claim or pending.
+/// completes the claim and bumps the item's work counter in one transaction. Prints `READY`
+/// once the store is open, `DONE id` per completion, and exits when nothing is left to claim
+/// or pending.
 fn claim_worker(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
     let worker = arg(opts, "worker")?;
     let lease = Duration::from_millis(num(opts, "lease-ms", 500)?);
     let work = Duration::from_millis(num(opts, "work-ms", 2)?);
+    say(format_args!("READY"));
     loop {
         let Some(claim) = store.ledger("queue").claim_next(worker, lease)? else {
             let c = store.ledger("queue").counts()?;
