@@ -519,7 +519,6 @@ pub(crate) fn check_header(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `state.db` → `state.db-wal`.
 /// Bytes 18 and 19 of the header are 2 in a WAL-mode database.
 pub(crate) fn header_says_wal(path: &Path) -> bool {
     let mut head = [0u8; 20];
@@ -528,6 +527,7 @@ pub(crate) fn header_says_wal(path: &Path) -> bool {
         && head[19] == 2
 }
 
+/// `state.db` → `state.db-wal`.
 pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
