@@ -44,9 +44,7 @@ fn write_errors_mid_transaction_leave_every_reported_commit_and_no_partial_one()
 fn write_faults(what: &str, extra: Option<&str>, kind: &str) -> Result<(), Error> {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(shim) = shim(dir.path()) else {
-        eprintln!(
-            "SKIPPED: no C compiler (cc) to build the fault shim; install gcc or clang to run this test"
-        );
+        cairn_testkit::skip_unless_ci("a C compiler (cc) to build the fault shim: install gcc or clang");
         return Ok(());
     };
     let mut faults = 0;
@@ -112,7 +110,7 @@ fn a_real_file_system_that_fills_up_keeps_every_reported_commit_and_takes_writes
     let probe = dir.path().join("probe");
     std::fs::create_dir(&probe).expect("mkdir");
     if !mount(&probe, "size=1m") {
-        eprintln!("skipped: mounting a small tmpfs needs root and mount(8) permission");
+        cairn_testkit::skip_unless_ci("root and mount(8) permission, to mount a small tmpfs");
         return Ok(());
     }
     drop(Unmount(probe));
