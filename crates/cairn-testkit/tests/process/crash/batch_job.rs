@@ -3,30 +3,22 @@
 //! After any kill the ledger must hold exactly the ids before the checkpoint, each worked on
 //! once, and every batch the child reported.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn::{Error, ItemState, Store};
 use cairn_testkit::{Rng, Running};
 
-use super::{await_kill_point, file, kill, numbers_after, Tally, Workload};
+use super::{await_kill_point, kill, numbers_after, Tally, Workload};
 use crate::child;
 
 /// Ids per file: about fifteen kills' worth of work, so that files turn over and each check
 /// stays cheap.
 const IDS: u64 = 20_000;
 
+#[derive(Default)]
 pub(super) struct BatchJob {
-    dir: PathBuf,
-    files: u64,
     /// The end of the last batch reported on the current file, in any round.
     reported_end: u64,
-    finished: bool,
-}
-
-impl BatchJob {
-    pub(super) fn new(dir: &Path) -> Self {
-        BatchJob { dir: dir.to_path_buf(), files: 0, reported_end: 0, finished: true }
-    }
 }
 
 impl Workload for BatchJob {
@@ -34,14 +26,12 @@ impl Workload for BatchJob {
         "batched marks"
     }
 
-    fn round(&mut self, rng: &mut Rng, tally: &mut Tally) -> Result<(), Error> {
-        if self.finished {
-            self.files += 1;
-            self.reported_end = 0;
-            self.finished = false;
-            tally.files += 1;
-        }
-        let path = file(&self.dir, "batch", self.files);
+    fn start_file(&mut self, _: &Path, _: u64) -> Result<(), Error> {
+        *self = BatchJob::default();
+        Ok(())
+    }
+
+    fn round(&mut self, path: &Path, rng: &mut Rng, tally: &mut Tally) -> Result<bool, Error> {
         let p = path.to_str().expect("utf-8 path");
         let ids = IDS.to_string();
         let run = Running::spawn(child(), &["batch-job", "--db", p, "--n", &ids, "--max-batch", "300"])
@@ -57,9 +47,7 @@ impl Workload for BatchJob {
         if lines.last().is_some_and(|l| l.starts_with("BEGIN ")) {
             tally.mid_work += 1;
         }
-        let checkpoint = verify(&path, self.reported_end)?;
-        self.finished = checkpoint == IDS;
-        Ok(())
+        Ok(verify(path, self.reported_end)? == IDS)
     }
 }
 

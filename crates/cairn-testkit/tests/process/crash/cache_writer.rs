@@ -1,12 +1,12 @@
 //! Cache writes: the child runs transactions of four statements (two values of varying size,
 //! a counter, a `last` marker) and prints `COMMIT i` after each.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn::{Error, Store};
 use cairn_testkit::{Rng, Running};
 
-use super::{await_kill_point, file, kill, numbers_after, Tally, Workload};
+use super::{await_kill_point, kill, numbers_after, Tally, Workload};
 use crate::child;
 
 /// Checks the file after a kill (or a fault); returns how many transactions it holds.
@@ -35,19 +35,12 @@ pub(crate) fn verify(path: &Path, reported: &[i64]) -> Result<i64, Error> {
     Ok(count)
 }
 
+#[derive(Default)]
 pub(super) struct CacheWriter {
-    dir: PathBuf,
     kills_on_file: u64,
-    files: u64,
     /// The highest transaction reported on the current file, in any round: a later kill's
     /// recovery must not lose it either.
     highest: Option<i64>,
-}
-
-impl CacheWriter {
-    pub(super) fn new(dir: &Path) -> Self {
-        CacheWriter { dir: dir.to_path_buf(), kills_on_file: 0, files: 0, highest: None }
-    }
 }
 
 impl Workload for CacheWriter {
@@ -55,15 +48,12 @@ impl Workload for CacheWriter {
         "cache writes"
     }
 
-    fn round(&mut self, rng: &mut Rng, tally: &mut Tally) -> Result<(), Error> {
-        // A fresh file every 100 kills keeps each check's cost bounded, so that a long run
-        // grows linearly; each file still takes 100 kills in a row.
-        if self.kills_on_file % 100 == 0 {
-            self.files += 1;
-            self.highest = None;
-            tally.files += 1;
-        }
-        let path = file(&self.dir, "cache", self.files);
+    fn start_file(&mut self, _: &Path, _: u64) -> Result<(), Error> {
+        *self = CacheWriter::default();
+        Ok(())
+    }
+
+    fn round(&mut self, path: &Path, rng: &mut Rng, tally: &mut Tally) -> Result<bool, Error> {
         let p = path.to_str().expect("utf-8 path");
         let run = Running::spawn(child(), &["crash-writer", "--db", p, "--size-cap", "4000"]).expect("spawn");
         await_kill_point(rng, &run, "READY", 40);
@@ -76,7 +66,9 @@ impl Workload for CacheWriter {
         if lines.last().is_some_and(|l| l.starts_with("BEGIN ")) {
             tally.mid_work += 1;
         }
-        verify(&path, self.highest.as_slice())?;
-        Ok(())
+        verify(path, self.highest.as_slice())?;
+        // A fresh file every 100 kills keeps each check's cost bounded, so that a long run
+        // grows linearly; each file still takes 100 kills in a row.
+        Ok(self.kills_on_file == 100)
     }
 }

@@ -5,30 +5,22 @@
 //! off, and the queue drains over the rounds with every item done exactly once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn::{Error, Store};
 use cairn_testkit::{Rng, Running};
 
-use super::{await_kill_point, file, kill, Tally, Workload};
+use super::{await_kill_point, kill, Tally, Workload};
 use crate::child;
 
 /// Items per queue: a few rounds' worth for three workers.
 const ITEMS: usize = 300;
 const WORKERS: usize = 3;
 
+#[derive(Default)]
 pub(super) struct Claims {
-    dir: PathBuf,
-    files: u64,
     /// How often each item was reported done on the current file, over all rounds.
     reported: HashMap<String, u32>,
-    drained: bool,
-}
-
-impl Claims {
-    pub(super) fn new(dir: &Path) -> Self {
-        Claims { dir: dir.to_path_buf(), files: 0, reported: HashMap::new(), drained: true }
-    }
 }
 
 impl Workload for Claims {
@@ -36,16 +28,13 @@ impl Workload for Claims {
         "worker claims"
     }
 
-    fn round(&mut self, rng: &mut Rng, tally: &mut Tally) -> Result<(), Error> {
-        if self.drained {
-            self.files += 1;
-            self.reported.clear();
-            self.drained = false;
-            tally.files += 1;
-            let store = Store::open(file(&self.dir, "claims", self.files))?;
-            store.ledger("queue").enqueue((0..ITEMS).map(|i| format!("item-{i:03}")))?;
-        }
-        let path = file(&self.dir, "claims", self.files);
+    fn start_file(&mut self, path: &Path, _: u64) -> Result<(), Error> {
+        self.reported.clear();
+        Store::open(path)?.ledger("queue").enqueue((0..ITEMS).map(|i| format!("item-{i:03}")))?;
+        Ok(())
+    }
+
+    fn round(&mut self, path: &Path, rng: &mut Rng, tally: &mut Tally) -> Result<bool, Error> {
         let p = path.to_str().expect("utf-8 path");
         // Leases from very short (live workers lose them and must be fenced off) to long
         // (only the dead-pid takeover frees them).
@@ -72,8 +61,7 @@ impl Workload for Claims {
                 tally.reported += 1;
             }
         }
-        self.drained = verify(&path, &self.reported)?;
-        Ok(())
+        verify(path, &self.reported)
     }
 }
 

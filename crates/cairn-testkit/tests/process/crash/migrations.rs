@@ -5,35 +5,24 @@
 //! the steps up to it, each whole, the summary row bumped once per step, and every step the
 //! child reported.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn::rusqlite::{Connection, OpenFlags};
 use cairn::{Error, Store};
 use cairn_testkit::{step_bytes, torture_migrations, Rng, Running, STEP_ROWS};
 
-use super::{await_kill_point, file, kill, numbers_after, Tally, Workload};
+use super::{await_kill_point, kill, numbers_after, Tally, Workload};
 use crate::child;
 
 const STEPS: i64 = 12;
 const SCOPE: &str = "app";
 
+#[derive(Default)]
 pub(super) struct MigrationSteps {
-    dir: PathBuf,
-    files: u64,
     /// The highest step reported on the current file, in any round.
     reported: i64,
-    complete: bool,
-}
-
-impl MigrationSteps {
-    pub(super) fn new(dir: &Path) -> Self {
-        MigrationSteps { dir: dir.to_path_buf(), files: 0, reported: 0, complete: true }
-    }
-
-    /// Odd files are cairn stores, even ones plain files.
-    fn in_store(&self) -> bool {
-        self.files % 2 == 1
-    }
+    /// A cairn store (odd files) or a plain file (even ones).
+    in_store: bool,
 }
 
 impl Workload for MigrationSteps {
@@ -41,18 +30,16 @@ impl Workload for MigrationSteps {
         "migrations"
     }
 
-    fn round(&mut self, rng: &mut Rng, tally: &mut Tally) -> Result<(), Error> {
-        if self.complete {
-            self.files += 1;
-            self.reported = 0;
-            self.complete = false;
-            tally.files += 1;
-        }
-        let path = file(&self.dir, "migrate", self.files);
+    fn start_file(&mut self, _: &Path, n: u64) -> Result<(), Error> {
+        *self = MigrationSteps { reported: 0, in_store: n % 2 == 1 };
+        Ok(())
+    }
+
+    fn round(&mut self, path: &Path, rng: &mut Rng, tally: &mut Tally) -> Result<bool, Error> {
         let p = path.to_str().expect("utf-8 path");
         let steps = STEPS.to_string();
         let mut args = vec!["migrate-steps", "--db", p, "--steps", &steps];
-        if self.in_store() {
+        if self.in_store {
             args.extend(["--scope", SCOPE]);
         }
         let run = Running::spawn(child(), &args).expect("spawn");
@@ -67,9 +54,7 @@ impl Workload for MigrationSteps {
         if lines.last().is_some_and(|l| l.starts_with("STEP ")) {
             tally.mid_work += 1;
         }
-        let version = verify(&path, self.in_store().then_some(SCOPE), self.reported)?;
-        self.complete = version == STEPS;
-        Ok(())
+        Ok(verify(path, self.in_store.then_some(SCOPE), self.reported)? == STEPS)
     }
 }
 

@@ -35,15 +35,49 @@ struct Tally {
     mid_work: u64,
     /// Commits the children reported before they died, all checked present.
     reported: u64,
-    /// Files the workload went through (each taken to its end, or to the end of the run).
+    /// Files the workload went through.
     files: u64,
 }
 
-/// One workload of the torture: starts its children on its current file, SIGKILLs them at
-/// random moments, and checks the file.
+/// One workload of the torture. The harness gives it a fresh file when the last one has
+/// served its turn; each round starts children on the file, SIGKILLs them at random moments
+/// and checks the file against everything reported on it so far.
 trait Workload {
     fn name(&self) -> &'static str;
-    fn round(&mut self, rng: &mut Rng, tally: &mut Tally) -> Result<(), Error>;
+    /// Forget the last file; `path` is the `n`th (from 1), not created yet.
+    fn start_file(&mut self, path: &Path, n: u64) -> Result<(), Error>;
+    /// One round; returns whether the file has served its turn.
+    fn round(&mut self, path: &Path, rng: &mut Rng, tally: &mut Tally) -> Result<bool, Error>;
+}
+
+/// A workload with its tally and the file it is on.
+struct Entry {
+    workload: Box<dyn Workload>,
+    tally: Tally,
+    file: Option<PathBuf>,
+}
+
+impl Entry {
+    fn new(workload: impl Workload + 'static) -> Self {
+        Entry { workload: Box::new(workload), tally: Tally::default(), file: None }
+    }
+
+    fn round(&mut self, dir: &Path, rng: &mut Rng) -> Result<(), Error> {
+        let path = match &self.file {
+            Some(path) => path.clone(),
+            None => {
+                self.tally.files += 1;
+                let n = self.tally.files;
+                let path = dir.join(format!("{}-{n}.db", self.workload.name().replace(' ', "-")));
+                self.workload.start_file(&path, n)?;
+                self.file.insert(path).clone()
+            }
+        };
+        if self.workload.round(&path, rng, &mut self.tally)? {
+            self.file = None;
+        }
+        Ok(())
+    }
 }
 
 /// Wait for the moment to kill `run`: one time in five a few milliseconds after its start
@@ -58,11 +92,6 @@ fn await_kill_point(rng: &mut Rng, run: &Running, ready: &str, steady_ms: u64) {
     }
 }
 
-/// A numbered file under `dir`, so that each workload's files are kept apart.
-fn file(dir: &Path, stem: &str, n: u64) -> PathBuf {
-    dir.join(format!("{stem}-{n}.db"))
-}
-
 #[test]
 fn sigkill_at_random_points_in_every_workload_never_loses_a_reported_commit_or_leaves_half_a_transaction() {
     let kills = env_count("CAIRN_CRASH_KILLS", 400);
@@ -70,28 +99,36 @@ fn sigkill_at_random_points_in_every_workload_never_loses_a_reported_commit_or_l
     eprintln!("crash torture: {kills} kills, CAIRN_SEED={seed}");
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut workloads: Vec<(Box<dyn Workload>, Tally)> = vec![
-        (Box::new(cache_writer::CacheWriter::new(dir.path())), Tally::default()),
-        (Box::new(batch_job::BatchJob::new(dir.path())), Tally::default()),
-        (Box::new(claims::Claims::new(dir.path())), Tally::default()),
-        (Box::new(migrations::MigrationSteps::new(dir.path())), Tally::default()),
+    let mut workloads = [
+        Entry::new(cache_writer::CacheWriter::default()),
+        Entry::new(batch_job::BatchJob::default()),
+        Entry::new(claims::Claims::default()),
+        Entry::new(migrations::MigrationSteps::default()),
     ];
     let started = std::time::Instant::now();
     let (mut rounds, mut no_kill_in_a_row) = (0u64, 0u32);
-    while workloads.iter().map(|(_, t)| t.kills).sum::<u64>() < kills {
-        let (w, tally) = workloads.iter_mut().min_by_key(|(_, t)| t.kills).expect("workloads");
-        let before = tally.kills;
-        if let Err(e) = w.round(&mut rng, tally) {
-            panic!("{} after {} kills (CAIRN_SEED={seed}): {e}", w.name(), tally.kills);
+    let total = |w: &[Entry]| w.iter().map(|e| e.tally.kills).sum::<u64>();
+    while total(&workloads) < kills {
+        let e = workloads.iter_mut().min_by_key(|e| e.tally.kills).expect("workloads");
+        let before = e.tally.kills;
+        if let Err(err) = e.round(dir.path(), &mut rng) {
+            panic!("{} after {} kills (CAIRN_SEED={seed}): {err}", e.workload.name(), e.tally.kills);
         }
         rounds += 1;
         // The workload with the fewest kills runs next: one whose children always finish
         // before their kill would be picked forever.
-        no_kill_in_a_row = if tally.kills > before { 0 } else { no_kill_in_a_row + 1 };
-        assert!(no_kill_in_a_row < 100, "{}: 100 rounds in a row finished before their kill", w.name());
+        no_kill_in_a_row = if e.tally.kills > before { 0 } else { no_kill_in_a_row + 1 };
+        assert!(
+            no_kill_in_a_row < 100,
+            "{}: 100 rounds in a row finished before their kill",
+            e.workload.name()
+        );
+        if rounds % 500 == 0 {
+            eprintln!("crash torture: {} kills in {:.0?}", total(&workloads), started.elapsed());
+        }
     }
     eprintln!("crash torture: {rounds} rounds in {:.0?}", started.elapsed());
-    for (w, t) in &workloads {
+    for Entry { workload: w, tally: t, .. } in &workloads {
         eprintln!(
             "crash torture: {:<13} {:>5} kills survived ({} mid-work), {} reported commits all present, {} files",
             w.name(),
