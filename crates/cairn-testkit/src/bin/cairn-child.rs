@@ -107,18 +107,32 @@ fn incr(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 
 /// `--n` transactions with the store's default options (a 5 s busy timeout), each touching
 /// every structure: the shared counter `total`, a ledger mark of `<worker>-<i>`, this worker's
-/// cache entry and its checkpoint. Prints `DONE <elapsed ms>`.
+/// cache entry and its checkpoint. After each, reads as a job would make them between writes,
+/// checked: its own mark and checkpoint are visible, and `total` never goes backwards. Any
+/// error (a busy one included) ends the child with status 3. Prints `DONE <elapsed ms>`.
 fn mixed(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let store = Store::open(arg(opts, "db")?)?;
     let worker = arg(opts, "worker")?;
     let started = std::time::Instant::now();
+    let mut seen_total = 0;
     for i in 0..num(opts, "n", 100)? {
+        let id = format!("{worker}-{i}");
         store.transaction(|tx| {
             tx.cache("mixed").incr("total", 1, None)?;
-            tx.ledger("mixed").mark_done(&format!("{worker}-{i}"))?;
+            tx.ledger("mixed").mark_done(&id)?;
             tx.cache("mixed").set(&format!("{worker}/last"), i, None)?;
             tx.checkpoint(worker).set(i)
         })?;
+        let total = store.cache("mixed").get::<i64>("total")?.unwrap_or(0);
+        let own_checkpoint = store.checkpoint(worker).get::<u64>()?;
+        let own_mark_pending = !store.ledger("mixed").filter_new([id.as_str()])?.is_empty();
+        if total <= seen_total || own_checkpoint != Some(i) || own_mark_pending {
+            return Err(Error::InvalidInput(format!(
+                "after commit {i}: total {total} (before: {seen_total}), checkpoint {own_checkpoint:?}, \
+                 own mark pending: {own_mark_pending}"
+            )));
+        }
+        seen_total = total;
     }
     say(format_args!("DONE {}", started.elapsed().as_millis()));
     Ok(())
