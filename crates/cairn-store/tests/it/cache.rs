@@ -492,6 +492,27 @@ fn large_binary_values_round_trip_and_oversized_ones_are_refused_clearly() -> Re
     Ok(())
 }
 
+/// The documented limit itself, not just a large value: SQLite's own length limit, page
+/// overflow chains and the WAL must all take a value of exactly `MAX_VALUE_BYTES`.
+#[test]
+fn a_value_of_exactly_the_documented_limit_round_trips() -> Result<(), Error> {
+    let (_d, path, store, _c) = temp_store();
+    let c = store.cache("limit");
+    let mut at_limit = vec![0u8; cairn::MAX_VALUE_BYTES];
+    // Every byte value, NULs and invalid UTF-8 included, at the ends and at page boundaries.
+    for (i, b) in at_limit.iter_mut().enumerate().step_by(4093) {
+        *b = (i % 251) as u8 ^ 0x80;
+    }
+    *at_limit.last_mut().expect("non-empty") = 0xff;
+    c.set("at-limit", &at_limit, None)?;
+    drop(store);
+    let store = cairn::Store::open(&path)?;
+    let back = store.cache("limit").get::<Vec<u8>>("at-limit")?.expect("stored");
+    assert!(back == at_limit, "the value at the limit did not round-trip");
+    assert_eq!(store.integrity_check()?, vec!["ok"]);
+    Ok(())
+}
+
 /// Found by the batch fuzz target: `"ttl":"0h"` stored an entry that was expired at once, so
 /// the set silently did nothing. Sub-millisecond TTLs are refused everywhere a TTL is given.
 #[test]
