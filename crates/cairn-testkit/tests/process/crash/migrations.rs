@@ -63,9 +63,7 @@ fn verify(path: &Path, scope: Option<&str>, reported: i64) -> Result<i64, Error>
     let version = match scope {
         // Opening completes cairn's own schema if the kill interrupted its creation.
         Some(scope) => {
-            let store = Store::open(path)?;
-            assert_eq!(store.integrity_check()?, vec!["ok"], "integrity_check after a kill");
-            store.migration_status(scope, &torture_migrations(STEPS, |_| {}))?.current
+            Store::open(path)?.migration_status(scope, &torture_migrations(STEPS, |_| {}))?.current
         }
         None if !path.exists() => return Ok(0),
         // A read-write connection rolls back a hot journal, as the next run would.
@@ -76,6 +74,7 @@ fn verify(path: &Path, scope: Option<&str>, reported: i64) -> Result<i64, Error>
         reported <= version,
         "step {reported} was reported committed but the file is at version {version}"
     );
+    // One integrity check for both kinds of file, through a plain connection.
     let conn = plain(path);
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
     assert_eq!(check, "ok", "integrity_check after a kill");
