@@ -73,7 +73,7 @@ pub enum Command {
     /// Apply JSON-lines operations from stdin in one transaction: all or nothing.
     ///
     /// One object per line: {"op":"set","ns":"n","key":"k","value":"v","ttl":"1h"}; ops: set,
-    /// add, del, incr (by, ttl), touch (ttl), mark (id, result), fail (id, error), forget (id),
+    /// add, del, incr (by, ttl), touch (ttl), mark (id, result), fail (id, error), ledger_del (id),
     /// checkpoint (job, value), checkpoint_del (job). "ns" defaults to --ns. Every line is read
     /// and checked before anything is written: a malformed line rejects the batch with its
     /// number, and a writer killed mid-stream applies nothing.
@@ -282,14 +282,16 @@ pub enum LedgerCmd {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Forget ID, as if it had never been seen. Exit 1 if it was unknown.
-    Forget {
+    /// Delete ID, as if it had never been seen. Exit 1 if it was unknown.
+    #[command(visible_alias = "forget")]
+    Del {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
         id: String,
     },
-    /// Forget every item of the namespace; print how many.
-    Reset,
+    /// Delete every item of the namespace; print how many.
+    #[command(visible_alias = "reset")]
+    Clear,
 }
 
 /// `--worker`.

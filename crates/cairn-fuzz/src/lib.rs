@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cairn::batch::{Batch, Op};
+use cairn::{Batch, BatchOp as Op};
 use cairn::{ErrorKind, ManualClock, Options, Store};
 
 /// A fuzz target's checks: panics when a property fails.
@@ -63,7 +63,7 @@ fn target(op: &Op, default_ns: &str) -> Option<Target> {
         | Op::Del { ns: n, key }
         | Op::Incr { ns: n, key, .. }
         | Op::Touch { ns: n, key, .. } => Target::Key(ns(n), key.clone()),
-        Op::Mark { ns: n, id, .. } | Op::Fail { ns: n, id, .. } | Op::Forget { ns: n, id } => {
+        Op::Mark { ns: n, id, .. } | Op::Fail { ns: n, id, .. } | Op::LedgerDel { ns: n, id } => {
             Target::Item(ns(n), id.clone())
         }
         Op::Checkpoint { job, .. } | Op::CheckpointDel { job } => Target::Job(job.clone()),

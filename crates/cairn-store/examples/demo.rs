@@ -82,7 +82,7 @@ fn run(args: Args) -> Result<(), Error> {
     println!("store: {}", path.display());
     if args.reset {
         store.transaction(|tx| {
-            tx.ledger(LEDGER).reset()?;
+            tx.ledger(LEDGER).clear()?;
             tx.checkpoint(LEDGER).delete()
         })?;
         println!("reset: starting over");

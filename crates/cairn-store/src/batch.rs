@@ -1,23 +1,4 @@
 //! Batches: many operations written as JSON lines, applied in one transaction, all or nothing.
-//!
-//! This is how a shell script updates several structures atomically (`cairn batch`): it
-//! writes one JSON object per line, and cairn parses every line before it begins, so a
-//! malformed line, or the writer dying mid-stream, applies nothing.
-//!
-//! | op | fields (`ns` defaults to the batch's namespace) |
-//! |----|----|
-//! | `set`, `add` | `key`, `value`, optional `ttl` (`"1h"`) |
-//! | `del` | `key` |
-//! | `incr` | `key`, optional `by` (default 1), optional `ttl` |
-//! | `touch` | `key`, optional `ttl` (none: never expires) |
-//! | `mark` | `id`, optional `result` |
-//! | `fail` | `id`, `error` |
-//! | `forget` | `id` |
-//! | `checkpoint` | `job`, `value` |
-//! | `checkpoint_del` | `job` |
-//!
-//! A `value` or `result` that is a JSON string is stored as its text; any other JSON value
-//! is stored as JSON text.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -33,24 +14,84 @@ use crate::store::Store;
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields are described in the module's table
-pub enum Op {
-    Set { ns: Option<String>, key: String, value: serde_json::Value, ttl: Option<String> },
-    Add { ns: Option<String>, key: String, value: serde_json::Value, ttl: Option<String> },
-    Del { ns: Option<String>, key: String },
-    Incr { ns: Option<String>, key: String, by: Option<i64>, ttl: Option<String> },
-    Touch { ns: Option<String>, key: String, ttl: Option<String> },
-    Mark { ns: Option<String>, id: String, result: Option<serde_json::Value> },
-    Fail { ns: Option<String>, id: String, error: String },
-    Forget { ns: Option<String>, id: String },
-    Checkpoint { job: String, value: serde_json::Value },
-    CheckpointDel { job: String },
+pub enum BatchOp {
+    Set {
+        ns: Option<String>,
+        key: String,
+        value: serde_json::Value,
+        ttl: Option<String>,
+    },
+    Add {
+        ns: Option<String>,
+        key: String,
+        value: serde_json::Value,
+        ttl: Option<String>,
+    },
+    Del {
+        ns: Option<String>,
+        key: String,
+    },
+    Incr {
+        ns: Option<String>,
+        key: String,
+        by: Option<i64>,
+        ttl: Option<String>,
+    },
+    Touch {
+        ns: Option<String>,
+        key: String,
+        ttl: Option<String>,
+    },
+    Mark {
+        ns: Option<String>,
+        id: String,
+        result: Option<serde_json::Value>,
+    },
+    Fail {
+        ns: Option<String>,
+        id: String,
+        error: String,
+    },
+    #[serde(alias = "forget")]
+    LedgerDel {
+        ns: Option<String>,
+        id: String,
+    },
+    Checkpoint {
+        job: String,
+        value: serde_json::Value,
+    },
+    CheckpointDel {
+        job: String,
+    },
 }
 
-/// A parsed batch: operations with their line numbers, ready to apply.
+/// A parsed batch: operations with their line numbers, ready to apply with
+/// [`Store::apply_batch`], all or nothing.
+///
+/// This is how a shell script updates several structures atomically (`cairn batch`): it
+/// writes one JSON object per line, and cairn parses every line before it begins, so a
+/// malformed line, or the writer dying mid-stream, applies nothing.
+///
+/// | op | fields (`ns` defaults to the batch's namespace) |
+/// |----|----|
+/// | `set`, `add` | `key`, `value`, optional `ttl` (`"1h"`) |
+/// | `del` | `key` |
+/// | `incr` | `key`, optional `by` (default 1), optional `ttl` |
+/// | `touch` | `key`, optional `ttl` (none: never expires) |
+/// | `mark` | `id`, optional `result` |
+/// | `fail` | `id`, `error` |
+/// | `ledger_del` | `id` (`forget`, its older name, is accepted too) |
+/// | `checkpoint` | `job`, `value` |
+/// | `checkpoint_del` | `job` |
+///
+/// A `value` or `result` that is a JSON string is stored as its text; any other JSON value
+/// is stored as JSON text.
+///
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     default_ns: String,
-    ops: Vec<(u64, Op, Option<Duration>)>,
+    ops: Vec<(u64, BatchOp, Option<Duration>)>,
 }
 
 impl Batch {
@@ -59,7 +100,7 @@ impl Batch {
     /// line number.
     ///
     /// ```
-    /// use cairn::batch::Batch;
+    /// use cairn::Batch;
     /// use cairn::Store;
     ///
     /// let store = Store::open_in_memory()?;
@@ -84,9 +125,12 @@ impl Batch {
                 continue;
             }
             let at = |msg: String| Error::invalid(format!("batch line {n}: {msg}; nothing was applied"));
-            let op: Op = serde_json::from_slice(&line).map_err(|e| at(e.to_string()))?;
+            let op: BatchOp = serde_json::from_slice(&line).map_err(|e| at(e.to_string()))?;
             let ttl = match &op {
-                Op::Set { ttl, .. } | Op::Add { ttl, .. } | Op::Incr { ttl, .. } | Op::Touch { ttl, .. } => {
+                BatchOp::Set { ttl, .. }
+                | BatchOp::Add { ttl, .. }
+                | BatchOp::Incr { ttl, .. }
+                | BatchOp::Touch { ttl, .. } => {
                     ttl.as_deref().map(parse_duration).transpose().map_err(|e| at(e.to_string()))?
                 }
                 _ => None,
@@ -109,15 +153,15 @@ impl Batch {
     /// The operations in order, each with its line number.
     ///
     /// ```
-    /// use cairn::batch::{Batch, Op};
+    /// use cairn::{Batch, BatchOp};
     ///
     /// let batch = Batch::parse("\n{\"op\":\"del\",\"key\":\"k\"}".as_bytes(), "default")?;
     /// let (line, op) = batch.ops().next().unwrap();
     /// assert_eq!(line, 2);
-    /// assert!(matches!(op, Op::Del { key, .. } if key == "k"));
+    /// assert!(matches!(op, BatchOp::Del { key, .. } if key == "k"));
     /// # Ok::<(), cairn::Error>(())
     /// ```
-    pub fn ops(&self) -> impl Iterator<Item = (u64, &Op)> {
+    pub fn ops(&self) -> impl Iterator<Item = (u64, &BatchOp)> {
         self.ops.iter().map(|(line, op, _)| (*line, op))
     }
 
@@ -142,23 +186,25 @@ impl Store {
             for (line, op, ttl) in &batch.ops {
                 let ns = |ns: &Option<String>| ns.clone().unwrap_or_else(|| batch.default_ns.clone());
                 let applied = match op {
-                    Op::Set { ns: n, key, value, .. } => tx.cache(&ns(n)).set(key, bytes_of(value), *ttl),
-                    Op::Add { ns: n, key, value, .. } => {
+                    BatchOp::Set { ns: n, key, value, .. } => {
+                        tx.cache(&ns(n)).set(key, bytes_of(value), *ttl)
+                    }
+                    BatchOp::Add { ns: n, key, value, .. } => {
                         tx.cache(&ns(n)).add(key, bytes_of(value), *ttl).map(drop)
                     }
-                    Op::Del { ns: n, key } => tx.cache(&ns(n)).delete(key).map(drop),
-                    Op::Incr { ns: n, key, by, .. } => {
+                    BatchOp::Del { ns: n, key } => tx.cache(&ns(n)).delete(key).map(drop),
+                    BatchOp::Incr { ns: n, key, by, .. } => {
                         tx.cache(&ns(n)).incr(key, by.unwrap_or(1), *ttl).map(drop)
                     }
-                    Op::Touch { ns: n, key, .. } => tx.cache(&ns(n)).touch(key, *ttl).map(drop),
-                    Op::Mark { ns: n, id, result: None } => tx.ledger(&ns(n)).mark_done(id).map(drop),
-                    Op::Mark { ns: n, id, result: Some(r) } => {
+                    BatchOp::Touch { ns: n, key, .. } => tx.cache(&ns(n)).touch(key, *ttl).map(drop),
+                    BatchOp::Mark { ns: n, id, result: None } => tx.ledger(&ns(n)).mark_done(id).map(drop),
+                    BatchOp::Mark { ns: n, id, result: Some(r) } => {
                         tx.ledger(&ns(n)).mark_done_with(id, bytes_of(r)).map(drop)
                     }
-                    Op::Fail { ns: n, id, error } => tx.ledger(&ns(n)).fail(id, error).map(drop),
-                    Op::Forget { ns: n, id } => tx.ledger(&ns(n)).forget(id).map(drop),
-                    Op::Checkpoint { job, value } => tx.checkpoint(job).set(bytes_of(value)),
-                    Op::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
+                    BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns(n)).fail(id, error).map(drop),
+                    BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns(n)).delete(id).map(drop),
+                    BatchOp::Checkpoint { job, value } => tx.checkpoint(job).set(bytes_of(value)),
+                    BatchOp::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
                 };
                 applied.map_err(|e| match e {
                     Error::InvalidInput(msg) => {
@@ -203,7 +249,7 @@ mod tests {
                {"op":"mark","ns":"l","id":"1","result":"ok"}
                {"op":"fail","ns":"l","id":"2","error":"boom"}
                {"op":"mark","ns":"l","id":"3"}
-               {"op":"forget","ns":"l","id":"3"}
+               {"op":"ledger_del","ns":"l","id":"3"}
                {"op":"checkpoint","job":"j","value":"p1"}
                {"op":"checkpoint","job":"k","value":"p2"}
                {"op":"checkpoint_del","job":"k"}"#,

@@ -52,6 +52,7 @@ impl CacheLimits {
 
 /// A namespace's size and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Entries stored, including expired ones not yet swept.
     pub entries: u64,

@@ -1,19 +1,6 @@
 //! The ledger of processed items: which ids are done, which failed and how often, and who is
 //! working on what. It makes a job idempotent (a re-run skips what is done) and lets several
 //! workers share one list through claims with leases.
-//!
-//! # States
-//! * **Pending**: queued with [`Ledger::enqueue`], or waiting for a retry after a failure.
-//! * **Claimed**: a worker holds it until its lease runs out; after that it counts as pending
-//!   again and another worker may claim it.
-//! * **Done**: recorded once; marking it again changes nothing.
-//! * **Failed**: it failed `max_attempts` times and was given up.
-//!
-//! # Fencing
-//! Every claim carries a token that each new claim of the item bumps. Completing, failing or
-//! extending with a claim whose item was since claimed by another worker fails with
-//! [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost), so an item is recorded done exactly
-//! once, by the worker that held it last.
 
 use std::time::Duration;
 
@@ -81,6 +68,7 @@ impl ItemState {
 
 /// One item as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Item {
     /// The id.
     pub id: String,
@@ -114,6 +102,7 @@ impl Item {
 
 /// How many items stand where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct LedgerCounts {
     /// Queued or waiting for a retry (expired claims included).
     pub pending: u64,
@@ -158,6 +147,19 @@ impl Claim {
 
 /// One namespace of the ledger, from [`Store::ledger`] (each operation its own transaction)
 /// or [`Tx::ledger`](crate::Tx::ledger) (operations join the transaction).
+///
+/// # States
+/// * **Pending**: queued with [`Ledger::enqueue`], or waiting for a retry after a failure.
+/// * **Claimed**: a worker holds it until its lease runs out; after that it counts as pending
+///   again and another worker may claim it.
+/// * **Done**: recorded once; marking it again changes nothing.
+/// * **Failed**: it failed `max_attempts` times and was given up.
+///
+/// # Fencing
+/// Every claim carries a token that each new claim of the item bumps. Completing, failing or
+/// extending with a claim whose item was since claimed by another worker fails with
+/// [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost), so an item is recorded done exactly
+/// once, by the worker that held it last.
 ///
 /// ```
 /// use cairn::Store;
@@ -474,14 +476,14 @@ impl<'a> Ledger<'a> {
     }
 
     /// Forget `id` entirely, as if it had never been seen. True if it was known.
-    pub fn forget(&self, id: &str) -> Result<bool> {
+    pub fn delete(&self, id: &str) -> Result<bool> {
         validate_id(id)?;
-        self.write(|s| s.engine.ledger_forget(self.ns, id))
+        self.write(|s| s.engine.ledger_delete(self.ns, id))
     }
 
     /// Forget every item of the namespace. Returns how many.
-    pub fn reset(&self) -> Result<u64> {
-        self.write(|s| s.engine.ledger_reset(self.ns))
+    pub fn clear(&self) -> Result<u64> {
+        self.write(|s| s.engine.ledger_clear(self.ns))
     }
 }
 

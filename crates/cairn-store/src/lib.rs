@@ -35,23 +35,24 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod batch;
+mod batch;
 mod cache;
 mod checkpoint;
 mod clock;
 mod codec;
 mod duration;
 mod error;
-pub mod ledger;
+mod ledger;
 mod lock;
 mod maintenance;
-pub mod memo;
-pub mod migrate;
+mod memo;
+mod migrate;
 mod process;
 mod storage;
 mod store;
 mod tx;
 
+pub use batch::{Batch, BatchOp};
 pub use cache::{
     Cache, CacheLimits, CacheStats, Eviction, MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES,
 };
@@ -60,9 +61,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
-pub use ledger::{Claim, Item, ItemState, Ledger, LedgerCounts};
+pub use ledger::{Claim, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES};
 pub use lock::{LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
+pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

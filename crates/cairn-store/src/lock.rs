@@ -20,6 +20,7 @@ use crate::store::Store;
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LockHolder {
     /// The holder's unique owner name.
     pub owner: String,

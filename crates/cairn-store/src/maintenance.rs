@@ -17,6 +17,7 @@ const WAL_WARN_BYTES: u64 = 64 << 20;
 
 /// One namespace's figures, from [`Store::stats`].
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct NamespaceStats {
     /// The namespace.
     pub ns: String,
@@ -28,6 +29,7 @@ pub struct NamespaceStats {
 
 /// The size of a store's file, from [`Store::file_stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct FileStats {
     /// Bytes of the database file, in pages.
     pub db_bytes: u64,
@@ -39,6 +41,7 @@ pub struct FileStats {
 
 /// One check of [`Store::doctor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     /// What was checked: `integrity`, `journal_mode`, `permissions`...
     pub check: &'static str,

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 /// What a command produced.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Output {
+pub struct CommandOutput {
     /// The exit status; a command killed by signal N is recorded as 128 + N, as shells do.
     pub status: i32,
     /// Its standard output, byte for byte.
@@ -29,7 +29,7 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
-impl Output {
+impl CommandOutput {
     /// True for exit status 0.
     pub fn success(&self) -> bool {
         self.status == 0
@@ -59,12 +59,12 @@ impl MemoPolicy {
 #[non_exhaustive]
 pub enum Memoized {
     /// A fresh stored result (perhaps stored by another process while this one waited).
-    Cached(Output),
+    Cached(CommandOutput),
     /// This call ran the command. `stored` is false for a failure without
     /// [`MemoPolicy::cache_failures`], and for outputs larger than a cache value may be.
     Ran {
         /// What it produced.
-        output: Output,
+        output: CommandOutput,
         /// Whether it was kept for the next calls.
         stored: bool,
     },
@@ -72,7 +72,7 @@ pub enum Memoized {
     /// (see [`Cache::memo_refresh`]) unless `refreshing` says another process already does.
     Stale {
         /// The previous result.
-        output: Output,
+        output: CommandOutput,
         /// True while another process recomputes it.
         refreshing: bool,
     },
@@ -84,8 +84,8 @@ pub enum Memoized {
 /// ```
 /// use std::path::Path;
 ///
-/// let a = cairn::memo::command_key(&["ls".into(), "-l".into()], Path::new("/tmp"));
-/// let b = cairn::memo::command_key(&["ls".into(), "-l".into()], Path::new("/home"));
+/// let a = cairn::command_key(&["ls".into(), "-l".into()], Path::new("/tmp"));
+/// let b = cairn::command_key(&["ls".into(), "-l".into()], Path::new("/home"));
 /// assert_ne!(a, b);
 /// assert!(a.starts_with("cmd:"));
 /// ```
@@ -120,7 +120,7 @@ const HEADER: usize = MAGIC.len() + 8 + 4 + 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     produced_at: i64,
-    output: Output,
+    output: CommandOutput,
 }
 
 impl Encode for Record {
@@ -158,7 +158,7 @@ impl Decode for Record {
             .ok_or_else(|| bad("stdout length beyond the record"))?;
         Ok(Record {
             produced_at,
-            output: Output {
+            output: CommandOutput {
                 status,
                 stdout: bytes[HEADER..out_end].to_vec(),
                 stderr: bytes[out_end..].to_vec(),
@@ -170,7 +170,7 @@ impl Decode for Record {
 /// Why the computation ended without a value to store.
 enum NotStored {
     Cairn(Error),
-    Kept(Output),
+    Kept(CommandOutput),
 }
 
 impl From<Error> for NotStored {
@@ -185,14 +185,14 @@ impl Cache<'_> {
     /// according to `policy`.
     ///
     /// ```
-    /// use cairn::memo::{MemoPolicy, Memoized, Output};
+    /// use cairn::{CommandOutput, MemoPolicy, Memoized};
     /// use cairn::Store;
     /// use std::time::Duration;
     ///
     /// let store = Store::open_in_memory()?;
     /// let memo = store.cache("memo");
     /// let policy = MemoPolicy::new(Duration::from_secs(60));
-    /// let run = || Ok(Output { status: 0, stdout: b"hello\n".to_vec(), stderr: vec![] });
+    /// let run = || Ok(CommandOutput { status: 0, stdout: b"hello\n".to_vec(), stderr: vec![] });
     /// assert!(matches!(memo.memo("greeting", policy, run)?, Memoized::Ran { stored: true, .. }));
     /// let again = memo.memo("greeting", policy, || unreachable!("replayed, not run"))?;
     /// assert!(matches!(again, Memoized::Cached(o) if o.stdout == b"hello\n"));
@@ -202,7 +202,7 @@ impl Cache<'_> {
         &self,
         key: &str,
         policy: MemoPolicy,
-        run: impl FnOnce() -> Result<Output>,
+        run: impl FnOnce() -> Result<CommandOutput>,
     ) -> Result<Memoized> {
         let now = self.store.now();
         if let Some(record) = self.get::<Record>(key)? {
@@ -224,8 +224,8 @@ impl Cache<'_> {
         &self,
         key: &str,
         policy: MemoPolicy,
-        run: impl FnOnce() -> Result<Output>,
-    ) -> Result<Option<Output>> {
+        run: impl FnOnce() -> Result<CommandOutput>,
+    ) -> Result<Option<CommandOutput>> {
         Ok(match self.compute(key, policy, run)? {
             Memoized::Ran { output, .. } => Some(output),
             _ => None,
@@ -236,7 +236,7 @@ impl Cache<'_> {
         &self,
         key: &str,
         policy: MemoPolicy,
-        run: impl FnOnce() -> Result<Output>,
+        run: impl FnOnce() -> Result<CommandOutput>,
     ) -> Result<Memoized> {
         let store = self.store;
         let fresh = |bytes: &[u8]| {
@@ -272,13 +272,13 @@ mod tests {
     use super::*;
     use crate::{ManualClock, Options};
 
-    fn out(s: &str, status: i32) -> Output {
-        Output { status, stdout: s.as_bytes().to_vec(), stderr: format!("err:{s}").into_bytes() }
+    fn out(s: &str, status: i32) -> CommandOutput {
+        CommandOutput { status, stdout: s.as_bytes().to_vec(), stderr: format!("err:{s}").into_bytes() }
     }
 
     #[test]
     fn record_round_trips_binary_outputs_exactly() {
-        let output = Output { status: -3, stdout: vec![0, 255, 10, 0], stderr: vec![0xc3, 0x28] };
+        let output = CommandOutput { status: -3, stdout: vec![0, 255, 10, 0], stderr: vec![0xc3, 0x28] };
         let r = Record { produced_at: 1_700_000_000_123, output };
         let back = Record::decode(r.encode().unwrap().into_owned()).unwrap();
         assert_eq!(back, r);

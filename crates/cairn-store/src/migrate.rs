@@ -1,44 +1,4 @@
-//! Schema migrations: an ordered list of steps, each applied in its own IMMEDIATE transaction
-//! together with its version bump.
-//!
-//! # Where versions are kept
-//! * In **your own database file** ([`Migrations::apply_to_file`]) the version is
-//!   `PRAGMA user_version`, as most SQLite tools expect.
-//! * In **a cairn store's file** ([`Store::migrate`](crate::Store::migrate)) `user_version`
-//!   belongs to cairn's own schema, so your steps are versioned under a *scope* name of your
-//!   choosing, in the table `cairn_migrations`. Any number of scopes can share one file;
-//!   neither they nor cairn's own version can collide. `apply_to_file` refuses a cairn store
-//!   for that reason.
-//!
-//! # Guarantees
-//! * Each pending step commits with its version bump or not at all: a crash between steps
-//!   (or inside one) leaves the file at a clean version, and the next run continues there.
-//! * Re-running is a no-op. Several processes may run the same list at once: each step is
-//!   applied by exactly one of them.
-//! * A file whose version is ahead of the list is refused with
-//!   [`ErrorKind::SchemaTooNew`](crate::ErrorKind::SchemaTooNew): no silent downgrade.
-//! * Steps must not contain `BEGIN`/`COMMIT` or change `journal_mode`: they already run inside
-//!   a transaction.
-//!
-//! ```
-//! use cairn::{Migrations, M};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("app.db");
-//! let migrations = Migrations::new(vec![
-//!     M::up("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
-//!     M::up("ALTER TABLE users ADD COLUMN email TEXT;"),
-//!     M::up_with(|conn| {
-//!         // Data migrations get the connection, inside the step's transaction.
-//!         conn.execute("INSERT INTO users (name) VALUES (?1)", ["admin"])?;
-//!         Ok(())
-//!     }),
-//! ]);
-//! let report = migrations.apply_to_file(&path)?;
-//! assert_eq!((report.from, report.to), (0, 3));
-//! assert!(migrations.apply_to_file(&path)?.applied.is_empty()); // re-running is a no-op
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Schema migrations: ordered steps, each applied in its own transaction with its version bump.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -88,7 +48,48 @@ impl fmt::Debug for M<'_> {
     }
 }
 
-/// An ordered list of migration steps. Step `i` (from 0) takes the schema to version `i + 1`.
+/// An ordered list of migration steps. Step `i` (from 0) takes the schema to version `i + 1`;
+/// each step is applied in its own IMMEDIATE transaction together with its version bump.
+///
+///
+/// # Where versions are kept
+/// * In **your own database file** ([`Migrations::apply_to_file`]) the version is
+///   `PRAGMA user_version`, as most SQLite tools expect.
+/// * In **a cairn store's file** ([`Store::migrate`](crate::Store::migrate)) `user_version`
+///   belongs to cairn's own schema, so your steps are versioned under a *scope* name of your
+///   choosing, in the table `cairn_migrations`. Any number of scopes can share one file;
+///   neither they nor cairn's own version can collide. `apply_to_file` refuses a cairn store
+///   for that reason.
+///
+/// # Guarantees
+/// * Each pending step commits with its version bump or not at all: a crash between steps
+///   (or inside one) leaves the file at a clean version, and the next run continues there.
+/// * Re-running is a no-op. Several processes may run the same list at once: each step is
+///   applied by exactly one of them.
+/// * A file whose version is ahead of the list is refused with
+///   [`ErrorKind::SchemaTooNew`](crate::ErrorKind::SchemaTooNew): no silent downgrade.
+/// * Steps must not contain `BEGIN`/`COMMIT` or change `journal_mode`: they already run inside
+///   a transaction.
+///
+/// ```
+/// use cairn::{Migrations, M};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("app.db");
+/// let migrations = Migrations::new(vec![
+///     M::up("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
+///     M::up("ALTER TABLE users ADD COLUMN email TEXT;"),
+///     M::up_with(|conn| {
+///         // Data migrations get the connection, inside the step's transaction.
+///         conn.execute("INSERT INTO users (name) VALUES (?1)", ["admin"])?;
+///         Ok(())
+///     }),
+/// ]);
+/// let report = migrations.apply_to_file(&path)?;
+/// assert_eq!((report.from, report.to), (0, 3));
+/// assert!(migrations.apply_to_file(&path)?.applied.is_empty()); // re-running is a no-op
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Migrations<'a> {
     steps: Vec<M<'a>>,
@@ -96,6 +97,7 @@ pub struct Migrations<'a> {
 
 /// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationReport {
     /// The version found before the run.
     pub from: i64,
@@ -107,6 +109,7 @@ pub struct MigrationReport {
 
 /// Where a file stands against a list of migrations, without changing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationStatus {
     /// The version in the file.
     pub current: i64,

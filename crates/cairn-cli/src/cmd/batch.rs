@@ -2,7 +2,7 @@
 
 use std::io;
 
-use cairn::batch::Batch;
+use cairn::Batch;
 
 use super::Ctx;
 use crate::exit;

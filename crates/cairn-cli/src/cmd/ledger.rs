@@ -127,9 +127,9 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
             }
             exit::OK
         }
-        LedgerCmd::Forget { id } => yes_no(ledger.forget(&id)?),
-        LedgerCmd::Reset => {
-            out.line(ledger.reset()?)?;
+        LedgerCmd::Del { id } => yes_no(ledger.delete(&id)?),
+        LedgerCmd::Clear => {
+            out.line(ledger.clear()?)?;
             exit::OK
         }
     };

@@ -6,8 +6,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use cairn::memo::{command_key, MemoPolicy, Memoized, Output};
 use cairn::Options;
+use cairn::{command_key, CommandOutput, MemoPolicy, Memoized};
 
 use super::Ctx;
 use crate::cli::MemoArgs;
@@ -74,14 +74,14 @@ pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
 }
 
 /// Run the command with inherited stdin, capturing its stdout and stderr.
-fn execute(argv: &[OsString]) -> Result<Output, Failure> {
+fn execute(argv: &[OsString]) -> Result<CommandOutput, Failure> {
     let (program, rest) = argv.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
     let out = Command::new(program)
         .args(rest)
         .stdin(Stdio::inherit())
         .output()
         .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
-    Ok(Output { status: status_code(out.status), stdout: out.stdout, stderr: out.stderr })
+    Ok(CommandOutput { status: status_code(out.status), stdout: out.stdout, stderr: out.stderr })
 }
 
 /// The status a shell would report: the exit code, or 128 + the signal that killed it.
@@ -90,7 +90,7 @@ pub fn status_code(status: ExitStatus) -> i32 {
 }
 
 /// Write the result back exactly: stdout, stderr, then exit with its status.
-fn replay(output: &Output) -> Outcome {
+fn replay(output: &CommandOutput) -> Outcome {
     let mut out = Out::new();
     out.bytes(&output.stdout)?;
     out.flush()?;

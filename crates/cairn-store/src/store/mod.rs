@@ -484,7 +484,7 @@ impl Store {
     }
 
     /// Apply your own migrations to this store's file, versioned under `scope` (see
-    /// [`crate::migrate`] for why not `user_version`).
+    /// [`Migrations`] for why not `user_version`).
     pub fn migrate(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationReport> {
         validate_scope(scope)?;
         self.ensure_writable()?;
@@ -676,7 +676,7 @@ impl Store {
 impl Drop for Store {
     /// Writes the pending hit and miss counts, waiting at most a moment for the lock:
     /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
-    /// was deleted, moved or replaced while open (see [`Store::ensure_same_file`]).
+    /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
         if !self.read_only && !self.tally.borrow().is_empty() && !self.engine.in_transaction() {
             self.engine.set_busy_timeout(Duration::from_millis(200));

@@ -231,11 +231,11 @@ impl Engine {
         rows.and_then(Iterator::collect).map_err(|e| self.err(e))
     }
 
-    pub fn ledger_forget(&self, ns: &str, id: &str) -> Result<bool> {
+    pub fn ledger_delete(&self, ns: &str, id: &str) -> Result<bool> {
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1 AND id = ?2", params![ns, id])? == 1)
     }
 
-    pub fn ledger_reset(&self, ns: &str) -> Result<u64> {
+    pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         self.exec("DELETE FROM cairn_ledger_ns WHERE ns = ?1", params![ns])?;
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
     }
