@@ -5,6 +5,7 @@ mod idioms;
 mod ledger;
 mod maintenance;
 mod memo_lock;
+mod paths;
 mod readonly;
 
 use std::path::{Path, PathBuf};

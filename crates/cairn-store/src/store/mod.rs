@@ -175,11 +175,18 @@ impl Options {
 
     /// Open (or create) the store at `path`. Missing parent directories are created (0700),
     /// a new file is created 0600 whatever the umask, and so are its `-wal` and `-shm` files.
+    ///
+    /// `path` is a file name, whatever characters it holds: `file:x.db?mode=memory` and
+    /// `:memory:` name files in the working directory, never a SQLite URI or an in-memory
+    /// database (use [`Options::open_in_memory`] for that).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the database path is empty"));
         }
+        // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
+        // and the one each write checks again are the same whatever the name looks like.
+        let path = &sqlite::sqlite_file_name(path)?;
         if self.read_only {
             return self.open_read_only(path);
         }

@@ -16,8 +16,16 @@ impl Engine {
     /// A consistent, compacted copy of the database into `dest` (which must not exist or be
     /// empty), read in one snapshot while other connections keep writing.
     pub fn vacuum_into(&self, dest: &Path) -> Result<()> {
-        let dest = dest.to_string_lossy();
-        self.retry_busy(|c| c.execute("VACUUM INTO ?1", [dest.as_ref()]).map(drop))
+        // Absolute, so that a destination named `file:...` is that file, not a URI.
+        let dest = super::sqlite_file_name(dest)?;
+        // SQLite takes the name as text; a lossy conversion would write to another file.
+        let name = dest.to_str().ok_or_else(|| {
+            crate::error::Error::invalid(format!(
+                "{}: a backup path must be UTF-8 text (SQLite takes it as text)",
+                dest.display()
+            ))
+        })?;
+        self.retry_busy(|c| c.execute("VACUUM INTO ?1", [name]).map(drop))
     }
 
     /// Rebuild the file without free pages, then empty the WAL.

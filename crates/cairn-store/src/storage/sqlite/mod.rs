@@ -79,8 +79,11 @@ pub(crate) struct Engine {
 impl Engine {
     /// Open the connection and install the busy handler. No pragma that writes is run here.
     pub fn open(spec: &OpenSpec<'_>) -> Result<Engine> {
-        let path = spec.path.map_or_else(|| PathBuf::from(":memory:"), Path::to_path_buf);
-        let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let path = match spec.path {
+            Some(p) => sqlite_file_name(p)?,
+            None => PathBuf::from(":memory:"),
+        };
+        let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if spec.read_only {
             flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
         } else {
@@ -91,14 +94,14 @@ impl Engine {
         }
         let conn = match (spec.path, spec.vfs) {
             (None, _) => Connection::open_in_memory(),
-            // Paths are passed as plain file names; SQLITE_OPEN_URI only matters for names
-            // starting with "file:", which a user path never is after canonicalisation.
-            (Some(p), None) if spec.immutable => Connection::open_with_flags(immutable_uri(p), flags),
-            (Some(p), None) => Connection::open_with_flags(p, flags),
-            (Some(p), Some(vfs)) => {
+            (Some(_), None) if spec.immutable => {
+                Connection::open_with_flags(immutable_uri(&path), flags | OpenFlags::SQLITE_OPEN_URI)
+            }
+            (Some(_), None) => Connection::open_with_flags(&path, flags),
+            (Some(_), Some(vfs)) => {
                 let vfs = std::ffi::CString::new(vfs)
                     .map_err(|_| Error::invalid("VFS name contains a NUL byte"))?;
-                Connection::open_with_flags_and_vfs(p, flags, vfs.as_c_str())
+                Connection::open_with_flags_and_vfs(&path, flags, vfs.as_c_str())
             }
         }
         .map_err(|e| classify(e, &path, spec.busy_timeout))?;
@@ -383,11 +386,23 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
+/// The name to give SQLite for the file at `path`: the same path made absolute. SQLite (built
+/// with `SQLITE_USE_URI`, as rusqlite's bundled build is) reads a name starting with `file:` as
+/// a URI whatever the open flags say, and `:memory:` as no file at all; an absolute name starts
+/// with `/`, so it is always exactly the named file. Only `..` and symbolic links are left for
+/// the file system to resolve, as it would for any other program.
+pub(crate) fn sqlite_file_name(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::Io {
+        action: "resolve",
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// `file:PATH?immutable=1`, every byte of the path that is not plainly safe percent-encoded,
 /// so that no `?`, `#` or `%` in a file name is read as URI syntax.
 fn immutable_uri(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut uri = String::from("file:");
     for &b in path.as_os_str().as_bytes() {
         if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
@@ -543,4 +558,19 @@ pub(crate) fn assert_compiled_once(engine: &Engine, sqls: &[&str]) -> Result<()>
         assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_given_to_sqlite_are_absolute_so_never_a_uri_or_memory() -> Result<()> {
+        for name in ["file:state.db?mode=memory", ":memory:", "plain.db", "dir/file:x"] {
+            let given = sqlite_file_name(Path::new(name))?;
+            assert!(given.is_absolute(), "{name}");
+            assert!(given.ends_with(name), "{name} -> {}", given.display());
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,59 @@
+//! `--db` is a path, whatever characters it holds: SQLite would read `file:...` as a URI
+//! (`?mode=memory` sends every write to a private in-memory database that vanishes when the
+//! command exits, and the file it does create skips cairn's 0600 and ownership checks) and
+//! `:memory:` as no file at all.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::Env;
+
+/// Writes through a `--db` value, then reads them back from a second process: only a real
+/// file could hold them.
+fn assert_persists_as_a_private_file(env: &Env, db: &str) {
+    env.ok(&["--db", db, "cache", "set", "k", "kept"], 0);
+    env.ok(&["--db", db, "ledger", "mark", "job-1"], 0);
+    assert_eq!(env.ok(&["--db", db, "cache", "get", "k"], 0), "kept", "{db}");
+    env.ok(&["--db", db, "ledger", "has", "job-1"], 0);
+    let file = env.path(db);
+    let mode =
+        std::fs::metadata(&file).unwrap_or_else(|e| panic!("{db} was not created: {e}")).permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{db}");
+    // And nothing else was created under another name.
+    let mut names: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.retain(|n| !n.starts_with(db));
+    assert_eq!(names, Vec::<String>::new(), "{db}");
+}
+
+#[test]
+fn a_db_value_that_looks_like_a_sqlite_uri_names_a_file_and_keeps_every_write() {
+    for db in ["file:state.db?mode=memory", "file:state.db?mode=memory&cache=shared", "file:x.db#frag%20"] {
+        let env = Env::new();
+        assert_persists_as_a_private_file(&env, db);
+    }
+}
+
+#[test]
+fn a_db_value_of_colon_memory_is_a_file_too() {
+    let env = Env::new();
+    assert_persists_as_a_private_file(&env, ":memory:");
+}
+
+#[test]
+fn migrate_and_backup_take_uri_looking_names_as_files() {
+    let env = Env::new();
+    let dir = env.path("m");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("001_t.sql"), "CREATE TABLE t (x INTEGER);").unwrap();
+    env.ok(&["--db", "file:app.db?mode=memory", "migrate", dir.to_str().unwrap()], 0);
+    // Applied to the file: a second run has nothing left to do.
+    assert_eq!(
+        env.ok(&["--db", "file:app.db?mode=memory", "migrate", "--dry-run", dir.to_str().unwrap()], 0),
+        ""
+    );
+    env.ok(&["cache", "set", "k", "v"], 0);
+    env.ok(&["backup", "file:copy.db?mode=memory"], 0);
+    assert_eq!(env.ok(&["--db", "file:copy.db?mode=memory", "cache", "get", "k"], 0), "v");
+}
