@@ -542,11 +542,12 @@ pub(crate) fn validate_ns(ns: &str) -> Result<()> {
 /// already expired: a silent no-op, refused instead. Redis refuses `EX 0` alike.
 pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<()> {
     match ttl {
-        Some(d) if d < Duration::from_millis(1) => Err(Error::invalid(format!(
-            "a TTL of {} would expire the entry at once: give at least 1ms, or no TTL for an entry that never expires",
-            humantime::format_duration(d)
-        ))),
-        _ => Ok(()),
+        Some(d) => crate::duration::at_least_1ms(
+            d,
+            "a TTL",
+            "would expire the entry at once (use no TTL for an entry that never expires)",
+        ),
+        None => Ok(()),
     }
 }
 

@@ -31,6 +31,23 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     humantime::parse_duration(trimmed).map_err(|e| bad(&e.to_string()))
 }
 
+/// Refuse a duration under a millisecond (cairn keeps time in milliseconds) where zero would
+/// switch a guarantee off: `what` names the setting, `consequence` says what zero would do.
+pub(crate) fn at_least_1ms(d: Duration, what: &str, consequence: &str) -> Result<()> {
+    if d >= Duration::from_millis(1) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!("{what} of {} {consequence}: give at least 1ms", show(d))))
+}
+
+/// A duration the way people write it: `500us`, `0s`, `1h 30m`.
+pub(crate) fn show(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    humantime::format_duration(d).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +68,21 @@ mod tests {
         ] {
             assert_eq!(parse_duration(text).unwrap(), want, "{text}");
         }
+    }
+
+    #[test]
+    fn durations_under_a_millisecond_are_refused_with_what_zero_would_do() {
+        let err = at_least_1ms(Duration::ZERO, "a lock TTL", "gives no mutual exclusion").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "invalid input: a lock TTL of 0s gives no mutual exclusion: give at least 1ms"
+        );
+        assert!(at_least_1ms(Duration::from_micros(999), "x", "y")
+            .unwrap_err()
+            .to_string()
+            .contains("999us"));
+        assert!(at_least_1ms(Duration::from_millis(1), "x", "y").is_ok());
     }
 
     #[test]

@@ -193,14 +193,20 @@ impl<'a> Ledger<'a> {
         Ledger { store, ns, in_tx, max_attempts: DEFAULT_MAX_ATTEMPTS }
     }
 
-    /// Give items up after `n` failures (at least 1). Default [`DEFAULT_MAX_ATTEMPTS`].
+    /// Give items up after `n` failures. Default [`DEFAULT_MAX_ATTEMPTS`]. `n` must be at
+    /// least 1: the handle's writes refuse 0 with `InvalidInput`.
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
+        self.max_attempts = n;
         self
     }
 
     fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         self.check_ns()?;
+        if self.max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
+            ));
+        }
         if self.in_tx {
             f(self.store)
         } else {
@@ -303,6 +309,7 @@ impl<'a> Ledger<'a> {
     pub fn claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_id(id)?;
         validate_name("worker", worker, MAX_ID_BYTES)?;
+        validate_lease(lease)?;
         self.write(|s| self.claim_in(s, id, worker, lease))
     }
 
@@ -310,6 +317,7 @@ impl<'a> Ledger<'a> {
     /// else the oldest pending item. `None` if there is nothing to do.
     pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_name("worker", worker, MAX_ID_BYTES)?;
+        validate_lease(lease)?;
         self.write(|s| match s.engine.ledger_next(self.ns, s.now())? {
             Some(id) => self.claim_in(s, &id, worker, lease),
             None => Ok(None),
@@ -361,6 +369,7 @@ impl<'a> Ledger<'a> {
     /// Extend a claim's lease to `lease` from now (a heartbeat). Fails with `LeaseLost` if
     /// another worker claimed the item since.
     pub fn extend(&self, claim: &Claim, lease: Duration) -> Result<Claim> {
+        validate_lease(lease)?;
         self.write(|s| {
             let lease_until = deadline(s.now(), lease);
             if s.engine.ledger_extend(self.ns, &claim.id, &claim.worker, claim.token, lease_until)? {
@@ -498,6 +507,15 @@ fn collect_ids<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> Result<Vec<S>
         validate_id(id.as_ref())?;
     }
     Ok(ids)
+}
+
+/// A lease of zero has run out when it is taken: another worker could claim the item at once.
+fn validate_lease(lease: Duration) -> Result<()> {
+    crate::duration::at_least_1ms(
+        lease,
+        "a claim lease",
+        "gives no exclusion (another worker could claim the item at once)",
+    )
 }
 
 fn validate_id(id: &str) -> Result<()> {

@@ -62,6 +62,7 @@ impl LockGuard<'_> {
     /// Push the expiry to `ttl` from now. Fails with `LeaseLost` if the lock expired and
     /// another process took it: stop the work it protected.
     pub fn renew(&self, ttl: Duration) -> Result<()> {
+        validate_lock_ttl(ttl)?;
         self.store.write_tx(|s| {
             if s.engine.lock_renew(&self.name, &self.owner, deadline(s.now(), ttl))? {
                 Ok(())
@@ -92,6 +93,7 @@ impl Store {
     /// this host; `None` at once otherwise.
     pub fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard<'_>>> {
         validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
+        validate_lock_ttl(ttl)?;
         let owner = process::token();
         let me = process::me();
         let taker =
@@ -115,6 +117,8 @@ impl Store {
     /// Take the lock `name` for `ttl`, waiting up to `wait` for it; `None` if it is still
     /// held then.
     pub fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<LockGuard<'_>>> {
+        validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
+        validate_lock_ttl(ttl)?;
         let give_up = deadline(self.now(), wait);
         let mut nap = Duration::from_millis(2);
         loop {
@@ -141,4 +145,13 @@ impl Store {
             expires_at_millis: h.expires_at,
         }))
     }
+}
+
+/// A hold of zero is free again the moment it is taken: no mutual exclusion at all.
+fn validate_lock_ttl(ttl: Duration) -> Result<()> {
+    crate::duration::at_least_1ms(
+        ttl,
+        "a lock TTL",
+        "gives no mutual exclusion (the lock would be free again at once)",
+    )
 }

@@ -52,6 +52,14 @@ impl MemoPolicy {
     pub fn new(ttl: Duration) -> Self {
         MemoPolicy { ttl, stale: Duration::ZERO, cache_failures: false }
     }
+
+    fn validate(&self) -> Result<()> {
+        crate::duration::at_least_1ms(
+            self.ttl,
+            "a memo TTL",
+            "would never replay a result (every call would run the command)",
+        )
+    }
 }
 
 /// The outcome of [`Cache::memo`].
@@ -204,6 +212,7 @@ impl Cache<'_> {
         policy: MemoPolicy,
         run: impl FnOnce() -> Result<CommandOutput>,
     ) -> Result<Memoized> {
+        policy.validate()?;
         let now = self.store.now();
         if let Some(record) = self.get::<Record>(key)? {
             let age = Duration::from_millis(u64::try_from(now - record.produced_at).unwrap_or(0));
@@ -226,6 +235,7 @@ impl Cache<'_> {
         policy: MemoPolicy,
         run: impl FnOnce() -> Result<CommandOutput>,
     ) -> Result<Option<CommandOutput>> {
+        policy.validate()?;
         Ok(match self.compute(key, policy, run)? {
             Memoized::Ran { output, .. } => Some(output),
             _ => None,

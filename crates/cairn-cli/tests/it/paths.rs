@@ -57,3 +57,25 @@ fn migrate_and_backup_take_uri_looking_names_as_files() {
     env.ok(&["backup", "file:copy.db?mode=memory"], 0);
     assert_eq!(env.ok(&["--db", "file:copy.db?mode=memory", "cache", "get", "k"], 0), "v");
 }
+
+/// Settings that would switch a guarantee off are usage errors (exit 2) with the valid range,
+/// and change nothing.
+#[test]
+fn zero_leases_and_ttls_and_an_oversized_busy_timeout_exit_2_saying_the_range() {
+    let env = Env::new();
+    env.ok(&["ledger", "enqueue", "a"], 0);
+    for (args, says) in [
+        (&["lock", "x", "--ttl", "0s", "--", "true"][..], "a lock TTL of 0s gives no mutual exclusion"),
+        (&["ledger", "claim", "a", "--worker", "w", "--lease", "0s"], "a claim lease of 0s"),
+        (&["ledger", "next", "--worker", "w", "--lease", "0ms"], "give at least 1ms"),
+        (&["--busy-timeout", "25h", "cache", "get", "k"], "a busy timeout is at most 24h"),
+        (&["memo", "--ttl", "0s", "--", "true"], "give at least 1ms"),
+    ] {
+        let (code, out, err) = env.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        crate::assert_one_line_error(&err);
+    }
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "1\n", "nothing was claimed");
+}

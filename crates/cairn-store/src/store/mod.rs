@@ -109,9 +109,10 @@ impl Options {
     }
 
     /// How long to wait for another process's write lock before failing with
-    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy). Default 5 s; at most 24 h.
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy). Default 5 s; 0 fails at once; more than
+    /// 24 h is refused at open with `InvalidInput`.
     pub fn busy_timeout(mut self, d: Duration) -> Self {
-        self.busy_timeout = d.min(MAX_BUSY_TIMEOUT);
+        self.busy_timeout = d;
         self
     }
 
@@ -160,7 +161,8 @@ impl Options {
     }
 
     /// How long other processes wait for one that is computing a value in
-    /// [`Cache::get_or_set_with`] before they take over, in case it crashed. Default 30 s.
+    /// [`Cache::get_or_set_with`] before they take over, in case it crashed. Default 30 s;
+    /// under a millisecond is refused at open with `InvalidInput` (every process would compute).
     pub fn fill_timeout(mut self, d: Duration) -> Self {
         self.fill_timeout = d;
         self
@@ -181,6 +183,7 @@ impl Options {
     /// database (use [`Options::open_in_memory`] for that).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
+        self.validate()?;
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the database path is empty"));
         }
@@ -304,10 +307,26 @@ impl Options {
 
     /// A private in-memory store, gone when dropped: for tests and examples.
     pub fn open_in_memory(self) -> Result<Store> {
+        self.validate()?;
         let engine = Engine::open(&self.spec(None, false))?;
         engine.set_durability(self.durability, "memory")?;
         migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|_, _| Ok(()))?;
         Ok(self.into_store(engine, "memory".into(), false))
+    }
+
+    /// Settings that would switch a guarantee off, or that SQLite cannot take, are refused.
+    fn validate(&self) -> Result<()> {
+        if self.busy_timeout > MAX_BUSY_TIMEOUT {
+            return Err(Error::invalid(format!(
+                "a busy timeout is at most 24h (SQLite counts it in milliseconds in a 32-bit integer); this one is {}",
+                crate::duration::show(self.busy_timeout)
+            )));
+        }
+        crate::duration::at_least_1ms(
+            self.fill_timeout,
+            "a fill timeout",
+            "would let every process compute a missing value at once, not one of them",
+        )
     }
 
     fn spec<'a>(&'a self, path: Option<&'a Path>, read_only: bool) -> OpenSpec<'a> {

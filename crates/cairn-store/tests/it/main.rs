@@ -5,6 +5,7 @@ mod cache;
 mod ledger;
 mod migrate;
 mod model;
+mod refusals;
 mod store;
 
 use cairn::{ManualClock, Options, Store};
