@@ -3,7 +3,7 @@
 //! pid reuse). Where `/proc` is missing, nothing is ever known dead and leases alone decide.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// This process.
 #[derive(Debug)]
@@ -13,12 +13,26 @@ pub(crate) struct Process {
     pub start: i64,
 }
 
-pub(crate) fn me() -> &'static Process {
-    static ME: OnceLock<Process> = OnceLock::new();
-    ME.get_or_init(|| {
-        let pid = std::process::id();
-        Process { boot_id: boot_id().unwrap_or_default(), pid, start: start_time(pid).unwrap_or(0) }
-    })
+/// This process, as other processes on the host can check it. Read once per process: a child
+/// forked after the first call gets its own pid and start time, never its parent's, or a lock
+/// it took would be judged "held by a dead process" once the parent exited, while it still
+/// works.
+pub(crate) fn me() -> Arc<Process> {
+    static ME: Mutex<Option<Arc<Process>>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cached = ME.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*cached {
+        Some(p) if p.pid == pid => Arc::clone(p),
+        _ => {
+            let p = Arc::new(Process {
+                boot_id: boot_id().unwrap_or_default(),
+                pid,
+                start: start_time(pid).unwrap_or(0),
+            });
+            *cached = Some(Arc::clone(&p));
+            p
+        }
+    }
 }
 
 /// True only when the process is known to be gone: same boot of the same machine, and its
@@ -58,12 +72,16 @@ fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
 }
 
-/// A process's start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`, counted
-/// after the command name, which is in parentheses and may itself hold spaces.
+/// A running process's start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`,
+/// counted after the command name, which is in parentheses and may itself hold spaces. `None`
+/// for no process, and for a zombie (exited, not yet reaped by its parent): it holds nothing.
 fn start_time(pid: u32) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         "migrate-steps" => migrate_steps(&opts),
         "claim-worker" => claim_worker(&opts),
         "lock-hold" => lock_hold(&opts),
+        "fork-lock" => fork_lock(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -330,4 +331,49 @@ fn lock_hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     drop(guard);
     say(format_args!("RELEASED"));
     Ok(())
+}
+
+/// A process that took a lock (so cairn knows who it is) forks; the child opens the store
+/// again and takes a lock of its own, reports the pid the lock row names (`CHILD pid holder`),
+/// and holds it until its stdin closes, then dies without releasing it (abort). The parent
+/// reports `PARENT pid` and exits at once.
+fn fork_lock(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    use nix::unistd::{fork, ForkResult};
+    let db = arg(opts, "db")?;
+    let store = Store::open(db)?;
+    let parent_lock = store.try_lock("parent", Duration::from_secs(3600))?;
+    drop(parent_lock);
+    drop(store);
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_owned())));
+    if threads.as_deref() != Some("1") {
+        return Err(Error::InvalidInput(format!(
+            "fork-lock must fork a single-threaded process; threads: {threads:?}"
+        )));
+    }
+    // SAFETY: this process has exactly one thread (checked just above through /proc), so the
+    // child inherits no lock held by another thread and may run any code, as after exec.
+    #[allow(unsafe_code)]
+    let forked = unsafe { fork() }.map_err(|e| Error::InvalidInput(format!("fork: {e}")))?;
+    match forked {
+        ForkResult::Parent { .. } => {
+            say(format_args!("PARENT {}", std::process::id()));
+            Ok(())
+        }
+        ForkResult::Child => {
+            let store = Store::open(db)?;
+            let guard = store.try_lock("child", Duration::from_secs(3600))?;
+            let holder = store.lock_holder("child")?.map_or(0, |h| h.pid);
+            say(format_args!("CHILD {} {holder} {}", std::process::id(), guard.is_some()));
+            let mut sink = String::new();
+            while std::io::stdin()
+                .lock()
+                .read_line(&mut sink)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?
+                > 0
+            {}
+            std::process::abort();
+        }
+    }
 }

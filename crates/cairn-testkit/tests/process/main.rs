@@ -3,6 +3,7 @@
 
 mod crash;
 mod faults;
+mod fork;
 mod ledger;
 mod migrate;
 mod overlap;
