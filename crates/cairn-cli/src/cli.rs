@@ -234,6 +234,8 @@ pub enum LedgerCmd {
         /// How long the claim lasts without renewal (claim again to renew).
         #[arg(long, value_parser = duration, default_value = "5m")]
         lease: Duration,
+        #[command(flatten)]
+        holder: HolderArgs,
     },
     /// Claim the next queued item for a worker and print its id. Exit 1 if there is none.
     Next {
@@ -242,6 +244,8 @@ pub enum LedgerCmd {
         /// How long the claim lasts without renewal.
         #[arg(long, value_parser = duration, default_value = "5m")]
         lease: Duration,
+        #[command(flatten)]
+        holder: HolderArgs,
     },
     /// Complete a claim: ID is done. Exit 1 if the lease was lost to another worker.
     Done {
@@ -300,6 +304,16 @@ pub struct WorkerArgs {
     /// The worker's name (unique per worker, e.g. "$(hostname)-$$").
     #[arg(long, value_parser = non_empty("worker"))]
     pub worker: String,
+}
+
+/// `--pid`, for the commands that claim.
+#[derive(Debug, Args)]
+pub struct HolderArgs {
+    /// Tie the claim to process PID of this host (e.g. $$, your script's shell): if it dies,
+    /// other workers take the item over at once instead of after --lease. Without it, only the
+    /// lease frees the claim (each cairn command exits at once, so its own pid says nothing).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Option<u32>,
 }
 
 /// A ledger state, as the CLI names it.

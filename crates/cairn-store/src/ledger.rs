@@ -100,6 +100,22 @@ impl Item {
     }
 }
 
+/// Which process's death frees a claim at once, on the same host, instead of when its lease
+/// runs out. Set with [`Ledger::holder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClaimHolder {
+    /// The process making the claim (the default): a library worker that dies with its claims
+    /// has them taken over by the next `claim_next` of another process.
+    #[default]
+    ThisProcess,
+    /// Another process of this host, by pid: what a shell script that claims with one command
+    /// and completes with another ties its claims to (its shell, `$$`).
+    Process(u32),
+    /// No process: only the lease frees the claim (a claim made for work done elsewhere).
+    LeaseOnly,
+}
+
 /// How many items stand where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -186,11 +202,41 @@ pub struct Ledger<'a> {
     ns: &'a str,
     in_tx: bool,
     max_attempts: u32,
+    holder: ClaimHolder,
 }
 
 impl<'a> Ledger<'a> {
     pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
-        Ledger { store, ns, in_tx, max_attempts: DEFAULT_MAX_ATTEMPTS }
+        Ledger { store, ns, in_tx, max_attempts: DEFAULT_MAX_ATTEMPTS, holder: ClaimHolder::ThisProcess }
+    }
+
+    /// Tie this handle's claims to a process: if it dies, another worker on the same host
+    /// takes them over at once rather than after the lease. Default
+    /// [`ClaimHolder::ThisProcess`]. Where processes cannot be watched (no `/proc`, or another
+    /// host), leases alone free claims.
+    ///
+    /// ```
+    /// use cairn::{ClaimHolder, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// // A claim for work that outlives this process: only its lease frees it.
+    /// let ledger = store.ledger("jobs").holder(ClaimHolder::LeaseOnly);
+    /// assert!(ledger.claim("42", "w1", Duration::from_secs(60))?.is_some());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn holder(mut self, holder: ClaimHolder) -> Self {
+        self.holder = holder;
+        self
+    }
+
+    /// The process name stored with this handle's claims.
+    fn holder_token(&self) -> Result<Option<String>> {
+        match self.holder {
+            ClaimHolder::ThisProcess => crate::process::watch(std::process::id()),
+            ClaimHolder::Process(pid) => crate::process::watch(pid),
+            ClaimHolder::LeaseOnly => Ok(None),
+        }
     }
 
     /// Give items up after `n` failures. Default [`DEFAULT_MAX_ATTEMPTS`]. `n` must be at
@@ -304,35 +350,68 @@ impl<'a> Ledger<'a> {
     }
 
     /// Claim `id` for `worker` for `lease`. `None` if it is done, given up, or held by
-    /// another worker whose lease has not run out. Claiming an item this worker already holds
-    /// renews the claim (with a new token).
+    /// another worker whose lease has not run out and whose process (see [`Ledger::holder`])
+    /// is not known to be dead. Claiming an item this worker already holds renews the claim
+    /// (with a new token).
     pub fn claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_id(id)?;
         validate_name("worker", worker, MAX_ID_BYTES)?;
         validate_lease(lease)?;
-        self.write(|s| self.claim_in(s, id, worker, lease))
-    }
-
-    /// Claim the next item of the queue for `worker`: a claim whose lease ran out first,
-    /// else the oldest pending item. `None` if there is nothing to do.
-    pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
-        validate_name("worker", worker, MAX_ID_BYTES)?;
-        validate_lease(lease)?;
-        self.write(|s| match s.engine.ledger_next(self.ns, s.now())? {
-            Some(id) => self.claim_in(s, &id, worker, lease),
-            None => Ok(None),
+        let holder = self.holder_token()?;
+        self.write(|s| {
+            if let Some(claim) = self.claim_in(s, id, worker, lease, holder.as_deref(), None)? {
+                return Ok(Some(claim));
+            }
+            match s.engine.ledger_holder(self.ns, id)? {
+                Some(dead) if crate::process::token_is_dead(&dead) => {
+                    self.claim_in(s, id, worker, lease, holder.as_deref(), Some(&dead))
+                }
+                _ => Ok(None),
+            }
         })
     }
 
-    fn claim_in(&self, s: &Store, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+    /// Claim the next item of the queue for `worker`: a claim whose lease ran out first, then
+    /// one whose process died (on this host), else the oldest pending item. `None` if there is
+    /// nothing to do.
+    pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        validate_lease(lease)?;
+        let holder = self.holder_token()?;
+        self.write(|s| {
+            let now = s.now();
+            if let Some(id) = s.engine.ledger_next_expired(self.ns, now)? {
+                return self.claim_in(s, &id, worker, lease, holder.as_deref(), None);
+            }
+            for dead in s.engine.ledger_holders(self.ns)? {
+                if !crate::process::token_is_dead(&dead) {
+                    continue;
+                }
+                if let Some(id) = s.engine.ledger_held_by(self.ns, &dead)? {
+                    return self.claim_in(s, &id, worker, lease, holder.as_deref(), Some(&dead));
+                }
+            }
+            match s.engine.ledger_next_pending(self.ns)? {
+                Some(id) => self.claim_in(s, &id, worker, lease, holder.as_deref(), None),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn claim_in(
+        &self,
+        s: &Store,
+        id: &str,
+        worker: &str,
+        lease: Duration,
+        holder: Option<&str>,
+        replace: Option<&str>,
+    ) -> Result<Option<Claim>> {
         let now = s.now();
         let lease_until = deadline(now, lease);
-        Ok(s.engine.ledger_claim(self.ns, id, worker, lease_until, now)?.map(|token| Claim {
-            id: id.to_owned(),
-            worker: worker.to_owned(),
-            token,
-            lease_until,
-        }))
+        Ok(s.engine
+            .ledger_claim(self.ns, id, worker, lease_until, now, holder, replace)?
+            .map(|token| Claim { id: id.to_owned(), worker: worker.to_owned(), token, lease_until }))
     }
 
     /// The claim `worker` holds on `id`, for a process that did not make it (a shell script

@@ -61,7 +61,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
-pub use ledger::{Claim, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES};
+pub use ledger::{
+    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES,
+};
 pub use lock::{LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};

@@ -56,6 +56,25 @@ pub(crate) fn token() -> String {
     format!("{}/{}/{}/{}/{nanos}", me.boot_id, me.pid, me.start, SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The name of process `pid` of this host, `boot/pid/start`, from which [`token_is_dead`]
+/// can tell when it is gone. `None` where processes cannot be watched (no `/proc`); an error
+/// if no process `pid` runs.
+pub(crate) fn watch(pid: u32) -> crate::Result<Option<String>> {
+    let me = me();
+    if me.boot_id.is_empty() || me.start == 0 {
+        return Ok(None);
+    }
+    if pid == me.pid {
+        return Ok(Some(format!("{}/{}/{}", me.boot_id, me.pid, me.start)));
+    }
+    match start_time(pid) {
+        Some(start) => Ok(Some(format!("{}/{pid}/{start}", me.boot_id))),
+        None => Err(crate::Error::invalid(format!(
+            "no process with pid {pid} is running on this host, so a claim cannot be tied to it"
+        ))),
+    }
+}
+
 /// Whether the process that made `token` is known to be gone.
 pub(crate) fn token_is_dead(token: &str) -> bool {
     let mut parts = token.split('/');
@@ -101,5 +120,9 @@ mod tests {
         assert!(!token_is_dead(&token()));
         assert!(token_is_dead(&format!("{}/{}/{}/0/0", me.boot_id, me.pid, me.start + 1)));
         assert!(!token_is_dead("garbage"));
+        let mine = watch(me.pid).unwrap().expect("watchable");
+        assert!(!token_is_dead(&mine));
+        assert!(token_is_dead(&format!("{}/{}/{}", me.boot_id, me.pid, me.start + 1)));
+        assert_eq!(watch(u32::MAX).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
     }
 }

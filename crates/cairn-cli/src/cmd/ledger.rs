@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use cairn::{ItemState, Ledger};
+use cairn::{ClaimHolder, ItemState, Ledger};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -46,21 +46,23 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
             })?;
             exit::OK
         }
-        LedgerCmd::Claim { id, worker, lease } => {
-            let claim = ledger.claim(&id, &worker.worker, lease)?;
+        LedgerCmd::Claim { id, worker, lease, holder } => {
+            let claim = ledger.holder(claim_holder(&holder)).claim(&id, &worker.worker, lease)?;
             if ctx.json {
                 out.json(&json!({ "id": id, "claimed": claim.is_some(),
                     "lease_until_ms": claim.as_ref().map(|c| c.lease_until_millis()) }))?;
             }
             yes_no(claim.is_some())
         }
-        LedgerCmd::Next { worker, lease } => match ledger.claim_next(&worker.worker, lease)? {
-            Some(claim) => {
-                out.line(claim.id())?;
-                exit::OK
+        LedgerCmd::Next { worker, lease, holder } => {
+            match ledger.holder(claim_holder(&holder)).claim_next(&worker.worker, lease)? {
+                Some(claim) => {
+                    out.line(claim.id())?;
+                    exit::OK
+                }
+                None => exit::NO,
             }
-            None => exit::NO,
-        },
+        }
         LedgerCmd::Done { id, worker } => match ledger.held_claim(&id, &worker.worker)? {
             Some(claim) => {
                 ledger.complete(&claim)?;
@@ -186,6 +188,12 @@ fn each_id(
     } else {
         Ok(apply(&ids)?)
     }
+}
+
+/// The CLI's own pid means nothing (it exits at once): a claim is tied to the process the
+/// caller names, or to none.
+fn claim_holder(args: &crate::cli::HolderArgs) -> ClaimHolder {
+    args.pid.map_or(ClaimHolder::LeaseOnly, ClaimHolder::Process)
 }
 
 fn item_state(s: State) -> ItemState {

@@ -1,6 +1,7 @@
 //! The `cairn` binary, driven as scripts drive it: exit codes, exact stdout, one-line stderr.
 
 mod cache;
+mod claims;
 mod idioms;
 mod ledger;
 mod maintenance;

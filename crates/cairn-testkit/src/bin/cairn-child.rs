@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         "claim-worker" => claim_worker(&opts),
         "lock-hold" => lock_hold(&opts),
         "fork-lock" => fork_lock(&opts),
+        "claim-hold" => claim_hold(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -376,4 +377,22 @@ fn fork_lock(opts: &HashMap<&str, &str>) -> Result<(), Error> {
             std::process::abort();
         }
     }
+}
+
+/// Claims the next item of `--ns` for `--worker` with an hour's lease, reports `CLAIMED id`
+/// (or `NONE`), and holds it until stdin closes. With `--lease-only 1` the claim is not tied to
+/// this process.
+fn claim_hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let mut ledger = store.ledger(arg(opts, "ns")?);
+    if num(opts, "lease-only", 0)? == 1 {
+        ledger = ledger.holder(cairn::ClaimHolder::LeaseOnly);
+    }
+    match ledger.claim_next(arg(opts, "worker")?, Duration::from_secs(3600))? {
+        Some(claim) => say(format_args!("CLAIMED {}", claim.id())),
+        None => say(format_args!("NONE")),
+    }
+    let mut sink = String::new();
+    while std::io::stdin().lock().read_line(&mut sink).map_err(|e| Error::InvalidInput(e.to_string()))? > 0 {}
+    Ok(())
 }

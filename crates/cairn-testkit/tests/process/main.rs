@@ -2,6 +2,7 @@
 //! compute-once across processes. The children are `cairn-child` workloads.
 
 mod crash;
+mod dead_holder;
 mod faults;
 mod fork;
 mod ledger;

@@ -41,18 +41,34 @@ pub(crate) const STATE: &str = "SELECT state FROM cairn_ledger WHERE ns = ?1 AND
 /// call was the one that completed it.
 pub(crate) const MARK_DONE: &str = "INSERT INTO cairn_ledger (ns, id, state, result, updated_at) \
      VALUES (?1, ?2, 2, ?3, ?4) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, error = NULL, \
+     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
      result = excluded.result, updated_at = excluded.updated_at WHERE cairn_ledger.state <> 2";
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
-/// worker already holds). Returns the new fencing token.
-pub(crate) const CLAIM: &str = "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, updated_at) \
-     VALUES (?1, ?2, 1, ?4, ?3, 1, ?5) \
+/// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token.
+pub(crate) const CLAIM: &str =
+    "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
+     VALUES (?1, ?2, 1, ?4, ?3, 1, ?6, ?5) \
      ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
-     token = cairn_ledger.token + 1, updated_at = excluded.updated_at \
+     token = cairn_ledger.token + 1, holder = excluded.holder, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state = 0 \
-        OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3)) \
+        OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
+            OR cairn_ledger.holder = ?7)) \
      RETURNING token";
+
+/// The distinct processes holding claims in a namespace: one probe of the holder index per
+/// process (a skip-scan), however many claims each holds.
+pub(crate) const HOLDERS: &str = "WITH RECURSIVE h(holder) AS ( \
+       SELECT min(holder) FROM cairn_ledger WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL \
+       UNION ALL SELECT (SELECT min(holder) FROM cairn_ledger \
+           WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder > h.holder) \
+       FROM h WHERE holder IS NOT NULL) \
+     SELECT holder FROM h WHERE holder IS NOT NULL";
+
+/// The oldest claim of one holder. Without statistics the planner would rather walk the
+/// whole namespace by primary key; the holder index reaches that holder's claims directly.
+pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger INDEXED BY cairn_ledger_holder \
+     WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
 
 // `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
 // index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.
@@ -105,7 +121,10 @@ impl Engine {
         )? == 1)
     }
 
-    /// Claim `id` for `worker` until `lease_until`. The new fencing token, or `None`.
+    /// Claim `id` for `worker` until `lease_until`, tied to process `holder` (or to none). A
+    /// claim held by `replace` (a holder found dead) is taken over too. The new fencing token,
+    /// or `None`.
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim(
         &self,
         ns: &str,
@@ -113,8 +132,33 @@ impl Engine {
         worker: &str,
         lease_until: i64,
         now: i64,
+        holder: Option<&str>,
+        replace: Option<&str>,
     ) -> Result<Option<i64>> {
-        self.row(CLAIM, params![ns, id, worker, lease_until, now], |r| r.get(0))
+        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace], |r| r.get(0))
+    }
+
+    /// The processes holding claims in `ns` (expired claims included), each once.
+    pub fn ledger_holders(&self, ns: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(HOLDERS).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![ns], |r| r.get(0));
+        rows.and_then(Iterator::collect).map_err(|e| self.err(e))
+    }
+
+    /// The oldest item `holder` holds a claim on in `ns`.
+    pub fn ledger_held_by(&self, ns: &str, holder: &str) -> Result<Option<String>> {
+        self.row(HELD_BY, params![ns, holder], |r| r.get(0))
+    }
+
+    /// The process a claim on `id` is tied to, while it is claimed.
+    pub fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .row(
+                "SELECT holder FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 1",
+                params![ns, id],
+                |r| r.get::<_, Option<String>>(0),
+            )?
+            .flatten())
     }
 
     /// The live or lapsed claim `worker` holds on `id`: its token and lease expiry.
@@ -135,12 +179,13 @@ impl Engine {
         ))
     }
 
-    /// The next item to hand out: an expired claim first (its work is oldest), else the
-    /// oldest pending item.
-    pub fn ledger_next(&self, ns: &str, now: i64) -> Result<Option<String>> {
-        if let Some(id) = self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))? {
-            return Ok(Some(id));
-        }
+    /// The claim whose lease ran out first.
+    pub fn ledger_next_expired(&self, ns: &str, now: i64) -> Result<Option<String>> {
+        self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))
+    }
+
+    /// The oldest pending item.
+    pub fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
         self.row(NEXT_PENDING, params![ns], |r| r.get(0))
     }
 
@@ -170,7 +215,8 @@ impl Engine {
         now: i64,
     ) -> Result<bool> {
         Ok(self.exec(
-            "UPDATE cairn_ledger SET state = 2, seq = NULL, worker = NULL, error = NULL, result = ?5, updated_at = ?6 \
+            "UPDATE cairn_ledger SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, result = ?5, \
+             updated_at = ?6 \
              WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
             params![ns, id, worker, token, result, now],
         )? == 1)
@@ -192,14 +238,14 @@ impl Engine {
         let n = match claim {
             Some((worker, token)) => self.exec(
                 "UPDATE cairn_ledger SET state = ?5, seq = ?6, attempts = attempts + 1, error = ?7, worker = NULL, \
-                 updated_at = ?8 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+                 holder = NULL, updated_at = ?8 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
                 params![ns, id, worker, token, state, seq, error, now],
             )?,
             None => self.exec(
                 "INSERT INTO cairn_ledger (ns, id, state, seq, attempts, error, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6) \
                  ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, \
-                 attempts = cairn_ledger.attempts + 1, error = excluded.error, worker = NULL, \
+                 attempts = cairn_ledger.attempts + 1, error = excluded.error, worker = NULL, holder = NULL, \
                  updated_at = excluded.updated_at WHERE cairn_ledger.state IN (0, 1)",
                 params![ns, id, state, seq, error, now],
             )?,
@@ -256,14 +302,20 @@ mod tests {
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));
             e.ledger_enqueue(&ns, &id, i, i)?;
-            e.ledger_next(&ns, 1_000 + i)?;
-            e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i)?;
-            e.ledger_next(&ns, 5_000 + i)?; // finds the expired claims
+            e.ledger_next_expired(&ns, 1_000 + i)?;
+            e.ledger_next_pending(&ns)?;
+            e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None)?;
+            e.ledger_holders(&ns)?;
+            e.ledger_held_by(&ns, "b/1/2")?;
+            e.ledger_next_expired(&ns, 5_000 + i)?; // finds the expired claims
             e.ledger_mark_done(&ns, &id, None, i)?;
             e.ledger_is_done(&ns, &id)?;
             e.ledger_state(&ns, &id)?;
         }
         e.commit()?;
-        super::super::assert_compiled_once(e, &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING])
+        super::super::assert_compiled_once(
+            e,
+            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY],
+        )
     }
 }

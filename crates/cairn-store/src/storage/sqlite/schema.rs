@@ -91,16 +91,24 @@ CREATE TABLE cairn_lock (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 3: a claim names the process it is tied to, so that a claim whose process died is
+/// taken over at once on the same host instead of after its whole lease.
+const V3: &str = r#"
+-- holder: `boot/pid/start` of the process whose death frees the claim; NULL: only the lease.
+ALTER TABLE cairn_ledger ADD COLUMN holder TEXT;
+CREATE INDEX cairn_ledger_holder ON cairn_ledger (ns, holder) WHERE state = 1 AND holder IS NOT NULL;
+"#;
+
 /// The store's own migrations.
 pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "6fae8639a6feba8b";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "c20b30d3d0d31d30";
 
 #[cfg(test)]
 mod tests {

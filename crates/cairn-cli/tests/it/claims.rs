@@ -1,0 +1,57 @@
+//! Claims tied to a process with `--pid`: taken over at once when that process dies, while a
+//! claim without `--pid` waits for its lease (each `cairn` command exits at once, so its own
+//! pid says nothing about the worker).
+
+use std::process::{Child, Command};
+
+use crate::Env;
+
+/// A stand-in for a worker's shell.
+fn worker_shell() -> Child {
+    Command::new("sleep").arg("3600").spawn().expect("spawn sleep")
+}
+
+fn end(mut shell: Child) {
+    shell.kill().expect("kill");
+    shell.wait().expect("reap"); // gone, not a zombie
+}
+
+#[test]
+fn a_claim_tied_to_a_dead_pid_is_taken_over_at_once_and_its_worker_is_fenced_out() {
+    let env = Env::new();
+    env.ok(&["ledger", "enqueue", "a", "b"], 0);
+    let shell = worker_shell();
+    let pid = shell.id().to_string();
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w1", "--lease", "1h", "--pid", &pid], 0), "a\n");
+    env.ok(&["ledger", "claim", "b", "--worker", "w1", "--lease", "1h"], 0); // no --pid: lease only
+    env.ok(&["ledger", "claim", "a", "--worker", "w2", "--lease", "1h"], 1); // its process lives
+    end(shell);
+    // An hour of lease left, but the process is gone: the next worker gets it now.
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w2", "--lease", "1h"], 0), "a\n");
+    env.ok(&["ledger", "claim", "b", "--worker", "w2", "--lease", "1h"], 1); // still its lease's
+    env.ok(&["ledger", "done", "a", "--worker", "w1"], 1); // the dead worker's claim is fenced
+    env.ok(&["ledger", "done", "a", "--worker", "w2"], 0);
+}
+
+#[test]
+fn claiming_one_id_held_by_a_dead_pid_takes_it_over() {
+    let env = Env::new();
+    let shell = worker_shell();
+    let pid = shell.id().to_string();
+    env.ok(&["ledger", "claim", "x", "--worker", "w1", "--lease", "1h", "--pid", &pid], 0);
+    env.ok(&["ledger", "claim", "x", "--worker", "w2", "--lease", "1h"], 1);
+    end(shell);
+    env.ok(&["ledger", "claim", "x", "--worker", "w2", "--lease", "1h"], 0);
+}
+
+#[test]
+fn a_pid_that_runs_no_process_is_a_usage_error() {
+    let env = Env::new();
+    let shell = worker_shell();
+    let pid = shell.id().to_string();
+    end(shell);
+    let (code, _, err) = env.run(&["ledger", "claim", "x", "--worker", "w", "--pid", &pid]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("no process with pid {pid}")), "{err}");
+    env.ok(&["ledger", "claim", "x", "--worker", "w2"], 0); // nothing was claimed
+}
