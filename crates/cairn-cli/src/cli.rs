@@ -175,6 +175,32 @@ pub struct SetArgs {
     /// Expire after this long (e.g. 90s, 10m, 1h30m, 2d).
     #[arg(long, value_parser = duration)]
     pub ttl: Option<Duration>,
+    #[command(flatten)]
+    pub kind: KindArgs,
+}
+
+/// `--type`: what a stored value is, for readers in other languages.
+#[derive(Debug, Args)]
+pub struct KindArgs {
+    /// What the value is, so that Python and Rust read it back as that type: text (str), bytes,
+    /// int, float or json (checked). Default: text if the value is UTF-8, else bytes.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<Kind>,
+}
+
+/// A value's type, as the CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// UTF-8 text.
+    Text,
+    /// Raw bytes.
+    Bytes,
+    /// A 64-bit integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+    /// JSON.
+    Json,
 }
 
 /// `memo`.
@@ -339,6 +365,8 @@ pub enum CheckpointCmd {
         job: String,
         /// The position; read from stdin when absent.
         value: Option<OsString>,
+        #[command(flatten)]
+        kind: KindArgs,
     },
     /// Print JOB's position. Exit 1 if it has none.
     Get {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::codec::Value;
 use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -85,8 +86,8 @@ pub enum BatchOp {
 /// | `checkpoint` | `job`, `value` |
 /// | `checkpoint_del` | `job` |
 ///
-/// A `value` or `result` that is a JSON string is stored as its text; any other JSON value
-/// is stored as JSON text.
+/// A `value` or `result` that is a JSON string is stored as text; any other JSON value is
+/// stored as JSON (see [`ValueKind`](crate::ValueKind)).
 ///
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -171,10 +172,11 @@ impl Batch {
     }
 }
 
-fn bytes_of(value: &serde_json::Value) -> Vec<u8> {
+/// A JSON string is stored as text; any other JSON value as JSON.
+fn value_of(value: &serde_json::Value) -> Value {
     match value {
-        serde_json::Value::String(s) => s.clone().into_bytes(),
-        other => other.to_string().into_bytes(),
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Json(other.to_string()),
     }
 }
 
@@ -187,10 +189,10 @@ impl Store {
                 let ns = |ns: &Option<String>| ns.clone().unwrap_or_else(|| batch.default_ns.clone());
                 let applied = match op {
                     BatchOp::Set { ns: n, key, value, .. } => {
-                        tx.cache(&ns(n)).set(key, bytes_of(value), *ttl)
+                        tx.cache(&ns(n)).set(key, value_of(value), *ttl)
                     }
                     BatchOp::Add { ns: n, key, value, .. } => {
-                        tx.cache(&ns(n)).add(key, bytes_of(value), *ttl).map(drop)
+                        tx.cache(&ns(n)).add(key, value_of(value), *ttl).map(drop)
                     }
                     BatchOp::Del { ns: n, key } => tx.cache(&ns(n)).delete(key).map(drop),
                     BatchOp::Incr { ns: n, key, by, .. } => {
@@ -199,11 +201,11 @@ impl Store {
                     BatchOp::Touch { ns: n, key, .. } => tx.cache(&ns(n)).touch(key, *ttl).map(drop),
                     BatchOp::Mark { ns: n, id, result: None } => tx.ledger(&ns(n)).mark_done(id).map(drop),
                     BatchOp::Mark { ns: n, id, result: Some(r) } => {
-                        tx.ledger(&ns(n)).mark_done_with(id, bytes_of(r)).map(drop)
+                        tx.ledger(&ns(n)).mark_done_with(id, value_of(r)).map(drop)
                     }
                     BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns(n)).fail(id, error).map(drop),
                     BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns(n)).delete(id).map(drop),
-                    BatchOp::Checkpoint { job, value } => tx.checkpoint(job).set(bytes_of(value)),
+                    BatchOp::Checkpoint { job, value } => tx.checkpoint(job).set(value_of(value)),
                     BatchOp::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
                 };
                 applied.map_err(|e| match e {

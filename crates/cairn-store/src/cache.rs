@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use crate::clock::deadline;
-use crate::codec::{truncated, Decode, DecodeError, Encode};
+use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
+use crate::storage::Stored;
 use crate::store::Store;
 
 /// The longest key, in bytes.
@@ -127,11 +128,11 @@ impl<'a> Cache<'a> {
         validate_key(key)?;
         let found = self.lookup(key)?;
         self.store.count(self.ns, found.is_some());
-        found.map(|bytes| self.decode(key, bytes)).transpose()
+        found.map(|v| self.decode(key, v)).transpose()
     }
 
     /// A fresh value, without counting a hit or a miss.
-    fn lookup(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
         if !s.is_lru(self.ns)? || s.is_read_only() {
             return s.engine.cache_get(self.ns, key, s.now());
@@ -160,7 +161,7 @@ impl<'a> Cache<'a> {
         validate_ttl(ttl)?;
         self.write(|s| {
             let expires = ttl.map(|d| deadline(s.now(), d));
-            self.store_bytes(s, key, &bytes, expires)
+            self.store_bytes(s, key, (&bytes, value.kind()), expires)
         })
     }
 
@@ -177,7 +178,7 @@ impl<'a> Cache<'a> {
             let limits = self.limits_in(s)?;
             check_fits(self.ns, key, &bytes, &limits)?;
             let rank = self.rank(s, &limits)?;
-            let added = s.engine.cache_add(self.ns, key, &bytes, expires, rank, now)?;
+            let added = s.engine.cache_add(self.ns, key, (&bytes, value.kind()), expires, rank, now)?;
             if added && limits.bounded() {
                 self.enforce(s, key, &limits)?;
             }
@@ -221,7 +222,7 @@ impl<'a> Cache<'a> {
             let next = current.checked_add(by).ok_or_else(|| {
                 Error::invalid(format!("incrementing '{key}' ({current}) by {by} overflows a 64-bit integer"))
             })?;
-            self.store_bytes(s, key, next.to_string().as_bytes(), expires)?;
+            self.store_bytes(s, key, (next.to_string().as_bytes(), ValueKind::Int), expires)?;
             Ok(next)
         })
     }
@@ -345,9 +346,9 @@ impl<'a> Cache<'a> {
     {
         validate_ns(self.ns)?;
         validate_key(key)?;
-        if let Some(bytes) = self.lookup(key)?.filter(|b| usable(b)) {
+        if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
             self.store.count(self.ns, true);
-            return Ok(self.decode(key, bytes)?);
+            return Ok(self.decode(key, v)?);
         }
         self.store.count(self.ns, false);
         if self.in_tx {
@@ -359,15 +360,15 @@ impl<'a> Cache<'a> {
         let mut nap = Duration::from_millis(1);
         loop {
             match self.try_claim_fill(key, &owner, usable)? {
-                Fill::Hit(bytes) => return Ok(self.decode(key, bytes)?),
+                Fill::Hit(v) => return Ok(self.decode(key, v)?),
                 Fill::Mine => return self.fill(key, &owner, ttl, compute),
                 Fill::Wait => {
                     self.store.clock.sleep(nap);
                     nap = (nap * 2).min(Duration::from_millis(25));
                     // Poll with plain reads; take the write lock only once the value or the
                     // marker has gone.
-                    if let Some(bytes) = self.lookup(key)?.filter(|b| usable(b)) {
-                        return Ok(self.decode(key, bytes)?);
+                    if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
+                        return Ok(self.decode(key, v)?);
                     }
                     if self.is_filling(key)? {
                         continue;
@@ -381,8 +382,8 @@ impl<'a> Cache<'a> {
     fn try_claim_fill(&self, key: &str, owner: &str, usable: &dyn Fn(&[u8]) -> bool) -> Result<Fill> {
         self.store.write_tx(|s| {
             let now = s.now();
-            if let Some(bytes) = s.engine.cache_get(self.ns, key, now)?.filter(|b| usable(b)) {
-                return Ok(Fill::Hit(bytes));
+            if let Some(v) = s.engine.cache_get(self.ns, key, now)?.filter(|v| usable(&v.bytes)) {
+                return Ok(Fill::Hit(v));
             }
             match s.engine.fill_get(self.ns, key)? {
                 Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
@@ -424,7 +425,7 @@ impl<'a> Cache<'a> {
         validate_value(&bytes)?;
         self.store.write_tx(|s| {
             let expires = ttl.map(|d| deadline(s.now(), d));
-            self.store_bytes(s, key, &bytes, expires)?;
+            self.store_bytes(s, key, (&bytes, value.kind()), expires)?;
             s.engine.fill_release(self.ns, key, owner)
         })?;
         std::mem::forget(release);
@@ -432,11 +433,17 @@ impl<'a> Cache<'a> {
     }
 
     /// Upsert, then enforce the namespace's bounds. The caller holds the write lock.
-    fn store_bytes(&self, s: &Store, key: &str, bytes: &[u8], expires: Option<i64>) -> Result<()> {
+    fn store_bytes(
+        &self,
+        s: &Store,
+        key: &str,
+        value: (&[u8], ValueKind),
+        expires: Option<i64>,
+    ) -> Result<()> {
         let limits = self.limits_in(s)?;
-        check_fits(self.ns, key, bytes, &limits)?;
+        check_fits(self.ns, key, value.0, &limits)?;
         let rank = self.rank(s, &limits)?;
-        s.engine.cache_upsert(self.ns, key, bytes, expires, rank)?;
+        s.engine.cache_upsert(self.ns, key, value, expires, rank)?;
         if limits.bounded() {
             self.enforce(s, key, &limits)?;
         }
@@ -481,8 +488,8 @@ impl<'a> Cache<'a> {
         }
     }
 
-    fn decode<T: Decode>(&self, key: &str, bytes: Vec<u8>) -> Result<T> {
-        T::decode(bytes).map_err(|DecodeError { expected, detail }| Error::Decode {
+    fn decode<T: Decode>(&self, key: &str, v: Stored) -> Result<T> {
+        T::decode_typed(v.kind, v.bytes).map_err(|DecodeError { expected, detail }| Error::Decode {
             ns: self.ns.to_owned(),
             key: truncated(key),
             expected,
@@ -492,7 +499,7 @@ impl<'a> Cache<'a> {
 }
 
 enum Fill {
-    Hit(Vec<u8>),
+    Hit(Stored),
     Mine,
     Wait,
 }

@@ -45,8 +45,8 @@ impl<'a> Checkpoint<'a> {
         self.store
             .engine
             .checkpoint_get(self.job)?
-            .map(|bytes| {
-                T::decode(bytes).map_err(|e| Error::Decode {
+            .map(|v| {
+                T::decode_typed(v.kind, v.bytes).map_err(|e| Error::Decode {
                     ns: "checkpoint".into(),
                     key: self.job.to_owned(),
                     expected: e.expected,
@@ -60,7 +60,7 @@ impl<'a> Checkpoint<'a> {
     pub fn set(&self, value: impl Encode) -> Result<()> {
         validate_job(self.job)?;
         let bytes = value.encode()?;
-        self.write(|s| s.engine.checkpoint_set(self.job, &bytes, s.now()))
+        self.write(|s| s.engine.checkpoint_set(self.job, (&bytes, value.kind()), s.now()))
     }
 
     /// Remove the checkpoint. True if there was one.

@@ -82,6 +82,8 @@ pub struct Item {
     pub worker: Option<String>,
     /// The result stored when it was done, if any.
     pub result: Option<Vec<u8>>,
+    /// What the result is (see [`ValueKind`](crate::ValueKind)).
+    pub result_kind: Option<crate::ValueKind>,
     /// When it last changed, in Unix milliseconds.
     pub updated_at_millis: i64,
 }
@@ -94,7 +96,8 @@ impl Item {
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
             error: row.error,
             worker: row.worker,
-            result: row.result,
+            result_kind: row.result.as_ref().map(|r| r.kind),
+            result: row.result.map(|r| r.bytes),
             updated_at_millis: row.updated_at,
         }
     }
@@ -271,7 +274,7 @@ impl<'a> Ledger<'a> {
     pub fn mark_done_with(&self, id: &str, result: impl Encode) -> Result<bool> {
         validate_id(id)?;
         let bytes = result.encode()?;
-        self.write(|s| s.engine.ledger_mark_done(self.ns, id, Some(&bytes), s.now()))
+        self.write(|s| s.engine.ledger_mark_done(self.ns, id, Some((&bytes, result.kind())), s.now()))
     }
 
     /// Record many ids as done in one transaction; returns how many were newly done.
@@ -321,9 +324,10 @@ impl<'a> Ledger<'a> {
     /// The result stored with a done item.
     pub fn result<T: Decode>(&self, id: &str) -> Result<Option<T>> {
         let Some(item) = self.item(id)? else { return Ok(None) };
+        let kind = item.result_kind.unwrap_or(crate::ValueKind::Bytes);
         item.result
             .map(|bytes| {
-                T::decode(bytes).map_err(|e| Error::Decode {
+                T::decode_typed(kind, bytes).map_err(|e| Error::Decode {
                     ns: self.ns.to_owned(),
                     key: id.to_owned(),
                     expected: e.expected,
@@ -468,10 +472,10 @@ impl<'a> Ledger<'a> {
     /// [`Ledger::complete`] with a result value.
     pub fn complete_with(&self, claim: &Claim, result: impl Encode) -> Result<()> {
         let bytes = result.encode()?;
-        self.complete_inner(claim, Some(&bytes))
+        self.complete_inner(claim, Some((&bytes, result.kind())))
     }
 
-    fn complete_inner(&self, claim: &Claim, result: Option<&[u8]>) -> Result<()> {
+    fn complete_inner(&self, claim: &Claim, result: Option<(&[u8], crate::ValueKind)>) -> Result<()> {
         self.write(|s| {
             if s.engine.ledger_complete(self.ns, &claim.id, &claim.worker, claim.token, result, s.now())? {
                 Ok(())

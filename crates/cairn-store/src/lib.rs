@@ -58,7 +58,7 @@ pub use cache::{
 };
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{Decode, DecodeError, Encode, Json};
+pub use codec::{Decode, DecodeError, Encode, Json, Value, ValueKind};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{

@@ -23,12 +23,12 @@ pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
             None => exit::NO,
         },
         CacheCmd::Set(a) => {
-            let value = value_or_stdin(a.value)?;
+            let value = value_or_stdin(a.value, &a.kind)?;
             cache.set(&a.key, value, a.ttl)?;
             exit::OK
         }
         CacheCmd::Add(a) => {
-            let value = value_or_stdin(a.value)?;
+            let value = value_or_stdin(a.value, &a.kind)?;
             yes_no(cache.add(&a.key, value, a.ttl)?)
         }
         CacheCmd::Del { key } => yes_no(cache.delete(&key)?),

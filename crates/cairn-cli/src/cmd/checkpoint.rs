@@ -11,8 +11,8 @@ pub fn run(ctx: &Ctx, cmd: CheckpointCmd) -> Outcome {
         _ => ctx.open()?,
     };
     match cmd {
-        CheckpointCmd::Set { job, value } => {
-            let value = value_or_stdin(value)?;
+        CheckpointCmd::Set { job, value, kind } => {
+            let value = value_or_stdin(value, &kind)?;
             store.checkpoint(&job).set(value)?;
             Ok(exit::OK)
         }

@@ -75,16 +75,28 @@ pub fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// A value given as an argument, else all of stdin, as bytes (binary-safe).
-fn value_or_stdin(value: Option<OsString>) -> Outcome<Vec<u8>> {
-    match value {
-        Some(v) => Ok(os_bytes(v)),
+/// A value given as an argument, else all of stdin (binary-safe), of the type `--type` says:
+/// by default text if it is UTF-8, else bytes.
+fn value_or_stdin(value: Option<OsString>, kind: &crate::cli::KindArgs) -> Outcome<cairn::Value> {
+    use crate::cli::Kind;
+    use cairn::{Value, ValueKind};
+    let bytes = match value {
+        Some(v) => os_bytes(v),
         None => {
             let mut buf = Vec::new();
             io::stdin().lock().read_to_end(&mut buf).map_err(Failure::io("reading stdin"))?;
-            Ok(buf)
+            buf
         }
-    }
+    };
+    let kind = match kind.kind {
+        None => return Ok(Value::text_or_bytes(bytes)),
+        Some(Kind::Text) => ValueKind::Text,
+        Some(Kind::Bytes) => ValueKind::Bytes,
+        Some(Kind::Int) => ValueKind::Int,
+        Some(Kind::Float) => ValueKind::Float,
+        Some(Kind::Json) => ValueKind::Json,
+    };
+    Ok(Value::from_kind(kind, bytes)?)
 }
 
 #[cfg(unix)]

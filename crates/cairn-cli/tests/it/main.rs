@@ -8,6 +8,7 @@ mod maintenance;
 mod memo_lock;
 mod paths;
 mod readonly;
+mod types;
 
 use std::path::{Path, PathBuf};
 

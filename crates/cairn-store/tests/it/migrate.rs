@@ -8,7 +8,7 @@ use cairn::{Error, ErrorKind, Migrations, Store, M};
 use crate::temp_store;
 
 /// The version of cairn's own schema that this build writes.
-const CAIRN_SCHEMA: i64 = 2;
+const CAIRN_SCHEMA: i64 = 4;
 
 fn steps() -> Migrations<'static> {
     Migrations::new(vec![

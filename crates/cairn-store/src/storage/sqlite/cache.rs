@@ -4,11 +4,13 @@
 use rusqlite::params;
 
 use super::Engine;
+use crate::codec::ValueKind;
 use crate::error::Result;
+use crate::storage::Stored;
 
 /// A fresh entry: its value and expiry.
 pub(crate) struct EntryRow {
-    pub value: Vec<u8>,
+    pub value: Stored,
     pub expires_at: Option<i64>,
 }
 
@@ -26,17 +28,17 @@ pub(crate) struct NsRow {
 }
 
 const GET_TOUCH: &str = "UPDATE cairn_cache SET touched = ?4 \
-                         WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value";
+                         WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value, kind";
 
 const NEXT_RANK: &str = "UPDATE cairn_cache_ns SET seq = seq + 1 WHERE ns = ?1 RETURNING seq";
 
-const GET: &str = "SELECT value FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+const GET: &str = "SELECT value, kind FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
                    AND (expires_at IS NULL OR expires_at > ?3)";
 
 const UPSERT: &str =
-    "INSERT INTO cairn_cache (ns, key, value, expires_at, touched) VALUES (?1, ?2, ?3, ?4, ?5) \
+    "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
-                      expires_at = excluded.expires_at, touched = excluded.touched";
+                      expires_at = excluded.expires_at, touched = excluded.touched, kind = excluded.kind";
 
 /// A row's size if it counts towards its namespace's sizes (it has a recency rank), else NULL.
 macro_rules! ranked_size {
@@ -107,13 +109,13 @@ fn u(v: i64) -> u64 {
 }
 
 impl Engine {
-    pub fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>> {
-        self.row(GET, params![ns, key, now], |r| r.get(0))
+    pub fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Stored>> {
+        self.row(GET, params![ns, key, now], |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))
     }
 
     /// A hit in a least-recently-used namespace records its use with `rank`.
-    pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Vec<u8>>> {
-        self.row(GET_TOUCH, params![ns, key, now, rank], |r| r.get(0))
+    pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Stored>> {
+        self.row(GET_TOUCH, params![ns, key, now, rank], |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))
     }
 
     /// The next recency rank of a bounded namespace. A counter rather than
@@ -125,10 +127,10 @@ impl Engine {
 
     pub fn cache_entry(&self, ns: &str, key: &str, now: i64) -> Result<Option<EntryRow>> {
         self.row(
-            "SELECT value, expires_at FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
+            "SELECT value, kind, expires_at FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
              AND (expires_at IS NULL OR expires_at > ?3)",
             params![ns, key, now],
-            |r| Ok(EntryRow { value: r.get(0)?, expires_at: r.get(1)? }),
+            |r| Ok(EntryRow { value: Stored::new(r.get(0)?, r.get(1)?), expires_at: r.get(2)? }),
         )
     }
 
@@ -148,12 +150,12 @@ impl Engine {
         &self,
         ns: &str,
         key: &str,
-        value: &[u8],
+        (value, kind): (&[u8], ValueKind),
         expires_at: Option<i64>,
         rank: Option<i64>,
     ) -> Result<()> {
         let old = self.ranked_size(ns, key, rank)?;
-        self.exec(UPSERT, params![ns, key, value, expires_at, rank])?;
+        self.exec(UPSERT, params![ns, key, value, expires_at, rank, kind.code()])?;
         self.count_write(ns, key, value, rank, old)
     }
 
@@ -162,18 +164,18 @@ impl Engine {
         &self,
         ns: &str,
         key: &str,
-        value: &[u8],
+        (value, kind): (&[u8], ValueKind),
         expires_at: Option<i64>,
         rank: Option<i64>,
         now: i64,
     ) -> Result<bool> {
         let old = self.ranked_size(ns, key, rank)?;
         let added = self.exec(
-            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched) VALUES (?1, ?2, ?3, ?4, ?5) \
+            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?7) \
              ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
-             expires_at = excluded.expires_at, touched = excluded.touched \
+             expires_at = excluded.expires_at, touched = excluded.touched, kind = excluded.kind \
              WHERE cairn_cache.expires_at IS NOT NULL AND cairn_cache.expires_at <= ?6",
-            params![ns, key, value, expires_at, rank, now],
+            params![ns, key, value, expires_at, rank, now, kind.code()],
         )? == 1;
         if added {
             self.count_write(ns, key, value, rank, old)?;
@@ -371,7 +373,7 @@ impl Engine {
         )?;
         if max_entries.is_some() || max_bytes.is_some() {
             // Entries written while the namespace was unbounded rank oldest, in rowid order;
-            // from now on the triggers keep the sizes, starting from an exact count.
+            // from now on every write keeps the sizes, starting from an exact count.
             self.exec(
                 "UPDATE cairn_cache SET touched = rowid - (SELECT max(rowid) FROM cairn_cache) \
                  WHERE ns = ?1 AND touched IS NULL",
@@ -473,7 +475,7 @@ mod tests {
         e.begin_immediate()?;
         for i in 0..50 {
             let (ns, key) = (format!("ns{}", i % 3), format!("k{i}"));
-            e.cache_upsert(&ns, &key, b"v", Some(1_000 + i), None)?; // expired by the sweep below
+            e.cache_upsert(&ns, &key, (b"v", ValueKind::Text), Some(1_000 + i), None)?; // expired by the sweep below
             e.cache_get(&ns, &key, i)?;
             e.cache_ns(&ns)?;
             e.cache_sweep(2_000 + i, false)?;

@@ -4,7 +4,9 @@
 use rusqlite::params;
 
 use super::Engine;
+use crate::codec::ValueKind;
 use crate::error::Result;
+use crate::storage::Stored;
 
 /// One ledger row, as stored.
 #[derive(Debug, Clone)]
@@ -14,12 +16,12 @@ pub(crate) struct ItemRow {
     pub seq: Option<i64>,
     pub attempts: i64,
     pub worker: Option<String>,
-    pub result: Option<Vec<u8>>,
+    pub result: Option<Stored>,
     pub error: Option<String>,
     pub updated_at: i64,
 }
 
-const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at";
+const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at, result_kind";
 
 fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
@@ -28,7 +30,9 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         seq: r.get(2)?,
         attempts: r.get(3)?,
         worker: r.get(4)?,
-        result: r.get(5)?,
+        result: r
+            .get::<_, Option<Vec<u8>>>(5)?
+            .map(|b| Stored::new(b, r.get::<_, Option<i64>>(8).ok().flatten().unwrap_or(0))),
         error: r.get(6)?,
         updated_at: r.get(7)?,
     })
@@ -39,10 +43,12 @@ pub(crate) const STATE: &str = "SELECT state FROM cairn_ledger WHERE ns = ?1 AND
 
 /// Done, unless it already was: the first result is kept, and the caller learns whether this
 /// call was the one that completed it.
-pub(crate) const MARK_DONE: &str = "INSERT INTO cairn_ledger (ns, id, state, result, updated_at) \
-     VALUES (?1, ?2, 2, ?3, ?4) \
+pub(crate) const MARK_DONE: &str =
+    "INSERT INTO cairn_ledger (ns, id, state, result, updated_at, result_kind) \
+     VALUES (?1, ?2, 2, ?3, ?4, ?5) \
      ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
-     result = excluded.result, updated_at = excluded.updated_at WHERE cairn_ledger.state <> 2";
+     result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
+     WHERE cairn_ledger.state <> 2";
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
 /// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token.
@@ -95,8 +101,15 @@ impl Engine {
     }
 
     /// True if this call made the item done.
-    pub fn ledger_mark_done(&self, ns: &str, id: &str, result: Option<&[u8]>, now: i64) -> Result<bool> {
-        Ok(self.exec(MARK_DONE, params![ns, id, result, now])? == 1)
+    pub fn ledger_mark_done(
+        &self,
+        ns: &str,
+        id: &str,
+        result: Option<(&[u8], ValueKind)>,
+        now: i64,
+    ) -> Result<bool> {
+        let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
+        Ok(self.exec(MARK_DONE, params![ns, id, bytes, now, kind])? == 1)
     }
 
     /// Reserve `n` queue positions in a namespace; returns the first.
@@ -211,14 +224,15 @@ impl Engine {
         id: &str,
         worker: &str,
         token: i64,
-        result: Option<&[u8]>,
+        result: Option<(&[u8], ValueKind)>,
         now: i64,
     ) -> Result<bool> {
+        let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
         Ok(self.exec(
             "UPDATE cairn_ledger SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, result = ?5, \
-             updated_at = ?6 \
+             result_kind = ?7, updated_at = ?6 \
              WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
-            params![ns, id, worker, token, result, now],
+            params![ns, id, worker, token, bytes, now, kind],
         )? == 1)
     }
 

@@ -3,6 +3,7 @@
 //! Append new steps; never edit a released one. Users' own migration scopes in the same file
 //! are versioned in `cairn_migrations`, never in `user_version`, so the two cannot collide.
 
+use crate::codec::ValueKind;
 use crate::migrate::{Migrations, M};
 
 /// Version 1: the cache, its per-namespace sizes and settings, fill markers for
@@ -99,16 +100,62 @@ ALTER TABLE cairn_ledger ADD COLUMN holder TEXT;
 CREATE INDEX cairn_ledger_holder ON cairn_ledger (ns, holder) WHERE state = 1 AND holder IS NOT NULL;
 "#;
 
+/// Version 4: every stored value keeps its kind (bytes, text, int, float, JSON; see
+/// `codec::ValueKind`), so that Rust, the CLI and Python read it back as the type it was
+/// written as.
+const V4: &str = r#"
+ALTER TABLE cairn_cache ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cairn_checkpoint ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cairn_ledger ADD COLUMN result_kind INTEGER;
+"#;
+
+/// Values written before version 4 carry no kind: each gets the one it most likely has
+/// (`ValueKind::guess`: what `incr` wrote reads as an integer, other UTF-8 as text).
+fn v4_guess_kinds(conn: &rusqlite::Connection) -> crate::Result<()> {
+    conn.execute_batch(V4)?;
+    for (select, update) in [
+        ("SELECT rowid, value FROM cairn_cache", "UPDATE cairn_cache SET kind = ?2 WHERE rowid = ?1"),
+        ("SELECT job, value FROM cairn_checkpoint", "UPDATE cairn_checkpoint SET kind = ?2 WHERE job = ?1"),
+        (
+            "SELECT ns, id, result FROM cairn_ledger WHERE result IS NOT NULL",
+            "UPDATE cairn_ledger SET result_kind = ?3 WHERE ns = ?1 AND id = ?2",
+        ),
+    ] {
+        guess_kinds(conn, select, update)?;
+    }
+    Ok(())
+}
+
+/// For each row of `select` (its key columns, then the value), run `update` with the same
+/// key columns and the guessed kind.
+fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> crate::Result<()> {
+    use rusqlite::types::{Value, ValueRef};
+    let mut read = conn.prepare(select)?;
+    let mut write = conn.prepare(update)?;
+    let keys = read.column_count() - 1;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let kind = match r.get_ref(keys)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => ValueKind::guess(b),
+            _ => ValueKind::Bytes,
+        };
+        let mut params: Vec<Value> = (0..keys).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+        params.push(Value::Integer(i64::from(kind.code())));
+        write.execute(rusqlite::params_from_iter(params))?;
+    }
+    Ok(())
+}
+
 /// The store's own migrations.
 pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up_with(v4_guess_kinds)])
 }
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "c20b30d3d0d31d30";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "145e5be4e86a1b1c";
 
 #[cfg(test)]
 mod tests {
@@ -129,5 +176,50 @@ mod tests {
         .unwrap();
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
         assert_eq!(engine.schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+    }
+
+    /// A store written at version 2 (before values kept their kind) opens as a current store
+    /// whose values read back as the types they most likely were.
+    #[test]
+    fn a_version_2_store_is_migrated_and_its_values_get_their_likely_kinds() -> crate::Result<()> {
+        use crate::{Store, Value};
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("old.db");
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch(&format!("{V1}{V2} PRAGMA user_version = 2;"))?;
+            for (key, value) in
+                [("count", &b"42"[..]), ("name", b"hello"), ("doc", b"{\"a\":1}"), ("raw", b"\xff\x00")]
+            {
+                conn.execute(
+                    "INSERT INTO cairn_cache (ns, key, value) VALUES ('c', ?1, ?2)",
+                    rusqlite::params![key, value],
+                )?;
+            }
+            conn.execute(
+                "INSERT INTO cairn_checkpoint (job, value, updated_at) VALUES ('j', ?1, 0)",
+                [&b"1700"[..]],
+            )?;
+            conn.execute(
+                "INSERT INTO cairn_ledger (ns, id, state, result, updated_at) VALUES ('l', 'x', 2, ?1, 0)",
+                [&b"ok"[..]],
+            )?;
+            conn.execute("INSERT INTO cairn_ledger (ns, id, state, updated_at) VALUES ('l', 'y', 2, 0)", [])?;
+        }
+        let store = Store::open(&path)?;
+        let c = store.cache("c");
+        assert_eq!(c.get::<Value>("count")?, Some(Value::Int(42)));
+        assert_eq!(c.get::<Value>("name")?, Some(Value::Text("hello".into())));
+        assert_eq!(
+            c.get::<Value>("doc")?,
+            Some(Value::Text("{\"a\":1}".into())),
+            "text: JSON cannot be told from text"
+        );
+        assert_eq!(c.get::<Value>("raw")?, Some(Value::Bytes(vec![0xff, 0])));
+        assert_eq!(store.checkpoint("j").get::<Value>()?, Some(Value::Int(1700)));
+        assert_eq!(store.ledger("l").result::<Value>("x")?, Some(Value::Text("ok".into())));
+        assert_eq!(store.ledger("l").result::<Value>("y")?, None);
+        assert_eq!(c.incr("count", 1, None)?, 43, "counters keep counting");
+        Ok(())
     }
 }

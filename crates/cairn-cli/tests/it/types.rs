@@ -1,0 +1,61 @@
+//! Values keep their type across the CLI, Rust and Python: the CLI stores text as text,
+//! `incr` stores integers, `--type` says what a value is, and `get` prints a value's bytes
+//! whoever wrote it.
+
+use cairn::{Json, Store, Value};
+
+use crate::Env;
+
+#[test]
+fn cli_values_read_back_in_rust_as_the_type_they_were_written_as() {
+    let env = Env::new();
+    env.ok(&["cache", "set", "greeting", "hello"], 0);
+    env.ok(&["cache", "incr", "runs", "3"], 0);
+    env.ok(&["cache", "set", "doc", r#"{"a":[1,2]}"#, "--type", "json"], 0);
+    env.ok(&["cache", "set", "pi", "3.5", "--type", "float"], 0);
+    env.ok(&["cache", "set", "n", "7", "--type", "int"], 0);
+    env.ok(&["checkpoint", "set", "job", "page-3"], 0);
+    assert_eq!(env.run_stdin(&["cache", "set", "blob"], b"\xff\x00").0, 0);
+    let store = Store::open(env.db()).unwrap();
+    let c = store.cache("default");
+    assert_eq!(c.get::<Value>("greeting").unwrap(), Some(Value::Text("hello".into())));
+    assert_eq!(c.get::<Value>("runs").unwrap(), Some(Value::Int(3)));
+    assert_eq!(c.get::<Value>("doc").unwrap(), Some(Value::Json(r#"{"a":[1,2]}"#.into())));
+    let Json(doc) = c.get::<Json<serde_json::Value>>("doc").unwrap().unwrap();
+    assert_eq!(doc["a"][1], 2);
+    assert_eq!(c.get::<Value>("pi").unwrap(), Some(Value::Float(3.5)));
+    assert_eq!(c.get::<Value>("n").unwrap(), Some(Value::Int(7)));
+    assert_eq!(c.get::<Value>("blob").unwrap(), Some(Value::Bytes(vec![0xff, 0])));
+    assert_eq!(store.checkpoint("job").get::<Value>().unwrap(), Some(Value::Text("page-3".into())));
+}
+
+#[test]
+fn values_written_from_rust_print_as_plain_text_numbers_or_json() {
+    let env = Env::new();
+    {
+        let store = Store::open(env.db()).unwrap();
+        let c = store.cache("default");
+        c.set("s", "plain", None).unwrap();
+        c.set("i", -12i64, None).unwrap();
+        c.set("f", 0.1f64, None).unwrap();
+        c.set("b", true, None).unwrap();
+        c.set("j", Json(serde_json::json!({"k": "v"})), None).unwrap();
+    }
+    assert_eq!(env.ok(&["cache", "get", "s"], 0), "plain");
+    assert_eq!(env.ok(&["cache", "get", "i"], 0), "-12");
+    assert_eq!(env.ok(&["cache", "get", "f"], 0), "0.1");
+    assert_eq!(env.ok(&["cache", "get", "b"], 0), "true");
+    assert_eq!(env.ok(&["cache", "get", "j"], 0), r#"{"k":"v"}"#);
+    assert_eq!(env.ok(&["cache", "incr", "i"], 0), "-11\n");
+}
+
+#[test]
+fn a_value_that_is_not_of_its_declared_type_is_a_usage_error_and_stores_nothing() {
+    let env = Env::new();
+    for (kind, value) in [("int", "seven"), ("int", "1.5"), ("float", "x"), ("json", "{oops")] {
+        let (code, _, err) = env.run(&["cache", "set", "k", value, "--type", kind]);
+        assert_eq!(code, 2, "{kind} {value}: {err}");
+        crate::assert_one_line_error(&err);
+    }
+    env.ok(&["cache", "get", "k"], 1);
+}
