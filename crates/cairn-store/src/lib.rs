@@ -64,7 +64,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES,
 };
-pub use lock::{LockGuard, LockHolder};
+pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};

@@ -9,6 +9,7 @@
 //! fails like anyone else's, because an inner section releasing the lock early would
 //! silently unprotect the outer one. Hold one guard and pass it down instead.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::cache::validate_name;
@@ -32,6 +33,11 @@ pub struct LockHolder {
 
 /// A held lock, released when dropped.
 ///
+/// Dropping it releases the lock waiting at most 100 ms for the store's write lock, so that a
+/// drop never stalls for the whole busy timeout; if that fails, the lock stays until its TTL
+/// runs out or its process is found dead. [`LockGuard::release`] waits the full busy timeout
+/// and returns the error.
+///
 /// ```
 /// use cairn::Store;
 /// use std::time::Duration;
@@ -48,43 +54,136 @@ pub struct LockHolder {
 #[derive(Debug)]
 pub struct LockGuard<'s> {
     store: &'s Store,
-    name: String,
-    owner: String,
-    released: bool,
+    held: Option<HeldLock>,
 }
 
-impl LockGuard<'_> {
+/// A held lock as plain data, not tied to a [`Store`] handle and not released when dropped:
+/// for language bindings and long-lived programs that keep a lock across calls. Renew and
+/// release it through any store of the same process ([`Store::renew_lock`],
+/// [`Store::release_lock`]).
+///
+/// ```
+/// use cairn::Store;
+/// use std::time::Duration;
+///
+/// let store = Store::open_in_memory()?;
+/// let held = store.try_lock("singleton", Duration::from_secs(60))?.expect("free").into_held();
+/// store.renew_lock(&held, Duration::from_secs(60))?;
+/// assert!(store.release_lock(&held)?);
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLock {
+    name: String,
+    owner: String,
+}
+
+impl HeldLock {
     /// The lock's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The unique owner name this hold is recorded under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
+impl LockGuard<'_> {
+    fn held(&self) -> &HeldLock {
+        // Only `into_held` and `release` take it out, and both consume the guard.
+        self.held.as_ref().unwrap_or_else(|| unreachable!("a live guard holds its lock"))
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.held().name
+    }
+
     /// Push the expiry to `ttl` from now. Fails with `LeaseLost` if the lock expired and
     /// another process took it: stop the work it protected.
     pub fn renew(&self, ttl: Duration) -> Result<()> {
-        validate_lock_ttl(ttl)?;
-        self.store.write_tx(|s| {
-            if s.engine.lock_renew(&self.name, &self.owner, deadline(s.now(), ttl))? {
-                Ok(())
-            } else {
-                Err(Error::LeaseLost { what: "lock", name: self.name.clone(), holder: self.owner.clone() })
-            }
-        })
+        self.store.renew_lock(self.held(), ttl)
     }
 
-    /// Release now. False if the lock had already been taken over.
+    /// Release now, waiting up to the busy timeout. False if the lock had already been taken
+    /// over.
     pub fn release(mut self) -> Result<bool> {
-        self.released = true;
-        self.store.write_tx(|s| s.engine.lock_release(&self.name, &self.owner))
+        match self.held.take() {
+            Some(held) => self.store.release_lock(&held),
+            None => Ok(false),
+        }
+    }
+
+    /// Keep the lock renewed while the work it protects runs: see [`Store::keep_alive`].
+    pub fn keep_alive(&self, ttl: Duration) -> Result<KeepAlive> {
+        self.store.keep_alive(self.held(), ttl)
+    }
+
+    /// The lock as plain data, no longer released when dropped.
+    pub fn into_held(mut self) -> HeldLock {
+        self.held.take().unwrap_or_else(|| unreachable!("a live guard holds its lock"))
     }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        if !self.released {
-            // If this fails the lock expires on its own, or is recovered once we are gone.
-            let _ = self.store.write_tx(|s| s.engine.lock_release(&self.name, &self.owner));
+        let Some(held) = self.held.take() else { return };
+        let engine = &self.store.engine;
+        if engine.in_transaction() {
+            // Dropped inside a transaction of the same store: the release commits with it.
+            let _ = engine.lock_release(&held.name, &held.owner);
+            return;
         }
+        let busy = engine.busy_timeout();
+        engine.set_busy_timeout(busy.min(DROP_WAIT));
+        // If this fails the lock expires on its own, or is recovered once we are gone.
+        let _ = self.store.release_lock(&held);
+        engine.set_busy_timeout(busy);
+    }
+}
+
+/// The longest a dropped guard waits to release its lock.
+const DROP_WAIT: Duration = Duration::from_millis(100);
+
+/// A thread renewing a lock until stopped; from [`Store::keep_alive`]. Dropping it stops the
+/// renewals too.
+#[derive(Debug)]
+pub struct KeepAlive {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl KeepAlive {
+    /// True once a renewal found the lock taken over; renewals have stopped. Check it between
+    /// steps of the work to stop early; [`KeepAlive::stop`] says the same.
+    pub fn lost(&self) -> bool {
+        // The thread ends by itself only on a lost lease; otherwise it runs until stopped.
+        self.thread.as_ref().is_some_and(std::thread::JoinHandle::is_finished)
+    }
+
+    /// Stop renewing. `Err(LeaseLost)` if a renewal found the lock taken over (its TTL ran
+    /// out first and another process took it): the work it protected was not protected to
+    /// the end. Other renewal errors (a store kept busy) are retried until the next renewal
+    /// and reported only if the last one failed.
+    pub fn stop(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        drop(self.stop.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::invalid("the lock's keep-alive thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        let _ = self.finish();
     }
 }
 
@@ -111,7 +210,7 @@ impl Store {
                 _ => Ok(false),
             }
         })?;
-        Ok(taken.then(|| LockGuard { store: self, name: name.to_owned(), owner, released: false }))
+        Ok(taken.then(|| LockGuard { store: self, held: Some(HeldLock { name: name.to_owned(), owner }) }))
     }
 
     /// Take the lock `name` for `ttl`, waiting up to `wait` for it; `None` if it is still
@@ -133,6 +232,74 @@ impl Store {
             self.clock.sleep(nap.min(left));
             nap = (nap * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// Push the expiry of `lock` to `ttl` from now. `LeaseLost` if it expired and another
+    /// process took it: stop the work it protected.
+    pub fn renew_lock(&self, lock: &HeldLock, ttl: Duration) -> Result<()> {
+        validate_lock_ttl(ttl)?;
+        self.write_tx(|s| {
+            if s.engine.lock_renew(&lock.name, &lock.owner, deadline(s.now(), ttl))? {
+                Ok(())
+            } else {
+                Err(Error::LeaseLost { what: "lock", name: lock.name.clone(), holder: lock.owner.clone() })
+            }
+        })
+    }
+
+    /// Release `lock`. False if it had already been taken over.
+    pub fn release_lock(&self, lock: &HeldLock) -> Result<bool> {
+        self.write_tx(|s| s.engine.lock_release(&lock.name, &lock.owner))
+    }
+
+    /// Renew `lock` every `ttl / 3` from a thread with its own connection to the store's file,
+    /// until the returned [`KeepAlive`] is stopped or dropped: a long job's lock never lapses
+    /// while the job runs, and the job's own code need not renew it. Stop it before releasing
+    /// the lock. Not for an in-memory store, which no second connection can reach.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("state.db"))?;
+    /// let guard = store.try_lock("export", Duration::from_secs(30))?.expect("free");
+    /// let renewing = guard.keep_alive(Duration::from_secs(30))?;
+    /// // ... a job that may outlive 30 s ...
+    /// renewing.stop()?; // Err(LeaseLost) if the lock was lost meanwhile
+    /// guard.release()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keep_alive(&self, lock: &HeldLock, ttl: Duration) -> Result<KeepAlive> {
+        validate_lock_ttl(ttl)?;
+        if self.journal_mode() == "memory" {
+            return Err(Error::invalid(
+                "an in-memory store's lock cannot be kept alive: no other connection can reach it; renew it yourself",
+            ));
+        }
+        let renewer = self.options.clone().read_only(false).open(self.path())?;
+        let lock = lock.clone();
+        let every = (ttl / 3).max(Duration::from_millis(1));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("cairn-keep-alive-{}", lock.name))
+            .spawn(move || {
+                let mut last = Ok(());
+                // A message or a hang-up (the KeepAlive dropped) both stop the loop.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    last = renewer.renew_lock(&lock, ttl);
+                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
+                        break;
+                    }
+                }
+                last
+            })
+            .map_err(|e| Error::Io {
+                action: "start a thread for",
+                path: self.path().to_path_buf(),
+                source: e,
+            })?;
+        Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
     }
 
     /// Who holds `name`, if anyone does (an expired hold is reported as none).

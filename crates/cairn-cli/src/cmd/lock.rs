@@ -1,7 +1,6 @@
 //! `cairn lock NAME -- CMD`: run a command holding a named lock.
 
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -62,27 +61,15 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
         }
     });
 
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    // Renew well before expiry, so a slow renewal never lets the lock lapse.
-    let every = (args.ttl / 3).max(Duration::from_millis(100));
-    let status = loop {
-        match rx.recv_timeout(every) {
-            Ok(status) => break status.map_err(Failure::io("waiting for the command"))?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = guard.renew(args.ttl) {
-                    note(format_args!("renewing lock '{}': {e}", args.name));
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Failure::Usage("lost track of the command".into()));
-            }
-        }
-    };
+    // The library renews the lock from its own connection while the command runs.
+    let renewing = guard.keep_alive(args.ttl)?;
+    let status = child.wait().map_err(Failure::io("waiting for the command"));
     handle.close();
     let _ = forwarder.join();
+    if let Err(e) = renewing.stop() {
+        note(format_args!("lock '{}' was not held to the end: {e}", args.name));
+    }
     guard.release()?;
+    let status = status?;
     Ok(u8::try_from(status_code(status) & 0xff).unwrap_or(1))
 }

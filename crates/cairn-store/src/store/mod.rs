@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
-use crate::storage::sqlite::{self, schema, Engine, OpenSpec};
+use crate::storage::sqlite::{self, schema, Engine, OpenSpec, TxGuard};
 use crate::tx::Tx;
 
 mod file;
@@ -343,6 +343,7 @@ impl Options {
     fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
         let file_id = if read_only || journal_mode == "memory" { None } else { FileId::of(engine.path()) };
         Store {
+            options: self.clone(),
             file_id,
             engine,
             clock: self.clock,
@@ -350,6 +351,7 @@ impl Options {
             read_only,
             journal_mode,
             writes: Cell::new(0),
+            explicit: Cell::new(false),
             tally: RefCell::new(HashMap::new()),
             policies: RefCell::new(HashMap::new()),
             tx_limits: RefCell::new(HashMap::new()),
@@ -402,6 +404,9 @@ pub(crate) struct Tally {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Store {
+    /// What it was opened with: a second connection to the same file (a lock's keep-alive)
+    /// opens with the same.
+    pub(crate) options: Options,
     pub(crate) engine: Engine,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) fill_timeout: Duration,
@@ -410,6 +415,8 @@ pub struct Store {
     /// The database file this handle opened, checked before each write: see [`FileId`].
     file_id: Option<FileId>,
     writes: Cell<u64>,
+    /// A transaction begun with [`Store::begin_transaction`] is open.
+    explicit: Cell<bool>,
     tally: RefCell<HashMap<String, Tally>>,
     /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
     /// has to write. Another process's change is seen after this handle is reopened.
@@ -457,6 +464,11 @@ impl Store {
     /// The journal mode in force: `wal`, `memory`, or a fallback rollback journal.
     pub fn journal_mode(&self) -> &str {
         &self.journal_mode
+    }
+
+    /// How long a write waits for another process's lock before failing with `Busy`.
+    pub fn busy_timeout(&self) -> Duration {
+        self.engine.busy_timeout()
     }
 
     /// True if opened read-only.
@@ -613,22 +625,36 @@ impl Store {
     where
         E: From<Error>,
     {
+        let tx = self.begin_write()?;
+        let out = f(self)?;
+        self.finish_write()?;
+        tx.disarm();
+        Ok(out)
+    }
+
+    /// BEGIN IMMEDIATE, then what must be checked once the write lock is held. The guard rolls
+    /// the transaction back unless disarmed.
+    fn begin_write(&self) -> Result<TxGuard<'_>> {
         self.refuse_if_read_only()?;
         if self.engine.in_transaction() {
             return Err(Error::invalid(
-                "a transaction is already open on this store: inside Store::transaction, use the Tx \
-                 handle (tx.cache(..), tx.ledger(..), tx.checkpoint(..)) instead of the store's shortcuts",
-            )
-            .into());
+                "a transaction is already open on this store: inside it, use the Tx handle (tx.cache(..), \
+                 tx.ledger(..), tx.checkpoint(..)) instead of the store's shortcuts",
+            ));
         }
         let tx = self.engine.begin()?;
         // Checked under the write lock, so no other cairn process can be swapping the file
         // between this check and the commit.
         self.ensure_same_file()?;
         self.tx_limits.borrow_mut().clear();
-        let out = f(self)?;
+        Ok(tx)
+    }
+
+    /// The bookkeeping that rides along with any write, then COMMIT. On failure the
+    /// transaction is rolled back and the counts are kept for the next write.
+    fn finish_write(&self) -> Result<()> {
         let tally = self.tally.take();
-        let bookkeeping = (|| {
+        let done = (|| {
             for (ns, t) in &tally {
                 self.engine.cache_add_tally(ns, t.hits, t.misses)?;
             }
@@ -637,13 +663,74 @@ impl Store {
             if n % SWEEP_EVERY == 0 {
                 self.engine.cache_sweep(self.now(), false)?;
             }
-            tx.commit()
+            self.engine.commit()
         })();
-        if let Err(e) = bookkeeping {
+        if let Err(e) = done {
             self.restore_tally(tally);
-            return Err(e.into());
+            self.engine.rollback_quietly();
+            return Err(e);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Begin a transaction that [`Store::commit_transaction`] or
+    /// [`Store::rollback_transaction`] ends: for language bindings whose transactions are a
+    /// begin/end pair (Python's `with`), where [`Store::transaction`]'s closure cannot be
+    /// used. It takes the write lock at once (`BEGIN IMMEDIATE`), as `transaction` does; use
+    /// [`Store::current_transaction`] for the [`Tx`] while it is open. The store's shortcuts
+    /// are refused meanwhile, and dropping the store rolls it back. `InvalidInput` if a
+    /// transaction is already open.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// store.begin_transaction()?;
+    /// let tx = store.current_transaction().expect("open");
+    /// tx.cache("c").set("k", "v", None)?;
+    /// tx.ledger("l").mark_done("1")?;
+    /// store.commit_transaction()?;
+    /// assert!(store.ledger("l").is_done("1")?);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.begin_write()?.disarm();
+        self.explicit.set(true);
+        Ok(())
+    }
+
+    /// The transaction begun with [`Store::begin_transaction`], while it is open.
+    pub fn current_transaction(&self) -> Option<Tx<'_>> {
+        (self.explicit.get() && self.engine.in_transaction()).then(|| Tx::new(self))
+    }
+
+    /// Commit the transaction begun with [`Store::begin_transaction`]. If the commit fails the
+    /// transaction has been rolled back: nothing of it is in the file. `InvalidInput` if none
+    /// is open.
+    pub fn commit_transaction(&self) -> Result<()> {
+        if !self.explicit.replace(false) {
+            return Err(Error::invalid("no transaction is open: begin one with begin_transaction"));
+        }
+        if !self.engine.in_transaction() {
+            // SQLite rolls a transaction back by itself after some errors (a full disk).
+            return Err(Error::invalid(
+                "the transaction was already rolled back after an earlier error in it; nothing of it was committed",
+            ));
+        }
+        self.finish_write()
+    }
+
+    /// Roll back the transaction begun with [`Store::begin_transaction`], if one is open.
+    pub fn rollback_transaction(&self) {
+        if self.explicit.replace(false) {
+            self.engine.rollback_quietly();
+        }
+    }
+
+    /// True while a transaction is open on this store (begun by [`Store::transaction`] or
+    /// [`Store::begin_transaction`]).
+    pub fn in_transaction(&self) -> bool {
+        self.engine.in_transaction()
     }
 
     fn restore_tally(&self, tally: HashMap<String, Tally>) {
@@ -704,6 +791,7 @@ impl Drop for Store {
     /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
     /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
+        self.rollback_transaction();
         if !self.read_only && !self.tally.borrow().is_empty() && !self.engine.in_transaction() {
             self.engine.set_busy_timeout(Duration::from_millis(200));
             let _ = self.flush_stats();
@@ -727,4 +815,33 @@ fn validate_scope(scope: &str) -> Result<()> {
         return Err(Error::invalid("a migration scope is a name of 1 to 256 bytes without NUL"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// A second writer waits out another's lock instead of failing. The holder keeps the lock
+    /// until the waiter's connection has really started waiting (its busy handler ran), so
+    /// the wait is certain, whatever the machine's load, and no sleep decides it.
+    #[test]
+    fn a_second_writer_waits_out_a_lock_held_while_it_waits() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.path().join("s.db");
+        let holder = Store::open(&path)?;
+        let waiter = Options::new().busy_timeout(Duration::from_secs(60)).open(&path)?;
+        let waits = waiter.engine.waits();
+        holder.begin_transaction()?;
+        holder.current_transaction().map(|tx| tx.cache("n").incr("x", 1, None)).transpose()?;
+        let writer = std::thread::spawn(move || waiter.cache("n").incr("x", 1, None));
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while waits.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < until, "the second writer never waited");
+            std::thread::yield_now();
+        }
+        holder.commit_transaction()?;
+        assert_eq!(writer.join().map_err(|_| Error::invalid("writer panicked"))??, 2);
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 
 mod cache;
 mod ledger;
+mod locks;
 mod migrate;
 mod model;
 mod refusals;

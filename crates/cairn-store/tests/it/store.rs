@@ -253,24 +253,6 @@ fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable() -
 }
 
 #[test]
-fn a_second_writer_waits_out_a_short_lock_instead_of_failing() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    let other = Options::new().busy_timeout(Duration::from_secs(10)).open(&path)?;
-    let waiter = std::thread::spawn(move || {
-        // Started while the main thread holds the write lock for ~300 ms.
-        std::thread::sleep(Duration::from_millis(50));
-        other.cache("n").incr("x", 1, None)
-    });
-    store.transaction(|tx| {
-        tx.cache("n").incr("x", 1, None)?;
-        std::thread::sleep(Duration::from_millis(300));
-        Ok::<_, Error>(())
-    })?;
-    assert_eq!(waiter.join().expect("thread")?, 2);
-    Ok(())
-}
-
-#[test]
 fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error() -> Result<(), Error> {
     let (_dir, path, store, _clock) = temp_store();
     let impatient = Options::new().busy_timeout(Duration::from_millis(100)).open(&path)?;
@@ -560,5 +542,61 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
     assert!(ro.is_read_only());
     assert_eq!(ro.cache("c").get::<String>("k")?.as_deref(), Some("v"));
     assert_eq!(ro.journal_mode(), "wal");
+    Ok(())
+}
+
+#[test]
+fn an_explicit_transaction_commits_everything_together_or_rolls_it_all_back() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    let other = Store::open(&path)?;
+    store.begin_transaction()?;
+    let tx = store.current_transaction().expect("open");
+    tx.cache("c").set("k", "v", None)?;
+    tx.ledger("l").mark_done("1")?;
+    tx.checkpoint("j").set("p1")?;
+    assert!(other.cache("c").get::<String>("k")?.is_none(), "nothing is seen before the commit");
+    store.commit_transaction()?;
+    assert!(store.current_transaction().is_none());
+    assert_eq!(other.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+    assert!(other.ledger("l").is_done("1")?);
+
+    store.begin_transaction()?;
+    let tx = store.current_transaction().expect("open");
+    tx.cache("c").set("k", "changed", None)?;
+    tx.ledger("l").mark_done("2")?;
+    store.rollback_transaction();
+    assert_eq!(store.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+    assert!(!store.ledger("l").is_done("2")?);
+    Ok(())
+}
+
+#[test]
+fn an_explicit_transaction_refuses_nesting_and_shortcuts_and_a_stray_commit() -> Result<(), Error> {
+    let (_dir, _path, store, _clock) = temp_store();
+    let err = store.commit_transaction().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("no transaction is open"), "{err}");
+    store.rollback_transaction(); // none open: nothing happens
+    store.begin_transaction()?;
+    assert!(store.in_transaction());
+    assert_eq!(store.begin_transaction().unwrap_err().kind(), ErrorKind::InvalidInput);
+    let err = store.cache("c").set("k", "v", None).unwrap_err();
+    assert!(err.to_string().contains("use the Tx handle"), "{err}");
+    assert_eq!(store.transaction(|_| Ok::<_, Error>(())).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert!(store.current_transaction().is_some(), "still open after the refusals");
+    store.commit_transaction()?;
+    assert!(!store.in_transaction());
+    Ok(())
+}
+
+#[test]
+fn dropping_a_store_with_an_explicit_transaction_open_rolls_it_back() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    store.begin_transaction()?;
+    store.current_transaction().expect("open").cache("c").set("k", "half", None)?;
+    drop(store);
+    let again = Store::open(&path)?;
+    assert!(again.cache("c").get::<String>("k")?.is_none());
+    again.cache("c").set("k", "after", None)?; // and the write lock was let go
     Ok(())
 }

@@ -74,6 +74,9 @@ pub(crate) struct Engine {
     conn: Connection,
     path: PathBuf,
     busy_ms: Arc<AtomicU64>,
+    /// How many times this connection found the file locked and began to wait: lets a test
+    /// know another connection is waiting on it, without sleeping and hoping.
+    waits: Arc<AtomicU64>,
 }
 
 impl Engine {
@@ -106,7 +109,7 @@ impl Engine {
         }
         .map_err(|e| classify(e, &path, spec.busy_timeout))?;
         let busy_ms = Arc::new(AtomicU64::new(millis_u64(spec.busy_timeout)));
-        let mut engine = Engine { conn, path, busy_ms };
+        let mut engine = Engine { conn, path, busy_ms, waits: Arc::new(AtomicU64::new(0)) };
         engine.install_busy_handler()?;
         // 16 MiB of page cache (SQLite's default is 2 MiB), allocated only as pages are read:
         // enough to keep every interior B-tree page of a 10-million-id ledger in memory, so a
@@ -124,10 +127,12 @@ impl Engine {
     /// the timeout has passed.
     fn install_busy_handler(&mut self) -> Result<()> {
         let limit = Arc::clone(&self.busy_ms);
+        let waits = Arc::clone(&self.waits);
         let mut started = Instant::now();
         let handler = move |count: i32| -> bool {
             if count == 0 {
                 started = Instant::now();
+                waits.fetch_add(1, Ordering::Relaxed);
             }
             let limit = Duration::from_millis(limit.load(Ordering::Relaxed));
             let waited = started.elapsed();
@@ -142,6 +147,12 @@ impl Engine {
         };
         let path = self.path.clone();
         self.conn.busy_handler(Some(handler)).map_err(|e| classify(e, &path, Duration::ZERO))
+    }
+
+    /// A counter of the times this connection began waiting for another's lock.
+    #[cfg(test)]
+    pub fn waits(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.waits)
     }
 
     pub fn busy_timeout(&self) -> Duration {
@@ -367,6 +378,11 @@ impl TxGuard<'_> {
         self.engine.commit()?;
         self.done = true;
         Ok(())
+    }
+
+    /// Leave the transaction as it is (committed, or to be ended by other means).
+    pub fn disarm(mut self) {
+        self.done = true;
     }
 }
 
