@@ -48,6 +48,7 @@ mod maintenance;
 mod memo;
 mod migrate;
 mod process;
+mod sql;
 mod storage;
 mod store;
 mod tx;
@@ -68,6 +69,7 @@ pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
+pub use sql::{Rows, SqlValue};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 

@@ -18,6 +18,10 @@ impl<'s> Tx<'s> {
         Tx { store }
     }
 
+    pub(crate) fn store(&self) -> &'s Store {
+        self.store
+    }
+
     /// The cache namespace `ns`, inside this transaction.
     ///
     /// ```

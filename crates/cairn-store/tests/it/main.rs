@@ -7,6 +7,7 @@ mod locks;
 mod migrate;
 mod model;
 mod refusals;
+mod sql;
 mod store;
 
 use cairn::{ManualClock, Options, Store};

@@ -22,6 +22,7 @@ pub(crate) mod lock;
 mod maintenance;
 mod migrate;
 pub(crate) mod schema;
+mod user_sql;
 
 pub(crate) use cache::{NsRow, SWEEP_MANY_BATCH};
 
@@ -77,6 +78,8 @@ pub(crate) struct Engine {
     /// How many times this connection found the file locked and began to wait: lets a test
     /// know another connection is waiting on it, without sleeping and hoping.
     waits: Arc<AtomicU64>,
+    /// Tells the authorizer whether the statement being compiled is the user's.
+    gate: Arc<std::sync::Mutex<user_sql::Gate>>,
 }
 
 impl Engine {
@@ -109,8 +112,11 @@ impl Engine {
         }
         .map_err(|e| classify(e, &path, spec.busy_timeout))?;
         let busy_ms = Arc::new(AtomicU64::new(millis_u64(spec.busy_timeout)));
-        let mut engine = Engine { conn, path, busy_ms, waits: Arc::new(AtomicU64::new(0)) };
+        let gate = Arc::new(std::sync::Mutex::new(user_sql::Gate::default()));
+        let mut engine = Engine { conn, path, busy_ms, waits: Arc::new(AtomicU64::new(0)), gate };
         engine.install_busy_handler()?;
+        let authorizer = user_sql::authorizer(Arc::clone(&engine.gate));
+        engine.conn.authorizer(Some(authorizer)).map_err(|e| classify(e, &engine.path, Duration::ZERO))?;
         // 16 MiB of page cache (SQLite's default is 2 MiB), allocated only as pages are read:
         // enough to keep every interior B-tree page of a 10-million-id ledger in memory, so a
         // lookup reads one leaf instead of several pages. (Not mmap: SQLite turns read errors
