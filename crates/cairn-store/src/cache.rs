@@ -227,11 +227,37 @@ impl<'a> Cache<'a> {
         })
     }
 
-    /// The fresh keys that start with `prefix` (all of them for `""`), sorted.
+    /// The fresh keys that start with `prefix` (all of them for `""`), sorted. For a large
+    /// namespace, [`Cache::keys_page`] reads them a page at a time.
     pub fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.keys_in(prefix, "", -1)
+    }
+
+    /// A page of at most `limit` fresh keys that start with `prefix`, sorted, after `after`
+    /// (`None`: from the first). Page through with the last key returned; a short page is the
+    /// last.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("c");
+    /// for k in ["a1", "a2", "a3", "b1"] {
+    ///     cache.set(k, "v", None)?;
+    /// }
+    /// let first = cache.keys_page("a", None, 2)?;
+    /// assert_eq!(first, ["a1", "a2"]);
+    /// assert_eq!(cache.keys_page("a", first.last().map(String::as_str), 2)?, ["a3"]);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.keys_in(prefix, after.unwrap_or(""), i64::try_from(limit).unwrap_or(i64::MAX))
+    }
+
+    fn keys_in(&self, prefix: &str, after: &str, limit: i64) -> Result<Vec<String>> {
         validate_ns(self.ns)?;
         let until = prefix_end(prefix);
-        self.store.engine.cache_keys(self.ns, prefix, until.as_deref(), self.store.now())
+        self.store.engine.cache_keys(self.ns, (prefix, until.as_deref()), after, limit, self.store.now())
     }
 
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.

@@ -257,7 +257,8 @@ fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
     })?;
     if engine.identity()?.is_cairn() {
         return Err(Error::invalid(format!(
-            "{} is a cairn store: its user_version belongs to cairn; run your migrations there with Store::migrate and a scope name",
+            "{} is a cairn store, whose user_version is cairn's own: migrate your tables inside it under a scope \
+             name of yours (Store::migrate, or `cairn migrate --scope NAME`), or give the path of your own database",
             path.display()
         )));
     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cairn::{ErrorKind, Migrations, Options};
+use cairn::{Migrations, Options};
 use serde_json::json;
 
 use super::Ctx;
@@ -16,7 +16,7 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     let mut out = Out::new();
     let status = match &args.scope {
         Some(scope) => ctx.open()?.migration_status(scope, &migrations)?,
-        None => migrations.status_of_file(&path).map_err(|e| suggest_scope(e, &path))?,
+        None => migrations.status_of_file(&path)?,
     };
     if status.is_ahead() {
         return Err(Failure::Cairn(cairn::Error::SchemaTooNew {
@@ -36,7 +36,7 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     }
     let report = match &args.scope {
         Some(scope) => ctx.open()?.migrate(scope, &migrations)?,
-        None => migrations.apply_to_file(&path).map_err(|e| suggest_scope(e, &path))?,
+        None => migrations.apply_to_file(&path)?,
     };
     if ctx.json {
         out.json(&json!({ "from": report.from, "to": report.to, "applied": report.applied }))?;
@@ -49,16 +49,6 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     }
     out.flush()?;
     Ok(exit::OK)
-}
-
-fn suggest_scope(e: cairn::Error, path: &Path) -> Failure {
-    if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("is a cairn store") {
-        return Failure::Usage(format!(
-            "{} is a cairn store, whose user_version is cairn's own: give --db the database to migrate, or --scope NAME to keep your tables in the store",
-            path.display()
-        ));
-    }
-    Failure::Cairn(e)
 }
 
 pub fn stats(ctx: &Ctx) -> Outcome {

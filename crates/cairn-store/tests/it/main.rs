@@ -6,6 +6,7 @@ mod ledger;
 mod locks;
 mod migrate;
 mod model;
+mod paging;
 mod refusals;
 mod sql;
 mod store;

@@ -283,31 +283,40 @@ impl Engine {
         .map(|n| n == 1)
     }
 
-    /// Fresh keys from `from` (inclusive) to `until` (exclusive, or the end), in key order.
-    pub fn cache_keys(&self, ns: &str, from: &str, until: Option<&str>, now: i64) -> Result<Vec<String>> {
-        self.keys_query(ns, from, until, now).map_err(|e| self.err(e))
+    /// Fresh keys after `after` (exclusive; `""` for the first), at least `from` (inclusive),
+    /// below `until` (exclusive, or the end), in key order, at most `limit` of them.
+    pub fn cache_keys(
+        &self,
+        ns: &str,
+        (from, until): (&str, Option<&str>),
+        after: &str,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        self.keys_query(ns, (from, until), after, limit, now).map_err(|e| self.err(e))
     }
 
     fn keys_query(
         &self,
         ns: &str,
-        from: &str,
-        until: Option<&str>,
+        (from, until): (&str, Option<&str>),
+        after: &str,
+        limit: i64,
         now: i64,
     ) -> rusqlite::Result<Vec<String>> {
         let mut st = match until {
             Some(_) => self.conn.prepare_cached(
-                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key < ?4 \
-                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key > ?5 AND key < ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key LIMIT ?6",
             ),
             None => self.conn.prepare_cached(
-                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 \
-                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key > ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key LIMIT ?5",
             ),
         }?;
         match until {
-            Some(until) => st.query_map(params![ns, from, now, until], |r| r.get(0))?.collect(),
-            None => st.query_map(params![ns, from, now], |r| r.get(0))?.collect(),
+            Some(until) => st.query_map(params![ns, from, now, until, after, limit], |r| r.get(0))?.collect(),
+            None => st.query_map(params![ns, from, now, after, limit], |r| r.get(0))?.collect(),
         }
     }
 
