@@ -17,6 +17,33 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The longest item id, in bytes.
 pub const MAX_ID_BYTES: usize = 4096;
 
+/// How often one store looks for claims whose process died, per namespace: the longest such
+/// a claim waits before `claim_next` hands it out again.
+const DEAD_SCAN_EVERY: Duration = Duration::from_millis(100);
+
+/// When each namespace was last searched for dead holders, by one store.
+#[derive(Debug, Default)]
+pub(crate) struct Scans(std::cell::RefCell<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Scans {
+    /// True (and the time noted) if `ns` was not searched in the last `every`.
+    fn due(&self, ns: &str, every: Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.0.borrow_mut();
+        match last.get_mut(ns) {
+            Some(at) if now.duration_since(*at) < every => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                last.insert(ns.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
 const PENDING: i64 = 0;
 const CLAIMED: i64 = 1;
 const DONE: i64 = 2;
@@ -375,31 +402,51 @@ impl<'a> Ledger<'a> {
         })
     }
 
-    /// Claim the next item of the queue for `worker`: a claim whose lease ran out first, then
-    /// one whose process died (on this host), else the oldest pending item. `None` if there is
-    /// nothing to do.
+    /// Claim the next item of the queue for `worker`: a claim whose process died on this host
+    /// (noticed within 0.1 s), then one whose lease ran out, else the oldest pending item.
+    /// `None` if there is nothing to do.
     pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_name("worker", worker, MAX_ID_BYTES)?;
         validate_lease(lease)?;
         let holder = self.holder_token()?;
+        // Which holding processes are dead is found before the write lock is taken (a plain
+        // read, then /proc), so other workers do not wait on it; the claim below re-checks the
+        // holder under the lock.
+        let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
         self.write(|s| {
+            let dead = if self.in_tx { self.dead_holders()? } else { dead };
+            for d in &dead {
+                if let Some(id) = s.engine.ledger_held_by(self.ns, d)? {
+                    if let Some(claim) = self.claim_in(s, &id, worker, lease, holder.as_deref(), Some(d))? {
+                        return Ok(Some(claim));
+                    }
+                }
+            }
             let now = s.now();
-            if let Some(id) = s.engine.ledger_next_expired(self.ns, now)? {
-                return self.claim_in(s, &id, worker, lease, holder.as_deref(), None);
-            }
-            for dead in s.engine.ledger_holders(self.ns)? {
-                if !crate::process::token_is_dead(&dead) {
-                    continue;
-                }
-                if let Some(id) = s.engine.ledger_held_by(self.ns, &dead)? {
-                    return self.claim_in(s, &id, worker, lease, holder.as_deref(), Some(&dead));
-                }
-            }
-            match s.engine.ledger_next_pending(self.ns)? {
+            let next = match s.engine.ledger_next_expired(self.ns, now)? {
+                Some(id) => Some(id),
+                None => s.engine.ledger_next_pending(self.ns)?,
+            };
+            match next {
                 Some(id) => self.claim_in(s, &id, worker, lease, holder.as_deref(), None),
                 None => Ok(None),
             }
         })
+    }
+
+    /// The processes holding claims in this namespace that are known to be dead. Looked for
+    /// at most every [`DEAD_SCAN_EVERY`] per store and namespace: a worker claiming thousands
+    /// of items a second would otherwise read the claimed part of the queue and `/proc` for
+    /// each one, to find a death that happens once in a long while.
+    fn dead_holders(&self) -> Result<Vec<String>> {
+        self.check_ns()?;
+        if !self.store.ledger_scans.due(self.ns, DEAD_SCAN_EVERY) {
+            return Ok(Vec::new());
+        }
+        let mut holders = self.store.engine.ledger_holders(self.ns)?;
+        let me = crate::process::me();
+        holders.retain(|h| *h != me.name && crate::process::token_is_dead(h));
+        Ok(holders)
     }
 
     fn claim_in(

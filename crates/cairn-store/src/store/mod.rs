@@ -352,6 +352,7 @@ impl Options {
             journal_mode,
             writes: Cell::new(0),
             explicit: Cell::new(false),
+            ledger_scans: crate::ledger::Scans::default(),
             tally: RefCell::new(HashMap::new()),
             policies: RefCell::new(HashMap::new()),
             tx_limits: RefCell::new(HashMap::new()),
@@ -417,6 +418,8 @@ pub struct Store {
     writes: Cell<u64>,
     /// A transaction begun with [`Store::begin_transaction`] is open.
     explicit: Cell<bool>,
+    /// When this handle last looked for claims of dead processes, per ledger namespace.
+    pub(crate) ledger_scans: crate::ledger::Scans,
     tally: RefCell<HashMap<String, Tally>>,
     /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
     /// has to write. Another process's change is seen after this handle is reopened.

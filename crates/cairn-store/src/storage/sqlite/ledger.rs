@@ -62,19 +62,14 @@ pub(crate) const CLAIM: &str =
             OR cairn_ledger.holder = ?7)) \
      RETURNING token";
 
-/// The distinct processes holding claims in a namespace: one probe of the holder index per
-/// process (a skip-scan), however many claims each holds.
-pub(crate) const HOLDERS: &str = "WITH RECURSIVE h(holder) AS ( \
-       SELECT min(holder) FROM cairn_ledger WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL \
-       UNION ALL SELECT (SELECT min(holder) FROM cairn_ledger \
-           WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder > h.holder) \
-       FROM h WHERE holder IS NOT NULL) \
-     SELECT holder FROM h WHERE holder IS NOT NULL";
+/// The distinct processes holding claims in a namespace (expired ones included): a scan of the
+/// claimed part of the queue index, which holds the holder.
+pub(crate) const HOLDERS: &str = "SELECT DISTINCT holder FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder IS NOT NULL";
 
-/// The oldest claim of one holder. Without statistics the planner would rather walk the
-/// whole namespace by primary key; the holder index reaches that holder's claims directly.
-pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger INDEXED BY cairn_ledger_holder \
-     WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
+/// The oldest claim of one holder (by lease expiry, in index order).
+pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
 
 // `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
 // index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.

@@ -96,8 +96,12 @@ CREATE TABLE cairn_lock (
 /// taken over at once on the same host instead of after its whole lease.
 const V3: &str = r#"
 -- holder: `boot/pid/start` of the process whose death frees the claim; NULL: only the lease.
+-- The queue index carries it, so that finding the processes that hold claims reads the index
+-- alone, and a claim or completion (which rewrites the row's index entry anyway) writes no
+-- second index.
 ALTER TABLE cairn_ledger ADD COLUMN holder TEXT;
-CREATE INDEX cairn_ledger_holder ON cairn_ledger (ns, holder) WHERE state = 1 AND holder IS NOT NULL;
+DROP INDEX cairn_ledger_queue;
+CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, seq, holder) WHERE seq IS NOT NULL;
 "#;
 
 /// Version 4: every stored value keeps its kind (bytes, text, int, float, JSON; see
@@ -155,7 +159,7 @@ pub(crate) fn cairn_migrations() -> Migrations<'static> {
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "145e5be4e86a1b1c";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "794447644edc5c44";
 
 #[cfg(test)]
 mod tests {
