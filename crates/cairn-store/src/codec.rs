@@ -248,6 +248,24 @@ impl Decode for Value {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Json<T>(pub T);
 
+/// A value bound to or read from users' own SQL: SQLite's five storage classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// Rows of a query: each a vector of its columns' values.
+pub type Rows = Vec<Vec<SqlValue>>;
+
 impl<T: Serialize> Encode for Json<T> {
     fn encode(&self) -> crate::Result<Cow<'_, [u8]>> {
         serde_json::to_vec(&self.0)

@@ -82,7 +82,7 @@ pub use cache::{
 };
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{Decode, DecodeError, Encode, Json, Value, ValueKind};
+pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
@@ -92,7 +92,6 @@ pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
 pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
-pub use sql::{Rows, SqlValue};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 

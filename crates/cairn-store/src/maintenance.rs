@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::CacheStats;
 use crate::error::{Error, Result};
 use crate::ledger::LedgerCounts;
-use crate::storage::sqlite::{schema, side_file};
+use crate::storage::sqlite::side_file;
 use crate::store::Store;
 
 /// A WAL larger than this means checkpoints are not keeping up (a long-lived reader holds
@@ -189,7 +189,7 @@ impl Store {
         });
 
         let version: i64 = self.engine.pragma_text("user_version")?.parse().unwrap_or(-1);
-        let latest = schema::cairn_migrations().latest();
+        let latest = crate::store::cairn_migrations().latest();
         out.push(if version == latest {
             Finding::ok("schema", format!("version {version}"))
         } else {

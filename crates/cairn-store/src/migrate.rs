@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::storage::sqlite::{Engine, OpenSpec};
+pub(crate) use crate::storage::VersionSlot as Slot;
 
 /// A data-migration function: runs inside the step's transaction.
 type StepFn<'a> = Box<dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a>;
@@ -126,24 +127,6 @@ impl MigrationStatus {
     /// True if the file is ahead of the list: a run would refuse it.
     pub fn is_ahead(&self) -> bool {
         self.current > self.latest
-    }
-}
-
-/// Where a version number is kept.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Slot<'s> {
-    /// `PRAGMA user_version`: users' own files, and cairn's own schema in a store.
-    UserVersion,
-    /// A row of `cairn_migrations`: users' scopes inside a store.
-    Scope(&'s str),
-}
-
-impl Slot<'_> {
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Slot::UserVersion => "user_version",
-            Slot::Scope(s) => s,
-        }
     }
 }
 
@@ -303,10 +286,17 @@ pub(crate) fn run(
             drop(tx);
             return Ok(MigrationReport { from, to: current, applied });
         };
-        engine.apply_step(step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
+        apply_step(engine, step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
             Error::Migration { scope: slot.name().to_owned(), version: next, source: Box::new(e) }
         })?;
         tx.commit()?;
         applied.push(next);
+    }
+}
+
+fn apply_step(engine: &Engine, step: &M<'_>) -> Result<()> {
+    match &step.step {
+        Step::Sql(sql) => engine.run_script(sql),
+        Step::Rust(f) => f(engine.conn()),
     }
 }

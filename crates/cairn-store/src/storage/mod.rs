@@ -1,10 +1,58 @@
-//! The storage engines. Only this module (and the error conversion) names a database crate;
-//! features decide policy and call the engine's operations. PostgreSQL will be a sibling of
+//! The storage floor: the engines and the types they exchange with the layers above. Only
+//! this module (and the error conversion) names a database crate; features decide policy and
+//! call the engine's operations. Nothing here imports a feature or the store: the floor
+//! depends only on the support modules (errors, values). PostgreSQL will be a sibling of
 //! `sqlite/` with the same file names.
 
 pub(crate) mod sqlite;
 
 use crate::codec::ValueKind;
+
+/// What survives a crash. Both levels keep the file consistent: a transaction is there whole
+/// or not at all. They differ in how many of the newest commits a power loss may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode, the default. A crash of the application (a panic,
+    /// `kill -9`, an OOM kill) loses nothing that was committed. A power loss or OS crash may
+    /// lose the last commits before the most recent checkpoint, never corrupt the file.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on stable storage before it returns, so it also
+    /// survives a power loss. Each commit costs an fsync (milliseconds on most disks).
+    Full,
+}
+
+/// A rollback journal to fall back to where WAL is unavailable (network filesystems without
+/// shared memory). Concurrency still works, with readers and the writer excluding each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RollbackJournal {
+    /// `journal_mode=DELETE`.
+    Delete,
+    /// `journal_mode=TRUNCATE`.
+    Truncate,
+    /// `journal_mode=PERSIST`.
+    Persist,
+}
+
+/// Where a schema version number is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VersionSlot<'s> {
+    /// `PRAGMA user_version`: users' own files, and cairn's own schema in a store.
+    UserVersion,
+    /// A row of `cairn_migrations`: users' scopes inside a store.
+    Scope(&'s str),
+}
+
+impl VersionSlot<'_> {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            VersionSlot::UserVersion => "user_version",
+            VersionSlot::Scope(s) => s,
+        }
+    }
+}
 
 /// A stored value as read: its bytes and its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
 use crate::storage::sqlite::{self, schema, Engine, OpenSpec, TxGuard};
+pub use crate::storage::{Durability, RollbackJournal};
 use crate::tx::Tx;
 
 mod file;
@@ -31,34 +32,6 @@ const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const SWEEP_EVERY: u64 = 8;
 // One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per
 // write on average, against at most one entry created per write, so they cannot pile up.
-
-/// What survives a crash. Both levels keep the file consistent: a transaction is there whole
-/// or not at all. They differ in how many of the newest commits a power loss may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Durability {
-    /// `synchronous=NORMAL` in WAL mode, the default. A crash of the application (a panic,
-    /// `kill -9`, an OOM kill) loses nothing that was committed. A power loss or OS crash may
-    /// lose the last commits before the most recent checkpoint, never corrupt the file.
-    #[default]
-    Normal,
-    /// `synchronous=FULL`: every commit is on stable storage before it returns, so it also
-    /// survives a power loss. Each commit costs an fsync (milliseconds on most disks).
-    Full,
-}
-
-/// A rollback journal to fall back to where WAL is unavailable (network filesystems without
-/// shared memory). Concurrency still works, with readers and the writer excluding each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RollbackJournal {
-    /// `journal_mode=DELETE`.
-    Delete,
-    /// `journal_mode=TRUNCATE`.
-    Truncate,
-    /// `journal_mode=PERSIST`.
-    Persist,
-}
 
 /// How to open a [`Store`]. Defaults: busy timeout 5 s, [`Durability::Normal`], WAL required,
 /// read-write, the system clock, fill timeout 30 s.
@@ -219,7 +192,7 @@ impl Options {
         }
         let journal = engine.enable_wal(self.fallback)?;
         engine.set_durability(self.durability, &journal)?;
-        let migrations = schema::cairn_migrations();
+        let migrations = cairn_migrations();
         if id.is_cairn() && id.user_version == migrations.latest() {
             // Up to date: skip the runner, which would take the write lock just to look.
             check_schema(&engine, path)?;
@@ -270,7 +243,7 @@ impl Options {
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
-        let latest = schema::cairn_migrations().latest();
+        let latest = cairn_migrations().latest();
         let found = id.user_version;
         if found < 0 {
             return Err(Error::Corrupt {
@@ -310,7 +283,7 @@ impl Options {
         self.validate()?;
         let engine = Engine::open(&self.spec(None, false))?;
         engine.set_durability(self.durability, "memory")?;
-        migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|_, _| Ok(()))?;
+        migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(()))?;
         Ok(self.into_store(engine, "memory".into(), false))
     }
 
@@ -358,6 +331,21 @@ impl Options {
             tx_limits: RefCell::new(HashMap::new()),
         }
     }
+}
+
+/// cairn's own schema as a list of migrations for the runner.
+pub(crate) fn cairn_migrations() -> Migrations<'static> {
+    use crate::migrate::M;
+    use schema::SchemaStep;
+    Migrations::new(
+        schema::STEPS
+            .iter()
+            .map(|step| match step {
+                SchemaStep::Sql(sql) => M::up(sql),
+                SchemaStep::Data(f) => M::up_with(f),
+            })
+            .collect(),
+    )
 }
 
 /// A file that says it is a current cairn store must have cairn's tables as the migrations

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::store::{Durability, RollbackJournal};
+use crate::storage::{Durability, RollbackJournal};
 
 /// `PRAGMA application_id` of every cairn store: "carn" in ASCII. A non-empty file without it
 /// belongs to someone else and is never written.

@@ -1,10 +1,10 @@
-//! cairn's own schema, as steps of the public migration runner on `PRAGMA user_version`.
+//! cairn's own schema, as steps that the store hands to the public migration runner on
+//! `PRAGMA user_version`.
 //!
 //! Append new steps; never edit a released one. Users' own migration scopes in the same file
 //! are versioned in `cairn_migrations`, never in `user_version`, so the two cannot collide.
 
 use crate::codec::ValueKind;
-use crate::migrate::{Migrations, M};
 
 /// Version 1: the cache, its per-namespace sizes and settings, fill markers for
 /// compute-once, and the version table of users' migration scopes.
@@ -150,10 +150,17 @@ fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> crate
     Ok(())
 }
 
-/// The store's own migrations.
-pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up_with(v4_guess_kinds)])
+/// One step of cairn's own schema.
+pub(crate) enum SchemaStep {
+    /// SQL statements.
+    Sql(&'static str),
+    /// A data migration on the connection.
+    Data(fn(&rusqlite::Connection) -> crate::Result<()>),
 }
+
+/// cairn's own schema: step `i` takes a store to version `i + 1`. Append; never edit.
+pub(crate) const STEPS: &[SchemaStep] =
+    &[SchemaStep::Sql(V1), SchemaStep::Sql(V2), SchemaStep::Sql(V3), SchemaStep::Data(v4_guess_kinds)];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
@@ -166,6 +173,7 @@ mod tests {
     use super::*;
     use crate::migrate::{self, Slot};
     use crate::storage::sqlite::{Engine, OpenSpec};
+    use crate::store::cairn_migrations;
 
     #[test]
     fn the_fingerprint_is_what_the_migrations_produce() {

@@ -8,8 +8,8 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 
 use super::Engine;
+use crate::codec::{Rows, SqlValue};
 use crate::error::{Error, Result};
-use crate::sql::{Rows, SqlValue};
 
 /// Whether the statement being compiled is the user's, and why it was refused if it was.
 #[derive(Debug, Default)]
