@@ -411,15 +411,19 @@ impl<'a> Cache<'a> {
             if let Some(v) = s.engine.cache_get(self.ns, key, now)?.filter(|v| usable(&v.bytes)) {
                 return Ok(Fill::Hit(v));
             }
-            match s.engine.fill_get(self.ns, key)? {
+            let dead = match s.engine.fill_get(self.ns, key)? {
                 Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
-                    Ok(Fill::Wait)
+                    return Ok(Fill::Wait)
                 }
-                _ => {
-                    s.engine.fill_claim(self.ns, key, owner, deadline(now, s.fill_timeout))?;
-                    Ok(Fill::Mine)
-                }
-            }
+                Some((owner, _)) => Some(owner),
+                None => None,
+            };
+            let until = deadline(now, s.fill_timeout);
+            Ok(if s.engine.fill_try_claim(self.ns, key, owner, until, now, dead.as_deref())? {
+                Fill::Mine
+            } else {
+                Fill::Wait
+            })
         })
     }
 
@@ -530,7 +534,7 @@ enum Fill {
     Wait,
 }
 
-fn limits_of(row: &crate::storage::sqlite::NsRow) -> CacheLimits {
+fn limits_of(row: &crate::storage::NsRow) -> CacheLimits {
     CacheLimits {
         max_entries: row.max_entries,
         max_bytes: row.max_bytes,

@@ -8,7 +8,7 @@ use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
-use crate::storage::sqlite::ledger::ItemRow;
+use crate::storage::ItemRow;
 use crate::store::Store;
 
 /// How many times an item may fail before it is given up, unless set with
@@ -44,10 +44,7 @@ impl Scans {
     }
 }
 
-const PENDING: i64 = 0;
-const CLAIMED: i64 = 1;
-const DONE: i64 = 2;
-const FAILED: i64 = 3;
+use crate::storage::{CLAIMED, DONE, FAILED, PENDING};
 
 /// Where an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,14 +304,8 @@ impl<'a> Ledger<'a> {
     /// Record many ids as done in one transaction; returns how many were newly done.
     pub fn mark_done_many<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
-        self.write(|s| {
-            let now = s.now();
-            let mut n = 0;
-            for id in &ids {
-                n += u64::from(s.engine.ledger_mark_done(self.ns, id.as_ref(), None, now)?);
-            }
-            Ok(n)
-        })
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.write(|s| s.engine.ledger_mark_done_many(self.ns, &ids, s.now()))
     }
 
     fn check_ns(&self) -> Result<()> {
@@ -333,19 +324,11 @@ impl<'a> Ledger<'a> {
     pub fn filter_new<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
         self.check_ns()?;
         let ids = collect_ids(ids)?;
-        let e = &self.store.engine;
-        // Inside a transaction the reads already share its snapshot.
-        let snapshot = if self.in_tx || e.in_transaction() { None } else { Some(e.begin_read()?) };
-        let mut todo = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !matches!(e.ledger_state(self.ns, id.as_ref())?, Some(DONE | FAILED)) {
-                todo.push(id);
-            }
-        }
-        if let Some(tx) = snapshot {
-            tx.commit()?;
-        }
-        Ok(todo)
+        let settled = {
+            let refs: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+            self.store.engine.ledger_filter_settled(self.ns, &refs)?
+        };
+        Ok(ids.into_iter().zip(settled).filter(|(_, settled)| !settled).map(|(id, _)| id).collect())
     }
 
     /// The result stored with a done item.
@@ -415,22 +398,20 @@ impl<'a> Ledger<'a> {
         let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
         self.write(|s| {
             let dead = if self.in_tx { self.dead_holders()? } else { dead };
+            let now = s.now();
+            let lease_until = deadline(now, lease);
+            let holder = holder.as_deref();
+            let mut claimed = None;
             for d in &dead {
-                if let Some(id) = s.engine.ledger_held_by(self.ns, d)? {
-                    if let Some(claim) = self.claim_in(s, &id, worker, lease, holder.as_deref(), Some(d))? {
-                        return Ok(Some(claim));
-                    }
+                claimed = s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)?;
+                if claimed.is_some() {
+                    break;
                 }
             }
-            let now = s.now();
-            let next = match s.engine.ledger_next_expired(self.ns, now)? {
-                Some(id) => Some(id),
-                None => s.engine.ledger_next_pending(self.ns)?,
-            };
-            match next {
-                Some(id) => self.claim_in(s, &id, worker, lease, holder.as_deref(), None),
-                None => Ok(None),
+            if claimed.is_none() {
+                claimed = s.engine.ledger_claim_next(self.ns, worker, lease_until, now, holder)?;
             }
+            Ok(claimed.map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until }))
         })
     }
 
@@ -540,36 +521,22 @@ impl<'a> Ledger<'a> {
 
     fn record_failure(&self, s: &Store, id: &str, claim: Option<&Claim>, error: &str) -> Result<ItemState> {
         let now = s.now();
-        let row = s.engine.ledger_item(self.ns, id)?;
-        if let Some(row) = &row {
-            if matches!(row.state, DONE | FAILED) && claim.is_none() {
-                return Ok(ItemState::of(row, now));
-            }
-        }
-        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let give_up = attempts >= i64::from(self.max_attempts);
-        let (state, seq) =
-            if give_up { (FAILED, None) } else { (PENDING, Some(s.engine.ledger_reserve_seq(self.ns, 1)?)) };
         let fenced = claim.map(|c| (c.worker.as_str(), c.token));
-        if !s.engine.ledger_fail(self.ns, id, fenced, error, state, seq, now)? {
-            return Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost));
+        match s.engine.ledger_fail(self.ns, id, fenced, error, self.max_attempts, now)? {
+            Some(PENDING) => Ok(ItemState::Pending),
+            Some(DONE) => Ok(ItemState::Done),
+            Some(FAILED) => Ok(ItemState::Failed),
+            Some(_) => Ok(ItemState::Claimed),
+            None => Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost)),
         }
-        Ok(if give_up { ItemState::Failed } else { ItemState::Pending })
     }
 
     /// Queue ids for [`Ledger::claim_next`], in order. Ids the ledger knows already (queued,
     /// claimed, done or failed) are skipped. Returns how many were queued.
     pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
-        self.write(|s| {
-            let now = s.now();
-            let first = s.engine.ledger_reserve_seq(self.ns, ids.len() as i64)?;
-            let mut n = 0;
-            for (i, id) in ids.iter().enumerate() {
-                n += u64::from(s.engine.ledger_enqueue(self.ns, id.as_ref(), first + i as i64, now)?);
-            }
-            Ok(n)
-        })
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.write(|s| s.engine.ledger_enqueue_many(self.ns, &ids, s.now()))
     }
 
     /// How many items stand where.

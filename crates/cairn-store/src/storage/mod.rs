@@ -69,3 +69,66 @@ impl Stored {
         Stored { bytes, kind }
     }
 }
+
+/// A fresh entry: its value and expiry.
+pub(crate) struct EntryRow {
+    pub value: Stored,
+    pub expires_at: Option<i64>,
+}
+
+/// A namespace's counters and settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NsRow {
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_entries: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub lru: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+/// One ledger row, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub state: i64,
+    pub seq: Option<i64>,
+    pub attempts: i64,
+    pub worker: Option<String>,
+    pub result: Option<Stored>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone)]
+pub(crate) struct HolderRow {
+    pub owner: String,
+    pub boot_id: String,
+    pub pid: i64,
+    pub pid_start: i64,
+    pub expires_at: i64,
+}
+
+/// Who takes a lock.
+pub(crate) struct Taker<'a> {
+    pub owner: &'a str,
+    pub boot_id: &'a str,
+    pub pid: i64,
+    pub pid_start: i64,
+}
+
+/// Page counts of the main database file.
+pub(crate) struct Pages {
+    pub page_size: u64,
+    pub page_count: u64,
+    pub freelist: u64,
+}
+
+/// The stored ledger states (features decide what they mean; see `crate::ledger`).
+pub(crate) const PENDING: i64 = 0;
+pub(crate) const CLAIMED: i64 = 1;
+pub(crate) const DONE: i64 = 2;
+pub(crate) const FAILED: i64 = 3;

@@ -6,26 +6,7 @@ use rusqlite::params;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::Stored;
-
-/// A fresh entry: its value and expiry.
-pub(crate) struct EntryRow {
-    pub value: Stored,
-    pub expires_at: Option<i64>,
-}
-
-/// A namespace's counters and settings.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NsRow {
-    pub entries: u64,
-    pub bytes: u64,
-    pub max_entries: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub lru: bool,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-}
+use crate::storage::{EntryRow, NsRow, Stored};
 
 const GET_TOUCH: &str = "UPDATE cairn_cache SET touched = ?4 \
                          WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value, kind";
@@ -450,13 +431,23 @@ impl Engine {
         )
     }
 
-    pub fn fill_claim(&self, ns: &str, key: &str, owner: &str, expires_at: i64) -> Result<()> {
-        self.exec(
+    /// Take the fill marker of a key for `owner` until `expires_at`, if nobody holds a live one:
+    /// it is absent, expired, or held by `dead` (an owner found dead). True if taken.
+    pub fn fill_try_claim(
+        &self,
+        ns: &str,
+        key: &str,
+        owner: &str,
+        expires_at: i64,
+        now: i64,
+        dead: Option<&str>,
+    ) -> Result<bool> {
+        Ok(self.exec(
             "INSERT INTO cairn_cache_fill (ns, key, owner, expires_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (ns, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-            params![ns, key, owner, expires_at],
-        )
-        .map(drop)
+             ON CONFLICT (ns, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE cairn_cache_fill.expires_at <= ?5 OR cairn_cache_fill.owner = ?6",
+            params![ns, key, owner, expires_at, now, dead],
+        )? == 1)
     }
 
     pub fn fill_release(&self, ns: &str, key: &str, owner: &str) -> Result<()> {

@@ -6,20 +6,7 @@ use rusqlite::params;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::Stored;
-
-/// One ledger row, as stored.
-#[derive(Debug, Clone)]
-pub(crate) struct ItemRow {
-    pub id: String,
-    pub state: i64,
-    pub seq: Option<i64>,
-    pub attempts: i64,
-    pub worker: Option<String>,
-    pub result: Option<Stored>,
-    pub error: Option<String>,
-    pub updated_at: i64,
-}
+use crate::storage::{ItemRow, Stored, DONE, FAILED, PENDING};
 
 const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at, result_kind";
 
@@ -197,6 +184,101 @@ impl Engine {
         self.row(NEXT_PENDING, params![ns], |r| r.get(0))
     }
 
+    /// Claim the next item for `worker`: the claim whose lease ran out first, else the oldest
+    /// pending item. Its id and new fencing token.
+    pub fn ledger_claim_next(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+    ) -> Result<Option<(String, i64)>> {
+        let id = match self.ledger_next_expired(ns, now)? {
+            Some(id) => id,
+            None => match self.ledger_next_pending(ns)? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)?.map(|token| (id, token)))
+    }
+
+    /// Take over the oldest claim of `dead` (a holder found dead) for `worker`.
+    pub fn ledger_claim_held_by(
+        &self,
+        ns: &str,
+        dead: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+    ) -> Result<Option<(String, i64)>> {
+        let Some(id) = self.ledger_held_by(ns, dead)? else { return Ok(None) };
+        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead))?.map(|token| (id, token)))
+    }
+
+    /// Which of `ids` are settled (done or given up), from one snapshot.
+    pub fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>> {
+        // Inside a transaction the reads already share its snapshot.
+        let snapshot = if self.in_transaction() { None } else { Some(self.begin_read()?) };
+        let mut settled = Vec::with_capacity(ids.len());
+        for id in ids {
+            settled.push(matches!(self.ledger_state(ns, id)?, Some(DONE | FAILED)));
+        }
+        if let Some(tx) = snapshot {
+            tx.commit()?;
+        }
+        Ok(settled)
+    }
+
+    /// Mark every id done; how many were not done before.
+    pub fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += u64::from(self.ledger_mark_done(ns, id, None, now)?);
+        }
+        Ok(n)
+    }
+
+    /// Queue the ids the ledger does not know yet, in order; how many.
+    pub fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
+        let first = self.ledger_reserve_seq(ns, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
+        let mut n = 0;
+        for (seq, id) in (first..).zip(ids) {
+            n += u64::from(self.ledger_enqueue(ns, id, seq, now)?);
+        }
+        Ok(n)
+    }
+
+    /// Record a failure of `id`: one more attempt, and the item pending again at the back of
+    /// the queue, or given up once it has had `max_attempts`. With a claim (`worker`, `token`)
+    /// only that claim may fail it. The state it is left in; a done or given-up item failed
+    /// without a claim is left as it is. `None` if the claim no longer holds (fenced).
+    pub fn ledger_fail(
+        &self,
+        ns: &str,
+        id: &str,
+        claim: Option<(&str, i64)>,
+        error: &str,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let row = self.ledger_item(ns, id)?;
+        if let Some(row) = &row {
+            if matches!(row.state, DONE | FAILED) && claim.is_none() {
+                return Ok(Some(row.state));
+            }
+        }
+        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
+        let (state, seq) = if attempts >= i64::from(max_attempts) {
+            (FAILED, None)
+        } else {
+            (PENDING, Some(self.ledger_reserve_seq(ns, 1)?))
+        };
+        Ok(self.ledger_fail_row(ns, id, claim, error, state, seq, now)?.then_some(state))
+    }
+
     /// Move a live claim's lease. False if the claim is no longer this one (fenced).
     pub fn ledger_extend(
         &self,
@@ -234,7 +316,7 @@ impl Engine {
     /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
     /// With a claim (`worker`, `token`), only that claim may fail the item.
     #[allow(clippy::too_many_arguments)]
-    pub fn ledger_fail(
+    fn ledger_fail_row(
         &self,
         ns: &str,
         id: &str,

@@ -4,13 +4,7 @@ use std::path::Path;
 
 use super::Engine;
 use crate::error::Result;
-
-/// Page counts of the main database file.
-pub(crate) struct Pages {
-    pub page_size: u64,
-    pub page_count: u64,
-    pub freelist: u64,
-}
+use crate::storage::Pages;
 
 impl Engine {
     /// A consistent, compacted copy of the database into `dest` (which must not exist or be

@@ -24,7 +24,7 @@ mod migrate;
 pub(crate) mod schema;
 mod user_sql;
 
-pub(crate) use cache::{NsRow, SWEEP_MANY_BATCH};
+pub(crate) use cache::SWEEP_MANY_BATCH;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
