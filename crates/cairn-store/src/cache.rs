@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
+use crate::storage::EngineOps;
 use crate::storage::Stored;
 use crate::store::Store;
 

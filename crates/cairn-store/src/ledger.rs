@@ -8,6 +8,7 @@ use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
+use crate::storage::EngineOps;
 use crate::storage::ItemRow;
 use crate::store::Store;
 

@@ -16,6 +16,7 @@ use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::error::{Error, Result};
 use crate::process;
+use crate::storage::EngineOps;
 use crate::storage::Taker;
 use crate::store::Store;
 

@@ -9,6 +9,7 @@ use crate::cache::CacheStats;
 use crate::error::{Error, Result};
 use crate::ledger::LedgerCounts;
 use crate::storage::sqlite::side_file;
+use crate::storage::EngineOps;
 use crate::store::Store;
 
 /// A WAL larger than this means checkpoints are not keeping up (a long-lived reader holds
@@ -188,7 +189,7 @@ impl Store {
             )
         });
 
-        let version: i64 = self.engine.pragma_text("user_version")?.parse().unwrap_or(-1);
+        let version = self.engine.read_version(crate::storage::VersionSlot::UserVersion)?;
         let latest = crate::store::cairn_migrations().latest();
         out.push(if version == latest {
             Finding::ok("schema", format!("version {version}"))

@@ -5,8 +5,9 @@ use std::fmt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::storage::sqlite::{Engine, OpenSpec};
+use crate::storage::sqlite::{self, OpenSpec};
 pub(crate) use crate::storage::VersionSlot as Slot;
+use crate::storage::{Engine, EngineOps};
 
 /// A data-migration function: runs inside the step's transaction.
 type StepFn<'a> = Box<dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a>;
@@ -230,15 +231,15 @@ fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
         crate::store::prepare_file(path)?;
     }
     crate::storage::sqlite::check_header(path)?;
-    let engine = Engine::open(&OpenSpec {
+    let engine = Engine::Sqlite(sqlite::Engine::open(&OpenSpec {
         path: Some(path),
         read_only,
         create: !read_only,
         immutable: false,
         busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         vfs: None,
-    })?;
-    if engine.identity()?.is_cairn() {
+    })?);
+    if engine.sqlite().identity()?.is_cairn() {
         return Err(Error::invalid(format!(
             "{} is a cairn store, whose user_version is cairn's own: migrate your tables inside it under a scope \
              name of yours (Store::migrate, or `cairn migrate --scope NAME`), or give the path of your own database",
@@ -297,6 +298,6 @@ pub(crate) fn run(
 fn apply_step(engine: &Engine, step: &M<'_>) -> Result<()> {
     match &step.step {
         Step::Sql(sql) => engine.run_script(sql),
-        Step::Rust(f) => f(engine.conn()),
+        Step::Rust(f) => f(engine.sqlite().conn()),
     }
 }

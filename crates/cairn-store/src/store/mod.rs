@@ -14,8 +14,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
-use crate::storage::sqlite::{self, schema, Engine, OpenSpec, TxGuard};
+use crate::storage::sqlite::{self, schema, OpenSpec};
 pub use crate::storage::{Durability, RollbackJournal};
+use crate::storage::{Engine, EngineOps, TxGuard};
 use crate::tx::Tx;
 
 mod file;
@@ -175,14 +176,14 @@ impl Options {
             }
             return Err(Error::ReadOnly { path: path.to_path_buf(), detail: why.reason });
         }
-        let engine = Engine::open(&self.spec(Some(path), false))?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(Some(path), false))?);
         // Read who owns the file before anything writes to it: even the switch to WAL is a
         // write, and a file of another application must stay byte-for-byte untouched.
-        let id = engine.identity()?;
+        let id = engine.sqlite().identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
-        if engine.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        if engine.sqlite().conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::ReadOnly {
                 path: path.to_path_buf(),
                 detail: "SQLite opened it read-only: check the permissions of the file, of its \
@@ -190,8 +191,8 @@ impl Options {
                     .into(),
             });
         }
-        let journal = engine.enable_wal(self.fallback)?;
-        engine.set_durability(self.durability, &journal)?;
+        let journal = engine.sqlite().enable_wal(self.fallback)?;
+        engine.sqlite().set_durability(self.durability, &journal)?;
         let migrations = cairn_migrations();
         if id.is_cairn() && id.user_version == migrations.latest() {
             // Up to date: skip the runner, which would take the write lock just to look.
@@ -201,7 +202,7 @@ impl Options {
         migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
             // Re-checked under the write lock: another program may have created the file
             // between our first look and now.
-            let id = e.identity()?;
+            let id = e.sqlite().identity()?;
             if version == 0 && !id.is_fresh() && !id.is_cairn() {
                 return Err(foreign(path, id));
             }
@@ -238,8 +239,8 @@ impl Options {
         // through, so no.
         spec.immutable =
             unwritable(path).is_some_and(|u| u.no_side_files) && !sqlite::side_file(path, "-wal").exists();
-        let engine = Engine::open(&spec)?;
-        let id = engine.identity()?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&spec)?);
+        let id = engine.sqlite().identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
@@ -268,12 +269,12 @@ impl Options {
             });
         }
         check_schema(&engine, path)?;
-        engine.set_query_only()?;
+        engine.sqlite().set_query_only()?;
         let journal = if spec.immutable && sqlite::header_says_wal(path) {
             // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
             "wal".to_string()
         } else {
-            engine.pragma_text("journal_mode")?
+            engine.sqlite().pragma_text("journal_mode")?
         };
         Ok(self.into_store(engine, journal, true))
     }
@@ -281,8 +282,8 @@ impl Options {
     /// A private in-memory store, gone when dropped: for tests and examples.
     pub fn open_in_memory(self) -> Result<Store> {
         self.validate()?;
-        let engine = Engine::open(&self.spec(None, false))?;
-        engine.set_durability(self.durability, "memory")?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(None, false))?);
+        engine.sqlite().set_durability(self.durability, "memory")?;
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(()))?;
         Ok(self.into_store(engine, "memory".into(), false))
     }
@@ -351,7 +352,7 @@ pub(crate) fn cairn_migrations() -> Migrations<'static> {
 /// A file that says it is a current cairn store must have cairn's tables as the migrations
 /// made them; otherwise every later statement would fail with an internal "no such column".
 fn check_schema(engine: &Engine, path: &Path) -> Result<()> {
-    if engine.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
+    if engine.sqlite().schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
         return Ok(());
     }
     Err(Error::Corrupt {
@@ -822,7 +823,7 @@ mod tests {
         let path = dir.path().join("s.db");
         let holder = Store::open(&path)?;
         let waiter = Options::new().busy_timeout(Duration::from_secs(60)).open(&path)?;
-        let waits = waiter.engine.waits();
+        let waits = waiter.engine.sqlite().waits();
         holder.begin_transaction()?;
         holder.current_transaction().map(|tx| tx.cache("n").incr("x", 1, None)).transpose()?;
         let writer = std::thread::spawn(move || waiter.cache("n").incr("x", 1, None));

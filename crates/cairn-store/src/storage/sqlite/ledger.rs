@@ -70,7 +70,7 @@ impl Engine {
         Ok(self.row(IS_DONE, params![ns, id], |_| Ok(()))?.is_some())
     }
 
-    pub fn ledger_state(&self, ns: &str, id: &str) -> Result<Option<i64>> {
+    fn ledger_state(&self, ns: &str, id: &str) -> Result<Option<i64>> {
         self.row(STATE, params![ns, id], |r| r.get(0))
     }
 
@@ -95,7 +95,7 @@ impl Engine {
     }
 
     /// Reserve `n` queue positions in a namespace; returns the first.
-    pub fn ledger_reserve_seq(&self, ns: &str, n: i64) -> Result<i64> {
+    fn ledger_reserve_seq(&self, ns: &str, n: i64) -> Result<i64> {
         let end: i64 = self
             .row(
                 "INSERT INTO cairn_ledger_ns (ns, next_seq) VALUES (?1, ?2) \
@@ -108,7 +108,7 @@ impl Engine {
     }
 
     /// Queue an item unless the ledger knows it already. True if queued.
-    pub fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
+    fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
         Ok(self.exec(
             "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at) VALUES (?1, ?2, 0, ?3, ?4) \
              ON CONFLICT (ns, id) DO NOTHING",
@@ -141,7 +141,7 @@ impl Engine {
     }
 
     /// The oldest item `holder` holds a claim on in `ns`.
-    pub fn ledger_held_by(&self, ns: &str, holder: &str) -> Result<Option<String>> {
+    fn ledger_held_by(&self, ns: &str, holder: &str) -> Result<Option<String>> {
         self.row(HELD_BY, params![ns, holder], |r| r.get(0))
     }
 
@@ -175,12 +175,12 @@ impl Engine {
     }
 
     /// The claim whose lease ran out first.
-    pub fn ledger_next_expired(&self, ns: &str, now: i64) -> Result<Option<String>> {
+    fn ledger_next_expired(&self, ns: &str, now: i64) -> Result<Option<String>> {
         self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))
     }
 
     /// The oldest pending item.
-    pub fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
+    fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
         self.row(NEXT_PENDING, params![ns], |r| r.get(0))
     }
 
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
         let store = Store::open_in_memory()?;
-        let e = &store.engine;
+        let e = store.engine.sqlite();
         e.begin_immediate()?;
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));

@@ -177,17 +177,19 @@ mod tests {
 
     #[test]
     fn the_fingerprint_is_what_the_migrations_produce() {
-        let engine = Engine::open(&OpenSpec {
-            path: None,
-            read_only: false,
-            create: true,
-            immutable: false,
-            busy_timeout: std::time::Duration::from_secs(1),
-            vfs: None,
-        })
-        .unwrap();
+        let engine = crate::storage::Engine::Sqlite(
+            Engine::open(&OpenSpec {
+                path: None,
+                read_only: false,
+                create: true,
+                immutable: false,
+                busy_timeout: std::time::Duration::from_secs(1),
+                vfs: None,
+            })
+            .unwrap(),
+        );
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
-        assert_eq!(engine.schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+        assert_eq!(engine.sqlite().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
     }
 
     /// A store written at version 2 (before values kept their kind) opens as a current store
