@@ -5,13 +5,15 @@
 //! miss everywhere, whether or not it has been removed yet. Removal happens in [`Cache::sweep`],
 //! [`Store::sweep`], and a few at a time with every eighth write of a store.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
 use crate::storage::EngineOps;
-use crate::storage::Stored;
+use crate::storage::{Engine, Stored};
 use crate::store::Store;
 
 /// The longest key, in bytes.
@@ -128,14 +130,14 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         let found = self.lookup(key)?;
-        self.store.count(self.ns, found.is_some());
+        self.store.cache.count(self.ns, found.is_some(), self.store.is_read_only());
         found.map(|v| self.decode(key, v)).transpose()
     }
 
     /// A fresh value, without counting a hit or a miss.
     fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
-        if !s.is_lru(self.ns)? || s.is_read_only() {
+        if s.is_read_only() || !s.cache.is_lru(&s.engine, self.ns)? {
             return s.engine.cache_get(self.ns, key, s.now());
         }
         // A hit must record its use, which makes it a (small) write.
@@ -280,8 +282,8 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             let lru = limits.eviction == Eviction::LeastRecentlyUsed;
             s.engine.cache_set_limits(self.ns, limits.max_entries, limits.max_bytes, lru)?;
-            s.forget_policy(self.ns);
-            s.remember_tx_limits(self.ns, limits);
+            s.cache.forget_policy(self.ns);
+            s.cache.remember_tx_limits(self.ns, limits);
             if limits.bounded() {
                 self.enforce(s, "", &limits)?;
             }
@@ -306,7 +308,7 @@ impl<'a> Cache<'a> {
         } else {
             self.store.engine.cache_count(self.ns)?
         };
-        let pending = self.store.pending_tally(self.ns);
+        let pending = self.store.cache.pending_counts(self.ns);
         Ok(CacheStats {
             entries,
             bytes,
@@ -374,10 +376,10 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-            self.store.count(self.ns, true);
+            self.store.cache.count(self.ns, true, self.store.is_read_only());
             return Ok(self.decode(key, v)?);
         }
-        self.store.count(self.ns, false);
+        self.store.cache.count(self.ns, false, self.store.is_read_only());
         if self.in_tx {
             let value = compute()?;
             self.set(key, &value, ttl)?;
@@ -489,11 +491,11 @@ impl<'a> Cache<'a> {
     /// The bounds, read once per write transaction: while it holds the write lock no other
     /// process can change them.
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
-        if let Some(limits) = s.tx_limits(self.ns) {
+        if let Some(limits) = s.cache.tx_limits(self.ns) {
             return Ok(limits);
         }
         let limits = s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default();
-        s.remember_tx_limits(self.ns, limits);
+        s.cache.remember_tx_limits(self.ns, limits);
         Ok(limits)
     }
 
@@ -526,6 +528,124 @@ impl<'a> Cache<'a> {
             expected,
             detail,
         })
+    }
+}
+
+/// Every this many write transactions of a store, one also removes a few expired entries.
+const SWEEP_EVERY: u64 = 8;
+// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per write on
+// average, against at most one entry created per write, so they cannot pile up.
+
+/// Hits and misses counted in memory, written with the next write transaction.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// What the cache keeps per store handle between operations. Counting each read in the file
+/// would turn every read into a write, so hits and misses wait here for the next write
+/// transaction; a namespace's eviction policy is read once; its bounds once per transaction
+/// (while the write lock is held, no other process can change them).
+#[derive(Debug, Default)]
+pub(crate) struct CacheState {
+    counts: RefCell<HashMap<String, Tally>>,
+    /// Per namespace: do hits record their use (least recently used eviction)? Another
+    /// process's change is seen after the store is reopened.
+    policies: RefCell<HashMap<String, bool>>,
+    /// Bounds read during the current write transaction (cleared at each BEGIN).
+    tx_limits: RefCell<HashMap<String, CacheLimits>>,
+    writes: Cell<u64>,
+}
+
+impl CacheState {
+    pub(crate) fn count(&self, ns: &str, hit: bool, read_only: bool) {
+        if read_only {
+            return;
+        }
+        let mut counts = self.counts.borrow_mut();
+        let t = match counts.get_mut(ns) {
+            Some(t) => t,
+            None => counts.entry(ns.to_owned()).or_default(),
+        };
+        if hit {
+            t.hits += 1;
+        } else {
+            t.misses += 1;
+        }
+    }
+
+    pub(crate) fn has_pending_counts(&self) -> bool {
+        !self.counts.borrow().is_empty()
+    }
+
+    pub(crate) fn pending_counts(&self, ns: &str) -> Tally {
+        self.counts.borrow().get(ns).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn take_counts(&self) -> HashMap<String, Tally> {
+        self.counts.take()
+    }
+
+    /// Put back counts whose write was rolled back.
+    pub(crate) fn restore_counts(&self, counts: HashMap<String, Tally>) {
+        let mut mine = self.counts.borrow_mut();
+        for (ns, t) in counts {
+            let e = mine.entry(ns).or_default();
+            e.hits += t.hits;
+            e.misses += t.misses;
+        }
+    }
+
+    /// What rides along with every write transaction before it commits: the counts gathered
+    /// by reads, and every [`SWEEP_EVERY`]th time a small sweep of expired entries.
+    pub(crate) fn ride_along(
+        &self,
+        engine: &Engine,
+        counts: &HashMap<String, Tally>,
+        now: i64,
+    ) -> Result<()> {
+        // In name order, so that two stores flushing the same namespaces lock them in the same
+        // order (which matters to an engine with row locks).
+        let mut names: Vec<&String> = counts.keys().collect();
+        names.sort();
+        for ns in names {
+            let t = counts[ns];
+            engine.cache_add_tally(ns, t.hits, t.misses)?;
+        }
+        let n = self.writes.get();
+        self.writes.set(n.wrapping_add(1));
+        if n % SWEEP_EVERY == 0 {
+            engine.cache_sweep(now, false)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn begin_transaction(&self) {
+        self.tx_limits.borrow_mut().clear();
+    }
+
+    /// Whether hits in `ns` must record their use (least-recently-used eviction).
+    pub(crate) fn is_lru(&self, engine: &Engine, ns: &str) -> Result<bool> {
+        if let Some(&lru) = self.policies.borrow().get(ns) {
+            return Ok(lru);
+        }
+        let row = engine.cache_ns(ns)?.unwrap_or_default();
+        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
+        self.policies.borrow_mut().insert(ns.to_owned(), lru);
+        Ok(lru)
+    }
+
+    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
+        self.tx_limits.borrow().get(ns).copied()
+    }
+
+    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
+        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
+    }
+
+    pub(crate) fn forget_policy(&self, ns: &str) {
+        self.policies.borrow_mut().remove(ns);
     }
 }
 

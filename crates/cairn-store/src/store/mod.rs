@@ -1,14 +1,13 @@
 //! Opening a store: options, durability, file safety, and the write-transaction core that
 //! every feature's operations run through.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheLimits};
+use crate::cache::{Cache, CacheState};
 use crate::checkpoint::Checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -29,10 +28,6 @@ pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_FILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Busy timeouts are capped here: SQLite takes milliseconds as a C int.
 const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// Every this many write transactions, one also removes a few expired entries.
-const SWEEP_EVERY: u64 = 8;
-// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per
-// write on average, against at most one entry created per write, so they cannot pile up.
 
 /// How to open a [`Store`]. Defaults: busy timeout 5 s, [`Durability::Normal`], WAL required,
 /// read-write, the system clock, fill timeout 30 s.
@@ -324,12 +319,9 @@ impl Options {
             fill_timeout: self.fill_timeout,
             read_only,
             journal_mode,
-            writes: Cell::new(0),
             explicit: Cell::new(false),
             ledger_scans: crate::ledger::Scans::default(),
-            tally: RefCell::new(HashMap::new()),
-            policies: RefCell::new(HashMap::new()),
-            tx_limits: RefCell::new(HashMap::new()),
+            cache: CacheState::default(),
         }
     }
 }
@@ -371,13 +363,6 @@ fn foreign(path: &Path, id: sqlite::Identity) -> Error {
     }
 }
 
-/// Hits and misses counted in memory, written with the next write transaction.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Tally {
-    pub hits: u64,
-    pub misses: u64,
-}
-
 /// A handle on one cairn database file.
 ///
 /// A `Store` is one SQLite connection: `Send`, not `Sync`. Open one per thread or process;
@@ -404,17 +389,13 @@ pub struct Store {
     journal_mode: String,
     /// The database file this handle opened, checked before each write: see [`FileId`].
     file_id: Option<FileId>,
-    writes: Cell<u64>,
     /// A transaction begun with [`Store::begin_transaction`] is open.
     explicit: Cell<bool>,
     /// When this handle last looked for claims of dead processes, per ledger namespace.
     pub(crate) ledger_scans: crate::ledger::Scans,
-    tally: RefCell<HashMap<String, Tally>>,
-    /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
-    /// has to write. Another process's change is seen after this handle is reopened.
-    policies: RefCell<HashMap<String, bool>>,
-    /// Namespace bounds read during the current write transaction (cleared at each BEGIN).
-    tx_limits: RefCell<HashMap<String, CacheLimits>>,
+    /// The cache's bookkeeping for this handle (counts not yet written, bounds read in the
+    /// current transaction, eviction policies).
+    pub(crate) cache: CacheState,
 }
 
 impl std::fmt::Debug for Store {
@@ -561,7 +542,7 @@ impl Store {
     /// Write the hit and miss counts gathered by reads since the last write. Done anyway with
     /// every write and when the store is dropped; call this to make them visible sooner.
     pub fn flush_stats(&self) -> Result<()> {
-        if self.read_only || self.tally.borrow().is_empty() {
+        if self.read_only || !self.cache.has_pending_counts() {
             return Ok(());
         }
         self.write_tx(|_| Ok(()))
@@ -638,27 +619,18 @@ impl Store {
         // Checked under the write lock, so no other cairn process can be swapping the file
         // between this check and the commit.
         self.ensure_same_file()?;
-        self.tx_limits.borrow_mut().clear();
+        self.cache.begin_transaction();
         Ok(tx)
     }
 
     /// The bookkeeping that rides along with any write, then COMMIT. On failure the
     /// transaction is rolled back and the counts are kept for the next write.
     fn finish_write(&self) -> Result<()> {
-        let tally = self.tally.take();
-        let done = (|| {
-            for (ns, t) in &tally {
-                self.engine.cache_add_tally(ns, t.hits, t.misses)?;
-            }
-            let n = self.writes.get();
-            self.writes.set(n.wrapping_add(1));
-            if n % SWEEP_EVERY == 0 {
-                self.engine.cache_sweep(self.now(), false)?;
-            }
-            self.engine.commit()
-        })();
+        let counts = self.cache.take_counts();
+        let done =
+            self.cache.ride_along(&self.engine, &counts, self.now()).and_then(|()| self.engine.commit());
         if let Err(e) = done {
-            self.restore_tally(tally);
+            self.cache.restore_counts(counts);
             self.engine.rollback_quietly();
             return Err(e);
         }
@@ -724,58 +696,6 @@ impl Store {
     pub fn in_transaction(&self) -> bool {
         self.engine.in_transaction()
     }
-
-    fn restore_tally(&self, tally: HashMap<String, Tally>) {
-        let mut mine = self.tally.borrow_mut();
-        for (ns, t) in tally {
-            let e = mine.entry(ns).or_default();
-            e.hits += t.hits;
-            e.misses += t.misses;
-        }
-    }
-
-    pub(crate) fn count(&self, ns: &str, hit: bool) {
-        if self.read_only {
-            return;
-        }
-        let mut tally = self.tally.borrow_mut();
-        let t = match tally.get_mut(ns) {
-            Some(t) => t,
-            None => tally.entry(ns.to_owned()).or_default(),
-        };
-        if hit {
-            t.hits += 1;
-        } else {
-            t.misses += 1;
-        }
-    }
-
-    pub(crate) fn pending_tally(&self, ns: &str) -> Tally {
-        self.tally.borrow().get(ns).copied().unwrap_or_default()
-    }
-
-    /// Whether hits in `ns` must record their use (least-recently-used eviction).
-    pub(crate) fn is_lru(&self, ns: &str) -> Result<bool> {
-        if let Some(&lru) = self.policies.borrow().get(ns) {
-            return Ok(lru);
-        }
-        let row = self.engine.cache_ns(ns)?.unwrap_or_default();
-        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
-        self.policies.borrow_mut().insert(ns.to_owned(), lru);
-        Ok(lru)
-    }
-
-    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
-        self.tx_limits.borrow().get(ns).copied()
-    }
-
-    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
-        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
-    }
-
-    pub(crate) fn forget_policy(&self, ns: &str) {
-        self.policies.borrow_mut().remove(ns);
-    }
 }
 
 impl Drop for Store {
@@ -784,7 +704,7 @@ impl Drop for Store {
     /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
         self.rollback_transaction();
-        if !self.read_only && !self.tally.borrow().is_empty() && !self.engine.in_transaction() {
+        if !self.read_only && self.cache.has_pending_counts() && !self.engine.in_transaction() {
             self.engine.set_busy_timeout(Duration::from_millis(200));
             let _ = self.flush_stats();
         }
