@@ -259,14 +259,6 @@ impl Error {
     }
 }
 
-/// Lets data-migration functions use `?` on rusqlite calls. The storage layer attaches the
-/// database path itself; this path-less form is only for code that has no path to give.
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        crate::storage::sqlite::classify(e, std::path::Path::new("database"), std::time::Duration::ZERO)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

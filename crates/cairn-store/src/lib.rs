@@ -91,7 +91,7 @@ pub use ledger::{
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
-pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
+pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 
@@ -99,6 +99,3 @@ pub use tx::Tx;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
-
-/// The SQLite bindings cairn is built on, for data-migration steps ([`M::up_with`]).
-pub use rusqlite;

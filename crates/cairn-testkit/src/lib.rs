@@ -153,23 +153,23 @@ pub fn torture_migrations(steps: i64, mid_step: fn(i64)) -> Migrations<'static> 
     Migrations::new(
         (1..=steps)
             .map(|k| {
-                M::up_with(move |conn| {
+                M::up_with(move |db| {
                     if k == 1 {
-                        conn.execute_batch(
+                        db.execute_batch(
                             "CREATE TABLE summary (steps INTEGER, rows INTEGER); INSERT INTO summary VALUES (0, 0);",
                         )?;
                     }
-                    conn.execute_batch(&format!("CREATE TABLE t{k} (i INTEGER PRIMARY KEY, v TEXT NOT NULL);"))?;
+                    db.execute_batch(&format!("CREATE TABLE t{k} (i INTEGER PRIMARY KEY, v TEXT NOT NULL);"))?;
                     mid_step(k);
                     // Rows of 64 to 575 characters: printf pads i with zeros to that width.
-                    conn.execute(
+                    db.execute(
                         &format!(
                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1) \
                              INSERT INTO t{k} SELECT i, printf('%0*d', 64 + (i * ?2) % 512, i) FROM c"
                         ),
-                        cairn::rusqlite::params![STEP_ROWS, k],
+                        &[STEP_ROWS.into(), k.into()],
                     )?;
-                    conn.execute("UPDATE summary SET steps = steps + 1, rows = rows + ?1", [STEP_ROWS])?;
+                    db.execute("UPDATE summary SET steps = steps + 1, rows = rows + ?1", &[STEP_ROWS.into()])?;
                     Ok(())
                 })
             })

@@ -143,7 +143,7 @@ fn a_file_that_is_not_a_store_exits_4_and_is_left_untouched() {
 fn another_applications_database_exits_4_and_a_truncated_store_too() {
     let env = Env::new();
     {
-        let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
         conn.execute_batch("CREATE TABLE theirs (x); INSERT INTO theirs VALUES (1);").unwrap();
     }
     let before = read(&env.db());
@@ -165,7 +165,7 @@ fn a_store_from_a_newer_cairn_exits_5_untouched() {
     let env = Env::new();
     env.ok(&["cache", "set", "k", "v"], 0);
     {
-        let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
     let before = read(&env.db());
@@ -191,7 +191,7 @@ fn a_path_that_cannot_be_created_exits_3() {
 fn a_store_locked_past_the_busy_timeout_exits_6() {
     let env = Env::new();
     env.ok(&["cache", "set", "k", "v"], 0);
-    let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     let (code, _, err) = env.run(&["--busy-timeout", "200ms", "cache", "set", "k", "w"]);
     assert_eq!(code, 6, "{err}");

@@ -117,6 +117,8 @@ engine_ops! {
     fn changes(&self) -> usize;
     /// One statement of the user's own, fenced off from cairn's tables; its rows.
     fn user_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Rows>;
+    /// One statement of a user's migration step (trusted, not fenced); its rows.
+    fn migration_sql(&self, sql: &str, params: &[SqlValue]) -> Result<Rows>;
     /// A schema version.
     fn read_version(&self, slot: VersionSlot<'_>) -> Result<i64>;
     /// Set a schema version.

@@ -335,7 +335,7 @@ pub(crate) fn cairn_migrations() -> Migrations<'static> {
             .iter()
             .map(|step| match step {
                 SchemaStep::Sql(sql) => M::up(sql),
-                SchemaStep::Data(f) => M::up_with(f),
+                SchemaStep::Data(f) => M::sqlite(*f),
             })
             .collect(),
     )

@@ -273,15 +273,15 @@ fn a_waiter_takes_over_a_fill_abandoned_by_a_crashed_process_after_the_fill_time
 }
 
 fn fill_markers(path: &std::path::Path) -> i64 {
-    let conn = cairn::rusqlite::Connection::open(path).expect("open");
+    let conn = rusqlite::Connection::open(path).expect("open");
     conn.query_row("SELECT count(*) FROM cairn_cache_fill", [], |r| r.get(0)).expect("count")
 }
 
 fn plant_marker(path: &std::path::Path, ns: &str, key: &str, until: i64) {
-    let conn = cairn::rusqlite::Connection::open(path).expect("open");
+    let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute(
         "INSERT INTO cairn_cache_fill (ns, key, owner, expires_at) VALUES (?1, ?2, 'dead-process', ?3)",
-        cairn::rusqlite::params![ns, key, until],
+        rusqlite::params![ns, key, until],
     )
     .expect("plant");
 }

@@ -166,8 +166,8 @@ fn stampede(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 fn migrate(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let die_at = num(opts, "die-at", 0)?;
     let step = |n: u64, sql: &'static str| {
-        M::up_with(move |conn| {
-            conn.execute_batch(sql)?;
+        M::up_with(move |db| {
+            db.execute_batch(sql)?;
             if n == die_at {
                 std::process::abort();
             }

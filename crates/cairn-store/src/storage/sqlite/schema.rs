@@ -115,7 +115,7 @@ ALTER TABLE cairn_ledger ADD COLUMN result_kind INTEGER;
 
 /// Values written before version 4 carry no kind: each gets the one it most likely has
 /// (`ValueKind::guess`: what `incr` wrote reads as an integer, other UTF-8 as text).
-fn v4_guess_kinds(conn: &rusqlite::Connection) -> crate::Result<()> {
+fn v4_guess_kinds(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(V4)?;
     for (select, update) in [
         ("SELECT rowid, value FROM cairn_cache", "UPDATE cairn_cache SET kind = ?2 WHERE rowid = ?1"),
@@ -132,7 +132,7 @@ fn v4_guess_kinds(conn: &rusqlite::Connection) -> crate::Result<()> {
 
 /// For each row of `select` (its key columns, then the value), run `update` with the same
 /// key columns and the guessed kind.
-fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> crate::Result<()> {
+fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> rusqlite::Result<()> {
     use rusqlite::types::{Value, ValueRef};
     let mut read = conn.prepare(select)?;
     let mut write = conn.prepare(update)?;
@@ -155,7 +155,7 @@ pub(crate) enum SchemaStep {
     /// SQL statements.
     Sql(&'static str),
     /// A data migration on the connection.
-    Data(fn(&rusqlite::Connection) -> crate::Result<()>),
+    Data(fn(&rusqlite::Connection) -> rusqlite::Result<()>),
 }
 
 /// cairn's own schema: step `i` takes a store to version `i + 1`. Append; never edit.
@@ -195,7 +195,8 @@ mod tests {
     /// A store written at version 2 (before values kept their kind) opens as a current store
     /// whose values read back as the types they most likely were.
     #[test]
-    fn a_version_2_store_is_migrated_and_its_values_get_their_likely_kinds() -> crate::Result<()> {
+    fn a_version_2_store_is_migrated_and_its_values_get_their_likely_kinds(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         use crate::{Store, Value};
         let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
         let path = dir.path().join("old.db");
