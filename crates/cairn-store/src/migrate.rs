@@ -291,7 +291,7 @@ fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
         busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         vfs: None,
     })?);
-    if engine.sqlite().identity()?.is_cairn() {
+    if engine.sqlite()?.identity()?.is_cairn() {
         return Err(Error::invalid(format!(
             "{} is a cairn store, whose user_version is cairn's own: migrate your tables inside it under a scope \
              name of yours (Store::migrate, or `cairn migrate --scope NAME`), or give the path of your own database",
@@ -351,6 +351,9 @@ fn apply_step(engine: &Engine, step: &M<'_>) -> Result<()> {
     match &step.step {
         Step::Sql(sql) => engine.run_script(sql),
         Step::Rust(f) => f(&MigrationDb { engine }),
-        Step::Sqlite(f) => f(engine.sqlite().conn()).map_err(|e| engine.sqlite().err(e)),
+        Step::Sqlite(f) => {
+            let e = engine.sqlite()?;
+            f(e.conn()).map_err(|err| e.err(err))
+        }
     }
 }

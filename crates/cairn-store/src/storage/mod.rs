@@ -4,6 +4,8 @@
 //! depends only on the support modules (errors, values). PostgreSQL will be a sibling of
 //! `sqlite/` with the same file names.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::path::Path;
@@ -16,13 +18,22 @@ use crate::error::Result;
 pub(crate) enum Engine {
     /// One SQLite file.
     Sqlite(sqlite::Engine),
+    /// A schema on a PostgreSQL server (boxed: its connection is several times the size of a
+    /// SQLite handle).
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::Engine>),
 }
 
 impl Engine {
     /// The SQLite engine, for what only a file has (opening checks, WAL, statement statistics).
-    pub(crate) fn sqlite(&self) -> &sqlite::Engine {
+    pub(crate) fn sqlite(&self) -> Result<&sqlite::Engine> {
         match self {
-            Engine::Sqlite(e) => e,
+            Engine::Sqlite(e) => Ok(e),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => Err(crate::error::Error::invalid(format!(
+                "{}: this is for a store in a SQLite file, not one on PostgreSQL",
+                e.path().display()
+            ))),
         }
     }
 
@@ -85,11 +96,22 @@ macro_rules! engine_ops {
         }
 
         #[allow(clippy::too_many_arguments)]
+        #[cfg(feature = "postgres")]
+        #[allow(clippy::too_many_arguments)]
+        impl EngineOps for postgres::Engine {
+            $(#[inline]
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                postgres::Engine::$name(self $(, $arg)*)
+            })*
+        }
+
         impl EngineOps for Engine {
             $(#[inline]
             fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
                 match self {
                     Engine::Sqlite(e) => EngineOps::$name(e $(, $arg)*),
+                    #[cfg(feature = "postgres")]
+                    Engine::Postgres(e) => EngineOps::$name(&**e $(, $arg)*),
                 }
             })*
         }
@@ -263,6 +285,23 @@ pub enum RollbackJournal {
     Truncate,
     /// `journal_mode=PERSIST`.
     Persist,
+}
+
+/// A server URL with its password replaced by `***`, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Where a schema version number is kept.

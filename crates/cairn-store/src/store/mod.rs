@@ -52,8 +52,11 @@ pub struct Options {
     read_only_if_unwritable: bool,
     fallback: Option<RollbackJournal>,
     clock: Arc<dyn Clock>,
+    /// A clock was given: a store on a server keeps it instead of reading the server's.
+    clock_given: bool,
     fill_timeout: Duration,
     vfs: Option<String>,
+    schema: Option<String>,
 }
 
 impl Default for Options {
@@ -65,8 +68,10 @@ impl Default for Options {
             read_only_if_unwritable: false,
             fallback: None,
             clock: Arc::new(SystemClock),
+            clock_given: false,
             fill_timeout: DEFAULT_FILL_TIMEOUT,
             vfs: None,
+            schema: None,
         }
     }
 }
@@ -123,9 +128,19 @@ impl Options {
         self
     }
 
-    /// The clock behind expiry and leases. Default: the system clock.
+    /// The clock behind expiry and leases. Default: the system clock for a file; for a store on
+    /// PostgreSQL, the server's clock (read at open, then advanced by this host's monotonic
+    /// clock), so that every host judges leases on one timeline.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_given = true;
+        self
+    }
+
+    /// The PostgreSQL schema that holds cairn's tables. Default: `cairn`, or the URL's
+    /// `cairn_schema` parameter (`postgres://host/db?cairn_schema=jobs`). Ignored for files.
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = Some(name.into());
         self
     }
 
@@ -150,11 +165,17 @@ impl Options {
     /// `path` is a file name, whatever characters it holds: `file:x.db?mode=memory` and
     /// `:memory:` name files in the working directory, never a SQLite URI or an in-memory
     /// database (use [`Options::open_in_memory`] for that).
+    ///
+    /// A `postgres://` or `postgresql://` URL opens a store on that server instead (with the
+    /// `postgres` feature): the same API, for workers on many hosts.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         self.validate()?;
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the database path is empty"));
+        }
+        if let Some(url) = path.to_str().filter(|p| is_server_url(p)) {
+            return self.open_server(url);
         }
         // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
         // and the one each write checks again are the same whatever the name looks like.
@@ -174,11 +195,11 @@ impl Options {
         let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(Some(path), false))?);
         // Read who owns the file before anything writes to it: even the switch to WAL is a
         // write, and a file of another application must stay byte-for-byte untouched.
-        let id = engine.sqlite().identity()?;
+        let id = engine.sqlite()?.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
-        if engine.sqlite().conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        if engine.sqlite()?.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::ReadOnly {
                 path: path.to_path_buf(),
                 detail: "SQLite opened it read-only: check the permissions of the file, of its \
@@ -186,8 +207,8 @@ impl Options {
                     .into(),
             });
         }
-        let journal = engine.sqlite().enable_wal(self.fallback)?;
-        engine.sqlite().set_durability(self.durability, &journal)?;
+        let journal = engine.sqlite()?.enable_wal(self.fallback)?;
+        engine.sqlite()?.set_durability(self.durability, &journal)?;
         let migrations = cairn_migrations();
         if id.is_cairn() && id.user_version == migrations.latest() {
             // Up to date: skip the runner, which would take the write lock just to look.
@@ -197,7 +218,7 @@ impl Options {
         migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
             // Re-checked under the write lock: another program may have created the file
             // between our first look and now.
-            let id = e.sqlite().identity()?;
+            let id = e.sqlite()?.identity()?;
             if version == 0 && !id.is_fresh() && !id.is_cairn() {
                 return Err(foreign(path, id));
             }
@@ -235,7 +256,7 @@ impl Options {
         spec.immutable =
             unwritable(path).is_some_and(|u| u.no_side_files) && !sqlite::side_file(path, "-wal").exists();
         let engine = Engine::Sqlite(sqlite::Engine::open(&spec)?);
-        let id = engine.sqlite().identity()?;
+        let id = engine.sqlite()?.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
@@ -264,21 +285,47 @@ impl Options {
             });
         }
         check_schema(&engine, path)?;
-        engine.sqlite().set_query_only()?;
+        engine.sqlite()?.set_query_only()?;
         let journal = if spec.immutable && sqlite::header_says_wal(path) {
             // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
             "wal".to_string()
         } else {
-            engine.sqlite().pragma_text("journal_mode")?
+            engine.sqlite()?.pragma_text("journal_mode")?
         };
         Ok(self.into_store(engine, journal, true))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_server(mut self, url: &str) -> Result<Store> {
+        use crate::storage::postgres;
+        let (url, in_url) = postgres::split_schema(url);
+        let schema = self.schema.clone().or(in_url).unwrap_or_else(|| "cairn".to_owned());
+        let engine = postgres::Engine::open(&postgres::OpenSpec {
+            url: &url,
+            schema: &schema,
+            busy_timeout: self.busy_timeout,
+        })?;
+        engine.ensure_schema(self.read_only)?;
+        if !self.clock_given {
+            self.clock = Arc::new(crate::clock::ServerClock::new(engine.server_millis()?));
+        }
+        let read_only = self.read_only;
+        Ok(self.into_store(Engine::Postgres(Box::new(engine)), "postgres".into(), read_only))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn open_server(self, url: &str) -> Result<Store> {
+        Err(Error::invalid(format!(
+            "{}: a PostgreSQL URL needs cairn built with its 'postgres' feature (the cairn CLI has it)",
+            crate::storage::redact_url(url)
+        )))
     }
 
     /// A private in-memory store, gone when dropped: for tests and examples.
     pub fn open_in_memory(self) -> Result<Store> {
         self.validate()?;
         let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(None, false))?);
-        engine.sqlite().set_durability(self.durability, "memory")?;
+        engine.sqlite()?.set_durability(self.durability, "memory")?;
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(()))?;
         Ok(self.into_store(engine, "memory".into(), false))
     }
@@ -310,7 +357,11 @@ impl Options {
     }
 
     fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
-        let file_id = if read_only || journal_mode == "memory" { None } else { FileId::of(engine.path()) };
+        let file_id = if read_only || journal_mode == "memory" || journal_mode == "postgres" {
+            None
+        } else {
+            FileId::of(engine.path())
+        };
         Store {
             options: self.clone(),
             file_id,
@@ -324,6 +375,12 @@ impl Options {
             cache: CacheState::default(),
         }
     }
+}
+
+/// A `postgres://` or `postgresql://` URL rather than a file name.
+pub(crate) fn is_server_url(text: &str) -> bool {
+    let lower = text.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
 /// cairn's own schema as a list of migrations for the runner.
@@ -344,7 +401,7 @@ pub(crate) fn cairn_migrations() -> Migrations<'static> {
 /// A file that says it is a current cairn store must have cairn's tables as the migrations
 /// made them; otherwise every later statement would fail with an internal "no such column".
 fn check_schema(engine: &Engine, path: &Path) -> Result<()> {
-    if engine.sqlite().schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
+    if engine.sqlite()?.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
         return Ok(());
     }
     Err(Error::Corrupt {
@@ -429,12 +486,14 @@ impl Store {
         Options::new().open_in_memory()
     }
 
-    /// The database file (`:memory:` for an in-memory store).
+    /// The database file (`:memory:` for an in-memory store; for a store on PostgreSQL, its URL
+    /// without the password).
     pub fn path(&self) -> &Path {
         self.engine.path()
     }
 
-    /// The journal mode in force: `wal`, `memory`, or a fallback rollback journal.
+    /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, or `postgres`
+    /// for a store on a PostgreSQL server.
     pub fn journal_mode(&self) -> &str {
         &self.journal_mode
     }
@@ -743,7 +802,7 @@ mod tests {
         let path = dir.path().join("s.db");
         let holder = Store::open(&path)?;
         let waiter = Options::new().busy_timeout(Duration::from_secs(60)).open(&path)?;
-        let waits = waiter.engine.sqlite().waits();
+        let waits = waiter.engine.sqlite()?.waits();
         holder.begin_transaction()?;
         holder.current_transaction().map(|tx| tx.cache("n").incr("x", 1, None)).transpose()?;
         let writer = std::thread::spawn(move || waiter.cache("n").incr("x", 1, None));

@@ -471,7 +471,7 @@ mod tests {
     #[test]
     fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
         let store = Store::open_in_memory()?;
-        let e = store.engine.sqlite();
+        let e = store.engine.sqlite()?;
         e.begin_immediate()?;
         for i in 0..50 {
             let (ns, key) = (format!("ns{}", i % 3), format!("k{i}"));

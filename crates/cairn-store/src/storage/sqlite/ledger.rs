@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
         let store = Store::open_in_memory()?;
-        let e = store.engine.sqlite();
+        let e = store.engine.sqlite()?;
         e.begin_immediate()?;
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));

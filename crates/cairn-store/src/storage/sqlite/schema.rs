@@ -189,7 +189,7 @@ mod tests {
             .unwrap(),
         );
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
-        assert_eq!(engine.sqlite().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+        assert_eq!(engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
     }
 
     /// A store written at version 2 (before values kept their kind) opens as a current store
