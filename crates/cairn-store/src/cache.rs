@@ -192,7 +192,11 @@ impl<'a> Cache<'a> {
     /// Remove `key`. True if a fresh entry was removed (an expired one is removed too).
     pub fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        self.write(|s| Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false)))
+        self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
+            Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false))
+        })
     }
 
     /// Give a fresh entry a new expiry: `ttl` from now, or never with `None`. False if there
@@ -217,6 +221,8 @@ impl<'a> Cache<'a> {
         let ttl = ttl.into();
         validate_ttl(ttl)?;
         self.write(|s| {
+            // The namespace before the key, in the order every write takes them.
+            self.limits_in(s)?;
             let now = s.now();
             let (current, expires) = match s.engine.cache_entry(self.ns, key, now)? {
                 Some(entry) => (self.decode::<i64>(key, entry.value)?, entry.expires_at),
@@ -488,13 +494,18 @@ impl<'a> Cache<'a> {
         limits.bounded().then(|| s.engine.cache_next_rank(self.ns)).transpose()
     }
 
-    /// The bounds, read once per write transaction: while it holds the write lock no other
-    /// process can change them.
+    /// The bounds, read once per write transaction. A bounded namespace is locked then (on a
+    /// single-writer engine the write lock already is that lock), so that no other writer
+    /// changes its sizes or bounds before this transaction ends; every write to a namespace
+    /// takes this before any key of it, so writers never wait on each other in a circle.
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
         if let Some(limits) = s.cache.tx_limits(self.ns) {
             return Ok(limits);
         }
         let limits = s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default();
+        if limits.bounded() {
+            s.engine.cache_lock_ns(self.ns)?;
+        }
         s.cache.remember_tx_limits(self.ns, limits);
         Ok(limits)
     }
@@ -536,6 +547,9 @@ const SWEEP_EVERY: u64 = 8;
 // One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per write on
 // average, against at most one entry created per write, so they cannot pile up.
 
+/// How often a store on an engine whose bookkeeping runs apart writes its hit counts.
+const COUNTS_EVERY: Duration = Duration::from_secs(5);
+
 /// Hits and misses counted in memory, written with the next write transaction.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Tally {
@@ -556,6 +570,8 @@ pub(crate) struct CacheState {
     /// Bounds read during the current write transaction (cleared at each BEGIN).
     tx_limits: RefCell<HashMap<String, CacheLimits>>,
     writes: Cell<u64>,
+    /// When the counts were last written apart from a write (see [`CacheState::after_commit`]).
+    flushed: Cell<Option<std::time::Instant>>,
 }
 
 impl CacheState {
@@ -598,13 +614,63 @@ impl CacheState {
     }
 
     /// What rides along with every write transaction before it commits: the counts gathered
-    /// by reads, and every [`SWEEP_EVERY`]th time a small sweep of expired entries.
+    /// by reads, and every [`SWEEP_EVERY`]th time a small sweep of expired entries. On an
+    /// engine whose bookkeeping runs apart, nothing here: see [`CacheState::after_commit`].
     pub(crate) fn ride_along(
         &self,
         engine: &Engine,
         counts: &HashMap<String, Tally>,
         now: i64,
     ) -> Result<()> {
+        if engine.bookkeeping_apart() {
+            return Ok(());
+        }
+        Self::write_counts(engine, counts)?;
+        if self.due_for_sweep() {
+            engine.cache_sweep(now, false)?;
+        }
+        Ok(())
+    }
+
+    /// On an engine shared by many writers, after a write committed: the amortized sweep in a
+    /// transaction of its own, and the counts at most every [`COUNTS_EVERY`] (each store would
+    /// otherwise update its namespaces' counters in every transaction: rows every writer
+    /// wants). Failures are left for the next time: nothing here may fail the write.
+    pub(crate) fn after_commit(&self, engine: &Engine, now: i64) {
+        if !engine.bookkeeping_apart() {
+            return;
+        }
+        if self.due_for_sweep() {
+            let _ = Self::apart(engine, |e| e.cache_sweep(now, false).map(drop));
+        }
+        let due = self.flushed.get().is_none_or(|at| at.elapsed() >= COUNTS_EVERY);
+        if due && self.has_pending_counts() {
+            self.flush_apart(engine);
+        }
+    }
+
+    /// Write the counts now, in a transaction of their own (for an engine whose bookkeeping
+    /// runs apart; see [`CacheState::after_commit`]).
+    pub(crate) fn flush_apart(&self, engine: &Engine) {
+        let counts = self.take_counts();
+        if Self::apart(engine, |e| Self::write_counts(e, &counts)).is_err() {
+            self.restore_counts(counts);
+        }
+        self.flushed.set(Some(std::time::Instant::now()));
+    }
+
+    fn apart(engine: &Engine, f: impl FnOnce(&Engine) -> Result<()>) -> Result<()> {
+        engine.begin_immediate()?;
+        match f(engine).and_then(|()| engine.commit()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                engine.rollback_quietly();
+                Err(e)
+            }
+        }
+    }
+
+    fn write_counts(engine: &Engine, counts: &HashMap<String, Tally>) -> Result<()> {
         // In name order, so that two stores flushing the same namespaces lock them in the same
         // order (which matters to an engine with row locks).
         let mut names: Vec<&String> = counts.keys().collect();
@@ -613,12 +679,13 @@ impl CacheState {
             let t = counts[ns];
             engine.cache_add_tally(ns, t.hits, t.misses)?;
         }
+        Ok(())
+    }
+
+    fn due_for_sweep(&self) -> bool {
         let n = self.writes.get();
         self.writes.set(n.wrapping_add(1));
-        if n % SWEEP_EVERY == 0 {
-            engine.cache_sweep(now, false)?;
-        }
-        Ok(())
+        n % SWEEP_EVERY == 0
     }
 
     pub(crate) fn begin_transaction(&self) {

@@ -186,6 +186,13 @@ engine_ops! {
     fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>>;
     /// The namespaces with entries or settings, sorted.
     fn cache_namespaces(&self) -> Result<Vec<String>>;
+    /// Serialize the writers of a bounded namespace until the transaction ends (its sizes
+    /// must not change between a write and its evictions). A single-writer engine: nothing.
+    fn cache_lock_ns(&self, ns: &str) -> Result<()>;
+    /// True for an engine shared by many writers at once (a server): the bookkeeping that
+    /// rides along with writes (hit counts, the amortized sweep) then runs after the commit,
+    /// in transactions of its own, so that it never makes a user's transaction wait or fail.
+    fn bookkeeping_apart(&self) -> bool;
     /// Store a namespace's bounds (and rank or unrank its entries).
     fn cache_set_limits(&self, ns: &str, max_entries: Option<u64>, max_bytes: Option<u64>, lru: bool) -> Result<()>;
     /// Count a namespace's entries and bytes.

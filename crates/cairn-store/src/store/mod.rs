@@ -604,6 +604,11 @@ impl Store {
         if self.read_only || !self.cache.has_pending_counts() {
             return Ok(());
         }
+        if self.engine.bookkeeping_apart() {
+            self.refuse_if_read_only()?;
+            self.cache.flush_apart(&self.engine);
+            return Ok(());
+        }
         self.write_tx(|_| Ok(()))
     }
 
@@ -685,6 +690,14 @@ impl Store {
     /// The bookkeeping that rides along with any write, then COMMIT. On failure the
     /// transaction is rolled back and the counts are kept for the next write.
     fn finish_write(&self) -> Result<()> {
+        if self.engine.bookkeeping_apart() {
+            if let Err(e) = self.engine.commit() {
+                self.engine.rollback_quietly();
+                return Err(e);
+            }
+            self.cache.after_commit(&self.engine, self.now());
+            return Ok(());
+        }
         let counts = self.cache.take_counts();
         let done =
             self.cache.ride_along(&self.engine, &counts, self.now()).and_then(|()| self.engine.commit());

@@ -2,6 +2,8 @@
 //! several real processes or SIGKILL live in the cairn-testkit crate.
 
 mod cache;
+mod contract;
+mod engines;
 mod ledger;
 mod locks;
 mod migrate;

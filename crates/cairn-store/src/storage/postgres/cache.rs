@@ -253,22 +253,12 @@ impl Engine {
         self.uncount(&rows)
     }
 
-    /// A namespace's counters and settings. Inside a write transaction its row is locked: a
-    /// bounded namespace's sizes must not change between reading them and evicting.
     pub fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>> {
-        let row = if self.in_tx.get() {
-            self.row(
-                "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
-                 FROM {s}.cairn_cache_ns WHERE ns = $1 FOR UPDATE",
-                &[&ns],
-            )?
-        } else {
-            self.row(
-                "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
-                 FROM {s}.cairn_cache_ns WHERE ns = $1",
-                &[&ns],
-            )?
-        };
+        let row = self.row(
+            "SELECT entries, bytes, max_entries, max_bytes, lru, hits, misses, evictions \
+             FROM {s}.cairn_cache_ns WHERE ns = $1",
+            &[&ns],
+        )?;
         Ok(row.map(|r| NsRow {
             entries: u(r.get(0)),
             bytes: u(r.get(1)),
@@ -279,6 +269,16 @@ impl Engine {
             misses: u(r.get(6)),
             evictions: u(r.get(7)),
         }))
+    }
+
+    /// Lock a bounded namespace's row until the transaction ends.
+    pub fn cache_lock_ns(&self, ns: &str) -> Result<()> {
+        self.row("SELECT 1 FROM {s}.cairn_cache_ns WHERE ns = $1 FOR UPDATE", &[&ns]).map(drop)
+    }
+
+    /// Many hosts write at once: the shared counters stay out of their transactions.
+    pub fn bookkeeping_apart(&self) -> bool {
+        true
     }
 
     pub fn cache_namespaces(&self) -> Result<Vec<String>> {
