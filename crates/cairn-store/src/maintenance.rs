@@ -166,6 +166,13 @@ impl Store {
     /// permissions of the file and its side files, and the size of the write-ahead log. Each
     /// finding that is not ok says how to fix it. Reads only.
     pub fn doctor(&self) -> Result<Vec<Finding>> {
+        let server = self.engine.server_health()?;
+        if !server.is_empty() {
+            return Ok(server
+                .into_iter()
+                .map(|h| Finding { check: h.check, ok: h.ok, detail: h.detail, fix: h.fix })
+                .collect());
+        }
         let mut out = Vec::new();
         let integrity = self.integrity_check()?;
         out.push(if integrity == ["ok"] {

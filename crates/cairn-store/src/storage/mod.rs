@@ -155,6 +155,8 @@ engine_ops! {
     fn checkpoint_truncate(&self) -> Result<()>;
     /// Sizes of the database.
     fn pages(&self) -> Result<Pages>;
+    /// What only a server can say about its health (a file's health is read from the file).
+    fn server_health(&self) -> Result<Vec<Health>>;
 
     /// A fresh entry's value.
     fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Stored>>;
@@ -400,6 +402,15 @@ pub(crate) struct Pages {
     pub page_size: u64,
     pub page_count: u64,
     pub freelist: u64,
+}
+
+/// One check of a server's health: what, whether all is well, what was found, what to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Health {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: Option<String>,
 }
 
 /// The stored ledger states (features decide what they mean; see `crate::ledger`).
