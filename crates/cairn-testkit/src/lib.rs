@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,22 @@ use cairn::{Migrations, M};
 /// A running child process whose stdout lines are collected as they arrive.
 pub struct Running {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    out: Arc<Output>,
     reader: Option<JoinHandle<()>>,
+}
+
+/// The child's stdout so far, and a signal for each new line and for its end.
+#[derive(Default)]
+struct Output {
+    state: Mutex<Lines>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    /// The child closed its stdout: the lines can no longer change.
+    closed: bool,
 }
 
 impl Running {
@@ -27,33 +41,55 @@ impl Running {
     pub fn spawn_command(cmd: &mut Command) -> std::io::Result<Running> {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
+        let out = Arc::new(Output::default());
+        let sink = Arc::clone(&out);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
+                if let Ok(mut o) = sink.state.lock() {
+                    o.lines.push(line);
                 }
+                sink.changed.notify_all();
             }
+            if let Ok(mut o) = sink.state.lock() {
+                o.closed = true;
+            }
+            sink.changed.notify_all();
         });
-        Ok(Running { child, lines, reader: Some(reader) })
+        Ok(Running { child, out, reader: Some(reader) })
     }
 
     /// The lines printed so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.out.state.lock().map(|o| o.lines.clone()).unwrap_or_default()
     }
 
     /// Wait until a line satisfies `pred`, or `timeout` passes. True if one did.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.wait_until(timeout, |lines| lines.iter().any(|l| pred(l)))
+    }
+
+    /// Wait until `done` holds of the lines printed so far, or `timeout` passes. True if it
+    /// did. False as soon as the child closes its stdout without `done` holding: its lines can
+    /// no longer change, so waiting on is pointless.
+    ///
+    /// `done` runs again as soon as a line arrives, without polling, so that a short-lived
+    /// moment ("the last line is a claim", until the child's next line) is seen while it lasts.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> bool {
         let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.lines().iter().any(|l| pred(l)) {
+        let Ok(mut out) = self.out.state.lock() else { return false };
+        loop {
+            if done(&out.lines) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            let now = Instant::now();
+            if out.closed || now >= until {
+                return false;
+            }
+            out = match self.out.changed.wait_timeout(out, until - now) {
+                Ok((out, _)) => out,
+                Err(_) => return false,
+            };
         }
-        false
     }
 
     /// Close the child's stdin.

@@ -97,9 +97,12 @@ fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> 
     let others: Vec<Running> = ["w1", "w2", "w3"].into_iter().map(spawn).collect();
     // Kill the victim while it holds a claim: after a CLAIMED line not followed by its DONE.
     assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
-    while !victim.lines().last().is_some_and(|l| l.starts_with("CLAIMED ")) {
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
+    assert!(
+        victim.wait_until(Duration::from_secs(20), holding),
+        "the victim was never caught holding a claim in 20 s (it ran out of items, or died): {:?}",
+        victim.lines().last()
+    );
     let victim_lines = victim.kill().expect("kill");
     let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
     let mut done: HashMap<String, usize> = HashMap::new();

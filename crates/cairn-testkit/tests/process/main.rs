@@ -8,6 +8,7 @@ mod migrate;
 mod overlap;
 mod perms;
 mod stampede;
+mod testkit;
 
 use std::path::Path;
 
