@@ -1,14 +1,16 @@
 //! Helpers for cairn's multi-process and crash tests: run the `cairn-child` binary, read its
 //! progress lines while it runs, kill it with SIGKILL, and draw kill points.
 
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn::{Migrations, M};
+use nix::fcntl::{Flock, FlockArg};
 
 /// A running child process whose stdout lines are collected as they arrive.
 pub struct Running {
@@ -177,6 +179,62 @@ impl Rng {
 /// person run long with the same test.
 pub fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The [`exclusive`] name taken by the tests that load every core for long: the contention
+/// tests with many writer processes, the crash torture, the fault tests, the kill-and-resume
+/// ledger tests, and cairn-store's 256 MiB round-trip (through [`exclusive_lock_path`]).
+pub const HEAVY: &str = "heavy";
+
+/// Held while a test that must have the machine to itself runs; see [`exclusive`].
+#[derive(Debug)]
+pub struct ExclusiveGuard {
+    _lock: Flock<File>,
+}
+
+/// The file whose `flock` [`exclusive`] takes for `name`. Crates that cannot depend on this
+/// one (cairn-store's own tests: it would be a cycle) lock the same path themselves.
+pub fn exclusive_lock_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("cairn-test-{name}.lock"))
+}
+
+/// Wait until no other test holds `name`, then hold it until the guard drops.
+///
+/// Two heavy tests side by side on a two-core machine starve each other: busy timeouts and
+/// leases run out, and the contention test then fails on an error it exists to rule out.
+/// libtest runs the tests of one binary on parallel threads, cargo-nextest runs each test in
+/// its own process: an `flock` conflicts between any two open file descriptions, so this
+/// one lock serialises both.
+pub fn exclusive(name: &str) -> std::io::Result<ExclusiveGuard> {
+    let mut file = open_lock_file(&exclusive_lock_path(name))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(lock) => return Ok(ExclusiveGuard { _lock: lock }),
+            Err((f, nix::errno::Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// [`exclusive`] without waiting: `None` while another test holds `name`.
+pub fn try_exclusive(name: &str) -> std::io::Result<Option<ExclusiveGuard>> {
+    let file = open_lock_file(&exclusive_lock_path(name))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(ExclusiveGuard { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// Read-only is enough for `flock`, and opens a lock file that another user's test run
+/// created in a shared temporary directory.
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OpenOptions::new().create(true).append(true).open(path)
+        }
+        opened => opened,
+    }
 }
 
 /// The rows each step of [`torture_migrations`] inserts into its table.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn::{Error, Store};
 use cairn_testkit::{env_count, Rng, Running};
 
-use crate::child;
+use crate::{child, heavy};
 
 fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
     lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
@@ -19,6 +19,7 @@ fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
 fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> Result<(), Error> {
     // Sized so that the kills, not the job, end the loop: about 150 items a run.
     const N: u64 = 10_000;
+    let _machine = heavy();
     let kills = env_count("CAIRN_JOB_KILLS", 40);
     let seed = Rng::seed_from_env();
     eprintln!("job kill test: up to {kills} kills, CAIRN_SEED={seed}");
@@ -81,6 +82,8 @@ fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> 
 #[test]
 fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> Result<(), Error> {
     const N: usize = 300;
+    // Four workers on 400 ms leases: a starved worker loses its leases to the others.
+    let _machine = heavy();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("queue.db");
     let store = Store::open(&path)?;

@@ -1,11 +1,12 @@
 //! The helpers' own promises, which every other test here leans on: a bounded wait gives up
 //! at its deadline (or at once when the child can print nothing more) instead of hanging the
-//! run.
+//! run, and the exclusive guard really keeps a second holder out until the first lets go.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cairn_testkit::Running;
+use cairn_testkit::{exclusive, try_exclusive, Running};
 
 /// A child that prints `READY`, then echoes its stdin (nothing) until that closes.
 fn ready_then_wait() -> Running {
@@ -37,4 +38,50 @@ fn wait_until_gives_up_at_once_when_the_child_closed_its_output() {
         started.elapsed()
     );
     assert_eq!(run.lines(), vec!["only".to_string()]);
+}
+
+/// True while the thread `tid` of this process is inside the system call `nr`.
+fn thread_in_syscall(tid: &str, nr: nix::libc::c_long) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .is_ok_and(|s| s.split_whitespace().next() == Some(nr.to_string().as_str()))
+}
+
+#[test]
+fn an_exclusive_guard_keeps_another_thread_waiting_until_it_drops() {
+    // A name of its own: the real heavy tests must not wait on this one, nor it on them.
+    let name = format!("self-test-{}", std::process::id());
+    let held = exclusive(&name).expect("lock");
+    assert!(try_exclusive(&name).expect("try").is_none(), "a second open of the lock file got the lock too");
+
+    let (tell, heard) = mpsc::channel::<String>();
+    let waiter = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+            let tid = me.file_name().and_then(|t| t.to_str()).expect("a thread id").to_owned();
+            tell.send(tid).expect("send");
+            let guard = exclusive(&name).expect("lock");
+            tell.send("acquired".into()).expect("send");
+            guard
+        })
+    };
+    let tid = heard.recv().expect("the waiter's thread id");
+    // Let go only once the waiter sits inside flock(2): then its getting the lock proves
+    // that the release, not luck, let it in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !thread_in_syscall(&tid, nix::libc::SYS_flock) {
+        if let Ok(msg) = heard.try_recv() {
+            panic!("the waiter got the lock while it was held ({msg})");
+        }
+        assert!(Instant::now() < deadline, "the waiter never reached flock(2) in 20 s");
+        std::thread::sleep(Duration::from_millis(1)); // pacing the poll
+    }
+    assert!(heard.try_recv().is_err(), "the waiter got the lock while it was held");
+    drop(held);
+    assert_eq!(heard.recv_timeout(Duration::from_secs(20)).as_deref(), Ok("acquired"));
+    let second = waiter.join().expect("the waiter");
+    assert!(try_exclusive(&name).expect("try").is_none(), "the waiter holds it now");
+    drop(second);
+    assert!(try_exclusive(&name).expect("try").is_some(), "free once both guards dropped");
+    let _ = std::fs::remove_file(cairn_testkit::exclusive_lock_path(&name));
 }
