@@ -3,6 +3,7 @@
 
 mod cache;
 mod ledger;
+mod ledger_model;
 mod migrate;
 mod model;
 mod store;
