@@ -224,8 +224,10 @@ fn a_closed_stdout_pipe_is_a_quiet_success() {
         "seq 1 200000 | {bin} ledger filter | head -n 1; echo \"${{PIPESTATUS[1]}}\"",
         bin = crate::cairn_bin().display()
     );
-    let out =
-        std::process::Command::new("bash").arg("-c").arg(script).env("CAIRN_DB", env.db()).output().unwrap();
+    let out = crate::output_within(
+        std::process::Command::new("bash").arg("-c").arg(script).env("CAIRN_DB", env.db()),
+        "a pipeline into head",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n0\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::{cairn_bin, Env};
+use crate::{cairn_bin, output_within, Env};
 
 /// bash running `script` in the store's directory, with `cairn` on the PATH and the store
 /// chosen by CAIRN_DB, in its own process group so the whole pipeline can be killed.
@@ -26,7 +26,7 @@ fn bash(env: &Env, script: &str) -> Command {
 }
 
 fn run_bash(env: &Env, script: &str) -> String {
-    let out = bash(env, script).output().unwrap();
+    let out = output_within(&mut bash(env, script), "a bash script");
     assert!(out.status.success(), "script failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -89,8 +89,11 @@ fn two_overlapping_no_wait_locks_run_one_command() {
     let env = Env::new();
     let out = run_bash(
         &env,
-        r#"cairn lock nightly --no-wait -- sh -c 'touch held; while [ ! -e release ]; do sleep 0.01; done; echo first' > first.out &
-           while [ ! -e held ]; do sleep 0.01; done
+        // File handshakes (polled every 10 ms), each given up after 20 s.
+        r#"await_file() { timeout 20 sh -c "until [ -e $1 ]; do sleep 0.01; done"; }
+           export -f await_file
+           cairn lock nightly --no-wait -- bash -c 'touch held; await_file release && echo first' > first.out &
+           await_file held || echo "the first command never ran"
            cairn lock nightly --no-wait -- echo second; echo "second exit $?"
            touch release; wait $!; echo "first exit $?"
            cat first.out

@@ -3,9 +3,9 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::Env;
+use crate::{wait_until, wait_within, Env};
 
 /// A command that counts its runs in `count` and prints the run number on stdout and stderr.
 fn counting(status: i32) -> Vec<String> {
@@ -23,14 +23,6 @@ fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
     args.push("--");
     args.extend(cmd.iter().map(String::as_str));
     env.run(&args)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -155,13 +147,15 @@ fn a_lock_is_recovered_at_once_when_cairn_is_killed() {
 #[test]
 fn signals_sent_to_cairn_reach_the_command() {
     let env = Env::new();
-    let script = "trap 'echo got-term > sig; exit 42' TERM; touch ready; while :; do sleep 0.02; done";
+    // Waits for the TERM in short sleeps (sh runs a trap between commands), 20 s at most.
+    let script = "trap 'echo got-term > sig; exit 42' TERM; touch ready; i=0; \
+                  while [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.02; done; exit 9";
     let mut cairn = env.cairn_std().args(["lock", "job", "--", "sh", "-c", script]).spawn().unwrap();
     wait_until("the command runs", || env.path("ready").exists());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(cairn.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .unwrap();
-    let status = cairn.wait().unwrap();
-    assert_eq!(status.code(), Some(42));
+    let status = wait_within(&mut cairn, "cairn lock, after its SIGTERM");
+    assert_eq!(status.code(), Some(42), "the TERM never reached the command (9: it gave up waiting)");
     assert_eq!(std::fs::read_to_string(env.path("sig")).unwrap(), "got-term\n");
     assert!(holder(&env, "job").is_none(), "released after the command ended");
 }
