@@ -3,7 +3,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::{wait_until, wait_within, Env};
 
@@ -64,12 +64,27 @@ fn the_key_is_the_command_line_and_directory_unless_given() {
     assert_eq!(a, b);
 }
 
+/// The cache entries of `cairn memo`'s results.
+fn memo_entries(env: &Env) -> String {
+    env.ok(&["-n", "memo", "cache", "list"], 0)
+}
+
 #[test]
 fn an_expired_result_is_recomputed() {
     let env = Env::new();
     memo(&env, &["--ttl", "1ms"], &counting(0));
-    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    // The stored result lives ttl + stale = 1 ms: watch it go rather than sleep and hope.
+    wait_until("the 1 ms result expired", || memo_entries(&env).is_empty());
     assert_eq!(memo(&env, &["--ttl", "1ms"], &counting(0)).1, b"out 2\0\xff");
+    assert_eq!(runs(&env), 2);
+}
+
+/// Wait until the wall clock, which cairn stamps results with, is past `t`: a result stored
+/// before `t` is then at least 1 ms old. Its entry outlives that (it is kept for the stale
+/// window), so the age cannot be watched from outside; the time it was stored can be bounded.
+fn wait_until_past(t: SystemTime) {
+    let past_t = || SystemTime::now().duration_since(t).is_ok_and(|d| d >= Duration::from_millis(2));
+    wait_until("the wall clock passed the stored result's freshness", past_t);
 }
 
 #[test]
@@ -77,7 +92,7 @@ fn stale_results_are_served_while_one_background_run_refreshes_them() {
     let env = Env::new();
     let flags = ["--ttl", "1ms", "--stale", "1h"];
     memo(&env, &flags, &counting(0));
-    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    wait_until_past(SystemTime::now());
     assert_eq!(memo(&env, &flags, &counting(0)).1, b"out 1\0\xff", "stale result served at once");
     wait_until("the background refresh ran", || runs(&env) == 2);
     wait_until("the refreshed result is stored", || {
