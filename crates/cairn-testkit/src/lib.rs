@@ -12,11 +12,17 @@ use std::time::{Duration, Instant};
 use cairn::{Migrations, M};
 use nix::fcntl::{Flock, FlockArg};
 
+/// How long [`Running::finish`] waits for a child: far beyond any workload here, so that
+/// only a hang reaches it.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A running child process whose stdout lines are collected as they arrive.
 pub struct Running {
     child: Child,
     out: Arc<Output>,
     reader: Option<JoinHandle<()>>,
+    /// Drains stderr as it comes, so that a chatty child never blocks on a full pipe.
+    stderr: Option<JoinHandle<String>>,
 }
 
 /// The child's stdout so far, and a signal for each new line and for its end.
@@ -43,6 +49,12 @@ impl Running {
     pub fn spawn_command(cmd: &mut Command) -> std::io::Result<Running> {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let mut errors = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut errors, &mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
         let out = Arc::new(Output::default());
         let sink = Arc::clone(&out);
         let reader = std::thread::spawn(move || {
@@ -57,7 +69,7 @@ impl Running {
             }
             sink.changed.notify_all();
         });
-        Ok(Running { child, out, reader: Some(reader) })
+        Ok(Running { child, out, reader: Some(reader), stderr: Some(stderr) })
     }
 
     /// The lines printed so far.
@@ -109,30 +121,45 @@ impl Running {
     pub fn kill_and_wait(mut self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
         self.child.kill()?;
         let status = self.child.wait()?;
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut stderr)?;
-        }
-        self.join_reader();
+        let stderr = self.join_readers();
         Ok((status, self.lines(), stderr))
     }
 
-    /// Wait for the child to exit; returns its status, its stdout lines and its stderr.
-    pub fn finish(mut self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
+    /// Close the child's stdin and wait for it to exit, at most [`CHILD_TIMEOUT`]; returns its
+    /// status, its stdout lines and its stderr.
+    pub fn finish(self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
+        self.finish_within(CHILD_TIMEOUT)
+    }
+
+    /// [`Running::finish`], waiting at most `timeout`: a child still running then is killed,
+    /// and the error (`TimedOut`) carries its last lines and its stderr.
+    pub fn finish_within(mut self, timeout: Duration) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
         self.close_stdin();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut stderr)?;
-        }
-        let status = self.child.wait()?;
-        self.join_reader();
+        let until = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= until {
+                let (_, lines, stderr) = self.kill_and_wait()?;
+                let last: Vec<&String> = lines.iter().rev().take(5).rev().collect();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the child still ran after {timeout:?}: killed; last lines {last:?}; stderr: {stderr}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+        };
+        let stderr = self.join_readers();
         Ok((status, self.lines(), stderr))
     }
 
-    fn join_reader(&mut self) {
+    /// Wait for the child's output to end (it has exited); returns its stderr.
+    fn join_readers(&mut self) -> String {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
+        self.stderr.take().and_then(|e| e.join().ok()).unwrap_or_default()
     }
 }
 

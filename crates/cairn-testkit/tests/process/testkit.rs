@@ -1,6 +1,7 @@
 //! The helpers' own promises, which every other test here leans on: a bounded wait gives up
-//! at its deadline (or at once when the child can print nothing more) instead of hanging the
-//! run, and the exclusive guard really keeps a second holder out until the first lets go.
+//! at its deadline (or at once when the child can print nothing more), a child that hangs is
+//! killed at its deadline, instead of hanging the run; and the exclusive guard really keeps a
+//! second holder out until the first lets go.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -38,6 +39,19 @@ fn wait_until_gives_up_at_once_when_the_child_closed_its_output() {
         started.elapsed()
     );
     assert_eq!(run.lines(), vec!["only".to_string()]);
+}
+
+#[test]
+fn finish_within_kills_a_child_that_outlives_its_deadline_and_says_what_it_printed() {
+    let run = Running::spawn(Path::new("sh"), &["-c", "echo started; echo complaint >&2; exec sleep 600"])
+        .expect("spawn sh");
+    assert!(run.wait_for(Duration::from_secs(20), |l| l == "started"));
+    let started = Instant::now();
+    let err = run.finish_within(Duration::from_millis(300)).expect_err("the child sleeps for ten minutes");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "overran its deadline: {:?}", started.elapsed());
+    let message = err.to_string();
+    assert!(message.contains("started") && message.contains("complaint"), "{message}");
 }
 
 /// True while the thread `tid` of this process is inside the system call `nr`.
