@@ -196,7 +196,9 @@ fn list_pages_through_items_by_state() -> Result<(), Error> {
     l.enqueue(["p1", "p2"])?;
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
-    loop {
+    for pages in 0.. {
+        // 25 items take 3 pages and an empty one: a cursor that does not move would page for ever.
+        assert!(pages <= 3, "still paging after {pages} pages: {seen:?}");
         let page = l.list(Some(ItemState::Done), after.as_deref(), 10)?;
         if page.is_empty() {
             break;
