@@ -329,11 +329,11 @@ fn claim_worker(opts: &HashMap<&str, &str>) -> Result<(), Error> {
                 say(format_args!("IDLE"));
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(20)); // others hold the rest
+            std::thread::sleep(Duration::from_millis(20)); // others hold the rest: poll again
             continue;
         };
         say(format_args!("CLAIMED {}", claim.id()));
-        std::thread::sleep(work);
+        std::thread::sleep(work); // the work: a window for kills to land holding a claim
         let done = store.transaction(|tx| {
             tx.ledger("queue").complete(&claim)?;
             tx.cache("work").incr(claim.id(), 1, None)

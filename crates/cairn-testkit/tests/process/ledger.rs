@@ -33,7 +33,7 @@ fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> 
     loop {
         let run = Running::spawn(child(), &["ledger-job", "--db", p, "--n", &n]).expect("spawn");
         let finished = if killed < kills {
-            std::thread::sleep(Duration::from_millis(3 + rng.below(30)));
+            std::thread::sleep(Duration::from_millis(3 + rng.below(30))); // a random kill moment
             let lines = run.kill().expect("kill");
             killed += 1;
             let fin = lines.iter().any(|l| l == "FINISHED");
