@@ -105,7 +105,13 @@ fn two_overlapping_no_wait_locks_run_one_command() {
 /// True while process `pid` sits in read(2) on its stdin: blocked there, since a read of
 /// data already in the pipe returns at once.
 fn reading_stdin(pid: u32) -> bool {
-    let Ok(call) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else { return false };
+    let call = match std::fs::read_to_string(format!("/proc/{pid}/syscall")) {
+        Ok(call) => call,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            panic!("/proc/{pid}/syscall: {e}: this test needs to see a child's system call (ptrace access)")
+        }
+        Err(_) => return false,
+    };
     let mut fields = call.split_whitespace();
     fields.next() == Some(nix::libc::SYS_read.to_string().as_str()) && fields.next() == Some("0x0")
 }
