@@ -200,7 +200,7 @@ fn overlapping_identical_memo_calls_run_the_command_once() {
                 .unwrap()
         })
         .collect();
-    wait_until("one call runs the command", || lines(&env, "runs").len() == 1);
+    wait_until("one call runs the command", || !lines(&env, "runs").is_empty());
     // Release it only once every other call has missed too and waits for it: a sleep here
     // would let late starters find the result stored, and pass without any overlap.
     wait_until("all six calls missed", || memo_misses(&env) == 7 * per_call);
