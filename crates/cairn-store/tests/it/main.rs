@@ -5,6 +5,7 @@ mod cache;
 mod contract;
 mod engines;
 mod ledger;
+mod ledger_model;
 mod locks;
 mod migrate;
 mod model;

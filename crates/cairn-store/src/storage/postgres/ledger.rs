@@ -1,6 +1,7 @@
 //! The ledger's SQL on PostgreSQL. Claims take rows with `FOR UPDATE SKIP LOCKED`, so workers
 //! on many hosts never wait on each other's items; failures, batches of marks and queueing are
-//! one statement (one round trip) each; queue positions come from a sequence.
+//! one statement (one round trip) each; queue positions and fencing tokens come from one
+//! sequence, so a token never repeats, not even for an id deleted and claimed again.
 
 use postgres::Row;
 
@@ -114,9 +115,9 @@ impl Engine {
         Ok(self
             .row(
                 "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
-                 VALUES ($1, $2, 1, $4, $3, 1, $6, $5) \
+                 VALUES ($1, $2, 1, $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
                  ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
-                 token = l.token + 1, holder = excluded.holder, updated_at = excluded.updated_at \
+                 token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
                  WHERE l.state = 0 OR (l.state = 1 AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
                  RETURNING token",
                 &[&ns, &id, &worker, &lease_until, &now, &holder, &replace],
@@ -144,7 +145,8 @@ impl Engine {
              pending AS MATERIALIZED ( \
                SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL \
                ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, worker = $2, token = l.token + 1, holder = $5, \
+             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, worker = $2, token = nextval('{s}.cairn_queue_seq'), \
+               holder = $5, \
                updated_at = $4 \
              WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
              RETURNING l.id, l.token",
@@ -165,7 +167,8 @@ impl Engine {
             "WITH pick AS MATERIALIZED ( \
                SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND holder = $2 \
                ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = l.token + 1, holder = $6, updated_at = $5 \
+             UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), holder = $6, \
+               updated_at = $5 \
              WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = 1 AND l.holder = $2 \
              RETURNING l.id, l.token",
             &[&ns, &dead, &worker, &lease_until, &now, &holder],

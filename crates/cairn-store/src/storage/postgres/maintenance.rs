@@ -49,7 +49,8 @@ impl Engine {
     pub fn server_health(&self) -> Result<Vec<Health>> {
         let mut out = Vec::new();
         let ok = |check, detail: String| Health { check, ok: true, detail, fix: None };
-        let bad = |check, detail: String, fix: &str| Health { check, ok: false, detail, fix: Some(fix.to_owned()) };
+        let bad =
+            |check, detail: String, fix: &str| Health { check, ok: false, detail, fix: Some(fix.to_owned()) };
         let r = self.raw_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
                     current_setting('autovacuum'), \
@@ -57,13 +58,20 @@ impl Engine {
                               FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()), 0)",
             &[],
         )?;
-        let (version, num, autovacuum, oldest): (String, i32, String, i64) =
-            (r.try_get(0).map_err(|e| self.err(e))?, r.try_get(1).map_err(|e| self.err(e))?,
-             r.try_get(2).map_err(|e| self.err(e))?, r.try_get(3).map_err(|e| self.err(e))?);
+        let (version, num, autovacuum, oldest): (String, i32, String, i64) = (
+            r.try_get(0).map_err(|e| self.err(e))?,
+            r.try_get(1).map_err(|e| self.err(e))?,
+            r.try_get(2).map_err(|e| self.err(e))?,
+            r.try_get(3).map_err(|e| self.err(e))?,
+        );
         out.push(if num >= 150_000 {
             ok("server", format!("PostgreSQL {version}"))
         } else {
-            bad("server", format!("PostgreSQL {version}"), "upgrade to PostgreSQL 15 or newer, the version cairn is tested on")
+            bad(
+                "server",
+                format!("PostgreSQL {version}"),
+                "upgrade to PostgreSQL 15 or newer, the version cairn is tested on",
+            )
         });
         out.push(if autovacuum == "on" {
             ok("autovacuum", "on".into())
@@ -75,11 +83,14 @@ impl Engine {
             )
         });
         let schema = self.schema().to_owned();
-        let dead = self.client()?.query(
-            "SELECT relname::text, n_live_tup, n_dead_tup FROM pg_stat_user_tables \
+        let dead = self
+            .client()?
+            .query(
+                "SELECT relname::text, n_live_tup, n_dead_tup FROM pg_stat_user_tables \
              WHERE schemaname = $1 AND relname LIKE 'cairn\\_%' ORDER BY relname",
-            &[&schema],
-        ).map_err(|e| self.err(e))?;
+                &[&schema],
+            )
+            .map_err(|e| self.err(e))?;
         for row in &dead {
             let (name, live, dead): (String, i64, i64) = (
                 row.try_get(0).map_err(|e| self.err(e))?,
@@ -99,7 +110,9 @@ impl Engine {
         } else {
             bad(
                 "transactions",
-                format!("a transaction has been open for {oldest} s: it keeps dead rows from being reclaimed"),
+                format!(
+                    "a transaction has been open for {oldest} s: it keeps dead rows from being reclaimed"
+                ),
                 "find it in pg_stat_activity and end it",
             )
         });

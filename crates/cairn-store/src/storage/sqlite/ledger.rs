@@ -38,12 +38,15 @@ pub(crate) const MARK_DONE: &str =
      WHERE cairn_ledger.state <> 2";
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
-/// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token.
+/// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token,
+/// ?8, drawn from the namespace's counter: tokens never repeat in a namespace, not even for
+/// an id deleted and claimed again (a per-row count would start over and let a claim from
+/// before the delete pass for the new one).
 pub(crate) const CLAIM: &str =
     "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
-     VALUES (?1, ?2, 1, ?4, ?3, 1, ?6, ?5) \
+     VALUES (?1, ?2, 1, ?4, ?3, ?8, ?6, ?5) \
      ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
-     token = cairn_ledger.token + 1, holder = excluded.holder, updated_at = excluded.updated_at \
+     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state = 0 \
         OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
             OR cairn_ledger.holder = ?7)) \
@@ -130,7 +133,8 @@ impl Engine {
         holder: Option<&str>,
         replace: Option<&str>,
     ) -> Result<Option<i64>> {
-        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace], |r| r.get(0))
+        let token = self.ledger_reserve_seq(ns, 1)?;
+        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace, token], |r| r.get(0))
     }
 
     /// The processes holding claims in `ns` (expired claims included), each once.
@@ -372,8 +376,8 @@ impl Engine {
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1 AND id = ?2", params![ns, id])? == 1)
     }
 
+    /// The namespace's counter stays: the tokens of claims made before must never come back.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
-        self.exec("DELETE FROM cairn_ledger_ns WHERE ns = ?1", params![ns])?;
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
     }
 }
