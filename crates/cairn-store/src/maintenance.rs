@@ -83,6 +83,10 @@ impl Store {
     /// ```
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
+        if self.engine.bookkeeping_apart() {
+            // A server's store: the engine says what to use instead, naming `dest`.
+            return self.engine.vacuum_into(dest);
+        }
         fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
             move |source| Error::Io { action, path: path.to_path_buf(), source }
         }

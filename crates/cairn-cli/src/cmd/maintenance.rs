@@ -79,13 +79,18 @@ pub fn stats(ctx: &Ctx) -> Outcome {
 }
 
 pub fn doctor(ctx: &Ctx) -> Outcome {
-    let path = ctx.path()?;
-    if !path.exists() {
-        note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
-        return Ok(exit::NO);
-    }
-    // Read-only: a health check must not change what it examines (no migration, no WAL switch).
-    let store = ctx.open_with(Options::new().read_only(true))?;
+    // Read-only: a health check must not change what it examines (no migration, no WAL switch,
+    // no schema created on a server).
+    let store = match ctx.open_with(Options::new().read_only(true)) {
+        Ok(store) => store,
+        Err(Failure::Cairn(cairn::Error::Io { path, source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
+            return Ok(exit::NO);
+        }
+        Err(e) => return Err(e),
+    };
     let findings = store.doctor()?;
     let mut out = Out::new();
     let mut bad = false;
