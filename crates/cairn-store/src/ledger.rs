@@ -416,6 +416,62 @@ impl<'a> Ledger<'a> {
         })
     }
 
+    /// Claim up to `n` items at once for `worker` (in one statement on a server): claims of
+    /// dead processes and expired ones first, then the oldest pending items. Fewer (or none)
+    /// when the queue holds fewer. Each claim is fenced on its own, as from
+    /// [`Ledger::claim_next`].
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// queue.enqueue(["a", "b", "c"])?;
+    /// let batch = queue.claim_next_many("w1", Duration::from_secs(60), 2)?;
+    /// assert_eq!(batch.iter().map(|c| c.id()).collect::<Vec<_>>(), ["a", "b"]);
+    /// for claim in &batch {
+    ///     queue.complete(claim)?;
+    /// }
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn claim_next_many(&self, worker: &str, lease: Duration, n: u32) -> Result<Vec<Claim>> {
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        validate_lease(lease)?;
+        let holder = self.holder_token()?;
+        let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
+        self.write(|s| {
+            let dead = if self.in_tx { self.dead_holders()? } else { dead };
+            let now = s.now();
+            let lease_until = deadline(now, lease);
+            let holder = holder.as_deref();
+            let mut claimed = Vec::new();
+            for d in &dead {
+                while claimed.len() < n as usize {
+                    match s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)? {
+                        Some(c) => claimed.push(c),
+                        None => break,
+                    }
+                }
+            }
+            let rest = n.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+            if rest > 0 {
+                claimed.extend(s.engine.ledger_claim_next_many(
+                    self.ns,
+                    worker,
+                    lease_until,
+                    now,
+                    holder,
+                    rest,
+                )?);
+            }
+            Ok(claimed
+                .into_iter()
+                .map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until })
+                .collect())
+        })
+    }
+
     /// The processes holding claims in this namespace that are known to be dead. Looked for
     /// at most every [`DEAD_SCAN_EVERY`] per store and namespace: a worker claiming thousands
     /// of items a second would otherwise read the claimed part of the queue and `/proc` for

@@ -231,6 +231,9 @@ engine_ops! {
     fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<i64>>;
     /// Claim the next item: an expired claim, else the oldest pending; its id and token.
     fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
+    /// Claim up to `n` items at once (expired claims first, then the oldest pending): ids and
+    /// tokens.
+    fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<(String, i64)>>;
     /// Take over the oldest claim of a dead holder; its id and token.
     fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
     /// The processes holding claims in a namespace.

@@ -147,3 +147,24 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    fn a_batch_claim_takes_expired_claims_first_then_the_oldest_pending(f) {
+        let l = f.store.ledger("q");
+        l.enqueue((0..10).map(|i| format!("i{i}")))?;
+        let first = l.claim_next("w0", Duration::from_secs(5))?.expect("i0");
+        f.clock.advance(Duration::from_secs(6));
+        let batch = l.claim_next_many("w1", Duration::from_secs(60), 4)?;
+        let ids: Vec<&str> = batch.iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["i0", "i1", "i2", "i3"]);
+        assert_eq!(l.complete(&first).unwrap_err().kind(), ErrorKind::LeaseLost);
+        let rest = l.claim_next_many("w2", Duration::from_secs(60), 100)?;
+        assert_eq!(rest.len(), 6);
+        assert!(l.claim_next_many("w3", Duration::from_secs(60), 5)?.is_empty());
+        for c in batch.iter().chain(&rest) {
+            l.complete(c)?;
+        }
+        assert_eq!(l.counts()?.done, 10);
+        Ok(())
+    }
+}

@@ -154,6 +154,42 @@ impl Engine {
         )?))
     }
 
+    /// Up to `n` items in one statement: expired claims first, then the oldest pending items,
+    /// each set chosen among rows no other worker holds.
+    pub fn ledger_claim_next_many(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+        n: u32,
+    ) -> Result<Vec<(String, i64)>> {
+        let n = i64::from(n);
+        let rows = self.rows(
+            "WITH expired AS MATERIALIZED ( \
+               SELECT id, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND seq <= $4 \
+               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             pending AS MATERIALIZED ( \
+               SELECT id, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL \
+               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             pick AS MATERIALIZED ( \
+               SELECT id, row_number() OVER (ORDER BY pri, seq) AS rn \
+               FROM (SELECT id, 0 AS pri, seq FROM expired UNION ALL SELECT id, 1, seq FROM pending) c \
+               ORDER BY pri, seq LIMIT $6) \
+             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, worker = $2, token = nextval('{s}.cairn_queue_seq'), \
+               holder = $5, updated_at = $4 \
+             FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+             RETURNING l.id, l.token, pick.rn",
+            &[&ns, &worker, &lease_until, &now, &holder, &n],
+        )?;
+        // In queue order, whatever order the update visited the rows in.
+        let mut claimed: Vec<(i64, String, i64)> =
+            rows.iter().map(|r| (r.get(2), r.get(0), r.get(1))).collect();
+        claimed.sort_by_key(|c| c.0);
+        Ok(claimed.into_iter().map(|(_, id, token)| (id, token)).collect())
+    }
+
     pub fn ledger_claim_held_by(
         &self,
         ns: &str,

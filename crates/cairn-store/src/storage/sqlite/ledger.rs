@@ -208,6 +208,27 @@ impl Engine {
         Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)?.map(|token| (id, token)))
     }
 
+    /// Claim up to `n` items, one after the other, in this transaction (the write lock makes
+    /// them one step for every other process).
+    pub fn ledger_claim_next_many(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+        n: u32,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut claimed = Vec::new();
+        for _ in 0..n {
+            match self.ledger_claim_next(ns, worker, lease_until, now, holder)? {
+                Some(c) => claimed.push(c),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
+
     /// Take over the oldest claim of `dead` (a holder found dead) for `worker`.
     pub fn ledger_claim_held_by(
         &self,
