@@ -507,7 +507,8 @@ impl<'a> Ledger<'a> {
     /// claiming with one command and completing with another). `None` if another worker
     /// claimed the item since, or it is no longer claimed. A lapsed lease that nobody took over
     /// is still returned: completing it is safe, because fencing refuses it once anyone else
-    /// claims.
+    /// claims. So is the claim of an item this worker completed: completing it again changes
+    /// nothing (a retry after a commit whose outcome was lost).
     ///
     /// ```
     /// use cairn::Store;
@@ -519,7 +520,7 @@ impl<'a> Ledger<'a> {
     /// let claim = ledger.held_claim("42", "w1")?.expect("w1 holds it");
     /// ledger.complete(&claim)?;
     /// assert!(ledger.is_done("42")?);
-    /// assert!(ledger.held_claim("42", "w1")?.is_none());
+    /// assert!(ledger.held_claim("42", "w2")?.is_none());
     /// # Ok::<(), cairn::Error>(())
     /// ```
     pub fn held_claim(&self, id: &str, worker: &str) -> Result<Option<Claim>> {
@@ -549,7 +550,9 @@ impl<'a> Ledger<'a> {
     }
 
     /// Record a claimed item as done. Fails with `LeaseLost`, recording nothing, if another
-    /// worker claimed the item since (fencing).
+    /// worker claimed the item since (fencing). Completing again with the same claim succeeds
+    /// and changes nothing: safe to retry after a commit whose outcome was lost (a server's
+    /// connection dropped).
     pub fn complete(&self, claim: &Claim) -> Result<()> {
         self.complete_inner(claim, None)
     }

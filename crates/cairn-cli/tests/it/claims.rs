@@ -55,3 +55,15 @@ fn a_pid_that_runs_no_process_is_a_usage_error() {
     assert!(err.contains(&format!("no process with pid {pid}")), "{err}");
     env.ok(&["ledger", "claim", "x", "--worker", "w2"], 0); // nothing was claimed
 }
+
+/// A script whose `ledger done` lost its answer (a dropped connection to a server) runs it
+/// again: the second run succeeds and changes nothing; another worker's still fails.
+#[test]
+fn done_again_by_the_same_worker_succeeds_and_another_workers_does_not() {
+    let env = Env::new();
+    env.ok(&["ledger", "claim", "a", "--worker", "w1"], 0);
+    env.ok(&["ledger", "done", "a", "--worker", "w1"], 0);
+    env.ok(&["ledger", "done", "a", "--worker", "w1"], 0);
+    env.ok(&["ledger", "done", "a", "--worker", "w2"], 1);
+    assert_eq!(env.ok(&["ledger", "count", "--state", "done"], 0), "1\n");
+}

@@ -240,13 +240,13 @@ engine_ops! {
     fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
     /// The process a claim of an item is tied to.
     fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>>;
-    /// A worker's claim of an item: token and lease expiry.
+    /// A worker's claim of an item (live, lapsed, or completed by it): token and lease expiry.
     fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>>;
     /// The namespaces with items, sorted.
     fn ledger_namespaces(&self) -> Result<Vec<String>>;
     /// Move a claim's lease; false if fenced.
     fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
-    /// Complete a claim; false if fenced.
+    /// Complete a claim; false if fenced. True again for the same claim once done by it.
     fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
     /// Record a failure; the state left, or `None` if the claim was fenced.
     fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, max_attempts: u32, now: i64) -> Result<Option<i64>>;

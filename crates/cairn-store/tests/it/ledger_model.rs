@@ -267,11 +267,25 @@ impl Model {
         true
     }
 
+    /// A completion keeps the claim's worker and token on the done item, so that the same
+    /// claim completing it again (a retry after a commit whose outcome was lost) succeeds and
+    /// changes nothing.
     fn complete(&mut self, claim: &Claim, result: Option<i64>, now: i64) -> bool {
-        if !self.holds(claim) {
+        let Some(it) = self.items.get_mut(claim.id()) else { return false };
+        if matches!(it.stored, Stored::Done) {
+            return it.worker.as_deref() == Some(claim.worker()) && it.token == claim.token();
+        }
+        if !(matches!(it.stored, Stored::Claimed { .. })
+            && it.worker.as_deref() == Some(claim.worker())
+            && it.token == claim.token())
+        {
             return false;
         }
-        self.mark_done(claim.id(), result, now)
+        it.stored = Stored::Done;
+        it.error = None;
+        it.result = result;
+        it.updated_at = now;
+        true
     }
 
     fn counts(&self, now: i64) -> [u64; 4] {
@@ -409,6 +423,9 @@ proptest! {
                     let got = l.held_claim(id, worker).expect("held_claim");
                     let want = m.items.get(id).and_then(|it| match it.stored {
                         Stored::Claimed { lease_until } if it.worker.as_deref() == Some(worker) => Some((it.token, lease_until)),
+                        // Completed by this worker: its claim again (no lease left), so that a
+                        // retried completion finds it done by itself.
+                        Stored::Done if it.worker.as_deref() == Some(worker) => Some((it.token, 0)),
                         _ => None,
                     });
                     prop_assert_eq!(got.is_some(), want.is_some(), "held_claim {} by {}", id, worker);

@@ -231,7 +231,7 @@ impl Engine {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
             .row(
-                "SELECT token, seq FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3",
+                "SELECT token, seq FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state IN (1, 2) AND worker = $3",
                 &[&ns, &id, &worker],
             )?
             .map(|r| (r.get(0), r.get::<_, Option<i64>>(1).unwrap_or(0))))
@@ -273,12 +273,21 @@ impl Engine {
     ) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
         let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(i16::from(k.code()))));
-        Ok(self.exec(
-            "UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
+        // The worker and token stay on the done row: the same claim completing it again, after
+        // a commit whose outcome was lost with the connection, finds it done by itself.
+        let done = self.exec(
+            "UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, holder = NULL, error = NULL, \
              result = $5, result_kind = $7, updated_at = $6 \
              WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4",
             &[&ns, &id, &worker, &token, &bytes, &now, &kind],
-        )? == 1)
+        )? == 1;
+        Ok(done
+            || self
+                .row(
+                    "SELECT 1 FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = 2 AND worker = $3 AND token = $4",
+                    &[&ns, &id, &worker, &token],
+                )?
+                .is_some())
     }
 
     /// One statement decides and records: one more attempt, then pending again at the back of

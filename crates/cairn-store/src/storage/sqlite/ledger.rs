@@ -163,7 +163,7 @@ impl Engine {
     /// The live or lapsed claim `worker` holds on `id`: its token and lease expiry.
     pub fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>> {
         self.row(
-            "SELECT token, seq FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3",
+            "SELECT token, seq FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state IN (1, 2) AND worker = ?3",
             params![ns, id, worker],
             |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
         )
@@ -330,12 +330,25 @@ impl Engine {
         now: i64,
     ) -> Result<bool> {
         let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
-        Ok(self.exec(
-            "UPDATE cairn_ledger SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, result = ?5, \
+        // The worker and token stay on the done row: the same claim completing it again (after
+        // a commit whose outcome it could not see) finds it done by itself.
+        let done = self.exec(
+            "UPDATE cairn_ledger SET state = 2, seq = NULL, holder = NULL, error = NULL, result = ?5, \
              result_kind = ?7, updated_at = ?6 \
              WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
             params![ns, id, worker, token, bytes, now, kind],
-        )? == 1)
+        )? == 1;
+        Ok(done || self.ledger_done_by(ns, id, worker, token)?)
+    }
+
+    fn ledger_done_by(&self, ns: &str, id: &str, worker: &str, token: i64) -> Result<bool> {
+        Ok(self
+            .row(
+                "SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 2 AND worker = ?3 AND token = ?4",
+                params![ns, id, worker, token],
+                |_| Ok(()),
+            )?
+            .is_some())
     }
 
     /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
