@@ -83,6 +83,7 @@ impl Store {
     /// ```
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
+        self.refuse_if_in_transaction()?;
         if self.engine.bookkeeping_apart() {
             // A server's store: the engine says what to use instead, naming `dest`.
             return self.engine.vacuum_into(dest);

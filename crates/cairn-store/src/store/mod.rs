@@ -620,7 +620,19 @@ impl Store {
     /// the file this handle opened.
     pub(crate) fn ensure_writable(&self) -> Result<()> {
         self.refuse_if_read_only()?;
+        self.refuse_if_in_transaction()?;
         self.ensure_same_file()
+    }
+
+    /// What runs its own transactions (migrations, vacuum, backup) cannot run inside one.
+    pub(crate) fn refuse_if_in_transaction(&self) -> Result<()> {
+        if self.engine.in_transaction() {
+            return Err(Error::invalid(
+                "a transaction is already open on this store: migrate, vacuum and backup run transactions of \
+                 their own; run them before or after it",
+            ));
+        }
+        Ok(())
     }
 
     fn refuse_if_read_only(&self) -> Result<()> {

@@ -600,3 +600,21 @@ fn dropping_a_store_with_an_explicit_transaction_open_rolls_it_back() -> Result<
     again.cache("c").set("k", "after", None)?; // and the write lock was let go
     Ok(())
 }
+
+#[test]
+fn migrate_vacuum_and_backup_inside_an_open_transaction_say_so() -> Result<(), Error> {
+    let (dir, _path, store, _clock) = temp_store();
+    store.begin_transaction()?;
+    let m = cairn::Migrations::new(vec![cairn::M::up("CREATE TABLE t (x)")]);
+    for err in [
+        store.migrate("app", &m).map(drop).unwrap_err(),
+        store.vacuum().unwrap_err(),
+        store.backup(dir.path().join("b.db")).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("a transaction is already open"), "{err}");
+    }
+    store.rollback_transaction();
+    store.migrate("app", &m)?;
+    Ok(())
+}
