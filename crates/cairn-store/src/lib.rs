@@ -86,7 +86,8 @@ pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueK
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
-    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES,
+    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
 };
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
