@@ -55,20 +55,22 @@ def clocked(path: str, clock: ManualClock) -> Iterator[cairn.Store]:
 
 
 class Child:
-    """A child process running tests/child.py, whose stdout lines are read with deadlines."""
+    """A child process running tests/child.py (or `script`), whose stdout lines are read with
+    deadlines."""
 
     def __init__(
         self,
         *args: str,
         env: Optional[dict[str, str]] = None,
         tap: "Optional[queue.Queue[tuple[Child, Optional[str]]]]" = None,
+        script: Path = CHILD,
     ) -> None:
         """Start it. With `tap`, its lines go there as (child, line), ending with (child, None),
         instead of to its own queue: one queue to wait on for several children."""
         self.args = args
         self.tap = tap
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), *args],
+            [sys.executable, str(script), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -29,7 +29,7 @@ class LockHolder:
 
 
 def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
-    """Seconds to wait, or None for no limit."""
+    """Seconds to wait, or None for no limit (None or infinity)."""
     if timeout is None:
         return None
     if isinstance(timeout, bool):
@@ -50,7 +50,7 @@ def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
         raise InvalidInputError("invalid input: a lock timeout is NaN; give a number of seconds")
     if secs < 0:
         raise InvalidInputError(f"invalid input: a lock timeout of {secs} seconds is negative")
-    return secs
+    return None if secs == float("inf") else secs
 
 
 class Lock:
@@ -91,12 +91,12 @@ class Lock:
         """True between a successful :meth:`acquire` and :meth:`release`."""
         return self._held is not None
 
-    def acquire(self, timeout: Optional[Duration] = ...) -> bool:  # type: ignore[assignment]
-        """Take the lock, waiting up to `timeout` seconds (the lock's own timeout when left
-        out; None: without limit; 0: not at all). True if it was taken."""
+    def acquire(self, timeout: Optional[Duration] = None) -> bool:
+        """Take the lock, waiting up to `timeout` (0: not at all; ``math.inf``: without limit;
+        None: the timeout given to :meth:`Store.lock`). True if it was taken."""
         if self._held is not None:
             raise InvalidInputError(f"invalid input: this Lock object already holds {self._name!r}")
-        wait = self._timeout if timeout is ... else _timeout_seconds(timeout)
+        wait = self._timeout if timeout is None else _timeout_seconds(timeout)
         deadline = None if wait is None else time.monotonic() + wait
         nap = 0.002
         while True:
