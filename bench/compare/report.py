@@ -14,7 +14,7 @@ from collections import defaultdict
 
 BEGIN = "<!-- bench-compare:begin -->"
 END = "<!-- bench-compare:end -->"
-ORDER = ["cairn", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
+ORDER = ["cairn", "cairn-python", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
 
 
 def us(x):
@@ -141,6 +141,18 @@ def targets(by):
         check(f"cairn {op} against the floor", r(median_of(by, "cache", "cairn", op), median_of(by, "cache", "floor", op)), limit)
     for op in ["get_hit", "set_ttl"]:
         check(f"diskcache {op} over cairn's", r(median_of(by, "cache", "diskcache", op), median_of(by, "cache", "cairn", op)), 5, "above")
+    for op in ["get_hit", "set_ttl"]:
+        check(f"diskcache {op} over cairn-python's (the Python package)",
+              r(median_of(by, "cache", "diskcache", op), median_of(by, "cache", "cairn-python", op)), 2, "above")
+    py_sizes = sorted({x["size"] for x in by["ledger"] if x["contender"] == "cairn-python"})
+    if py_sizes:
+        check(f"python-sqlite3 filter_new_10k at {py_sizes[0]:,} ids over cairn-python's",
+              r(median_of(by, "ledger", "python-sqlite3", "filter_new_10k", py_sizes[0]),
+                median_of(by, "ledger", "cairn-python", "filter_new_10k", py_sizes[0])), 5, "above")
+    for x in by["stampede"]:
+        if x["contender"] == "cairn-python":
+            lines.append(f"- {'✔' if x['computations'] == 1 else '✘'} cairn-python stampede ({x['procs']} processes): "
+                         f"{x['computations']} computation(s) (target 1)")
     check("Redis (loopback) get_hit over cairn's",
           r(median_of(by, "cache", "redis", "get_hit"), median_of(by, "cache", "cairn", "get_hit")), 3, "above")
     sizes = sorted({x["size"] for x in by["ledger"] if x["contender"] == "cairn"})

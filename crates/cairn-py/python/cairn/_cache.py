@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 from ._types import Duration
 
 if TYPE_CHECKING:
+    from . import _cairn
     from ._store import _Source
 
 T = TypeVar("T")
@@ -75,10 +76,11 @@ class Cache:
     1
     """
 
-    __slots__ = ("_src", "_ns", "_tx")
+    __slots__ = ("_src", "_holder", "_ns", "_tx")
 
     def __init__(self, src: _Source, ns: str, tx: int) -> None:
         self._src = src
+        self._holder = src._holder
         self._ns = ns
         self._tx = tx
 
@@ -89,11 +91,19 @@ class Cache:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of `key`, or `default` when it is absent or expired."""
-        return self._src._conn().cache_get(self._ns, key, self._tx, default)
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        return conn.cache_get(self._ns, key, self._tx, default)
 
     def __getitem__(self, key: str) -> Any:
         """The value of `key`; ``KeyError`` when it is absent or expired."""
-        v = self._src._conn().cache_get(self._ns, key, self._tx, _MISSING)
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        v = conn.cache_get(self._ns, key, self._tx, _MISSING)
         if v is _MISSING:
             raise KeyError(key)
         return v
@@ -120,7 +130,11 @@ class Cache:
     def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> None:
         """Store `value` under `key`, replacing any entry; it expires `ttl` from now (never
         with None)."""
-        self._src._conn().cache_set(self._ns, key, value, ttl, self._tx)
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        conn.cache_set(self._ns, key, value, ttl, self._tx)
 
     def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> bool:
         """Store `value` only if `key` has no fresh entry. True if it was stored."""

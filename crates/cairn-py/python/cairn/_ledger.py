@@ -115,12 +115,13 @@ class Ledger:
     item done (:class:`LeaseLostError`).
     """
 
-    __slots__ = ("_src", "_ns", "_tx", "_max_attempts")
+    __slots__ = ("_src", "_holder", "_ns", "_tx", "_max_attempts")
 
     def __init__(self, src: _Source, ns: str, tx: int, max_attempts: int) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
         self._src = src
+        self._holder = src._holder
         self._ns = ns
         self._tx = tx
         self._max_attempts = max_attempts
@@ -154,7 +155,11 @@ class Ledger:
     def mark_done(self, id: Id, result: Any = None) -> bool:
         """Record `id` as done, with an optional small `result`. True if this call did it;
         False if it already was done (the first result is kept)."""
-        return self._src._conn().ledger_mark_done(self._ns, id, result, self._tx)
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        return conn.ledger_mark_done(self._ns, id, result, self._tx)
 
     def mark_done_many(self, ids: Iterable[Id]) -> int:
         """Record many ids as done in one transaction; returns how many were newly done."""
@@ -162,7 +167,11 @@ class Ledger:
 
     def is_done(self, id: Id) -> bool:
         """True if `id` is done."""
-        return self._src._conn().ledger_is_done(self._ns, id, self._tx)
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        return conn.ledger_is_done(self._ns, id, self._tx)
 
     def __contains__(self, id: object) -> bool:
         """``id in ledger``: True if `id` is done."""

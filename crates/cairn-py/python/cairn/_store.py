@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from .testing import ManualClock
 
     class _Source(Protocol):
-        """Where a handle gets its connection: the store (this thread's) or a transaction."""
+        """Where a handle gets its connection: the store (this thread's) or a transaction.
+        ``_holder.conn``, when set, is that connection (the fast path of the handles)."""
+
+        @property
+        def _holder(self) -> Any: ...
 
         def _conn(self) -> _cairn.Connection: ...
 
@@ -101,6 +105,7 @@ class Store:
         self._memory = isinstance(path, str) and path == ":memory:"
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._holder = self._local
         self._conns: weakref.WeakSet[_cairn.Connection] = weakref.WeakSet()
         self._closed = False
         self._guard_key: Optional[str] = None
@@ -158,7 +163,9 @@ class Store:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
-        self._local = threading.local()
+        # Cleared in place (handles keep a reference to it): this thread opens a connection
+        # of the child's own on its next call. Other threads do not exist in the child.
+        self._local.__dict__.clear()
         # The parent's connections stay referenced by nothing of ours: when collected, each
         # lets go of its SQLite state without touching the file (it belongs to the parent).
         self._conns = weakref.WeakSet()
@@ -397,13 +404,17 @@ class Transaction:
     """An open write transaction, from ``with store.transaction() as tx:``. Its handles join
     it: everything done through them commits together, or not at all."""
 
-    __slots__ = ("_store", "_c", "_n", "_used")
+    __slots__ = ("_store", "_c", "_n", "_used", "conn")
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._c: Optional[_cairn.Connection] = None
         self._n = 0
         self._used = False
+
+    @property
+    def _holder(self) -> Transaction:
+        return self
 
     def _conn(self) -> _cairn.Connection:
         if self._c is None:
@@ -417,6 +428,7 @@ class Transaction:
         conn = self._store._conn()
         self._n = conn.begin()
         self._c = conn
+        self.conn = conn
         self._store._local.tx = self
         return self
 
