@@ -299,6 +299,7 @@ class Claim:
         self._raw = lg._src._conn().ledger_extend(lg._ns, self._raw, lease, lg._tx)
 
     def __enter__(self) -> Claim:
+        """The claim itself; the end of the block settles it."""
         return self
 
     def __exit__(
@@ -307,6 +308,8 @@ class Claim:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
+        """Complete the claim after a normal exit; record a failure (with the exception's
+        text) after an exception, which propagates."""
         if self._settled:
             return
         if exc is None:

@@ -142,6 +142,8 @@ class Lock:
         self._store._conn().lock_renew(self._held, self._ttl if ttl is None else ttl)
 
     def __enter__(self) -> Lock:
+        """Acquire within the lock's timeout, or raise :class:`LockHeldError` naming the
+        holder."""
         if not self.acquire():
             holder = self._store.lock_holder(self._name)
             who = (
@@ -159,6 +161,8 @@ class Lock:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
+        """Release; raise :class:`LeaseLostError` if the lock was lost while held (unless the
+        block raised)."""
         try:
             self.release()
         except LeaseLostError:

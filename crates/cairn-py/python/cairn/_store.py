@@ -368,6 +368,7 @@ class Store:
             self._release()
 
     def __enter__(self) -> Store:
+        """The store itself; the end of the ``with`` block closes it."""
         return self
 
     def __exit__(
@@ -376,6 +377,7 @@ class Store:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
+        """Close the store."""
         self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -422,6 +424,8 @@ class Transaction:
         return self._c
 
     def __enter__(self) -> Transaction:
+        """``BEGIN IMMEDIATE`` on this thread's connection (waiting up to the busy timeout for
+        the file's write lock)."""
         if self._used:
             raise InvalidInputError("invalid input: a Transaction object is used once; call store.transaction() again")
         self._used = True
@@ -438,6 +442,8 @@ class Transaction:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
+        """``COMMIT`` after a normal exit (a failed commit has rolled back, and raises);
+        ``ROLLBACK`` after an exception, which propagates."""
         conn, n = self._c, self._n
         self._n = 0
         if getattr(self._store._local, "tx", None) is self:
