@@ -58,7 +58,11 @@ class Store:
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
-    the parent's. It pickles by path and options, for ``multiprocessing`` spawn workers.
+    the parent's. (As with any threaded library, forking while *another* thread is inside a
+    cairn call may leave the child waiting on a mutex that thread held; the ``spawn`` and
+    ``forkserver`` start methods avoid this.) It pickles by path and options, for
+    ``multiprocessing`` spawn workers. Connections are per thread: a pool of long-lived
+    threads is cheap, a new thread per call pays an open (about a millisecond) each time.
 
     Errors are :class:`cairn.Error` subclasses; every call that touches the file releases the
     GIL. ``close()`` (or a ``with`` block) closes every thread's connection.
