@@ -29,22 +29,21 @@ def dumps(value: Any) -> str:
         ) from None
 
 
-def _check_keys(value: Any) -> None:
-    stack = [value]
-    seen: set[int] = set()
-    while stack:
-        v = stack.pop()
-        if id(v) in seen:
-            continue  # shared, or a cycle (which the encoder then reports)
-        seen.add(id(v))
-        if isinstance(v, dict):
-            for k, item in v.items():
-                if not isinstance(k, str):
-                    raise TypeError(
-                        f"dict keys must be str to be stored as JSON, not {type(k).__name__} ({k!r}); "
-                        "JSON would change them into strings"
-                    )
-                if isinstance(item, (dict, list, tuple)):
-                    stack.append(item)
-        elif isinstance(v, (list, tuple)):
-            stack.extend(item for item in v if isinstance(item, (dict, list, tuple)))
+def _check_keys(value: Any, depth: int = 0) -> None:
+    # No id()-based cycle tracking: id() is an audited event (see _guard.py), so each call
+    # would run the audit hook. A cycle stops at the depth limit, and the encoder reports it.
+    if depth > 200:
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"dict keys must be str to be stored as JSON, not {type(k).__name__} ({k!r}); "
+                    "JSON would change them into strings"
+                )
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, depth + 1)

@@ -36,8 +36,9 @@ _SIDES = ("", "-wal", "-shm", "-journal")
 _lock = threading.Lock()
 # realpath of a store file -> how many live cairn.Store objects (and migrate_file calls) hold it
 _open: dict[str, int] = {}
-# base names of every file in _open and of its side files: a cheap first test in the hook
-_names: frozenset[str] = frozenset()
+# base names of every file in _open and of its side files, for a cheap first test in the
+# hook (str.endswith of a tuple: a false positive only costs a realpath)
+_names: tuple[str, ...] = ()
 # descriptors a forked child inherited from its parent's cairn connections: not "another copy"
 _inherited: set[int] = set()
 
@@ -49,7 +50,7 @@ def _key(path: str | bytes | os.PathLike[Any]) -> str:
 
 def _refresh_names() -> None:
     global _names
-    _names = frozenset(os.path.basename(k) + s for k in _open for s in _SIDES)
+    _names = tuple(sorted({os.path.basename(k) + s for k in _open for s in _SIDES}))
 
 
 def _holders(key: str) -> list[str]:
@@ -139,28 +140,34 @@ def _refuse(what: str, key: str, advice: str) -> None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Runs for every audited event of the process (every open(), import, id()...): the common
+    # case must return after a comparison or two.
     if event == "open":
         if not _names or not args:
             return
         path = args[0]
-        if isinstance(path, int) or path is None:
-            return
-        try:
-            p = os.fsdecode(os.fspath(path))
-        except TypeError:
-            return
-        if os.path.basename(p) not in _names:
-            return
+        if isinstance(path, str):
+            if not path.endswith(_names):
+                return
+            p = path
+        elif isinstance(path, (bytes, os.PathLike)):
+            try:
+                p = os.fsdecode(os.fspath(path))
+            except (TypeError, ValueError):
+                return
+            if not p.endswith(_names):
+                return
+        else:
+            return  # a descriptor number
         real = os.path.realpath(p)
         for s in _SIDES:
-            if s == "" or real.endswith(s):
-                base = real[: len(real) - len(s)] if s else real
-                if _open.get(base, 0) > 0:
-                    _refuse(
-                        "opening",
-                        real,
-                        "closing another descriptor of the file drops every lock the process holds on it",
-                    )
+            base = real[: len(real) - len(s)] if s else real
+            if (not s or real.endswith(s)) and _open.get(base, 0) > 0:
+                _refuse(
+                    "opening",
+                    real,
+                    "closing another descriptor of the file drops every lock the process holds on it",
+                )
     elif event == "sqlite3.connect":
         if not _open or not args:
             return
