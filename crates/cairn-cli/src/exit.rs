@@ -9,7 +9,8 @@ pub const NO: u8 = 1;
 /// A usage error: unknown flag, invalid duration, empty key or id, malformed input.
 pub const USAGE: u8 = 2;
 /// The database file or its directory cannot be read or written (permissions, disk full,
-/// I/O error, a file system without the shared memory WAL needs).
+/// I/O error, a file system without the shared memory WAL needs), or the database server
+/// cannot be reached.
 pub const ACCESS: u8 = 3;
 /// The file is not a cairn store: not SQLite, corrupt, or another application's database.
 pub const NOT_A_STORE: u8 = 4;
@@ -31,7 +32,11 @@ pub fn code_of(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::InvalidInput => USAGE,
         ErrorKind::LeaseLost => NO,
-        ErrorKind::ReadOnly | ErrorKind::DiskFull | ErrorKind::Io | ErrorKind::WalUnavailable => ACCESS,
+        ErrorKind::ReadOnly
+        | ErrorKind::DiskFull
+        | ErrorKind::Io
+        | ErrorKind::WalUnavailable
+        | ErrorKind::Unavailable => ACCESS,
         ErrorKind::NotADatabase | ErrorKind::Corrupt | ErrorKind::ForeignDatabase => NOT_A_STORE,
         ErrorKind::SchemaTooNew | ErrorKind::SchemaTooOld => SCHEMA,
         ErrorKind::Busy => BUSY,
@@ -47,7 +52,7 @@ Exit status:
   1    a clean \"no\": a miss, not done, lock held, claim not won or lost;
        doctor: something is wrong
   2    usage error: unknown flag, invalid duration, empty key or id, malformed input
-  3    the database file or its directory cannot be read or written
+  3    the database file or its directory cannot be read or written, or its server reached
   4    the file is not a cairn store (not SQLite, corrupt, another application's)
   5    the store's schema is from a newer cairn
   6    the store stayed locked by another process beyond the busy timeout
@@ -83,6 +88,7 @@ mod tests {
             DiskFull,
             Io,
             WalUnavailable,
+            Unavailable,
             Decode,
             Migration,
             Internal,

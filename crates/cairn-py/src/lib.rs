@@ -22,6 +22,6 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
-    m.add("SQLITE_VERSION", cairn::rusqlite::version())?;
+    m.add("SQLITE_VERSION", rusqlite::version())?;
     Ok(())
 }

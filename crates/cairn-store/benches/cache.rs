@@ -10,9 +10,9 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn::rusqlite::{params, Connection};
 use cairn::{CacheLimits, Error, Eviction, Store};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use rusqlite::{params, Connection};
 
 const KEYS: usize = 10_000;
 const TTL: Duration = Duration::from_secs(3600);

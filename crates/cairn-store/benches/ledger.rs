@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn::rusqlite::{params, Connection};
 use cairn::Store;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rusqlite::{params, Connection};
 
 fn id(i: u64) -> String {
     format!("item-{i:09}")

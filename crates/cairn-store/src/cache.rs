@@ -5,12 +5,15 @@
 //! miss everywhere, whether or not it has been removed yet. Removal happens in [`Cache::sweep`],
 //! [`Store::sweep`], and a few at a time with every eighth write of a store.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
-use crate::storage::Stored;
+use crate::storage::EngineOps;
+use crate::storage::{Engine, Stored};
 use crate::store::Store;
 
 /// The longest key, in bytes.
@@ -127,14 +130,14 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         let found = self.lookup(key)?;
-        self.store.count(self.ns, found.is_some());
+        self.store.cache.count(self.ns, found.is_some(), self.store.is_read_only());
         found.map(|v| self.decode(key, v)).transpose()
     }
 
     /// A fresh value, without counting a hit or a miss.
     fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
-        if !s.is_lru(self.ns)? || s.is_read_only() {
+        if s.is_read_only() || !s.cache.is_lru(&s.engine, self.ns)? {
             return s.engine.cache_get(self.ns, key, s.now());
         }
         // A hit must record its use, which makes it a (small) write.
@@ -189,7 +192,11 @@ impl<'a> Cache<'a> {
     /// Remove `key`. True if a fresh entry was removed (an expired one is removed too).
     pub fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        self.write(|s| Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false)))
+        self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
+            Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false))
+        })
     }
 
     /// Give a fresh entry a new expiry: `ttl` from now, or never with `None`. False if there
@@ -214,6 +221,8 @@ impl<'a> Cache<'a> {
         let ttl = ttl.into();
         validate_ttl(ttl)?;
         self.write(|s| {
+            // The namespace before the key, in the order every write takes them.
+            self.limits_in(s)?;
             let now = s.now();
             let (current, expires) = match s.engine.cache_entry(self.ns, key, now)? {
                 Some(entry) => (self.decode::<i64>(key, entry.value)?, entry.expires_at),
@@ -227,11 +236,37 @@ impl<'a> Cache<'a> {
         })
     }
 
-    /// The fresh keys that start with `prefix` (all of them for `""`), sorted.
+    /// The fresh keys that start with `prefix` (all of them for `""`), sorted. For a large
+    /// namespace, [`Cache::keys_page`] reads them a page at a time.
     pub fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.keys_in(prefix, "", -1)
+    }
+
+    /// A page of at most `limit` fresh keys that start with `prefix`, sorted, after `after`
+    /// (`None`: from the first). Page through with the last key returned; a short page is the
+    /// last.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("c");
+    /// for k in ["a1", "a2", "a3", "b1"] {
+    ///     cache.set(k, "v", None)?;
+    /// }
+    /// let first = cache.keys_page("a", None, 2)?;
+    /// assert_eq!(first, ["a1", "a2"]);
+    /// assert_eq!(cache.keys_page("a", first.last().map(String::as_str), 2)?, ["a3"]);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.keys_in(prefix, after.unwrap_or(""), i64::try_from(limit).unwrap_or(i64::MAX))
+    }
+
+    fn keys_in(&self, prefix: &str, after: &str, limit: i64) -> Result<Vec<String>> {
         validate_ns(self.ns)?;
         let until = prefix_end(prefix);
-        self.store.engine.cache_keys(self.ns, prefix, until.as_deref(), self.store.now())
+        self.store.engine.cache_keys(self.ns, (prefix, until.as_deref()), after, limit, self.store.now())
     }
 
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
@@ -253,8 +288,8 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             let lru = limits.eviction == Eviction::LeastRecentlyUsed;
             s.engine.cache_set_limits(self.ns, limits.max_entries, limits.max_bytes, lru)?;
-            s.forget_policy(self.ns);
-            s.remember_tx_limits(self.ns, limits);
+            s.cache.forget_policy(self.ns);
+            s.cache.remember_tx_limits(self.ns, limits);
             if limits.bounded() {
                 self.enforce(s, "", &limits)?;
             }
@@ -279,7 +314,7 @@ impl<'a> Cache<'a> {
         } else {
             self.store.engine.cache_count(self.ns)?
         };
-        let pending = self.store.pending_tally(self.ns);
+        let pending = self.store.cache.pending_counts(self.ns);
         Ok(CacheStats {
             entries,
             bytes,
@@ -347,10 +382,10 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-            self.store.count(self.ns, true);
+            self.store.cache.count(self.ns, true, self.store.is_read_only());
             return Ok(self.decode(key, v)?);
         }
-        self.store.count(self.ns, false);
+        self.store.cache.count(self.ns, false, self.store.is_read_only());
         if self.in_tx {
             let value = compute()?;
             self.set(key, &value, ttl)?;
@@ -385,15 +420,19 @@ impl<'a> Cache<'a> {
             if let Some(v) = s.engine.cache_get(self.ns, key, now)?.filter(|v| usable(&v.bytes)) {
                 return Ok(Fill::Hit(v));
             }
-            match s.engine.fill_get(self.ns, key)? {
+            let dead = match s.engine.fill_get(self.ns, key)? {
                 Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
-                    Ok(Fill::Wait)
+                    return Ok(Fill::Wait)
                 }
-                _ => {
-                    s.engine.fill_claim(self.ns, key, owner, deadline(now, s.fill_timeout))?;
-                    Ok(Fill::Mine)
-                }
-            }
+                Some((owner, _)) => Some(owner),
+                None => None,
+            };
+            let until = deadline(now, s.fill_timeout);
+            Ok(if s.engine.fill_try_claim(self.ns, key, owner, until, now, dead.as_deref())? {
+                Fill::Mine
+            } else {
+                Fill::Wait
+            })
         })
     }
 
@@ -455,14 +494,19 @@ impl<'a> Cache<'a> {
         limits.bounded().then(|| s.engine.cache_next_rank(self.ns)).transpose()
     }
 
-    /// The bounds, read once per write transaction: while it holds the write lock no other
-    /// process can change them.
+    /// The bounds, read once per write transaction. A bounded namespace is locked then (on a
+    /// single-writer engine the write lock already is that lock), so that no other writer
+    /// changes its sizes or bounds before this transaction ends; every write to a namespace
+    /// takes this before any key of it, so writers never wait on each other in a circle.
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
-        if let Some(limits) = s.tx_limits(self.ns) {
+        if let Some(limits) = s.cache.tx_limits(self.ns) {
             return Ok(limits);
         }
         let limits = s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default();
-        s.remember_tx_limits(self.ns, limits);
+        if limits.bounded() {
+            s.engine.cache_lock_ns(self.ns)?;
+        }
+        s.cache.remember_tx_limits(self.ns, limits);
         Ok(limits)
     }
 
@@ -498,13 +542,187 @@ impl<'a> Cache<'a> {
     }
 }
 
+/// Every this many write transactions of a store, one also removes a few expired entries.
+const SWEEP_EVERY: u64 = 8;
+// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per write on
+// average, against at most one entry created per write, so they cannot pile up.
+
+/// How often a store on an engine whose bookkeeping runs apart writes its hit counts.
+const COUNTS_EVERY: Duration = Duration::from_secs(5);
+
+/// Hits and misses counted in memory, written with the next write transaction.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// What the cache keeps per store handle between operations. Counting each read in the file
+/// would turn every read into a write, so hits and misses wait here for the next write
+/// transaction; a namespace's eviction policy is read once; its bounds once per transaction
+/// (while the write lock is held, no other process can change them).
+#[derive(Debug, Default)]
+pub(crate) struct CacheState {
+    counts: RefCell<HashMap<String, Tally>>,
+    /// Per namespace: do hits record their use (least recently used eviction)? Another
+    /// process's change is seen after the store is reopened.
+    policies: RefCell<HashMap<String, bool>>,
+    /// Bounds read during the current write transaction (cleared at each BEGIN).
+    tx_limits: RefCell<HashMap<String, CacheLimits>>,
+    writes: Cell<u64>,
+    /// When the counts were last written apart from a write (see [`CacheState::after_commit`]).
+    flushed: Cell<Option<std::time::Instant>>,
+}
+
+impl CacheState {
+    pub(crate) fn count(&self, ns: &str, hit: bool, read_only: bool) {
+        if read_only {
+            return;
+        }
+        let mut counts = self.counts.borrow_mut();
+        let t = match counts.get_mut(ns) {
+            Some(t) => t,
+            None => counts.entry(ns.to_owned()).or_default(),
+        };
+        if hit {
+            t.hits += 1;
+        } else {
+            t.misses += 1;
+        }
+    }
+
+    pub(crate) fn has_pending_counts(&self) -> bool {
+        !self.counts.borrow().is_empty()
+    }
+
+    pub(crate) fn pending_counts(&self, ns: &str) -> Tally {
+        self.counts.borrow().get(ns).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn take_counts(&self) -> HashMap<String, Tally> {
+        self.counts.take()
+    }
+
+    /// Put back counts whose write was rolled back.
+    pub(crate) fn restore_counts(&self, counts: HashMap<String, Tally>) {
+        let mut mine = self.counts.borrow_mut();
+        for (ns, t) in counts {
+            let e = mine.entry(ns).or_default();
+            e.hits += t.hits;
+            e.misses += t.misses;
+        }
+    }
+
+    /// What rides along with every write transaction before it commits: the counts gathered
+    /// by reads, and every [`SWEEP_EVERY`]th time a small sweep of expired entries. On an
+    /// engine whose bookkeeping runs apart, nothing here: see [`CacheState::after_commit`].
+    pub(crate) fn ride_along(
+        &self,
+        engine: &Engine,
+        counts: &HashMap<String, Tally>,
+        now: i64,
+    ) -> Result<()> {
+        if engine.bookkeeping_apart() {
+            return Ok(());
+        }
+        Self::write_counts(engine, counts)?;
+        if self.due_for_sweep() {
+            engine.cache_sweep(now, false)?;
+        }
+        Ok(())
+    }
+
+    /// On an engine shared by many writers, after a write committed: the amortized sweep in a
+    /// transaction of its own, and the counts at most every [`COUNTS_EVERY`] (each store would
+    /// otherwise update its namespaces' counters in every transaction: rows every writer
+    /// wants). Failures are left for the next time: nothing here may fail the write.
+    pub(crate) fn after_commit(&self, engine: &Engine, now: i64) {
+        if !engine.bookkeeping_apart() {
+            return;
+        }
+        if self.due_for_sweep() {
+            let _ = Self::apart(engine, |e| e.cache_sweep(now, false).map(drop));
+        }
+        let due = self.flushed.get().is_none_or(|at| at.elapsed() >= COUNTS_EVERY);
+        if due && self.has_pending_counts() {
+            self.flush_apart(engine);
+        }
+    }
+
+    /// Write the counts now, in a transaction of their own (for an engine whose bookkeeping
+    /// runs apart; see [`CacheState::after_commit`]).
+    pub(crate) fn flush_apart(&self, engine: &Engine) {
+        let counts = self.take_counts();
+        if Self::apart(engine, |e| Self::write_counts(e, &counts)).is_err() {
+            self.restore_counts(counts);
+        }
+        self.flushed.set(Some(std::time::Instant::now()));
+    }
+
+    fn apart(engine: &Engine, f: impl FnOnce(&Engine) -> Result<()>) -> Result<()> {
+        engine.begin_immediate()?;
+        match f(engine).and_then(|()| engine.commit()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                engine.rollback_quietly();
+                Err(e)
+            }
+        }
+    }
+
+    fn write_counts(engine: &Engine, counts: &HashMap<String, Tally>) -> Result<()> {
+        // In name order, so that two stores flushing the same namespaces lock them in the same
+        // order (which matters to an engine with row locks).
+        let mut names: Vec<&String> = counts.keys().collect();
+        names.sort();
+        for ns in names {
+            let t = counts[ns];
+            engine.cache_add_tally(ns, t.hits, t.misses)?;
+        }
+        Ok(())
+    }
+
+    fn due_for_sweep(&self) -> bool {
+        let n = self.writes.get();
+        self.writes.set(n.wrapping_add(1));
+        n % SWEEP_EVERY == 0
+    }
+
+    pub(crate) fn begin_transaction(&self) {
+        self.tx_limits.borrow_mut().clear();
+    }
+
+    /// Whether hits in `ns` must record their use (least-recently-used eviction).
+    pub(crate) fn is_lru(&self, engine: &Engine, ns: &str) -> Result<bool> {
+        if let Some(&lru) = self.policies.borrow().get(ns) {
+            return Ok(lru);
+        }
+        let row = engine.cache_ns(ns)?.unwrap_or_default();
+        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
+        self.policies.borrow_mut().insert(ns.to_owned(), lru);
+        Ok(lru)
+    }
+
+    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
+        self.tx_limits.borrow().get(ns).copied()
+    }
+
+    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
+        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
+    }
+
+    pub(crate) fn forget_policy(&self, ns: &str) {
+        self.policies.borrow_mut().remove(ns);
+    }
+}
+
 enum Fill {
     Hit(Stored),
     Mine,
     Wait,
 }
 
-fn limits_of(row: &crate::storage::sqlite::NsRow) -> CacheLimits {
+fn limits_of(row: &crate::storage::NsRow) -> CacheLimits {
     CacheLimits {
         max_entries: row.max_entries,
         max_bytes: row.max_bytes,

@@ -5,6 +5,7 @@
 use crate::cache::validate_name;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
+use crate::storage::EngineOps;
 use crate::store::Store;
 
 /// A job's checkpoint, from [`Store::checkpoint`] or [`Tx::checkpoint`](crate::Tx::checkpoint).

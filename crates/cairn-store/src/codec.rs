@@ -248,6 +248,60 @@ impl Decode for Value {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Json<T>(pub T);
 
+/// A value bound to or read from users' own SQL: SQLite's five storage classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for SqlValue {
+    fn from(n: i64) -> Self {
+        SqlValue::Integer(n)
+    }
+}
+
+impl From<f64> for SqlValue {
+    fn from(x: f64) -> Self {
+        SqlValue::Real(x)
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(t: &str) -> Self {
+        SqlValue::Text(t.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(t: String) -> Self {
+        SqlValue::Text(t)
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(b: Vec<u8>) -> Self {
+        SqlValue::Blob(b)
+    }
+}
+
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// Rows of a query: each a vector of its columns' values.
+pub type Rows = Vec<Vec<SqlValue>>;
+
 impl<T: Serialize> Encode for Json<T> {
     fn encode(&self) -> crate::Result<Cow<'_, [u8]>> {
         serde_json::to_vec(&self.0)

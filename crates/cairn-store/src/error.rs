@@ -185,6 +185,33 @@ pub enum Error {
         holder: String,
     },
 
+    /// The database server could not be reached, or the connection to it was lost.
+    #[error(
+        "{path}: the database server is unavailable ({detail}){}", if *.maybe_committed {
+            "; the commit was sent and may or may not have taken effect: check before redoing work (completing a claim again is safe)"
+        } else {
+            ": check that the server runs and is reachable, then retry"
+        }
+    )]
+    Unavailable {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+        /// True if the connection was lost after a commit was sent: the commit may have happened.
+        maybe_committed: bool,
+    },
+
+    /// Any other failure reported by a database server.
+    #[error("{path}: PostgreSQL error: {source}")]
+    Server {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// The server's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// Any other SQLite failure.
     #[error("{path}: SQLite error: {source}")]
     Sqlite {
@@ -228,7 +255,9 @@ pub enum ErrorKind {
     Migration,
     /// A claim or lock lost to another worker.
     LeaseLost,
-    /// Anything else from SQLite.
+    /// The database server cannot be reached, or the connection was lost.
+    Unavailable,
+    /// Anything else from the database.
     Internal,
 }
 
@@ -250,20 +279,13 @@ impl Error {
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Migration { .. } => ErrorKind::Migration,
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
-            Error::Sqlite { .. } => ErrorKind::Internal,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Server { .. } | Error::Sqlite { .. } => ErrorKind::Internal,
         }
     }
 
     pub(crate) fn invalid(msg: impl fmt::Display) -> Self {
         Error::InvalidInput(msg.to_string())
-    }
-}
-
-/// Lets data-migration functions use `?` on rusqlite calls. The storage layer attaches the
-/// database path itself; this path-less form is only for code that has no path to give.
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        crate::storage::sqlite::classify(e, std::path::Path::new("database"), std::time::Duration::ZERO)
     }
 }
 
@@ -345,6 +367,16 @@ mod tests {
                 Error::Migration { scope: "app".into(), version: 3, source: Box::new(Error::invalid("boom")) },
                 ErrorKind::Migration,
                 "migration 'app' step 3 failed and was rolled back (the file stays at version 2): invalid input: boom",
+            ),
+            (
+                Error::Unavailable { path: p(), detail: "connection closed".into(), maybe_committed: false },
+                ErrorKind::Unavailable,
+                "/s/state.db: the database server is unavailable (connection closed): check that the server runs and is reachable, then retry",
+            ),
+            (
+                Error::Unavailable { path: p(), detail: "connection closed".into(), maybe_committed: true },
+                ErrorKind::Unavailable,
+                "/s/state.db: the database server is unavailable (connection closed); the commit was sent and may or may not have taken effect: check before redoing work (completing a claim again is safe)",
             ),
             (
                 Error::LeaseLost { what: "claim", name: "item-7".into(), holder: "w1".into() },

@@ -8,7 +8,8 @@ use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
-use crate::storage::sqlite::ledger::ItemRow;
+use crate::storage::EngineOps;
+use crate::storage::ItemRow;
 use crate::store::Store;
 
 /// How many times an item may fail before it is given up, unless set with
@@ -17,10 +18,34 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The longest item id, in bytes.
 pub const MAX_ID_BYTES: usize = 4096;
 
-const PENDING: i64 = 0;
-const CLAIMED: i64 = 1;
-const DONE: i64 = 2;
-const FAILED: i64 = 3;
+/// How often one store looks for claims whose process died, per namespace: the longest such
+/// a claim waits before `claim_next` hands it out again.
+const DEAD_SCAN_EVERY: Duration = Duration::from_millis(100);
+
+/// When each namespace was last searched for dead holders, by one store.
+#[derive(Debug, Default)]
+pub(crate) struct Scans(std::cell::RefCell<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Scans {
+    /// True (and the time noted) if `ns` was not searched in the last `every`.
+    fn due(&self, ns: &str, every: Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.0.borrow_mut();
+        match last.get_mut(ns) {
+            Some(at) if now.duration_since(*at) < every => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                last.insert(ns.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+use crate::storage::{CLAIMED, DONE, FAILED, PENDING};
 
 /// Where an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -280,14 +305,8 @@ impl<'a> Ledger<'a> {
     /// Record many ids as done in one transaction; returns how many were newly done.
     pub fn mark_done_many<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
-        self.write(|s| {
-            let now = s.now();
-            let mut n = 0;
-            for id in &ids {
-                n += u64::from(s.engine.ledger_mark_done(self.ns, id.as_ref(), None, now)?);
-            }
-            Ok(n)
-        })
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.write(|s| s.engine.ledger_mark_done_many(self.ns, &ids, s.now()))
     }
 
     fn check_ns(&self) -> Result<()> {
@@ -306,19 +325,11 @@ impl<'a> Ledger<'a> {
     pub fn filter_new<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
         self.check_ns()?;
         let ids = collect_ids(ids)?;
-        let e = &self.store.engine;
-        // Inside a transaction the reads already share its snapshot.
-        let snapshot = if self.in_tx || e.in_transaction() { None } else { Some(e.begin_read()?) };
-        let mut todo = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !matches!(e.ledger_state(self.ns, id.as_ref())?, Some(DONE | FAILED)) {
-                todo.push(id);
-            }
-        }
-        if let Some(tx) = snapshot {
-            tx.commit()?;
-        }
-        Ok(todo)
+        let settled = {
+            let refs: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+            self.store.engine.ledger_filter_settled(self.ns, &refs)?
+        };
+        Ok(ids.into_iter().zip(settled).filter(|(_, settled)| !settled).map(|(id, _)| id).collect())
     }
 
     /// The result stored with a done item.
@@ -375,31 +386,105 @@ impl<'a> Ledger<'a> {
         })
     }
 
-    /// Claim the next item of the queue for `worker`: a claim whose lease ran out first, then
-    /// one whose process died (on this host), else the oldest pending item. `None` if there is
-    /// nothing to do.
+    /// Claim the next item of the queue for `worker`: a claim whose process died on this host
+    /// (noticed within 0.1 s), then one whose lease ran out, else the oldest pending item.
+    /// `None` if there is nothing to do.
     pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_name("worker", worker, MAX_ID_BYTES)?;
         validate_lease(lease)?;
         let holder = self.holder_token()?;
+        // Which holding processes are dead is found before the write lock is taken (a plain
+        // read, then /proc), so other workers do not wait on it; the claim below re-checks the
+        // holder under the lock.
+        let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
         self.write(|s| {
+            let dead = if self.in_tx { self.dead_holders()? } else { dead };
             let now = s.now();
-            if let Some(id) = s.engine.ledger_next_expired(self.ns, now)? {
-                return self.claim_in(s, &id, worker, lease, holder.as_deref(), None);
-            }
-            for dead in s.engine.ledger_holders(self.ns)? {
-                if !crate::process::token_is_dead(&dead) {
-                    continue;
-                }
-                if let Some(id) = s.engine.ledger_held_by(self.ns, &dead)? {
-                    return self.claim_in(s, &id, worker, lease, holder.as_deref(), Some(&dead));
+            let lease_until = deadline(now, lease);
+            let holder = holder.as_deref();
+            let mut claimed = None;
+            for d in &dead {
+                claimed = s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)?;
+                if claimed.is_some() {
+                    break;
                 }
             }
-            match s.engine.ledger_next_pending(self.ns)? {
-                Some(id) => self.claim_in(s, &id, worker, lease, holder.as_deref(), None),
-                None => Ok(None),
+            if claimed.is_none() {
+                claimed = s.engine.ledger_claim_next(self.ns, worker, lease_until, now, holder)?;
             }
+            Ok(claimed.map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until }))
         })
+    }
+
+    /// Claim up to `n` items at once for `worker` (in one statement on a server): claims of
+    /// dead processes and expired ones first, then the oldest pending items. Fewer (or none)
+    /// when the queue holds fewer. Each claim is fenced on its own, as from
+    /// [`Ledger::claim_next`].
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// queue.enqueue(["a", "b", "c"])?;
+    /// let batch = queue.claim_next_many("w1", Duration::from_secs(60), 2)?;
+    /// assert_eq!(batch.iter().map(|c| c.id()).collect::<Vec<_>>(), ["a", "b"]);
+    /// for claim in &batch {
+    ///     queue.complete(claim)?;
+    /// }
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn claim_next_many(&self, worker: &str, lease: Duration, n: u32) -> Result<Vec<Claim>> {
+        validate_name("worker", worker, MAX_ID_BYTES)?;
+        validate_lease(lease)?;
+        let holder = self.holder_token()?;
+        let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
+        self.write(|s| {
+            let dead = if self.in_tx { self.dead_holders()? } else { dead };
+            let now = s.now();
+            let lease_until = deadline(now, lease);
+            let holder = holder.as_deref();
+            let mut claimed = Vec::new();
+            for d in &dead {
+                while claimed.len() < n as usize {
+                    match s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)? {
+                        Some(c) => claimed.push(c),
+                        None => break,
+                    }
+                }
+            }
+            let rest = n.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+            if rest > 0 {
+                claimed.extend(s.engine.ledger_claim_next_many(
+                    self.ns,
+                    worker,
+                    lease_until,
+                    now,
+                    holder,
+                    rest,
+                )?);
+            }
+            Ok(claimed
+                .into_iter()
+                .map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until })
+                .collect())
+        })
+    }
+
+    /// The processes holding claims in this namespace that are known to be dead. Looked for
+    /// at most every [`DEAD_SCAN_EVERY`] per store and namespace: a worker claiming thousands
+    /// of items a second would otherwise read the claimed part of the queue and `/proc` for
+    /// each one, to find a death that happens once in a long while.
+    fn dead_holders(&self) -> Result<Vec<String>> {
+        self.check_ns()?;
+        if !self.store.ledger_scans.due(self.ns, DEAD_SCAN_EVERY) {
+            return Ok(Vec::new());
+        }
+        let mut holders = self.store.engine.ledger_holders(self.ns)?;
+        let me = crate::process::me();
+        holders.retain(|h| *h != me.name && crate::process::token_is_dead(h));
+        Ok(holders)
     }
 
     fn claim_in(
@@ -493,36 +578,22 @@ impl<'a> Ledger<'a> {
 
     fn record_failure(&self, s: &Store, id: &str, claim: Option<&Claim>, error: &str) -> Result<ItemState> {
         let now = s.now();
-        let row = s.engine.ledger_item(self.ns, id)?;
-        if let Some(row) = &row {
-            if matches!(row.state, DONE | FAILED) && claim.is_none() {
-                return Ok(ItemState::of(row, now));
-            }
-        }
-        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let give_up = attempts >= i64::from(self.max_attempts);
-        let (state, seq) =
-            if give_up { (FAILED, None) } else { (PENDING, Some(s.engine.ledger_reserve_seq(self.ns, 1)?)) };
         let fenced = claim.map(|c| (c.worker.as_str(), c.token));
-        if !s.engine.ledger_fail(self.ns, id, fenced, error, state, seq, now)? {
-            return Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost));
+        match s.engine.ledger_fail(self.ns, id, fenced, error, self.max_attempts, now)? {
+            Some(PENDING) => Ok(ItemState::Pending),
+            Some(DONE) => Ok(ItemState::Done),
+            Some(FAILED) => Ok(ItemState::Failed),
+            Some(_) => Ok(ItemState::Claimed),
+            None => Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost)),
         }
-        Ok(if give_up { ItemState::Failed } else { ItemState::Pending })
     }
 
     /// Queue ids for [`Ledger::claim_next`], in order. Ids the ledger knows already (queued,
     /// claimed, done or failed) are skipped. Returns how many were queued.
     pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
-        self.write(|s| {
-            let now = s.now();
-            let first = s.engine.ledger_reserve_seq(self.ns, ids.len() as i64)?;
-            let mut n = 0;
-            for (i, id) in ids.iter().enumerate() {
-                n += u64::from(s.engine.ledger_enqueue(self.ns, id.as_ref(), first + i as i64, now)?);
-            }
-            Ok(n)
-        })
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.write(|s| s.engine.ledger_enqueue_many(self.ns, &ids, s.now()))
     }
 
     /// How many items stand where.

@@ -1,9 +1,21 @@
 //! # cairn: a memory for automation scripts that survives crashes
 //!
-//! One SQLite file (WAL mode, a busy timeout, explicit IMMEDIATE transactions) holding a TTL
-//! cache with compute-once memoization across processes, and a migration runner, behind an
-//! API where nothing committed is lost and nothing half-written is ever seen, whatever kills
-//! the process.
+//! One SQLite file (WAL mode, a busy timeout, explicit IMMEDIATE transactions) holding:
+//!
+//! - a **TTL cache** ([`Cache`]): upserts, expiry, sweeps, size bounds, atomic counters, and
+//!   compute-once memoization across processes ([`Cache::get_or_set_with`], [`Cache::memo`]);
+//! - a **ledger of processed items** ([`Ledger`]): re-runs skip done work, and several workers
+//!   share one list through claims with leases, fencing tokens and retries;
+//! - **checkpoints** ([`Checkpoint`]): a job's position, saved with the marks it belongs to;
+//! - **named locks** ([`Store::try_lock`]) against cron overlap, recovered when their holder dies;
+//! - a **migration runner** on `user_version` for your own files, and under a scope inside a
+//!   store ([`Migrations`]);
+//! - **transactions** across all of them ([`Store::transaction`]), and your own SQL on the same
+//!   connection ([`Store::query`], [`Tx::execute`]).
+//!
+//! Nothing committed is lost and nothing half-written is ever seen, whatever kills the
+//! process; values keep their type ([`ValueKind`]) for the CLI and Python reading the same
+//! file.
 //!
 //! ```
 //! use cairn::{Error, Json, Store};
@@ -20,6 +32,17 @@
 //! // Computed once, even when several processes miss at the same moment.
 //! let n: i64 = pages.get_or_set_with("answer", None, || Ok::<_, Error>(42))?;
 //! assert_eq!(n, 42);
+//!
+//! // A re-run skips done work; the marks and the job's position commit together.
+//! for id in store.ledger("orders").filter_new(["o-1", "o-2"])? {
+//!     store.transaction(|tx| {
+//!         tx.ledger("orders").mark_done(id)?;
+//!         tx.checkpoint("orders").set(id)
+//!     })?;
+//! }
+//!
+//! // No two cron runs at once.
+//! let _guard = store.try_lock("nightly", std::time::Duration::from_secs(3600))?.expect("free");
 //!
 //! // Several updates, atomically.
 //! store.transaction(|tx| {
@@ -59,7 +82,7 @@ pub use cache::{
 };
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{Decode, DecodeError, Encode, Json, Value, ValueKind};
+pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
@@ -68,8 +91,7 @@ pub use ledger::{
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
-pub use migrate::{MigrationReport, MigrationStatus, Migrations, M};
-pub use sql::{Rows, SqlValue};
+pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 
@@ -77,6 +99,3 @@ pub use tx::Tx;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
-
-/// The SQLite bindings cairn is built on, for data-migration steps ([`M::up_with`]).
-pub use rusqlite;

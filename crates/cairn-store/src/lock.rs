@@ -16,7 +16,8 @@ use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::error::{Error, Result};
 use crate::process;
-use crate::storage::sqlite::lock::Taker;
+use crate::storage::EngineOps;
+use crate::storage::Taker;
 use crate::store::Store;
 
 /// Who holds a lock.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::cache::CacheStats;
 use crate::error::{Error, Result};
 use crate::ledger::LedgerCounts;
-use crate::storage::sqlite::{schema, side_file};
+use crate::storage::sqlite::side_file;
+use crate::storage::EngineOps;
 use crate::store::Store;
 
 /// A WAL larger than this means checkpoints are not keeping up (a long-lived reader holds
@@ -82,6 +83,10 @@ impl Store {
     /// ```
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
+        if self.engine.bookkeeping_apart() {
+            // A server's store: the engine says what to use instead, naming `dest`.
+            return self.engine.vacuum_into(dest);
+        }
         fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
             move |source| Error::Io { action, path: path.to_path_buf(), source }
         }
@@ -165,6 +170,13 @@ impl Store {
     /// permissions of the file and its side files, and the size of the write-ahead log. Each
     /// finding that is not ok says how to fix it. Reads only.
     pub fn doctor(&self) -> Result<Vec<Finding>> {
+        let server = self.engine.server_health()?;
+        if !server.is_empty() {
+            return Ok(server
+                .into_iter()
+                .map(|h| Finding { check: h.check, ok: h.ok, detail: h.detail, fix: h.fix })
+                .collect());
+        }
         let mut out = Vec::new();
         let integrity = self.integrity_check()?;
         out.push(if integrity == ["ok"] {
@@ -188,8 +200,8 @@ impl Store {
             )
         });
 
-        let version: i64 = self.engine.pragma_text("user_version")?.parse().unwrap_or(-1);
-        let latest = schema::cairn_migrations().latest();
+        let version = self.engine.read_version(crate::storage::VersionSlot::UserVersion)?;
+        let latest = crate::store::cairn_migrations().latest();
         out.push(if version == latest {
             Finding::ok("schema", format!("version {version}"))
         } else {

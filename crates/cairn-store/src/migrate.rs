@@ -4,11 +4,38 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
+use crate::codec::{Rows, SqlValue};
 use crate::error::{Error, Result};
-use crate::storage::sqlite::{Engine, OpenSpec};
+use crate::storage::sqlite::{self, OpenSpec};
+pub(crate) use crate::storage::VersionSlot as Slot;
+use crate::storage::{Engine, EngineOps};
 
 /// A data-migration function: runs inside the step's transaction.
-type StepFn<'a> = Box<dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a>;
+type StepFn<'a> = Box<dyn Fn(&MigrationDb<'_>) -> Result<()> + Send + Sync + 'a>;
+
+/// The database a data-migration step ([`M::up_with`]) works on, inside the step's
+/// transaction: whatever it changes commits with the step's version bump, or not at all.
+pub struct MigrationDb<'e> {
+    engine: &'e Engine,
+}
+
+impl MigrationDb<'_> {
+    /// Run one statement with its parameters; how many rows it changed.
+    pub fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<usize> {
+        self.engine.migration_sql(sql, params)?;
+        Ok(self.engine.changes())
+    }
+
+    /// Run one statement with its parameters; its rows.
+    pub fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
+        self.engine.migration_sql(sql, params)
+    }
+
+    /// Run several statements, without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.engine.run_script(sql)
+    }
+}
 
 /// One migration step: SQL text, or a Rust function for data migrations.
 pub struct M<'a> {
@@ -18,6 +45,8 @@ pub struct M<'a> {
 pub(crate) enum Step<'a> {
     Sql(Cow<'a, str>),
     Rust(StepFn<'a>),
+    /// One of cairn's own schema steps, written for the SQLite engine.
+    Sqlite(fn(&rusqlite::Connection) -> rusqlite::Result<()>),
 }
 
 impl<'a> M<'a> {
@@ -31,11 +60,36 @@ impl<'a> M<'a> {
         M { step: Step::Sql(Cow::Owned(sql)) }
     }
 
-    /// A step written in Rust, for migrations SQL alone cannot express. It receives the
-    /// connection (see the re-exported [`rusqlite`](crate::rusqlite)) inside the step's
-    /// transaction; returning an error rolls the step back.
-    pub fn up_with(f: impl Fn(&rusqlite::Connection) -> Result<()> + Send + Sync + 'a) -> Self {
+    /// A step written in Rust, for migrations SQL alone cannot express (a data migration).
+    /// It receives the database inside the step's transaction ([`MigrationDb`]); returning an
+    /// error rolls the step back.
+    ///
+    /// ```
+    /// use cairn::{Migrations, SqlValue, M};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let migrations = Migrations::new(vec![
+    ///     M::up("CREATE TABLE users (name TEXT NOT NULL, email TEXT)"),
+    ///     M::up_with(|db| {
+    ///         for row in db.query("SELECT rowid, name FROM users WHERE email IS NULL", &[])? {
+    ///             if let [id, SqlValue::Text(name)] = &row[..] {
+    ///                 let email = format!("{}@example.com", name.to_lowercase());
+    ///                 db.execute("UPDATE users SET email = ?1 WHERE rowid = ?2", &[email.into(), id.clone()])?;
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     }),
+    /// ]);
+    /// migrations.apply_to_file(dir.path().join("app.db"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn up_with(f: impl Fn(&MigrationDb<'_>) -> Result<()> + Send + Sync + 'a) -> Self {
         M { step: Step::Rust(Box::new(f)) }
+    }
+
+    /// One of cairn's own schema steps.
+    pub(crate) fn sqlite(f: fn(&rusqlite::Connection) -> rusqlite::Result<()>) -> M<'static> {
+        M { step: Step::Sqlite(f) }
     }
 }
 
@@ -43,7 +97,7 @@ impl fmt::Debug for M<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.step {
             Step::Sql(sql) => f.debug_tuple("M::up").field(sql).finish(),
-            Step::Rust(_) => f.write_str("M::up_with(..)"),
+            Step::Rust(_) | Step::Sqlite(_) => f.write_str("M::up_with(..)"),
         }
     }
 }
@@ -79,9 +133,9 @@ impl fmt::Debug for M<'_> {
 /// let migrations = Migrations::new(vec![
 ///     M::up("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
 ///     M::up("ALTER TABLE users ADD COLUMN email TEXT;"),
-///     M::up_with(|conn| {
-///         // Data migrations get the connection, inside the step's transaction.
-///         conn.execute("INSERT INTO users (name) VALUES (?1)", ["admin"])?;
+///     M::up_with(|db| {
+///         // Data migrations get the database, inside the step's transaction.
+///         db.execute("INSERT INTO users (name) VALUES (?1)", &["admin".into()])?;
 ///         Ok(())
 ///     }),
 /// ]);
@@ -126,24 +180,6 @@ impl MigrationStatus {
     /// True if the file is ahead of the list: a run would refuse it.
     pub fn is_ahead(&self) -> bool {
         self.current > self.latest
-    }
-}
-
-/// Where a version number is kept.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Slot<'s> {
-    /// `PRAGMA user_version`: users' own files, and cairn's own schema in a store.
-    UserVersion,
-    /// A row of `cairn_migrations`: users' scopes inside a store.
-    Scope(&'s str),
-}
-
-impl Slot<'_> {
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Slot::UserVersion => "user_version",
-            Slot::Scope(s) => s,
-        }
     }
 }
 
@@ -247,17 +283,18 @@ fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
         crate::store::prepare_file(path)?;
     }
     crate::storage::sqlite::check_header(path)?;
-    let engine = Engine::open(&OpenSpec {
+    let engine = Engine::Sqlite(sqlite::Engine::open(&OpenSpec {
         path: Some(path),
         read_only,
         create: !read_only,
         immutable: false,
         busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         vfs: None,
-    })?;
-    if engine.identity()?.is_cairn() {
+    })?);
+    if engine.sqlite()?.identity()?.is_cairn() {
         return Err(Error::invalid(format!(
-            "{} is a cairn store: its user_version belongs to cairn; run your migrations there with Store::migrate and a scope name",
+            "{} is a cairn store, whose user_version is cairn's own: migrate your tables inside it under a scope \
+             name of yours (Store::migrate, or `cairn migrate --scope NAME`), or give the path of your own database",
             path.display()
         )));
     }
@@ -302,10 +339,21 @@ pub(crate) fn run(
             drop(tx);
             return Ok(MigrationReport { from, to: current, applied });
         };
-        engine.apply_step(step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
+        apply_step(engine, step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
             Error::Migration { scope: slot.name().to_owned(), version: next, source: Box::new(e) }
         })?;
         tx.commit()?;
         applied.push(next);
+    }
+}
+
+fn apply_step(engine: &Engine, step: &M<'_>) -> Result<()> {
+    match &step.step {
+        Step::Sql(sql) => engine.run_script(sql),
+        Step::Rust(f) => f(&MigrationDb { engine }),
+        Step::Sqlite(f) => {
+            let e = engine.sqlite()?;
+            f(e.conn()).map_err(|err| e.err(err))
+        }
     }
 }

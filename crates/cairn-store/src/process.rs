@@ -11,6 +11,8 @@ pub(crate) struct Process {
     pub boot_id: String,
     pub pid: u32,
     pub start: i64,
+    /// `boot/pid/start`, as [`watch`] names it.
+    pub name: String,
 }
 
 /// This process, as other processes on the host can check it. Read once per process: a child
@@ -24,11 +26,9 @@ pub(crate) fn me() -> Arc<Process> {
     match &*cached {
         Some(p) if p.pid == pid => Arc::clone(p),
         _ => {
-            let p = Arc::new(Process {
-                boot_id: boot_id().unwrap_or_default(),
-                pid,
-                start: start_time(pid).unwrap_or(0),
-            });
+            let (boot_id, start) = (boot_id().unwrap_or_default(), start_time(pid).unwrap_or(0));
+            let name = format!("{boot_id}/{pid}/{start}");
+            let p = Arc::new(Process { boot_id, pid, start, name });
             *cached = Some(Arc::clone(&p));
             p
         }
@@ -65,7 +65,7 @@ pub(crate) fn watch(pid: u32) -> crate::Result<Option<String>> {
         return Ok(None);
     }
     if pid == me.pid {
-        return Ok(Some(format!("{}/{}/{}", me.boot_id, me.pid, me.start)));
+        return Ok(Some(me.name.clone()));
     }
     match start_time(pid) {
         Some(start) => Ok(Some(format!("{}/{pid}/{start}", me.boot_id))),

@@ -3,27 +3,11 @@
 //! Python process no second copy of SQLite, ever opens the file. cairn's own tables are out
 //! of reach of these statements.
 
+use crate::codec::{Rows, SqlValue};
 use crate::error::Result;
+use crate::storage::EngineOps;
 use crate::store::Store;
 use crate::tx::Tx;
-
-/// A value bound to or read from users' own SQL: SQLite's five storage classes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    /// NULL.
-    Null,
-    /// A 64-bit integer.
-    Integer(i64),
-    /// A 64-bit float.
-    Real(f64),
-    /// UTF-8 text.
-    Text(String),
-    /// Bytes.
-    Blob(Vec<u8>),
-}
-
-/// Rows of a query: each a vector of its columns' values.
-pub type Rows = Vec<Vec<SqlValue>>;
 
 impl Store {
     /// Run one statement that only reads (a `SELECT`) on the store's own connection and return

@@ -1,20 +1,42 @@
 //! Helpers for cairn's multi-process and crash tests: run the `cairn-child` binary, read its
 //! progress lines while it runs, kill it with SIGKILL, and draw kill points.
 
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn::{Migrations, M};
+use nix::fcntl::{Flock, FlockArg};
+
+/// How long [`Running::finish`] waits for a child: far beyond any workload here, so that
+/// only a hang reaches it.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A running child process whose stdout lines are collected as they arrive.
 pub struct Running {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    out: Arc<Output>,
     reader: Option<JoinHandle<()>>,
+    /// Drains stderr as it comes, so that a chatty child never blocks on a full pipe.
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// The child's stdout so far, and a signal for each new line and for its end.
+#[derive(Default)]
+struct Output {
+    state: Mutex<Lines>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    /// The child closed its stdout: the lines can no longer change.
+    closed: bool,
 }
 
 impl Running {
@@ -27,33 +49,61 @@ impl Running {
     pub fn spawn_command(cmd: &mut Command) -> std::io::Result<Running> {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
+        let mut errors = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut errors, &mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
+        let out = Arc::new(Output::default());
+        let sink = Arc::clone(&out);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
+                if let Ok(mut o) = sink.state.lock() {
+                    o.lines.push(line);
                 }
+                sink.changed.notify_all();
             }
+            if let Ok(mut o) = sink.state.lock() {
+                o.closed = true;
+            }
+            sink.changed.notify_all();
         });
-        Ok(Running { child, lines, reader: Some(reader) })
+        Ok(Running { child, out, reader: Some(reader), stderr: Some(stderr) })
     }
 
     /// The lines printed so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.out.state.lock().map(|o| o.lines.clone()).unwrap_or_default()
     }
 
     /// Wait until a line satisfies `pred`, or `timeout` passes. True if one did.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.wait_until(timeout, |lines| lines.iter().any(|l| pred(l)))
+    }
+
+    /// Wait until `done` holds of the lines printed so far, or `timeout` passes. True if it
+    /// did. False as soon as the child closes its stdout without `done` holding: its lines can
+    /// no longer change, so waiting on is pointless.
+    ///
+    /// `done` runs again as soon as a line arrives, without polling, so that a short-lived
+    /// moment ("the last line is a claim", until the child's next line) is seen while it lasts.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> bool {
         let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.lines().iter().any(|l| pred(l)) {
+        let Ok(mut out) = self.out.state.lock() else { return false };
+        loop {
+            if done(&out.lines) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            let now = Instant::now();
+            if out.closed || now >= until {
+                return false;
+            }
+            out = match self.out.changed.wait_timeout(out, until - now) {
+                Ok((out, _)) => out,
+                Err(_) => return false,
+            };
         }
-        false
     }
 
     /// Close the child's stdin.
@@ -71,30 +121,45 @@ impl Running {
     pub fn kill_and_wait(mut self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
         self.child.kill()?;
         let status = self.child.wait()?;
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut stderr)?;
-        }
-        self.join_reader();
+        let stderr = self.join_readers();
         Ok((status, self.lines(), stderr))
     }
 
-    /// Wait for the child to exit; returns its status, its stdout lines and its stderr.
-    pub fn finish(mut self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
+    /// Close the child's stdin and wait for it to exit, at most [`CHILD_TIMEOUT`]; returns its
+    /// status, its stdout lines and its stderr.
+    pub fn finish(self) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
+        self.finish_within(CHILD_TIMEOUT)
+    }
+
+    /// [`Running::finish`], waiting at most `timeout`: a child still running then is killed,
+    /// and the error (`TimedOut`) carries its last lines and its stderr.
+    pub fn finish_within(mut self, timeout: Duration) -> std::io::Result<(ExitStatus, Vec<String>, String)> {
         self.close_stdin();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut stderr)?;
-        }
-        let status = self.child.wait()?;
-        self.join_reader();
+        let until = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= until {
+                let (_, lines, stderr) = self.kill_and_wait()?;
+                let last: Vec<&String> = lines.iter().rev().take(5).rev().collect();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the child still ran after {timeout:?}: killed; last lines {last:?}; stderr: {stderr}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+        };
+        let stderr = self.join_readers();
         Ok((status, self.lines(), stderr))
     }
 
-    fn join_reader(&mut self) {
+    /// Wait for the child's output to end (it has exited); returns its stderr.
+    fn join_readers(&mut self) -> String {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
+        self.stderr.take().and_then(|e| e.join().ok()).unwrap_or_default()
     }
 }
 
@@ -143,6 +208,62 @@ pub fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The [`exclusive`] name taken by the tests that load every core for long: the contention
+/// tests with many writer processes, the crash torture, the fault tests, the kill-and-resume
+/// ledger tests, and cairn-store's 256 MiB round-trip (through [`exclusive_lock_path`]).
+pub const HEAVY: &str = "heavy";
+
+/// Held while a test that must have the machine to itself runs; see [`exclusive`].
+#[derive(Debug)]
+pub struct ExclusiveGuard {
+    _lock: Flock<File>,
+}
+
+/// The file whose `flock` [`exclusive`] takes for `name`. Crates that cannot depend on this
+/// one (cairn-store's own tests: it would be a cycle) lock the same path themselves.
+pub fn exclusive_lock_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("cairn-test-{name}.lock"))
+}
+
+/// Wait until no other test holds `name`, then hold it until the guard drops.
+///
+/// Two heavy tests side by side on a two-core machine starve each other: busy timeouts and
+/// leases run out, and the contention test then fails on an error it exists to rule out.
+/// libtest runs the tests of one binary on parallel threads, cargo-nextest runs each test in
+/// its own process: an `flock` conflicts between any two open file descriptions, so this
+/// one lock serialises both.
+pub fn exclusive(name: &str) -> std::io::Result<ExclusiveGuard> {
+    let mut file = open_lock_file(&exclusive_lock_path(name))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(lock) => return Ok(ExclusiveGuard { _lock: lock }),
+            Err((f, nix::errno::Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// [`exclusive`] without waiting: `None` while another test holds `name`.
+pub fn try_exclusive(name: &str) -> std::io::Result<Option<ExclusiveGuard>> {
+    let file = open_lock_file(&exclusive_lock_path(name))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(ExclusiveGuard { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// Read-only is enough for `flock`, and opens a lock file that another user's test run
+/// created in a shared temporary directory.
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OpenOptions::new().create(true).append(true).open(path)
+        }
+        opened => opened,
+    }
+}
+
 /// The rows each step of [`torture_migrations`] inserts into its table.
 pub const STEP_ROWS: i64 = 400;
 
@@ -153,23 +274,23 @@ pub fn torture_migrations(steps: i64, mid_step: fn(i64)) -> Migrations<'static> 
     Migrations::new(
         (1..=steps)
             .map(|k| {
-                M::up_with(move |conn| {
+                M::up_with(move |db| {
                     if k == 1 {
-                        conn.execute_batch(
+                        db.execute_batch(
                             "CREATE TABLE summary (steps INTEGER, rows INTEGER); INSERT INTO summary VALUES (0, 0);",
                         )?;
                     }
-                    conn.execute_batch(&format!("CREATE TABLE t{k} (i INTEGER PRIMARY KEY, v TEXT NOT NULL);"))?;
+                    db.execute_batch(&format!("CREATE TABLE t{k} (i INTEGER PRIMARY KEY, v TEXT NOT NULL);"))?;
                     mid_step(k);
                     // Rows of 64 to 575 characters: printf pads i with zeros to that width.
-                    conn.execute(
+                    db.execute(
                         &format!(
                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1) \
                              INSERT INTO t{k} SELECT i, printf('%0*d', 64 + (i * ?2) % 512, i) FROM c"
                         ),
-                        cairn::rusqlite::params![STEP_ROWS, k],
+                        &[STEP_ROWS.into(), k.into()],
                     )?;
-                    conn.execute("UPDATE summary SET steps = steps + 1, rows = rows + ?1", [STEP_ROWS])?;
+                    db.execute("UPDATE summary SET steps = steps + 1, rows = rows + ?1", &[STEP_ROWS.into()])?;
                     Ok(())
                 })
             })
@@ -182,12 +303,44 @@ pub fn step_bytes(k: i64) -> i64 {
     (1..=STEP_ROWS).map(|i| 64 + (i * k) % 512).sum()
 }
 
-/// Say that a test skipped (part of) its work for want of `what`; under CI (`CI` set), whose
-/// machine is root with mount(8) and a C compiler, fail instead: there a skip would pass a
-/// promise that nothing checked.
+/// Say that a test skipped (part of) its work for want of `what`, and add a line naming the
+/// test to the file `$CAIRN_SKIP_LOG` if set (`.ci/run` and `scripts/test` list them at the
+/// end). Under `CAIRN_NO_SKIP` (see [`must_not_skip`]; `.ci/run` sets it, its machine being
+/// root with mount(8) and a C compiler) fail instead: there a skip would pass a promise that
+/// nothing checked.
 pub fn skip_unless_ci(what: &str) {
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("this test needs {what}, and CI must run it: .ci/run has to provide it");
+    if must_not_skip(std::env::var_os("CAIRN_NO_SKIP").as_deref()) {
+        panic!("this test needs {what}, and CAIRN_NO_SKIP forbids a skip: provide it or set CAIRN_NO_SKIP=0");
     }
-    eprintln!("skipped: this test needs {what}");
+    let line = format!("{}: needs {what}", std::thread::current().name().unwrap_or("a test"));
+    eprintln!("skipped: {line}");
+    if let Some(log) = std::env::var_os("CAIRN_SKIP_LOG").filter(|l| !l.is_empty()) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
+            .unwrap_or_else(|e| panic!("cannot record the skip in CAIRN_SKIP_LOG={log:?}: {e}"));
+    }
+}
+
+/// Whether `CAIRN_NO_SKIP` set to `value` makes a test that cannot run fail instead of
+/// skipping: set, non-empty and not `0`.
+pub fn must_not_skip(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_not_skip;
+
+    #[test]
+    fn cairn_no_skip_forbids_skipping_when_set_non_empty_and_not_0() {
+        assert!(!must_not_skip(None));
+        assert!(!must_not_skip(Some("".as_ref())));
+        assert!(!must_not_skip(Some("0".as_ref())));
+        assert!(must_not_skip(Some("1".as_ref())));
+        assert!(must_not_skip(Some("yes".as_ref())));
+    }
 }

@@ -7,6 +7,9 @@ use crate::cli::CacheCmd;
 use crate::exit;
 use crate::output::{Out, Outcome};
 
+/// Keys per read for `list`.
+const LIST_PAGE: usize = 1000;
+
 pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
     let store = match cmd {
         CacheCmd::Get { .. } | CacheCmd::List { .. } => ctx.open_for_reading()?,
@@ -39,13 +42,30 @@ pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
         }
         CacheCmd::Touch { key, ttl } => yes_no(cache.touch(&key, ttl)?),
         CacheCmd::List { prefix } => {
-            let keys = cache.keys(&prefix)?;
+            // A page at a time, so a namespace of millions of keys streams in bounded memory.
+            let mut after: Option<String> = None;
+            let mut first = true;
             if ctx.json {
-                out.json(&json!(keys))?;
-            } else {
-                for k in keys {
-                    out.line(k)?;
+                out.bytes(b"[")?;
+            }
+            loop {
+                let page = cache.keys_page(&prefix, after.as_deref(), LIST_PAGE)?;
+                for k in &page {
+                    if ctx.json {
+                        out.bytes(if first { b"" } else { b"," })?;
+                        out.bytes(json!(k).to_string().as_bytes())?;
+                    } else {
+                        out.line(k)?;
+                    }
+                    first = false;
                 }
+                if page.len() < LIST_PAGE {
+                    break;
+                }
+                after = page.last().cloned();
+            }
+            if ctx.json {
+                out.bytes(b"]\n")?;
             }
             exit::OK
         }

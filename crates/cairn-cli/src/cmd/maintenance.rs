@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cairn::{ErrorKind, Migrations, Options};
+use cairn::{Migrations, Options};
 use serde_json::json;
 
 use super::Ctx;
@@ -16,7 +16,7 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     let mut out = Out::new();
     let status = match &args.scope {
         Some(scope) => ctx.open()?.migration_status(scope, &migrations)?,
-        None => migrations.status_of_file(&path).map_err(|e| suggest_scope(e, &path))?,
+        None => migrations.status_of_file(&path)?,
     };
     if status.is_ahead() {
         return Err(Failure::Cairn(cairn::Error::SchemaTooNew {
@@ -36,7 +36,7 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     }
     let report = match &args.scope {
         Some(scope) => ctx.open()?.migrate(scope, &migrations)?,
-        None => migrations.apply_to_file(&path).map_err(|e| suggest_scope(e, &path))?,
+        None => migrations.apply_to_file(&path)?,
     };
     if ctx.json {
         out.json(&json!({ "from": report.from, "to": report.to, "applied": report.applied }))?;
@@ -49,16 +49,6 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     }
     out.flush()?;
     Ok(exit::OK)
-}
-
-fn suggest_scope(e: cairn::Error, path: &Path) -> Failure {
-    if e.kind() == ErrorKind::InvalidInput && e.to_string().contains("is a cairn store") {
-        return Failure::Usage(format!(
-            "{} is a cairn store, whose user_version is cairn's own: give --db the database to migrate, or --scope NAME to keep your tables in the store",
-            path.display()
-        ));
-    }
-    Failure::Cairn(e)
 }
 
 pub fn stats(ctx: &Ctx) -> Outcome {
@@ -89,13 +79,18 @@ pub fn stats(ctx: &Ctx) -> Outcome {
 }
 
 pub fn doctor(ctx: &Ctx) -> Outcome {
-    let path = ctx.path()?;
-    if !path.exists() {
-        note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
-        return Ok(exit::NO);
-    }
-    // Read-only: a health check must not change what it examines (no migration, no WAL switch).
-    let store = ctx.open_with(Options::new().read_only(true))?;
+    // Read-only: a health check must not change what it examines (no migration, no WAL switch,
+    // no schema created on a server).
+    let store = match ctx.open_with(Options::new().read_only(true)) {
+        Ok(store) => store,
+        Err(Failure::Cairn(cairn::Error::Io { path, source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
+            return Ok(exit::NO);
+        }
+        Err(e) => return Err(e),
+    };
     let findings = store.doctor()?;
     let mut out = Out::new();
     let mut bad = false;

@@ -1,8 +1,6 @@
 //! `cairn cache`, and the errors every command shares.
 
-use std::time::Duration;
-
-use crate::{assert_one_line_error, read, Env};
+use crate::{assert_one_line_error, read, wait_until, Env};
 
 #[test]
 fn get_prints_the_exact_bytes_and_exits_1_on_a_miss() {
@@ -43,11 +41,14 @@ fn an_expired_entry_is_a_miss_and_sweep_counts_what_it_removes() {
     // Any write sweeps a few expired entries on the side (the batch's own transaction too, so
     // the ttl outlives it), and nothing else runs before `sweep`.
     assert_eq!(env.run_stdin(&["batch"], input).0, 0);
-    std::thread::sleep(Duration::from_millis(600)); // past the 500 ms ttl; no timing asserted
+    // Watched go with `list`, which only reads: a `get` would write its miss count, and
+    // that write would sweep them before `sweep` could count them.
+    let keys = || env.ok(&["cache", "list"], 0);
+    wait_until("the 500 ms entries expired", || keys() == "keep\n");
     assert_eq!(env.ok(&["cache", "sweep"], 0), "2\n");
     assert_eq!(env.ok(&["cache", "sweep"], 0), "0\n");
     env.ok(&["cache", "set", "c", "v", "--ttl", "1ms"], 0);
-    std::thread::sleep(Duration::from_millis(20));
+    wait_until("the 1 ms entry expired", || keys() == "keep\n");
     let (code, out, _) = env.run(&["cache", "get", "c"]);
     assert_eq!((code, out.len()), (1, 0));
     assert_eq!(env.ok(&["cache", "get", "keep"], 0), "v");
@@ -143,7 +144,7 @@ fn a_file_that_is_not_a_store_exits_4_and_is_left_untouched() {
 fn another_applications_database_exits_4_and_a_truncated_store_too() {
     let env = Env::new();
     {
-        let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
         conn.execute_batch("CREATE TABLE theirs (x); INSERT INTO theirs VALUES (1);").unwrap();
     }
     let before = read(&env.db());
@@ -165,7 +166,7 @@ fn a_store_from_a_newer_cairn_exits_5_untouched() {
     let env = Env::new();
     env.ok(&["cache", "set", "k", "v"], 0);
     {
-        let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
     }
     let before = read(&env.db());
@@ -191,7 +192,7 @@ fn a_path_that_cannot_be_created_exits_3() {
 fn a_store_locked_past_the_busy_timeout_exits_6() {
     let env = Env::new();
     env.ok(&["cache", "set", "k", "v"], 0);
-    let conn = cairn::rusqlite::Connection::open(env.db()).unwrap();
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     let (code, _, err) = env.run(&["--busy-timeout", "200ms", "cache", "set", "k", "w"]);
     assert_eq!(code, 6, "{err}");
@@ -224,8 +225,10 @@ fn a_closed_stdout_pipe_is_a_quiet_success() {
         "seq 1 200000 | {bin} ledger filter | head -n 1; echo \"${{PIPESTATUS[1]}}\"",
         bin = crate::cairn_bin().display()
     );
-    let out =
-        std::process::Command::new("bash").arg("-c").arg(script).env("CAIRN_DB", env.db()).output().unwrap();
+    let out = crate::output_within(
+        std::process::Command::new("bash").arg("-c").arg(script).env("CAIRN_DB", env.db()),
+        "a pipeline into head",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n0\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

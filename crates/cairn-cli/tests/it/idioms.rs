@@ -1,14 +1,14 @@
 //! The shell idioms cairn exists for, run by bash against the real binary, with kills.
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::{cairn_bin, Env};
+use crate::{cairn_bin, output_within, wait_until, wait_within, Env};
 
 /// bash running `script` in the store's directory, with `cairn` on the PATH and the store
 /// chosen by CAIRN_DB, in its own process group so the whole pipeline can be killed.
@@ -26,7 +26,7 @@ fn bash(env: &Env, script: &str) -> Command {
 }
 
 fn run_bash(env: &Env, script: &str) -> String {
-    let out = bash(env, script).output().unwrap();
+    let out = output_within(&mut bash(env, script), "a bash script");
     assert!(out.status.success(), "script failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -89,8 +89,11 @@ fn two_overlapping_no_wait_locks_run_one_command() {
     let env = Env::new();
     let out = run_bash(
         &env,
-        r#"cairn lock nightly --no-wait -- sh -c 'touch held; while [ ! -e release ]; do sleep 0.01; done; echo first' > first.out &
-           while [ ! -e held ]; do sleep 0.01; done
+        // File handshakes (polled every 10 ms), each given up after 20 s.
+        r#"await_file() { timeout 20 sh -c "until [ -e $1 ]; do sleep 0.01; done"; }
+           export -f await_file
+           cairn lock nightly --no-wait -- bash -c 'touch held; await_file release && echo first' > first.out &
+           await_file held || echo "the first command never ran"
            cairn lock nightly --no-wait -- echo second; echo "second exit $?"
            touch release; wait $!; echo "first exit $?"
            cat first.out
@@ -99,22 +102,40 @@ fn two_overlapping_no_wait_locks_run_one_command() {
     assert_eq!(out, "second exit 1\nfirst exit 0\nfirst\nthird\n");
 }
 
+/// True while process `pid` sits in read(2) on its stdin: blocked there, since a read of
+/// data already in the pipe returns at once.
+fn reading_stdin(pid: u32) -> bool {
+    let call = match std::fs::read_to_string(format!("/proc/{pid}/syscall")) {
+        Ok(call) => call,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            panic!("/proc/{pid}/syscall: {e}: this test needs to see a child's system call (ptrace access)")
+        }
+        Err(_) => return false,
+    };
+    let mut fields = call.split_whitespace();
+    fields.next() == Some(nix::libc::SYS_read.to_string().as_str()) && fields.next() == Some("0x0")
+}
+
 #[test]
 fn a_batch_killed_mid_stream_applies_nothing() {
     let env = Env::new();
-    run_bash(&env, "cairn cache set before 1");
-    // bash feeds two complete lines, then stalls; cairn is killed while it waits for more.
-    let script = r#"mkfifo feed
-        cairn batch < feed & pid=$!
-        exec 3> feed
-        echo '{"op":"set","key":"a","value":"1"}' >&3
-        echo '{"op":"mark","id":"x"}' >&3
-        sleep 0.3
-        kill -9 $pid; wait $pid; echo "exit $?"
-        exec 3>&-
-        cairn cache get a; echo "get $?"
-        cairn ledger has x; echo "has $?""#;
-    assert_eq!(run_bash(&env, script), "exit 137\nget 1\nhas 1\n");
+    env.ok(&["cache", "set", "before", "1"], 0);
+    // Two complete lines, then the feed stalls; cairn is killed while it waits for more.
+    let mut cairn = env.cairn_std().args(["batch"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut feed = cairn.stdin.take().unwrap();
+    feed.write_all(b"{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\"}\n{\"op\":\"mark\",\"id\":\"x\"}\n")
+        .unwrap();
+    // Blocked reading with both lines written means it has read them all: kill it then, not
+    // after a sleep that on a slow machine may end before cairn even started.
+    wait_until("cairn read both lines and waits for more", || reading_stdin(cairn.id()));
+    cairn.kill().unwrap();
+    let status = cairn.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{status}");
+    drop(feed);
+    env.ok(&["cache", "get", "a"], 1);
+    env.ok(&["ledger", "has", "x"], 1);
+    assert_eq!(env.ok(&["cache", "get", "before"], 0), "1");
+    env.ok(&["doctor"], 0);
 }
 
 #[test]
@@ -154,18 +175,42 @@ fn eight_concurrent_incr_loops_add_up_exactly() {
     assert_eq!(out, "200");
 }
 
+/// Cache misses recorded in the `memo` namespace, by every process.
+fn memo_misses(env: &Env) -> u64 {
+    cairn::Store::open(env.db()).unwrap().cache("memo").stats().unwrap().misses
+}
+
 #[test]
 fn overlapping_identical_memo_calls_run_the_command_once() {
     let env = Env::new();
-    let out = run_bash(
-        &env,
-        r#"for i in 1 2 3 4 5 6; do
-             cairn memo --ttl 1h -- sh -c 'echo x >> runs; sleep 0.5; echo done' > out.$i &
-           done
-           wait
-           cat out.* | sort | uniq -c | tr -s ' '; wc -l < runs"#,
-    );
-    assert_eq!(out, " 6 done\n1\n");
+    // What one call records: it misses, and counts its misses when it takes the write lock
+    // to claim the computation or to find it claimed.
+    env.ok(&["memo", "--key", "calibrate", "--", "true"], 0);
+    let per_call = memo_misses(&env);
+    assert!(per_call > 0, "a first call recorded no miss");
+    // The command holds until released, so that the six calls overlap it for certain.
+    let command = "echo x >> runs; timeout 20 sh -c 'until [ -e release ]; do sleep 0.01; done' && echo done";
+    let mut calls: Vec<_> = (1..=6)
+        .map(|i| {
+            let out = std::fs::File::create(env.path(&format!("out.{i}"))).unwrap();
+            env.cairn_std()
+                .args(["memo", "--ttl", "1h", "--", "sh", "-c", command])
+                .stdout(out)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_until("one call runs the command", || !lines(&env, "runs").is_empty());
+    // Release it only once every other call has missed too and waits for it: a sleep here
+    // would let late starters find the result stored, and pass without any overlap.
+    wait_until("all six calls missed", || memo_misses(&env) == 7 * per_call);
+    std::fs::write(env.path("release"), "").unwrap();
+    for (i, call) in calls.iter_mut().enumerate() {
+        assert!(wait_within(call, "cairn memo").success(), "call {}", i + 1);
+        assert_eq!(lines(&env, &format!("out.{}", i + 1)), ["done"], "call {}", i + 1);
+    }
+    assert_eq!(lines(&env, "runs").len(), 1, "the command ran more than once");
+    assert_eq!(memo_misses(&env), 7 * per_call, "a call missed again after the result was stored");
 }
 
 #[test]

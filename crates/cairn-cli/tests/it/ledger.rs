@@ -1,6 +1,6 @@
 //! `cairn ledger` and `cairn checkpoint`.
 
-use crate::Env;
+use crate::{wait_until, Env};
 
 #[test]
 fn mark_has_and_filter_keep_input_order() {
@@ -51,8 +51,10 @@ fn claims_are_won_by_one_worker_and_completed_only_by_it() {
 fn a_lapsed_lease_taken_over_by_another_worker_is_lost() {
     let env = Env::new();
     env.ok(&["ledger", "claim", "x", "--worker", "w1", "--lease", "1ms"], 0);
-    std::thread::sleep(std::time::Duration::from_millis(20)); // let the 1 ms lease lapse
+    // Real time must pass the lease: watch the ledger show it lapsed rather than sleep.
+    wait_until("the 1 ms lease lapsed", || env.ok(&["ledger", "list"], 0) == "x\tpending\n");
     env.ok(&["ledger", "claim", "x", "--worker", "w2"], 0);
+    assert_eq!(env.ok(&["ledger", "list"], 0), "x\tclaimed\n");
     env.ok(&["ledger", "done", "x", "--worker", "w1"], 1);
     env.ok(&["ledger", "fail", "x", "--worker", "w1", "--error", "late"], 1);
     env.ok(&["ledger", "done", "x", "--worker", "w2"], 0);

@@ -10,10 +10,17 @@ mod paths;
 mod readonly;
 mod types;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use tempfile::TempDir;
+
+/// The longest any one command of these tests may run: a hang fails the test with what the
+/// command printed, instead of stalling the whole run.
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A scratch store: a directory and the `cairn` command pointed at a file inside it.
 pub(crate) struct Env {
@@ -36,7 +43,10 @@ impl Env {
     /// `cairn` with this store, whatever the caller's environment says.
     pub(crate) fn cairn(&self) -> Command {
         let mut c = Command::cargo_bin("cairn").unwrap();
-        c.env("CAIRN_DB", self.db()).env_remove("XDG_STATE_HOME").current_dir(self.dir.path());
+        c.env("CAIRN_DB", self.db())
+            .env_remove("XDG_STATE_HOME")
+            .current_dir(self.dir.path())
+            .timeout(COMMAND_TIMEOUT);
         c
     }
 
@@ -72,4 +82,49 @@ pub(crate) fn assert_one_line_error(stderr: &str) {
 
 pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
+}
+
+/// Poll `f` until it holds; fail the test, saying `what` was awaited, after 20 s.
+pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10)); // pacing the poll
+    }
+}
+
+/// Wait for `child` (started in its own process group) to exit; after [`COMMAND_TIMEOUT`],
+/// kill its whole group and fail the test.
+pub(crate) fn wait_within(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still ran after {COMMAND_TIMEOUT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+    }
+}
+
+/// `cmd.output()`, bounded by [`COMMAND_TIMEOUT`] (see [`wait_within`]; `cmd` should start
+/// its own process group, so that a timeout kills everything it started).
+pub(crate) fn output_within(cmd: &mut std::process::Command, what: &str) -> Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = wait_within(&mut child, what);
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }

@@ -61,7 +61,7 @@ fn migrate_applies_numbered_files_in_order_once() {
     let applied = env.ok(&["--db", app_s, "migrate", dir_s], 0);
     assert_eq!(applied.lines().count(), 2);
     assert_eq!(env.ok(&["--db", app_s, "migrate", dir_s], 0), "");
-    let conn = cairn::rusqlite::Connection::open(&app).unwrap();
+    let conn = rusqlite::Connection::open(&app).unwrap();
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, 2);
     conn.execute("INSERT INTO users (name, email) VALUES ('a', 'b')", []).unwrap();

@@ -3,9 +3,9 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-use crate::Env;
+use crate::{wait_until, wait_within, Env};
 
 /// A command that counts its runs in `count` and prints the run number on stdout and stderr.
 fn counting(status: i32) -> Vec<String> {
@@ -23,14 +23,6 @@ fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
     args.push("--");
     args.extend(cmd.iter().map(String::as_str));
     env.run(&args)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -72,12 +64,27 @@ fn the_key_is_the_command_line_and_directory_unless_given() {
     assert_eq!(a, b);
 }
 
+/// The cache entries of `cairn memo`'s results.
+fn memo_entries(env: &Env) -> String {
+    env.ok(&["-n", "memo", "cache", "list"], 0)
+}
+
 #[test]
 fn an_expired_result_is_recomputed() {
     let env = Env::new();
     memo(&env, &["--ttl", "1ms"], &counting(0));
-    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    // The stored result lives ttl + stale = 1 ms: watch it go rather than sleep and hope.
+    wait_until("the 1 ms result expired", || memo_entries(&env).is_empty());
     assert_eq!(memo(&env, &["--ttl", "1ms"], &counting(0)).1, b"out 2\0\xff");
+    assert_eq!(runs(&env), 2);
+}
+
+/// Wait until the wall clock, which cairn stamps results with, is past `t`: a result stored
+/// before `t` is then at least 1 ms old. Its entry outlives that (it is kept for the stale
+/// window), so the age cannot be watched from outside; the time it was stored can be bounded.
+fn wait_until_past(t: SystemTime) {
+    let past_t = || SystemTime::now().duration_since(t).is_ok_and(|d| d >= Duration::from_millis(2));
+    wait_until("the wall clock passed the stored result's freshness", past_t);
 }
 
 #[test]
@@ -85,7 +92,7 @@ fn stale_results_are_served_while_one_background_run_refreshes_them() {
     let env = Env::new();
     let flags = ["--ttl", "1ms", "--stale", "1h"];
     memo(&env, &flags, &counting(0));
-    std::thread::sleep(Duration::from_millis(20)); // past the 1 ms ttl
+    wait_until_past(SystemTime::now());
     assert_eq!(memo(&env, &flags, &counting(0)).1, b"out 1\0\xff", "stale result served at once");
     wait_until("the background refresh ran", || runs(&env) == 2);
     wait_until("the refreshed result is stored", || {
@@ -155,13 +162,15 @@ fn a_lock_is_recovered_at_once_when_cairn_is_killed() {
 #[test]
 fn signals_sent_to_cairn_reach_the_command() {
     let env = Env::new();
-    let script = "trap 'echo got-term > sig; exit 42' TERM; touch ready; while :; do sleep 0.02; done";
+    // Waits for the TERM in short sleeps (sh runs a trap between commands), 20 s at most.
+    let script = "trap 'echo got-term > sig; exit 42' TERM; touch ready; i=0; \
+                  while [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.02; done; exit 9";
     let mut cairn = env.cairn_std().args(["lock", "job", "--", "sh", "-c", script]).spawn().unwrap();
     wait_until("the command runs", || env.path("ready").exists());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(cairn.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .unwrap();
-    let status = cairn.wait().unwrap();
-    assert_eq!(status.code(), Some(42));
+    let status = wait_within(&mut cairn, "cairn lock, after its SIGTERM");
+    assert_eq!(status.code(), Some(42), "the TERM never reached the command (9: it gave up waiting)");
     assert_eq!(std::fs::read_to_string(env.path("sig")).unwrap(), "got-term\n");
     assert!(holder(&env, "job").is_none(), "released after the command ended");
 }

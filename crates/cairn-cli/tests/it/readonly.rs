@@ -53,7 +53,7 @@ impl Unprivileged {
         if let Some(uid) = self.uid {
             c.uid(uid).gid(uid);
         }
-        let out = c.output().unwrap();
+        let out = crate::output_within(&mut c, "cairn");
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
     }

@@ -59,3 +59,18 @@ fn a_value_that_is_not_of_its_declared_type_is_a_usage_error_and_stores_nothing(
     }
     env.ok(&["cache", "get", "k"], 1);
 }
+
+#[test]
+fn cache_list_streams_every_key_across_pages_as_lines_or_one_json_array() {
+    let env = Env::new();
+    let batch: String =
+        (0..2_500).map(|i| format!("{{\"op\":\"set\",\"key\":\"k{i:04}\",\"value\":\"v\"}}\n")).collect();
+    assert_eq!(env.run_stdin(&["batch"], batch.as_bytes()).0, 0);
+    let lines = env.ok(&["cache", "list"], 0);
+    let keys: Vec<&str> = lines.lines().collect();
+    assert_eq!(keys.len(), 2_500);
+    assert_eq!((keys[0], keys[999], keys[1000], keys[2499]), ("k0000", "k0999", "k1000", "k2499"));
+    let json: Vec<String> = serde_json::from_str(&env.ok(&["--json", "cache", "list"], 0)).unwrap();
+    assert_eq!(json, keys);
+    assert_eq!(env.ok(&["--json", "cache", "list", "--prefix", "nothing"], 0), "[]\n");
+}

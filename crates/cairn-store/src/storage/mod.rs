@@ -1,10 +1,338 @@
-//! The storage engines. Only this module (and the error conversion) names a database crate;
-//! features decide policy and call the engine's operations. PostgreSQL will be a sibling of
+//! The storage floor: the engines and the types they exchange with the layers above. Only
+//! this module (and the error conversion) names a database crate; features decide policy and
+//! call the engine's operations. Nothing here imports a feature or the store: the floor
+//! depends only on the support modules (errors, values). PostgreSQL will be a sibling of
 //! `sqlite/` with the same file names.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
-use crate::codec::ValueKind;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::codec::{Rows, SqlValue, ValueKind};
+use crate::error::Result;
+
+/// The engines a store can run on. A second engine is a second variant, behind its feature.
+pub(crate) enum Engine {
+    /// One SQLite file.
+    Sqlite(sqlite::Engine),
+    /// A schema on a PostgreSQL server (boxed: its connection is several times the size of a
+    /// SQLite handle).
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::Engine>),
+}
+
+impl Engine {
+    /// The SQLite engine, for what only a file has (opening checks, WAL, statement statistics).
+    pub(crate) fn sqlite(&self) -> Result<&sqlite::Engine> {
+        match self {
+            Engine::Sqlite(e) => Ok(e),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => Err(crate::error::Error::invalid(format!(
+                "{}: this is for a store in a SQLite file, not one on PostgreSQL",
+                e.path().display()
+            ))),
+        }
+    }
+
+    /// BEGIN IMMEDIATE, returning a guard that rolls back unless disarmed: on an early
+    /// return, an error or a panic alike.
+    pub(crate) fn begin(&self) -> Result<TxGuard<'_>> {
+        self.begin_immediate()?;
+        Ok(TxGuard { engine: self, done: false })
+    }
+}
+
+/// An open write transaction; see [`Engine::begin`].
+pub(crate) struct TxGuard<'e> {
+    engine: &'e Engine,
+    done: bool,
+}
+
+impl TxGuard<'_> {
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.engine.commit()?;
+        self.done = true;
+        Ok(())
+    }
+
+    /// Leave the transaction as it is (committed, or to be ended by other means).
+    pub(crate) fn disarm(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for TxGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.engine.rollback_quietly();
+        }
+    }
+}
+
+/// Writes the engine contract once: the trait (one doc line per operation), its
+/// implementation for each engine's inherent methods of the same names (so that a missing or
+/// mistyped operation fails to compile), and its forwarding through [`Engine`].
+macro_rules! engine_ops {
+    ($($(#[doc = $doc:literal])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) $(-> $ret:ty)?;)*) => {
+        /// The operations every engine answers. Time (`now`) and every threshold arrive as
+        /// parameters; features decide policy. Each operation is atomic by itself; a write
+        /// runs inside a transaction the store has begun.
+        // A claim carries its whole context (namespace, id, worker, lease, time, holder, the
+        // holder it replaces): one operation, one statement, rather than a struct per call.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) trait EngineOps {
+            $($(#[doc = $doc])* fn $name(&self $(, $arg: $ty)*) $(-> $ret)?;)*
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        impl EngineOps for sqlite::Engine {
+            $(#[inline]
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                sqlite::Engine::$name(self $(, $arg)*)
+            })*
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        #[cfg(feature = "postgres")]
+        #[allow(clippy::too_many_arguments)]
+        impl EngineOps for postgres::Engine {
+            $(#[inline]
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                postgres::Engine::$name(self $(, $arg)*)
+            })*
+        }
+
+        impl EngineOps for Engine {
+            $(#[inline]
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                match self {
+                    Engine::Sqlite(e) => EngineOps::$name(e $(, $arg)*),
+                    #[cfg(feature = "postgres")]
+                    Engine::Postgres(e) => EngineOps::$name(&**e $(, $arg)*),
+                }
+            })*
+        }
+    };
+}
+
+engine_ops! {
+    /// The file (or server) errors are reported against.
+    fn path(&self) -> &Path;
+    /// How long a write waits for another's lock.
+    fn busy_timeout(&self) -> Duration;
+    /// Change it (for a moment: a dropped lock guard waits less).
+    fn set_busy_timeout(&self, d: Duration);
+    /// Begin a write transaction, taking the write lock now.
+    fn begin_immediate(&self) -> Result<()>;
+    /// Commit the open transaction.
+    fn commit(&self) -> Result<()>;
+    /// Roll back the open transaction, if any; errors are dropped.
+    fn rollback_quietly(&self);
+    /// True while a transaction is open.
+    fn in_transaction(&self) -> bool;
+    /// The engine's consistency check: `["ok"]` or the problems.
+    fn integrity_check(&self) -> Result<Vec<String>>;
+    /// Rows changed by the last statement.
+    fn changes(&self) -> usize;
+    /// One statement of the user's own, fenced off from cairn's tables; its rows.
+    fn user_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Rows>;
+    /// One statement of a user's migration step (trusted, not fenced); its rows.
+    fn migration_sql(&self, sql: &str, params: &[SqlValue]) -> Result<Rows>;
+    /// A schema version.
+    fn read_version(&self, slot: VersionSlot<'_>) -> Result<i64>;
+    /// Set a schema version.
+    fn write_version(&self, slot: VersionSlot<'_>, version: i64) -> Result<()>;
+    /// Run a migration step's SQL.
+    fn run_script(&self, sql: &str) -> Result<()>;
+    /// Give free space back.
+    fn vacuum(&self) -> Result<()>;
+    /// A compacted copy, from one snapshot.
+    fn vacuum_into(&self, dest: &Path) -> Result<()>;
+    /// Move the log into the database.
+    fn checkpoint_truncate(&self) -> Result<()>;
+    /// Sizes of the database.
+    fn pages(&self) -> Result<Pages>;
+    /// What only a server can say about its health (a file's health is read from the file).
+    fn server_health(&self) -> Result<Vec<Health>>;
+
+    /// A fresh entry's value.
+    fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Stored>>;
+    /// A fresh entry's value, recording its use with `rank`.
+    fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Stored>>;
+    /// The next recency rank of a bounded namespace.
+    fn cache_next_rank(&self, ns: &str) -> Result<i64>;
+    /// A fresh entry's value and expiry.
+    fn cache_entry(&self, ns: &str, key: &str, now: i64) -> Result<Option<EntryRow>>;
+    /// Whether a fresh entry exists.
+    fn cache_contains(&self, ns: &str, key: &str, now: i64) -> Result<bool>;
+    /// Insert or replace an entry (keeping a bounded namespace's sizes).
+    fn cache_upsert(&self, ns: &str, key: &str, value: (&[u8], ValueKind), expires_at: Option<i64>, rank: Option<i64>) -> Result<()>;
+    /// Insert unless a fresh entry exists; true if it inserted.
+    fn cache_add(&self, ns: &str, key: &str, value: (&[u8], ValueKind), expires_at: Option<i64>, rank: Option<i64>, now: i64) -> Result<bool>;
+    /// Delete an entry: `Some(fresh)` if there was one.
+    fn cache_delete(&self, ns: &str, key: &str, now: i64) -> Result<Option<bool>>;
+    /// A fresh entry's new expiry; false if none.
+    fn cache_set_expiry(&self, ns: &str, key: &str, now: i64, expires_at: Option<i64>) -> Result<bool>;
+    /// A page of fresh keys in `[from, until)` after `after`.
+    fn cache_keys(&self, ns: &str, range: (&str, Option<&str>), after: &str, limit: i64, now: i64) -> Result<Vec<String>>;
+    /// Delete a namespace's entries; how many.
+    fn cache_clear(&self, ns: &str) -> Result<u64>;
+    /// Delete a namespace's expired entries; how many.
+    fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64>;
+    /// Delete some (or a batch of) expired entries of any namespace, and stale fill markers.
+    fn cache_sweep(&self, now: i64, many: bool) -> Result<u64>;
+    /// A namespace's counters and settings.
+    fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>>;
+    /// The namespaces with entries or settings, sorted.
+    fn cache_namespaces(&self) -> Result<Vec<String>>;
+    /// Serialize the writers of a bounded namespace until the transaction ends (its sizes
+    /// must not change between a write and its evictions). A single-writer engine: nothing.
+    fn cache_lock_ns(&self, ns: &str) -> Result<()>;
+    /// True for an engine shared by many writers at once (a server): the bookkeeping that
+    /// rides along with writes (hit counts, the amortized sweep) then runs after the commit,
+    /// in transactions of its own, so that it never makes a user's transaction wait or fail.
+    fn bookkeeping_apart(&self) -> bool;
+    /// Store a namespace's bounds (and rank or unrank its entries).
+    fn cache_set_limits(&self, ns: &str, max_entries: Option<u64>, max_bytes: Option<u64>, lru: bool) -> Result<()>;
+    /// Count a namespace's entries and bytes.
+    fn cache_count(&self, ns: &str) -> Result<(u64, u64)>;
+    /// Evict the `n` lowest-ranked entries but `keep`; how many.
+    fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64>;
+    /// Add hit and miss counts to a namespace's totals.
+    fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()>;
+    /// Who is computing a key, until when.
+    fn fill_get(&self, ns: &str, key: &str) -> Result<Option<(String, i64)>>;
+    /// Take a key's fill marker unless someone holds a live one (`dead`: an owner found dead).
+    fn fill_try_claim(&self, ns: &str, key: &str, owner: &str, expires_at: i64, now: i64, dead: Option<&str>) -> Result<bool>;
+    /// Drop `owner`'s fill marker.
+    fn fill_release(&self, ns: &str, key: &str, owner: &str) -> Result<()>;
+
+    /// A job's checkpoint.
+    fn checkpoint_get(&self, job: &str) -> Result<Option<Stored>>;
+    /// Save a job's checkpoint.
+    fn checkpoint_set(&self, job: &str, value: (&[u8], ValueKind), now: i64) -> Result<()>;
+    /// Delete a job's checkpoint; true if there was one.
+    fn checkpoint_delete(&self, job: &str) -> Result<bool>;
+
+    /// Whether an item is done.
+    fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool>;
+    /// An item as stored.
+    fn ledger_item(&self, ns: &str, id: &str) -> Result<Option<ItemRow>>;
+    /// Mark an item done (with a result); true if this call did it.
+    fn ledger_mark_done(&self, ns: &str, id: &str, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
+    /// Mark items done; how many were not.
+    fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
+    /// Queue the ids the ledger does not know, in order; how many.
+    fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
+    /// Claim one item (taking over `replace`, a dead holder); the new token.
+    fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<i64>>;
+    /// Claim the next item: an expired claim, else the oldest pending; its id and token.
+    fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
+    /// Claim up to `n` items at once (expired claims first, then the oldest pending): ids and
+    /// tokens.
+    fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<(String, i64)>>;
+    /// Take over the oldest claim of a dead holder; its id and token.
+    fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
+    /// The processes holding claims in a namespace.
+    fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
+    /// The process a claim of an item is tied to.
+    fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>>;
+    /// A worker's claim of an item: token and lease expiry.
+    fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>>;
+    /// The namespaces with items, sorted.
+    fn ledger_namespaces(&self) -> Result<Vec<String>>;
+    /// Move a claim's lease; false if fenced.
+    fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
+    /// Complete a claim; false if fenced.
+    fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
+    /// Record a failure; the state left, or `None` if the claim was fenced.
+    fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, max_attempts: u32, now: i64) -> Result<Option<i64>>;
+    /// Which ids are done or given up, from one snapshot.
+    fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>>;
+    /// Items per stored state (an expired claim counted as pending).
+    fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>>;
+    /// A page of items in id order.
+    fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>>;
+    /// Delete an item; true if known.
+    fn ledger_delete(&self, ns: &str, id: &str) -> Result<bool>;
+    /// Delete a namespace's items; how many.
+    fn ledger_clear(&self, ns: &str) -> Result<u64>;
+
+    /// Who holds a lock.
+    fn lock_holder(&self, name: &str) -> Result<Option<HolderRow>>;
+    /// Take a lock if free, expired or held by `replace`; true if taken.
+    fn lock_take(&self, name: &str, t: &Taker<'_>, expires_at: i64, now: i64, replace: Option<&str>) -> Result<bool>;
+    /// Move a lock's expiry; false if not the owner's.
+    fn lock_renew(&self, name: &str, owner: &str, expires_at: i64) -> Result<bool>;
+    /// Release a lock; false if not the owner's.
+    fn lock_release(&self, name: &str, owner: &str) -> Result<bool>;
+}
+
+/// What survives a crash. Both levels keep the file consistent: a transaction is there whole
+/// or not at all. They differ in how many of the newest commits a power loss may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode, the default. A crash of the application (a panic,
+    /// `kill -9`, an OOM kill) loses nothing that was committed. A power loss or OS crash may
+    /// lose the last commits before the most recent checkpoint, never corrupt the file.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on stable storage before it returns, so it also
+    /// survives a power loss. Each commit costs an fsync (milliseconds on most disks).
+    Full,
+}
+
+/// A rollback journal to fall back to where WAL is unavailable (network filesystems without
+/// shared memory). Concurrency still works, with readers and the writer excluding each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RollbackJournal {
+    /// `journal_mode=DELETE`.
+    Delete,
+    /// `journal_mode=TRUNCATE`.
+    Truncate,
+    /// `journal_mode=PERSIST`.
+    Persist,
+}
+
+/// A server URL with its password replaced by `***`, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Where a schema version number is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VersionSlot<'s> {
+    /// `PRAGMA user_version`: users' own files, and cairn's own schema in a store.
+    UserVersion,
+    /// A row of `cairn_migrations`: users' scopes inside a store.
+    Scope(&'s str),
+}
+
+impl VersionSlot<'_> {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            VersionSlot::UserVersion => "user_version",
+            VersionSlot::Scope(s) => s,
+        }
+    }
+}
 
 /// A stored value as read: its bytes and its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,3 +349,75 @@ impl Stored {
         Stored { bytes, kind }
     }
 }
+
+/// A fresh entry: its value and expiry.
+pub(crate) struct EntryRow {
+    pub value: Stored,
+    pub expires_at: Option<i64>,
+}
+
+/// A namespace's counters and settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NsRow {
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_entries: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub lru: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+/// One ledger row, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub state: i64,
+    pub seq: Option<i64>,
+    pub attempts: i64,
+    pub worker: Option<String>,
+    pub result: Option<Stored>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone)]
+pub(crate) struct HolderRow {
+    pub owner: String,
+    pub boot_id: String,
+    pub pid: i64,
+    pub pid_start: i64,
+    pub expires_at: i64,
+}
+
+/// Who takes a lock.
+pub(crate) struct Taker<'a> {
+    pub owner: &'a str,
+    pub boot_id: &'a str,
+    pub pid: i64,
+    pub pid_start: i64,
+}
+
+/// Page counts of the main database file.
+pub(crate) struct Pages {
+    pub page_size: u64,
+    pub page_count: u64,
+    pub freelist: u64,
+}
+
+/// One check of a server's health: what, whether all is well, what was found, what to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Health {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+/// The stored ledger states (features decide what they mean; see `crate::ledger`).
+pub(crate) const PENDING: i64 = 0;
+pub(crate) const CLAIMED: i64 = 1;
+pub(crate) const DONE: i64 = 2;
+pub(crate) const FAILED: i64 = 3;

@@ -1,20 +1,21 @@
 //! Opening a store: options, durability, file safety, and the write-transaction core that
 //! every feature's operations run through.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheLimits};
+use crate::cache::{Cache, CacheState};
 use crate::checkpoint::Checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
-use crate::storage::sqlite::{self, schema, Engine, OpenSpec, TxGuard};
+use crate::storage::sqlite::{self, schema, OpenSpec};
+pub use crate::storage::{Durability, RollbackJournal};
+use crate::storage::{Engine, EngineOps, TxGuard};
 use crate::tx::Tx;
 
 mod file;
@@ -27,38 +28,6 @@ pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_FILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Busy timeouts are capped here: SQLite takes milliseconds as a C int.
 const MAX_BUSY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// Every this many write transactions, one also removes a few expired entries.
-const SWEEP_EVERY: u64 = 8;
-// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per
-// write on average, against at most one entry created per write, so they cannot pile up.
-
-/// What survives a crash. Both levels keep the file consistent: a transaction is there whole
-/// or not at all. They differ in how many of the newest commits a power loss may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Durability {
-    /// `synchronous=NORMAL` in WAL mode, the default. A crash of the application (a panic,
-    /// `kill -9`, an OOM kill) loses nothing that was committed. A power loss or OS crash may
-    /// lose the last commits before the most recent checkpoint, never corrupt the file.
-    #[default]
-    Normal,
-    /// `synchronous=FULL`: every commit is on stable storage before it returns, so it also
-    /// survives a power loss. Each commit costs an fsync (milliseconds on most disks).
-    Full,
-}
-
-/// A rollback journal to fall back to where WAL is unavailable (network filesystems without
-/// shared memory). Concurrency still works, with readers and the writer excluding each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RollbackJournal {
-    /// `journal_mode=DELETE`.
-    Delete,
-    /// `journal_mode=TRUNCATE`.
-    Truncate,
-    /// `journal_mode=PERSIST`.
-    Persist,
-}
 
 /// How to open a [`Store`]. Defaults: busy timeout 5 s, [`Durability::Normal`], WAL required,
 /// read-write, the system clock, fill timeout 30 s.
@@ -83,8 +52,11 @@ pub struct Options {
     read_only_if_unwritable: bool,
     fallback: Option<RollbackJournal>,
     clock: Arc<dyn Clock>,
+    /// A clock was given: a store on a server keeps it instead of reading the server's.
+    clock_given: bool,
     fill_timeout: Duration,
     vfs: Option<String>,
+    schema: Option<String>,
 }
 
 impl Default for Options {
@@ -96,8 +68,10 @@ impl Default for Options {
             read_only_if_unwritable: false,
             fallback: None,
             clock: Arc::new(SystemClock),
+            clock_given: false,
             fill_timeout: DEFAULT_FILL_TIMEOUT,
             vfs: None,
+            schema: None,
         }
     }
 }
@@ -154,9 +128,19 @@ impl Options {
         self
     }
 
-    /// The clock behind expiry and leases. Default: the system clock.
+    /// The clock behind expiry and leases. Default: the system clock for a file; for a store on
+    /// PostgreSQL, the server's clock (read at open, then advanced by this host's monotonic
+    /// clock), so that every host judges leases on one timeline.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_given = true;
+        self
+    }
+
+    /// The PostgreSQL schema that holds cairn's tables. Default: `cairn`, or the URL's
+    /// `cairn_schema` parameter (`postgres://host/db?cairn_schema=jobs`). Ignored for files.
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = Some(name.into());
         self
     }
 
@@ -181,11 +165,17 @@ impl Options {
     /// `path` is a file name, whatever characters it holds: `file:x.db?mode=memory` and
     /// `:memory:` name files in the working directory, never a SQLite URI or an in-memory
     /// database (use [`Options::open_in_memory`] for that).
+    ///
+    /// A `postgres://` or `postgresql://` URL opens a store on that server instead (with the
+    /// `postgres` feature): the same API, for workers on many hosts.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         self.validate()?;
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the database path is empty"));
+        }
+        if let Some(url) = path.to_str().filter(|p| is_server_url(p)) {
+            return self.open_server(url);
         }
         // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
         // and the one each write checks again are the same whatever the name looks like.
@@ -202,14 +192,14 @@ impl Options {
             }
             return Err(Error::ReadOnly { path: path.to_path_buf(), detail: why.reason });
         }
-        let engine = Engine::open(&self.spec(Some(path), false))?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(Some(path), false))?);
         // Read who owns the file before anything writes to it: even the switch to WAL is a
         // write, and a file of another application must stay byte-for-byte untouched.
-        let id = engine.identity()?;
+        let id = engine.sqlite()?.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
-        if engine.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        if engine.sqlite()?.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::ReadOnly {
                 path: path.to_path_buf(),
                 detail: "SQLite opened it read-only: check the permissions of the file, of its \
@@ -217,9 +207,9 @@ impl Options {
                     .into(),
             });
         }
-        let journal = engine.enable_wal(self.fallback)?;
-        engine.set_durability(self.durability, &journal)?;
-        let migrations = schema::cairn_migrations();
+        let journal = engine.sqlite()?.enable_wal(self.fallback)?;
+        engine.sqlite()?.set_durability(self.durability, &journal)?;
+        let migrations = cairn_migrations();
         if id.is_cairn() && id.user_version == migrations.latest() {
             // Up to date: skip the runner, which would take the write lock just to look.
             check_schema(&engine, path)?;
@@ -228,7 +218,7 @@ impl Options {
         migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
             // Re-checked under the write lock: another program may have created the file
             // between our first look and now.
-            let id = e.identity()?;
+            let id = e.sqlite()?.identity()?;
             if version == 0 && !id.is_fresh() && !id.is_cairn() {
                 return Err(foreign(path, id));
             }
@@ -265,12 +255,12 @@ impl Options {
         // through, so no.
         spec.immutable =
             unwritable(path).is_some_and(|u| u.no_side_files) && !sqlite::side_file(path, "-wal").exists();
-        let engine = Engine::open(&spec)?;
-        let id = engine.identity()?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&spec)?);
+        let id = engine.sqlite()?.identity()?;
         if !id.is_cairn() && !id.is_fresh() {
             return Err(foreign(path, id));
         }
-        let latest = schema::cairn_migrations().latest();
+        let latest = cairn_migrations().latest();
         let found = id.user_version;
         if found < 0 {
             return Err(Error::Corrupt {
@@ -295,22 +285,48 @@ impl Options {
             });
         }
         check_schema(&engine, path)?;
-        engine.set_query_only()?;
+        engine.sqlite()?.set_query_only()?;
         let journal = if spec.immutable && sqlite::header_says_wal(path) {
             // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
             "wal".to_string()
         } else {
-            engine.pragma_text("journal_mode")?
+            engine.sqlite()?.pragma_text("journal_mode")?
         };
         Ok(self.into_store(engine, journal, true))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_server(mut self, url: &str) -> Result<Store> {
+        use crate::storage::postgres;
+        let (url, in_url) = postgres::split_schema(url);
+        let schema = self.schema.clone().or(in_url).unwrap_or_else(|| "cairn".to_owned());
+        let engine = postgres::Engine::open(&postgres::OpenSpec {
+            url: &url,
+            schema: &schema,
+            busy_timeout: self.busy_timeout,
+        })?;
+        engine.ensure_schema(self.read_only)?;
+        if !self.clock_given {
+            self.clock = Arc::new(crate::clock::ServerClock::new(engine.server_millis()?));
+        }
+        let read_only = self.read_only;
+        Ok(self.into_store(Engine::Postgres(Box::new(engine)), "postgres".into(), read_only))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn open_server(self, url: &str) -> Result<Store> {
+        Err(Error::invalid(format!(
+            "{}: a PostgreSQL URL needs cairn built with its 'postgres' feature (the cairn CLI has it)",
+            crate::storage::redact_url(url)
+        )))
     }
 
     /// A private in-memory store, gone when dropped: for tests and examples.
     pub fn open_in_memory(self) -> Result<Store> {
         self.validate()?;
-        let engine = Engine::open(&self.spec(None, false))?;
-        engine.set_durability(self.durability, "memory")?;
-        migrate::run(&engine, Slot::UserVersion, &schema::cairn_migrations(), &|_, _| Ok(()))?;
+        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(None, false))?);
+        engine.sqlite()?.set_durability(self.durability, "memory")?;
+        migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(()))?;
         Ok(self.into_store(engine, "memory".into(), false))
     }
 
@@ -341,7 +357,11 @@ impl Options {
     }
 
     fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
-        let file_id = if read_only || journal_mode == "memory" { None } else { FileId::of(engine.path()) };
+        let file_id = if read_only || journal_mode == "memory" || journal_mode == "postgres" {
+            None
+        } else {
+            FileId::of(engine.path())
+        };
         Store {
             options: self.clone(),
             file_id,
@@ -350,19 +370,38 @@ impl Options {
             fill_timeout: self.fill_timeout,
             read_only,
             journal_mode,
-            writes: Cell::new(0),
             explicit: Cell::new(false),
-            tally: RefCell::new(HashMap::new()),
-            policies: RefCell::new(HashMap::new()),
-            tx_limits: RefCell::new(HashMap::new()),
+            ledger_scans: crate::ledger::Scans::default(),
+            cache: CacheState::default(),
         }
     }
+}
+
+/// A `postgres://` or `postgresql://` URL rather than a file name.
+pub(crate) fn is_server_url(text: &str) -> bool {
+    let lower = text.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// cairn's own schema as a list of migrations for the runner.
+pub(crate) fn cairn_migrations() -> Migrations<'static> {
+    use crate::migrate::M;
+    use schema::SchemaStep;
+    Migrations::new(
+        schema::STEPS
+            .iter()
+            .map(|step| match step {
+                SchemaStep::Sql(sql) => M::up(sql),
+                SchemaStep::Data(f) => M::sqlite(*f),
+            })
+            .collect(),
+    )
 }
 
 /// A file that says it is a current cairn store must have cairn's tables as the migrations
 /// made them; otherwise every later statement would fail with an internal "no such column".
 fn check_schema(engine: &Engine, path: &Path) -> Result<()> {
-    if engine.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
+    if engine.sqlite()?.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
         return Ok(());
     }
     Err(Error::Corrupt {
@@ -379,13 +418,6 @@ fn foreign(path: &Path, id: sqlite::Identity) -> Error {
         application_id: id.application_id,
         tables: id.schema_objects,
     }
-}
-
-/// Hits and misses counted in memory, written with the next write transaction.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Tally {
-    pub hits: u64,
-    pub misses: u64,
 }
 
 /// A handle on one cairn database file.
@@ -414,15 +446,13 @@ pub struct Store {
     journal_mode: String,
     /// The database file this handle opened, checked before each write: see [`FileId`].
     file_id: Option<FileId>,
-    writes: Cell<u64>,
     /// A transaction begun with [`Store::begin_transaction`] is open.
     explicit: Cell<bool>,
-    tally: RefCell<HashMap<String, Tally>>,
-    /// Per-namespace "is least-recently-used" flags, read once: a hit must know whether it
-    /// has to write. Another process's change is seen after this handle is reopened.
-    policies: RefCell<HashMap<String, bool>>,
-    /// Namespace bounds read during the current write transaction (cleared at each BEGIN).
-    tx_limits: RefCell<HashMap<String, CacheLimits>>,
+    /// When this handle last looked for claims of dead processes, per ledger namespace.
+    pub(crate) ledger_scans: crate::ledger::Scans,
+    /// The cache's bookkeeping for this handle (counts not yet written, bounds read in the
+    /// current transaction, eviction policies).
+    pub(crate) cache: CacheState,
 }
 
 impl std::fmt::Debug for Store {
@@ -456,12 +486,14 @@ impl Store {
         Options::new().open_in_memory()
     }
 
-    /// The database file (`:memory:` for an in-memory store).
+    /// The database file (`:memory:` for an in-memory store; for a store on PostgreSQL, its URL
+    /// without the password).
     pub fn path(&self) -> &Path {
         self.engine.path()
     }
 
-    /// The journal mode in force: `wal`, `memory`, or a fallback rollback journal.
+    /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, or `postgres`
+    /// for a store on a PostgreSQL server.
     pub fn journal_mode(&self) -> &str {
         &self.journal_mode
     }
@@ -569,7 +601,12 @@ impl Store {
     /// Write the hit and miss counts gathered by reads since the last write. Done anyway with
     /// every write and when the store is dropped; call this to make them visible sooner.
     pub fn flush_stats(&self) -> Result<()> {
-        if self.read_only || self.tally.borrow().is_empty() {
+        if self.read_only || !self.cache.has_pending_counts() {
+            return Ok(());
+        }
+        if self.engine.bookkeeping_apart() {
+            self.refuse_if_read_only()?;
+            self.cache.flush_apart(&self.engine);
             return Ok(());
         }
         self.write_tx(|_| Ok(()))
@@ -646,27 +683,26 @@ impl Store {
         // Checked under the write lock, so no other cairn process can be swapping the file
         // between this check and the commit.
         self.ensure_same_file()?;
-        self.tx_limits.borrow_mut().clear();
+        self.cache.begin_transaction();
         Ok(tx)
     }
 
     /// The bookkeeping that rides along with any write, then COMMIT. On failure the
     /// transaction is rolled back and the counts are kept for the next write.
     fn finish_write(&self) -> Result<()> {
-        let tally = self.tally.take();
-        let done = (|| {
-            for (ns, t) in &tally {
-                self.engine.cache_add_tally(ns, t.hits, t.misses)?;
+        if self.engine.bookkeeping_apart() {
+            if let Err(e) = self.engine.commit() {
+                self.engine.rollback_quietly();
+                return Err(e);
             }
-            let n = self.writes.get();
-            self.writes.set(n.wrapping_add(1));
-            if n % SWEEP_EVERY == 0 {
-                self.engine.cache_sweep(self.now(), false)?;
-            }
-            self.engine.commit()
-        })();
+            self.cache.after_commit(&self.engine, self.now());
+            return Ok(());
+        }
+        let counts = self.cache.take_counts();
+        let done =
+            self.cache.ride_along(&self.engine, &counts, self.now()).and_then(|()| self.engine.commit());
         if let Err(e) = done {
-            self.restore_tally(tally);
+            self.cache.restore_counts(counts);
             self.engine.rollback_quietly();
             return Err(e);
         }
@@ -732,58 +768,6 @@ impl Store {
     pub fn in_transaction(&self) -> bool {
         self.engine.in_transaction()
     }
-
-    fn restore_tally(&self, tally: HashMap<String, Tally>) {
-        let mut mine = self.tally.borrow_mut();
-        for (ns, t) in tally {
-            let e = mine.entry(ns).or_default();
-            e.hits += t.hits;
-            e.misses += t.misses;
-        }
-    }
-
-    pub(crate) fn count(&self, ns: &str, hit: bool) {
-        if self.read_only {
-            return;
-        }
-        let mut tally = self.tally.borrow_mut();
-        let t = match tally.get_mut(ns) {
-            Some(t) => t,
-            None => tally.entry(ns.to_owned()).or_default(),
-        };
-        if hit {
-            t.hits += 1;
-        } else {
-            t.misses += 1;
-        }
-    }
-
-    pub(crate) fn pending_tally(&self, ns: &str) -> Tally {
-        self.tally.borrow().get(ns).copied().unwrap_or_default()
-    }
-
-    /// Whether hits in `ns` must record their use (least-recently-used eviction).
-    pub(crate) fn is_lru(&self, ns: &str) -> Result<bool> {
-        if let Some(&lru) = self.policies.borrow().get(ns) {
-            return Ok(lru);
-        }
-        let row = self.engine.cache_ns(ns)?.unwrap_or_default();
-        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
-        self.policies.borrow_mut().insert(ns.to_owned(), lru);
-        Ok(lru)
-    }
-
-    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
-        self.tx_limits.borrow().get(ns).copied()
-    }
-
-    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
-        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
-    }
-
-    pub(crate) fn forget_policy(&self, ns: &str) {
-        self.policies.borrow_mut().remove(ns);
-    }
 }
 
 impl Drop for Store {
@@ -792,7 +776,7 @@ impl Drop for Store {
     /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
         self.rollback_transaction();
-        if !self.read_only && !self.tally.borrow().is_empty() && !self.engine.in_transaction() {
+        if !self.read_only && self.cache.has_pending_counts() && !self.engine.in_transaction() {
             self.engine.set_busy_timeout(Duration::from_millis(200));
             let _ = self.flush_stats();
         }
@@ -831,7 +815,7 @@ mod tests {
         let path = dir.path().join("s.db");
         let holder = Store::open(&path)?;
         let waiter = Options::new().busy_timeout(Duration::from_secs(60)).open(&path)?;
-        let waits = waiter.engine.waits();
+        let waits = waiter.engine.sqlite()?.waits();
         holder.begin_transaction()?;
         holder.current_transaction().map(|tx| tx.cache("n").incr("x", 1, None)).transpose()?;
         let writer = std::thread::spawn(move || waiter.cache("n").incr("x", 1, None));

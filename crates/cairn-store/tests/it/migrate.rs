@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cairn::rusqlite::Connection;
 use cairn::{Error, ErrorKind, Migrations, Store, M};
+use rusqlite::Connection;
 
 use crate::temp_store;
 
@@ -14,8 +14,8 @@ fn steps() -> Migrations<'static> {
     Migrations::new(vec![
         M::up("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"),
         M::up("ALTER TABLE items ADD COLUMN price INTEGER NOT NULL DEFAULT 0;"),
-        M::up_with(|conn| {
-            conn.execute("INSERT INTO items (name, price) VALUES ('seed', 5)", [])?;
+        M::up_with(|db| {
+            db.execute("INSERT INTO items (name, price) VALUES ('seed', 5)", &[])?;
             Ok(())
         }),
         M::up("CREATE INDEX items_by_name ON items (name);"),

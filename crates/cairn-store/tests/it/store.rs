@@ -91,7 +91,7 @@ fn a_database_of_another_application_is_refused_without_any_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("app.db");
     {
-        let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY); INSERT INTO users VALUES (1);")
             .expect("create");
     }
@@ -109,7 +109,7 @@ fn a_schema_newer_than_the_code_is_refused_without_downgrade() -> Result<(), Err
     let (_dir, path, store, _clock) = temp_store();
     drop(store);
     {
-        let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("open");
         conn.pragma_update(None, "user_version", 99).expect("bump");
     }
     let err = Store::open(&path).unwrap_err();
@@ -117,7 +117,7 @@ fn a_schema_newer_than_the_code_is_refused_without_downgrade() -> Result<(), Err
     assert!(
         matches!(err, Error::SchemaTooNew { found: 99, supported: 4, ref scope, .. } if scope == "cairn")
     );
-    let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+    let conn = rusqlite::Connection::open(&path).expect("open");
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("read");
     assert_eq!(v, 99, "the version was rewritten");
     assert_eq!(Store::open_read_only(&path).unwrap_err().kind(), ErrorKind::SchemaTooNew);
@@ -437,14 +437,14 @@ fn a_store_whose_tables_were_changed_is_corrupt_at_open_but_user_tables_are_fine
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.db");
     Store::open(&path)?.checkpoint("job").set("p1")?;
-    let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+    let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch("CREATE TABLE mine (x); CREATE INDEX mine_x ON mine (x);").expect("user table");
     drop(conn);
     let store = Store::open(&path)?;
     assert_eq!(store.checkpoint("job").get::<String>()?.as_deref(), Some("p1"));
     drop(store);
 
-    let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+    let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch("ALTER TABLE cairn_checkpoint RENAME COLUMN value TO payload").expect("alter");
     drop(conn);
     for err in [Store::open(&path).unwrap_err(), Store::open_read_only(&path).unwrap_err()] {
@@ -461,7 +461,7 @@ fn a_negative_schema_version_is_corrupt() -> Result<(), Error> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.db");
     Store::open(&path)?;
-    let conn = cairn::rusqlite::Connection::open(&path).expect("open");
+    let conn = rusqlite::Connection::open(&path).expect("open");
     conn.pragma_update(None, "user_version", -16_777_217).expect("user_version");
     drop(conn);
     for err in [Store::open(&path).unwrap_err(), Store::open_read_only(&path).unwrap_err()] {

@@ -9,7 +9,9 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cairn::{Error, Migrations, Options, Store, M};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cairn::{Clock, Error, Migrations, Options, Store, SystemClock, M};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -140,13 +142,36 @@ fn mixed(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The system clock, saying `WAITING` the first time cairn sleeps on it: cairn sleeps only
+/// while it polls for another process's work (a cache fill in progress), so the line tells
+/// the parent that this process found the computation running and waits for it.
+#[derive(Debug, Default)]
+struct Announcing(AtomicBool);
+
+impl Clock for Announcing {
+    fn now_millis(&self) -> i64 {
+        SystemClock.now_millis()
+    }
+
+    fn sleep(&self, d: Duration) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            say(format_args!("WAITING"));
+        }
+        SystemClock.sleep(d);
+    }
+}
+
 /// `get_or_set_with` on one key; the computation appends a line to `--log` and takes
-/// `--ms` milliseconds. Prints the value obtained.
+/// `--ms` milliseconds, or with `--ms stdin` lasts until stdin closes. Prints `WAITING` if
+/// it waits for another process's computation, then the value obtained.
 fn stampede(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let fill = Duration::from_millis(num(opts, "fill-ms", 30_000)?);
-    let store = Options::new().fill_timeout(fill).open(arg(opts, "db")?)?;
+    let store = Options::new().fill_timeout(fill).clock(Announcing::default()).open(arg(opts, "db")?)?;
     let log = arg(opts, "log")?;
-    let ms = num(opts, "ms", 200)?;
+    let ms = match opts.get("ms") {
+        Some(&"stdin") => None,
+        _ => Some(num(opts, "ms", 200)?),
+    };
     let value: String = store.cache("stampede").get_or_set_with(arg(opts, "key")?, None, || {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -154,7 +179,13 @@ fn stampede(opts: &HashMap<&str, &str>) -> Result<(), Error> {
             .open(log)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         writeln!(f, "computed by {}", std::process::id()).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        std::thread::sleep(Duration::from_millis(ms));
+        match ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => {
+                std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            }
+        }
         Ok::<_, Error>(format!("value from {}", std::process::id()))
     })?;
     say(format_args!("VALUE {value}"));
@@ -166,8 +197,8 @@ fn stampede(opts: &HashMap<&str, &str>) -> Result<(), Error> {
 fn migrate(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let die_at = num(opts, "die-at", 0)?;
     let step = |n: u64, sql: &'static str| {
-        M::up_with(move |conn| {
-            conn.execute_batch(sql)?;
+        M::up_with(move |db| {
+            db.execute_batch(sql)?;
             if n == die_at {
                 std::process::abort();
             }
@@ -300,11 +331,11 @@ fn claim_worker(opts: &HashMap<&str, &str>) -> Result<(), Error> {
                 say(format_args!("IDLE"));
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(20)); // others hold the rest
+            std::thread::sleep(Duration::from_millis(20)); // others hold the rest: poll again
             continue;
         };
         say(format_args!("CLAIMED {}", claim.id()));
-        std::thread::sleep(work);
+        std::thread::sleep(work); // the work: a window for kills to land holding a claim
         let done = store.transaction(|tx| {
             tx.ledger("queue").complete(&claim)?;
             tx.cache("work").incr(claim.id(), 1, None)

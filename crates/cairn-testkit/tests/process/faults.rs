@@ -12,8 +12,8 @@ use std::process::Command;
 use cairn::{Error, Store};
 use cairn_testkit::Running;
 
-use crate::child;
 use crate::crash::verify;
+use crate::{child, heavy};
 
 /// Build the shim, or say why this test cannot run here.
 fn shim(dir: &Path) -> Option<PathBuf> {
@@ -42,6 +42,7 @@ fn write_errors_mid_transaction_leave_every_reported_commit_and_no_partial_one()
 /// Run the writer under the shim at 40 budgets; `extra` selects the errno, `kind` is the
 /// ErrorKind the writer must report.
 fn write_faults(what: &str, extra: Option<&str>, kind: &str) -> Result<(), Error> {
+    let _machine = heavy();
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(shim) = shim(dir.path()) else {
         cairn_testkit::skip_unless_ci("a C compiler (cc) to build the fault shim: install gcc or clang");
@@ -99,6 +100,7 @@ fn a_real_file_system_that_fills_up_keeps_every_reported_commit_and_takes_writes
             let _ = Command::new("umount").arg(&self.0).status();
         }
     }
+    let _machine = heavy();
     let dir = tempfile::tempdir().expect("tempdir");
     let mount = |at: &Path, options: &str| {
         Command::new("mount")

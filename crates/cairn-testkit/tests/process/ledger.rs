@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn::{Error, Store};
 use cairn_testkit::{env_count, Rng, Running};
 
-use crate::child;
+use crate::{child, heavy};
 
 fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
     lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
@@ -19,6 +19,7 @@ fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
 fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> Result<(), Error> {
     // Sized so that the kills, not the job, end the loop: about 150 items a run.
     const N: u64 = 10_000;
+    let _machine = heavy();
     let kills = env_count("CAIRN_JOB_KILLS", 40);
     let seed = Rng::seed_from_env();
     eprintln!("job kill test: up to {kills} kills, CAIRN_SEED={seed}");
@@ -32,7 +33,7 @@ fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> 
     loop {
         let run = Running::spawn(child(), &["ledger-job", "--db", p, "--n", &n]).expect("spawn");
         let finished = if killed < kills {
-            std::thread::sleep(Duration::from_millis(3 + rng.below(30)));
+            std::thread::sleep(Duration::from_millis(3 + rng.below(30))); // a random kill moment
             let lines = run.kill().expect("kill");
             killed += 1;
             let fin = lines.iter().any(|l| l == "FINISHED");
@@ -81,6 +82,8 @@ fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> 
 #[test]
 fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> Result<(), Error> {
     const N: usize = 300;
+    // Four workers on 400 ms leases: a starved worker loses its leases to the others.
+    let _machine = heavy();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("queue.db");
     let store = Store::open(&path)?;
@@ -97,9 +100,12 @@ fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> 
     let others: Vec<Running> = ["w1", "w2", "w3"].into_iter().map(spawn).collect();
     // Kill the victim while it holds a claim: after a CLAIMED line not followed by its DONE.
     assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
-    while !victim.lines().last().is_some_and(|l| l.starts_with("CLAIMED ")) {
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
+    assert!(
+        victim.wait_until(Duration::from_secs(20), holding),
+        "the victim was never caught holding a claim in 20 s (it ran out of items, or died): {:?}",
+        victim.lines().last()
+    );
     let victim_lines = victim.kill().expect("kill");
     let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
     let mut done: HashMap<String, usize> = HashMap::new();

@@ -1,8 +1,8 @@
 //! A crash inside a migration step leaves the file at the previous version, whole; the next
 //! run continues from there.
 
-use cairn::rusqlite::Connection;
 use cairn_testkit::Running;
+use rusqlite::Connection;
 
 use crate::child;
 

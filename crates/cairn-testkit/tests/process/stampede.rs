@@ -21,16 +21,34 @@ fn computations(log: &std::path::Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
 }
 
+/// Poll `f` until it holds, failing after 20 s.
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+    }
+}
+
 #[test]
 fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> Result<(), Error> {
     let (_dir, db, log) = setup()?;
     let (db, log_s) = (db.as_str(), log.to_str().expect("utf-8"));
-    let children: Vec<Running> = (0..6)
+    // The computation lasts until its stdin closes, so that it overlaps every other process
+    // for certain: a fixed computing time let late starters find the value stored and pass
+    // without any overlap.
+    let mut children: Vec<Running> = (0..6)
         .map(|_| {
-            Running::spawn(child(), &["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", "300"])
+            Running::spawn(child(), &["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", "stdin"])
                 .expect("spawn")
         })
         .collect();
+    wait_until("one process computes", || computations(&log) == 1);
+    let waiting = || children.iter().filter(|c| c.lines().iter().any(|l| l == "WAITING")).count();
+    wait_until("the five others wait for it", || waiting() == 5);
+    for c in &mut children {
+        c.close_stdin();
+    }
     let mut values = Vec::new();
     for c in children {
         let (status, lines, stderr) = c.finish().expect("wait");
@@ -52,10 +70,7 @@ fn a_computing_process_killed_mid_computation_is_taken_over_at_once_on_the_same_
     };
     let doomed = Running::spawn(child(), &args("60000")).expect("spawn");
     let started = std::time::Instant::now();
-    while computations(&log) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "the first process never started computing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the first process computes", || computations(&log) == 1);
     doomed.kill().expect("kill");
     let waiters: Vec<Running> =
         (0..3).map(|_| Running::spawn(child(), &args("50")).expect("spawn")).collect();

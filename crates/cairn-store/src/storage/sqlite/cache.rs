@@ -6,26 +6,7 @@ use rusqlite::params;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::Stored;
-
-/// A fresh entry: its value and expiry.
-pub(crate) struct EntryRow {
-    pub value: Stored,
-    pub expires_at: Option<i64>,
-}
-
-/// A namespace's counters and settings.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NsRow {
-    pub entries: u64,
-    pub bytes: u64,
-    pub max_entries: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub lru: bool,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-}
+use crate::storage::{EntryRow, NsRow, Stored};
 
 const GET_TOUCH: &str = "UPDATE cairn_cache SET touched = ?4 \
                          WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3) RETURNING value, kind";
@@ -283,31 +264,40 @@ impl Engine {
         .map(|n| n == 1)
     }
 
-    /// Fresh keys from `from` (inclusive) to `until` (exclusive, or the end), in key order.
-    pub fn cache_keys(&self, ns: &str, from: &str, until: Option<&str>, now: i64) -> Result<Vec<String>> {
-        self.keys_query(ns, from, until, now).map_err(|e| self.err(e))
+    /// Fresh keys after `after` (exclusive; `""` for the first), at least `from` (inclusive),
+    /// below `until` (exclusive, or the end), in key order, at most `limit` of them.
+    pub fn cache_keys(
+        &self,
+        ns: &str,
+        (from, until): (&str, Option<&str>),
+        after: &str,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        self.keys_query(ns, (from, until), after, limit, now).map_err(|e| self.err(e))
     }
 
     fn keys_query(
         &self,
         ns: &str,
-        from: &str,
-        until: Option<&str>,
+        (from, until): (&str, Option<&str>),
+        after: &str,
+        limit: i64,
         now: i64,
     ) -> rusqlite::Result<Vec<String>> {
         let mut st = match until {
             Some(_) => self.conn.prepare_cached(
-                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key < ?4 \
-                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key > ?5 AND key < ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key LIMIT ?6",
             ),
             None => self.conn.prepare_cached(
-                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 \
-                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key",
+                "SELECT key FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key > ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY key LIMIT ?5",
             ),
         }?;
         match until {
-            Some(until) => st.query_map(params![ns, from, now, until], |r| r.get(0))?.collect(),
-            None => st.query_map(params![ns, from, now], |r| r.get(0))?.collect(),
+            Some(until) => st.query_map(params![ns, from, now, until, after, limit], |r| r.get(0))?.collect(),
+            None => st.query_map(params![ns, from, now, after, limit], |r| r.get(0))?.collect(),
         }
     }
 
@@ -346,6 +336,16 @@ impl Engine {
                 evictions: u(r.get(7)?),
             })
         })
+    }
+
+    /// One writer at a time holds the whole file: nothing more to lock.
+    pub fn cache_lock_ns(&self, _ns: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// One writer at a time: the bookkeeping costs nothing inside the write transaction.
+    pub fn bookkeeping_apart(&self) -> bool {
+        false
     }
 
     pub fn cache_namespaces(&self) -> Result<Vec<String>> {
@@ -441,13 +441,23 @@ impl Engine {
         )
     }
 
-    pub fn fill_claim(&self, ns: &str, key: &str, owner: &str, expires_at: i64) -> Result<()> {
-        self.exec(
+    /// Take the fill marker of a key for `owner` until `expires_at`, if nobody holds a live one:
+    /// it is absent, expired, or held by `dead` (an owner found dead). True if taken.
+    pub fn fill_try_claim(
+        &self,
+        ns: &str,
+        key: &str,
+        owner: &str,
+        expires_at: i64,
+        now: i64,
+        dead: Option<&str>,
+    ) -> Result<bool> {
+        Ok(self.exec(
             "INSERT INTO cairn_cache_fill (ns, key, owner, expires_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (ns, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-            params![ns, key, owner, expires_at],
-        )
-        .map(drop)
+             ON CONFLICT (ns, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE cairn_cache_fill.expires_at <= ?5 OR cairn_cache_fill.owner = ?6",
+            params![ns, key, owner, expires_at, now, dead],
+        )? == 1)
     }
 
     pub fn fill_release(&self, ns: &str, key: &str, owner: &str) -> Result<()> {
@@ -471,7 +481,7 @@ mod tests {
     #[test]
     fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
         let store = Store::open_in_memory()?;
-        let e = &store.engine;
+        let e = store.engine.sqlite()?;
         e.begin_immediate()?;
         for i in 0..50 {
             let (ns, key) = (format!("ns{}", i % 3), format!("k{i}"));

@@ -6,20 +6,7 @@ use rusqlite::params;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::Stored;
-
-/// One ledger row, as stored.
-#[derive(Debug, Clone)]
-pub(crate) struct ItemRow {
-    pub id: String,
-    pub state: i64,
-    pub seq: Option<i64>,
-    pub attempts: i64,
-    pub worker: Option<String>,
-    pub result: Option<Stored>,
-    pub error: Option<String>,
-    pub updated_at: i64,
-}
+use crate::storage::{ItemRow, Stored, DONE, FAILED, PENDING};
 
 const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at, result_kind";
 
@@ -51,30 +38,28 @@ pub(crate) const MARK_DONE: &str =
      WHERE cairn_ledger.state <> 2";
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
-/// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token.
+/// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token,
+/// ?8, drawn from the namespace's counter: tokens never repeat in a namespace, not even for
+/// an id deleted and claimed again (a per-row count would start over and let a claim from
+/// before the delete pass for the new one).
 pub(crate) const CLAIM: &str =
     "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
-     VALUES (?1, ?2, 1, ?4, ?3, 1, ?6, ?5) \
+     VALUES (?1, ?2, 1, ?4, ?3, ?8, ?6, ?5) \
      ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
-     token = cairn_ledger.token + 1, holder = excluded.holder, updated_at = excluded.updated_at \
+     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state = 0 \
         OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
             OR cairn_ledger.holder = ?7)) \
      RETURNING token";
 
-/// The distinct processes holding claims in a namespace: one probe of the holder index per
-/// process (a skip-scan), however many claims each holds.
-pub(crate) const HOLDERS: &str = "WITH RECURSIVE h(holder) AS ( \
-       SELECT min(holder) FROM cairn_ledger WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL \
-       UNION ALL SELECT (SELECT min(holder) FROM cairn_ledger \
-           WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder > h.holder) \
-       FROM h WHERE holder IS NOT NULL) \
-     SELECT holder FROM h WHERE holder IS NOT NULL";
+/// The distinct processes holding claims in a namespace (expired ones included): a scan of the
+/// claimed part of the queue index, which holds the holder.
+pub(crate) const HOLDERS: &str = "SELECT DISTINCT holder FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder IS NOT NULL";
 
-/// The oldest claim of one holder. Without statistics the planner would rather walk the
-/// whole namespace by primary key; the holder index reaches that holder's claims directly.
-pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger INDEXED BY cairn_ledger_holder \
-     WHERE ns = +?1 AND state = 1 AND holder IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
+/// The oldest claim of one holder (by lease expiry, in index order).
+pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger \
+     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
 
 // `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
 // index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.
@@ -88,7 +73,7 @@ impl Engine {
         Ok(self.row(IS_DONE, params![ns, id], |_| Ok(()))?.is_some())
     }
 
-    pub fn ledger_state(&self, ns: &str, id: &str) -> Result<Option<i64>> {
+    fn ledger_state(&self, ns: &str, id: &str) -> Result<Option<i64>> {
         self.row(STATE, params![ns, id], |r| r.get(0))
     }
 
@@ -113,7 +98,7 @@ impl Engine {
     }
 
     /// Reserve `n` queue positions in a namespace; returns the first.
-    pub fn ledger_reserve_seq(&self, ns: &str, n: i64) -> Result<i64> {
+    fn ledger_reserve_seq(&self, ns: &str, n: i64) -> Result<i64> {
         let end: i64 = self
             .row(
                 "INSERT INTO cairn_ledger_ns (ns, next_seq) VALUES (?1, ?2) \
@@ -126,7 +111,7 @@ impl Engine {
     }
 
     /// Queue an item unless the ledger knows it already. True if queued.
-    pub fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
+    fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
         Ok(self.exec(
             "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at) VALUES (?1, ?2, 0, ?3, ?4) \
              ON CONFLICT (ns, id) DO NOTHING",
@@ -148,7 +133,8 @@ impl Engine {
         holder: Option<&str>,
         replace: Option<&str>,
     ) -> Result<Option<i64>> {
-        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace], |r| r.get(0))
+        let token = self.ledger_reserve_seq(ns, 1)?;
+        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace, token], |r| r.get(0))
     }
 
     /// The processes holding claims in `ns` (expired claims included), each once.
@@ -159,7 +145,7 @@ impl Engine {
     }
 
     /// The oldest item `holder` holds a claim on in `ns`.
-    pub fn ledger_held_by(&self, ns: &str, holder: &str) -> Result<Option<String>> {
+    fn ledger_held_by(&self, ns: &str, holder: &str) -> Result<Option<String>> {
         self.row(HELD_BY, params![ns, holder], |r| r.get(0))
     }
 
@@ -193,13 +179,129 @@ impl Engine {
     }
 
     /// The claim whose lease ran out first.
-    pub fn ledger_next_expired(&self, ns: &str, now: i64) -> Result<Option<String>> {
+    fn ledger_next_expired(&self, ns: &str, now: i64) -> Result<Option<String>> {
         self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))
     }
 
     /// The oldest pending item.
-    pub fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
+    fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
         self.row(NEXT_PENDING, params![ns], |r| r.get(0))
+    }
+
+    /// Claim the next item for `worker`: the claim whose lease ran out first, else the oldest
+    /// pending item. Its id and new fencing token.
+    pub fn ledger_claim_next(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+    ) -> Result<Option<(String, i64)>> {
+        let id = match self.ledger_next_expired(ns, now)? {
+            Some(id) => id,
+            None => match self.ledger_next_pending(ns)? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)?.map(|token| (id, token)))
+    }
+
+    /// Claim up to `n` items, one after the other, in this transaction (the write lock makes
+    /// them one step for every other process).
+    pub fn ledger_claim_next_many(
+        &self,
+        ns: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+        n: u32,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut claimed = Vec::new();
+        for _ in 0..n {
+            match self.ledger_claim_next(ns, worker, lease_until, now, holder)? {
+                Some(c) => claimed.push(c),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Take over the oldest claim of `dead` (a holder found dead) for `worker`.
+    pub fn ledger_claim_held_by(
+        &self,
+        ns: &str,
+        dead: &str,
+        worker: &str,
+        lease_until: i64,
+        now: i64,
+        holder: Option<&str>,
+    ) -> Result<Option<(String, i64)>> {
+        let Some(id) = self.ledger_held_by(ns, dead)? else { return Ok(None) };
+        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead))?.map(|token| (id, token)))
+    }
+
+    /// Which of `ids` are settled (done or given up), from one snapshot.
+    pub fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>> {
+        // Inside a transaction the reads already share its snapshot.
+        let snapshot = if self.in_transaction() { None } else { Some(self.begin_read()?) };
+        let mut settled = Vec::with_capacity(ids.len());
+        for id in ids {
+            settled.push(matches!(self.ledger_state(ns, id)?, Some(DONE | FAILED)));
+        }
+        if let Some(tx) = snapshot {
+            tx.commit()?;
+        }
+        Ok(settled)
+    }
+
+    /// Mark every id done; how many were not done before.
+    pub fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += u64::from(self.ledger_mark_done(ns, id, None, now)?);
+        }
+        Ok(n)
+    }
+
+    /// Queue the ids the ledger does not know yet, in order; how many.
+    pub fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
+        let first = self.ledger_reserve_seq(ns, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
+        let mut n = 0;
+        for (seq, id) in (first..).zip(ids) {
+            n += u64::from(self.ledger_enqueue(ns, id, seq, now)?);
+        }
+        Ok(n)
+    }
+
+    /// Record a failure of `id`: one more attempt, and the item pending again at the back of
+    /// the queue, or given up once it has had `max_attempts`. With a claim (`worker`, `token`)
+    /// only that claim may fail it. The state it is left in; a done or given-up item failed
+    /// without a claim is left as it is. `None` if the claim no longer holds (fenced).
+    pub fn ledger_fail(
+        &self,
+        ns: &str,
+        id: &str,
+        claim: Option<(&str, i64)>,
+        error: &str,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let row = self.ledger_item(ns, id)?;
+        if let Some(row) = &row {
+            if matches!(row.state, DONE | FAILED) && claim.is_none() {
+                return Ok(Some(row.state));
+            }
+        }
+        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
+        let (state, seq) = if attempts >= i64::from(max_attempts) {
+            (FAILED, None)
+        } else {
+            (PENDING, Some(self.ledger_reserve_seq(ns, 1)?))
+        };
+        Ok(self.ledger_fail_row(ns, id, claim, error, state, seq, now)?.then_some(state))
     }
 
     /// Move a live claim's lease. False if the claim is no longer this one (fenced).
@@ -239,7 +341,7 @@ impl Engine {
     /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
     /// With a claim (`worker`, `token`), only that claim may fail the item.
     #[allow(clippy::too_many_arguments)]
-    pub fn ledger_fail(
+    fn ledger_fail_row(
         &self,
         ns: &str,
         id: &str,
@@ -295,8 +397,8 @@ impl Engine {
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1 AND id = ?2", params![ns, id])? == 1)
     }
 
+    /// The namespace's counter stays: the tokens of claims made before must never come back.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
-        self.exec("DELETE FROM cairn_ledger_ns WHERE ns = ?1", params![ns])?;
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
     }
 }
@@ -311,7 +413,7 @@ mod tests {
     #[test]
     fn hot_statements_compile_once_whatever_the_bindings() -> Result<()> {
         let store = Store::open_in_memory()?;
-        let e = &store.engine;
+        let e = store.engine.sqlite()?;
         e.begin_immediate()?;
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));

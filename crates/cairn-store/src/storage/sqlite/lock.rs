@@ -4,24 +4,7 @@ use rusqlite::params;
 
 use super::Engine;
 use crate::error::Result;
-
-/// Who holds a lock.
-#[derive(Debug, Clone)]
-pub(crate) struct HolderRow {
-    pub owner: String,
-    pub boot_id: String,
-    pub pid: i64,
-    pub pid_start: i64,
-    pub expires_at: i64,
-}
-
-/// Who takes a lock.
-pub(crate) struct Taker<'a> {
-    pub owner: &'a str,
-    pub boot_id: &'a str,
-    pub pid: i64,
-    pub pid_start: i64,
-}
+use crate::storage::{HolderRow, Taker};
 
 impl Engine {
     pub fn lock_holder(&self, name: &str) -> Result<Option<HolderRow>> {

@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::Engine;
 use crate::error::Result;
-use crate::migrate::{Slot, Step, M};
+use crate::storage::VersionSlot as Slot;
 
 impl Engine {
     pub(crate) fn read_version(&self, slot: Slot<'_>) -> Result<i64> {
@@ -34,10 +34,8 @@ impl Engine {
         }
     }
 
-    pub(crate) fn apply_step(&self, step: &M<'_>) -> Result<()> {
-        match &step.step {
-            Step::Sql(sql) => self.conn.execute_batch(sql).map_err(|e| self.err(e)),
-            Step::Rust(f) => f(&self.conn),
-        }
+    /// Run a script of one or more statements (a migration step of SQL).
+    pub(crate) fn run_script(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(|e| self.err(e))
     }
 }

@@ -24,7 +24,7 @@ mod migrate;
 pub(crate) mod schema;
 mod user_sql;
 
-pub(crate) use cache::{NsRow, SWEEP_MANY_BATCH};
+pub(crate) use cache::SWEEP_MANY_BATCH;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::store::{Durability, RollbackJournal};
+use crate::storage::{Durability, RollbackJournal};
 
 /// `PRAGMA application_id` of every cairn store: "carn" in ASCII. A non-empty file without it
 /// belongs to someone else and is never written.
@@ -310,13 +310,6 @@ impl Engine {
         self.retry_busy(|c| c.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(drop))
     }
 
-    /// BEGIN IMMEDIATE, returning a guard that rolls back unless committed: on an early
-    /// return, an error or a panic alike.
-    pub fn begin(&self) -> Result<TxGuard<'_>> {
-        self.begin_immediate()?;
-        Ok(TxGuard { engine: self, done: false })
-    }
-
     /// BEGIN (deferred): one consistent snapshot for a series of reads.
     pub fn begin_read(&self) -> Result<TxGuard<'_>> {
         self.retry_busy(|c| c.prepare_cached("BEGIN")?.execute([]).map(drop))?;
@@ -373,7 +366,7 @@ impl Engine {
     }
 }
 
-/// An open write transaction; see [`Engine::begin`].
+/// An open read transaction; see [`Engine::begin_read`].
 pub(crate) struct TxGuard<'e> {
     engine: &'e Engine,
     done: bool,
@@ -384,11 +377,6 @@ impl TxGuard<'_> {
         self.engine.commit()?;
         self.done = true;
         Ok(())
-    }
-
-    /// Leave the transaction as it is (committed, or to be ended by other means).
-    pub fn disarm(mut self) {
-        self.done = true;
     }
 }
 

@@ -1,10 +1,10 @@
-//! cairn's own schema, as steps of the public migration runner on `PRAGMA user_version`.
+//! cairn's own schema, as steps that the store hands to the public migration runner on
+//! `PRAGMA user_version`.
 //!
 //! Append new steps; never edit a released one. Users' own migration scopes in the same file
 //! are versioned in `cairn_migrations`, never in `user_version`, so the two cannot collide.
 
 use crate::codec::ValueKind;
-use crate::migrate::{Migrations, M};
 
 /// Version 1: the cache, its per-namespace sizes and settings, fill markers for
 /// compute-once, and the version table of users' migration scopes.
@@ -96,8 +96,12 @@ CREATE TABLE cairn_lock (
 /// taken over at once on the same host instead of after its whole lease.
 const V3: &str = r#"
 -- holder: `boot/pid/start` of the process whose death frees the claim; NULL: only the lease.
+-- The queue index carries it, so that finding the processes that hold claims reads the index
+-- alone, and a claim or completion (which rewrites the row's index entry anyway) writes no
+-- second index.
 ALTER TABLE cairn_ledger ADD COLUMN holder TEXT;
-CREATE INDEX cairn_ledger_holder ON cairn_ledger (ns, holder) WHERE state = 1 AND holder IS NOT NULL;
+DROP INDEX cairn_ledger_queue;
+CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, seq, holder) WHERE seq IS NOT NULL;
 "#;
 
 /// Version 4: every stored value keeps its kind (bytes, text, int, float, JSON; see
@@ -111,7 +115,7 @@ ALTER TABLE cairn_ledger ADD COLUMN result_kind INTEGER;
 
 /// Values written before version 4 carry no kind: each gets the one it most likely has
 /// (`ValueKind::guess`: what `incr` wrote reads as an integer, other UTF-8 as text).
-fn v4_guess_kinds(conn: &rusqlite::Connection) -> crate::Result<()> {
+fn v4_guess_kinds(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(V4)?;
     for (select, update) in [
         ("SELECT rowid, value FROM cairn_cache", "UPDATE cairn_cache SET kind = ?2 WHERE rowid = ?1"),
@@ -128,7 +132,7 @@ fn v4_guess_kinds(conn: &rusqlite::Connection) -> crate::Result<()> {
 
 /// For each row of `select` (its key columns, then the value), run `update` with the same
 /// key columns and the guessed kind.
-fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> crate::Result<()> {
+fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> rusqlite::Result<()> {
     use rusqlite::types::{Value, ValueRef};
     let mut read = conn.prepare(select)?;
     let mut write = conn.prepare(update)?;
@@ -146,42 +150,53 @@ fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> crate
     Ok(())
 }
 
-/// The store's own migrations.
-pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up_with(v4_guess_kinds)])
+/// One step of cairn's own schema.
+pub(crate) enum SchemaStep {
+    /// SQL statements.
+    Sql(&'static str),
+    /// A data migration on the connection.
+    Data(fn(&rusqlite::Connection) -> rusqlite::Result<()>),
 }
+
+/// cairn's own schema: step `i` takes a store to version `i + 1`. Append; never edit.
+pub(crate) const STEPS: &[SchemaStep] =
+    &[SchemaStep::Sql(V1), SchemaStep::Sql(V2), SchemaStep::Sql(V3), SchemaStep::Data(v4_guess_kinds)];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "145e5be4e86a1b1c";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "794447644edc5c44";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::migrate::{self, Slot};
     use crate::storage::sqlite::{Engine, OpenSpec};
+    use crate::store::cairn_migrations;
 
     #[test]
     fn the_fingerprint_is_what_the_migrations_produce() {
-        let engine = Engine::open(&OpenSpec {
-            path: None,
-            read_only: false,
-            create: true,
-            immutable: false,
-            busy_timeout: std::time::Duration::from_secs(1),
-            vfs: None,
-        })
-        .unwrap();
+        let engine = crate::storage::Engine::Sqlite(
+            Engine::open(&OpenSpec {
+                path: None,
+                read_only: false,
+                create: true,
+                immutable: false,
+                busy_timeout: std::time::Duration::from_secs(1),
+                vfs: None,
+            })
+            .unwrap(),
+        );
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
-        assert_eq!(engine.schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+        assert_eq!(engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
     }
 
     /// A store written at version 2 (before values kept their kind) opens as a current store
     /// whose values read back as the types they most likely were.
     #[test]
-    fn a_version_2_store_is_migrated_and_its_values_get_their_likely_kinds() -> crate::Result<()> {
+    fn a_version_2_store_is_migrated_and_its_values_get_their_likely_kinds(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         use crate::{Store, Value};
         let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
         let path = dir.path().join("old.db");

@@ -8,8 +8,8 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 
 use super::Engine;
+use crate::codec::{Rows, SqlValue};
 use crate::error::{Error, Result};
-use crate::sql::{Rows, SqlValue};
 
 /// Whether the statement being compiled is the user's, and why it was refused if it was.
 #[derive(Debug, Default)]
@@ -103,11 +103,21 @@ impl Engine {
     /// Compile and run one statement of the user's; its rows. `read_only`: refuse a statement
     /// that would write.
     pub fn user_sql(&self, sql: &str, params: &[SqlValue], read_only: bool) -> Result<Rows> {
+        self.run_sql(sql, params, read_only, true)
+    }
+
+    /// One statement of a migration step of the user's: trusted like the step's SQL, so not
+    /// fenced (a step may create and fill whatever its file needs).
+    pub fn migration_sql(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
+        self.run_sql(sql, params, false, false)
+    }
+
+    fn run_sql(&self, sql: &str, params: &[SqlValue], read_only: bool, fenced: bool) -> Result<Rows> {
         let refused =
             |why: String| Error::invalid(format!("refused SQL ({why}): {}", crate::codec::truncated(sql)));
         {
             let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
-            gate.user = true;
+            gate.user = fenced;
             gate.refused = None;
         }
         // Not the statement cache: a cached statement recompiled later (after a schema change)

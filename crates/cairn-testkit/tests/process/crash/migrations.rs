@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use cairn::rusqlite::{Connection, OpenFlags};
 use cairn::{Error, Store};
 use cairn_testkit::{step_bytes, torture_migrations, Rng, Running, STEP_ROWS};
+use rusqlite::{Connection, OpenFlags};
 
 use super::{await_kill_point, kill, numbers_after, Tally, Workload};
 use crate::child;

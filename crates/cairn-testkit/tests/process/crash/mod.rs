@@ -94,6 +94,7 @@ fn await_kill_point(rng: &mut Rng, run: &Running, ready: &str, steady_ms: u64) {
 
 #[test]
 fn sigkill_at_random_points_in_every_workload_never_loses_a_reported_commit_or_leaves_half_a_transaction() {
+    let _machine = crate::heavy();
     let kills = env_count("CAIRN_CRASH_KILLS", 400);
     let seed = Rng::seed_from_env();
     eprintln!("crash torture: {kills} kills, CAIRN_SEED={seed}");

@@ -1,0 +1,354 @@
+//! The PostgreSQL engine: one `postgres::Client` per store, cairn's tables in a schema of their
+//! own (default `cairn`), each feature's statements in the file of the same name beside this
+//! one, as for SQLite.
+//!
+//! Transactions are READ COMMITTED with a `lock_timeout` from the busy timeout. SQLite lets one
+//! writer in at a time; here many hosts write at once, so every operation on one key inside a
+//! write transaction first takes a transaction-scoped advisory lock on that key (strict
+//! two-phase locking on keys): a read-then-write of a key (an increment, a checkpoint bumped
+//! from its value) is as safe as under SQLite's lock, while writers of different keys run side
+//! by side. Queue claims use `FOR UPDATE SKIP LOCKED` instead, so workers never wait on each
+//! other's rows. No session state is kept (only `SET LOCAL`), so a pooler in transaction mode
+//! works.
+
+mod cache;
+mod checkpoint;
+mod ledger;
+mod lock;
+mod maintenance;
+mod migrate;
+pub(crate) mod schema;
+mod user_sql;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+
+use crate::error::{Error, Result};
+
+/// What to open: the URL (with its password), the schema, and how long to wait for locks.
+pub(crate) struct OpenSpec<'a> {
+    pub url: &'a str,
+    pub schema: &'a str,
+    pub busy_timeout: Duration,
+}
+
+/// One connection to a PostgreSQL server, and cairn's schema on it.
+pub(crate) struct Engine {
+    client: RefCell<Client>,
+    /// To reconnect after the server dropped the connection (outside a transaction).
+    config: postgres::Config,
+    /// The URL without its password: what messages and `Store::path` show.
+    shown: PathBuf,
+    schema: String,
+    /// The schema as a quoted identifier, put in place of `{s}` in every statement.
+    quoted: String,
+    busy_ms: Cell<u64>,
+    in_tx: Cell<bool>,
+    /// Rows changed by the last statement that reported it.
+    last_changes: Cell<usize>,
+    /// Prepared statements, by template: a prepared statement costs one round trip once,
+    /// instead of a prepare, an execute and a close each time.
+    statements: RefCell<HashMap<&'static str, Statement>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("postgres::Engine").field("url", &self.shown).field("schema", &self.schema).finish()
+    }
+}
+
+/// The URL without cairn's own `cairn_schema=` parameter (which the driver would refuse),
+/// and that parameter's value.
+pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut schema = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("cairn_schema=") {
+            Some(v) => {
+                schema = Some(v.to_owned());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, schema)
+}
+
+/// A schema name as a quoted identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Engine {
+    pub fn open(spec: &OpenSpec<'_>) -> Result<Engine> {
+        let shown = PathBuf::from(crate::storage::redact_url(spec.url));
+        if spec.schema.is_empty() || spec.schema.len() > 63 || spec.schema.contains('\0') {
+            return Err(Error::invalid("a PostgreSQL schema name is 1 to 63 bytes without NUL"));
+        }
+        let config: postgres::Config = spec.url.parse().map_err(|e| {
+            Error::invalid(format!(
+                "{}: not a PostgreSQL URL cairn can use ({e}); write postgres://user@host:port/database",
+                shown.display()
+            ))
+        })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::invalid(format!(
+                "{}: sslmode=require, but this cairn has no TLS support; it will not fall back to plaintext",
+                shown.display()
+            )));
+        }
+        let client = connect(&config, &shown)?;
+        let engine = Engine {
+            client: RefCell::new(client),
+            config,
+            shown,
+            quoted: quote_ident(spec.schema),
+            schema: spec.schema.to_owned(),
+            busy_ms: Cell::new(millis_u64(spec.busy_timeout)),
+            in_tx: Cell::new(false),
+            last_changes: Cell::new(0),
+            statements: RefCell::new(HashMap::new()),
+        };
+        engine.check_server()?;
+        Ok(engine)
+    }
+
+    /// The server must keep text as UTF-8 (keys are text) and be recent enough for the
+    /// statements used here.
+    fn check_server(&self) -> Result<()> {
+        let row = self.raw_one(
+            "SELECT current_setting('server_encoding'), current_setting('server_version_num')::int",
+            &[],
+        )?;
+        let encoding: String = row.get(0);
+        let version: i32 = row.get(1);
+        if encoding != "UTF8" {
+            return Err(Error::invalid(format!(
+                "{}: the database's encoding is {encoding}; cairn keeps keys as UTF-8 text: use a UTF8 database",
+                self.shown.display()
+            )));
+        }
+        if version < 130_000 {
+            return Err(Error::invalid(format!(
+                "{}: PostgreSQL {} is older than 13, which cairn needs",
+                self.shown.display(),
+                version / 10_000
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shown
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_ms.get())
+    }
+
+    pub fn set_busy_timeout(&self, d: Duration) {
+        self.busy_ms.set(millis_u64(d));
+    }
+
+    /// Turn a driver error into cairn's, against this server.
+    pub fn err(&self, e: postgres::Error) -> Error {
+        classify(e, &self.shown, self.busy_timeout(), self.in_tx.get())
+    }
+
+    /// The connection, reconnecting first if the server dropped it while no transaction was
+    /// open (a transaction's work would be lost with the connection, so inside one the drop is
+    /// reported instead).
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+        let mut client = self.client.borrow_mut();
+        if client.is_closed() && !self.in_tx.get() {
+            *client = connect(&self.config, &self.shown)?;
+            self.statements.borrow_mut().clear();
+        }
+        Ok(client)
+    }
+
+    /// The prepared statement for `template`, whose `{s}` stands for cairn's schema.
+    fn statement(&self, client: &mut Client, template: &'static str) -> Result<Statement> {
+        if let Some(st) = self.statements.borrow().get(template) {
+            return Ok(st.clone());
+        }
+        let st = client.prepare(&template.replace("{s}", &self.quoted)).map_err(|e| self.err(e))?;
+        self.statements.borrow_mut().insert(template, st.clone());
+        Ok(st)
+    }
+
+    /// Rows of a cached statement.
+    fn rows(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let mut client = self.client()?;
+        let st = self.statement(&mut client, template)?;
+        client.query(&st, params).map_err(|e| self.err(e))
+    }
+
+    /// At most one row of a cached statement.
+    fn row(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let mut client = self.client()?;
+        let st = self.statement(&mut client, template)?;
+        client.query_opt(&st, params).map_err(|e| self.err(e))
+    }
+
+    /// Run a cached statement; the rows it changed.
+    fn exec(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let mut client = self.client()?;
+        let st = self.statement(&mut client, template)?;
+        let n = client.execute(&st, params).map_err(|e| self.err(e))?;
+        self.last_changes.set(usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(n)
+    }
+
+    /// One row of a statement that is not cached (rare ones, built at run time).
+    fn raw_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.client()?.query_one(sql, params).map_err(|e| self.err(e))
+    }
+
+    /// Statements without parameters or results, `{s}` replaced, in one round trip.
+    fn batch(&self, template: &str) -> Result<()> {
+        self.client()?.batch_execute(&template.replace("{s}", &self.quoted)).map_err(|e| self.err(e))
+    }
+
+    /// Inside a write transaction, wait for (and hold until it ends) the lock on one key of
+    /// one kind of row; outside one, nothing. See the module documentation.
+    fn lock_key(&self, kind: &str, ns: &str, key: &str) -> Result<()> {
+        if !self.in_tx.get() {
+            return Ok(());
+        }
+        let k = self.key_lock_id(kind, ns, key);
+        self.exec("SELECT pg_advisory_xact_lock($1)", &[&k]).map(drop)
+    }
+
+    /// Locks on several keys of one kind, taken in one round trip and in a fixed order (so two
+    /// transactions locking overlapping sets cannot deadlock on them).
+    fn lock_keys(&self, kind: &str, ns: &str, keys: &[&str]) -> Result<()> {
+        if !self.in_tx.get() || keys.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<i64> = keys.iter().map(|k| self.key_lock_id(kind, ns, k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.exec("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", &[&ids]).map(drop)
+    }
+
+    /// A 64-bit advisory lock id for a key: FNV-1a over the schema, the kind, the namespace
+    /// and the key, with separators that cannot occur in them (NUL is refused in names).
+    fn key_lock_id(&self, kind: &str, ns: &str, key: &str) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [self.schema.as_str(), kind, ns, key] {
+            for &b in part.as_bytes().iter().chain(std::iter::once(&0u8)) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        i64::from_ne_bytes(h.to_ne_bytes())
+    }
+
+    pub fn begin_immediate(&self) -> Result<()> {
+        if self.in_tx.get() {
+            return Err(Error::invalid("a transaction is already open on this connection"));
+        }
+        // One round trip: the transaction and its lock wait bound (SET LOCAL ends with it).
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '{}ms'",
+            self.busy_ms.get().max(1)
+        );
+        self.client()?.batch_execute(&sql).map_err(|e| self.err(e))?;
+        self.in_tx.set(true);
+        Ok(())
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        let result = self.client.borrow_mut().batch_execute("COMMIT");
+        self.in_tx.set(false);
+        result.map_err(|e| match classify(e, &self.shown, self.busy_timeout(), false) {
+            // The server may have committed before the connection went: say so.
+            Error::Unavailable { path, detail, .. } => {
+                Error::Unavailable { path, detail, maybe_committed: true }
+            }
+            other => other,
+        })
+    }
+
+    pub fn rollback_quietly(&self) {
+        if self.in_tx.replace(false) {
+            let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx.get()
+    }
+
+    /// PostgreSQL checks its own pages; what cairn can check is that its schema answers.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.row("SELECT 1 FROM {s}.cairn_meta LIMIT 1", &[])?;
+        Ok(vec!["ok".into()])
+    }
+
+    /// The server's clock, in Unix milliseconds.
+    pub fn server_millis(&self) -> Result<i64> {
+        Ok(self.raw_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])?.get(0))
+    }
+
+    /// Rows changed by the last statement: kept by the operations that know it.
+    pub fn changes(&self) -> usize {
+        self.last_changes.get()
+    }
+}
+
+fn connect(config: &postgres::Config, shown: &Path) -> Result<Client> {
+    config.connect(NoTls).map_err(|e| classify(e, shown, Duration::ZERO, false))
+}
+
+fn millis_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The single mapping from the server's SQLSTATEs (and a lost connection) to cairn's kinds.
+pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, in_tx: bool) -> Error {
+    let path = path.to_path_buf();
+    let Some(db) = e.as_db_error() else {
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || io || e.to_string().starts_with("error connecting") {
+            let during =
+                if in_tx { "; the transaction was lost with it, nothing of it was committed" } else { "" };
+            return Error::Unavailable { path, detail: format!("{e}{during}"), maybe_committed: false };
+        }
+        return Error::Server { path, source: Box::new(e) };
+    };
+    let code = db.code();
+    if *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+    {
+        return Error::Busy { path, waited: busy_waited };
+    }
+    if *code == SqlState::DISK_FULL {
+        return Error::DiskFull { path };
+    }
+    if *code == SqlState::INSUFFICIENT_PRIVILEGE || *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        return Error::ReadOnly {
+            path,
+            detail: format!("{}: check the role's privileges on cairn's schema", db.message()),
+        };
+    }
+    if code.code().starts_with("08") || code.code().starts_with("57P") {
+        return Error::Unavailable { path, detail: db.message().to_owned(), maybe_committed: false };
+    }
+    Error::Server { path, source: Box::new(e) }
+}

@@ -1,0 +1,266 @@
+//! cairn's own schema on PostgreSQL: its tables in a schema of their own, its identity and
+//! version in `cairn_meta`. A schema that holds tables but no `cairn_meta` belongs to someone
+//! else and is refused; one whose version is ahead of this code is refused too.
+
+use super::Engine;
+use crate::error::{Error, Result};
+
+/// Version 1: the layout SQLite's store reaches at its version 4 (kinds, claim holders),
+/// with PostgreSQL's types; byte-ordered text (`COLLATE "C"`) so that key ranges, paging and
+/// ordering match SQLite's; a sequence for queue positions; autovacuum settings suited to
+/// queues, whose rows churn.
+const V1: &str = r#"
+CREATE TABLE {s}.cairn_meta (
+    key   text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE {s}.cairn_cache (
+    ns         text COLLATE "C" NOT NULL,
+    key        text COLLATE "C" NOT NULL,
+    value      bytea    NOT NULL,
+    kind       smallint NOT NULL DEFAULT 0,
+    expires_at bigint,
+    touched    bigint,
+    PRIMARY KEY (ns, key)
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+CREATE INDEX cairn_cache_expiry  ON {s}.cairn_cache (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX cairn_cache_recency ON {s}.cairn_cache (ns, touched) WHERE touched IS NOT NULL;
+CREATE TABLE {s}.cairn_cache_ns (
+    ns          text COLLATE "C" PRIMARY KEY,
+    entries     bigint  NOT NULL DEFAULT 0,
+    bytes       bigint  NOT NULL DEFAULT 0,
+    max_entries bigint,
+    max_bytes   bigint,
+    lru         boolean NOT NULL DEFAULT false,
+    hits        bigint  NOT NULL DEFAULT 0,
+    misses      bigint  NOT NULL DEFAULT 0,
+    evictions   bigint  NOT NULL DEFAULT 0,
+    seq         bigint  NOT NULL DEFAULT 0
+) WITH (fillfactor = 80);
+CREATE TABLE {s}.cairn_cache_fill (
+    ns         text COLLATE "C" NOT NULL,
+    key        text COLLATE "C" NOT NULL,
+    owner      text   NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+CREATE TABLE {s}.cairn_migrations (
+    scope   text COLLATE "C" PRIMARY KEY,
+    version bigint NOT NULL
+);
+CREATE TABLE {s}.cairn_ledger (
+    ns          text COLLATE "C" NOT NULL,
+    id          text COLLATE "C" NOT NULL,
+    state       smallint NOT NULL,
+    seq         bigint,
+    attempts    bigint   NOT NULL DEFAULT 0,
+    worker      text,
+    token       bigint   NOT NULL DEFAULT 0,
+    holder      text COLLATE "C",
+    result      bytea,
+    result_kind smallint,
+    error       text,
+    updated_at  bigint   NOT NULL,
+    PRIMARY KEY (ns, id)
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+CREATE INDEX cairn_ledger_queue ON {s}.cairn_ledger (ns, state, seq) INCLUDE (holder) WHERE seq IS NOT NULL;
+CREATE SEQUENCE {s}.cairn_queue_seq;
+CREATE TABLE {s}.cairn_checkpoint (
+    job        text COLLATE "C" PRIMARY KEY,
+    value      bytea    NOT NULL,
+    kind       smallint NOT NULL DEFAULT 0,
+    updated_at bigint   NOT NULL
+);
+CREATE TABLE {s}.cairn_lock (
+    name        text COLLATE "C" PRIMARY KEY,
+    owner       text   NOT NULL,
+    boot_id     text   NOT NULL,
+    pid         bigint NOT NULL,
+    pid_start   bigint NOT NULL,
+    expires_at  bigint NOT NULL,
+    acquired_at bigint NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+INSERT INTO {s}.cairn_meta (key, value) VALUES ('application', 'cairn'), ('schema_version', '0');
+"#;
+
+/// cairn's schema steps on PostgreSQL: step `i` takes a schema to version `i + 1`. Append;
+/// never edit.
+pub(crate) const STEPS: &[&str] = &[V1];
+
+/// The digest of cairn's tables, columns, types, nullability and collations, and of its
+/// indexes, as the steps above leave them ([`Engine::schema_fingerprint`]). A schema that says
+/// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
+/// instead of failing later, or reading a column as the wrong type. The test
+/// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
+pub(crate) const SCHEMA_FINGERPRINT: &str = "9f07d22a2a0d5f9f";
+
+/// The version this code writes.
+pub(crate) fn latest() -> i64 {
+    STEPS.len() as i64
+}
+
+impl Engine {
+    /// Create cairn's schema, or bring it to the latest version, or refuse it: all under a
+    /// transaction-scoped advisory lock, so that processes opening a new store at once create
+    /// it once. Returns the version found before.
+    pub fn ensure_schema(&self, read_only: bool) -> Result<i64> {
+        self.begin_immediate()?;
+        let result = self.ensure_schema_locked(read_only);
+        match result {
+            Ok(found) => self.commit().map(|()| found),
+            Err(e) => {
+                self.rollback_quietly();
+                Err(e)
+            }
+        }
+    }
+
+    fn ensure_schema_locked(&self, read_only: bool) -> Result<i64> {
+        let lock = self.key_lock_id("schema", "", "");
+        self.raw_one("SELECT pg_advisory_xact_lock($1)::text", &[&lock])?;
+        let schema = self.schema().to_owned();
+        let exists: bool =
+            self.raw_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema])?.get(0);
+        let found = if exists { self.identify()? } else { None };
+        let found = match found {
+            Some(v) => v,
+            None if read_only => {
+                return Err(Error::Io {
+                    action: "open",
+                    path: self.path().to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("no cairn schema '{schema}' here; a read-only open never creates one"),
+                    ),
+                })
+            }
+            None => {
+                if !exists {
+                    self.batch("CREATE SCHEMA {s}")?;
+                }
+                0
+            }
+        };
+        let latest = latest();
+        if found > latest {
+            return Err(Error::SchemaTooNew {
+                path: self.path().to_path_buf(),
+                scope: "cairn".into(),
+                found,
+                supported: latest,
+            });
+        }
+        if found < latest && read_only {
+            return Err(Error::SchemaTooOld {
+                path: self.path().to_path_buf(),
+                scope: "cairn".into(),
+                found,
+                expected: latest,
+            });
+        }
+        for (i, step) in STEPS.iter().enumerate().skip(usize::try_from(found).unwrap_or(usize::MAX)) {
+            // (each step with its version, in this one transaction)
+            self.batch(step)?;
+            let version = (i + 1).to_string();
+            self.raw_one(
+                &format!(
+                    "UPDATE {}.cairn_meta SET value = $1 WHERE key = 'schema_version' RETURNING value",
+                    super::quote_ident(&schema)
+                ),
+                &[&version],
+            )?;
+        }
+        let fingerprint = self.schema_fingerprint()?;
+        if fingerprint != SCHEMA_FINGERPRINT {
+            return Err(Error::Corrupt {
+                path: self.path().to_path_buf(),
+                detail: format!(
+                    "schema '{schema}' says it is a cairn schema at version {latest}, but its tables are not as cairn \
+                     made them (changed by another program; fingerprint {fingerprint})"
+                ),
+            });
+        }
+        Ok(found)
+    }
+
+    /// A digest (FNV-1a, 64 bits, hex) of cairn's relations in its schema: every column's
+    /// table, name, type, nullability and collation, and every index's definition.
+    pub fn schema_fingerprint(&self) -> Result<String> {
+        let schema = self.schema().to_owned();
+        let rows = self.client()?.query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull::text, \
+                    coalesce(co.collname::text, ''), \
+                    coalesce(replace(pg_get_indexdef(c.oid), quote_ident($1) || '.', ''), '') \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 0 \
+             WHERE n.nspname = $1 AND c.relname LIKE 'cairn\\_%' AND c.relkind IN ('r', 'i', 'S') \
+               AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY c.relname, a.attnum",
+            &[&schema],
+        ).map_err(|e| self.err(e))?;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for row in &rows {
+            for i in 0..6 {
+                let part: String = row.try_get(i).map_err(|e| self.err(e))?;
+                for &b in part.as_bytes().iter().chain(b"|") {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+        Ok(format!("{h:016x}"))
+    }
+
+    /// The version of cairn's schema here, `None` for an empty schema; refused if the schema
+    /// holds something that is not cairn's.
+    fn identify(&self) -> Result<Option<i64>> {
+        let schema = self.schema().to_owned();
+        let has_meta: bool = self
+            .raw_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = 'cairn_meta')",
+                &[&schema],
+            )?
+            .get(0);
+        let objects: i64 = self
+            .raw_one(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+                &[&schema],
+            )?
+            .get(0);
+        if !has_meta {
+            if objects == 0 {
+                return Ok(None);
+            }
+            return Err(Error::ForeignDatabase {
+                path: self.path().to_path_buf(),
+                application_id: 0,
+                tables: objects,
+            });
+        }
+        let meta = self.raw_rows(&format!(
+            "SELECT key, value FROM {}.cairn_meta WHERE key IN ('application', 'schema_version')",
+            super::quote_ident(&schema)
+        ))?;
+        let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        if get("application").as_deref() != Some("cairn") {
+            return Err(Error::ForeignDatabase {
+                path: self.path().to_path_buf(),
+                application_id: 0,
+                tables: objects,
+            });
+        }
+        let version =
+            get("schema_version").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| Error::Corrupt {
+                path: self.path().to_path_buf(),
+                detail: "cairn_meta has no readable schema_version".into(),
+            })?;
+        Ok(Some(version))
+    }
+
+    fn raw_rows(&self, sql: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.client()?.query(sql, &[]).map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}

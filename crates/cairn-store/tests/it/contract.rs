@@ -1,0 +1,170 @@
+//! Behaviour every engine must share, run on each (see `engines.rs`): the promises that a
+//! second engine could most easily break, because SQLite's single writer made them free.
+
+use std::time::Duration;
+
+use cairn::{Error, ErrorKind, ItemState, Json, Value};
+
+use crate::contract;
+
+contract! {
+    fn values_keep_their_kind_and_expire_on_the_clock(f) {
+        let c = f.store.cache("c");
+        c.set("s", "text", Duration::from_secs(10))?;
+        c.set("i", 42i64, None)?;
+        c.set("j", Json(vec![1, 2]), None)?;
+        c.set("b", vec![0u8, 255], None)?;
+        assert_eq!(c.get::<Value>("s")?, Some(Value::Text("text".into())));
+        assert_eq!(c.get::<Value>("i")?, Some(Value::Int(42)));
+        assert_eq!(c.get::<Value>("j")?, Some(Value::Json("[1,2]".into())));
+        assert_eq!(c.get::<Value>("b")?, Some(Value::Bytes(vec![0, 255])));
+        f.clock.advance(Duration::from_secs(10));
+        assert_eq!(c.get::<String>("s")?, None, "expired at exactly its TTL");
+        assert_eq!(c.keys("")?, ["b", "i", "j"]);
+        assert_eq!(c.sweep()?, 1);
+        Ok(())
+    }
+
+    fn a_transaction_commits_everything_or_nothing(f) {
+        let failed = f.store.transaction(|tx| {
+            tx.cache("c").set("k", "v", None)?;
+            tx.ledger("l").mark_done("1")?;
+            tx.checkpoint("j").set("p")?;
+            Err::<(), _>(Error::InvalidInput("no".into()))
+        });
+        assert!(failed.is_err());
+        let other = f.reopen();
+        assert_eq!(other.cache("c").get::<String>("k")?, None);
+        assert!(!other.ledger("l").is_done("1")?);
+        f.store.transaction(|tx| {
+            tx.cache("c").incr("n", 2, None)?;
+            tx.checkpoint("j").set(7i64)
+        })?;
+        assert_eq!(other.cache("c").get::<i64>("n")?, Some(2));
+        assert_eq!(other.checkpoint("j").get::<i64>()?, Some(7));
+        Ok(())
+    }
+
+    fn claims_are_fenced_and_failures_counted(f) {
+        let l = f.store.ledger("q").max_attempts(2);
+        assert_eq!(l.enqueue(["a", "b", "a"])?, 2);
+        let a = l.claim_next("w1", Duration::from_secs(60))?.expect("a");
+        assert_eq!(a.id(), "a");
+        let b = l.claim_next("w2", Duration::from_secs(60))?.expect("b");
+        assert_eq!(b.id(), "b");
+        assert!(l.claim_next("w3", Duration::from_secs(60))?.is_none());
+        f.clock.advance(Duration::from_secs(61));
+        let a2 = l.claim_next("w3", Duration::from_secs(60))?.expect("the expired claim first");
+        assert_eq!(a2.id(), "a");
+        assert_eq!(l.complete(&a).unwrap_err().kind(), ErrorKind::LeaseLost);
+        l.complete(&a2)?;
+        assert_eq!(l.fail_claim(&b, "boom")?, ItemState::Pending);
+        let b2 = l.claim_next("w1", Duration::from_secs(60))?.expect("b again");
+        assert_eq!(l.fail_claim(&b2, "boom")?, ItemState::Failed);
+        assert_eq!(l.filter_new(["a", "b", "c"])?, ["c"]);
+        let c = l.counts()?;
+        assert_eq!((c.pending, c.claimed, c.done, c.failed), (0, 0, 1, 1));
+        Ok(())
+    }
+
+    fn a_lock_excludes_another_store_until_released_or_expired(f) {
+        let other = f.reopen();
+        let g = f.store.try_lock("job", Duration::from_secs(60))?.expect("free");
+        assert!(other.try_lock("job", Duration::from_secs(60))?.is_none());
+        g.renew(Duration::from_secs(120))?;
+        assert!(g.release()?);
+        let g2 = other.try_lock("job", Duration::from_secs(1))?.expect("released");
+        f.clock.advance(Duration::from_secs(2));
+        assert!(f.store.try_lock("job", Duration::from_secs(60))?.is_some(), "expired");
+        assert_eq!(g2.renew(Duration::from_secs(1)).unwrap_err().kind(), ErrorKind::LeaseLost);
+        Ok(())
+    }
+
+    /// Read-then-write in transactions of several connections at once loses no update: what
+    /// SQLite's single writer gives for free, and READ COMMITTED alone would not.
+    fn concurrent_read_then_write_transactions_lose_no_update(f) {
+        const THREADS: usize = 4;
+        const EACH: i64 = 25;
+        f.store.cache("c").set("n", 0i64, None)?;
+        f.store.checkpoint("j").set(0i64)?;
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                std::thread::spawn(move || -> Result<(), Error> {
+                    for _ in 0..EACH {
+                        store.transaction(|tx| {
+                            let n: i64 = tx.cache("c").get("n")?.unwrap_or(0);
+                            tx.cache("c").set("n", n + 1, None)?;
+                            let j: i64 = tx.checkpoint("j").get()?.unwrap_or(0);
+                            tx.checkpoint("j").set(j + 1)
+                        })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread")?;
+        }
+        let total = THREADS as i64 * EACH;
+        assert_eq!(f.store.cache("c").get::<i64>("n")?, Some(total));
+        assert_eq!(f.store.checkpoint("j").get::<i64>()?, Some(total));
+        Ok(())
+    }
+
+    /// Workers on separate connections draining one queue: every item once.
+    fn concurrent_workers_claim_every_item_exactly_once(f) {
+        const ITEMS: usize = 120;
+        f.store.ledger("q").enqueue((0..ITEMS).map(|i| format!("item-{i:03}")))?;
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                std::thread::spawn(move || -> Result<Vec<String>, Error> {
+                    let mut done = Vec::new();
+                    let worker = format!("w{w}");
+                    while let Some(claim) = store.ledger("q").claim_next(&worker, Duration::from_secs(600))? {
+                        store.transaction(|tx| {
+                            tx.ledger("q").complete(&claim)?;
+                            tx.cache("work").incr(claim.id(), 1, None).map(drop)
+                        })?;
+                        done.push(claim.id().to_owned());
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        let mut all: Vec<String> = Vec::new();
+        for h in handles {
+            all.extend(h.join().expect("thread")?);
+        }
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!((before, all.len()), (ITEMS, ITEMS), "each item completed once");
+        for id in &all {
+            assert_eq!(f.store.cache("work").get::<i64>(id)?, Some(1), "{id}");
+        }
+        Ok(())
+    }
+}
+
+contract! {
+    fn a_batch_claim_takes_expired_claims_first_then_the_oldest_pending(f) {
+        let l = f.store.ledger("q");
+        l.enqueue((0..10).map(|i| format!("i{i}")))?;
+        let first = l.claim_next("w0", Duration::from_secs(5))?.expect("i0");
+        f.clock.advance(Duration::from_secs(6));
+        let batch = l.claim_next_many("w1", Duration::from_secs(60), 4)?;
+        let ids: Vec<&str> = batch.iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["i0", "i1", "i2", "i3"]);
+        assert_eq!(l.complete(&first).unwrap_err().kind(), ErrorKind::LeaseLost);
+        let rest = l.claim_next_many("w2", Duration::from_secs(60), 100)?;
+        assert_eq!(rest.len(), 6);
+        assert!(l.claim_next_many("w3", Duration::from_secs(60), 5)?.is_empty());
+        for c in batch.iter().chain(&rest) {
+            l.complete(c)?;
+        }
+        assert_eq!(l.counts()?.done, 10);
+        Ok(())
+    }
+}
