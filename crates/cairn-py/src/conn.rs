@@ -691,6 +691,21 @@ impl Connection {
         Ok(c.map(Claim::new))
     }
 
+    #[pyo3(signature = (ns, worker, lease, n, tx))]
+    fn ledger_claim_next_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        worker: PyBackedStr,
+        lease: &Bound<'_, PyAny>,
+        n: u32,
+        tx: u64,
+    ) -> PyResult<Vec<Claim>> {
+        let lease = convert::seconds(lease, "a lease")?;
+        let claims = self.run(py, tx, |s| Ok(s.ledger(&ns).claim_next_many(&worker, lease, n)?))?;
+        Ok(claims.into_iter().map(Claim::new).collect())
+    }
+
     fn ledger_held_claim(
         &self,
         py: Python<'_>,

@@ -154,3 +154,18 @@ def test_list_pages_through_items_by_state(store: cairn.Store) -> None:
     assert ledger.delete("a") and not ledger.delete("a")
     assert ledger.clear() == 3
     assert store.ledger_namespaces() == []
+
+
+def test_claim_next_many_hands_out_a_batch_in_queue_order(store: cairn.Store) -> None:
+    ledger = store.ledger("q")
+    ledger.enqueue(["a", "b", "c"])
+    batch = ledger.claim_next_many(2, lease=60, worker="w")
+    assert [c.id for c in batch] == ["a", "b"]
+    assert [c.id for c in ledger.claim_next_many(5, worker="w2")] == ["c"]
+    assert ledger.claim_next_many(5) == []
+    for c in batch:
+        with c:
+            pass
+    assert ledger.counts().done == 2
+    with pytest.raises(OverflowError):
+        ledger.claim_next_many(-1)

@@ -215,6 +215,14 @@ class Ledger:
         raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
         return None if raw is None else Claim(self, raw)
 
+    def claim_next_many(self, n: int, *, lease: Duration = 60, worker: Optional[str] = None) -> List[Claim]:
+        """Claim up to `n` items at once, in the order :meth:`claim_next` would (fewer, or
+        none, when the queue holds fewer). Each claim is fenced on its own."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        raws = self._src._conn().ledger_claim_next_many(self._ns, worker or default_worker(), lease, n, self._tx)
+        return [Claim(self, raw) for raw in raws]
+
     def held_claim(self, id: Id, worker: str) -> Optional[Claim]:
         """The claim `worker` holds on `id`, for a process that did not make it; None if
         another worker claimed the item since, or it is no longer claimed."""
