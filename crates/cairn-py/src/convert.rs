@@ -17,6 +17,7 @@ use std::time::Duration;
 use cairn::{SqlValue, Value};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
@@ -137,9 +138,10 @@ pub(crate) fn id(obj: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// An id that remembers where it came from: `filter_new` hands back the caller's own objects.
+/// The text is borrowed from the Python string (no copy into a Rust `String`).
 pub(crate) struct Indexed {
     pub index: usize,
-    pub id: String,
+    pub id: PyBackedStr,
 }
 
 impl AsRef<str> for Indexed {
@@ -154,11 +156,22 @@ pub(crate) fn ids(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PyAny>>, Vec<Index
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err("ids must be an iterable of ids (a list, say), not one str"));
     }
-    let mut originals = Vec::new();
-    let mut out = Vec::new();
+    let (lower, _) = obj.len().map_or((0, None), |n| (n, Some(n)));
+    let mut originals = Vec::with_capacity(lower);
+    let mut out = Vec::with_capacity(lower);
     for (index, item) in obj.try_iter()?.enumerate() {
         let item = item?;
-        out.push(Indexed { index, id: id(&item)? });
+        let id = if let Ok(s) = item.cast::<PyString>() {
+            PyBackedStr::try_from(s.clone())?
+        } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
+            PyBackedStr::try_from(item.str()?)?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "an id must be a str or an int, not {}",
+                item.get_type().name()?
+            )));
+        };
+        out.push(Indexed { index, id });
         originals.push(item.unbind());
     }
     Ok((originals, out))
