@@ -155,9 +155,10 @@ pub(crate) fn parse_duration(py: Python<'_>, text: &str) -> PyResult<f64> {
     cairn::parse_duration(text).map(|d| d.as_secs_f64()).map_err(|e| to_py(py, e))
 }
 
-/// The default store path: `$CAIRN_DB`, else `$XDG_STATE_HOME/cairn/state.db`, else
-/// `~/.local/state/cairn/state.db`.
+/// The default store location: `$CAIRN_DB`, else `$XDG_STATE_HOME/cairn/state.db`, else
+/// `~/.local/state/cairn/state.db`. A str, not a `pathlib.Path`, which would fold the `//` of a
+/// `postgres://` URL given in `$CAIRN_DB`.
 #[pyfunction]
-pub(crate) fn default_path(py: Python<'_>) -> PyResult<std::path::PathBuf> {
-    cairn::default_path().map_err(|e| to_py(py, e))
+pub(crate) fn default_path(py: Python<'_>) -> PyResult<String> {
+    cairn::default_path().map(|p| p.to_string_lossy().into_owned()).map_err(|e| to_py(py, e))
 }

@@ -243,3 +243,16 @@ def test_read_only_if_unwritable_opens_a_writable_store_read_write(path: str) ->
     assert not s.read_only
     s.cache().set("k", "v")
     s.close()
+
+
+def test_a_postgres_url_needs_the_servers_feature_and_is_not_taken_for_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(cairn.InvalidInputError, match="'postgres' feature"):
+        cairn.Store("postgres://localhost/jobs")
+    monkeypatch.setenv("CAIRN_DB", "postgresql://db.internal/jobs")
+    assert cairn.default_path() == "postgresql://db.internal/jobs"
+    with pytest.raises(cairn.InvalidInputError, match="'postgres' feature"):
+        cairn.Store()
+    assert list(tmp_path.iterdir()) == [], "nothing was created for it"

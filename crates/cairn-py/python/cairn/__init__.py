@@ -114,7 +114,7 @@ SQLITE_VERSION: str = _cairn.SQLITE_VERSION
 def default_path() -> str:
     """The store ``cairn.Store()`` opens, as the CLI does: ``$CAIRN_DB``, else
     ``$XDG_STATE_HOME/cairn/state.db``, else ``~/.local/state/cairn/state.db``."""
-    return str(_cairn.default_path())
+    return _cairn.default_path()
 
 
 def parse_duration(text: str) -> float:

@@ -1,6 +1,5 @@
 """Stubs of the private extension module (crates/cairn-py/src). Use the ``cairn`` package."""
 
-from os import PathLike
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
@@ -9,7 +8,7 @@ _Duration = Any  # int | float | timedelta | str, checked by the extension
 SQLITE_VERSION: str
 
 def parse_duration(text: str) -> float: ...
-def default_path() -> PathLike[str]: ...
+def default_path() -> str: ...
 def migrate_file(
     path: str, steps: Optional[List[str]] = None, dir: Optional[str] = None
 ) -> Tuple[int, int, List[int]]: ...

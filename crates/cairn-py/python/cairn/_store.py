@@ -120,11 +120,13 @@ class Store:
                 path = _cairn.default_path()
             elif not isinstance(path, (str, os.PathLike)):
                 raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-            self._guard_key = _guard.register(path)
+            if not _is_server_url(path):  # a server has no file in this process to guard
+                self._guard_key = _guard.register(path)
             try:
                 conn = _cairn.Connection(os.fspath(path), **self._options)
             except BaseException:
-                _guard.unregister(self._guard_key)
+                if self._guard_key is not None:
+                    _guard.unregister(self._guard_key)
                 raise
         self._path = conn.path
         self._first = conn
@@ -399,6 +401,10 @@ class Store:
 
 def _reopen(path: str, options: dict[str, Any]) -> Store:
     return Store(path, **options)
+
+
+def _is_server_url(path: StrPath) -> bool:
+    return isinstance(path, str) and path.lower().startswith(("postgres://", "postgresql://"))
 
 
 def _check_name(what: str, name: object) -> None:
