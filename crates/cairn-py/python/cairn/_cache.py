@@ -201,7 +201,9 @@ class Cache:
         exception comes out unchanged, and the next waiter computes. A computing process that
         dies is taken over at once on the same host, else after the store's fill timeout.
         The value returned is the one stored (a tuple comes back as a list, as it would from
-        any other process)."""
+        any other process). While it waits for another process's computation the GIL is
+        released, but Ctrl-C is only seen once the wait ends (at most the store's fill
+        timeout)."""
         if not callable(compute):
             raise TypeError(f"compute must be callable, not {type(compute).__name__}")
         result: T = self._src._conn().cache_get_or_set(self._ns, key, compute, ttl, self._tx)
