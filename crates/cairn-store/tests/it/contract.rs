@@ -89,7 +89,8 @@ contract! {
         f.store.checkpoint("j").set(0i64)?;
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
-                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
                 std::thread::spawn(move || -> Result<(), Error> {
                     for _ in 0..EACH {
                         store.transaction(|tx| {
@@ -118,7 +119,8 @@ contract! {
         f.store.ledger("q").enqueue((0..ITEMS).map(|i| format!("item-{i:03}")))?;
         let handles: Vec<_> = (0..4)
             .map(|w| {
-                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
                 std::thread::spawn(move || -> Result<Vec<String>, Error> {
                     let mut done = Vec::new();
                     let worker = format!("w{w}");
