@@ -1,11 +1,17 @@
 //! Behaviour every engine must share, run on each (see `engines.rs`): the promises that a
 //! second engine could most easily break, because SQLite's single writer made them free.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
-use cairn::{Error, ErrorKind, ItemState, Json, Value};
+use cairn::{
+    CacheLimits, Clock, Error, ErrorKind, Eviction, ItemState, Json, ManualClock, Migrations, SqlValue,
+    Value, M,
+};
 
 use crate::contract;
+use crate::engines::Engine;
 
 contract! {
     fn values_keep_their_kind_and_expire_on_the_clock(f) {
@@ -167,6 +173,274 @@ contract! {
             l.complete(c)?;
         }
         assert_eq!(l.counts()?.done, 10);
+        Ok(())
+    }
+}
+
+/// A clock on the fixture's time whose `sleep` (which cairn calls only while it waits for
+/// another store's computation of a value) counts, once per store, that this store waits, and
+/// waits for real: the manual time stays still, so no fill marker can expire meanwhile.
+#[derive(Debug)]
+struct Watching {
+    time: ManualClock,
+    waiting: Arc<AtomicUsize>,
+    announced: AtomicBool,
+}
+
+impl Clock for Watching {
+    fn now_millis(&self) -> i64 {
+        self.time.now_millis()
+    }
+
+    fn sleep(&self, d: Duration) {
+        if !self.announced.swap(true, Ordering::SeqCst) {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::sleep(d); // pacing the poll: cairn's own backoff, at most 25 ms
+    }
+}
+
+/// Wait until `done`, at most 20 s; whether it happened.
+fn within_20s(mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1)); // pacing the poll
+    }
+    true
+}
+
+contract! {
+    /// Stores on separate connections missing one key at once: one computes, the others wait
+    /// for its value (the computation lasts until all of them are seen waiting), and all get
+    /// the same value.
+    fn compute_once_holds_across_connections(f) {
+        const STORES: usize = 5;
+        let computations = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(STORES));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let clock = Watching {
+                    time: f.clock.clone(),
+                    waiting: waiting.clone(),
+                    announced: AtomicBool::new(false),
+                };
+                let store = f.options().clock(clock).busy_timeout(Duration::from_secs(60)).open(&f.location);
+                let (computations, waiting, start) = (computations.clone(), waiting.clone(), start.clone());
+                std::thread::spawn(move || -> Result<String, Error> {
+                    let store = store?;
+                    start.wait();
+                    store.cache("c").get_or_set_with("k", None, || {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        let all = within_20s(|| waiting.load(Ordering::SeqCst) == STORES - 1);
+                        Ok::<_, Error>(format!("from {i}, the others waiting: {all}"))
+                    })
+                })
+            })
+            .collect();
+        let mut values = Vec::new();
+        for h in handles {
+            values.push(h.join().expect("thread")?);
+        }
+        assert_eq!(computations.load(Ordering::SeqCst), 1, "computed more than once: {values:?}");
+        assert!(values[0].ends_with("the others waiting: true"), "{values:?}");
+        assert!(values.windows(2).all(|w| w[0] == w[1]), "stores saw different values: {values:?}");
+        assert_eq!(f.store.cache("c").get::<String>("k")?.as_ref(), values.first());
+        Ok(())
+    }
+
+    /// Stores reading overlapping sets of namespaces flush their hit and miss counts at the
+    /// same moment, round after round: every flush lands (no deadlock between their updates of
+    /// the namespaces' counters, no Busy), so the totals are exact after each round.
+    fn stores_flushing_statistics_of_overlapping_namespaces_at_once_lose_no_count(f) {
+        const STORES: usize = 6;
+        const NAMESPACES: usize = 6;
+        const ROUNDS: u64 = 8;
+        let names: Vec<String> = (0..NAMESPACES).map(|n| format!("s{n}")).collect();
+        for ns in &names {
+            f.store.cache(ns).set("k", "v", None)?;
+        }
+        // Store i reads namespaces i, i+1, i+2 (wrapping), in an order of its own.
+        let set = |i: usize| -> Vec<usize> {
+            let mut s: Vec<usize> = (0..3).map(|k| (i + k) % NAMESPACES).collect();
+            if i % 2 == 1 {
+                s.reverse();
+            }
+            s
+        };
+        let per_round: Vec<u64> =
+            (0..NAMESPACES).map(|n| (0..STORES).filter(|&i| set(i).contains(&n)).count() as u64).collect();
+        let flushed = Arc::new(Barrier::new(STORES + 1));
+        let checked = Arc::new(Barrier::new(STORES + 1));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().open(&f.location);
+                let (names, mine) = (names.clone(), set(i));
+                let (flushed, checked) = (flushed.clone(), checked.clone());
+                std::thread::spawn(move || -> Result<(), Error> {
+                    let store = store?;
+                    for _ in 0..ROUNDS {
+                        for &n in &mine {
+                            assert!(store.cache(&names[n]).get::<String>("k")?.is_some());
+                            assert!(store.cache(&names[n]).get::<String>("missing")?.is_none());
+                        }
+                        let result = store.flush_stats();
+                        flushed.wait();
+                        checked.wait();
+                        result?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let observer = f.reopen();
+        for round in 1..=ROUNDS {
+            flushed.wait();
+            let totals: Vec<(u64, u64)> = names
+                .iter()
+                .map(|ns| observer.cache(ns).stats().map(|s| (s.hits, s.misses)))
+                .collect::<Result<_, _>>()?;
+            checked.wait();
+            let want: Vec<(u64, u64)> = per_round.iter().map(|&n| (n * round, n * round)).collect();
+            assert_eq!(totals, want, "after round {round}: a flush did not land");
+        }
+        for h in handles {
+            h.join().expect("thread")?;
+        }
+        Ok(())
+    }
+
+    /// Stores writing new keys into bounded namespaces at once (one bounded by entries with
+    /// least-recently-used eviction and reads between the writes, one by bytes): every commit
+    /// leaves the namespace within its bounds, and its counts exact.
+    fn bounded_namespaces_written_concurrently_stay_within_their_bounds(f) {
+        const STORES: usize = 4;
+        const EACH: usize = 30;
+        f.store.cache("by-count").set_limits(CacheLimits {
+            max_entries: Some(10),
+            eviction: Eviction::LeastRecentlyUsed,
+            ..Default::default()
+        })?;
+        f.store.cache("by-bytes").set_limits(CacheLimits { max_bytes: Some(1000), ..Default::default() })?;
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location);
+                std::thread::spawn(move || -> Result<(), Error> {
+                    let store = store?;
+                    for n in 0..EACH {
+                        let key = format!("{i}-{n:02}"); // 4 bytes
+                        store.cache("by-count").set(&key, "x", None)?;
+                        store.cache("by-count").get::<String>(&format!("{}-{n:02}", (i + 1) % STORES))?;
+                        store.cache("by-bytes").set(&key, vec![7u8; 96], None)?; // 100 bytes
+                        let (count, bytes) =
+                            (store.cache("by-count").stats()?, store.cache("by-bytes").stats()?);
+                        assert!(count.entries <= 10, "{count:?}");
+                        assert!(bytes.bytes <= 1000, "{bytes:?}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread")?;
+        }
+        let written = (STORES * EACH) as u64;
+        for (ns, size) in [("by-count", 5u64), ("by-bytes", 100)] {
+            let s = f.store.cache(ns).stats()?;
+            let keys = f.store.cache(ns).keys("")?;
+            assert_eq!(s.entries, keys.len() as u64, "{ns}: {s:?}");
+            assert_eq!(s.bytes, s.entries * size, "{ns}: {s:?}");
+            assert_eq!(s.evictions, written - s.entries, "{ns}: every key written once, evicted or kept");
+            assert_eq!(s.entries, 10, "{ns}: filled to its bound");
+        }
+        Ok(())
+    }
+
+    /// Stores migrating one scope at once apply each step once: the others wait for the step
+    /// in progress (seen waiting, on a server) and then find it applied.
+    fn stores_migrating_one_scope_at_once_apply_each_step_once(f) {
+        const STORES: usize = 3;
+        const STEPS: usize = 4;
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..STEPS).map(|_| AtomicUsize::new(0)).collect());
+        let (in_step_1, go) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+        let (step_1_running, step_1_seen) = in_step_1;
+        let (proceed, proceed_seen) = go;
+        let proceed_seen = Arc::new(std::sync::Mutex::new(proceed_seen));
+        let start = Arc::new(Barrier::new(STORES));
+        let mut pids = Vec::new();
+        let handles: Vec<_> = (0..STORES)
+            .map(|_| {
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                if f.engine == Engine::Postgres {
+                    pids.push(store.query("SELECT pg_backend_pid()", &[]).expect("pid")[0][0].clone());
+                }
+                let (runs, start) = (runs.clone(), start.clone());
+                let (step_1_running, proceed_seen) = (step_1_running.clone(), proceed_seen.clone());
+                std::thread::spawn(move || -> Result<Vec<i64>, Error> {
+                    let steps: Vec<M<'_>> = (0..STEPS)
+                        .map(|k| {
+                            let (runs, step_1_running, proceed_seen) =
+                                (runs.clone(), step_1_running.clone(), proceed_seen.clone());
+                            M::up_with(move |db| {
+                                runs[k].fetch_add(1, Ordering::SeqCst);
+                                if k == 0 {
+                                    db.execute_batch("CREATE TABLE applied (step INTEGER NOT NULL)")?;
+                                    let _ = step_1_running.send(());
+                                    let _ =
+                                        proceed_seen.lock().map(|r| r.recv_timeout(Duration::from_secs(20)));
+                                }
+                                db.execute(&format!("INSERT INTO applied VALUES ({})", k + 1), &[])?;
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    start.wait();
+                    Ok(store.migrate("app", &Migrations::new(steps))?.applied)
+                })
+            })
+            .collect();
+        drop(step_1_running);
+        step_1_seen.recv_timeout(Duration::from_secs(20)).expect("a store began step 1");
+        if f.engine == Engine::Postgres {
+            // The others queue behind the step in progress, on the scope's lock.
+            let pids: Vec<i32> = pids
+                .iter()
+                .map(|p| match p {
+                    SqlValue::Integer(n) => *n as i32,
+                    other => panic!("a pid: {other:?}"),
+                })
+                .collect();
+            let waiting = || -> i64 {
+                f.server()
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                         AND pid = ANY($1)",
+                        &[&pids],
+                    )
+                    .expect("pg_locks")
+                    .get(0)
+            };
+            assert!(
+                within_20s(|| waiting() == STORES as i64 - 1),
+                "the other stores never queued: {}",
+                waiting()
+            );
+        }
+        proceed.send(()).expect("the step waits");
+        let mut applied: Vec<i64> = Vec::new();
+        for h in handles {
+            applied.extend(h.join().expect("thread")?);
+        }
+        applied.sort_unstable();
+        assert_eq!(applied, (1..=STEPS as i64).collect::<Vec<_>>(), "each step reported applied once");
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, vec![1; STEPS], "each step ran once");
+        let rows = f.store.query("SELECT step FROM applied ORDER BY step", &[])?;
+        assert_eq!(rows, (1..=STEPS as i64).map(|k| vec![SqlValue::Integer(k)]).collect::<Vec<_>>());
         Ok(())
     }
 }

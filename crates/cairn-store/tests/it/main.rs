@@ -10,6 +10,7 @@ mod locks;
 mod migrate;
 mod model;
 mod paging;
+mod postgres;
 mod refusals;
 mod sql;
 mod store;
