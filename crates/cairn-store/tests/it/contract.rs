@@ -444,3 +444,75 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    /// Stores on separate connections racing, at a barrier, for the same thing: one `add` of a
+    /// key, one `mark_done` of an id, one claim of an id, one lock, one fill of a queue with
+    /// overlapping ids, one queue drained by batch claims; and counting with `incr`. Exactly
+    /// one wins each race, every id is queued once and claimed once, and no increment is lost.
+    fn stores_racing_for_the_same_thing_have_exactly_one_winner(f) {
+        const STORES: usize = 5;
+        const INCRS: i64 = 20;
+        let at_once = Arc::new(Barrier::new(STORES));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location);
+                let at_once = at_once.clone();
+                std::thread::spawn(move || -> Result<(usize, Vec<String>), Error> {
+                    let store = store?;
+                    let worker = format!("w{i}");
+                    let mut won = 0;
+                    at_once.wait();
+                    won += usize::from(store.cache("race").add("k", i as i64, None)?);
+                    at_once.wait();
+                    won += usize::from(store.ledger("race").mark_done("x")?);
+                    at_once.wait();
+                    won += usize::from(
+                        store.ledger("race").claim("y", &worker, Duration::from_secs(600))?.is_some(),
+                    );
+                    at_once.wait();
+                    let guard = store.try_lock("race", Duration::from_secs(600))?;
+                    won += usize::from(guard.is_some());
+                    at_once.wait(); // every try_lock made before any guard is let go
+                    drop(guard);
+                    for _ in 0..INCRS {
+                        store.cache("race").incr("n", 1, None)?;
+                    }
+                    // Overlapping fills: store i queues ids i*10 .. i*10+20.
+                    at_once.wait();
+                    let queued =
+                        store.ledger("queue").enqueue((i * 10..i * 10 + 20).map(|n| format!("{n:03}")))?;
+                    at_once.wait();
+                    let mut claimed = Vec::new();
+                    loop {
+                        let batch =
+                            store.ledger("queue").claim_next_many(&worker, Duration::from_secs(600), 3)?;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        claimed.extend(batch.iter().map(|c| c.id().to_owned()));
+                    }
+                    claimed.push(format!("queued {queued}"));
+                    Ok((won, claimed))
+                })
+            })
+            .collect();
+        let (mut won, mut claimed, mut queued) = (0, Vec::new(), 0);
+        for h in handles {
+            let (w, mut c) = h.join().expect("thread")?;
+            won += w;
+            let q = c.pop().expect("the count queued");
+            queued += q.strip_prefix("queued ").and_then(|n| n.parse::<u64>().ok()).expect("a count");
+            claimed.extend(c);
+        }
+        assert_eq!(won, 4, "one winner for each of the four races");
+        assert_eq!(f.store.cache("race").get::<i64>("n")?, Some(STORES as i64 * INCRS), "no increment lost");
+        let distinct = (STORES - 1) * 10 + 20;
+        assert_eq!((queued, f.store.ledger("queue").counts()?.claimed), (distinct as u64, distinct as u64));
+        claimed.sort();
+        let before = claimed.len();
+        claimed.dedup();
+        assert_eq!((before, claimed.len()), (distinct, distinct), "every queued id claimed once");
+        Ok(())
+    }
+}
