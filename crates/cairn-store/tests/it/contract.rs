@@ -2,7 +2,7 @@
 //! second engine could most easily break, because SQLite's single writer made them free.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn::{
@@ -177,6 +177,60 @@ contract! {
     }
 }
 
+/// A barrier whose wait gives up: a thread that failed before reaching it (and returned its
+/// error) must fail the test, not hang the others for ever.
+struct Rendezvous {
+    parties: usize,
+    state: Mutex<(usize, u64)>,
+    all_here: Condvar,
+}
+
+impl Rendezvous {
+    fn new(parties: usize) -> Self {
+        Rendezvous { parties, state: Mutex::new((0, 0)), all_here: Condvar::new() }
+    }
+
+    /// Wait until all parties are here, at most a minute.
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = state.1;
+        state.0 += 1;
+        if state.0 == self.parties {
+            *state = (0, generation + 1);
+            self.all_here.notify_all();
+            return;
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        while state.1 == generation {
+            let now = Instant::now();
+            assert!(now < until, "a party never reached the rendezvous within a minute (it failed?)");
+            state = self.all_here.wait_timeout(state, until - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+/// Join every thread; the first error any of them returned, else their results. A thread that
+/// panicked (given up at a rendezvous, most likely) counts only if none returned an error,
+/// which is then the cause.
+fn join_all<T>(handles: Vec<std::thread::JoinHandle<Result<T, Error>>>) -> Result<Vec<T>, Error> {
+    let mut results = Vec::new();
+    let (mut error, mut panic) = (None, None);
+    for h in handles {
+        match h.join() {
+            Ok(Ok(v)) => results.push(v),
+            Ok(Err(e)) => error = error.or(Some(e)),
+            Err(p) => panic = panic.or(Some(p)),
+        }
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if let Some(p) = panic {
+        std::panic::resume_unwind(p);
+    }
+    Ok(results)
+}
+
 /// A clock on the fixture's time whose `sleep` (which cairn calls only while it waits for
 /// another store's computation of a value) counts, once per store, that this store waits, and
 /// waits for real: the manual time stays still, so no fill marker can expire meanwhile.
@@ -220,7 +274,7 @@ contract! {
         const STORES: usize = 5;
         let computations = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let start = Arc::new(Barrier::new(STORES));
+        let start = Arc::new(Rendezvous::new(STORES));
         let handles: Vec<_> = (0..STORES)
             .map(|i| {
                 let clock = Watching {
@@ -241,10 +295,7 @@ contract! {
                 })
             })
             .collect();
-        let mut values = Vec::new();
-        for h in handles {
-            values.push(h.join().expect("thread")?);
-        }
+        let values = join_all(handles)?;
         assert_eq!(computations.load(Ordering::SeqCst), 1, "computed more than once: {values:?}");
         assert!(values[0].ends_with("the others waiting: true"), "{values:?}");
         assert!(values.windows(2).all(|w| w[0] == w[1]), "stores saw different values: {values:?}");
@@ -273,8 +324,8 @@ contract! {
         };
         let per_round: Vec<u64> =
             (0..NAMESPACES).map(|n| (0..STORES).filter(|&i| set(i).contains(&n)).count() as u64).collect();
-        let flushed = Arc::new(Barrier::new(STORES + 1));
-        let checked = Arc::new(Barrier::new(STORES + 1));
+        let flushed = Arc::new(Rendezvous::new(STORES + 1));
+        let checked = Arc::new(Rendezvous::new(STORES + 1));
         let handles: Vec<_> = (0..STORES)
             .map(|i| {
                 let store = f.options().open(&f.location);
@@ -307,9 +358,7 @@ contract! {
             let want: Vec<(u64, u64)> = per_round.iter().map(|&n| (n * round, n * round)).collect();
             assert_eq!(totals, want, "after round {round}: a flush did not land");
         }
-        for h in handles {
-            h.join().expect("thread")?;
-        }
+        join_all(handles)?;
         Ok(())
     }
 
@@ -344,9 +393,7 @@ contract! {
                 })
             })
             .collect();
-        for h in handles {
-            h.join().expect("thread")?;
-        }
+        join_all(handles)?;
         let written = (STORES * EACH) as u64;
         for (ns, size) in [("by-count", 5u64), ("by-bytes", 100)] {
             let s = f.store.cache(ns).stats()?;
@@ -369,7 +416,7 @@ contract! {
         let (step_1_running, step_1_seen) = in_step_1;
         let (proceed, proceed_seen) = go;
         let proceed_seen = Arc::new(std::sync::Mutex::new(proceed_seen));
-        let start = Arc::new(Barrier::new(STORES));
+        let start = Arc::new(Rendezvous::new(STORES));
         let mut pids = Vec::new();
         let handles: Vec<_> = (0..STORES)
             .map(|_| {
@@ -431,10 +478,7 @@ contract! {
             );
         }
         proceed.send(()).expect("the step waits");
-        let mut applied: Vec<i64> = Vec::new();
-        for h in handles {
-            applied.extend(h.join().expect("thread")?);
-        }
+        let mut applied: Vec<i64> = join_all(handles)?.into_iter().flatten().collect();
         applied.sort_unstable();
         assert_eq!(applied, (1..=STEPS as i64).collect::<Vec<_>>(), "each step reported applied once");
         let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
@@ -453,7 +497,7 @@ contract! {
     fn stores_racing_for_the_same_thing_have_exactly_one_winner(f) {
         const STORES: usize = 5;
         const INCRS: i64 = 20;
-        let at_once = Arc::new(Barrier::new(STORES));
+        let at_once = Arc::new(Rendezvous::new(STORES));
         let handles: Vec<_> = (0..STORES)
             .map(|i| {
                 let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location);
@@ -498,8 +542,7 @@ contract! {
             })
             .collect();
         let (mut won, mut claimed, mut queued) = (0, Vec::new(), 0);
-        for h in handles {
-            let (w, mut c) = h.join().expect("thread")?;
+        for (w, mut c) in join_all(handles)? {
             won += w;
             let q = c.pop().expect("the count queued");
             queued += q.strip_prefix("queued ").and_then(|n| n.parse::<u64>().ok()).expect("a count");
