@@ -7,6 +7,7 @@ mod ledger;
 mod maintenance;
 mod memo_lock;
 mod paths;
+mod postgres;
 mod readonly;
 mod types;
 
