@@ -153,7 +153,6 @@ fn lock_on_postgres_runs_the_command_or_exits_1_while_another_holds_it() {
 /// `cairn lock` keeps its lock alive while the command runs past the lock's TTL: the lock's
 /// expiry moves forward (seen from another connection), and cairn does not report it lost.
 #[test]
-#[ignore = "library bug: keep_alive reopens Store::path(), which lost the URL's cairn_schema (and password)"]
 fn lock_on_postgres_renews_its_lock_while_the_command_runs() {
     let Some(pg) = pg() else { return };
     let store = pg.store();

@@ -110,7 +110,6 @@ fn keep_alive_is_refused_for_an_in_memory_store() -> Result<(), Error> {
 /// (nor its password), so it renews in the default schema `cairn` instead and reports the lock
 /// lost while it is still held.
 #[test]
-#[ignore = "library bug: keep_alive reopens Store::path(), which lost the URL's cairn_schema (and password)"]
 fn keep_alive_renews_a_lock_of_a_store_whose_schema_is_given_in_the_url() -> Result<(), Error> {
     let Some(f) = crate::engines::fixture(Engine::Postgres) else { return Ok(()) };
     let schema: String = f.server().query_one("SELECT current_schema()::text", &[]).expect("schema").get(0);

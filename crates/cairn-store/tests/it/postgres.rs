@@ -41,7 +41,6 @@ fn terminate(f: &Fixture, pid: i32) {
 /// The first operation after the kill is the one that finds the connection gone: it must
 /// connect again and run, not fail (nothing was in flight, so nothing can be lost or doubled).
 #[test]
-#[ignore = "library bug: the first operation after a server-side kill fails as Unavailable; the next reconnects"]
 fn a_connection_killed_outside_a_transaction_is_opened_again_by_the_next_operation() -> Result<(), Error> {
     let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
     let store = f.reopen();
@@ -104,5 +103,16 @@ fn a_connection_killed_before_an_explicit_commit_fails_the_commit_and_keeps_noth
     store.rollback_transaction(); // nothing open any more: nothing happens
     store.cache("c").set("k", "next", None)?;
     assert_eq!(f.store.cache("c").get::<String>("k")?.as_deref(), Some("next"));
+    Ok(())
+}
+
+/// The server's own words reach the one-line message (the driver alone says "db error").
+#[test]
+fn a_server_error_says_what_the_server_said() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let err = f.store.query("SELECT * FROM no_such_table", &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("relation \"no_such_table\" does not exist") && text.contains("42P01"), "{text}");
     Ok(())
 }

@@ -180,7 +180,6 @@ contract! {
     }
 
     /// A second statement hidden behind a first is refused, not run: one statement per call.
-    #[postgres_ignore = "library bug: several statements are an Internal 'db error' there, not refused SQL"]
     fn several_statements_in_one_call_are_refused_and_none_of_them_runs(f) {
         with_orders(f)?;
         refused_everywhere(&f.store, "SELECT 1; DROP TABLE orders");

@@ -282,7 +282,6 @@ fn a_connection_ended_by_the_server_mid_transaction_loses_the_transaction_and_sa
 /// The server ends a child's idle connection (no transaction open): its next write connects
 /// again and works; nothing was lost.
 #[test]
-#[ignore = "library bug: the first operation after a server-side kill fails as Unavailable; the next reconnects"]
 fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_next_one() -> Result<(), Error>
 {
     let Some(mut pg) = pg() else { return Ok(()) };
