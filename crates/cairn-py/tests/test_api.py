@@ -59,6 +59,13 @@ def test_every_public_name_has_a_docstring_and_annotations(qualname: str, obj: o
         assert sig.return_annotation is not inspect.Signature.empty, f"{qualname}: no return annotation"
 
 
+def test_a_lost_server_is_a_connection_error_exported_and_documented() -> None:
+    assert "UnavailableError" in cairn.__all__ and cairn.UnavailableError is cairn.errors.UnavailableError
+    assert issubclass(cairn.UnavailableError, cairn.Error) and issubclass(cairn.UnavailableError, ConnectionError)
+    assert cairn.UnavailableError.kind == "unavailable" and cairn.UnavailableError.__doc__
+    assert "maybe_committed" in cairn.UnavailableError.__doc__
+
+
 def test_the_package_is_typed() -> None:
     from pathlib import Path
 

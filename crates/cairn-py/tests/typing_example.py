@@ -76,8 +76,13 @@ def exercise(tmp: Path) -> None:
     except cairn.Error:
         raise
     store.close()
+
+    try:
+        cairn.Store("postgres://worker@127.0.0.1:1/jobs", schema="jobs", busy_timeout=1)
+    except cairn.UnavailableError as e:
+        maybe: bool = e.maybe_committed
     del (body, missing, runs, keys, fresh, rate, doubled, removed, shout, todo, mixed, newly, done, state)
-    del (queued, counts, item, position, holder, report, rows, own, status)
+    del (queued, counts, item, position, holder, report, rows, own, status, maybe)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from .errors import (
     SchemaTooNewError,
     SchemaTooOldError,
     SQLiteCopyError,
+    UnavailableError,
     WalUnavailableError,
 )
 
@@ -104,6 +105,7 @@ __all__ = [
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SQLiteCopyError",
+    "UnavailableError",
     "WalUnavailableError",
 ]
 

@@ -54,6 +54,7 @@ class Connection:
         read_only_if_unwritable: bool = False,
         fill_timeout: Optional[_Duration] = None,
         clock: Optional[RawManualClock] = None,
+        schema: Optional[str] = None,
     ) -> None: ...
     @property
     def path(self) -> str: ...
