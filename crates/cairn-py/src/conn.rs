@@ -151,6 +151,15 @@ fn lru(eviction: &str) -> PyResult<Eviction> {
     }
 }
 
+/// A ledger handle with the caller's failure policy; `None` keeps the library's retry delay.
+fn failing(l: Ledger<'_>, max_attempts: u32, retry_delay: Option<Duration>) -> Ledger<'_> {
+    let l = l.max_attempts(max_attempts);
+    match retry_delay {
+        Some(d) => l.retry_delay(d),
+        None => l,
+    }
+}
+
 fn state_name(s: ItemState) -> &'static str {
     s.as_str()
 }
@@ -654,7 +663,8 @@ impl Connection {
         item.map(|i| item_dict(py, i)).transpose()
     }
 
-    #[pyo3(signature = (ns, id, error, max_attempts, tx))]
+    #[pyo3(signature = (ns, id, error, max_attempts, retry_delay, tx))]
+    #[allow(clippy::too_many_arguments)]
     fn ledger_fail(
         &self,
         py: Python<'_>,
@@ -662,10 +672,14 @@ impl Connection {
         id: &Bound<'_, PyAny>,
         error: PyBackedStr,
         max_attempts: u32,
+        retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<&'static str> {
         let id = convert::id(id)?;
-        self.run(py, tx, |s| Ok(state_name(s.ledger(&ns).max_attempts(max_attempts).fail(&id, &error)?)))
+        let retry_delay = convert::duration(retry_delay, "a retry delay")?;
+        self.run(py, tx, |s| {
+            Ok(state_name(failing(s.ledger(&ns), max_attempts, retry_delay).fail(&id, &error)?))
+        })
     }
 
     fn ledger_enqueue(
@@ -677,6 +691,44 @@ impl Connection {
     ) -> PyResult<u64> {
         let (_, ids) = convert::ids(ids)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).enqueue(ids)?))
+    }
+
+    /// Queue `(id, data, delay, not_before)` tuples (`cairn.QueueItem`'s fields, `not_before`
+    /// as Unix milliseconds or an RFC 3339 string); how many were new.
+    fn ledger_enqueue_items(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        items: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let mut queued = Vec::with_capacity(items.len().unwrap_or(0));
+        for item in items.try_iter()? {
+            queued.push(convert::queue_item(&item?)?);
+        }
+        self.run(py, tx, |s| Ok(s.ledger(&ns).enqueue_items(queued)?))
+    }
+
+    /// Put given-up items back in the queue; how many.
+    fn ledger_retry(&self, py: Python<'_>, ns: PyBackedStr, ids: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
+        let (_, ids) = convert::ids(ids)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).retry(ids)?))
+    }
+
+    fn ledger_retry_all_failed(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.ledger(&ns).retry_all_failed()?))
+    }
+
+    /// Delete the items done more than `age` ago; how many.
+    fn ledger_prune_done(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        age: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let age = convert::seconds(age, "an age")?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).prune_done(age)?))
     }
 
     #[pyo3(signature = (ns, id, worker, lease, tx))]
@@ -774,7 +826,8 @@ impl Connection {
         })
     }
 
-    #[pyo3(signature = (ns, claim, error, max_attempts, tx))]
+    #[pyo3(signature = (ns, claim, error, max_attempts, retry_delay, tx))]
+    #[allow(clippy::too_many_arguments)]
     fn ledger_fail_claim(
         &self,
         py: Python<'_>,
@@ -782,10 +835,14 @@ impl Connection {
         claim: PyRef<'_, Claim>,
         error: PyBackedStr,
         max_attempts: u32,
+        retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<&'static str> {
         let c = claim.inner();
-        self.run(py, tx, |s| Ok(state_name(s.ledger(&ns).max_attempts(max_attempts).fail_claim(c, &error)?)))
+        let retry_delay = convert::duration(retry_delay, "a retry delay")?;
+        self.run(py, tx, |s| {
+            Ok(state_name(failing(s.ledger(&ns), max_attempts, retry_delay).fail_claim(c, &error)?))
+        })
     }
 
     /// `(pending, claimed, done, failed)`.
@@ -1021,6 +1078,16 @@ fn item_dict(py: Python<'_>, i: cairn::Item) -> PyResult<Py<PyDict>> {
         (None, _) => py.None(),
     };
     d.set_item("result", result)?;
+    let data = match i.data {
+        Some(bytes) => {
+            let v = Value::from_kind(i.data_kind.unwrap_or(cairn::ValueKind::Bytes), bytes)
+                .map_err(|e| crate::errors::to_py(py, e))?;
+            convert::to_py(py, v)?
+        }
+        None => py.None(),
+    };
+    d.set_item("data", data)?;
+    d.set_item("due_millis", i.due_millis)?;
     d.set_item("updated_at_millis", i.updated_at_millis)?;
     Ok(d.unbind())
 }

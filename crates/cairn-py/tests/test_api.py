@@ -13,7 +13,8 @@ REQUIRED = {
     cairn.Store: ["cache", "ledger", "checkpoint", "transaction", "memoize", "lock", "migrate", "query", "execute", "close"],
     cairn.Cache: ["get", "set", "add", "delete", "touch", "incr", "keys", "sweep", "clear", "stats", "get_or_set",
                   "__getitem__", "__contains__", "__delitem__"],
-    cairn.Ledger: ["filter_new", "mark_done", "is_done", "__contains__", "fail", "enqueue", "claim_next", "counts"],
+    cairn.Ledger: ["filter_new", "mark_done", "is_done", "__contains__", "fail", "enqueue", "claim_next", "counts",
+                   "enqueue_items", "retry", "retry_all_failed", "prune_done", "claim_next_many"],
     cairn.Claim: ["complete", "fail", "extend", "__enter__", "__exit__"],
     cairn.Checkpoint: ["get", "set", "delete"],
     cairn.Transaction: ["cache", "ledger", "checkpoint", "execute", "query", "__enter__", "__exit__"],
@@ -24,6 +25,17 @@ REQUIRED = {
 def test_the_issues_names_exist(cls: type) -> None:
     for name in REQUIRED[cls]:
         assert callable(getattr(cls, name)), f"{cls.__name__}.{name}"
+
+
+def test_the_queue_api_of_issue_13_exists() -> None:
+    for cls, props in ((cairn.Claim, ["data", "attempt"]), (cairn.Ledger, ["retry_delay", "max_attempts"])):
+        for name in props:
+            assert isinstance(vars(cls)[name], property), f"{cls.__name__}.{name}"
+    fields = cairn.QueueItem.__dataclass_fields__  # type: ignore[attr-defined]
+    assert list(fields) == ["id", "data", "delay", "not_before"]
+    assert {"data", "due"} <= set(cairn.Item.__dataclass_fields__)  # type: ignore[attr-defined]
+    assert "retry_delay" in inspect.signature(cairn.Store.ledger).parameters
+    assert "retry_delay" in inspect.signature(cairn.Transaction.ledger).parameters
 
 
 def public_members() -> list[tuple[str, object]]:

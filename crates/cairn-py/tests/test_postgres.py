@@ -63,6 +63,29 @@ def test_the_ledger_skips_done_work_and_fences_a_claim_taken_over(pg: cairn.Stor
     assert ledger.counts() == cairn.LedgerCounts(pending=1, claimed=0, done=2, failed=0)
 
 
+def test_queue_items_carry_data_wait_until_due_and_back_off_after_a_failure(
+    pg: cairn.Store, clock: ManualClock
+) -> None:
+    q = pg.ledger("queue", retry_delay=10, max_attempts=2)
+    assert q.enqueue_items([cairn.QueueItem("later", data={"n": 1}, delay="1m"), cairn.QueueItem("now", data=b"\x00")]) == 2
+    claim = q.claim_next(lease=600)
+    assert claim is not None and (claim.id, claim.data, claim.attempt) == ("now", b"\x00", 1)
+    assert q.claim_next(lease=600) is None, "later is not due"
+    assert claim.fail("boom") is cairn.ItemState.PENDING
+    item = q.item("now")
+    assert item is not None and item.due is not None
+    wait = item.due.timestamp() - clock.now()
+    assert 5 <= wait <= 10, wait
+    clock.advance(60)
+    got = {c.id: (c.data, c.attempt) for c in q.claim_next_many(5, lease=600)}
+    assert got == {"later": ({"n": 1}, 1), "now": (b"\x00", 2)}
+    assert q.fail("now", "again") is cairn.ItemState.FAILED
+    assert q.retry_all_failed() == 1
+    q.mark_done("later")
+    clock.advance("2d")
+    assert q.prune_done("1d") == 1
+
+
 def test_a_transaction_commits_everything_or_nothing(pg: cairn.Store) -> None:
     with pg.transaction() as tx:
         tx.cache("c")["k"] = "v"

@@ -201,10 +201,14 @@ class Store:
         _check_name("namespace", ns)
         return Cache(self, ns, 0)
 
-    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
-        """The ledger namespace `ns`; items are given up after `max_attempts` failures."""
+    def ledger(
+        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
+        """The ledger namespace `ns`; items are given up after `max_attempts` failures, and a
+        failed item is handed out again after a backoff based on `retry_delay` (seconds, a
+        ``timedelta`` or a string like ``"30s"``; None: 1 s; 0: at once). See :class:`Ledger`."""
         _check_name("namespace", ns)
-        return Ledger(self, ns, 0, max_attempts)
+        return Ledger(self, ns, 0, max_attempts, retry_delay)
 
     def checkpoint(self, job: str) -> Checkpoint:
         """The checkpoint of `job`."""
@@ -488,10 +492,12 @@ class Transaction:
         _check_name("namespace", ns)
         return Cache(self, ns, self._n)
 
-    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
-        """The ledger namespace `ns`, inside this transaction."""
+    def ledger(
+        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
+        """The ledger namespace `ns`, inside this transaction (see :meth:`Store.ledger`)."""
         _check_name("namespace", ns)
-        return Ledger(self, ns, self._n, max_attempts)
+        return Ledger(self, ns, self._n, max_attempts, retry_delay)
 
     def checkpoint(self, job: str) -> Checkpoint:
         """The checkpoint of `job`, inside this transaction."""
