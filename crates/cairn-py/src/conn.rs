@@ -183,7 +183,7 @@ fn url_schema(path: &std::path::Path) -> Option<String> {
         return None;
     }
     let (_, query) = url.split_once('?')?;
-    query.split('&').filter_map(|kv| kv.strip_prefix("cairn_schema=")).last().map(str::to_owned)
+    query.split('&').rev().find_map(|kv| kv.strip_prefix("cairn_schema=")).map(str::to_owned)
 }
 
 /// The steps of a migration list: SQL strings, or a directory of `NNN_name.sql` files.
@@ -710,7 +710,13 @@ impl Connection {
     }
 
     /// Put given-up items back in the queue; how many.
-    fn ledger_retry(&self, py: Python<'_>, ns: PyBackedStr, ids: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
+    fn ledger_retry(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        ids: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
         let (_, ids) = convert::ids(ids)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).retry(ids)?))
     }

@@ -130,8 +130,8 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
 /// `data` None for none, `delay` a duration or None, `not_before` Unix milliseconds, an RFC
 /// 3339 string or None (at most one of the two).
 pub(crate) fn queue_item(obj: &Bound<'_, PyAny>) -> PyResult<QueueItem> {
-    let (item_id, data, delay, not_before): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
-        obj.extract()?;
+    type Field<'py> = Bound<'py, PyAny>;
+    let (item_id, data, delay, not_before): (Field<'_>, Field<'_>, Field<'_>, Field<'_>) = obj.extract()?;
     let mut item = QueueItem::new(id(&item_id)?);
     if !data.is_none() {
         item = item.data(to_value(&data)?).map_err(py_err)?;
