@@ -425,13 +425,18 @@ impl<'a> Ledger<'a> {
         self
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        self.check_ns()?;
-        if self.max_attempts == 0 {
-            return Err(Error::invalid(
-                "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
-            ));
+    /// [`Ledger::write`] of one fenced statement (a claim, a completion, a failure of a
+    /// claim, an extension): outside a transaction the store may send it on its own.
+    fn write_one<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        if self.in_tx {
+            return self.write(f);
         }
+        self.check_settings()?;
+        self.store.write_one(f)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.check_settings()?;
         if self.in_tx {
             f(self.store)
         } else {
@@ -458,6 +463,16 @@ impl<'a> Ledger<'a> {
         let ids = collect_ids(ids)?;
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
         self.write(|s| s.engine.ledger_mark_done_many(self.ns, &ids, s.now()))
+    }
+
+    fn check_settings(&self) -> Result<()> {
+        self.check_ns()?;
+        if self.max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
+            ));
+        }
+        Ok(())
     }
 
     fn check_ns(&self) -> Result<()> {
@@ -548,7 +563,7 @@ impl<'a> Ledger<'a> {
         // read, then /proc), so other workers do not wait on it; the claim below re-checks the
         // holder under the lock.
         let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
-        self.write(|s| {
+        self.write_one(|s| {
             let dead = if self.in_tx { self.dead_holders()? } else { dead };
             let now = s.now();
             let lease_until = deadline(now, lease);
@@ -591,7 +606,7 @@ impl<'a> Ledger<'a> {
         validate_lease(lease)?;
         let holder = self.holder_token()?;
         let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
-        self.write(|s| {
+        self.write_one(|s| {
             let dead = if self.in_tx { self.dead_holders()? } else { dead };
             let now = s.now();
             let lease_until = deadline(now, lease);
@@ -693,7 +708,7 @@ impl<'a> Ledger<'a> {
     /// another worker claimed the item since.
     pub fn extend(&self, claim: &Claim, lease: Duration) -> Result<Claim> {
         validate_lease(lease)?;
-        self.write(|s| {
+        self.write_one(|s| {
             let lease_until = deadline(s.now(), lease);
             if s.engine.ledger_extend(self.ns, &claim.id, &claim.worker, claim.token, lease_until)? {
                 Ok(Claim { lease_until, ..claim.clone() })
@@ -718,7 +733,7 @@ impl<'a> Ledger<'a> {
     }
 
     fn complete_inner(&self, claim: &Claim, result: Option<(&[u8], crate::ValueKind)>) -> Result<()> {
-        self.write(|s| {
+        self.write_one(|s| {
             if s.engine.ledger_complete(self.ns, &claim.id, &claim.worker, claim.token, result, s.now())? {
                 Ok(())
             } else {
@@ -730,7 +745,7 @@ impl<'a> Ledger<'a> {
     /// Record a failure of a claimed item; see [`Ledger::fail`]. Fails with `LeaseLost` if
     /// another worker claimed the item since.
     pub fn fail_claim(&self, claim: &Claim, error: &str) -> Result<ItemState> {
-        self.write(|s| self.record_failure(s, &claim.id, Some(claim), error))
+        self.write_one(|s| self.record_failure(s, &claim.id, Some(claim), error))
     }
 
     fn record_failure(&self, s: &Store, id: &str, claim: Option<&Claim>, error: &str) -> Result<ItemState> {

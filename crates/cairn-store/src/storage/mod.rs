@@ -195,6 +195,11 @@ engine_ops! {
     /// rides along with writes (hit counts, the amortized sweep) then runs after the commit,
     /// in transactions of its own, so that it never makes a user's transaction wait or fail.
     fn bookkeeping_apart(&self) -> bool;
+    /// True for an engine on which a fenced claim or completion is atomic as one statement
+    /// outside a transaction (a server, with row locks): the store then sends it on its own,
+    /// saving the BEGIN and COMMIT round trips. SQLite: false (its write lock is the
+    /// transaction, and its checks of the file run under it).
+    fn single_statement_writes(&self) -> bool;
     /// Store a namespace's bounds (and rank or unrank its entries).
     fn cache_set_limits(&self, ns: &str, max_entries: Option<u64>, max_bytes: Option<u64>, lru: bool) -> Result<()>;
     /// Count a namespace's entries and bytes.

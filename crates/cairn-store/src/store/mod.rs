@@ -694,6 +694,22 @@ impl Store {
         Ok(out)
     }
 
+    /// A write that is one fenced statement (a claim, a completion) run the cheapest way the
+    /// engine allows: on its own on a server (see `EngineOps::single_statement_writes`), in a
+    /// one-operation transaction ([`Store::write_tx`]) on SQLite. Outside a transaction only.
+    pub(crate) fn write_one<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        if !self.engine.single_statement_writes() {
+            return self.write_tx(f);
+        }
+        self.refuse_if_read_only()?;
+        if self.engine.in_transaction() {
+            return self.write_tx(f); // refused there, with the reason
+        }
+        let out = f(self)?;
+        self.cache.after_commit(&self.engine, self.now());
+        Ok(out)
+    }
+
     /// BEGIN IMMEDIATE, then what must be checked once the write lock is held. The guard rolls
     /// the transaction back unless disarmed.
     fn begin_write(&self) -> Result<TxGuard<'_>> {

@@ -116,3 +116,71 @@ fn a_server_error_says_what_the_server_said() -> Result<(), Error> {
     assert!(text.contains("relation \"no_such_table\" does not exist") && text.contains("42P01"), "{text}");
     Ok(())
 }
+
+/// A completion outside a transaction is one statement sent on its own: it must still give
+/// up on a row another session holds after the busy timeout (it carries its own lock_timeout),
+/// as Busy, and leave the session's settings as they were.
+#[test]
+fn a_completion_on_its_own_waits_for_a_held_row_no_longer_than_the_busy_timeout() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.options().busy_timeout(Duration::from_millis(300)).open(&f.location)?;
+    let l = store.ledger("q");
+    l.enqueue(["a"])?;
+    let claim = l.claim_next("w", Duration::from_secs(600))?.expect("a");
+    let schema = f.schema().expect("a PostgreSQL fixture").to_owned();
+    f.server()
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM \"{schema}\".cairn_ledger WHERE ns = 'q' AND id = 'a' FOR UPDATE"
+        ))
+        .expect("hold the row");
+    let started = Instant::now();
+    let err = l.complete(&claim).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    f.server().batch_execute("ROLLBACK").expect("let the row go");
+    l.complete(&claim)?;
+    assert!(l.is_done("a")?);
+    let timeout = store.query("SELECT current_setting('lock_timeout')", &[])?;
+    assert_eq!(timeout, [[SqlValue::Text("0".into())]], "the session's setting is untouched");
+    Ok(())
+}
+
+/// A completion is safe to send twice, so outside a transaction it survives a connection
+/// the server dropped while the worker was busy with the item.
+#[test]
+fn a_completion_after_the_server_dropped_the_connection_goes_through() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.reopen();
+    let l = store.ledger("q");
+    l.enqueue(["a", "b"])?;
+    let a = l.claim_next("w", Duration::from_secs(600))?.expect("a");
+    terminate(&f, backend_pid(&store)?);
+    l.complete(&a)?;
+    let b = l.claim_next("w", Duration::from_secs(600))?.expect("b");
+    terminate(&f, backend_pid(&store)?);
+    l.extend(&b, Duration::from_secs(900))?;
+    l.complete(&b)?;
+    assert_eq!(f.store.ledger("q").counts()?.done, 2);
+    Ok(())
+}
+
+/// A batch of many keys locks its namespace instead of each key: 20,000 per-key advisory
+/// locks in one transaction would overflow the server's lock table ("out of shared memory").
+#[test]
+fn twenty_thousand_ids_marked_in_one_call_do_not_overflow_the_lock_table() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let l = f.store.ledger("big");
+    let ids: Vec<String> = (0..20_000).map(|i| format!("id-{i}")).collect();
+    assert_eq!(l.mark_done_many(&ids)?, 20_000);
+    assert_eq!(l.enqueue((0..20_000).map(|i| format!("q-{i}")))?, 20_000);
+    assert_eq!(l.retry(&ids)?, 0, "none of them failed");
+    let other = f.reopen();
+    f.store.transaction(|tx| {
+        tx.ledger("big").mark_done_many(&ids[..100])?;
+        // Another store writing one key of the namespace waits for the batch's namespace lock,
+        // so it cannot slip in before this transaction ends; a key of another namespace can.
+        other.ledger("elsewhere").mark_done("x").map(drop)
+    })?;
+    assert!(other.ledger("big").is_done("id-0")?);
+    Ok(())
+}

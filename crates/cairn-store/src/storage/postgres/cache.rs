@@ -220,6 +220,7 @@ impl Engine {
     }
 
     pub fn cache_clear(&self, ns: &str) -> Result<u64> {
+        self.lock_namespace(CACHE, ns)?;
         self.exec("DELETE FROM {s}.cairn_cache_fill WHERE ns = $1", &[&ns])?;
         let n = self.exec("DELETE FROM {s}.cairn_cache WHERE ns = $1", &[&ns])?;
         self.exec("UPDATE {s}.cairn_cache_ns SET entries = 0, bytes = 0 WHERE ns = $1", &[&ns])?;

@@ -274,9 +274,11 @@ impl Engine {
         lease_until: i64,
     ) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
-        Ok(self.exec(
-            "UPDATE {s}.cairn_ledger SET seq = $5 WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4",
-            &[&ns, &id, &worker, &token, &lease_until],
+        Ok(self.exec_idempotent(
+            "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)) \
+             UPDATE {s}.cairn_ledger SET seq = $5 \
+             WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)",
+            &[&ns, &id, &worker, &token, &lease_until, &self.lock_timeout()],
         )? == 1)
     }
 
@@ -293,11 +295,14 @@ impl Engine {
         let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(i16::from(k.code()))));
         // The worker and token stay on the done row: the same claim completing it again, after
         // a commit whose outcome was lost with the connection, finds it done by itself.
-        let done = self.exec(
-            "UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
+        // Outside a transaction this runs on its own (see `Ledger::complete`): it bounds its
+        // own wait for the row, and is safe to send again on a new connection.
+        let done = self.exec_idempotent(
+            "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $8, true)) \
+             UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
              result = $5, result_kind = $7, updated_at = $6 \
-             WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4",
-            &[&ns, &id, &worker, &token, &bytes, &now, &kind],
+             WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)",
+            &[&ns, &id, &worker, &token, &bytes, &now, &kind, &self.lock_timeout()],
         )? == 1;
         Ok(done
             || self
@@ -326,15 +331,18 @@ impl Engine {
         // The backoff after the failure making `attempts + 1` in all: base × 2^attempts (the old
         // count), at most cap, scaled by the jitter; the same arithmetic as RetryRule::delay_ms.
         let row = match claim {
+            // Fenced, and outside a transaction run on its own: it bounds its own lock wait.
             Some((worker, token)) => self.row(
-                "UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)) \
+                 UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
                  state = CASE WHEN attempts + 1 >= $6::bigint THEN 3 ELSE 0 END, \
                  seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
                  due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
                    (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
                  error = $5, worker = NULL, holder = NULL, updated_at = $7 \
-                 WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 RETURNING state",
-                &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter],
+                 WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) \
+                 RETURNING state",
+                &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter, &self.lock_timeout()],
             )?,
             None => self.row(
                 "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
@@ -376,11 +384,11 @@ impl Engine {
                     &[&ns, &ids, &now],
                 )
             }
-            None => self.exec(
+            None => self.lock_namespace(LEDGER, ns).and_then(|()| self.exec(
                 "UPDATE {s}.cairn_ledger SET state = 0, seq = nextval('{s}.cairn_queue_seq'), due = $2, attempts = 0, \
                  error = NULL, worker = NULL, holder = NULL, updated_at = $2 WHERE ns = $1 AND state = 3",
                 &[&ns, &now],
-            ),
+            )),
         }
     }
 
@@ -431,6 +439,7 @@ impl Engine {
     }
 
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
+        self.lock_namespace(LEDGER, ns)?;
         self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1", &[&ns])
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Transactions are READ COMMITTED with a `lock_timeout` from the busy timeout. SQLite lets one
 //! writer in at a time; here many hosts write at once, so every operation on one key inside a
-//! write transaction first takes a transaction-scoped advisory lock on that key (strict
-//! two-phase locking on keys): a read-then-write of a key (an increment, a checkpoint bumped
+//! write transaction first takes a transaction-scoped advisory lock on that key, and a shared
+//! one on its namespace (strict two-phase locking on keys; a batch of many keys takes its
+//! namespace's lock exclusively instead): a read-then-write of a key (an increment, a checkpoint bumped
 //! from its value) is as safe as under SQLite's lock, while writers of different keys run side
 //! by side. Queue claims use `FOR UPDATE SKIP LOCKED` instead, so workers never wait on each
 //! other's rows. No session state is kept (only `SET LOCAL`), so a pooler in transaction mode
@@ -150,6 +151,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Row locks and the fence in the WHERE make one statement atomic on its own.
+    pub fn single_statement_writes(&self) -> bool {
+        true
+    }
+
     pub fn path(&self) -> &Path {
         &self.shown
     }
@@ -202,38 +208,70 @@ impl Engine {
         Ok(st)
     }
 
-    /// `f` with the cached statement for `template`. A read outside a transaction that finds
-    /// the connection dropped runs once more on a new one (see `again_if_dropped`).
+    /// `f` with the cached statement for `template`. Outside a transaction, a statement that
+    /// is safe to repeat (a read, or a write that `idempotent` says changes nothing the second
+    /// time) and finds the connection dropped runs once more on a new one (see
+    /// `again_if_dropped`); any other write that loses its connection may have committed, and
+    /// says so.
     fn run<T>(
         &self,
         template: &'static str,
+        idempotent: bool,
         f: impl Fn(&mut Client, &Statement) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let attempt = |client: &mut Client| {
             let st = self.statement(client, template)?;
             f(client, &st)
         };
-        if self.in_tx.get() || !is_read(template) {
-            return attempt(&mut *self.client()?).map_err(|e| self.err(e));
+        let outside = !self.in_tx.get();
+        if outside && (idempotent || is_read(template)) {
+            return self.again_if_dropped(attempt);
         }
-        self.again_if_dropped(attempt)
+        attempt(&mut *self.client()?).map_err(|e| match self.err(e) {
+            Error::Unavailable { path, detail, .. } if outside => {
+                Error::Unavailable { path, detail, maybe_committed: true }
+            }
+            other => other,
+        })
     }
 
     /// Rows of a cached statement.
     fn rows(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        self.run(template, |client, st| client.query(st, params))
+        self.run(template, false, |client, st| client.query(st, params))
     }
 
     /// At most one row of a cached statement.
     fn row(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
-        self.run(template, |client, st| client.query_opt(st, params))
+        self.run(template, false, |client, st| client.query_opt(st, params))
     }
 
     /// Run a cached statement; the rows it changed.
     fn exec(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let n = self.run(template, |client, st| client.execute(st, params))?;
+        self.exec_as(template, false, params)
+    }
+
+    /// [`Engine::exec`] of a write that changes nothing when repeated (a fenced completion):
+    /// outside a transaction, it survives a connection the server dropped.
+    fn exec_idempotent(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.exec_as(template, true, params)
+    }
+
+    fn exec_as(
+        &self,
+        template: &'static str,
+        idempotent: bool,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        let n = self.run(template, idempotent, |client, st| client.execute(st, params))?;
         self.last_changes.set(usize::try_from(n).unwrap_or(usize::MAX));
         Ok(n)
+    }
+
+    /// The busy timeout as a `lock_timeout` setting, for statements that bound their own lock
+    /// waits (`set_config(.., true)` in the statement): a write run on its own, outside a
+    /// transaction, has no `SET LOCAL` before it.
+    fn lock_timeout(&self) -> String {
+        format!("{}ms", self.busy_ms.get().max(1))
     }
 
     /// One row of a statement that is not cached (rare ones, built at run time).
@@ -250,25 +288,53 @@ impl Engine {
     }
 
     /// Inside a write transaction, wait for (and hold until it ends) the lock on one key of
-    /// one kind of row; outside one, nothing. See the module documentation.
+    /// one kind of row, and a shared hold on its namespace; outside one, nothing. See the
+    /// module documentation.
     fn lock_key(&self, kind: &str, ns: &str, key: &str) -> Result<()> {
         if !self.in_tx.get() {
             return Ok(());
         }
-        let k = self.key_lock_id(kind, ns, key);
-        self.exec("SELECT pg_advisory_xact_lock($1)", &[&k]).map(drop)
+        let (whole, k) = (self.ns_lock_id(kind, ns), self.key_lock_id(kind, ns, key));
+        self.exec("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)", &[&whole, &k])
+            .map(drop)
     }
 
     /// Locks on several keys of one kind, taken in one round trip and in a fixed order (so two
-    /// transactions locking overlapping sets cannot deadlock on them).
+    /// transactions locking overlapping sets cannot deadlock on them). Past
+    /// [`KEY_LOCKS_AT_MOST`] keys, the namespace's lock alone, held exclusively: it stands for
+    /// every key in it (single-key locks take it shared), and a batch of 20,000 keys would
+    /// otherwise fill the server's lock table ("out of shared memory").
     fn lock_keys(&self, kind: &str, ns: &str, keys: &[&str]) -> Result<()> {
         if !self.in_tx.get() || keys.is_empty() {
             return Ok(());
         }
+        if keys.len() > KEY_LOCKS_AT_MOST {
+            return self.lock_namespace(kind, ns);
+        }
+        let whole = self.ns_lock_id(kind, ns);
         let mut ids: Vec<i64> = keys.iter().map(|k| self.key_lock_id(kind, ns, k)).collect();
         ids.sort_unstable();
         ids.dedup();
-        self.exec("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", &[&ids]).map(drop)
+        self.exec(
+            "SELECT pg_advisory_xact_lock_shared($1), count(pg_advisory_xact_lock(k)) FROM unnest($2::bigint[]) AS k",
+            &[&whole, &ids],
+        )
+        .map(drop)
+    }
+
+    /// Inside a write transaction, the namespace's lock held exclusively: for a write to all
+    /// of its keys at once (clear), which must wait for every transaction holding one of them.
+    fn lock_namespace(&self, kind: &str, ns: &str) -> Result<()> {
+        if !self.in_tx.get() {
+            return Ok(());
+        }
+        self.exec("SELECT pg_advisory_xact_lock($1)", &[&self.ns_lock_id(kind, ns)]).map(drop)
+    }
+
+    /// The lock that stands for every key of one kind in a namespace (a key cannot end in
+    /// NUL, so no key's lock id is computed from the same bytes).
+    fn ns_lock_id(&self, kind: &str, ns: &str) -> i64 {
+        self.key_lock_id(kind, ns, "\0*")
     }
 
     /// A 64-bit advisory lock id for a key: FNV-1a over the schema, the kind, the namespace
@@ -425,6 +491,11 @@ impl std::fmt::Display for ServerMessage {
 }
 
 impl std::error::Error for ServerMessage {}
+
+/// The most keys a batch locks one by one; a larger batch locks its namespace (see
+/// `Engine::lock_keys`). Far below the server's lock table: `max_locks_per_transaction` is
+/// 64 per connection by default.
+const KEY_LOCKS_AT_MOST: usize = 32;
 
 /// A statement that changes nothing (no write, no sequence, no lock), so that running it a
 /// second time is harmless.

@@ -179,6 +179,11 @@ impl Engine {
         self.busy_ms.store(millis_u64(d), Ordering::Relaxed);
     }
 
+    /// Every write runs under BEGIN IMMEDIATE, the file's checks with it.
+    pub fn single_statement_writes(&self) -> bool {
+        false
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
