@@ -13,7 +13,7 @@ use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
 use crate::storage::EngineOps;
-use crate::storage::{Engine, Stored};
+use crate::storage::{Engine, NsTally, Stored};
 use crate::store::Store;
 
 /// The longest key, in bytes.
@@ -315,11 +315,13 @@ impl<'a> Cache<'a> {
             self.store.engine.cache_count(self.ns)?
         };
         let pending = self.store.cache.pending_counts(self.ns);
+        let deferred = self.store.engine.cache_deferred_tally()?.into_iter().find(|t| t.ns == self.ns);
+        let (dh, dm) = deferred.map_or((0, 0), |t| (t.hits, t.misses));
         Ok(CacheStats {
             entries,
             bytes,
-            hits: row.hits + pending.hits,
-            misses: row.misses + pending.misses,
+            hits: row.hits + pending.hits + dh,
+            misses: row.misses + pending.misses + dm,
             evictions: row.evictions,
             limits,
         })
@@ -550,6 +552,10 @@ const SWEEP_EVERY: u64 = 8;
 /// How often a store on an engine whose bookkeeping runs apart writes its hit counts.
 const COUNTS_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a store's write transactions add the counts that reading processes kept apart
+/// ([`CacheState::defer`]): at its first write, then at most this often.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+
 /// Hits and misses counted in memory, written with the next write transaction.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Tally {
@@ -559,8 +565,10 @@ pub(crate) struct Tally {
 
 /// What the cache keeps per store handle between operations. Counting each read in the file
 /// would turn every read into a write, so hits and misses wait here for the next write
-/// transaction; a namespace's eviction policy is read once; its bounds once per transaction
-/// (while the write lock is held, no other process can change them).
+/// transaction, or, when the store is dropped before one, are kept apart by the engine
+/// (SQLite: a file beside the database) until some process's next write adds them; a
+/// namespace's eviction policy is read once; its bounds once per transaction (while the write
+/// lock is held, no other process can change them).
 #[derive(Debug, Default)]
 pub(crate) struct CacheState {
     counts: RefCell<HashMap<String, Tally>>,
@@ -572,6 +580,8 @@ pub(crate) struct CacheState {
     writes: Cell<u64>,
     /// When the counts were last written apart from a write (see [`CacheState::after_commit`]).
     flushed: Cell<Option<std::time::Instant>>,
+    /// When a write transaction last added the counts kept apart (see [`CacheState::defer`]).
+    folded: Cell<Option<std::time::Instant>>,
 }
 
 impl CacheState {
@@ -626,6 +636,12 @@ impl CacheState {
             return Ok(());
         }
         Self::write_counts(engine, counts)?;
+        if self.folded.get().is_none_or(|at| at.elapsed() >= FOLD_EVERY) {
+            self.folded.set(Some(std::time::Instant::now()));
+            for t in engine.cache_take_deferred_tally()? {
+                engine.cache_add_tally(&t.ns, t.hits, t.misses)?;
+            }
+        }
         if self.due_for_sweep() {
             engine.cache_sweep(now, false)?;
         }
@@ -647,6 +663,20 @@ impl CacheState {
         if due && self.has_pending_counts() {
             self.flush_apart(engine);
         }
+    }
+
+    /// Hand the pending counts to the engine to keep apart, for a store closing without a
+    /// write: false (the counts stay pending) if the engine keeps none.
+    pub(crate) fn defer(&self, engine: &Engine) -> bool {
+        let counts = self.take_counts();
+        let mut rows: Vec<NsTally> =
+            counts.iter().map(|(ns, t)| NsTally { ns: ns.clone(), hits: t.hits, misses: t.misses }).collect();
+        rows.sort_by(|a, b| a.ns.cmp(&b.ns));
+        if engine.cache_defer_tally(&rows).unwrap_or(false) {
+            return true;
+        }
+        self.restore_counts(counts);
+        false
     }
 
     /// Write the counts now, in a transaction of their own (for an engine whose bookkeeping

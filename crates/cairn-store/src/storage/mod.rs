@@ -203,6 +203,14 @@ engine_ops! {
     fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64>;
     /// Add hit and miss counts to a namespace's totals.
     fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()>;
+    /// Keep a reading process's counts outside the database until a write adds them, so that
+    /// a process that only reads needs no write transaction; false if this engine keeps none
+    /// (the caller writes them in a transaction).
+    fn cache_defer_tally(&self, counts: &[NsTally]) -> Result<bool>;
+    /// The counts kept so and not yet added.
+    fn cache_deferred_tally(&self) -> Result<Vec<NsTally>>;
+    /// Inside a write transaction: take the counts kept so, to be added by it.
+    fn cache_take_deferred_tally(&self) -> Result<Vec<NsTally>>;
     /// Who is computing a key, until when.
     fn fill_get(&self, ns: &str, key: &str) -> Result<Option<(String, i64)>>;
     /// Take a key's fill marker unless someone holds a live one (`dead`: an owner found dead).
@@ -367,6 +375,14 @@ pub(crate) struct NsRow {
     pub hits: u64,
     pub misses: u64,
     pub evictions: u64,
+}
+
+/// Hits and misses of one namespace, counted and not yet added to its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NsTally {
+    pub ns: String,
+    pub hits: u64,
+    pub misses: u64,
 }
 
 /// One ledger row, as stored.

@@ -783,12 +783,18 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// Writes the pending hit and miss counts, waiting at most a moment for the lock:
+    /// Leaves the pending hit and miss counts to the engine to keep apart until another
+    /// write adds them (SQLite: `<db>-hits`), so that a process that only read needs no write
+    /// transaction; where it cannot, writes them, waiting at most a moment for the lock:
     /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
     /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
         self.rollback_transaction();
-        if !self.read_only && self.cache.has_pending_counts() && !self.engine.in_transaction() {
+        if !self.read_only
+            && self.cache.has_pending_counts()
+            && !self.engine.in_transaction()
+            && !self.cache.defer(&self.engine)
+        {
             self.engine.set_busy_timeout(Duration::from_millis(200));
             let _ = self.flush_stats();
         }

@@ -13,6 +13,7 @@
 
 mod cache;
 mod checkpoint;
+mod hits;
 mod ledger;
 mod lock;
 mod maintenance;

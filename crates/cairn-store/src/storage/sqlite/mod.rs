@@ -17,6 +17,7 @@ macro_rules! skip_scan_ns {
 
 mod cache;
 mod checkpoint;
+pub(crate) mod hits;
 pub(crate) mod ledger;
 pub(crate) mod lock;
 mod maintenance;
