@@ -160,8 +160,13 @@ pub enum CacheCmd {
     },
     /// Remove expired entries (of --ns if given, else of every namespace); print how many.
     Sweep,
-    /// Remove every entry of the namespace; print how many.
-    Clear,
+    /// Remove every entry of the namespace (or those whose key starts with --prefix); print how
+    /// many.
+    Clear {
+        /// Only the keys that start with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+    },
 }
 
 /// `cache set` and `cache add`.

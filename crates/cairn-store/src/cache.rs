@@ -274,6 +274,33 @@ impl<'a> Cache<'a> {
         self.write(|s| s.engine.cache_clear(self.ns))
     }
 
+    /// Remove the entries whose key starts with `prefix` (all of them for `""`), expired ones
+    /// included. Returns how many.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("c");
+    /// for k in ["user:1", "user:2", "users", "page:1"] {
+    ///     cache.set(k, "v", None)?;
+    /// }
+    /// assert_eq!(cache.clear_prefix("user:")?, 2);
+    /// assert_eq!(cache.keys("")?, ["page:1", "users"]);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        if prefix.contains('\0') {
+            return Err(Error::invalid("a key prefix must not contain NUL bytes"));
+        }
+        let until = prefix_end(prefix);
+        self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
+            s.engine.cache_clear_range(self.ns, (prefix, until.as_deref()))
+        })
+    }
+
     /// Remove the namespace's expired entries. Returns how many.
     pub fn sweep(&self) -> Result<u64> {
         self.write(|s| s.engine.cache_sweep_ns(self.ns, s.now()))

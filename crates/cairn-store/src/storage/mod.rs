@@ -180,6 +180,9 @@ engine_ops! {
     fn cache_keys(&self, ns: &str, range: (&str, Option<&str>), after: &str, limit: i64, now: i64) -> Result<Vec<String>>;
     /// Delete a namespace's entries; how many.
     fn cache_clear(&self, ns: &str) -> Result<u64>;
+    /// Delete a namespace's entries whose keys lie in `[from, until)` (`until` `None`: to the
+    /// end), and their fill markers; how many entries.
+    fn cache_clear_range(&self, ns: &str, range: (&str, Option<&str>)) -> Result<u64>;
     /// Delete a namespace's expired entries; how many.
     fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64>;
     /// Delete some (or a batch of) expired entries of any namespace, and stale fill markers.

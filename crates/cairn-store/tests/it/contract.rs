@@ -167,4 +167,28 @@ contract! {
         assert_eq!(l.counts()?.done, 10);
         Ok(())
     }
+
+    fn clearing_a_prefix_removes_exactly_the_keys_that_start_with_it(f) {
+        let c = f.store.cache("c");
+        let keys = ["use", "user", "user:", "user:1", "user:\u{10FFFF}", "user;", "users", "v"];
+        for k in keys {
+            c.set(k, "vv", None)?;
+        }
+        c.set("user:old", "vv", Duration::from_secs(1))?;
+        f.clock.advance(Duration::from_secs(1));
+        assert_eq!(c.clear_prefix("user:")?, 4, "expired entries of the prefix go too");
+        assert_eq!(c.keys("")?, ["use", "user", "user;", "users", "v"]);
+        assert_eq!(f.store.cache("other").clear_prefix("u")?, 0, "another namespace is untouched");
+        // A bounded namespace keeps exact sizes through it.
+        let b = f.store.cache("bounded");
+        b.set_limits(cairn::CacheLimits { max_entries: Some(100), ..Default::default() })?;
+        for k in ["a1", "a2", "b1"] {
+            b.set(k, "xyz", None)?;
+        }
+        assert_eq!(b.clear_prefix("a")?, 2);
+        let s = b.stats()?;
+        assert_eq!((s.entries, s.bytes), (1, 2 + 3));
+        assert_eq!(c.clear_prefix("")?, 5, "the empty prefix is every key");
+        Ok(())
+    }
 }
