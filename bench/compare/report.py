@@ -14,7 +14,7 @@ from collections import defaultdict
 
 BEGIN = "<!-- bench-compare:begin -->"
 END = "<!-- bench-compare:end -->"
-ORDER = ["cairn", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
+ORDER = ["cairn", "cairn-python", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
 
 
 def us(x):
@@ -94,6 +94,19 @@ def main(results_path, md_path, img_dir):
         out.append(f"| {r['contender']} | {r['total_ms']:,} ms | {r['total_ms'] / r['items']:.2f} ms | {x} |")
     out.append("")
 
+    if by["paired"]:
+        out += ["### The Python package against its targets, in alternating rounds", "",
+                "Measured in one process, each round timing every contender once, so that a change of "
+                "load between workloads cannot favour either side; the ratio is the median over rounds "
+                "of the per-round ratio (spread: fastest and slowest round).", "",
+                "| operation | contender | median | other | median | other / cairn-python | spread |",
+                "|---|---|---:|---|---:|---:|---:|"]
+        for r in by["paired"]:
+            other = next(c for c in r["contenders"] if c != "cairn-python")
+            out.append(f"| {r['op']} | cairn-python | {us(r['median_us']['cairn-python'])} | {other} | "
+                       f"{us(r['median_us'][other])} | {r['ratio']:.2f}× | {r['ratio_min']:.2f}×–{r['ratio_max']:.2f}× |")
+        out.append("")
+
     out += ["### Targets", ""] + targets(by) + [""]
 
     chart = draw(by["ledger"], img_dir)
@@ -141,6 +154,22 @@ def targets(by):
         check(f"cairn {op} against the floor", r(median_of(by, "cache", "cairn", op), median_of(by, "cache", "floor", op)), limit)
     for op in ["get_hit", "set_ttl"]:
         check(f"diskcache {op} over cairn's", r(median_of(by, "cache", "diskcache", op), median_of(by, "cache", "cairn", op)), 5, "above")
+    paired = {x["op"]: x["ratio"] for x in by["paired"]}
+    for op in ["get_hit", "set_ttl"]:
+        check(f"diskcache {op} over cairn-python's (the Python package{'; alternating rounds' if op in paired else ''})",
+              paired.get(op) or r(median_of(by, "cache", "diskcache", op), median_of(by, "cache", "cairn-python", op)),
+              2, "above")
+    py_sizes = sorted({x["size"] for x in by["ledger"] if x["contender"] == "cairn-python"})
+    if py_sizes or "filter_new_10k" in paired:
+        check("python-sqlite3 filter_new_10k at 10,000 ids over cairn-python's"
+              + (" (alternating rounds)" if "filter_new_10k" in paired else ""),
+              paired.get("filter_new_10k") or r(median_of(by, "ledger", "python-sqlite3", "filter_new_10k", py_sizes[0]),
+                                                 median_of(by, "ledger", "cairn-python", "filter_new_10k", py_sizes[0])),
+              5, "above")
+    for x in by["stampede"]:
+        if x["contender"] == "cairn-python":
+            lines.append(f"- {'✔' if x['computations'] == 1 else '✘'} cairn-python stampede ({x['procs']} processes): "
+                         f"{x['computations']} computation(s) (target 1)")
     check("Redis (loopback) get_hit over cairn's",
           r(median_of(by, "cache", "redis", "get_hit"), median_of(by, "cache", "cairn", "get_hit")), 3, "above")
     sizes = sorted({x["size"] for x in by["ledger"] if x["contender"] == "cairn"})

@@ -249,10 +249,22 @@ pub enum LedgerCmd {
     /// Read ids on stdin; write those not done (nor given up) to stdout, in input order.
     Filter,
     /// Queue ids (arguments, or - for stdin) for `ledger next`, in order; known ids are skipped.
+    ///
+    /// With --json, stdin holds one JSON object per line: {"id": "a1", "data": {...}} where
+    /// "data" (any JSON; optional) is handed to the worker by `ledger next --json`, and
+    /// "not_before" (optional) delays that item as --not-before does.
+    #[command(after_help = "Examples:\n  cairn ledger enqueue a b c\n  \
+        find in/ -name '*.csv' | cairn ledger enqueue -\n  \
+        echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn --json ledger enqueue\n  \
+        cairn ledger enqueue --not-before 1h report")]
     Enqueue {
-        /// The ids, or -.
-        #[arg(required = true, value_parser = non_empty("id"))]
+        /// The ids, or - for stdin (one per line); none with --json.
+        #[arg(value_parser = non_empty("id"))]
         ids: Vec<String>,
+        /// Hand the items out no earlier than this: a delay (10m, 2h) or an RFC 3339 time
+        /// (2026-12-01T09:00:00Z, 2026-12-01T10:00:00+01:00).
+        #[arg(long, value_name = "DUR|TIME", value_parser = not_before)]
+        not_before: Option<NotBefore>,
     },
     /// Claim ID for a worker. Exit 0 if this worker now holds it, 1 if it is done, given up,
     /// or held by another worker whose lease has not run out.
@@ -268,7 +280,8 @@ pub enum LedgerCmd {
         #[command(flatten)]
         holder: HolderArgs,
     },
-    /// Claim the next queued item for a worker and print its id. Exit 1 if there is none.
+    /// Claim the next queued item that is due for a worker and print its id (with --json:
+    /// {"id", "data", "attempt"}). Exit 1 if there is none.
     Next {
         #[command(flatten)]
         worker: WorkerArgs,
@@ -288,6 +301,10 @@ pub enum LedgerCmd {
     },
     /// Record a failure of ID: pending again for a retry, or given up after --max-attempts.
     /// With --worker, only that worker's claim may fail it (exit 1 if it was lost).
+    ///
+    /// A retried item is not handed out again before a backoff: about --retry-delay after the
+    /// first failure, twice that after the second, and so on (at most 1h), each scaled by a
+    /// random 50-100% so that items failing together do not come back together.
     Fail {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
@@ -301,6 +318,28 @@ pub enum LedgerCmd {
         /// Give up after this many failures.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         max_attempts: u32,
+        /// The base of the backoff before a retry (0s: retry at once).
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1s")]
+        retry_delay: Duration,
+    },
+    /// Put given-up items back in the queue with their attempts reset (once what made them
+    /// fail is fixed); print how many. Items that are not given up are left alone.
+    Retry {
+        /// The ids.
+        #[arg(value_parser = non_empty("id"), required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        ids: Vec<String>,
+        /// Every given-up item of the namespace.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Delete done items older than DUR to keep the ledger small; print how many.
+    ///
+    /// A re-run no longer skips a pruned id: `ledger filter` and `ledger has` forget it, and
+    /// `ledger enqueue` queues it again. Prune only ids that will not come back.
+    Prune {
+        /// Items done longer ago than this (e.g. 30d).
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        done_before: Duration,
     },
     /// Print how many items stand in each state, or in one.
     Count {
@@ -308,7 +347,8 @@ pub enum LedgerCmd {
         #[arg(long)]
         state: Option<State>,
     },
-    /// List items in id order: id and state, tab-separated.
+    /// List items in id order: id, state and, for a pending item, when it is due (RFC 3339,
+    /// UTC), tab-separated ("-" when it has no due time).
     List {
         /// Only this state.
         #[arg(long)]
@@ -430,6 +470,25 @@ fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Cl
             Ok(s.to_owned())
         }
     }
+}
+
+/// When queued items may be handed out: `--not-before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotBefore {
+    /// After a delay from now.
+    After(Duration),
+    /// At a time, in Unix milliseconds.
+    At(i64),
+}
+
+/// A delay, else an RFC 3339 time.
+pub fn not_before(s: &str) -> Result<NotBefore, String> {
+    if let Ok(d) = cairn::parse_duration(s) {
+        return Ok(NotBefore::After(d));
+    }
+    cairn::parse_time(s).map(NotBefore::At).map_err(|_| {
+        format!("{s:?} is neither a delay (e.g. 10m, 2h) nor an RFC 3339 time (e.g. 2026-12-01T09:00:00Z)")
+    })
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -850,7 +850,7 @@ pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn validate_value(bytes: &[u8]) -> Result<()> {
+pub(crate) fn validate_value(bytes: &[u8]) -> Result<()> {
     if bytes.len() > MAX_VALUE_BYTES {
         return Err(Error::invalid(format!(
             "a value is at most {MAX_VALUE_BYTES} bytes; this one has {}",

@@ -9,7 +9,7 @@ use crate::clock::deadline;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::storage::EngineOps;
-use crate::storage::ItemRow;
+use crate::storage::{ClaimRow, ItemRow, NewItem, RetryRule, Stored};
 use crate::store::Store;
 
 /// How many times an item may fail before it is given up, unless set with
@@ -17,6 +17,25 @@ use crate::store::Store;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The longest item id, in bytes.
 pub const MAX_ID_BYTES: usize = 4096;
+
+/// The base of a failed item's backoff, unless set with [`Ledger::retry_delay`].
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest a failed item waits before it is handed out again.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// Items deleted per transaction by [`Ledger::prune_done`].
+const PRUNE_BATCH: i64 = 10_000;
+
+/// A factor from 0.5 to 1 that spreads the retries of items failing at once: derived from the
+/// item and the time (FNV-1a), so that a test on a manual clock sees the same delays each run.
+fn jitter(ns: &str, id: &str, now: i64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ns.bytes().chain([0]).chain(id.bytes()).chain(now.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    0.5 + (h >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+}
 
 /// How often one store looks for claims whose process died, per namespace: the longest such
 /// a claim waits before `claim_next` hands it out again.
@@ -109,6 +128,13 @@ pub struct Item {
     pub result: Option<Vec<u8>>,
     /// What the result is (see [`ValueKind`](crate::ValueKind)).
     pub result_kind: Option<crate::ValueKind>,
+    /// What the item carries for its worker, if anything ([`QueueItem::data`]).
+    pub data: Option<Vec<u8>>,
+    /// What the data is.
+    pub data_kind: Option<crate::ValueKind>,
+    /// For a pending item: when it may be handed out (Unix milliseconds), later than now for a
+    /// delayed item or one waiting out its retry backoff.
+    pub due_millis: Option<i64>,
     /// When it last changed, in Unix milliseconds.
     pub updated_at_millis: i64,
 }
@@ -123,6 +149,9 @@ impl Item {
             worker: row.worker,
             result_kind: row.result.as_ref().map(|r| r.kind),
             result: row.result.map(|r| r.bytes),
+            data_kind: row.data.as_ref().map(|d| d.kind),
+            data: row.data.map(|d| d.bytes),
+            due_millis: row.due,
             updated_at_millis: row.updated_at,
         }
     }
@@ -165,6 +194,8 @@ pub struct Claim {
     worker: String,
     token: i64,
     lease_until: i64,
+    data: Option<Stored>,
+    attempts: i64,
 }
 
 impl Claim {
@@ -186,6 +217,93 @@ impl Claim {
     /// When the lease runs out, in Unix milliseconds.
     pub fn lease_until_millis(&self) -> i64 {
         self.lease_until
+    }
+
+    /// Which attempt this is: 1 the first time the item is worked on, 2 after one failure...
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.attempts.saturating_add(1)).unwrap_or(u32::MAX)
+    }
+
+    /// What the item carries for its worker ([`QueueItem::data`]), as `T`.
+    ///
+    /// ```
+    /// use cairn::{Json, QueueItem, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("emails");
+    /// queue.enqueue_items([QueueItem::new("msg-1").data(Json(["a@example.com", "hello"]))?])?;
+    /// let claim = queue.claim_next("w1", Duration::from_secs(60))?.expect("queued");
+    /// let Json([to, body]) = claim.data::<Json<[String; 2]>>()?.expect("data");
+    /// assert_eq!((to.as_str(), body.as_str(), claim.attempt()), ("a@example.com", "hello", 1));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn data<T: Decode>(&self) -> Result<Option<T>> {
+        self.data
+            .clone()
+            .map(|d| {
+                T::decode_typed(d.kind, d.bytes).map_err(|e| Error::Decode {
+                    ns: "ledger".into(),
+                    key: self.id.clone(),
+                    expected: e.expected,
+                    detail: e.detail,
+                })
+            })
+            .transpose()
+    }
+
+    fn of(row: ClaimRow, worker: &str, lease_until: i64) -> Claim {
+        Claim {
+            id: row.id,
+            worker: worker.to_owned(),
+            token: row.token,
+            lease_until,
+            data: row.data,
+            attempts: row.attempts,
+        }
+    }
+}
+
+/// An item to queue with [`Ledger::enqueue_items`]: its id, and optionally data for its
+/// worker and a time before which it is not handed out.
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    id: String,
+    data: Option<(Vec<u8>, crate::ValueKind)>,
+    not_before: NotBefore,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NotBefore {
+    Now,
+    After(Duration),
+    At(i64),
+}
+
+impl QueueItem {
+    /// The item `id`, due at once, without data.
+    pub fn new(id: impl Into<String>) -> Self {
+        QueueItem { id: id.into(), data: None, not_before: NotBefore::Now }
+    }
+
+    /// Data for the worker, handed out with the claim ([`Claim::data`]).
+    pub fn data(mut self, data: impl Encode) -> Result<Self> {
+        let bytes = data.encode()?.into_owned();
+        crate::cache::validate_value(&bytes)?;
+        self.data = Some((bytes, data.kind()));
+        Ok(self)
+    }
+
+    /// Not handed out before `delay` from when it is queued.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.not_before = NotBefore::After(delay);
+        self
+    }
+
+    /// Not handed out before this time, in Unix milliseconds.
+    pub fn not_before_millis(mut self, at: i64) -> Self {
+        self.not_before = NotBefore::At(at);
+        self
     }
 }
 
@@ -231,11 +349,44 @@ pub struct Ledger<'a> {
     in_tx: bool,
     max_attempts: u32,
     holder: ClaimHolder,
+    retry_delay: Duration,
 }
 
 impl<'a> Ledger<'a> {
     pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
-        Ledger { store, ns, in_tx, max_attempts: DEFAULT_MAX_ATTEMPTS, holder: ClaimHolder::ThisProcess }
+        Ledger {
+            store,
+            ns,
+            in_tx,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            holder: ClaimHolder::ThisProcess,
+            retry_delay: DEFAULT_RETRY_DELAY,
+        }
+    }
+
+    /// The base of the backoff before a failed item is handed out again: the first retry waits
+    /// about `base`, each next one twice as long (at most [`MAX_RETRY_DELAY`]), with jitter
+    /// (50 to 100% of that), so that items failing together do not come back together.
+    /// Default [`DEFAULT_RETRY_DELAY`]; zero retries at once.
+    ///
+    /// ```
+    /// use cairn::{ItemState, ManualClock, Options};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(1_000_000);
+    /// let store = Options::new().clock(clock.clone()).open_in_memory()?;
+    /// let queue = store.ledger("jobs").retry_delay(Duration::from_secs(10));
+    /// queue.enqueue(["a"])?;
+    /// let claim = queue.claim_next("w", Duration::from_secs(60))?.expect("a");
+    /// assert_eq!(queue.fail_claim(&claim, "timeout")?, ItemState::Pending);
+    /// assert!(queue.claim_next("w", Duration::from_secs(60))?.is_none(), "waiting out its backoff");
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(queue.claim_next("w", Duration::from_secs(60))?.expect("due").attempt(), 2);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn retry_delay(mut self, base: Duration) -> Self {
+        self.retry_delay = base;
+        self
     }
 
     /// Tie this handle's claims to a process: if it dies, another worker on the same host
@@ -412,7 +563,7 @@ impl<'a> Ledger<'a> {
             if claimed.is_none() {
                 claimed = s.engine.ledger_claim_next(self.ns, worker, lease_until, now, holder)?;
             }
-            Ok(claimed.map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until }))
+            Ok(claimed.map(|row| Claim::of(row, worker, lease_until)))
         })
     }
 
@@ -465,10 +616,7 @@ impl<'a> Ledger<'a> {
                     rest,
                 )?);
             }
-            Ok(claimed
-                .into_iter()
-                .map(|(id, token)| Claim { id, worker: worker.to_owned(), token, lease_until })
-                .collect())
+            Ok(claimed.into_iter().map(|row| Claim::of(row, worker, lease_until)).collect())
         })
     }
 
@@ -500,7 +648,7 @@ impl<'a> Ledger<'a> {
         let lease_until = deadline(now, lease);
         Ok(s.engine
             .ledger_claim(self.ns, id, worker, lease_until, now, holder, replace)?
-            .map(|token| Claim { id: id.to_owned(), worker: worker.to_owned(), token, lease_until }))
+            .map(|row| Claim::of(row, worker, lease_until)))
     }
 
     /// The claim `worker` holds on `id`, for a process that did not make it (a shell script
@@ -527,11 +675,17 @@ impl<'a> Ledger<'a> {
         validate_id(id)?;
         validate_name("worker", worker, MAX_ID_BYTES)?;
         self.check_ns()?;
-        Ok(self.store.engine.ledger_held(self.ns, id, worker)?.map(|(token, lease_until)| Claim {
+        let Some((token, lease_until)) = self.store.engine.ledger_held(self.ns, id, worker)? else {
+            return Ok(None);
+        };
+        let item = self.store.engine.ledger_item(self.ns, id)?;
+        Ok(Some(Claim {
             id: id.to_owned(),
             worker: worker.to_owned(),
             token,
             lease_until,
+            attempts: item.as_ref().map_or(0, |i| i.attempts),
+            data: item.and_then(|i| i.data),
         }))
     }
 
@@ -582,7 +736,13 @@ impl<'a> Ledger<'a> {
     fn record_failure(&self, s: &Store, id: &str, claim: Option<&Claim>, error: &str) -> Result<ItemState> {
         let now = s.now();
         let fenced = claim.map(|c| (c.worker.as_str(), c.token));
-        match s.engine.ledger_fail(self.ns, id, fenced, error, self.max_attempts, now)? {
+        let retry = RetryRule {
+            max_attempts: self.max_attempts,
+            base_ms: crate::clock::duration_millis(self.retry_delay),
+            cap_ms: crate::clock::duration_millis(MAX_RETRY_DELAY),
+            jitter: jitter(self.ns, id, now),
+        };
+        match s.engine.ledger_fail(self.ns, id, fenced, error, retry, now)? {
             Some(PENDING) => Ok(ItemState::Pending),
             Some(DONE) => Ok(ItemState::Done),
             Some(FAILED) => Ok(ItemState::Failed),
@@ -595,8 +755,84 @@ impl<'a> Ledger<'a> {
     /// claimed, done or failed) are skipped. Returns how many were queued.
     pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
+        self.write(|s| {
+            let now = s.now();
+            let items: Vec<NewItem<'_>> =
+                ids.iter().map(|id| NewItem { id: id.as_ref(), data: None, due: now }).collect();
+            s.engine.ledger_enqueue_many(self.ns, &items, now)
+        })
+    }
+
+    /// Queue items with data for their workers or a time before which they are not handed
+    /// out (see [`QueueItem`]), in order; ids the ledger knows already are skipped. Returns how
+    /// many were queued. Items are handed out by the time they are due, then in queue order.
+    ///
+    /// ```
+    /// use cairn::{QueueItem, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("reports");
+    /// queue.enqueue_items([
+    ///     QueueItem::new("daily").delay(Duration::from_secs(3600)),
+    ///     QueueItem::new("now").data("urgent")?,
+    /// ])?;
+    /// assert_eq!(queue.claim_next("w", Duration::from_secs(60))?.expect("due").id(), "now");
+    /// assert!(queue.claim_next("w", Duration::from_secs(60))?.is_none(), "daily is not due yet");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn enqueue_items(&self, items: impl IntoIterator<Item = QueueItem>) -> Result<u64> {
+        let items: Vec<QueueItem> = items.into_iter().collect();
+        for item in &items {
+            validate_id(&item.id)?;
+        }
+        self.write(|s| {
+            let now = s.now();
+            let rows: Vec<NewItem<'_>> = items
+                .iter()
+                .map(|item| NewItem {
+                    id: &item.id,
+                    data: item.data.as_ref().map(|(b, k)| (b.as_slice(), *k)),
+                    due: match item.not_before {
+                        NotBefore::Now => now,
+                        NotBefore::After(d) => deadline(now, d),
+                        NotBefore::At(at) => at,
+                    },
+                })
+                .collect();
+            s.engine.ledger_enqueue_many(self.ns, &rows, now)
+        })
+    }
+
+    /// Put given-up items back in the queue, due now, their attempts and error reset: a re-run
+    /// of what failed too often, once its cause is fixed. Ids that are not given up are left
+    /// as they are. Returns how many were put back.
+    pub fn retry<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
+        let ids = collect_ids(ids)?;
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
-        self.write(|s| s.engine.ledger_enqueue_many(self.ns, &ids, s.now()))
+        self.write(|s| s.engine.ledger_retry(self.ns, Some(&ids), s.now()))
+    }
+
+    /// [`Ledger::retry`] every given-up item of the namespace.
+    pub fn retry_all_failed(&self) -> Result<u64> {
+        self.write(|s| s.engine.ledger_retry(self.ns, None, s.now()))
+    }
+
+    /// Delete the items done more than `age` ago, to keep a long-lived ledger small; returns
+    /// how many. A re-run no longer skips a pruned id: prune only what will not come again.
+    /// Deleted in batches of 10,000, each its own transaction, so other writers are never kept
+    /// waiting long.
+    pub fn prune_done(&self, age: Duration) -> Result<u64> {
+        self.check_ns()?;
+        let before = self.store.now().saturating_sub(crate::clock::duration_millis(age));
+        let mut total = 0;
+        loop {
+            let n = self.write(|s| s.engine.ledger_prune_done(self.ns, before, PRUNE_BATCH))?;
+            total += n;
+            if self.in_tx || n < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// How many items stand where.

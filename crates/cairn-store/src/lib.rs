@@ -83,10 +83,11 @@ pub use cache::{
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
-pub use duration::parse_duration;
+pub use duration::{format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
-    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, DEFAULT_MAX_ATTEMPTS, MAX_ID_BYTES,
+    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
 };
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
 pub use maintenance::{FileStats, Finding, NamespaceStats};

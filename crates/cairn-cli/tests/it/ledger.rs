@@ -52,9 +52,9 @@ fn a_lapsed_lease_taken_over_by_another_worker_is_lost() {
     let env = Env::new();
     env.ok(&["ledger", "claim", "x", "--worker", "w1", "--lease", "1ms"], 0);
     // Real time must pass the lease: watch the ledger show it lapsed rather than sleep.
-    wait_until("the 1 ms lease lapsed", || env.ok(&["ledger", "list"], 0) == "x\tpending\n");
+    wait_until("the 1 ms lease lapsed", || env.ok(&["ledger", "list"], 0) == "x\tpending\t-\n");
     env.ok(&["ledger", "claim", "x", "--worker", "w2"], 0);
-    assert_eq!(env.ok(&["ledger", "list"], 0), "x\tclaimed\n");
+    assert_eq!(env.ok(&["ledger", "list"], 0), "x\tclaimed\t-\n");
     env.ok(&["ledger", "done", "x", "--worker", "w1"], 1);
     env.ok(&["ledger", "fail", "x", "--worker", "w1", "--error", "late"], 1);
     env.ok(&["ledger", "done", "x", "--worker", "w2"], 0);
@@ -72,8 +72,8 @@ fn failures_retry_then_give_up_and_counts_and_lists_show_it() {
         env.ok(&["--json", "ledger", "count"], 0),
         "{\"claimed\":1,\"done\":2,\"failed\":1,\"pending\":0}\n"
     );
-    assert_eq!(env.ok(&["ledger", "list"], 0), "c\tclaimed\nd1\tdone\nd2\tdone\nf\tfailed\n");
-    assert_eq!(env.ok(&["ledger", "list", "--state", "done", "--limit", "1"], 0), "d1\tdone\n");
+    assert_eq!(env.ok(&["ledger", "list"], 0), "c\tclaimed\t-\nd1\tdone\t-\nd2\tdone\t-\nf\tfailed\t-\n");
+    assert_eq!(env.ok(&["ledger", "list", "--state", "done", "--limit", "1"], 0), "d1\tdone\t-\n");
     let json = env.ok(&["--json", "ledger", "list", "--state", "failed"], 0);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(
@@ -118,4 +118,117 @@ fn checkpoints_store_exact_bytes_from_an_argument_or_stdin() {
     env.ok(&["checkpoint", "del", "export"], 0);
     env.ok(&["checkpoint", "del", "export"], 1);
     env.ok(&["checkpoint", "get", "export"], 1);
+}
+
+#[test]
+fn json_lines_queue_items_whose_data_next_hands_out_with_the_attempt() {
+    let env = Env::new();
+    let lines = br#"{"id": "r1", "data": {"url": "https://example.com", "n": [1, 2]}}
+{"id": "r2", "data": "plain text"}
+
+{"id": 7}
+{"id": "r1", "data": "a repeated id is skipped"}
+"#;
+    let (code, out, err) = env.run_stdin(&["--json", "ledger", "enqueue"], lines);
+    assert_eq!((code, String::from_utf8(out).unwrap().as_str()), (0, "{\"queued\":3}\n"), "{err}");
+    let next = |worker: &str| -> serde_json::Value {
+        serde_json::from_str(&env.ok(&["--json", "ledger", "next", "--worker", worker], 0)).unwrap()
+    };
+    let r1 = next("w");
+    assert_eq!((&r1["id"], &r1["attempt"], &r1["data_kind"]), (&"r1".into(), &1.into(), &"json".into()));
+    assert_eq!(r1["data"], serde_json::json!({"url": "https://example.com", "n": [1, 2]}));
+    let r2 = next("w");
+    assert_eq!((&r2["data"], &r2["data_kind"]), (&"plain text".into(), &"text".into()));
+    let seven = next("w");
+    assert_eq!((&seven["id"], &seven["data"]), (&"7".into(), &serde_json::Value::Null));
+    env.ok(&["ledger", "next", "--worker", "w"], 1);
+}
+
+#[test]
+fn malformed_json_items_are_usage_errors_naming_the_line_and_queue_nothing() {
+    let env = Env::new();
+    for (input, want) in [
+        (&b"{\"id\": \"a\"}\nnot json\n"[..], "stdin line 2: not JSON"),
+        (b"{\"id\": \"a\", \"dta\": 1}\n", "unknown field \"dta\""),
+        (b"[\"a\"]\n", "not a JSON object"),
+        (b"{\"data\": 1}\n", "no \"id\""),
+        (b"{\"id\": \"\"}\n", "non-empty string"),
+        (b"{\"id\": \"a\", \"not_before\": \"someday\"}\n", "neither a delay"),
+    ] {
+        let (code, _, err) = env.run_stdin(&["--json", "ledger", "enqueue"], input);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "0\n");
+    let (code, _, err) = env.run_stdin(&["--json", "ledger", "enqueue", "a"], b"");
+    assert!(code == 2 && err.contains("give no ids"), "{err}");
+    let (code, _, err) = env.run(&["ledger", "enqueue"]);
+    assert!(code == 2 && err.contains("--json"), "{err}");
+}
+
+#[test]
+fn delayed_items_are_not_handed_out_before_their_time_and_list_shows_it() {
+    let env = Env::new();
+    env.ok(&["ledger", "enqueue", "--not-before", "1h", "later"], 0);
+    env.ok(&["ledger", "enqueue", "--not-before", "2000-01-01T01:00:00+01:00", "past"], 0);
+    let (code, _, _) = env.run_stdin(
+        &["--json", "ledger", "enqueue"],
+        br#"{"id": "dated", "not_before": "2999-01-01T00:00:00Z"}"#,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w"], 0), "past\n");
+    env.ok(&["ledger", "next", "--worker", "w"], 1);
+    let list = env.ok(&["ledger", "list"], 0);
+    let lines: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines[0], ["dated", "pending", "2999-01-01T00:00:00.000Z"]);
+    assert_eq!(lines[2], ["past", "claimed", "-"]);
+    let due = cairn::parse_time(lines[1][2]).expect("an RFC 3339 due time");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((now + 3_500_000..=now + 3_600_000).contains(&due), "due in about an hour: {}", lines[1][2]);
+    let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", "2026-12-01 09:00", "x"]);
+    assert!(code == 2 && err.contains("RFC 3339"), "{err}");
+}
+
+#[test]
+fn a_failed_item_waits_out_its_retry_delay_and_retry_puts_given_up_items_back() {
+    let env = Env::new();
+    env.ok(&["ledger", "enqueue", "slow", "quick"], 0);
+    env.ok(&["ledger", "next", "--worker", "w"], 0);
+    let out = env
+        .ok(&["--json", "ledger", "fail", "slow", "--worker", "w", "--error", "e", "--retry-delay", "1h"], 0);
+    let failed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(failed["state"], "pending");
+    assert!(failed["due_ms"].as_i64().is_some(), "{out}");
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w"], 0), "quick\n", "slow waits out its backoff");
+    env.ok(&["ledger", "fail", "quick", "--worker", "w", "--error", "e", "--retry-delay", "0s"], 0);
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w"], 0), "quick\n", "no delay: at once");
+    let attempt: serde_json::Value =
+        serde_json::from_str(env.ok(&["--json", "ledger", "list"], 0).lines().next().unwrap()).unwrap();
+    assert_eq!(attempt["attempts"], 1);
+
+    env.ok(&["ledger", "fail", "a", "--error", "bad", "--max-attempts", "1"], 0);
+    env.ok(&["ledger", "fail", "b", "--error", "bad", "--max-attempts", "1"], 0);
+    assert_eq!(env.ok(&["ledger", "retry", "a", "quick"], 0), "1\n", "only given-up items");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "failed"], 0), "1\n");
+    assert_eq!(env.ok(&["ledger", "retry", "--all-failed"], 0), "1\n");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "failed"], 0), "0\n");
+    let (code, _, _) = env.run(&["ledger", "retry"]);
+    assert_eq!(code, 2, "ids or --all-failed");
+    let (code, _, _) = env.run(&["ledger", "retry", "a", "--all-failed"]);
+    assert_eq!(code, 2, "not both");
+}
+
+#[test]
+fn prune_removes_old_done_items_and_its_help_warns_that_reruns_forget_them() {
+    let env = Env::new();
+    env.ok(&["ledger", "mark", "a", "b"], 0);
+    env.ok(&["ledger", "enqueue", "c"], 0);
+    assert_eq!(env.ok(&["ledger", "prune", "--done-before", "1h"], 0), "0\n", "done too recently");
+    assert_eq!(env.ok(&["ledger", "prune", "--done-before", "0s"], 0), "2\n");
+    env.ok(&["ledger", "has", "a"], 1);
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "1\n");
+    let help = env.ok(&["ledger", "prune", "--help"], 0);
+    assert!(help.contains("A re-run no longer skips a pruned id"), "{help}");
+    let (code, _, _) = env.run(&["ledger", "prune"]);
+    assert_eq!(code, 2, "--done-before is required");
 }

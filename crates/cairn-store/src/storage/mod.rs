@@ -236,17 +236,16 @@ engine_ops! {
     fn ledger_mark_done(&self, ns: &str, id: &str, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
     /// Mark items done; how many were not.
     fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
-    /// Queue the ids the ledger does not know, in order; how many.
-    fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
-    /// Claim one item (taking over `replace`, a dead holder); the new token.
-    fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<i64>>;
-    /// Claim the next item: an expired claim, else the oldest pending; its id and token.
-    fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
-    /// Claim up to `n` items at once (expired claims first, then the oldest pending): ids and
-    /// tokens.
-    fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<(String, i64)>>;
-    /// Take over the oldest claim of a dead holder; its id and token.
-    fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<(String, i64)>>;
+    /// Queue the items the ledger does not know, in order; how many.
+    fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64>;
+    /// Claim one item (taking over `replace`, a dead holder).
+    fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<ClaimRow>>;
+    /// Claim the next item: an expired claim, else the pending item due first.
+    fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
+    /// Claim up to `n` items at once (expired claims first, then the pending ones due first).
+    fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<ClaimRow>>;
+    /// Take over the oldest claim of a dead holder.
+    fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
     /// The processes holding claims in a namespace.
     fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
     /// The process a claim of an item is tied to.
@@ -259,8 +258,14 @@ engine_ops! {
     fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
     /// Complete a claim; false if fenced. True again for the same claim once done by it.
     fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
-    /// Record a failure; the state left, or `None` if the claim was fenced.
-    fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, max_attempts: u32, now: i64) -> Result<Option<i64>>;
+    /// Record a failure (pending again after `backoff`, or given up at `max_attempts`); the
+    /// state left, or `None` if the claim was fenced.
+    fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, retry: RetryRule, now: i64) -> Result<Option<i64>>;
+    /// Given-up items (those of `ids`, or all with `None`) pending again, attempts reset,
+    /// due now; how many.
+    fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64>;
+    /// Delete up to `limit` items done before `before` (Unix ms); how many.
+    fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64>;
     /// Which ids are done or given up, from one snapshot.
     fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>>;
     /// Items per stored state (an expired claim counted as pending).
@@ -399,6 +404,10 @@ pub(crate) struct ItemRow {
     pub result: Option<Stored>,
     pub error: Option<String>,
     pub updated_at: i64,
+    /// When a pending item may be handed out (Unix ms); `None` unless pending.
+    pub due: Option<i64>,
+    /// What the item carries for its worker.
+    pub data: Option<Stored>,
 }
 
 /// Who holds a lock.
@@ -424,6 +433,46 @@ pub(crate) struct Pages {
     pub page_size: u64,
     pub page_count: u64,
     pub freelist: u64,
+}
+
+/// An item to queue: its id, what it carries for its worker, and when it may first be handed
+/// out (Unix ms).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewItem<'a> {
+    pub id: &'a str,
+    pub data: Option<(&'a [u8], ValueKind)>,
+    pub due: i64,
+}
+
+/// A claim as made: the item, the new fencing token, what the item carries, and how many
+/// times it failed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimRow {
+    pub id: String,
+    pub token: i64,
+    pub data: Option<Stored>,
+    pub attempts: i64,
+}
+
+/// What a failure leads to: the item is given up at `max_attempts` failures; until then it may
+/// be handed out again after `base × 2^(failures before)`, at most `cap`, scaled by `jitter`
+/// (0.5 to 1, chosen by the feature).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryRule {
+    pub max_attempts: u32,
+    pub base_ms: i64,
+    pub cap_ms: i64,
+    pub jitter: f64,
+}
+
+impl RetryRule {
+    /// The delay after the failure that makes `failures` in all.
+    pub fn delay_ms(&self, failures: i64) -> i64 {
+        let doublings = u32::try_from((failures - 1).clamp(0, 62)).unwrap_or(62);
+        let full =
+            self.base_ms.saturating_mul(1i64.checked_shl(doublings).unwrap_or(i64::MAX)).min(self.cap_ms);
+        (full as f64 * self.jitter) as i64
+    }
 }
 
 /// One check of a server's health: what, whether all is well, what was found, what to do.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn::{Error, ErrorKind, ItemState, Json, Value};
+use cairn::{Clock, Error, ErrorKind, ItemState, Json, QueueItem, Value};
 
 use crate::contract;
 
@@ -59,6 +59,8 @@ contract! {
         assert_eq!(l.complete(&a).unwrap_err().kind(), ErrorKind::LeaseLost);
         l.complete(&a2)?;
         assert_eq!(l.fail_claim(&b, "boom")?, ItemState::Pending);
+        assert!(l.claim_next("w1", Duration::from_secs(60))?.is_none(), "a failed item waits out its backoff");
+        f.clock.advance(Duration::from_secs(1));
         let b2 = l.claim_next("w1", Duration::from_secs(60))?.expect("b again");
         assert_eq!(l.fail_claim(&b2, "boom")?, ItemState::Failed);
         assert_eq!(l.filter_new(["a", "b", "c"])?, ["c"]);
@@ -189,6 +191,76 @@ contract! {
         let s = b.stats()?;
         assert_eq!((s.entries, s.bytes), (1, 2 + 3));
         assert_eq!(c.clear_prefix("")?, 5, "the empty prefix is every key");
+        Ok(())
+    }
+}
+
+contract! {
+    fn delayed_items_wait_and_data_travels_with_the_claim(f) {
+        let l = f.store.ledger("q");
+        let now = f.clock.now_millis();
+        let queued = l.enqueue_items([
+            QueueItem::new("later").delay(Duration::from_secs(60)).data(Json(vec![1, 2]))?,
+            QueueItem::new("at").not_before_millis(now + 30_000),
+            QueueItem::new("now").data("payload")?,
+            QueueItem::new("now"),
+        ])?;
+        assert_eq!(queued, 3, "a repeated id is queued once");
+        let c = l.claim_next("w", Duration::from_secs(600))?.expect("due now");
+        assert_eq!((c.id(), c.attempt()), ("now", 1));
+        assert_eq!(c.data::<String>()?.as_deref(), Some("payload"));
+        assert!(l.claim_next("w", Duration::from_secs(600))?.is_none(), "nothing else is due");
+        assert_eq!(l.counts()?.pending, 2, "delayed items count as pending");
+        assert_eq!(l.item("later")?.expect("queued").due_millis, Some(now + 60_000));
+        f.clock.advance(Duration::from_secs(60));
+        let batch = l.claim_next_many("w", Duration::from_secs(600), 5)?;
+        let ids: Vec<&str> = batch.iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["at", "later"], "the item due first comes first");
+        assert_eq!(batch[1].data::<Value>()?, Some(Value::Json("[1,2]".into())));
+        assert_eq!(batch[0].data::<Value>()?, None);
+        Ok(())
+    }
+
+    fn a_failed_item_backs_off_exponentially_with_jitter(f) {
+        let l = f.store.ledger("q").max_attempts(5).retry_delay(Duration::from_secs(10));
+        l.enqueue(["x"])?;
+        // The n-th retry waits between half of and the whole of 10 s * 2^(n-1).
+        for (attempt, full) in [(1, 10_000), (2, 20_000), (3, 40_000)] {
+            let c = l.claim_next("w", Duration::from_secs(600))?.expect("due");
+            assert_eq!(c.attempt(), attempt);
+            let failed_at = f.clock.now_millis();
+            assert_eq!(l.fail_claim(&c, "boom")?, ItemState::Pending);
+            let due = l.item("x")?.expect("x").due_millis.expect("pending with a due time");
+            let wait = due - failed_at;
+            assert!((full / 2..=full).contains(&wait), "attempt {attempt}: waits {wait} ms of {full}");
+            f.clock.advance(Duration::from_millis(u64::try_from(wait - 1).expect("positive")));
+            assert!(l.claim_next("w", Duration::from_secs(600))?.is_none(), "not before its backoff");
+            f.clock.advance(Duration::from_millis(1));
+        }
+        let c = l.claim_next("w", Duration::from_secs(600))?.expect("due after its backoff");
+        assert_eq!(c.attempt(), 4);
+        Ok(())
+    }
+
+    fn given_up_items_can_be_retried_and_old_done_items_pruned(f) {
+        let l = f.store.ledger("q").max_attempts(1);
+        l.enqueue(["a", "b", "c", "d"])?;
+        for id in ["a", "b"] {
+            assert_eq!(l.fail(id, "bad input")?, ItemState::Failed);
+        }
+        assert_eq!(l.retry(["a", "c", "nope"])?, 1, "only given-up items are put back");
+        let a = l.item("a")?.expect("a");
+        assert_eq!((a.state, a.attempts, a.error), (ItemState::Pending, 0, None));
+        assert_eq!(l.retry_all_failed()?, 1);
+        assert_eq!(l.counts()?.failed, 0);
+
+        l.mark_done("old")?;
+        f.clock.advance(Duration::from_secs(3600));
+        l.mark_done("new")?;
+        assert_eq!(l.prune_done(Duration::from_secs(1800))?, 1);
+        assert!(l.item("old")?.is_none(), "pruned");
+        assert!(l.is_done("new")?, "done too recently to prune");
+        assert_eq!(l.counts()?.pending, 4, "pruning leaves other states alone");
         Ok(())
     }
 }

@@ -8,9 +8,13 @@ use postgres::Row;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::{ItemRow, Stored, DONE, FAILED};
+use crate::storage::{ClaimRow, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED};
 
 const LEDGER: &str = "l";
+
+fn stored(bytes: Option<Vec<u8>>, kind: Option<i16>) -> Option<Stored> {
+    bytes.map(|b| Stored::new(b, i64::from(kind.unwrap_or(0))))
+}
 
 fn item(r: &Row) -> ItemRow {
     let result: Option<Vec<u8>> = r.get(5);
@@ -24,6 +28,8 @@ fn item(r: &Row) -> ItemRow {
         result: result.map(|b| Stored::new(b, i64::from(kind.unwrap_or(0)))),
         error: r.get(6),
         updated_at: r.get(7),
+        due: r.get(9),
+        data: stored(r.get(10), r.get(11)),
     }
 }
 
@@ -33,8 +39,9 @@ fn distinct<'a>(ids: &[&'a str]) -> Vec<&'a str> {
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-fn claimed(row: Option<Row>) -> Option<(String, i64)> {
-    row.map(|r| (r.get(0), r.get(1)))
+/// A claim as `RETURNING id, token, data, data_kind, attempts` gives it.
+fn claimed(r: &Row) -> ClaimRow {
+    ClaimRow { id: r.get(0), token: r.get(1), data: stored(r.get(2), r.get(3)), attempts: r.get(4) }
 }
 
 impl Engine {
@@ -49,7 +56,7 @@ impl Engine {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
             .row(
-                "SELECT id, state, seq, attempts, worker, result, error, updated_at, result_kind \
+                "SELECT id, state, seq, attempts, worker, result, error, updated_at, result_kind, due, data, data_kind \
                  FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2",
                 &[&ns, &id],
             )?
@@ -68,8 +75,8 @@ impl Engine {
         Ok(self.exec(
             "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, result, result_kind, updated_at) \
              VALUES ($1, $2, 2, $3, $4, $5) \
-             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
-             result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
+             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+             error = NULL, result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
              WHERE l.state <> 2",
             &[&ns, &id, &bytes, &kind, &now],
         )? == 1)
@@ -81,22 +88,29 @@ impl Engine {
         self.exec(
             "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, updated_at) \
              SELECT $1, t.id, 2, $3 FROM unnest($2::text[]) AS t(id) \
-             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
-             result = NULL, result_kind = NULL, updated_at = excluded.updated_at WHERE l.state <> 2",
+             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+             error = NULL, result = NULL, result_kind = NULL, updated_at = excluded.updated_at WHERE l.state <> 2",
             &[&ns, &ids, &now],
         )
     }
 
-    pub fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
-        let ids = distinct(ids);
-        // Queue positions are taken in input order: the subquery is sorted before the outer
-        // select calls nextval row by row.
+    pub fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64> {
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let items: Vec<&NewItem<'_>> = items.iter().filter(|i| seen.insert(i.id)).collect();
+        let ids: Vec<&str> = items.iter().map(|i| i.id).collect();
+        let data: Vec<Option<&[u8]>> = items.iter().map(|i| i.data.map(|(b, _)| b)).collect();
+        let kinds: Vec<Option<i16>> =
+            items.iter().map(|i| i.data.map(|(_, k)| i16::from(k.code()))).collect();
+        let dues: Vec<i64> = items.iter().map(|i| i.due).collect();
+        // One statement for the chunk. Queue positions are taken in input order: the subquery
+        // is sorted before the outer select calls nextval row by row.
         self.exec(
-            "INSERT INTO {s}.cairn_ledger (ns, id, state, seq, updated_at) \
-             SELECT $1, q.id, 0, nextval('{s}.cairn_queue_seq'), $3 \
-             FROM (SELECT t.id FROM unnest($2::text[]) WITH ORDINALITY AS t(id, ord) ORDER BY t.ord) q \
+            "INSERT INTO {s}.cairn_ledger (ns, id, state, seq, due, data, data_kind, updated_at) \
+             SELECT $1, q.id, 0, nextval('{s}.cairn_queue_seq'), q.due, q.data, q.kind, $6 \
+             FROM (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::smallint[]) \
+                   WITH ORDINALITY AS t(id, due, data, kind, ord) ORDER BY t.ord) q \
              ON CONFLICT (ns, id) DO NOTHING",
-            &[&ns, &ids, &now],
+            &[&ns, &ids, &dues, &data, &kinds, &now],
         )
     }
 
@@ -110,19 +124,19 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         replace: Option<&str>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<ClaimRow>> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
             .row(
                 "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
                  VALUES ($1, $2, 1, $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
-                 ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
+                 ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, due = NULL, worker = excluded.worker, \
                  token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
                  WHERE l.state = 0 OR (l.state = 1 AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
-                 RETURNING token",
+                 RETURNING id, token, data, data_kind, attempts",
                 &[&ns, &id, &worker, &lease_until, &now, &holder, &replace],
             )?
-            .map(|r| r.get(0)))
+            .map(|r| claimed(&r)))
     }
 
     /// One statement: the claim whose lease ran out first, else the oldest pending item, each
@@ -137,21 +151,23 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
-    ) -> Result<Option<(String, i64)>> {
-        Ok(claimed(self.row(
-            "WITH expired AS MATERIALIZED ( \
-               SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND seq <= $4 \
-               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
-             pending AS MATERIALIZED ( \
-               SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL \
-               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, worker = $2, token = nextval('{s}.cairn_queue_seq'), \
-               holder = $5, \
-               updated_at = $4 \
-             WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
-             RETURNING l.id, l.token",
-            &[&ns, &worker, &lease_until, &now, &holder],
-        )?))
+    ) -> Result<Option<ClaimRow>> {
+        Ok(self
+            .row(
+                "WITH expired AS MATERIALIZED ( \
+                   SELECT id FROM {s}.cairn_ledger \
+                   WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
+                   ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
+                 pending AS MATERIALIZED ( \
+                   SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL AND due <= $4 \
+                   ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, due = NULL, worker = $2, \
+                   token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
+                 WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts",
+                &[&ns, &worker, &lease_until, &now, &holder],
+            )?
+            .map(|r| claimed(&r)))
     }
 
     /// Up to `n` items in one statement: expired claims first, then the oldest pending items,
@@ -164,30 +180,30 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         n: u32,
-    ) -> Result<Vec<(String, i64)>> {
+    ) -> Result<Vec<ClaimRow>> {
         let n = i64::from(n);
         let rows = self.rows(
             "WITH expired AS MATERIALIZED ( \
-               SELECT id, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND seq <= $4 \
+               SELECT id, 0::bigint AS due, seq FROM {s}.cairn_ledger \
+               WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
                ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
              pending AS MATERIALIZED ( \
-               SELECT id, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL \
-               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
+               SELECT id, due, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL AND due <= $4 \
+               ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
              pick AS MATERIALIZED ( \
-               SELECT id, row_number() OVER (ORDER BY pri, seq) AS rn \
-               FROM (SELECT id, 0 AS pri, seq FROM expired UNION ALL SELECT id, 1, seq FROM pending) c \
-               ORDER BY pri, seq LIMIT $6) \
-             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, worker = $2, token = nextval('{s}.cairn_queue_seq'), \
-               holder = $5, updated_at = $4 \
+               SELECT id, row_number() OVER (ORDER BY pri, due, seq) AS rn \
+               FROM (SELECT id, 0 AS pri, due, seq FROM expired UNION ALL SELECT id, 1, due, seq FROM pending) c \
+               ORDER BY pri, due, seq LIMIT $6) \
+             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, due = NULL, worker = $2, \
+               token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
              FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-             RETURNING l.id, l.token, pick.rn",
+             RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, pick.rn",
             &[&ns, &worker, &lease_until, &now, &holder, &n],
         )?;
         // In queue order, whatever order the update visited the rows in.
-        let mut claimed: Vec<(i64, String, i64)> =
-            rows.iter().map(|r| (r.get(2), r.get(0), r.get(1))).collect();
+        let mut claimed: Vec<(i64, ClaimRow)> = rows.iter().map(|r| (r.get(5), claimed(r))).collect();
         claimed.sort_by_key(|c| c.0);
-        Ok(claimed.into_iter().map(|(_, id, token)| (id, token)).collect())
+        Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
     pub fn ledger_claim_held_by(
@@ -198,23 +214,25 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
-    ) -> Result<Option<(String, i64)>> {
-        Ok(claimed(self.row(
+    ) -> Result<Option<ClaimRow>> {
+        Ok(self.row(
             "WITH pick AS MATERIALIZED ( \
-               SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND holder = $2 \
+               SELECT id FROM {s}.cairn_ledger \
+               WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
                ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
              UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), holder = $6, \
                updated_at = $5 \
              WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = 1 AND l.holder = $2 \
-             RETURNING l.id, l.token",
+             RETURNING l.id, l.token, l.data, l.data_kind, l.attempts",
             &[&ns, &dead, &worker, &lease_until, &now, &holder],
-        )?))
+        )?
+        .map(|r| claimed(&r)))
     }
 
     pub fn ledger_holders(&self, ns: &str) -> Result<Vec<String>> {
         let rows = self.rows(
             "SELECT DISTINCT holder FROM {s}.cairn_ledger \
-             WHERE ns = $1 AND state = 1 AND seq IS NOT NULL AND holder IS NOT NULL",
+             WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL",
             &[&ns],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -276,7 +294,7 @@ impl Engine {
         // The worker and token stay on the done row: the same claim completing it again, after
         // a commit whose outcome was lost with the connection, finds it done by itself.
         let done = self.exec(
-            "UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, holder = NULL, error = NULL, \
+            "UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
              result = $5, result_kind = $7, updated_at = $6 \
              WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4",
             &[&ns, &id, &worker, &token, &bytes, &now, &kind],
@@ -299,30 +317,39 @@ impl Engine {
         id: &str,
         claim: Option<(&str, i64)>,
         error: &str,
-        max_attempts: u32,
+        retry: RetryRule,
         now: i64,
     ) -> Result<Option<i64>> {
         self.lock_key(LEDGER, ns, id)?;
-        let max = i64::from(max_attempts);
+        let max = i64::from(retry.max_attempts);
+        let (base, cap, jitter) = (retry.base_ms as f64, retry.cap_ms as f64, retry.jitter);
+        // The backoff after the failure making `attempts + 1` in all: base × 2^attempts (the old
+        // count), at most cap, scaled by the jitter; the same arithmetic as RetryRule::delay_ms.
         let row = match claim {
             Some((worker, token)) => self.row(
                 "UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
                  state = CASE WHEN attempts + 1 >= $6::bigint THEN 3 ELSE 0 END, \
                  seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                 due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
+                   (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
                  error = $5, worker = NULL, holder = NULL, updated_at = $7 \
                  WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 RETURNING state",
-                &[&ns, &id, &worker, &token, &error, &max, &now],
+                &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter],
             )?,
             None => self.row(
-                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, attempts, error, updated_at) \
+                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
                  VALUES ($1, $2, CASE WHEN 1 >= $4::bigint THEN 3 ELSE 0 END, \
-                   CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, 1, $3, $5) \
+                   CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                   CASE WHEN 1 >= $4::bigint THEN NULL ELSE $5::bigint + (least($7::float8, $6::float8) * $8::float8)::bigint END, \
+                   1, $3, $5) \
                  ON CONFLICT (ns, id) DO UPDATE SET attempts = l.attempts + 1, \
                  state = CASE WHEN l.attempts + 1 >= $4::bigint THEN 3 ELSE 0 END, \
                  seq = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                 due = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE $5::bigint + \
+                   (least($7::float8, $6::float8 * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
                  error = excluded.error, worker = NULL, holder = NULL, updated_at = excluded.updated_at \
                  WHERE l.state IN (0, 1) RETURNING state",
-                &[&ns, &id, &error, &max, &now],
+                &[&ns, &id, &error, &max, &now, &base, &cap, &jitter],
             )?,
         };
         if let Some(r) = row {
@@ -335,6 +362,35 @@ impl Engine {
         Ok(self
             .row("SELECT state FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2", &[&ns, &id])?
             .map(|r| i64::from(r.get::<_, i16>(0))))
+    }
+
+    pub fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64> {
+        match ids {
+            Some(ids) => {
+                let ids = distinct(ids);
+                self.lock_keys(LEDGER, ns, &ids)?;
+                self.exec(
+                    "UPDATE {s}.cairn_ledger SET state = 0, seq = nextval('{s}.cairn_queue_seq'), due = $3, attempts = 0, \
+                     error = NULL, worker = NULL, holder = NULL, updated_at = $3 \
+                     WHERE ns = $1 AND id = ANY($2::text[]) AND state = 3",
+                    &[&ns, &ids, &now],
+                )
+            }
+            None => self.exec(
+                "UPDATE {s}.cairn_ledger SET state = 0, seq = nextval('{s}.cairn_queue_seq'), due = $2, attempts = 0, \
+                 error = NULL, worker = NULL, holder = NULL, updated_at = $2 WHERE ns = $1 AND state = 3",
+                &[&ns, &now],
+            ),
+        }
+    }
+
+    pub fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64> {
+        self.exec(
+            "DELETE FROM {s}.cairn_ledger l USING (SELECT id FROM {s}.cairn_ledger \
+               WHERE ns = $1 AND state = 2 AND updated_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED) d \
+             WHERE l.ns = $1 AND l.id = d.id",
+            &[&ns, &before, &limit],
+        )
     }
 
     pub fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>> {
@@ -361,7 +417,7 @@ impl Engine {
     pub fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>> {
         let state = state.and_then(|s| i16::try_from(s).ok());
         let rows = self.rows(
-            "SELECT id, state, seq, attempts, worker, result, error, updated_at, result_kind \
+            "SELECT id, state, seq, attempts, worker, result, error, updated_at, result_kind, due, data, data_kind \
              FROM {s}.cairn_ledger WHERE ns = $1 AND id > $2 AND ($3::smallint IS NULL OR state = $3) \
              ORDER BY id LIMIT $4",
             &[&ns, &after, &state, &limit],

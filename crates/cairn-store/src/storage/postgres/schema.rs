@@ -59,11 +59,14 @@ CREATE TABLE {s}.cairn_ledger (
     holder      text COLLATE "C",
     result      bytea,
     result_kind smallint,
+    data        bytea,
+    data_kind   smallint,
+    due         bigint,
     error       text,
     updated_at  bigint   NOT NULL,
     PRIMARY KEY (ns, id)
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
-CREATE INDEX cairn_ledger_queue ON {s}.cairn_ledger (ns, state, seq) INCLUDE (holder) WHERE seq IS NOT NULL;
+CREATE INDEX cairn_ledger_queue ON {s}.cairn_ledger (ns, state, due, seq) INCLUDE (holder) WHERE seq IS NOT NULL;
 CREATE SEQUENCE {s}.cairn_queue_seq;
 CREATE TABLE {s}.cairn_checkpoint (
     job        text COLLATE "C" PRIMARY KEY,
@@ -92,7 +95,7 @@ pub(crate) const STEPS: &[&str] = &[V1];
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "9f07d22a2a0d5f9f";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "95f8bea11473f934";
 
 /// The version this code writes.
 pub(crate) fn latest() -> i64 {

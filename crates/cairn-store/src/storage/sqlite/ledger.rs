@@ -6,9 +6,10 @@ use rusqlite::{params, OptionalExtension};
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::{ItemRow, Stored, DONE, FAILED, PENDING};
+use crate::storage::{ClaimRow, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED, PENDING};
 
-const ITEM_COLUMNS: &str = "id, state, seq, attempts, worker, result, error, updated_at, result_kind";
+const ITEM_COLUMNS: &str =
+    "id, state, seq, attempts, worker, result, error, updated_at, result_kind, due, data, data_kind";
 
 fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
@@ -22,6 +23,22 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
             .map(|b| Stored::new(b, r.get::<_, Option<i64>>(8).ok().flatten().unwrap_or(0))),
         error: r.get(6)?,
         updated_at: r.get(7)?,
+        due: r.get(9)?,
+        data: r
+            .get::<_, Option<Vec<u8>>>(10)?
+            .map(|b| Stored::new(b, r.get::<_, Option<i64>>(11).ok().flatten().unwrap_or(0))),
+    })
+}
+
+/// A claim's row as `CLAIM` returns it.
+fn claim_row(id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
+    Ok(ClaimRow {
+        id: id.to_owned(),
+        token: r.get(0)?,
+        data: r
+            .get::<_, Option<Vec<u8>>>(1)?
+            .map(|b| Stored::new(b, r.get::<_, Option<i64>>(2).ok().flatten().unwrap_or(0))),
+        attempts: r.get(3)?,
     })
 }
 
@@ -33,8 +50,8 @@ pub(crate) const STATE: &str = "SELECT state FROM cairn_ledger WHERE ns = ?1 AND
 pub(crate) const MARK_DONE: &str =
     "INSERT INTO cairn_ledger (ns, id, state, result, updated_at, result_kind) \
      VALUES (?1, ?2, 2, ?3, ?4, ?5) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, worker = NULL, holder = NULL, error = NULL, \
-     result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
+     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+     error = NULL, result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state <> 2";
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
@@ -45,28 +62,31 @@ pub(crate) const MARK_DONE: &str =
 pub(crate) const CLAIM: &str =
     "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
      VALUES (?1, ?2, 1, ?4, ?3, ?8, ?6, ?5) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, worker = excluded.worker, \
+     ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, due = NULL, worker = excluded.worker, \
      token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state = 0 \
         OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
             OR cairn_ledger.holder = ?7)) \
-     RETURNING token";
+     RETURNING token, data, data_kind, attempts";
 
 /// The distinct processes holding claims in a namespace (expired ones included): a scan of the
 /// claimed part of the queue index, which holds the holder.
 pub(crate) const HOLDERS: &str = "SELECT DISTINCT holder FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder IS NOT NULL";
+     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL";
 
 /// The oldest claim of one holder (by lease expiry, in index order).
 pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
+     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
 
 // `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
 // index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.
+// A claimed row's `due` is always NULL; saying so lets the queue index, ordered by state, due
+// and then seq, serve the lease order of claims.
 pub(crate) const NEXT_EXPIRED: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1";
+     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1";
+/// The pending item due first (then first queued) among those due by ?2.
 pub(crate) const NEXT_PENDING: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 0 AND seq IS NOT NULL ORDER BY seq LIMIT 1";
+     WHERE ns = +?1 AND state = 0 AND seq IS NOT NULL AND due <= ?2 ORDER BY due, seq LIMIT 1";
 
 impl Engine {
     pub fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool> {
@@ -107,11 +127,12 @@ impl Engine {
     }
 
     /// Queue an item unless the ledger knows it already. True if queued.
-    fn ledger_enqueue(&self, ns: &str, id: &str, seq: i64, now: i64) -> Result<bool> {
+    fn ledger_enqueue(&self, ns: &str, item: &NewItem<'_>, seq: i64, now: i64) -> Result<bool> {
+        let (data, kind) = item.data.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
         Ok(self.exec(
-            "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at) VALUES (?1, ?2, 0, ?3, ?4) \
-             ON CONFLICT (ns, id) DO NOTHING",
-            params![ns, id, seq, now],
+            "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at, due, data, data_kind) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, id) DO NOTHING",
+            params![ns, item.id, seq, now, item.due, data, kind],
         )? == 1)
     }
 
@@ -128,9 +149,11 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         replace: Option<&str>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<ClaimRow>> {
         let token = self.ledger_reserve_seq(ns, 1)?;
-        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace, token], |r| r.get(0))
+        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace, token], |r| {
+            claim_row(id, r)
+        })
     }
 
     /// The processes holding claims in `ns` (expired claims included), each once.
@@ -179,13 +202,13 @@ impl Engine {
         self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))
     }
 
-    /// The oldest pending item.
-    fn ledger_next_pending(&self, ns: &str) -> Result<Option<String>> {
-        self.row(NEXT_PENDING, params![ns], |r| r.get(0))
+    /// The pending item due first, among those due by `now`.
+    fn ledger_next_pending(&self, ns: &str, now: i64) -> Result<Option<String>> {
+        self.row(NEXT_PENDING, params![ns, now], |r| r.get(0))
     }
 
-    /// Claim the next item for `worker`: the claim whose lease ran out first, else the oldest
-    /// pending item. Its id and new fencing token.
+    /// Claim the next item for `worker`: the claim whose lease ran out first, else the pending
+    /// item due first.
     pub fn ledger_claim_next(
         &self,
         ns: &str,
@@ -193,15 +216,15 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
-    ) -> Result<Option<(String, i64)>> {
+    ) -> Result<Option<ClaimRow>> {
         let id = match self.ledger_next_expired(ns, now)? {
             Some(id) => id,
-            None => match self.ledger_next_pending(ns)? {
+            None => match self.ledger_next_pending(ns, now)? {
                 Some(id) => id,
                 None => return Ok(None),
             },
         };
-        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)?.map(|token| (id, token)))
+        self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)
     }
 
     /// Claim up to `n` items, one after the other, in this transaction (the write lock makes
@@ -214,7 +237,7 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         n: u32,
-    ) -> Result<Vec<(String, i64)>> {
+    ) -> Result<Vec<ClaimRow>> {
         let mut claimed = Vec::new();
         for _ in 0..n {
             match self.ledger_claim_next(ns, worker, lease_until, now, holder)? {
@@ -234,9 +257,9 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
-    ) -> Result<Option<(String, i64)>> {
+    ) -> Result<Option<ClaimRow>> {
         let Some(id) = self.ledger_held_by(ns, dead)? else { return Ok(None) };
-        Ok(self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead))?.map(|token| (id, token)))
+        self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead))
     }
 
     /// Which of `ids` are settled (done or given up), from one snapshot.
@@ -268,14 +291,51 @@ impl Engine {
         Ok(n)
     }
 
-    /// Queue the ids the ledger does not know yet, in order; how many.
-    pub fn ledger_enqueue_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64> {
-        let first = self.ledger_reserve_seq(ns, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
+    /// Queue the items the ledger does not know yet, in order; how many.
+    pub fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64> {
+        let first = self.ledger_reserve_seq(ns, i64::try_from(items.len()).unwrap_or(i64::MAX))?;
         let mut n = 0;
-        for (seq, id) in (first..).zip(ids) {
-            n += u64::from(self.ledger_enqueue(ns, id, seq, now)?);
+        for (seq, item) in (first..).zip(items) {
+            n += u64::from(self.ledger_enqueue(ns, item, seq, now)?);
         }
         Ok(n)
+    }
+
+    /// Given-up items pending again, attempts and error reset, due `now`, at the back of the
+    /// queue: those of `ids`, or every one with `None`.
+    pub fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64> {
+        let failed: Vec<String> = match ids {
+            Some(ids) => ids.iter().map(|id| (*id).to_owned()).collect(),
+            None => {
+                let mut st = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = 3 ORDER BY updated_at, id",
+                    )
+                    .map_err(|e| self.err(e))?;
+                let rows = st.query_map(params![ns], |r| r.get(0));
+                rows.and_then(Iterator::collect).map_err(|e| self.err(e))?
+            }
+        };
+        let mut n = 0;
+        for id in &failed {
+            let seq = self.ledger_reserve_seq(ns, 1)?;
+            n += self.exec(
+                "UPDATE cairn_ledger SET state = 0, seq = ?3, due = ?4, attempts = 0, error = NULL, worker = NULL, \
+                 holder = NULL, updated_at = ?4 WHERE ns = ?1 AND id = ?2 AND state = 3",
+                params![ns, id, seq, now],
+            )? as u64;
+        }
+        Ok(n)
+    }
+
+    /// Delete up to `limit` items of `ns` done before `before`; how many.
+    pub fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64> {
+        Ok(self.exec(
+            "DELETE FROM cairn_ledger WHERE ns = ?1 AND id IN \
+             (SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = 2 AND updated_at < ?2 LIMIT ?3)",
+            params![ns, before, limit],
+        )? as u64)
     }
 
     /// Record a failure of `id`: one more attempt, and the item pending again at the back of
@@ -288,7 +348,7 @@ impl Engine {
         id: &str,
         claim: Option<(&str, i64)>,
         error: &str,
-        max_attempts: u32,
+        retry: RetryRule,
         now: i64,
     ) -> Result<Option<i64>> {
         let row = self.ledger_item(ns, id)?;
@@ -298,12 +358,16 @@ impl Engine {
             }
         }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let (state, seq) = if attempts >= i64::from(max_attempts) {
-            (FAILED, None)
+        let (state, seq, due) = if attempts >= i64::from(retry.max_attempts) {
+            (FAILED, None, None)
         } else {
-            (PENDING, Some(self.ledger_reserve_seq(ns, 1)?))
+            (
+                PENDING,
+                Some(self.ledger_reserve_seq(ns, 1)?),
+                Some(now.saturating_add(retry.delay_ms(attempts))),
+            )
         };
-        Ok(self.ledger_fail_row(ns, id, claim, error, state, seq, now)?.then_some(state))
+        Ok(self.ledger_fail_row(ns, id, claim, error, (state, seq, due), now)?.then_some(state))
     }
 
     /// Move a live claim's lease. False if the claim is no longer this one (fenced).
@@ -335,7 +399,7 @@ impl Engine {
         // The worker and token stay on the done row: the same claim completing it again (after
         // a commit whose outcome it could not see) finds it done by itself.
         let done = self.exec(
-            "UPDATE cairn_ledger SET state = 2, seq = NULL, holder = NULL, error = NULL, result = ?5, \
+            "UPDATE cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, result = ?5, \
              result_kind = ?7, updated_at = ?6 \
              WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
             params![ns, id, worker, token, bytes, now, kind],
@@ -355,30 +419,29 @@ impl Engine {
 
     /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
     /// With a claim (`worker`, `token`), only that claim may fail the item.
-    #[allow(clippy::too_many_arguments)]
     fn ledger_fail_row(
         &self,
         ns: &str,
         id: &str,
         claim: Option<(&str, i64)>,
         error: &str,
-        state: i64,
-        seq: Option<i64>,
+        (state, seq, due): (i64, Option<i64>, Option<i64>),
         now: i64,
     ) -> Result<bool> {
         let n = match claim {
             Some((worker, token)) => self.exec(
-                "UPDATE cairn_ledger SET state = ?5, seq = ?6, attempts = attempts + 1, error = ?7, worker = NULL, \
-                 holder = NULL, updated_at = ?8 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
-                params![ns, id, worker, token, state, seq, error, now],
+                "UPDATE cairn_ledger SET state = ?5, seq = ?6, due = ?9, attempts = attempts + 1, error = ?7, \
+                 worker = NULL, holder = NULL, updated_at = ?8 \
+                 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+                params![ns, id, worker, token, state, seq, error, now, due],
             )?,
             None => self.exec(
-                "INSERT INTO cairn_ledger (ns, id, state, seq, attempts, error, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6) \
-                 ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, \
+                "INSERT INTO cairn_ledger (ns, id, state, seq, due, attempts, error, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?7, 1, ?5, ?6) \
+                 ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, due = excluded.due, \
                  attempts = cairn_ledger.attempts + 1, error = excluded.error, worker = NULL, holder = NULL, \
                  updated_at = excluded.updated_at WHERE cairn_ledger.state IN (0, 1)",
-                params![ns, id, state, seq, error, now],
+                params![ns, id, state, seq, error, now, due],
             )?,
         };
         Ok(n == 1)
@@ -432,9 +495,9 @@ mod tests {
         e.begin_immediate()?;
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));
-            e.ledger_enqueue(&ns, &id, i, i)?;
+            e.ledger_enqueue(&ns, &NewItem { id: &id, data: None, due: i }, i, i)?;
             e.ledger_next_expired(&ns, 1_000 + i)?;
-            e.ledger_next_pending(&ns)?;
+            e.ledger_next_pending(&ns, 1_000 + i)?;
             e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None)?;
             e.ledger_holders(&ns)?;
             e.ledger_held_by(&ns, "b/1/2")?;

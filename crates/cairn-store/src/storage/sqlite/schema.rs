@@ -150,6 +150,19 @@ fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> rusql
     Ok(())
 }
 
+/// Version 5: queues. An item carries data for its worker, and a pending item is due at a
+/// time (delayed items, retries after a backoff), so the next item handed out is the one due
+/// first among those due. The queue index orders pending items by that time, then position;
+/// claimed ones (due NULL) by lease expiry.
+const V5: &str = r#"
+ALTER TABLE cairn_ledger ADD COLUMN data BLOB;
+ALTER TABLE cairn_ledger ADD COLUMN data_kind INTEGER;
+ALTER TABLE cairn_ledger ADD COLUMN due INTEGER;
+UPDATE cairn_ledger SET due = 0 WHERE state = 0;
+DROP INDEX cairn_ledger_queue;
+CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, due, seq, holder) WHERE seq IS NOT NULL;
+"#;
+
 /// One step of cairn's own schema.
 pub(crate) enum SchemaStep {
     /// SQL statements.
@@ -159,14 +172,19 @@ pub(crate) enum SchemaStep {
 }
 
 /// cairn's own schema: step `i` takes a store to version `i + 1`. Append; never edit.
-pub(crate) const STEPS: &[SchemaStep] =
-    &[SchemaStep::Sql(V1), SchemaStep::Sql(V2), SchemaStep::Sql(V3), SchemaStep::Data(v4_guess_kinds)];
+pub(crate) const STEPS: &[SchemaStep] = &[
+    SchemaStep::Sql(V1),
+    SchemaStep::Sql(V2),
+    SchemaStep::Sql(V3),
+    SchemaStep::Data(v4_guess_kinds),
+    SchemaStep::Sql(V5),
+];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "794447644edc5c44";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "787769e42986d264";
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,137 @@
+"""cairn: a memory for automation scripts that survives crashes.
+
+One SQLite file (WAL, a busy timeout, explicit transactions) holding a TTL cache with
+compute-once across processes, a ledger of processed items (claims with leases and fencing),
+checkpoints, named locks and a migration runner, shared with the ``cairn`` command-line tool
+and with Rust programs.
+
+>>> import cairn
+>>> store = cairn.Store(":memory:")          # cairn.Store() opens the CLI's default store
+>>> pages = store.cache("pages")
+>>> pages.set("https://example.com", "<html>", ttl="1h")
+>>> pages.get_or_set("answer", lambda: 42)   # computed once, even across processes
+42
+>>> done = store.ledger("invoices")
+>>> for id in done.filter_new(["inv-1", "inv-2"]):
+...     with store.transaction() as tx:      # the mark and the position commit together
+...         _ = tx.ledger("invoices").mark_done(id)
+...         tx.checkpoint("invoices").set(id)
+>>> done.filter_new(["inv-1", "inv-2", "inv-3"])
+['inv-3']
+
+Values keep their type across Python, the CLI and Rust: str, int, float, bool, None, bytes,
+and dicts and lists of JSON values. Nothing is ever pickled.
+
+In one process, open a store's file only through cairn (see :class:`SQLiteCopyError`).
+"""
+
+from __future__ import annotations
+
+from . import _cairn, _guard
+from ._cache import Cache, CacheLimits, CacheStats
+from ._checkpoint import Checkpoint
+from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts
+from ._lock import Lock, LockHolder
+from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
+from ._store import Store, Transaction
+from ._types import Duration, Id, Value
+from .errors import (
+    BusyError,
+    ClosedError,
+    CorruptError,
+    DecodeError,
+    DiskFullError,
+    Error,
+    FileSystemError,
+    ForeignDatabaseError,
+    ForkedError,
+    InternalError,
+    InvalidInputError,
+    LeaseLostError,
+    LockHeldError,
+    MigrationError,
+    NotADatabaseError,
+    ReadOnlyError,
+    SchemaError,
+    SchemaTooNewError,
+    SchemaTooOldError,
+    SQLiteCopyError,
+    WalUnavailableError,
+)
+
+__all__ = [
+    "Store",
+    "Transaction",
+    "Cache",
+    "CacheLimits",
+    "CacheStats",
+    "Ledger",
+    "Claim",
+    "Item",
+    "ItemState",
+    "LedgerCounts",
+    "Checkpoint",
+    "Lock",
+    "LockHolder",
+    "MigrationReport",
+    "MigrationStatus",
+    "migrate_file",
+    "migration_status_of_file",
+    "default_path",
+    "parse_duration",
+    "Duration",
+    "Id",
+    "Steps",
+    "Value",
+    "SQLITE_VERSION",
+    "Error",
+    "BusyError",
+    "ClosedError",
+    "CorruptError",
+    "DecodeError",
+    "DiskFullError",
+    "FileSystemError",
+    "ForeignDatabaseError",
+    "ForkedError",
+    "InternalError",
+    "InvalidInputError",
+    "LeaseLostError",
+    "LockHeldError",
+    "MigrationError",
+    "NotADatabaseError",
+    "ReadOnlyError",
+    "SchemaError",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
+    "SQLiteCopyError",
+    "WalUnavailableError",
+]
+
+#: The version of the SQLite cairn carries (not the ``sqlite3`` module's).
+SQLITE_VERSION: str = _cairn.SQLITE_VERSION
+
+
+def default_path() -> str:
+    """The store ``cairn.Store()`` opens, as the CLI does: ``$CAIRN_DB``, else
+    ``$XDG_STATE_HOME/cairn/state.db``, else ``~/.local/state/cairn/state.db``."""
+    return _cairn.default_path()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written as the CLI takes them: ``"90s"``, ``"10m"``,
+    ``"1h30m"``, ``"2d"``, ``"500ms"``. A bare number is refused (:class:`InvalidInputError`)."""
+    return _cairn.parse_duration(text)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("cairn")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a source tree)
+        return "0+unknown"
+
+
+__version__ = _version()
+
+_guard.install()

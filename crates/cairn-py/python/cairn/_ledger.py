@@ -1,0 +1,332 @@
+"""The ledger of processed items: what is done, what failed, and who works on what."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Type, TypeVar
+
+from ._types import Duration, Id
+from .errors import LeaseLostError
+
+if TYPE_CHECKING:
+    from . import _cairn
+    from ._store import _Source
+
+I = TypeVar("I", bound=Id)  # noqa: E741 - the ids' own type comes back from filter_new
+
+
+class ItemState(str, enum.Enum):
+    """Where an item stands."""
+
+    #: Queued, or waiting for a retry after a failure.
+    PENDING = "pending"
+    #: Held by a worker whose lease has not run out.
+    CLAIMED = "claimed"
+    #: Done.
+    DONE = "done"
+    #: Given up after too many failures.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class LedgerCounts:
+    """How many items stand where."""
+
+    pending: int
+    claimed: int
+    done: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item as recorded."""
+
+    id: str
+    state: ItemState
+    #: Failures recorded.
+    attempts: int
+    #: The last failure's message.
+    error: Optional[str]
+    #: The worker holding or last holding a claim.
+    worker: Optional[str]
+    #: The result stored when it was done, with its type.
+    result: Any
+    #: When it last changed (UTC).
+    updated_at: datetime.datetime
+
+
+def _utc(millis: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.timezone.utc)
+
+
+def _item(d: dict[str, Any]) -> Item:
+    return Item(
+        id=d["id"],
+        state=ItemState(d["state"]),
+        attempts=d["attempts"],
+        error=d["error"],
+        worker=d["worker"],
+        result=d["result"],
+        updated_at=_utc(d["updated_at_millis"]),
+    )
+
+
+def _error_text(error: str | BaseException) -> str:
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    if not isinstance(error, str):
+        raise TypeError(f"error must be a str or an exception, not {type(error).__name__}")
+    return error
+
+
+def default_worker() -> str:
+    """This thread's worker name: ``host:pid:thread``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+class Ledger:
+    """One namespace of the ledger, from :meth:`Store.ledger` (each call is its own
+    transaction) or :meth:`Transaction.ledger` (calls join the transaction).
+
+    Ids are ``str`` (an ``int`` is taken as its decimal text). A job that marks each id done
+    when its work is finished becomes idempotent: a re-run skips what is done.
+
+    >>> import cairn
+    >>> store = cairn.Store(":memory:")
+    >>> invoices = store.ledger("invoices")
+    >>> for id in invoices.filter_new(["a", "b", "c"]):
+    ...     invoices.mark_done(id)
+    True
+    True
+    True
+    >>> invoices.filter_new(["a", "b", "c", "d"])
+    ['d']
+
+    Several workers share one list through claims: ``claim_next`` hands each item to one
+    worker for a lease; a worker that dies has its items taken over (at once on the same
+    host, else when the lease runs out), and a worker that lost its claim cannot record the
+    item done (:class:`LeaseLostError`).
+    """
+
+    __slots__ = ("_src", "_holder", "_ns", "_tx", "_max_attempts")
+
+    def __init__(self, src: _Source, ns: str, tx: int, max_attempts: int) -> None:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+        self._src = src
+        self._holder = src._holder
+        self._ns = ns
+        self._tx = tx
+        self._max_attempts = max_attempts
+
+    @property
+    def namespace(self) -> str:
+        """The namespace's name."""
+        return self._ns
+
+    @property
+    def max_attempts(self) -> int:
+        """How many failures give an item up."""
+        return self._max_attempts
+
+    def filter_new(self, ids: Iterable[I]) -> List[I]:
+        """The ids that still need work (neither done nor given up), in input order, as the
+        very objects given, read from one snapshot of the ledger."""
+        return self._src._conn().ledger_filter_new(self._ns, ids, self._tx)
+
+    def each(self, ids: Iterable[I]) -> Iterator[I]:
+        """Yield the ids that still need work, marking each done when the loop body for it
+        finishes: an exception or a ``break`` leaves it undone.
+
+        >>> for id in ledger.each(ids):  # doctest: +SKIP
+        ...     process(id)
+        """
+        for id in self.filter_new(ids):
+            yield id
+            self.mark_done(id)
+
+    def mark_done(self, id: Id, result: Any = None) -> bool:
+        """Record `id` as done, with an optional small `result`. True if this call did it;
+        False if it already was done (the first result is kept)."""
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        return conn.ledger_mark_done(self._ns, id, result, self._tx)
+
+    def mark_done_many(self, ids: Iterable[Id]) -> int:
+        """Record many ids as done in one transaction; returns how many were newly done."""
+        return self._src._conn().ledger_mark_done_many(self._ns, ids, self._tx)
+
+    def is_done(self, id: Id) -> bool:
+        """True if `id` is done."""
+        try:
+            conn: _cairn.Connection = self._holder.conn
+        except AttributeError:
+            conn = self._src._conn()
+        return conn.ledger_is_done(self._ns, id, self._tx)
+
+    def __contains__(self, id: object) -> bool:
+        """``id in ledger``: True if `id` is done."""
+        if isinstance(id, bool) or not isinstance(id, (str, int)):
+            return False
+        return self._src._conn().ledger_is_done(self._ns, id, self._tx)
+
+    def result(self, id: Id, default: Any = None) -> Any:
+        """The result recorded with a done item, or `default`."""
+        return self._src._conn().ledger_result(self._ns, id, self._tx, default)
+
+    def item(self, id: Id) -> Optional[Item]:
+        """Everything recorded about `id`, or None if it was never seen."""
+        d = self._src._conn().ledger_item(self._ns, id, self._tx)
+        return None if d is None else _item(d)
+
+    def fail(self, id: Id, error: str | BaseException) -> ItemState:
+        """Record a failure of `id` (a message, or the exception itself). Below
+        ``max_attempts`` failures the item is pending again (at the back of the queue); at
+        ``max_attempts`` it is given up. A done item stays done. Returns its new state."""
+        state = self._src._conn().ledger_fail(self._ns, id, _error_text(error), self._max_attempts, self._tx)
+        return ItemState(state)
+
+    def enqueue(self, ids: Iterable[Id]) -> int:
+        """Queue ids for :meth:`claim_next`, in order; ids the ledger knows already are
+        skipped. Returns how many were queued."""
+        return self._src._conn().ledger_enqueue(self._ns, ids, self._tx)
+
+    def claim(self, id: Id, *, lease: Duration = 60, worker: Optional[str] = None) -> Optional[Claim]:
+        """Claim `id` for `lease`; None if it is done, given up, or held by a live worker."""
+        raw = self._src._conn().ledger_claim(self._ns, id, worker or default_worker(), lease, self._tx)
+        return None if raw is None else Claim(self, raw)
+
+    def claim_next(self, *, lease: Duration = 60, worker: Optional[str] = None) -> Optional[Claim]:
+        """Claim the next item for `lease` (default 60 s): one whose lease ran out or whose
+        worker died first, else the oldest pending one. None if there is nothing to do.
+
+        The claim is a context manager: ``with claim:`` completes it when the block succeeds
+        and records a failure (with the exception's text) when it raises.
+        """
+        raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
+        return None if raw is None else Claim(self, raw)
+
+    def claim_next_many(self, n: int, *, lease: Duration = 60, worker: Optional[str] = None) -> List[Claim]:
+        """Claim up to `n` items at once, in the order :meth:`claim_next` would (fewer, or
+        none, when the queue holds fewer). Each claim is fenced on its own."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        raws = self._src._conn().ledger_claim_next_many(self._ns, worker or default_worker(), lease, n, self._tx)
+        return [Claim(self, raw) for raw in raws]
+
+    def held_claim(self, id: Id, worker: str) -> Optional[Claim]:
+        """The claim `worker` holds on `id`, for a process that did not make it; None if
+        another worker claimed the item since, or it is no longer claimed."""
+        raw = self._src._conn().ledger_held_claim(self._ns, id, worker, self._tx)
+        return None if raw is None else Claim(self, raw)
+
+    def counts(self) -> LedgerCounts:
+        """How many items stand where."""
+        return LedgerCounts(*self._src._conn().ledger_counts(self._ns, self._tx))
+
+    def list(self, state: Optional[ItemState | str] = None, after: Optional[str] = None, limit: int = 100) -> List[Item]:
+        """A page of items in id order, after the id `after`, only those in `state` if given."""
+        s = None if state is None else ItemState(state).value
+        return [_item(d) for d in self._src._conn().ledger_list(self._ns, s, after, limit, self._tx)]
+
+    def delete(self, id: Id) -> bool:
+        """Forget `id` entirely. True if it was known."""
+        return self._src._conn().ledger_delete(self._ns, id, self._tx)
+
+    def clear(self) -> int:
+        """Forget every item of the namespace. Returns how many."""
+        return self._src._conn().ledger_clear(self._ns, self._tx)
+
+    def __repr__(self) -> str:
+        return f"<cairn.Ledger {self._ns!r}>"
+
+
+class Claim:
+    """A worker's hold on a ledger item, from :meth:`Ledger.claim_next` or :meth:`Ledger.claim`.
+
+    As a context manager it settles itself: :meth:`complete` when the block succeeds, and
+    :meth:`fail` with the exception's text when it raises (the exception propagates). A claim
+    that was taken over meanwhile raises :class:`LeaseLostError` from :meth:`complete`.
+    """
+
+    __slots__ = ("_ledger", "_raw", "_settled")
+
+    def __init__(self, ledger: Ledger, raw: _cairn.RawClaim) -> None:
+        self._ledger = ledger
+        self._raw = raw
+        self._settled = False
+
+    @property
+    def id(self) -> str:
+        """The item's id."""
+        return self._raw.id
+
+    @property
+    def worker(self) -> str:
+        """The worker holding it."""
+        return self._raw.worker
+
+    @property
+    def token(self) -> int:
+        """The fencing token, bumped by every claim of the item."""
+        return self._raw.token
+
+    @property
+    def lease_until(self) -> datetime.datetime:
+        """When the lease runs out (UTC)."""
+        return _utc(self._raw.lease_until_millis)
+
+    def complete(self, result: Any = None) -> None:
+        """Record the item done, with an optional result. ``LeaseLostError`` (recording
+        nothing) if another worker claimed it since."""
+        lg = self._ledger
+        lg._src._conn().ledger_complete(lg._ns, self._raw, result, lg._tx)
+        self._settled = True
+
+    def fail(self, error: str | BaseException) -> ItemState:
+        """Record a failure (see :meth:`Ledger.fail`). ``LeaseLostError`` if another worker
+        claimed the item since."""
+        lg = self._ledger
+        state = lg._src._conn().ledger_fail_claim(lg._ns, self._raw, _error_text(error), lg._max_attempts, lg._tx)
+        self._settled = True
+        return ItemState(state)
+
+    def extend(self, lease: Duration) -> None:
+        """Push the lease to `lease` from now (a heartbeat). ``LeaseLostError`` if another
+        worker claimed the item since."""
+        lg = self._ledger
+        self._raw = lg._src._conn().ledger_extend(lg._ns, self._raw, lease, lg._tx)
+
+    def __enter__(self) -> Claim:
+        """The claim itself; the end of the block settles it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Complete the claim after a normal exit; record a failure (with the exception's
+        text) after an exception, which propagates."""
+        if self._settled:
+            return
+        if exc is None:
+            self.complete()
+            return
+        try:
+            self.fail(exc)
+        except LeaseLostError:
+            pass  # another worker has the item now; the block's own exception matters
+
+    def __repr__(self) -> str:
+        return f"<cairn.Claim {self.id!r} by {self.worker!r} token {self.token}>"

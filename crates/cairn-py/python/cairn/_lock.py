@@ -1,0 +1,173 @@
+"""Named locks, against cron overlap and for singletons."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Optional, Type
+
+from ._types import Duration
+from .errors import InvalidInputError, LeaseLostError, LockHeldError
+
+if TYPE_CHECKING:
+    from . import _cairn
+    from ._store import Store
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a lock."""
+
+    #: The holder's unique owner name.
+    owner: str
+    #: Its process id.
+    pid: int
+    #: When its hold runs out unless renewed (UTC).
+    expires_at: datetime.datetime
+
+
+def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
+    """Seconds to wait, or None for no limit (None or infinity)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool):
+        raise TypeError("timeout must be seconds, a timedelta or a string like '5m', not a bool")
+    if isinstance(timeout, datetime.timedelta):
+        secs = timeout.total_seconds()
+    elif isinstance(timeout, str):
+        from . import parse_duration
+
+        secs = parse_duration(timeout)
+    elif isinstance(timeout, (int, float)):
+        secs = float(timeout)
+    else:
+        raise TypeError(
+            f"timeout must be seconds, a timedelta or a string like '5m', not {type(timeout).__name__}"
+        )
+    if secs != secs:
+        raise InvalidInputError("invalid input: a lock timeout is NaN; give a number of seconds")
+    if secs < 0:
+        raise InvalidInputError(f"invalid input: a lock timeout of {secs} seconds is negative")
+    return None if secs == float("inf") else secs
+
+
+class Lock:
+    """A named lock of a store, from :meth:`Store.lock`. Not re-entrant: a second acquisition
+    of a lock this process holds fails like anyone else's.
+
+    ``with store.lock("nightly", ttl="10m", timeout=0):`` takes it or raises
+    :class:`LockHeldError`, and releases it at the end of the block. While it is held, a
+    thread of the library renews it every ``ttl / 3`` (``keep_alive=True``, the default, for
+    file stores), so a long job never loses it; the `ttl` then only bounds how long a holder
+    that died on *another host* keeps it (on the same host a dead holder's lock is taken over
+    at once). If it was lost anyway (the process was frozen longer than the TTL), leaving the
+    block raises :class:`LeaseLostError`.
+
+    The waiting happens in Python, in short sleeps, so Ctrl-C interrupts it.
+    """
+
+    __slots__ = ("_store", "_name", "_ttl", "_timeout", "_keep_alive", "_held", "_renewer")
+
+    def __init__(
+        self, store: Store, name: str, ttl: Duration, timeout: Optional[Duration], keep_alive: bool
+    ) -> None:
+        self._store = store
+        self._name = name
+        self._ttl = ttl
+        self._timeout = _timeout_seconds(timeout)
+        self._keep_alive = keep_alive
+        self._held: Optional[_cairn.HeldLock] = None
+        self._renewer: Optional[_cairn.KeepAlive] = None
+
+    @property
+    def name(self) -> str:
+        """The lock's name."""
+        return self._name
+
+    @property
+    def held(self) -> bool:
+        """True between a successful :meth:`acquire` and :meth:`release`."""
+        return self._held is not None
+
+    def acquire(self, timeout: Optional[Duration] = None) -> bool:
+        """Take the lock, waiting up to `timeout` (0: not at all; ``math.inf``: without limit;
+        None: the timeout given to :meth:`Store.lock`). True if it was taken."""
+        if self._held is not None:
+            raise InvalidInputError(f"invalid input: this Lock object already holds {self._name!r}")
+        wait = self._timeout if timeout is None else _timeout_seconds(timeout)
+        deadline = None if wait is None else time.monotonic() + wait
+        nap = 0.002
+        while True:
+            held = self._store._conn().lock_try(self._name, self._ttl)
+            if held is not None:
+                break
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            time.sleep(nap if deadline is None else min(nap, deadline - now))
+            nap = min(nap * 2, 0.1)
+        self._held = held
+        if self._keep_alive and not self._store._memory:
+            try:
+                self._renewer = self._store._conn().lock_keep_alive(held, self._ttl)
+            except BaseException:
+                self.release()
+                raise
+        return True
+
+    def release(self) -> bool:
+        """Release the lock. False if it had been taken over (or was not held)."""
+        held, self._held = self._held, None
+        renewer, self._renewer = self._renewer, None
+        if held is None:
+            return False
+        lost = None
+        if renewer is not None:
+            try:
+                renewer.stop()
+            except LeaseLostError as e:
+                lost = e
+        released = self._store._conn().lock_release(held)
+        if lost is not None:
+            raise lost
+        return released
+
+    def renew(self, ttl: Optional[Duration] = None) -> None:
+        """Push the expiry to `ttl` (the lock's TTL when None) from now. ``LeaseLostError`` if
+        it expired and another process took it."""
+        if self._held is None:
+            raise InvalidInputError(f"invalid input: the lock {self._name!r} is not held by this Lock object")
+        self._store._conn().lock_renew(self._held, self._ttl if ttl is None else ttl)
+
+    def __enter__(self) -> Lock:
+        """Acquire within the lock's timeout, or raise :class:`LockHeldError` naming the
+        holder."""
+        if not self.acquire():
+            holder = self._store.lock_holder(self._name)
+            who = (
+                f"process {holder.pid} (owner {holder.owner}) until {holder.expires_at.isoformat()}"
+                if holder is not None
+                else "another holder (just released)"
+            )
+            within = "at once" if self._timeout == 0 else f"within {self._timeout:g} s"
+            raise LockHeldError(f"the lock {self._name!r} is held by {who}; it was not free {within}")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Release; raise :class:`LeaseLostError` if the lock was lost while held (unless the
+        block raised)."""
+        try:
+            self.release()
+        except LeaseLostError:
+            if exc is None:
+                raise
+
+    def __repr__(self) -> str:
+        return f"<cairn.Lock {self._name!r} {'held' if self.held else 'not held'}>"

@@ -1,0 +1,503 @@
+"""The store: one file, opened once per process, one SQLite connection per thread."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
+
+from . import _cairn, _guard
+from ._cache import Cache
+from ._checkpoint import Checkpoint
+from ._ledger import Ledger
+from ._lock import Lock, LockHolder
+from ._memo import memoize as _memoize
+from ._migrate import MigrationReport, MigrationStatus, Steps, steps_args
+from ._types import Duration, StrPath
+from .errors import ClosedError, ForkedError, InvalidInputError
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .testing import ManualClock
+
+    class _Source(Protocol):
+        """Where a handle gets its connection: the store (this thread's) or a transaction.
+        ``_holder.conn``, when set, is that connection (the fast path of the handles)."""
+
+        @property
+        def _holder(self) -> Any: ...
+
+        def _conn(self) -> _cairn.Connection: ...
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every open store of the process, for the fork hook.
+_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+class Store:
+    """A cairn store: a TTL cache, a ledger of processed items, checkpoints, named locks and
+    migrations in one SQLite file, shared with the ``cairn`` CLI, Rust programs and other
+    Python processes.
+
+    ``path`` None opens the CLI's default store (``$CAIRN_DB``, else
+    ``$XDG_STATE_HOME/cairn/state.db``, else ``~/.local/state/cairn/state.db``);
+    ``":memory:"`` a private in-memory store for tests. Missing directories are created (0700)
+    and a new file is created 0600.
+
+    Options: ``busy_timeout`` (how long a write waits for another process's lock before
+    :class:`BusyError`), ``durability`` (``"normal"``: an application crash loses nothing
+    committed; ``"full"``: every commit also survives a power loss, at an fsync each),
+    ``read_only``, ``read_only_if_unwritable``, ``fill_timeout`` (how long ``get_or_set``
+    waiters wait for a computing process on another host before taking over) and ``clock``
+    (:class:`cairn.testing.ManualClock`).
+
+    A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
+    and survives ``fork``: a child opens its own connection on first use and never touches
+    the parent's. (As with any threaded library, forking while *another* thread is inside a
+    cairn call may leave the child waiting on a mutex that thread held; the ``spawn`` and
+    ``forkserver`` start methods avoid this.) It pickles by path and options, for
+    ``multiprocessing`` spawn workers. Connections are per thread: a pool of long-lived
+    threads is cheap, a new thread per call pays an open (about a millisecond) each time.
+
+    Errors are :class:`cairn.Error` subclasses; every call that touches the file releases the
+    GIL. ``close()`` (or a ``with`` block) closes every thread's connection.
+
+    >>> import cairn
+    >>> with cairn.Store(":memory:") as store:
+    ...     store.cache("demo")["hello"] = "world"
+    ...     store.cache("demo")["hello"]
+    'world'
+    """
+
+    def __init__(
+        self,
+        path: Optional[StrPath] = None,
+        *,
+        busy_timeout: Duration = 5.0,
+        durability: Literal["normal", "full"] = "normal",
+        read_only: bool = False,
+        read_only_if_unwritable: bool = False,
+        fill_timeout: Duration = 30.0,
+        clock: Optional[ManualClock] = None,
+    ) -> None:
+        for name, flag in (("read_only", read_only), ("read_only_if_unwritable", read_only_if_unwritable)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        if not isinstance(durability, str):
+            raise TypeError(f"durability must be 'normal' or 'full', not {type(durability).__name__}")
+        raw_clock = None
+        if clock is not None:
+            from .testing import ManualClock
+
+            if not isinstance(clock, ManualClock):
+                raise TypeError(f"clock must be a cairn.testing.ManualClock, not {type(clock).__name__}")
+            raw_clock = clock._raw
+        self._options: dict[str, Any] = dict(
+            busy_timeout=busy_timeout,
+            durability=durability,
+            read_only=read_only,
+            read_only_if_unwritable=read_only_if_unwritable,
+            fill_timeout=fill_timeout,
+            clock=raw_clock,
+        )
+        self._clock = clock
+        self._memory = isinstance(path, str) and path == ":memory:"
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._holder = self._local
+        self._conns: weakref.WeakSet[_cairn.Connection] = weakref.WeakSet()
+        self._closed = False
+        self._guard_key: Optional[str] = None
+        if self._memory:
+            conn = _cairn.Connection(None, memory=True, **self._options)
+        else:
+            if path is None:
+                path = _cairn.default_path()
+            elif not isinstance(path, (str, os.PathLike)):
+                raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+            if not _is_server_url(path):  # a server has no file in this process to guard
+                self._guard_key = _guard.register(path)
+            try:
+                conn = _cairn.Connection(os.fspath(path), **self._options)
+            except BaseException:
+                if self._guard_key is not None:
+                    _guard.unregister(self._guard_key)
+                raise
+        self._path = conn.path
+        self._first = conn
+        self._conns.add(conn)
+        self._local.conn = conn
+        self._release = weakref.finalize(self, _guard.unregister, self._guard_key) if self._guard_key else None
+        _stores.add(self)
+
+    # ---- connections --------------------------------------------------------------------
+
+    def _conn(self) -> _cairn.Connection:
+        try:
+            conn: _cairn.Connection = self._local.conn
+            return conn
+        except AttributeError:
+            return self._connect()
+
+    def _connect(self) -> _cairn.Connection:
+        """This thread's first use (or the first after a fork): open its connection."""
+        if self._closed:
+            raise ClosedError("the store is closed; open a new cairn.Store to use the file again")
+        if self._memory:
+            if self._first.pid != os.getpid():
+                raise ForkedError(
+                    "an in-memory store lives in the process that created it and cannot be used in a forked "
+                    "child; use a file"
+                )
+            conn = self._first
+        else:
+            conn = _cairn.Connection(self._path, **self._options)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._conns.add(conn)
+            if closed:
+                conn.close()
+                raise ClosedError("the store is closed; open a new cairn.Store to use the file again")
+        self._local.conn = conn
+        return conn
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        # Cleared in place (handles keep a reference to it): this thread opens a connection
+        # of the child's own on its next call. Other threads do not exist in the child.
+        self._local.__dict__.clear()
+        # The parent's connections stay referenced by nothing of ours: when collected, each
+        # lets go of its SQLite state without touching the file (it belongs to the parent).
+        self._conns = weakref.WeakSet()
+
+    # ---- the store's features -----------------------------------------------------------
+
+    def cache(self, ns: str = "default") -> Cache:
+        """The cache namespace `ns` (``"default"``, the CLI's, when left out). Each call on it
+        is its own transaction; inside ``with store.transaction() as tx`` use ``tx.cache``."""
+        _check_name("namespace", ns)
+        return Cache(self, ns, 0)
+
+    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
+        """The ledger namespace `ns`; items are given up after `max_attempts` failures."""
+        _check_name("namespace", ns)
+        return Ledger(self, ns, 0, max_attempts)
+
+    def checkpoint(self, job: str) -> Checkpoint:
+        """The checkpoint of `job`."""
+        _check_name("job name", job)
+        return Checkpoint(self, job, 0)
+
+    def transaction(self) -> Transaction:
+        """A transaction across every feature, for a ``with`` block: ``BEGIN IMMEDIATE`` on
+        entry (the write lock is taken at once, waiting up to the busy timeout), ``COMMIT`` on
+        a normal exit, ``ROLLBACK`` on any exception (which propagates).
+
+        Inside the block use the handles of ``tx`` (``tx.cache(ns)``, ``tx.ledger(ns)``,
+        ``tx.checkpoint(job)``, ``tx.execute(sql)``); the store's own shortcuts would need a
+        second transaction and raise :class:`InvalidInputError`, and so does a nested
+        ``transaction()`` on the same thread. Other threads and processes wait for the block
+        to end before they write, so keep it short.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> with store.transaction() as tx:
+        ...     _ = tx.cache("stock").incr("apples", -1)
+        ...     tx.ledger("orders").mark_done("o-17")
+        True
+        """
+        return Transaction(self)
+
+    def lock(
+        self, name: str, *, ttl: Duration = 60, timeout: Optional[Duration] = None, keep_alive: bool = True
+    ) -> Lock:
+        """The named lock `name`, for ``with store.lock(name, ttl=..., timeout=...):``.
+
+        `timeout` is how long entering the block waits for the lock (None: as long as it
+        takes; 0: not at all) before raising :class:`LockHeldError`. See :class:`Lock` for
+        `ttl` and `keep_alive`."""
+        _check_name("lock name", name)
+        return Lock(self, name, ttl, timeout, keep_alive)
+
+    def lock_holder(self, name: str) -> Optional[LockHolder]:
+        """Who holds the lock `name`, or None."""
+        h = self._conn().lock_holder(name)
+        if h is None:
+            return None
+        owner, pid, expires = h
+        return LockHolder(owner, pid, datetime.datetime.fromtimestamp(expires / 1000, tz=datetime.timezone.utc))
+
+    def memoize(
+        self,
+        ttl: Optional[Duration] = None,
+        *,
+        namespace: str = "memoize",
+        key: Optional[Callable[..., str]] = None,
+        version: Optional[str] = None,
+    ) -> Callable[[F], F]:
+        """Decorate a function so that its results are stored in the cache and computed once
+        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`; None: forever).
+
+        The key is the function's module and qualified name (and `version`, to drop old
+        results when the code changes) plus its arguments as JSON, defaults applied; pass
+        ``key=lambda *args, **kwargs: "..."`` for arguments that are not JSON. Exceptions are
+        not cached: the next call computes again. A ``None`` result is cached. Results keep
+        the types the store keeps (a tuple comes back as a list). Called inside a
+        ``with store.transaction()`` block of the same thread, it joins the transaction.
+        The wrapper has ``invalidate(*args, **kwargs)`` and ``cache_key(*args, **kwargs)``.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> @store.memoize(ttl="1h")
+        ... def rate(currency: str) -> float:
+        ...     return 1.08  # the slow call
+        >>> rate("EUR")
+        1.08
+        """
+        _check_name("namespace", namespace)
+        return _memoize(self, ttl, namespace, key, version)
+
+    def _joined_cache(self, ns: str) -> Cache:
+        """The cache `ns` inside this thread's open transaction, if any."""
+        tx: Optional[Transaction] = getattr(self._local, "tx", None)
+        if tx is not None and tx._n:
+            return Cache(tx, ns, tx._n)
+        return Cache(self, ns, 0)
+
+    # ---- migrations and the user's own tables ---------------------------------------------
+
+    def migrate(self, scope: str, steps: Steps) -> MigrationReport:
+        """Apply your own migrations to this store's file, versioned under `scope` (a name of
+        your choosing; the file's ``user_version`` belongs to cairn). `steps` is a list of SQL
+        strings or a directory of ``NNN_name.sql`` files. Each step commits with its version
+        bump; re-running is a no-op. Read and write the tables with :meth:`query`,
+        :meth:`execute` and ``tx.execute``."""
+        sql, d = steps_args(steps)
+        f, t, applied = self._conn().migrate(scope, sql, d)
+        return MigrationReport(f, t, applied)
+
+    def migration_status(self, scope: str, steps: Steps) -> MigrationStatus:
+        """Where `scope` stands in this file against `steps`, without changing anything."""
+        sql, d = steps_args(steps)
+        return MigrationStatus(*self._conn().migration_status(scope, sql, d))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        """Rows of one reading statement (``SELECT``) on your own tables, through cairn's own
+        connection (never open the store's file with the ``sqlite3`` module in the same
+        process: see :class:`SQLiteCopyError`). Parameters bind to ``?1``, ``?2``... Statements
+        that write, touch cairn's tables (``cairn_*``), control transactions, attach files or
+        set pragmas raise :class:`InvalidInputError`."""
+        return self._conn().query(sql, params, 0)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement on your own tables in a transaction of its own; returns how many
+        rows it changed. The refusals of :meth:`query` apply, except that it may write."""
+        return self._conn().execute(sql, params, 0)
+
+    # ---- maintenance ----------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove every expired cache entry in every namespace. Returns how many."""
+        return self._conn().sweep()
+
+    def integrity_check(self) -> List[str]:
+        """``PRAGMA integrity_check``: ``["ok"]`` when the file is sound."""
+        return self._conn().integrity_check()
+
+    def flush_stats(self) -> None:
+        """Write this thread's pending hit and miss counts now (done anyway with its next
+        write and at close)."""
+        self._conn().flush_stats()
+
+    def cache_namespaces(self) -> List[str]:
+        """The cache namespaces that hold entries or statistics, sorted."""
+        return self._conn().cache_namespaces()
+
+    def ledger_namespaces(self) -> List[str]:
+        """The ledger namespaces that hold items, sorted."""
+        return self._conn().ledger_namespaces()
+
+    def backup(self, dest: StrPath) -> None:
+        """A consistent copy of the store at `dest`, taken while it is in use."""
+        self._conn().backup(os.fspath(dest))
+
+    def vacuum(self) -> None:
+        """Rebuild the file to give free pages back to the file system."""
+        self._conn().vacuum()
+
+    # ---- the handle itself ----------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The database file (absolute), or ``":memory:"``."""
+        return self._path
+
+    @property
+    def journal_mode(self) -> str:
+        """``"wal"``, ``"memory"``, or a fallback rollback journal."""
+        return self._first.journal_mode
+
+    @property
+    def read_only(self) -> bool:
+        """True if opened read-only."""
+        return self._first.read_only
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while this thread is inside a ``with store.transaction()`` block."""
+        tx: Optional[Transaction] = getattr(self._local, "tx", None)
+        return tx is not None and tx._n != 0
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close every thread's connection: pending statistics are written, open
+        transactions rolled back. Later use raises :class:`ClosedError`. Closing twice is fine."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conns = list(self._conns)
+        for c in conns:
+            c.close()
+        self._first.close()
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> Store:
+        """The store itself; the end of the ``with`` block closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._memory:
+            raise TypeError("an in-memory cairn.Store cannot be pickled: other processes cannot reach it")
+        if self._clock is not None:
+            raise TypeError("a cairn.Store with a ManualClock cannot be pickled: the clock lives in this process")
+        opts = {k: v for k, v in self._options.items() if k != "clock"}
+        return (_reopen, (self._path, opts))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<cairn.Store {self._path!r} {state}>"
+
+
+def _reopen(path: str, options: dict[str, Any]) -> Store:
+    return Store(path, **options)
+
+
+def _is_server_url(path: StrPath) -> bool:
+    return isinstance(path, str) and path.lower().startswith(("postgres://", "postgresql://"))
+
+
+def _check_name(what: str, name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"a {what} must be a str, not {type(name).__name__}")
+
+
+class Transaction:
+    """An open write transaction, from ``with store.transaction() as tx:``. Its handles join
+    it: everything done through them commits together, or not at all."""
+
+    __slots__ = ("_store", "_c", "_n", "_used", "conn")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._c: Optional[_cairn.Connection] = None
+        self._n = 0
+        self._used = False
+
+    @property
+    def _holder(self) -> Transaction:
+        return self
+
+    def _conn(self) -> _cairn.Connection:
+        if self._c is None:
+            raise InvalidInputError("invalid input: this transaction is not open; use it as `with store.transaction() as tx:`")
+        return self._c
+
+    def __enter__(self) -> Transaction:
+        """``BEGIN IMMEDIATE`` on this thread's connection (waiting up to the busy timeout for
+        the file's write lock)."""
+        if self._used:
+            raise InvalidInputError("invalid input: a Transaction object is used once; call store.transaction() again")
+        self._used = True
+        conn = self._store._conn()
+        self._n = conn.begin()
+        self._c = conn
+        self.conn = conn
+        self._store._local.tx = self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """``COMMIT`` after a normal exit (a failed commit has rolled back, and raises);
+        ``ROLLBACK`` after an exception, which propagates."""
+        conn, n = self._c, self._n
+        self._n = 0
+        if getattr(self._store._local, "tx", None) is self:
+            self._store._local.tx = None
+        if conn is None:
+            return
+        if exc_type is None:
+            conn.commit(n)
+        else:
+            conn.rollback(n)
+
+    def cache(self, ns: str = "default") -> Cache:
+        """The cache namespace `ns`, inside this transaction."""
+        _check_name("namespace", ns)
+        return Cache(self, ns, self._n)
+
+    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
+        """The ledger namespace `ns`, inside this transaction."""
+        _check_name("namespace", ns)
+        return Ledger(self, ns, self._n, max_attempts)
+
+    def checkpoint(self, job: str) -> Checkpoint:
+        """The checkpoint of `job`, inside this transaction."""
+        _check_name("job name", job)
+        return Checkpoint(self, job, self._n)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement on your own tables inside this transaction (see
+        :meth:`Store.execute`); returns how many rows it changed."""
+        return self._conn().execute(sql, params, self._n)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        """:meth:`Store.query` inside this transaction: it sees the transaction's own writes."""
+        return self._conn().query(sql, params, self._n)
+
+    def __repr__(self) -> str:
+        return f"<cairn.Transaction {'open' if self._n else 'not open'} on {self._store.path!r}>"
+
+
+def _after_fork_in_child() -> None:
+    _guard.after_fork_in_child()
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

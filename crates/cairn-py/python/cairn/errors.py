@@ -1,0 +1,180 @@
+"""cairn's exceptions.
+
+Every failure of the library is a :class:`cairn.Error`; each kind has its own subclass, which
+also derives from the builtin exception a Python programmer would reach for (a busy store is a
+:class:`TimeoutError`, a read-only one a :class:`PermissionError`, bad input a
+:class:`ValueError`...), so ``except TimeoutError:`` keeps working. Messages are the Rust
+library's own: they name the file and say what to do next.
+
+All of them pickle, so they cross ``multiprocessing`` boundaries intact.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "BusyError",
+    "NotADatabaseError",
+    "CorruptError",
+    "ForeignDatabaseError",
+    "SchemaError",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
+    "ReadOnlyError",
+    "DiskFullError",
+    "FileSystemError",
+    "WalUnavailableError",
+    "InvalidInputError",
+    "DecodeError",
+    "MigrationError",
+    "LeaseLostError",
+    "LockHeldError",
+    "InternalError",
+    "ClosedError",
+    "ForkedError",
+    "SQLiteCopyError",
+]
+
+
+def _rebuild(cls: type[Error], args: tuple[object, ...], errno: object, state: dict[str, object]) -> Error:
+    e = cls(*args)
+    if errno is not None:
+        e.errno = errno  # type: ignore[attr-defined]
+    e.__dict__.update(state)
+    return e
+
+
+class Error(Exception):
+    """The base class of every cairn error. ``kind`` names the library's error kind."""
+
+    kind: str = "error"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # OSError's own reduce drops an errno set after construction; keep it.
+        errno = self.errno if isinstance(self, OSError) else None
+        return (_rebuild, (type(self), self.args, errno, self.__dict__))
+
+
+class BusyError(Error, TimeoutError):
+    """Another process held the file's write lock for longer than the busy timeout."""
+
+    kind = "busy"
+
+
+class NotADatabaseError(Error):
+    """The file exists but is not a SQLite database; cairn left it untouched."""
+
+    kind = "not_a_database"
+
+
+class CorruptError(Error):
+    """The file is a damaged SQLite database, or a cairn store whose tables were altered."""
+
+    kind = "corrupt"
+
+
+class ForeignDatabaseError(Error):
+    """The file is a SQLite database of another application; cairn will not modify it."""
+
+    kind = "foreign_database"
+
+
+class SchemaError(Error):
+    """The file's schema version does not match this version of cairn (see the subclasses)."""
+
+    kind = "schema"
+
+
+class SchemaTooNewError(SchemaError):
+    """The file's schema is newer than this program knows: upgrade the program."""
+
+    kind = "schema_too_new"
+
+
+class SchemaTooOldError(SchemaError):
+    """A read-only open found a schema that needs migrating first: open it read-write once."""
+
+    kind = "schema_too_old"
+
+
+class ReadOnlyError(Error, PermissionError):
+    """A write was refused: the file, its directory or the store is read-only."""
+
+    kind = "read_only"
+
+
+class DiskFullError(Error, OSError):
+    """The disk is full; the transaction was rolled back and committed data is intact."""
+
+    kind = "disk_full"
+
+
+class FileSystemError(Error, OSError):
+    """An operating-system error on the file or its directory (``errno`` is set)."""
+
+    kind = "io"
+
+
+class WalUnavailableError(Error):
+    """WAL journal mode could not be enabled (a file system without shared memory)."""
+
+    kind = "wal_unavailable"
+
+
+class InvalidInputError(Error, ValueError):
+    """An argument was out of range or malformed: an empty key, a zero TTL, a NaN..."""
+
+    kind = "invalid_input"
+
+
+class DecodeError(Error, ValueError):
+    """A stored value could not be read as the type it claims to be."""
+
+    kind = "decode"
+
+
+class MigrationError(Error):
+    """A migration step failed and was rolled back; ``__cause__`` is the step's own error."""
+
+    kind = "migration"
+
+
+class LeaseLostError(Error):
+    """A claim or lock was taken over after its lease ran out: do not record the work."""
+
+    kind = "lease_lost"
+
+
+class LockHeldError(Error, TimeoutError):
+    """A named lock was not acquired within the given timeout (0: not free at once)."""
+
+    kind = "lock_held"
+
+
+class InternalError(Error):
+    """Any other failure of SQLite or of the library."""
+
+    kind = "internal"
+
+
+class ClosedError(Error, ValueError):
+    """The store was used after ``close()``."""
+
+    kind = "closed"
+
+
+class ForkedError(Error):
+    """A connection opened by a parent process was used in a forked child."""
+
+    kind = "forked"
+
+
+class SQLiteCopyError(Error):
+    """A second copy of SQLite (the ``sqlite3`` module, or a plain ``open()``) was about to
+    open a store file that a live :class:`cairn.Store` of this process has open, or the
+    reverse. Two SQLite libraries in one process do not see each other's locks, and closing
+    any other descriptor of the file drops cairn's: committed writes can be lost. Use the
+    store's own connection (``store.query``, ``tx.execute``), close the store first, or do it
+    from another process."""
+
+    kind = "sqlite_copy"

@@ -1,0 +1,232 @@
+//! Python objects to and from the library's typed values, durations, ids and SQL values. The
+//! one place that knows both sides: the rest of the extension passes `cairn::Value`.
+//!
+//! | Python | stored as (`cairn::ValueKind`) | read back as |
+//! |---|---|---|
+//! | `str` | Text | `str` |
+//! | `int` (64-bit) | Int | `int` |
+//! | `float` | Float | `float` |
+//! | `bytes`, `bytearray` | Bytes | `bytes` |
+//! | `None`, `bool`, `dict`, `list`, `tuple`, larger `int` | Json | `json.loads` of it |
+//!
+//! JSON is written by `cairn._codec.dumps` (compact, no NaN, dict keys must be `str`) and
+//! read by `cairn._codec.loads`. Nothing is ever pickled.
+
+use std::time::Duration;
+
+use cairn::{SqlValue, Value};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::errors::{invalid, py_err};
+
+static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The value to store for `obj`.
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let py = obj.py();
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::Text(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Json(if obj.is_truthy()? { "true" } else { "false" }.into()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(match obj.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            // Beyond 64 bits: exact as a JSON number, which Python reads back as the same int.
+            Err(_) => Value::Json(obj.str()?.to_cow()?.into_owned()),
+        });
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Value::Bytes(b.as_bytes().to_vec()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Value::Bytes(b.to_vec()));
+    }
+    if obj.is_none()
+        || obj.is_instance_of::<PyDict>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+    {
+        let dumps = DUMPS.import(py, "cairn._codec", "dumps")?;
+        let text = dumps.call1((obj,))?;
+        return Ok(Value::Json(text.cast::<PyString>()?.to_cow()?.into_owned()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "cairn cannot store a value of type {}: values are str, int, float, bool, None, bytes, or dicts and \
+         lists of JSON values (never pickled); convert it first, e.g. to a dict or to bytes",
+        obj.get_type().name()?
+    )))
+}
+
+/// The Python object for a stored value, of the type it was stored as.
+pub(crate) fn to_py(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Text(s) => PyString::new(py, &s).into_any().unbind(),
+        Value::Int(n) => n.into_pyobject(py)?.into_any().unbind(),
+        Value::Float(x) => PyFloat::new(py, x).into_any().unbind(),
+        Value::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
+        Value::Json(j) => LOADS.import(py, "cairn._codec", "loads")?.call1((j,))?.unbind(),
+    })
+}
+
+/// An optional duration: `None`, seconds (int or float), a `timedelta` (anything with
+/// `total_seconds()`), or a string such as `"5m"` or `"1h30m"`. NaN, negative and infinite
+/// values raise `InvalidInputError`; what the library refuses (a zero TTL) it refuses itself.
+pub(crate) fn duration(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Duration>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => seconds(o, what).map(Some),
+    }
+}
+
+/// A duration that must be given; see [`duration`].
+pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be seconds (int or float), a timedelta or a string like '5m', not a bool"
+        )));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return match obj.extract::<u64>() {
+            Ok(s) => Ok(Duration::from_secs(s)),
+            Err(_) if obj.lt(0)? => Err(invalid(format!("{what} of {obj} seconds is negative"))),
+            Err(_) => Err(invalid(format!("{what} of {obj} seconds is too long; use None for no limit"))),
+        };
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return cairn::parse_duration(&s.to_cow()?).map_err(py_err);
+    }
+    let secs = if let Ok(f) = obj.cast::<PyFloat>() {
+        f.value()
+    } else if obj.hasattr("total_seconds")? {
+        obj.call_method0("total_seconds")?.extract::<f64>()?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be seconds (int or float), a timedelta or a string like '5m', not {}",
+            obj.get_type().name()?
+        )));
+    };
+    if secs.is_nan() {
+        return Err(invalid(format!("{what} is NaN; give a number of seconds")));
+    }
+    if secs < 0.0 {
+        return Err(invalid(format!("{what} of {secs} seconds is negative")));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| invalid(format!("{what} of {secs} seconds is too long; use None for no limit")))
+}
+
+/// An item id: a `str`, or an `int` taken as its decimal text.
+pub(crate) fn id(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_cow()?.into_owned());
+    }
+    if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
+        return Ok(obj.str()?.to_cow()?.into_owned());
+    }
+    Err(PyTypeError::new_err(format!("an id must be a str or an int, not {}", obj.get_type().name()?)))
+}
+
+/// An id that remembers where it came from: `filter_new` hands back the caller's own objects.
+/// The text is borrowed from the Python string (no copy into a Rust `String`).
+pub(crate) struct Indexed {
+    pub index: usize,
+    pub id: PyBackedStr,
+}
+
+impl AsRef<str> for Indexed {
+    fn as_ref(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The ids of an iterable, with their original objects. One `str` is refused: iterating it
+/// would give its characters.
+pub(crate) fn ids(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PyAny>>, Vec<Indexed>)> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err("ids must be an iterable of ids (a list, say), not one str"));
+    }
+    let (lower, _) = obj.len().map_or((0, None), |n| (n, Some(n)));
+    let mut originals = Vec::with_capacity(lower);
+    let mut out = Vec::with_capacity(lower);
+    for (index, item) in obj.try_iter()?.enumerate() {
+        let item = item?;
+        let id = if let Ok(s) = item.cast::<PyString>() {
+            PyBackedStr::try_from(s.clone())?
+        } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
+            PyBackedStr::try_from(item.str()?)?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "an id must be a str or an int, not {}",
+                item.get_type().name()?
+            )));
+        };
+        out.push(Indexed { index, id });
+        originals.push(item.unbind());
+    }
+    Ok((originals, out))
+}
+
+/// Parameters of users' own SQL: None, int (and bool), float, str, bytes.
+pub(crate) fn sql_params(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<SqlValue>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(Vec::new()) };
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(
+            "SQL parameters are a sequence (a tuple or list) bound to ?1, ?2...; named parameters are not supported",
+        ));
+    }
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        out.push(if item.is_none() {
+            SqlValue::Null
+        } else if item.is_instance_of::<PyInt>() {
+            SqlValue::Integer(item.extract::<i64>().map_err(|_| {
+                invalid(format!("the SQL parameter {item} does not fit SQLite's 64-bit integers"))
+            })?)
+        } else if let Ok(f) = item.cast::<PyFloat>() {
+            SqlValue::Real(f.value())
+        } else if let Ok(s) = item.cast::<PyString>() {
+            SqlValue::Text(s.to_cow()?.into_owned())
+        } else if let Ok(b) = item.cast::<PyBytes>() {
+            SqlValue::Blob(b.as_bytes().to_vec())
+        } else if let Ok(b) = item.cast::<PyByteArray>() {
+            SqlValue::Blob(b.to_vec())
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "an SQL parameter is None, int, float, str or bytes, not {}",
+                item.get_type().name()?
+            )));
+        });
+    }
+    Ok(out)
+}
+
+/// Rows of users' own SQL, as a list of tuples.
+pub(crate) fn rows(py: Python<'_>, rows: cairn::Rows) -> PyResult<Py<PyList>> {
+    let list = PyList::empty(py);
+    for row in rows {
+        let mut cells = Vec::with_capacity(row.len());
+        for v in row {
+            cells.push(match v {
+                SqlValue::Null => py.None(),
+                SqlValue::Integer(n) => n.into_pyobject(py)?.into_any().unbind(),
+                SqlValue::Real(x) => PyFloat::new(py, x).into_any().unbind(),
+                SqlValue::Text(s) => PyString::new(py, &s).into_any().unbind(),
+                SqlValue::Blob(b) => PyBytes::new(py, &b).into_any().unbind(),
+            });
+        }
+        list.append(PyTuple::new(py, cells)?)?;
+    }
+    Ok(list.unbind())
+}

@@ -1,0 +1,27 @@
+//! `cairn._cairn`: the extension module under the `cairn` Python package. It moves values in
+//! and out of the library (`cairn-store`) and maps its errors; the Pythonic API, the codecs'
+//! JSON side and the exception classes live in `python/cairn/`.
+
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod conn;
+mod convert;
+mod errors;
+mod handles;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<conn::Connection>()?;
+    m.add_class::<handles::Claim>()?;
+    m.add_class::<handles::HeldLock>()?;
+    m.add_class::<handles::KeepAlive>()?;
+    m.add_class::<handles::ManualClock>()?;
+    m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
+    m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
+    m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
+    m.add("SQLITE_VERSION", rusqlite::version())?;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+"""Child processes for the crash and multi-process tests: `python child.py COMMAND ARGS...`.
+
+Each prints what it has done, one line at a time, flushed, so the parent knows what to expect
+when it kills it; a child that must be killed mid-work blocks reading stdin (the parent never
+writes to it), so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import cairn
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+def block() -> None:
+    """Wait to be killed (or for the parent to close our stdin)."""
+    sys.stdin.readline()
+
+
+def tx_then_block(path: str) -> None:
+    """Open a transaction, write 100 keys and a checkpoint in it, and block inside it."""
+    store = cairn.Store(path)
+    with store.transaction() as tx:
+        c = tx.cache("crash")
+        for i in range(100):
+            c.set(f"k{i}", i)
+        tx.checkpoint("crash").set(100)
+        tx.ledger("crash").mark_done("item")
+        say("inside")
+        block()
+
+
+def torture(path: str, keys: str, run: str) -> None:
+    """Commit batch after batch, each K keys of this run and the run's checkpoint set to the
+    batch number; print the number once committed."""
+    store = cairn.Store(path)
+    k = int(keys)
+    for i in range(1, 1_000_000):
+        with store.transaction() as tx:
+            c = tx.cache("torture")
+            for j in range(k):
+                c.set(f"r{run}-b{i}-{j}", {"batch": i, "j": j})
+            tx.ledger("torture").mark_done(f"r{run}-b{i}")
+            tx.checkpoint(f"torture-{run}").set(i)
+        say(i)
+
+
+def incr(path: str, n: str) -> None:
+    store = cairn.Store(path)
+    c = store.cache("counters")
+    for _ in range(int(n)):
+        c.incr("shared")
+    say("done")
+
+
+def compute_once(path: str, marker: str) -> None:
+    """Wait for 'go', then get_or_set one key. The compute appends to `marker`, says
+    'computing', and waits for the parent's word: 'finish' returns a value, 'fail' raises."""
+    store = cairn.Store(path)
+    say("ready")
+    if sys.stdin.readline().strip() != "go":
+        return
+
+    def compute() -> dict[str, int]:
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        say("computing")
+        word = sys.stdin.readline().strip()
+        if word == "fail":
+            raise RuntimeError("the computation failed")
+        return {"pid": os.getpid()}
+
+    say("calling")
+    try:
+        value = store.cache("stampede").get_or_set("report", compute, ttl="1h")
+    except RuntimeError as e:
+        say("raised", e)
+        return
+    say("value", value["pid"])
+
+
+def worker(path: str, ns: str, lease: str, hold_first: str) -> None:
+    """Drain the queue with claims; with hold_first=1, claim one item and block holding it."""
+    store = cairn.Store(path)
+    ledger = store.ledger(ns)
+    if hold_first == "1":
+        claim = ledger.claim_next(lease=float(lease))
+        assert claim is not None
+        say("holding", claim.id)
+        block()
+        return
+    while True:
+        claim = ledger.claim_next(lease=float(lease))
+        if claim is None:
+            break
+        with claim:
+            pass  # the work
+        say("done", claim.id)
+    say("empty")
+
+
+def hold_lock(path: str, name: str) -> None:
+    store = cairn.Store(path)
+    try:
+        with store.lock(name, ttl="1h", timeout=0):
+            holder = store.lock_holder(name)
+            say("held", holder.pid if holder else None)
+            block()
+    except cairn.LockHeldError:
+        say("busy")
+
+
+def write_acknowledged(path: str, n: str) -> None:
+    """cairn writes in this process while the parent uses stdlib sqlite3 on the same file."""
+    store = cairn.Store(path)
+    c = store.cache("ack")
+    for i in range(int(n)):
+        c.set(f"k{i}", i)
+        say(i)
+
+
+COMMANDS = {
+    "tx-then-block": tx_then_block,
+    "torture": torture,
+    "incr": incr,
+    "compute-once": compute_once,
+    "worker": worker,
+    "hold-lock": hold_lock,
+    "write-acknowledged": write_acknowledged,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,201 @@
+"""Fixtures for the cairn Python suite: stores on temporary files, a manual clock, child
+processes read line by line with deadlines, and the cairn CLI binary."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import pytest
+
+import cairn
+from cairn.testing import ManualClock
+
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "child.py"
+REPO = HERE.parents[2]
+
+# Every wait in this suite has a deadline; this is the longest any single one may take.
+DEADLINE = 60.0
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    """A fresh store path."""
+    return str(tmp_path / "state.db")
+
+
+@pytest.fixture
+def store(path: str) -> Iterator[cairn.Store]:
+    """A store on a fresh file, closed afterwards."""
+    s = cairn.Store(path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock at 2020-01-01T00:00:00Z."""
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked(path: str, clock: ManualClock) -> Iterator[cairn.Store]:
+    """A store on a fresh file whose time is `clock`'s."""
+    s = cairn.Store(path, clock=clock)
+    yield s
+    s.close()
+
+
+class Child:
+    """A child process running tests/child.py (or `script`), whose stdout lines are read with
+    deadlines."""
+
+    def __init__(
+        self,
+        *args: str,
+        env: Optional[dict[str, str]] = None,
+        tap: "Optional[queue.Queue[tuple[Child, Optional[str]]]]" = None,
+        script: Path = CHILD,
+    ) -> None:
+        """Start it. With `tap`, its lines go there as (child, line), ending with (child, None),
+        instead of to its own queue: one queue to wait on for several children."""
+        self.args = args
+        self.tap = tap
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._put(line.rstrip("\n"))
+        self._put(None)
+
+    def _put(self, line: Optional[str]) -> None:
+        if self.tap is not None:
+            self.tap.put((self, line))
+        else:
+            self.lines.put(line)
+
+    def line(self, timeout: float = DEADLINE) -> Optional[str]:
+        """The next line, or None at end of output; fails the test after `timeout` seconds."""
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"child {self.args} printed nothing for {timeout} s; stderr: {self.stderr()}")
+
+    def expect(self, want: str, timeout: float = DEADLINE) -> None:
+        got = self.line(timeout)
+        if got != want:
+            self.kill()
+            pytest.fail(f"child {self.args}: expected {want!r}, got {got!r}; stderr: {self.stderr()}")
+
+    def all_lines(self, timeout: float = DEADLINE) -> List[str]:
+        """Every line until the end of its output (it exited, or was killed)."""
+        out = []
+        while True:
+            line = self.line(timeout)
+            if line is None:
+                return out
+            out.append(line)
+
+    def send(self, line: str) -> None:
+        """Write a line to the child's stdin."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        """SIGKILL it (if still running), reap it and close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=DEADLINE)
+        self._close()
+
+    def _close(self) -> None:
+        self._reader.join(timeout=DEADLINE)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is not None and not f.closed:
+                try:
+                    f.close()
+                except BrokenPipeError:
+                    pass
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"child {self.args} did not exit within {timeout} s; stderr: {self.stderr()}")
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return "(still running)"
+        if self.proc.stderr.closed:
+            return "(closed)"
+        return self.proc.stderr.read()
+
+
+@pytest.fixture
+def children() -> Iterator[List[Child]]:
+    """Start children with `children.append(Child(...))`; any left running are killed."""
+    started: List[Child] = []
+    yield started
+    for c in started:
+        c.kill()
+
+
+def _cli() -> Optional[str]:
+    env = os.environ.get("CAIRN_BIN")
+    if env:
+        return env
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    for profile in ("debug", "release"):
+        p = target / profile / "cairn"
+        if p.is_file():
+            return str(p)
+    return shutil.which("cairn")
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    """The cairn CLI binary ($CAIRN_BIN, else target/{debug,release}/cairn, else PATH)."""
+    found = _cli()
+    if found is None:
+        pytest.skip("the cairn CLI is not built: cargo build -p cairn-cli, or set CAIRN_BIN")
+    return found
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CAIRN_NO_SKIP=1 (CI), a skipped test is a failed one: whatever it needs from the
+    machine must be there."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    log = os.environ.get("CAIRN_SKIP_LOG")
+    if log:  # scripts/test and .ci/run list every skip at the end
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        with open(log, "a") as f:
+            f.write(f"python {item.nodeid}: {reason}\n")
+    if os.environ.get("CAIRN_NO_SKIP") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CAIRN_NO_SKIP=1: {report.longrepr}"

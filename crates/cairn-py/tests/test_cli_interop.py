@@ -1,0 +1,94 @@
+"""One file shared with the cairn CLI: each side reads what the other wrote, with its type,
+while a Python store has the file open."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import cairn
+
+
+def run(cli: str, path: str, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([cli, "--db", path, *args], input=input, capture_output=True, timeout=60)
+
+
+def test_text_set_by_the_cli_reads_as_str(cli: str, store: cairn.Store) -> None:
+    assert run(cli, store.path, "cache", "set", "greeting", "hello").returncode == 0
+    assert store.cache()["greeting"] == "hello"
+    assert run(cli, store.path, "-n", "other", "cache", "set", "raw", input=b"\xff\x00").returncode == 0
+    assert store.cache("other")["raw"] == b"\xff\x00", "stdin that is not UTF-8 stays bytes"
+
+
+def test_values_typed_on_the_cli_read_as_their_python_type(cli: str, store: cairn.Store) -> None:
+    run(cli, store.path, "cache", "set", "--type", "json", "j", '{"a": [1, 2]}').check_returncode()
+    run(cli, store.path, "cache", "set", "--type", "int", "i", "42").check_returncode()
+    run(cli, store.path, "cache", "set", "--type", "float", "f", "1.5").check_returncode()
+    c = store.cache()
+    assert c["j"] == {"a": [1, 2]}
+    assert c["i"] == 42 and type(c["i"]) is int
+    assert c["f"] == 1.5
+
+
+def test_cli_increments_read_as_int_and_python_increments_continue_them(cli: str, store: cairn.Store) -> None:
+    for _ in range(3):
+        run(cli, store.path, "cache", "incr", "runs").check_returncode()
+    assert store.cache()["runs"] == 3
+    assert store.cache().incr("runs") == 4
+    out = run(cli, store.path, "cache", "incr", "runs")
+    assert out.stdout == b"5\n"
+
+
+@pytest.mark.parametrize(
+    "value, printed",
+    [
+        ("plain text", b"plain text"),
+        (42, b"42"),
+        (1.5, b"1.5"),
+        (b"\x00raw\xff", b"\x00raw\xff"),
+        ({"a": [1, "x"], "b": None}, b'{"a":[1,"x"],"b":null}'),
+        (True, b"true"),
+        ("héllo", "héllo".encode()),
+    ],
+    ids=repr,
+)
+def test_python_values_print_plainly_from_the_cli(cli: str, store: cairn.Store, value: object, printed: bytes) -> None:
+    store.cache()["k"] = value
+    out = run(cli, store.path, "cache", "get", "k")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == printed
+    if isinstance(value, dict):
+        assert json.loads(out.stdout) == value
+
+
+def test_ledger_marks_and_checkpoints_are_shared(cli: str, store: cairn.Store) -> None:
+    run(cli, store.path, "ledger", "mark", "from-cli").check_returncode()
+    assert "from-cli" in store.ledger()
+    store.ledger().mark_done("from-python")
+    assert run(cli, store.path, "ledger", "has", "from-python").returncode == 0
+    assert run(cli, store.path, "ledger", "has", "never").returncode == 1
+    out = run(cli, store.path, "ledger", "filter", input=b"from-cli\nfrom-python\nnew\n")
+    assert out.stdout == b"new\n"
+    store.checkpoint("export").set({"page": 3})
+    assert json.loads(run(cli, store.path, "checkpoint", "get", "export").stdout) == {"page": 3}
+    run(cli, store.path, "checkpoint", "set", "export", "p-4").check_returncode()
+    assert store.checkpoint("export").get() == "p-4"
+
+
+def test_a_lock_held_in_python_stops_a_cli_run_and_the_reverse(cli: str, store: cairn.Store) -> None:
+    with store.lock("nightly", ttl=60, timeout=0):
+        out = run(cli, store.path, "lock", "nightly", "--no-wait", "--", "true")
+        assert out.returncode == 1
+    assert run(cli, store.path, "lock", "nightly", "--no-wait", "--", "true").returncode == 0
+
+
+def test_python_errors_carry_the_same_message_as_the_cli(cli: str, tmp_path: Path) -> None:
+    p = tmp_path / "notes.txt"
+    p.write_bytes(b"not a database, and long enough for the header check to see it" * 4)
+    out = run(cli, str(p), "cache", "get", "k")
+    with pytest.raises(cairn.NotADatabaseError) as e:
+        cairn.Store(p)
+    assert out.stderr.decode().strip() == f"cairn: {e.value}"
