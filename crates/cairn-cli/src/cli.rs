@@ -60,13 +60,14 @@ pub enum Command {
     #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
     Checkpoint(CheckpointCmd),
 
-    /// Run a command holding a named lock: no two runs overlap.
+    /// Run a command holding a named lock: no two runs overlap (or at most --max of them).
     ///
-    /// Exits with the command's status; 1 if the lock stays held (at once with --no-wait, after
-    /// DUR with --wait; without either, waits as long as it takes). The lock is renewed while
-    /// the command runs, released when it ends, and recovered if cairn is killed: at once by
-    /// processes on the same host (its pid is gone), elsewhere when its --ttl runs out. Signals
-    /// sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the command.
+    /// Exits with the command's status; 1 (or --held-exit) if the lock stays held (at once with
+    /// --no-wait, after DUR with --wait; without either, waits as long as it takes). The lock is
+    /// renewed while the command runs, released when it ends, and recovered if cairn is killed:
+    /// at once by processes on the same host (its pid is gone), elsewhere when its --ttl runs
+    /// out. Signals sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the
+    /// command.
     #[command(arg_required_else_help = true)]
     Lock(LockArgs),
 
@@ -443,6 +444,13 @@ pub struct LockArgs {
     /// the command runs.
     #[arg(long, value_parser = duration, default_value = "60s")]
     pub ttl: Duration,
+    /// Let up to N commands hold the lock at once (a counting semaphore; every caller of the
+    /// name should give the same N). A plain lock is --max 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(cairn::MAX_SEMAPHORE_SLOTS)))]
+    pub max: u32,
+    /// The exit status when the lock could not be taken, instead of 1 (as flock -E).
+    #[arg(long, value_name = "CODE", default_value_t = 1)]
+    pub held_exit: u8,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

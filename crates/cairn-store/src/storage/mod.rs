@@ -277,14 +277,16 @@ engine_ops! {
     /// Delete a namespace's items; how many.
     fn ledger_clear(&self, ns: &str) -> Result<u64>;
 
-    /// Who holds a lock.
-    fn lock_holder(&self, name: &str) -> Result<Option<HolderRow>>;
-    /// Take a lock if free, expired or held by `replace`; true if taken.
-    fn lock_take(&self, name: &str, t: &Taker<'_>, expires_at: i64, now: i64, replace: Option<&str>) -> Result<bool>;
-    /// Move a lock's expiry; false if not the owner's.
-    fn lock_renew(&self, name: &str, owner: &str, expires_at: i64) -> Result<bool>;
-    /// Release a lock; false if not the owner's.
-    fn lock_release(&self, name: &str, owner: &str) -> Result<bool>;
+    /// The holders of a lock's slots below `slots` (a plain lock has slot 0 alone), by slot.
+    fn lock_holders(&self, name: &str, slots: u32) -> Result<Vec<HolderRow>>;
+    /// Take the lowest slot below `slots` that is free or expired; which one.
+    fn lock_take_any(&self, name: &str, slots: u32, t: &Taker<'_>, expires_at: i64, now: i64) -> Result<Option<u32>>;
+    /// Take a slot from `dead`, a holder found dead (or if it is free or expired); true if taken.
+    fn lock_take_over(&self, name: &str, slot: u32, t: &Taker<'_>, expires_at: i64, now: i64, dead: &str) -> Result<bool>;
+    /// Move a slot's expiry; false if not the owner's.
+    fn lock_renew(&self, name: &str, slot: u32, owner: &str, expires_at: i64) -> Result<bool>;
+    /// Release a slot; false if not the owner's.
+    fn lock_release(&self, name: &str, slot: u32, owner: &str) -> Result<bool>;
 }
 
 /// What survives a crash. Both levels keep the file consistent: a transaction is there whole
@@ -410,9 +412,10 @@ pub(crate) struct ItemRow {
     pub data: Option<Stored>,
 }
 
-/// Who holds a lock.
+/// Who holds a lock's slot.
 #[derive(Debug, Clone)]
 pub(crate) struct HolderRow {
+    pub slot: u32,
     pub owner: String,
     pub boot_id: String,
     pub pid: i64,

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn records_add_up_per_namespace_and_damaged_ones_are_skipped() {
-        let got = parse(b"1 2 a\03 4 b b\0x 1 c\05 6 a\0 7 8\09 9");
+        let got = parse(b"1 2 a\x003 4 b b\x00x 1 c\x005 6 a\x00 7 8\x009 9");
         let want = [("a", 6, 8), ("b b", 3, 4)];
         assert_eq!(got.len(), want.len());
         for (t, (ns, h, m)) in got.iter().zip(want) {
