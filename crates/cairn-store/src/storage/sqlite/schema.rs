@@ -245,6 +245,30 @@ mod tests {
         assert_eq!(engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
     }
 
+    /// A lock held in a store of version 5 is still held, as slot 0, once the lock table is
+    /// rebuilt with slots.
+    #[test]
+    fn a_lock_held_at_version_5_is_slot_0_after_the_rebuild() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("v5.db");
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch(&format!("{V1}{V2}{V3}"))?;
+            v4_guess_kinds(&conn)?;
+            conn.execute_batch(&format!("{V5} PRAGMA user_version = 5;"))?;
+            conn.execute(
+                "INSERT INTO cairn_lock (name, owner, boot_id, pid, pid_start, expires_at, acquired_at) \
+                 VALUES ('nightly', 'someone', '', 4242, 0, ?1, 0)",
+                [i64::MAX],
+            )?;
+        }
+        let store = crate::Store::open(&path)?;
+        let h = store.lock_holder("nightly")?.ok_or("the lock was lost in the rebuild")?;
+        assert_eq!((h.slot, h.pid, h.owner.as_str()), (0, 4242, "someone"));
+        assert!(store.try_lock("nightly", std::time::Duration::from_secs(1))?.is_none());
+        Ok(())
+    }
+
     /// A store written at version 2 (before values kept their kind) opens as a current store
     /// whose values read back as the types they most likely were.
     #[test]
