@@ -115,8 +115,13 @@ impl<'a> Cache<'a> {
         self.ns
     }
 
+    /// True for a handle of a transaction ([`Tx::cache`](crate::Tx::cache)).
+    pub(crate) fn in_tx(&self) -> bool {
+        self.in_tx
+    }
+
     /// Run a write: inside the caller's transaction, or as a one-operation transaction.
-    fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+    pub(crate) fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
         validate_ns(self.ns)?;
         if self.in_tx {
             f(self.store)
@@ -135,7 +140,7 @@ impl<'a> Cache<'a> {
     }
 
     /// A fresh value, without counting a hit or a miss.
-    fn lookup(&self, key: &str) -> Result<Option<Stored>> {
+    pub(crate) fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
         if s.is_read_only() || !s.cache.is_lru(&s.engine, self.ns)? {
             return s.engine.cache_get(self.ns, key, s.now());
@@ -195,7 +200,11 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             // A bounded namespace's sizes change: its lock first, as every write takes it.
             self.limits_in(s)?;
-            Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false))
+            let removed = s.engine.cache_delete(self.ns, key, s.now())?;
+            if removed.is_some() {
+                s.engine.memo_chunks_gc(s.now())?;
+            }
+            Ok(removed.unwrap_or(false))
         })
     }
 
@@ -271,7 +280,11 @@ impl<'a> Cache<'a> {
 
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
     pub fn clear(&self) -> Result<u64> {
-        self.write(|s| s.engine.cache_clear(self.ns))
+        self.write(|s| {
+            let n = s.engine.cache_clear(self.ns)?;
+            s.engine.memo_chunks_gc(s.now())?;
+            Ok(n)
+        })
     }
 
     /// Remove the entries whose key starts with `prefix` (all of them for `""`), expired ones
@@ -297,13 +310,21 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             // A bounded namespace's sizes change: its lock first, as every write takes it.
             self.limits_in(s)?;
-            s.engine.cache_clear_range(self.ns, (prefix, until.as_deref()))
+            let n = s.engine.cache_clear_range(self.ns, (prefix, until.as_deref()))?;
+            s.engine.memo_chunks_gc(s.now())?;
+            Ok(n)
         })
     }
 
     /// Remove the namespace's expired entries. Returns how many.
     pub fn sweep(&self) -> Result<u64> {
-        self.write(|s| s.engine.cache_sweep_ns(self.ns, s.now()))
+        self.write(|s| {
+            let n = s.engine.cache_sweep_ns(self.ns, s.now())?;
+            if n > 0 {
+                s.engine.memo_chunks_gc(s.now())?;
+            }
+            Ok(n)
+        })
     }
 
     /// Bound the namespace's size, evicting at once if it is over. `CacheLimits::default()`
@@ -394,9 +415,8 @@ impl<'a> Cache<'a> {
         self.get_or_fill(key, ttl, &|_| true, compute)
     }
 
-    /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss:
-    /// memoization keeps results past their freshness to serve them stale.
-    pub(crate) fn get_or_fill<T, E, F>(
+    /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss.
+    fn get_or_fill<T, E, F>(
         &self,
         key: &str,
         ttl: Option<Duration>,
@@ -420,19 +440,55 @@ impl<'a> Cache<'a> {
             self.set(key, &value, ttl)?;
             return Ok(value);
         }
+        self.compute_once(
+            key,
+            usable,
+            |v| Ok(self.decode(key, v)?),
+            |ticket| {
+                let value = compute()?;
+                let bytes = value.encode()?;
+                validate_value(&bytes)?;
+                ticket.commit(|s| {
+                    let expires = ttl.map(|d| deadline(s.now(), d));
+                    self.store_bytes(s, key, (&bytes, value.kind()), expires)
+                })?;
+                Ok(value)
+            },
+        )
+    }
+
+    /// Compute once across processes. A stored value that `usable` accepts goes to `found`
+    /// (stored meanwhile, or by the process this one waited for); otherwise, once this process
+    /// holds the key's fill marker, `fill` runs with its [`FillTicket`] and stores its result
+    /// through [`FillTicket::commit`]. The marker is released however `fill` ends (an error, a
+    /// panic, nothing stored), so waiters take over at once instead of after the fill timeout.
+    /// Not inside a transaction: the marker must be seen by others while `fill` runs.
+    pub(crate) fn compute_once<R, E>(
+        &self,
+        key: &str,
+        usable: &dyn Fn(&[u8]) -> bool,
+        found: impl FnOnce(Stored) -> Result<R, E>,
+        fill: impl FnOnce(&FillTicket<'_, 'a>) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<Error>,
+    {
         let owner = crate::process::token();
         let mut nap = Duration::from_millis(1);
         loop {
             match self.try_claim_fill(key, &owner, usable)? {
-                Fill::Hit(v) => return Ok(self.decode(key, v)?),
-                Fill::Mine => return self.fill(key, &owner, ttl, compute),
+                Fill::Hit(v) => return found(v),
+                Fill::Mine => {
+                    let ticket = FillTicket { cache: *self, key, owner, released: Cell::new(false) };
+                    return fill(&ticket);
+                }
                 Fill::Wait => {
                     self.store.clock.sleep(nap);
                     nap = (nap * 2).min(Duration::from_millis(25));
                     // Poll with plain reads; take the write lock only once the value or the
                     // marker has gone.
                     if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-                        return Ok(self.decode(key, v)?);
+                        return found(v);
                     }
                     if self.is_filling(key)? {
                         continue;
@@ -472,32 +528,17 @@ impl<'a> Cache<'a> {
         Ok(matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner)))
     }
 
-    fn fill<T, E, F>(&self, key: &str, owner: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>
-    where
-        T: Encode,
-        E: From<Error>,
-        F: FnOnce() -> Result<T, E>,
-    {
-        // Releases the marker however `compute` ends (error or panic), so waiters take over
-        // at once instead of after the fill timeout.
-        struct Release<'c, 'a>(&'c Cache<'a>, &'c str, &'c str);
-        impl Drop for Release<'_, '_> {
-            fn drop(&mut self) {
-                let Release(cache, key, owner) = *self;
-                let _ = cache.store.write_tx(|s| s.engine.fill_release(cache.ns, key, owner));
-            }
-        }
-        let release = Release(self, key, owner);
-        let value = compute()?;
-        let bytes = value.encode()?;
-        validate_value(&bytes)?;
-        self.store.write_tx(|s| {
-            let expires = ttl.map(|d| deadline(s.now(), d));
-            self.store_bytes(s, key, (&bytes, value.kind()), expires)?;
-            s.engine.fill_release(self.ns, key, owner)
-        })?;
-        std::mem::forget(release);
-        Ok(value)
+    /// Store `value` under `key` with `expires`, enforcing the namespace's bounds, inside the
+    /// caller's write transaction (a [`FillTicket::commit`]).
+    pub(crate) fn store_in(
+        &self,
+        s: &Store,
+        key: &str,
+        value: (&[u8], ValueKind),
+        expires: Option<i64>,
+    ) -> Result<()> {
+        validate_value(value.0)?;
+        self.store_bytes(s, key, value, expires)
     }
 
     /// Upsert, then enforce the namespace's bounds. The caller holds the write lock.
@@ -558,6 +599,7 @@ impl<'a> Cache<'a> {
             if s.engine.cache_evict(self.ns, keep, over_entries.max(by_bytes).max(1))? == 0 {
                 return Ok(()); // only `keep` is left, and check_fits let it in
             }
+            s.engine.memo_chunks_gc(s.now())?;
         }
     }
 
@@ -589,6 +631,10 @@ pub(crate) struct Tally {
     pub hits: u64,
     pub misses: u64,
 }
+
+// Every path that removes entries (delete, clear, sweeps, evictions) then removes the chunks
+// of memo outputs whose entry is gone (`memo_chunks_gc`): one probe of an empty table when no
+// large memo output is stored.
 
 /// What the cache keeps per store handle between operations. Counting each read in the file
 /// would turn every read into a write, so hits and misses wait here for the next write
@@ -669,8 +715,8 @@ impl CacheState {
                 engine.cache_add_tally(&t.ns, t.hits, t.misses)?;
             }
         }
-        if self.due_for_sweep() {
-            engine.cache_sweep(now, false)?;
+        if self.due_for_sweep() && engine.cache_sweep(now, false)? > 0 {
+            engine.memo_chunks_gc(now)?;
         }
         Ok(())
     }
@@ -684,7 +730,12 @@ impl CacheState {
             return;
         }
         if self.due_for_sweep() {
-            let _ = Self::apart(engine, |e| e.cache_sweep(now, false).map(drop));
+            let _ = Self::apart(engine, |e| {
+                if e.cache_sweep(now, false)? > 0 {
+                    e.memo_chunks_gc(now)?;
+                }
+                Ok(())
+            });
         }
         let due = self.flushed.get().is_none_or(|at| at.elapsed() >= COUNTS_EVERY);
         if due && self.has_pending_counts() {
@@ -777,6 +828,38 @@ enum Fill {
     Hit(Stored),
     Mine,
     Wait,
+}
+
+/// This process holds a key's fill marker: see [`Cache::compute_once`]. Dropped without a
+/// commit, it releases the marker in a write of its own.
+pub(crate) struct FillTicket<'c, 'a> {
+    cache: Cache<'a>,
+    key: &'c str,
+    owner: String,
+    released: Cell<bool>,
+}
+
+impl FillTicket<'_, '_> {
+    /// In one write transaction: `f`, which stores the computed value, then the marker's
+    /// release, so that waiters find the value the moment the marker is gone.
+    pub(crate) fn commit<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let out = self.cache.store.write_tx(|s| {
+            let out = f(s)?;
+            s.engine.fill_release(self.cache.ns, self.key, &self.owner)?;
+            Ok(out)
+        })?;
+        self.released.set(true);
+        Ok(out)
+    }
+}
+
+impl Drop for FillTicket<'_, '_> {
+    fn drop(&mut self) {
+        if !self.released.get() {
+            let (cache, key, owner) = (&self.cache, self.key, &self.owner);
+            let _ = cache.store.write_tx(|s| s.engine.fill_release(cache.ns, key, owner));
+        }
+    }
 }
 
 fn limits_of(row: &crate::storage::NsRow) -> CacheLimits {

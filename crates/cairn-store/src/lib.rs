@@ -92,7 +92,10 @@ pub use ledger::{
 };
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
-pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
+pub use memo::{
+    command_key, ChildRun, CommandKey, CommandOutput, KeptInput, MemoOutcome, MemoPolicy, MemoRecorder,
+    Memoized, Stream,
+};
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

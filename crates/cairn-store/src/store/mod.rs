@@ -575,7 +575,12 @@ impl Store {
     pub fn sweep(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = self.write_tx(|s| s.engine.cache_sweep(s.now(), true))?;
+            let n = self.write_tx(|s| {
+                let n = s.engine.cache_sweep(s.now(), true)?;
+                // The chunks of large memo outputs whose entries went (and of dead runs).
+                s.engine.memo_chunks_gc(s.now())?;
+                Ok::<_, Error>(n)
+            })?;
             total += n;
             if n < sqlite::SWEEP_MANY_BATCH {
                 return Ok(total);

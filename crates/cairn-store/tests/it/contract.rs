@@ -319,4 +319,69 @@ contract! {
         assert_eq!(l.counts()?.pending, 4, "pruning leaves other states alone");
         Ok(())
     }
+
+    /// A memo output of several chunks, written as it comes, replays exactly from another
+    /// connection, and is forgotten with its chunks.
+    fn a_large_memo_output_replays_exactly_from_another_connection(f) {
+        use crate::memo::{pieces, record, replay, split};
+        let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
+        let big = pieces(4 * 1024 * 1024 + 3);
+        assert_eq!(record(&f.store, "k", policy, &big)?, cairn::MemoOutcome::Ran { status: 0, stored: true });
+        let other = f.reopen();
+        assert_eq!(replay(&other, "k", policy)?, split(&big));
+        assert!(other.cache("m").memo_forget("k")?);
+        let ran = record(&f.store, "k", policy, &pieces(10))?;
+        assert_eq!(ran, cairn::MemoOutcome::Ran { status: 0, stored: true }, "forgotten: run again");
+        Ok(())
+    }
+
+    /// Several connections asking for one large result at once: the command runs once, and
+    /// every one of them gets its output whole.
+    fn overlapping_memo_calls_run_a_large_command_once(f) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let runs = Arc::clone(&runs);
+                std::thread::spawn(move || -> Result<(Vec<u8>, Vec<u8>), Error> {
+                    let big = crate::memo::pieces(2 * 1024 * 1024);
+                    // What reached this caller, replayed or passed on while it ran.
+                    let got = std::cell::RefCell::new((Vec::new(), Vec::new()));
+                    let take = |s: cairn::Stream, b: &[u8]| {
+                        let mut g = got.borrow_mut();
+                        match s {
+                            cairn::Stream::Stdout => g.0.extend_from_slice(b),
+                            cairn::Stream::Stderr => g.1.extend_from_slice(b),
+                        }
+                    };
+                    let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
+                    store.cache("m").memo_stream(
+                        "k",
+                        policy,
+                        &mut |s, b| {
+                            take(s, b);
+                            Ok::<_, Error>(())
+                        },
+                        |rec| {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            for (s, b) in &big {
+                                rec.write(*s, b)?;
+                                take(*s, b);
+                            }
+                            Ok(0)
+                        },
+                    )?;
+                    Ok(got.into_inner())
+                })
+            })
+            .collect();
+        let want = crate::memo::split(&crate::memo::pieces(2 * 1024 * 1024));
+        for h in handles {
+            assert!(h.join().expect("thread")? == want);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        Ok(())
+    }
 }

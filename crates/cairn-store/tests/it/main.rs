@@ -7,6 +7,7 @@ mod engines;
 mod ledger;
 mod ledger_model;
 mod locks;
+mod memo;
 mod migrate;
 mod model;
 mod paging;

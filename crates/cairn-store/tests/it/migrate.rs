@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::temp_store;
 
 /// The version of cairn's own schema that this build writes.
-const CAIRN_SCHEMA: i64 = 5;
+const CAIRN_SCHEMA: i64 = 6;
 
 fn steps() -> Migrations<'static> {
     Migrations::new(vec![

@@ -115,7 +115,7 @@ fn a_schema_newer_than_the_code_is_refused_without_downgrade() -> Result<(), Err
     let err = Store::open(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaTooNew, "{err}");
     assert!(
-        matches!(err, Error::SchemaTooNew { found: 99, supported: 5, ref scope, .. } if scope == "cairn")
+        matches!(err, Error::SchemaTooNew { found: 99, supported: 6, ref scope, .. } if scope == "cairn")
     );
     let conn = rusqlite::Connection::open(&path).expect("open");
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("read");

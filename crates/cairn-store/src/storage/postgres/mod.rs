@@ -17,6 +17,7 @@ mod hits;
 mod ledger;
 mod lock;
 mod maintenance;
+mod memo;
 mod migrate;
 pub(crate) mod schema;
 mod user_sql;

@@ -21,6 +21,7 @@ pub(crate) mod hits;
 pub(crate) mod ledger;
 pub(crate) mod lock;
 mod maintenance;
+mod memo;
 mod migrate;
 pub(crate) mod schema;
 mod user_sql;
