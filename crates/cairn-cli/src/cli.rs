@@ -46,9 +46,15 @@ pub enum Command {
 
     /// Run a command once and replay its stdout, stderr and exit status while fresh.
     ///
-    /// The key defaults to the command line and the working directory. Overlapping identical
-    /// calls run the command once; the others wait and replay its result. A command that
-    /// exits non-zero is not stored unless --cache-failures is given.
+    /// The key is the command line and the working directory (or --key), plus the inputs named
+    /// with --env and --modtime, plus stdin when it is not a terminal: it is read to its end,
+    /// becomes part of the key and still reaches the command (--ignore-stdin leaves it out and
+    /// to the command; use it, or </dev/null, inside `while read` loops, whose input cairn
+    /// would otherwise read). Overlapping identical calls run the command once; the others
+    /// wait and replay its result. On a miss the command's output reaches you as it writes it,
+    /// while it is recorded; a replay interleaves stdout and stderr as the command did. Output
+    /// of any size is kept, in chunks, in bounded memory. A command that exits non-zero is
+    /// not stored unless --cache-failures is given.
     #[command(arg_required_else_help = true)]
     Memo(MemoArgs),
 
@@ -212,10 +218,11 @@ pub enum Kind {
 /// `memo`.
 #[derive(Debug, Args)]
 pub struct MemoArgs {
-    /// How long a result is replayed.
-    #[arg(long, value_parser = duration, default_value = "60s")]
+    /// How long a result is replayed [default: $CAIRN_MEMO_TTL, else 60s].
+    #[arg(long, value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
     pub ttl: Duration,
-    /// The cache key (default: derived from the command line and the working directory).
+    /// The cache key instead of the command line and working directory (inputs named with
+    /// --env, --modtime and stdin are still added to it).
     #[arg(long, value_parser = non_empty("key"))]
     pub key: Option<String>,
     /// Serve an expired result for up to DUR more while one background run refreshes it.
@@ -224,7 +231,23 @@ pub struct MemoArgs {
     /// Store results of commands that exit non-zero too.
     #[arg(long)]
     pub cache_failures: bool,
-    /// Internal: the background refresh of a stale result.
+    /// Run the command now even if a fresh result is stored, and store the new one.
+    #[arg(long, conflicts_with = "forget")]
+    pub force: bool,
+    /// Make environment variable NAME's value (or its absence) part of the key. Repeatable.
+    #[arg(long = "env", value_name = "NAME", value_parser = non_empty("variable name"))]
+    pub env: Vec<String>,
+    /// Make PATH's modification time (or its absence) part of the key. Repeatable.
+    #[arg(long = "modtime", value_name = "PATH")]
+    pub modtime: Vec<PathBuf>,
+    /// Leave stdin out of the key: the command reads it as it would without cairn.
+    #[arg(long)]
+    pub ignore_stdin: bool,
+    /// Drop the stored result of this command line instead of running it; exit 1 if there is
+    /// none.
+    #[arg(long)]
+    pub forget: bool,
+    /// Internal: the background refresh of a stale result (--key is used as is).
     #[arg(long, hide = true)]
     pub refresh: bool,
     /// The command and its arguments.

@@ -8,16 +8,16 @@ use std::time::{Duration, SystemTime};
 use crate::{wait_until, wait_within, Env};
 
 /// A command that counts its runs in `count` and prints the run number on stdout and stderr.
-fn counting(status: i32) -> Vec<String> {
+pub(crate) fn counting(status: i32) -> Vec<String> {
     let script = format!("echo x >> count; n=$(wc -l < count); printf 'out %s\\0\\377' $n; printf 'err %s' $n >&2; exit {status}");
     vec!["sh".into(), "-c".into(), script]
 }
 
-fn runs(env: &Env) -> usize {
+pub(crate) fn runs(env: &Env) -> usize {
     std::fs::read_to_string(env.path("count")).map_or(0, |s| s.lines().count())
 }
 
-fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
+pub(crate) fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
     let mut args: Vec<&str> = vec!["memo"];
     args.extend_from_slice(flags);
     args.push("--");
