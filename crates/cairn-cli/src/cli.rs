@@ -115,8 +115,17 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff), e.g. `cairn man > ~/.local/share/man/man1/cairn.1`.
-    Man,
+    /// Print a man page (roff): cairn's, or a subcommand's (`cairn man cache get`); with --dir,
+    /// write every page, one per subcommand (cairn.1, cairn-cache.1, cairn-cache-get.1, ...),
+    /// e.g. `cairn man --dir ~/.local/share/man/man1`.
+    Man {
+        /// The subcommand whose page to print, e.g. `memo` or `cache get`.
+        #[arg(conflicts_with = "dir")]
+        command: Vec<String>,
+        /// Write every page into DIR (created if missing) and list the files written.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Cache commands.
