@@ -39,6 +39,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// A key/value cache with expiry.
     #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
@@ -130,6 +131,7 @@ pub enum Command {
 
 /// Cache commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CacheCmd {
     /// Print a value's exact bytes. Exit 1 on a miss or an expired entry.
     Get {
@@ -266,6 +268,7 @@ pub struct MemoArgs {
 
 /// Ledger commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LedgerCmd {
     /// Record ids as done: `mark ID...`, or `mark -` for ids on stdin, one per line.
     Mark {
@@ -435,6 +438,7 @@ pub enum State {
 
 /// Checkpoint commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CheckpointCmd {
     /// Record JOB's position (VALUE, or stdin when absent).
     Set {
