@@ -169,9 +169,11 @@ CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, due, seq, holder) WH
 /// cache entry is kept in chunks, written while the command runs and read back one at a time;
 /// `gen` tells the chunks of one result from another's of the same key.
 const V6: &str = r#"
+-- slot: 0 for a plain lock; 0 to N-1 for a semaphore of N. (Comments stay outside the
+-- CREATE statements: SQLite keeps a statement's text in the file and parses it at every open.)
 CREATE TABLE cairn_lock_v6 (
     name        TEXT    NOT NULL,
-    slot        INTEGER NOT NULL,   -- 0 for a plain lock; 0 to N-1 for a semaphore of N
+    slot        INTEGER NOT NULL,
     owner       TEXT    NOT NULL,
     boot_id     TEXT    NOT NULL,
     pid         INTEGER NOT NULL,
@@ -185,13 +187,14 @@ INSERT INTO cairn_lock_v6 (name, slot, owner, boot_id, pid, pid_start, expires_a
 DROP TABLE cairn_lock;
 ALTER TABLE cairn_lock_v6 RENAME TO cairn_lock;
 
--- Chunks of large memo outputs: `data` holds frames (stream, length, bytes). A rowid table:
--- its rows are large, which a WITHOUT ROWID table stores badly.
+-- Chunks of large memo outputs: gen tells which result of the key (from its record in
+-- cairn_cache), seq the chunk's place in the output, data holds frames (stream, length,
+-- bytes). A rowid table: its rows are large, which a WITHOUT ROWID table stores badly.
 CREATE TABLE cairn_memo_chunk (
     ns   TEXT    NOT NULL,
     key  TEXT    NOT NULL,
-    gen  INTEGER NOT NULL,   -- which result of the key (from its record in cairn_cache)
-    seq  INTEGER NOT NULL,   -- its place in the output
+    gen  INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
     data BLOB    NOT NULL,
     PRIMARY KEY (ns, key, gen, seq)
 );
@@ -219,7 +222,7 @@ pub(crate) const STEPS: &[SchemaStep] = &[
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "be642a994031f8a8";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "95aee0a00c2c9ad2";
 
 #[cfg(test)]
 mod tests {
