@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use cairn::{SqlValue, Value};
+use cairn::{QueueItem, SqlValue, Value};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -124,6 +124,34 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
     }
     Duration::try_from_secs_f64(secs)
         .map_err(|_| invalid(format!("{what} of {secs} seconds is too long; use None for no limit")))
+}
+
+/// A queue item from `cairn.QueueItem`'s fields as a tuple `(id, data, delay, not_before)`:
+/// `data` None for none, `delay` a duration or None, `not_before` Unix milliseconds, an RFC
+/// 3339 string or None (at most one of the two).
+pub(crate) fn queue_item(obj: &Bound<'_, PyAny>) -> PyResult<QueueItem> {
+    type Field<'py> = Bound<'py, PyAny>;
+    let (item_id, data, delay, not_before): (Field<'_>, Field<'_>, Field<'_>, Field<'_>) = obj.extract()?;
+    let mut item = QueueItem::new(id(&item_id)?);
+    if !data.is_none() {
+        item = item.data(to_value(&data)?).map_err(py_err)?;
+    }
+    match (delay.is_none(), not_before.is_none()) {
+        (true, true) => Ok(item),
+        (false, true) => Ok(item.delay(seconds(&delay, "a delay")?)),
+        (true, false) => {
+            let at = if let Ok(text) = not_before.cast::<PyString>() {
+                cairn::parse_time(&text.to_cow()?).map_err(py_err)?
+            } else {
+                not_before.extract::<i64>()?
+            };
+            Ok(item.not_before_millis(at))
+        }
+        (false, false) => Err(invalid(format!(
+            "the queue item {} has both a delay and a not_before time: give one",
+            item_id.repr()?
+        ))),
+    }
 }
 
 /// An item id: a `str`, or an `int` taken as its decimal text.

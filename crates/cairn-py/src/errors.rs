@@ -20,6 +20,7 @@ import_exception!(cairn.errors, InvalidInputError);
 import_exception!(cairn.errors, DecodeError);
 import_exception!(cairn.errors, MigrationError);
 import_exception!(cairn.errors, LeaseLostError);
+import_exception!(cairn.errors, UnavailableError);
 import_exception!(cairn.errors, InternalError);
 import_exception!(cairn.errors, ClosedError);
 import_exception!(cairn.errors, ForkedError);
@@ -68,8 +69,8 @@ impl Failure {
 }
 
 /// The exception for `e`: the class of its kind, the library's message, `errno` where the
-/// operating system gave one, and the failed step's own error as `__cause__` of a
-/// `MigrationError`.
+/// operating system gave one, `maybe_committed` on an `UnavailableError` whose commit may have
+/// happened, and the failed step's own error as `__cause__` of a `MigrationError`.
 pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
     let msg = e.to_string();
     let err = match e.kind() {
@@ -87,6 +88,7 @@ pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
         ErrorKind::Decode => DecodeError::new_err(msg),
         ErrorKind::Migration => MigrationError::new_err(msg),
         ErrorKind::LeaseLost => LeaseLostError::new_err(msg),
+        ErrorKind::Unavailable => UnavailableError::new_err(msg),
         // Internal, and kinds added to the library later (`ErrorKind` is non_exhaustive).
         _ => InternalError::new_err(msg),
     };
@@ -98,6 +100,10 @@ pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
     if let Some(n) = errno {
         // Best effort: the message already says it all.
         let _ = err.value(py).setattr("errno", n);
+    }
+    if let cairn::Error::Unavailable { maybe_committed: true, .. } = &e {
+        // Best effort, as errno: the message says it too.
+        let _ = err.value(py).setattr("maybe_committed", true);
     }
     if let cairn::Error::Migration { source, .. } = e {
         err.set_cause(py, Some(to_py(py, *source)));

@@ -48,6 +48,21 @@ impl Claim {
     fn lease_until_millis(&self) -> i64 {
         self.0.lease_until_millis()
     }
+
+    /// Which attempt this is: 1 the first time the item is worked on.
+    #[getter]
+    fn attempt(&self) -> u32 {
+        self.0.attempt()
+    }
+
+    /// What the item carries for its worker, as the type it was queued with; None if nothing.
+    #[getter]
+    fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.0.data::<cairn::Value>().map_err(|e| to_py(py, e))? {
+            Some(v) => crate::convert::to_py(py, v),
+            None => Ok(py.None()),
+        }
+    }
 }
 
 /// A held named lock, as data (not released when dropped). Private: `cairn.Lock` uses it.
@@ -147,6 +162,13 @@ impl ManualClock {
     fn set_millis(&self, millis: i64) {
         self.0.set_millis(millis);
     }
+}
+
+/// Seconds in a duration as every duration argument takes it (seconds, a timedelta or a
+/// string like `"5m"`), checked: for settings validated when given rather than when used.
+#[pyfunction]
+pub(crate) fn duration_seconds(value: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+    crate::convert::seconds(value, what).map(|d| d.as_secs_f64())
 }
 
 /// Seconds in a duration written like `"1h30m"`, `"500ms"` (the CLI's syntax).

@@ -21,7 +21,9 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(handles::duration_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
     m.add("SQLITE_VERSION", rusqlite::version())?;
+    m.add("DEFAULT_RETRY_DELAY", cairn::DEFAULT_RETRY_DELAY.as_secs_f64())?;
     Ok(())
 }

@@ -3,6 +3,7 @@ processes read line by line with deadlines, and the cairn CLI binary."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -181,6 +183,92 @@ def cli() -> str:
     if found is None:
         pytest.skip("the cairn CLI is not built: cargo build -p cairn-cli, or set CAIRN_BIN")
     return found
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+# The server is CAIRN_TEST_PG (scripts/test and .ci/run set it: postgres://postgres@127.0.0.1:5432/test).
+# Each test gets a schema of its own, dropped when it ends; schemas left by killed runs are
+# dropped when a later run starts. Schemas are dropped with psql, there being no PostgreSQL
+# client among the test's dependencies.
+
+PG_PREFIX = "cairn_pytest_"
+_schemas = itertools.count()
+
+
+def _psql(url: str, sql: str) -> subprocess.CompletedProcess[str]:
+    psql = shutil.which("psql")
+    assert psql is not None
+    return subprocess.run(
+        [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+
+
+def pg_sql(url: str, sql: str) -> str:
+    """Run `sql` on the server with psql (outside cairn); its output. Fails the test on error."""
+    out = _psql(url, sql)
+    if out.returncode != 0:
+        pytest.fail(f"psql: {sql}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def fresh_schema() -> str:
+    """``cairn_pytest_<unix seconds>_<pid>_<n>``: unique, and stale ones recognisable by time."""
+    return f"{PG_PREFIX}{int(time.time())}_{os.getpid()}_{next(_schemas)}"
+
+
+def with_schema(url: str, schema: str) -> str:
+    """`url` with ``cairn_schema=`schema``` added to its query."""
+    return f"{url}{'&' if '?' in url else '?'}cairn_schema={schema}"
+
+
+def drop_schema(url: str, schema: str) -> None:
+    _psql(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The test server's URL: CAIRN_TEST_PG, if a server answers there. Otherwise the test
+    skips, saying why (a failure under CAIRN_NO_SKIP=1)."""
+    url = os.environ.get("CAIRN_TEST_PG", "")
+    if not url:
+        pytest.skip(
+            "needs a PostgreSQL server: set CAIRN_TEST_PG=postgres://user@host:port/db "
+            "(scripts/test and .ci/run set postgres://postgres@127.0.0.1:5432/test)"
+        )
+    if shutil.which("psql") is None:
+        pytest.skip("needs psql (postgresql-client), to drop the schemas the PostgreSQL tests create")
+    probe = fresh_schema()
+    try:
+        cairn.Store(url, schema=probe).close()
+    except cairn.UnavailableError as e:
+        pytest.skip(f"needs a PostgreSQL server at CAIRN_TEST_PG: {e}")
+    drop_schema(url, probe)
+    # Schemas of runs killed before they could drop theirs: older than an hour.
+    names = pg_sql(url, f"SELECT nspname FROM pg_namespace WHERE nspname LIKE '{PG_PREFIX}%'").split()
+    for name in names:
+        stamp = name[len(PG_PREFIX) :].split("_")[0]
+        if stamp.isdigit() and int(stamp) + 3600 < time.time():
+            drop_schema(url, name)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """The server's URL with a fresh schema (``?cairn_schema=...``), dropped afterwards."""
+    schema = fresh_schema()
+    yield with_schema(pg_server, schema)
+    drop_schema(pg_server, schema)
+
+
+@pytest.fixture
+def pg(pg_url: str, clock: ManualClock) -> Iterator[cairn.Store]:
+    """A store on a fresh schema of the test server whose time is `clock`'s."""
+    s = cairn.Store(pg_url, clock=clock)
+    yield s
+    s.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,7 +13,8 @@ REQUIRED = {
     cairn.Store: ["cache", "ledger", "checkpoint", "transaction", "memoize", "lock", "migrate", "query", "execute", "close"],
     cairn.Cache: ["get", "set", "add", "delete", "touch", "incr", "keys", "sweep", "clear", "stats", "get_or_set",
                   "__getitem__", "__contains__", "__delitem__"],
-    cairn.Ledger: ["filter_new", "mark_done", "is_done", "__contains__", "fail", "enqueue", "claim_next", "counts"],
+    cairn.Ledger: ["filter_new", "mark_done", "is_done", "__contains__", "fail", "enqueue", "claim_next", "counts",
+                   "enqueue_items", "retry", "retry_all_failed", "prune_done", "claim_next_many"],
     cairn.Claim: ["complete", "fail", "extend", "__enter__", "__exit__"],
     cairn.Checkpoint: ["get", "set", "delete"],
     cairn.Transaction: ["cache", "ledger", "checkpoint", "execute", "query", "__enter__", "__exit__"],
@@ -24,6 +25,17 @@ REQUIRED = {
 def test_the_issues_names_exist(cls: type) -> None:
     for name in REQUIRED[cls]:
         assert callable(getattr(cls, name)), f"{cls.__name__}.{name}"
+
+
+def test_the_queue_api_of_issue_13_exists() -> None:
+    for cls, props in ((cairn.Claim, ["data", "attempt"]), (cairn.Ledger, ["retry_delay", "max_attempts"])):
+        for name in props:
+            assert isinstance(vars(cls)[name], property), f"{cls.__name__}.{name}"
+    fields = cairn.QueueItem.__dataclass_fields__  # type: ignore[attr-defined]
+    assert list(fields) == ["id", "data", "delay", "not_before"]
+    assert {"data", "due"} <= set(cairn.Item.__dataclass_fields__)  # type: ignore[attr-defined]
+    assert "retry_delay" in inspect.signature(cairn.Store.ledger).parameters
+    assert "retry_delay" in inspect.signature(cairn.Transaction.ledger).parameters
 
 
 def public_members() -> list[tuple[str, object]]:
@@ -57,6 +69,13 @@ def test_every_public_name_has_a_docstring_and_annotations(qualname: str, obj: o
             if p.name not in ("self", "cls"):
                 assert p.annotation is not inspect.Parameter.empty, f"{qualname}: {p.name} is not annotated"
         assert sig.return_annotation is not inspect.Signature.empty, f"{qualname}: no return annotation"
+
+
+def test_a_lost_server_is_a_connection_error_exported_and_documented() -> None:
+    assert "UnavailableError" in cairn.__all__ and cairn.UnavailableError is cairn.errors.UnavailableError
+    assert issubclass(cairn.UnavailableError, cairn.Error) and issubclass(cairn.UnavailableError, ConnectionError)
+    assert cairn.UnavailableError.kind == "unavailable" and cairn.UnavailableError.__doc__
+    assert "maybe_committed" in cairn.UnavailableError.__doc__
 
 
 def test_the_package_is_typed() -> None:

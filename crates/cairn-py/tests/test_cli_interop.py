@@ -3,6 +3,7 @@ while a Python store has the file open."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -92,3 +93,73 @@ def test_python_errors_carry_the_same_message_as_the_cli(cli: str, tmp_path: Pat
     with pytest.raises(cairn.NotADatabaseError) as e:
         cairn.Store(p)
     assert out.stderr.decode().strip() == f"cairn: {e.value}"
+
+
+def test_queue_items_from_the_cli_reach_python_workers_with_their_data_typed(cli: str, store: cairn.Store) -> None:
+    lines = [
+        {"id": "text", "data": "hello"},
+        {"id": "json", "data": {"url": "https://example.com", "tries": [1, 2]}},
+        {"id": "number", "data": 5},
+        {"id": 7},
+        {"id": "later", "data": "x", "not_before": "2999-01-01T00:00:00Z"},
+    ]
+    out = run(cli, store.path, "--json", "ledger", "enqueue", input="".join(json.dumps(x) + "\n" for x in lines).encode())
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"queued": 5}
+    q = store.ledger()
+    got = {}
+    while (c := q.claim_next(lease=60)) is not None:
+        got[c.id] = c.data
+        assert c.attempt == 1
+    assert got == {"text": "hello", "json": {"url": "https://example.com", "tries": [1, 2]}, "number": 5, "7": None}
+    assert type(got["number"]) is int
+    later = q.item("later")
+    assert later is not None and later.data == "x"
+    assert later.due == datetime.datetime(2999, 1, 1, tzinfo=datetime.timezone.utc), "not handed out before then"
+
+
+@pytest.mark.parametrize(
+    "data, kind, printed",
+    [
+        ("hello", "text", "hello"),
+        (42, "int", 42),
+        (1.5, "float", 1.5),
+        (b"\x00\xff", "bytes", [0, 255]),
+        ({"a": [1, None]}, "json", {"a": [1, None]}),
+        (True, "json", True),
+    ],
+    ids=repr,
+)
+def test_queue_data_from_python_reaches_a_cli_worker_with_its_kind(
+    cli: str, store: cairn.Store, data: object, kind: str, printed: object
+) -> None:
+    store.ledger().enqueue_items([cairn.QueueItem("job", data=data)])
+    out = run(cli, store.path, "--json", "ledger", "next", "--worker", "w")
+    assert out.returncode == 0, out.stderr
+    claim = json.loads(out.stdout)
+    assert (claim["id"], claim["data"], claim["data_kind"], claim["attempt"]) == ("job", printed, kind, 1)
+
+
+def test_attempts_and_retries_are_shared_between_the_cli_and_python(cli: str, store: cairn.Store) -> None:
+    q = store.ledger(max_attempts=2, retry_delay=0)
+    q.enqueue_items([cairn.QueueItem("job", data={"n": 1})])
+    first = q.claim_next(lease=60)
+    assert first is not None
+    first.fail("python failed")
+    out = run(cli, store.path, "--json", "ledger", "next", "--worker", "w")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["attempt"] == 2, "the CLI sees Python's failure"
+    out = run(cli, store.path, "ledger", "fail", "job", "--worker", "w", "--error", "cli failed", "--max-attempts", "2")
+    assert out.stdout == b"failed\n", out.stderr
+    assert q.item("job") is not None and q.filter_new(["job"]) == [], "given up"
+    assert run(cli, store.path, "ledger", "retry", "--all-failed").stdout == b"1\n"
+    again = q.claim_next(lease=60)
+    assert again is not None and again.attempt == 1 and again.data == {"n": 1}
+
+
+def test_a_not_before_time_from_python_is_what_the_cli_lists(cli: str, store: cairn.Store) -> None:
+    at = datetime.datetime(2999, 1, 1, 9, 30, tzinfo=datetime.timezone.utc)
+    store.ledger().enqueue(["report"], not_before=at)
+    out = run(cli, store.path, "ledger", "list")
+    assert out.stdout == b"report\tpending\t2999-01-01T09:30:00.000Z\n", out.stderr
+    assert run(cli, store.path, "ledger", "next", "--worker", "w").returncode == 1, "not due"

@@ -24,6 +24,7 @@ BASES = [
     (cairn.DecodeError, ValueError),
     (cairn.ClosedError, ValueError),
     (cairn.LockHeldError, TimeoutError),
+    (cairn.UnavailableError, ConnectionError),
     (cairn.SchemaTooNewError, cairn.SchemaError),
     (cairn.SchemaTooOldError, cairn.SchemaError),
 ]
@@ -57,6 +58,14 @@ def test_every_class_pickles_with_its_message_and_attributes(cls: type) -> None:
     assert str(back) == "the message"
     if isinstance(e, OSError):
         assert back.errno == errno.ENOSPC
+
+
+def test_an_unavailable_errors_maybe_committed_survives_pickling() -> None:
+    e = cairn.UnavailableError("postgres://db/jobs: the database server is unavailable")
+    assert e.maybe_committed is False, "False unless the library said a commit was sent"
+    e.maybe_committed = True
+    back = pickle.loads(pickle.dumps(e))
+    assert back.maybe_committed is True and str(back) == str(e)
 
 
 def test_a_file_that_is_not_sqlite_is_not_a_database_and_left_untouched(tmp_path: Path) -> None:
@@ -245,14 +254,13 @@ def test_read_only_if_unwritable_opens_a_writable_store_read_write(path: str) ->
     s.close()
 
 
-def test_a_postgres_url_needs_the_servers_feature_and_is_not_taken_for_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_postgres_url_opens_a_server_not_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(cairn.InvalidInputError, match="'postgres' feature"):
-        cairn.Store("postgres://localhost/jobs")
-    monkeypatch.setenv("CAIRN_DB", "postgresql://db.internal/jobs")
-    assert cairn.default_path() == "postgresql://db.internal/jobs"
-    with pytest.raises(cairn.InvalidInputError, match="'postgres' feature"):
+    # Nothing listens on port 1: the attempt says the server is unavailable.
+    with pytest.raises(cairn.UnavailableError, match="the database server is unavailable"):
+        cairn.Store("postgres://127.0.0.1:1/jobs")
+    monkeypatch.setenv("CAIRN_DB", "postgresql://127.0.0.1:1/jobs")
+    assert cairn.default_path() == "postgresql://127.0.0.1:1/jobs"
+    with pytest.raises(cairn.UnavailableError, match="postgresql://127.0.0.1:1/jobs"):
         cairn.Store()
     assert list(tmp_path.iterdir()) == [], "nothing was created for it"

@@ -81,7 +81,7 @@ def test_claims_hand_each_queued_item_to_one_worker_in_order(store: cairn.Store)
     assert ledger.counts().done == 4
 
 
-def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back(
+def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back_after_its_backoff(
     clocked: cairn.Store, clock: ManualClock
 ) -> None:
     ledger = clocked.ledger("q", max_attempts=3)
@@ -95,6 +95,8 @@ def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back(
     assert item is not None
     assert item.state is cairn.ItemState.PENDING and item.attempts == 1
     assert "KeyError" in (item.error or "")
+    assert ledger.claim_next(lease=30) is None, "waiting out its backoff (at most the 1 s default)"
+    clock.advance(1)
     again = ledger.claim_next(lease=30)
     assert again is not None and again.id == "job"
 

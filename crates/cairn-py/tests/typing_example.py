@@ -53,6 +53,25 @@ def exercise(tmp: Path) -> None:
     counts: cairn.LedgerCounts = ledger.counts()
     item: Optional[cairn.Item] = ledger.item("a")
 
+    queue: cairn.Ledger = store.ledger("emails", max_attempts=5, retry_delay="30s")
+    items: List[cairn.QueueItem] = [
+        cairn.QueueItem("m1", data={"to": "a@example.com"}),
+        cairn.QueueItem("m2", delay=datetime.timedelta(minutes=5)),
+        cairn.QueueItem(3, not_before=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)),
+        cairn.QueueItem("m4", data=b"raw", not_before="2030-01-01T00:00:00Z"),
+    ]
+    added: int = queue.enqueue_items(items) + queue.enqueue(["m5"], delay=60)
+    job: Optional[cairn.Claim] = queue.claim_next(lease="1m")
+    if job is not None:
+        payload: Any = job.data
+        attempt: int = job.attempt
+        job.fail("smtp down")
+    base: float = queue.retry_delay
+    back: int = queue.retry(["m1"]) + queue.retry_all_failed() + queue.prune_done("30d")
+    if item is not None:
+        due: Optional[datetime.datetime] = item.due
+        carried: Any = item.data
+
     with store.transaction() as tx:
         tx.cache("pages").set("k", 1)
         tx.ledger("jobs").mark_done("z")
@@ -76,8 +95,13 @@ def exercise(tmp: Path) -> None:
     except cairn.Error:
         raise
     store.close()
+
+    try:
+        cairn.Store("postgres://worker@127.0.0.1:1/jobs", schema="jobs", busy_timeout=1)
+    except cairn.UnavailableError as e:
+        maybe: bool = e.maybe_committed
     del (body, missing, runs, keys, fresh, rate, doubled, removed, shout, todo, mixed, newly, done, state)
-    del (queued, counts, item, position, holder, report, rows, own, status)
+    del (queued, counts, item, position, holder, report, rows, own, status, maybe, added, base, back)
 
 
 if __name__ == "__main__":

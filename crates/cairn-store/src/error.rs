@@ -69,6 +69,19 @@ pub enum Error {
         tables: i64,
     },
 
+    /// A schema on a PostgreSQL server that holds another application's objects.
+    #[error(
+        "{path}: schema '{schema}' holds {objects} objects of another application; cairn will not modify it: choose another schema (?cairn_schema=NAME in the URL, or Options::schema)"
+    )]
+    ForeignSchema {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// The schema.
+        schema: String,
+        /// How many tables, indexes and other objects it holds.
+        objects: i64,
+    },
+
     /// The file's schema is newer than this code knows: refusing avoids a silent downgrade.
     #[error(
         "{path}: schema '{scope}' is at version {found}, newer than version {supported} that this program knows; upgrade the program instead of downgrading the file"
@@ -268,7 +281,7 @@ impl Error {
             Error::Busy { .. } => ErrorKind::Busy,
             Error::NotADatabase { .. } => ErrorKind::NotADatabase,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::ForeignDatabase { .. } => ErrorKind::ForeignDatabase,
+            Error::ForeignDatabase { .. } | Error::ForeignSchema { .. } => ErrorKind::ForeignDatabase,
             Error::SchemaTooNew { .. } => ErrorKind::SchemaTooNew,
             Error::SchemaTooOld { .. } => ErrorKind::SchemaTooOld,
             Error::ReadOnly { .. } => ErrorKind::ReadOnly,
@@ -318,6 +331,11 @@ mod tests {
                 Error::ForeignDatabase { path: p(), application_id: 7, tables: 3 },
                 ErrorKind::ForeignDatabase,
                 "/s/state.db is a SQLite database of another application (application_id 7, 3 schema objects); cairn will not modify it: use a separate file",
+            ),
+            (
+                Error::ForeignSchema { path: "postgres://u@h/db".into(), schema: "app".into(), objects: 4 },
+                ErrorKind::ForeignDatabase,
+                "postgres://u@h/db: schema 'app' holds 4 objects of another application; cairn will not modify it: choose another schema (?cairn_schema=NAME in the URL, or Options::schema)",
             ),
             (
                 Error::SchemaTooNew { path: p(), scope: "cairn".into(), found: 9, supported: 1 },

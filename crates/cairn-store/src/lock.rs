@@ -339,7 +339,7 @@ impl Store {
                 "an in-memory store's lock cannot be kept alive: no other connection can reach it; renew it yourself",
             ));
         }
-        let renewer = self.options.clone().read_only(false).open(self.path())?;
+        let renewer = self.options.clone().read_only(false).open(self.location())?;
         let lock = lock.clone();
         let every = (ttl / 3).max(Duration::from_millis(1));
         let (stop, stopped) = mpsc::channel::<()>();

@@ -8,6 +8,7 @@ mod maintenance;
 mod memo;
 mod memo_lock;
 mod paths;
+mod postgres;
 mod readonly;
 mod types;
 

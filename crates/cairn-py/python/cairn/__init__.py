@@ -30,7 +30,7 @@ from __future__ import annotations
 from . import _cairn, _guard
 from ._cache import Cache, CacheLimits, CacheStats
 from ._checkpoint import Checkpoint
-from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts
+from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, QueueItem
 from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
 from ._store import Store, Transaction
@@ -56,6 +56,7 @@ from .errors import (
     SchemaTooNewError,
     SchemaTooOldError,
     SQLiteCopyError,
+    UnavailableError,
     WalUnavailableError,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "Item",
     "ItemState",
     "LedgerCounts",
+    "QueueItem",
     "Checkpoint",
     "Lock",
     "LockHolder",
@@ -104,6 +106,7 @@ __all__ = [
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SQLiteCopyError",
+    "UnavailableError",
     "WalUnavailableError",
 ]
 

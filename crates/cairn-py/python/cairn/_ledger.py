@@ -9,13 +9,13 @@ import socket
 import threading
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Type, TypeVar, Union
 
+from . import _cairn
 from ._types import Duration, Id
-from .errors import LeaseLostError
+from .errors import InvalidInputError, LeaseLostError
 
 if TYPE_CHECKING:
-    from . import _cairn
     from ._store import _Source
 
 I = TypeVar("I", bound=Id)  # noqa: E741 - the ids' own type comes back from filter_new
@@ -60,6 +60,35 @@ class Item:
     result: Any
     #: When it last changed (UTC).
     updated_at: datetime.datetime
+    #: What it carries for its worker (:attr:`QueueItem.data`), with its type; None if nothing.
+    data: Any = None
+    #: For a pending item, when it may be handed out (UTC): later than now for an item queued
+    #: with a delay or one waiting out its retry backoff. None if it has no due time.
+    due: Optional[datetime.datetime] = None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """An item for :meth:`Ledger.enqueue_items`: its id, and optionally data for its worker
+    (read back as :attr:`Claim.data`, with its type, as cache values are) and when it may be
+    handed out: after a `delay` from when it is queued (seconds, a ``timedelta`` or a string
+    like ``"5m"``), or not before `not_before` (an aware ``datetime``, or an RFC 3339 string
+    such as ``"2026-12-01T09:00:00Z"``). Give at most one of the two.
+
+    >>> import cairn
+    >>> cairn.QueueItem("report-42", data={"format": "pdf"}, delay="10m")
+    QueueItem(id='report-42', data={'format': 'pdf'}, delay='10m', not_before=None)
+    """
+
+    #: The item's id (an int is taken as its decimal text).
+    id: Id
+    #: Data for the worker: str, int, float, bool, bytes, or dicts and lists of JSON values;
+    #: None for no data.
+    data: Any = None
+    #: Not handed out before this long after it is queued.
+    delay: Optional[Duration] = None
+    #: Not handed out before this time.
+    not_before: Optional[Union[datetime.datetime, str]] = None
 
 
 def _utc(millis: int) -> datetime.datetime:
@@ -67,6 +96,7 @@ def _utc(millis: int) -> datetime.datetime:
 
 
 def _item(d: dict[str, Any]) -> Item:
+    due = d["due_millis"]
     return Item(
         id=d["id"],
         state=ItemState(d["state"]),
@@ -75,7 +105,28 @@ def _item(d: dict[str, Any]) -> Item:
         worker=d["worker"],
         result=d["result"],
         updated_at=_utc(d["updated_at_millis"]),
+        data=d["data"],
+        due=None if due is None else _utc(due),
     )
+
+
+def _raw_item(item: QueueItem) -> tuple[Any, Any, Any, Any]:
+    """`item` as the extension takes it: `not_before` in Unix milliseconds (or its text)."""
+    if not isinstance(item, QueueItem):
+        raise TypeError(f"enqueue_items takes cairn.QueueItem objects, not {type(item).__name__}")
+    at: Any = item.not_before
+    if isinstance(at, datetime.datetime):
+        if at.tzinfo is None:
+            raise InvalidInputError(
+                f"invalid input: the queue item {item.id!r} has a naive not_before datetime; give it a tzinfo "
+                "(datetime.timezone.utc, say)"
+            )
+        at = round(at.timestamp() * 1000)
+    elif at is not None and not isinstance(at, str):
+        raise TypeError(
+            f"not_before must be an aware datetime or an RFC 3339 string, not {type(at).__name__}"
+        )
+    return (item.id, item.data, item.delay, at)
 
 
 def _error_text(error: str | BaseException) -> str:
@@ -113,11 +164,27 @@ class Ledger:
     worker for a lease; a worker that dies has its items taken over (at once on the same
     host, else when the lease runs out), and a worker that lost its claim cannot record the
     item done (:class:`LeaseLostError`).
+
+    It is also a work queue: :meth:`enqueue_items` queues items with data for their workers
+    (:attr:`Claim.data`) and a time before which they are not handed out. A failed item is
+    handed out again after a backoff: about `retry_delay` after its first failure, twice that
+    after the second, and so on (at most an hour), each scaled by 50 to 100% so that items
+    failing together do not come back together; after `max_attempts` failures it is given up,
+    until :meth:`retry` puts it back.
+
+    >>> queue = store.ledger("emails", retry_delay="30s")
+    >>> queue.enqueue_items([cairn.QueueItem("msg-1", data={"to": "a@example.com"})])
+    1
+    >>> claim = queue.claim_next(lease=60)
+    >>> (claim.data, claim.attempt)
+    ({'to': 'a@example.com'}, 1)
     """
 
-    __slots__ = ("_src", "_holder", "_ns", "_tx", "_max_attempts")
+    __slots__ = ("_src", "_holder", "_ns", "_tx", "_max_attempts", "_retry_delay")
 
-    def __init__(self, src: _Source, ns: str, tx: int, max_attempts: int) -> None:
+    def __init__(
+        self, src: _Source, ns: str, tx: int, max_attempts: int, retry_delay: Optional[Duration] = None
+    ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
         self._src = src
@@ -125,6 +192,8 @@ class Ledger:
         self._ns = ns
         self._tx = tx
         self._max_attempts = max_attempts
+        # Checked now, not at the first failure; None keeps the library's default.
+        self._retry_delay = None if retry_delay is None else _cairn.duration_seconds(retry_delay, "a retry delay")
 
     @property
     def namespace(self) -> str:
@@ -135,6 +204,11 @@ class Ledger:
     def max_attempts(self) -> int:
         """How many failures give an item up."""
         return self._max_attempts
+
+    @property
+    def retry_delay(self) -> float:
+        """The base of a failed item's backoff, in seconds (0: handed out again at once)."""
+        return _cairn.DEFAULT_RETRY_DELAY if self._retry_delay is None else self._retry_delay
 
     def filter_new(self, ids: Iterable[I]) -> List[I]:
         """The ids that still need work (neither done nor given up), in input order, as the
@@ -190,15 +264,52 @@ class Ledger:
 
     def fail(self, id: Id, error: str | BaseException) -> ItemState:
         """Record a failure of `id` (a message, or the exception itself). Below
-        ``max_attempts`` failures the item is pending again (at the back of the queue); at
-        ``max_attempts`` it is given up. A done item stays done. Returns its new state."""
-        state = self._src._conn().ledger_fail(self._ns, id, _error_text(error), self._max_attempts, self._tx)
+        ``max_attempts`` failures the item is pending again, handed out once its backoff
+        (see :attr:`retry_delay`) has passed; at ``max_attempts`` it is given up. A done item
+        stays done. Returns its new state."""
+        state = self._src._conn().ledger_fail(
+            self._ns, id, _error_text(error), self._max_attempts, self._retry_delay, self._tx
+        )
         return ItemState(state)
 
-    def enqueue(self, ids: Iterable[Id]) -> int:
+    def enqueue(
+        self,
+        ids: Iterable[Id],
+        *,
+        delay: Optional[Duration] = None,
+        not_before: Optional[Union[datetime.datetime, str]] = None,
+    ) -> int:
         """Queue ids for :meth:`claim_next`, in order; ids the ledger knows already are
-        skipped. Returns how many were queued."""
-        return self._src._conn().ledger_enqueue(self._ns, ids, self._tx)
+        skipped. Returns how many were queued. `delay` or `not_before` hold them back as
+        :class:`QueueItem`'s do."""
+        if delay is None and not_before is None:
+            return self._src._conn().ledger_enqueue(self._ns, ids, self._tx)
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be an iterable of ids (a list, say), not one str")
+        return self.enqueue_items(QueueItem(id, delay=delay, not_before=not_before) for id in ids)
+
+    def enqueue_items(self, items: Iterable[QueueItem]) -> int:
+        """Queue :class:`QueueItem` objects, in order, in one transaction; ids the ledger knows
+        already are skipped. Returns how many were queued. Items are handed out by the time
+        they are due, then in queue order."""
+        raw = [_raw_item(item) for item in items]
+        return self._src._conn().ledger_enqueue_items(self._ns, raw, self._tx)
+
+    def retry(self, ids: Iterable[Id]) -> int:
+        """Put given-up items back in the queue, due now, their attempts and error reset (once
+        the cause of their failures is fixed). Ids that are not given up are left as they are.
+        Returns how many were put back."""
+        return self._src._conn().ledger_retry(self._ns, ids, self._tx)
+
+    def retry_all_failed(self) -> int:
+        """:meth:`retry` every given-up item of the namespace. Returns how many."""
+        return self._src._conn().ledger_retry_all_failed(self._ns, self._tx)
+
+    def prune_done(self, older_than: Duration) -> int:
+        """Delete the items done more than `older_than` ago (seconds, a ``timedelta`` or a
+        string like ``"30d"``), to keep a long-lived ledger small. Returns how many. A re-run
+        no longer skips a pruned id: prune only what will not come again."""
+        return self._src._conn().ledger_prune_done(self._ns, older_than, self._tx)
 
     def claim(self, id: Id, *, lease: Duration = 60, worker: Optional[str] = None) -> Optional[Claim]:
         """Claim `id` for `lease`; None if it is done, given up, or held by a live worker."""
@@ -285,6 +396,18 @@ class Claim:
         """When the lease runs out (UTC)."""
         return _utc(self._raw.lease_until_millis)
 
+    @property
+    def attempt(self) -> int:
+        """Which attempt this is: 1 the first time the item is worked on, 2 after one
+        failure..."""
+        return self._raw.attempt
+
+    @property
+    def data(self) -> Any:
+        """What the item carries for its worker (:attr:`QueueItem.data`), with the type it
+        was queued with; None if nothing."""
+        return self._raw.data
+
     def complete(self, result: Any = None) -> None:
         """Record the item done, with an optional result. ``LeaseLostError`` (recording
         nothing) if another worker claimed it since."""
@@ -296,7 +419,9 @@ class Claim:
         """Record a failure (see :meth:`Ledger.fail`). ``LeaseLostError`` if another worker
         claimed the item since."""
         lg = self._ledger
-        state = lg._src._conn().ledger_fail_claim(lg._ns, self._raw, _error_text(error), lg._max_attempts, lg._tx)
+        state = lg._src._conn().ledger_fail_claim(
+            lg._ns, self._raw, _error_text(error), lg._max_attempts, lg._retry_delay, lg._tx
+        )
         self._settled = True
         return ItemState(state)
 

@@ -49,12 +49,20 @@ class Store:
     ``":memory:"`` a private in-memory store for tests. Missing directories are created (0700)
     and a new file is created 0600.
 
+    A ``postgres://`` (or ``postgresql://``) URL opens a store on a PostgreSQL server instead,
+    for workers on several hosts: the same API, with cairn's tables in a schema of their own
+    (``cairn``, or ``schema=``, or the URL's ``?cairn_schema=NAME``). A lost or unreachable
+    server raises :class:`UnavailableError`. :attr:`path` and every message show the URL
+    without its password; the store keeps the full URL to connect its other threads (and a
+    pickled store carries it, so that a ``spawn`` worker can connect).
+
     Options: ``busy_timeout`` (how long a write waits for another process's lock before
     :class:`BusyError`), ``durability`` (``"normal"``: an application crash loses nothing
     committed; ``"full"``: every commit also survives a power loss, at an fsync each),
     ``read_only``, ``read_only_if_unwritable``, ``fill_timeout`` (how long ``get_or_set``
     waiters wait for a computing process on another host before taking over) and ``clock``
-    (:class:`cairn.testing.ManualClock`).
+    (:class:`cairn.testing.ManualClock`), and ``schema`` (the PostgreSQL schema; ignored for
+    files).
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
@@ -84,10 +92,13 @@ class Store:
         read_only_if_unwritable: bool = False,
         fill_timeout: Duration = 30.0,
         clock: Optional[ManualClock] = None,
+        schema: Optional[str] = None,
     ) -> None:
         for name, flag in (("read_only", read_only), ("read_only_if_unwritable", read_only_if_unwritable)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        if schema is not None and not isinstance(schema, str):
+            raise TypeError(f"schema must be a str, not {type(schema).__name__}")
         if not isinstance(durability, str):
             raise TypeError(f"durability must be 'normal' or 'full', not {type(durability).__name__}")
         raw_clock = None
@@ -104,6 +115,7 @@ class Store:
             read_only_if_unwritable=read_only_if_unwritable,
             fill_timeout=fill_timeout,
             clock=raw_clock,
+            schema=schema,
         )
         self._clock = clock
         self._memory = isinstance(path, str) and path == ":memory:"
@@ -113,6 +125,7 @@ class Store:
         self._conns: weakref.WeakSet[_cairn.Connection] = weakref.WeakSet()
         self._closed = False
         self._guard_key: Optional[str] = None
+        location: Optional[str] = None
         if self._memory:
             conn = _cairn.Connection(None, memory=True, **self._options)
         else:
@@ -122,13 +135,17 @@ class Store:
                 raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
             if not _is_server_url(path):  # a server has no file in this process to guard
                 self._guard_key = _guard.register(path)
+            location = os.fspath(path)
             try:
-                conn = _cairn.Connection(os.fspath(path), **self._options)
+                conn = _cairn.Connection(location, **self._options)
             except BaseException:
                 if self._guard_key is not None:
                     _guard.unregister(self._guard_key)
                 raise
         self._path = conn.path
+        # Where other threads (and a pickled copy) connect: the absolute file, or the URL as
+        # given, password included (the shown `_path` has none).
+        self._location = location if location is not None and _is_server_url(location) else conn.path
         self._first = conn
         self._conns.add(conn)
         self._local.conn = conn
@@ -156,7 +173,7 @@ class Store:
                 )
             conn = self._first
         else:
-            conn = _cairn.Connection(self._path, **self._options)
+            conn = _cairn.Connection(self._location, **self._options)
             with self._lock:
                 closed = self._closed
                 if not closed:
@@ -184,10 +201,14 @@ class Store:
         _check_name("namespace", ns)
         return Cache(self, ns, 0)
 
-    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
-        """The ledger namespace `ns`; items are given up after `max_attempts` failures."""
+    def ledger(
+        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
+        """The ledger namespace `ns`; items are given up after `max_attempts` failures, and a
+        failed item is handed out again after a backoff based on `retry_delay` (seconds, a
+        ``timedelta`` or a string like ``"30s"``; None: 1 s; 0: at once). See :class:`Ledger`."""
         _check_name("namespace", ns)
-        return Ledger(self, ns, 0, max_attempts)
+        return Ledger(self, ns, 0, max_attempts, retry_delay)
 
     def checkpoint(self, job: str) -> Checkpoint:
         """The checkpoint of `job`."""
@@ -358,7 +379,8 @@ class Store:
 
     @property
     def path(self) -> str:
-        """The database file (absolute), or ``":memory:"``."""
+        """The database file (absolute), ``":memory:"``, or the server's URL without its
+        password."""
         return self._path
 
     @property
@@ -415,7 +437,7 @@ class Store:
         if self._clock is not None:
             raise TypeError("a cairn.Store with a ManualClock cannot be pickled: the clock lives in this process")
         opts = {k: v for k, v in self._options.items() if k != "clock"}
-        return (_reopen, (self._path, opts))
+        return (_reopen, (self._location, opts))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -493,10 +515,12 @@ class Transaction:
         _check_name("namespace", ns)
         return Cache(self, ns, self._n)
 
-    def ledger(self, ns: str = "default", *, max_attempts: int = 3) -> Ledger:
-        """The ledger namespace `ns`, inside this transaction."""
+    def ledger(
+        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
+        """The ledger namespace `ns`, inside this transaction (see :meth:`Store.ledger`)."""
         _check_name("namespace", ns)
-        return Ledger(self, ns, self._n, max_attempts)
+        return Ledger(self, ns, self._n, max_attempts, retry_delay)
 
     def checkpoint(self, job: str) -> Checkpoint:
         """The checkpoint of `job`, inside this transaction."""

@@ -29,6 +29,7 @@ __all__ = [
     "MigrationError",
     "LeaseLostError",
     "LockHeldError",
+    "UnavailableError",
     "InternalError",
     "ClosedError",
     "ForkedError",
@@ -149,6 +150,19 @@ class LockHeldError(Error, TimeoutError):
     """A named lock was not acquired within the given timeout (0: not free at once)."""
 
     kind = "lock_held"
+
+
+class UnavailableError(Error, ConnectionError):
+    """The database server (a ``postgres://`` store) could not be reached, or the connection
+    to it was lost: check that it runs and is reachable, then retry. What was not committed
+    was rolled back by the server. ``maybe_committed`` is True when the connection went after
+    a commit was sent: it may or may not have taken effect, so check before redoing the work
+    (completing the same claim again is safe). The message shows the server's URL without its
+    password."""
+
+    kind = "unavailable"
+    #: True if the connection was lost after a commit was sent.
+    maybe_committed: bool = False
 
 
 class InternalError(Error):

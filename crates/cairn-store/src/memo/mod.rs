@@ -547,80 +547,10 @@ fn collect_into(out: &mut CommandOutput) -> impl FnMut(Stream, &[u8]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ManualClock, Options, Store};
+    use crate::Store;
 
-    fn out(s: &str, status: i32) -> CommandOutput {
-        CommandOutput { status, stdout: s.as_bytes().to_vec(), stderr: format!("err:{s}").into_bytes() }
-    }
-
-    #[test]
-    fn fresh_results_replay_then_expire_then_serve_stale_within_the_window() -> Result<()> {
-        let clock = ManualClock::new(1_000_000);
-        let store = Options::new().clock(clock.clone()).open_in_memory()?;
-        let memo = store.cache("m");
-        let policy = MemoPolicy::new(Duration::from_secs(10)).stale(Duration::from_secs(60));
-        assert_eq!(
-            memo.memo("k", policy, || Ok(out("v1", 0)))?,
-            Memoized::Ran { output: out("v1", 0), stored: true }
-        );
-        clock.advance(Duration::from_secs(9));
-        assert_eq!(memo.memo("k", policy, || panic!("must replay"))?, Memoized::Cached(out("v1", 0)));
-        clock.advance(Duration::from_secs(2));
-        assert_eq!(
-            memo.memo("k", policy, || panic!("must serve stale"))?,
-            Memoized::Stale { output: out("v1", 0), refreshing: false }
-        );
-        // Without a stale window the same stored result is a miss.
-        let strict = MemoPolicy::new(Duration::from_secs(10));
-        assert_eq!(
-            memo.memo("k", strict, || Ok(out("v2", 0)))?,
-            Memoized::Ran { output: out("v2", 0), stored: true }
-        );
-        // A refresh of a fresh result runs nothing.
-        assert_eq!(memo.memo_refresh("k", policy, || panic!("fresh"))?, None);
-        clock.advance(Duration::from_secs(70 + 11));
-        assert_eq!(
-            memo.memo("k", policy, || Ok(out("v3", 0)))?,
-            Memoized::Ran { output: out("v3", 0), stored: true }
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn failures_are_kept_only_when_asked() -> Result<()> {
-        let store = Store::open_in_memory()?;
-        let memo = store.cache("m");
-        let policy = MemoPolicy::new(Duration::from_secs(10));
-        assert_eq!(
-            memo.memo("k", policy, || Ok(out("bad", 2)))?,
-            Memoized::Ran { output: out("bad", 2), stored: false }
-        );
-        assert_eq!(
-            memo.memo("k", policy, || Ok(out("bad", 3)))?,
-            Memoized::Ran { output: out("bad", 3), stored: false }
-        );
-        let keep = policy.cache_failures(true);
-        assert_eq!(
-            memo.memo("k", keep, || Ok(out("bad", 4)))?,
-            Memoized::Ran { output: out("bad", 4), stored: true }
-        );
-        assert_eq!(memo.memo("k", policy, || panic!("kept"))?, Memoized::Cached(out("bad", 4)));
-        Ok(())
-    }
-
-    #[test]
-    fn force_runs_even_when_fresh_and_stores_the_new_result() -> Result<()> {
-        let store = Store::open_in_memory()?;
-        let memo = store.cache("m");
-        let policy = MemoPolicy::new(Duration::from_secs(60));
-        memo.memo("k", policy, || Ok(out("v1", 0)))?;
-        assert_eq!(
-            memo.memo("k", policy.force(true), || Ok(out("v2", 0)))?,
-            Memoized::Ran { output: out("v2", 0), stored: true }
-        );
-        assert_eq!(memo.memo("k", policy, || panic!("fresh"))?, Memoized::Cached(out("v2", 0)));
-        Ok(())
-    }
+    // Replay, expiry, the stale window, failures and forced runs are tested on both engines
+    // in tests/it/memo.rs.
 
     #[test]
     fn stdout_and_stderr_replay_interleaved_as_written() -> Result<()> {

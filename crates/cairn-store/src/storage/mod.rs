@@ -338,7 +338,7 @@ pub(crate) fn redact_url(url: &str) -> String {
     let rest = &url[scheme_end..];
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match authority.rfind('@') {
+    let shown = match authority.rfind('@') {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
@@ -346,7 +346,19 @@ pub(crate) fn redact_url(url: &str) -> String {
             format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
         }
         None => url.to_owned(),
-    }
+    };
+    // A password may come as a parameter too (`?password=...`, libpq's `sslpassword`).
+    let Some((base, query)) = shown.split_once('?') else { return shown };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if matches!(k.to_ascii_lowercase().as_str(), "password" | "sslpassword") => {
+                format!("{k}=***")
+            }
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 /// Where a schema version number is kept.
@@ -507,3 +519,31 @@ pub(crate) const PENDING: i64 = 0;
 pub(crate) const CLAIMED: i64 = 1;
 pub(crate) const DONE: i64 = 2;
 pub(crate) const FAILED: i64 = 3;
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    /// A password never reaches a message, in the user part or as a parameter; the rest of
+    /// the URL stays as written, so the message still says which server.
+    #[test]
+    fn passwords_are_masked_wherever_the_url_carries_them() {
+        for (url, shown) in [
+            ("postgres://u:s3cret@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=s3cret&sslmode=disable",
+                "postgres://u@h/db?password=***&sslmode=disable",
+            ),
+            (
+                "postgresql://h/db?user=u&PASSWORD=x&sslpassword=y",
+                "postgresql://h/db?user=u&PASSWORD=***&sslpassword=***",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db?cairn_schema=s", "postgres://h/db?cairn_schema=s"),
+            ("/not/a/url?password=x", "/not/a/url?password=x"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

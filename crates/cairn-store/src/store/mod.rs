@@ -310,6 +310,9 @@ impl Options {
             self.clock = Arc::new(crate::clock::ServerClock::new(engine.server_millis()?));
         }
         let read_only = self.read_only;
+        // Another connection to this store (a lock's keep-alive) must find the same schema,
+        // wherever it was given.
+        self.schema = Some(schema);
         Ok(self.into_store(Engine::Postgres(Box::new(engine)), "postgres".into(), read_only))
     }
 
@@ -490,6 +493,16 @@ impl Store {
     /// without the password).
     pub fn path(&self) -> &Path {
         self.engine.path()
+    }
+
+    /// Where another connection opens this store: the file, or the server's URL with its
+    /// password (never shown; `path` is what messages show).
+    pub(crate) fn location(&self) -> std::path::PathBuf {
+        match &self.engine {
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(pg) => std::path::PathBuf::from(pg.url()),
+            _ => self.path().to_path_buf(),
+        }
     }
 
     /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, or `postgres`

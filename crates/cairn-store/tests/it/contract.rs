@@ -1,11 +1,17 @@
 //! Behaviour every engine must share, run on each (see `engines.rs`): the promises that a
 //! second engine could most easily break, because SQLite's single writer made them free.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use cairn::{Clock, Error, ErrorKind, ItemState, Json, QueueItem, Value};
+use cairn::{
+    CacheLimits, Clock, Error, ErrorKind, Eviction, ItemState, Json, ManualClock, Migrations, QueueItem,
+    SqlValue, Value, M,
+};
 
 use crate::contract;
+use crate::engines::Engine;
 
 contract! {
     fn values_keep_their_kind_and_expire_on_the_clock(f) {
@@ -147,7 +153,8 @@ contract! {
         f.store.checkpoint("j").set(0i64)?;
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
-                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
                 std::thread::spawn(move || -> Result<(), Error> {
                     for _ in 0..EACH {
                         store.transaction(|tx| {
@@ -176,7 +183,8 @@ contract! {
         f.store.ledger("q").enqueue((0..ITEMS).map(|i| format!("item-{i:03}")))?;
         let handles: Vec<_> = (0..4)
             .map(|w| {
-                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
                 std::thread::spawn(move || -> Result<Vec<String>, Error> {
                     let mut done = Vec::new();
                     let worker = format!("w{w}");
@@ -319,69 +327,387 @@ contract! {
         assert_eq!(l.counts()?.pending, 4, "pruning leaves other states alone");
         Ok(())
     }
+}
 
-    /// A memo output of several chunks, written as it comes, replays exactly from another
-    /// connection, and is forgotten with its chunks.
-    fn a_large_memo_output_replays_exactly_from_another_connection(f) {
-        use crate::memo::{pieces, record, replay, split};
-        let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
-        let big = pieces(4 * 1024 * 1024 + 3);
-        assert_eq!(record(&f.store, "k", policy, &big)?, cairn::MemoOutcome::Ran { status: 0, stored: true });
-        let other = f.reopen();
-        assert_eq!(replay(&other, "k", policy)?, split(&big));
-        assert!(other.cache("m").memo_forget("k")?);
-        let ran = record(&f.store, "k", policy, &pieces(10))?;
-        assert_eq!(ran, cairn::MemoOutcome::Ran { status: 0, stored: true }, "forgotten: run again");
-        Ok(())
+/// A barrier whose wait gives up: a thread that failed before reaching it (and returned its
+/// error) must fail the test, not hang the others for ever.
+struct Rendezvous {
+    parties: usize,
+    state: Mutex<(usize, u64)>,
+    all_here: Condvar,
+}
+
+impl Rendezvous {
+    fn new(parties: usize) -> Self {
+        Rendezvous { parties, state: Mutex::new((0, 0)), all_here: Condvar::new() }
     }
 
-    /// Several connections asking for one large result at once: the command runs once, and
-    /// every one of them gets its output whole.
-    fn overlapping_memo_calls_run_a_large_command_once(f) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        let runs = Arc::new(AtomicUsize::new(0));
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
-                let runs = Arc::clone(&runs);
-                std::thread::spawn(move || -> Result<(Vec<u8>, Vec<u8>), Error> {
-                    let big = crate::memo::pieces(2 * 1024 * 1024);
-                    // What reached this caller, replayed or passed on while it ran.
-                    let got = std::cell::RefCell::new((Vec::new(), Vec::new()));
-                    let take = |s: cairn::Stream, b: &[u8]| {
-                        let mut g = got.borrow_mut();
-                        match s {
-                            cairn::Stream::Stdout => g.0.extend_from_slice(b),
-                            cairn::Stream::Stderr => g.1.extend_from_slice(b),
-                        }
-                    };
-                    let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
-                    store.cache("m").memo_stream(
-                        "k",
-                        policy,
-                        &mut |s, b| {
-                            take(s, b);
-                            Ok::<_, Error>(())
-                        },
-                        |rec| {
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            for (s, b) in &big {
-                                rec.write(*s, b)?;
-                                take(*s, b);
-                            }
-                            Ok(0)
-                        },
-                    )?;
-                    Ok(got.into_inner())
+    /// Wait until all parties are here, at most a minute.
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = state.1;
+        state.0 += 1;
+        if state.0 == self.parties {
+            *state = (0, generation + 1);
+            self.all_here.notify_all();
+            return;
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        while state.1 == generation {
+            let now = Instant::now();
+            assert!(now < until, "a party never reached the rendezvous within a minute (it failed?)");
+            state = self.all_here.wait_timeout(state, until - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+/// Join every thread; the first error any of them returned, else their results. A thread that
+/// panicked (given up at a rendezvous, most likely) counts only if none returned an error,
+/// which is then the cause.
+fn join_all<T>(handles: Vec<std::thread::JoinHandle<Result<T, Error>>>) -> Result<Vec<T>, Error> {
+    let mut results = Vec::new();
+    let (mut error, mut panic) = (None, None);
+    for h in handles {
+        match h.join() {
+            Ok(Ok(v)) => results.push(v),
+            Ok(Err(e)) => error = error.or(Some(e)),
+            Err(p) => panic = panic.or(Some(p)),
+        }
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if let Some(p) = panic {
+        std::panic::resume_unwind(p);
+    }
+    Ok(results)
+}
+
+/// A clock on the fixture's time whose `sleep` (which cairn calls only while it waits for
+/// another store's computation of a value) counts, once per store, that this store waits, and
+/// waits for real: the manual time stays still, so no fill marker can expire meanwhile.
+#[derive(Debug)]
+struct Watching {
+    time: ManualClock,
+    waiting: Arc<AtomicUsize>,
+    announced: AtomicBool,
+}
+
+impl Clock for Watching {
+    fn now_millis(&self) -> i64 {
+        self.time.now_millis()
+    }
+
+    fn sleep(&self, d: Duration) {
+        if !self.announced.swap(true, Ordering::SeqCst) {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::sleep(d); // pacing the poll: cairn's own backoff, at most 25 ms
+    }
+}
+
+/// Wait until `done`, at most 20 s; whether it happened.
+fn within_20s(mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1)); // pacing the poll
+    }
+    true
+}
+
+contract! {
+    /// Stores on separate connections missing one key at once: one computes, the others wait
+    /// for its value (the computation lasts until all of them are seen waiting), and all get
+    /// the same value.
+    fn compute_once_holds_across_connections(f) {
+        const STORES: usize = 5;
+        let computations = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Rendezvous::new(STORES));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let clock = Watching {
+                    time: f.clock.clone(),
+                    waiting: waiting.clone(),
+                    announced: AtomicBool::new(false),
+                };
+                let store = f.options().clock(clock).busy_timeout(Duration::from_secs(60)).open(&f.location);
+                let (computations, waiting, start) = (computations.clone(), waiting.clone(), start.clone());
+                std::thread::spawn(move || -> Result<String, Error> {
+                    let store = store?;
+                    start.wait();
+                    store.cache("c").get_or_set_with("k", None, || {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        let all = within_20s(|| waiting.load(Ordering::SeqCst) == STORES - 1);
+                        Ok::<_, Error>(format!("from {i}, the others waiting: {all}"))
+                    })
                 })
             })
             .collect();
-        let want = crate::memo::split(&crate::memo::pieces(2 * 1024 * 1024));
-        for h in handles {
-            assert!(h.join().expect("thread")? == want);
+        let values = join_all(handles)?;
+        assert_eq!(computations.load(Ordering::SeqCst), 1, "computed more than once: {values:?}");
+        assert!(values[0].ends_with("the others waiting: true"), "{values:?}");
+        assert!(values.windows(2).all(|w| w[0] == w[1]), "stores saw different values: {values:?}");
+        assert_eq!(f.store.cache("c").get::<String>("k")?.as_ref(), values.first());
+        Ok(())
+    }
+
+    /// Stores reading overlapping sets of namespaces flush their hit and miss counts at the
+    /// same moment, round after round: every flush lands (no deadlock between their updates of
+    /// the namespaces' counters, no Busy), so the totals are exact after each round.
+    fn stores_flushing_statistics_of_overlapping_namespaces_at_once_lose_no_count(f) {
+        const STORES: usize = 6;
+        const NAMESPACES: usize = 6;
+        const ROUNDS: u64 = 8;
+        let names: Vec<String> = (0..NAMESPACES).map(|n| format!("s{n}")).collect();
+        for ns in &names {
+            f.store.cache(ns).set("k", "v", None)?;
         }
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Store i reads namespaces i, i+1, i+2 (wrapping), in an order of its own.
+        let set = |i: usize| -> Vec<usize> {
+            let mut s: Vec<usize> = (0..3).map(|k| (i + k) % NAMESPACES).collect();
+            if i % 2 == 1 {
+                s.reverse();
+            }
+            s
+        };
+        let per_round: Vec<u64> =
+            (0..NAMESPACES).map(|n| (0..STORES).filter(|&i| set(i).contains(&n)).count() as u64).collect();
+        let flushed = Arc::new(Rendezvous::new(STORES + 1));
+        let checked = Arc::new(Rendezvous::new(STORES + 1));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().open(&f.location);
+                let (names, mine) = (names.clone(), set(i));
+                let (flushed, checked) = (flushed.clone(), checked.clone());
+                std::thread::spawn(move || -> Result<(), Error> {
+                    let store = store?;
+                    for _ in 0..ROUNDS {
+                        for &n in &mine {
+                            assert!(store.cache(&names[n]).get::<String>("k")?.is_some());
+                            assert!(store.cache(&names[n]).get::<String>("missing")?.is_none());
+                        }
+                        let result = store.flush_stats();
+                        flushed.wait();
+                        checked.wait();
+                        result?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let observer = f.reopen();
+        for round in 1..=ROUNDS {
+            flushed.wait();
+            let totals: Vec<(u64, u64)> = names
+                .iter()
+                .map(|ns| observer.cache(ns).stats().map(|s| (s.hits, s.misses)))
+                .collect::<Result<_, _>>()?;
+            checked.wait();
+            let want: Vec<(u64, u64)> = per_round.iter().map(|&n| (n * round, n * round)).collect();
+            assert_eq!(totals, want, "after round {round}: a flush did not land");
+        }
+        join_all(handles)?;
+        Ok(())
+    }
+
+    /// Stores writing new keys into bounded namespaces at once (one bounded by entries with
+    /// least-recently-used eviction and reads between the writes, one by bytes): every commit
+    /// leaves the namespace within its bounds, and its counts exact.
+    fn bounded_namespaces_written_concurrently_stay_within_their_bounds(f) {
+        const STORES: usize = 4;
+        const EACH: usize = 30;
+        f.store.cache("by-count").set_limits(CacheLimits {
+            max_entries: Some(10),
+            eviction: Eviction::LeastRecentlyUsed,
+            ..Default::default()
+        })?;
+        f.store.cache("by-bytes").set_limits(CacheLimits { max_bytes: Some(1000), ..Default::default() })?;
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location);
+                std::thread::spawn(move || -> Result<(), Error> {
+                    let store = store?;
+                    for n in 0..EACH {
+                        let key = format!("{i}-{n:02}"); // 4 bytes
+                        store.cache("by-count").set(&key, "x", None)?;
+                        store.cache("by-count").get::<String>(&format!("{}-{n:02}", (i + 1) % STORES))?;
+                        store.cache("by-bytes").set(&key, vec![7u8; 96], None)?; // 100 bytes
+                        let (count, bytes) =
+                            (store.cache("by-count").stats()?, store.cache("by-bytes").stats()?);
+                        assert!(count.entries <= 10, "{count:?}");
+                        assert!(bytes.bytes <= 1000, "{bytes:?}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        join_all(handles)?;
+        let written = (STORES * EACH) as u64;
+        for (ns, size) in [("by-count", 5u64), ("by-bytes", 100)] {
+            let s = f.store.cache(ns).stats()?;
+            let keys = f.store.cache(ns).keys("")?;
+            assert_eq!(s.entries, keys.len() as u64, "{ns}: {s:?}");
+            assert_eq!(s.bytes, s.entries * size, "{ns}: {s:?}");
+            assert_eq!(s.evictions, written - s.entries, "{ns}: every key written once, evicted or kept");
+            assert_eq!(s.entries, 10, "{ns}: filled to its bound");
+        }
+        Ok(())
+    }
+
+    /// Stores migrating one scope at once apply each step once: the others wait for the step
+    /// in progress (seen waiting, on a server) and then find it applied.
+    fn stores_migrating_one_scope_at_once_apply_each_step_once(f) {
+        const STORES: usize = 3;
+        const STEPS: usize = 4;
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..STEPS).map(|_| AtomicUsize::new(0)).collect());
+        let (in_step_1, go) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+        let (step_1_running, step_1_seen) = in_step_1;
+        let (proceed, proceed_seen) = go;
+        let proceed_seen = Arc::new(std::sync::Mutex::new(proceed_seen));
+        let start = Arc::new(Rendezvous::new(STORES));
+        let mut pids = Vec::new();
+        let handles: Vec<_> = (0..STORES)
+            .map(|_| {
+                let store =
+                    f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                if f.engine == Engine::Postgres {
+                    pids.push(store.query("SELECT pg_backend_pid()", &[]).expect("pid")[0][0].clone());
+                }
+                let (runs, start) = (runs.clone(), start.clone());
+                let (step_1_running, proceed_seen) = (step_1_running.clone(), proceed_seen.clone());
+                std::thread::spawn(move || -> Result<Vec<i64>, Error> {
+                    let steps: Vec<M<'_>> = (0..STEPS)
+                        .map(|k| {
+                            let (runs, step_1_running, proceed_seen) =
+                                (runs.clone(), step_1_running.clone(), proceed_seen.clone());
+                            M::up_with(move |db| {
+                                runs[k].fetch_add(1, Ordering::SeqCst);
+                                if k == 0 {
+                                    db.execute_batch("CREATE TABLE applied (step INTEGER NOT NULL)")?;
+                                    let _ = step_1_running.send(());
+                                    let _ =
+                                        proceed_seen.lock().map(|r| r.recv_timeout(Duration::from_secs(20)));
+                                }
+                                db.execute(&format!("INSERT INTO applied VALUES ({})", k + 1), &[])?;
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    start.wait();
+                    Ok(store.migrate("app", &Migrations::new(steps))?.applied)
+                })
+            })
+            .collect();
+        drop(step_1_running);
+        step_1_seen.recv_timeout(Duration::from_secs(20)).expect("a store began step 1");
+        if f.engine == Engine::Postgres {
+            // The others queue behind the step in progress, on the scope's lock.
+            let pids: Vec<i32> = pids
+                .iter()
+                .map(|p| match p {
+                    SqlValue::Integer(n) => *n as i32,
+                    other => panic!("a pid: {other:?}"),
+                })
+                .collect();
+            let waiting = || -> i64 {
+                f.server()
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                         AND pid = ANY($1)",
+                        &[&pids],
+                    )
+                    .expect("pg_locks")
+                    .get(0)
+            };
+            assert!(
+                within_20s(|| waiting() == STORES as i64 - 1),
+                "the other stores never queued: {}",
+                waiting()
+            );
+        }
+        proceed.send(()).expect("the step waits");
+        let mut applied: Vec<i64> = join_all(handles)?.into_iter().flatten().collect();
+        applied.sort_unstable();
+        assert_eq!(applied, (1..=STEPS as i64).collect::<Vec<_>>(), "each step reported applied once");
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, vec![1; STEPS], "each step ran once");
+        let rows = f.store.query("SELECT step FROM applied ORDER BY step", &[])?;
+        assert_eq!(rows, (1..=STEPS as i64).map(|k| vec![SqlValue::Integer(k)]).collect::<Vec<_>>());
+        Ok(())
+    }
+}
+
+contract! {
+    /// Stores on separate connections racing, at a barrier, for the same thing: one `add` of a
+    /// key, one `mark_done` of an id, one claim of an id, one lock, one fill of a queue with
+    /// overlapping ids, one queue drained by batch claims; and counting with `incr`. Exactly
+    /// one wins each race, every id is queued once and claimed once, and no increment is lost.
+    fn stores_racing_for_the_same_thing_have_exactly_one_winner(f) {
+        const STORES: usize = 5;
+        const INCRS: i64 = 20;
+        let at_once = Arc::new(Rendezvous::new(STORES));
+        let handles: Vec<_> = (0..STORES)
+            .map(|i| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location);
+                let at_once = at_once.clone();
+                std::thread::spawn(move || -> Result<(usize, Vec<String>), Error> {
+                    let store = store?;
+                    let worker = format!("w{i}");
+                    let mut won = 0;
+                    at_once.wait();
+                    won += usize::from(store.cache("race").add("k", i as i64, None)?);
+                    at_once.wait();
+                    won += usize::from(store.ledger("race").mark_done("x")?);
+                    at_once.wait();
+                    won += usize::from(
+                        store.ledger("race").claim("y", &worker, Duration::from_secs(600))?.is_some(),
+                    );
+                    at_once.wait();
+                    let guard = store.try_lock("race", Duration::from_secs(600))?;
+                    won += usize::from(guard.is_some());
+                    at_once.wait(); // every try_lock made before any guard is let go
+                    drop(guard);
+                    for _ in 0..INCRS {
+                        store.cache("race").incr("n", 1, None)?;
+                    }
+                    // Overlapping fills: store i queues ids i*10 .. i*10+20.
+                    at_once.wait();
+                    let queued =
+                        store.ledger("queue").enqueue((i * 10..i * 10 + 20).map(|n| format!("{n:03}")))?;
+                    at_once.wait();
+                    let mut claimed = Vec::new();
+                    loop {
+                        let batch =
+                            store.ledger("queue").claim_next_many(&worker, Duration::from_secs(600), 3)?;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        claimed.extend(batch.iter().map(|c| c.id().to_owned()));
+                    }
+                    claimed.push(format!("queued {queued}"));
+                    Ok((won, claimed))
+                })
+            })
+            .collect();
+        let (mut won, mut claimed, mut queued) = (0, Vec::new(), 0);
+        for (w, mut c) in join_all(handles)? {
+            won += w;
+            let q = c.pop().expect("the count queued");
+            queued += q.strip_prefix("queued ").and_then(|n| n.parse::<u64>().ok()).expect("a count");
+            claimed.extend(c);
+        }
+        assert_eq!(won, 4, "one winner for each of the four races");
+        assert_eq!(f.store.cache("race").get::<i64>("n")?, Some(STORES as i64 * INCRS), "no increment lost");
+        let distinct = (STORES - 1) * 10 + 20;
+        assert_eq!((queued, f.store.ledger("queue").counts()?.claimed), (distinct as u64, distinct as u64));
+        claimed.sort();
+        let before = claimed.len();
+        claimed.dedup();
+        assert_eq!((before, claimed.len()), (distinct, distinct), "every queued id claimed once");
         Ok(())
     }
 }

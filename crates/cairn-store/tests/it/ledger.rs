@@ -1,320 +1,307 @@
-//! The ledger, checkpoints and locks, in one process with a manual clock.
+//! The ledger, checkpoints and locks, in one process with a manual clock, on both engines.
 
 use std::time::Duration;
 
-use cairn::{Error, ErrorKind, ItemState, Json, Options};
+use cairn::{Error, ErrorKind, ItemState, Json};
 
-use crate::temp_store;
+use crate::contract;
 
 const MIN: Duration = Duration::from_secs(60);
 
-#[test]
-fn marks_are_idempotent_and_a_rerun_skips_done_work() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    assert!(l.mark_done("1")?);
-    assert!(!l.mark_done("1")?, "the second mark is not a new completion");
-    assert!(l.is_done("1")?);
-    assert!(!l.is_done("2")?);
-    assert_eq!(l.mark_done_many(["2", "3", "1"])?, 2);
-    let todo = l.filter_new(vec!["5".to_string(), "1".into(), "4".into(), "3".into()])?;
-    assert_eq!(todo, vec!["5", "4"], "not done, in input order");
-    assert_eq!(
-        (l.counts()?.done, l.counts()?.pending, l.counts()?.claimed, l.counts()?.failed),
-        (3, 0, 0, 0)
-    );
-    Ok(())
-}
-
-#[test]
-fn the_first_result_is_kept() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    l.mark_done_with("a", Json(vec![1, 2]))?;
-    l.mark_done_with("a", Json(vec![9]))?;
-    assert_eq!(l.result::<Json<Vec<i32>>>("a")?.map(|j| j.0), Some(vec![1, 2]));
-    assert_eq!(l.result::<String>("missing")?, None);
-    Ok(())
-}
-
-#[test]
-fn failures_count_attempts_and_give_up_at_the_limit() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job").max_attempts(3);
-    assert_eq!(l.fail("x", "timeout")?, ItemState::Pending);
-    assert_eq!(l.fail("x", "timeout again")?, ItemState::Pending);
-    assert_eq!(l.filter_new(["x"])?, vec!["x"], "still to retry");
-    assert_eq!(l.fail("x", "HTTP 500")?, ItemState::Failed);
-    let item = l.item("x")?.expect("known");
-    assert_eq!((item.state, item.attempts, item.error.as_deref()), (ItemState::Failed, 3, Some("HTTP 500")));
-    assert!(l.filter_new(["x"])?.is_empty(), "a given-up item is not handed out again");
-    assert!(l.claim("x", "w", MIN)?.is_none());
-    assert_eq!(l.counts()?.failed, 1);
-    assert_eq!(l.list(Some(ItemState::Failed), None, 10)?.len(), 1);
-    l.mark_done("d")?;
-    assert_eq!(l.fail("d", "late failure")?, ItemState::Done, "a done item stays done");
-    Ok(())
-}
-
-#[test]
-fn a_claim_is_exclusive_until_its_lease_runs_out() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let l = store.ledger("job");
-    let c1 = l.claim("a", "w1", MIN)?.expect("free");
-    assert!(l.claim("a", "w2", MIN)?.is_none(), "held by a live worker");
-    assert_eq!(l.counts()?.claimed, 1);
-    clock.advance(MIN);
-    assert_eq!(l.counts()?.pending, 1, "an expired claim counts as pending");
-    let c2 = l.claim("a", "w2", MIN)?.expect("the lease ran out");
-    assert!(c2.token() > c1.token());
-    assert_eq!(l.item("a")?.and_then(|i| i.worker).as_deref(), Some("w2"));
-    Ok(())
-}
-
-#[test]
-fn a_worker_whose_lease_was_taken_over_cannot_complete_fail_or_extend() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let l = store.ledger("job");
-    let slow = l.claim("a", "slow", MIN)?.expect("free");
-    clock.advance(MIN * 2);
-    let fast = l.claim("a", "fast", MIN)?.expect("expired");
-    for err in [
-        l.complete(&slow).unwrap_err(),
-        l.fail_claim(&slow, "x").unwrap_err(),
-        l.extend(&slow, MIN).unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), ErrorKind::LeaseLost, "{err}");
+contract! {
+    fn marks_are_idempotent_and_a_rerun_skips_done_work(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        assert!(l.mark_done("1")?);
+        assert!(!l.mark_done("1")?, "the second mark is not a new completion");
+        assert!(l.is_done("1")?);
+        assert!(!l.is_done("2")?);
+        assert_eq!(l.mark_done_many(["2", "3", "1"])?, 2);
+        let todo = l.filter_new(vec!["5".to_string(), "1".into(), "4".into(), "3".into()])?;
+        assert_eq!(todo, vec!["5", "4"], "not done, in input order");
+        assert_eq!(
+            (l.counts()?.done, l.counts()?.pending, l.counts()?.claimed, l.counts()?.failed),
+            (3, 0, 0, 0)
+        );
+        Ok(())
     }
-    assert!(!l.is_done("a")?);
-    l.complete_with(&fast, "first")?;
-    assert!(l.is_done("a")?);
-    // Again with the same claim (a retry after a commit whose outcome was lost): no error,
-    // and nothing changes; the item was done once.
-    l.complete_with(&fast, "second")?;
-    assert_eq!(l.result::<String>("a")?.as_deref(), Some("first"));
-    assert_eq!(l.complete(&slow).unwrap_err().kind(), ErrorKind::LeaseLost, "the stale claim still may not");
-    Ok(())
-}
 
-#[test]
-fn an_expired_claim_nobody_took_can_still_be_completed() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let l = store.ledger("job");
-    let c = l.claim("a", "w", MIN)?.expect("free");
-    clock.advance(MIN * 5);
-    l.complete(&c)?;
-    assert!(l.is_done("a")?);
-    Ok(())
-}
-
-#[test]
-fn heartbeats_keep_a_claim_alive() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let l = store.ledger("job");
-    let mut c = l.claim("a", "w1", MIN)?.expect("free");
-    for _ in 0..5 {
-        clock.advance(MIN / 2);
-        c = l.extend(&c, MIN)?;
-        assert!(l.claim("a", "w2", MIN)?.is_none());
+    fn the_first_result_is_kept(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        l.mark_done_with("a", Json(vec![1, 2]))?;
+        l.mark_done_with("a", Json(vec![9]))?;
+        assert_eq!(l.result::<Json<Vec<i32>>>("a")?.map(|j| j.0), Some(vec![1, 2]));
+        assert_eq!(l.result::<String>("missing")?, None);
+        Ok(())
     }
-    l.complete(&c)?;
-    Ok(())
-}
 
-#[test]
-fn the_queue_hands_out_oldest_first_then_expired_claims_and_retries() -> Result<(), Error> {
-    let (_d, _p, store, clock) = temp_store();
-    let l = store.ledger("q").max_attempts(2);
-    // Insertion order, not id order: "10" comes after "9".
-    assert_eq!(l.enqueue(["9", "10", "11"])?, 3);
-    assert_eq!(l.enqueue(["10", "12"])?, 1, "known ids are skipped");
-    let a = l.claim_next("w1", MIN)?.expect("work");
-    assert_eq!(a.id(), "9");
-    let b = l.claim_next("w2", MIN)?.expect("work");
-    assert_eq!(b.id(), "10");
-    l.complete(&a)?;
-    assert_eq!(l.fail_claim(&b, "flaky")?, ItemState::Pending);
-    let next = |w: &str| l.claim_next(w, MIN).map(|c| c.map(|c| c.id().to_owned()));
-    assert_eq!(next("w1")?.as_deref(), Some("11"));
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(next("w1")?.as_deref(), Some("12"));
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(next("w1")?.as_deref(), Some("10"), "the failed item, back at the end of the queue");
-    assert_eq!(next("w1")?, None, "everything is claimed");
-    clock.advance(MIN * 2);
-    assert_eq!(next("w3")?.as_deref(), Some("11"), "the claim that expired first");
-    assert_eq!(next("w3")?.as_deref(), Some("12"));
-    Ok(())
-}
+    fn failures_count_attempts_and_give_up_at_the_limit(f) {
+        let store = &f.store;
+        let l = store.ledger("job").max_attempts(3);
+        assert_eq!(l.fail("x", "timeout")?, ItemState::Pending);
+        assert_eq!(l.fail("x", "timeout again")?, ItemState::Pending);
+        assert_eq!(l.filter_new(["x"])?, vec!["x"], "still to retry");
+        assert_eq!(l.fail("x", "HTTP 500")?, ItemState::Failed);
+        let item = l.item("x")?.expect("known");
+        assert_eq!(
+            (item.state, item.attempts, item.error.as_deref()),
+            (ItemState::Failed, 3, Some("HTTP 500"))
+        );
+        assert!(l.filter_new(["x"])?.is_empty(), "a given-up item is not handed out again");
+        assert!(l.claim("x", "w", MIN)?.is_none());
+        assert_eq!(l.counts()?.failed, 1);
+        assert_eq!(l.list(Some(ItemState::Failed), None, 10)?.len(), 1);
+        l.mark_done("d")?;
+        assert_eq!(l.fail("d", "late failure")?, ItemState::Done, "a done item stays done");
+        Ok(())
+    }
 
-#[test]
-fn delete_and_clear_make_items_new_again() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    l.mark_done_many(["a", "b", "c"])?;
-    assert!(l.delete("a")?);
-    assert!(!l.delete("a")?);
-    assert_eq!(l.filter_new(["a", "b"])?, vec!["a"]);
-    assert_eq!(l.clear()?, 2);
-    assert_eq!(l.filter_new(["b", "c"])?, vec!["b", "c"]);
-    assert!(store.ledger("other").filter_new(["a"])?.len() == 1, "namespaces are separate");
-    Ok(())
-}
+    fn a_claim_is_exclusive_until_its_lease_runs_out(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("job");
+        let c1 = l.claim("a", "w1", MIN)?.expect("free");
+        assert!(l.claim("a", "w2", MIN)?.is_none(), "held by a live worker");
+        assert_eq!(l.counts()?.claimed, 1);
+        clock.advance(MIN);
+        assert_eq!(l.counts()?.pending, 1, "an expired claim counts as pending");
+        let c2 = l.claim("a", "w2", MIN)?.expect("the lease ran out");
+        assert!(c2.token() > c1.token());
+        assert_eq!(l.item("a")?.and_then(|i| i.worker).as_deref(), Some("w2"));
+        Ok(())
+    }
 
-/// Found by the ledger model test (`ledger_model.rs`) and not fixed yet: the fencing token
-/// lives in the item's row, so `delete` and `clear` reset it and the next claim of the id gets
-/// token 1 again. A claim from before the delete, held by a worker of the same name (a zombie
-/// process of a worker that was restarted), then passes for the new claim: it completes the
-/// item under the new holder, or extends or fails its claim. A renewal by the same worker does
-/// fence the older claim off; a delete should too.
-#[test]
-fn a_claim_from_before_a_delete_or_clear_is_fenced_off_once_the_id_is_claimed_again() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    for forget in
-        [|l: &cairn::Ledger<'_>| l.delete("a").map(drop), |l: &cairn::Ledger<'_>| l.clear().map(drop)]
-    {
-        let before = l.claim("a", "host-1", MIN)?.expect("free");
-        forget(&l)?;
-        let after = l.claim("a", "host-1", MIN)?.expect("new again");
+    fn a_worker_whose_lease_was_taken_over_cannot_complete_fail_or_extend(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("job");
+        let slow = l.claim("a", "slow", MIN)?.expect("free");
+        clock.advance(MIN * 2);
+        let fast = l.claim("a", "fast", MIN)?.expect("expired");
         for err in [
-            l.extend(&before, MIN).map(drop).unwrap_err(),
-            l.fail_claim(&before, "zombie").map(drop).unwrap_err(),
-            l.complete(&before).unwrap_err(),
+            l.complete(&slow).unwrap_err(),
+            l.fail_claim(&slow, "x").unwrap_err(),
+            l.extend(&slow, MIN).unwrap_err(),
         ] {
             assert_eq!(err.kind(), ErrorKind::LeaseLost, "{err}");
         }
-        assert_eq!(l.item("a")?.map(|i| (i.state, i.attempts)), Some((ItemState::Claimed, 0)));
-        l.complete(&after)?;
-        assert!(l.delete("a")?);
+        assert!(!l.is_done("a")?);
+        l.complete_with(&fast, "first")?;
+        assert!(l.is_done("a")?);
+        // Again with the same claim (a retry after a commit whose outcome was lost): no error,
+        // and nothing changes; the item was done once.
+        l.complete_with(&fast, "second")?;
+        assert_eq!(l.result::<String>("a")?.as_deref(), Some("first"));
+        assert_eq!(l.complete(&slow).unwrap_err().kind(), ErrorKind::LeaseLost, "the stale claim still may not");
+        Ok(())
     }
-    Ok(())
-}
 
-#[test]
-fn list_pages_through_items_by_state() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    l.mark_done_many((0..25).map(|i| format!("d{i:02}")))?;
-    l.enqueue(["p1", "p2"])?;
-    let mut seen = Vec::new();
-    let mut after: Option<String> = None;
-    for pages in 0.. {
-        // 25 items take 3 pages and an empty one: a cursor that does not move would page for ever.
-        assert!(pages <= 3, "still paging after {pages} pages: {seen:?}");
-        let page = l.list(Some(ItemState::Done), after.as_deref(), 10)?;
-        if page.is_empty() {
-            break;
+    fn an_expired_claim_nobody_took_can_still_be_completed(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("job");
+        let c = l.claim("a", "w", MIN)?.expect("free");
+        clock.advance(MIN * 5);
+        l.complete(&c)?;
+        assert!(l.is_done("a")?);
+        Ok(())
+    }
+
+    fn heartbeats_keep_a_claim_alive(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("job");
+        let mut c = l.claim("a", "w1", MIN)?.expect("free");
+        for _ in 0..5 {
+            clock.advance(MIN / 2);
+            c = l.extend(&c, MIN)?;
+            assert!(l.claim("a", "w2", MIN)?.is_none());
         }
-        after = page.last().map(|i| i.id.clone());
-        seen.extend(page.into_iter().map(|i| i.id));
+        l.complete(&c)?;
+        Ok(())
     }
-    assert_eq!(seen.len(), 25);
-    assert_eq!(l.list(Some(ItemState::Pending), None, 10)?.len(), 2);
-    assert_eq!(l.list(None, None, 100)?.len(), 27);
-    Ok(())
-}
 
-#[test]
-fn bad_ids_and_workers_are_invalid_input() {
-    let (_d, _p, store, _c) = temp_store();
-    let l = store.ledger("job");
-    assert_eq!(l.mark_done("").unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(l.filter_new(["ok", ""]).unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(l.claim("a", "", MIN).unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(store.ledger("").is_done("a").unwrap_err().kind(), ErrorKind::InvalidInput);
-}
+    fn the_queue_hands_out_oldest_first_then_expired_claims_and_retries(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("q").max_attempts(2);
+        // Insertion order, not id order: "10" comes after "9".
+        assert_eq!(l.enqueue(["9", "10", "11"])?, 3);
+        assert_eq!(l.enqueue(["10", "12"])?, 1, "known ids are skipped");
+        let a = l.claim_next("w1", MIN)?.expect("work");
+        assert_eq!(a.id(), "9");
+        let b = l.claim_next("w2", MIN)?.expect("work");
+        assert_eq!(b.id(), "10");
+        l.complete(&a)?;
+        assert_eq!(l.fail_claim(&b, "flaky")?, ItemState::Pending);
+        let next = |w: &str| l.claim_next(w, MIN).map(|c| c.map(|c| c.id().to_owned()));
+        assert_eq!(next("w1")?.as_deref(), Some("11"));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(next("w1")?.as_deref(), Some("12"));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(next("w1")?.as_deref(), Some("10"), "the failed item, back at the end of the queue");
+        assert_eq!(next("w1")?, None, "everything is claimed");
+        clock.advance(MIN * 2);
+        assert_eq!(next("w3")?.as_deref(), Some("11"), "the claim that expired first");
+        assert_eq!(next("w3")?.as_deref(), Some("12"));
+        Ok(())
+    }
 
-#[test]
-fn marks_and_checkpoint_commit_together_or_not_at_all() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    store.transaction(|tx| {
-        tx.ledger("rows").mark_done_many(["1", "2"])?;
-        tx.checkpoint("export").set(2i64)
-    })?;
-    let failed: Result<(), Error> = store.transaction(|tx| {
-        tx.ledger("rows").mark_done_many(["3", "4"])?;
-        tx.checkpoint("export").set(4i64)?;
-        Err(Error::InvalidInput("crash before commit".into()))
-    });
-    assert!(failed.is_err());
-    assert_eq!(store.checkpoint("export").get::<i64>()?, Some(2));
-    assert_eq!(store.ledger("rows").filter_new(["1", "2", "3", "4"])?, vec!["3", "4"]);
-    assert!(store.checkpoint("export").delete()?);
-    assert_eq!(store.checkpoint("export").get::<i64>()?, None);
-    Ok(())
-}
+    fn delete_and_clear_make_items_new_again(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        l.mark_done_many(["a", "b", "c"])?;
+        assert!(l.delete("a")?);
+        assert!(!l.delete("a")?);
+        assert_eq!(l.filter_new(["a", "b"])?, vec!["a"]);
+        assert_eq!(l.clear()?, 2);
+        assert_eq!(l.filter_new(["b", "c"])?, vec!["b", "c"]);
+        assert!(store.ledger("other").filter_new(["a"])?.len() == 1, "namespaces are separate");
+        Ok(())
+    }
 
-#[test]
-fn a_second_process_sees_the_lock_held_until_it_is_released() -> Result<(), Error> {
-    let (_d, path, store, clock) = temp_store();
-    let other = Options::new().clock(clock).open(&path)?;
-    let guard = store.try_lock("cron", MIN)?.expect("free");
-    assert!(other.try_lock("cron", MIN)?.is_none());
-    assert!(store.try_lock("cron", MIN)?.is_none(), "not reentrant");
-    let holder = other.lock_holder("cron")?.expect("held");
-    assert_eq!(holder.pid, std::process::id());
-    assert!(guard.release()?);
-    assert!(other.lock_holder("cron")?.is_none());
-    assert!(other.try_lock("cron", MIN)?.is_some());
-    Ok(())
-}
+    /// Found by the ledger model test (`ledger_model.rs`) and not fixed yet: the fencing token
+    /// lives in the item's row, so `delete` and `clear` reset it and the next claim of the id gets
+    /// token 1 again. A claim from before the delete, held by a worker of the same name (a zombie
+    /// process of a worker that was restarted), then passes for the new claim: it completes the
+    /// item under the new holder, or extends or fails its claim. A renewal by the same worker does
+    /// fence the older claim off; a delete should too.
+    fn a_claim_from_before_a_delete_or_clear_is_fenced_off_once_the_id_is_claimed_again(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        for forget in
+            [|l: &cairn::Ledger<'_>| l.delete("a").map(drop), |l: &cairn::Ledger<'_>| l.clear().map(drop)]
+        {
+            let before = l.claim("a", "host-1", MIN)?.expect("free");
+            forget(&l)?;
+            let after = l.claim("a", "host-1", MIN)?.expect("new again");
+            for err in [
+                l.extend(&before, MIN).map(drop).unwrap_err(),
+                l.fail_claim(&before, "zombie").map(drop).unwrap_err(),
+                l.complete(&before).unwrap_err(),
+            ] {
+                assert_eq!(err.kind(), ErrorKind::LeaseLost, "{err}");
+            }
+            assert_eq!(l.item("a")?.map(|i| (i.state, i.attempts)), Some((ItemState::Claimed, 0)));
+            l.complete(&after)?;
+            assert!(l.delete("a")?);
+        }
+        Ok(())
+    }
 
-#[test]
-fn an_expired_lock_is_taken_over_and_its_old_holder_cannot_renew() -> Result<(), Error> {
-    let (_d, path, store, clock) = temp_store();
-    let other = Options::new().clock(clock.clone()).open(&path)?;
-    let old = store.try_lock("cron", MIN)?.expect("free");
-    clock.advance(MIN);
-    let new = other.try_lock("cron", MIN)?.expect("expired");
-    assert_eq!(old.renew(MIN).unwrap_err().kind(), ErrorKind::LeaseLost);
-    assert!(!old.release()?, "releasing a lost lock leaves the new holder's alone");
-    assert!(store.try_lock("cron", MIN)?.is_none());
-    new.renew(MIN)?;
-    Ok(())
-}
+    fn list_pages_through_items_by_state(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        l.mark_done_many((0..25).map(|i| format!("d{i:02}")))?;
+        l.enqueue(["p1", "p2"])?;
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for pages in 0.. {
+            // 25 items take 3 pages and an empty one: a cursor that does not move would page for ever.
+            assert!(pages <= 3, "still paging after {pages} pages: {seen:?}");
+            let page = l.list(Some(ItemState::Done), after.as_deref(), 10)?;
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|i| i.id.clone());
+            seen.extend(page.into_iter().map(|i| i.id));
+        }
+        assert_eq!(seen.len(), 25);
+        assert_eq!(l.list(Some(ItemState::Pending), None, 10)?.len(), 2);
+        assert_eq!(l.list(None, None, 100)?.len(), 27);
+        Ok(())
+    }
 
-#[test]
-fn waiting_for_a_lock_gives_up_at_the_bound_and_succeeds_once_free() -> Result<(), Error> {
-    let (_d, path, store, clock) = temp_store();
-    let other = Options::new().clock(clock.clone()).open(&path)?;
-    let held = store.try_lock("cron", MIN * 10)?.expect("free");
-    let t0 = cairn::Clock::now_millis(&clock);
-    assert!(other.lock("cron", MIN, Duration::from_secs(5))?.is_none());
-    assert!(cairn::Clock::now_millis(&clock) >= t0 + 5_000, "waited the bound out (on the manual clock)");
-    drop(held);
-    assert!(other.lock("cron", MIN, Duration::from_secs(5))?.is_some());
-    Ok(())
-}
+    fn bad_ids_and_workers_are_invalid_input(f) {
+        let store = &f.store;
+        let l = store.ledger("job");
+        assert_eq!(l.mark_done("").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(l.filter_new(["ok", ""]).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(l.claim("a", "", MIN).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(store.ledger("").is_done("a").unwrap_err().kind(), ErrorKind::InvalidInput);
+        Ok(())
+    }
 
-#[test]
-fn a_cron_job_holds_its_lock_and_handles_while_it_runs_transactions_on_one_store() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    let _guard = store.try_lock("nightly", MIN)?.expect("free");
-    let ledger = store.ledger("rows");
-    for id in ledger.filter_new(["1", "2"])? {
+    fn marks_and_checkpoint_commit_together_or_not_at_all(f) {
+        let store = &f.store;
         store.transaction(|tx| {
-            tx.ledger("rows").mark_done(id)?;
-            tx.checkpoint("rows").set(id)
+            tx.ledger("rows").mark_done_many(["1", "2"])?;
+            tx.checkpoint("export").set(2i64)
         })?;
+        let failed: Result<(), Error> = store.transaction(|tx| {
+            tx.ledger("rows").mark_done_many(["3", "4"])?;
+            tx.checkpoint("export").set(4i64)?;
+            Err(Error::InvalidInput("crash before commit".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.checkpoint("export").get::<i64>()?, Some(2));
+        assert_eq!(store.ledger("rows").filter_new(["1", "2", "3", "4"])?, vec!["3", "4"]);
+        assert!(store.checkpoint("export").delete()?);
+        assert_eq!(store.checkpoint("export").get::<i64>()?, None);
+        Ok(())
     }
-    assert_eq!(ledger.counts()?.done, 2);
-    assert_eq!(store.checkpoint("rows").get::<String>()?.as_deref(), Some("2"));
-    Ok(())
-}
 
-#[test]
-fn a_store_shortcut_inside_a_transaction_is_refused_with_the_fix_and_nothing_is_applied() -> Result<(), Error>
-{
-    let (_d, _p, store, _c) = temp_store();
-    let outcome = store.transaction(|tx| {
-        tx.ledger("rows").mark_done("1")?;
-        assert_eq!(store.ledger("rows").filter_new(["1", "2"])?, vec!["2"], "reads see the transaction");
-        store.ledger("rows").mark_done("2") // should have been tx.ledger(..)
-    });
-    let err = outcome.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("use the Tx handle"), "{err}");
-    assert_eq!(store.ledger("rows").counts()?.done, 0, "the transaction rolled back whole");
-    Ok(())
+    fn a_second_process_sees_the_lock_held_until_it_is_released(f) {
+        let store = &f.store;
+        let other = f.reopen();
+        let guard = store.try_lock("cron", MIN)?.expect("free");
+        assert!(other.try_lock("cron", MIN)?.is_none());
+        assert!(store.try_lock("cron", MIN)?.is_none(), "not reentrant");
+        let holder = other.lock_holder("cron")?.expect("held");
+        assert_eq!(holder.pid, std::process::id());
+        assert!(guard.release()?);
+        assert!(other.lock_holder("cron")?.is_none());
+        assert!(other.try_lock("cron", MIN)?.is_some());
+        Ok(())
+    }
+
+    fn an_expired_lock_is_taken_over_and_its_old_holder_cannot_renew(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let other = f.reopen();
+        let old = store.try_lock("cron", MIN)?.expect("free");
+        clock.advance(MIN);
+        let new = other.try_lock("cron", MIN)?.expect("expired");
+        assert_eq!(old.renew(MIN).unwrap_err().kind(), ErrorKind::LeaseLost);
+        assert!(!old.release()?, "releasing a lost lock leaves the new holder's alone");
+        assert!(store.try_lock("cron", MIN)?.is_none());
+        new.renew(MIN)?;
+        Ok(())
+    }
+
+    fn waiting_for_a_lock_gives_up_at_the_bound_and_succeeds_once_free(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let other = f.reopen();
+        let held = store.try_lock("cron", MIN * 10)?.expect("free");
+        let t0 = cairn::Clock::now_millis(clock);
+        assert!(other.lock("cron", MIN, Duration::from_secs(5))?.is_none());
+        assert!(cairn::Clock::now_millis(clock) >= t0 + 5_000, "waited the bound out (on the manual clock)");
+        drop(held);
+        assert!(other.lock("cron", MIN, Duration::from_secs(5))?.is_some());
+        Ok(())
+    }
+
+    fn a_cron_job_holds_its_lock_and_handles_while_it_runs_transactions_on_one_store(f) {
+        let store = &f.store;
+        let _guard = store.try_lock("nightly", MIN)?.expect("free");
+        let ledger = store.ledger("rows");
+        for id in ledger.filter_new(["1", "2"])? {
+            store.transaction(|tx| {
+                tx.ledger("rows").mark_done(id)?;
+                tx.checkpoint("rows").set(id)
+            })?;
+        }
+        assert_eq!(ledger.counts()?.done, 2);
+        assert_eq!(store.checkpoint("rows").get::<String>()?.as_deref(), Some("2"));
+        Ok(())
+    }
+
+    fn a_store_shortcut_inside_a_transaction_is_refused_with_the_fix_and_nothing_is_applied(f) {
+        let store = &f.store;
+        let outcome = store.transaction(|tx| {
+            tx.ledger("rows").mark_done("1")?;
+            assert_eq!(store.ledger("rows").filter_new(["1", "2"])?, vec!["2"], "reads see the transaction");
+            store.ledger("rows").mark_done("2") // should have been tx.ledger(..)
+        });
+        let err = outcome.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("use the Tx handle"), "{err}");
+        assert_eq!(store.ledger("rows").counts()?.done, 0, "the transaction rolled back whole");
+        Ok(())
+    }
 }

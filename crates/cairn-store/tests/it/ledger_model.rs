@@ -5,17 +5,23 @@
 //!
 //! Few ids and workers and short leases, so that collisions, expiries at the exact lease
 //! boundary and stale claims (kept from earlier steps, to exercise fencing) are frequent.
+//!
+//! On both engines: one store serves a whole run, each case in a namespace of its own (a fresh
+//! store per case would cost a schema per case on PostgreSQL).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cairn::{Claim, Clock, ErrorKind, ItemState, Ledger, ManualClock, Options, Store};
+use cairn::{Claim, Clock, ErrorKind, ItemState, Ledger};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::TestRunner;
+
+use crate::contract;
+use crate::engines::{Engine, Fixture};
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
 const WORKERS: [&str; 3] = ["w0", "w1", "w2"];
-const NS: &str = "model";
 
 /// A fencing token never repeats for an id, not even after `delete` or `clear`. This test found
 /// the opposite once (tokens counted per row started over, so a stale claim from before a
@@ -356,159 +362,210 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+/// Cases per run: fewer on PostgreSQL, where each step and its checks are some thirty round
+/// trips (`CAIRN_MODEL_CASES` overrides both).
+fn cases(f: &Fixture) -> u32 {
+    let default = match f.engine {
+        Engine::Sqlite => 200,
+        Engine::Postgres => 24,
+    };
+    std::env::var("CAIRN_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
-    #[test]
-    fn the_ledger_agrees_with_a_plain_model_under_any_operations_and_clock_moves(
-        ops in proptest::collection::vec(op(), 1..80)
-    ) {
-        let clock = ManualClock::new(1_700_000_000_000);
-        let store: Store = Options::new().clock(clock.clone()).open_in_memory().expect("open");
-        // No backoff: the model retries a failed item at once (backoff has its own tests).
-        let l = store.ledger(NS).retry_delay(Duration::ZERO);
-        let mut m = Model::default();
-        // Every claim handed out so far: the stale ones are what fencing must refuse.
-        let mut claims: Vec<Claim> = Vec::new();
-        let same = |c: &Claim, id: &str, worker: &str, (token, until): (i64, i64)| {
-            c.id() == id && c.worker() == worker && c.token() == token && c.lease_until_millis() == until
-        };
-        // A new claim: its token is above every earlier one of the item (fencing).
-        let fresh = |c: &Claim, id: &str, worker: &str, (above, until): (i64, i64)| {
-            c.id() == id && c.worker() == worker && c.token() > above && c.lease_until_millis() == until
-        };
-        for (step, op) in ops.into_iter().enumerate() {
-            let now = clock.now_millis();
-            let error = format!("error {step}");
-            match op {
-                Op::Enqueue(ids) => {
-                    let ids: Vec<&str> = ids.into_iter().map(|i| IDS[i]).collect();
-                    let mut queued = 0;
-                    for id in &ids {
-                        if !m.items.contains_key(*id) {
-                            let pos = m.position();
-                            m.items.insert((*id).to_owned(), ModelItem::new(Stored::Pending { pos }, now));
-                            queued += 1;
-                        }
-                    }
-                    prop_assert_eq!(l.enqueue(&ids).expect("enqueue"), queued);
-                }
-                Op::Claim { id, worker, lease } => {
-                    let (id, worker) = (IDS[id], WORKERS[worker]);
-                    let got = l.claim(id, worker, ms(lease)).expect("claim");
-                    let want = m.claim(id, worker, lease, now);
-                    prop_assert_eq!(got.is_some(), want.is_some(), "claim {} by {}", id, worker);
-                    if let (Some(got), Some(want)) = (got, want) {
-                        prop_assert!(fresh(&got, id, worker, want), "claim {:?}, model {:?}", got, want);
-                        m.took(id, got.token());
-                        claims.push(got);
-                    }
-                }
-                Op::ClaimNext { worker, lease } => {
-                    let worker = WORKERS[worker];
-                    let candidates = m.next_candidates(now);
-                    let got = l.claim_next(worker, ms(lease)).expect("claim_next");
-                    match got {
-                        None => prop_assert!(candidates.is_empty(), "nothing handed out, but {:?} were due", candidates),
-                        Some(got) => {
-                            prop_assert!(candidates.iter().any(|c| c == got.id()), "handed out {}, due: {:?}", got.id(), candidates);
-                            let want = m.claim(got.id(), worker, lease, now);
-                            prop_assert!(want.is_some_and(|w| fresh(&got, got.id(), worker, w)), "claim {:?}, model {:?}", got, want);
-                            m.took(got.id(), got.token());
-                            claims.push(got);
-                        }
-                    }
-                }
-                Op::HeldClaim { id, worker } => {
-                    let (id, worker) = (IDS[id], WORKERS[worker]);
-                    let got = l.held_claim(id, worker).expect("held_claim");
-                    let want = m.items.get(id).and_then(|it| match it.stored {
-                        Stored::Claimed { lease_until } if it.worker.as_deref() == Some(worker) => Some((it.token, lease_until)),
-                        // Completed by this worker: its claim again (no lease left), so that a
-                        // retried completion finds it done by itself.
-                        Stored::Done if it.worker.as_deref() == Some(worker) => Some((it.token, 0)),
-                        _ => None,
-                    });
-                    prop_assert_eq!(got.is_some(), want.is_some(), "held_claim {} by {}", id, worker);
-                    if let (Some(got), Some(want)) = (got, want) {
-                        prop_assert!(same(&got, id, worker, want), "held {:?}, model {:?}", got, want);
-                        claims.push(got);
-                    }
-                }
-                Op::Complete { claim, result } => {
-                    if claims.is_empty() { continue; }
-                    let c = claims[claim.index(claims.len())].clone();
-                    let got = match result {
-                        Some(r) => l.complete_with(&c, r),
-                        None => l.complete(&c),
-                    };
-                    if m.complete(&c, result, now) {
-                        prop_assert!(got.is_ok(), "complete {:?}: {:?}", c, got);
-                    } else {
-                        prop_assert!(lost(got), "complete {:?} must lose the lease", c);
-                    }
-                }
-                Op::FailClaim { claim, max_attempts } => {
-                    if claims.is_empty() { continue; }
-                    let c = claims[claim.index(claims.len())].clone();
-                    let got = l.max_attempts(max_attempts).fail_claim(&c, &error);
-                    match m.fail(c.id(), Some(&c), max_attempts, &error, now) {
-                        Some(state) => prop_assert_eq!(got.expect("fail_claim"), state, "fail_claim {:?}", c),
-                        None => prop_assert!(lost(got), "fail_claim {:?} must lose the lease", c),
-                    }
-                }
-                Op::Extend { claim, lease } => {
-                    if claims.is_empty() { continue; }
-                    let c = claims[claim.index(claims.len())].clone();
-                    let got = l.extend(&c, ms(lease));
-                    if m.holds(&c) {
-                        let until = now + lease as i64;
-                        if let Some(Stored::Claimed { lease_until }) = m.items.get_mut(c.id()).map(|it| &mut it.stored) {
-                            *lease_until = until;
-                        }
-                        let got = got.expect("extend");
-                        prop_assert!(same(&got, c.id(), c.worker(), (c.token(), until)), "extend {:?} gave {:?}", c, got);
-                        claims.push(got);
-                    } else {
-                        prop_assert!(lost(got), "extend {:?} must lose the lease", c);
-                    }
-                }
-                Op::Fail { id, max_attempts } => {
-                    let id = IDS[id];
-                    let got = l.max_attempts(max_attempts).fail(id, &error).expect("fail");
-                    let want = m.fail(id, None, max_attempts, &error, now);
-                    prop_assert_eq!(Some(got), want, "fail {}", id);
-                }
-                Op::MarkDone { id, result } => {
-                    let id = IDS[id];
-                    let got = match result {
-                        Some(r) => l.mark_done_with(id, r),
-                        None => l.mark_done(id),
-                    };
-                    prop_assert_eq!(got.expect("mark_done"), m.mark_done(id, result, now), "mark_done {}", id);
-                }
-                Op::FilterNew(ids) => {
-                    let ids: Vec<&str> = ids.into_iter().map(|i| IDS[i]).collect();
-                    let want: Vec<&str> = ids
-                        .iter()
-                        .copied()
-                        .filter(|id| !m.items.get(*id).is_some_and(|it| matches!(it.stored, Stored::Done | Stored::Failed)))
-                        .collect();
-                    prop_assert_eq!(l.filter_new(ids).expect("filter_new"), want);
-                }
-                Op::Delete(id) => {
-                    let id = IDS[id];
-                    prop_assert_eq!(l.delete(id).expect("delete"), m.forget(id), "delete {}", id);
-                }
-                Op::Clear => {
-                    prop_assert_eq!(l.clear().expect("clear"), m.items.len() as u64);
-                    for id in IDS {
-                        m.forget(id);
-                    }
-                }
-                Op::Advance(d) => clock.advance(ms(d)),
-            }
-            check_everything(&l, &m, clock.now_millis())?;
+contract! {
+    fn the_ledger_agrees_with_a_plain_model_under_any_operations_and_clock_moves(f) {
+        let config =
+            ProptestConfig { cases: cases(f), source_file: Some(file!()), ..ProptestConfig::default() };
+        let case = std::cell::Cell::new(0u32);
+        let outcome = TestRunner::new(config).run(&proptest::collection::vec(op(), 1..80), |ops| {
+            case.set(case.get() + 1);
+            one_case(f, &format!("model-{}", case.get()), ops)
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
         }
+        Ok(())
     }
+}
+
+/// One sequence of operations, in namespace `ns`.
+fn one_case(f: &Fixture, ns: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let clock = &f.clock;
+    // No backoff: the model retries a failed item at once (backoff has its own tests).
+    let l = f.store.ledger(ns).retry_delay(Duration::ZERO);
+    let mut m = Model::default();
+    // Every claim handed out so far: the stale ones are what fencing must refuse.
+    let mut claims: Vec<Claim> = Vec::new();
+    let same = |c: &Claim, id: &str, worker: &str, (token, until): (i64, i64)| {
+        c.id() == id && c.worker() == worker && c.token() == token && c.lease_until_millis() == until
+    };
+    // A new claim: its token is above every earlier one of the item (fencing).
+    let fresh = |c: &Claim, id: &str, worker: &str, (above, until): (i64, i64)| {
+        c.id() == id && c.worker() == worker && c.token() > above && c.lease_until_millis() == until
+    };
+    for (step, op) in ops.into_iter().enumerate() {
+        let now = clock.now_millis();
+        let error = format!("error {step}");
+        match op {
+            Op::Enqueue(ids) => {
+                let ids: Vec<&str> = ids.into_iter().map(|i| IDS[i]).collect();
+                let mut queued = 0;
+                for id in &ids {
+                    if !m.items.contains_key(*id) {
+                        let pos = m.position();
+                        m.items.insert((*id).to_owned(), ModelItem::new(Stored::Pending { pos }, now));
+                        queued += 1;
+                    }
+                }
+                prop_assert_eq!(l.enqueue(&ids).expect("enqueue"), queued);
+            }
+            Op::Claim { id, worker, lease } => {
+                let (id, worker) = (IDS[id], WORKERS[worker]);
+                let got = l.claim(id, worker, ms(lease)).expect("claim");
+                let want = m.claim(id, worker, lease, now);
+                prop_assert_eq!(got.is_some(), want.is_some(), "claim {} by {}", id, worker);
+                if let (Some(got), Some(want)) = (got, want) {
+                    prop_assert!(fresh(&got, id, worker, want), "claim {:?}, model {:?}", got, want);
+                    m.took(id, got.token());
+                    claims.push(got);
+                }
+            }
+            Op::ClaimNext { worker, lease } => {
+                let worker = WORKERS[worker];
+                let candidates = m.next_candidates(now);
+                let got = l.claim_next(worker, ms(lease)).expect("claim_next");
+                match got {
+                    None => prop_assert!(
+                        candidates.is_empty(),
+                        "nothing handed out, but {:?} were due",
+                        candidates
+                    ),
+                    Some(got) => {
+                        prop_assert!(
+                            candidates.iter().any(|c| c == got.id()),
+                            "handed out {}, due: {:?}",
+                            got.id(),
+                            candidates
+                        );
+                        let want = m.claim(got.id(), worker, lease, now);
+                        prop_assert!(
+                            want.is_some_and(|w| fresh(&got, got.id(), worker, w)),
+                            "claim {:?}, model {:?}",
+                            got,
+                            want
+                        );
+                        m.took(got.id(), got.token());
+                        claims.push(got);
+                    }
+                }
+            }
+            Op::HeldClaim { id, worker } => {
+                let (id, worker) = (IDS[id], WORKERS[worker]);
+                let got = l.held_claim(id, worker).expect("held_claim");
+                let want = m.items.get(id).and_then(|it| match it.stored {
+                    Stored::Claimed { lease_until } if it.worker.as_deref() == Some(worker) => {
+                        Some((it.token, lease_until))
+                    }
+                    // Completed by this worker: its claim again (no lease left), so that a
+                    // retried completion finds it done by itself.
+                    Stored::Done if it.worker.as_deref() == Some(worker) => Some((it.token, 0)),
+                    _ => None,
+                });
+                prop_assert_eq!(got.is_some(), want.is_some(), "held_claim {} by {}", id, worker);
+                if let (Some(got), Some(want)) = (got, want) {
+                    prop_assert!(same(&got, id, worker, want), "held {:?}, model {:?}", got, want);
+                    claims.push(got);
+                }
+            }
+            Op::Complete { claim, result } => {
+                if claims.is_empty() {
+                    continue;
+                }
+                let c = claims[claim.index(claims.len())].clone();
+                let got = match result {
+                    Some(r) => l.complete_with(&c, r),
+                    None => l.complete(&c),
+                };
+                if m.complete(&c, result, now) {
+                    prop_assert!(got.is_ok(), "complete {:?}: {:?}", c, got);
+                } else {
+                    prop_assert!(lost(got), "complete {:?} must lose the lease", c);
+                }
+            }
+            Op::FailClaim { claim, max_attempts } => {
+                if claims.is_empty() {
+                    continue;
+                }
+                let c = claims[claim.index(claims.len())].clone();
+                let got = l.max_attempts(max_attempts).fail_claim(&c, &error);
+                match m.fail(c.id(), Some(&c), max_attempts, &error, now) {
+                    Some(state) => prop_assert_eq!(got.expect("fail_claim"), state, "fail_claim {:?}", c),
+                    None => prop_assert!(lost(got), "fail_claim {:?} must lose the lease", c),
+                }
+            }
+            Op::Extend { claim, lease } => {
+                if claims.is_empty() {
+                    continue;
+                }
+                let c = claims[claim.index(claims.len())].clone();
+                let got = l.extend(&c, ms(lease));
+                if m.holds(&c) {
+                    let until = now + lease as i64;
+                    if let Some(Stored::Claimed { lease_until }) =
+                        m.items.get_mut(c.id()).map(|it| &mut it.stored)
+                    {
+                        *lease_until = until;
+                    }
+                    let got = got.expect("extend");
+                    prop_assert!(
+                        same(&got, c.id(), c.worker(), (c.token(), until)),
+                        "extend {:?} gave {:?}",
+                        c,
+                        got
+                    );
+                    claims.push(got);
+                } else {
+                    prop_assert!(lost(got), "extend {:?} must lose the lease", c);
+                }
+            }
+            Op::Fail { id, max_attempts } => {
+                let id = IDS[id];
+                let got = l.max_attempts(max_attempts).fail(id, &error).expect("fail");
+                let want = m.fail(id, None, max_attempts, &error, now);
+                prop_assert_eq!(Some(got), want, "fail {}", id);
+            }
+            Op::MarkDone { id, result } => {
+                let id = IDS[id];
+                let got = match result {
+                    Some(r) => l.mark_done_with(id, r),
+                    None => l.mark_done(id),
+                };
+                prop_assert_eq!(got.expect("mark_done"), m.mark_done(id, result, now), "mark_done {}", id);
+            }
+            Op::FilterNew(ids) => {
+                let ids: Vec<&str> = ids.into_iter().map(|i| IDS[i]).collect();
+                let want: Vec<&str> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        !m.items.get(*id).is_some_and(|it| matches!(it.stored, Stored::Done | Stored::Failed))
+                    })
+                    .collect();
+                prop_assert_eq!(l.filter_new(ids).expect("filter_new"), want);
+            }
+            Op::Delete(id) => {
+                let id = IDS[id];
+                prop_assert_eq!(l.delete(id).expect("delete"), m.forget(id), "delete {}", id);
+            }
+            Op::Clear => {
+                prop_assert_eq!(l.clear().expect("clear"), m.items.len() as u64);
+                for id in IDS {
+                    m.forget(id);
+                }
+            }
+            Op::Advance(d) => clock.advance(ms(d)),
+        }
+        check_everything(&l, &m, clock.now_millis())?;
+    }
+    Ok(())
 }

@@ -1,16 +1,19 @@
 //! In-process integration tests of the cairn library, one module per feature. Tests that need
 //! several real processes or SIGKILL live in the cairn-testkit crate.
 
+mod batch;
 mod cache;
 mod contract;
 mod engines;
 mod ledger;
 mod ledger_model;
 mod locks;
+mod maintenance;
 mod memo;
 mod migrate;
 mod model;
 mod paging;
+mod postgres;
 mod refusals;
 mod sql;
 mod store;

@@ -1,13 +1,151 @@
-//! Memoized commands of any size: outputs recorded in chunks as they come, replayed exactly,
-//! and no chunk left behind by a result that is replaced, forgotten, cleared, swept or never
-//! kept. (What both engines must share is in `contract.rs`; here, what only a file shows:
-//! the chunk rows themselves.)
+//! Memoized command results (the CLI's `cairn memo`): replayed while fresh, served stale
+//! within the window, failures kept only when asked, runs forced; outputs of any size
+//! recorded in chunks as they come and replayed exactly, a command run once for overlapping
+//! callers; on both engines. What only a file shows, the chunk rows themselves (none left
+//! behind by a result replaced, forgotten, cleared, swept or never kept), is checked on
+//! SQLite alone. (The record format and the command key are tested beside the code.)
 
 use std::time::Duration;
 
-use cairn::{Error, MemoOutcome, MemoPolicy, Store, Stream};
+use cairn::{CommandOutput, Error, MemoOutcome, MemoPolicy, Memoized, Store, Stream};
 
-use crate::temp_store;
+use crate::{contract, temp_store};
+
+fn out(s: &str, status: i32) -> CommandOutput {
+    CommandOutput { status, stdout: s.as_bytes().to_vec(), stderr: format!("err:{s}").into_bytes() }
+}
+
+contract! {
+    fn fresh_results_replay_then_expire_then_serve_stale_within_the_window(f) {
+        let memo = f.store.cache("m");
+        let policy = MemoPolicy::new(Duration::from_secs(10)).stale(Duration::from_secs(60));
+        assert_eq!(
+            memo.memo("k", policy, || Ok(out("v1", 0)))?,
+            Memoized::Ran { output: out("v1", 0), stored: true }
+        );
+        f.clock.advance(Duration::from_secs(9));
+        assert_eq!(memo.memo("k", policy, || panic!("must replay"))?, Memoized::Cached(out("v1", 0)));
+        f.clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            memo.memo("k", policy, || panic!("must serve stale"))?,
+            Memoized::Stale { output: out("v1", 0), refreshing: false }
+        );
+        // Without a stale window the same stored result is a miss.
+        let strict = MemoPolicy::new(Duration::from_secs(10));
+        assert_eq!(
+            memo.memo("k", strict, || Ok(out("v2", 0)))?,
+            Memoized::Ran { output: out("v2", 0), stored: true }
+        );
+        // A refresh of a fresh result runs nothing.
+        assert_eq!(memo.memo_refresh("k", policy, || panic!("fresh"))?, None);
+        f.clock.advance(Duration::from_secs(70 + 11));
+        assert_eq!(
+            memo.memo("k", policy, || Ok(out("v3", 0)))?,
+            Memoized::Ran { output: out("v3", 0), stored: true }
+        );
+        assert_eq!(
+            f.reopen().cache("m").memo("k", policy, || panic!("stored"))?,
+            Memoized::Cached(out("v3", 0))
+        );
+        Ok(())
+    }
+
+    fn failures_are_kept_only_when_asked(f) {
+        let memo = f.store.cache("m");
+        let policy = MemoPolicy::new(Duration::from_secs(10));
+        assert_eq!(
+            memo.memo("k", policy, || Ok(out("bad", 2)))?,
+            Memoized::Ran { output: out("bad", 2), stored: false }
+        );
+        assert_eq!(
+            memo.memo("k", policy, || Ok(out("bad", 3)))?,
+            Memoized::Ran { output: out("bad", 3), stored: false }
+        );
+        let keep = policy.cache_failures(true);
+        assert_eq!(
+            memo.memo("k", keep, || Ok(out("bad", 4)))?,
+            Memoized::Ran { output: out("bad", 4), stored: true }
+        );
+        assert_eq!(memo.memo("k", policy, || panic!("kept"))?, Memoized::Cached(out("bad", 4)));
+        Ok(())
+    }
+
+    fn force_runs_even_when_fresh_and_stores_the_new_result(f) {
+        let memo = f.store.cache("m");
+        let policy = MemoPolicy::new(Duration::from_secs(60));
+        memo.memo("k", policy, || Ok(out("v1", 0)))?;
+        assert_eq!(
+            memo.memo("k", policy.force(true), || Ok(out("v2", 0)))?,
+            Memoized::Ran { output: out("v2", 0), stored: true }
+        );
+        assert_eq!(f.reopen().cache("m").memo("k", policy, || panic!("fresh"))?, Memoized::Cached(out("v2", 0)));
+        Ok(())
+    }
+
+    /// A memo output of several chunks, written as it comes, replays exactly from another
+    /// connection, and is forgotten with its chunks.
+    fn a_large_memo_output_replays_exactly_from_another_connection(f) {
+        let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
+        let big = pieces(4 * 1024 * 1024 + 3);
+        assert_eq!(record(&f.store, "k", policy, &big)?, cairn::MemoOutcome::Ran { status: 0, stored: true });
+        let other = f.reopen();
+        assert_eq!(replay(&other, "k", policy)?, split(&big));
+        assert!(other.cache("m").memo_forget("k")?);
+        let ran = record(&f.store, "k", policy, &pieces(10))?;
+        assert_eq!(ran, cairn::MemoOutcome::Ran { status: 0, stored: true }, "forgotten: run again");
+        Ok(())
+    }
+
+    /// Several connections asking for one large result at once: the command runs once, and
+    /// every one of them gets its output whole.
+    fn overlapping_memo_calls_run_a_large_command_once(f) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let runs = Arc::clone(&runs);
+                std::thread::spawn(move || -> Result<(Vec<u8>, Vec<u8>), Error> {
+                    let big = pieces(2 * 1024 * 1024);
+                    // What reached this caller, replayed or passed on while it ran.
+                    let got = std::cell::RefCell::new((Vec::new(), Vec::new()));
+                    let take = |s: cairn::Stream, b: &[u8]| {
+                        let mut g = got.borrow_mut();
+                        match s {
+                            cairn::Stream::Stdout => g.0.extend_from_slice(b),
+                            cairn::Stream::Stderr => g.1.extend_from_slice(b),
+                        }
+                    };
+                    let policy = cairn::MemoPolicy::new(Duration::from_secs(3600));
+                    store.cache("m").memo_stream(
+                        "k",
+                        policy,
+                        &mut |s, b| {
+                            take(s, b);
+                            Ok::<_, Error>(())
+                        },
+                        |rec| {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            for (s, b) in &big {
+                                rec.write(*s, b)?;
+                                take(*s, b);
+                            }
+                            Ok(0)
+                        },
+                    )?;
+                    Ok(got.into_inner())
+                })
+            })
+            .collect();
+        let want = split(&pieces(2 * 1024 * 1024));
+        for h in handles {
+            assert!(h.join().expect("thread")? == want);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        Ok(())
+    }
+}
 
 /// Output of `n` bytes, stdout and stderr interleaved in writes of uneven sizes.
 pub fn pieces(n: usize) -> Vec<(Stream, Vec<u8>)> {

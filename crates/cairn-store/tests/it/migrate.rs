@@ -1,13 +1,15 @@
-//! The migration runner: on users' own files (user_version) and inside a store (scopes).
+//! The migration runner: inside a store under a scope (on both engines), and on users' own
+//! SQLite files through `user_version` (SQLite only: `apply_to_file` is about a file).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cairn::{Error, ErrorKind, Migrations, Store, M};
+use cairn::{Error, ErrorKind, Migrations, M};
 use rusqlite::Connection;
 
+use crate::contract;
 use crate::temp_store;
 
-/// The version of cairn's own schema that this build writes.
+/// The version of cairn's own schema that this build writes on SQLite.
 const CAIRN_SCHEMA: i64 = 6;
 
 fn steps() -> Migrations<'static> {
@@ -128,36 +130,6 @@ fn status_lists_pending_versions_without_creating_the_file() -> Result<(), Error
 }
 
 #[test]
-fn scopes_in_a_store_never_collide_with_each_other_or_with_cairn() -> Result<(), Error> {
-    let (_d, path, store, _c) = temp_store();
-    let app = Migrations::new(vec![M::up("CREATE TABLE app_t (x);"), M::up("CREATE TABLE app_u (x);")]);
-    let plugin = Migrations::new(vec![M::up("CREATE TABLE plugin_t (x);")]);
-    assert_eq!(store.migrate("app", &app)?.to, 2);
-    assert_eq!(store.migrate("plugin", &plugin)?.to, 1);
-    assert!(store.migrate("app", &app)?.applied.is_empty());
-    assert_eq!(store.migration_status("plugin", &plugin)?.current, 1);
-    assert_eq!(user_version(&path), CAIRN_SCHEMA, "cairn's own version is untouched");
-    store.cache("n").set("k", "still works", None)?;
-    drop(store);
-    let reopened = Store::open(&path)?;
-    assert_eq!(reopened.migration_status("app", &app)?.current, 2);
-    Ok(())
-}
-
-#[test]
-fn a_scope_ahead_of_its_list_is_refused() -> Result<(), Error> {
-    let (_d, _p, store, _c) = temp_store();
-    store
-        .migrate("app", &Migrations::new(vec![M::up("CREATE TABLE a (x);"), M::up("CREATE TABLE b (x);")]))?;
-    let err = store.migrate("app", &Migrations::new(vec![M::up("CREATE TABLE a (x);")])).unwrap_err();
-    assert!(
-        matches!(err, Error::SchemaTooNew { found: 2, supported: 1, ref scope, .. } if scope == "app"),
-        "{err}"
-    );
-    Ok(())
-}
-
-#[test]
 fn user_version_migrations_refuse_a_cairn_store() -> Result<(), Error> {
     let (_d, path, store, _c) = temp_store();
     drop(store);
@@ -166,4 +138,77 @@ fn user_version_migrations_refuse_a_cairn_store() -> Result<(), Error> {
     assert!(err.to_string().contains("Store::migrate"), "{err}");
     assert_eq!(user_version(&path), CAIRN_SCHEMA);
     Ok(())
+}
+
+contract! {
+    fn scopes_in_a_store_never_collide_with_each_other_or_with_cairn(f) {
+        let store = &f.store;
+        let app = Migrations::new(vec![
+            M::up("CREATE TABLE app_t (x INTEGER);"),
+            M::up("CREATE TABLE app_u (x INTEGER);"),
+        ]);
+        let plugin = Migrations::new(vec![M::up("CREATE TABLE plugin_t (x INTEGER);")]);
+        assert_eq!(store.migrate("app", &app)?.to, 2);
+        assert_eq!(store.migrate("plugin", &plugin)?.to, 1);
+        assert!(store.migrate("app", &app)?.applied.is_empty());
+        assert_eq!(store.migration_status("plugin", &plugin)?.current, 1);
+        assert_eq!(f.cairn_version(), f.engine.cairn_schema_version(), "cairn's own version is untouched");
+        store.cache("n").set("k", "still works", None)?;
+        let reopened = f.reopen();
+        assert_eq!(reopened.migration_status("app", &app)?.current, 2);
+        Ok(())
+    }
+
+    fn a_scope_ahead_of_its_list_is_refused(f) {
+        let store = &f.store;
+        store.migrate(
+            "app",
+            &Migrations::new(vec![
+                M::up("CREATE TABLE a (x INTEGER);"),
+                M::up("CREATE TABLE b (x INTEGER);"),
+            ]),
+        )?;
+        let err =
+            store.migrate("app", &Migrations::new(vec![M::up("CREATE TABLE a (x INTEGER);")])).unwrap_err();
+        assert!(
+            matches!(err, Error::SchemaTooNew { found: 2, supported: 1, ref scope, .. } if scope == "app"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    /// A step that fails rolls back whole, with its version bump; the steps before it stay.
+    fn a_failing_step_in_a_scope_rolls_back_whole_and_keeps_earlier_steps(f) {
+        let store = &f.store;
+        let m = Migrations::new(vec![
+            M::up("CREATE TABLE a (x INTEGER);"),
+            M::up("CREATE TABLE b (x INTEGER); INSERT INTO b VALUES (1); THIS IS NOT SQL;"),
+        ]);
+        let err = store.migrate("app", &m).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Migration, "{err}");
+        assert!(err.to_string().contains("step 2 failed"), "{err}");
+        assert_eq!(store.migration_status("app", &m)?.current, 1);
+        assert!(store.query("SELECT count(*) FROM a", &[]).is_ok(), "step 1 stays");
+        assert!(store.query("SELECT count(*) FROM b", &[]).is_err(), "half of step 2 was applied");
+        Ok(())
+    }
+
+    /// Steps written as code (`M::up_with`) run on either engine through the same handle.
+    fn a_step_written_as_code_runs_in_its_steps_transaction(f) {
+        let store = &f.store;
+        let m = Migrations::new(vec![
+            M::up("CREATE TABLE items (name TEXT NOT NULL, price INTEGER NOT NULL DEFAULT 0);"),
+            M::up_with(|db| {
+                db.execute("INSERT INTO items (name, price) VALUES ('seed', 5)", &[])?;
+                Ok(())
+            }),
+        ]);
+        assert_eq!(store.migrate("app", &m)?.applied, vec![1, 2]);
+        assert!(store.migrate("app", &m)?.applied.is_empty(), "re-running is a no-op");
+        assert_eq!(
+            store.query("SELECT count(*) FROM items WHERE name = 'seed'", &[])?,
+            vec![vec![cairn::SqlValue::Integer(1)]]
+        );
+        Ok(())
+    }
 }

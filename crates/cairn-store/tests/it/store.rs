@@ -1,10 +1,15 @@
-//! Opening a store: pragmas, file safety, refusals of files that are not ours, transactions.
+//! Opening a store and transactions. What holds on both engines is a `contract!` test at the end
+//! (transactions, read-only opens, refusals of stores that are not ours or not as cairn left
+//! them); the tests before it are about a SQLite file (modes, WAL, headers, symlinks, a file
+//! moved or deleted under a running process, read-only file systems) and run on SQLite only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use cairn::{Durability, Error, ErrorKind, Options, RollbackJournal, Store};
 
+use crate::contract;
+use crate::engines::Engine;
 use crate::temp_store;
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -24,26 +29,6 @@ fn open_sets_wal_and_creates_owner_only_files_and_directories() -> Result<(), Er
     for side in ["state.db-wal", "state.db-shm"] {
         assert_eq!(mode(&dir.path().join("a/b").join(side)), 0o600, "{side}");
     }
-    Ok(())
-}
-
-#[test]
-fn data_survives_close_and_reopen() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    store.cache("n").set("k", "kept", None)?;
-    drop(store);
-    let store = Store::open(&path)?;
-    assert_eq!(store.cache("n").get::<String>("k")?.as_deref(), Some("kept"));
-    assert_eq!(store.integrity_check()?, vec!["ok".to_string()]);
-    Ok(())
-}
-
-#[test]
-fn full_durability_opens_and_commits() -> Result<(), Error> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Options::new().durability(Durability::Full).open(dir.path().join("s.db"))?;
-    store.cache("n").set("k", 1i64, None)?;
-    assert_eq!(store.cache("n").get::<i64>("k")?, Some(1));
     Ok(())
 }
 
@@ -83,44 +68,6 @@ fn a_truncated_database_is_reported_corrupt_at_open_and_left_untouched() -> Resu
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
     assert_eq!(std::fs::read(&path).expect("read"), cut);
-    Ok(())
-}
-
-#[test]
-fn a_database_of_another_application_is_refused_without_any_write() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("app.db");
-    {
-        let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY); INSERT INTO users VALUES (1);")
-            .expect("create");
-    }
-    let before = std::fs::read(&path).expect("read");
-    let err = Store::open(&path).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ForeignDatabase, "{err}");
-    assert!(err.to_string().contains("another application"), "{err}");
-    assert_eq!(std::fs::read(&path).expect("read"), before, "the foreign file was modified");
-    assert!(!dir.path().join("app.db-wal").exists(), "the foreign file was switched to WAL");
-    assert_eq!(Store::open_read_only(&path).unwrap_err().kind(), ErrorKind::ForeignDatabase);
-}
-
-#[test]
-fn a_schema_newer_than_the_code_is_refused_without_downgrade() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    drop(store);
-    {
-        let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.pragma_update(None, "user_version", 99).expect("bump");
-    }
-    let err = Store::open(&path).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::SchemaTooNew, "{err}");
-    assert!(
-        matches!(err, Error::SchemaTooNew { found: 99, supported: 6, ref scope, .. } if scope == "cairn")
-    );
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("read");
-    assert_eq!(v, 99, "the version was rewritten");
-    assert_eq!(Store::open_read_only(&path).unwrap_err().kind(), ErrorKind::SchemaTooNew);
     Ok(())
 }
 
@@ -167,22 +114,6 @@ fn a_directory_as_database_path_is_a_clear_io_error() {
 }
 
 #[test]
-fn read_only_open_reads_refuses_writes_and_never_creates() -> Result<(), Error> {
-    let (dir, path, store, _clock) = temp_store();
-    store.cache("n").set("k", "v", None)?;
-    drop(store);
-    let ro = Store::open_read_only(&path)?;
-    assert!(ro.is_read_only());
-    assert_eq!(ro.cache("n").get::<String>("k")?.as_deref(), Some("v"));
-    let err = ro.cache("n").set("k", "w", None).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
-    let missing = dir.path().join("missing.db");
-    assert_eq!(Store::open_read_only(&missing).unwrap_err().kind(), ErrorKind::Io);
-    assert!(!missing.exists());
-    Ok(())
-}
-
-#[test]
 fn a_write_protected_file_opened_read_write_says_so() -> Result<(), Error> {
     if running_as_root() {
         eprintln!("SKIP a_write_protected_file_opened_read_write_says_so: root ignores file permissions");
@@ -213,62 +144,6 @@ fn without_shared_memory_wal_is_refused_unless_a_fallback_is_allowed() -> Result
 #[test]
 fn an_empty_path_is_invalid_input() {
     assert_eq!(Store::open("").unwrap_err().kind(), ErrorKind::InvalidInput);
-}
-
-#[test]
-fn transaction_commits_on_ok_and_rolls_back_on_err() -> Result<(), Error> {
-    let (_dir, _path, store, _clock) = temp_store();
-    store.transaction(|tx| {
-        tx.cache("a").set("k", "1", None)?;
-        tx.cache("b").incr("n", 5, None)?;
-        Ok::<_, Error>(())
-    })?;
-    let failed: Result<(), Error> = store.transaction(|tx| {
-        tx.cache("a").set("k", "2", None)?;
-        tx.cache("b").incr("n", 5, None)?;
-        Err(Error::InvalidInput("abort".into()))
-    });
-    assert!(failed.is_err());
-    assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("1"));
-    assert_eq!(store.cache("b").get::<i64>("n")?, Some(5));
-    Ok(())
-}
-
-#[test]
-fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable() -> Result<(), Error> {
-    let (_dir, _path, store, _clock) = temp_store();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = store.transaction(|tx| {
-            tx.cache("a").set("k", "half-written", None)?;
-            panic!("boom");
-            #[allow(unreachable_code)]
-            Ok::<_, Error>(())
-        });
-    }));
-    assert!(outcome.is_err());
-    assert_eq!(store.cache("a").get::<String>("k")?, None);
-    store.cache("a").set("k", "after", None)?;
-    assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("after"));
-    Ok(())
-}
-
-#[test]
-fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    let impatient = Options::new().busy_timeout(Duration::from_millis(100)).open(&path)?;
-    let path2 = path.clone();
-    let (result, waited) = store.transaction(|tx| {
-        tx.cache("n").set("k", "held", None)?;
-        let started = std::time::Instant::now();
-        let r = impatient.cache("n").set("k", "blocked", None);
-        Ok::<_, Error>((r, started.elapsed()))
-    })?;
-    // A lower bound, not a timing: failing sooner would break the busy-timeout promise.
-    assert!(waited >= Duration::from_millis(100), "gave up after {waited:?}, before its timeout");
-    let err = result.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
-    assert!(err.to_string().contains(&path2.display().to_string()));
-    Ok(())
 }
 
 fn running_as_root() -> bool {
@@ -347,6 +222,24 @@ fn a_file_owned_by_another_user_is_refused() {
     let err = Store::open("/etc/hostname").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("owned by uid 0"), "{err}");
+}
+
+#[test]
+fn migrate_vacuum_and_backup_inside_an_open_transaction_say_so() -> Result<(), Error> {
+    let (dir, _path, store, _clock) = temp_store();
+    store.begin_transaction()?;
+    let m = cairn::Migrations::new(vec![cairn::M::up("CREATE TABLE t (x)")]);
+    for err in [
+        store.migrate("app", &m).map(drop).unwrap_err(),
+        store.vacuum().unwrap_err(),
+        store.backup(dir.path().join("b.db")).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("a transaction is already open"), "{err}");
+    }
+    store.rollback_transaction();
+    store.migrate("app", &m)?;
+    Ok(())
 }
 
 /// In WAL mode SQLite lets a handle keep "committing" after its file is deleted or replaced:
@@ -429,48 +322,6 @@ fn a_header_with_an_unknown_schema_format_is_corrupt_and_left_untouched() -> Res
     Ok(())
 }
 
-/// Found by the store_file fuzz target: a file that says it is a current cairn store but whose
-/// tables were changed failed later, on the first statement, as an internal "no such column".
-/// Tables of the user's own in the same file are not cairn's business.
-#[test]
-fn a_store_whose_tables_were_changed_is_corrupt_at_open_but_user_tables_are_fine() -> Result<(), Error> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("state.db");
-    Store::open(&path)?.checkpoint("job").set("p1")?;
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.execute_batch("CREATE TABLE mine (x); CREATE INDEX mine_x ON mine (x);").expect("user table");
-    drop(conn);
-    let store = Store::open(&path)?;
-    assert_eq!(store.checkpoint("job").get::<String>()?.as_deref(), Some("p1"));
-    drop(store);
-
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.execute_batch("ALTER TABLE cairn_checkpoint RENAME COLUMN value TO payload").expect("alter");
-    drop(conn);
-    for err in [Store::open(&path).unwrap_err(), Store::open_read_only(&path).unwrap_err()] {
-        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-        assert!(err.to_string().contains("tables in it are not as cairn made them"), "{err}");
-    }
-    Ok(())
-}
-
-/// Found by the store_file fuzz target: with a negative version no migration step matched, so
-/// the file passed as up to date.
-#[test]
-fn a_negative_schema_version_is_corrupt() -> Result<(), Error> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("state.db");
-    Store::open(&path)?;
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.pragma_update(None, "user_version", -16_777_217).expect("user_version");
-    drop(conn);
-    for err in [Store::open(&path).unwrap_err(), Store::open_read_only(&path).unwrap_err()] {
-        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-        assert!(err.to_string().contains("schema version is -16777217"), "{err}");
-    }
-    Ok(())
-}
-
 /// A -wal planted beside the database path in a shared directory before cairn first runs
 /// would receive every commit; a dangling link there would make SQLite create it where the
 /// link points. Both are refused like the same thing at the database path.
@@ -545,76 +396,245 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
     Ok(())
 }
 
-#[test]
-fn an_explicit_transaction_commits_everything_together_or_rolls_it_all_back() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    let other = Store::open(&path)?;
-    store.begin_transaction()?;
-    let tx = store.current_transaction().expect("open");
-    tx.cache("c").set("k", "v", None)?;
-    tx.ledger("l").mark_done("1")?;
-    tx.checkpoint("j").set("p1")?;
-    assert!(other.cache("c").get::<String>("k")?.is_none(), "nothing is seen before the commit");
-    store.commit_transaction()?;
-    assert!(store.current_transaction().is_none());
-    assert_eq!(other.cache("c").get::<String>("k")?.as_deref(), Some("v"));
-    assert!(other.ledger("l").is_done("1")?);
-
-    store.begin_transaction()?;
-    let tx = store.current_transaction().expect("open");
-    tx.cache("c").set("k", "changed", None)?;
-    tx.ledger("l").mark_done("2")?;
-    store.rollback_transaction();
-    assert_eq!(store.cache("c").get::<String>("k")?.as_deref(), Some("v"));
-    assert!(!store.ledger("l").is_done("2")?);
-    Ok(())
-}
-
-#[test]
-fn an_explicit_transaction_refuses_nesting_and_shortcuts_and_a_stray_commit() -> Result<(), Error> {
-    let (_dir, _path, store, _clock) = temp_store();
-    let err = store.commit_transaction().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("no transaction is open"), "{err}");
-    store.rollback_transaction(); // none open: nothing happens
-    store.begin_transaction()?;
-    assert!(store.in_transaction());
-    assert_eq!(store.begin_transaction().unwrap_err().kind(), ErrorKind::InvalidInput);
-    let err = store.cache("c").set("k", "v", None).unwrap_err();
-    assert!(err.to_string().contains("use the Tx handle"), "{err}");
-    assert_eq!(store.transaction(|_| Ok::<_, Error>(())).unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert!(store.current_transaction().is_some(), "still open after the refusals");
-    store.commit_transaction()?;
-    assert!(!store.in_transaction());
-    Ok(())
-}
-
-#[test]
-fn dropping_a_store_with_an_explicit_transaction_open_rolls_it_back() -> Result<(), Error> {
-    let (_dir, path, store, _clock) = temp_store();
-    store.begin_transaction()?;
-    store.current_transaction().expect("open").cache("c").set("k", "half", None)?;
-    drop(store);
-    let again = Store::open(&path)?;
-    assert!(again.cache("c").get::<String>("k")?.is_none());
-    again.cache("c").set("k", "after", None)?; // and the write lock was let go
-    Ok(())
-}
-
-#[test]
-fn migrate_vacuum_and_backup_inside_an_open_transaction_say_so() -> Result<(), Error> {
-    let (dir, _path, store, _clock) = temp_store();
-    store.begin_transaction()?;
-    let m = cairn::Migrations::new(vec![cairn::M::up("CREATE TABLE t (x)")]);
-    for err in [
-        store.migrate("app", &m).map(drop).unwrap_err(),
-        store.vacuum().unwrap_err(),
-        store.backup(dir.path().join("b.db")).unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-        assert!(err.to_string().contains("a transaction is already open"), "{err}");
+contract! {
+    fn data_survives_close_and_reopen(f) {
+        let store = f.reopen();
+        store.cache("n").set("k", "kept", None)?;
+        drop(store);
+        let store = f.reopen();
+        assert_eq!(store.cache("n").get::<String>("k")?.as_deref(), Some("kept"));
+        assert_eq!(store.integrity_check()?, vec!["ok".to_string()]);
+        Ok(())
     }
-    store.rollback_transaction();
-    store.migrate("app", &m)?;
-    Ok(())
+
+    fn full_durability_opens_and_commits(f) {
+        let store = f.options().durability(Durability::Full).open(&f.location)?;
+        store.cache("n").set("k", 1i64, None)?;
+        assert_eq!(store.cache("n").get::<i64>("k")?, Some(1));
+        Ok(())
+    }
+
+    /// Another application's data where a store should be (a SQLite file; a schema with
+    /// tables and no `cairn_meta`) is refused, read-write and read-only, and left as it was.
+    fn a_database_of_another_application_is_refused_without_any_write(f) {
+        let (options, location) = f.sibling("foreign");
+        let foreign = f.schema().map(|s| format!("\"{s}_foreign\"")).unwrap_or_default();
+        match f.engine {
+            Engine::Sqlite => {
+                let conn = rusqlite::Connection::open(&location).expect("open");
+                conn.execute_batch(
+                    "CREATE TABLE users (id INTEGER PRIMARY KEY); INSERT INTO users VALUES (1);",
+                )
+                .expect("create");
+            }
+            Engine::Postgres => f.raw_execute(&format!(
+                "CREATE SCHEMA {foreign}; CREATE TABLE {foreign}.users (id integer PRIMARY KEY); \
+                 INSERT INTO {foreign}.users VALUES (1);"
+            )),
+        }
+        let snapshot = || match f.engine {
+            Engine::Sqlite => std::fs::read(&location).expect("read"),
+            Engine::Postgres => {
+                let relations = f.raw_i64(&format!(
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = '{}'",
+                    foreign.trim_matches('"')
+                ));
+                let rows = f.raw_i64(&format!("SELECT count(*) FROM {foreign}.users"));
+                format!("{relations} relations, {rows} rows").into_bytes()
+            }
+        };
+        let before = snapshot();
+        let err = options.clone().open(&location).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ForeignDatabase, "{err}");
+        assert!(err.to_string().contains("another application"), "{err}");
+        assert_eq!(snapshot(), before, "the foreign data was modified");
+        if f.engine == Engine::Sqlite {
+            assert!(
+                !std::path::Path::new(&format!("{location}-wal")).exists(),
+                "the foreign file was switched to WAL"
+            );
+        }
+        assert_eq!(options.read_only(true).open(&location).unwrap_err().kind(), ErrorKind::ForeignDatabase);
+        Ok(())
+    }
+
+    fn a_schema_newer_than_the_code_is_refused_without_downgrade(f) {
+        f.set_cairn_version(99);
+        let err = f.options().open(&f.location).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SchemaTooNew, "{err}");
+        let supported = f.engine.cairn_schema_version();
+        assert!(
+            matches!(err, Error::SchemaTooNew { found: 99, supported: s, ref scope, .. }
+                if scope == "cairn" && s == supported),
+            "{err}"
+        );
+        assert_eq!(f.cairn_version(), 99, "the version was rewritten");
+        assert_eq!(
+            f.options().read_only(true).open(&f.location).unwrap_err().kind(),
+            ErrorKind::SchemaTooNew
+        );
+        Ok(())
+    }
+
+    /// Found by the store_file fuzz target: a store that says it is a current cairn store but
+    /// whose tables were changed failed later, on the first statement, as an internal "no such
+    /// column". Tables of the user's own in the same file (or schema) are not cairn's business.
+    fn a_store_whose_tables_were_changed_is_corrupt_at_open_but_user_tables_are_fine(f) {
+        f.store.checkpoint("job").set("p1")?;
+        f.raw_execute(match f.engine {
+            Engine::Sqlite => "CREATE TABLE mine (x); CREATE INDEX mine_x ON mine (x);",
+            Engine::Postgres => "CREATE TABLE mine (x integer); CREATE INDEX mine_x ON mine (x);",
+        });
+        let store = f.reopen();
+        assert_eq!(store.checkpoint("job").get::<String>()?.as_deref(), Some("p1"));
+        drop(store);
+
+        f.raw_execute("ALTER TABLE cairn_checkpoint RENAME COLUMN value TO payload");
+        let says = match f.engine {
+            Engine::Sqlite => "tables in it are not as cairn made them",
+            Engine::Postgres => "its tables are not as cairn made them",
+        };
+        for err in [
+            f.options().open(&f.location).unwrap_err(),
+            f.options().read_only(true).open(&f.location).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        Ok(())
+    }
+
+    /// Found by the store_file fuzz target: with a negative version no migration step matched, so
+    /// the file passed as up to date.
+    fn a_negative_schema_version_is_corrupt(f) {
+        f.set_cairn_version(-16_777_217);
+        for err in [
+            f.options().open(&f.location).unwrap_err(),
+            f.options().read_only(true).open(&f.location).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+            assert!(err.to_string().contains("schema version is -16777217"), "{err}");
+        }
+        Ok(())
+    }
+
+    fn read_only_open_reads_refuses_writes_and_never_creates(f) {
+        f.store.cache("n").set("k", "v", None)?;
+        let ro = f.options().read_only(true).open(&f.location)?;
+        assert!(ro.is_read_only());
+        assert_eq!(ro.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+        let err = ro.cache("n").set("k", "w", None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+        let (options, missing) = f.sibling("missing");
+        assert_eq!(options.read_only(true).open(&missing).unwrap_err().kind(), ErrorKind::Io);
+        assert!(!f.sibling_exists("missing"));
+        Ok(())
+    }
+
+    fn transaction_commits_on_ok_and_rolls_back_on_err(f) {
+        let store = &f.store;
+        store.transaction(|tx| {
+            tx.cache("a").set("k", "1", None)?;
+            tx.cache("b").incr("n", 5, None)?;
+            Ok::<_, Error>(())
+        })?;
+        let failed: Result<(), Error> = store.transaction(|tx| {
+            tx.cache("a").set("k", "2", None)?;
+            tx.cache("b").incr("n", 5, None)?;
+            Err(Error::InvalidInput("abort".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("1"));
+        assert_eq!(store.cache("b").get::<i64>("n")?, Some(5));
+        Ok(())
+    }
+
+    fn transaction_rolls_back_when_the_closure_panics_and_the_store_stays_usable(f) {
+        let store = &f.store;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.transaction(|tx| {
+                tx.cache("a").set("k", "half-written", None)?;
+                panic!("boom");
+                #[allow(unreachable_code)]
+                Ok::<_, Error>(())
+            });
+        }));
+        assert!(outcome.is_err());
+        assert_eq!(store.cache("a").get::<String>("k")?, None);
+        store.cache("a").set("k", "after", None)?;
+        assert_eq!(store.cache("a").get::<String>("k")?.as_deref(), Some("after"));
+        Ok(())
+    }
+
+    fn a_writer_blocked_past_the_busy_timeout_gets_a_typed_busy_error(f) {
+        let store = &f.store;
+        let impatient = f.options().busy_timeout(Duration::from_millis(100)).open(&f.location)?;
+        let shown = store.path().display().to_string();
+        let (result, waited) = store.transaction(|tx| {
+            tx.cache("n").set("k", "held", None)?;
+            let started = std::time::Instant::now();
+            let r = impatient.cache("n").set("k", "blocked", None);
+            Ok::<_, Error>((r, started.elapsed()))
+        })?;
+        // A lower bound, not a timing: failing sooner would break the busy-timeout promise.
+        assert!(waited >= Duration::from_millis(100), "gave up after {waited:?}, before its timeout");
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+        assert!(err.to_string().contains(&shown), "{err}");
+        Ok(())
+    }
+
+    fn an_explicit_transaction_commits_everything_together_or_rolls_it_all_back(f) {
+        let store = &f.store;
+        let other = f.reopen();
+        store.begin_transaction()?;
+        let tx = store.current_transaction().expect("open");
+        tx.cache("c").set("k", "v", None)?;
+        tx.ledger("l").mark_done("1")?;
+        tx.checkpoint("j").set("p1")?;
+        assert!(other.cache("c").get::<String>("k")?.is_none(), "nothing is seen before the commit");
+        store.commit_transaction()?;
+        assert!(store.current_transaction().is_none());
+        assert_eq!(other.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+        assert!(other.ledger("l").is_done("1")?);
+
+        store.begin_transaction()?;
+        let tx = store.current_transaction().expect("open");
+        tx.cache("c").set("k", "changed", None)?;
+        tx.ledger("l").mark_done("2")?;
+        store.rollback_transaction();
+        assert_eq!(store.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+        assert!(!store.ledger("l").is_done("2")?);
+        Ok(())
+    }
+
+    fn an_explicit_transaction_refuses_nesting_and_shortcuts_and_a_stray_commit(f) {
+        let store = &f.store;
+        let err = store.commit_transaction().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("no transaction is open"), "{err}");
+        store.rollback_transaction(); // none open: nothing happens
+        store.begin_transaction()?;
+        assert!(store.in_transaction());
+        assert_eq!(store.begin_transaction().unwrap_err().kind(), ErrorKind::InvalidInput);
+        let err = store.cache("c").set("k", "v", None).unwrap_err();
+        assert!(err.to_string().contains("use the Tx handle"), "{err}");
+        assert_eq!(store.transaction(|_| Ok::<_, Error>(())).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert!(store.current_transaction().is_some(), "still open after the refusals");
+        store.commit_transaction()?;
+        assert!(!store.in_transaction());
+        Ok(())
+    }
+
+    fn dropping_a_store_with_an_explicit_transaction_open_rolls_it_back(f) {
+        let store = f.reopen();
+        store.begin_transaction()?;
+        store.current_transaction().expect("open").cache("c").set("k", "half", None)?;
+        drop(store);
+        let again = f.reopen();
+        assert!(again.cache("c").get::<String>("k")?.is_none());
+        again.cache("c").set("k", "after", None)?; // and the write lock was let go
+        Ok(())
+    }
 }

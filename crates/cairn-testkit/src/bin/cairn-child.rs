@@ -2,7 +2,8 @@
 //! scripted workload against a store and reports progress on stdout, one line per event, so
 //! the parent can SIGKILL it at any point and then check what survived.
 //!
-//! Usage: `cairn-child <workload> --db PATH [--name value ...]`
+//! Usage: `cairn-child <workload> --db PATH [--name value ...]`; `PATH` may be a PostgreSQL URL
+//! (`postgres://host/db?cairn_schema=S`), for the workloads that run on a server too.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
         "lock-hold" => lock_hold(&opts),
         "fork-lock" => fork_lock(&opts),
         "claim-hold" => claim_hold(&opts),
+        "conn-wait" => conn_wait(&opts),
+        "migrate-scope" => migrate_scope(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -425,5 +428,93 @@ fn claim_hold(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     }
     let mut sink = String::new();
     while std::io::stdin().lock().read_line(&mut sink).map_err(|e| Error::InvalidInput(e.to_string()))? > 0 {}
+    Ok(())
+}
+
+/// The server process behind a store on PostgreSQL (`SELECT pg_backend_pid()`), for the parent
+/// to end it; 0 for a file.
+fn backend_pid(store: &Store, in_tx: Option<&cairn::Tx<'_>>) -> Result<i64, Error> {
+    if store.journal_mode() != "postgres" {
+        return Ok(0);
+    }
+    let rows = match in_tx {
+        Some(tx) => tx.query("SELECT pg_backend_pid()", &[])?,
+        None => store.query("SELECT pg_backend_pid()", &[])?,
+    };
+    match rows.first().and_then(|r| r.first()) {
+        Some(cairn::SqlValue::Integer(pid)) => Ok(*pid),
+        other => Err(Error::InvalidInput(format!("pg_backend_pid() gave {other:?}"))),
+    }
+}
+
+/// Wait until stdin closes.
+fn until_stdin_closes() -> Result<(), Error> {
+    std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    Ok(())
+}
+
+fn outcome<T>(r: &Result<T, Error>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("FAILED {:?}: {e}", e.kind()),
+    }
+}
+
+/// A store whose connection the parent ends from the server's side. With `--in-tx 1`: begins
+/// a transaction, writes a cache entry (`c/k`), a ledger mark (`l/1`) and a checkpoint (`j`)
+/// in it, prints `OPEN <backend pid>`, waits for stdin to close, writes once more (`c/k2`)
+/// and commits: prints `TX ok` or `TX FAILED <kind>: <message>`. Without: writes `c/k`,
+/// prints `OPEN <backend pid>`, waits, then prints `NEXT ok` or `NEXT FAILED ...` for one
+/// more write (`c/k2`). Either way, one write after that: `AFTER ok` or `AFTER FAILED ...`.
+fn conn_wait(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    if num(opts, "in-tx", 0)? == 1 {
+        let done = store.transaction(|tx| {
+            tx.cache("c").set("k", "in the transaction", None)?;
+            tx.ledger("l").mark_done("1")?;
+            tx.checkpoint("j").set("p")?;
+            say(format_args!("OPEN {}", backend_pid(&store, Some(tx))?));
+            until_stdin_closes()?;
+            tx.cache("c").set("k2", "in the transaction", None)
+        });
+        say(format_args!("TX {}", outcome(&done)));
+    } else {
+        store.cache("c").set("k", "before", None)?;
+        say(format_args!("OPEN {}", backend_pid(&store, None)?));
+        until_stdin_closes()?;
+        say(format_args!("NEXT {}", outcome(&store.cache("c").set("k2", "next", None))));
+    }
+    say(format_args!("AFTER {}", outcome(&store.cache("c").set("after", "after", None))));
+    Ok(())
+}
+
+/// `--steps` steps (4 by default) under scope `--scope`, each inserting its number into the
+/// users' table `migrated` (made by step 1); each prints `STEP k` as it runs, and step
+/// `--hold-step` then waits for stdin to close, inside its transaction. Prints `OPEN <backend
+/// pid>` once the store is open, then `APPLIED k k ...` (the steps this process applied).
+fn migrate_scope(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let hold = num(opts, "hold-step", 0)?;
+    say(format_args!("OPEN {}", backend_pid(&store, None)?));
+    let steps: Vec<M<'_>> = (1..=num(opts, "steps", 4)?)
+        .map(|k| {
+            M::up_with(move |db| {
+                if k == 1 {
+                    db.execute_batch("CREATE TABLE migrated (step INTEGER NOT NULL)")?;
+                }
+                say(format_args!("STEP {k}"));
+                if k == hold {
+                    until_stdin_closes()?;
+                }
+                db.execute(&format!("INSERT INTO migrated VALUES ({k})"), &[])?;
+                Ok(())
+            })
+        })
+        .collect();
+    let report = store.migrate(arg(opts, "scope")?, &Migrations::new(steps))?;
+    let applied: Vec<String> = report.applied.iter().map(i64::to_string).collect();
+    let line = format!("APPLIED {}", applied.join(" "));
+    say(format_args!("{}", line.trim_end()));
     Ok(())
 }

@@ -9,6 +9,7 @@ mod ledger;
 mod migrate;
 mod overlap;
 mod perms;
+mod postgres;
 mod stampede;
 mod testkit;
 

@@ -27,10 +27,12 @@ impl Engine {
         f: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         let mut client = self.client()?;
-        let st = self.statement(
-            &mut client,
-            "SELECT data FROM {s}.cairn_memo_chunk WHERE ns = $1 AND key = $2 AND gen = $3 ORDER BY seq",
-        )?;
+        let st = self
+            .statement(
+                &mut client,
+                "SELECT data FROM {s}.cairn_memo_chunk WHERE ns = $1 AND key = $2 AND gen = $3 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
         let params: [&(dyn postgres::types::ToSql + Sync); 3] = [&ns, &key, &gen];
         let mut rows = client.query_raw(&st, params).map_err(|e| self.err(e))?;
         let mut n = 0;

@@ -47,6 +47,9 @@ pub(crate) struct Engine {
     config: postgres::Config,
     /// The URL without its password: what messages and `Store::path` show.
     shown: PathBuf,
+    /// The URL as given (password included, `cairn_schema` taken out): to open the same
+    /// server again from another connection (a lock's keep-alive). Never shown.
+    url: String,
     schema: String,
     /// The schema as a quoted identifier, put in place of `{s}` in every statement.
     quoted: String,
@@ -112,6 +115,7 @@ impl Engine {
             client: RefCell::new(client),
             config,
             shown,
+            url: spec.url.to_owned(),
             quoted: quote_ident(spec.schema),
             schema: spec.schema.to_owned(),
             busy_ms: Cell::new(millis_u64(spec.busy_timeout)),
@@ -152,6 +156,11 @@ impl Engine {
         &self.shown
     }
 
+    /// Where another connection to the same store connects: the URL with its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn schema(&self) -> &str {
         &self.schema
     }
@@ -182,41 +191,59 @@ impl Engine {
     }
 
     /// The prepared statement for `template`, whose `{s}` stands for cairn's schema.
-    fn statement(&self, client: &mut Client, template: &'static str) -> Result<Statement> {
+    fn statement(
+        &self,
+        client: &mut Client,
+        template: &'static str,
+    ) -> std::result::Result<Statement, postgres::Error> {
         if let Some(st) = self.statements.borrow().get(template) {
             return Ok(st.clone());
         }
-        let st = client.prepare(&template.replace("{s}", &self.quoted)).map_err(|e| self.err(e))?;
+        let st = client.prepare(&template.replace("{s}", &self.quoted))?;
         self.statements.borrow_mut().insert(template, st.clone());
         Ok(st)
     }
 
+    /// `f` with the cached statement for `template`. A read outside a transaction that finds
+    /// the connection dropped runs once more on a new one (see `again_if_dropped`).
+    fn run<T>(
+        &self,
+        template: &'static str,
+        f: impl Fn(&mut Client, &Statement) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let attempt = |client: &mut Client| {
+            let st = self.statement(client, template)?;
+            f(client, &st)
+        };
+        if self.in_tx.get() || !is_read(template) {
+            return attempt(&mut *self.client()?).map_err(|e| self.err(e));
+        }
+        self.again_if_dropped(attempt)
+    }
+
     /// Rows of a cached statement.
     fn rows(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, template)?;
-        client.query(&st, params).map_err(|e| self.err(e))
+        self.run(template, |client, st| client.query(st, params))
     }
 
     /// At most one row of a cached statement.
     fn row(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, template)?;
-        client.query_opt(&st, params).map_err(|e| self.err(e))
+        self.run(template, |client, st| client.query_opt(st, params))
     }
 
     /// Run a cached statement; the rows it changed.
     fn exec(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, template)?;
-        let n = client.execute(&st, params).map_err(|e| self.err(e))?;
+        let n = self.run(template, |client, st| client.execute(st, params))?;
         self.last_changes.set(usize::try_from(n).unwrap_or(usize::MAX));
         Ok(n)
     }
 
     /// One row of a statement that is not cached (rare ones, built at run time).
     fn raw_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        self.client()?.query_one(sql, params).map_err(|e| self.err(e))
+        if self.in_tx.get() || !is_read(sql) {
+            return self.client()?.query_one(sql, params).map_err(|e| self.err(e));
+        }
+        self.again_if_dropped(|client| client.query_one(sql, params))
     }
 
     /// Statements without parameters or results, `{s}` replaced, in one round trip.
@@ -268,17 +295,39 @@ impl Engine {
             "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '{}ms'",
             self.busy_ms.get().max(1)
         );
-        self.client()?.batch_execute(&sql).map_err(|e| self.err(e))?;
+        self.again_if_dropped(|client| client.batch_execute(&sql))?;
         self.in_tx.set(true);
         Ok(())
     }
 
+    /// Run `f`, and once more on a new connection if the first attempt found the connection
+    /// dropped by the server while it sat idle (a restart, `pg_terminate_backend`, an idle
+    /// timeout): the driver only learns of that when it next sends. Only for what is safe to
+    /// repeat outside a transaction: a BEGIN, or a read.
+    fn again_if_dropped<T>(
+        &self,
+        f: impl Fn(&mut Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let first = f(&mut *self.client()?);
+        match first {
+            Err(e) if !self.in_tx.get() && connection_lost(&e) => {
+                *self.client.borrow_mut() = connect(&self.config, &self.shown)?;
+                self.statements.borrow_mut().clear();
+                f(&mut *self.client()?).map_err(|e| self.err(e))
+            }
+            other => other.map_err(|e| self.err(e)),
+        }
+    }
+
     pub fn commit(&self) -> Result<()> {
-        let result = self.client.borrow_mut().batch_execute("COMMIT");
+        let mut client = self.client.borrow_mut();
+        // A connection known closed before COMMIT is sent took the transaction with it.
+        let sent = !client.is_closed();
+        let result = client.batch_execute("COMMIT");
         self.in_tx.set(false);
-        result.map_err(|e| match classify(e, &self.shown, self.busy_timeout(), false) {
+        result.map_err(|e| match classify(e, &self.shown, self.busy_timeout(), !sent) {
             // The server may have committed before the connection went: say so.
-            Error::Unavailable { path, detail, .. } => {
+            Error::Unavailable { path, detail, .. } if sent => {
                 Error::Unavailable { path, detail, maybe_committed: true }
             }
             other => other,
@@ -333,6 +382,16 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
         return Error::Server { path, source: Box::new(e) };
     };
     let code = db.code();
+    let server_says = || {
+        let mut text = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), code.code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        Box::new(ServerMessage(text.replace('\n', " ")))
+    };
     if *code == SqlState::LOCK_NOT_AVAILABLE
         || *code == SqlState::T_R_DEADLOCK_DETECTED
         || *code == SqlState::T_R_SERIALIZATION_FAILURE
@@ -352,5 +411,38 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
     if code.code().starts_with("08") || code.code().starts_with("57P") {
         return Error::Unavailable { path, detail: db.message().to_owned(), maybe_committed: false };
     }
-    Error::Server { path, source: Box::new(e) }
+    Error::Server { path, source: server_says() }
+}
+
+/// The server's own account of an error, on one line: the driver's `Display` of a server
+/// error says only "db error" and keeps the words in its source, which a one-line message
+/// would never show.
+#[derive(Debug)]
+struct ServerMessage(String);
+
+impl std::fmt::Display for ServerMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerMessage {}
+
+/// A statement that changes nothing (no write, no sequence, no lock), so that running it a
+/// second time is harmless.
+fn is_read(sql: &str) -> bool {
+    let s = sql.trim_start();
+    (s.starts_with("SELECT") || s.starts_with("WITH"))
+        && !["INSERT", "UPDATE", "DELETE", "nextval", "setval", "pg_advisory", "FOR UPDATE", "FOR SHARE"]
+            .iter()
+            .any(|w| s.contains(w))
+}
+
+/// An error that shows the server dropped the connection (it was terminated, shut down, or
+/// the network went) rather than refused the statement.
+fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    e.code().is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
 }

@@ -155,6 +155,14 @@ impl Engine {
             }
         };
         let latest = latest();
+        if found < 0 {
+            return Err(Error::Corrupt {
+                path: self.path().to_path_buf(),
+                detail: format!(
+                    "schema '{schema}' says its cairn schema version is {found}, which no cairn ever wrote"
+                ),
+            });
+        }
         if found > latest {
             return Err(Error::SchemaTooNew {
                 path: self.path().to_path_buf(),
@@ -246,10 +254,10 @@ impl Engine {
             if objects == 0 {
                 return Ok(None);
             }
-            return Err(Error::ForeignDatabase {
+            return Err(Error::ForeignSchema {
                 path: self.path().to_path_buf(),
-                application_id: 0,
-                tables: objects,
+                schema: schema.clone(),
+                objects,
             });
         }
         let meta = self.raw_rows(&format!(
@@ -258,10 +266,10 @@ impl Engine {
         ))?;
         let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         if get("application").as_deref() != Some("cairn") {
-            return Err(Error::ForeignDatabase {
+            return Err(Error::ForeignSchema {
                 path: self.path().to_path_buf(),
-                application_id: 0,
-                tables: objects,
+                schema: schema.clone(),
+                objects,
             });
         }
         let version =

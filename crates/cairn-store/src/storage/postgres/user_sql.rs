@@ -157,7 +157,17 @@ impl Engine {
 
     fn run_user(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
         let mut client = self.client()?;
-        let st = client.prepare(sql).map_err(|e| self.err(e))?;
+        let st = client.prepare(sql).map_err(|e| {
+            if e.code() == Some(&postgres::error::SqlState::SYNTAX_ERROR)
+                && e.as_db_error().is_some_and(|db| db.message().contains("multiple commands"))
+            {
+                return Error::invalid(format!(
+                    "refused SQL (several statements in one call; none of them ran: run them one at a time): {}",
+                    crate::codec::truncated(sql)
+                ));
+            }
+            self.err(e)
+        })?;
         let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         if st.columns().is_empty() {

@@ -82,6 +82,9 @@ pub(crate) struct Engine {
     waits: Arc<AtomicU64>,
     /// Tells the authorizer whether the statement being compiled is the user's.
     gate: Arc<std::sync::Mutex<user_sql::Gate>>,
+    /// Ledger namespaces found larger than a `filter_new` chunk: probing id by id is cheaper
+    /// there than reading them whole (see `ledger_filter_settled`).
+    large_ledgers: std::cell::RefCell<Vec<String>>,
 }
 
 impl Engine {
@@ -115,7 +118,14 @@ impl Engine {
         .map_err(|e| classify(e, &path, spec.busy_timeout))?;
         let busy_ms = Arc::new(AtomicU64::new(millis_u64(spec.busy_timeout)));
         let gate = Arc::new(std::sync::Mutex::new(user_sql::Gate::default()));
-        let mut engine = Engine { conn, path, busy_ms, waits: Arc::new(AtomicU64::new(0)), gate };
+        let mut engine = Engine {
+            conn,
+            path,
+            busy_ms,
+            waits: Arc::new(AtomicU64::new(0)),
+            gate,
+            large_ledgers: std::cell::RefCell::default(),
+        };
         engine.install_busy_handler()?;
         let authorizer = user_sql::authorizer(Arc::clone(&engine.gate));
         engine.conn.authorizer(Some(authorizer)).map_err(|e| classify(e, &engine.path, Duration::ZERO))?;

@@ -1,0 +1,298 @@
+//! The `cairn` binary on a store on a PostgreSQL server (`--db postgres://...`): the same
+//! commands and exit codes as on a file, the file-only ones refused as usage errors, a server
+//! that cannot be reached exits 3, and a password in the URL never reaches any output.
+//!
+//! Each test runs on a fresh schema (`?cairn_schema=`) of the server named by `CAIRN_TEST_PG`
+//! (default `postgres://postgres@127.0.0.1:5432/test`), dropped when it ends. Without a
+//! server the tests say so and skip, which `CAIRN_NO_SKIP` turns into failures.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::{assert_one_line_error, wait_until, wait_within, Env};
+
+/// A scratch store on the test server: a fresh schema, and a directory to run `cairn` in.
+struct Pg {
+    env: Env,
+    client: postgres::Client,
+    base: String,
+    schema: String,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema));
+    }
+}
+
+/// The test server, or `None` (said loudly; a failure under `CAIRN_NO_SKIP`) without one.
+fn pg() -> Option<Pg> {
+    let base = std::env::var("CAIRN_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    match postgres::Client::connect(&base, postgres::NoTls) {
+        Ok(client) => Some(Pg { env: Env::new(), client, base, schema: fresh_schema() }),
+        Err(e) => {
+            skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
+            None
+        }
+    }
+}
+
+/// `cairn_test_<unix seconds>_<pid>_c<n>`, as the library's contract suite names them: a later
+/// run drops the ones a killed run left, once they are an hour old.
+fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("cairn_test_{secs}_{}_c{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// As `cairn_testkit::skip_unless_ci` (which this crate does not depend on): say that the test
+/// skipped for want of `what`, and list it in `$CAIRN_SKIP_LOG`; under `CAIRN_NO_SKIP`, fail.
+fn skip_unless_ci(what: &str) {
+    let no_skip = std::env::var_os("CAIRN_NO_SKIP").is_some_and(|v| !v.is_empty() && v != "0");
+    if no_skip {
+        panic!("this test needs {what}, and CAIRN_NO_SKIP forbids a skip: provide it or set CAIRN_NO_SKIP=0");
+    }
+    let line = format!("{}: needs {what}", std::thread::current().name().unwrap_or("a test"));
+    eprintln!("skipped: {line}");
+    if let Some(log) = std::env::var_os("CAIRN_SKIP_LOG").filter(|l| !l.is_empty()) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
+            .unwrap_or_else(|e| panic!("cannot record the skip in CAIRN_SKIP_LOG={log:?}: {e}"));
+    }
+}
+
+impl Pg {
+    fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}cairn_schema={}", self.base, self.schema)
+    }
+
+    /// The same URL with a password in it (the test server trusts its clients, so any works).
+    fn url_with_password(&self) -> String {
+        self.url().replacen("://postgres@", "://postgres:secret@", 1)
+    }
+
+    /// `cairn --db <url> args`: (exit code, stdout, stderr).
+    fn run_at(&self, url: &str, args: &[&str]) -> (i32, String, String) {
+        let out = self.env.cairn().arg("--db").arg(url).args(args).output().unwrap();
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+    }
+
+    /// Run, expecting `code`; the stdout.
+    fn ok(&self, args: &[&str], code: i32) -> String {
+        let (got, out, err) = self.run_at(&self.url(), args);
+        assert_eq!(got, code, "cairn {args:?}: stderr: {err}");
+        out
+    }
+
+    fn store(&self) -> cairn::Store {
+        cairn::Store::open(self.url()).unwrap()
+    }
+}
+
+#[test]
+fn cache_set_get_and_incr_on_postgres() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["cache", "set", "k", "v", "--ttl", "1h"], 0);
+    assert_eq!(pg.ok(&["cache", "get", "k"], 0), "v");
+    pg.ok(&["cache", "get", "missing"], 1);
+    assert_eq!(pg.ok(&["cache", "incr", "n"], 0), "1\n");
+    assert_eq!(pg.ok(&["cache", "incr", "n", "10"], 0), "11\n");
+    let (code, _, err) = pg.run_at(&pg.url(), &["cache", "incr", "k"]);
+    assert_eq!(code, 7, "incr of text: {err}");
+    assert_one_line_error(&err);
+    assert_eq!(pg.store().cache("default").get::<i64>("n").unwrap(), Some(11), "what the library reads");
+}
+
+#[test]
+fn ledger_enqueue_next_done_and_a_dead_pids_claim_taken_over_on_postgres() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["ledger", "enqueue", "a", "b"], 0);
+    let mut shell = std::process::Command::new("sleep").arg("3600").spawn().expect("spawn sleep");
+    let pid = shell.id().to_string();
+    assert_eq!(pg.ok(&["ledger", "next", "--worker", "w1", "--lease", "1h", "--pid", &pid], 0), "a\n");
+    pg.ok(&["ledger", "claim", "a", "--worker", "w2", "--lease", "1h"], 1); // its process lives
+    shell.kill().expect("kill");
+    shell.wait().expect("reap");
+    // An hour of lease left, but the process is gone: the next worker gets it now.
+    assert_eq!(pg.ok(&["ledger", "next", "--worker", "w2", "--lease", "1h"], 0), "a\n");
+    pg.ok(&["ledger", "done", "a", "--worker", "w1"], 1); // the dead worker's claim is fenced
+    pg.ok(&["ledger", "done", "a", "--worker", "w2"], 0);
+    assert_eq!(pg.ok(&["ledger", "next", "--worker", "w2", "--lease", "1h"], 0), "b\n");
+    pg.ok(&["ledger", "done", "b", "--worker", "w2"], 0);
+    pg.ok(&["ledger", "next", "--worker", "w2"], 1); // nothing left
+    pg.ok(&["ledger", "has", "a"], 0);
+    assert_eq!(pg.ok(&["ledger", "count", "--state", "done"], 0), "2\n");
+}
+
+#[test]
+fn lock_on_postgres_runs_the_command_or_exits_1_while_another_holds_it() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["lock", "job", "--no-wait", "--", "sh", "-c", "touch ran"], 0);
+    assert!(pg.env.path("ran").exists());
+    let store = pg.store();
+    let guard = store.try_lock("job", Duration::from_secs(3600)).unwrap().expect("free");
+    let (code, _, err) = pg.run_at(&pg.url(), &["lock", "job", "--no-wait", "--", "touch", "again"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("lock 'job' is held"), "{err}");
+    assert!(!pg.env.path("again").exists(), "the command ran while the lock was held");
+    drop(guard);
+    assert_eq!(pg.ok(&["lock", "job", "--no-wait", "--", "sh", "-c", "exit 42"], 42), "");
+}
+
+/// `cairn lock` keeps its lock alive while the command runs past the lock's TTL: the lock's
+/// expiry moves forward (seen from another connection), and cairn does not report it lost.
+#[test]
+fn lock_on_postgres_renews_its_lock_while_the_command_runs() {
+    let Some(pg) = pg() else { return };
+    let store = pg.store();
+    let mut cairn = Group(
+        std::process::Command::new(crate::cairn_bin())
+            .args(["--db", &pg.url(), "lock", "job", "--ttl", "300ms", "--"])
+            .args(["sh", "-c", "while [ ! -e go ]; do sleep 0.01; done"])
+            .current_dir(pg.env.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let expiry = || store.lock_holder("job").unwrap().map(|h| h.expires_at_millis);
+    wait_until("cairn holds the lock", || expiry().is_some());
+    let first = expiry().expect("held");
+    wait_until("a renewal moved the expiry", || expiry().is_some_and(|e| e > first));
+    std::fs::write(pg.env.path("go"), b"").unwrap();
+    let status = wait_within(&mut cairn.0, "cairn lock");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut cairn.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("was not held to the end"), "{err}");
+}
+
+/// A child started in its own process group, killed with its group if the test fails first.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn doctor_on_postgres_reports_the_servers_health_and_exits_1_on_a_finding() {
+    let Some(mut pg) = pg() else { return };
+    pg.ok(&["cache", "set", "k", "v"], 0); // a store to examine
+    let (code, out, err) = pg.run_at(&pg.url(), &["doctor"]);
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    assert!(out.lines().any(|l| l.starts_with("ok    server")), "{out}");
+    assert!(out.contains(&format!("'{}' at version", pg.schema)), "{out}");
+    assert_eq!(
+        code == 1,
+        out.lines().any(|l| l.starts_with("FAIL")),
+        "exit 1 exactly when a check failed: {out}"
+    );
+    let autovacuum: String = pg.client.query_one("SELECT current_setting('autovacuum')", &[]).unwrap().get(0);
+    if autovacuum == "off" {
+        assert_eq!(code, 1, "{out}");
+        assert!(out.lines().any(|l| l.starts_with("FAIL  autovacuum")), "{out}");
+    }
+    let (json_code, json, _) = pg.run_at(&pg.url(), &["--json", "doctor"]);
+    assert_eq!(json_code, code);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["check"].is_string() && v["ok"].is_boolean(), "{line}");
+    }
+}
+
+#[test]
+fn doctor_on_postgres_creates_no_schema() {
+    let Some(mut pg) = pg() else { return };
+    let (code, _, err) = pg.run_at(&pg.url(), &["doctor"]);
+    assert_eq!(code, 1, "no store here yet: {err}");
+    let schemas: i64 = pg
+        .client
+        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&pg.schema])
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0, "a health check changed what it examines");
+}
+
+#[test]
+fn backup_of_a_store_on_postgres_is_a_usage_error_naming_pg_dump() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["cache", "set", "k", "v"], 0);
+    let copy = pg.env.path("copy.db");
+    let (code, _, err) = pg.run_at(&pg.url(), &["backup", copy.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_one_line_error(&err);
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!copy.exists());
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_exits_3() {
+    let Some(pg) = pg() else { return };
+    for url in [
+        "postgres://postgres@127.0.0.1:1/test?cairn_schema=nowhere", // nothing listens there
+        "postgres://postgres@cairn-test-host.invalid/test?cairn_schema=nowhere", // no such host
+    ] {
+        let (code, out, err) = pg.run_at(url, &["cache", "get", "k"]);
+        assert_eq!((code, out.as_str()), (3, ""), "{url}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains("the database server is unavailable"), "{err}");
+    }
+}
+
+/// A password in `--db` reaches no output: not the messages of errors (an unreachable server,
+/// a refused backup, a type error, a held lock, a lost claim), not doctor's report, not stats.
+#[test]
+fn a_password_in_the_url_never_appears_in_any_output() {
+    let Some(pg) = pg() else { return };
+    let url = pg.url_with_password();
+    let unreachable = url.replacen(":5432/", ":1/", 1);
+    assert!(unreachable.contains(":secret@127.0.0.1:1/"), "{unreachable}");
+    let store = pg.store();
+    let runs: Vec<(String, Vec<&str>)> = vec![
+        (url.clone(), vec!["cache", "set", "t", "text"]),
+        (url.clone(), vec!["cache", "get", "t"]),
+        (url.clone(), vec!["cache", "incr", "t"]),
+        (url.clone(), vec!["ledger", "claim", "x", "--worker", "w1"]),
+        (url.clone(), vec!["ledger", "done", "x", "--worker", "w2"]),
+        (url.clone(), vec!["doctor"]),
+        (url.clone(), vec!["--json", "doctor"]),
+        (url.clone(), vec!["stats"]),
+        (url.clone(), vec!["backup", "copy.db"]),
+        (url.clone(), vec!["vacuum"]),
+        (unreachable.clone(), vec!["cache", "get", "t"]),
+        (unreachable.clone(), vec!["doctor"]),
+    ];
+    let mut codes = Vec::new();
+    for (url, args) in &runs {
+        let (code, out, err) = pg.run_at(url, args);
+        assert!(!out.contains("secret") && !err.contains("secret"), "cairn {args:?}: {out}{err}");
+        codes.push(code);
+    }
+    // doctor: 1 with a finding (autovacuum is off on the test server), else 0.
+    let doctor = codes[5];
+    assert!(doctor == 0 || doctor == 1, "{codes:?}");
+    assert_eq!(codes, [0, 0, 7, 0, 1, doctor, doctor, 0, 2, 0, 3, 3], "the runs did what they should");
+    let _held = store.try_lock("job", Duration::from_secs(3600)).unwrap().expect("free");
+    let (code, out, err) = pg.run_at(&url, &["lock", "job", "--no-wait", "--", "true"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!out.contains("secret") && !err.contains("secret"), "{out}{err}");
+}

@@ -1,0 +1,118 @@
+//! PostgreSQL only: what a server adds to a store's life. The server may end a store's
+//! connection at any moment (a restart, `pg_terminate_backend`, a pooler). Outside a
+//! transaction nothing is lost and the next operation connects again; inside one, the
+//! transaction is lost whole, reported as `Unavailable`, and nothing of it is visible. (The
+//! same with a child process killed mid-transaction is in cairn-testkit's `postgres.rs`.)
+
+use std::time::{Duration, Instant};
+
+use cairn::{Error, ErrorKind, SqlValue, Store};
+
+use crate::engines::{fixture, Engine, Fixture};
+
+/// The server process behind `store`'s connection.
+fn backend_pid(store: &Store) -> Result<i32, Error> {
+    match store.query("SELECT pg_backend_pid()", &[])?.first().and_then(|r| r.first()) {
+        Some(SqlValue::Integer(pid)) => Ok(i32::try_from(*pid).expect("a pid")),
+        other => panic!("pg_backend_pid() gave {other:?}"),
+    }
+}
+
+/// End the backend `pid` from the server's side, and wait (at most 20 s) until it is gone.
+fn terminate(f: &Fixture, pid: i32) {
+    let ended: bool =
+        f.server().query_one("SELECT pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
+    assert!(ended, "no backend {pid} to end");
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alive: i64 = f
+            .server()
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .expect("pg_stat_activity")
+            .get(0);
+        if alive == 0 {
+            return;
+        }
+        assert!(Instant::now() < until, "backend {pid} still there 20 s after pg_terminate_backend");
+        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+    }
+}
+
+/// The first operation after the kill is the one that finds the connection gone: it must
+/// connect again and run, not fail (nothing was in flight, so nothing can be lost or doubled).
+#[test]
+fn a_connection_killed_outside_a_transaction_is_opened_again_by_the_next_operation() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.reopen();
+    store.cache("c").set("k", "before", None)?;
+    let pid = backend_pid(&store)?;
+    terminate(&f, pid);
+    assert_eq!(
+        store.cache("c").get::<String>("k")?.as_deref(),
+        Some("before"),
+        "a read right after the kill"
+    );
+    store.cache("c").set("k", "after", None)?;
+    assert_eq!(f.store.cache("c").get::<String>("k")?.as_deref(), Some("after"));
+    assert_ne!(backend_pid(&store)?, pid, "a new connection");
+    // And a write as the first operation after a kill.
+    terminate(&f, backend_pid(&store)?);
+    store.ledger("l").mark_done("x")?;
+    assert!(f.store.ledger("l").is_done("x")?);
+    Ok(())
+}
+
+#[test]
+fn a_connection_killed_inside_a_transaction_loses_it_whole_as_unavailable() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.reopen();
+    let outcome = store.transaction(|tx| {
+        tx.cache("c").set("k", "half", None)?;
+        tx.ledger("l").mark_done("1")?;
+        terminate(&f, backend_pid(&store)?);
+        tx.checkpoint("j").set("p")
+    });
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("nothing of it was committed"), "{err}");
+    assert_eq!(f.store.cache("c").get::<String>("k")?, None);
+    assert!(!f.store.ledger("l").is_done("1")?);
+    assert_eq!(f.store.checkpoint("j").get::<String>()?, None);
+    store.cache("c").set("k", "next", None)?; // the store goes on, on a new connection
+    assert_eq!(f.store.cache("c").get::<String>("k")?.as_deref(), Some("next"));
+    Ok(())
+}
+
+/// Killed between the last write and the commit of an explicit transaction: the commit fails
+/// as `Unavailable` (cairn cannot know whether the server got it, and says so), nothing is
+/// visible, and after the rollback the store connects again.
+#[test]
+fn a_connection_killed_before_an_explicit_commit_fails_the_commit_and_keeps_nothing() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.reopen();
+    store.begin_transaction()?;
+    let tx = store.current_transaction().expect("open");
+    tx.cache("c").set("k", "half", None)?;
+    tx.ledger("l").mark_done("1")?;
+    let pid = backend_pid(&store)?;
+    terminate(&f, pid);
+    let err = store.commit_transaction().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(f.store.cache("c").get::<String>("k")?, None);
+    assert!(!f.store.ledger("l").is_done("1")?);
+    store.rollback_transaction(); // nothing open any more: nothing happens
+    store.cache("c").set("k", "next", None)?;
+    assert_eq!(f.store.cache("c").get::<String>("k")?.as_deref(), Some("next"));
+    Ok(())
+}
+
+/// The server's own words reach the one-line message (the driver alone says "db error").
+#[test]
+fn a_server_error_says_what_the_server_said() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let err = f.store.query("SELECT * FROM no_such_table", &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("relation \"no_such_table\" does not exist") && text.contains("42P01"), "{text}");
+    Ok(())
+}

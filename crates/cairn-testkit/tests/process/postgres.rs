@@ -1,0 +1,429 @@
+//! The multi-process tests, on a store on a PostgreSQL server: claim workers draining one
+//! queue, a worker killed holding claims (taken over at once on the same host, or after the
+//! lease, and fenced), compute-once across processes, two processes migrating one scope, and
+//! the server ending a child's connection in the middle of a transaction.
+//!
+//! Each test runs on a fresh schema of the server named by `CAIRN_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), dropped when it ends; users' tables go to a
+//! second schema of its own (`search_path` in the URL). Without a server the tests say so and
+//! skip, which `CAIRN_NO_SKIP` turns into failures (`.ci/run` starts the server).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cairn::{Error, ErrorKind, ManualClock, Options, Store};
+use cairn_testkit::Running;
+
+use crate::{child, heavy};
+
+/// A fresh schema on the test server, dropped (with the users' schema beside it) on drop.
+struct Pg {
+    client: postgres::Client,
+    base: String,
+    schema: String,
+}
+
+/// The test server, or `None` (said loudly; a failure under `CAIRN_NO_SKIP`) without one.
+fn pg() -> Option<Pg> {
+    let base = std::env::var("CAIRN_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    match postgres::Client::connect(&base, postgres::NoTls) {
+        Ok(mut client) => {
+            let schema = fresh_schema();
+            client.batch_execute(&format!("CREATE SCHEMA \"{schema}_app\"")).expect("the users' schema");
+            Some(Pg { client, base, schema })
+        }
+        Err(e) => {
+            cairn_testkit::skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
+            None
+        }
+    }
+}
+
+/// `cairn_test_<unix seconds>_<pid>_<n>`, as the library's contract suite names them: a later
+/// run of either drops the ones a killed run left, once they are an hour old.
+fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("cairn_test_{secs}_{}_p{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Pg {
+    /// The store's location, for this process and its children alike.
+    fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}cairn_schema={s}&options=-c%20search_path%3D{s}_app", self.base, s = self.schema)
+    }
+
+    fn store(&self) -> Result<Store, Error> {
+        Store::open(self.url())
+    }
+
+    /// The first column of the one row of `sql`, a `bigint`.
+    fn i64(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> i64 {
+        self.client.query_one(sql, params).unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    /// End the server process `pid` (a child's connection), and wait until it is gone.
+    fn terminate(&mut self, pid: i32) {
+        assert_eq!(
+            self.i64("SELECT pg_terminate_backend($1)::int::int8", &[&pid]),
+            1,
+            "no backend {pid} to end"
+        );
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.i64("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid]) > 0 {
+            assert!(Instant::now() < until, "backend {pid} still there 20 s after pg_terminate_backend");
+            std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+        }
+    }
+
+    /// The server's clock, in Unix milliseconds.
+    fn now_millis(&mut self) -> i64 {
+        self.i64("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", &[])
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        for s in [format!("{}_app", self.schema), self.schema.clone()] {
+            let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"));
+        }
+    }
+}
+
+fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
+    lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
+}
+
+/// The number a child printed after `prefix` (a backend pid after `OPEN `).
+fn number_after(run: &Running, prefix: &str) -> i32 {
+    assert!(
+        run.wait_for(Duration::from_secs(20), |l| l.starts_with(prefix)),
+        "no {prefix:?} line: {:?}",
+        run.lines()
+    );
+    let lines = run.lines();
+    let n = lines.iter().find_map(|l| l.strip_prefix(prefix)).expect("the line");
+    n.trim().parse().unwrap_or_else(|_| panic!("{prefix}{n}"))
+}
+
+fn claim_worker(url: &str, worker: &str, lease_ms: &str) -> Running {
+    Running::spawn(
+        child(),
+        &["claim-worker", "--db", url, "--worker", worker, "--lease-ms", lease_ms, "--work-ms", "2"],
+    )
+    .expect("spawn")
+}
+
+/// Every item done once: each reported once, counted done, and its work recorded once.
+fn every_item_done_once(
+    store: &Store,
+    ids: &[String],
+    reported: &HashMap<String, usize>,
+) -> Result<(), Error> {
+    assert_eq!(store.ledger("queue").counts()?.done, ids.len() as u64);
+    assert_eq!(reported.len(), ids.len(), "every item reported done");
+    assert!(reported.values().all(|&n| n == 1), "an item was completed twice");
+    for id in ids {
+        assert_eq!(store.cache("work").get::<i64>(id)?, Some(1), "{id}");
+    }
+    Ok(())
+}
+
+#[test]
+fn claim_workers_on_postgres_drain_one_queue_doing_every_item_exactly_once() -> Result<(), Error> {
+    let Some(pg) = pg() else { return Ok(()) };
+    let _machine = heavy();
+    let ids: Vec<String> = (0..200).map(|i| format!("item-{i:03}")).collect();
+    let store = pg.store()?;
+    store.ledger("queue").enqueue(&ids)?;
+    let url = pg.url();
+    let workers: Vec<Running> = (0..4).map(|w| claim_worker(&url, &format!("w{w}"), "60000")).collect();
+    let mut reported: HashMap<String, usize> = HashMap::new();
+    let mut busy = 0;
+    for w in workers {
+        let (status, lines, stderr) = w.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        assert!(ids_after(&lines, "LOST ").is_empty(), "a live worker lost a claim: {lines:?}");
+        busy += usize::from(lines.iter().any(|l| l.starts_with("DONE ")));
+        for id in ids_after(&lines, "DONE ") {
+            *reported.entry(id).or_default() += 1;
+        }
+    }
+    every_item_done_once(&store, &ids, &reported)?;
+    eprintln!("{busy} of 4 workers completed items");
+    Ok(())
+}
+
+#[test]
+fn four_workers_on_postgres_one_killed_holding_a_claim_complete_every_item_exactly_once() -> Result<(), Error>
+{
+    let Some(pg) = pg() else { return Ok(()) };
+    let _machine = heavy();
+    let ids: Vec<String> = (0..200).map(|i| format!("item-{i:03}")).collect();
+    let store = pg.store()?;
+    store.ledger("queue").enqueue(&ids)?;
+    let url = pg.url();
+    // An hour's lease: only the dead-holder check can hand the victim's item out in time.
+    let victim = claim_worker(&url, "victim", "3600000");
+    let others: Vec<Running> =
+        ["w1", "w2", "w3"].into_iter().map(|w| claim_worker(&url, w, "3600000")).collect();
+    assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
+    let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
+    assert!(
+        victim.wait_until(Duration::from_secs(20), holding),
+        "the victim was never caught holding a claim in 20 s: {:?}",
+        victim.lines().last()
+    );
+    let victim_lines = victim.kill().expect("kill");
+    let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
+    let mut reported: HashMap<String, usize> = HashMap::new();
+    for id in ids_after(&victim_lines, "DONE ") {
+        *reported.entry(id).or_default() += 1;
+    }
+    for w in others {
+        let (status, lines, stderr) =
+            w.finish_within(Duration::from_secs(120)).expect("the survivors finish");
+        assert!(status.success(), "{stderr}");
+        for id in ids_after(&lines, "DONE ") {
+            *reported.entry(id).or_default() += 1;
+        }
+    }
+    every_item_done_once(&store, &ids, &reported)?;
+    let held = held.expect("the victim held a claim");
+    let item = store.ledger("queue").item(&held)?.expect("known");
+    assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
+    Ok(())
+}
+
+fn claim_in_child(url: &str, worker: &str, lease_only: bool) -> (Running, String) {
+    let lo = if lease_only { "1" } else { "0" };
+    let run = Running::spawn(
+        child(),
+        &["claim-hold", "--db", url, "--ns", "q", "--worker", worker, "--lease-only", lo],
+    )
+    .expect("spawn");
+    assert!(run.wait_for(Duration::from_secs(20), |l| l.starts_with("CLAIMED ")), "{:?}", run.lines());
+    let id = run.lines().iter().find_map(|l| l.strip_prefix("CLAIMED ").map(str::to_owned)).expect("claimed");
+    (run, id)
+}
+
+/// A worker killed holding an hour-long claim on this host: its item is handed out at once
+/// (its process is known dead). A claim made "lease only" by another killed worker waits for
+/// its lease, then goes too. The dead workers' claims are fenced: completing them (as a zombie
+/// of the same worker would) is `LeaseLost`.
+#[test]
+fn a_killed_workers_claims_on_postgres_go_at_once_or_after_their_lease_and_are_fenced() -> Result<(), Error> {
+    let Some(mut pg) = pg() else { return Ok(()) };
+    let store = pg.store()?;
+    let ledger = store.ledger("q");
+    ledger.enqueue(["a", "b", "c"])?;
+    let url = pg.url();
+    let (victim, held) = claim_in_child(&url, "victim", false);
+    let (bystander, other) = claim_in_child(&url, "bystander", true);
+    assert_eq!((held.as_str(), other.as_str()), ("a", "b"));
+    let zombie_a = ledger.held_claim("a", "victim")?.expect("the victim's claim");
+    let zombie_b = ledger.held_claim("b", "bystander")?.expect("the bystander's claim");
+    assert!(ledger.claim("a", "me", Duration::from_secs(60))?.is_none(), "held by a live worker");
+    victim.kill().expect("kill");
+    bystander.kill().expect("kill");
+    let first = ledger.claim_next("me", Duration::from_secs(60))?.expect("the dead worker's item");
+    assert_eq!(first.id(), "a");
+    let second = ledger.claim_next("me", Duration::from_secs(60))?.expect("the pending item");
+    assert_eq!(second.id(), "c");
+    assert!(ledger.claim_next("me", Duration::from_secs(60))?.is_none(), "b waits for its lease");
+    assert_eq!(ledger.complete(&zombie_a).unwrap_err().kind(), ErrorKind::LeaseLost);
+    ledger.complete(&first)?;
+    ledger.complete(&second)?;
+    assert!(ledger.held_claim("a", "victim")?.is_none());
+
+    // An hour and a second later on the server's timeline (a clock set there, not a sleep).
+    let later = Options::new().clock(ManualClock::new(pg.now_millis() + 3_601_000)).open(&url)?;
+    let b = later.ledger("q").claim_next("me", Duration::from_secs(60))?.expect("b, its lease run out");
+    assert_eq!(b.id(), "b");
+    assert!(b.token() > zombie_b.token());
+    assert_eq!(later.ledger("q").complete(&zombie_b).unwrap_err().kind(), ErrorKind::LeaseLost);
+    later.ledger("q").complete(&b)?;
+    assert_eq!(ledger.counts()?.done, 3);
+    Ok(())
+}
+
+/// The server ends a child's connection while the child is inside a transaction that wrote a
+/// cache entry, a ledger mark and a checkpoint: the child's transaction fails as
+/// `Unavailable`, nothing of it is visible, and the child's next write (on a new connection)
+/// works.
+#[test]
+fn a_connection_ended_by_the_server_mid_transaction_loses_the_transaction_and_says_unavailable(
+) -> Result<(), Error> {
+    let Some(mut pg) = pg() else { return Ok(()) };
+    let store = pg.store()?;
+    let mut run = Running::spawn(child(), &["conn-wait", "--db", &pg.url(), "--in-tx", "1"]).expect("spawn");
+    let pid = number_after(&run, "OPEN ");
+    assert_eq!(store.cache("c").get::<String>("k")?, None, "nothing is seen before the commit");
+    pg.terminate(pid);
+    run.close_stdin();
+    let (status, lines, stderr) = run.finish().expect("wait");
+    assert!(status.success(), "{stderr}");
+    let tx = lines.iter().find_map(|l| l.strip_prefix("TX ")).expect("the transaction's outcome");
+    assert!(tx.starts_with("FAILED Unavailable: "), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("AFTER ok"), "{lines:?}");
+    assert_eq!(store.cache("c").get::<String>("k")?, None);
+    assert_eq!(store.cache("c").get::<String>("k2")?, None);
+    assert!(!store.ledger("l").is_done("1")?);
+    assert_eq!(store.checkpoint("j").get::<String>()?, None);
+    assert_eq!(store.cache("c").get::<String>("after")?.as_deref(), Some("after"));
+    Ok(())
+}
+
+/// The server ends a child's idle connection (no transaction open): its next write connects
+/// again and works; nothing was lost.
+#[test]
+fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_next_one() -> Result<(), Error>
+{
+    let Some(mut pg) = pg() else { return Ok(()) };
+    let store = pg.store()?;
+    let mut run = Running::spawn(child(), &["conn-wait", "--db", &pg.url(), "--in-tx", "0"]).expect("spawn");
+    let pid = number_after(&run, "OPEN ");
+    pg.terminate(pid);
+    run.close_stdin();
+    let (status, lines, stderr) = run.finish().expect("wait");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lines[1..], ["NEXT ok", "AFTER ok"], "{lines:?}");
+    assert_eq!(store.cache("c").get::<String>("k")?.as_deref(), Some("before"));
+    assert_eq!(store.cache("c").get::<String>("k2")?.as_deref(), Some("next"));
+    Ok(())
+}
+
+fn computations(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+/// Poll `f` until it holds, failing after 20 s.
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+    }
+}
+
+#[test]
+fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -> Result<(), Error> {
+    let Some(pg) = pg() else { return Ok(()) };
+    pg.store()?;
+    let url = pg.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("computations.log");
+    let log_s = log.to_str().expect("utf-8");
+    // The computation lasts until its stdin closes: it overlaps every other process for certain.
+    let mut children: Vec<Running> = (0..6)
+        .map(|_| {
+            Running::spawn(
+                child(),
+                &["stampede", "--db", &url, "--key", "k", "--log", log_s, "--ms", "stdin"],
+            )
+            .expect("spawn")
+        })
+        .collect();
+    wait_until("one process computes", || computations(&log) == 1);
+    let waiting = || children.iter().filter(|c| c.lines().iter().any(|l| l == "WAITING")).count();
+    wait_until("the five others wait for it", || waiting() == 5);
+    for c in &mut children {
+        c.close_stdin();
+    }
+    let mut values = Vec::new();
+    for c in children {
+        let (status, lines, stderr) = c.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        values.extend(lines.into_iter().filter_map(|l| l.strip_prefix("VALUE ").map(str::to_owned)));
+    }
+    assert_eq!(computations(&log), 1, "the computation ran more than once");
+    assert_eq!(values.len(), 6);
+    assert!(values.windows(2).all(|w| w[0] == w[1]), "processes saw different values: {values:?}");
+    Ok(())
+}
+
+#[test]
+fn a_process_killed_computing_on_postgres_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
+    let Some(pg) = pg() else { return Ok(()) };
+    pg.store()?;
+    let url = pg.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("computations.log");
+    let log_s = log.to_str().expect("utf-8");
+    let args = |ms: &'static str| {
+        ["stampede", "--db", url.as_str(), "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "60000"]
+    };
+    let doomed = Running::spawn(child(), &args("60000")).expect("spawn");
+    let started = Instant::now();
+    wait_until("the first process computes", || computations(&log) == 1);
+    doomed.kill().expect("kill");
+    let waiters: Vec<Running> =
+        (0..3).map(|_| Running::spawn(child(), &args("50")).expect("spawn")).collect();
+    for w in waiters {
+        let (status, lines, stderr) = w.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        assert!(lines.iter().any(|l| l.starts_with("VALUE ")), "{lines:?}");
+    }
+    assert_eq!(computations(&log), 2, "one doomed computation, then exactly one takeover");
+    // The doomed marker's lease runs a minute: only noticing the dead pid frees it sooner.
+    assert!(started.elapsed() < Duration::from_secs(30), "the waiters sat out the lease");
+    Ok(())
+}
+
+/// Two processes migrate one scope at once: the second waits on the scope's lock while the
+/// first is inside step 1 (seen waiting in `pg_locks`), then each step is applied once, by
+/// one of them.
+#[test]
+fn two_processes_migrating_one_scope_on_postgres_apply_each_step_once() -> Result<(), Error> {
+    let Some(mut pg) = pg() else { return Ok(()) };
+    let store = pg.store()?;
+    let url = pg.url();
+    let spawn = |hold: &str| {
+        Running::spawn(child(), &["migrate-scope", "--db", &url, "--scope", "app", "--hold-step", hold])
+            .expect("spawn")
+    };
+    let mut first = spawn("1");
+    assert!(first.wait_for(Duration::from_secs(20), |l| l == "STEP 1"), "{:?}", first.lines());
+    let second = spawn("0");
+    let pid = number_after(&second, "OPEN ");
+    let waiting = |pg: &mut Pg| {
+        pg.i64(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = $1",
+            &[&pid],
+        )
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while waiting(&mut pg) == 0 {
+        assert!(
+            Instant::now() < until,
+            "the second process never waited for the first: {:?}",
+            second.lines()
+        );
+        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
+    }
+    first.close_stdin();
+    let mut applied: Vec<i64> = Vec::new();
+    for run in [first, second] {
+        let (status, lines, stderr) = run.finish().expect("wait");
+        assert!(status.success(), "{stderr}");
+        let line = lines.iter().find_map(|l| l.strip_prefix("APPLIED")).expect("a report");
+        applied.extend(line.split_whitespace().map(|k| k.parse::<i64>().expect("a step")));
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, [1, 2, 3, 4], "each step applied by one process");
+    let rows = store.query("SELECT step FROM migrated ORDER BY step", &[])?;
+    let steps: Vec<i64> = rows
+        .iter()
+        .map(|r| match r[0] {
+            cairn::SqlValue::Integer(k) => k,
+            ref other => panic!("a step: {other:?}"),
+        })
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4], "each step ran once");
+    Ok(())
+}
