@@ -209,11 +209,6 @@ def test_a_server_that_refuses_the_connection_never_shows_the_password(pg_server
     assert "s3cret-pw" not in str(e.value) and "postgres:***@" in str(e.value)
 
 
-@pytest.mark.xfail(
-    reason="the library redacts a password in the URL's user part only, not ?password=: "
-    "requested in NOTES-python-api.md",
-    strict=True,
-)
 def test_a_password_given_as_a_url_parameter_never_shows() -> None:
     with pytest.raises(cairn.UnavailableError) as e:
         cairn.Store("postgres://postgres@127.0.0.1:1/test?password=s3cret-pw")
