@@ -743,6 +743,12 @@ impl CacheState {
         }
     }
 
+    /// Have the next write transaction add the counts kept apart, however recently the last
+    /// one did.
+    pub(crate) fn fold_at_next_write(&self) {
+        self.folded.set(None);
+    }
+
     /// Hand the pending counts to the engine to keep apart, for a store closing without a
     /// write: false (the counts stay pending) if the engine keeps none.
     pub(crate) fn defer(&self, engine: &Engine) -> bool {

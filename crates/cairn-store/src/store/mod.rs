@@ -616,17 +616,24 @@ impl Store {
         self.engine.integrity_check()
     }
 
-    /// Write the hit and miss counts gathered by reads since the last write. Done anyway with
-    /// every write and when the store is dropped; call this to make them visible sooner.
+    /// Write the hit and miss counts gathered by reads since the last write, and on SQLite
+    /// those that processes which only read left beside the file (`<db>-hits`). Done anyway
+    /// by writes (and when the store is dropped, kept beside the file); [`Cache::stats`]
+    /// counts them all already. Call this to have them in the database now.
     pub fn flush_stats(&self) -> Result<()> {
-        if self.read_only || !self.cache.has_pending_counts() {
+        if self.read_only {
             return Ok(());
         }
         if self.engine.bookkeeping_apart() {
-            self.refuse_if_read_only()?;
-            self.cache.flush_apart(&self.engine);
+            if self.cache.has_pending_counts() {
+                self.cache.flush_apart(&self.engine);
+            }
             return Ok(());
         }
+        if !self.cache.has_pending_counts() && self.engine.cache_deferred_tally()?.is_empty() {
+            return Ok(());
+        }
+        self.cache.fold_at_next_write();
         self.write_tx(|_| Ok(()))
     }
 

@@ -593,5 +593,11 @@ fn a_reading_process_leaves_its_counts_beside_the_file_and_the_next_write_adds_t
     assert!(std::fs::read(path.with_extension("db-hits")).unwrap().is_empty());
     let s = writer.cache("n").stats()?;
     assert_eq!((s.hits, s.misses), (2, 2), "and counted once");
+    // flush_stats (what `cairn stats` runs first) adds them without waiting for a write.
+    drop(writer);
+    Store::open(&path)?.cache("n").get::<String>("k")?;
+    Store::open(&path)?.flush_stats()?;
+    assert_eq!(stored_hits(), 3);
+    assert!(std::fs::read(path.with_extension("db-hits")).unwrap().is_empty());
     Ok(())
 }
