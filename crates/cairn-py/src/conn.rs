@@ -174,18 +174,6 @@ fn item_state(name: &str) -> PyResult<ItemState> {
     }
 }
 
-/// The `cairn_schema=` parameter of a `postgres://` URL, read as the library reads it (the
-/// last one, taken verbatim). See the workaround in `Connection::new`.
-fn url_schema(path: &std::path::Path) -> Option<String> {
-    let url = path.to_str()?;
-    let lower = url.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
-    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
-        return None;
-    }
-    let (_, query) = url.split_once('?')?;
-    query.split('&').rev().find_map(|kv| kv.strip_prefix("cairn_schema=")).map(str::to_owned)
-}
-
 /// The steps of a migration list: SQL strings, or a directory of `NNN_name.sql` files.
 fn migrations(steps: Option<Vec<String>>, dir: Option<PathBuf>) -> Result<Migrations<'static>, Failure> {
     match (steps, dir) {
@@ -266,10 +254,7 @@ impl Connection {
         if let Some(c) = clock {
             options = options.clock(c.inner().clone());
         }
-        // Workaround, until the library's lock keep-alive reopens the URL as given (requested in
-        // NOTES-python-api.md): it reopens the URL it shows, which has lost `?cairn_schema=`, and
-        // would renew in the default schema. Given as an option, the schema survives.
-        if let Some(name) = schema.or_else(|| path.as_deref().and_then(url_schema)) {
+        if let Some(name) = schema {
             options = options.schema(name);
         }
         let store = py
