@@ -14,6 +14,14 @@ from collections import defaultdict
 
 BEGIN = "<!-- bench-compare:begin -->"
 END = "<!-- bench-compare:end -->"
+CLI_BEGIN = "<!-- bench-compare-cli:begin -->"
+CLI_END = "<!-- bench-compare-cli:end -->"
+# (row, what cairn runs, the other contender, what it runs, target ratio)
+CLI_ROWS = [
+    ("startup", "`cairn --version`", "rust-hello", "a minimal Rust binary printing a line", 1.5),
+    ("cache_get", "`cairn cache get KEY`", "sqlite3", "`sqlite3 FILE \"SELECT value FROM cairn_cache WHERE ...\"`", 1.3),
+    ("memo_hit", "`cairn memo --ttl 1h -- echo hello` (a fresh hit)", "bkt", "`bkt --ttl 1h -- echo hello`", 2.0),
+]
 ORDER = ["cairn", "cairn-python", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
 
 
@@ -29,14 +37,82 @@ def rank(name):
     return ORDER.index(name) if name in ORDER else len(ORDER)
 
 
+def ms(x):
+    return f"{x / 1000:.2f} ms"
+
+
+def cli_block(rows, machine, loads):
+    """The command-line rows: whole processes, in alternating rounds."""
+    by = {(r["op"], r["contender"]): r for r in rows if "median_us" in r}
+    rounds = next((r["rounds"] for r in rows if "rounds" in r), "?")
+    out = [CLI_BEGIN, "",
+           f"Produced by `bench/compare/run --cli` (or the full run). Each call spawns the process and waits "
+           f"for it: start-up, opening the store, the work, exit. The two contenders of a row run in "
+           f"alternation, one call each per round, {rounds} rounds; wall-clock medians (the interquartile "
+           f"range beside them) and, in the last column, the median CPU time (user + system) of the "
+           f"process, which other work on the machine disturbs much less.", ""]
+    if machine:
+        out += [f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores), Linux {machine.get('kernel')}, "
+                f"{machine.get('fs')}; {machine.get('rustc')}; sqlite3 CLI {machine.get('sqlite3_cli')}. "
+                f"Run {machine.get('date')}." + (f" Load average (1, 5, 15 min) before: {loads.get('before')}, "
+                                                 f"after: {loads.get('after')}." if loads else ""), ""]
+    out += ["| what | cairn | the other | wall ratio | target | CPU: cairn / other |",
+            "|---|---:|---:|---:|---|---:|"]
+    for op, cairn_cmd, other, other_cmd, target in CLI_ROWS:
+        c, o = by.get((op, "cairn")), by.get((op, other))
+        if not c:
+            continue
+        if not o:
+            out.append(f"| {cairn_cmd} vs {other_cmd} | {ms(c['median_us'])} | skipped | | ≤ {target}× | |")
+            continue
+        ratio = c["median_us"] / o["median_us"]
+        mark = "✔" if ratio <= target else "✘"
+        iqr = lambda r: f"{ms(r['median_us'])} ({ms(r['q1_us'])}–{ms(r['q3_us'])})"
+        out.append(f"| {cairn_cmd} vs {other_cmd} | {iqr(c)} | {iqr(o)} | **{ratio:.2f}×** | ≤ {target}× {mark} | "
+                   f"{ms(c['cpu_median_us'])} / {ms(o['cpu_median_us'])} = {c['cpu_median_us'] / o['cpu_median_us']:.2f}× |")
+    floor, c, b = by.get(("memo_hit", "rusqlite-read")), by.get(("memo_hit", "cairn")), by.get(("memo_hit", "bkt"))
+    if floor and c and b:
+        out += ["", f"The floor of any replay kept in SQLite, measured in the same rounds: a Rust process that opens "
+                    f"the file and reads the row with rusqlite, nothing else (`cairn-read-floor`), takes "
+                    f"{ms(floor['median_us'])}, {floor['median_us'] / b['median_us']:.2f}× bkt; cairn's replay is "
+                    f"{c['median_us'] / floor['median_us']:.2f}× that floor."]
+    skipped = [r for r in rows if "skipped" in r]
+    if skipped:
+        out += [""] + [f"- {r['contender']} skipped: {r['skipped']}" for r in skipped]
+    out += ["", CLI_END]
+    return "\n".join(out)
+
+
+def write_cli(md_path, rows, machine, loads):
+    text = open(md_path).read()
+    block = cli_block(rows, machine, loads)
+    if CLI_BEGIN in text and CLI_END in text:
+        text = text[: text.index(CLI_BEGIN)] + block + text[text.index(CLI_END) + len(CLI_END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    open(md_path, "w").write(text)
+    for op, _, other, _, target in CLI_ROWS:
+        c = next((r for r in rows if r.get("op") == op and r["contender"] == "cairn" and "median_us" in r), None)
+        o = next((r for r in rows if r.get("op") == op and r["contender"] == other and "median_us" in r), None)
+        if c and o:
+            print(f"cli {op}: cairn {ms(c['median_us'])}, {other} {ms(o['median_us'])}: "
+                  f"{c['median_us'] / o['median_us']:.2f}× (target ≤ {target}×)")
+
+
 def main(results_path, md_path, img_dir):
     rows = [json.loads(line) for line in open(results_path) if line.strip()]
     machine = next((r for r in rows if r["workload"] == "machine"), {})
-    skipped = [r for r in rows if "skipped" in r]
+    loads = {r["when"]: r["loadavg"] for r in rows if r["workload"] == "load"}
+    cli = [r for r in rows if r["workload"] == "cli"]
+    if cli:
+        write_cli(md_path, cli, machine, loads)
+    skipped = [r for r in rows if "skipped" in r and r["workload"] != "cli"]
     by = defaultdict(list)
     for r in rows:
-        if "skipped" not in r and r["workload"] != "machine":
+        if "skipped" not in r and r["workload"] not in ("machine", "cli", "load"):
             by[r["workload"]].append(r)
+    if not by:
+        return  # a --cli run: the other tables stay as they are
 
     out = [BEGIN, "", "Produced by `bench/compare/run` (the whole run: builds, virtualenv, its own Redis "
            "servers, every workload; see the script's header). Every figure below comes from that "

@@ -8,6 +8,7 @@
 //! cairn-compare ledger   --dir DIR --sizes 10000,1000000,10000000
 //! cairn-compare stampede --dir DIR --procs 4 --compute-ms 100
 //! cairn-compare overlap  --dir DIR --k 4 --ops 500
+//! cairn-compare cli      --dir DIR --cairn BIN --hello BIN [--bkt BIN] [--sqlite3 BIN] [--rounds 300]
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -48,6 +49,19 @@ fn main() -> ExitCode {
             "stampede-worker" => stampede_worker(&dir, num("compute-ms", 100)?),
             "overlap" => overlap(&dir, num("k", 4)?, num("ops", 500)?),
             "overlap-worker" => overlap_worker(&dir, num("ops", 500)?),
+            "cli" => {
+                let tool = |name: &str| opts.get(name).map(PathBuf::from);
+                cli(
+                    &dir,
+                    &CliTools {
+                        cairn: tool("cairn").ok_or("--cairn is required")?,
+                        hello: tool("hello").ok_or("--hello is required")?,
+                        bkt: tool("bkt"),
+                        sqlite3: tool("sqlite3"),
+                    },
+                    num("rounds", 300)?,
+                )
+            }
             other => Err(format!("unknown workload {other}").into()),
         }
     };
@@ -479,5 +493,114 @@ fn overlap_worker(db: &Path, ops: u64) -> Res {
         }
     }
     println!("{errors}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- whole processes
+
+/// The binaries of the command-line rows.
+struct CliTools {
+    cairn: PathBuf,
+    /// A Rust binary that prints a line: the start-up floor.
+    hello: PathBuf,
+    bkt: Option<PathBuf>,
+    sqlite3: Option<PathBuf>,
+}
+
+/// Whole invocations, as a shell script makes them: each figure is spawning the process,
+/// its start-up, its work and its exit, timed from the parent. The contenders of every row
+/// run in alternation, one call each per round, so that a machine busy with something else
+/// slows them alike; medians and quartiles of `rounds` calls.
+fn cli(dir: &Path, tools: &CliTools, rounds: u64) -> Res {
+    let db = dir.join("cli.db");
+    let bkt_dir = dir.join("bkt");
+    let cairn = |args: &[&str]| {
+        let mut c = Command::new(&tools.cairn);
+        c.arg("--db").arg(&db).args(args);
+        c
+    };
+    let select = "SELECT value FROM cairn_cache WHERE ns = 'default' AND key = 'greeting'";
+    // (row, contender, command)
+    let mut rows: Vec<(&str, &str, Command)> = Vec::new();
+    rows.push(("startup", "cairn", {
+        let mut c = Command::new(&tools.cairn);
+        c.arg("--version");
+        c
+    }));
+    rows.push(("startup", "rust-hello", Command::new(&tools.hello)));
+    rows.push(("cache_get", "cairn", cairn(&["cache", "get", "greeting"])));
+    if let Some(sqlite3) = &tools.sqlite3 {
+        let mut c = Command::new(sqlite3);
+        c.arg(&db).arg(select);
+        rows.push(("cache_get", "sqlite3", c));
+    }
+    // The least a read of the same row from a Rust process on SQLite costs (the binary beside
+    // cairn-hello), for the memo row: how much of cairn's replay SQLite itself takes.
+    let floor = tools.hello.with_file_name("cairn-read-floor");
+    if floor.is_file() {
+        let mut c = Command::new(floor);
+        c.arg(&db).args(["default", "greeting"]);
+        rows.push(("memo_hit", "rusqlite-read", c));
+    }
+    rows.push(("memo_hit", "cairn", cairn(&["memo", "--ttl", "1h", "--", "echo", "hello"])));
+    if let Some(bkt) = &tools.bkt {
+        let mut c = Command::new(bkt);
+        c.arg("--cache-dir").arg(&bkt_dir).args(["--ttl", "1h", "--", "echo", "hello"]);
+        rows.push(("memo_hit", "bkt", c));
+    }
+    // The value, the memo's result and bkt's are stored before the first round.
+    spawn_ok(&mut cairn(&["cache", "set", "greeting", "hello"]))?;
+    for (_, _, cmd) in &mut rows {
+        spawn_ok(cmd)?;
+    }
+    // Per call: wall time, and the CPU time (user + system) the child used, which a machine
+    // busy with other work disturbs much less than wall time.
+    let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds as usize); rows.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds as usize); rows.len()];
+    for _ in 0..rounds {
+        for (i, (_, _, cmd)) in rows.iter_mut().enumerate() {
+            let before = children_cpu_us()?;
+            let t = Instant::now();
+            spawn_ok(cmd)?;
+            wall[i].push(t.elapsed().as_secs_f64() * 1e6);
+            cpu[i].push(children_cpu_us()? - before);
+        }
+    }
+    for (((row, contender, _), mut w), mut c) in rows.into_iter().zip(wall).zip(cpu) {
+        w.sort_by(f64::total_cmp);
+        c.sort_by(f64::total_cmp);
+        let at = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        emit(
+            json!({ "workload": "cli", "op": row, "contender": contender, "rounds": rounds }),
+            json!({ "median_us": at(&w, 0.5), "q1_us": at(&w, 0.25), "q3_us": at(&w, 0.75),
+                    "cpu_median_us": at(&c, 0.5) }),
+        );
+    }
+    if tools.bkt.is_none() {
+        emit(json!({ "workload": "cli", "contender": "bkt" }), json!({ "skipped": "bkt is not installed" }));
+    }
+    if tools.sqlite3.is_none() {
+        emit(
+            json!({ "workload": "cli", "contender": "sqlite3" }),
+            json!({ "skipped": "sqlite3 is not installed" }),
+        );
+    }
+    Ok(())
+}
+
+/// User and system CPU time of the children waited for so far, in µs.
+fn children_cpu_us() -> Res<f64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e6 + t.tv_usec() as f64;
+    Ok(us(u.user_time()) + us(u.system_time()))
+}
+
+/// Run `cmd` with no input and its output discarded; an error unless it exits 0.
+fn spawn_ok(cmd: &mut Command) -> Res {
+    let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+    if !status.success() {
+        return Err(format!("{cmd:?} exited with {status}").into());
+    }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// A key/value cache with expiry.
     #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
@@ -46,9 +47,15 @@ pub enum Command {
 
     /// Run a command once and replay its stdout, stderr and exit status while fresh.
     ///
-    /// The key defaults to the command line and the working directory. Overlapping identical
-    /// calls run the command once; the others wait and replay its result. A command that
-    /// exits non-zero is not stored unless --cache-failures is given.
+    /// The key is the command line and the working directory (or --key), plus the inputs named
+    /// with --env and --modtime, plus stdin when it is not a terminal: it is read to its end,
+    /// becomes part of the key and still reaches the command (--ignore-stdin leaves it out and
+    /// to the command; use it, or </dev/null, inside `while read` loops, whose input cairn
+    /// would otherwise read). Overlapping identical calls run the command once; the others
+    /// wait and replay its result. On a miss the command's output reaches you as it writes it,
+    /// while it is recorded; a replay interleaves stdout and stderr as the command did. Output
+    /// of any size is kept, in chunks, in bounded memory. A command that exits non-zero is
+    /// not stored unless --cache-failures is given.
     #[command(arg_required_else_help = true)]
     Memo(MemoArgs),
 
@@ -60,13 +67,14 @@ pub enum Command {
     #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
     Checkpoint(CheckpointCmd),
 
-    /// Run a command holding a named lock: no two runs overlap.
+    /// Run a command holding a named lock: no two runs overlap (or at most --max of them).
     ///
-    /// Exits with the command's status; 1 if the lock stays held (at once with --no-wait, after
-    /// DUR with --wait; without either, waits as long as it takes). The lock is renewed while
-    /// the command runs, released when it ends, and recovered if cairn is killed: at once by
-    /// processes on the same host (its pid is gone), elsewhere when its --ttl runs out. Signals
-    /// sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the command.
+    /// Exits with the command's status; 1 (or --held-exit) if the lock stays held (at once with
+    /// --no-wait, after DUR with --wait; without either, waits as long as it takes). The lock is
+    /// renewed while the command runs, released when it ends, and recovered if cairn is killed:
+    /// at once by processes on the same host (its pid is gone), elsewhere when its --ttl runs
+    /// out. Signals sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the
+    /// command.
     #[command(arg_required_else_help = true)]
     Lock(LockArgs),
 
@@ -108,12 +116,22 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff), e.g. `cairn man > ~/.local/share/man/man1/cairn.1`.
-    Man,
+    /// Print a man page (roff): cairn's, or a subcommand's (`cairn man cache get`); with --dir,
+    /// write every page, one per subcommand (cairn.1, cairn-cache.1, cairn-cache-get.1, ...),
+    /// e.g. `cairn man --dir ~/.local/share/man/man1`.
+    Man {
+        /// The subcommand whose page to print, e.g. `memo` or `cache get`.
+        #[arg(conflicts_with = "dir")]
+        command: Vec<String>,
+        /// Write every page into DIR (created if missing) and list the files written.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Cache commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CacheCmd {
     /// Print a value's exact bytes. Exit 1 on a miss or an expired entry.
     Get {
@@ -160,8 +178,13 @@ pub enum CacheCmd {
     },
     /// Remove expired entries (of --ns if given, else of every namespace); print how many.
     Sweep,
-    /// Remove every entry of the namespace; print how many.
-    Clear,
+    /// Remove every entry of the namespace (or those whose key starts with --prefix); print how
+    /// many.
+    Clear {
+        /// Only the keys that start with this.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+    },
 }
 
 /// `cache set` and `cache add`.
@@ -206,10 +229,11 @@ pub enum Kind {
 /// `memo`.
 #[derive(Debug, Args)]
 pub struct MemoArgs {
-    /// How long a result is replayed.
-    #[arg(long, value_parser = duration, default_value = "60s")]
+    /// How long a result is replayed [default: $CAIRN_MEMO_TTL, else 60s].
+    #[arg(long, value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
     pub ttl: Duration,
-    /// The cache key (default: derived from the command line and the working directory).
+    /// The cache key instead of the command line and working directory (inputs named with
+    /// --env, --modtime and stdin are still added to it).
     #[arg(long, value_parser = non_empty("key"))]
     pub key: Option<String>,
     /// Serve an expired result for up to DUR more while one background run refreshes it.
@@ -218,7 +242,23 @@ pub struct MemoArgs {
     /// Store results of commands that exit non-zero too.
     #[arg(long)]
     pub cache_failures: bool,
-    /// Internal: the background refresh of a stale result.
+    /// Run the command now even if a fresh result is stored, and store the new one.
+    #[arg(long, conflicts_with = "forget")]
+    pub force: bool,
+    /// Make environment variable NAME's value (or its absence) part of the key. Repeatable.
+    #[arg(long = "env", value_name = "NAME", value_parser = non_empty("variable name"))]
+    pub env: Vec<String>,
+    /// Make PATH's modification time (or its absence) part of the key. Repeatable.
+    #[arg(long = "modtime", value_name = "PATH")]
+    pub modtime: Vec<PathBuf>,
+    /// Leave stdin out of the key: the command reads it as it would without cairn.
+    #[arg(long)]
+    pub ignore_stdin: bool,
+    /// Drop the stored result of this command line instead of running it; exit 1 if there is
+    /// none.
+    #[arg(long)]
+    pub forget: bool,
+    /// Internal: the background refresh of a stale result (--key is used as is).
     #[arg(long, hide = true)]
     pub refresh: bool,
     /// The command and its arguments.
@@ -228,6 +268,7 @@ pub struct MemoArgs {
 
 /// Ledger commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LedgerCmd {
     /// Record ids as done: `mark ID...`, or `mark -` for ids on stdin, one per line.
     Mark {
@@ -397,6 +438,7 @@ pub enum State {
 
 /// Checkpoint commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum CheckpointCmd {
     /// Record JOB's position (VALUE, or stdin when absent).
     Set {
@@ -438,6 +480,13 @@ pub struct LockArgs {
     /// the command runs.
     #[arg(long, value_parser = duration, default_value = "60s")]
     pub ttl: Duration,
+    /// Let up to N commands hold the lock at once (a counting semaphore; every caller of the
+    /// name should give the same N). A plain lock is --max 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(cairn::MAX_SEMAPHORE_SLOTS)))]
+    pub max: u32,
+    /// The exit status when the lock could not be taken, instead of 1 (as flock -E).
+    #[arg(long, value_name = "CODE", default_value_t = 1)]
+    pub held_exit: u8,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

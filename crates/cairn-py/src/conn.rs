@@ -489,8 +489,22 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.cache(&ns).keys(&prefix)?))
     }
 
-    fn cache_clear(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
-        self.run(py, tx, |s| Ok(s.cache(&ns).clear()?))
+    /// Every entry of the namespace, or those whose key starts with `prefix`.
+    #[pyo3(signature = (ns, prefix, tx))]
+    fn cache_clear(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        prefix: Option<PyBackedStr>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        self.run(py, tx, |s| {
+            let cache = s.cache(&ns);
+            Ok(match &prefix {
+                Some(p) => cache.clear_prefix(p)?,
+                None => cache.clear()?,
+            })
+        })
     }
 
     fn cache_sweep(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
@@ -908,15 +922,19 @@ impl Connection {
 
     // ---- locks ------------------------------------------------------------------------------
 
-    /// Take the lock if it is free (or its holder is dead); None at once otherwise.
+    /// Take one of the lock's `max` slots if one is free (or its holder is dead); None at
+    /// once otherwise. A plain lock is `max` 1.
+    #[pyo3(signature = (name, ttl, max=1))]
     fn lock_try(
         &self,
         py: Python<'_>,
         name: PyBackedStr,
         ttl: &Bound<'_, PyAny>,
+        max: u32,
     ) -> PyResult<Option<HeldLock>> {
         let ttl = convert::seconds(ttl, "a lock TTL")?;
-        let held = self.run_store(py, |s| Ok(s.try_lock(&name, ttl)?.map(cairn::LockGuard::into_held)))?;
+        let held =
+            self.run_store(py, |s| Ok(s.try_semaphore(&name, max, ttl)?.map(cairn::LockGuard::into_held)))?;
         Ok(held.map(HeldLock::new))
     }
 
@@ -947,6 +965,17 @@ impl Connection {
     fn lock_holder(&self, py: Python<'_>, name: PyBackedStr) -> PyResult<Option<(String, u32, i64)>> {
         let h = self.run_store(py, |s| Ok(s.lock_holder(&name)?))?;
         Ok(h.map(|h| (h.owner, h.pid, h.expires_at_millis)))
+    }
+
+    /// `(slot, owner, pid, expires_at_millis)` of the holders of the lock's slots below `max`.
+    fn lock_holders(
+        &self,
+        py: Python<'_>,
+        name: PyBackedStr,
+        max: u32,
+    ) -> PyResult<Vec<(u32, String, u32, i64)>> {
+        let hs = self.run_store(py, |s| Ok(s.lock_holders(&name, max)?))?;
+        Ok(hs.into_iter().map(|h| (h.slot, h.owner, h.pid, h.expires_at_millis)).collect())
     }
 
     // ---- migrations and users' own SQL ------------------------------------------------------

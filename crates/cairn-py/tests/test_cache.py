@@ -95,6 +95,19 @@ def test_clear_empties_one_namespace_only(store: cairn.Store) -> None:
     assert store.cache_namespaces() == ["b"], "a has neither entries nor statistics left"
 
 
+def test_clear_with_a_prefix_removes_only_those_keys(store: cairn.Store) -> None:
+    c = store.cache("p")
+    for k in ["user:1", "user:2", "users", "page:1"]:
+        c[k] = 1
+    assert c.clear(prefix="user:") == 2
+    assert c.keys() == ["page:1", "users"]
+    assert c.clear(prefix="nothing") == 0
+    with store.transaction() as tx:
+        assert tx.cache("p").clear(prefix="u") == 1
+    assert c.keys() == ["page:1"]
+    assert c.clear(prefix="") == 1, "the empty prefix is every key"
+
+
 def test_stats_count_hits_misses_and_entries(store: cairn.Store) -> None:
     c = store.cache("s")
     c["k"] = "v"

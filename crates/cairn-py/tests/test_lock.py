@@ -96,6 +96,26 @@ def test_the_library_keeps_a_held_lock_renewed(path: str) -> None:
     store.close()
 
 
+def test_a_lock_of_max_holders_admits_that_many_and_names_them_when_full(path: str) -> None:
+    a, b = cairn.Store(path), cairn.Store(path)
+    with a.lock("pool", max=2, timeout=0), b.lock("pool", max=2, timeout=0):
+        assert [h.slot for h in b.lock_holders("pool", max=2)] == [0, 1]
+        with pytest.raises(cairn.LockHeldError, match="held by its 2 holders at most"):
+            with b.lock("pool", max=2, timeout=0):
+                pass
+        with pytest.raises(cairn.LockHeldError):
+            with b.lock("pool", timeout=0):
+                pass  # a plain lock is slot 0
+        with b.lock("pool", max=3, timeout=0) as third:
+            assert third.held
+    assert b.lock_holders("pool", max=3) == []
+    with pytest.raises(cairn.InvalidInputError, match="1 to"):
+        with a.lock("pool", max=0, timeout=0):
+            pass
+    a.close()
+    b.close()
+
+
 def test_lock_arguments_are_checked(store: cairn.Store) -> None:
     with pytest.raises(cairn.InvalidInputError, match="lock TTL of 0s"):
         with store.lock("x", ttl=0):

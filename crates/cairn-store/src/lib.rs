@@ -7,7 +7,8 @@
 //! - a **ledger of processed items** ([`Ledger`]): re-runs skip done work, and several workers
 //!   share one list through claims with leases, fencing tokens and retries;
 //! - **checkpoints** ([`Checkpoint`]): a job's position, saved with the marks it belongs to;
-//! - **named locks** ([`Store::try_lock`]) against cron overlap, recovered when their holder dies;
+//! - **named locks** ([`Store::try_lock`]) against cron overlap, and counting semaphores
+//!   ([`Store::try_semaphore`]), recovered when their holder dies;
 //! - a **migration runner** on `user_version` for your own files, and under a scope inside a
 //!   store ([`Migrations`]);
 //! - **transactions** across all of them ([`Store::transaction`]), and your own SQL on the same
@@ -89,9 +90,12 @@ pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
 };
-pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder};
+pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
-pub use memo::{command_key, CommandOutput, MemoPolicy, Memoized};
+pub use memo::{
+    command_key, ChildRun, CommandKey, CommandOutput, KeptInput, MemoOutcome, MemoPolicy, MemoRecorder,
+    Memoized, Stream,
+};
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

@@ -8,6 +8,11 @@
 //! Locks are **not reentrant**: a second acquisition of a lock the same process already holds
 //! fails like anyone else's, because an inner section releasing the lock early would
 //! silently unprotect the outer one. Hold one guard and pass it down instead.
+//!
+//! A lock can also admit up to N holders at once, a counting semaphore
+//! ([`Store::try_semaphore`]): it has N slots, each a lock of its own with the same expiry and
+//! dead-holder recovery; a plain lock is the semaphore of one slot, so the two exclude each
+//! other on slot 0.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,10 +25,12 @@ use crate::storage::EngineOps;
 use crate::storage::Taker;
 use crate::store::Store;
 
-/// Who holds a lock.
+/// Who holds a lock (or one slot of a semaphore).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LockHolder {
+    /// Which slot: 0 for a plain lock.
+    pub slot: u32,
     /// The holder's unique owner name.
     pub owner: String,
     /// Its process id.
@@ -76,6 +83,7 @@ pub struct LockGuard<'s> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldLock {
     name: String,
+    slot: u32,
     owner: String,
 }
 
@@ -83,6 +91,11 @@ impl HeldLock {
     /// The lock's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Which slot of the lock is held: 0 for a plain lock, below N for a semaphore of N.
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// The unique owner name this hold is recorded under.
@@ -100,6 +113,11 @@ impl LockGuard<'_> {
     /// The lock's name.
     pub fn name(&self) -> &str {
         &self.held().name
+    }
+
+    /// Which slot is held: 0 for a plain lock, below N for a semaphore of N.
+    pub fn slot(&self) -> u32 {
+        self.held().slot
     }
 
     /// Push the expiry to `ttl` from now. Fails with `LeaseLost` if the lock expired and
@@ -134,7 +152,7 @@ impl Drop for LockGuard<'_> {
         let engine = &self.store.engine;
         if engine.in_transaction() {
             // Dropped inside a transaction of the same store: the release commits with it.
-            let _ = engine.lock_release(&held.name, &held.owner);
+            let _ = engine.lock_release(&held.name, held.slot, &held.owner);
             return;
         }
         let busy = engine.busy_timeout();
@@ -192,8 +210,39 @@ impl Store {
     /// Take the lock `name` for `ttl` if it is free, expired, or held by a dead process on
     /// this host; `None` at once otherwise.
     pub fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard<'_>>> {
+        self.try_semaphore(name, 1, ttl)
+    }
+
+    /// Take the lock `name` for `ttl`, waiting up to `wait` for it; `None` if it is still
+    /// held then.
+    pub fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<LockGuard<'_>>> {
+        self.semaphore(name, 1, ttl, wait)
+    }
+
+    /// Take one of the `max` slots of the counting semaphore `name` for `ttl`: at most `max`
+    /// holders at once. A slot is free when nobody holds it, its hold expired, or its holder
+    /// is a dead process on this host (taken over at once, as a plain lock's). `None` at once
+    /// if all are held. A plain lock of the same name is slot 0, so with `max` 1 this is
+    /// [`Store::try_lock`]. Every caller of one name should give the same `max`.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let ttl = Duration::from_secs(60);
+    /// let a = store.try_semaphore("downloads", 2, ttl)?.expect("a slot");
+    /// let b = store.try_semaphore("downloads", 2, ttl)?.expect("the other slot");
+    /// assert_eq!((a.slot(), b.slot()), (0, 1));
+    /// assert!(store.try_semaphore("downloads", 2, ttl)?.is_none()); // both are held
+    /// drop(a);
+    /// assert!(store.try_semaphore("downloads", 2, ttl)?.is_some());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn try_semaphore(&self, name: &str, max: u32, ttl: Duration) -> Result<Option<LockGuard<'_>>> {
         validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
         validate_lock_ttl(ttl)?;
+        validate_slots(max)?;
         let owner = process::token();
         let me = process::me();
         let taker =
@@ -201,28 +250,40 @@ impl Store {
         let taken = self.write_tx(|s| {
             let now = s.now();
             let until = deadline(now, ttl);
-            if s.engine.lock_take(name, &taker, until, now, None)? {
-                return Ok(true);
+            if let Some(slot) = s.engine.lock_take_any(name, max, &taker, until, now)? {
+                return Ok(Some(slot));
             }
-            match s.engine.lock_holder(name)? {
-                Some(h) if process::is_dead(&h.boot_id, h.pid, h.pid_start) => {
-                    s.engine.lock_take(name, &taker, until, now, Some(&h.owner))
+            for h in s.engine.lock_holders(name, max)? {
+                if process::is_dead(&h.boot_id, h.pid, h.pid_start)
+                    && s.engine.lock_take_over(name, h.slot, &taker, until, now, &h.owner)?
+                {
+                    return Ok(Some(h.slot));
                 }
-                _ => Ok(false),
             }
+            Ok(None)
         })?;
-        Ok(taken.then(|| LockGuard { store: self, held: Some(HeldLock { name: name.to_owned(), owner }) }))
+        Ok(taken.map(|slot| LockGuard {
+            store: self,
+            held: Some(HeldLock { name: name.to_owned(), slot, owner }),
+        }))
     }
 
-    /// Take the lock `name` for `ttl`, waiting up to `wait` for it; `None` if it is still
-    /// held then.
-    pub fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<LockGuard<'_>>> {
+    /// Take one of the `max` slots of the semaphore `name` (see [`Store::try_semaphore`]),
+    /// waiting up to `wait` for one; `None` if all are still held then.
+    pub fn semaphore(
+        &self,
+        name: &str,
+        max: u32,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<LockGuard<'_>>> {
         validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
         validate_lock_ttl(ttl)?;
+        validate_slots(max)?;
         let give_up = deadline(self.now(), wait);
         let mut nap = Duration::from_millis(2);
         loop {
-            if let Some(guard) = self.try_lock(name, ttl)? {
+            if let Some(guard) = self.try_semaphore(name, max, ttl)? {
                 return Ok(Some(guard));
             }
             let now = self.now();
@@ -240,7 +301,7 @@ impl Store {
     pub fn renew_lock(&self, lock: &HeldLock, ttl: Duration) -> Result<()> {
         validate_lock_ttl(ttl)?;
         self.write_tx(|s| {
-            if s.engine.lock_renew(&lock.name, &lock.owner, deadline(s.now(), ttl))? {
+            if s.engine.lock_renew(&lock.name, lock.slot, &lock.owner, deadline(s.now(), ttl))? {
                 Ok(())
             } else {
                 Err(Error::LeaseLost { what: "lock", name: lock.name.clone(), holder: lock.owner.clone() })
@@ -250,7 +311,7 @@ impl Store {
 
     /// Release `lock`. False if it had already been taken over.
     pub fn release_lock(&self, lock: &HeldLock) -> Result<bool> {
-        self.write_tx(|s| s.engine.lock_release(&lock.name, &lock.owner))
+        self.write_tx(|s| s.engine.lock_release(&lock.name, lock.slot, &lock.owner))
     }
 
     /// Renew `lock` every `ttl / 3` from a thread with its own connection to the store's file,
@@ -303,16 +364,44 @@ impl Store {
         Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
     }
 
-    /// Who holds `name`, if anyone does (an expired hold is reported as none).
+    /// Who holds `name`, if anyone does (an expired hold is reported as none). For a
+    /// semaphore, slot 0's holder; see [`Store::lock_holders`].
     pub fn lock_holder(&self, name: &str) -> Result<Option<LockHolder>> {
-        validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
-        let now = self.now();
-        Ok(self.engine.lock_holder(name)?.filter(|h| h.expires_at > now).map(|h| LockHolder {
-            owner: h.owner,
-            pid: u32::try_from(h.pid).unwrap_or(0),
-            expires_at_millis: h.expires_at,
-        }))
+        Ok(self.lock_holders(name, 1)?.pop())
     }
+
+    /// Who holds the slots of the semaphore `name` below `max`, by slot (expired holds left
+    /// out).
+    pub fn lock_holders(&self, name: &str, max: u32) -> Result<Vec<LockHolder>> {
+        validate_name("lock name", name, crate::MAX_KEY_BYTES)?;
+        validate_slots(max)?;
+        let now = self.now();
+        Ok(self
+            .engine
+            .lock_holders(name, max)?
+            .into_iter()
+            .filter(|h| h.expires_at > now)
+            .map(|h| LockHolder {
+                slot: h.slot,
+                owner: h.owner,
+                pid: u32::try_from(h.pid).unwrap_or(0),
+                expires_at_millis: h.expires_at,
+            })
+            .collect())
+    }
+}
+
+/// The most slots a semaphore may have: enough for any pool of workers on a few hosts, few
+/// enough that taking one stays a short statement.
+pub const MAX_SEMAPHORE_SLOTS: u32 = 10_000;
+
+fn validate_slots(max: u32) -> Result<()> {
+    if max == 0 || max > MAX_SEMAPHORE_SLOTS {
+        return Err(Error::invalid(format!(
+            "a lock admits 1 to {MAX_SEMAPHORE_SLOTS} holders at once; {max} was asked"
+        )));
+    }
+    Ok(())
 }
 
 /// A hold of zero is free again the moment it is taken: no mutual exclusion at all.

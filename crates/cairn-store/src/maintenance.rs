@@ -240,7 +240,7 @@ impl Store {
 
     fn permission_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", crate::storage::sqlite::hits::HITS_SUFFIX] {
             let path = side_file(self.path(), suffix);
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let mode = meta.permissions().mode() & 0o777;

@@ -74,8 +74,12 @@ pub fn run(ctx: &Ctx, cmd: CacheCmd) -> Outcome {
             out.line(n)?;
             exit::OK
         }
-        CacheCmd::Clear => {
-            out.line(cache.clear()?)?;
+        CacheCmd::Clear { prefix } => {
+            let n = match prefix {
+                Some(p) => cache.clear_prefix(&p)?,
+                None => cache.clear()?,
+            };
+            out.line(n)?;
             exit::OK
         }
     };

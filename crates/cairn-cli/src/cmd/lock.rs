@@ -13,7 +13,6 @@ use signal_hook::low_level::siginfo::Cause;
 use super::memo::status_code;
 use super::Ctx;
 use crate::cli::LockArgs;
-use crate::exit;
 use crate::output::{note, Failure, Outcome};
 
 /// "Wait as long as it takes": long enough to be forever for a cron job.
@@ -25,11 +24,17 @@ const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
     let store = ctx.open()?;
     let wait = if args.no_wait { Duration::ZERO } else { args.wait.unwrap_or(FOREVER) };
-    let Some(guard) = store.lock(&args.name, args.ttl, wait)? else {
-        let holder = store.lock_holder(&args.name)?;
-        let by = holder.map_or_else(String::new, |h| format!(" by pid {}", h.pid));
-        note(format_args!("lock '{}' is held{by}; not running the command", args.name));
-        return Ok(exit::NO);
+    let Some(guard) = store.semaphore(&args.name, args.max, args.ttl, wait)? else {
+        let pids: Vec<String> =
+            store.lock_holders(&args.name, args.max)?.iter().map(|h| h.pid.to_string()).collect();
+        let by = match pids.len() {
+            0 => String::new(),
+            1 => format!(" by pid {}", pids[0]),
+            _ => format!(" by pids {}", pids.join(", ")),
+        };
+        let what = if args.max == 1 { String::new() } else { format!(" ({} holders at most)", args.max) };
+        note(format_args!("lock '{}'{what} is held{by}; not running the command", args.name));
+        return Ok(args.held_exit);
     };
 
     // Registered before the command starts, so no signal falls between the two.

@@ -1,17 +1,15 @@
 //! `cairn memo`: run a command once, replay its result.
 
-use std::ffi::OsString;
-use std::io::Write;
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use cairn::Options;
-use cairn::{command_key, CommandOutput, MemoPolicy, Memoized};
+use cairn::{CommandKey, KeptInput, MemoOutcome, MemoPolicy, Options, Stream};
 
-use super::Ctx;
+use super::{yes_no, Ctx};
 use crate::cli::MemoArgs;
-use crate::output::{note, Failure, Out, Outcome};
+use crate::output::{note, Failure, Outcome};
 
 /// How long overlapping calls wait for the first one's command before running it
 /// themselves. A computer that dies on this host is noticed at once (its pid is gone), so
@@ -20,68 +18,142 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
     let ns = ctx.ns.as_deref().unwrap_or("memo");
-    let key = match &args.key {
-        Some(k) => k.clone(),
-        None => {
-            let cwd = std::env::current_dir().map_err(Failure::io("reading the working directory"))?;
-            command_key(&args.command, &cwd)
-        }
-    };
-    let policy = MemoPolicy {
-        ttl: args.ttl,
-        stale: args.stale.unwrap_or(Duration::ZERO),
-        cache_failures: args.cache_failures,
-    };
+    let (key, input) = key_of(&args)?;
+    let mut policy = MemoPolicy::new(args.ttl).cache_failures(args.cache_failures).force(args.force);
+    if let Some(stale) = args.stale {
+        policy = policy.stale(stale);
+    }
     let store = ctx.open_with(Options::new().fill_timeout(FILL_TIMEOUT))?;
     let cache = store.cache(ns);
-    let mut spawn_error = None;
-    let mut run_it = || {
-        execute(&args.command).map_err(|e| {
-            // Not storable: a command that cannot start is reported, not memoized.
-            spawn_error = Some(e);
-            cairn::Error::InvalidInput("the command could not start".into())
-        })
+    if args.forget {
+        return Ok(yes_no(cache.memo_forget(&key)?));
+    }
+    let mut out = Passer::new();
+    let mut passing_on: Option<io::Error> = None;
+    let mut run_it = |rec: &mut cairn::MemoRecorder<'_, '_>| -> Outcome<i32> {
+        let (program, rest) =
+            args.command.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
+        let stdin = match &input {
+            Some(kept) => kept.to_stdio().map_err(Failure::io("passing stdin on to the command"))?,
+            None => Stdio::inherit(),
+        };
+        let mut child = Command::new(program)
+            .args(rest)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
+        let ran = rec.record_child(&mut child, &mut |stream, bytes| out.pass(stream, bytes, true))?;
+        passing_on = ran.passing_on;
+        Ok(ran.status)
     };
     if args.refresh {
-        let refreshed = cache.memo_refresh(&key, policy, &mut run_it);
-        return match (refreshed, spawn_error) {
-            (_, Some(e)) => Err(e),
-            (r, None) => r.map(|_| crate::exit::OK).map_err(Failure::from),
-        };
+        cache.memo_refresh_stream(&key, policy, &mut run_it)?;
+        return Ok(crate::exit::OK);
     }
-    let outcome = cache.memo(&key, policy, &mut run_it);
-    if let Some(e) = spawn_error {
-        return Err(e);
+    let mut replay = Passer::new();
+    let outcome = cache.memo_stream(
+        &key,
+        policy,
+        &mut |s, b| replay.pass(s, b, false).map_err(stdout_failure),
+        &mut run_it,
+    )?;
+    replay.finish().map_err(stdout_failure)?;
+    if let Some(e) = passing_on {
+        return Err(stdout_failure(e));
     }
-    let output = match outcome? {
-        Memoized::Cached(output) => output,
-        Memoized::Ran { output, stored } => {
-            if !stored && (output.success() || policy.cache_failures) {
-                note("the output is larger than a cache value may be; it was not stored");
-            }
-            output
+    match outcome {
+        MemoOutcome::Ran { status, stored: false } if status == 0 || args.cache_failures => {
+            note("the result was not kept: its output was removed from the store while the command ran");
         }
-        Memoized::Stale { output, refreshing } => {
-            if !refreshing {
-                refresh_in_background(ctx, ns, &key, &args)?;
-            }
-            output
+        MemoOutcome::Stale { refreshing: false, .. } => {
+            refresh_in_background(ctx, ns, &key, &args, input.as_ref())?
         }
-        _ => return Err(Failure::Usage("unexpected memo outcome".into())),
-    };
-    drop(store);
-    replay(&output)
+        _ => {}
+    }
+    Ok(u8::try_from(outcome.status() & 0xff).unwrap_or(1))
 }
 
-/// Run the command with inherited stdin, capturing its stdout and stderr.
-fn execute(argv: &[OsString]) -> Result<CommandOutput, Failure> {
-    let (program, rest) = argv.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
-    let out = Command::new(program)
-        .args(rest)
-        .stdin(Stdio::inherit())
-        .output()
-        .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
-    Ok(CommandOutput { status: status_code(out.status), stdout: out.stdout, stderr: out.stderr })
+/// The result's key, and the stdin read into it (kept for the command): the command line and
+/// working directory, or --key, then --env, --modtime and stdin unless it is a terminal or
+/// --ignore-stdin says so. A background refresh is given the finished key.
+fn key_of(args: &MemoArgs) -> Outcome<(String, Option<KeptInput>)> {
+    if args.refresh {
+        let key = args.key.clone().ok_or_else(|| Failure::Usage("--refresh needs --key".into()))?;
+        return Ok((key, None));
+    }
+    let mut key = match &args.key {
+        Some(name) => CommandKey::named(name),
+        None => {
+            let cwd = std::env::current_dir().map_err(Failure::io("reading the working directory"))?;
+            CommandKey::new(&args.command, &cwd)
+        }
+    };
+    for name in &args.env {
+        key.env(name.as_ref(), std::env::var_os(name).as_deref());
+    }
+    for path in &args.modtime {
+        key.modtime(path);
+    }
+    let stdin = io::stdin();
+    let input = if args.ignore_stdin || stdin.is_terminal() {
+        None
+    } else {
+        match key.input(stdin.lock()) {
+            Ok(kept) => Some(kept),
+            // No stdin at all (a closed descriptor): nothing to read, nothing to pass on.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBADF) => None,
+            Err(e) => return Err(Failure::Io("reading stdin".into(), e)),
+        }
+    };
+    Ok((key.finish(), input))
+}
+
+/// Where output goes: stdout (buffered, flushed before anything goes to stderr, so that the
+/// two interleave as written) and stderr.
+struct Passer {
+    stdout: io::BufWriter<io::StdoutLock<'static>>,
+    stderr: io::StderrLock<'static>,
+}
+
+impl Passer {
+    fn new() -> Self {
+        Passer {
+            stdout: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            stderr: io::stderr().lock(),
+        }
+    }
+
+    /// Write a piece; `live`: the command is running, so the reader gets it now.
+    fn pass(&mut self, stream: Stream, bytes: &[u8], live: bool) -> io::Result<()> {
+        match stream {
+            Stream::Stdout => {
+                self.stdout.write_all(bytes)?;
+                if live {
+                    self.stdout.flush()?;
+                }
+            }
+            Stream::Stderr => {
+                self.stdout.flush()?;
+                // A closed stderr is no reason to stop: messages are not data.
+                let _ = self.stderr.write_all(bytes);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.stdout.flush()
+    }
+}
+
+fn stdout_failure(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Failure::BrokenPipe
+    } else {
+        Failure::Io("writing to stdout".into(), e)
+    }
 }
 
 /// The status a shell would report: the exit code, or 128 + the signal that killed it.
@@ -89,19 +161,15 @@ pub fn status_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// Write the result back exactly: stdout, stderr, then exit with its status.
-fn replay(output: &CommandOutput) -> Outcome {
-    let mut out = Out::new();
-    out.bytes(&output.stdout)?;
-    out.flush()?;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(&output.stderr).and_then(|()| err.flush());
-    Ok(u8::try_from(output.status & 0xff).unwrap_or(1))
-}
-
-/// Start `cairn memo --refresh` detached (its own process group, no terminal), so the stale
-/// result is served now and the next call finds a fresh one.
-fn refresh_in_background(ctx: &Ctx, ns: &str, key: &str, args: &MemoArgs) -> Outcome<()> {
+/// Start `cairn memo --refresh` detached (its own process group, no terminal; stdin the
+/// one this call read), so the stale result is served now and the next call finds a fresh one.
+fn refresh_in_background(
+    ctx: &Ctx,
+    ns: &str,
+    key: &str,
+    args: &MemoArgs,
+    input: Option<&KeptInput>,
+) -> Outcome<()> {
     let exe = std::env::current_exe().map_err(Failure::io("locating the cairn executable"))?;
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let mut cmd = Command::new(exe);
@@ -115,7 +183,11 @@ fn refresh_in_background(ctx: &Ctx, ns: &str, key: &str, args: &MemoArgs) -> Out
         cmd.arg("--cache-failures");
     }
     cmd.arg("--").args(&args.command);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    let stdin = match input {
+        Some(kept) => kept.to_stdio().map_err(Failure::io("passing stdin on to the refresh"))?,
+        None => Stdio::null(),
+    };
+    cmd.stdin(stdin).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
     cmd.spawn().map_err(Failure::io("starting the background refresh"))?;
     Ok(())
 }

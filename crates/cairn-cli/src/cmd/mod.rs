@@ -71,7 +71,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Backup { path } => maintenance::backup(&ctx, &path),
         Command::Vacuum => maintenance::vacuum(&ctx),
         Command::Completions { shell } => generate::completions(shell),
-        Command::Man => generate::man(),
+        Command::Man { command, dir } => generate::man(&command, dir.as_deref()),
     }
 }
 

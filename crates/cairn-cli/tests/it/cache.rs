@@ -93,6 +93,19 @@ fn list_prints_keys_by_prefix_as_lines_or_json_and_clear_counts() {
 }
 
 #[test]
+fn clear_with_a_prefix_removes_only_those_keys_and_prints_how_many() {
+    let env = Env::new();
+    for k in ["b:2", "a:1", "b:1", "b"] {
+        env.ok(&["cache", "set", k, "v"], 0);
+    }
+    assert_eq!(env.ok(&["cache", "clear", "--prefix", "b:"], 0), "2\n");
+    assert_eq!(env.ok(&["cache", "list"], 0), "a:1\nb\n");
+    assert_eq!(env.ok(&["cache", "clear", "--prefix", "zz"], 0), "0\n", "none is not a failure");
+    assert_eq!(env.ok(&["-n", "other", "cache", "clear", "--prefix", "a"], 0), "0\n");
+    assert_eq!(env.ok(&["cache", "list"], 0), "a:1\nb\n");
+}
+
+#[test]
 fn usage_errors_exit_2_with_one_line_and_create_nothing() {
     let env = Env::new();
     for args in [

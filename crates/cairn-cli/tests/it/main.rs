@@ -5,6 +5,7 @@ mod claims;
 mod idioms;
 mod ledger;
 mod maintenance;
+mod memo;
 mod memo_lock;
 mod paths;
 mod postgres;

@@ -163,3 +163,54 @@ fn completions_and_the_man_page_come_from_the_definitions() {
     let man = env.ok(&["man"], 0);
     assert!(man.contains(".TH cairn") && man.contains("Exit status"), "{}", &man[..200.min(man.len())]);
 }
+
+#[test]
+fn every_subcommand_has_a_man_page_and_man_dir_writes_them_all() {
+    let env = Env::new();
+    let memo = env.ok(&["man", "memo"], 0);
+    assert!(memo.starts_with(".ie") && memo.contains(".TH cairn-memo 1"), "{}", &memo[..200.min(memo.len())]);
+    assert!(memo.contains("\\-\\-forget") && memo.contains("\\-\\-modtime"), "the page lists memo's options");
+    assert!(env.ok(&["man", "cache", "clear"], 0).contains("\\-\\-prefix"));
+    let (code, _, err) = env.run(&["man", "cache", "nope"]);
+    assert_eq!(code, 2);
+    crate::assert_one_line_error(&err);
+
+    let dir = env.path("man1");
+    let listed = env.ok(&["man", "--dir", dir.to_str().unwrap()], 0);
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(listed.lines().count(), written.len(), "every file written is listed");
+    for page in [
+        "cairn.1",
+        "cairn-memo.1",
+        "cairn-lock.1",
+        "cairn-cache.1",
+        "cairn-cache-clear.1",
+        "cairn-ledger-next.1",
+    ] {
+        assert!(written.iter().any(|w| w == page), "{page} missing from {written:?}");
+    }
+    // One page per visible subcommand, at every level; none for the hidden `help`.
+    let help = env.ok(&["--help"], 0);
+    let top: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   ")) // a description's wrapped line
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(top.len() >= 10, "{top:?}");
+    for c in top {
+        assert!(written.contains(&format!("cairn-{c}.1")), "no page for cairn {c}");
+    }
+    assert!(!written.iter().any(|w| w.contains("help")), "{written:?}");
+    for page in &written {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(&format!(".TH {} 1", page.trim_end_matches(".1"))), "{page}");
+    }
+}

@@ -8,16 +8,16 @@ use std::time::{Duration, SystemTime};
 use crate::{wait_until, wait_within, Env};
 
 /// A command that counts its runs in `count` and prints the run number on stdout and stderr.
-fn counting(status: i32) -> Vec<String> {
+pub(crate) fn counting(status: i32) -> Vec<String> {
     let script = format!("echo x >> count; n=$(wc -l < count); printf 'out %s\\0\\377' $n; printf 'err %s' $n >&2; exit {status}");
     vec!["sh".into(), "-c".into(), script]
 }
 
-fn runs(env: &Env) -> usize {
+pub(crate) fn runs(env: &Env) -> usize {
     std::fs::read_to_string(env.path("count")).map_or(0, |s| s.lines().count())
 }
 
-fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
+pub(crate) fn memo(env: &Env, flags: &[&str], cmd: &[String]) -> (i32, Vec<u8>, String) {
     let mut args: Vec<&str> = vec!["memo"];
     args.extend_from_slice(flags);
     args.push("--");
@@ -138,6 +138,77 @@ fn a_held_lock_exits_1_with_no_wait_and_after_the_wait() {
     drop(guard);
     env.ok(&["lock", "job", "--wait", "1s", "--", "touch", "ran"], 0);
     assert!(env.path("ran").exists());
+}
+
+/// A `cairn lock` of `name` with `flags` in the background, running a command that says it
+/// started (file `started-TAG`) and holds until the file `release` appears (20 s at most).
+fn hold(env: &Env, name: &str, flags: &[&str], tag: &str) -> std::process::Child {
+    let script = format!(
+        "touch started-{tag}; i=0; while [ ! -e release ] && [ $i -lt 2000 ]; do i=$((i+1)); sleep 0.01; done"
+    );
+    let mut args = vec!["lock", name];
+    args.extend_from_slice(flags);
+    args.extend(["--", "sh", "-c", &script]);
+    let child = env.cairn_std().args(&args).spawn().unwrap();
+    wait_until(&format!("holder {tag} runs"), || env.path(&format!("started-{tag}")).exists());
+    child
+}
+
+#[test]
+fn lock_max_lets_that_many_commands_run_at_once_and_holds_the_next() {
+    let env = Env::new();
+    env.ok(&["cache", "get", "init"], 1); // create the store
+    let mut a = hold(&env, "pool", &["--max", "2"], "a");
+    let mut b = hold(&env, "pool", &["--max", "2"], "b");
+    let (code, _, err) = env.run(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 holders at most") && err.contains("by pids"), "{err}");
+    assert!(!env.path("ran").exists());
+    assert_eq!(holders(&env, "pool", 2), 2);
+    std::fs::write(env.path("release"), "").unwrap();
+    assert!(wait_within(&mut a, "holder a").success());
+    assert!(wait_within(&mut b, "holder b").success());
+    env.ok(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+    assert_eq!(holders(&env, "pool", 2), 0, "all released");
+}
+
+#[test]
+fn held_exit_sets_the_status_when_the_lock_is_held() {
+    let env = Env::new();
+    env.ok(&["cache", "get", "init"], 1);
+    let store = cairn::Store::open(env.db()).unwrap();
+    let guard = store.try_lock("job", Duration::from_secs(60)).unwrap().unwrap();
+    let (code, _, _) = env.run(&["lock", "job", "--no-wait", "--held-exit", "75", "--", "touch", "ran"]);
+    assert_eq!(code, 75);
+    let (code, _, _) = env.run(&["lock", "job", "--wait", "10ms", "--held-exit", "0", "--", "touch", "ran"]);
+    assert_eq!(code, 0, "0 is a valid choice: 'held is fine'");
+    assert!(!env.path("ran").exists());
+    drop(guard);
+    let (code, _, _) = env.run(&["lock", "job", "--held-exit", "75", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3, "the command's own status when it ran");
+    let (code, _, err) = env.run(&["lock", "job", "--held-exit", "256", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = env.run(&["lock", "job", "--max", "0", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_semaphore_slot_is_recovered_at_once_when_its_cairn_is_killed() {
+    let env = Env::new();
+    env.ok(&["cache", "get", "init"], 1);
+    let mut a = hold(&env, "pool", &["--max", "2", "--ttl", "1h"], "a");
+    let mut b = hold(&env, "pool", &["--max", "2", "--ttl", "1h"], "b");
+    a.kill().unwrap(); // SIGKILL: its slot's row stays, its pid is gone
+    a.wait().unwrap();
+    env.ok(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+    std::fs::write(env.path("release"), "").unwrap();
+    assert!(wait_within(&mut b, "holder b").success());
+}
+
+fn holders(env: &Env, name: &str, max: u32) -> usize {
+    cairn::Store::open(env.db()).unwrap().lock_holders(name, max).unwrap().len()
 }
 
 fn holder(env: &Env, name: &str) -> Option<cairn::LockHolder> {

@@ -171,9 +171,19 @@ class Cache:
         """Remove this namespace's expired entries. Returns how many."""
         return self._src._conn().cache_sweep(self._ns, self._tx)
 
-    def clear(self) -> int:
-        """Remove every entry of the namespace. Returns how many. Bounds and statistics stay."""
-        return self._src._conn().cache_clear(self._ns, self._tx)
+    def clear(self, prefix: Optional[str] = None) -> int:
+        """Remove every entry of the namespace, or with `prefix` those whose key starts with
+        it (expired ones included). Returns how many. Bounds and statistics stay.
+
+        >>> import cairn
+        >>> c = cairn.Store(":memory:").cache("c")
+        >>> c["user:1"] = c["user:2"] = c["page:1"] = 1
+        >>> c.clear(prefix="user:")
+        2
+        >>> c.keys()
+        ['page:1']
+        """
+        return self._src._conn().cache_clear(self._ns, prefix, self._tx)
 
     def stats(self) -> CacheStats:
         """Size and counters of the namespace (hits and misses of every process)."""

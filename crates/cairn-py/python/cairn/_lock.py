@@ -26,6 +26,8 @@ class LockHolder:
     pid: int
     #: When its hold runs out unless renewed (UTC).
     expires_at: datetime.datetime
+    #: Which slot it holds: 0 for a plain lock, below `max` for a lock of ``max=N`` holders.
+    slot: int = 0
 
 
 def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
@@ -65,17 +67,28 @@ class Lock:
     at once). If it was lost anyway (the process was frozen longer than the TTL), leaving the
     block raises :class:`LeaseLostError`.
 
+    With ``max=N`` (:meth:`Store.lock`) up to N holders have it at once, a counting
+    semaphore: each holds one of its N slots, with the same expiry, renewal and dead-holder
+    recovery. A plain lock is slot 0 of the same name.
+
     The waiting happens in Python, in short sleeps, so Ctrl-C interrupts it.
     """
 
-    __slots__ = ("_store", "_name", "_ttl", "_timeout", "_keep_alive", "_held", "_renewer")
+    __slots__ = ("_store", "_name", "_ttl", "_max", "_timeout", "_keep_alive", "_held", "_renewer")
 
     def __init__(
-        self, store: Store, name: str, ttl: Duration, timeout: Optional[Duration], keep_alive: bool
+        self,
+        store: Store,
+        name: str,
+        ttl: Duration,
+        timeout: Optional[Duration],
+        keep_alive: bool,
+        max: int = 1,
     ) -> None:
         self._store = store
         self._name = name
         self._ttl = ttl
+        self._max = max
         self._timeout = _timeout_seconds(timeout)
         self._keep_alive = keep_alive
         self._held: Optional[_cairn.HeldLock] = None
@@ -100,7 +113,7 @@ class Lock:
         deadline = None if wait is None else time.monotonic() + wait
         nap = 0.002
         while True:
-            held = self._store._conn().lock_try(self._name, self._ttl)
+            held = self._store._conn().lock_try(self._name, self._ttl, self._max)
             if held is not None:
                 break
             now = time.monotonic()
@@ -145,13 +158,19 @@ class Lock:
         """Acquire within the lock's timeout, or raise :class:`LockHeldError` naming the
         holder."""
         if not self.acquire():
+            within = "at once" if self._timeout == 0 else f"within {self._timeout:g} s"
+            if self._max > 1:
+                pids = ", ".join(str(h.pid) for h in self._store.lock_holders(self._name, self._max))
+                raise LockHeldError(
+                    f"the lock {self._name!r} is held by its {self._max} holders at most (processes {pids}); "
+                    f"no slot was free {within}"
+                )
             holder = self._store.lock_holder(self._name)
             who = (
                 f"process {holder.pid} (owner {holder.owner}) until {holder.expires_at.isoformat()}"
                 if holder is not None
                 else "another holder (just released)"
             )
-            within = "at once" if self._timeout == 0 else f"within {self._timeout:g} s"
             raise LockHeldError(f"the lock {self._name!r} is held by {who}; it was not free {within}")
         return self
 

@@ -236,23 +236,46 @@ class Store:
         return Transaction(self)
 
     def lock(
-        self, name: str, *, ttl: Duration = 60, timeout: Optional[Duration] = None, keep_alive: bool = True
+        self,
+        name: str,
+        *,
+        ttl: Duration = 60,
+        timeout: Optional[Duration] = None,
+        keep_alive: bool = True,
+        max: int = 1,
     ) -> Lock:
         """The named lock `name`, for ``with store.lock(name, ttl=..., timeout=...):``.
 
         `timeout` is how long entering the block waits for the lock (None: as long as it
-        takes; 0: not at all) before raising :class:`LockHeldError`. See :class:`Lock` for
-        `ttl` and `keep_alive`."""
+        takes; 0: not at all) before raising :class:`LockHeldError`. With ``max=N`` up to N
+        holders have it at once (a counting semaphore; give every user of the name the same
+        N). See :class:`Lock` for `ttl` and `keep_alive`.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> with store.lock("downloads", max=2, timeout=0), store.lock("downloads", max=2, timeout=0):
+        ...     [h.slot for h in store.lock_holders("downloads", max=2)]
+        [0, 1]
+        """
         _check_name("lock name", name)
-        return Lock(self, name, ttl, timeout, keep_alive)
+        if isinstance(max, bool) or not isinstance(max, int):
+            raise TypeError(f"max must be an int, not {type(max).__name__}")
+        return Lock(self, name, ttl, timeout, keep_alive, max)
 
     def lock_holder(self, name: str) -> Optional[LockHolder]:
-        """Who holds the lock `name`, or None."""
+        """Who holds the lock `name` (slot 0 of a lock of several holders), or None."""
         h = self._conn().lock_holder(name)
         if h is None:
             return None
         owner, pid, expires = h
         return LockHolder(owner, pid, datetime.datetime.fromtimestamp(expires / 1000, tz=datetime.timezone.utc))
+
+    def lock_holders(self, name: str, max: int) -> list[LockHolder]:
+        """Who holds the slots of the lock `name` of up to `max` holders, by slot."""
+        return [
+            LockHolder(owner, pid, datetime.datetime.fromtimestamp(expires / 1000, tz=datetime.timezone.utc), slot)
+            for slot, owner, pid, expires in self._conn().lock_holders(name, max)
+        ]
 
     def memoize(
         self,

@@ -180,6 +180,9 @@ engine_ops! {
     fn cache_keys(&self, ns: &str, range: (&str, Option<&str>), after: &str, limit: i64, now: i64) -> Result<Vec<String>>;
     /// Delete a namespace's entries; how many.
     fn cache_clear(&self, ns: &str) -> Result<u64>;
+    /// Delete a namespace's entries whose keys lie in `[from, until)` (`until` `None`: to the
+    /// end), and their fill markers; how many entries.
+    fn cache_clear_range(&self, ns: &str, range: (&str, Option<&str>)) -> Result<u64>;
     /// Delete a namespace's expired entries; how many.
     fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64>;
     /// Delete some (or a batch of) expired entries of any namespace, and stale fill markers.
@@ -208,6 +211,14 @@ engine_ops! {
     fn cache_evict(&self, ns: &str, keep: &str, n: u64) -> Result<u64>;
     /// Add hit and miss counts to a namespace's totals.
     fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()>;
+    /// Keep a reading process's counts outside the database until a write adds them, so that
+    /// a process that only reads needs no write transaction; false if this engine keeps none
+    /// (the caller writes them in a transaction).
+    fn cache_defer_tally(&self, counts: &[NsTally]) -> Result<bool>;
+    /// The counts kept so and not yet added.
+    fn cache_deferred_tally(&self) -> Result<Vec<NsTally>>;
+    /// Inside a write transaction: take the counts kept so, to be added by it.
+    fn cache_take_deferred_tally(&self) -> Result<Vec<NsTally>>;
     /// Who is computing a key, until when.
     fn fill_get(&self, ns: &str, key: &str) -> Result<Option<(String, i64)>>;
     /// Take a key's fill marker unless someone holds a live one (`dead`: an owner found dead).
@@ -271,14 +282,31 @@ engine_ops! {
     /// Delete a namespace's items; how many.
     fn ledger_clear(&self, ns: &str) -> Result<u64>;
 
-    /// Who holds a lock.
-    fn lock_holder(&self, name: &str) -> Result<Option<HolderRow>>;
-    /// Take a lock if free, expired or held by `replace`; true if taken.
-    fn lock_take(&self, name: &str, t: &Taker<'_>, expires_at: i64, now: i64, replace: Option<&str>) -> Result<bool>;
-    /// Move a lock's expiry; false if not the owner's.
-    fn lock_renew(&self, name: &str, owner: &str, expires_at: i64) -> Result<bool>;
-    /// Release a lock; false if not the owner's.
-    fn lock_release(&self, name: &str, owner: &str) -> Result<bool>;
+    /// Store one chunk of a memo result's output (`gen`: which result of the key).
+    fn memo_chunk_put(&self, ns: &str, key: &str, gen: i64, seq: i64, data: &[u8]) -> Result<()>;
+    /// Hand a result's chunks to `f` in order, all from one snapshot; how many there were.
+    fn memo_chunks_each(&self, ns: &str, key: &str, gen: i64, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64>;
+    /// How many chunks a result has.
+    fn memo_chunks_count(&self, ns: &str, key: &str, gen: i64) -> Result<u64>;
+    /// Delete a result's chunks; how many.
+    fn memo_chunks_drop(&self, ns: &str, key: &str, gen: i64) -> Result<u64>;
+    /// Delete the chunks of a key's other results; how many.
+    fn memo_chunks_drop_others(&self, ns: &str, key: &str, keep: i64) -> Result<u64>;
+    /// Delete the chunks of keys that have neither an entry nor a live fill marker; how many.
+    fn memo_chunks_gc(&self, now: i64) -> Result<u64>;
+    /// Give back memory the engine keeps cached but does not need.
+    fn release_memory(&self);
+
+    /// The holders of a lock's slots below `slots` (a plain lock has slot 0 alone), by slot.
+    fn lock_holders(&self, name: &str, slots: u32) -> Result<Vec<HolderRow>>;
+    /// Take the lowest slot below `slots` that is free or expired; which one.
+    fn lock_take_any(&self, name: &str, slots: u32, t: &Taker<'_>, expires_at: i64, now: i64) -> Result<Option<u32>>;
+    /// Take a slot from `dead`, a holder found dead (or if it is free or expired); true if taken.
+    fn lock_take_over(&self, name: &str, slot: u32, t: &Taker<'_>, expires_at: i64, now: i64, dead: &str) -> Result<bool>;
+    /// Move a slot's expiry; false if not the owner's.
+    fn lock_renew(&self, name: &str, slot: u32, owner: &str, expires_at: i64) -> Result<bool>;
+    /// Release a slot; false if not the owner's.
+    fn lock_release(&self, name: &str, slot: u32, owner: &str) -> Result<bool>;
 }
 
 /// What survives a crash. Both levels keep the file consistent: a transaction is there whole
@@ -391,6 +419,14 @@ pub(crate) struct NsRow {
     pub evictions: u64,
 }
 
+/// Hits and misses of one namespace, counted and not yet added to its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NsTally {
+    pub ns: String,
+    pub hits: u64,
+    pub misses: u64,
+}
+
 /// One ledger row, as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct ItemRow {
@@ -408,9 +444,10 @@ pub(crate) struct ItemRow {
     pub data: Option<Stored>,
 }
 
-/// Who holds a lock.
+/// Who holds a lock's slot.
 #[derive(Debug, Clone)]
 pub(crate) struct HolderRow {
+    pub slot: u32,
     pub owner: String,
     pub boot_id: String,
     pub pid: i64,

@@ -31,11 +31,12 @@ impl FileId {
 /// theirs to read; root may open other users' files (sudo, maintenance) but not through links
 /// they planted. A missing path is fine: it is created below, 0600.
 ///
-/// The same holds for the -wal, -shm and -journal files SQLite keeps beside the database: one
-/// planted in a shared directory before cairn first ran would receive every commit.
+/// The same holds for the -wal, -shm and -journal files SQLite keeps beside the database (one
+/// planted in a shared directory before cairn first ran would receive every commit), and for
+/// the -hits file where reading processes leave their counts.
 pub(crate) fn check_owner(path: &Path) -> Result<()> {
     check_owner_of(path)?;
-    for suffix in ["-wal", "-shm", "-journal"] {
+    for suffix in ["-wal", "-shm", "-journal", sqlite::hits::HITS_SUFFIX] {
         check_owner_of(&sqlite::side_file(path, suffix))?;
     }
     Ok(())

@@ -588,7 +588,12 @@ impl Store {
     pub fn sweep(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = self.write_tx(|s| s.engine.cache_sweep(s.now(), true))?;
+            let n = self.write_tx(|s| {
+                let n = s.engine.cache_sweep(s.now(), true)?;
+                // The chunks of large memo outputs whose entries went (and of dead runs).
+                s.engine.memo_chunks_gc(s.now())?;
+                Ok::<_, Error>(n)
+            })?;
             total += n;
             if n < sqlite::SWEEP_MANY_BATCH {
                 return Ok(total);
@@ -611,17 +616,24 @@ impl Store {
         self.engine.integrity_check()
     }
 
-    /// Write the hit and miss counts gathered by reads since the last write. Done anyway with
-    /// every write and when the store is dropped; call this to make them visible sooner.
+    /// Write the hit and miss counts gathered by reads since the last write, and on SQLite
+    /// those that processes which only read left beside the file (`<db>-hits`). Done anyway
+    /// by writes (and when the store is dropped, kept beside the file); [`Cache::stats`]
+    /// counts them all already. Call this to have them in the database now.
     pub fn flush_stats(&self) -> Result<()> {
-        if self.read_only || !self.cache.has_pending_counts() {
+        if self.read_only {
             return Ok(());
         }
         if self.engine.bookkeeping_apart() {
-            self.refuse_if_read_only()?;
-            self.cache.flush_apart(&self.engine);
+            if self.cache.has_pending_counts() {
+                self.cache.flush_apart(&self.engine);
+            }
             return Ok(());
         }
+        if !self.cache.has_pending_counts() && self.engine.cache_deferred_tally()?.is_empty() {
+            return Ok(());
+        }
+        self.cache.fold_at_next_write();
         self.write_tx(|_| Ok(()))
     }
 
@@ -812,12 +824,18 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// Writes the pending hit and miss counts, waiting at most a moment for the lock:
+    /// Leaves the pending hit and miss counts to the engine to keep apart until another
+    /// write adds them (SQLite: `<db>-hits`), so that a process that only read needs no write
+    /// transaction; where it cannot, writes them, waiting at most a moment for the lock:
     /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
     /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
     fn drop(&mut self) {
         self.rollback_transaction();
-        if !self.read_only && self.cache.has_pending_counts() && !self.engine.in_transaction() {
+        if !self.read_only
+            && self.cache.has_pending_counts()
+            && !self.engine.in_transaction()
+            && !self.cache.defer(&self.engine)
+        {
             self.engine.set_busy_timeout(Duration::from_millis(200));
             let _ = self.flush_stats();
         }

@@ -1,5 +1,6 @@
-//! The cache's semantics, with a manual clock: no test here sleeps. Every test but one runs on
-//! both engines (`contract!`); the exception is about SQLite's private in-memory stores.
+//! The cache's semantics, with a manual clock: no test here sleeps. Every test but two runs on
+//! both engines (`contract!`); the exceptions are about SQLite's private in-memory stores and
+//! the file beside the database where reading processes leave their hit counts.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract;
 use crate::engines::Fixture;
+use crate::temp_store;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -556,4 +558,46 @@ fn heavy_test_lock() -> nix::fcntl::Flock<std::fs::File> {
     .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .unwrap_or_else(|(_, e)| panic!("flock {}: {e}", path.display()))
+}
+
+/// SQLite only (a file beside the database; PostgreSQL writes its counts apart, after commits):
+/// a process that only reads (a `cairn cache get`, a memo replay) leaves its counts in
+/// `<db>-hits` instead of committing a write transaction for them: the database is not
+/// written, the counts show in `stats` at once, and the next write adds them, once.
+#[test]
+fn a_reading_process_leaves_its_counts_beside_the_file_and_the_next_write_adds_them_once() -> Result<(), Error>
+{
+    let (_d, path, store, _c) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    drop(store);
+    let stored_hits = || -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT coalesce(sum(hits), 0) FROM cairn_cache_ns", [], |r| r.get(0)).unwrap()
+    };
+    let data_version = || std::fs::metadata(&path).unwrap().modified().unwrap();
+    let before = data_version();
+    for _ in 0..2 {
+        let reader = Store::open(&path)?;
+        assert_eq!(reader.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+        reader.cache("n").get::<String>("missing")?;
+    }
+    assert_eq!(stored_hits(), 0, "no write transaction for the counts");
+    assert_eq!(data_version(), before, "the database file was not written");
+    let hits_file = std::fs::read(path.with_extension("db-hits")).unwrap();
+    assert!(!hits_file.is_empty());
+    let writer = Store::open(&path)?;
+    let s = writer.cache("n").stats()?;
+    assert_eq!((s.hits, s.misses), (2, 2), "the counts kept apart show at once");
+    writer.cache("other").set("x", "1", None)?;
+    assert_eq!(stored_hits(), 2, "added by the next write");
+    assert!(std::fs::read(path.with_extension("db-hits")).unwrap().is_empty());
+    let s = writer.cache("n").stats()?;
+    assert_eq!((s.hits, s.misses), (2, 2), "and counted once");
+    // flush_stats (what `cairn stats` runs first) adds them without waiting for a write.
+    drop(writer);
+    Store::open(&path)?.cache("n").get::<String>("k")?;
+    Store::open(&path)?.flush_stats()?;
+    assert_eq!(stored_hits(), 3);
+    assert!(std::fs::read(path.with_extension("db-hits")).unwrap().is_empty());
+    Ok(())
 }

@@ -88,6 +88,62 @@ contract! {
         Ok(())
     }
 
+    fn a_semaphore_admits_up_to_its_slots_and_frees_one_on_release_or_expiry(f) {
+        let hour = Duration::from_secs(3600);
+        let other = f.reopen();
+        let a = f.store.try_semaphore("pool", 3, hour)?.expect("slot 0");
+        let b = other.try_semaphore("pool", 3, Duration::from_secs(10))?.expect("slot 1");
+        let c = f.store.try_semaphore("pool", 3, hour)?.expect("slot 2");
+        assert_eq!((a.slot(), b.slot(), c.slot()), (0, 1, 2));
+        assert!(other.try_semaphore("pool", 3, hour)?.is_none(), "all three are held");
+        assert!(other.try_lock("pool", hour)?.is_none(), "a plain lock is slot 0");
+        let holders = other.lock_holders("pool", 3)?;
+        assert_eq!(holders.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(other.lock_holder("pool")?.map(|h| h.slot), Some(0));
+        drop(c);
+        let c2 = other.try_semaphore("pool", 3, hour)?.expect("the released slot");
+        assert_eq!(c2.slot(), 2);
+        f.clock.advance(Duration::from_secs(10));
+        let b2 = f.store.try_semaphore("pool", 3, hour)?.expect("the expired slot");
+        assert_eq!(b2.slot(), 1);
+        assert_eq!(b.renew(hour).unwrap_err().kind(), ErrorKind::LeaseLost);
+        assert!(f.store.try_semaphore("pool", 4, hour)?.is_some(), "a fourth slot for a caller asking four");
+        assert_eq!(f.store.try_semaphore("pool", 0, hour).unwrap_err().kind(), ErrorKind::InvalidInput);
+        Ok(())
+    }
+
+    /// Holders on separate connections, each taking a slot of a semaphore of 2 in a loop:
+    /// never more than 2 inside at once (on a server, "the lowest free slot" is decided by one
+    /// transaction at a time).
+    fn a_semaphore_never_admits_more_than_its_slots_under_concurrency(f) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let (inside, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let store = f.options().busy_timeout(Duration::from_secs(60)).open(&f.location).expect("open");
+                let (inside, most) = (Arc::clone(&inside), Arc::clone(&most));
+                std::thread::spawn(move || -> Result<(), Error> {
+                    let hour = Duration::from_secs(3600);
+                    for _ in 0..10 {
+                        let g = store.semaphore("pool", 2, hour, hour)?.expect("a slot within the (manual) hour");
+                        most.fetch_max(inside.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        g.release()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread")?;
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} holders at once");
+        Ok(())
+    }
+
     /// Read-then-write in transactions of several connections at once loses no update: what
     /// SQLite's single writer gives for free, and READ COMMITTED alone would not.
     fn concurrent_read_then_write_transactions_lose_no_update(f) {
@@ -175,6 +231,30 @@ contract! {
             l.complete(c)?;
         }
         assert_eq!(l.counts()?.done, 10);
+        Ok(())
+    }
+
+    fn clearing_a_prefix_removes_exactly_the_keys_that_start_with_it(f) {
+        let c = f.store.cache("c");
+        let keys = ["use", "user", "user:", "user:1", "user:\u{10FFFF}", "user;", "users", "v"];
+        for k in keys {
+            c.set(k, "vv", None)?;
+        }
+        c.set("user:old", "vv", Duration::from_secs(1))?;
+        f.clock.advance(Duration::from_secs(1));
+        assert_eq!(c.clear_prefix("user:")?, 4, "expired entries of the prefix go too");
+        assert_eq!(c.keys("")?, ["use", "user", "user;", "users", "v"]);
+        assert_eq!(f.store.cache("other").clear_prefix("u")?, 0, "another namespace is untouched");
+        // A bounded namespace keeps exact sizes through it.
+        let b = f.store.cache("bounded");
+        b.set_limits(cairn::CacheLimits { max_entries: Some(100), ..Default::default() })?;
+        for k in ["a1", "a2", "b1"] {
+            b.set(k, "xyz", None)?;
+        }
+        assert_eq!(b.clear_prefix("a")?, 2);
+        let s = b.stats()?;
+        assert_eq!((s.entries, s.bytes), (1, 2 + 3));
+        assert_eq!(c.clear_prefix("")?, 5, "the empty prefix is every key");
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ impl Engine {
     /// the steps its files went through (4); PostgreSQL started at that layout (1).
     pub fn cairn_schema_version(self) -> i64 {
         match self {
-            Engine::Sqlite => 5,
+            Engine::Sqlite => 6,
             Engine::Postgres => 1,
         }
     }

@@ -227,6 +227,32 @@ impl Engine {
         Ok(n)
     }
 
+    /// The keys of the range are locked first (sorted, one round trip), as every keyed write
+    /// locks its key: a transaction that read one of them and writes it back (an increment)
+    /// then runs wholly before or after this one, never across it.
+    pub fn cache_clear_range(&self, ns: &str, (from, until): (&str, Option<&str>)) -> Result<u64> {
+        let keys: Vec<String> = self
+            .rows(
+                "SELECT key FROM {s}.cairn_cache WHERE ns = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)",
+                &[&ns, &from, &until],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.lock_keys(CACHE, ns, &refs)?;
+        self.exec(
+            "DELETE FROM {s}.cairn_cache_fill WHERE ns = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)",
+            &[&ns, &from, &until],
+        )?;
+        let rows = self.rows(
+            "DELETE FROM {s}.cairn_cache WHERE ns = $1 AND key >= $2 AND ($3::text IS NULL OR key < $3) \
+             RETURNING ns, CASE WHEN touched IS NOT NULL THEN octet_length(key) + octet_length(value) END::bigint",
+            &[&ns, &from, &until],
+        )?;
+        self.uncount(&rows)
+    }
+
     pub fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64> {
         let rows = self.rows(
             "DELETE FROM {s}.cairn_cache c USING (SELECT ns, key FROM {s}.cairn_cache \

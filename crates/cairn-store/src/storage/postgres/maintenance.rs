@@ -15,6 +15,7 @@ const TABLES: &[&str] = &[
     "cairn_ledger",
     "cairn_checkpoint",
     "cairn_lock",
+    "cairn_memo_chunk",
     "cairn_migrations",
     "cairn_meta",
 ];

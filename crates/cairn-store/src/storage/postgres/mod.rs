@@ -14,9 +14,11 @@
 
 mod cache;
 mod checkpoint;
+mod hits;
 mod ledger;
 mod lock;
 mod maintenance;
+mod memo;
 mod migrate;
 pub(crate) mod schema;
 mod user_sql;

@@ -5,8 +5,8 @@
 use super::Engine;
 use crate::error::{Error, Result};
 
-/// Version 1: the layout SQLite's store reaches at its version 4 (kinds, claim holders),
-/// with PostgreSQL's types; byte-ordered text (`COLLATE "C"`) so that key ranges, paging and
+/// Version 1: the layout SQLite's store reaches at its version 6 (kinds, claim holders, queue
+/// data and due times, lock slots, memo chunks), with PostgreSQL's types; byte-ordered text (`COLLATE "C"`) so that key ranges, paging and
 /// ordering match SQLite's; a sequence for queue positions; autovacuum settings suited to
 /// queues, whose rows churn.
 const V1: &str = r#"
@@ -75,13 +75,23 @@ CREATE TABLE {s}.cairn_checkpoint (
     updated_at bigint   NOT NULL
 );
 CREATE TABLE {s}.cairn_lock (
-    name        text COLLATE "C" PRIMARY KEY,
+    name        text COLLATE "C" NOT NULL,
+    slot        bigint NOT NULL,
     owner       text   NOT NULL,
     boot_id     text   NOT NULL,
     pid         bigint NOT NULL,
     pid_start   bigint NOT NULL,
     expires_at  bigint NOT NULL,
-    acquired_at bigint NOT NULL
+    acquired_at bigint NOT NULL,
+    PRIMARY KEY (name, slot)
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+CREATE TABLE {s}.cairn_memo_chunk (
+    ns   text COLLATE "C" NOT NULL,
+    key  text COLLATE "C" NOT NULL,
+    gen  bigint NOT NULL,
+    seq  bigint NOT NULL,
+    data bytea  NOT NULL,
+    PRIMARY KEY (ns, key, gen, seq)
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
 INSERT INTO {s}.cairn_meta (key, value) VALUES ('application', 'cairn'), ('schema_version', '0');
 "#;
@@ -95,7 +105,7 @@ pub(crate) const STEPS: &[&str] = &[V1];
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "95f8bea11473f934";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "8b7290728ee60a32";
 
 /// The version this code writes.
 pub(crate) fn latest() -> i64 {

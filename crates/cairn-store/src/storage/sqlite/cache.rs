@@ -308,6 +308,37 @@ impl Engine {
         Ok(n)
     }
 
+    /// Entries (and their fill markers) whose keys lie in `[from, until)`. Two statements
+    /// each, bounded and unbounded, so that either is a plain range scan of the primary key.
+    pub fn cache_clear_range(&self, ns: &str, (from, until): (&str, Option<&str>)) -> Result<u64> {
+        let n = match until {
+            Some(until) => {
+                self.exec(
+                    "DELETE FROM cairn_cache_fill WHERE ns = ?1 AND key >= ?2 AND key < ?3",
+                    params![ns, from, until],
+                )?;
+                self.delete_counted(
+                    concat!(
+                        "DELETE FROM cairn_cache WHERE ns = ?1 AND key >= ?2 AND key < ?3 RETURNING 1, ns, ",
+                        ranked_size!()
+                    ),
+                    params![ns, from, until],
+                )?
+            }
+            None => {
+                self.exec("DELETE FROM cairn_cache_fill WHERE ns = ?1 AND key >= ?2", params![ns, from])?;
+                self.delete_counted(
+                    concat!(
+                        "DELETE FROM cairn_cache WHERE ns = ?1 AND key >= ?2 RETURNING 1, ns, ",
+                        ranked_size!()
+                    ),
+                    params![ns, from],
+                )?
+            }
+        };
+        Ok(n.0)
+    }
+
     /// Remove expired entries of one namespace.
     pub fn cache_sweep_ns(&self, ns: &str, now: i64) -> Result<u64> {
         self.delete_counted(SWEEP_NS, params![ns, now]).map(|(n, _)| n)

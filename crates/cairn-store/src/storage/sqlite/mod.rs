@@ -17,9 +17,11 @@ macro_rules! skip_scan_ns {
 
 mod cache;
 mod checkpoint;
+pub(crate) mod hits;
 pub(crate) mod ledger;
 pub(crate) mod lock;
 mod maintenance;
+mod memo;
 mod migrate;
 pub(crate) mod schema;
 mod user_sql;

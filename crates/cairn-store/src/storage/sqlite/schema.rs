@@ -163,6 +163,43 @@ DROP INDEX cairn_ledger_queue;
 CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, due, seq, holder) WHERE seq IS NOT NULL;
 "#;
 
+/// Version 6: counting semaphores and memo results of any size. A lock has slots (a plain
+/// lock is slot 0 alone; `Store::try_semaphore` takes any of the first N), so the lock table
+/// is rebuilt with the slot in its key. A memoized command's output larger than fits in one
+/// cache entry is kept in chunks, written while the command runs and read back one at a time;
+/// `gen` tells the chunks of one result from another's of the same key.
+const V6: &str = r#"
+-- slot: 0 for a plain lock; 0 to N-1 for a semaphore of N. (Comments stay outside the
+-- CREATE statements: SQLite keeps a statement's text in the file and parses it at every open.)
+CREATE TABLE cairn_lock_v6 (
+    name        TEXT    NOT NULL,
+    slot        INTEGER NOT NULL,
+    owner       TEXT    NOT NULL,
+    boot_id     TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    pid_start   INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    PRIMARY KEY (name, slot)
+) WITHOUT ROWID;
+INSERT INTO cairn_lock_v6 (name, slot, owner, boot_id, pid, pid_start, expires_at, acquired_at)
+    SELECT name, 0, owner, boot_id, pid, pid_start, expires_at, acquired_at FROM cairn_lock;
+DROP TABLE cairn_lock;
+ALTER TABLE cairn_lock_v6 RENAME TO cairn_lock;
+
+-- Chunks of large memo outputs: gen tells which result of the key (from its record in
+-- cairn_cache), seq the chunk's place in the output, data holds frames (stream, length,
+-- bytes). A rowid table: its rows are large, which a WITHOUT ROWID table stores badly.
+CREATE TABLE cairn_memo_chunk (
+    ns   TEXT    NOT NULL,
+    key  TEXT    NOT NULL,
+    gen  INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    data BLOB    NOT NULL,
+    PRIMARY KEY (ns, key, gen, seq)
+);
+"#;
+
 /// One step of cairn's own schema.
 pub(crate) enum SchemaStep {
     /// SQL statements.
@@ -178,13 +215,14 @@ pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Sql(V3),
     SchemaStep::Data(v4_guess_kinds),
     SchemaStep::Sql(V5),
+    SchemaStep::Sql(V6),
 ];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "787769e42986d264";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "95aee0a00c2c9ad2";
 
 #[cfg(test)]
 mod tests {
@@ -208,6 +246,30 @@ mod tests {
         );
         migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
         assert_eq!(engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+    }
+
+    /// A lock held in a store of version 5 is still held, as slot 0, once the lock table is
+    /// rebuilt with slots.
+    #[test]
+    fn a_lock_held_at_version_5_is_slot_0_after_the_rebuild() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("v5.db");
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch(&format!("{V1}{V2}{V3}"))?;
+            v4_guess_kinds(&conn)?;
+            conn.execute_batch(&format!("{V5} PRAGMA user_version = 5;"))?;
+            conn.execute(
+                "INSERT INTO cairn_lock (name, owner, boot_id, pid, pid_start, expires_at, acquired_at) \
+                 VALUES ('nightly', 'someone', '', 4242, 0, ?1, 0)",
+                [i64::MAX],
+            )?;
+        }
+        let store = crate::Store::open(&path)?;
+        let h = store.lock_holder("nightly")?.ok_or("the lock was lost in the rebuild")?;
+        assert_eq!((h.slot, h.pid, h.owner.as_str()), (0, 4242, "someone"));
+        assert!(store.try_lock("nightly", std::time::Duration::from_secs(1))?.is_none());
+        Ok(())
     }
 
     /// A store written at version 2 (before values kept their kind) opens as a current store

@@ -3,18 +3,29 @@
 //!
 //! Expiry is a predicate, not a timer: an entry whose `expires_at` is not after "now" is a
 //! miss everywhere, whether or not it has been removed yet. Removal happens in [`Cache::sweep`],
-//! [`Store::sweep`], and a few at a time with every eighth write of a store.
+//! [`Store::sweep`], and a few at a time with every eighth write of a store. Every path that
+//! removes entries (delete, clears, sweeps, evictions) then removes the chunks of memo outputs
+//! whose entry is gone (`memo_chunks_gc`): one probe of an empty table when no large memo
+//! output is stored.
+//!
+//! Here the operations and their policies; in `fill.rs` computing a missing value once across
+//! processes; in `state.rs` what a store handle keeps between operations (counts not yet
+//! written, eviction policies, bounds read in the current transaction).
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
 use crate::storage::EngineOps;
-use crate::storage::{Engine, Stored};
+use crate::storage::Stored;
 use crate::store::Store;
+
+mod fill;
+mod state;
+
+pub(crate) use fill::FillTicket;
+pub(crate) use state::CacheState;
 
 /// The longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 4096;
@@ -115,8 +126,13 @@ impl<'a> Cache<'a> {
         self.ns
     }
 
+    /// True for a handle of a transaction ([`Tx::cache`](crate::Tx::cache)).
+    pub(crate) fn in_tx(&self) -> bool {
+        self.in_tx
+    }
+
     /// Run a write: inside the caller's transaction, or as a one-operation transaction.
-    fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+    pub(crate) fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
         validate_ns(self.ns)?;
         if self.in_tx {
             f(self.store)
@@ -135,7 +151,7 @@ impl<'a> Cache<'a> {
     }
 
     /// A fresh value, without counting a hit or a miss.
-    fn lookup(&self, key: &str) -> Result<Option<Stored>> {
+    pub(crate) fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
         if s.is_read_only() || !s.cache.is_lru(&s.engine, self.ns)? {
             return s.engine.cache_get(self.ns, key, s.now());
@@ -195,7 +211,11 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             // A bounded namespace's sizes change: its lock first, as every write takes it.
             self.limits_in(s)?;
-            Ok(s.engine.cache_delete(self.ns, key, s.now())?.unwrap_or(false))
+            let removed = s.engine.cache_delete(self.ns, key, s.now())?;
+            if removed.is_some() {
+                s.engine.memo_chunks_gc(s.now())?;
+            }
+            Ok(removed.unwrap_or(false))
         })
     }
 
@@ -271,12 +291,51 @@ impl<'a> Cache<'a> {
 
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
     pub fn clear(&self) -> Result<u64> {
-        self.write(|s| s.engine.cache_clear(self.ns))
+        self.write(|s| {
+            let n = s.engine.cache_clear(self.ns)?;
+            s.engine.memo_chunks_gc(s.now())?;
+            Ok(n)
+        })
+    }
+
+    /// Remove the entries whose key starts with `prefix` (all of them for `""`), expired ones
+    /// included. Returns how many.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("c");
+    /// for k in ["user:1", "user:2", "users", "page:1"] {
+    ///     cache.set(k, "v", None)?;
+    /// }
+    /// assert_eq!(cache.clear_prefix("user:")?, 2);
+    /// assert_eq!(cache.keys("")?, ["page:1", "users"]);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        if prefix.contains('\0') {
+            return Err(Error::invalid("a key prefix must not contain NUL bytes"));
+        }
+        let until = prefix_end(prefix);
+        self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
+            let n = s.engine.cache_clear_range(self.ns, (prefix, until.as_deref()))?;
+            s.engine.memo_chunks_gc(s.now())?;
+            Ok(n)
+        })
     }
 
     /// Remove the namespace's expired entries. Returns how many.
     pub fn sweep(&self) -> Result<u64> {
-        self.write(|s| s.engine.cache_sweep_ns(self.ns, s.now()))
+        self.write(|s| {
+            let n = s.engine.cache_sweep_ns(self.ns, s.now())?;
+            if n > 0 {
+                s.engine.memo_chunks_gc(s.now())?;
+            }
+            Ok(n)
+        })
     }
 
     /// Bound the namespace's size, evicting at once if it is over. `CacheLimits::default()`
@@ -315,160 +374,16 @@ impl<'a> Cache<'a> {
             self.store.engine.cache_count(self.ns)?
         };
         let pending = self.store.cache.pending_counts(self.ns);
+        let deferred = self.store.engine.cache_deferred_tally()?.into_iter().find(|t| t.ns == self.ns);
+        let (dh, dm) = deferred.map_or((0, 0), |t| (t.hits, t.misses));
         Ok(CacheStats {
             entries,
             bytes,
-            hits: row.hits + pending.hits,
-            misses: row.misses + pending.misses,
+            hits: row.hits + pending.hits + dh,
+            misses: row.misses + pending.misses + dm,
             evictions: row.evictions,
             limits,
         })
-    }
-
-    /// The value of `key`; on a miss, `compute` it, store it with `ttl`, and return it.
-    ///
-    /// Across processes, a missing key is computed once: the first process to miss leaves a
-    /// marker and computes; the others wait for its value instead of computing too. If the
-    /// computing process fails, the next waiter computes; if it crashed, waiters take over at
-    /// once when it ran on the same host (its pid is gone; Linux), else after the store's fill
-    /// timeout ([`Options::fill_timeout`](crate::Options::fill_timeout), 30 s by default). A
-    /// computation that outlives the fill timeout may run twice.
-    ///
-    /// Inside a transaction the write lock is already held, so the value is simply computed
-    /// and stored; keep such computations short.
-    ///
-    /// ```
-    /// use cairn::Store;
-    /// use std::time::Duration;
-    ///
-    /// let store = Store::open_in_memory()?;
-    /// let cache = store.cache("rates");
-    /// let rate: String = cache.get_or_set_with("EUR", Duration::from_secs(600), || {
-    ///     Ok::<_, cairn::Error>("1.08".to_string()) // the slow call
-    /// })?;
-    /// assert_eq!(rate, "1.08");
-    /// # Ok::<(), cairn::Error>(())
-    /// ```
-    pub fn get_or_set_with<T, E, F>(
-        &self,
-        key: &str,
-        ttl: impl Into<Option<Duration>>,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Encode + Decode,
-        E: From<Error>,
-        F: FnOnce() -> Result<T, E>,
-    {
-        let ttl = ttl.into();
-        validate_ttl(ttl)?;
-        self.get_or_fill(key, ttl, &|_| true, compute)
-    }
-
-    /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss:
-    /// memoization keeps results past their freshness to serve them stale.
-    pub(crate) fn get_or_fill<T, E, F>(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        usable: &dyn Fn(&[u8]) -> bool,
-        compute: F,
-    ) -> Result<T, E>
-    where
-        T: Encode + Decode,
-        E: From<Error>,
-        F: FnOnce() -> Result<T, E>,
-    {
-        validate_ns(self.ns)?;
-        validate_key(key)?;
-        if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-            self.store.cache.count(self.ns, true, self.store.is_read_only());
-            return Ok(self.decode(key, v)?);
-        }
-        self.store.cache.count(self.ns, false, self.store.is_read_only());
-        if self.in_tx {
-            let value = compute()?;
-            self.set(key, &value, ttl)?;
-            return Ok(value);
-        }
-        let owner = crate::process::token();
-        let mut nap = Duration::from_millis(1);
-        loop {
-            match self.try_claim_fill(key, &owner, usable)? {
-                Fill::Hit(v) => return Ok(self.decode(key, v)?),
-                Fill::Mine => return self.fill(key, &owner, ttl, compute),
-                Fill::Wait => {
-                    self.store.clock.sleep(nap);
-                    nap = (nap * 2).min(Duration::from_millis(25));
-                    // Poll with plain reads; take the write lock only once the value or the
-                    // marker has gone.
-                    if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-                        return Ok(self.decode(key, v)?);
-                    }
-                    if self.is_filling(key)? {
-                        continue;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Under the write lock: the value if it arrived, else the marker if nobody holds a live one.
-    fn try_claim_fill(&self, key: &str, owner: &str, usable: &dyn Fn(&[u8]) -> bool) -> Result<Fill> {
-        self.store.write_tx(|s| {
-            let now = s.now();
-            if let Some(v) = s.engine.cache_get(self.ns, key, now)?.filter(|v| usable(&v.bytes)) {
-                return Ok(Fill::Hit(v));
-            }
-            let dead = match s.engine.fill_get(self.ns, key)? {
-                Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
-                    return Ok(Fill::Wait)
-                }
-                Some((owner, _)) => Some(owner),
-                None => None,
-            };
-            let until = deadline(now, s.fill_timeout);
-            Ok(if s.engine.fill_try_claim(self.ns, key, owner, until, now, dead.as_deref())? {
-                Fill::Mine
-            } else {
-                Fill::Wait
-            })
-        })
-    }
-
-    /// True while a live process computes `key` for [`Cache::get_or_set_with`].
-    pub(crate) fn is_filling(&self, key: &str) -> Result<bool> {
-        let now = self.store.now();
-        let filling = self.store.engine.fill_get(self.ns, key)?;
-        Ok(matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner)))
-    }
-
-    fn fill<T, E, F>(&self, key: &str, owner: &str, ttl: Option<Duration>, compute: F) -> Result<T, E>
-    where
-        T: Encode,
-        E: From<Error>,
-        F: FnOnce() -> Result<T, E>,
-    {
-        // Releases the marker however `compute` ends (error or panic), so waiters take over
-        // at once instead of after the fill timeout.
-        struct Release<'c, 'a>(&'c Cache<'a>, &'c str, &'c str);
-        impl Drop for Release<'_, '_> {
-            fn drop(&mut self) {
-                let Release(cache, key, owner) = *self;
-                let _ = cache.store.write_tx(|s| s.engine.fill_release(cache.ns, key, owner));
-            }
-        }
-        let release = Release(self, key, owner);
-        let value = compute()?;
-        let bytes = value.encode()?;
-        validate_value(&bytes)?;
-        self.store.write_tx(|s| {
-            let expires = ttl.map(|d| deadline(s.now(), d));
-            self.store_bytes(s, key, (&bytes, value.kind()), expires)?;
-            s.engine.fill_release(self.ns, key, owner)
-        })?;
-        std::mem::forget(release);
-        Ok(value)
     }
 
     /// Upsert, then enforce the namespace's bounds. The caller holds the write lock.
@@ -529,6 +444,7 @@ impl<'a> Cache<'a> {
             if s.engine.cache_evict(self.ns, keep, over_entries.max(by_bytes).max(1))? == 0 {
                 return Ok(()); // only `keep` is left, and check_fits let it in
             }
+            s.engine.memo_chunks_gc(s.now())?;
         }
     }
 
@@ -540,186 +456,6 @@ impl<'a> Cache<'a> {
             detail,
         })
     }
-}
-
-/// Every this many write transactions of a store, one also removes a few expired entries.
-const SWEEP_EVERY: u64 = 8;
-// One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per write on
-// average, against at most one entry created per write, so they cannot pile up.
-
-/// How often a store on an engine whose bookkeeping runs apart writes its hit counts.
-const COUNTS_EVERY: Duration = Duration::from_secs(5);
-
-/// Hits and misses counted in memory, written with the next write transaction.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Tally {
-    pub hits: u64,
-    pub misses: u64,
-}
-
-/// What the cache keeps per store handle between operations. Counting each read in the file
-/// would turn every read into a write, so hits and misses wait here for the next write
-/// transaction; a namespace's eviction policy is read once; its bounds once per transaction
-/// (while the write lock is held, no other process can change them).
-#[derive(Debug, Default)]
-pub(crate) struct CacheState {
-    counts: RefCell<HashMap<String, Tally>>,
-    /// Per namespace: do hits record their use (least recently used eviction)? Another
-    /// process's change is seen after the store is reopened.
-    policies: RefCell<HashMap<String, bool>>,
-    /// Bounds read during the current write transaction (cleared at each BEGIN).
-    tx_limits: RefCell<HashMap<String, CacheLimits>>,
-    writes: Cell<u64>,
-    /// When the counts were last written apart from a write (see [`CacheState::after_commit`]).
-    flushed: Cell<Option<std::time::Instant>>,
-}
-
-impl CacheState {
-    pub(crate) fn count(&self, ns: &str, hit: bool, read_only: bool) {
-        if read_only {
-            return;
-        }
-        let mut counts = self.counts.borrow_mut();
-        let t = match counts.get_mut(ns) {
-            Some(t) => t,
-            None => counts.entry(ns.to_owned()).or_default(),
-        };
-        if hit {
-            t.hits += 1;
-        } else {
-            t.misses += 1;
-        }
-    }
-
-    pub(crate) fn has_pending_counts(&self) -> bool {
-        !self.counts.borrow().is_empty()
-    }
-
-    pub(crate) fn pending_counts(&self, ns: &str) -> Tally {
-        self.counts.borrow().get(ns).copied().unwrap_or_default()
-    }
-
-    pub(crate) fn take_counts(&self) -> HashMap<String, Tally> {
-        self.counts.take()
-    }
-
-    /// Put back counts whose write was rolled back.
-    pub(crate) fn restore_counts(&self, counts: HashMap<String, Tally>) {
-        let mut mine = self.counts.borrow_mut();
-        for (ns, t) in counts {
-            let e = mine.entry(ns).or_default();
-            e.hits += t.hits;
-            e.misses += t.misses;
-        }
-    }
-
-    /// What rides along with every write transaction before it commits: the counts gathered
-    /// by reads, and every [`SWEEP_EVERY`]th time a small sweep of expired entries. On an
-    /// engine whose bookkeeping runs apart, nothing here: see [`CacheState::after_commit`].
-    pub(crate) fn ride_along(
-        &self,
-        engine: &Engine,
-        counts: &HashMap<String, Tally>,
-        now: i64,
-    ) -> Result<()> {
-        if engine.bookkeeping_apart() {
-            return Ok(());
-        }
-        Self::write_counts(engine, counts)?;
-        if self.due_for_sweep() {
-            engine.cache_sweep(now, false)?;
-        }
-        Ok(())
-    }
-
-    /// On an engine shared by many writers, after a write committed: the amortized sweep in a
-    /// transaction of its own, and the counts at most every [`COUNTS_EVERY`] (each store would
-    /// otherwise update its namespaces' counters in every transaction: rows every writer
-    /// wants). Failures are left for the next time: nothing here may fail the write.
-    pub(crate) fn after_commit(&self, engine: &Engine, now: i64) {
-        if !engine.bookkeeping_apart() {
-            return;
-        }
-        if self.due_for_sweep() {
-            let _ = Self::apart(engine, |e| e.cache_sweep(now, false).map(drop));
-        }
-        let due = self.flushed.get().is_none_or(|at| at.elapsed() >= COUNTS_EVERY);
-        if due && self.has_pending_counts() {
-            self.flush_apart(engine);
-        }
-    }
-
-    /// Write the counts now, in a transaction of their own (for an engine whose bookkeeping
-    /// runs apart; see [`CacheState::after_commit`]).
-    pub(crate) fn flush_apart(&self, engine: &Engine) {
-        let counts = self.take_counts();
-        if Self::apart(engine, |e| Self::write_counts(e, &counts)).is_err() {
-            self.restore_counts(counts);
-        }
-        self.flushed.set(Some(std::time::Instant::now()));
-    }
-
-    fn apart(engine: &Engine, f: impl FnOnce(&Engine) -> Result<()>) -> Result<()> {
-        engine.begin_immediate()?;
-        match f(engine).and_then(|()| engine.commit()) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                engine.rollback_quietly();
-                Err(e)
-            }
-        }
-    }
-
-    fn write_counts(engine: &Engine, counts: &HashMap<String, Tally>) -> Result<()> {
-        // In name order, so that two stores flushing the same namespaces lock them in the same
-        // order (which matters to an engine with row locks).
-        let mut names: Vec<&String> = counts.keys().collect();
-        names.sort();
-        for ns in names {
-            let t = counts[ns];
-            engine.cache_add_tally(ns, t.hits, t.misses)?;
-        }
-        Ok(())
-    }
-
-    fn due_for_sweep(&self) -> bool {
-        let n = self.writes.get();
-        self.writes.set(n.wrapping_add(1));
-        n % SWEEP_EVERY == 0
-    }
-
-    pub(crate) fn begin_transaction(&self) {
-        self.tx_limits.borrow_mut().clear();
-    }
-
-    /// Whether hits in `ns` must record their use (least-recently-used eviction).
-    pub(crate) fn is_lru(&self, engine: &Engine, ns: &str) -> Result<bool> {
-        if let Some(&lru) = self.policies.borrow().get(ns) {
-            return Ok(lru);
-        }
-        let row = engine.cache_ns(ns)?.unwrap_or_default();
-        let lru = row.lru && (row.max_entries.is_some() || row.max_bytes.is_some());
-        self.policies.borrow_mut().insert(ns.to_owned(), lru);
-        Ok(lru)
-    }
-
-    pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
-        self.tx_limits.borrow().get(ns).copied()
-    }
-
-    pub(crate) fn remember_tx_limits(&self, ns: &str, limits: CacheLimits) {
-        self.tx_limits.borrow_mut().insert(ns.to_owned(), limits);
-    }
-
-    pub(crate) fn forget_policy(&self, ns: &str) {
-        self.policies.borrow_mut().remove(ns);
-    }
-}
-
-enum Fill {
-    Hit(Stored),
-    Mine,
-    Wait,
 }
 
 fn limits_of(row: &crate::storage::NsRow) -> CacheLimits {

@@ -1,0 +1,219 @@
+//! Computing a missing value once across processes: the fill markers of
+//! [`Cache::get_or_set_with`], and the protocol memoized commands share
+//! ([`Cache::compute_once`]).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use super::{validate_key, validate_ns, validate_ttl, validate_value, Cache};
+use crate::clock::deadline;
+use crate::codec::{Decode, Encode, ValueKind};
+use crate::error::{Error, Result};
+use crate::storage::{EngineOps, Stored};
+use crate::store::Store;
+
+impl<'a> Cache<'a> {
+    /// The value of `key`; on a miss, `compute` it, store it with `ttl`, and return it.
+    ///
+    /// Across processes, a missing key is computed once: the first process to miss leaves a
+    /// marker and computes; the others wait for its value instead of computing too. If the
+    /// computing process fails, the next waiter computes; if it crashed, waiters take over at
+    /// once when it ran on the same host (its pid is gone; Linux), else after the store's fill
+    /// timeout ([`Options::fill_timeout`](crate::Options::fill_timeout), 30 s by default). A
+    /// computation that outlives the fill timeout may run twice.
+    ///
+    /// Inside a transaction the write lock is already held, so the value is simply computed
+    /// and stored; keep such computations short.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("rates");
+    /// let rate: String = cache.get_or_set_with("EUR", Duration::from_secs(600), || {
+    ///     Ok::<_, cairn::Error>("1.08".to_string()) // the slow call
+    /// })?;
+    /// assert_eq!(rate, "1.08");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn get_or_set_with<T, E, F>(
+        &self,
+        key: &str,
+        ttl: impl Into<Option<Duration>>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let ttl = ttl.into();
+        validate_ttl(ttl)?;
+        self.get_or_fill(key, ttl, &|_| true, compute)
+    }
+
+    /// [`Cache::get_or_set_with`] where a stored value that `usable` rejects counts as a miss.
+    fn get_or_fill<T, E, F>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        usable: &dyn Fn(&[u8]) -> bool,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
+        validate_ns(self.ns)?;
+        validate_key(key)?;
+        if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
+            self.store.cache.count(self.ns, true, self.store.is_read_only());
+            return Ok(self.decode(key, v)?);
+        }
+        self.store.cache.count(self.ns, false, self.store.is_read_only());
+        if self.in_tx {
+            let value = compute()?;
+            self.set(key, &value, ttl)?;
+            return Ok(value);
+        }
+        self.compute_once(
+            key,
+            usable,
+            |v| Ok(self.decode(key, v)?),
+            |ticket| {
+                let value = compute()?;
+                let bytes = value.encode()?;
+                validate_value(&bytes)?;
+                ticket.commit(|s| {
+                    let expires = ttl.map(|d| deadline(s.now(), d));
+                    self.store_bytes(s, key, (&bytes, value.kind()), expires)
+                })?;
+                Ok(value)
+            },
+        )
+    }
+
+    /// Compute once across processes. A stored value that `usable` accepts goes to `found`
+    /// (stored meanwhile, or by the process this one waited for); otherwise, once this process
+    /// holds the key's fill marker, `fill` runs with its [`FillTicket`] and stores its result
+    /// through [`FillTicket::commit`]. The marker is released however `fill` ends (an error, a
+    /// panic, nothing stored), so waiters take over at once instead of after the fill timeout.
+    /// Not inside a transaction: the marker must be seen by others while `fill` runs.
+    pub(crate) fn compute_once<R, E>(
+        &self,
+        key: &str,
+        usable: &dyn Fn(&[u8]) -> bool,
+        found: impl FnOnce(Stored) -> Result<R, E>,
+        fill: impl FnOnce(&FillTicket<'_, 'a>) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<Error>,
+    {
+        let owner = crate::process::token();
+        let mut nap = Duration::from_millis(1);
+        loop {
+            match self.try_claim_fill(key, &owner, usable)? {
+                Fill::Hit(v) => return found(v),
+                Fill::Mine => {
+                    let ticket = FillTicket { cache: *self, key, owner, released: Cell::new(false) };
+                    return fill(&ticket);
+                }
+                Fill::Wait => {
+                    self.store.clock.sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(25));
+                    // Poll with plain reads; take the write lock only once the value or the
+                    // marker has gone.
+                    if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
+                        return found(v);
+                    }
+                    if self.is_filling(key)? {
+                        continue;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under the write lock: the value if it arrived, else the marker if nobody holds a live one.
+    fn try_claim_fill(&self, key: &str, owner: &str, usable: &dyn Fn(&[u8]) -> bool) -> Result<Fill> {
+        self.store.write_tx(|s| {
+            let now = s.now();
+            if let Some(v) = s.engine.cache_get(self.ns, key, now)?.filter(|v| usable(&v.bytes)) {
+                return Ok(Fill::Hit(v));
+            }
+            let dead = match s.engine.fill_get(self.ns, key)? {
+                Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner) => {
+                    return Ok(Fill::Wait)
+                }
+                Some((owner, _)) => Some(owner),
+                None => None,
+            };
+            let until = deadline(now, s.fill_timeout);
+            Ok(if s.engine.fill_try_claim(self.ns, key, owner, until, now, dead.as_deref())? {
+                Fill::Mine
+            } else {
+                Fill::Wait
+            })
+        })
+    }
+
+    /// True while a live process computes `key` for [`Cache::get_or_set_with`].
+    pub(crate) fn is_filling(&self, key: &str) -> Result<bool> {
+        let now = self.store.now();
+        let filling = self.store.engine.fill_get(self.ns, key)?;
+        Ok(matches!(filling, Some((owner, until)) if until > now && !crate::process::token_is_dead(&owner)))
+    }
+
+    /// Store `value` under `key` with `expires`, enforcing the namespace's bounds, inside the
+    /// caller's write transaction (a [`FillTicket::commit`]).
+    pub(crate) fn store_in(
+        &self,
+        s: &Store,
+        key: &str,
+        value: (&[u8], ValueKind),
+        expires: Option<i64>,
+    ) -> Result<()> {
+        validate_value(value.0)?;
+        self.store_bytes(s, key, value, expires)
+    }
+}
+
+enum Fill {
+    Hit(Stored),
+    Mine,
+    Wait,
+}
+
+/// This process holds a key's fill marker: see [`Cache::compute_once`]. Dropped without a
+/// commit, it releases the marker in a write of its own.
+pub(crate) struct FillTicket<'c, 'a> {
+    cache: Cache<'a>,
+    key: &'c str,
+    owner: String,
+    released: Cell<bool>,
+}
+
+impl FillTicket<'_, '_> {
+    /// In one write transaction: `f`, which stores the computed value, then the marker's
+    /// release, so that waiters find the value the moment the marker is gone.
+    pub(crate) fn commit<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let out = self.cache.store.write_tx(|s| {
+            let out = f(s)?;
+            s.engine.fill_release(self.cache.ns, self.key, &self.owner)?;
+            Ok(out)
+        })?;
+        self.released.set(true);
+        Ok(out)
+    }
+}
+
+impl Drop for FillTicket<'_, '_> {
+    fn drop(&mut self) {
+        if !self.released.get() {
+            let (cache, key, owner) = (&self.cache, self.key, &self.owner);
+            let _ = cache.store.write_tx(|s| s.engine.fill_release(cache.ns, key, owner));
+        }
+    }
+}
