@@ -134,6 +134,7 @@ impl<'a> Cache<'a> {
     /// Run a write: inside the caller's transaction, or as a one-operation transaction.
     pub(crate) fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
         validate_ns(self.ns)?;
+        self.store.cache.note_write();
         if self.in_tx {
             f(self.store)
         } else {

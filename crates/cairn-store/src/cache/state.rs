@@ -10,7 +10,10 @@ use super::CacheLimits;
 use crate::error::Result;
 use crate::storage::{Engine, EngineOps, NsTally};
 
-/// Every this many write transactions of a store, one also removes a few expired entries.
+/// Every this many write transactions of a store that write the cache, one also removes a few
+/// expired entries. Transactions that write no cache entry (a ledger worker's claims and
+/// completions) create nothing to expire and do not count: on a server each sweep is a
+/// transaction of its own, a round trip per item for a queue worker that never used the cache.
 const SWEEP_EVERY: u64 = 8;
 // One amortized sweep removes up to 64 expired entries (a literal in its SQL): 8 per write on
 // average, against at most one entry created per write, so they cannot pile up.
@@ -43,7 +46,9 @@ pub(crate) struct CacheState {
     policies: RefCell<HashMap<String, bool>>,
     /// Bounds read during the current write transaction (cleared at each BEGIN).
     tx_limits: RefCell<HashMap<String, CacheLimits>>,
+    /// Write transactions that wrote the cache, and whether the current one has.
     writes: Cell<u64>,
+    wrote: Cell<bool>,
     /// When the counts were last written apart from a write (see [`CacheState::after_commit`]).
     flushed: Cell<Option<std::time::Instant>>,
     /// When a write transaction last added the counts kept apart (see [`CacheState::defer`]).
@@ -189,7 +194,15 @@ impl CacheState {
         Ok(())
     }
 
+    /// A cache write is under way: the transaction it is in counts toward the next sweep.
+    pub(crate) fn note_write(&self) {
+        self.wrote.set(true);
+    }
+
     fn due_for_sweep(&self) -> bool {
+        if !self.wrote.replace(false) {
+            return false;
+        }
         let n = self.writes.get();
         self.writes.set(n.wrapping_add(1));
         n % SWEEP_EVERY == 0

@@ -73,6 +73,26 @@ contract! {
         Ok(())
     }
 
+    /// The sweep in passing is paid by the writes that create entries: a queue worker that
+    /// never writes the cache does not sweep it (on a server, a transaction each time).
+    fn only_writes_of_the_cache_sweep_it_in_passing(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let c = store.cache("n");
+        for i in 0..10 {
+            c.set(&format!("k{i}"), "v", MIN)?;
+        }
+        clock.advance(MIN * 2);
+        let other = f.reopen(); // a fresh store handle: its first cache write sweeps
+        let l = other.ledger("q");
+        for i in 0..20 {
+            l.mark_done(&format!("id{i}"))?;
+        }
+        assert_eq!(c.stats()?.entries, 10, "ledger writes swept the cache");
+        other.cache("n").set("fresh", "v", None)?;
+        assert_eq!(c.stats()?.entries, 1, "a cache write sweeps in passing");
+        Ok(())
+    }
+
     fn add_stores_only_when_absent_or_expired(f) {
         let (store, clock) = (&f.store, &f.clock);
         let c = store.cache("n");
