@@ -3,7 +3,9 @@
 Usage: report.py RESULTS.jsonl docs/BENCHMARKS.md docs/img
 
 The tables replace what stands between the bench-compare markers of the markdown file (the
-section is appended the first time). Standard library only, except the chart (matplotlib),
+section is appended the first time); the PostgreSQL tables, between the bench-compare-pg
+markers. Each block is rewritten only when the results hold its workloads, so a
+`bench/compare/run --pg-only` run leaves the SQLite tables as they were. Standard library only, except the chart (matplotlib),
 which is reported as skipped with the reason when it cannot be drawn.
 """
 
@@ -22,6 +24,9 @@ CLI_ROWS = [
     ("cache_get", "`cairn cache get KEY`", "sqlite3", "`sqlite3 FILE \"SELECT value FROM cairn_cache WHERE ...\"`", 1.3),
     ("memo_hit", "`cairn memo --ttl 1h -- echo hello` (a fresh hit)", "bkt", "`bkt --ttl 1h -- echo hello`", 2.0),
 ]
+PG_BEGIN = "<!-- bench-compare-pg:begin -->"
+PG_END = "<!-- bench-compare-pg:end -->"
+PG_TARGET = 1.3  # cairn's time per item at most this many times the floor's, at every K
 ORDER = ["cairn", "cairn-python", "floor", "json", "python-sqlite3", "diskcache", "redis", "redis-aof"]
 
 
@@ -114,6 +119,15 @@ def main(results_path, md_path, img_dir):
     if not by:
         return  # a --cli run: the other tables stay as they are
 
+    text = open(md_path).read() if os.path.exists(md_path) else "# Benchmarks\n"
+    if any(w.startswith("pg_") for w in by):
+        block = "\n".join(pg_block(by, machine, skipped))
+        text = replace_block(text, PG_BEGIN, PG_END, block, "## On PostgreSQL")
+        print("\n".join(pg_targets(by)))
+    if not (by["cache"] or by["ledger"]):
+        open(md_path, "w").write(text)
+        return
+
     out = [BEGIN, "", "Produced by `bench/compare/run` (the whole run: builds, virtualenv, its own Redis "
            "servers, every workload; see the script's header). Every figure below comes from that "
            "one run on one machine. Times are per operation: the median of 7 rounds, the spread is "
@@ -190,20 +204,183 @@ def main(results_path, md_path, img_dir):
             f"![is_done and mark against the number of ids recorded](img/{os.path.basename(chart)})" if chart.endswith(".svg")
             else f"Chart skipped: {chart}", ""]
 
-    if skipped:
+    sqlite_skipped = [r for r in skipped if not r["workload"].startswith("pg")]
+    if sqlite_skipped:
         out += ["### Skipped", "", "| workload | contender | why |", "|---|---|---|"]
-        out += [f"| {r['workload']} | {r['contender']} | {r['skipped']} |" for r in skipped]
+        out += [f"| {r['workload']} | {r['contender']} | {r['skipped']} |" for r in sqlite_skipped]
         out.append("")
     out.append(END)
 
-    text = open(md_path).read() if os.path.exists(md_path) else "# Benchmarks\n"
-    block = "\n".join(out)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Side by side with the alternatives (issue 6)\n\n" + block + "\n"
+    text = replace_block(text, BEGIN, END, "\n".join(out), "## Side by side with the alternatives (issue 6)")
     open(md_path, "w").write(text)
     print("\n".join(targets(by)))
+
+
+def replace_block(text, begin, end, block, heading):
+    """Put block in place of what stands between begin and end, or append it under heading."""
+    if begin in text and end in text:
+        return text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    return text.rstrip("\n") + f"\n\n{heading}\n\n" + block + "\n"
+
+
+def per_s(x):
+    return f"{x:,.0f}"
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def pg_claim_rows(by, batch):
+    """(K, cairn row, floor row, paired ratios) for one batch size, by K."""
+    rows = {}
+    for r in by["pg_claims"]:
+        if r["batch"] == batch:
+            rows.setdefault(r["k"], {})[r["contender"]] = r
+    out = []
+    for k in sorted(rows):
+        c, f = rows[k].get("cairn"), rows[k].get("floor")
+        paired = [fr / cr for cr, fr in zip(c["rounds"], f["rounds"])] if c and f else []
+        out.append((k, c, f, paired))
+    return out
+
+
+def pg_block(by, machine, skipped):
+    out = [PG_BEGIN, "",
+           "Produced by `bench/compare/run` (or `bench/compare/run --pg-only` for this section alone), on the "
+           "PostgreSQL server named by `CAIRN_BENCH_PG`. Every queue is a fresh schema, `VACUUM (ANALYZE)`d "
+           "before its run (autovacuum is off on this server). Contenders run one after the other within each "
+           "round, alternating which goes first; rates are the median of the rounds, the spread is the slowest "
+           "and fastest round.", ""]
+    server = next((r for r in by["pg_server"]), None)
+    if machine or server:
+        m = machine or {}
+        desc = f"Machine: {m.get('cpu')} ({m.get('cores')} cores), {m.get('mem_gib')} GiB, Linux {m.get('kernel')}; {m.get('rustc')}."
+        if server:
+            desc += (f" PostgreSQL {server['server_version']} on the same machine, over TCP loopback: "
+                     f"synchronous_commit={server['synchronous_commit']}, fsync={server['fsync']}, "
+                     f"wal_sync_method={server['wal_sync_method']}, commit_delay={server['commit_delay']}, "
+                     f"shared_buffers={server['shared_buffers']}, autovacuum={server['autovacuum']}, "
+                     f"max_locks_per_transaction={server['max_locks_per_transaction']}.")
+        out += [desc + f" Run {m.get('date', '')}.", ""]
+    lat = by["pg_latency"]
+    if lat:
+        out.append("What a round trip and a commit cost during the run (a prepared `SELECT 1`; an autocommit "
+                   "one-row `UPDATE`, which waits for its WAL flush): " + "; ".join(
+                       f"{r['when']}: {r['round_trip_us']:.0f} µs and {r['commit_us']:.0f} µs" for r in lat) + ".")
+        out.append("")
+
+    single = pg_claim_rows(by, 1)
+    if single:
+        items = single[0][1]["items"] if single[0][1] else ""
+        out += [f"### Claim and complete, one item at a time: {items:,} items, K worker processes", "",
+                "| K | cairn items/s | spread | floor items/s | spread | floor ÷ cairn (medians) | per round | target |",
+                "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for k, c, f, paired in single:
+            if not (c and f):
+                continue
+            ratio = f["median_per_s"] / c["median_per_s"]
+            ok = "✔" if ratio <= PG_TARGET else "✘"
+            out.append(f"| {k} | {per_s(c['median_per_s'])} | {per_s(c['min_per_s'])}–{per_s(c['max_per_s'])} | "
+                       f"{per_s(f['median_per_s'])} | {per_s(f['min_per_s'])}–{per_s(f['max_per_s'])} | "
+                       f"**{ratio:.2f}×** | {min(paired):.2f}–{max(paired):.2f}× | {ok} ≤ {PG_TARGET}× |")
+        if all(c and f and "client_cpu_us" in c for _, c, f, _ in single):
+            out += ["", "CPU per item (median of the rounds; the workers' own CPU time and their server backends', "
+                    "from `/proc/PID/schedstat`):", "",
+                    "| K | cairn: worker | cairn: server | floor: worker | floor: server | cairn ÷ floor, both sides |",
+                    "|---:|---:|---:|---:|---:|---:|"]
+            for k, c, f, _ in single:
+                cs, fs = c["client_cpu_us"] + c["server_cpu_us"], f["client_cpu_us"] + f["server_cpu_us"]
+                out.append(f"| {k} | {c['client_cpu_us']:.0f} µs | {c['server_cpu_us']:.0f} µs | "
+                           f"{f['client_cpu_us']:.0f} µs | {f['server_cpu_us']:.0f} µs | {cs / fs:.2f}× |")
+        loads = [x for r in by["pg_claims"] if r["batch"] == 1 for x in r.get("load", [])]
+        if loads:
+            out += ["", f"Load average at the start of each run: {min(loads):.1f} to {max(loads):.1f} "
+                    f"(median {median(loads):.1f}) on {machine.get('cores', '?')} cores."]
+        out.append("")
+
+    batches = sorted({r["batch"] for r in by["pg_claims"] if r["batch"] > 1})
+    if batches:
+        one = {(k, r["contender"]): r for r in by["pg_claims"] if r["batch"] == 1 for k in [r["k"]]}
+        items = next(r["items"] for r in by["pg_claims"] if r["batch"] > 1)
+        out += [f"### Batch claims: N items claimed at once, completed in one transaction: {items:,} items", "",
+                "cairn: `claim_next_many(worker, lease, N)`, then `complete` of each claim inside one "
+                "`Store::transaction`. Floor: the same claim statement with `LIMIT N`, then one fenced `UPDATE … "
+                "FROM unnest(ids, tokens)` for the batch, each in autocommit.", "",
+                "| N | K | cairn items/s | spread | × cairn one at a time | floor items/s | spread | floor ÷ cairn |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for b in batches:
+            for k, c, f, _ in pg_claim_rows(by, b):
+                if not (c and f):
+                    continue
+                base = one.get((k, "cairn"))
+                gain = f"{c['median_per_s'] / base['median_per_s']:.1f}×" if base else ""
+                out.append(f"| {b} | {k} | {per_s(c['median_per_s'])} | {per_s(c['min_per_s'])}–{per_s(c['max_per_s'])} | "
+                           f"{gain} | {per_s(f['median_per_s'])} | {per_s(f['min_per_s'])}–{per_s(f['max_per_s'])} | "
+                           f"{f['median_per_s'] / c['median_per_s']:.2f}× |")
+        out.append("")
+
+    trips = [r for r in by["pg_round_trips"] if r["op"] == "claim+complete"]
+    if trips:
+        out += ["### Round trips and statements per item, counted on the wire", "",
+                "One worker through a relay that reads the client's side of the protocol (a `Sync` or a simple "
+                "`Query` is a round trip; an `Execute` or a simple `Query` a statement). Prepared-statement "
+                "set-up is included; the relay's own latency is not in any timed figure above.", "",
+                "| N at a time | contender | round trips / item | statements / item | of which |",
+                "|---:|---|---:|---:|---|"]
+        for r in sorted(trips, key=lambda r: (r["batch"], rank(r["contender"]))):
+            parts = sorted(r["by_statement"].items(), key=lambda kv: -kv[1])
+            detail = "; ".join(f"{v:.2f} `{short_sql(k)}`" for k, v in parts if v >= 0.005)
+            out.append(f"| {r['batch']} | {r['contender']} | {r['round_trips']:.2f} | {r['statements']:.2f} | {detail} |")
+        out.append("")
+
+    fn = by["pg_filter_new"]
+    if fn:
+        size = fn[0]["size"]
+        floor = next((r["median_us"] for r in fn if r["contender"] == "floor"), None)
+        fill = next((r for r in by["pg_fill"]), None)
+        out += [f"### filter_new of 10,000 ids (half known) against a ledger of {size:,} done ids", ""]
+        if fill:
+            out += [f"Filled through `mark_done_many` in chunks of {fill['chunk']:,} ids: {fill['total_s']:.1f} s "
+                    f"({per_s(fill['ids_per_s'])} ids/s), timed apart from the calls below.", ""]
+        out += ["| contender | ms per call | spread | × floor |", "|---|---:|---:|---:|"]
+        for r in sorted(fn, key=lambda r: rank(r["contender"])):
+            x = f"{r['median_us'] / floor:.2f}×" if floor else ""
+            out.append(f"| {r['contender']} | {r['median_us'] / 1000:.1f} | {r['min_us'] / 1000:.1f}–{r['max_us'] / 1000:.1f} | {x} |")
+        out.append("")
+        for r in by["pg_round_trips"]:
+            if r["op"].startswith("filter_new"):
+                out.append(f"- cairn `{r['op']}`: {r['round_trips']:.0f} round trip(s), {r['statements']:.0f} statement(s) on the wire")
+        out.append("")
+
+    out += ["### Targets (PostgreSQL)", ""] + pg_targets(by) + [""]
+    pg_skipped = [r for r in skipped if r["workload"].startswith("pg")]
+    if pg_skipped:
+        out += ["### Skipped", "", "| workload | why |", "|---|---|"]
+        out += [f"| {r['workload']} | {r['skipped']} |" for r in pg_skipped]
+        out.append("")
+    out.append(PG_END)
+    return out
+
+
+def short_sql(sql):
+    sql = sql.replace("|", "\\|")
+    return sql if len(sql) <= 60 else sql[:60] + "…"
+
+
+def pg_targets(by):
+    lines = []
+    for k, c, f, _ in pg_claim_rows(by, 1):
+        if c and f:
+            ratio = f["median_per_s"] / c["median_per_s"]
+            lines.append(f"- {'✔' if ratio <= PG_TARGET else '✘'} cairn claim+complete at K = {k}: "
+                         f"{ratio:.2f}× the floor's time per item (target ≤ {PG_TARGET}×)")
+    for r in by["pg_round_trips"]:
+        if r["op"].startswith("filter_new"):
+            lines.append(f"- {'✔' if r['round_trips'] <= 1 else '✘'} {r['op']}: {r['round_trips']:.0f} round trip(s) "
+                         "(target: one per chunk)")
+    return lines
 
 
 def median_of(by, workload, contender, op, size=None):

@@ -10,6 +10,8 @@
 //! cairn-compare overlap  --dir DIR --k 4 --ops 500
 //! cairn-compare cli      --dir DIR --cairn BIN --hello BIN [--bkt BIN] [--sqlite3 BIN] [--rounds 300]
 //! ```
+//!
+//! The PostgreSQL workloads (`pg-claims`, `pg-filter-new`, `pg-round-trips`) are in [`pg`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,9 @@ use cairn::{Error, Store};
 use rusqlite::{params, Connection};
 use serde_json::json;
 
+mod pg;
+mod pgwire;
+
 const TTL: Duration = Duration::from_secs(3600);
 const ROUNDS: usize = 7;
 
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!("usage: cairn-compare cache|ledger|stampede|overlap --dir DIR [...]");
+        eprintln!("       cairn-compare pg-claims|pg-filter-new|pg-round-trips --url postgres://... [...]");
         return ExitCode::from(2);
     };
     let opts: HashMap<&str, &str> = args[1..]
@@ -36,8 +42,37 @@ fn main() -> ExitCode {
         .filter_map(|p| Some((p[0].trim_start_matches("--"), p.get(1)?.as_str())))
         .collect();
     let run = || -> Res {
-        let dir = PathBuf::from(opts.get("dir").ok_or("--dir is required")?);
         let num = |name: &str, default: u64| opts.get(name).map_or(Ok(default), |v| v.parse());
+        if let Some(pg) = cmd.strip_prefix("pg-") {
+            let url = *opts.get("url").ok_or("--url postgres://... is required")?;
+            let list = |name: &str, default: &str| -> Res<Vec<u64>> {
+                let v = opts.get(name).unwrap_or(&default);
+                Ok(v.split(',').map(str::parse).collect::<Result<_, _>>()?)
+            };
+            let usize_of = |v: u64| usize::try_from(v);
+            return match pg {
+                "claims" => pg::claims(
+                    url,
+                    usize_of(num("items", 5_000)?)?,
+                    &list("ks", "1,4,8,16")?.into_iter().map(usize_of).collect::<Result<Vec<_>, _>>()?,
+                    &list("batches", "1")?.into_iter().map(u32::try_from).collect::<Result<Vec<_>, _>>()?,
+                    usize_of(num("rounds", 3)?)?,
+                ),
+                "worker" => pg::worker(
+                    url,
+                    opts.get("contender").ok_or("--contender")?,
+                    opts.get("schema").ok_or("--schema")?,
+                    opts.get("worker").ok_or("--worker")?,
+                    u32::try_from(num("batch", 1)?)?,
+                ),
+                "filter-new" => {
+                    pg::filter_new(url, usize_of(num("size", 1_000_000)?)?, usize_of(num("chunk", 1_000)?)?)
+                }
+                "round-trips" => pg::round_trips(url),
+                other => Err(format!("unknown workload pg-{other}").into()),
+            };
+        }
+        let dir = PathBuf::from(opts.get("dir").ok_or("--dir is required")?);
         match cmd.as_str() {
             "cache" => cache(&dir),
             "ledger" => {
