@@ -304,10 +304,10 @@ def pg_block(by, machine, skipped):
     if batches:
         one = {(k, r["contender"]): r for r in by["pg_claims"] if r["batch"] == 1 for k in [r["k"]]}
         items = next(r["items"] for r in by["pg_claims"] if r["batch"] > 1)
-        out += [f"### Batch claims: N items claimed at once, completed in one transaction: {items:,} items", "",
-                "cairn: `claim_next_many(worker, lease, N)`, then `complete` of each claim inside one "
-                "`Store::transaction`. Floor: the same claim statement with `LIMIT N`, then one fenced `UPDATE … "
-                "FROM unnest(ids, tokens)` for the batch, each in autocommit.", "",
+        out += [f"### Batch claims: N items claimed at once, completed at once: {items:,} items", "",
+                "cairn: `claim_next_many(worker, lease, N)`, then `complete_many` of the batch. Floor: the same "
+                "claim statement with `LIMIT N`, then one fenced `UPDATE … FROM unnest(ids, tokens)` for the "
+                "batch, each in autocommit.", "",
                 "| N | K | cairn items/s | spread | × cairn one at a time | floor items/s | spread | floor ÷ cairn |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for b in batches:

@@ -213,10 +213,10 @@ fn cairn_drain(store: &Store, worker: &str, batch: u32) -> Res<usize> {
         if claims.is_empty() {
             return Ok(n);
         }
-        store.transaction(|tx| {
-            let queue = tx.ledger(NS);
-            claims.iter().try_for_each(|c| queue.complete(c))
-        })?;
+        let done = queue.complete_many(&claims)?;
+        if done.iter().any(|d| !d) {
+            return Err(format!("cairn: a claim of a batch of {} was fenced", claims.len()).into());
+        }
         n += claims.len();
     }
 }

@@ -831,6 +831,17 @@ impl Connection {
         })
     }
 
+    fn ledger_complete_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claims: Vec<PyRef<'_, Claim>>,
+        tx: u64,
+    ) -> PyResult<Vec<bool>> {
+        let claims: Vec<cairn::Claim> = claims.iter().map(|c| c.inner().clone()).collect();
+        self.run(py, tx, |s| Ok(s.ledger(&ns).complete_many(&claims)?))
+    }
+
     #[pyo3(signature = (ns, claim, error, max_attempts, retry_delay, tx))]
     #[allow(clippy::too_many_arguments)]
     fn ledger_fail_claim(

@@ -14,7 +14,7 @@ REQUIRED = {
     cairn.Cache: ["get", "set", "add", "delete", "touch", "incr", "keys", "sweep", "clear", "stats", "get_or_set",
                   "__getitem__", "__contains__", "__delitem__"],
     cairn.Ledger: ["filter_new", "mark_done", "is_done", "__contains__", "fail", "enqueue", "claim_next", "counts",
-                   "enqueue_items", "retry", "retry_all_failed", "prune_done", "claim_next_many"],
+                   "enqueue_items", "retry", "retry_all_failed", "prune_done", "claim_next_many", "complete_many"],
     cairn.Claim: ["complete", "fail", "extend", "__enter__", "__exit__"],
     cairn.Checkpoint: ["get", "set", "delete"],
     cairn.Transaction: ["cache", "ledger", "checkpoint", "execute", "query", "__enter__", "__exit__"],

@@ -158,6 +158,23 @@ def test_list_pages_through_items_by_state(store: cairn.Store) -> None:
     assert store.ledger_namespaces() == []
 
 
+def test_complete_many_fences_each_claim_and_settles_them(clocked: cairn.Store, clock: ManualClock) -> None:
+    ledger = clocked.ledger("q")
+    ledger.enqueue(["a", "b", "c"])
+    stale = ledger.claim_next(lease=5, worker="w0")
+    assert stale is not None
+    clock.advance(6)
+    batch = ledger.claim_next_many(3, lease=60, worker="w1")
+    assert [c.id for c in batch] == ["a", "b", "c"], "the lapsed claim is taken over first"
+    assert ledger.complete_many([stale, *batch]) == [False, True, True, True]
+    assert ledger.counts().done == 3
+    with stale:
+        pass  # settled by complete_many: leaving the block does not complete it again
+    assert ledger.complete_many([]) == []
+    with pytest.raises(TypeError):
+        ledger.complete_many(["a"])  # type: ignore[list-item]
+
+
 def test_claim_next_many_hands_out_a_batch_in_queue_order(store: cairn.Store) -> None:
     ledger = store.ledger("q")
     ledger.enqueue(["a", "b", "c"])

@@ -263,6 +263,8 @@ engine_ops! {
     fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
     /// Complete a claim; false if fenced. True again for the same claim once done by it.
     fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
+    /// Complete several claims at once; for each, in order, what `ledger_complete` answers.
+    fn ledger_complete_many(&self, ns: &str, claims: &[Fenced<'_>], now: i64) -> Result<Vec<bool>>;
     /// Record a failure (pending again after `backoff`, or given up at `max_attempts`); the
     /// state left, or `None` if the claim was fenced.
     fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, retry: RetryRule, now: i64) -> Result<Option<i64>>;
@@ -477,6 +479,14 @@ pub(crate) struct NewItem<'a> {
     pub id: &'a str,
     pub data: Option<(&'a [u8], ValueKind)>,
     pub due: i64,
+}
+
+/// A claim as a fenced write names it: the item, the worker holding it and its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Fenced<'a> {
+    pub id: &'a str,
+    pub worker: &'a str,
+    pub token: i64,
 }
 
 /// A claim as made: the item, the new fencing token, what the item carries, and how many

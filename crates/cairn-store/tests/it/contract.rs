@@ -234,6 +234,39 @@ contract! {
         Ok(())
     }
 
+    fn a_batch_completion_fences_each_claim_and_is_safe_to_repeat(f) {
+        let l = f.store.ledger("q");
+        l.enqueue((0..6).map(|i| format!("i{i}")))?;
+        let stale = [
+            l.claim_next("w0", Duration::from_secs(5))?.expect("i0"),
+            l.claim_next("w0", Duration::from_secs(60))?.expect("i1"),
+        ];
+        f.clock.advance(Duration::from_secs(6));
+        let taken = l.claim_next("w1", Duration::from_secs(60))?.expect("i0, expired");
+        assert_eq!(taken.id(), "i0");
+        let batch = l.claim_next_many("w2", Duration::from_secs(60), 3)?;
+        // w0's claim of i1 still completes; its lapsed claim of i0, taken over by w1, is fenced.
+        assert_eq!(l.complete_many(&stale)?, [false, true]);
+        assert_eq!(l.item("i0")?.expect("i0").state, ItemState::Claimed, "the fenced claim changed nothing");
+        let mut all = batch.clone();
+        all.push(taken.clone());
+        assert_eq!(l.complete_many(&all)?, [true, true, true, true]);
+        assert_eq!(l.complete_many(&all)?, [true, true, true, true], "a retry after a lost commit");
+        assert_eq!(l.complete(&taken).map_err(|e| e.kind()), Ok(()), "one by one agrees");
+        assert!(l.complete_many(&[])?.is_empty());
+        // In a transaction it joins it: rolled back with it.
+        let last = l.claim_next("w3", Duration::from_secs(60))?.expect("i5");
+        let failed = f.store.transaction(|tx| {
+            assert_eq!(tx.ledger("q").complete_many(std::slice::from_ref(&last))?, [true]);
+            Err::<(), _>(Error::InvalidInput("no".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(l.item("i5")?.expect("i5").state, ItemState::Claimed);
+        f.store.transaction(|tx| tx.ledger("q").complete_many(std::slice::from_ref(&last)).map(drop))?;
+        assert_eq!(l.counts()?.done, 6);
+        Ok(())
+    }
+
     fn clearing_a_prefix_removes_exactly_the_keys_that_start_with_it(f) {
         let c = f.store.cache("c");
         let keys = ["use", "user", "user:", "user:1", "user:\u{10FFFF}", "user;", "users", "v"];

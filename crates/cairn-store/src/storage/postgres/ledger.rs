@@ -8,7 +8,7 @@ use postgres::Row;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::{ClaimRow, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED};
 
 const LEDGER: &str = "l";
 
@@ -311,6 +311,51 @@ impl Engine {
                     &[&ns, &id, &worker, &token],
                 )?
                 .is_some())
+    }
+
+    /// One statement for the batch, each row fenced by its own worker and token. Its rows are
+    /// locked in id order first, so two batches that overlap (a claim taken over after its
+    /// lease lapsed) wait for each other rather than deadlock. Outside a transaction it runs
+    /// on its own, bounds its own lock wait, and is safe to send again on a new connection.
+    pub fn ledger_complete_many(&self, ns: &str, claims: &[Fenced<'_>], now: i64) -> Result<Vec<bool>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = claims.iter().map(|c| c.id).collect();
+        self.lock_keys(LEDGER, ns, &distinct(&ids))?;
+        let workers: Vec<&str> = claims.iter().map(|c| c.worker).collect();
+        let tokens: Vec<i64> = claims.iter().map(|c| c.token).collect();
+        let params: [&(dyn postgres::types::ToSql + Sync); 6] =
+            [&ns, &ids, &workers, &tokens, &now, &self.lock_timeout()];
+        let mut done: std::collections::HashSet<(String, i64)> = self
+            .rows_idempotent(
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)), \
+                 c AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(id, worker, token)), \
+                 mine AS MATERIALIZED (SELECT l.id FROM {s}.cairn_ledger l JOIN c ON l.id = c.id \
+                   WHERE l.ns = $1 AND l.state = 1 AND l.worker = c.worker AND l.token = c.token \
+                   AND EXISTS (SELECT FROM bound) ORDER BY l.id FOR UPDATE OF l) \
+                 UPDATE {s}.cairn_ledger l SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
+                 result = NULL, result_kind = NULL, updated_at = $5 \
+                 FROM mine WHERE l.ns = $1 AND l.id = mine.id RETURNING l.id, l.token",
+                &params,
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let key = |c: &Fenced<'_>| (c.id.to_owned(), c.token);
+        if claims.iter().any(|c| !done.contains(&key(c))) {
+            // Completed by the same claims already (a retry after a commit whose outcome was
+            // lost with the connection): done by them, so done.
+            let again = self.rows(
+                "SELECT l.id, l.token FROM {s}.cairn_ledger l \
+                 JOIN unnest($2::text[], $3::text[], $4::bigint[]) AS c(id, worker, token) ON l.id = c.id \
+                 WHERE l.ns = $1 AND l.state = 2 AND l.worker = c.worker AND l.token = c.token",
+                &[&ns, &ids, &workers, &tokens],
+            )?;
+            done.extend(again.iter().map(|r| (r.get(0), r.get(1))));
+        }
+        // The worker must match too: a token names one claim, and one claim has one worker.
+        Ok(claims.iter().map(|c| done.contains(&key(c))).collect())
     }
 
     /// One statement decides and records: one more attempt, then pending again at the back of

@@ -242,6 +242,12 @@ impl Engine {
         self.run(template, false, |client, st| client.query(st, params))
     }
 
+    /// The rows of a cached write that is safe to send again on a new connection if the
+    /// first one was lost before it reached the server.
+    fn rows_idempotent(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.run(template, true, |client, st| client.query(st, params))
+    }
+
     /// At most one row of a cached statement.
     fn row(&self, template: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         self.run(template, false, |client, st| client.query_opt(st, params))
