@@ -132,13 +132,28 @@ fn v4_guess_kinds(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 
 /// For each row of `select` (its key columns, then the value), run `update` with the same
 /// key columns and the guessed kind.
+///
+/// The scan and the updates share a table: each update moves the scan's cursor, which SQLite
+/// puts back by key. In a damaged file whose B-tree is out of order that can land before rows
+/// already seen, and the scan would never end (a fuzzed file did so). So it visits at most as
+/// many rows as the table counts before it starts, and calls the file corrupt past that.
 fn guess_kinds(conn: &rusqlite::Connection, select: &str, update: &str) -> rusqlite::Result<()> {
     use rusqlite::types::{Value, ValueRef};
+    let count_sql = format!("SELECT count(*) FROM ({select})");
+    let rows_before: i64 = conn.query_row(&count_sql, [], |r| r.get(0))?;
     let mut read = conn.prepare(select)?;
     let mut write = conn.prepare(update)?;
     let keys = read.column_count() - 1;
     let mut rows = read.query([])?;
+    let mut visited = 0i64;
     while let Some(r) = rows.next()? {
+        visited += 1;
+        if visited > rows_before {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("a scan of {rows_before} rows did not end while giving old values their kind")),
+            ));
+        }
         let kind = match r.get_ref(keys)? {
             ValueRef::Blob(b) | ValueRef::Text(b) => ValueKind::guess(b),
             _ => ValueKind::Bytes,
