@@ -354,7 +354,8 @@ impl Engine {
             )?;
             done.extend(again.iter().map(|r| (r.get(0), r.get(1))));
         }
-        // The worker must match too: a token names one claim, and one claim has one worker.
+        // Keyed by id and token alone: a token names one claim of an item, and the statements
+        // above checked its worker.
         Ok(claims.iter().map(|c| done.contains(&key(c))).collect())
     }
 
