@@ -35,7 +35,7 @@ fn pg() -> Option<Pg> {
     match postgres::Client::connect(&base, postgres::NoTls) {
         Ok(client) => Some(Pg { env: Env::new(), client, base, schema: fresh_schema() }),
         Err(e) => {
-            skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
+            cairn_testkit::skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
             None
         }
     }
@@ -48,26 +48,6 @@ fn fresh_schema() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     format!("cairn_test_{secs}_{}_c{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// As `cairn_testkit::skip_unless_ci` (which this crate does not depend on): say that the test
-/// skipped for want of `what`, and list it in `$CAIRN_SKIP_LOG`; under `CAIRN_NO_SKIP`, fail.
-fn skip_unless_ci(what: &str) {
-    let no_skip = std::env::var_os("CAIRN_NO_SKIP").is_some_and(|v| !v.is_empty() && v != "0");
-    if no_skip {
-        panic!("this test needs {what}, and CAIRN_NO_SKIP forbids a skip: provide it or set CAIRN_NO_SKIP=0");
-    }
-    let line = format!("{}: needs {what}", std::thread::current().name().unwrap_or("a test"));
-    eprintln!("skipped: {line}");
-    if let Some(log) = std::env::var_os("CAIRN_SKIP_LOG").filter(|l| !l.is_empty()) {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
-            .unwrap_or_else(|e| panic!("cannot record the skip in CAIRN_SKIP_LOG={log:?}: {e}"));
-    }
 }
 
 impl Pg {
