@@ -298,52 +298,15 @@ fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_ne
     Ok(())
 }
 
-fn computations(log: &std::path::Path) -> usize {
-    std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-/// Poll `f` until it holds, failing after 20 s.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
-    }
-}
-
 #[test]
 fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -> Result<(), Error> {
     let Some(pg) = pg() else { return Ok(()) };
     pg.store()?;
-    let url = pg.url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("computations.log");
-    let log_s = log.to_str().expect("utf-8");
-    // The computation lasts until its stdin closes: it overlaps every other process for certain.
-    let mut children: Vec<Running> = (0..6)
-        .map(|_| {
-            Running::spawn(
-                child(),
-                &["stampede", "--db", &url, "--key", "k", "--log", log_s, "--ms", "stdin"],
-            )
-            .expect("spawn")
-        })
-        .collect();
-    wait_until("one process computes", || computations(&log) == 1);
-    let waiting = || children.iter().filter(|c| c.lines().iter().any(|l| l == "WAITING")).count();
-    wait_until("the five others wait for it", || waiting() == 5);
-    for c in &mut children {
-        c.close_stdin();
-    }
-    let mut values = Vec::new();
-    for c in children {
-        let (status, lines, stderr) = c.finish().expect("wait");
-        assert!(status.success(), "{stderr}");
-        values.extend(lines.into_iter().filter_map(|l| l.strip_prefix("VALUE ").map(str::to_owned)));
-    }
-    assert_eq!(computations(&log), 1, "the computation ran more than once");
-    assert_eq!(values.len(), 6);
-    assert!(values.windows(2).all(|w| w[0] == w[1]), "processes saw different values: {values:?}");
+    crate::stampede::six_processes_missing_one_key_compute_it_once(
+        &pg.url(),
+        &dir.path().join("computations.log"),
+    );
     Ok(())
 }
 
@@ -351,27 +314,8 @@ fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -
 fn a_process_killed_computing_on_postgres_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
     let Some(pg) = pg() else { return Ok(()) };
     pg.store()?;
-    let url = pg.url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("computations.log");
-    let log_s = log.to_str().expect("utf-8");
-    let args = |ms: &'static str| {
-        ["stampede", "--db", url.as_str(), "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "60000"]
-    };
-    let doomed = Running::spawn(child(), &args("60000")).expect("spawn");
-    let started = Instant::now();
-    wait_until("the first process computes", || computations(&log) == 1);
-    doomed.kill().expect("kill");
-    let waiters: Vec<Running> =
-        (0..3).map(|_| Running::spawn(child(), &args("50")).expect("spawn")).collect();
-    for w in waiters {
-        let (status, lines, stderr) = w.finish().expect("wait");
-        assert!(status.success(), "{stderr}");
-        assert!(lines.iter().any(|l| l.starts_with("VALUE ")), "{lines:?}");
-    }
-    assert_eq!(computations(&log), 2, "one doomed computation, then exactly one takeover");
-    // The doomed marker's lease runs a minute: only noticing the dead pid frees it sooner.
-    assert!(started.elapsed() < Duration::from_secs(30), "the waiters sat out the lease");
+    crate::stampede::a_killed_computer_is_taken_over_at_once(&pg.url(), &dir.path().join("computations.log"));
     Ok(())
 }
 
