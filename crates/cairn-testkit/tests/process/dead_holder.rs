@@ -8,7 +8,9 @@ use cairn_testkit::Running;
 
 use crate::child;
 
-fn claim_in_child(p: &str, worker: &str, lease_only: bool) -> (Running, String) {
+/// A child that claims one item of namespace `q` of the store at `p` (a file or a URL) for
+/// `worker`, tied to its process unless `lease_only`, and holds it; the child and the id.
+pub(crate) fn claim_in_child(p: &str, worker: &str, lease_only: bool) -> (Running, String) {
     let lo = if lease_only { "1" } else { "0" };
     let run = Running::spawn(
         child(),

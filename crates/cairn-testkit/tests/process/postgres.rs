@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use cairn::{Error, ErrorKind, ManualClock, Options, Store};
 use cairn_testkit::Running;
 
+use crate::dead_holder::claim_in_child;
 use crate::{child, heavy};
 
 /// A fresh schema on the test server, dropped (with the users' schema beside it) on drop.
@@ -198,18 +199,6 @@ fn four_workers_on_postgres_one_killed_holding_a_claim_complete_every_item_exact
     let item = store.ledger("queue").item(&held)?.expect("known");
     assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
     Ok(())
-}
-
-fn claim_in_child(url: &str, worker: &str, lease_only: bool) -> (Running, String) {
-    let lo = if lease_only { "1" } else { "0" };
-    let run = Running::spawn(
-        child(),
-        &["claim-hold", "--db", url, "--ns", "q", "--worker", worker, "--lease-only", lo],
-    )
-    .expect("spawn");
-    assert!(run.wait_for(Duration::from_secs(20), |l| l.starts_with("CLAIMED ")), "{:?}", run.lines());
-    let id = run.lines().iter().find_map(|l| l.strip_prefix("CLAIMED ").map(str::to_owned)).expect("claimed");
-    (run, id)
 }
 
 /// A worker killed holding an hour-long claim on this host: its item is handed out at once
