@@ -236,40 +236,6 @@ mod tests {
     }
 
     #[test]
-    fn every_op_applies_in_one_transaction() -> Result<()> {
-        let store = Store::open_in_memory()?;
-        store.cache("c").set("gone", "x", None)?;
-        let batch = parse(
-            r#"{"op":"set","ns":"c","key":"s","value":"text"}
-               {"op":"set","ns":"c","key":"j","value":{"a":[1,2]}}
-               {"op":"add","ns":"c","key":"s","value":"ignored"}
-               {"op":"del","ns":"c","key":"gone"}
-               {"op":"incr","key":"n","by":5}
-               {"op":"incr","key":"n"}
-               {"op":"touch","ns":"c","key":"s","ttl":"1h"}
-
-               {"op":"mark","ns":"l","id":"1","result":"ok"}
-               {"op":"fail","ns":"l","id":"2","error":"boom"}
-               {"op":"mark","ns":"l","id":"3"}
-               {"op":"ledger_del","ns":"l","id":"3"}
-               {"op":"checkpoint","job":"j","value":"p1"}
-               {"op":"checkpoint","job":"k","value":"p2"}
-               {"op":"checkpoint_del","job":"k"}"#,
-        )?;
-        assert_eq!(store.apply_batch(&batch)?, 14);
-        assert_eq!(store.cache("c").get::<String>("s")?.as_deref(), Some("text"));
-        assert_eq!(store.cache("c").get::<String>("j")?.as_deref(), Some(r#"{"a":[1,2]}"#));
-        assert!(!store.cache("c").contains("gone")?);
-        assert_eq!(store.cache("dflt").get::<i64>("n")?, Some(6));
-        assert_eq!(store.ledger("l").result::<String>("1")?.as_deref(), Some("ok"));
-        assert_eq!(store.ledger("l").item("2")?.map(|i| i.attempts), Some(1));
-        assert!(store.ledger("l").item("3")?.is_none());
-        assert_eq!(store.checkpoint("j").get::<String>()?.as_deref(), Some("p1"));
-        assert_eq!(store.checkpoint("k").get::<String>()?, None);
-        Ok(())
-    }
-
-    #[test]
     fn malformed_lines_are_refused_with_their_number() {
         for (text, line) in [
             ("{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\"}\nnot json", "line 2"),
@@ -282,31 +248,5 @@ mod tests {
             assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
             assert!(err.to_string().contains(line), "{err}");
         }
-    }
-
-    #[test]
-    fn an_invalid_operation_rolls_back_the_ones_before_it() -> Result<()> {
-        let store = Store::open_in_memory()?;
-        let batch = parse(
-            "{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\"}\n{\"op\":\"mark\",\"ns\":\"l\",\"id\":\"x\"}\n{\"op\":\"set\",\"key\":\"\",\"value\":\"1\"}",
-        )?;
-        let err = store.apply_batch(&batch).unwrap_err();
-        assert!(err.to_string().contains("batch line 3"), "{err}");
-        assert!(!store.cache("dflt").contains("a")?);
-        assert!(!store.ledger("l").is_done("x")?);
-        Ok(())
-    }
-
-    /// Found by the batch fuzz target: the error named the key but not the line.
-    #[test]
-    fn an_incr_of_a_non_number_names_its_line_and_keeps_the_decode_kind() -> Result<()> {
-        let store = Store::open_in_memory()?;
-        store.cache("dflt").set("k", "text", None)?;
-        let batch = parse("{\"op\":\"incr\",\"key\":\"n\"}\n{\"op\":\"incr\",\"key\":\"k\"}")?;
-        let err = store.apply_batch(&batch).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Decode, "{err}");
-        assert!(err.to_string().contains("batch line 2; nothing was applied"), "{err}");
-        assert!(!store.cache("dflt").contains("n")?);
-        Ok(())
     }
 }
