@@ -164,6 +164,21 @@ fn a_completion_after_the_server_dropped_the_connection_goes_through() -> Result
     Ok(())
 }
 
+/// The same for a batch: `complete_many` is sent again on a new connection, and each claim
+/// is answered.
+#[test]
+fn a_batch_completion_after_the_server_dropped_the_connection_goes_through() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let store = f.reopen();
+    let l = store.ledger("q");
+    l.enqueue(["a", "b", "c"])?;
+    let batch = l.claim_next_many("w", Duration::from_secs(600), 3)?;
+    terminate(&f, backend_pid(&store)?);
+    assert_eq!(l.complete_many(&batch)?, [true, true, true]);
+    assert_eq!(f.store.ledger("q").counts()?.done, 3);
+    Ok(())
+}
+
 /// A batch of many keys locks its namespace instead of each key: 20,000 per-key advisory
 /// locks in one transaction would overflow the server's lock table ("out of shared memory").
 #[test]
