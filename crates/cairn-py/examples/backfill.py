@@ -1,4 +1,4 @@
-"""A resumable backfill, the Python twin of the Rust demo (crates/cairn-store/examples/demo.rs).
+"""A resumable backfill, the Python twin of the Rust demo (crates/cairn-state/examples/demo.rs).
 
 It enriches 20,000 orders. Each needs its customer's profile (an expensive lookup, computed
 once and cached for an hour, even across processes) and a slow call that fails now and then.

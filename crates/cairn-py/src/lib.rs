@@ -1,5 +1,5 @@
 //! `cairn._cairn`: the extension module under the `cairn` Python package. It moves values in
-//! and out of the library (`cairn-store`) and maps its errors; the Pythonic API, the codecs'
+//! and out of the library (`cairn-state`) and maps its errors; the Pythonic API, the codecs'
 //! JSON side and the exception classes live in `python/cairn/`.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]

@@ -181,7 +181,7 @@ def cli() -> str:
     """The cairn CLI binary ($CAIRN_BIN, else target/{debug,release}/cairn, else PATH)."""
     found = _cli()
     if found is None:
-        pytest.skip("the cairn CLI is not built: cargo build -p cairn-cli, or set CAIRN_BIN")
+        pytest.skip("the cairn CLI is not built: cargo build -p cairn-state-cli, or set CAIRN_BIN")
     return found
 
 

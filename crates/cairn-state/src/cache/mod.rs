@@ -47,6 +47,45 @@ pub enum Eviction {
     LeastRecentlyUsed,
 }
 
+impl Eviction {
+    /// The policy's short name: `lrs` (least recently stored) or `lru` (least recently used).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eviction::LeastRecentlyStored => "lrs",
+            Eviction::LeastRecentlyUsed => "lru",
+        }
+    }
+}
+
+impl std::fmt::Display for Eviction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `lrs` or `least-recently-stored`, `lru` or `least-recently-used`.
+///
+/// ```
+/// use cairn::Eviction;
+///
+/// assert_eq!("lru".parse::<Eviction>()?, Eviction::LeastRecentlyUsed);
+/// assert_eq!("least-recently-stored".parse::<Eviction>()?, Eviction::LeastRecentlyStored);
+/// assert_eq!(Eviction::LeastRecentlyUsed.to_string(), "lru");
+/// assert!("fifo".parse::<Eviction>().is_err());
+/// # Ok::<(), cairn::Error>(())
+/// ```
+impl std::str::FromStr for Eviction {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Eviction> {
+        match name {
+            "lrs" | "least-recently-stored" => Ok(Eviction::LeastRecentlyStored),
+            "lru" | "least-recently-used" => Ok(Eviction::LeastRecentlyUsed),
+            other => Err(Error::invalid(format!("eviction is \"lrs\" or \"lru\", not {other:?}"))),
+        }
+    }
+}
+
 /// Size bounds of a namespace. Bounds are stored in the file, so every process writing the
 /// namespace enforces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

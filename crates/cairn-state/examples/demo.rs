@@ -8,7 +8,7 @@
 //! `kill -9`) and run it again: it carries on without redoing a single order. Run it once more
 //! when it has finished: it reports that everything is done, in a fraction of a second.
 //!
-//! Run: `cargo run --release -p cairn-store --example demo [-- --orders N --step-us US --reset]`
+//! Run: `cargo run --release -p cairn-state --example demo [-- --orders N --step-us US --reset]`
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

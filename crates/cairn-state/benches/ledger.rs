@@ -3,7 +3,7 @@
 //! lookups against ledgers of 10 thousand, 1 million and 10 million ids, to show the cost
 //! stays flat as the ledger grows. Prints the bytes on disk per id.
 //!
-//! Run: `cargo bench -p cairn-store --bench ledger` (building the 10M ledger takes a while;
+//! Run: `cargo bench -p cairn-state --bench ledger` (building the 10M ledger takes a while;
 //! `CAIRN_BENCH_MAX_IDS=1000000` stops at 1M).
 
 use std::hint::black_box;

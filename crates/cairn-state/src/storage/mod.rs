@@ -326,6 +326,46 @@ pub enum Durability {
     Full,
 }
 
+impl Durability {
+    /// The level's name: `normal` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `normal` or `full`.
+///
+/// ```
+/// use cairn::Durability;
+///
+/// assert_eq!("full".parse::<Durability>()?, Durability::Full);
+/// assert_eq!(Durability::Normal.to_string(), "normal");
+/// assert!("fsync".parse::<Durability>().is_err());
+/// # Ok::<(), cairn::Error>(())
+/// ```
+impl std::str::FromStr for Durability {
+    type Err = crate::error::Error;
+
+    fn from_str(name: &str) -> Result<Durability> {
+        match name {
+            "normal" => Ok(Durability::Normal),
+            "full" => Ok(Durability::Full),
+            other => Err(crate::error::Error::invalid(format!(
+                "durability is \"normal\" or \"full\", not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A rollback journal to fall back to where WAL is unavailable (network filesystems without
 /// shared memory). Concurrency still works, with readers and the writer excluding each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

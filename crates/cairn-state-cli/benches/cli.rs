@@ -4,7 +4,7 @@
 //! process and waits for it, so the figures include start-up, opening the store and exit.
 //! A comparison tool that is not installed is skipped with a note.
 //!
-//! `cargo bench -p cairn-cli --bench cli`
+//! `cargo bench -p cairn-state-cli --bench cli`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

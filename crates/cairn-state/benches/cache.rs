@@ -5,7 +5,7 @@
 //! index on expiry). Both run in the same process, on the same disk, in the same run, so
 //! their ratio holds on a noisy machine.
 //!
-//! Run: `cargo bench -p cairn-store --bench cache`
+//! Run: `cargo bench -p cairn-state --bench cache`
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

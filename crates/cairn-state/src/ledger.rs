@@ -91,6 +91,9 @@ impl ItemState {
         }
     }
 
+    /// Every state, in the order items move through them.
+    pub const ALL: [ItemState; 4] = [ItemState::Pending, ItemState::Claimed, ItemState::Done, ItemState::Failed];
+
     fn code(self) -> i64 {
         match self {
             ItemState::Pending => PENDING,
@@ -107,6 +110,33 @@ impl ItemState {
             FAILED => ItemState::Failed,
             _ => ItemState::Pending,
         }
+    }
+}
+
+impl std::fmt::Display for ItemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a state's name (`pending`, `claimed`, `done`, `failed`), as the CLI and Python
+/// take it.
+///
+/// ```
+/// use cairn::ItemState;
+///
+/// assert_eq!("done".parse::<ItemState>()?, ItemState::Done);
+/// assert_eq!(ItemState::Failed.to_string(), "failed");
+/// assert!("finished".parse::<ItemState>().is_err());
+/// # Ok::<(), cairn::Error>(())
+/// ```
+impl std::str::FromStr for ItemState {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<ItemState> {
+        ItemState::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
+            Error::invalid(format!("an item state is pending, claimed, done or failed, not {name:?}"))
+        })
     }
 }
 
