@@ -2,11 +2,27 @@
 //! transaction as the ledger marks it belongs to, so that progress and position never
 //! disagree after a crash.
 
-use crate::cache::validate_name;
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
-use crate::storage::EngineOps;
+use crate::names::validate_name;
+use crate::storage::CheckpointOps;
 use crate::store::Store;
+use crate::tx::Tx;
+
+impl Store {
+    /// The checkpoint of `job`; see [`Checkpoint`]. Inside [`Store::transaction`] use
+    /// [`Tx::checkpoint`].
+    pub fn checkpoint<'a>(&'a self, job: &'a str) -> Checkpoint<'a> {
+        Checkpoint::new(self, job, false)
+    }
+}
+
+impl Tx<'_> {
+    /// The checkpoint of `job`, inside this transaction.
+    pub fn checkpoint<'a>(&'a self, job: &'a str) -> Checkpoint<'a> {
+        Checkpoint::new(self.store(), job, true)
+    }
+}
 
 /// A job's checkpoint, from [`Store::checkpoint`] or [`Tx::checkpoint`](crate::Tx::checkpoint).
 ///

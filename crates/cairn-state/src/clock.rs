@@ -38,21 +38,18 @@ impl Clock for SystemClock {
 /// A server's clock: its time read once (at open), then advanced by this host's monotonic
 /// clock, so that every host sharing a store on a server judges leases on the server's
 /// timeline, whatever its own wall clock says, and a step of that wall clock cannot move it.
-#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServerClock {
     at_open: i64,
     opened: std::time::Instant,
 }
 
-#[cfg(feature = "postgres")]
 impl ServerClock {
     pub(crate) fn new(server_millis: i64) -> Self {
         ServerClock { at_open: server_millis, opened: std::time::Instant::now() }
     }
 }
 
-#[cfg(feature = "postgres")]
 impl Clock for ServerClock {
     fn now_millis(&self) -> i64 {
         self.at_open.saturating_add(duration_millis(self.opened.elapsed()))

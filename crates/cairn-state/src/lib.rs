@@ -71,6 +71,7 @@ mod lock;
 mod maintenance;
 mod memo;
 mod migrate;
+mod names;
 mod process;
 mod sql;
 mod storage;
@@ -78,9 +79,7 @@ mod store;
 mod tx;
 
 pub use batch::{Batch, BatchOp};
-pub use cache::{
-    Cache, CacheLimits, CacheStats, Eviction, MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES,
-};
+pub use cache::{Cache, CacheLimits, CacheStats, Eviction};
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
@@ -97,6 +96,7 @@ pub use memo::{
     Memoized, Stream,
 };
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
+pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 

@@ -17,12 +17,12 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::cache::validate_name;
 use crate::clock::deadline;
 use crate::error::{Error, Result};
+use crate::names::validate_name;
 use crate::process;
-use crate::storage::EngineOps;
 use crate::storage::Taker;
+use crate::storage::{EngineOps, LockOps};
 use crate::store::Store;
 
 /// Who holds a lock (or one slot of a semaphore).

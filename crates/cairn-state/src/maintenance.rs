@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::CacheStats;
 use crate::error::{Error, Result};
 use crate::ledger::LedgerCounts;
-use crate::storage::sqlite::side_file;
-use crate::storage::EngineOps;
+use crate::storage::{EngineOps, MigrateOps};
 use crate::store::Store;
 
 /// A WAL larger than this means checkpoints are not keeping up (a long-lived reader holds
@@ -129,7 +128,7 @@ impl Store {
     /// How big the file and its log are.
     pub fn file_stats(&self) -> Result<FileStats> {
         let pages = self.engine.pages()?;
-        let wal_bytes = std::fs::metadata(side_file(self.path(), "-wal")).map(|m| m.len()).unwrap_or(0);
+        let wal_bytes = self.engine.log_bytes();
         Ok(FileStats {
             db_bytes: pages.page_count * pages.page_size,
             free_bytes: pages.freelist * pages.page_size,
@@ -202,7 +201,7 @@ impl Store {
         });
 
         let version = self.engine.read_version(crate::storage::VersionSlot::UserVersion)?;
-        let latest = crate::store::cairn_migrations().latest();
+        let latest = self.engine.schema_latest();
         out.push(if version == latest {
             Finding::ok("schema", format!("version {version}"))
         } else {
@@ -240,8 +239,7 @@ impl Store {
 
     fn permission_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        for suffix in ["", "-wal", "-shm", crate::storage::sqlite::hits::HITS_SUFFIX] {
-            let path = side_file(self.path(), suffix);
+        for path in self.engine.files() {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let mode = meta.permissions().mode() & 0o777;
             out.push(if mode & 0o077 == 0 {

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use crate::codec::{Rows, SqlValue};
 use crate::error::{Error, Result};
-use crate::storage::sqlite::{self, OpenSpec};
 pub(crate) use crate::storage::VersionSlot as Slot;
-use crate::storage::{Engine, EngineOps};
+use crate::storage::{Engine, EngineOps, MigrateOps};
 
 /// A data-migration function: runs inside the step's transaction.
 type StepFn<'a> = Box<dyn Fn(&MigrationDb<'_>) -> Result<()> + Send + Sync + 'a>;
@@ -45,8 +44,6 @@ pub struct M<'a> {
 pub(crate) enum Step<'a> {
     Sql(Cow<'a, str>),
     Rust(StepFn<'a>),
-    /// One of cairn's own schema steps, written for the SQLite engine.
-    Sqlite(fn(&rusqlite::Connection) -> rusqlite::Result<()>),
 }
 
 impl<'a> M<'a> {
@@ -86,18 +83,13 @@ impl<'a> M<'a> {
     pub fn up_with(f: impl Fn(&MigrationDb<'_>) -> Result<()> + Send + Sync + 'a) -> Self {
         M { step: Step::Rust(Box::new(f)) }
     }
-
-    /// One of cairn's own schema steps.
-    pub(crate) fn sqlite(f: fn(&rusqlite::Connection) -> rusqlite::Result<()>) -> M<'static> {
-        M { step: Step::Sqlite(f) }
-    }
 }
 
 impl fmt::Debug for M<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.step {
             Step::Sql(sql) => f.debug_tuple("M::up").field(sql).finish(),
-            Step::Rust(_) | Step::Sqlite(_) => f.write_str("M::up_with(..)"),
+            Step::Rust(_) => f.write_str("M::up_with(..)"),
         }
     }
 }
@@ -198,7 +190,7 @@ impl<'a> Migrations<'a> {
     /// 0600). Its journal mode is left as it is. A cairn store is refused: use
     /// [`Store::migrate`](crate::Store::migrate) with a scope there.
     pub fn apply_to_file(&self, path: impl AsRef<Path>) -> Result<MigrationReport> {
-        let engine = open_plain(path.as_ref(), false)?;
+        let engine = crate::storage::open_plain(path.as_ref(), false, crate::store::DEFAULT_BUSY_TIMEOUT)?;
         run(&engine, Slot::UserVersion, self, &|_, _| Ok(()))
     }
 
@@ -209,7 +201,7 @@ impl<'a> Migrations<'a> {
         if !path.exists() {
             return Ok(MigrationStatus { current: 0, latest: self.latest() });
         }
-        let engine = open_plain(path, true)?;
+        let engine = crate::storage::open_plain(path, true, crate::store::DEFAULT_BUSY_TIMEOUT)?;
         let current = engine.read_version(Slot::UserVersion)?;
         Ok(MigrationStatus { current, latest: self.latest() })
     }
@@ -278,82 +270,44 @@ impl<'a> Migrations<'a> {
     }
 }
 
-fn open_plain(path: &Path, read_only: bool) -> Result<Engine> {
-    if !read_only {
-        crate::store::prepare_file(path)?;
+impl crate::store::Store {
+    /// Apply your own migrations to this store's file, versioned under `scope` (see
+    /// [`Migrations`] for why not `user_version`).
+    pub fn migrate(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationReport> {
+        crate::names::validate_scope(scope)?;
+        self.ensure_writable()?;
+        run(&self.engine, Slot::Scope(scope), migrations, &|_, _| Ok(()))
     }
-    crate::storage::sqlite::check_header(path)?;
-    let engine = Engine::Sqlite(sqlite::Engine::open(&OpenSpec {
-        path: Some(path),
-        read_only,
-        create: !read_only,
-        immutable: false,
-        busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
-        vfs: None,
-    })?);
-    if engine.sqlite()?.identity()?.is_cairn() {
-        return Err(Error::invalid(format!(
-            "{} is a cairn store, whose user_version is cairn's own: migrate your tables inside it under a scope \
-             name of yours (Store::migrate, or `cairn migrate --scope NAME`), or give the path of your own database",
-            path.display()
-        )));
+
+    /// Where `scope` stands in this file against `migrations`, without changing anything.
+    pub fn migration_status(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationStatus> {
+        crate::names::validate_scope(scope)?;
+        Ok(MigrationStatus {
+            current: self.engine.read_version(Slot::Scope(scope))?,
+            latest: migrations.latest(),
+        })
     }
-    Ok(engine)
 }
 
 /// Apply every pending step, one IMMEDIATE transaction each. `check` runs inside each
-/// transaction with the version found, before anything is written: the store uses it to refuse
-/// a file that is not its own.
+/// transaction with the version found, before anything is written.
 pub(crate) fn run(
     engine: &Engine,
     slot: Slot<'_>,
     migrations: &Migrations<'_>,
     check: &dyn Fn(&Engine, i64) -> Result<()>,
 ) -> Result<MigrationReport> {
-    let latest = migrations.latest();
-    let mut from = None;
-    let mut applied = Vec::new();
-    loop {
-        let tx = engine.begin()?;
-        let current = engine.read_version(slot)?;
-        check(engine, current)?;
-        let from = *from.get_or_insert(current);
-        if current < 0 {
-            // No migration runner writes one; without this check no step would match and the
-            // file would pass as up to date (found by the store_file fuzz target).
-            return Err(Error::Corrupt {
-                path: engine.path().to_path_buf(),
-                detail: format!("its '{}' schema version is {current}; versions start at 0", slot.name()),
-            });
-        }
-        if current > latest {
-            return Err(Error::SchemaTooNew {
-                path: engine.path().to_path_buf(),
-                scope: slot.name().to_owned(),
-                found: current,
-                supported: latest,
-            });
-        }
-        let next = current + 1;
-        let Some(step) = migrations.step(next) else {
-            drop(tx);
-            return Ok(MigrationReport { from, to: current, applied });
-        };
-        apply_step(engine, step).and_then(|()| engine.write_version(slot, next)).map_err(|e| {
-            Error::Migration { scope: slot.name().to_owned(), version: next, source: Box::new(e) }
-        })?;
-        tx.commit()?;
-        applied.push(next);
-    }
+    let apply = |e: &Engine, version: i64| match migrations.step(version) {
+        Some(step) => apply_step(e, step),
+        None => Ok(()),
+    };
+    let done = crate::storage::run_steps(engine, slot, migrations.latest(), check, &apply)?;
+    Ok(MigrationReport { from: done.from, to: done.to, applied: done.applied })
 }
 
 fn apply_step(engine: &Engine, step: &M<'_>) -> Result<()> {
     match &step.step {
         Step::Sql(sql) => engine.run_script(sql),
         Step::Rust(f) => f(&MigrationDb { engine }),
-        Step::Sqlite(f) => {
-            let e = engine.sqlite()?;
-            f(e.conn()).map_err(|err| e.err(err))
-        }
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::codec::{Rows, SqlValue};
 use crate::error::Result;
-use crate::storage::EngineOps;
+use crate::storage::{EngineOps, SqlOps};
 use crate::store::Store;
 use crate::tx::Tx;
 

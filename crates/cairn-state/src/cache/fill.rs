@@ -5,11 +5,12 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use super::{validate_key, validate_ns, validate_ttl, validate_value, Cache};
+use super::{validate_ttl, Cache};
 use crate::clock::deadline;
 use crate::codec::{Decode, Encode, ValueKind};
 use crate::error::{Error, Result};
-use crate::storage::{EngineOps, Stored};
+use crate::names::{validate_key, validate_ns, validate_value};
+use crate::storage::{CacheOps, Stored};
 use crate::store::Store;
 
 impl<'a> Cache<'a> {
@@ -69,10 +70,10 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         if let Some(v) = self.lookup(key)?.filter(|v| usable(&v.bytes)) {
-            self.store.cache.count(self.ns, true, self.store.is_read_only());
+            self.store.cache_state().count(self.ns, true, self.store.is_read_only());
             return Ok(self.decode(key, v)?);
         }
-        self.store.cache.count(self.ns, false, self.store.is_read_only());
+        self.store.cache_state().count(self.ns, false, self.store.is_read_only());
         if self.in_tx {
             let value = compute()?;
             self.set(key, &value, ttl)?;

@@ -17,22 +17,17 @@ use std::time::Duration;
 use crate::clock::deadline;
 use crate::codec::{truncated, Decode, DecodeError, Encode, ValueKind};
 use crate::error::{Error, Result};
-use crate::storage::EngineOps;
+use crate::names::{validate_key, validate_ns, validate_value};
 use crate::storage::Stored;
+use crate::storage::{CacheOps, EngineOps, MemoOps};
 use crate::store::Store;
+use crate::tx::Tx;
 
 mod fill;
 mod state;
 
 pub(crate) use fill::FillTicket;
 pub(crate) use state::CacheState;
-
-/// The longest key, in bytes.
-pub const MAX_KEY_BYTES: usize = 4096;
-/// The longest namespace name, in bytes.
-pub const MAX_NAMESPACE_BYTES: usize = 256;
-/// The largest value, in bytes.
-pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Which entries a bounded namespace evicts first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -130,6 +125,84 @@ impl CacheStats {
     }
 }
 
+impl Store {
+    /// The cache namespace `ns`. Each operation on it is its own transaction; inside
+    /// [`Store::transaction`] use [`Tx::cache`] instead.
+    pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
+        Cache::new(self, ns, false)
+    }
+
+    /// Remove every expired cache entry, in every namespace. Returns how many. Writes also
+    /// remove a few in passing, so calling this is optional.
+    pub fn sweep(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.write_tx(|s| {
+                let n = s.engine.cache_sweep(s.now(), true)?;
+                // The chunks of large memo outputs whose entries went (and of dead runs).
+                s.engine.memo_chunks_gc(s.now())?;
+                Ok::<_, Error>(n)
+            })?;
+            total += n;
+            if n < crate::storage::SWEEP_MANY_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The cache namespaces that hold entries or statistics, sorted.
+    pub fn cache_namespaces(&self) -> Result<Vec<String>> {
+        self.engine.cache_namespaces()
+    }
+
+    /// Write the hit and miss counts gathered by reads since the last write, and on SQLite
+    /// those that processes which only read left beside the file (`<db>-hits`). Done anyway
+    /// by writes (and when the store is dropped, kept beside the file); [`Cache::stats`]
+    /// counts them all already. Call this to have them in the database now.
+    pub fn flush_stats(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Ok(());
+        }
+        if self.engine.bookkeeping_apart() {
+            if self.cache_state().has_pending_hit_counts() {
+                self.cache_state().flush_apart(&self.engine);
+            }
+            return Ok(());
+        }
+        if !self.cache_state().has_pending_hit_counts() && self.engine.cache_deferred_hit_counts()?.is_empty()
+        {
+            return Ok(());
+        }
+        self.cache_state().fold_at_next_write();
+        self.write_tx(|_| Ok(()))
+    }
+
+    /// The cache's state for this handle.
+    pub(crate) fn cache_state(&self) -> &CacheState {
+        self.feature()
+    }
+}
+
+impl Tx<'_> {
+    /// The cache namespace `ns`, inside this transaction.
+    ///
+    /// ```
+    /// use cairn::{Error, Store};
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let result = store.transaction(|tx| {
+    ///     tx.cache("a").set("k", "written", None)?;
+    ///     Err::<(), _>(Error::InvalidInput("changed my mind".into()))
+    /// });
+    /// assert!(result.is_err());
+    /// assert_eq!(store.cache("a").get::<String>("k")?, None); // rolled back
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
+        Cache::new(self.store(), ns, true)
+    }
+}
+
 /// One namespace of the cache, from [`Store::cache`] (each operation its own transaction) or
 /// [`Tx::cache`](crate::Tx::cache) (operations join the transaction).
 ///
@@ -173,7 +246,7 @@ impl<'a> Cache<'a> {
     /// Run a write: inside the caller's transaction, or as a one-operation transaction.
     pub(crate) fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
         validate_ns(self.ns)?;
-        self.store.cache.note_write();
+        self.store.cache_state().note_write();
         if self.in_tx {
             f(self.store)
         } else {
@@ -186,14 +259,14 @@ impl<'a> Cache<'a> {
         validate_ns(self.ns)?;
         validate_key(key)?;
         let found = self.lookup(key)?;
-        self.store.cache.count(self.ns, found.is_some(), self.store.is_read_only());
+        self.store.cache_state().count(self.ns, found.is_some(), self.store.is_read_only());
         found.map(|v| self.decode(key, v)).transpose()
     }
 
     /// A fresh value, without counting a hit or a miss.
     pub(crate) fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;
-        if s.is_read_only() || !s.cache.is_lru(&s.engine, self.ns)? {
+        if s.is_read_only() || !s.cache_state().is_lru(&s.engine, self.ns)? {
             return s.engine.cache_get(self.ns, key, s.now());
         }
         // A hit must record its use, which makes it a (small) write.
@@ -387,8 +460,8 @@ impl<'a> Cache<'a> {
         self.write(|s| {
             let lru = limits.eviction == Eviction::LeastRecentlyUsed;
             s.engine.cache_set_limits(self.ns, limits.max_entries, limits.max_bytes, lru)?;
-            s.cache.forget_policy(self.ns);
-            s.cache.remember_tx_limits(self.ns, limits);
+            s.cache_state().forget_policy(self.ns);
+            s.cache_state().remember_tx_limits(self.ns, limits);
             if limits.bounded() {
                 self.enforce(s, "", &limits)?;
             }
@@ -413,8 +486,8 @@ impl<'a> Cache<'a> {
         } else {
             self.store.engine.cache_count(self.ns)?
         };
-        let pending = self.store.cache.pending_counts(self.ns);
-        let deferred = self.store.engine.cache_deferred_tally()?.into_iter().find(|t| t.ns == self.ns);
+        let pending = self.store.cache_state().pending_hit_counts(self.ns);
+        let deferred = self.store.engine.cache_deferred_hit_counts()?.into_iter().find(|t| t.ns == self.ns);
         let (dh, dm) = deferred.map_or((0, 0), |t| (t.hits, t.misses));
         Ok(CacheStats {
             entries,
@@ -454,14 +527,14 @@ impl<'a> Cache<'a> {
     /// changes its sizes or bounds before this transaction ends; every write to a namespace
     /// takes this before any key of it, so writers never wait on each other in a circle.
     fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
-        if let Some(limits) = s.cache.tx_limits(self.ns) {
+        if let Some(limits) = s.cache_state().tx_limits(self.ns) {
             return Ok(limits);
         }
         let limits = s.engine.cache_ns(self.ns)?.map(|r| limits_of(&r)).unwrap_or_default();
         if limits.bounded() {
             s.engine.cache_lock_ns(self.ns)?;
         }
-        s.cache.remember_tx_limits(self.ns, limits);
+        s.cache_state().remember_tx_limits(self.ns, limits);
         Ok(limits)
     }
 
@@ -535,10 +608,6 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-pub(crate) fn validate_ns(ns: &str) -> Result<()> {
-    validate_name("namespace", ns, MAX_NAMESPACE_BYTES)
-}
-
 /// A TTL under a millisecond (expiry is kept in milliseconds) would store an entry that is
 /// already expired: a silent no-op, refused instead. Redis refuses `EX 0` alike.
 pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<()> {
@@ -552,33 +621,6 @@ pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<()> {
     }
 }
 
-pub(crate) fn validate_key(key: &str) -> Result<()> {
-    validate_name("key", key, MAX_KEY_BYTES)
-}
-
-pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid(format!("a {what} must not be empty")));
-    }
-    if name.len() > max {
-        return Err(Error::invalid(format!("a {what} is at most {max} bytes; this one has {}", name.len())));
-    }
-    if name.contains('\0') {
-        return Err(Error::invalid(format!("a {what} must not contain NUL bytes")));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_value(bytes: &[u8]) -> Result<()> {
-    if bytes.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid(format!(
-            "a value is at most {MAX_VALUE_BYTES} bytes; this one has {}",
-            bytes.len()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,14 +632,5 @@ mod tests {
         assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
         assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
         assert_eq!(prefix_end("\u{10FFFF}"), None);
-    }
-
-    #[test]
-    fn names_are_validated_with_a_reason() {
-        assert!(validate_key("k").is_ok());
-        let msg = |r: Result<()>| r.unwrap_err().to_string();
-        assert_eq!(msg(validate_key("")), "invalid input: a key must not be empty");
-        assert!(msg(validate_key(&"x".repeat(MAX_KEY_BYTES + 1))).contains("at most 4096 bytes"));
-        assert!(msg(validate_ns("a\0b")).contains("NUL"));
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::CacheLimits;
 use crate::error::Result;
-use crate::storage::{Engine, EngineOps, NsTally};
+use crate::storage::{CacheOps, Engine, EngineOps, MemoOps, NsHitCounts};
+use crate::store::{FeatureState, Store};
 
 /// Every this many write transactions of a store that write the cache, one also removes a few
 /// expired entries. Transactions that write no cache entry (a ledger worker's claims and
@@ -27,7 +28,7 @@ const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// Hits and misses counted in memory, written with the next write transaction.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Tally {
+pub(crate) struct HitCounts {
     pub hits: u64,
     pub misses: u64,
 }
@@ -40,7 +41,7 @@ pub(crate) struct Tally {
 /// lock is held, no other process can change them).
 #[derive(Debug, Default)]
 pub(crate) struct CacheState {
-    counts: RefCell<HashMap<String, Tally>>,
+    hit_counts: RefCell<HashMap<String, HitCounts>>,
     /// Per namespace: do hits record their use (least recently used eviction)? Another
     /// process's change is seen after the store is reopened.
     policies: RefCell<HashMap<String, bool>>,
@@ -53,6 +54,47 @@ pub(crate) struct CacheState {
     flushed: Cell<Option<std::time::Instant>>,
     /// When a write transaction last added the counts kept apart (see [`CacheState::defer`]).
     folded: Cell<Option<std::time::Instant>>,
+    /// The counts the current transaction is writing, given back if it rolls back.
+    in_flight: RefCell<Option<HashMap<String, HitCounts>>>,
+}
+
+impl FeatureState for CacheState {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn begun(&self) {
+        self.tx_limits.borrow_mut().clear();
+    }
+
+    fn before_commit(&self, engine: &Engine, now: i64) -> Result<()> {
+        let counts = self.take_hit_counts();
+        let written = self.ride_along(engine, &counts, now);
+        *self.in_flight.borrow_mut() = Some(counts);
+        written
+    }
+
+    fn rolled_back(&self) {
+        if let Some(counts) = self.in_flight.take() {
+            self.restore_hit_counts(counts);
+        }
+    }
+
+    fn committed(&self, engine: &Engine, now: i64) {
+        self.in_flight.take();
+        self.after_commit(engine, now);
+    }
+
+    /// Leaves the pending hit and miss counts to the engine to keep apart until another
+    /// write adds them (SQLite: `<db>-hits`), so that a process that only read needs no write
+    /// transaction; where it cannot, writes them, waiting at most a moment for the lock:
+    /// statistics are not worth stalling a process's exit.
+    fn closing(&self, store: &Store) {
+        if self.has_pending_hit_counts() && !self.defer(&store.engine) {
+            store.engine.set_busy_timeout(Duration::from_millis(200));
+            let _ = store.flush_stats();
+        }
+    }
 }
 
 impl CacheState {
@@ -60,7 +102,7 @@ impl CacheState {
         if read_only {
             return;
         }
-        let mut counts = self.counts.borrow_mut();
+        let mut counts = self.hit_counts.borrow_mut();
         let t = match counts.get_mut(ns) {
             Some(t) => t,
             None => counts.entry(ns.to_owned()).or_default(),
@@ -72,21 +114,21 @@ impl CacheState {
         }
     }
 
-    pub(crate) fn has_pending_counts(&self) -> bool {
-        !self.counts.borrow().is_empty()
+    pub(crate) fn has_pending_hit_counts(&self) -> bool {
+        !self.hit_counts.borrow().is_empty()
     }
 
-    pub(crate) fn pending_counts(&self, ns: &str) -> Tally {
-        self.counts.borrow().get(ns).copied().unwrap_or_default()
+    pub(crate) fn pending_hit_counts(&self, ns: &str) -> HitCounts {
+        self.hit_counts.borrow().get(ns).copied().unwrap_or_default()
     }
 
-    pub(crate) fn take_counts(&self) -> HashMap<String, Tally> {
-        self.counts.take()
+    pub(crate) fn take_hit_counts(&self) -> HashMap<String, HitCounts> {
+        self.hit_counts.take()
     }
 
     /// Put back counts whose write was rolled back.
-    pub(crate) fn restore_counts(&self, counts: HashMap<String, Tally>) {
-        let mut mine = self.counts.borrow_mut();
+    pub(crate) fn restore_hit_counts(&self, counts: HashMap<String, HitCounts>) {
+        let mut mine = self.hit_counts.borrow_mut();
         for (ns, t) in counts {
             let e = mine.entry(ns).or_default();
             e.hits += t.hits;
@@ -100,17 +142,17 @@ impl CacheState {
     pub(crate) fn ride_along(
         &self,
         engine: &Engine,
-        counts: &HashMap<String, Tally>,
+        counts: &HashMap<String, HitCounts>,
         now: i64,
     ) -> Result<()> {
         if engine.bookkeeping_apart() {
             return Ok(());
         }
-        Self::write_counts(engine, counts)?;
+        Self::write_hit_counts(engine, counts)?;
         if self.folded.get().is_none_or(|at| at.elapsed() >= FOLD_EVERY) {
             self.folded.set(Some(std::time::Instant::now()));
-            for t in engine.cache_take_deferred_tally()? {
-                engine.cache_add_tally(&t.ns, t.hits, t.misses)?;
+            for t in engine.cache_take_deferred_hit_counts()? {
+                engine.cache_add_hit_counts(&t.ns, t.hits, t.misses)?;
             }
         }
         if self.due_for_sweep() && engine.cache_sweep(now, false)? > 0 {
@@ -136,7 +178,7 @@ impl CacheState {
             });
         }
         let due = self.flushed.get().is_none_or(|at| at.elapsed() >= COUNTS_EVERY);
-        if due && self.has_pending_counts() {
+        if due && self.has_pending_hit_counts() {
             self.flush_apart(engine);
         }
     }
@@ -150,23 +192,25 @@ impl CacheState {
     /// Hand the pending counts to the engine to keep apart, for a store closing without a
     /// write: false (the counts stay pending) if the engine keeps none.
     pub(crate) fn defer(&self, engine: &Engine) -> bool {
-        let counts = self.take_counts();
-        let mut rows: Vec<NsTally> =
-            counts.iter().map(|(ns, t)| NsTally { ns: ns.clone(), hits: t.hits, misses: t.misses }).collect();
+        let counts = self.take_hit_counts();
+        let mut rows: Vec<NsHitCounts> = counts
+            .iter()
+            .map(|(ns, t)| NsHitCounts { ns: ns.clone(), hits: t.hits, misses: t.misses })
+            .collect();
         rows.sort_by(|a, b| a.ns.cmp(&b.ns));
-        if engine.cache_defer_tally(&rows).unwrap_or(false) {
+        if engine.cache_defer_hit_counts(&rows).unwrap_or(false) {
             return true;
         }
-        self.restore_counts(counts);
+        self.restore_hit_counts(counts);
         false
     }
 
     /// Write the counts now, in a transaction of their own (for an engine whose bookkeeping
     /// runs apart; see [`CacheState::after_commit`]).
     pub(crate) fn flush_apart(&self, engine: &Engine) {
-        let counts = self.take_counts();
-        if Self::apart(engine, |e| Self::write_counts(e, &counts)).is_err() {
-            self.restore_counts(counts);
+        let counts = self.take_hit_counts();
+        if Self::apart(engine, |e| Self::write_hit_counts(e, &counts)).is_err() {
+            self.restore_hit_counts(counts);
         }
         self.flushed.set(Some(std::time::Instant::now()));
     }
@@ -182,14 +226,14 @@ impl CacheState {
         }
     }
 
-    fn write_counts(engine: &Engine, counts: &HashMap<String, Tally>) -> Result<()> {
+    fn write_hit_counts(engine: &Engine, counts: &HashMap<String, HitCounts>) -> Result<()> {
         // In name order, so that two stores flushing the same namespaces lock them in the same
         // order (which matters to an engine with row locks).
         let mut names: Vec<&String> = counts.keys().collect();
         names.sort();
         for ns in names {
             let t = counts[ns];
-            engine.cache_add_tally(ns, t.hits, t.misses)?;
+            engine.cache_add_hit_counts(ns, t.hits, t.misses)?;
         }
         Ok(())
     }
@@ -206,10 +250,6 @@ impl CacheState {
         let n = self.writes.get();
         self.writes.set(n.wrapping_add(1));
         n % SWEEP_EVERY == 0
-    }
-
-    pub(crate) fn begin_transaction(&self) {
-        self.tx_limits.borrow_mut().clear();
     }
 
     /// Whether hits in `ns` must record their use (least-recently-used eviction).

@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::cache::Cache;
 use crate::codec::{truncated, Decode, Encode, ValueKind};
 use crate::error::{Error, Result};
-use crate::storage::EngineOps;
+use crate::storage::{CacheOps, EngineOps, MemoOps};
 
 pub use key::{command_key, CommandKey, KeptInput};
 use record::{frames, Body, Record};
@@ -303,8 +303,8 @@ impl Cache<'_> {
         run: impl FnOnce(&mut MemoRecorder<'_, '_>) -> Result<i32, E>,
     ) -> Result<MemoOutcome, E> {
         policy.validate()?;
-        crate::cache::validate_ns(self.namespace())?;
-        crate::cache::validate_key(key)?;
+        crate::names::validate_ns(self.namespace())?;
+        crate::names::validate_key(key)?;
         let mut run = Some(run);
         for attempt in 1..=REPLAY_ATTEMPTS {
             // A result that keeps vanishing under the replay is not chased forever: the last
@@ -348,8 +348,8 @@ impl Cache<'_> {
         run: impl FnOnce(&mut MemoRecorder<'_, '_>) -> Result<i32, E>,
     ) -> Result<Option<i32>, E> {
         policy.validate()?;
-        crate::cache::validate_ns(self.namespace())?;
-        crate::cache::validate_key(key)?;
+        crate::names::validate_ns(self.namespace())?;
+        crate::names::validate_key(key)?;
         let mut run = Some(run);
         // A fresh result found here is not replayed: the refresh only makes sure one exists.
         let mut ignore = |_: Stream, _: &[u8]| Ok::<(), E>(());
@@ -374,7 +374,7 @@ impl Cache<'_> {
     /// # Ok::<(), cairn::Error>(())
     /// ```
     pub fn memo_forget(&self, key: &str) -> Result<bool> {
-        crate::cache::validate_key(key)?;
+        crate::names::validate_key(key)?;
         let ns = self.namespace();
         self.write(|s| {
             let existed = s.engine.cache_delete(ns, key, s.now())?.is_some();
@@ -388,7 +388,7 @@ impl Cache<'_> {
     }
 
     fn count(&self, hit: bool) {
-        self.store.cache.count(self.namespace(), hit, self.store.is_read_only());
+        self.store.cache_state().count(self.namespace(), hit, self.store.is_read_only());
     }
 
     /// The compute-once path: replay what another process stores meanwhile, or run.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::storage::EngineOps;
+use crate::storage::{EngineOps, MemoOps};
 
 use super::record::{push_frames, Body, CHUNK_BYTES, FRAME_MAX};
 use super::Stream;

@@ -1,28 +1,24 @@
-//! Opening a store: options, durability, file safety, and the write-transaction core that
-//! every feature's operations run through.
+//! The store's core: opening it (through the engine `storage::open` chooses), its options,
+//! and the write-transaction path every feature's writes run through. Features attach their
+//! handles (`Store::cache`, `Tx::ledger`, ...) and keep their per-handle state from their own
+//! modules; nothing here names a feature or an engine.
 
 use std::cell::Cell;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheState};
-use crate::checkpoint::Checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::ledger::Ledger;
-use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations, Slot};
-use crate::storage::sqlite::{self, schema, OpenSpec};
 pub use crate::storage::{Durability, RollbackJournal};
-use crate::storage::{Engine, EngineOps, TxGuard};
-use crate::tx::Tx;
+use crate::storage::{Engine, EngineOps, OpenRequest, Opened, TxGuard};
 
-mod file;
+mod default_path;
+mod features;
 
-pub use file::default_path;
-use file::FileId;
-pub(crate) use file::{check_owner, prepare_file, unwritable};
+pub use default_path::default_path;
+pub(crate) use features::FeatureState;
+use features::Features;
 
 pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_FILL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -174,163 +170,15 @@ impl Options {
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the database path is empty"));
         }
-        if let Some(url) = path.to_str().filter(|p| is_server_url(p)) {
-            return self.open_server(url);
-        }
-        // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
-        // and the one each write checks again are the same whatever the name looks like.
-        let path = &sqlite::sqlite_file_name(path)?;
-        if self.read_only {
-            return self.open_read_only(path);
-        }
-        prepare_file(path)?;
-        // A file that is not SQLite at all is better reported as such than as unwritable.
-        sqlite::check_header(path)?;
-        if let Some(why) = unwritable(path) {
-            if self.read_only_if_unwritable {
-                return self.open_read_only(path);
-            }
-            return Err(Error::ReadOnly { path: path.to_path_buf(), detail: why.reason });
-        }
-        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(Some(path), false))?);
-        // Read who owns the file before anything writes to it: even the switch to WAL is a
-        // write, and a file of another application must stay byte-for-byte untouched.
-        let id = engine.sqlite()?.identity()?;
-        if !id.is_cairn() && !id.is_fresh() {
-            return Err(foreign(path, id));
-        }
-        if engine.sqlite()?.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
-            return Err(Error::ReadOnly {
-                path: path.to_path_buf(),
-                detail: "SQLite opened it read-only: check the permissions of the file, of its \
-                         directory and of its -wal and -shm files"
-                    .into(),
-            });
-        }
-        let journal = engine.sqlite()?.enable_wal(self.fallback)?;
-        engine.sqlite()?.set_durability(self.durability, &journal)?;
-        let migrations = cairn_migrations();
-        if id.is_cairn() && id.user_version == migrations.latest() {
-            // Up to date: skip the runner, which would take the write lock just to look.
-            check_schema(&engine, path)?;
-            return Ok(self.into_store(engine, journal, false));
-        }
-        migrate::run(&engine, Slot::UserVersion, &migrations, &|e, version| {
-            // Re-checked under the write lock: another program may have created the file
-            // between our first look and now.
-            let id = e.sqlite()?.identity()?;
-            if version == 0 && !id.is_fresh() && !id.is_cairn() {
-                return Err(foreign(path, id));
-            }
-            Ok(())
-        })
-        .map_err(|e| match e {
-            Error::SchemaTooNew { path, found, supported, .. } => {
-                Error::SchemaTooNew { path, scope: "cairn".into(), found, supported }
-            }
-            other => other,
-        })?;
-        check_schema(&engine, path)?;
-        Ok(self.into_store(engine, journal, false))
-    }
-
-    fn open_read_only(self, path: &Path) -> Result<Store> {
-        check_owner(path)?;
-        if !path.exists() {
-            return Err(Error::Io {
-                action: "open",
-                path: path.to_path_buf(),
-                source: io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "no such file; a read-only open never creates one",
-                ),
-            });
-        }
-        sqlite::check_header(path)?;
-        let mut spec = self.spec(Some(path), true);
-        // Reading a WAL database needs its -shm, which SQLite creates beside the file. Where
-        // nobody can create files (a read-only directory or file system), no writer can be at
-        // work either (a writer needs a -wal there), so without a -wal the file alone is the
-        // whole database and can be read as immutable. With a -wal present it must be read
-        // through, so no.
-        spec.immutable =
-            unwritable(path).is_some_and(|u| u.no_side_files) && !sqlite::side_file(path, "-wal").exists();
-        let engine = Engine::Sqlite(sqlite::Engine::open(&spec)?);
-        let id = engine.sqlite()?.identity()?;
-        if !id.is_cairn() && !id.is_fresh() {
-            return Err(foreign(path, id));
-        }
-        let latest = cairn_migrations().latest();
-        let found = id.user_version;
-        if found < 0 {
-            return Err(Error::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!("its 'cairn' schema version is {found}; versions start at 0"),
-            });
-        }
-        if found > latest {
-            return Err(Error::SchemaTooNew {
-                path: path.to_path_buf(),
-                scope: "cairn".into(),
-                found,
-                supported: latest,
-            });
-        }
-        if found < latest {
-            return Err(Error::SchemaTooOld {
-                path: path.to_path_buf(),
-                scope: "cairn".into(),
-                found,
-                expected: latest,
-            });
-        }
-        check_schema(&engine, path)?;
-        engine.sqlite()?.set_query_only()?;
-        let journal = if spec.immutable && sqlite::header_says_wal(path) {
-            // Immutable reads bypass the log, so SQLite reports "delete"; the file is a WAL store.
-            "wal".to_string()
-        } else {
-            engine.sqlite()?.pragma_text("journal_mode")?
-        };
-        Ok(self.into_store(engine, journal, true))
-    }
-
-    #[cfg(feature = "postgres")]
-    fn open_server(mut self, url: &str) -> Result<Store> {
-        use crate::storage::postgres;
-        let (url, in_url) = postgres::split_schema(url);
-        let schema = self.schema.clone().or(in_url).unwrap_or_else(|| "cairn".to_owned());
-        let engine = postgres::Engine::open(&postgres::OpenSpec {
-            url: &url,
-            schema: &schema,
-            busy_timeout: self.busy_timeout,
-        })?;
-        engine.ensure_schema(self.read_only)?;
-        if !self.clock_given {
-            self.clock = Arc::new(crate::clock::ServerClock::new(engine.server_millis()?));
-        }
-        let read_only = self.read_only;
-        // Another connection to this store (a lock's keep-alive) must find the same schema,
-        // wherever it was given.
-        self.schema = Some(schema);
-        Ok(self.into_store(Engine::Postgres(Box::new(engine)), "postgres".into(), read_only))
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    fn open_server(self, url: &str) -> Result<Store> {
-        Err(Error::invalid(format!(
-            "{}: a PostgreSQL URL needs cairn built with its 'postgres' feature (the cairn CLI has it)",
-            crate::storage::redact_url(url)
-        )))
+        let opened = crate::storage::open(path, &self.request())?;
+        Ok(self.into_store(opened))
     }
 
     /// A private in-memory store, gone when dropped: for tests and examples.
     pub fn open_in_memory(self) -> Result<Store> {
         self.validate()?;
-        let engine = Engine::Sqlite(sqlite::Engine::open(&self.spec(None, false))?);
-        engine.sqlite()?.set_durability(self.durability, "memory")?;
-        migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(()))?;
-        Ok(self.into_store(engine, "memory".into(), false))
+        let opened = crate::storage::open_in_memory(&self.request())?;
+        Ok(self.into_store(opened))
     }
 
     /// Settings that would switch a guarantee off, or that SQLite cannot take, are refused.
@@ -348,78 +196,38 @@ impl Options {
         )
     }
 
-    fn spec<'a>(&'a self, path: Option<&'a Path>, read_only: bool) -> OpenSpec<'a> {
-        OpenSpec {
-            path,
-            read_only,
-            create: true,
-            immutable: false,
+    fn request(&self) -> OpenRequest<'_> {
+        OpenRequest {
+            read_only: self.read_only,
+            read_only_if_unwritable: self.read_only_if_unwritable,
+            fallback: self.fallback,
+            durability: self.durability,
             busy_timeout: self.busy_timeout,
             vfs: self.vfs.as_deref(),
+            schema: self.schema.as_deref(),
         }
     }
 
-    fn into_store(self, engine: Engine, journal_mode: String, read_only: bool) -> Store {
-        let file_id = if read_only || journal_mode == "memory" || journal_mode == "postgres" {
-            None
-        } else {
-            FileId::of(engine.path())
-        };
+    fn into_store(mut self, opened: Opened) -> Store {
+        if let Some(millis) = opened.server_millis.filter(|_| !self.clock_given) {
+            // Leases are judged on the server's clock, so that every host shares one timeline.
+            self.clock = Arc::new(crate::clock::ServerClock::new(millis));
+        }
+        if opened.schema.is_some() {
+            // Another connection to this store (a lock's keep-alive) must find the same schema,
+            // wherever it was given.
+            self.schema = opened.schema;
+        }
         Store {
             options: self.clone(),
-            file_id,
-            engine,
+            engine: opened.engine,
             clock: self.clock,
             fill_timeout: self.fill_timeout,
-            read_only,
-            journal_mode,
+            read_only: opened.read_only,
+            journal_mode: opened.journal_mode,
             explicit: Cell::new(false),
-            ledger_scans: crate::ledger::Scans::default(),
-            cache: CacheState::default(),
+            features: Features::default(),
         }
-    }
-}
-
-/// A `postgres://` or `postgresql://` URL rather than a file name.
-pub(crate) fn is_server_url(text: &str) -> bool {
-    let lower = text.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
-    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
-}
-
-/// cairn's own schema as a list of migrations for the runner.
-pub(crate) fn cairn_migrations() -> Migrations<'static> {
-    use crate::migrate::M;
-    use schema::SchemaStep;
-    Migrations::new(
-        schema::STEPS
-            .iter()
-            .map(|step| match step {
-                SchemaStep::Sql(sql) => M::up(sql),
-                SchemaStep::Data(f) => M::sqlite(*f),
-            })
-            .collect(),
-    )
-}
-
-/// A file that says it is a current cairn store must have cairn's tables as the migrations
-/// made them; otherwise every later statement would fail with an internal "no such column".
-fn check_schema(engine: &Engine, path: &Path) -> Result<()> {
-    if engine.sqlite()?.schema_fingerprint()? == schema::SCHEMA_FINGERPRINT {
-        return Ok(());
-    }
-    Err(Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: "its header says it is a cairn store, but cairn's tables in it are not as cairn made them \
-                 (changed by another program, or damaged)"
-            .into(),
-    })
-}
-
-fn foreign(path: &Path, id: sqlite::Identity) -> Error {
-    Error::ForeignDatabase {
-        path: path.to_path_buf(),
-        application_id: id.application_id,
-        tables: id.schema_objects,
     }
 }
 
@@ -447,15 +255,11 @@ pub struct Store {
     pub(crate) fill_timeout: Duration,
     read_only: bool,
     journal_mode: String,
-    /// The database file this handle opened, checked before each write: see [`FileId`].
-    file_id: Option<FileId>,
     /// A transaction begun with [`Store::begin_transaction`] is open.
-    explicit: Cell<bool>,
-    /// When this handle last looked for claims of dead processes, per ledger namespace.
-    pub(crate) ledger_scans: crate::ledger::Scans,
-    /// The cache's bookkeeping for this handle (counts not yet written, bounds read in the
-    /// current transaction, eviction policies).
-    pub(crate) cache: CacheState,
+    pub(crate) explicit: Cell<bool>,
+    /// What each feature keeps per handle between operations (the cache's pending hit counts,
+    /// the ledger's scans for dead holders, ...), created on first use.
+    features: Features,
 }
 
 impl std::fmt::Debug for Store {
@@ -498,11 +302,7 @@ impl Store {
     /// Where another connection opens this store: the file, or the server's URL with its
     /// password (never shown; `path` is what messages show).
     pub(crate) fn location(&self) -> std::path::PathBuf {
-        match &self.engine {
-            #[cfg(feature = "postgres")]
-            Engine::Postgres(pg) => std::path::PathBuf::from(pg.url()),
-            _ => self.path().to_path_buf(),
-        }
+        self.engine.location()
     }
 
     /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, or `postgres`
@@ -521,120 +321,15 @@ impl Store {
         self.read_only
     }
 
-    /// The cache namespace `ns`. Each operation on it is its own transaction; inside
-    /// [`Store::transaction`] use [`Tx::cache`] instead.
-    pub fn cache<'a>(&'a self, ns: &'a str) -> Cache<'a> {
-        Cache::new(self, ns, false)
+    /// The state a feature keeps for this handle, created on first use.
+    pub(crate) fn feature<T: FeatureState + Default>(&self) -> &T {
+        self.features.get::<T>()
     }
 
-    /// The ledger namespace `ns`; see [`Ledger`]. Inside [`Store::transaction`] use
-    /// [`Tx::ledger`].
-    pub fn ledger<'a>(&'a self, ns: &'a str) -> Ledger<'a> {
-        Ledger::new(self, ns, false)
-    }
-
-    /// The checkpoint of `job`; see [`Checkpoint`]. Inside [`Store::transaction`] use
-    /// [`Tx::checkpoint`].
-    pub fn checkpoint<'a>(&'a self, job: &'a str) -> Checkpoint<'a> {
-        Checkpoint::new(self, job, false)
-    }
-
-    /// Run `f` in one IMMEDIATE transaction: committed if it returns `Ok`, rolled back if it
-    /// returns `Err` or panics. Every feature is reachable through the [`Tx`], so updates to
-    /// several of them are atomic.
-    ///
-    /// Inside the closure, use the [`Tx`]: a shortcut of the store itself (`store.cache(..)
-    /// .set(..)`) would try to open a second transaction and fails with `InvalidInput`. Holding
-    /// a [`LockGuard`](crate::LockGuard) or a handle of the same store meanwhile is fine.
-    ///
-    /// ```
-    /// use cairn::{Error, Store};
-    ///
-    /// let store = Store::open_in_memory()?;
-    /// store.transaction(|tx| {
-    ///     tx.cache("stock").incr("apples", -1, None)?;
-    ///     tx.cache("orders").set("o-17", "apples", None)?;
-    ///     Ok::<_, Error>(())
-    /// })?;
-    /// assert_eq!(store.cache("stock").get::<i64>("apples")?, Some(-1));
-    /// # Ok::<(), cairn::Error>(())
-    /// ```
-    pub fn transaction<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<Error>,
-    {
-        self.write_tx(|store| f(&Tx::new(store)))
-    }
-
-    /// Apply your own migrations to this store's file, versioned under `scope` (see
-    /// [`Migrations`] for why not `user_version`).
-    pub fn migrate(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationReport> {
-        validate_scope(scope)?;
-        self.ensure_writable()?;
-        migrate::run(&self.engine, Slot::Scope(scope), migrations, &|_, _| Ok(()))
-    }
-
-    /// Where `scope` stands in this file against `migrations`, without changing anything.
-    pub fn migration_status(&self, scope: &str, migrations: &Migrations<'_>) -> Result<MigrationStatus> {
-        validate_scope(scope)?;
-        Ok(MigrationStatus {
-            current: self.engine.read_version(Slot::Scope(scope))?,
-            latest: migrations.latest(),
-        })
-    }
-
-    /// Remove every expired cache entry, in every namespace. Returns how many. Writes also
-    /// remove a few in passing, so calling this is optional.
-    pub fn sweep(&self) -> Result<u64> {
-        let mut total = 0;
-        loop {
-            let n = self.write_tx(|s| {
-                let n = s.engine.cache_sweep(s.now(), true)?;
-                // The chunks of large memo outputs whose entries went (and of dead runs).
-                s.engine.memo_chunks_gc(s.now())?;
-                Ok::<_, Error>(n)
-            })?;
-            total += n;
-            if n < sqlite::SWEEP_MANY_BATCH {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// The cache namespaces that hold entries or statistics, sorted.
-    pub fn cache_namespaces(&self) -> Result<Vec<String>> {
-        self.engine.cache_namespaces()
-    }
-
-    /// The ledger namespaces that hold items, sorted.
-    pub fn ledger_namespaces(&self) -> Result<Vec<String>> {
-        self.engine.ledger_namespaces()
-    }
-
-    /// `PRAGMA integrity_check`: `["ok"]` when the file is sound, else the problems found.
+    /// `PRAGMA integrity_check` on a file (the server's own check on PostgreSQL): `["ok"]`
+    /// when the store is sound, else the problems found.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
         self.engine.integrity_check()
-    }
-
-    /// Write the hit and miss counts gathered by reads since the last write, and on SQLite
-    /// those that processes which only read left beside the file (`<db>-hits`). Done anyway
-    /// by writes (and when the store is dropped, kept beside the file); [`Cache::stats`]
-    /// counts them all already. Call this to have them in the database now.
-    pub fn flush_stats(&self) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        if self.engine.bookkeeping_apart() {
-            if self.cache.has_pending_counts() {
-                self.cache.flush_apart(&self.engine);
-            }
-            return Ok(());
-        }
-        if !self.cache.has_pending_counts() && self.engine.cache_deferred_tally()?.is_empty() {
-            return Ok(());
-        }
-        self.cache.fold_at_next_write();
-        self.write_tx(|_| Ok(()))
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -646,7 +341,7 @@ impl Store {
     pub(crate) fn ensure_writable(&self) -> Result<()> {
         self.refuse_if_read_only()?;
         self.refuse_if_in_transaction()?;
-        self.ensure_same_file()
+        self.engine.ensure_same_file()
     }
 
     /// What runs its own transactions (migrations, vacuum, backup) cannot run inside one.
@@ -670,31 +365,9 @@ impl Store {
         Ok(())
     }
 
-    /// Refuse to write when the file at the store's path is no longer the one this handle
-    /// opened. In WAL mode a write to a deleted or replaced database still "commits" (into a
-    /// -wal that now belongs to no file, or beside someone else's file) and is gone when the
-    /// handle closes: the caller would be told "saved" about data that is lost.
-    fn ensure_same_file(&self) -> Result<()> {
-        let Some(opened) = self.file_id else { return Ok(()) };
-        let path = self.path();
-        let why = match FileId::of(path) {
-            Some(now) if now == opened => return Ok(()),
-            Some(_) => "another file has replaced the one this store opened",
-            None => "the file this store opened was deleted or moved",
-        };
-        Err(Error::Io {
-            action: "write to",
-            path: path.to_path_buf(),
-            source: io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{why}; the write was refused because it would be lost: open the store again"),
-            ),
-        })
-    }
-
     /// The one write path: BEGIN IMMEDIATE, `f`, then the bookkeeping that rides along with
-    /// any write (hit/miss counts, an amortized sweep), then COMMIT. The guard rolls back on
-    /// error and on panic.
+    /// any write (each feature's: hit/miss counts, an amortized sweep), then COMMIT. The guard
+    /// rolls back on error and on panic.
     pub(crate) fn write_tx<T, E>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E>
     where
         E: From<Error>,
@@ -718,13 +391,14 @@ impl Store {
             return self.write_tx(f); // refused there, with the reason
         }
         let out = f(self)?;
-        self.cache.after_commit(&self.engine, self.now());
+        let now = self.now();
+        self.features.each(|state| state.committed(&self.engine, now));
         Ok(out)
     }
 
     /// BEGIN IMMEDIATE, then what must be checked once the write lock is held. The guard rolls
     /// the transaction back unless disarmed.
-    fn begin_write(&self) -> Result<TxGuard<'_>> {
+    pub(crate) fn begin_write(&self) -> Result<TxGuard<'_>> {
         self.refuse_if_read_only()?;
         if self.engine.in_transaction() {
             return Err(Error::invalid(
@@ -735,156 +409,43 @@ impl Store {
         let tx = self.engine.begin()?;
         // Checked under the write lock, so no other cairn process can be swapping the file
         // between this check and the commit.
-        self.ensure_same_file()?;
-        self.cache.begin_transaction();
+        self.engine.ensure_same_file()?;
+        self.features.each(FeatureState::begun);
         Ok(tx)
     }
 
     /// The bookkeeping that rides along with any write, then COMMIT. On failure the
-    /// transaction is rolled back and the counts are kept for the next write.
-    fn finish_write(&self) -> Result<()> {
-        if self.engine.bookkeeping_apart() {
-            if let Err(e) = self.engine.commit() {
-                self.engine.rollback_quietly();
-                return Err(e);
-            }
-            self.cache.after_commit(&self.engine, self.now());
-            return Ok(());
+    /// transaction is rolled back and each feature keeps what it would have written for the
+    /// next write. On an engine whose bookkeeping runs apart, it runs after the commit.
+    pub(crate) fn finish_write(&self) -> Result<()> {
+        let now = self.now();
+        let mut done = Ok(());
+        if !self.engine.bookkeeping_apart() {
+            self.features.each(|state| {
+                if done.is_ok() {
+                    done = state.before_commit(&self.engine, now);
+                }
+            });
         }
-        let counts = self.cache.take_counts();
-        let done =
-            self.cache.ride_along(&self.engine, &counts, self.now()).and_then(|()| self.engine.commit());
-        if let Err(e) = done {
-            self.cache.restore_counts(counts);
+        if let Err(e) = done.and_then(|()| self.engine.commit()) {
+            self.features.each(FeatureState::rolled_back);
             self.engine.rollback_quietly();
             return Err(e);
         }
+        self.features.each(|state| state.committed(&self.engine, now));
         Ok(())
-    }
-
-    /// Begin a transaction that [`Store::commit_transaction`] or
-    /// [`Store::rollback_transaction`] ends: for language bindings whose transactions are a
-    /// begin/end pair (Python's `with`), where [`Store::transaction`]'s closure cannot be
-    /// used. It takes the write lock at once (`BEGIN IMMEDIATE`), as `transaction` does; use
-    /// [`Store::current_transaction`] for the [`Tx`] while it is open. The store's shortcuts
-    /// are refused meanwhile, and dropping the store rolls it back. `InvalidInput` if a
-    /// transaction is already open.
-    ///
-    /// ```
-    /// use cairn::Store;
-    ///
-    /// let store = Store::open_in_memory()?;
-    /// store.begin_transaction()?;
-    /// let tx = store.current_transaction().expect("open");
-    /// tx.cache("c").set("k", "v", None)?;
-    /// tx.ledger("l").mark_done("1")?;
-    /// store.commit_transaction()?;
-    /// assert!(store.ledger("l").is_done("1")?);
-    /// # Ok::<(), cairn::Error>(())
-    /// ```
-    pub fn begin_transaction(&self) -> Result<()> {
-        self.begin_write()?.disarm();
-        self.explicit.set(true);
-        Ok(())
-    }
-
-    /// The transaction begun with [`Store::begin_transaction`], while it is open.
-    pub fn current_transaction(&self) -> Option<Tx<'_>> {
-        (self.explicit.get() && self.engine.in_transaction()).then(|| Tx::new(self))
-    }
-
-    /// Commit the transaction begun with [`Store::begin_transaction`]. If the commit fails the
-    /// transaction has been rolled back: nothing of it is in the file. `InvalidInput` if none
-    /// is open.
-    pub fn commit_transaction(&self) -> Result<()> {
-        if !self.explicit.replace(false) {
-            return Err(Error::invalid("no transaction is open: begin one with begin_transaction"));
-        }
-        if !self.engine.in_transaction() {
-            // SQLite rolls a transaction back by itself after some errors (a full disk).
-            return Err(Error::invalid(
-                "the transaction was already rolled back after an earlier error in it; nothing of it was committed",
-            ));
-        }
-        self.finish_write()
-    }
-
-    /// Roll back the transaction begun with [`Store::begin_transaction`], if one is open.
-    pub fn rollback_transaction(&self) {
-        if self.explicit.replace(false) {
-            self.engine.rollback_quietly();
-        }
-    }
-
-    /// True while a transaction is open on this store (begun by [`Store::transaction`] or
-    /// [`Store::begin_transaction`]).
-    pub fn in_transaction(&self) -> bool {
-        self.engine.in_transaction()
     }
 }
 
 impl Drop for Store {
-    /// Leaves the pending hit and miss counts to the engine to keep apart until another
-    /// write adds them (SQLite: `<db>-hits`), so that a process that only read needs no write
-    /// transaction; where it cannot, writes them, waiting at most a moment for the lock:
-    /// statistics are not worth stalling a process's exit. Then settles the -wal if the file
-    /// was deleted, moved or replaced while open (see `Store::ensure_same_file`).
+    /// Rolls back a transaction left open, lets each feature settle what it keeps for this
+    /// handle (the cache's pending hit counts), then settles the -wal if the file was deleted,
+    /// moved or replaced while open.
     fn drop(&mut self) {
         self.rollback_transaction();
-        if !self.read_only
-            && self.cache.has_pending_counts()
-            && !self.engine.in_transaction()
-            && !self.cache.defer(&self.engine)
-        {
-            self.engine.set_busy_timeout(Duration::from_millis(200));
-            let _ = self.flush_stats();
+        if !self.read_only && !self.engine.in_transaction() {
+            self.features.each(|state| state.closing(self));
         }
-        if let Some(opened) = self.file_id {
-            if FileId::of(self.path()) != Some(opened) && !self.engine.in_transaction() {
-                // SQLite will not checkpoint a file that has moved when it closes, so the -wal
-                // stays at the old name holding this file's frames: a database later put at
-                // that path would read them as its own pages. Checkpointing through the open
-                // descriptor moves the frames into the file they belong to (wherever `mv` put
-                // it) and leaves an empty log behind.
-                self.engine.set_busy_timeout(Duration::from_millis(200));
-                let _ = self.engine.checkpoint_truncate();
-            }
-        }
-    }
-}
-
-fn validate_scope(scope: &str) -> Result<()> {
-    if scope.is_empty() || scope.len() > 256 || scope.contains('\0') {
-        return Err(Error::invalid("a migration scope is a name of 1 to 256 bytes without NUL"));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::Ordering;
-
-    /// A second writer waits out another's lock instead of failing. The holder keeps the lock
-    /// until the waiter's connection has really started waiting (its busy handler ran), so
-    /// the wait is certain, whatever the machine's load, and no sleep decides it.
-    #[test]
-    fn a_second_writer_waits_out_a_lock_held_while_it_waits() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
-        let path = dir.path().join("s.db");
-        let holder = Store::open(&path)?;
-        let waiter = Options::new().busy_timeout(Duration::from_secs(60)).open(&path)?;
-        let waits = waiter.engine.sqlite()?.waits();
-        holder.begin_transaction()?;
-        holder.current_transaction().map(|tx| tx.cache("n").incr("x", 1, None)).transpose()?;
-        let writer = std::thread::spawn(move || waiter.cache("n").incr("x", 1, None));
-        let until = std::time::Instant::now() + Duration::from_secs(60);
-        while waits.load(Ordering::Relaxed) == 0 {
-            assert!(std::time::Instant::now() < until, "the second writer never waited");
-            std::thread::yield_now();
-        }
-        holder.commit_transaction()?;
-        assert_eq!(writer.join().map_err(|_| Error::invalid("writer panicked"))??, 2);
-        Ok(())
+        self.engine.settle_if_moved();
     }
 }

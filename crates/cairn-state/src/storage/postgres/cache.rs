@@ -268,7 +268,7 @@ impl Engine {
     /// hosts sweep at once, and none should queue behind another.
     pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
         self.exec("DELETE FROM {s}.cairn_cache_fill WHERE expires_at <= $1", &[&now])?;
-        let limit: i64 = if many { i(crate::storage::sqlite::SWEEP_MANY_BATCH) } else { 64 };
+        let limit: i64 = if many { i(crate::storage::SWEEP_MANY_BATCH) } else { 64 };
         let rows = self.rows(
             "DELETE FROM {s}.cairn_cache c USING (SELECT ns, key FROM {s}.cairn_cache \
                WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2 \
@@ -383,7 +383,7 @@ impl Engine {
         Ok(removed)
     }
 
-    pub fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()> {
+    pub fn cache_add_hit_counts(&self, ns: &str, hits: u64, misses: u64) -> Result<()> {
         self.exec(
             "INSERT INTO {s}.cairn_cache_ns AS n (ns, hits, misses) VALUES ($1, $2, $3) \
              ON CONFLICT (ns) DO UPDATE SET hits = n.hits + excluded.hits, misses = n.misses + excluded.misses",

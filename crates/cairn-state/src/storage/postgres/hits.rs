@@ -5,18 +5,18 @@
 
 use super::Engine;
 use crate::error::Result;
-use crate::storage::NsTally;
+use crate::storage::NsHitCounts;
 
 impl Engine {
-    pub fn cache_defer_tally(&self, _counts: &[NsTally]) -> Result<bool> {
+    pub fn cache_defer_hit_counts(&self, _counts: &[NsHitCounts]) -> Result<bool> {
         Ok(false)
     }
 
-    pub fn cache_deferred_tally(&self) -> Result<Vec<NsTally>> {
+    pub fn cache_deferred_hit_counts(&self) -> Result<Vec<NsHitCounts>> {
         Ok(Vec::new())
     }
 
-    pub fn cache_take_deferred_tally(&self) -> Result<Vec<NsTally>> {
+    pub fn cache_take_deferred_hit_counts(&self) -> Result<Vec<NsHitCounts>> {
         Ok(Vec::new())
     }
 }

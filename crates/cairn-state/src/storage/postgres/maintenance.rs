@@ -39,11 +39,6 @@ impl Engine {
         )))
     }
 
-    /// The server keeps its own write-ahead log: nothing to do.
-    pub fn checkpoint_truncate(&self) -> Result<()> {
-        Ok(())
-    }
-
     /// What bites a store on PostgreSQL first: an old server, autovacuum off, dead rows piling
     /// up in the queue and cache tables, a long transaction holding them back, and the schema's
     /// version.

@@ -154,6 +154,30 @@ impl Engine {
     }
 
     /// Row locks and the fence in the WHERE make one statement atomic on its own.
+    /// A server has no file to be moved under it.
+    pub(crate) fn ensure_same_file(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub(crate) fn settle_if_moved(&self) {}
+
+    pub(crate) fn location(&self) -> PathBuf {
+        PathBuf::from(self.url())
+    }
+
+    /// A server's files are its own business (`backup` is pg_dump's job there).
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    pub(crate) fn log_bytes(&self) -> u64 {
+        0
+    }
+
+    pub(crate) fn schema_latest(&self) -> i64 {
+        schema::latest()
+    }
+
     pub fn single_statement_writes(&self) -> bool {
         true
     }

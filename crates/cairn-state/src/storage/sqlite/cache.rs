@@ -58,7 +58,6 @@ const SWEEP_MANY: &str = concat!(
      WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT 10000) RETURNING 1, ns, ",
     ranked_size!()
 );
-pub(crate) const SWEEP_MANY_BATCH: u64 = 10_000;
 
 /// Evicting one entry: what a full bounded namespace does at each insert.
 const EVICT_ONE: &str = concat!(
@@ -345,7 +344,7 @@ impl Engine {
     }
 
     /// Remove expired entries of any namespace, oldest expiry first: at most
-    /// 64 (`many` false) or [`SWEEP_MANY_BATCH`]. Abandoned fill markers go too.
+    /// 64 (`many` false) or [`SWEEP_MANY_BATCH`](crate::storage::SWEEP_MANY_BATCH). Abandoned fill markers go too.
     pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
         self.exec(SWEEP_FILLS, params![now])?;
         if self.row(ANY_EXPIRED, params![now], |_| Ok(()))?.is_none() {
@@ -454,7 +453,7 @@ impl Engine {
     }
 
     /// Add this process's hit and miss counts to the namespace's totals.
-    pub fn cache_add_tally(&self, ns: &str, hits: u64, misses: u64) -> Result<()> {
+    pub fn cache_add_hit_counts(&self, ns: &str, hits: u64, misses: u64) -> Result<()> {
         self.exec(
             "INSERT INTO cairn_cache_ns (ns, hits, misses) VALUES (?1, ?2, ?3) \
              ON CONFLICT (ns) DO UPDATE SET hits = hits + excluded.hits, misses = misses + excluded.misses",

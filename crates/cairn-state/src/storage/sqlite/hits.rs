@@ -25,7 +25,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{side_file, Engine};
 use crate::error::Result;
-use crate::storage::NsTally;
+use crate::storage::NsHitCounts;
 
 /// The suffix of the file beside the database.
 pub(crate) const HITS_SUFFIX: &str = "-hits";
@@ -37,7 +37,7 @@ impl Engine {
 
     /// Append the counts to `<db>-hits`; false if they could not be (no file, a symbolic link
     /// there, no permission): the caller then writes them in a transaction.
-    pub fn cache_defer_tally(&self, counts: &[NsTally]) -> Result<bool> {
+    pub fn cache_defer_hit_counts(&self, counts: &[NsHitCounts]) -> Result<bool> {
         let Some(path) = self.hits_path() else { return Ok(false) };
         let mut record = Vec::new();
         for t in counts {
@@ -60,7 +60,7 @@ impl Engine {
     }
 
     /// The counts in `<db>-hits`, not yet added to the database.
-    pub fn cache_deferred_tally(&self) -> Result<Vec<NsTally>> {
+    pub fn cache_deferred_hit_counts(&self) -> Result<Vec<NsHitCounts>> {
         let Some(file) = self.hits_path().and_then(|p| open_existing(&p)) else { return Ok(Vec::new()) };
         let Ok(mut locked) = Flock::lock(file, FlockArg::LockShared) else { return Ok(Vec::new()) };
         let mut bytes = Vec::new();
@@ -69,7 +69,7 @@ impl Engine {
 
     /// Inside a write transaction: the counts in `<db>-hits`, which is emptied. Nothing if
     /// another process holds the file at this moment (the next write takes them).
-    pub fn cache_take_deferred_tally(&self) -> Result<Vec<NsTally>> {
+    pub fn cache_take_deferred_hit_counts(&self) -> Result<Vec<NsHitCounts>> {
         let Some(file) = self.hits_path().and_then(|p| open_existing(&p)) else { return Ok(Vec::new()) };
         if file.metadata().map_or(true, |m| m.len() == 0) {
             return Ok(Vec::new());
@@ -108,8 +108,8 @@ fn make_private(file: &File, store: &std::path::Path) {
     }
 }
 
-fn parse(bytes: &[u8]) -> Vec<NsTally> {
-    let mut out: Vec<NsTally> = Vec::new();
+fn parse(bytes: &[u8]) -> Vec<NsHitCounts> {
+    let mut out: Vec<NsHitCounts> = Vec::new();
     for record in bytes.split(|&b| b == 0) {
         let Ok(text) = std::str::from_utf8(record) else { continue };
         let mut parts = text.splitn(3, ' ');
@@ -123,7 +123,7 @@ fn parse(bytes: &[u8]) -> Vec<NsTally> {
                 t.hits = t.hits.saturating_add(hits);
                 t.misses = t.misses.saturating_add(misses);
             }
-            None => out.push(NsTally { ns: ns.to_owned(), hits, misses }),
+            None => out.push(NsHitCounts { ns: ns.to_owned(), hits, misses }),
         }
     }
     out

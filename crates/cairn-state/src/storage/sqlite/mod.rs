@@ -17,16 +17,16 @@ macro_rules! skip_scan_ns {
 
 mod cache;
 mod checkpoint;
+mod file;
 pub(crate) mod hits;
 pub(crate) mod ledger;
 pub(crate) mod lock;
 mod maintenance;
 mod memo;
 mod migrate;
+pub(crate) mod open;
 pub(crate) mod schema;
 mod user_sql;
-
-pub(crate) use cache::SWEEP_MANY_BATCH;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,9 @@ pub(crate) struct Engine {
     /// Ledger namespaces found larger than a `filter_new` chunk: probing id by id is cheaper
     /// there than reading them whole (see `ledger_filter_settled`).
     large_ledgers: std::cell::RefCell<Vec<String>>,
+    /// The database file this connection opened, checked before each write (see
+    /// `Engine::ensure_same_file`); `None` in memory and for read-only opens.
+    file_id: Option<file::FileId>,
 }
 
 impl Engine {
@@ -125,6 +128,7 @@ impl Engine {
             waits: Arc::new(AtomicU64::new(0)),
             gate,
             large_ledgers: std::cell::RefCell::default(),
+            file_id: None,
         };
         engine.install_busy_handler()?;
         let authorizer = user_sql::authorizer(Arc::clone(&engine.gate));

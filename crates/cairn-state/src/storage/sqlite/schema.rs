@@ -242,25 +242,11 @@ pub(crate) const SCHEMA_FINGERPRINT: &str = "95aee0a00c2c9ad2";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::{self, Slot};
-    use crate::storage::sqlite::{Engine, OpenSpec};
-    use crate::store::cairn_migrations;
 
     #[test]
     fn the_fingerprint_is_what_the_migrations_produce() {
-        let engine = crate::storage::Engine::Sqlite(
-            Engine::open(&OpenSpec {
-                path: None,
-                read_only: false,
-                create: true,
-                immutable: false,
-                busy_timeout: std::time::Duration::from_secs(1),
-                vfs: None,
-            })
-            .unwrap(),
-        );
-        migrate::run(&engine, Slot::UserVersion, &cairn_migrations(), &|_, _| Ok(())).unwrap();
-        assert_eq!(engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
+        let opened = super::super::open::open_in_memory(&crate::storage::OpenRequest::default()).unwrap();
+        assert_eq!(opened.engine.sqlite().unwrap().schema_fingerprint().unwrap(), SCHEMA_FINGERPRINT);
     }
 
     /// A lock held in a store of version 5 is still held, as slot 0, once the lock table is

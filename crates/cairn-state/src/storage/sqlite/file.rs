@@ -1,24 +1,24 @@
 //! The store file on disk: who owns it and its side files, whether it can be written,
-//! creating it and its directories with private modes, which file a handle opened, and the
-//! default path. Nothing here speaks SQL.
+//! creating it and its directories with private modes, and which file a handle opened.
+//! Nothing here speaks SQL.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::{hits, side_file, Engine};
 use crate::error::{Error, Result};
-use crate::storage::sqlite;
 
 /// Device and inode of a file: what tells "the same file" from "a file at the same path".
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) struct FileId {
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
 }
 
 impl FileId {
-    pub(super) fn of(path: &Path) -> Option<FileId> {
+    pub(crate) fn of(path: &Path) -> Option<FileId> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).ok().map(|m| FileId { dev: m.dev(), ino: m.ino() })
     }
@@ -36,8 +36,8 @@ impl FileId {
 /// the -hits file where reading processes leave their counts.
 pub(crate) fn check_owner(path: &Path) -> Result<()> {
     check_owner_of(path)?;
-    for suffix in ["-wal", "-shm", "-journal", sqlite::hits::HITS_SUFFIX] {
-        check_owner_of(&sqlite::side_file(path, suffix))?;
+    for suffix in ["-wal", "-shm", "-journal", hits::HITS_SUFFIX] {
+        check_owner_of(&side_file(path, suffix))?;
     }
     Ok(())
 }
@@ -117,7 +117,7 @@ pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
         _ => {}
     }
     let writable = |p: &Path| access(p, AccessFlags::W_OK).is_ok();
-    if writable(&sqlite::side_file(path, "-wal")) && writable(&sqlite::side_file(path, "-shm")) {
+    if writable(&side_file(path, "-wal")) && writable(&side_file(path, "-shm")) {
         return None;
     }
     let dir = match path.parent() {
@@ -186,123 +186,68 @@ fn create_dirs(dir: &Path) -> Result<()> {
     }
 }
 
-/// The default database path: `$CAIRN_DB` if set, else `$XDG_STATE_HOME/cairn/state.db`
-/// (when that is an absolute path, as the XDG spec requires), else
-/// `~/.local/state/cairn/state.db`.
-///
-/// A path from `$XDG_STATE_HOME` or `$HOME` is refused when a directory above it belongs to
-/// another user, or is writable by everyone without the sticky bit (which `/tmp` has): there,
-/// someone else could replace the store. `$CAIRN_DB` is your explicit choice and is taken as
-/// given (the file itself is still checked at open).
-pub fn default_path() -> Result<PathBuf> {
-    let path = resolve_default_path(|name| std::env::var_os(name))?;
-    if std::env::var_os("CAIRN_DB").is_none_or(|v| v.is_empty()) {
-        check_default_dirs(&path)?;
+impl Engine {
+    pub(crate) fn location(&self) -> PathBuf {
+        self.path().to_path_buf()
     }
-    Ok(path)
-}
 
-/// Every existing directory above the default path is ours or root's, and none is writable
-/// by others unless sticky. Directories that do not exist yet will be created 0700 by us.
-fn check_default_dirs(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let me = nix::unistd::geteuid().as_raw();
-    for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
-        let Ok(m) = std::fs::metadata(dir) else { continue };
-        let why = if m.uid() != me && m.uid() != 0 {
-            format!("{} belongs to uid {}", dir.display(), m.uid())
-        } else if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
-            format!(
-                "{} is writable by every user (mode {:o}) and not sticky",
-                dir.display(),
-                m.mode() & 0o7777
-            )
-        } else {
-            continue;
+    /// Check the file at this engine's path before each write from now on: see
+    /// [`Engine::ensure_same_file`].
+    pub(crate) fn remember_file(&mut self, id: Option<FileId>) {
+        self.file_id = id;
+    }
+
+    /// Refuse to write when the file at the store's path is no longer the one this connection
+    /// opened. In WAL mode a write to a deleted or replaced database still "commits" (into a
+    /// -wal that now belongs to no file, or beside someone else's file) and is gone when the
+    /// connection closes: the caller would be told "saved" about data that is lost.
+    pub(crate) fn ensure_same_file(&self) -> Result<()> {
+        let Some(opened) = self.file_id else { return Ok(()) };
+        let why = match FileId::of(self.path()) {
+            Some(now) if now == opened => return Ok(()),
+            Some(_) => "another file has replaced the one this store opened",
+            None => "the file this store opened was deleted or moved",
         };
-        return Err(Error::Io {
-            action: "use the default path",
-            path: path.to_path_buf(),
+        Err(Error::Io {
+            action: "write to",
+            path: self.path().to_path_buf(),
             source: io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{why}, so another user could replace your store there: set CAIRN_DB (or --db) \
-                     to a path of your own, or fix that directory"
-                ),
+                io::ErrorKind::NotFound,
+                format!("{why}; the write was refused because it would be lost: open the store again"),
             ),
-        });
+        })
     }
-    Ok(())
-}
 
-fn resolve_default_path(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf> {
-    let var = |name| env(name).filter(|v| !v.is_empty());
-    if let Some(p) = var("CAIRN_DB") {
-        return Ok(PathBuf::from(p));
-    }
-    if let Some(state) = var("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Ok(state.join("cairn").join("state.db"));
-    }
-    match var("HOME") {
-        Some(home) => Ok(PathBuf::from(home).join(".local/state/cairn/state.db")),
-        None => Err(Error::invalid("neither CAIRN_DB, XDG_STATE_HOME nor HOME is set: give a database path")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_path_follows_cairn_db_then_absolute_xdg_state_home_then_home() {
-        fn env<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
-            move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+    /// Before closing: if the file was deleted, moved or replaced while open, move this
+    /// connection's frames into it. SQLite will not checkpoint a file that has moved when it
+    /// closes, so the -wal stays at the old name holding this file's frames: a database later
+    /// put at that path would read them as its own pages. Checkpointing through the open
+    /// descriptor moves the frames into the file they belong to (wherever `mv` put it) and
+    /// leaves an empty log behind.
+    pub(crate) fn settle_if_moved(&self) {
+        let Some(opened) = self.file_id else { return };
+        if FileId::of(self.path()) != Some(opened) && !self.in_transaction() {
+            self.set_busy_timeout(std::time::Duration::from_millis(200));
+            let _ = self.checkpoint_truncate();
         }
-        let all = [("CAIRN_DB", "/x/explicit.db"), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];
-        assert_eq!(resolve_default_path(env(&all)).ok(), Some("/x/explicit.db".into()));
-        let xdg = [("CAIRN_DB", ""), ("XDG_STATE_HOME", "/xdg"), ("HOME", "/home/u")];
-        assert_eq!(resolve_default_path(env(&xdg)).ok(), Some("/xdg/cairn/state.db".into()));
-        let relative = [("XDG_STATE_HOME", "relative/ignored"), ("HOME", "/home/u")];
-        assert_eq!(
-            resolve_default_path(env(&relative)).ok(),
-            Some("/home/u/.local/state/cairn/state.db".into())
-        );
-        let err = resolve_default_path(env(&[])).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
     }
 
-    #[test]
-    fn a_default_path_under_a_directory_others_can_write_is_refused_but_sticky_tmp_is_fine() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let shared = tmp.path().join("shared");
-        std::fs::create_dir(&shared).unwrap();
-        let path = shared.join("cairn").join("state.db");
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = check_default_dirs(&path).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
-        assert!(err.to_string().contains("writable by every user (mode 777)"), "{err}");
-        assert!(err.to_string().contains("CAIRN_DB"), "{err}");
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        check_default_dirs(&path).unwrap();
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
-        check_default_dirs(&path).unwrap();
-        if nix::unistd::geteuid().is_root() {
-            std::os::unix::fs::chown(&shared, Some(4242), Some(4242)).unwrap();
-            let err = check_default_dirs(&path).unwrap_err();
-            assert!(err.to_string().contains("belongs to uid 4242"), "{err}");
-        } else if std::env::var_os("CAIRN_NO_SKIP").is_some_and(|v| !v.is_empty() && v != "0") {
-            panic!("the other-owner half needs root to give a directory to another user, and CAIRN_NO_SKIP forbids skipping");
-        } else {
-            // As the integration tests' skip_unless_ci does: say so, and list it in $CAIRN_SKIP_LOG.
-            let test = std::thread::current().name().unwrap_or("a test").to_owned();
-            let line = format!("{test}: needs root for its other-owner half");
-            eprintln!("skipped: {line}");
-            if let Some(log) = std::env::var_os("CAIRN_SKIP_LOG").filter(|l| !l.is_empty()) {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-                f.write_all(format!("{line}\n").as_bytes()).unwrap();
-            }
+    /// The files on disk that make up the store: the database and the side files beside it
+    /// (those that exist or may); none in memory.
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        if self.path() == Path::new(":memory:") {
+            return Vec::new();
         }
+        ["", "-wal", "-shm", hits::HITS_SUFFIX].iter().map(|suffix| side_file(self.path(), suffix)).collect()
+    }
+
+    /// Bytes of the write-ahead log.
+    pub(crate) fn log_bytes(&self) -> u64 {
+        std::fs::metadata(side_file(self.path(), "-wal")).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The version of cairn's own schema this code writes.
+    pub(crate) fn schema_latest(&self) -> i64 {
+        super::open::latest()
     }
 }

@@ -1,0 +1,394 @@
+//! The ledger of processed items: which ids are done, which failed and how often, and who is
+//! working on what. It makes a job idempotent (a re-run skips what is done) and lets several
+//! workers share one list through claims with leases.
+
+use std::time::Duration;
+
+use crate::clock::deadline;
+use crate::codec::{Decode, Encode};
+use crate::error::{Error, Result};
+use crate::names::validate_name;
+use crate::storage::LedgerOps;
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored};
+use crate::store::Store;
+use crate::tx::Tx;
+
+/// How many times an item may fail before it is given up, unless set with
+/// [`Ledger::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The longest item id, in bytes.
+pub const MAX_ID_BYTES: usize = 4096;
+
+/// The base of a failed item's backoff, unless set with [`Ledger::retry_delay`].
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest a failed item waits before it is handed out again.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// Items deleted per transaction by [`Ledger::prune_done`].
+const PRUNE_BATCH: i64 = 10_000;
+
+/// A factor from 0.5 to 1 that spreads the retries of items failing at once: derived from the
+/// item and the time (FNV-1a), so that a test on a manual clock sees the same delays each run.
+fn jitter(ns: &str, id: &str, now: i64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ns.bytes().chain([0]).chain(id.bytes()).chain(now.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    0.5 + (h >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+}
+
+mod claims;
+mod items;
+mod queue;
+
+pub use claims::Claim;
+pub use queue::QueueItem;
+
+use crate::storage::{CLAIMED, DONE, FAILED, PENDING};
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ItemState {
+    /// Queued, or waiting for a retry.
+    Pending,
+    /// Held by a worker whose lease has not run out.
+    Claimed,
+    /// Done.
+    Done,
+    /// Given up after too many failures.
+    Failed,
+}
+
+impl ItemState {
+    /// The state's name: `pending`, `claimed`, `done` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Claimed => "claimed",
+            ItemState::Done => "done",
+            ItemState::Failed => "failed",
+        }
+    }
+
+    /// Every state, in the order items move through them.
+    pub const ALL: [ItemState; 4] =
+        [ItemState::Pending, ItemState::Claimed, ItemState::Done, ItemState::Failed];
+
+    fn code(self) -> i64 {
+        match self {
+            ItemState::Pending => PENDING,
+            ItemState::Claimed => CLAIMED,
+            ItemState::Done => DONE,
+            ItemState::Failed => FAILED,
+        }
+    }
+
+    fn of(row: &ItemRow, now: i64) -> ItemState {
+        match row.state {
+            CLAIMED if row.seq.is_some_and(|until| until > now) => ItemState::Claimed,
+            DONE => ItemState::Done,
+            FAILED => ItemState::Failed,
+            _ => ItemState::Pending,
+        }
+    }
+}
+
+impl std::fmt::Display for ItemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a state's name (`pending`, `claimed`, `done`, `failed`), as the CLI and Python
+/// take it.
+///
+/// ```
+/// use cairn::ItemState;
+///
+/// assert_eq!("done".parse::<ItemState>()?, ItemState::Done);
+/// assert_eq!(ItemState::Failed.to_string(), "failed");
+/// assert!("finished".parse::<ItemState>().is_err());
+/// # Ok::<(), cairn::Error>(())
+/// ```
+impl std::str::FromStr for ItemState {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<ItemState> {
+        ItemState::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
+            Error::invalid(format!("an item state is pending, claimed, done or failed, not {name:?}"))
+        })
+    }
+}
+
+/// One item as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Item {
+    /// The id.
+    pub id: String,
+    /// Where it stands now.
+    pub state: ItemState,
+    /// Failures recorded.
+    pub attempts: u32,
+    /// The last failure's message.
+    pub error: Option<String>,
+    /// The worker holding or last holding a claim.
+    pub worker: Option<String>,
+    /// The result stored when it was done, if any.
+    pub result: Option<Vec<u8>>,
+    /// What the result is (see [`ValueKind`](crate::ValueKind)).
+    pub result_kind: Option<crate::ValueKind>,
+    /// What the item carries for its worker, if anything ([`QueueItem::data`]).
+    pub data: Option<Vec<u8>>,
+    /// What the data is.
+    pub data_kind: Option<crate::ValueKind>,
+    /// For a pending item: when it may be handed out (Unix milliseconds), later than now for a
+    /// delayed item or one waiting out its retry backoff.
+    pub due_millis: Option<i64>,
+    /// When it last changed, in Unix milliseconds.
+    pub updated_at_millis: i64,
+}
+
+impl Item {
+    fn from_row(row: ItemRow, now: i64) -> Item {
+        Item {
+            state: ItemState::of(&row, now),
+            id: row.id,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            error: row.error,
+            worker: row.worker,
+            result_kind: row.result.as_ref().map(|r| r.kind),
+            result: row.result.map(|r| r.bytes),
+            data_kind: row.data.as_ref().map(|d| d.kind),
+            data: row.data.map(|d| d.bytes),
+            due_millis: row.due,
+            updated_at_millis: row.updated_at,
+        }
+    }
+}
+
+/// Which process's death frees a claim at once, on the same host, instead of when its lease
+/// runs out. Set with [`Ledger::holder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClaimHolder {
+    /// The process making the claim (the default): a library worker that dies with its claims
+    /// has them taken over by the next `claim_next` of another process.
+    #[default]
+    ThisProcess,
+    /// Another process of this host, by pid: what a shell script that claims with one command
+    /// and completes with another ties its claims to (its shell, `$$`).
+    Process(u32),
+    /// No process: only the lease frees the claim (a claim made for work done elsewhere).
+    LeaseOnly,
+}
+
+/// How many items stand where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LedgerCounts {
+    /// Queued or waiting for a retry (expired claims included).
+    pub pending: u64,
+    /// Held under a live lease.
+    pub claimed: u64,
+    /// Done.
+    pub done: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
+impl Store {
+    /// The ledger namespace `ns`; see [`Ledger`]. Inside [`Store::transaction`] use
+    /// [`Tx::ledger`].
+    pub fn ledger<'a>(&'a self, ns: &'a str) -> Ledger<'a> {
+        Ledger::new(self, ns, false)
+    }
+
+    /// The ledger namespaces that hold items, sorted.
+    pub fn ledger_namespaces(&self) -> Result<Vec<String>> {
+        self.engine.ledger_namespaces()
+    }
+}
+
+impl Tx<'_> {
+    /// The ledger namespace `ns`, inside this transaction.
+    pub fn ledger<'a>(&'a self, ns: &'a str) -> Ledger<'a> {
+        Ledger::new(self.store(), ns, true)
+    }
+}
+
+/// One namespace of the ledger, from [`Store::ledger`] (each operation its own transaction)
+/// or [`Tx::ledger`](crate::Tx::ledger) (operations join the transaction).
+///
+/// # States
+/// * **Pending**: queued with [`Ledger::enqueue`], or waiting for a retry after a failure.
+/// * **Claimed**: a worker holds it until its lease runs out; after that it counts as pending
+///   again and another worker may claim it.
+/// * **Done**: recorded once; marking it again changes nothing.
+/// * **Failed**: it failed `max_attempts` times and was given up.
+///
+/// # Fencing
+/// Every claim carries a token that each new claim of the item bumps. Completing, failing or
+/// extending with a claim whose item was since claimed by another worker fails with
+/// [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost), so an item is recorded done exactly
+/// once, by the worker that held it last.
+///
+/// ```
+/// use cairn::Store;
+/// use std::time::Duration;
+///
+/// let store = Store::open_in_memory()?;
+/// let ledger = store.ledger("invoices");
+/// let todo = ledger.filter_new(["a", "b", "c"])?;       // all three are new
+/// for id in todo {
+///     // ... the work ...
+///     ledger.mark_done(id)?;
+/// }
+/// assert!(ledger.filter_new(["a", "b", "c", "d"])?.eq(&["d"])); // a re-run skips done work
+///
+/// // Several workers on one list:
+/// let claim = ledger.claim("e", "worker-1", Duration::from_secs(60))?.expect("free");
+/// assert!(ledger.claim("e", "worker-2", Duration::from_secs(60))?.is_none());
+/// ledger.complete(&claim)?;
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger<'a> {
+    store: &'a Store,
+    ns: &'a str,
+    in_tx: bool,
+    max_attempts: u32,
+    holder: ClaimHolder,
+    retry_delay: Duration,
+}
+
+impl<'a> Ledger<'a> {
+    pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
+        Ledger {
+            store,
+            ns,
+            in_tx,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            holder: ClaimHolder::ThisProcess,
+            retry_delay: DEFAULT_RETRY_DELAY,
+        }
+    }
+
+    /// The base of the backoff before a failed item is handed out again: the first retry waits
+    /// about `base`, each next one twice as long (at most [`MAX_RETRY_DELAY`]), with jitter
+    /// (50 to 100% of that), so that items failing together do not come back together.
+    /// Default [`DEFAULT_RETRY_DELAY`]; zero retries at once.
+    ///
+    /// ```
+    /// use cairn::{ItemState, ManualClock, Options};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(1_000_000);
+    /// let store = Options::new().clock(clock.clone()).open_in_memory()?;
+    /// let queue = store.ledger("jobs").retry_delay(Duration::from_secs(10));
+    /// queue.enqueue(["a"])?;
+    /// let claim = queue.claim_next("w", Duration::from_secs(60))?.expect("a");
+    /// assert_eq!(queue.fail_claim(&claim, "timeout")?, ItemState::Pending);
+    /// assert!(queue.claim_next("w", Duration::from_secs(60))?.is_none(), "waiting out its backoff");
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(queue.claim_next("w", Duration::from_secs(60))?.expect("due").attempt(), 2);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn retry_delay(mut self, base: Duration) -> Self {
+        self.retry_delay = base;
+        self
+    }
+
+    /// Tie this handle's claims to a process: if it dies, another worker on the same host
+    /// takes them over at once rather than after the lease. Default
+    /// [`ClaimHolder::ThisProcess`]. Where processes cannot be watched (no `/proc`, or another
+    /// host), leases alone free claims.
+    ///
+    /// ```
+    /// use cairn::{ClaimHolder, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// // A claim for work that outlives this process: only its lease frees it.
+    /// let ledger = store.ledger("jobs").holder(ClaimHolder::LeaseOnly);
+    /// assert!(ledger.claim("42", "w1", Duration::from_secs(60))?.is_some());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn holder(mut self, holder: ClaimHolder) -> Self {
+        self.holder = holder;
+        self
+    }
+
+    /// The process name stored with this handle's claims.
+    fn holder_token(&self) -> Result<Option<String>> {
+        match self.holder {
+            ClaimHolder::ThisProcess => crate::process::watch(std::process::id()),
+            ClaimHolder::Process(pid) => crate::process::watch(pid),
+            ClaimHolder::LeaseOnly => Ok(None),
+        }
+    }
+
+    /// Give items up after `n` failures. Default [`DEFAULT_MAX_ATTEMPTS`]. `n` must be at
+    /// least 1: the handle's writes refuse 0 with `InvalidInput`.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// [`Ledger::write`] of one fenced statement (a claim, a completion, a failure of a
+    /// claim, an extension): outside a transaction the store may send it on its own.
+    fn write_one<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        if self.in_tx {
+            return self.write(f);
+        }
+        self.check_settings()?;
+        self.store.write_one(f)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.check_settings()?;
+        if self.in_tx {
+            f(self.store)
+        } else {
+            self.store.write_tx(f)
+        }
+    }
+
+    fn check_settings(&self) -> Result<()> {
+        self.check_ns()?;
+        if self.max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_ns(&self) -> Result<()> {
+        validate_name("namespace", self.ns, crate::MAX_NAMESPACE_BYTES)
+    }
+}
+
+/// Every id, validated before anything is read or written.
+fn collect_ids<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> Result<Vec<S>> {
+    let ids: Vec<S> = ids.into_iter().collect();
+    for id in &ids {
+        validate_id(id.as_ref())?;
+    }
+    Ok(ids)
+}
+
+/// A lease of zero has run out when it is taken: another worker could claim the item at once.
+fn validate_lease(lease: Duration) -> Result<()> {
+    crate::duration::at_least_1ms(
+        lease,
+        "a claim lease",
+        "gives no exclusion (another worker could claim the item at once)",
+    )
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    validate_name("id", id, MAX_ID_BYTES)
+}

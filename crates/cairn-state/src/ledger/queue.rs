@@ -1,0 +1,102 @@
+//! The queue: items with data for their worker and a time before which they are not handed
+//! out.
+
+use super::*;
+
+/// An item to queue with [`Ledger::enqueue_items`]: its id, and optionally data for its
+/// worker and a time before which it is not handed out.
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    id: String,
+    data: Option<(Vec<u8>, crate::ValueKind)>,
+    not_before: NotBefore,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NotBefore {
+    Now,
+    After(Duration),
+    At(i64),
+}
+
+impl QueueItem {
+    /// The item `id`, due at once, without data.
+    pub fn new(id: impl Into<String>) -> Self {
+        QueueItem { id: id.into(), data: None, not_before: NotBefore::Now }
+    }
+
+    /// Data for the worker, handed out with the claim ([`Claim::data`]).
+    pub fn data(mut self, data: impl Encode) -> Result<Self> {
+        let bytes = data.encode()?.into_owned();
+        crate::names::validate_value(&bytes)?;
+        self.data = Some((bytes, data.kind()));
+        Ok(self)
+    }
+
+    /// Not handed out before `delay` from when it is queued.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.not_before = NotBefore::After(delay);
+        self
+    }
+
+    /// Not handed out before this time, in Unix milliseconds.
+    pub fn not_before_millis(mut self, at: i64) -> Self {
+        self.not_before = NotBefore::At(at);
+        self
+    }
+}
+
+impl<'a> Ledger<'a> {
+    /// Queue ids for [`Ledger::claim_next`], in order. Ids the ledger knows already (queued,
+    /// claimed, done or failed) are skipped. Returns how many were queued.
+    pub fn enqueue<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
+        let ids = collect_ids(ids)?;
+        self.write(|s| {
+            let now = s.now();
+            let items: Vec<NewItem<'_>> =
+                ids.iter().map(|id| NewItem { id: id.as_ref(), data: None, due: now }).collect();
+            s.engine.ledger_enqueue_many(self.ns, &items, now)
+        })
+    }
+
+    /// Queue items with data for their workers or a time before which they are not handed
+    /// out (see [`QueueItem`]), in order; ids the ledger knows already are skipped. Returns how
+    /// many were queued. Items are handed out by the time they are due, then in queue order.
+    ///
+    /// ```
+    /// use cairn::{QueueItem, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("reports");
+    /// queue.enqueue_items([
+    ///     QueueItem::new("daily").delay(Duration::from_secs(3600)),
+    ///     QueueItem::new("now").data("urgent")?,
+    /// ])?;
+    /// assert_eq!(queue.claim_next("w", Duration::from_secs(60))?.expect("due").id(), "now");
+    /// assert!(queue.claim_next("w", Duration::from_secs(60))?.is_none(), "daily is not due yet");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn enqueue_items(&self, items: impl IntoIterator<Item = QueueItem>) -> Result<u64> {
+        let items: Vec<QueueItem> = items.into_iter().collect();
+        for item in &items {
+            validate_id(&item.id)?;
+        }
+        self.write(|s| {
+            let now = s.now();
+            let rows: Vec<NewItem<'_>> = items
+                .iter()
+                .map(|item| NewItem {
+                    id: &item.id,
+                    data: item.data.as_ref().map(|(b, k)| (b.as_slice(), *k)),
+                    due: match item.not_before {
+                        NotBefore::Now => now,
+                        NotBefore::After(d) => deadline(now, d),
+                        NotBefore::At(at) => at,
+                    },
+                })
+                .collect();
+            s.engine.ledger_enqueue_many(self.ns, &rows, now)
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The ledger's part of the engine contract, and the rows it exchanges.
+
+use crate::codec::ValueKind;
+use crate::error::Result;
+use crate::storage::Stored;
+
+engine_ops! {
+    /// The ledger: items, claims with leases and fencing, the queue.
+    trait LedgerOps {
+        /// Whether an item is done.
+        fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool>;
+        /// An item as stored.
+        fn ledger_item(&self, ns: &str, id: &str) -> Result<Option<ItemRow>>;
+        /// Mark an item done (with a result); true if this call did it.
+        fn ledger_mark_done(&self, ns: &str, id: &str, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
+        /// Mark items done; how many were not.
+        fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
+        /// Queue the items the ledger does not know, in order; how many.
+        fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64>;
+        /// Claim one item (taking over `replace`, a dead holder).
+        fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<ClaimRow>>;
+        /// Claim the next item: an expired claim, else the pending item due first.
+        fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
+        /// Claim up to `n` items at once (expired claims first, then the pending ones due first).
+        fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<ClaimRow>>;
+        /// Take over the oldest claim of a dead holder.
+        fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
+        /// The processes holding claims in a namespace.
+        fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
+        /// The process a claim of an item is tied to.
+        fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>>;
+        /// A worker's claim of an item (live, lapsed, or completed by it): token and lease expiry.
+        fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>>;
+        /// The namespaces with items, sorted.
+        fn ledger_namespaces(&self) -> Result<Vec<String>>;
+        /// Move a claim's lease; false if fenced.
+        fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
+        /// Complete a claim; false if fenced. True again for the same claim once done by it.
+        fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
+        /// Complete several claims at once; for each, in order, what `ledger_complete` answers.
+        fn ledger_complete_many(&self, ns: &str, claims: &[Fenced<'_>], now: i64) -> Result<Vec<bool>>;
+        /// Record a failure (pending again after `backoff`, or given up at `max_attempts`); the
+        /// state left, or `None` if the claim was fenced.
+        fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, retry: RetryRule, now: i64) -> Result<Option<i64>>;
+        /// Given-up items (those of `ids`, or all with `None`) pending again, attempts reset,
+        /// due now; how many.
+        fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64>;
+        /// Delete up to `limit` items done before `before` (Unix ms); how many.
+        fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64>;
+        /// Which ids are done or given up, from one snapshot.
+        fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>>;
+        /// Items per stored state (an expired claim counted as pending).
+        fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>>;
+        /// A page of items in id order.
+        fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>>;
+        /// Delete an item; true if known.
+        fn ledger_delete(&self, ns: &str, id: &str) -> Result<bool>;
+        /// Delete a namespace's items; how many.
+        fn ledger_clear(&self, ns: &str) -> Result<u64>;
+    }
+}
+
+/// One ledger row, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub state: i64,
+    pub seq: Option<i64>,
+    pub attempts: i64,
+    pub worker: Option<String>,
+    pub result: Option<Stored>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+    /// When a pending item may be handed out (Unix ms); `None` unless pending.
+    pub due: Option<i64>,
+    /// What the item carries for its worker.
+    pub data: Option<Stored>,
+}
+
+/// An item to queue: its id, what it carries for its worker, and when it may first be handed
+/// out (Unix ms).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewItem<'a> {
+    pub id: &'a str,
+    pub data: Option<(&'a [u8], ValueKind)>,
+    pub due: i64,
+}
+
+/// A claim as a fenced write names it: the item, the worker holding it and its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Fenced<'a> {
+    pub id: &'a str,
+    pub worker: &'a str,
+    pub token: i64,
+}
+
+/// A claim as made: the item, the new fencing token, what the item carries, and how many
+/// times it failed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimRow {
+    pub id: String,
+    pub token: i64,
+    pub data: Option<Stored>,
+    pub attempts: i64,
+}
+
+/// What a failure leads to: the item is given up at `max_attempts` failures; until then it may
+/// be handed out again after `base × 2^(failures before)`, at most `cap`, scaled by `jitter`
+/// (0.5 to 1, chosen by the feature).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryRule {
+    pub max_attempts: u32,
+    pub base_ms: i64,
+    pub cap_ms: i64,
+    pub jitter: f64,
+}
+
+impl RetryRule {
+    /// The delay after the failure that makes `failures` in all.
+    pub fn delay_ms(&self, failures: i64) -> i64 {
+        let doublings = u32::try_from((failures - 1).clamp(0, 62)).unwrap_or(62);
+        let full =
+            self.base_ms.saturating_mul(1i64.checked_shl(doublings).unwrap_or(i64::MAX)).min(self.cap_ms);
+        (full as f64 * self.jitter) as i64
+    }
+}
+
+/// The stored ledger states (features decide what they mean; see `crate::ledger`).
+pub(crate) const PENDING: i64 = 0;
+
+pub(crate) const CLAIMED: i64 = 1;
+
+pub(crate) const DONE: i64 = 2;
+
+pub(crate) const FAILED: i64 = 3;
