@@ -7,6 +7,7 @@
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+mod states;
 
 use std::path::Path;
 use std::time::Duration;
