@@ -132,6 +132,7 @@ mod migrate;
 pub(crate) mod postgres;
 mod sql;
 pub(crate) mod sqlite;
+mod states;
 
 pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH};
 pub(crate) use checkpoint::CheckpointOps;

@@ -8,7 +8,8 @@ use postgres::Row;
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED};
+use crate::storage::states::state;
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored};
 
 const LEDGER: &str = "l";
 
@@ -48,7 +49,13 @@ impl Engine {
     pub fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
-            .row("SELECT 1 FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = 2", &[&ns, &id])?
+            .row(
+                concat!(
+                    "SELECT 1 FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = ",
+                    state!(done)
+                ),
+                &[&ns, &id],
+            )?
             .is_some())
     }
 
@@ -73,11 +80,18 @@ impl Engine {
         self.lock_key(LEDGER, ns, id)?;
         let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(i16::from(k.code()))));
         Ok(self.exec(
-            "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, result, result_kind, updated_at) \
-             VALUES ($1, $2, 2, $3, $4, $5) \
-             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
-             error = NULL, result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
-             WHERE l.state <> 2",
+            concat!(
+                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, result, result_kind, updated_at) \
+                 VALUES ($1, $2, ",
+                state!(done),
+                ", $3, $4, $5) \
+                 ON CONFLICT (ns, id) DO UPDATE SET state = ",
+                state!(done),
+                ", seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+                 error = NULL, result = excluded.result, result_kind = excluded.result_kind, \
+                 updated_at = excluded.updated_at WHERE l.state <> ",
+                state!(done)
+            ),
             &[&ns, &id, &bytes, &kind, &now],
         )? == 1)
     }
@@ -86,10 +100,17 @@ impl Engine {
         let ids = distinct(ids);
         self.lock_keys(LEDGER, ns, &ids)?;
         self.exec(
-            "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, updated_at) \
-             SELECT $1, t.id, 2, $3 FROM unnest($2::text[]) AS t(id) \
-             ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
-             error = NULL, result = NULL, result_kind = NULL, updated_at = excluded.updated_at WHERE l.state <> 2",
+            concat!(
+                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, updated_at) \
+                 SELECT $1, t.id, ",
+                state!(done),
+                ", $3 FROM unnest($2::text[]) AS t(id) \
+                 ON CONFLICT (ns, id) DO UPDATE SET state = ",
+                state!(done),
+                ", seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+                 error = NULL, result = NULL, result_kind = NULL, updated_at = excluded.updated_at WHERE l.state <> ",
+                state!(done)
+            ),
             &[&ns, &ids, &now],
         )
     }
@@ -105,11 +126,15 @@ impl Engine {
         // One statement for the chunk. Queue positions are taken in input order: the subquery
         // is sorted before the outer select calls nextval row by row.
         self.exec(
-            "INSERT INTO {s}.cairn_ledger (ns, id, state, seq, due, data, data_kind, updated_at) \
-             SELECT $1, q.id, 0, nextval('{s}.cairn_queue_seq'), q.due, q.data, q.kind, $6 \
-             FROM (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::smallint[]) \
-                   WITH ORDINALITY AS t(id, due, data, kind, ord) ORDER BY t.ord) q \
-             ON CONFLICT (ns, id) DO NOTHING",
+            concat!(
+                "INSERT INTO {s}.cairn_ledger (ns, id, state, seq, due, data, data_kind, updated_at) \
+                 SELECT $1, q.id, ",
+                state!(pending),
+                ", nextval('{s}.cairn_queue_seq'), q.due, q.data, q.kind, $6 \
+                 FROM (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::smallint[]) \
+                       WITH ORDINALITY AS t(id, due, data, kind, ord) ORDER BY t.ord) q \
+                 ON CONFLICT (ns, id) DO NOTHING"
+            ),
             &[&ns, &ids, &dues, &data, &kinds, &now],
         )
     }
@@ -128,12 +153,22 @@ impl Engine {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
             .row(
-                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
-                 VALUES ($1, $2, 1, $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
-                 ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, due = NULL, worker = excluded.worker, \
-                 token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
-                 WHERE l.state = 0 OR (l.state = 1 AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
-                 RETURNING id, token, data, data_kind, attempts",
+                concat!(
+                    "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
+                     VALUES ($1, $2, ",
+                    state!(claimed),
+                    ", $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
+                     ON CONFLICT (ns, id) DO UPDATE SET state = ",
+                    state!(claimed),
+                    ", seq = excluded.seq, due = NULL, worker = excluded.worker, \
+                     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
+                     WHERE l.state = ",
+                    state!(pending),
+                    " OR (l.state = ",
+                    state!(claimed),
+                    " AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
+                     RETURNING id, token, data, data_kind, attempts"
+                ),
                 &[&ns, &id, &worker, &lease_until, &now, &holder, &replace],
             )?
             .map(|r| claimed(&r)))
@@ -154,17 +189,25 @@ impl Engine {
     ) -> Result<Option<ClaimRow>> {
         Ok(self
             .row(
-                "WITH expired AS MATERIALIZED ( \
-                   SELECT id FROM {s}.cairn_ledger \
-                   WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
-                   ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
-                 pending AS MATERIALIZED ( \
-                   SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL AND due <= $4 \
-                   ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, due = NULL, worker = $2, \
-                   token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-                 WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts",
+                concat!(
+                    "WITH expired AS MATERIALIZED ( \
+                       SELECT id FROM {s}.cairn_ledger \
+                       WHERE ns = $1 AND state = ",
+                    state!(claimed),
+                    " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
+                       ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
+                     pending AS MATERIALIZED ( \
+                       SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
+                    state!(pending),
+                    " AND seq IS NOT NULL AND due <= $4 \
+                       ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     UPDATE {s}.cairn_ledger l SET state = ",
+                    state!(claimed),
+                    ", seq = $3, due = NULL, worker = $2, \
+                       token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
+                     WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
+                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
+                ),
                 &[&ns, &worker, &lease_until, &now, &holder],
             )?
             .map(|r| claimed(&r)))
@@ -183,21 +226,29 @@ impl Engine {
     ) -> Result<Vec<ClaimRow>> {
         let n = i64::from(n);
         let rows = self.rows(
-            "WITH expired AS MATERIALIZED ( \
-               SELECT id, 0::bigint AS due, seq FROM {s}.cairn_ledger \
-               WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
-               ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
-             pending AS MATERIALIZED ( \
-               SELECT id, due, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = 0 AND seq IS NOT NULL AND due <= $4 \
-               ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
-             pick AS MATERIALIZED ( \
-               SELECT id, row_number() OVER (ORDER BY pri, due, seq) AS rn \
-               FROM (SELECT id, 0 AS pri, due, seq FROM expired UNION ALL SELECT id, 1, due, seq FROM pending) c \
-               ORDER BY pri, due, seq LIMIT $6) \
-             UPDATE {s}.cairn_ledger l SET state = 1, seq = $3, due = NULL, worker = $2, \
-               token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-             FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-             RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, pick.rn",
+            concat!(
+                "WITH expired AS MATERIALIZED ( \
+                   SELECT id, 0::bigint AS due, seq FROM {s}.cairn_ledger \
+                   WHERE ns = $1 AND state = ",
+                state!(claimed),
+                " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
+                   ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
+                 pending AS MATERIALIZED ( \
+                   SELECT id, due, seq FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
+                state!(pending),
+                " AND seq IS NOT NULL AND due <= $4 \
+                   ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
+                 pick AS MATERIALIZED ( \
+                   SELECT id, row_number() OVER (ORDER BY pri, due, seq) AS rn \
+                   FROM (SELECT id, 0 AS pri, due, seq FROM expired UNION ALL SELECT id, 1, due, seq FROM pending) c \
+                   ORDER BY pri, due, seq LIMIT $6) \
+                 UPDATE {s}.cairn_ledger l SET state = ",
+                state!(claimed),
+                ", seq = $3, due = NULL, worker = $2, \
+                   token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
+                 FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, pick.rn"
+            ),
             &[&ns, &worker, &lease_until, &now, &holder, &n],
         )?;
         // In queue order, whatever order the update visited the rows in.
@@ -216,14 +267,20 @@ impl Engine {
         holder: Option<&str>,
     ) -> Result<Option<ClaimRow>> {
         Ok(self.row(
-            "WITH pick AS MATERIALIZED ( \
-               SELECT id FROM {s}.cairn_ledger \
-               WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
-               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), holder = $6, \
-               updated_at = $5 \
-             WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = 1 AND l.holder = $2 \
-             RETURNING l.id, l.token, l.data, l.data_kind, l.attempts",
+            concat!(
+                "WITH pick AS MATERIALIZED ( \
+                   SELECT id FROM {s}.cairn_ledger \
+                   WHERE ns = $1 AND state = ",
+                state!(claimed),
+                " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
+                   ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), \
+                   holder = $6, updated_at = $5 \
+                 WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = ",
+                state!(claimed),
+                " AND l.holder = $2 \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
+            ),
             &[&ns, &dead, &worker, &lease_until, &now, &holder],
         )?
         .map(|r| claimed(&r)))
@@ -231,8 +288,11 @@ impl Engine {
 
     pub fn ledger_holders(&self, ns: &str) -> Result<Vec<String>> {
         let rows = self.rows(
-            "SELECT DISTINCT holder FROM {s}.cairn_ledger \
-             WHERE ns = $1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL",
+            concat!(
+                "SELECT DISTINCT holder FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
+                state!(claimed),
+                " AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL"
+            ),
             &[&ns],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -241,7 +301,13 @@ impl Engine {
     pub fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
-            .row("SELECT holder FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = 1", &[&ns, &id])?
+            .row(
+                concat!(
+                    "SELECT holder FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = ",
+                    state!(claimed)
+                ),
+                &[&ns, &id],
+            )?
             .and_then(|r| r.get(0)))
     }
 
@@ -249,7 +315,13 @@ impl Engine {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self
             .row(
-                "SELECT token, seq FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state IN (1, 2) AND worker = $3",
+                concat!(
+                    "SELECT token, seq FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state IN (",
+                    state!(claimed),
+                    ", ",
+                    state!(done),
+                    ") AND worker = $3"
+                ),
                 &[&ns, &id, &worker],
             )?
             .map(|r| (r.get(0), r.get::<_, Option<i64>>(1).unwrap_or(0))))
@@ -275,9 +347,13 @@ impl Engine {
     ) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self.exec_idempotent(
-            "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)) \
-             UPDATE {s}.cairn_ledger SET seq = $5 \
-             WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)",
+            concat!(
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)) \
+                 UPDATE {s}.cairn_ledger SET seq = $5 \
+                 WHERE ns = $1 AND id = $2 AND state = ",
+                state!(claimed),
+                " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)"
+            ),
             &[&ns, &id, &worker, &token, &lease_until, &self.lock_timeout()],
         )? == 1)
     }
@@ -298,16 +374,26 @@ impl Engine {
         // Outside a transaction this runs on its own (see `Ledger::complete`): it bounds its
         // own wait for the row, and is safe to send again on a new connection.
         let done = self.exec_idempotent(
-            "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $8, true)) \
-             UPDATE {s}.cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
-             result = $5, result_kind = $7, updated_at = $6 \
-             WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)",
+            concat!(
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $8, true)) \
+                 UPDATE {s}.cairn_ledger SET state = ",
+                state!(done),
+                ", seq = NULL, due = NULL, holder = NULL, error = NULL, \
+                 result = $5, result_kind = $7, updated_at = $6 \
+                 WHERE ns = $1 AND id = $2 AND state = ",
+                state!(claimed),
+                " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)"
+            ),
             &[&ns, &id, &worker, &token, &bytes, &now, &kind, &self.lock_timeout()],
         )? == 1;
         Ok(done
             || self
                 .row(
-                    "SELECT 1 FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = 2 AND worker = $3 AND token = $4",
+                    concat!(
+                        "SELECT 1 FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 AND state = ",
+                        state!(done),
+                        " AND worker = $3 AND token = $4"
+                    ),
                     &[&ns, &id, &worker, &token],
                 )?
                 .is_some())
@@ -329,14 +415,20 @@ impl Engine {
             [&ns, &ids, &workers, &tokens, &now, &self.lock_timeout()];
         let mut done: std::collections::HashSet<(String, i64)> = self
             .rows_idempotent(
-                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)), \
-                 c AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(id, worker, token)), \
-                 mine AS MATERIALIZED (SELECT l.id FROM {s}.cairn_ledger l JOIN c ON l.id = c.id \
-                   WHERE l.ns = $1 AND l.state = 1 AND l.worker = c.worker AND l.token = c.token \
-                   AND EXISTS (SELECT FROM bound) ORDER BY l.id FOR UPDATE OF l) \
-                 UPDATE {s}.cairn_ledger l SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, \
-                 result = NULL, result_kind = NULL, updated_at = $5 \
-                 FROM mine WHERE l.ns = $1 AND l.id = mine.id RETURNING l.id, l.token",
+                concat!(
+                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)), \
+                     c AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(id, worker, token)), \
+                     mine AS MATERIALIZED (SELECT l.id FROM {s}.cairn_ledger l JOIN c ON l.id = c.id \
+                       WHERE l.ns = $1 AND l.state = ",
+                    state!(claimed),
+                    " AND l.worker = c.worker AND l.token = c.token \
+                       AND EXISTS (SELECT FROM bound) ORDER BY l.id FOR UPDATE OF l) \
+                     UPDATE {s}.cairn_ledger l SET state = ",
+                    state!(done),
+                    ", seq = NULL, due = NULL, holder = NULL, error = NULL, \
+                     result = NULL, result_kind = NULL, updated_at = $5 \
+                     FROM mine WHERE l.ns = $1 AND l.id = mine.id RETURNING l.id, l.token"
+                ),
                 &params,
             )?
             .iter()
@@ -347,9 +439,13 @@ impl Engine {
             // Completed by the same claims already (a retry after a commit whose outcome was
             // lost with the connection): done by them, so done.
             let again = self.rows(
-                "SELECT l.id, l.token FROM {s}.cairn_ledger l \
-                 JOIN unnest($2::text[], $3::text[], $4::bigint[]) AS c(id, worker, token) ON l.id = c.id \
-                 WHERE l.ns = $1 AND l.state = 2 AND l.worker = c.worker AND l.token = c.token",
+                concat!(
+                    "SELECT l.id, l.token FROM {s}.cairn_ledger l \
+                     JOIN unnest($2::text[], $3::text[], $4::bigint[]) AS c(id, worker, token) ON l.id = c.id \
+                     WHERE l.ns = $1 AND l.state = ",
+                    state!(done),
+                    " AND l.worker = c.worker AND l.token = c.token"
+                ),
                 &[&ns, &ids, &workers, &tokens],
             )?;
             done.extend(again.iter().map(|r| (r.get(0), r.get(1))));
@@ -379,30 +475,52 @@ impl Engine {
         let row = match claim {
             // Fenced, and outside a transaction run on its own: it bounds its own lock wait.
             Some((worker, token)) => self.row(
-                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)) \
-                 UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
-                 state = CASE WHEN attempts + 1 >= $6::bigint THEN 3 ELSE 0 END, \
-                 seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                 due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
-                   (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
-                 error = $5, worker = NULL, holder = NULL, updated_at = $7 \
-                 WHERE ns = $1 AND id = $2 AND state = 1 AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) \
-                 RETURNING state",
+                concat!(
+                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)) \
+                     UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
+                     state = CASE WHEN attempts + 1 >= $6::bigint THEN ",
+                    state!(failed),
+                    " ELSE ",
+                    state!(pending),
+                    " END, \
+                     seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
+                       (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
+                     error = $5, worker = NULL, holder = NULL, updated_at = $7 \
+                     WHERE ns = $1 AND id = $2 AND state = ",
+                    state!(claimed),
+                    " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) \
+                     RETURNING state"
+                ),
                 &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter, &self.lock_timeout()],
             )?,
             None => self.row(
-                "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
-                 VALUES ($1, $2, CASE WHEN 1 >= $4::bigint THEN 3 ELSE 0 END, \
-                   CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                   CASE WHEN 1 >= $4::bigint THEN NULL ELSE $5::bigint + (least($7::float8, $6::float8) * $8::float8)::bigint END, \
-                   1, $3, $5) \
-                 ON CONFLICT (ns, id) DO UPDATE SET attempts = l.attempts + 1, \
-                 state = CASE WHEN l.attempts + 1 >= $4::bigint THEN 3 ELSE 0 END, \
-                 seq = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                 due = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE $5::bigint + \
-                   (least($7::float8, $6::float8 * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
-                 error = excluded.error, worker = NULL, holder = NULL, updated_at = excluded.updated_at \
-                 WHERE l.state IN (0, 1) RETURNING state",
+                concat!(
+                    "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
+                     VALUES ($1, $2, CASE WHEN 1 >= $4::bigint THEN ",
+                    state!(failed),
+                    " ELSE ",
+                    state!(pending),
+                    " END, \
+                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE $5::bigint + (least($7::float8, $6::float8) * $8::float8)::bigint END, \
+                       1, $3, $5) \
+                     ON CONFLICT (ns, id) DO UPDATE SET attempts = l.attempts + 1, \
+                     state = CASE WHEN l.attempts + 1 >= $4::bigint THEN ",
+                    state!(failed),
+                    " ELSE ",
+                    state!(pending),
+                    " END, \
+                     seq = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE $5::bigint + \
+                       (least($7::float8, $6::float8 * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
+                     error = excluded.error, worker = NULL, holder = NULL, updated_at = excluded.updated_at \
+                     WHERE l.state IN (",
+                    state!(pending),
+                    ", ",
+                    state!(claimed),
+                    ") RETURNING state"
+                ),
                 &[&ns, &id, &error, &max, &now, &base, &cap, &jitter],
             )?,
         };
@@ -424,32 +542,54 @@ impl Engine {
                 let ids = distinct(ids);
                 self.lock_keys(LEDGER, ns, &ids)?;
                 self.exec(
-                    "UPDATE {s}.cairn_ledger SET state = 0, seq = nextval('{s}.cairn_queue_seq'), due = $3, attempts = 0, \
-                     error = NULL, worker = NULL, holder = NULL, updated_at = $3 \
-                     WHERE ns = $1 AND id = ANY($2::text[]) AND state = 3",
+                    concat!(
+                        "UPDATE {s}.cairn_ledger SET state = ",
+                        state!(pending),
+                        ", seq = nextval('{s}.cairn_queue_seq'), due = $3, attempts = 0, \
+                         error = NULL, worker = NULL, holder = NULL, updated_at = $3 \
+                         WHERE ns = $1 AND id = ANY($2::text[]) AND state = ",
+                        state!(failed)
+                    ),
                     &[&ns, &ids, &now],
                 )
             }
-            None => self.lock_namespace(LEDGER, ns).and_then(|()| self.exec(
-                "UPDATE {s}.cairn_ledger SET state = 0, seq = nextval('{s}.cairn_queue_seq'), due = $2, attempts = 0, \
-                 error = NULL, worker = NULL, holder = NULL, updated_at = $2 WHERE ns = $1 AND state = 3",
-                &[&ns, &now],
-            )),
+            None => self.lock_namespace(LEDGER, ns).and_then(|()| {
+                self.exec(
+                    concat!(
+                        "UPDATE {s}.cairn_ledger SET state = ",
+                        state!(pending),
+                        ", seq = nextval('{s}.cairn_queue_seq'), due = $2, attempts = 0, \
+                         error = NULL, worker = NULL, holder = NULL, updated_at = $2 WHERE ns = $1 AND state = ",
+                        state!(failed)
+                    ),
+                    &[&ns, &now],
+                )
+            }),
         }
     }
 
     pub fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64> {
         self.exec(
-            "DELETE FROM {s}.cairn_ledger l USING (SELECT id FROM {s}.cairn_ledger \
-               WHERE ns = $1 AND state = 2 AND updated_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED) d \
-             WHERE l.ns = $1 AND l.id = d.id",
+            concat!(
+                "DELETE FROM {s}.cairn_ledger l USING (SELECT id FROM {s}.cairn_ledger \
+                   WHERE ns = $1 AND state = ",
+                state!(done),
+                " AND updated_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED) d \
+                 WHERE l.ns = $1 AND l.id = d.id"
+            ),
             &[&ns, &before, &limit],
         )
     }
 
     pub fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>> {
         let rows = self.rows(
-            "SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND id = ANY($2::text[]) AND state IN (2, 3)",
+            concat!(
+                "SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND id = ANY($2::text[]) AND state IN (",
+                state!(done),
+                ", ",
+                state!(failed),
+                ")"
+            ),
             &[&ns, &ids],
         )?;
         let settled: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
@@ -458,8 +598,14 @@ impl Engine {
 
     pub fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>> {
         let rows = self.rows(
-            "SELECT (CASE WHEN state = 1 AND seq <= $2 THEN 0 ELSE state END)::smallint AS s, count(*) \
-             FROM {s}.cairn_ledger WHERE ns = $1 GROUP BY 1",
+            concat!(
+                "SELECT (CASE WHEN state = ",
+                state!(claimed),
+                " AND seq <= $2 THEN ",
+                state!(pending),
+                " ELSE state END)::smallint AS s, count(*) \
+                 FROM {s}.cairn_ledger WHERE ns = $1 GROUP BY 1"
+            ),
             &[&ns, &now],
         )?;
         Ok(rows
@@ -489,6 +635,3 @@ impl Engine {
         self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1", &[&ns])
     }
 }
-
-// The states the statements above write as literals.
-const _: () = assert!(DONE == 2 && FAILED == 3);

@@ -8,6 +8,7 @@ use rusqlite::{params, OptionalExtension};
 use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
+use crate::storage::states::state;
 use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED, PENDING};
 
 const ITEM_COLUMNS: &str =
@@ -44,7 +45,8 @@ fn claim_row(id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
     })
 }
 
-pub(crate) const IS_DONE: &str = "SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 2";
+pub(crate) const IS_DONE: &str =
+    concat!("SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = ", state!(done));
 pub(crate) const STATE: &str = "SELECT state FROM cairn_ledger WHERE ns = ?1 AND id = ?2";
 
 /// A namespace's items in key order, at most ?2 of them.
@@ -55,46 +57,72 @@ const SCAN_MIN_CHUNK: usize = 64;
 
 /// Done, unless it already was: the first result is kept, and the caller learns whether this
 /// call was the one that completed it.
-pub(crate) const MARK_DONE: &str =
+pub(crate) const MARK_DONE: &str = concat!(
     "INSERT INTO cairn_ledger (ns, id, state, result, updated_at, result_kind) \
-     VALUES (?1, ?2, 2, ?3, ?4, ?5) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = 2, seq = NULL, due = NULL, worker = NULL, holder = NULL, \
+     VALUES (?1, ?2, ",
+    state!(done),
+    ", ?3, ?4, ?5) \
+     ON CONFLICT (ns, id) DO UPDATE SET state = ",
+    state!(done),
+    ", seq = NULL, due = NULL, worker = NULL, holder = NULL, \
      error = NULL, result = excluded.result, result_kind = excluded.result_kind, updated_at = excluded.updated_at \
-     WHERE cairn_ledger.state <> 2";
+     WHERE cairn_ledger.state <> ",
+    state!(done)
+);
 
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
 /// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token,
 /// ?8, drawn from the namespace's counter: tokens never repeat in a namespace, not even for
 /// an id deleted and claimed again (a per-row count would start over and let a claim from
 /// before the delete pass for the new one).
-pub(crate) const CLAIM: &str =
+pub(crate) const CLAIM: &str = concat!(
     "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
-     VALUES (?1, ?2, 1, ?4, ?3, ?8, ?6, ?5) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = 1, seq = excluded.seq, due = NULL, worker = excluded.worker, \
+     VALUES (?1, ?2, ",
+    state!(claimed),
+    ", ?4, ?3, ?8, ?6, ?5) \
+     ON CONFLICT (ns, id) DO UPDATE SET state = ",
+    state!(claimed),
+    ", seq = excluded.seq, due = NULL, worker = excluded.worker, \
      token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
-     WHERE cairn_ledger.state = 0 \
-        OR (cairn_ledger.state = 1 AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
+     WHERE cairn_ledger.state = ",
+    state!(pending),
+    " OR (cairn_ledger.state = ",
+    state!(claimed),
+    " AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
             OR cairn_ledger.holder = ?7)) \
-     RETURNING token, data, data_kind, attempts";
+     RETURNING token, data, data_kind, attempts"
+);
 
 /// The distinct processes holding claims in a namespace (expired ones included): a scan of the
 /// claimed part of the queue index, which holds the holder.
-pub(crate) const HOLDERS: &str = "SELECT DISTINCT holder FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL";
+pub(crate) const HOLDERS: &str = concat!(
+    "SELECT DISTINCT holder FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(claimed),
+    " AND due IS NULL AND seq IS NOT NULL AND holder IS NOT NULL"
+);
 
 /// The oldest claim of one holder (by lease expiry, in index order).
-pub(crate) const HELD_BY: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1";
+pub(crate) const HELD_BY: &str = concat!(
+    "SELECT id FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(claimed),
+    " AND due IS NULL AND seq IS NOT NULL AND holder = +?2 ORDER BY seq LIMIT 1"
+);
 
 // `ns = +?1`: SQLite recompiles a statement at each new binding of `ns = ?` beside a partial
 // index (see storage/sqlite/cache.rs); the unary plus keeps the index and avoids that.
 // A claimed row's `due` is always NULL; saying so lets the queue index, ordered by state, due
 // and then seq, serve the lease order of claims.
-pub(crate) const NEXT_EXPIRED: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 1 AND due IS NULL AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1";
+pub(crate) const NEXT_EXPIRED: &str = concat!(
+    "SELECT id FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(claimed),
+    " AND due IS NULL AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1"
+);
 /// The pending item due first (then first queued) among those due by ?2.
-pub(crate) const NEXT_PENDING: &str = "SELECT id FROM cairn_ledger \
-     WHERE ns = +?1 AND state = 0 AND seq IS NOT NULL AND due <= ?2 ORDER BY due, seq LIMIT 1";
+pub(crate) const NEXT_PENDING: &str = concat!(
+    "SELECT id FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(pending),
+    " AND seq IS NOT NULL AND due <= ?2 ORDER BY due, seq LIMIT 1"
+);
 
 impl Engine {
     pub fn ledger_is_done(&self, ns: &str, id: &str) -> Result<bool> {
@@ -138,8 +166,12 @@ impl Engine {
     fn ledger_enqueue(&self, ns: &str, item: &NewItem<'_>, seq: i64, now: i64) -> Result<bool> {
         let (data, kind) = item.data.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
         Ok(self.exec(
-            "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at, due, data, data_kind) \
-             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, id) DO NOTHING",
+            concat!(
+                "INSERT INTO cairn_ledger (ns, id, state, seq, updated_at, due, data, data_kind) \
+                 VALUES (?1, ?2, ",
+                state!(pending),
+                ", ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, id) DO NOTHING"
+            ),
             params![ns, item.id, seq, now, item.due, data, kind],
         )? == 1)
     }
@@ -180,7 +212,10 @@ impl Engine {
     pub fn ledger_holder(&self, ns: &str, id: &str) -> Result<Option<String>> {
         Ok(self
             .row(
-                "SELECT holder FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 1",
+                concat!(
+                    "SELECT holder FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = ",
+                    state!(claimed)
+                ),
                 params![ns, id],
                 |r| r.get::<_, Option<String>>(0),
             )?
@@ -190,7 +225,13 @@ impl Engine {
     /// The live or lapsed claim `worker` holds on `id`: its token and lease expiry.
     pub fn ledger_held(&self, ns: &str, id: &str, worker: &str) -> Result<Option<(i64, i64)>> {
         self.row(
-            "SELECT token, seq FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state IN (1, 2) AND worker = ?3",
+            concat!(
+                "SELECT token, seq FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state IN (",
+                state!(claimed),
+                ", ",
+                state!(done),
+                ") AND worker = ?3"
+            ),
             params![ns, id, worker],
             |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
         )
@@ -353,9 +394,11 @@ impl Engine {
             None => {
                 let mut st = self
                     .conn
-                    .prepare_cached(
-                        "SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = 3 ORDER BY updated_at, id",
-                    )
+                    .prepare_cached(concat!(
+                        "SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = ",
+                        state!(failed),
+                        " ORDER BY updated_at, id"
+                    ))
                     .map_err(|e| self.err(e))?;
                 let rows = st.query_map(params![ns], |r| r.get(0));
                 rows.and_then(Iterator::collect).map_err(|e| self.err(e))?
@@ -365,8 +408,13 @@ impl Engine {
         for id in &failed {
             let seq = self.ledger_reserve_seq(ns, 1)?;
             n += self.exec(
-                "UPDATE cairn_ledger SET state = 0, seq = ?3, due = ?4, attempts = 0, error = NULL, worker = NULL, \
-                 holder = NULL, updated_at = ?4 WHERE ns = ?1 AND id = ?2 AND state = 3",
+                concat!(
+                    "UPDATE cairn_ledger SET state = ",
+                    state!(pending),
+                    ", seq = ?3, due = ?4, attempts = 0, error = NULL, worker = NULL, \
+                     holder = NULL, updated_at = ?4 WHERE ns = ?1 AND id = ?2 AND state = ",
+                    state!(failed)
+                ),
                 params![ns, id, seq, now],
             )? as u64;
         }
@@ -376,8 +424,12 @@ impl Engine {
     /// Delete up to `limit` items of `ns` done before `before`; how many.
     pub fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64> {
         Ok(self.exec(
-            "DELETE FROM cairn_ledger WHERE ns = ?1 AND id IN \
-             (SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = 2 AND updated_at < ?2 LIMIT ?3)",
+            concat!(
+                "DELETE FROM cairn_ledger WHERE ns = ?1 AND id IN \
+                 (SELECT id FROM cairn_ledger WHERE ns = ?1 AND state = ",
+                state!(done),
+                " AND updated_at < ?2 LIMIT ?3)"
+            ),
             params![ns, before, limit],
         )? as u64)
     }
@@ -424,7 +476,11 @@ impl Engine {
         lease_until: i64,
     ) -> Result<bool> {
         Ok(self.exec(
-            "UPDATE cairn_ledger SET seq = ?5 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+            concat!(
+                "UPDATE cairn_ledger SET seq = ?5 WHERE ns = ?1 AND id = ?2 AND state = ",
+                state!(claimed),
+                " AND worker = ?3 AND token = ?4"
+            ),
             params![ns, id, worker, token, lease_until],
         )? == 1)
     }
@@ -443,9 +499,15 @@ impl Engine {
         // The worker and token stay on the done row: the same claim completing it again (after
         // a commit whose outcome it could not see) finds it done by itself.
         let done = self.exec(
-            "UPDATE cairn_ledger SET state = 2, seq = NULL, due = NULL, holder = NULL, error = NULL, result = ?5, \
-             result_kind = ?7, updated_at = ?6 \
-             WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+            concat!(
+                "UPDATE cairn_ledger SET state = ",
+                state!(done),
+                ", seq = NULL, due = NULL, holder = NULL, error = NULL, result = ?5, \
+                 result_kind = ?7, updated_at = ?6 \
+                 WHERE ns = ?1 AND id = ?2 AND state = ",
+                state!(claimed),
+                " AND worker = ?3 AND token = ?4"
+            ),
             params![ns, id, worker, token, bytes, now, kind],
         )? == 1;
         Ok(done || self.ledger_done_by(ns, id, worker, token)?)
@@ -460,14 +522,18 @@ impl Engine {
     fn ledger_done_by(&self, ns: &str, id: &str, worker: &str, token: i64) -> Result<bool> {
         Ok(self
             .row(
-                "SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = 2 AND worker = ?3 AND token = ?4",
+                concat!(
+                    "SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = ",
+                    state!(done),
+                    " AND worker = ?3 AND token = ?4"
+                ),
                 params![ns, id, worker, token],
                 |_| Ok(()),
             )?
             .is_some())
     }
 
-    /// Record a failure: `state` 0 (pending again, at queue position `seq`) or 3 (gave up).
+    /// Record a failure: `state` PENDING (again, at queue position `seq`) or FAILED (gave up).
     /// With a claim (`worker`, `token`), only that claim may fail the item.
     fn ledger_fail_row(
         &self,
@@ -480,17 +546,28 @@ impl Engine {
     ) -> Result<bool> {
         let n = match claim {
             Some((worker, token)) => self.exec(
-                "UPDATE cairn_ledger SET state = ?5, seq = ?6, due = ?9, attempts = attempts + 1, error = ?7, \
-                 worker = NULL, holder = NULL, updated_at = ?8 \
-                 WHERE ns = ?1 AND id = ?2 AND state = 1 AND worker = ?3 AND token = ?4",
+                concat!(
+                    "UPDATE cairn_ledger SET state = ?5, seq = ?6, due = ?9, attempts = attempts + 1, error = ?7, \
+                     worker = NULL, holder = NULL, updated_at = ?8 \
+                     WHERE ns = ?1 AND id = ?2 AND state = ",
+                    state!(claimed),
+                    " AND worker = ?3 AND token = ?4"
+                ),
                 params![ns, id, worker, token, state, seq, error, now, due],
             )?,
             None => self.exec(
-                "INSERT INTO cairn_ledger (ns, id, state, seq, due, attempts, error, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?7, 1, ?5, ?6) \
-                 ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, due = excluded.due, \
-                 attempts = cairn_ledger.attempts + 1, error = excluded.error, worker = NULL, holder = NULL, \
-                 updated_at = excluded.updated_at WHERE cairn_ledger.state IN (0, 1)",
+                concat!(
+                    "INSERT INTO cairn_ledger (ns, id, state, seq, due, attempts, error, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?7, 1, ?5, ?6) \
+                     ON CONFLICT (ns, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, \
+                     due = excluded.due, attempts = cairn_ledger.attempts + 1, error = excluded.error, \
+                     worker = NULL, holder = NULL, updated_at = excluded.updated_at \
+                     WHERE cairn_ledger.state IN (",
+                    state!(pending),
+                    ", ",
+                    state!(claimed),
+                    ")"
+                ),
                 params![ns, id, state, seq, error, now, due],
             )?,
         };
@@ -501,10 +578,13 @@ impl Engine {
     pub fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT CASE WHEN state = 1 AND seq <= ?2 THEN 0 ELSE state END AS s, count(*) \
-                 FROM cairn_ledger WHERE ns = ?1 GROUP BY s",
-            )
+            .prepare_cached(concat!(
+                "SELECT CASE WHEN state = ",
+                state!(claimed),
+                " AND seq <= ?2 THEN ",
+                state!(pending),
+                " ELSE state END AS s, count(*) FROM cairn_ledger WHERE ns = ?1 GROUP BY s"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st.query_map(params![ns, now], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)));
         rows.and_then(Iterator::collect).map_err(|e| self.err(e))
