@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::{stdin_ids, yes_no, Ctx};
-use crate::cli::{HolderArgs, LedgerCmd, NotBefore, State};
+use crate::cli::{HolderArgs, LedgerCmd, NotBefore};
 use crate::exit;
 use crate::output::{Failure, Out, Outcome};
 
@@ -195,13 +195,13 @@ impl Run<'_> {
     }
 
     /// `count`: print how many items stand in each state, or in one.
-    fn count(&mut self, state: Option<State>) -> Outcome {
+    fn count(&mut self, state: Option<ItemState>) -> Outcome {
         let c = self.ledger.counts()?;
         let all = [
-            (State::Pending, c.pending),
-            (State::Claimed, c.claimed),
-            (State::Done, c.done),
-            (State::Failed, c.failed),
+            (ItemState::Pending, c.pending),
+            (ItemState::Claimed, c.claimed),
+            (ItemState::Done, c.done),
+            (ItemState::Failed, c.failed),
         ];
         match state {
             Some(s) => {
@@ -212,7 +212,7 @@ impl Run<'_> {
                 "done": c.done, "failed": c.failed }))?,
             None => {
                 for (s, n) in all {
-                    self.out.line(format_args!("{}\t{n}", item_state(s).as_str()))?;
+                    self.out.line(format_args!("{s}\t{n}"))?;
                 }
             }
         }
@@ -220,11 +220,11 @@ impl Run<'_> {
     }
 
     /// `list`: print items in id order, a page of the ledger at a time.
-    fn list(&mut self, state: Option<State>, limit: Option<usize>) -> Outcome {
+    fn list(&mut self, state: Option<ItemState>, limit: Option<usize>) -> Outcome {
         let mut remaining = limit.unwrap_or(usize::MAX);
         let mut after: Option<String> = None;
         while remaining > 0 {
-            let page = self.ledger.list(state.map(item_state), after.as_deref(), remaining.min(1000))?;
+            let page = self.ledger.list(state, after.as_deref(), remaining.min(1000))?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             remaining -= page.len();
@@ -398,13 +398,4 @@ fn value_json(v: &Value) -> serde_json::Value {
 /// caller names, or to none.
 fn claim_holder(args: &HolderArgs) -> ClaimHolder {
     args.pid.map_or(ClaimHolder::LeaseOnly, ClaimHolder::Process)
-}
-
-fn item_state(s: State) -> ItemState {
-    match s {
-        State::Pending => ItemState::Pending,
-        State::Claimed => ItemState::Claimed,
-        State::Done => ItemState::Done,
-        State::Failed => ItemState::Failed,
-    }
 }
