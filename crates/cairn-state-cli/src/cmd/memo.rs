@@ -9,7 +9,7 @@ use cairn::{CommandKey, KeptInput, MemoOutcome, MemoPolicy, Options, Stream};
 
 use super::{yes_no, Ctx};
 use crate::cli::MemoArgs;
-use crate::output::{note, Failure, Outcome};
+use crate::output::{note, stdout_failure, Failure, Outcome};
 
 /// How long overlapping calls wait for the first one's command before running it
 /// themselves. A computer that dies on this host is noticed at once (its pid is gone), so
@@ -145,14 +145,6 @@ impl Passer {
 
     fn finish(&mut self) -> io::Result<()> {
         self.stdout.flush()
-    }
-}
-
-fn stdout_failure(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Failure::BrokenPipe
-    } else {
-        Failure::Io("writing to stdout".into(), e)
     }
 }
 
