@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
-use cairn::{ClaimHolder, Item, ItemState, Ledger, QueueItem, Value};
+use cairn::{ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -196,22 +196,15 @@ impl Run<'_> {
 
     /// `count`: print how many items stand in each state, or in one.
     fn count(&mut self, state: Option<ItemState>) -> Outcome {
-        let c = self.ledger.counts()?;
-        let all = [
-            (ItemState::Pending, c.pending),
-            (ItemState::Claimed, c.claimed),
-            (ItemState::Done, c.done),
-            (ItemState::Failed, c.failed),
-        ];
+        let counts = self.ledger.counts()?;
         match state {
             Some(s) => {
-                let n = all.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+                let n = by_state(&counts).iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
                 self.out.line(n)?;
             }
-            None if self.json => self.out.json(&json!({ "pending": c.pending, "claimed": c.claimed,
-                "done": c.done, "failed": c.failed }))?,
+            None if self.json => self.out.json(&counts_json(&counts))?,
             None => {
-                for (s, n) in all {
+                for (s, n) in by_state(&counts) {
                     self.out.line(format_args!("{s}\t{n}"))?;
                 }
             }
@@ -263,6 +256,21 @@ impl Run<'_> {
         self.out.line(self.ledger.clear()?)?;
         Ok(exit::OK)
     }
+}
+
+/// How many items stand in each state, in the order of [`ItemState::ALL`].
+fn by_state(c: &LedgerCounts) -> [(ItemState, u64); 4] {
+    [
+        (ItemState::Pending, c.pending),
+        (ItemState::Claimed, c.claimed),
+        (ItemState::Done, c.done),
+        (ItemState::Failed, c.failed),
+    ]
+}
+
+/// The counts as one JSON object, `{"pending": n, ...}`, as `ledger count` and `stats` print it.
+pub fn counts_json(c: &LedgerCounts) -> serde_json::Value {
+    by_state(c).into_iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect()
 }
 
 /// The claim is not (or no longer) this worker's: say whose it is, exit 1.
