@@ -1,10 +1,14 @@
 //! The command line, declared once: parsing, help, completions and the man page all come
 //! from these definitions.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use cairn::ItemState;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
@@ -380,15 +384,15 @@ pub enum LedgerCmd {
     /// Print how many items stand in each state, or in one.
     Count {
         /// Only this state.
-        #[arg(long)]
-        state: Option<State>,
+        #[arg(long, value_parser = item_state())]
+        state: Option<ItemState>,
     },
     /// List items in id order: id, state and, for a pending item, when it is due (RFC 3339,
     /// UTC), tab-separated ("-" when it has no due time).
     List {
         /// Only this state.
-        #[arg(long)]
-        state: Option<State>,
+        #[arg(long, value_parser = item_state())]
+        state: Option<ItemState>,
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
@@ -421,19 +425,6 @@ pub struct HolderArgs {
     /// lease frees the claim (each cairn command exits at once, so its own pid says nothing).
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Option<u32>,
-}
-
-/// A ledger state, as the CLI names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum State {
-    /// Queued or waiting for a retry.
-    Pending,
-    /// Held under a live lease.
-    Claimed,
-    /// Done.
-    Done,
-    /// Given up.
-    Failed,
 }
 
 /// Checkpoint commands.
@@ -516,6 +507,61 @@ fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Cl
     }
 }
 
+/// `--state`: a ledger state, named and parsed by the library; the help lines are the CLI's.
+fn item_state() -> LibraryEnum<ItemState> {
+    LibraryEnum::new(ItemState::ALL.map(|s| {
+        let help = match s {
+            ItemState::Pending => Some("Queued or waiting for a retry"),
+            ItemState::Claimed => Some("Held under a live lease"),
+            ItemState::Done => Some("Done"),
+            ItemState::Failed => Some("Given up"),
+            _ => None,
+        };
+        PossibleValue::new(s.as_str()).help(help)
+    }))
+}
+
+/// A value parser for one of the library's enums that have `FromStr` (`ItemState`; `Durability`
+/// and `Eviction` too, should an option take them): it offers the names the library gives and parses them with the library's `FromStr`, so the
+/// mapping between names and values lives once, in the library. A value that is not one of
+/// the names is a usage error listing them (with a near miss suggested), as for a `ValueEnum`;
+/// `--help`, the completions and the man pages list them too.
+#[derive(Clone)]
+struct LibraryEnum<T> {
+    names: PossibleValuesParser,
+    parsed: PhantomData<fn() -> T>,
+}
+
+impl<T> LibraryEnum<T> {
+    fn new(names: impl IntoIterator<Item = PossibleValue>) -> Self {
+        LibraryEnum { names: PossibleValuesParser::new(names), parsed: PhantomData }
+    }
+}
+
+impl<T> TypedValueParser for LibraryEnum<T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        // Not UTF-8: refused below as one more unknown name, the valid ones listed.
+        let value = value.to_string_lossy();
+        let name = self.names.parse_ref(cmd, arg, OsStr::new(value.as_ref()))?;
+        name.parse().map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        self.names.possible_values()
+    }
+}
+
 /// When queued items may be handed out: `--not-before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotBefore {
@@ -563,6 +609,25 @@ mod tests {
         ] {
             let err = Cli::try_parse_from(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn every_state_the_help_lists_is_the_librarys_and_others_are_usage_errors() {
+        let listed: Vec<String> =
+            item_state().possible_values().into_iter().flatten().map(|v| v.get_name().to_owned()).collect();
+        let all: Vec<String> = ItemState::ALL.iter().map(ItemState::to_string).collect();
+        assert_eq!(listed, all);
+        for state in ItemState::ALL {
+            let cli = Cli::try_parse_from(["cairn", "ledger", "count", "--state", state.as_str()]).unwrap();
+            assert!(
+                matches!(cli.command, Command::Ledger(LedgerCmd::Count { state: Some(s) }) if s == state)
+            );
+        }
+        for bad in ["", "Done", "finished"] {
+            let err = Cli::try_parse_from(["cairn", "ledger", "list", "--state", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+            assert!(err.to_string().contains("[possible values: pending, claimed, done, failed]"), "{err}");
         }
     }
 

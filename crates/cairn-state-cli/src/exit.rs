@@ -45,6 +45,12 @@ pub fn code_of(kind: ErrorKind) -> u8 {
     }
 }
 
+/// The exit code for memo's and lock's command that ran with `status` (as a shell reports it,
+/// 128+N if killed by signal N): that status, passed on.
+pub fn of_command(status: i32) -> u8 {
+    u8::try_from(status & 0xff).unwrap_or(1)
+}
+
 /// The EXIT STATUS section of `--help` and of the man page.
 pub const HELP: &str = "\
 Exit status:

@@ -96,7 +96,8 @@ impl Out {
     }
 }
 
-fn stdout_failure(e: io::Error) -> Failure {
+/// A failure to write to stdout: a closed pipe is a quiet success, anything else an I/O failure.
+pub fn stdout_failure(e: io::Error) -> Failure {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Failure::BrokenPipe
     } else {

@@ -1,15 +1,14 @@
 //! `cairn ledger ...`
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal};
+use std::time::Duration;
 
-use std::io::BufRead;
-
-use cairn::{ClaimHolder, ItemState, Ledger, QueueItem, Value};
+use cairn::{ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::{stdin_ids, yes_no, Ctx};
-use crate::cli::{LedgerCmd, NotBefore, State};
+use crate::cli::{HolderArgs, LedgerCmd, NotBefore};
 use crate::exit;
 use crate::output::{Failure, Out, Outcome};
 
@@ -27,164 +26,251 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
         }
         _ => ctx.open()?,
     };
-    let ledger = store.ledger(ctx.ns());
-    let mut out = Out::new();
+    let mut run = Run { ledger: store.ledger(ctx.ns()), out: Out::new(), json: ctx.json };
     let code = match cmd {
-        LedgerCmd::Mark { ids } => {
-            each_id(ids, |chunk| ledger.mark_done_many(chunk).map(drop), "marked")?;
-            exit::OK
+        LedgerCmd::Mark { ids } => run.mark(ids),
+        LedgerCmd::Enqueue { ids, not_before } => run.enqueue(ids, not_before),
+        LedgerCmd::Has { id } => run.has(&id),
+        LedgerCmd::Filter => run.filter(),
+        LedgerCmd::Claim { id, worker, lease, holder } => run.claim(&id, &worker.worker, lease, &holder),
+        LedgerCmd::Next { worker, lease, holder } => run.next(&worker.worker, lease, &holder),
+        LedgerCmd::Done { id, worker } => run.done(&id, &worker.worker),
+        LedgerCmd::Fail { id, worker, error, max_attempts, retry_delay } => {
+            run.fail(&id, worker.as_deref(), &error, max_attempts, retry_delay)
         }
-        LedgerCmd::Enqueue { ids, not_before } if ctx.json => {
-            if !ids.is_empty() {
-                return Err(Failure::Usage(
-                    "with --json the items come on stdin, one JSON object per line; give no ids".into(),
-                ));
-            }
-            let queued = json_items(not_before, |chunk| ledger.enqueue_items(chunk))?;
-            out.json(&json!({ "queued": queued }))?;
-            exit::OK
+        LedgerCmd::Retry { ids, all_failed } => run.retry(&ids, all_failed),
+        LedgerCmd::Prune { done_before } => run.prune(done_before),
+        LedgerCmd::Count { state } => run.count(state),
+        LedgerCmd::List { state, limit } => run.list(state, limit),
+        LedgerCmd::Del { id } => run.del(&id),
+        LedgerCmd::Clear => run.clear(),
+    }?;
+    run.out.flush()?;
+    Ok(code)
+}
+
+/// What a ledger subcommand works with: the namespace's ledger, stdout, and `--json`.
+struct Run<'s> {
+    ledger: Ledger<'s>,
+    out: Out,
+    json: bool,
+}
+
+impl Run<'_> {
+    /// `mark`: record ids (arguments, or `-` for stdin) as done.
+    fn mark(&mut self, ids: Vec<String>) -> Outcome {
+        let ledger = self.ledger;
+        each_id(ids, |chunk| ledger.mark_done_many(chunk).map(drop), "marked")?;
+        Ok(exit::OK)
+    }
+
+    /// `enqueue`: queue ids (arguments, or `-` for stdin), or with --json the items on stdin.
+    fn enqueue(&mut self, ids: Vec<String>, not_before: Option<NotBefore>) -> Outcome {
+        if self.json {
+            return self.enqueue_json(&ids, not_before);
         }
-        LedgerCmd::Enqueue { ids, .. } if ids.is_empty() => {
+        if ids.is_empty() {
             return Err(Failure::Usage(
                 "give ids to queue, - to read them from stdin, or --json for JSON lines on stdin".into(),
-            ))
+            ));
         }
-        LedgerCmd::Enqueue { ids, not_before: None } => {
-            each_id(ids, |chunk| ledger.enqueue(chunk).map(drop), "queued")?;
-            exit::OK
-        }
-        LedgerCmd::Enqueue { ids, not_before: Some(when) } => {
-            let items = |chunk: &[String]| {
-                chunk.iter().map(|id| queue_item(id.clone(), Some(when))).collect::<Vec<_>>()
-            };
-            each_id(ids, |chunk| ledger.enqueue_items(items(chunk)).map(drop), "queued")?;
-            exit::OK
-        }
-        LedgerCmd::Has { id } => yes_no(ledger.is_done(&id)?),
-        LedgerCmd::Filter => {
-            stdin_ids(FILTER_CHUNK, |chunk| {
-                for id in ledger.filter_new(chunk)? {
-                    out.line(id)?;
-                }
-                out.flush()
-            })?;
-            exit::OK
-        }
-        LedgerCmd::Claim { id, worker, lease, holder } => {
-            let claim = ledger.holder(claim_holder(&holder)).claim(&id, &worker.worker, lease)?;
-            if ctx.json {
-                out.json(&json!({ "id": id, "claimed": claim.is_some(),
-                    "lease_until_ms": claim.as_ref().map(|c| c.lease_until_millis()) }))?;
-            }
-            yes_no(claim.is_some())
-        }
-        LedgerCmd::Next { worker, lease, holder } => {
-            match ledger.holder(claim_holder(&holder)).claim_next(&worker.worker, lease)? {
-                Some(claim) if ctx.json => {
-                    let data = claim.data::<Value>()?;
-                    out.json(&json!({ "id": claim.id(), "data": data.as_ref().map(value_json),
-                        "data_kind": data.as_ref().map(|d| d.kind().as_str()), "attempt": claim.attempt(),
-                        "lease_until_ms": claim.lease_until_millis() }))?;
-                    exit::OK
-                }
-                Some(claim) => {
-                    out.line(claim.id())?;
-                    exit::OK
-                }
-                None => exit::NO,
+        let ledger = self.ledger;
+        match not_before {
+            None => each_id(ids, |chunk| ledger.enqueue(chunk).map(drop), "queued")?,
+            Some(when) => {
+                let items = |chunk: &[String]| {
+                    chunk.iter().map(|id| queue_item(id.clone(), Some(when))).collect::<Vec<_>>()
+                };
+                each_id(ids, |chunk| ledger.enqueue_items(items(chunk)).map(drop), "queued")?;
             }
         }
-        LedgerCmd::Done { id, worker } => match ledger.held_claim(&id, &worker.worker)? {
+        Ok(exit::OK)
+    }
+
+    /// `--json enqueue`: queue the JSON-lines items on stdin; print how many were queued.
+    fn enqueue_json(&mut self, ids: &[String], not_before: Option<NotBefore>) -> Outcome {
+        if !ids.is_empty() {
+            return Err(Failure::Usage(
+                "with --json the items come on stdin, one JSON object per line; give no ids".into(),
+            ));
+        }
+        let ledger = self.ledger;
+        let queued = json_items(not_before, |chunk| ledger.enqueue_items(chunk))?;
+        self.out.json(&json!({ "queued": queued }))?;
+        Ok(exit::OK)
+    }
+
+    /// `has`: exit 0 if the id is done.
+    fn has(&mut self, id: &str) -> Outcome {
+        Ok(yes_no(self.ledger.is_done(id)?))
+    }
+
+    /// `filter`: ids on stdin that are not done (nor given up) to stdout, chunk by chunk.
+    fn filter(&mut self) -> Outcome {
+        let (ledger, out) = (self.ledger, &mut self.out);
+        stdin_ids(FILTER_CHUNK, |chunk| {
+            for id in ledger.filter_new(chunk)? {
+                out.line(id)?;
+            }
+            out.flush()
+        })?;
+        Ok(exit::OK)
+    }
+
+    /// `claim`: claim one id for a worker; exit 0 if it now holds it.
+    fn claim(&mut self, id: &str, worker: &str, lease: Duration, holder: &HolderArgs) -> Outcome {
+        let claim = self.ledger.holder(claim_holder(holder)).claim(id, worker, lease)?;
+        if self.json {
+            self.out.json(&json!({ "id": id, "claimed": claim.is_some(),
+                "lease_until_ms": claim.as_ref().map(|c| c.lease_until_millis()) }))?;
+        }
+        Ok(yes_no(claim.is_some()))
+    }
+
+    /// `next`: claim the next due item for a worker and print it; exit 1 if there is none.
+    fn next(&mut self, worker: &str, lease: Duration, holder: &HolderArgs) -> Outcome {
+        let Some(claim) = self.ledger.holder(claim_holder(holder)).claim_next(worker, lease)? else {
+            return Ok(exit::NO);
+        };
+        if self.json {
+            let data = claim.data::<Value>()?;
+            self.out.json(&json!({ "id": claim.id(), "data": data.as_ref().map(value_json),
+                "data_kind": data.as_ref().map(|d| d.kind().as_str()), "attempt": claim.attempt(),
+                "lease_until_ms": claim.lease_until_millis() }))?;
+        } else {
+            self.out.line(claim.id())?;
+        }
+        Ok(exit::OK)
+    }
+
+    /// `done`: complete the worker's claim on an id; exit 1 if the claim was lost.
+    fn done(&mut self, id: &str, worker: &str) -> Outcome {
+        match self.ledger.held_claim(id, worker)? {
             Some(claim) => {
-                ledger.complete(&claim)?;
-                exit::OK
+                self.ledger.complete(&claim)?;
+                Ok(exit::OK)
             }
-            None => lost(&ledger, &id, &worker.worker)?,
-        },
-        LedgerCmd::Fail { id, worker, error, max_attempts, retry_delay } => {
-            let ledger = ledger.max_attempts(max_attempts).retry_delay(retry_delay);
-            let state = match worker {
-                Some(w) => match ledger.held_claim(&id, &w)? {
-                    Some(claim) => ledger.fail_claim(&claim, &error)?,
-                    None => return lost(&ledger, &id, &w),
-                },
-                None => ledger.fail(&id, &error)?,
+            None => lost(&self.ledger, id, worker),
+        }
+    }
+
+    /// `fail`: record a failure of an id (of the worker's claim, if one is named); print the
+    /// state it is in now.
+    fn fail(
+        &mut self,
+        id: &str,
+        worker: Option<&str>,
+        error: &str,
+        max_attempts: u32,
+        retry_delay: Duration,
+    ) -> Outcome {
+        let ledger = self.ledger.max_attempts(max_attempts).retry_delay(retry_delay);
+        let state = match worker {
+            Some(w) => match ledger.held_claim(id, w)? {
+                Some(claim) => ledger.fail_claim(&claim, error)?,
+                None => return lost(&ledger, id, w),
+            },
+            None => ledger.fail(id, error)?,
+        };
+        if self.json {
+            let due = ledger.item(id)?.and_then(|i| i.due_millis);
+            self.out.json(&json!({ "id": id, "state": state.as_str(), "due_ms": due }))?;
+        } else {
+            self.out.line(state.as_str())?;
+        }
+        Ok(exit::OK)
+    }
+
+    /// `retry`: queue given-up items again; print how many.
+    fn retry(&mut self, ids: &[String], all_failed: bool) -> Outcome {
+        let n = if all_failed { self.ledger.retry_all_failed()? } else { self.ledger.retry(ids)? };
+        self.out.line(n)?;
+        Ok(exit::OK)
+    }
+
+    /// `prune`: delete items done before a while ago; print how many.
+    fn prune(&mut self, done_before: Duration) -> Outcome {
+        self.out.line(self.ledger.prune_done(done_before)?)?;
+        Ok(exit::OK)
+    }
+
+    /// `count`: print how many items stand in each state, or in one.
+    fn count(&mut self, state: Option<ItemState>) -> Outcome {
+        let counts = self.ledger.counts()?;
+        match state {
+            Some(s) => {
+                let n = by_state(&counts).iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+                self.out.line(n)?;
+            }
+            None if self.json => self.out.json(&counts_json(&counts))?,
+            None => {
+                for (s, n) in by_state(&counts) {
+                    self.out.line(format_args!("{s}\t{n}"))?;
+                }
+            }
+        }
+        Ok(exit::OK)
+    }
+
+    /// `list`: print items in id order, a page of the ledger at a time.
+    fn list(&mut self, state: Option<ItemState>, limit: Option<usize>) -> Outcome {
+        let mut remaining = limit.unwrap_or(usize::MAX);
+        let mut after: Option<String> = None;
+        while remaining > 0 {
+            let page = self.ledger.list(state, after.as_deref(), remaining.min(1000))?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            remaining -= page.len();
+            for item in page {
+                self.list_item(item)?;
+            }
+        }
+        Ok(exit::OK)
+    }
+
+    /// One line of `list`: id, state and due time, or with --json the whole item.
+    fn list_item(&mut self, item: Item) -> Outcome<()> {
+        let due = item.due_millis.filter(|_| item.state == ItemState::Pending);
+        if self.json {
+            let data = match (item.data, item.data_kind) {
+                (Some(bytes), Some(kind)) => Some(value_json(&Value::from_kind(kind, bytes)?)),
+                _ => None,
             };
-            if ctx.json {
-                let due = ledger.item(&id)?.and_then(|i| i.due_millis);
-                out.json(&json!({ "id": id, "state": state.as_str(), "due_ms": due }))?;
-            } else {
-                out.line(state.as_str())?;
-            }
-            exit::OK
+            self.out.json(&json!({ "id": item.id, "state": item.state.as_str(),
+                "attempts": item.attempts, "error": item.error, "worker": item.worker,
+                "due_ms": due, "due": due.map(cairn::format_time), "data": data,
+                "updated_at_ms": item.updated_at_millis }))
+        } else {
+            let due = due.map_or_else(|| "-".to_owned(), cairn::format_time);
+            self.out.line(format_args!("{}\t{}\t{due}", item.id, item.state.as_str()))
         }
-        LedgerCmd::Retry { ids, all_failed } => {
-            let n = if all_failed { ledger.retry_all_failed()? } else { ledger.retry(&ids)? };
-            out.line(n)?;
-            exit::OK
-        }
-        LedgerCmd::Prune { done_before } => {
-            out.line(ledger.prune_done(done_before)?)?;
-            exit::OK
-        }
-        LedgerCmd::Count { state } => {
-            let c = ledger.counts()?;
-            let all = [
-                (State::Pending, c.pending),
-                (State::Claimed, c.claimed),
-                (State::Done, c.done),
-                (State::Failed, c.failed),
-            ];
-            match state {
-                Some(s) => {
-                    let n = all.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
-                    out.line(n)?;
-                }
-                None if ctx.json => out.json(&json!({ "pending": c.pending, "claimed": c.claimed,
-                    "done": c.done, "failed": c.failed }))?,
-                None => {
-                    for (s, n) in all {
-                        out.line(format_args!("{}\t{n}", item_state(s).as_str()))?;
-                    }
-                }
-            }
-            exit::OK
-        }
-        LedgerCmd::List { state, limit } => {
-            let mut remaining = limit.unwrap_or(usize::MAX);
-            let mut after: Option<String> = None;
-            while remaining > 0 {
-                let page = ledger.list(state.map(item_state), after.as_deref(), remaining.min(1000))?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.id.clone());
-                remaining -= page.len();
-                for item in page {
-                    let due = item.due_millis.filter(|_| item.state == ItemState::Pending);
-                    if ctx.json {
-                        let data = match (item.data, item.data_kind) {
-                            (Some(bytes), Some(kind)) => Some(value_json(&Value::from_kind(kind, bytes)?)),
-                            _ => None,
-                        };
-                        out.json(&json!({ "id": item.id, "state": item.state.as_str(),
-                            "attempts": item.attempts, "error": item.error, "worker": item.worker,
-                            "due_ms": due, "due": due.map(cairn::format_time), "data": data,
-                            "updated_at_ms": item.updated_at_millis }))?;
-                    } else {
-                        let due = due.map_or_else(|| "-".to_owned(), cairn::format_time);
-                        out.line(format_args!("{}\t{}\t{due}", item.id, item.state.as_str()))?;
-                    }
-                }
-            }
-            exit::OK
-        }
-        LedgerCmd::Del { id } => yes_no(ledger.delete(&id)?),
-        LedgerCmd::Clear => {
-            out.line(ledger.clear()?)?;
-            exit::OK
-        }
-    };
-    out.flush()?;
-    Ok(code)
+    }
+
+    /// `del`: forget an id; exit 1 if it was unknown.
+    fn del(&mut self, id: &str) -> Outcome {
+        Ok(yes_no(self.ledger.delete(id)?))
+    }
+
+    /// `clear`: delete every item of the namespace; print how many.
+    fn clear(&mut self) -> Outcome {
+        self.out.line(self.ledger.clear()?)?;
+        Ok(exit::OK)
+    }
+}
+
+/// How many items stand in each state, in the order of [`ItemState::ALL`].
+fn by_state(c: &LedgerCounts) -> [(ItemState, u64); 4] {
+    [
+        (ItemState::Pending, c.pending),
+        (ItemState::Claimed, c.claimed),
+        (ItemState::Done, c.done),
+        (ItemState::Failed, c.failed),
+    ]
+}
+
+/// The counts as one JSON object, `{"pending": n, ...}`, as `ledger count` and `stats` print it.
+pub fn counts_json(c: &LedgerCounts) -> serde_json::Value {
+    by_state(c).into_iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect()
 }
 
 /// The claim is not (or no longer) this worker's: say whose it is, exit 1.
@@ -318,15 +404,6 @@ fn value_json(v: &Value) -> serde_json::Value {
 
 /// The CLI's own pid means nothing (it exits at once): a claim is tied to the process the
 /// caller names, or to none.
-fn claim_holder(args: &crate::cli::HolderArgs) -> ClaimHolder {
+fn claim_holder(args: &HolderArgs) -> ClaimHolder {
     args.pid.map_or(ClaimHolder::LeaseOnly, ClaimHolder::Process)
-}
-
-fn item_state(s: State) -> ItemState {
-    match s {
-        State::Pending => ItemState::Pending,
-        State::Claimed => ItemState::Claimed,
-        State::Done => ItemState::Done,
-        State::Failed => ItemState::Failed,
-    }
 }

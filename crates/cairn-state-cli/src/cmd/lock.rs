@@ -1,6 +1,6 @@
 //! `cairn lock NAME -- CMD`: run a command holding a named lock.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -10,9 +10,9 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::memo::status_code;
-use super::Ctx;
+use super::{command_of, spawn, status_code, Ctx};
 use crate::cli::LockArgs;
+use crate::exit;
 use crate::output::{note, Failure, Outcome};
 
 /// "Wait as long as it takes": long enough to be forever for a cron job.
@@ -42,15 +42,9 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
         SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
     let handle = signals.handle();
 
-    let (program, rest) =
-        args.command.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
-    let mut child = Command::new(program)
-        .args(rest)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
+    let mut child = spawn(
+        command_of(&args.command)?.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()),
+    )?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
 
     let forwarder = std::thread::spawn(move || {
@@ -76,5 +70,5 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
     }
     guard.release()?;
     let status = status?;
-    Ok(u8::try_from(status_code(status) & 0xff).unwrap_or(1))
+    Ok(exit::of_command(status_code(status)))
 }

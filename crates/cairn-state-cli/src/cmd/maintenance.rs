@@ -5,6 +5,7 @@ use std::path::Path;
 use cairn::{Migrations, Options};
 use serde_json::json;
 
+use super::ledger::counts_json;
 use super::Ctx;
 use crate::cli::MigrateArgs;
 use crate::exit;
@@ -65,7 +66,7 @@ pub fn stats(ctx: &Ctx) -> Outcome {
             out.json(&json!({ "ns": s.ns,
                 "cache": { "entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses,
                            "hit_rate": c.hit_rate(), "evictions": c.evictions },
-                "ledger": { "pending": l.pending, "claimed": l.claimed, "done": l.done, "failed": l.failed } }))?;
+                "ledger": counts_json(&l) }))?;
         } else {
             let rate = c.hit_rate().map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
             out.line(format_args!(

@@ -1,15 +1,15 @@
 //! `cairn memo`: run a command once, replay its result.
 
 use std::io::{self, IsTerminal, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cairn::{CommandKey, KeptInput, MemoOutcome, MemoPolicy, Options, Stream};
 
-use super::{yes_no, Ctx};
+use super::{command_of, spawn, yes_no, Ctx};
 use crate::cli::MemoArgs;
-use crate::output::{note, Failure, Outcome};
+use crate::output::{note, stdout_failure, Failure, Outcome};
 
 /// How long overlapping calls wait for the first one's command before running it
 /// themselves. A computer that dies on this host is noticed at once (its pid is gone), so
@@ -31,19 +31,12 @@ pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
     let mut out = Passer::new();
     let mut passing_on: Option<io::Error> = None;
     let mut run_it = |rec: &mut cairn::MemoRecorder<'_, '_>| -> Outcome<i32> {
-        let (program, rest) =
-            args.command.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
+        let mut command = command_of(&args.command)?;
         let stdin = match &input {
             Some(kept) => kept.to_stdio().map_err(Failure::io("passing stdin on to the command"))?,
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(program)
-            .args(rest)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Failure::Spawn(program.to_string_lossy().into_owned(), e))?;
+        let mut child = spawn(command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
         let ran = rec.record_child(&mut child, &mut |stream, bytes| out.pass(stream, bytes, true))?;
         passing_on = ran.passing_on;
         Ok(ran.status)
@@ -72,7 +65,7 @@ pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
         }
         _ => {}
     }
-    Ok(u8::try_from(outcome.status() & 0xff).unwrap_or(1))
+    Ok(crate::exit::of_command(outcome.status()))
 }
 
 /// The result's key, and the stdin read into it (kept for the command): the command line and
@@ -146,19 +139,6 @@ impl Passer {
     fn finish(&mut self) -> io::Result<()> {
         self.stdout.flush()
     }
-}
-
-fn stdout_failure(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Failure::BrokenPipe
-    } else {
-        Failure::Io("writing to stdout".into(), e)
-    }
-}
-
-/// The status a shell would report: the exit code, or 128 + the signal that killed it.
-pub fn status_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Start `cairn memo --refresh` detached (its own process group, no terminal; stdin the

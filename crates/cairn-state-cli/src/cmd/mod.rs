@@ -12,6 +12,7 @@ mod memo;
 use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
 use std::path::PathBuf;
+use std::process;
 
 use cairn::{Options, Store};
 
@@ -136,6 +137,25 @@ fn stdin_ids(chunk: usize, mut f: impl FnMut(Vec<String>) -> Outcome<()>) -> Out
         f(ids)?;
     }
     Ok(())
+}
+
+/// The command given after `--` (memo, lock): its program with its arguments, not started.
+fn command_of(argv: &[OsString]) -> Outcome<process::Command> {
+    let (program, rest) = argv.split_first().ok_or_else(|| Failure::Usage("no command given".into()))?;
+    let mut command = process::Command::new(program);
+    command.args(rest);
+    Ok(command)
+}
+
+/// Start `command`; a program that is missing or cannot be executed is a failure naming it.
+fn spawn(command: &mut process::Command) -> Outcome<process::Child> {
+    command.spawn().map_err(|e| Failure::Spawn(command.get_program().to_string_lossy().into_owned(), e))
+}
+
+/// The status a shell would report: the exit code, or 128 + the signal that killed it.
+fn status_code(status: process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Exit 0 for yes, 1 for no.
