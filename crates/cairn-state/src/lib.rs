@@ -100,6 +100,14 @@ pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 
+/// The per-handle state of every feature that keeps one, created with each store, so that its
+/// hooks run around every write whichever feature the write is for (the cache adds the hit
+/// counts that reading processes left beside the file, and sweeps, on any write, as before the
+/// features kept their own state). The crate root is where the features are wired to the
+/// store's core, which names none of them (see `store/features.rs`).
+pub(crate) const FEATURE_STATES: &[fn() -> Box<dyn store::FeatureState>] =
+    &[|| Box::<cache::CacheState>::default(), || Box::<ledger::Scans>::default()];
+
 /// The README's example, compiled with the doctests so it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -43,6 +43,7 @@ mod items;
 mod queue;
 
 pub use claims::Claim;
+pub(crate) use claims::Scans;
 pub use queue::QueueItem;
 
 use crate::storage::{CLAIMED, DONE, FAILED, PENDING};

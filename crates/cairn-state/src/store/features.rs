@@ -3,8 +3,10 @@
 //! A feature that must remember something between operations (the cache's hit counts not yet
 //! written, the ledger's last scans for dead holders) defines a type for it and implements
 //! [`FeatureState`]; the store creates it on first use ([`Store::feature`](super::Store)) and
-//! calls its hooks around every write transaction. So the write core knows no feature, and a
-//! new feature adds its state without touching the store.
+//! calls its hooks around every write transaction. The crate root lists the states every store
+//! starts with (`FEATURE_STATES` in `lib.rs`), so that their hooks run on every write; a state
+//! not listed is created on first use. So the write core knows no feature, and a new feature
+//! adds its state (and a line in that list) without touching the store.
 
 use std::any::Any;
 use std::cell::OnceCell;
@@ -53,6 +55,16 @@ pub(super) struct Features {
 }
 
 impl Features {
+    /// With the states `made` creates, in that order (the crate's `FEATURE_STATES`).
+    pub(super) fn with(made: &[fn() -> Box<dyn FeatureState>]) -> Features {
+        let features = Features::default();
+        for (slot, make) in features.slots.iter().zip(made) {
+            // A fresh cell: the value is always taken.
+            let _ = slot.set(make());
+        }
+        features
+    }
+
     /// The state of type `T`, created (with `T::default()`) on first use.
     pub(super) fn get<T: FeatureState + Default>(&self) -> &T {
         for slot in &self.slots {
@@ -126,7 +138,32 @@ mod tests {
         store.ledger("l").claim_next("w", std::time::Duration::from_secs(60))?;
         let mut kinds = 0;
         store.features.each(|_| kinds += 1);
-        assert!((2..=SLOTS).contains(&kinds), "{kinds} kinds of state");
+        assert_eq!(kinds, crate::FEATURE_STATES.len(), "every state is made at open, none on the side");
+        assert!(kinds <= SLOTS, "{kinds} kinds of state");
+        Ok(())
+    }
+
+    /// A write of any feature runs every feature's hooks: a ledger mark by a process that never
+    /// touched the cache still adds the hit counts a reading process left beside the file (with
+    /// states made on first use it would not, and the file would only grow).
+    #[test]
+    fn a_write_that_is_not_the_caches_still_adds_the_hit_counts_readers_left() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("s.db");
+        Store::open(&path)?.cache("c").set("k", "v", None)?;
+        {
+            let reader = Store::open(&path)?;
+            assert_eq!(reader.cache("c").get::<String>("k")?.as_deref(), Some("v"));
+        } // dropped without a write: its hit is kept beside the file
+        let hits = dir.path().join("s.db-hits");
+        assert!(
+            std::fs::metadata(&hits).map(|m| m.len()).unwrap_or(0) > 0,
+            "the reader's hit was kept apart"
+        );
+        let writer = Store::open(&path)?;
+        writer.ledger("l").mark_done("1")?;
+        assert_eq!(std::fs::metadata(&hits).map(|m| m.len()).unwrap_or(0), 0, "the ledger's write added it");
+        assert_eq!(writer.cache("c").stats()?.hits, 1);
         Ok(())
     }
 }

@@ -226,7 +226,7 @@ impl Options {
             read_only: opened.read_only,
             journal_mode: opened.journal_mode,
             explicit: Cell::new(false),
-            features: Features::default(),
+            features: Features::with(crate::FEATURE_STATES),
         }
     }
 }
@@ -258,7 +258,7 @@ pub struct Store {
     /// A transaction begun with [`Store::begin_transaction`] is open.
     pub(crate) explicit: Cell<bool>,
     /// What each feature keeps per handle between operations (the cache's pending hit counts,
-    /// the ledger's scans for dead holders, ...), created on first use.
+    /// the ledger's scans for dead holders, ...), made at open.
     features: Features,
 }
 
