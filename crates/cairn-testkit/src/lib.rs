@@ -1,5 +1,6 @@
 //! Helpers for cairn's multi-process and crash tests: run the `cairn-child` binary, read its
-//! progress lines while it runs, kill it with SIGKILL, and draw kill points.
+//! progress lines while it runs, kill it with SIGKILL, and draw kill points; the skip rule of
+//! every test suite ([`skip_unless_ci`]), and its PostgreSQL fixture ([`postgres`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use cairn::{Migrations, M};
 use nix::fcntl::{Flock, FlockArg};
+
+pub mod postgres;
 
 /// How long [`Running::finish`] waits for a child: far beyond any workload here, so that
 /// only a hang reaches it.
