@@ -213,7 +213,7 @@ pub fn env_count(name: &str, default: u64) -> u64 {
 
 /// The [`exclusive`] name taken by the tests that load every core for long: the contention
 /// tests with many writer processes, the crash torture, the fault tests, the kill-and-resume
-/// ledger tests, and cairn-state's 256 MiB round-trip (through [`exclusive_lock_path`]).
+/// ledger tests, and cairn-state's 256 MiB round-trip.
 pub const HEAVY: &str = "heavy";
 
 /// Held while a test that must have the machine to itself runs; see [`exclusive`].
@@ -222,8 +222,7 @@ pub struct ExclusiveGuard {
     _lock: Flock<File>,
 }
 
-/// The file whose `flock` [`exclusive`] takes for `name`. Crates that cannot depend on this
-/// one (cairn-state's own tests: it would be a cycle) lock the same path themselves.
+/// The file whose `flock` [`exclusive`] takes for `name`.
 pub fn exclusive_lock_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("cairn-test-{name}.lock"))
 }
