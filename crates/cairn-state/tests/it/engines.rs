@@ -199,6 +199,41 @@ pub fn fixture(engine: Engine) -> Option<Fixture> {
     }
 }
 
+/// A model test's run (`model.rs`, `ledger_model.rs`): proptest draws sequences of 1 to 79
+/// operations from `op`, and `one_case` runs each on the fixture's store in a namespace of its
+/// own (`<prefix><n>`, the n-th case): a fresh store per case would cost a schema per case on
+/// PostgreSQL. A failing case is shrunk and kept in the regression file of `source_file`.
+/// Cases per run: `sqlite_cases` on SQLite, fewer (24) on PostgreSQL, where each step and its
+/// checks are up to some thirty round trips; `CAIRN_MODEL_CASES` overrides both.
+pub fn run_model<S: proptest::strategy::Strategy>(
+    f: &Fixture,
+    source_file: &'static str,
+    sqlite_cases: u32,
+    prefix: &str,
+    op: S,
+    one_case: impl Fn(&Fixture, &str, Vec<S::Value>) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    let default = match f.engine {
+        Engine::Sqlite => sqlite_cases,
+        Engine::Postgres => 24,
+    };
+    let cases = std::env::var("CAIRN_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let config = proptest::test_runner::Config {
+        cases,
+        source_file: Some(source_file),
+        ..proptest::test_runner::Config::default()
+    };
+    let case = std::cell::Cell::new(0u32);
+    let outcome =
+        proptest::test_runner::TestRunner::new(config).run(&proptest::collection::vec(op, 1..80), |ops| {
+            case.set(case.get() + 1);
+            one_case(f, &format!("{prefix}{}", case.get()), ops)
+        });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
+
 /// `contract! { fn name(f) { body } ... }`: each body runs on every engine, with `f` the
 /// [`Fixture`]; it returns `Result<(), cairn::Error>`. Doc comments go before `fn`, then
 /// optionally `#[postgres_ignore = "why"]`, which ignores the PostgreSQL half (a library bug
