@@ -16,6 +16,10 @@ use cairn_testkit::postgres::{test_schema, TestSchema};
 use cairn_testkit::Running;
 
 use crate::dead_holder::claim_in_child;
+use crate::ledger::{
+    claim_worker, every_item_done_once, four_workers_one_killed_holding_a_claim_complete_every_item_once,
+    ids_after,
+};
 use crate::{child, heavy};
 
 /// The store of the test's schema, opened as the children open it (its URL,
@@ -27,10 +31,6 @@ fn open_store(pg: &TestSchema) -> Result<Store, Error> {
 /// The server's clock, in Unix milliseconds.
 fn now_millis(pg: &TestSchema) -> i64 {
     pg.query_i64("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", &[])
-}
-
-fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
-    lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
 }
 
 /// The number a child printed after `prefix` (a backend pid after `OPEN `).
@@ -45,29 +45,6 @@ fn number_after(run: &Running, prefix: &str) -> i32 {
     n.trim().parse().unwrap_or_else(|_| panic!("{prefix}{n}"))
 }
 
-fn claim_worker(url: &str, worker: &str, lease_ms: &str) -> Running {
-    Running::spawn(
-        child(),
-        &["claim-worker", "--db", url, "--worker", worker, "--lease-ms", lease_ms, "--work-ms", "2"],
-    )
-    .expect("spawn")
-}
-
-/// Every item done once: each reported once, counted done, and its work recorded once.
-fn every_item_done_once(
-    store: &Store,
-    ids: &[String],
-    reported: &HashMap<String, usize>,
-) -> Result<(), Error> {
-    assert_eq!(store.ledger("queue").counts()?.done, ids.len() as u64);
-    assert_eq!(reported.len(), ids.len(), "every item reported done");
-    assert!(reported.values().all(|&n| n == 1), "an item was completed twice");
-    for id in ids {
-        assert_eq!(store.cache("work").get::<i64>(id)?, Some(1), "{id}");
-    }
-    Ok(())
-}
-
 #[test]
 fn claim_workers_on_postgres_drain_one_queue_doing_every_item_exactly_once() -> Result<(), Error> {
     let Some(pg) = test_schema() else { return Ok(()) };
@@ -76,7 +53,7 @@ fn claim_workers_on_postgres_drain_one_queue_doing_every_item_exactly_once() -> 
     let store = open_store(&pg)?;
     store.ledger("queue").enqueue(&ids)?;
     let url = pg.app_url();
-    let workers: Vec<Running> = (0..4).map(|w| claim_worker(&url, &format!("w{w}"), "60000")).collect();
+    let workers: Vec<Running> = (0..4).map(|w| claim_worker(&url, &format!("w{w}"), "60000", "2")).collect();
     let mut reported: HashMap<String, usize> = HashMap::new();
     let mut busy = 0;
     for w in workers {
@@ -101,37 +78,14 @@ fn four_workers_on_postgres_one_killed_holding_a_claim_complete_every_item_exact
     let ids: Vec<String> = (0..200).map(|i| format!("item-{i:03}")).collect();
     let store = open_store(&pg)?;
     store.ledger("queue").enqueue(&ids)?;
-    let url = pg.app_url();
     // An hour's lease: only the dead-holder check can hand the victim's item out in time.
-    let victim = claim_worker(&url, "victim", "3600000");
-    let others: Vec<Running> =
-        ["w1", "w2", "w3"].into_iter().map(|w| claim_worker(&url, w, "3600000")).collect();
-    assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
-    let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
-    assert!(
-        victim.wait_until(Duration::from_secs(20), holding),
-        "the victim was never caught holding a claim in 20 s: {:?}",
-        victim.lines().last()
-    );
-    let victim_lines = victim.kill().expect("kill");
-    let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
-    let mut reported: HashMap<String, usize> = HashMap::new();
-    for id in ids_after(&victim_lines, "DONE ") {
-        *reported.entry(id).or_default() += 1;
-    }
-    for w in others {
-        let (status, lines, stderr) =
-            w.finish_within(Duration::from_secs(120)).expect("the survivors finish");
-        assert!(status.success(), "{stderr}");
-        for id in ids_after(&lines, "DONE ") {
-            *reported.entry(id).or_default() += 1;
-        }
-    }
-    every_item_done_once(&store, &ids, &reported)?;
-    let held = held.expect("the victim held a claim");
-    let item = store.ledger("queue").item(&held)?.expect("known");
-    assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
-    Ok(())
+    four_workers_one_killed_holding_a_claim_complete_every_item_once(
+        &store,
+        &pg.app_url(),
+        &ids,
+        ("3600000", "2"),
+        Duration::from_secs(120),
+    )
 }
 
 /// A worker killed holding an hour-long claim on this host: its item is handed out at once
