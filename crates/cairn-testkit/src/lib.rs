@@ -176,6 +176,15 @@ impl Drop for Running {
     }
 }
 
+/// Poll `done` until it holds; fail the test, saying `what` was awaited, after 20 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10)); // pacing the poll
+    }
+}
+
 /// A small deterministic generator (xorshift64*) for kill points: a failing run is
 /// reproduced from the seed it prints.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn::Error;
-use cairn_testkit::Running;
+use cairn_testkit::{wait_until, Running};
 
 use crate::child;
 
@@ -20,15 +20,6 @@ fn setup() -> Result<(tempfile::TempDir, String, std::path::PathBuf), Error> {
 
 fn computations(log: &Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-/// Poll `f` until it holds, failing after 20 s.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !f() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
-    }
 }
 
 #[test]
