@@ -180,11 +180,7 @@ fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_ne
 fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -> Result<(), Error> {
     let Some(pg) = test_schema() else { return Ok(()) };
     open_store(&pg)?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    crate::stampede::six_processes_missing_one_key_compute_it_once(
-        &pg.app_url(),
-        &dir.path().join("computations.log"),
-    );
+    crate::stampede::six_processes_missing_one_key_compute_it_once(&pg.app_url());
     Ok(())
 }
 
@@ -192,11 +188,7 @@ fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -
 fn a_process_killed_computing_on_postgres_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
     let Some(pg) = test_schema() else { return Ok(()) };
     open_store(&pg)?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    crate::stampede::a_killed_computer_is_taken_over_at_once(
-        &pg.app_url(),
-        &dir.path().join("computations.log"),
-    );
+    crate::stampede::a_killed_computer_is_taken_over_at_once(&pg.app_url());
     Ok(())
 }
 
