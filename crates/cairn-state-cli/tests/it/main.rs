@@ -86,14 +86,8 @@ pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Poll `f` until it holds; fail the test, saying `what` was awaited, after 20 s.
-pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10)); // pacing the poll
-    }
-}
+/// Poll until a condition holds, failing after 20 s (the testkit's).
+pub(crate) use cairn_testkit::wait_until;
 
 /// Wait for `child` (started in its own process group) to exit; after [`COMMAND_TIMEOUT`],
 /// kill its whole group and fail the test.

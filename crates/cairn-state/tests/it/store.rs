@@ -195,7 +195,7 @@ fn a_symlink_of_our_own_to_our_own_store_is_followed() -> Result<(), Error> {
 #[test]
 fn a_symlink_planted_by_another_user_is_not_followed() -> Result<(), Error> {
     if !is_root() {
-        crate::skip_unless_ci("root, to give a symlink to another user");
+        cairn_testkit::skip_unless_ci("root, to give a symlink to another user");
         return Ok(());
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -338,7 +338,7 @@ fn a_planted_or_dangling_wal_link_beside_the_store_is_refused() {
     assert!(!target.exists(), "a file was created through the link");
 
     if !is_root() {
-        crate::skip_unless_ci("root, to give a symlink to another user (for its planted half)");
+        cairn_testkit::skip_unless_ci("root, to give a symlink to another user (for its planted half)");
         return;
     }
     std::fs::write(&target, b"").expect("create the target");
@@ -373,7 +373,7 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
             .is_ok_and(|s| s.success())
     };
     if !is_root() || !mount(&["--bind"]) {
-        crate::skip_unless_ci("root and mount(8) permission, for a read-only bind mount");
+        cairn_testkit::skip_unless_ci("root and mount(8) permission, for a read-only bind mount");
         return Ok(());
     }
     let _guard = Unmount(dir.path().to_path_buf());
@@ -383,7 +383,7 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
         .status()
         .is_ok_and(|s| s.success());
     if !remounted {
-        crate::skip_unless_ci("a bind mount that can be remounted read-only");
+        cairn_testkit::skip_unless_ci("a bind mount that can be remounted read-only");
         return Ok(());
     }
     let err = Store::open(&path).unwrap_err();
