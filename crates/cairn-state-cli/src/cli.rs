@@ -1,5 +1,9 @@
 //! The command line, declared once: parsing, help, completions and the man page all come
 //! from these definitions.
+//!
+//! The structs of arguments (`#[derive(Args)]`) carry `//` comments, not doc comments: clap
+//! would show a struct's doc comment as the description of every command using it, in place
+//! of the command's own.
 
 use std::ffi::{OsStr, OsString};
 use std::marker::PhantomData;
@@ -191,7 +195,7 @@ pub enum CacheCmd {
     },
 }
 
-/// `cache set` and `cache add`.
+// `cache set` and `cache add`.
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// The key.
@@ -206,7 +210,7 @@ pub struct SetArgs {
     pub kind: KindArgs,
 }
 
-/// `--type`: what a stored value is, for readers in other languages.
+// `--type`: what a stored value is, for readers in other languages.
 #[derive(Debug, Args)]
 pub struct KindArgs {
     /// What the value is, so that Python and Rust read it back as that type: text (str), bytes,
@@ -230,7 +234,7 @@ pub enum Kind {
     Json,
 }
 
-/// `memo`.
+// `memo`.
 #[derive(Debug, Args)]
 pub struct MemoArgs {
     /// How long a result is replayed [default: $CAIRN_MEMO_TTL, else 60s].
@@ -409,7 +413,7 @@ pub enum LedgerCmd {
     Clear,
 }
 
-/// `--worker`.
+// `--worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// The worker's name (unique per worker, e.g. "$(hostname)-$$").
@@ -417,7 +421,7 @@ pub struct WorkerArgs {
     pub worker: String,
 }
 
-/// `--pid`, for the commands that claim.
+// `--pid`, for the commands that claim.
 #[derive(Debug, Args)]
 pub struct HolderArgs {
     /// Tie the claim to process PID of this host (e.g. $$, your script's shell): if it dies,
@@ -455,7 +459,7 @@ pub enum CheckpointCmd {
     },
 }
 
-/// `lock`.
+// `lock`.
 #[derive(Debug, Args)]
 pub struct LockArgs {
     /// The lock's name.
@@ -483,7 +487,7 @@ pub struct LockArgs {
     pub command: Vec<OsString>,
 }
 
-/// `migrate`.
+// `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The directory of NNN_name.sql files.
@@ -628,6 +632,41 @@ mod tests {
             let err = Cli::try_parse_from(["cairn", "ledger", "list", "--state", bad]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
             assert!(err.to_string().contains("[possible values: pending, claimed, done, failed]"), "{err}");
+        }
+    }
+
+    /// Every subcommand as `--help` and the man pages see it (built: the arguments of deferred
+    /// subcommands added), depth first, with its full name (`cache get`).
+    fn subcommands() -> Vec<(String, clap::Command)> {
+        fn walk(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{prefix}{}", sub.get_name());
+                out.push((name.clone(), sub.clone()));
+                walk(sub, &format!("{name} "), out);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut out = Vec::new();
+        walk(&cli, "", &mut out);
+        out
+    }
+
+    #[test]
+    fn every_subcommand_is_described_by_a_sentence_about_it_not_by_its_argument_struct() {
+        for (name, sub) in subcommands() {
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                about.starts_with(|c: char| c.is_ascii_uppercase()) && about.split_whitespace().count() >= 3,
+                "cairn {name}: its description is {about:?}, not a sentence about it"
+            );
+            if let Some(long) = sub.get_long_about() {
+                let first = about.trim_end_matches('.');
+                assert!(
+                    long.to_string().starts_with(first),
+                    "cairn {name}: --help says {long:?}, -h {about:?}"
+                );
+            }
         }
     }
 
