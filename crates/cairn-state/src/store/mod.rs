@@ -186,7 +186,7 @@ impl Options {
         if self.busy_timeout > MAX_BUSY_TIMEOUT {
             return Err(Error::invalid(format!(
                 "a busy timeout is at most 24h (SQLite counts it in milliseconds in a 32-bit integer); this one is {}",
-                crate::duration::show(self.busy_timeout)
+                crate::duration::format_duration(self.busy_timeout)
             )));
         }
         crate::duration::at_least_1ms(
