@@ -20,7 +20,7 @@ use crate::exit;
 /// Crash-safe state for shell scripts: a TTL cache, a ledger of processed items,
 /// checkpoints and locks in one SQLite file.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, after_long_help = exit::HELP, after_help = exit::SHORT_HELP)]
+#[command(name = "cairn", version, about, after_long_help = format!("{}\n\n{DURATIONS}", exit::HELP), after_help = exit::SHORT_HELP)]
 #[command(propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
@@ -32,7 +32,8 @@ pub struct Cli {
     #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", value_parser = non_empty("namespace"))]
     pub ns: Option<String>,
 
-    /// How long to wait for another process's write before failing with exit code 6.
+    /// How long to wait for another process's write before failing with exit code 6 (e.g. 500ms,
+    /// 30s, 2m).
     #[arg(long, global = true, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub busy_timeout: Duration,
 
@@ -64,7 +65,7 @@ pub enum Command {
     /// while it is recorded; a replay interleaves stdout and stderr as the command did. Output
     /// of any size is kept, in chunks, in bounded memory. A command that exits non-zero is
     /// not stored unless --cache-failures is given.
-    #[command(arg_required_else_help = true)]
+    #[command(arg_required_else_help = true, after_long_help = DURATIONS)]
     Memo(MemoArgs),
 
     /// A ledger of processed items: re-runs skip done work; workers share a list by claims.
@@ -83,7 +84,7 @@ pub enum Command {
     /// at once by processes on the same host (its pid is gone), elsewhere when its --ttl runs
     /// out. Signals sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the
     /// command.
-    #[command(arg_required_else_help = true)]
+    #[command(arg_required_else_help = true, after_long_help = DURATIONS)]
     Lock(LockArgs),
 
     /// Apply JSON-lines operations from stdin in one transaction: all or nothing.
@@ -148,8 +149,10 @@ pub enum CacheCmd {
         key: String,
     },
     /// Store a value (VALUE, or stdin when absent; binary-safe), replacing any previous one.
+    #[command(after_long_help = DURATIONS)]
     Set(SetArgs),
     /// Store a value only if the key is absent or expired. Exit 1 if it is present.
+    #[command(after_long_help = DURATIONS)]
     Add(SetArgs),
     /// Delete a key. Exit 1 if it was not there.
     Del {
@@ -158,6 +161,7 @@ pub enum CacheCmd {
         key: String,
     },
     /// Add BY (default 1, may be negative) to an integer value, atomically; print the result.
+    #[command(after_long_help = DURATIONS)]
     Incr {
         /// The key (a missing key counts from 0).
         #[arg(value_parser = non_empty("key"))]
@@ -166,16 +170,17 @@ pub enum CacheCmd {
         #[arg(allow_negative_numbers = true, default_value_t = 1)]
         by: i64,
         /// Expire after this long (a new key only; an existing key keeps its expiry).
-        #[arg(long, value_parser = duration)]
+        #[arg(long, value_name = "DUR", value_parser = duration)]
         ttl: Option<Duration>,
     },
     /// Give an entry a new expiry (none: never expires). Exit 1 if it is missing.
+    #[command(after_long_help = DURATIONS)]
     Touch {
         /// The key.
         #[arg(value_parser = non_empty("key"))]
         key: String,
         /// Expire after this long from now.
-        #[arg(long, value_parser = duration)]
+        #[arg(long, value_name = "DUR", value_parser = duration)]
         ttl: Option<Duration>,
     },
     /// List the keys, one per line, sorted.
@@ -204,7 +209,7 @@ pub struct SetArgs {
     /// The value; read from stdin when absent.
     pub value: Option<OsString>,
     /// Expire after this long (e.g. 90s, 10m, 1h30m, 2d).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DUR", value_parser = duration)]
     pub ttl: Option<Duration>,
     #[command(flatten)]
     pub kind: KindArgs,
@@ -238,7 +243,7 @@ pub enum Kind {
 #[derive(Debug, Args)]
 pub struct MemoArgs {
     /// How long a result is replayed [default: $CAIRN_MEMO_TTL, else 60s].
-    #[arg(long, value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
+    #[arg(long, value_name = "DUR", value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
     pub ttl: Duration,
     /// The cache key instead of the command line and working directory (inputs named with
     /// --env, --modtime and stdin are still added to it).
@@ -297,10 +302,7 @@ pub enum LedgerCmd {
     /// With --json, stdin holds one JSON object per line: {"id": "a1", "data": {...}} where
     /// "data" (any JSON; optional) is handed to the worker by `ledger next --json`, and
     /// "not_before" (optional) delays that item as --not-before does.
-    #[command(after_help = "Examples:\n  cairn ledger enqueue a b c\n  \
-        find in/ -name '*.csv' | cairn ledger enqueue -\n  \
-        echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn --json ledger enqueue\n  \
-        cairn ledger enqueue --not-before 1h report")]
+    #[command(after_help = ENQUEUE_EXAMPLES, after_long_help = format!("{ENQUEUE_EXAMPLES}\n\n{DURATIONS}"))]
     Enqueue {
         /// The ids, or - for stdin (one per line); none with --json.
         #[arg(value_parser = non_empty("id"))]
@@ -312,6 +314,7 @@ pub enum LedgerCmd {
     },
     /// Claim ID for a worker. Exit 0 if this worker now holds it, 1 if it is done, given up,
     /// or held by another worker whose lease has not run out.
+    #[command(after_long_help = DURATIONS)]
     Claim {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
@@ -319,18 +322,19 @@ pub enum LedgerCmd {
         #[command(flatten)]
         worker: WorkerArgs,
         /// How long the claim lasts without renewal (claim again to renew).
-        #[arg(long, value_parser = duration, default_value = "5m")]
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
     },
     /// Claim the next queued item that is due for a worker and print its id (with --json:
     /// {"id", "data", "attempt"}). Exit 1 if there is none.
+    #[command(after_long_help = DURATIONS)]
     Next {
         #[command(flatten)]
         worker: WorkerArgs,
         /// How long the claim lasts without renewal.
-        #[arg(long, value_parser = duration, default_value = "5m")]
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
@@ -349,6 +353,7 @@ pub enum LedgerCmd {
     /// A retried item is not handed out again before a backoff: about --retry-delay after the
     /// first failure, twice that after the second, and so on (at most 1h), each scaled by a
     /// random 50-100% so that items failing together do not come back together.
+    #[command(after_long_help = DURATIONS)]
     Fail {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
@@ -380,6 +385,7 @@ pub enum LedgerCmd {
     ///
     /// A re-run no longer skips a pruned id: `ledger filter` and `ledger has` forget it, and
     /// `ledger enqueue` queues it again. Prune only ids that will not come back.
+    #[command(after_long_help = DURATIONS)]
     Prune {
         /// Items done longer ago than this (e.g. 30d).
         #[arg(long, value_name = "DUR", value_parser = duration)]
@@ -473,7 +479,7 @@ pub struct LockArgs {
     pub no_wait: bool,
     /// How long the lock outlives a cairn that was killed on another host; renewed while
     /// the command runs.
-    #[arg(long, value_parser = duration, default_value = "60s")]
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "60s")]
     pub ttl: Duration,
     /// Let up to N commands hold the lock at once (a counting semaphore; every caller of the
     /// name should give the same N). A plain lock is --max 1.
@@ -499,6 +505,21 @@ pub struct MigrateArgs {
     #[arg(long, value_parser = non_empty("scope"))]
     pub scope: Option<String>,
 }
+
+/// What a DUR is: `cairn::parse_duration`'s grammar, at the end of the `--help` (and man page)
+/// of every command that takes one.
+pub const DURATIONS: &str = "\
+Durations (DUR):
+  A number and its unit, or several adding up: 90s, 10m, 1h30m, 1h 30m, 1.5h, 2d, 500ms,
+  \"5 minutes\". Units, in any case: w, d, h, m, s, ms, us, ns, or their names (weeks, days,
+  hours, min, minutes, sec, seconds...). Refused: a bare number (10), M (minutes or months?
+  write m), and months and years (write days: 30d).";
+
+/// `ledger enqueue`'s examples, under its help.
+const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn ledger enqueue a b c\n  \
+    find in/ -name '*.csv' | cairn ledger enqueue -\n  \
+    echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn --json ledger enqueue\n  \
+    cairn ledger enqueue --not-before 1h report";
 
 /// A value parser refusing empty strings: an empty key is a usage error, never a stored row.
 fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
@@ -596,6 +617,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::any::TypeId;
 
     #[test]
     fn the_clap_definitions_are_consistent() {
@@ -667,6 +689,57 @@ mod tests {
                     "cairn {name}: --help says {long:?}, -h {about:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_duration_argument_is_a_dur_whose_grammar_its_commands_help_gives() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut commands = vec![("".to_owned(), cli.clone())];
+        commands.extend(subcommands());
+        let mut seen = 0;
+        for (name, cmd) in commands {
+            let help = cmd.get_after_long_help().map(ToString::to_string).unwrap_or_default();
+            // Global arguments (--busy-timeout) are checked where they are declared: on cairn.
+            let own = cmd.get_arguments().filter(|a| name.is_empty() || !a.is_global_set());
+            for arg in own {
+                let parsed = arg.get_value_parser().type_id();
+                if parsed != TypeId::of::<Duration>() && parsed != TypeId::of::<NotBefore>() {
+                    continue;
+                }
+                seen += 1;
+                let names: Vec<String> =
+                    arg.get_value_names().into_iter().flatten().map(|n| n.to_string()).collect();
+                assert!(
+                    names == ["DUR"] || names == ["DUR|TIME"],
+                    "cairn {name} --{}: {names:?}",
+                    arg.get_id()
+                );
+                assert!(help.contains(DURATIONS), "cairn {name} --help does not say what a DUR is");
+            }
+        }
+        assert!(seen >= 14, "only {seen} duration arguments found");
+    }
+
+    #[test]
+    fn the_durations_the_help_shows_parse_and_those_it_refuses_are_refused() {
+        for example in ["90s", "10m", "1h30m", "1h 30m", "1.5h", "2d", "500ms", "\"5 minutes\"", "30d"] {
+            assert!(DURATIONS.contains(example), "{example}: {DURATIONS}");
+            assert!(cairn::parse_duration(example.trim_matches('"')).is_ok(), "{example}");
+        }
+        for unit in [
+            "w", "d", "h", "m", "s", "ms", "us", "ns", "weeks", "days", "hours", "min", "minutes", "sec",
+            "seconds",
+        ] {
+            assert!(cairn::parse_duration(&format!("2{unit}")).is_ok(), "{unit}");
+            assert!(
+                cairn::parse_duration(&format!("2{}", unit.to_uppercase())).is_ok() || unit == "m",
+                "{unit}"
+            );
+        }
+        for refused in ["10", "5M", "1mo", "1y"] {
+            assert!(cairn::parse_duration(refused).is_err(), "{refused}");
         }
     }
 
