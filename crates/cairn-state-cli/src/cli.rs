@@ -21,7 +21,7 @@ use crate::exit;
 /// checkpoints and locks in one SQLite file.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about, after_long_help = format!("{}\n\n{DURATIONS}", exit::HELP), after_help = exit::SHORT_HELP)]
-#[command(propagate_version = true, max_term_width = 100)]
+#[command(propagate_version = true, max_term_width = 100, arg_required_else_help = false)]
 pub struct Cli {
     /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
     /// ~/.local/state/cairn/state.db. Missing directories are created (0700).
@@ -65,7 +65,7 @@ pub enum Command {
     /// while it is recorded; a replay interleaves stdout and stderr as the command did. Output
     /// of any size is kept, in chunks, in bounded memory. A command that exits non-zero is
     /// not stored unless --cache-failures is given.
-    #[command(arg_required_else_help = true, after_long_help = DURATIONS)]
+    #[command(after_long_help = DURATIONS)]
     Memo(MemoArgs),
 
     /// A ledger of processed items: re-runs skip done work; workers share a list by claims.
@@ -84,7 +84,7 @@ pub enum Command {
     /// at once by processes on the same host (its pid is gone), elsewhere when its --ttl runs
     /// out. Signals sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the
     /// command.
-    #[command(arg_required_else_help = true, after_long_help = DURATIONS)]
+    #[command(after_long_help = DURATIONS)]
     Lock(LockArgs),
 
     /// Apply JSON-lines operations from stdin in one transaction: all or nothing.

@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod output;
+mod parse_error;
 
 use std::process::ExitCode;
 
@@ -39,11 +40,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, like every other failure; clap's usage block is a --help away.
-            let rendered = e.render().to_string();
-            let message: Vec<&str> =
-                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-            let message = message.join(" ");
-            eprintln!("cairn: {}; see cairn --help", message.trim_start_matches("error: "));
+            let argv: Vec<_> = std::env::args_os().collect();
+            eprintln!("cairn: {}", parse_error::one_line(&e, &argv));
             return ExitCode::from(exit::USAGE);
         }
     };
