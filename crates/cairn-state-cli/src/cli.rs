@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cairn::ItemState;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
@@ -28,8 +28,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// The namespace of cache entries and ledger items [default: default; memo: memo].
-    #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", value_parser = non_empty("namespace"))]
+    /// The namespace of cache entries, memo results and ledger items, the default of a batch's
+    /// operations and the one stats shows [default: default; memo: memo]. Name one per job.
+    /// Checkpoints, locks and commands on the whole store have none: they refuse -n, and leave
+    /// $CAIRN_NS alone.
+    #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", env = "CAIRN_NS", value_parser = non_empty("namespace"))]
     pub ns: Option<String>,
 
     /// How long to wait for another process's write before failing with exit code 6 (e.g. 500ms,
@@ -138,6 +141,44 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Why `-n` does not apply to this command, if it does not: the namespace is that of cache
+    /// entries, memo results and ledger items, and a batch's and stats' default.
+    pub fn without_namespace(&self) -> Option<&'static str> {
+        match self {
+            Command::Cache(_) | Command::Memo(_) | Command::Ledger(_) | Command::Batch | Command::Stats => {
+                None
+            }
+            Command::Checkpoint(_) => Some(
+                "checkpoints have no namespace: name the job for what it belongs to (e.g. invoices-export)",
+            ),
+            Command::Lock(_) => {
+                Some("locks have no namespace: name the lock for what it guards (e.g. invoices-nightly)")
+            }
+            Command::Migrate(_) | Command::Doctor | Command::Backup { .. } | Command::Vacuum => {
+                Some("it works on the whole store")
+            }
+            Command::Completions { .. } | Command::Man { .. } => Some("it has no namespace"),
+        }
+    }
+}
+
+/// The parsed command line from clap's `matches`. `-n` given on the command line to a command
+/// that has no namespace is a usage error, not ignored; `$CAIRN_NS`, exported for a whole job,
+/// applies where a namespace does and is left alone elsewhere.
+pub fn from_matches(matches: &mut clap::ArgMatches) -> Result<Cli, clap::Error> {
+    let n_given = matches.value_source("ns") == Some(clap::parser::ValueSource::CommandLine);
+    let name = matches.subcommand_name().unwrap_or("cairn").to_owned();
+    let cli = Cli::from_arg_matches_mut(matches)?;
+    match cli.command.without_namespace() {
+        Some(why) if n_given => Err(clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("{name} takes no -n/--ns: {why}\n"),
+        )),
+        _ => Ok(cli),
+    }
+}
+
 /// Cache commands.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
@@ -189,7 +230,8 @@ pub enum CacheCmd {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    /// Remove expired entries (of --ns if given, else of every namespace); print how many.
+    /// Remove expired entries (of the namespace -n or $CAIRN_NS names, else of every
+    /// namespace); print how many.
     Sweep,
     /// Remove every entry of the namespace (or those whose key starts with --prefix); print how
     /// many.
@@ -516,10 +558,10 @@ Durations (DUR):
   write m), and months and years (write days: 30d).";
 
 /// `ledger enqueue`'s examples, under its help.
-const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn ledger enqueue a b c\n  \
-    find in/ -name '*.csv' | cairn ledger enqueue -\n  \
-    echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn --json ledger enqueue\n  \
-    cairn ledger enqueue --not-before 1h report";
+const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn -n jobs ledger enqueue a b c\n  \
+    find in/ -name '*.csv' | cairn -n imports ledger enqueue -\n  \
+    echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn -n pages --json ledger enqueue\n  \
+    cairn -n reports ledger enqueue --not-before 1h weekly";
 
 /// A value parser refusing empty strings: an empty key is a usage error, never a stored row.
 fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {

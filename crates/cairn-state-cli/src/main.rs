@@ -11,7 +11,7 @@ mod parse_error;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::CommandFactory;
 
 use crate::output::Failure;
 
@@ -22,7 +22,7 @@ use crate::output::Failure;
 fn parse() -> Result<cli::Cli, clap::Error> {
     let mut command = cli::Cli::command();
     let parsed = command.try_get_matches_from_mut(std::env::args_os()).and_then(|mut matches| {
-        let cli = cli::Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command));
+        let cli = cli::from_matches(&mut matches).map_err(|e| e.format(&mut command));
         std::mem::forget(matches);
         cli
     });
