@@ -346,7 +346,8 @@ pub enum LedgerCmd {
     /// "not_before" (optional) delays that item as --not-before does.
     #[command(after_help = ENQUEUE_EXAMPLES, after_long_help = format!("{ENQUEUE_EXAMPLES}\n\n{DURATIONS}"))]
     Enqueue {
-        /// The ids, or - for stdin (one per line); none with --json.
+        /// The ids, or - for stdin (one per line); with --json, none or - (the items come on
+        /// stdin).
         #[arg(value_parser = non_empty("id"))]
         ids: Vec<String>,
         /// Hand the items out no earlier than this: a delay (10m, 2h) or an RFC 3339 time
