@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use cairn::ItemState;
+use cairn::{Durability, ItemState};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -39,6 +39,10 @@ pub struct Cli {
     /// 30s, 2m).
     #[arg(long, global = true, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub busy_timeout: Duration,
+
+    /// What a commit survives, for a store in a file (a server decides for itself).
+    #[arg(long, global = true, value_name = "LEVEL", env = "CAIRN_DURABILITY", value_parser = durability(), default_value = "normal")]
+    pub durability: Durability,
 
     /// Machine-readable output (JSON) for commands whose output is structured.
     #[arg(long, global = true)]
@@ -589,8 +593,20 @@ fn item_state() -> LibraryEnum<ItemState> {
     }))
 }
 
-/// A value parser for one of the library's enums that have `FromStr` (`ItemState`; `Durability`
-/// and `Eviction` too, should an option take them): it offers the names the library gives and parses them with the library's `FromStr`, so the
+/// `--durability`: a level, named and parsed by the library; the help lines are the CLI's.
+fn durability() -> LibraryEnum<Durability> {
+    LibraryEnum::new(Durability::ALL.map(|d| {
+        let help = match d {
+            Durability::Normal => Some("A crash of cairn or of your script loses nothing committed; a power loss may lose the last commits"),
+            Durability::Full => Some("Every commit also survives a power loss, at the cost of an fsync each"),
+            _ => None,
+        };
+        PossibleValue::new(d.as_str()).help(help)
+    }))
+}
+
+/// A value parser for one of the library's enums that have `FromStr` (`ItemState`,
+/// `Durability`; `Eviction` too, should an option take it): it offers the names the library gives and parses them with the library's `FromStr`, so the
 /// mapping between names and values lives once, in the library. A value that is not one of
 /// the names is a usage error listing them (with a near miss suggested), as for a `ValueEnum`;
 /// `--help`, the completions and the man pages list them too.

@@ -22,6 +22,7 @@ fn bash(env: &Env, script: &str) -> Command {
         .env("CAIRN_DB", env.db())
         .env_remove("CAIRN_NS")
         .env_remove("CAIRN_MEMO_TTL")
+        .env_remove("CAIRN_DURABILITY")
         .current_dir(env.dir.path())
         .process_group(0);
     c

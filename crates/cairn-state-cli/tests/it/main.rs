@@ -50,6 +50,7 @@ impl Env {
             .env_remove("XDG_STATE_HOME")
             .env_remove("CAIRN_NS")
             .env_remove("CAIRN_MEMO_TTL")
+            .env_remove("CAIRN_DURABILITY")
             .current_dir(self.dir.path())
             .timeout(COMMAND_TIMEOUT);
         c

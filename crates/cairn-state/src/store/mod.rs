@@ -316,6 +316,12 @@ impl Store {
         self.engine.busy_timeout()
     }
 
+    /// The durability it was opened with ([`Options::durability`]). On a file with a rollback
+    /// journal, `Normal` commits as `Full` would: its promise needs it.
+    pub fn durability(&self) -> Durability {
+        self.options.durability
+    }
+
     /// True if opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.read_only
