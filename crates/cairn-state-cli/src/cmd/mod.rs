@@ -25,6 +25,7 @@ pub struct Ctx {
     ns: Option<String>,
     json: bool,
     busy_timeout: std::time::Duration,
+    durability: cairn::Durability,
 }
 
 impl Ctx {
@@ -52,13 +53,19 @@ impl Ctx {
     }
 
     fn open_with(&self, options: Options) -> Outcome<Store> {
-        Ok(options.busy_timeout(self.busy_timeout).open(self.path()?)?)
+        Ok(options.busy_timeout(self.busy_timeout).durability(self.durability).open(self.path()?)?)
     }
 }
 
 /// Run the parsed command; the exit code on success.
 pub fn run(cli: Cli) -> Outcome {
-    let ctx = Ctx { db: cli.db, ns: cli.ns, json: cli.json, busy_timeout: cli.busy_timeout };
+    let ctx = Ctx {
+        db: cli.db,
+        ns: cli.ns,
+        json: cli.json,
+        busy_timeout: cli.busy_timeout,
+        durability: cli.durability,
+    };
     match cli.command {
         Command::Cache(c) => cache::run(&ctx, c),
         Command::Memo(m) => memo::run(&ctx, m),
@@ -164,5 +171,25 @@ fn yes_no(yes: bool) -> u8 {
         crate::exit::OK
     } else {
         crate::exit::NO
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_durability_given_is_the_one_the_store_is_opened_with() {
+        let dir = tempfile::tempdir().unwrap();
+        for durability in cairn::Durability::ALL {
+            let ctx = Ctx {
+                db: Some(dir.path().join("state.db")),
+                ns: None,
+                json: false,
+                busy_timeout: std::time::Duration::from_secs(5),
+                durability,
+            };
+            assert_eq!(ctx.open().unwrap().durability(), durability);
+        }
     }
 }

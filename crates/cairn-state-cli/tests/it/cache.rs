@@ -142,6 +142,31 @@ fn help_and_version_succeed_on_stdout_and_list_the_exit_codes() {
 }
 
 #[test]
+fn usage_errors_keep_their_tip_and_name_the_subcommands_help_on_one_line() {
+    let env = Env::new();
+    for (args, wanted) in [
+        (
+            &["cache", "gte", "k"][..],
+            &["tip: a similar subcommand exists: 'get'", "; see cairn cache --help"][..],
+        ),
+        (&["lock", "nightly", "./x.sh"], &["put '--' before it: '-- ./x.sh'", "; see cairn lock --help"]),
+        (&["cache", "get", "--bogus", "k"], &["use '-- --bogus'", "; see cairn cache get --help"]),
+        (&["memo"], &["not provided: <CMD>...; usage: cairn memo -- <CMD>...", "; see cairn memo --help"]),
+        (&["lock"], &["not provided: <NAME> <CMD>...", "; see cairn lock --help"]),
+        (&[], &["'cairn' requires a subcommand", "cache, memo, ledger", "; see cairn --help"]),
+    ] {
+        let (code, out, err) = env.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert_one_line_error(&err);
+        assert!(!err.contains('`'), "{args:?}: {err}");
+        for part in wanted {
+            assert!(err.contains(part), "{args:?}: {part:?} not in {err:?}");
+        }
+    }
+}
+
+#[test]
 fn a_file_that_is_not_a_store_exits_4_and_is_left_untouched() {
     let env = Env::new();
     let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();

@@ -7,6 +7,7 @@ mod ledger;
 mod maintenance;
 mod memo;
 mod memo_lock;
+mod namespaces;
 mod paths;
 mod postgres;
 mod readonly;
@@ -42,11 +43,14 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    /// `cairn` with this store, whatever the caller's environment says.
+    /// `cairn` with this store and its defaults, whatever the caller's environment says.
     pub(crate) fn cairn(&self) -> Command {
         let mut c = Command::cargo_bin("cairn").unwrap();
         c.env("CAIRN_DB", self.db())
             .env_remove("XDG_STATE_HOME")
+            .env_remove("CAIRN_NS")
+            .env_remove("CAIRN_MEMO_TTL")
+            .env_remove("CAIRN_DURABILITY")
             .current_dir(self.dir.path())
             .timeout(COMMAND_TIMEOUT);
         c

@@ -317,6 +317,9 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// Every level, from the cheapest to the safest.
+    pub const ALL: [Durability; 2] = [Durability::Normal, Durability::Full];
+
     /// The level's name: `normal` or `full`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -339,6 +342,9 @@ impl std::fmt::Display for Durability {
 ///
 /// assert_eq!("full".parse::<Durability>()?, Durability::Full);
 /// assert_eq!(Durability::Normal.to_string(), "normal");
+/// for level in Durability::ALL {
+///     assert_eq!(level.as_str().parse::<Durability>()?, level);
+/// }
 /// assert!("fsync".parse::<Durability>().is_err());
 /// # Ok::<(), cairn::Error>(())
 /// ```

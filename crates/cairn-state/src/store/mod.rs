@@ -186,7 +186,7 @@ impl Options {
         if self.busy_timeout > MAX_BUSY_TIMEOUT {
             return Err(Error::invalid(format!(
                 "a busy timeout is at most 24h (SQLite counts it in milliseconds in a 32-bit integer); this one is {}",
-                crate::duration::show(self.busy_timeout)
+                crate::duration::format_duration(self.busy_timeout)
             )));
         }
         crate::duration::at_least_1ms(
@@ -314,6 +314,12 @@ impl Store {
     /// How long a write waits for another process's lock before failing with `Busy`.
     pub fn busy_timeout(&self) -> Duration {
         self.engine.busy_timeout()
+    }
+
+    /// The durability it was opened with ([`Options::durability`]). On a file with a rollback
+    /// journal, `Normal` commits as `Full` would: its promise needs it.
+    pub fn durability(&self) -> Durability {
+        self.options.durability
     }
 
     /// True if opened read-only.

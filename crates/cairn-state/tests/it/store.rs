@@ -409,6 +409,7 @@ contract! {
 
     fn full_durability_opens_and_commits(f) {
         let store = f.options().durability(Durability::Full).open(&f.location)?;
+        assert_eq!(store.durability(), Durability::Full);
         store.cache("n").set("k", 1i64, None)?;
         assert_eq!(store.cache("n").get::<i64>("k")?, Some(1));
         Ok(())
