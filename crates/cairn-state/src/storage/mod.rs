@@ -125,6 +125,7 @@ macro_rules! engine_ops {
 mod cache;
 mod checkpoint;
 mod ledger;
+mod location;
 mod lock;
 mod memo;
 mod migrate;
@@ -139,6 +140,7 @@ pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, RetryRule, CLAIMED, DONE, FAILED, PENDING,
 };
+pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
@@ -255,11 +257,12 @@ pub(crate) fn is_server_url(text: &str) -> bool {
 }
 
 /// Open the store at `location`: a server's URL opens the engine for it, anything else names a
-/// SQLite file.
+/// SQLite file (a leading `~` expanded; other URLs refused: see `location`).
 pub(crate) fn open(location: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
+    let location = location::resolve(location)?;
     match location.to_str().filter(|p| is_server_url(p)) {
         Some(url) => open_server(url, req),
-        None => sqlite::open::open_file(location, req),
+        None => sqlite::open::open_file(&location, req),
     }
 }
 
@@ -270,7 +273,7 @@ pub(crate) fn open_in_memory(req: &OpenRequest<'_>) -> Result<Opened> {
 
 /// A user's own database file (not a store), for its migrations.
 pub(crate) fn open_plain(path: &Path, read_only: bool, busy_timeout: Duration) -> Result<Engine> {
-    sqlite::open::open_plain(path, read_only, busy_timeout)
+    sqlite::open::open_plain(&location::resolve_file(path)?, read_only, busy_timeout)
 }
 
 #[cfg(feature = "postgres")]

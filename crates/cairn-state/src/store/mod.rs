@@ -158,9 +158,13 @@ impl Options {
     /// Open (or create) the store at `path`. Missing parent directories are created (0700),
     /// a new file is created 0600 whatever the umask, and so are its `-wal` and `-shm` files.
     ///
-    /// `path` is a file name, whatever characters it holds: `file:x.db?mode=memory` and
-    /// `:memory:` name files in the working directory, never a SQLite URI or an in-memory
-    /// database (use [`Options::open_in_memory`] for that).
+    /// `path` is a file's path. A leading `~` is your home directory (`$HOME`, else the
+    /// password database's) and `~user` that user's, as a shell would expand them (cron and
+    /// systemd do not). A name that starts like a URL other than PostgreSQL's (`sqlite:///x.db`,
+    /// `file:x.db`, any `scheme:`) is refused with `InvalidInput` naming the path to give
+    /// instead, before anything is created; `./file:x.db` names a file of that name. `:memory:`
+    /// names a file in the working directory too, never an in-memory database (use
+    /// [`Options::open_in_memory`] for that).
     ///
     /// A `postgres://` or `postgresql://` URL opens a store on that server instead (with the
     /// `postgres` feature): the same API, for workers on many hosts.
