@@ -151,3 +151,83 @@ fn zero_leases_and_ttls_and_an_oversized_busy_timeout_exit_2_saying_the_range() 
     }
     assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "1\n", "nothing was claimed");
 }
+
+/// The reading commands and what an empty store answers: (arguments, stdin, exit code, stdout).
+const READS_OF_AN_EMPTY_STORE: &[(&[&str], &str, i32, &str)] = &[
+    (&["ledger", "filter"], "a\nb\n", 0, "a\nb\n"),
+    (&["ledger", "has", "a"], "", 1, ""),
+    (&["ledger", "count"], "", 0, "pending\t0\nclaimed\t0\ndone\t0\nfailed\t0\n"),
+    (&["--json", "ledger", "count", "--state", "done"], "", 0, "0\n"),
+    (&["ledger", "list"], "", 0, ""),
+    (&["cache", "get", "k"], "", 1, ""),
+    (&["cache", "list"], "", 0, ""),
+    (&["checkpoint", "get", "job"], "", 1, ""),
+    (&["stats"], "", 0, ""),
+    (&["migrate", "--dry-run", "--scope", "app", "m"], "", 0, "m/001_t.sql\n"),
+    (&["doctor"], "", 1, ""),
+];
+
+/// Runs every reading command on a store that does not exist at `db`: each answers as an empty
+/// store would and says, as its one line on stderr, that there is no store there yet.
+fn assert_reads_as_empty(env: &Env, db: &std::path::Path, cairn: impl Fn() -> assert_cmd::Command) {
+    std::fs::create_dir_all(env.path("m")).unwrap();
+    std::fs::write(env.path("m/001_t.sql"), "CREATE TABLE t (x INTEGER);").unwrap();
+    for (args, stdin, code, stdout) in READS_OF_AN_EMPTY_STORE {
+        let out = cairn().args(*args).write_stdin(*stdin).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *stdout, "{args:?}");
+        assert_eq!(
+            err,
+            format!("cairn: no store at {} yet; the first write creates it\n", db.display()),
+            "{args:?}"
+        );
+    }
+}
+
+/// A mistyped --db must not look like a fresh start that silently creates a store: reading
+/// commands answer as an empty store would (so the first run of the README's filter-and-mark
+/// loop still does every id), say on stderr that there is no store there yet, and create
+/// nothing, neither the file nor its directories. The first write creates both.
+#[test]
+fn reading_commands_on_a_missing_store_answer_as_an_empty_one_say_so_and_create_nothing() {
+    let env = Env::new();
+    let db = env.path("typo/stat.db");
+    let db_arg = db.to_str().unwrap().to_owned();
+    assert_reads_as_empty(&env, &db, || {
+        let mut c = env.cairn();
+        c.args(["--db", &db_arg]);
+        c
+    });
+    assert!(!env.path("typo").exists(), "a reading command created the directory");
+
+    // The README's loop, first run: every id is worked on, then marked, which creates the store.
+    let (code, ids, _) = env.run_stdin(&["--db", &db_arg, "ledger", "filter"], b"a\nb\n");
+    assert_eq!((code, ids.as_slice()), (0, &b"a\nb\n"[..]));
+    for id in String::from_utf8(ids).unwrap().lines() {
+        env.ok(&["--db", &db_arg, "ledger", "mark", id], 0);
+    }
+    assert!(db.is_file());
+    let (code, out, err) = env.run_stdin(&["--db", &db_arg, "ledger", "filter"], b"a\nb\nc\n");
+    assert_eq!((code, String::from_utf8_lossy(&out).as_ref(), err.as_str()), (0, "c\n", ""));
+}
+
+/// The same on the default path (no --db, no $CAIRN_DB): before any write, a reading command
+/// creates neither ~/.local/state/cairn nor the file.
+#[test]
+fn reading_commands_on_the_default_path_before_any_write_create_nothing() {
+    let env = Env::new();
+    let home = env.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let db = home.join(".local/state/cairn/state.db");
+    let cairn = || {
+        let mut c = env.cairn();
+        c.env_remove("CAIRN_DB").env("HOME", &home);
+        c
+    };
+    assert_reads_as_empty(&env, &db, cairn);
+    assert!(!home.join(".local").exists(), "a reading command created the default directories");
+    let out = cairn().args(["cache", "set", "k", "v"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.is_file());
+}

@@ -208,6 +208,8 @@ engine_ops! {
 pub(crate) struct OpenRequest<'a> {
     pub read_only: bool,
     pub read_only_if_unwritable: bool,
+    /// No file at the path: open an empty, read-only stand-in instead of creating one.
+    pub read_missing_as_empty: bool,
     pub fallback: Option<RollbackJournal>,
     pub durability: Durability,
     pub busy_timeout: Duration,
@@ -222,6 +224,7 @@ impl Default for OpenRequest<'_> {
         OpenRequest {
             read_only: false,
             read_only_if_unwritable: false,
+            read_missing_as_empty: false,
             fallback: None,
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
@@ -234,9 +237,12 @@ impl Default for OpenRequest<'_> {
 /// An engine as opened, and what the store needs to know of how.
 pub(crate) struct Opened {
     pub engine: Engine,
-    /// `wal`, `memory`, a fallback rollback journal, or `postgres`.
+    /// `wal`, `memory`, a fallback rollback journal, `postgres`, or `none` for a missing store.
     pub journal_mode: String,
     pub read_only: bool,
+    /// Nothing exists at this location yet: the engine is an empty stand-in (in memory) that
+    /// only reads.
+    pub missing: Option<std::path::PathBuf>,
     /// The server's clock at open (Unix ms), for an engine whose leases are judged on it.
     pub server_millis: Option<i64>,
     /// The schema the store lives in, for an engine that has schemas: another connection to
@@ -246,7 +252,7 @@ pub(crate) struct Opened {
 
 impl Opened {
     pub(crate) fn new(engine: Engine, journal_mode: String, read_only: bool) -> Opened {
-        Opened { engine, journal_mode, read_only, server_millis: None, schema: None }
+        Opened { engine, journal_mode, read_only, missing: None, server_millis: None, schema: None }
     }
 }
 
@@ -291,6 +297,7 @@ fn open_server(url: &str, req: &OpenRequest<'_>) -> Result<Opened> {
         engine: Engine::Postgres(Box::new(engine)),
         journal_mode: "postgres".into(),
         read_only: req.read_only,
+        missing: None,
         server_millis: Some(server_millis),
         schema: Some(schema),
     })

@@ -141,6 +141,37 @@ fn without_shared_memory_wal_is_refused_unless_a_fallback_is_allowed() -> Result
     Ok(())
 }
 
+/// `read_missing_as_empty`: a path where no store exists reads as an empty store, creates
+/// nothing (file or directory), and refuses writes saying how to create it; an existing store
+/// opens as without the option, writable.
+#[test]
+fn a_missing_store_read_as_empty_creates_nothing_and_refuses_writes_saying_how() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("typo/state.db");
+    for options in
+        [Options::new(), Options::new().read_only(true), Options::new().read_only_if_unwritable(true)]
+    {
+        let store = options.read_missing_as_empty(true).open(&path)?;
+        assert!(store.is_missing() && store.is_read_only());
+        assert_eq!(store.path(), path);
+        assert_eq!(store.ledger("jobs").filter_new(["a", "b"])?, ["a", "b"]);
+        assert!(!store.ledger("jobs").is_done("a")?);
+        assert_eq!(store.cache("c").get::<String>("k")?, None);
+        assert_eq!(store.checkpoint("job").get::<String>()?, None);
+        assert!(store.stats()?.is_empty());
+        let err = store.ledger("jobs").mark_done("a").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+        assert!(err.to_string().contains("no store exists there yet"), "{err}");
+        drop(store);
+        assert!(!dir.path().join("typo").exists(), "something was created");
+    }
+    Store::open(&path)?.ledger("jobs").mark_done("a")?;
+    let store = Options::new().read_missing_as_empty(true).open(&path)?;
+    assert!(!store.is_missing() && !store.is_read_only());
+    assert_eq!(store.ledger("jobs").filter_new(["a", "b"])?, ["b"]);
+    Ok(())
+}
+
 #[test]
 fn an_empty_path_is_invalid_input() {
     assert_eq!(Store::open("").unwrap_err().kind(), ErrorKind::InvalidInput);
