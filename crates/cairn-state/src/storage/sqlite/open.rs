@@ -6,7 +6,9 @@
 use std::io;
 use std::path::Path;
 
-use super::file::{check_owner, prepare_file, unwritable, FileId};
+use super::file::{
+    check_owner, keep_side_files_writable, prepare_file, repair_side_files, unwritable, FileId, SideModes,
+};
 use super::schema::{self, SchemaStep};
 use super::{check_header, header_says_wal, side_file, sqlite_file_name, Identity, OpenSpec};
 use crate::error::{Error, Result};
@@ -35,6 +37,7 @@ pub(crate) fn open_file(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     prepare_file(path)?;
     // A file that is not SQLite at all is better reported as such than as unwritable.
     check_header(path)?;
+    repair_side_files(path);
     if let Some(why) = unwritable(path) {
         if req.read_only_if_unwritable {
             return open_read_only(path, req);
@@ -98,8 +101,12 @@ fn open_read_only(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     // whole database and can be read as immutable. With a -wal present it must be read
     // through, so no.
     spec.immutable = unwritable(path).is_some_and(|u| u.no_side_files) && !side_file(path, "-wal").exists();
+    let before = SideModes::of(path);
     let sqlite = super::Engine::open(&spec)?;
-    let id = sqlite.identity()?;
+    // The first read creates the -wal and -shm, with the file's own mode.
+    let id = sqlite.identity();
+    keep_side_files_writable(path, &before);
+    let id = id?;
     if !id.is_cairn() && !id.is_fresh() {
         return Err(foreign(path, id));
     }
