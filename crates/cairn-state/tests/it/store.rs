@@ -196,6 +196,46 @@ fn reading_a_write_protected_store_leaves_side_files_its_owner_can_write() -> Re
     Ok(())
 }
 
+/// Side files left unwritable (by an earlier cairn's read of a write-protected store, or by
+/// hand) are given back to their owner by a writable open, which otherwise would fail at every
+/// write; `doctor` names each with the exact command, and a read-only open (doctor's) leaves
+/// them as they are.
+#[test]
+fn unwritable_side_files_are_named_by_doctor_and_repaired_by_a_writable_open() -> Result<(), Error> {
+    let (dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    let shm = dir.path().join("state.db-shm");
+    let wal = dir.path().join("state.db-wal");
+    let reader = Options::new().read_only(true).open(&path)?; // keeps them there when `store` closes
+    drop(store);
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    drop(reader);
+
+    let ro = Options::new().read_only(true).open(&path)?;
+    let findings = ro.doctor()?;
+    drop(ro);
+    let about = |p: &std::path::Path| {
+        findings
+            .iter()
+            .find(|x| x.check == "permissions" && x.detail.starts_with(&*p.to_string_lossy()))
+            .cloned()
+    };
+    let shm_finding = about(&shm).expect("a finding for the -shm");
+    assert!(!shm_finding.ok && shm_finding.detail.contains("is 0400"), "{shm_finding:?}");
+    assert_eq!(shm_finding.fix, Some(format!("chmod u+w '{}'", shm.display())));
+    let wal_finding = about(&wal).expect("a finding for the -wal");
+    assert_eq!(wal_finding.fix, Some(format!("chmod 600 '{}'", wal.display())), "{wal_finding:?}");
+    let db_finding = about(&path).expect("a finding for the file");
+    assert!(db_finding.ok, "{db_finding:?}");
+    assert_eq!((mode(&shm), mode(&wal)), (0o400, 0o440), "doctor's open changed them");
+
+    let store = Store::open(&path)?;
+    assert_eq!((mode(&shm), mode(&wal)), (0o600, 0o640));
+    store.cache("n").set("k", "w", None)?;
+    Ok(())
+}
+
 /// A side file the open cannot give back to its owner (here immutable, `chattr +i`, which
 /// even root cannot chmod) is named in the refusal with the command to run, rather than left
 /// to SQLite's "attempt to write a readonly database" at the first write.
