@@ -23,8 +23,11 @@ use crate::exit;
 #[command(name = "cairn", version, about, after_long_help = format!("{}\n\n{DURATIONS}", exit::HELP), after_help = exit::SHORT_HELP)]
 #[command(propagate_version = true, max_term_width = 100, arg_required_else_help = false)]
 pub struct Cli {
-    /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
-    /// ~/.local/state/cairn/state.db. Missing directories are created (0700).
+    /// The store's file, or a postgres:// URL. Default: $CAIRN_DB, else
+    /// $XDG_STATE_HOME/cairn/state.db, else ~/.local/state/cairn/state.db. A leading ~ is your
+    /// home directory (also in $CAIRN_DB); another URL (sqlite:///x.db, file:x.db) is refused.
+    /// The first write creates the file and missing directories (0700); before it, reading
+    /// commands answer as an empty store would, create nothing, and say so on stderr.
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 

@@ -17,7 +17,7 @@ use std::process;
 use cairn::{Options, Store};
 
 use crate::cli::{Cli, Command};
-use crate::output::{Failure, Outcome};
+use crate::output::{note, Failure, Outcome};
 
 /// What every command gets: the global options.
 pub struct Ctx {
@@ -47,9 +47,15 @@ impl Ctx {
 
     /// For a command that only reads: a store that cannot be written (write-protected, in a
     /// read-only directory or file system) is opened read-only, hits not counted, instead of
-    /// refused.
+    /// refused; a store that does not exist yet reads as an empty one and is not created (a
+    /// mistyped --db must not look like a fresh start), which stderr says.
     fn open_for_reading(&self) -> Outcome<Store> {
-        self.open_with(Options::new().read_only_if_unwritable(true))
+        let store =
+            self.open_with(Options::new().read_only_if_unwritable(true).read_missing_as_empty(true))?;
+        if store.is_missing() {
+            note(format_args!("no store at {} yet; the first write creates it", store.path().display()));
+        }
+        Ok(store)
     }
 
     fn open_with(&self, options: Options) -> Outcome<Store> {
