@@ -257,7 +257,7 @@ fn a_side_file_that_cannot_be_repaired_is_named_with_the_command() -> Result<(),
         std::process::Command::new("chattr").arg("+i").arg(&shm).status().is_ok_and(|s| s.success());
     let _guard = Mutable(shm.clone());
     if !is_root() || !immutable {
-        crate::skip_unless_ci("root and chattr(1) on a file system with the immutable attribute");
+        cairn_testkit::skip_unless_ci("root and chattr(1) on a file system with the immutable attribute");
         return Ok(());
     }
     let err = Store::open(&path).unwrap_err();
