@@ -1,0 +1,214 @@
+//! The TTL cache: `cache_*` methods, the store-wide sweep of expired entries and the cache's
+//! statistics.
+
+use cairn::{CacheLimits, Eviction, Value};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+
+use super::Connection;
+use crate::convert;
+use crate::errors::{invalid, Failure};
+
+fn lru(eviction: &str) -> PyResult<Eviction> {
+    match eviction {
+        "lrs" | "least-recently-stored" => Ok(Eviction::LeastRecentlyStored),
+        "lru" | "least-recently-used" => Ok(Eviction::LeastRecentlyUsed),
+        other => Err(invalid(format!("eviction is \"lrs\" or \"lru\", not {other:?}"))),
+    }
+}
+
+#[pymethods]
+impl Connection {
+    /// The value of `key`, or `default` when it is absent or expired.
+    fn cache_get(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        tx: u64,
+        default: Py<PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        match self.run(py, tx, |s| Ok(s.cache(&ns).get::<Value>(&key)?))? {
+            Some(v) => convert::to_py(py, v),
+            None => Ok(default),
+        }
+    }
+
+    fn cache_contains(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).contains(&key)?))
+    }
+
+    #[pyo3(signature = (ns, key, value, ttl, tx))]
+    fn cache_set(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let value = convert::to_value(value)?;
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).set(&key, &value, ttl)?))
+    }
+
+    #[pyo3(signature = (ns, key, value, ttl, tx))]
+    fn cache_add(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let value = convert::to_value(value)?;
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).add(&key, &value, ttl)?))
+    }
+
+    fn cache_delete(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).delete(&key)?))
+    }
+
+    #[pyo3(signature = (ns, key, ttl, tx))]
+    fn cache_touch(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).touch(&key, ttl)?))
+    }
+
+    #[pyo3(signature = (ns, key, by, ttl, tx))]
+    fn cache_incr(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        by: i64,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<i64> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).incr(&key, by, ttl)?))
+    }
+
+    fn cache_keys(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        prefix: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<Vec<String>> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).keys(&prefix)?))
+    }
+
+    /// Every entry of the namespace, or those whose key starts with `prefix`.
+    #[pyo3(signature = (ns, prefix, tx))]
+    fn cache_clear(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        prefix: Option<PyBackedStr>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        self.run(py, tx, |s| {
+            let cache = s.cache(&ns);
+            Ok(match &prefix {
+                Some(p) => cache.clear_prefix(p)?,
+                None => cache.clear()?,
+            })
+        })
+    }
+
+    fn cache_sweep(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).sweep()?))
+    }
+
+    /// `(entries, bytes, hits, misses, evictions, max_entries, max_bytes, eviction)`.
+    #[allow(clippy::type_complexity)]
+    fn cache_stats(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<(u64, u64, u64, u64, u64, Option<u64>, Option<u64>, &'static str)> {
+        let st = self.run(py, tx, |s| Ok(s.cache(&ns).stats()?))?;
+        let l = st.limits;
+        Ok((st.entries, st.bytes, st.hits, st.misses, st.evictions, l.max_entries, l.max_bytes, eviction(l)))
+    }
+
+    /// `(max_entries, max_bytes, eviction)`.
+    fn cache_limits(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<(Option<u64>, Option<u64>, &'static str)> {
+        let l = self.run(py, tx, |s| Ok(s.cache(&ns).limits()?))?;
+        Ok((l.max_entries, l.max_bytes, eviction(l)))
+    }
+
+    #[pyo3(signature = (ns, max_entries, max_bytes, eviction, tx))]
+    fn cache_set_limits(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        max_entries: Option<u64>,
+        max_bytes: Option<u64>,
+        eviction: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<()> {
+        let limits = CacheLimits { max_entries, max_bytes, eviction: lru(&eviction)? };
+        self.run(py, tx, |s| Ok(s.cache(&ns).set_limits(limits)?))
+    }
+
+    /// The value of `key`; on a miss, `compute()` it (once across processes), store it with
+    /// `ttl` and return it as stored.
+    #[pyo3(signature = (ns, key, compute, ttl, tx))]
+    fn cache_get_or_set(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        compute: Py<PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<Py<PyAny>> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        let v = self.run(py, tx, |s| {
+            s.cache(&ns).get_or_set_with(&key, ttl, || {
+                Python::attach(|py| -> Result<Value, Failure> {
+                    let out = compute.call0(py)?;
+                    Ok(convert::to_value(out.bind(py))?)
+                })
+            })
+        })?;
+        convert::to_py(py, v)
+    }
+
+    fn sweep(&self, py: Python<'_>) -> PyResult<u64> {
+        self.run_store(py, |s| Ok(s.sweep()?))
+    }
+
+    fn flush_stats(&self, py: Python<'_>) -> PyResult<()> {
+        self.run_store(py, |s| Ok(s.flush_stats()?))
+    }
+
+    fn cache_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run_store(py, |s| Ok(s.cache_namespaces()?))
+    }
+}
+
+fn eviction(l: CacheLimits) -> &'static str {
+    match l.eviction {
+        Eviction::LeastRecentlyUsed => "lru",
+        _ => "lrs",
+    }
+}
