@@ -36,7 +36,7 @@ use parking_lot::ReentrantMutex;
 use pyo3::prelude::*;
 
 use crate::convert;
-use crate::errors::{invalid, Failure, ForkedError};
+use crate::errors::{to_py, Failure, ForkedError};
 use crate::handles::ManualClock;
 
 pub(crate) use migrate::{migrate_file, migration_status_of_file};
@@ -147,14 +147,6 @@ impl Connection {
     }
 }
 
-fn durability(name: &str) -> PyResult<Durability> {
-    match name {
-        "normal" => Ok(Durability::Normal),
-        "full" => Ok(Durability::Full),
-        other => Err(invalid(format!("durability is \"normal\" or \"full\", not {other:?}"))),
-    }
-}
-
 #[pymethods]
 impl Connection {
     /// Open the store at `path`, a file or a `postgres://` URL (or a private in-memory one with
@@ -176,7 +168,7 @@ impl Connection {
         schema: Option<String>,
     ) -> PyResult<Self> {
         let mut options = Options::new()
-            .durability(self::durability(&durability)?)
+            .durability(durability.parse::<Durability>().map_err(|e| to_py(py, e))?)
             .read_only(read_only)
             .read_only_if_unwritable(read_only_if_unwritable);
         if let Some(d) = convert::duration(busy_timeout, "busy_timeout")? {
@@ -197,7 +189,7 @@ impl Connection {
                 (false, Some(p)) => options.open(p),
                 (false, None) => cairn::default_path().and_then(|p| options.open(p)),
             })
-            .map_err(|e| crate::errors::to_py(py, e))?;
+            .map_err(|e| to_py(py, e))?;
         Ok(Connection {
             pid: std::process::id(),
             path: store.path().to_string_lossy().into_owned(),

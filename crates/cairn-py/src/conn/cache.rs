@@ -7,15 +7,7 @@ use pyo3::pybacked::PyBackedStr;
 
 use super::Connection;
 use crate::convert;
-use crate::errors::{invalid, Failure};
-
-fn lru(eviction: &str) -> PyResult<Eviction> {
-    match eviction {
-        "lrs" | "least-recently-stored" => Ok(Eviction::LeastRecentlyStored),
-        "lru" | "least-recently-used" => Ok(Eviction::LeastRecentlyUsed),
-        other => Err(invalid(format!("eviction is \"lrs\" or \"lru\", not {other:?}"))),
-    }
-}
+use crate::errors::{to_py, Failure};
 
 #[pymethods]
 impl Connection {
@@ -141,7 +133,16 @@ impl Connection {
     ) -> PyResult<(u64, u64, u64, u64, u64, Option<u64>, Option<u64>, &'static str)> {
         let st = self.run(py, tx, |s| Ok(s.cache(&ns).stats()?))?;
         let l = st.limits;
-        Ok((st.entries, st.bytes, st.hits, st.misses, st.evictions, l.max_entries, l.max_bytes, eviction(l)))
+        Ok((
+            st.entries,
+            st.bytes,
+            st.hits,
+            st.misses,
+            st.evictions,
+            l.max_entries,
+            l.max_bytes,
+            l.eviction.as_str(),
+        ))
     }
 
     /// `(max_entries, max_bytes, eviction)`.
@@ -152,7 +153,7 @@ impl Connection {
         tx: u64,
     ) -> PyResult<(Option<u64>, Option<u64>, &'static str)> {
         let l = self.run(py, tx, |s| Ok(s.cache(&ns).limits()?))?;
-        Ok((l.max_entries, l.max_bytes, eviction(l)))
+        Ok((l.max_entries, l.max_bytes, l.eviction.as_str()))
     }
 
     #[pyo3(signature = (ns, max_entries, max_bytes, eviction, tx))]
@@ -165,7 +166,11 @@ impl Connection {
         eviction: PyBackedStr,
         tx: u64,
     ) -> PyResult<()> {
-        let limits = CacheLimits { max_entries, max_bytes, eviction: lru(&eviction)? };
+        let limits = CacheLimits {
+            max_entries,
+            max_bytes,
+            eviction: eviction.parse::<Eviction>().map_err(|e| to_py(py, e))?,
+        };
         self.run(py, tx, |s| Ok(s.cache(&ns).set_limits(limits)?))
     }
 
@@ -203,12 +208,5 @@ impl Connection {
 
     fn cache_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         self.run_store(py, |s| Ok(s.cache_namespaces()?))
-    }
-}
-
-fn eviction(l: CacheLimits) -> &'static str {
-    match l.eviction {
-        Eviction::LeastRecentlyUsed => "lru",
-        _ => "lrs",
     }
 }

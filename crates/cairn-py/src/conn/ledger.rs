@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::Connection;
 use crate::convert::{self, Indexed};
-use crate::errors::invalid;
+use crate::errors::to_py;
 use crate::handles::Claim;
 
 /// A ledger handle with the caller's failure policy; `None` keeps the library's retry delay.
@@ -18,20 +18,6 @@ fn failing(l: Ledger<'_>, max_attempts: u32, retry_delay: Option<Duration>) -> L
     match retry_delay {
         Some(d) => l.retry_delay(d),
         None => l,
-    }
-}
-
-fn state_name(s: ItemState) -> &'static str {
-    s.as_str()
-}
-
-fn item_state(name: &str) -> PyResult<ItemState> {
-    match name {
-        "pending" => Ok(ItemState::Pending),
-        "claimed" => Ok(ItemState::Claimed),
-        "done" => Ok(ItemState::Done),
-        "failed" => Ok(ItemState::Failed),
-        other => Err(invalid(format!("an item state is pending, claimed, done or failed, not {other:?}"))),
     }
 }
 
@@ -139,7 +125,7 @@ impl Connection {
         let id = convert::id(id)?;
         let retry_delay = convert::duration(retry_delay, "a retry delay")?;
         self.run(py, tx, |s| {
-            Ok(state_name(failing(s.ledger(&ns), max_attempts, retry_delay).fail(&id, &error)?))
+            Ok(failing(s.ledger(&ns), max_attempts, retry_delay).fail(&id, &error)?.as_str())
         })
     }
 
@@ -319,7 +305,7 @@ impl Connection {
         let c = claim.inner();
         let retry_delay = convert::duration(retry_delay, "a retry delay")?;
         self.run(py, tx, |s| {
-            Ok(state_name(failing(s.ledger(&ns), max_attempts, retry_delay).fail_claim(c, &error)?))
+            Ok(failing(s.ledger(&ns), max_attempts, retry_delay).fail_claim(c, &error)?.as_str())
         })
     }
 
@@ -339,7 +325,7 @@ impl Connection {
         limit: usize,
         tx: u64,
     ) -> PyResult<Py<PyList>> {
-        let state = state.as_deref().map(item_state).transpose()?;
+        let state = state.as_deref().map(str::parse::<ItemState>).transpose().map_err(|e| to_py(py, e))?;
         let items = self.run(py, tx, |s| Ok(s.ledger(&ns).list(state, after.as_deref(), limit)?))?;
         let list = PyList::empty(py);
         for i in items {
@@ -371,14 +357,14 @@ impl Connection {
 fn item_dict(py: Python<'_>, i: cairn::Item) -> PyResult<Py<PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", &i.id)?;
-    d.set_item("state", state_name(i.state))?;
+    d.set_item("state", i.state.as_str())?;
     d.set_item("attempts", i.attempts)?;
     d.set_item("error", &i.error)?;
     d.set_item("worker", &i.worker)?;
     let result = match (i.result, i.result_kind) {
         (Some(bytes), kind) => {
-            let v = Value::from_kind(kind.unwrap_or(cairn::ValueKind::Bytes), bytes)
-                .map_err(|e| crate::errors::to_py(py, e))?;
+            let v =
+                Value::from_kind(kind.unwrap_or(cairn::ValueKind::Bytes), bytes).map_err(|e| to_py(py, e))?;
             convert::to_py(py, v)?
         }
         (None, _) => py.None(),
@@ -387,7 +373,7 @@ fn item_dict(py: Python<'_>, i: cairn::Item) -> PyResult<Py<PyDict>> {
     let data = match i.data {
         Some(bytes) => {
             let v = Value::from_kind(i.data_kind.unwrap_or(cairn::ValueKind::Bytes), bytes)
-                .map_err(|e| crate::errors::to_py(py, e))?;
+                .map_err(|e| to_py(py, e))?;
             convert::to_py(py, v)?
         }
         None => py.None(),
