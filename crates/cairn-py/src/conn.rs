@@ -39,7 +39,10 @@ use crate::convert;
 use crate::errors::{to_py, Failure, ForkedError};
 use crate::handles::ManualClock;
 
-pub(crate) use migrate::{migrate_file, migration_status_of_file};
+pub(crate) use cache::{RawCacheLimits, RawCacheStats};
+pub(crate) use ledger::{RawItem, RawLedgerCounts};
+pub(crate) use lock::RawLockHolder;
+pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
 
 /// What the mutex guards. `RefCell` because `close` takes the store out while other methods
 /// borrow it (a callback re-entering on the same thread borrows it a second time).

@@ -9,6 +9,42 @@ use super::Connection;
 use crate::convert;
 use crate::errors::{to_py, Failure};
 
+/// A namespace's size bounds (`cairn::CacheLimits`). Private: `cairn.CacheLimits` is made
+/// from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawCacheLimits {
+    /// At most this many entries; None: unbounded.
+    max_entries: Option<u64>,
+    /// At most this many bytes of keys and values; None: unbounded.
+    max_bytes: Option<u64>,
+    /// What goes first: `lrs` or `lru`.
+    eviction: &'static str,
+}
+
+impl From<CacheLimits> for RawCacheLimits {
+    fn from(l: CacheLimits) -> Self {
+        RawCacheLimits { max_entries: l.max_entries, max_bytes: l.max_bytes, eviction: l.eviction.as_str() }
+    }
+}
+
+/// A namespace's size and counters (`cairn::CacheStats`). Private: `cairn.CacheStats` is
+/// made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawCacheStats {
+    /// Entries stored, including expired ones not yet swept.
+    entries: u64,
+    /// Bytes of keys and values stored.
+    bytes: u64,
+    /// Reads that found a fresh entry, in every process.
+    hits: u64,
+    /// Reads that found nothing fresh.
+    misses: u64,
+    /// Entries removed to respect a size bound.
+    evictions: u64,
+    /// The namespace's bounds.
+    limits: Py<RawCacheLimits>,
+}
+
 #[pymethods]
 impl Connection {
     /// The value of `key`, or `default` when it is absent or expired.
@@ -123,37 +159,21 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.cache(&ns).sweep()?))
     }
 
-    /// `(entries, bytes, hits, misses, evictions, max_entries, max_bytes, eviction)`.
-    #[allow(clippy::type_complexity)]
-    fn cache_stats(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        tx: u64,
-    ) -> PyResult<(u64, u64, u64, u64, u64, Option<u64>, Option<u64>, &'static str)> {
+    fn cache_stats(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheStats> {
         let st = self.run(py, tx, |s| Ok(s.cache(&ns).stats()?))?;
-        let l = st.limits;
-        Ok((
-            st.entries,
-            st.bytes,
-            st.hits,
-            st.misses,
-            st.evictions,
-            l.max_entries,
-            l.max_bytes,
-            l.eviction.as_str(),
-        ))
+        Ok(RawCacheStats {
+            entries: st.entries,
+            bytes: st.bytes,
+            hits: st.hits,
+            misses: st.misses,
+            evictions: st.evictions,
+            limits: Py::new(py, RawCacheLimits::from(st.limits))?,
+        })
     }
 
-    /// `(max_entries, max_bytes, eviction)`.
-    fn cache_limits(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        tx: u64,
-    ) -> PyResult<(Option<u64>, Option<u64>, &'static str)> {
+    fn cache_limits(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheLimits> {
         let l = self.run(py, tx, |s| Ok(s.cache(&ns).limits()?))?;
-        Ok((l.max_entries, l.max_bytes, l.eviction.as_str()))
+        Ok(RawCacheLimits::from(l))
     }
 
     #[pyo3(signature = (ns, max_entries, max_bytes, eviction, tx))]

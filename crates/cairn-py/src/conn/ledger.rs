@@ -5,12 +5,50 @@ use std::time::Duration;
 use cairn::{ClaimHolder, ItemState, Ledger, Value};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 
 use super::Connection;
 use crate::convert::{self, Indexed};
 use crate::errors::to_py;
 use crate::handles::Claim;
+
+/// How many items stand where (`cairn::LedgerCounts`). Private: `cairn.LedgerCounts` is made
+/// from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawLedgerCounts {
+    /// Queued, or waiting for a retry.
+    pending: u64,
+    /// Held by a worker whose lease has not run out.
+    claimed: u64,
+    /// Done.
+    done: u64,
+    /// Given up after too many failures.
+    failed: u64,
+}
+
+/// One item as recorded (`cairn::Item`), its result and data decoded. Private: `cairn.Item`
+/// is made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawItem {
+    /// The id.
+    id: String,
+    /// `pending`, `claimed`, `done` or `failed`.
+    state: &'static str,
+    /// Failures recorded.
+    attempts: u32,
+    /// The last failure's message.
+    error: Option<String>,
+    /// The worker holding or last holding a claim.
+    worker: Option<String>,
+    /// The result stored when it was done, with its type; None if none.
+    result: Py<PyAny>,
+    /// What it carries for its worker, with its type; None if nothing.
+    data: Py<PyAny>,
+    /// For a pending item, when it may be handed out, in Unix milliseconds.
+    due_millis: Option<i64>,
+    /// When it last changed, in Unix milliseconds.
+    updated_at_millis: i64,
+}
 
 /// A ledger handle with the caller's failure policy; `None` keeps the library's retry delay.
 fn failing(l: Ledger<'_>, max_attempts: u32, retry_delay: Option<Duration>) -> Ledger<'_> {
@@ -97,17 +135,17 @@ impl Connection {
         }
     }
 
-    /// A dict of what is recorded about `id`, or None.
+    /// What is recorded about `id`, or None.
     fn ledger_item(
         &self,
         py: Python<'_>,
         ns: PyBackedStr,
         id: &Bound<'_, PyAny>,
         tx: u64,
-    ) -> PyResult<Option<Py<PyDict>>> {
+    ) -> PyResult<Option<RawItem>> {
         let id = convert::id(id)?;
         let item = self.run(py, tx, |s| Ok(s.ledger(&ns).item(&id)?))?;
-        item.map(|i| item_dict(py, i)).transpose()
+        item.map(|i| RawItem::new(py, i)).transpose()
     }
 
     #[pyo3(signature = (ns, id, error, max_attempts, retry_delay, tx))]
@@ -309,10 +347,9 @@ impl Connection {
         })
     }
 
-    /// `(pending, claimed, done, failed)`.
-    fn ledger_counts(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<(u64, u64, u64, u64)> {
+    fn ledger_counts(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerCounts> {
         let c = self.run(py, tx, |s| Ok(s.ledger(&ns).counts()?))?;
-        Ok((c.pending, c.claimed, c.done, c.failed))
+        Ok(RawLedgerCounts { pending: c.pending, claimed: c.claimed, done: c.done, failed: c.failed })
     }
 
     #[pyo3(signature = (ns, state, after, limit, tx))]
@@ -324,14 +361,10 @@ impl Connection {
         after: Option<PyBackedStr>,
         limit: usize,
         tx: u64,
-    ) -> PyResult<Py<PyList>> {
+    ) -> PyResult<Vec<RawItem>> {
         let state = state.as_deref().map(str::parse::<ItemState>).transpose().map_err(|e| to_py(py, e))?;
         let items = self.run(py, tx, |s| Ok(s.ledger(&ns).list(state, after.as_deref(), limit)?))?;
-        let list = PyList::empty(py);
-        for i in items {
-            list.append(item_dict(py, i)?)?;
-        }
-        Ok(list.unbind())
+        items.into_iter().map(|i| RawItem::new(py, i)).collect()
     }
 
     fn ledger_delete(
@@ -354,32 +387,30 @@ impl Connection {
     }
 }
 
-fn item_dict(py: Python<'_>, i: cairn::Item) -> PyResult<Py<PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("id", &i.id)?;
-    d.set_item("state", i.state.as_str())?;
-    d.set_item("attempts", i.attempts)?;
-    d.set_item("error", &i.error)?;
-    d.set_item("worker", &i.worker)?;
-    let result = match (i.result, i.result_kind) {
-        (Some(bytes), kind) => {
+impl RawItem {
+    fn new(py: Python<'_>, i: cairn::Item) -> PyResult<Self> {
+        Ok(RawItem {
+            state: i.state.as_str(),
+            result: stored(py, i.result, i.result_kind)?,
+            data: stored(py, i.data, i.data_kind)?,
+            id: i.id,
+            attempts: i.attempts,
+            error: i.error,
+            worker: i.worker,
+            due_millis: i.due_millis,
+            updated_at_millis: i.updated_at_millis,
+        })
+    }
+}
+
+/// The Python object for an item's stored result or data (bytes of a kind), None if none.
+fn stored(py: Python<'_>, bytes: Option<Vec<u8>>, kind: Option<cairn::ValueKind>) -> PyResult<Py<PyAny>> {
+    match bytes {
+        Some(bytes) => {
             let v =
                 Value::from_kind(kind.unwrap_or(cairn::ValueKind::Bytes), bytes).map_err(|e| to_py(py, e))?;
-            convert::to_py(py, v)?
+            convert::to_py(py, v)
         }
-        (None, _) => py.None(),
-    };
-    d.set_item("result", result)?;
-    let data = match i.data {
-        Some(bytes) => {
-            let v = Value::from_kind(i.data_kind.unwrap_or(cairn::ValueKind::Bytes), bytes)
-                .map_err(|e| to_py(py, e))?;
-            convert::to_py(py, v)?
-        }
-        None => py.None(),
-    };
-    d.set_item("data", data)?;
-    d.set_item("due_millis", i.due_millis)?;
-    d.set_item("updated_at_millis", i.updated_at_millis)?;
-    Ok(d.unbind())
+        None => Ok(py.None()),
+    }
 }

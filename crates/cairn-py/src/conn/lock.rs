@@ -7,6 +7,26 @@ use super::Connection;
 use crate::convert;
 use crate::handles::{HeldLock, KeepAlive};
 
+/// Who holds a slot of a lock (`cairn::LockHolder`). Private: `cairn.LockHolder` is made from
+/// it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawLockHolder {
+    /// Which slot: 0 for a plain lock.
+    slot: u32,
+    /// The holder's unique owner name.
+    owner: String,
+    /// Its process id.
+    pid: u32,
+    /// When its hold runs out unless renewed, in Unix milliseconds.
+    expires_at_millis: i64,
+}
+
+impl From<cairn::LockHolder> for RawLockHolder {
+    fn from(h: cairn::LockHolder) -> Self {
+        RawLockHolder { slot: h.slot, owner: h.owner, pid: h.pid, expires_at_millis: h.expires_at_millis }
+    }
+}
+
 #[pymethods]
 impl Connection {
     /// Take one of the lock's `max` slots if one is free (or its holder is dead); None at
@@ -48,20 +68,15 @@ impl Connection {
         Ok(KeepAlive::new(self.run_store(py, |s| Ok(s.keep_alive(held, ttl)?))?))
     }
 
-    /// `(owner, pid, expires_at_millis)` of the lock's holder, or None.
-    fn lock_holder(&self, py: Python<'_>, name: PyBackedStr) -> PyResult<Option<(String, u32, i64)>> {
+    /// The holder of the lock (its slot 0), or None.
+    fn lock_holder(&self, py: Python<'_>, name: PyBackedStr) -> PyResult<Option<RawLockHolder>> {
         let h = self.run_store(py, |s| Ok(s.lock_holder(&name)?))?;
-        Ok(h.map(|h| (h.owner, h.pid, h.expires_at_millis)))
+        Ok(h.map(RawLockHolder::from))
     }
 
-    /// `(slot, owner, pid, expires_at_millis)` of the holders of the lock's slots below `max`.
-    fn lock_holders(
-        &self,
-        py: Python<'_>,
-        name: PyBackedStr,
-        max: u32,
-    ) -> PyResult<Vec<(u32, String, u32, i64)>> {
+    /// The holders of the lock's slots below `max`, by slot.
+    fn lock_holders(&self, py: Python<'_>, name: PyBackedStr, max: u32) -> PyResult<Vec<RawLockHolder>> {
         let hs = self.run_store(py, |s| Ok(s.lock_holders(&name, max)?))?;
-        Ok(hs.into_iter().map(|h| (h.slot, h.owner, h.pid, h.expires_at_millis)).collect())
+        Ok(hs.into_iter().map(RawLockHolder::from).collect())
     }
 }

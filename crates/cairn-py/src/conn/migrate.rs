@@ -21,14 +21,42 @@ fn migrations(steps: Option<Vec<String>>, dir: Option<PathBuf>) -> Result<Migrat
     }
 }
 
-type Report = (i64, i64, Vec<i64>);
-
-fn report(r: cairn::MigrationReport) -> Report {
-    (r.from, r.to, r.applied)
+/// What a migration run did (`cairn::MigrationReport`). Private: `cairn.MigrationReport` is
+/// made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawMigrationReport {
+    /// The version found before the run.
+    from_version: i64,
+    /// The version after the run.
+    to_version: i64,
+    /// The versions this run applied.
+    applied: Vec<i64>,
 }
 
-/// `(from, to, applied)` after bringing the user's own file at `path` to the latest version
-/// (`PRAGMA user_version`).
+impl From<cairn::MigrationReport> for RawMigrationReport {
+    fn from(r: cairn::MigrationReport) -> Self {
+        RawMigrationReport { from_version: r.from, to_version: r.to, applied: r.applied }
+    }
+}
+
+/// Where a schema stands against a list of steps (`cairn::MigrationStatus`). Private:
+/// `cairn.MigrationStatus` is made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawMigrationStatus {
+    /// The version in the file (or under the scope).
+    current: i64,
+    /// The version the steps reach.
+    latest: i64,
+}
+
+impl From<cairn::MigrationStatus> for RawMigrationStatus {
+    fn from(s: cairn::MigrationStatus) -> Self {
+        RawMigrationStatus { current: s.current, latest: s.latest }
+    }
+}
+
+/// Bring the user's own file at `path` to the latest version (`PRAGMA user_version`); what
+/// the run did.
 #[pyfunction]
 #[pyo3(signature = (path, steps=None, dir=None))]
 pub(crate) fn migrate_file(
@@ -36,12 +64,11 @@ pub(crate) fn migrate_file(
     path: PathBuf,
     steps: Option<Vec<String>>,
     dir: Option<PathBuf>,
-) -> PyResult<Report> {
-    py.detach(|| Ok(report(migrations(steps, dir)?.apply_to_file(&path)?)))
-        .map_err(|e: Failure| e.into_py(py))
+) -> PyResult<RawMigrationReport> {
+    py.detach(|| Ok(migrations(steps, dir)?.apply_to_file(&path)?.into())).map_err(|e: Failure| e.into_py(py))
 }
 
-/// `(current, latest)` of the user's own file at `path` against the steps.
+/// Where the user's own file at `path` stands against the steps.
 #[pyfunction]
 #[pyo3(signature = (path, steps=None, dir=None))]
 pub(crate) fn migration_status_of_file(
@@ -49,17 +76,14 @@ pub(crate) fn migration_status_of_file(
     path: PathBuf,
     steps: Option<Vec<String>>,
     dir: Option<PathBuf>,
-) -> PyResult<(i64, i64)> {
-    py.detach(|| {
-        let s = migrations(steps, dir)?.status_of_file(&path)?;
-        Ok((s.current, s.latest))
-    })
-    .map_err(|e: Failure| e.into_py(py))
+) -> PyResult<RawMigrationStatus> {
+    py.detach(|| Ok(migrations(steps, dir)?.status_of_file(&path)?.into()))
+        .map_err(|e: Failure| e.into_py(py))
 }
 
 #[pymethods]
 impl Connection {
-    /// `(from, to, applied)` after applying the steps under `scope`.
+    /// What applying the steps under `scope` did.
     #[pyo3(signature = (scope, steps=None, dir=None))]
     fn migrate(
         &self,
@@ -67,11 +91,11 @@ impl Connection {
         scope: PyBackedStr,
         steps: Option<Vec<String>>,
         dir: Option<PathBuf>,
-    ) -> PyResult<Report> {
-        self.run_store(py, |s| Ok(report(s.migrate(&scope, &migrations(steps, dir)?)?)))
+    ) -> PyResult<RawMigrationReport> {
+        self.run_store(py, |s| Ok(s.migrate(&scope, &migrations(steps, dir)?)?.into()))
     }
 
-    /// `(current, latest)` of `scope` against the steps.
+    /// Where `scope` stands against the steps.
     #[pyo3(signature = (scope, steps=None, dir=None))]
     fn migration_status(
         &self,
@@ -79,10 +103,7 @@ impl Connection {
         scope: PyBackedStr,
         steps: Option<Vec<String>>,
         dir: Option<PathBuf>,
-    ) -> PyResult<(i64, i64)> {
-        self.run_store(py, |s| {
-            let st = s.migration_status(&scope, &migrations(steps, dir)?)?;
-            Ok((st.current, st.latest))
-        })
+    ) -> PyResult<RawMigrationStatus> {
+        self.run_store(py, |s| Ok(s.migration_status(&scope, &migrations(steps, dir)?)?.into()))
     }
 }
