@@ -1,9 +1,35 @@
-"""Stubs of the private extension module (crates/cairn-py/src). Use the ``cairn`` package."""
+"""Stubs of the private extension module (crates/cairn-py/src). Use the ``cairn`` package.
 
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
+scripts/test-python checks them against the built extension with ``python -m mypy.stubtest
+cairn._cairn``: names, parameters and defaults must match. Its classes are pyo3 classes, which
+cannot be subclassed: hence ``@final`` on each."""
 
-T = TypeVar("T")
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar, final
+
+_T = TypeVar("_T")
 _Duration = Any  # int | float | timedelta | str, checked by the extension
+
+__all__ = [
+    "Connection",
+    "RawClaim",
+    "HeldLock",
+    "KeepAlive",
+    "RawManualClock",
+    "RawCacheLimits",
+    "RawCacheStats",
+    "RawItem",
+    "RawLedgerCounts",
+    "RawLockHolder",
+    "RawMigrationReport",
+    "RawMigrationStatus",
+    "migrate_file",
+    "migration_status_of_file",
+    "parse_duration",
+    "duration_seconds",
+    "default_path",
+    "SQLITE_VERSION",
+    "DEFAULT_RETRY_DELAY",
+]
 
 SQLITE_VERSION: str
 DEFAULT_RETRY_DELAY: float
@@ -18,6 +44,7 @@ def migration_status_of_file(
     path: str, steps: Optional[List[str]] = None, dir: Optional[str] = None
 ) -> RawMigrationStatus: ...
 
+@final
 class RawClaim:
     @property
     def id(self) -> str: ...
@@ -32,16 +59,19 @@ class RawClaim:
     @property
     def data(self) -> Any: ...
 
+@final
 class HeldLock:
     @property
     def name(self) -> str: ...
     @property
     def owner(self) -> str: ...
 
+@final
 class KeepAlive:
     def lost(self) -> bool: ...
     def stop(self) -> None: ...
 
+@final
 class RawCacheLimits:
     @property
     def max_entries(self) -> Optional[int]: ...
@@ -50,6 +80,7 @@ class RawCacheLimits:
     @property
     def eviction(self) -> str: ...
 
+@final
 class RawCacheStats:
     @property
     def entries(self) -> int: ...
@@ -64,6 +95,7 @@ class RawCacheStats:
     @property
     def limits(self) -> RawCacheLimits: ...
 
+@final
 class RawLedgerCounts:
     @property
     def pending(self) -> int: ...
@@ -74,6 +106,7 @@ class RawLedgerCounts:
     @property
     def failed(self) -> int: ...
 
+@final
 class RawItem:
     @property
     def id(self) -> str: ...
@@ -94,6 +127,7 @@ class RawItem:
     @property
     def updated_at_millis(self) -> int: ...
 
+@final
 class RawLockHolder:
     @property
     def slot(self) -> int: ...
@@ -104,6 +138,7 @@ class RawLockHolder:
     @property
     def expires_at_millis(self) -> int: ...
 
+@final
 class RawMigrationReport:
     @property
     def from_version(self) -> int: ...
@@ -112,32 +147,35 @@ class RawMigrationReport:
     @property
     def applied(self) -> List[int]: ...
 
+@final
 class RawMigrationStatus:
     @property
     def current(self) -> int: ...
     @property
     def latest(self) -> int: ...
 
+@final
 class RawManualClock:
-    def __init__(self, millis: int) -> None: ...
+    def __new__(cls, millis: int) -> RawManualClock: ...
     def now_millis(self) -> int: ...
     def advance_millis(self, millis: int) -> None: ...
     def set_millis(self, millis: int) -> None: ...
 
+@final
 class Connection:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: Optional[str],
         *,
         memory: bool = False,
         busy_timeout: Optional[_Duration] = None,
-        durability: str = "normal",
+        durability: str = ...,  # "normal" (pyo3 shows a default that is not a literal as ...)
         read_only: bool = False,
         read_only_if_unwritable: bool = False,
         fill_timeout: Optional[_Duration] = None,
         clock: Optional[RawManualClock] = None,
         schema: Optional[str] = None,
-    ) -> None: ...
+    ) -> Connection: ...
     @property
     def path(self) -> str: ...
     @property
@@ -177,7 +215,7 @@ class Connection:
     def ledger_mark_done(self, ns: str, id: Any, result: Any, tx: int) -> bool: ...
     def ledger_mark_done_many(self, ns: str, ids: Iterable[Any], tx: int) -> int: ...
     def ledger_is_done(self, ns: str, id: Any, tx: int) -> bool: ...
-    def ledger_filter_new(self, ns: str, ids: Iterable[T], tx: int) -> List[T]: ...
+    def ledger_filter_new(self, ns: str, ids: Iterable[_T], tx: int) -> List[_T]: ...
     def ledger_result(self, ns: str, id: Any, tx: int, default: Any) -> Any: ...
     def ledger_item(self, ns: str, id: Any, tx: int) -> Optional[RawItem]: ...
     def ledger_fail(
