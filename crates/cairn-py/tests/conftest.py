@@ -231,7 +231,7 @@ def drop_schema(url: str, schema: str) -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     """The test server's URL: CAIRN_TEST_PG, if a server answers there. Otherwise the test
-    skips, saying why (a failure under CAIRN_NO_SKIP=1)."""
+    skips, saying why (a failure under CAIRN_NO_SKIP)."""
     url = os.environ.get("CAIRN_TEST_PG", "")
     if not url:
         pytest.skip(
@@ -271,10 +271,16 @@ def pg(pg_url: str, clock: ManualClock) -> Iterator[cairn.Store]:
     s.close()
 
 
+def no_skip() -> bool:
+    """Whether a skip must fail instead: ``CAIRN_NO_SKIP`` set, not empty and not ``0``, the
+    rule of the Rust tests (cairn-testkit's `must_not_skip`) and of the README. CI sets it:
+    whatever a test needs from the machine must be there."""
+    return os.environ.get("CAIRN_NO_SKIP", "") not in ("", "0")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Under CAIRN_NO_SKIP=1 (CI), a skipped test is a failed one: whatever it needs from the
-    machine must be there."""
+    """Under CAIRN_NO_SKIP (see `no_skip`), a skipped test is a failed one."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if not report.skipped or hasattr(report, "wasxfail"):
@@ -284,6 +290,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         with open(log, "a") as f:
             f.write(f"python {item.nodeid}: {reason}\n")
-    if os.environ.get("CAIRN_NO_SKIP") == "1":
+    if no_skip():
         report.outcome = "failed"
-        report.longrepr = f"skipped under CAIRN_NO_SKIP=1: {report.longrepr}"
+        report.longrepr = f"skipped under CAIRN_NO_SKIP={os.environ['CAIRN_NO_SKIP']}: {report.longrepr}"

@@ -1,7 +1,7 @@
 """The same package on a PostgreSQL server (``cairn.Store("postgres://...")``): a slice of every
 feature, several processes sharing a queue, a lost connection, and URLs whose password never
 shows. Each test has a fresh schema (conftest: `pg`, `pg_url`); without a server the tests skip,
-saying why, and fail under CAIRN_NO_SKIP=1."""
+saying why, and fail under CAIRN_NO_SKIP."""
 
 from __future__ import annotations
 
