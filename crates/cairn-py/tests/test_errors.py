@@ -167,9 +167,9 @@ def test_a_failed_migration_step_is_migration_error_caused_by_the_steps_own_erro
 
 
 def test_a_claim_completed_after_another_worker_took_it_over_is_lease_lost(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    ledger = clocked.ledger("jobs")
+    ledger = any_clocked.ledger("jobs")
     ledger.enqueue(["a"])
     first = ledger.claim_next(lease=10, worker="w1")
     assert first is not None
