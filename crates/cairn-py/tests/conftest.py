@@ -226,12 +226,19 @@ def with_schema(url: str, schema: str) -> str:
 
 
 def drop_schema(url: str, *schemas: str) -> None:
-    names = ", ".join(f'"{s}"' for s in schemas)
-    _psql(url, f"DROP SCHEMA IF EXISTS {names} CASCADE")
+    """Drop `schemas` and everything in them, fifty to a statement."""
+    for i in range(0, len(schemas), 50):
+        names = ", ".join(f'"{s}"' for s in schemas[i : i + 50])
+        _psql(url, f"DROP SCHEMA IF EXISTS {names} CASCADE")
+
+
+# The schemas this run has handed out, dropped when it ends: in one go, since dropping them one
+# test at a time (a psql process each) took a third of the PostgreSQL tests' time.
+_handed_out: List[str] = []
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
+def pg_server() -> Iterator[str]:
     """The test server's URL: CAIRN_TEST_PG, if a server answers there. Otherwise the test
     skips, saying why (a failure under CAIRN_NO_SKIP)."""
     url = os.environ.get("CAIRN_TEST_PG", "")
@@ -254,21 +261,37 @@ def pg_server() -> str:
         stamp = name[len(PG_PREFIX) :].split("_")[0]
         if stamp.isdigit() and int(stamp) + 3600 < time.time():
             drop_schema(url, name)
-    return url
+    yield url
+    drop_schema(url, *_handed_out)
 
 
 @pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """The server's URL with a fresh schema for cairn (``cairn_schema=...``) and another one,
-    first on the session's search path (``options=-csearch_path=...``), for the tables a test
-    creates with `migrate` or `execute`, which would otherwise land in ``public``, shared by
-    every run. Both are dropped afterwards."""
+def pg_schema(pg_server: str) -> str:
+    """A fresh schema name for the test's stores on the server (cairn creates the schema), and
+    with ``_tables`` appended, the name of the one for the test's own tables (`own_tables`)."""
     schema = fresh_schema()
-    tables = f"{schema}_tables"
-    pg_sql(pg_server, f'CREATE SCHEMA "{tables}"')
+    _handed_out.extend([schema, f"{schema}_tables"])
+    return schema
+
+
+@pytest.fixture
+def pg_url(pg_server: str, pg_schema: str) -> str:
+    """The server's URL with the test's schema for cairn (``cairn_schema=...``), and the one for
+    its own tables first on the session's search path (``options=-csearch_path=...``)."""
     sep = "&" if "?" in pg_server else "?"
-    yield with_schema(f"{pg_server}{sep}options=-csearch_path%3D{tables}", schema)
-    drop_schema(pg_server, schema, tables)
+    return with_schema(f"{pg_server}{sep}options=-csearch_path%3D{pg_schema}_tables", pg_schema)
+
+
+@pytest.fixture
+def own_tables(engine: str, request: pytest.FixtureRequest) -> None:
+    """For a test that creates tables of its own with `migrate` or `execute`: on PostgreSQL,
+    the schema they go in, first on the search path of `pg_url`. Without it they would land in
+    ``public``, shared by every run and every test (a second run would find them there); it
+    is made only for the tests that ask, being a psql process each."""
+    if engine == "postgres":
+        server: str = request.getfixturevalue("pg_server")
+        schema: str = request.getfixturevalue("pg_schema")
+        pg_sql(server, f'CREATE SCHEMA "{schema}_tables"')
 
 
 @pytest.fixture

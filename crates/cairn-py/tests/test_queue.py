@@ -212,9 +212,9 @@ def test_queue_operations_join_a_transaction_and_roll_back_with_it(any_store: ca
     ids=repr,
 )
 def test_bad_queue_items_are_refused_before_anything_is_queued(
-    any_store: cairn.Store, item: Any, error: type, match: str
+    store: cairn.Store, item: Any, error: type, match: str
 ) -> None:
-    q = any_store.ledger("q")
+    q = store.ledger("q")
     with pytest.raises(error, match=match):
         q.enqueue_items([cairn.QueueItem("good"), item])
     assert q.item("good") is None, "nothing of the batch was queued"

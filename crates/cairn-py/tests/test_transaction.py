@@ -10,7 +10,9 @@ import pytest
 import cairn
 
 
-def test_a_block_that_ends_normally_commits_everything_together(any_store: cairn.Store, engine: str) -> None:
+def test_a_block_that_ends_normally_commits_everything_together(
+    any_store: cairn.Store, engine: str, own_tables: None
+) -> None:
     any_store.migrate("app", ["CREATE TABLE orders (id TEXT PRIMARY KEY, qty INTEGER)"])
     p = "$" if engine == "postgres" else "?"  # the engine's own parameter syntax: $1 or ?1
     with any_store.transaction() as tx:
@@ -29,7 +31,7 @@ def test_a_block_that_ends_normally_commits_everything_together(any_store: cairn
     assert any_store.query("SELECT id, qty FROM orders") == [("o-17", 2)]
 
 
-def test_an_exception_rolls_everything_back_and_propagates(any_store: cairn.Store) -> None:
+def test_an_exception_rolls_everything_back_and_propagates(any_store: cairn.Store, own_tables: None) -> None:
     any_store.migrate("app", ["CREATE TABLE t (a INTEGER)"])
     any_store.cache("c")["k"] = "before"
 
