@@ -83,7 +83,8 @@ def test_the_library_keeps_a_held_lock_renewed(location: str) -> None:
     with store.lock("x", ttl=0.3):
         first = store.lock_holder("x")
         assert first is not None
-        # Renewed every ttl/3 by the library's thread; wait (with a deadline) to see it moved.
+        # Renewed every ttl/3 by the library's thread, through a connection of its own (on
+        # PostgreSQL, to the schema the URL names); wait (with a deadline) to see it moved.
         deadline = time.monotonic() + 30
         while True:
             now = store.lock_holder("x")
