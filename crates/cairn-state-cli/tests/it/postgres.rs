@@ -276,3 +276,35 @@ fn a_password_in_the_url_never_appears_in_any_output() {
     assert_eq!(code, 1, "{err}");
     assert!(!out.contains("secret") && !err.contains("secret"), "{out}{err}");
 }
+
+/// A password is hidden however it is written: with an unescaped `/`, `?` or `@` (the driver
+/// reads the user part to the first `@`, so it connects with them), or as a parameter whose
+/// name is percent-encoded. An `@` that ends the user part early makes the driver quote a part
+/// of the password as an unknown option: that is not shown either.
+#[test]
+fn a_password_with_unescaped_slashes_question_marks_or_an_encoded_name_never_appears() {
+    let Some(pg) = pg() else { return };
+    let reachable = pg.url().replacen("://postgres@", "://postgres:s3KRt/qZw?vXj@", 1);
+    assert!(reachable.contains(":s3KRt/qZw?vXj@127.0.0.1:5432/"), "{reachable}");
+    let runs = [
+        (reachable.clone(), vec!["cache", "set", "t", "text"], 0),
+        (reachable.clone(), vec!["cache", "incr", "t"], 7),
+        (reachable.clone(), vec!["backup", "copy.db"], 2),
+        (reachable.replacen(":5432/", ":1/", 1), vec!["cache", "get", "t"], 3),
+        (
+            "postgres://postgres@127.0.0.1:1/test?passw%6Frd=s3KRt/qZw?vXj".into(),
+            vec!["cache", "get", "t"],
+            3,
+        ),
+        ("postgres://postgres@127.0.0.1:1/test?%70assword=s3KRt/qZw?vXj".into(), vec!["doctor"], 3),
+        ("postgres://postgres:s3KRt/qZw@vXj@127.0.0.1:1/test".into(), vec!["cache", "get", "t"], 3),
+        ("postgres://postgres:s3KRt@qZw?vXj=x@127.0.0.1:1/test".into(), vec!["cache", "get", "t"], 2),
+    ];
+    for (url, args, expected) in runs {
+        let (code, out, err) = pg.run_at(&url, &args);
+        assert_eq!(code, expected, "{url} {args:?}: {err}");
+        for part in ["s3KRt", "qZw", "vXj"] {
+            assert!(!out.contains(part) && !err.contains(part), "{url} {args:?} shows {part:?}: {out}{err}");
+        }
+    }
+}
