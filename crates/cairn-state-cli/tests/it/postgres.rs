@@ -308,3 +308,28 @@ fn a_password_with_unescaped_slashes_question_marks_or_an_encoded_name_never_app
         }
     }
 }
+
+/// A role that may not log in or does not exist, and a database that does not exist, cannot
+/// use the server: exit 3, as an unreachable server; a schema name PostgreSQL reserves
+/// (`pg_...`) is a bad name: exit 2. All three exited 8, "PostgreSQL error".
+#[test]
+fn a_refused_role_or_a_missing_database_exits_3_and_a_reserved_schema_name_exits_2() {
+    let Some(mut pg) = pg() else { return };
+    let role = format!("cairn_test_nologin_{}", std::process::id());
+    pg.client.batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN")).unwrap();
+    let (server, db) =
+        pg.base.split('?').next().unwrap_or_default().rsplit_once('/').expect("a URL with a database");
+    let runs = [
+        (pg.url().replacen("://postgres@", &format!("://{role}@"), 1), 3, "not permitted to log in"),
+        (pg.url().replacen("://postgres@", "://cairn_test_no_such_role@", 1), 3, "does not exist"),
+        (format!("{server}/cairn_test_no_such_database"), 3, "does not exist"),
+        (format!("{server}/{db}?cairn_schema=pg_x"), 2, "pg_"),
+    ];
+    let results: Vec<_> = runs.iter().map(|(url, _, _)| pg.run_at(url, &["cache", "get", "k"])).collect();
+    pg.client.batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
+    for ((url, want, says), (code, out, err)) in runs.iter().zip(results) {
+        assert_eq!((code, out.as_str()), (*want, ""), "{url}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains(says), "{url}: {err}");
+    }
+}

@@ -104,6 +104,12 @@ impl Engine {
         if spec.schema.is_empty() || spec.schema.len() > 63 || spec.schema.contains('\0') {
             return Err(Error::invalid("a PostgreSQL schema name is 1 to 63 bytes without NUL"));
         }
+        if spec.schema.starts_with("pg_") {
+            return Err(Error::invalid(format!(
+                "schema name {:?}: names starting with pg_ are reserved for PostgreSQL's own schemas; choose another (?cairn_schema=NAME in the URL, or Options::schema)",
+                spec.schema
+            )));
+        }
         let config: postgres::Config = spec.url.parse().map_err(|e| {
             Error::invalid(format!(
                 "{}: not a PostgreSQL URL cairn can use ({e}); write postgres://user@host:port/database",
@@ -508,6 +514,11 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
             path,
             detail: format!("{}: check the role's privileges on cairn's schema", db.message()),
         };
+    }
+    // Class 28 (a role that may not log in, does not exist, or gave the wrong password) and a
+    // database that does not exist: the server is there, but cannot be used with this URL.
+    if code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME {
+        return Error::Refused { path, detail: format!("{} (SQLSTATE {})", db.message(), code.code()) };
     }
     if code.code().starts_with("08") || code.code().starts_with("57P") {
         return Error::Unavailable { path, detail: db.message().to_owned(), maybe_committed: false };
