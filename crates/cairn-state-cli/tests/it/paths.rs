@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::Env;
+use crate::{assert_one_line_error, Env};
 
 /// Writes through a `--db` value, then reads them back from a second process: only a real
 /// file could hold them.
@@ -78,4 +78,21 @@ fn zero_leases_and_ttls_and_an_oversized_busy_timeout_exit_2_saying_the_range() 
         crate::assert_one_line_error(&err);
     }
     assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "1\n", "nothing was claimed");
+}
+
+/// `--db /dev/null` (a reading or a writing command) is refused as a character device, exit 3,
+/// and leaves nothing beside it: it was a disk I/O error and a `/dev/null-journal` of mode
+/// 0666.
+#[test]
+fn a_device_as_db_is_refused_by_name_and_leaves_no_journal() {
+    let env = Env::new();
+    let journal = std::path::Path::new("/dev/null-journal");
+    let there_before = journal.exists();
+    for args in [&["cache", "get", "k"][..], &["cache", "set", "k", "v"], &["ledger", "mark", "x"]] {
+        let (code, out, err) = env.run(&[&["--db", "/dev/null"][..], args].concat());
+        assert_eq!((code, out.as_slice()), (3, &b""[..]), "{args:?}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains("/dev/null") && err.contains("a character device"), "{err}");
+    }
+    assert_eq!(journal.exists(), there_before, "a journal was left beside /dev/null");
 }

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::Path;
 
-use super::file::{check_owner, prepare_file, unwritable, FileId};
+use super::file::{check_owner, prepare_file, refuse_what_is_not_a_regular_file, unwritable, FileId};
 use super::schema::{self, SchemaStep};
 use super::{check_header, header_says_wal, side_file, sqlite_file_name, Identity, OpenSpec};
 use crate::error::{Error, Result};
@@ -26,6 +26,7 @@ pub(crate) fn open_file(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
     // and the one each write checks again are the same whatever the name looks like.
     let path = &sqlite_file_name(path)?;
+    refuse_what_is_not_a_regular_file(path)?;
     if req.read_only {
         return open_read_only(path, req);
     }
@@ -147,6 +148,7 @@ pub(crate) fn open_in_memory(req: &OpenRequest<'_>) -> Result<Opened> {
 /// A user's own SQLite file, for its migrations: created (0600) unless `read_only`; a cairn
 /// store is refused, its `user_version` being cairn's.
 pub(crate) fn open_plain(path: &Path, read_only: bool, busy_timeout: std::time::Duration) -> Result<Engine> {
+    refuse_what_is_not_a_regular_file(path)?;
     if !read_only {
         prepare_file(path)?;
     }
