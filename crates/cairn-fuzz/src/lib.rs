@@ -20,13 +20,13 @@ pub const TARGETS: &[(&str, Check)] =
 
 /// `parse_duration` on any text: never a panic; an error is `InvalidInput` and quotes the
 /// text; a bare number is refused; a duration it accepts reads back the same from its
-/// canonical spelling.
+/// canonical spelling (`format_duration`).
 pub fn duration(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match cairn::parse_duration(text) {
         Ok(d) => {
             assert!(!text.trim().chars().all(|c| c.is_ascii_digit()), "a bare number {text:?} was accepted");
-            let canonical = humantime::format_duration(d).to_string();
+            let canonical = cairn::format_duration(d);
             assert_eq!(cairn::parse_duration(&canonical).ok(), Some(d), "{text:?} -> {canonical:?}");
         }
         Err(e) => {

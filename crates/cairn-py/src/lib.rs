@@ -18,6 +18,13 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::HeldLock>()?;
     m.add_class::<handles::KeepAlive>()?;
     m.add_class::<handles::ManualClock>()?;
+    m.add_class::<conn::RawCacheLimits>()?;
+    m.add_class::<conn::RawCacheStats>()?;
+    m.add_class::<conn::RawItem>()?;
+    m.add_class::<conn::RawLedgerCounts>()?;
+    m.add_class::<conn::RawLockHolder>()?;
+    m.add_class::<conn::RawMigrationReport>()?;
+    m.add_class::<conn::RawMigrationStatus>()?;
     m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;

@@ -1,5 +1,6 @@
-"""Fixtures for the cairn Python suite: stores on temporary files, a manual clock, child
-processes read line by line with deadlines, and the cairn CLI binary."""
+"""Fixtures for the cairn Python suite: stores on temporary files, stores on each engine in
+turn (a file, then a schema on the PostgreSQL test server), a manual clock, child processes
+read line by line with deadlines, and the cairn CLI binary."""
 
 from __future__ import annotations
 
@@ -224,14 +225,22 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}cairn_schema={schema}"
 
 
-def drop_schema(url: str, schema: str) -> None:
-    _psql(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+def drop_schema(url: str, *schemas: str) -> None:
+    """Drop `schemas` and everything in them, fifty to a statement."""
+    for i in range(0, len(schemas), 50):
+        names = ", ".join(f'"{s}"' for s in schemas[i : i + 50])
+        _psql(url, f"DROP SCHEMA IF EXISTS {names} CASCADE")
+
+
+# The schemas this run has handed out, dropped when it ends: in one go, since dropping them one
+# test at a time (a psql process each) took a third of the PostgreSQL tests' time.
+_handed_out: List[str] = []
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
+def pg_server() -> Iterator[str]:
     """The test server's URL: CAIRN_TEST_PG, if a server answers there. Otherwise the test
-    skips, saying why (a failure under CAIRN_NO_SKIP=1)."""
+    skips, saying why (a failure under CAIRN_NO_SKIP)."""
     url = os.environ.get("CAIRN_TEST_PG", "")
     if not url:
         pytest.skip(
@@ -252,15 +261,37 @@ def pg_server() -> str:
         stamp = name[len(PG_PREFIX) :].split("_")[0]
         if stamp.isdigit() and int(stamp) + 3600 < time.time():
             drop_schema(url, name)
-    return url
+    yield url
+    drop_schema(url, *_handed_out)
 
 
 @pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """The server's URL with a fresh schema (``?cairn_schema=...``), dropped afterwards."""
+def pg_schema(pg_server: str) -> str:
+    """A fresh schema name for the test's stores on the server (cairn creates the schema), and
+    with ``_tables`` appended, the name of the one for the test's own tables (`own_tables`)."""
     schema = fresh_schema()
-    yield with_schema(pg_server, schema)
-    drop_schema(pg_server, schema)
+    _handed_out.extend([schema, f"{schema}_tables"])
+    return schema
+
+
+@pytest.fixture
+def pg_url(pg_server: str, pg_schema: str) -> str:
+    """The server's URL with the test's schema for cairn (``cairn_schema=...``), and the one for
+    its own tables first on the session's search path (``options=-csearch_path=...``)."""
+    sep = "&" if "?" in pg_server else "?"
+    return with_schema(f"{pg_server}{sep}options=-csearch_path%3D{pg_schema}_tables", pg_schema)
+
+
+@pytest.fixture
+def own_tables(engine: str, request: pytest.FixtureRequest) -> None:
+    """For a test that creates tables of its own with `migrate` or `execute`: on PostgreSQL,
+    the schema they go in, first on the search path of `pg_url`. Without it they would land in
+    ``public``, shared by every run and every test (a second run would find them there); it
+    is made only for the tests that ask, being a psql process each."""
+    if engine == "postgres":
+        server: str = request.getfixturevalue("pg_server")
+        schema: str = request.getfixturevalue("pg_schema")
+        pg_sql(server, f'CREATE SCHEMA "{schema}_tables"')
 
 
 @pytest.fixture
@@ -271,10 +302,56 @@ def pg(pg_url: str, clock: ManualClock) -> Iterator[cairn.Store]:
     s.close()
 
 
+# ---- either engine ----------------------------------------------------------------------------
+# A test whose promise holds on either engine takes `any_store` (or `any_clocked`, or
+# `location`) and runs twice: test_x[file], then test_x[postgres] on a fresh schema of the test
+# server (skipped, saying why, without one; a failure under CAIRN_NO_SKIP). Tests of what only
+# a file has (fork, processes on one file, the sqlite3 guard, WAL) keep the file fixtures.
+
+
+@pytest.fixture(params=["file", "postgres"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine the test runs on: ``"file"``, then ``"postgres"``."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def location(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a fresh store lives on `engine`: a file path, or the test server's URL with a
+    fresh schema (`pg_url`)."""
+    if engine == "file":
+        return str(tmp_path / "state.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def any_store(location: str) -> Iterator[cairn.Store]:
+    """A fresh store on each engine in turn, closed afterwards."""
+    s = cairn.Store(location)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def any_clocked(location: str, clock: ManualClock) -> Iterator[cairn.Store]:
+    """A fresh store on each engine in turn whose time is `clock`'s."""
+    s = cairn.Store(location, clock=clock)
+    yield s
+    s.close()
+
+
+def no_skip() -> bool:
+    """Whether a skip must fail instead: ``CAIRN_NO_SKIP`` set, not empty and not ``0``, the
+    rule of the Rust tests (cairn-testkit's `must_not_skip`) and of the README. CI sets it:
+    whatever a test needs from the machine must be there."""
+    return os.environ.get("CAIRN_NO_SKIP", "") not in ("", "0")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Under CAIRN_NO_SKIP=1 (CI), a skipped test is a failed one: whatever it needs from the
-    machine must be there."""
+    """Under CAIRN_NO_SKIP (see `no_skip`), a skipped test is a failed one."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if not report.skipped or hasattr(report, "wasxfail"):
@@ -284,6 +361,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         with open(log, "a") as f:
             f.write(f"python {item.nodeid}: {reason}\n")
-    if os.environ.get("CAIRN_NO_SKIP") == "1":
+    if no_skip():
         report.outcome = "failed"
-        report.longrepr = f"skipped under CAIRN_NO_SKIP=1: {report.longrepr}"
+        report.longrepr = f"skipped under CAIRN_NO_SKIP={os.environ['CAIRN_NO_SKIP']}: {report.longrepr}"

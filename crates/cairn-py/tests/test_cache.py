@@ -11,8 +11,8 @@ import cairn
 from cairn.testing import ManualClock
 
 
-def test_the_mapping_protocol_reads_writes_and_deletes(store: cairn.Store) -> None:
-    c = store.cache("m")
+def test_the_mapping_protocol_reads_writes_and_deletes(any_store: cairn.Store) -> None:
+    c = any_store.cache("m")
     c["a"] = 1
     c["b"] = "two"
     assert c["a"] == 1 and c["b"] == "two"
@@ -28,8 +28,8 @@ def test_the_mapping_protocol_reads_writes_and_deletes(store: cairn.Store) -> No
         c["a"]
 
 
-def test_get_returns_the_default_only_on_a_miss_so_a_stored_none_is_a_hit(store: cairn.Store) -> None:
-    c = store.cache("m")
+def test_get_returns_the_default_only_on_a_miss_so_a_stored_none_is_a_hit(any_store: cairn.Store) -> None:
+    c = any_store.cache("m")
     c["none"] = None
     assert c.get("none", "default") is None
     assert c["none"] is None
@@ -37,9 +37,9 @@ def test_get_returns_the_default_only_on_a_miss_so_a_stored_none_is_a_hit(store:
 
 
 def test_delete_and_touch_report_whether_a_fresh_entry_was_there(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    c = clocked.cache("m")
+    c = any_clocked.cache("m")
     c.set("k", 1, ttl=10)
     assert c.touch("k", ttl=100) is True
     clock.advance(50)
@@ -53,9 +53,9 @@ def test_delete_and_touch_report_whether_a_fresh_entry_was_there(
 
 
 def test_incr_counts_from_zero_keeps_the_expiry_and_reads_back_as_an_int(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    c = clocked.cache("m")
+    c = any_clocked.cache("m")
     assert c.incr("n") == 1
     assert c.incr("n", 10) == 11
     assert c.decr("n", 2) == 9
@@ -75,8 +75,8 @@ def test_incr_counts_from_zero_keeps_the_expiry_and_reads_back_as_an_int(
         c.incr("n", 1.5)  # type: ignore[arg-type]
 
 
-def test_keys_are_sorted_fresh_and_filtered_by_prefix(clocked: cairn.Store, clock: ManualClock) -> None:
-    c = clocked.cache("m")
+def test_keys_are_sorted_fresh_and_filtered_by_prefix(any_clocked: cairn.Store, clock: ManualClock) -> None:
+    c = any_clocked.cache("m")
     for k in ["b/2", "a/1", "b/1", "c"]:
         c[k] = k
     c.set("b/3", 0, ttl=1)
@@ -86,30 +86,30 @@ def test_keys_are_sorted_fresh_and_filtered_by_prefix(clocked: cairn.Store, cloc
     assert c.keys("zzz") == []
 
 
-def test_clear_empties_one_namespace_only(store: cairn.Store) -> None:
-    a, b = store.cache("a"), store.cache("b")
+def test_clear_empties_one_namespace_only(any_store: cairn.Store) -> None:
+    a, b = any_store.cache("a"), any_store.cache("b")
     a["x"] = a["y"] = 1
     b["x"] = 1
     assert a.clear() == 2
     assert a.keys() == [] and b.keys() == ["x"]
-    assert store.cache_namespaces() == ["b"], "a has neither entries nor statistics left"
+    assert any_store.cache_namespaces() == ["b"], "a has neither entries nor statistics left"
 
 
-def test_clear_with_a_prefix_removes_only_those_keys(store: cairn.Store) -> None:
-    c = store.cache("p")
+def test_clear_with_a_prefix_removes_only_those_keys(any_store: cairn.Store) -> None:
+    c = any_store.cache("p")
     for k in ["user:1", "user:2", "users", "page:1"]:
         c[k] = 1
     assert c.clear(prefix="user:") == 2
     assert c.keys() == ["page:1", "users"]
     assert c.clear(prefix="nothing") == 0
-    with store.transaction() as tx:
+    with any_store.transaction() as tx:
         assert tx.cache("p").clear(prefix="u") == 1
     assert c.keys() == ["page:1"]
     assert c.clear(prefix="") == 1, "the empty prefix is every key"
 
 
-def test_stats_count_hits_misses_and_entries(store: cairn.Store) -> None:
-    c = store.cache("s")
+def test_stats_count_hits_misses_and_entries(any_store: cairn.Store) -> None:
+    c = any_store.cache("s")
     c["k"] = "v"
     c.get("k")
     c.get("k")
@@ -118,11 +118,11 @@ def test_stats_count_hits_misses_and_entries(store: cairn.Store) -> None:
     assert (s.entries, s.hits, s.misses, s.evictions) == (1, 2, 1, 0)
     assert s.hit_rate == pytest.approx(2 / 3)
     assert s.limits == cairn.CacheLimits()
-    assert store.cache("never-read").stats().hit_rate is None
+    assert any_store.cache("never-read").stats().hit_rate is None
 
 
-def test_limits_evict_the_least_recently_stored_first(store: cairn.Store) -> None:
-    c = store.cache("bounded")
+def test_limits_evict_the_least_recently_stored_first(any_store: cairn.Store) -> None:
+    c = any_store.cache("bounded")
     c.set_limits(max_entries=2)
     assert c.limits() == cairn.CacheLimits(max_entries=2, max_bytes=None, eviction="lrs")
     c["a"], c["b"], c["c"] = 1, 2, 3
@@ -134,8 +134,8 @@ def test_limits_evict_the_least_recently_stored_first(store: cairn.Store) -> Non
         c.set_limits(max_entries=2, eviction="fifo")
 
 
-def test_get_or_set_computes_on_a_miss_only_and_returns_the_stored_form(store: cairn.Store) -> None:
-    c = store.cache("g")
+def test_get_or_set_computes_on_a_miss_only_and_returns_the_stored_form(any_store: cairn.Store) -> None:
+    c = any_store.cache("g")
     calls = []
 
     def compute() -> tuple[int, str]:
@@ -147,8 +147,8 @@ def test_get_or_set_computes_on_a_miss_only_and_returns_the_stored_form(store: c
     assert len(calls) == 1
 
 
-def test_get_or_set_stores_nothing_when_the_computation_raises(store: cairn.Store) -> None:
-    c = store.cache("g")
+def test_get_or_set_stores_nothing_when_the_computation_raises(any_store: cairn.Store) -> None:
+    c = any_store.cache("g")
 
     class Boom(Exception):
         pass
@@ -171,18 +171,18 @@ def test_get_or_set_of_an_unstorable_result_raises_and_stores_nothing(store: cai
         c.get_or_set("k", 42)  # type: ignore[arg-type]
 
 
-def test_a_compute_may_use_the_same_store_on_the_same_thread(store: cairn.Store) -> None:
-    c = store.cache("g")
+def test_a_compute_may_use_the_same_store_on_the_same_thread(any_store: cairn.Store) -> None:
+    c = any_store.cache("g")
 
     def compute() -> int:
         c["inner"] = 5  # re-enters the connection the outer call holds
-        return c["inner"] + store.cache("other").incr("n")
+        return c["inner"] + any_store.cache("other").incr("n")
 
     assert c.get_or_set("k", compute) == 6
 
 
-def test_threads_missing_one_key_together_compute_it_once(path: str) -> None:
-    store = cairn.Store(path)
+def test_threads_missing_one_key_together_compute_it_once(location: str) -> None:
+    store = cairn.Store(location)
     c = store.cache("g")
     started = threading.Barrier(4, timeout=60)
     calls = []
@@ -214,16 +214,16 @@ def test_threads_missing_one_key_together_compute_it_once(path: str) -> None:
     store.close()
 
 
-def test_keys_and_namespaces_that_the_library_refuses_raise_invalid_input(store: cairn.Store) -> None:
+def test_keys_and_namespaces_that_the_library_refuses_raise_invalid_input(any_store: cairn.Store) -> None:
     with pytest.raises(cairn.InvalidInputError, match="empty"):
-        store.cache("m").set("", 1)
+        any_store.cache("m").set("", 1)
     with pytest.raises(cairn.InvalidInputError):
-        store.cache("m").set("a\0b", 1)
+        any_store.cache("m").set("a\0b", 1)
     with pytest.raises(cairn.InvalidInputError):
-        store.cache("m").set("k" * 5000, 1)
+        any_store.cache("m").set("k" * 5000, 1)
     with pytest.raises(cairn.InvalidInputError):
-        store.cache("").get("k")
+        any_store.cache("").get("k")
     with pytest.raises(TypeError):
-        store.cache("m").get(42)  # type: ignore[arg-type]
+        any_store.cache("m").get(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        store.cache(42)  # type: ignore[arg-type]
+        any_store.cache(42)  # type: ignore[arg-type]

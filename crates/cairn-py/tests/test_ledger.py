@@ -10,8 +10,8 @@ import cairn
 from cairn.testing import ManualClock
 
 
-def test_filter_new_keeps_input_order_and_the_callers_own_objects(store: cairn.Store) -> None:
-    ledger = store.ledger("l")
+def test_filter_new_keeps_input_order_and_the_callers_own_objects(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l")
     ledger.mark_done_many(["b", "7"])
     ids: list[str | int] = ["c", "b", 7, "a", 8]
     todo = ledger.filter_new(ids)
@@ -21,16 +21,16 @@ def test_filter_new_keeps_input_order_and_the_callers_own_objects(store: cairn.S
     assert ledger.filter_new([]) == []
 
 
-def test_ints_are_ids_by_their_decimal_text(store: cairn.Store) -> None:
-    ledger = store.ledger("l")
+def test_ints_are_ids_by_their_decimal_text(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l")
     assert ledger.mark_done(42)
     assert "42" in ledger and 42 in ledger
     assert ledger.is_done("42")
     assert 4.2 not in ledger
 
 
-def test_failures_retry_then_give_up_after_max_attempts(store: cairn.Store) -> None:
-    ledger = store.ledger("l", max_attempts=2)
+def test_failures_retry_then_give_up_after_max_attempts(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l", max_attempts=2)
     assert ledger.fail("x", "first") is cairn.ItemState.PENDING
     assert ledger.filter_new(["x"]) == ["x"], "a failed item still needs work"
     assert ledger.fail("x", ValueError("second")) == "failed"
@@ -43,8 +43,8 @@ def test_failures_retry_then_give_up_after_max_attempts(store: cairn.Store) -> N
     assert ledger.fail("y", "late") is cairn.ItemState.DONE, "a done item stays done"
 
 
-def test_results_are_kept_with_their_type_and_the_first_one_wins(store: cairn.Store) -> None:
-    ledger = store.ledger("l")
+def test_results_are_kept_with_their_type_and_the_first_one_wins(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l")
     assert ledger.mark_done("a", result={"rows": 3})
     assert not ledger.mark_done("a", result={"rows": 4})
     assert ledger.result("a") == {"rows": 3}
@@ -55,8 +55,8 @@ def test_results_are_kept_with_their_type_and_the_first_one_wins(store: cairn.St
     assert ledger.item("never") is None
 
 
-def test_each_marks_an_id_done_only_when_its_loop_body_finished(store: cairn.Store) -> None:
-    ledger = store.ledger("l")
+def test_each_marks_an_id_done_only_when_its_loop_body_finished(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l")
     seen = []
     with pytest.raises(RuntimeError):
         for id in ledger.each(["a", "b", "c"]):
@@ -69,8 +69,8 @@ def test_each_marks_an_id_done_only_when_its_loop_body_finished(store: cairn.Sto
     assert ledger.filter_new(["a", "b", "c"]) == []
 
 
-def test_claims_hand_each_queued_item_to_one_worker_in_order(store: cairn.Store) -> None:
-    ledger = store.ledger("q")
+def test_claims_hand_each_queued_item_to_one_worker_in_order(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("q")
     assert ledger.enqueue(["1", "2", "3"]) == 3
     assert ledger.enqueue(["2", "4"]) == 1, "known ids are skipped"
     got = []
@@ -82,9 +82,9 @@ def test_claims_hand_each_queued_item_to_one_worker_in_order(store: cairn.Store)
 
 
 def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back_after_its_backoff(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    ledger = clocked.ledger("q", max_attempts=3)
+    ledger = any_clocked.ledger("q", max_attempts=3)
     ledger.enqueue(["job"])
     claim = ledger.claim_next(lease=30)
     assert claim is not None
@@ -101,8 +101,8 @@ def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back_a
     assert again is not None and again.id == "job"
 
 
-def test_a_claim_completed_inside_its_block_is_not_completed_twice(store: cairn.Store) -> None:
-    ledger = store.ledger("q")
+def test_a_claim_completed_inside_its_block_is_not_completed_twice(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("q")
     ledger.enqueue(["a"])
     claim = ledger.claim_next()
     assert claim is not None
@@ -112,9 +112,9 @@ def test_a_claim_completed_inside_its_block_is_not_completed_twice(store: cairn.
 
 
 def test_a_lease_that_ran_out_is_claimed_by_the_next_worker_and_extend_keeps_it(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    ledger = clocked.ledger("q")
+    ledger = any_clocked.ledger("q")
     ledger.enqueue(["a", "b"])
     a = ledger.claim("a", lease=10, worker="w1")
     assert a is not None and a.worker == "w1"
@@ -134,8 +134,8 @@ def test_a_lease_that_ran_out_is_claimed_by_the_next_worker_and_extend_keeps_it(
     assert ledger.held_claim("a", "w1") is None
 
 
-def test_claims_need_a_positive_lease(store: cairn.Store) -> None:
-    ledger = store.ledger("q")
+def test_claims_need_a_positive_lease(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("q")
     ledger.enqueue(["a"])
     with pytest.raises(cairn.InvalidInputError, match="lease"):
         ledger.claim_next(lease=0)
@@ -143,8 +143,8 @@ def test_claims_need_a_positive_lease(store: cairn.Store) -> None:
         ledger.claim_next(lease=-5)
 
 
-def test_list_pages_through_items_by_state(store: cairn.Store) -> None:
-    ledger = store.ledger("l")
+def test_list_pages_through_items_by_state(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("l")
     ledger.mark_done_many(["a", "b", "c"])
     ledger.fail("d", "no")
     assert [i.id for i in ledger.list(limit=2)] == ["a", "b"]
@@ -155,11 +155,11 @@ def test_list_pages_through_items_by_state(store: cairn.Store) -> None:
         ledger.list(state="finished")
     assert ledger.delete("a") and not ledger.delete("a")
     assert ledger.clear() == 3
-    assert store.ledger_namespaces() == []
+    assert any_store.ledger_namespaces() == []
 
 
-def test_complete_many_fences_each_claim_and_settles_them(clocked: cairn.Store, clock: ManualClock) -> None:
-    ledger = clocked.ledger("q")
+def test_complete_many_fences_each_claim_and_settles_them(any_clocked: cairn.Store, clock: ManualClock) -> None:
+    ledger = any_clocked.ledger("q")
     ledger.enqueue(["a", "b", "c"])
     stale = ledger.claim_next(lease=5, worker="w0")
     assert stale is not None
@@ -175,8 +175,8 @@ def test_complete_many_fences_each_claim_and_settles_them(clocked: cairn.Store, 
         ledger.complete_many(["a"])  # type: ignore[list-item]
 
 
-def test_claim_next_many_hands_out_a_batch_in_queue_order(store: cairn.Store) -> None:
-    ledger = store.ledger("q")
+def test_claim_next_many_hands_out_a_batch_in_queue_order(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("q")
     ledger.enqueue(["a", "b", "c"])
     batch = ledger.claim_next_many(2, lease=60, worker="w")
     assert [c.id for c in batch] == ["a", "b"]

@@ -11,8 +11,8 @@ import cairn
 from cairn.testing import ManualClock
 
 
-def test_a_held_lock_refuses_a_second_holder_until_released(path: str) -> None:
-    a, b = cairn.Store(path), cairn.Store(path)
+def test_a_held_lock_refuses_a_second_holder_until_released(location: str) -> None:
+    a, b = cairn.Store(location), cairn.Store(location)
     with a.lock("nightly", ttl="10m", timeout=0) as lk:
         assert lk.held
         holder = b.lock_holder("nightly")
@@ -63,9 +63,9 @@ def test_a_waiting_acquire_takes_the_lock_once_the_holder_releases_it(store: cai
 
 
 def test_a_lock_past_its_ttl_is_free_and_the_late_holder_learns_it_lost_it(
-    path: str, clock: ManualClock
+    location: str, clock: ManualClock
 ) -> None:
-    store = cairn.Store(path, clock=clock)
+    store = cairn.Store(location, clock=clock)
     lk = store.lock("x", ttl=10, keep_alive=False)
     assert lk.acquire(timeout=0)
     clock.advance(11)
@@ -78,12 +78,13 @@ def test_a_lock_past_its_ttl_is_free_and_the_late_holder_learns_it_lost_it(
     store.close()
 
 
-def test_the_library_keeps_a_held_lock_renewed(path: str) -> None:
-    store = cairn.Store(path)
+def test_the_library_keeps_a_held_lock_renewed(location: str) -> None:
+    store = cairn.Store(location)
     with store.lock("x", ttl=0.3):
         first = store.lock_holder("x")
         assert first is not None
-        # Renewed every ttl/3 by the library's thread; wait (with a deadline) to see it moved.
+        # Renewed every ttl/3 by the library's thread, through a connection of its own (on
+        # PostgreSQL, to the schema the URL names); wait (with a deadline) to see it moved.
         deadline = time.monotonic() + 30
         while True:
             now = store.lock_holder("x")
@@ -96,8 +97,8 @@ def test_the_library_keeps_a_held_lock_renewed(path: str) -> None:
     store.close()
 
 
-def test_a_lock_of_max_holders_admits_that_many_and_names_them_when_full(path: str) -> None:
-    a, b = cairn.Store(path), cairn.Store(path)
+def test_a_lock_of_max_holders_admits_that_many_and_names_them_when_full(location: str) -> None:
+    a, b = cairn.Store(location), cairn.Store(location)
     with a.lock("pool", max=2, timeout=0), b.lock("pool", max=2, timeout=0):
         assert [h.slot for h in b.lock_holders("pool", max=2)] == [0, 1]
         with pytest.raises(cairn.LockHeldError, match="held by its 2 holders at most"):

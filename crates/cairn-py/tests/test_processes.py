@@ -1,5 +1,6 @@
-"""Several processes on one file: counters, compute-once, a shared queue with a killed worker,
-and locks. Children are real processes (tests/child.py) killed with SIGKILL."""
+"""Several processes on one file: counters, compute-once, a shared queue with a killed worker
+(on a file and on the PostgreSQL test server), and locks. Children are real processes
+(tests/child.py) killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -101,19 +102,19 @@ def test_a_computation_that_raises_hands_over_to_the_next_waiter(
 
 
 def test_workers_drain_a_queue_exactly_once_and_take_over_a_killed_workers_item(
-    path: str, children: list[Child]
+    location: str, children: list[Child]
 ) -> None:
     ids = [f"item-{i:03}" for i in range(200)]
-    with cairn.Store(path) as s:
+    with cairn.Store(location) as s:
         assert s.ledger("queue").enqueue(ids) == 200
     # One worker claims an item and dies holding it (lease: an hour).
-    victim = Child("worker", path, "queue", "3600", "1")
+    victim = Child("worker", location, "queue", "3600", "1")
     children.append(victim)
     line = victim.line()
     assert line is not None and line.startswith("holding "), victim.stderr()
     held = line.split()[1]
     victim.kill()
-    workers = [Child("worker", path, "queue", "3600", "0") for _ in range(4)]
+    workers = [Child("worker", location, "queue", "3600", "0") for _ in range(4)]
     children.extend(workers)
     done: list[str] = []
     for w in workers:
@@ -123,7 +124,7 @@ def test_workers_drain_a_queue_exactly_once_and_take_over_a_killed_workers_item(
         done.extend(line.split()[1] for line in out[:-1])
     assert sorted(done) == ids, "every item exactly once"
     assert held in done, "the dead worker's item was taken over at once, not after its hour"
-    with cairn.Store(path) as s:
+    with cairn.Store(location) as s:
         assert s.ledger("queue").counts() == cairn.LedgerCounts(pending=0, claimed=0, done=200, failed=0)
 
 

@@ -23,8 +23,8 @@ def claim_ids(ledger: cairn.Ledger) -> List[str]:
     return out
 
 
-def test_a_delayed_item_is_not_handed_out_before_it_is_due(clocked: cairn.Store, clock: ManualClock) -> None:
-    q = clocked.ledger("q")
+def test_a_delayed_item_is_not_handed_out_before_it_is_due(any_clocked: cairn.Store, clock: ManualClock) -> None:
+    q = any_clocked.ledger("q")
     assert q.enqueue_items([cairn.QueueItem("later", delay=60), cairn.QueueItem("now")]) == 2
     later = q.item("later")
     assert later is not None and later.due == START + datetime.timedelta(seconds=60)
@@ -36,9 +36,9 @@ def test_a_delayed_item_is_not_handed_out_before_it_is_due(clocked: cairn.Store,
 
 
 def test_not_before_takes_an_aware_datetime_or_rfc3339_text_and_delays_take_every_duration_form(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    q = clocked.ledger("q")
+    q = any_clocked.ledger("q")
     q.enqueue_items(
         [
             cairn.QueueItem("dt", not_before=datetime.datetime(2020, 1, 1, 1, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))),
@@ -63,9 +63,9 @@ def test_not_before_takes_an_aware_datetime_or_rfc3339_text_and_delays_take_ever
 
 
 def test_enqueue_with_a_delay_holds_plain_ids_back_and_known_ids_are_skipped(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    q = clocked.ledger("q")
+    q = any_clocked.ledger("q")
     assert q.enqueue(["a", "b"], delay="1m") == 2
     assert q.enqueue_items([cairn.QueueItem("a", data="new data"), cairn.QueueItem("c")]) == 1
     assert claim_ids(q) == ["c"]
@@ -80,8 +80,8 @@ def test_enqueue_with_a_delay_holds_plain_ids_back_and_known_ids_are_skipped(
      [1, "two"], True, False],
     ids=repr,
 )
-def test_data_comes_back_to_the_worker_with_its_type(store: cairn.Store, data: Any) -> None:
-    q = store.ledger("q")
+def test_data_comes_back_to_the_worker_with_its_type(any_store: cairn.Store, data: Any) -> None:
+    q = any_store.ledger("q")
     q.enqueue_items([cairn.QueueItem("job", data=data)])
     claim = q.claim_next()
     assert claim is not None
@@ -91,8 +91,8 @@ def test_data_comes_back_to_the_worker_with_its_type(store: cairn.Store, data: A
     assert item is not None and item.data == want and type(item.data) is type(want)
 
 
-def test_an_item_without_data_reads_none_and_a_tuple_reads_as_a_list(store: cairn.Store) -> None:
-    q = store.ledger("q")
+def test_an_item_without_data_reads_none_and_a_tuple_reads_as_a_list(any_store: cairn.Store) -> None:
+    q = any_store.ledger("q")
     q.enqueue(["plain"])
     q.enqueue_items([cairn.QueueItem("tuple", data=(1, 2))])
     a, b = q.claim_next_many(2)
@@ -100,9 +100,9 @@ def test_an_item_without_data_reads_none_and_a_tuple_reads_as_a_list(store: cair
 
 
 def test_attempts_count_up_and_each_failure_doubles_the_backoff_within_its_jitter(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    q = clocked.ledger("q", max_attempts=5, retry_delay=10)
+    q = any_clocked.ledger("q", max_attempts=5, retry_delay=10)
     assert q.retry_delay == 10.0
     q.enqueue_items([cairn.QueueItem("job", data={"page": 1})])
     for attempt in range(1, 5):
@@ -123,8 +123,8 @@ def test_attempts_count_up_and_each_failure_doubles_the_backoff_within_its_jitte
     assert q.filter_new(["job"]) == []
 
 
-def test_a_zero_retry_delay_hands_a_failed_item_out_again_at_once(store: cairn.Store) -> None:
-    q = store.ledger("q", retry_delay=0)
+def test_a_zero_retry_delay_hands_a_failed_item_out_again_at_once(any_store: cairn.Store) -> None:
+    q = any_store.ledger("q", retry_delay=0)
     q.enqueue(["a"])
     first = q.claim_next()
     assert first is not None
@@ -135,20 +135,20 @@ def test_a_zero_retry_delay_hands_a_failed_item_out_again_at_once(store: cairn.S
     assert again is not None and again.id == "a" and again.attempt == 2
 
 
-def test_the_default_retry_delay_is_the_librarys_and_bad_ones_are_refused_when_given(store: cairn.Store) -> None:
-    assert store.ledger("q").retry_delay == 1.0
-    with store.transaction() as tx:
+def test_the_default_retry_delay_is_the_librarys_and_bad_ones_are_refused_when_given(any_store: cairn.Store) -> None:
+    assert any_store.ledger("q").retry_delay == 1.0
+    with any_store.transaction() as tx:
         assert tx.ledger("q", retry_delay="2m").retry_delay == 120.0
     with pytest.raises(cairn.InvalidInputError, match="negative"):
-        store.ledger("q", retry_delay=-1)
+        any_store.ledger("q", retry_delay=-1)
     with pytest.raises(TypeError):
-        store.ledger("q", retry_delay=[1])  # type: ignore[arg-type]
+        any_store.ledger("q", retry_delay=[1])  # type: ignore[arg-type]
     with pytest.raises(cairn.InvalidInputError):
-        store.ledger("q", retry_delay="soon")
+        any_store.ledger("q", retry_delay="soon")
 
 
-def test_given_up_items_are_put_back_with_their_attempts_reset(store: cairn.Store) -> None:
-    q = store.ledger("q", max_attempts=1)
+def test_given_up_items_are_put_back_with_their_attempts_reset(any_store: cairn.Store) -> None:
+    q = any_store.ledger("q", max_attempts=1)
     q.enqueue(["a", "b", "c"])
     for _ in range(3):
         claim = q.claim_next()
@@ -166,9 +166,9 @@ def test_given_up_items_are_put_back_with_their_attempts_reset(store: cairn.Stor
 
 
 def test_prune_deletes_only_items_done_longer_ago_and_a_rerun_then_redoes_them(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    q = clocked.ledger("q")
+    q = any_clocked.ledger("q")
     q.mark_done("old")
     q.fail("failing", "no")
     clock.advance("10d")
@@ -182,13 +182,13 @@ def test_prune_deletes_only_items_done_longer_ago_and_a_rerun_then_redoes_them(
         q.prune_done(-1)
 
 
-def test_queue_operations_join_a_transaction_and_roll_back_with_it(store: cairn.Store) -> None:
+def test_queue_operations_join_a_transaction_and_roll_back_with_it(any_store: cairn.Store) -> None:
     with pytest.raises(RuntimeError):
-        with store.transaction() as tx:
+        with any_store.transaction() as tx:
             assert tx.ledger("q").enqueue_items([cairn.QueueItem("a", data=1)]) == 1
             raise RuntimeError("abort")
-    assert store.ledger("q").item("a") is None
-    with store.transaction() as tx:
+    assert any_store.ledger("q").item("a") is None
+    with any_store.transaction() as tx:
         tx.ledger("q").enqueue_items([cairn.QueueItem("a", data=1)])
         claim = tx.ledger("q").claim_next()
         assert claim is not None and claim.data == 1

@@ -15,8 +15,8 @@ from cairn.testing import ManualClock
 from conftest import Child
 
 
-def test_set_twice_keeps_one_entry_and_the_last_value(store: cairn.Store) -> None:
-    c = store.cache("upsert")
+def test_set_twice_keeps_one_entry_and_the_last_value(any_store: cairn.Store) -> None:
+    c = any_store.cache("upsert")
     c.set("k", "first")
     c.set("k", "second")
     assert c["k"] == "second"
@@ -24,23 +24,23 @@ def test_set_twice_keeps_one_entry_and_the_last_value(store: cairn.Store) -> Non
     assert c.keys() == ["k"]
 
 
-def test_add_does_not_overwrite_a_fresh_entry(store: cairn.Store) -> None:
-    c = store.cache("upsert")
+def test_add_does_not_overwrite_a_fresh_entry(any_store: cairn.Store) -> None:
+    c = any_store.cache("upsert")
     assert c.add("k", 1) is True
     assert c.add("k", 2) is False
     assert c["k"] == 1
 
 
-def test_mark_done_is_true_once_and_mark_done_many_counts_only_new_ids(store: cairn.Store) -> None:
-    ledger = store.ledger("jobs")
+def test_mark_done_is_true_once_and_mark_done_many_counts_only_new_ids(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("jobs")
     assert ledger.mark_done("a") is True
     assert ledger.mark_done("a") is False
     assert ledger.mark_done_many(["a", "b", "c", "b"]) == 2
     assert ledger.counts().done == 3
 
 
-def test_a_rerun_of_a_filter_and_mark_loop_does_nothing(store: cairn.Store) -> None:
-    ledger = store.ledger("backfill")
+def test_a_rerun_of_a_filter_and_mark_loop_does_nothing(any_store: cairn.Store) -> None:
+    ledger = any_store.ledger("backfill")
     ids = [f"order-{i}" for i in range(50)]
     worked = []
     for _ in range(2):
@@ -52,9 +52,9 @@ def test_a_rerun_of_a_filter_and_mark_loop_does_nothing(store: cairn.Store) -> N
 
 
 def test_an_entry_is_a_hit_until_its_ttl_then_a_miss_everywhere_until_swept(
-    clocked: cairn.Store, clock: ManualClock
+    any_clocked: cairn.Store, clock: ManualClock
 ) -> None:
-    c = clocked.cache("ttl")
+    c = any_clocked.cache("ttl")
     c.set("k", "v", ttl=10)
     c.set("forever", "v")
     clock.advance(9.999)
@@ -72,10 +72,10 @@ def test_an_entry_is_a_hit_until_its_ttl_then_a_miss_everywhere_until_swept(
     assert c.sweep() == 0
 
 
-def test_ttls_are_seconds_timedeltas_or_duration_strings(clocked: cairn.Store, clock: ManualClock) -> None:
+def test_ttls_are_seconds_timedeltas_or_duration_strings(any_clocked: cairn.Store, clock: ManualClock) -> None:
     import datetime
 
-    c = clocked.cache("ttl")
+    c = any_clocked.cache("ttl")
     c.set("int", 1, ttl=60)
     c.set("float", 1, ttl=59.5)
     c.set("td", 1, ttl=datetime.timedelta(seconds=61))

@@ -10,75 +10,78 @@ import pytest
 import cairn
 
 
-def test_a_block_that_ends_normally_commits_everything_together(store: cairn.Store) -> None:
-    store.migrate("app", ["CREATE TABLE orders (id TEXT PRIMARY KEY, qty INTEGER)"])
-    with store.transaction() as tx:
-        assert store.in_transaction
+def test_a_block_that_ends_normally_commits_everything_together(
+    any_store: cairn.Store, engine: str, own_tables: None
+) -> None:
+    any_store.migrate("app", ["CREATE TABLE orders (id TEXT PRIMARY KEY, qty INTEGER)"])
+    p = "$" if engine == "postgres" else "?"  # the engine's own parameter syntax: $1 or ?1
+    with any_store.transaction() as tx:
+        assert any_store.in_transaction
         assert tx.cache("stock").incr("apples", -1) == -1
         tx.cache("orders")["o-17"] = "apples"
         assert tx.ledger("orders").mark_done("o-17")
         tx.checkpoint("export").set({"page": 3})
-        assert tx.execute("INSERT INTO orders VALUES (?1, ?2)", ("o-17", 2)) == 1
+        assert tx.execute(f"INSERT INTO orders VALUES ({p}1, {p}2)", ("o-17", 2)) == 1
         assert tx.query("SELECT qty FROM orders") == [(2,)], "sees its own writes"
-    assert not store.in_transaction
-    assert store.cache("stock")["apples"] == -1
-    assert store.cache("orders")["o-17"] == "apples"
-    assert "o-17" in store.ledger("orders")
-    assert store.checkpoint("export").get() == {"page": 3}
-    assert store.query("SELECT id, qty FROM orders") == [("o-17", 2)]
+    assert not any_store.in_transaction
+    assert any_store.cache("stock")["apples"] == -1
+    assert any_store.cache("orders")["o-17"] == "apples"
+    assert "o-17" in any_store.ledger("orders")
+    assert any_store.checkpoint("export").get() == {"page": 3}
+    assert any_store.query("SELECT id, qty FROM orders") == [("o-17", 2)]
 
 
-def test_an_exception_rolls_everything_back_and_propagates(store: cairn.Store) -> None:
-    store.migrate("app", ["CREATE TABLE t (a)"])
-    store.cache("c")["k"] = "before"
+def test_an_exception_rolls_everything_back_and_propagates(any_store: cairn.Store, own_tables: None) -> None:
+    any_store.migrate("app", ["CREATE TABLE t (a INTEGER)"])
+    any_store.cache("c")["k"] = "before"
 
     class Stop(Exception):
         pass
 
     with pytest.raises(Stop):
-        with store.transaction() as tx:
+        with any_store.transaction() as tx:
             tx.cache("c")["k"] = "during"
             tx.ledger("l").mark_done("x")
             tx.checkpoint("j").set(1)
             tx.execute("INSERT INTO t VALUES (1)")
             raise Stop()
-    assert store.cache("c")["k"] == "before"
-    assert "x" not in store.ledger("l")
-    assert store.checkpoint("j").get() is None
-    assert store.query("SELECT count(*) FROM t") == [(0,)]
+    assert any_store.cache("c")["k"] == "before"
+    assert "x" not in any_store.ledger("l")
+    assert any_store.checkpoint("j").get() is None
+    assert any_store.query("SELECT count(*) FROM t") == [(0,)]
 
 
-def test_keyboard_interrupt_rolls_back_too(store: cairn.Store) -> None:
+def test_keyboard_interrupt_rolls_back_too(any_store: cairn.Store) -> None:
     with pytest.raises(KeyboardInterrupt):
-        with store.transaction() as tx:
+        with any_store.transaction() as tx:
             tx.cache().set("k", 1)
             raise KeyboardInterrupt
-    assert "k" not in store.cache()
+    assert "k" not in any_store.cache()
 
 
-def test_store_shortcuts_inside_the_block_are_refused_and_say_to_use_tx(store: cairn.Store) -> None:
-    with store.transaction() as tx:
+def test_store_shortcuts_inside_the_block_are_refused_and_say_to_use_tx(any_store: cairn.Store) -> None:
+    with any_store.transaction() as tx:
         with pytest.raises(cairn.InvalidInputError, match="use the Tx handle"):
-            store.cache().set("k", 1)
+            any_store.cache().set("k", 1)
         with pytest.raises(cairn.InvalidInputError, match="already open"):
-            with store.transaction():
+            with any_store.transaction():
                 pass
         tx.cache().set("k", 2)
-        assert store.cache().get("k") == 2, "reads through the store see the transaction"
-    assert store.cache()["k"] == 2
+        assert any_store.cache().get("k") == 2, "reads through the store see the transaction"
+    assert any_store.cache()["k"] == 2
 
 
-def test_handles_of_an_ended_transaction_are_refused_not_joined_to_a_later_one(store: cairn.Store) -> None:
-    with store.transaction() as tx:
+def test_handles_of_an_ended_transaction_are_refused_not_joined_to_a_later_one(any_store: cairn.Store) -> None:
+    with any_store.transaction() as tx:
         old = tx.cache()
     with pytest.raises(cairn.InvalidInputError, match="has ended"):
         old.set("k", 1)
-    with store.transaction() as tx2:
+    with any_store.transaction() as tx2:
         with pytest.raises(cairn.InvalidInputError, match="has ended"):
             old.set("k", 1)
         tx2.cache().set("k", 2)
-    assert store.cache()["k"] == 2
-    t = store.transaction()
+    assert any_store.cache()["k"] == 2
+    t = any_store.transaction()
     with pytest.raises(cairn.InvalidInputError, match="not open"):
         t.cache().get("k")
     with t:
@@ -87,20 +90,20 @@ def test_handles_of_an_ended_transaction_are_refused_not_joined_to_a_later_one(s
         t.__enter__()
 
 
-def test_memoized_calls_inside_a_block_join_it(store: cairn.Store) -> None:
+def test_memoized_calls_inside_a_block_join_it(any_store: cairn.Store) -> None:
     calls = []
 
-    @store.memoize()
+    @any_store.memoize()
     def square(n: int) -> int:
         calls.append(n)
         return n * n
 
     with pytest.raises(RuntimeError):
-        with store.transaction():
+        with any_store.transaction():
             assert square(3) == 9
             raise RuntimeError
-    assert square.cache_key(3) not in store.cache("memoize"), "rolled back with the block"  # type: ignore[attr-defined]
-    with store.transaction():
+    assert square.cache_key(3) not in any_store.cache("memoize"), "rolled back with the block"  # type: ignore[attr-defined]
+    with any_store.transaction():
         assert square(3) == 9
     assert square(3) == 9
     assert calls == [3, 3]

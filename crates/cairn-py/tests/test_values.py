@@ -38,30 +38,30 @@ ROUND_TRIPS = [
 
 
 @pytest.mark.parametrize("value", ROUND_TRIPS, ids=repr)
-def test_every_kind_of_value_reads_back_equal_and_of_the_same_type(store: cairn.Store, value: object) -> None:
-    c = store.cache("values")
+def test_every_kind_of_value_reads_back_equal_and_of_the_same_type(any_store: cairn.Store, value: object) -> None:
+    c = any_store.cache("values")
     c["k"] = value
     got = c["k"]
     assert type(got) is type(value)
     assert got == value
     if isinstance(value, float):
         assert math.copysign(1, got) == math.copysign(1, value)
-    store.checkpoint("job").set(value)
-    assert store.checkpoint("job").get("absent") == value
-    ledger = store.ledger("results")
+    any_store.checkpoint("job").set(value)
+    assert any_store.checkpoint("job").get("absent") == value
+    ledger = any_store.ledger("results")
     ledger.mark_done("x", result=value)
     if value is not None:  # None means "no result"
         assert ledger.result("x") == value and type(ledger.result("x")) is type(value)
 
 
-def test_nan_reads_back_as_nan(store: cairn.Store) -> None:
-    c = store.cache("values")
+def test_nan_reads_back_as_nan(any_store: cairn.Store) -> None:
+    c = any_store.cache("values")
     c["nan"] = float("nan")
     assert math.isnan(c["nan"])
 
 
-def test_bytearray_reads_back_as_bytes_and_tuples_as_lists(store: cairn.Store) -> None:
-    c = store.cache("values")
+def test_bytearray_reads_back_as_bytes_and_tuples_as_lists(any_store: cairn.Store) -> None:
+    c = any_store.cache("values")
     c["ba"] = bytearray(b"ab")
     assert c["ba"] == b"ab" and type(c["ba"]) is bytes
     c["t"] = (1, (2, 3))

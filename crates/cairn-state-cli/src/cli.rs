@@ -1,5 +1,9 @@
 //! The command line, declared once: parsing, help, completions and the man page all come
 //! from these definitions.
+//!
+//! The structs of arguments (`#[derive(Args)]`) carry `//` comments, not doc comments: clap
+//! would show a struct's doc comment as the description of every command using it, in place
+//! of the command's own.
 
 use std::ffi::{OsStr, OsString};
 use std::marker::PhantomData;
@@ -7,30 +11,41 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use cairn::ItemState;
+use cairn::{Durability, ItemState};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
 /// Crash-safe state for shell scripts: a TTL cache, a ledger of processed items,
 /// checkpoints and locks in one SQLite file.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, after_long_help = exit::HELP, after_help = exit::SHORT_HELP)]
-#[command(propagate_version = true, max_term_width = 100)]
+#[command(name = "cairn", version, about, after_long_help = format!("{}\n\n{DURATIONS}", exit::HELP), after_help = exit::SHORT_HELP)]
+#[command(propagate_version = true, max_term_width = 100, arg_required_else_help = false)]
 pub struct Cli {
-    /// The store's file. Default: $CAIRN_DB, else $XDG_STATE_HOME/cairn/state.db, else
-    /// ~/.local/state/cairn/state.db. Missing directories are created (0700).
+    /// The store's file, or a postgres:// URL. Default: $CAIRN_DB, else
+    /// $XDG_STATE_HOME/cairn/state.db, else ~/.local/state/cairn/state.db. A leading ~ is your
+    /// home directory (also in $CAIRN_DB); another URL (sqlite:///x.db, file:x.db) is refused.
+    /// The first write creates the file and missing directories (0700); before it, reading
+    /// commands answer as an empty store would, create nothing, and say so on stderr.
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// The namespace of cache entries and ledger items [default: default; memo: memo].
-    #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", value_parser = non_empty("namespace"))]
+    /// The namespace of cache entries, memo results and ledger items, the default of a batch's
+    /// operations and the one stats shows [default: default; memo: memo]. Name one per job.
+    /// Checkpoints, locks and commands on the whole store have none: they refuse -n, and leave
+    /// $CAIRN_NS alone.
+    #[arg(short = 'n', long = "ns", global = true, value_name = "NAME", env = "CAIRN_NS", value_parser = non_empty("namespace"))]
     pub ns: Option<String>,
 
-    /// How long to wait for another process's write before failing with exit code 6.
+    /// How long to wait for another process's write before failing with exit code 6 (e.g. 500ms,
+    /// 30s, 2m).
     #[arg(long, global = true, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub busy_timeout: Duration,
+
+    /// What a commit survives, for a store in a file (a server decides for itself).
+    #[arg(long, global = true, value_name = "LEVEL", env = "CAIRN_DURABILITY", value_parser = durability(), default_value = "normal")]
+    pub durability: Durability,
 
     /// Machine-readable output (JSON) for commands whose output is structured.
     #[arg(long, global = true)]
@@ -60,7 +75,7 @@ pub enum Command {
     /// while it is recorded; a replay interleaves stdout and stderr as the command did. Output
     /// of any size is kept, in chunks, in bounded memory. A command that exits non-zero is
     /// not stored unless --cache-failures is given.
-    #[command(arg_required_else_help = true)]
+    #[command(after_long_help = DURATIONS)]
     Memo(MemoArgs),
 
     /// A ledger of processed items: re-runs skip done work; workers share a list by claims.
@@ -79,7 +94,7 @@ pub enum Command {
     /// at once by processes on the same host (its pid is gone), elsewhere when its --ttl runs
     /// out. Signals sent to cairn (INT, TERM, HUP, QUIT, USR1, USR2) are passed on to the
     /// command.
-    #[command(arg_required_else_help = true)]
+    #[command(after_long_help = DURATIONS)]
     Lock(LockArgs),
 
     /// Apply JSON-lines operations from stdin in one transaction: all or nothing.
@@ -133,6 +148,44 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Why `-n` does not apply to this command, if it does not: the namespace is that of cache
+    /// entries, memo results and ledger items, and a batch's and stats' default.
+    pub fn without_namespace(&self) -> Option<&'static str> {
+        match self {
+            Command::Cache(_) | Command::Memo(_) | Command::Ledger(_) | Command::Batch | Command::Stats => {
+                None
+            }
+            Command::Checkpoint(_) => Some(
+                "checkpoints have no namespace: name the job for what it belongs to (e.g. invoices-export)",
+            ),
+            Command::Lock(_) => {
+                Some("locks have no namespace: name the lock for what it guards (e.g. invoices-nightly)")
+            }
+            Command::Migrate(_) | Command::Doctor | Command::Backup { .. } | Command::Vacuum => {
+                Some("it works on the whole store")
+            }
+            Command::Completions { .. } | Command::Man { .. } => Some("it has no namespace"),
+        }
+    }
+}
+
+/// The parsed command line from clap's `matches`. `-n` given on the command line to a command
+/// that has no namespace is a usage error, not ignored; `$CAIRN_NS`, exported for a whole job,
+/// applies where a namespace does and is left alone elsewhere.
+pub fn from_matches(matches: &mut clap::ArgMatches) -> Result<Cli, clap::Error> {
+    let n_given = matches.value_source("ns") == Some(clap::parser::ValueSource::CommandLine);
+    let name = matches.subcommand_name().unwrap_or("cairn").to_owned();
+    let cli = Cli::from_arg_matches_mut(matches)?;
+    match cli.command.without_namespace() {
+        Some(why) if n_given => Err(clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("{name} takes no -n/--ns: {why}\n"),
+        )),
+        _ => Ok(cli),
+    }
+}
+
 /// Cache commands.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
@@ -144,8 +197,10 @@ pub enum CacheCmd {
         key: String,
     },
     /// Store a value (VALUE, or stdin when absent; binary-safe), replacing any previous one.
+    #[command(after_long_help = DURATIONS)]
     Set(SetArgs),
     /// Store a value only if the key is absent or expired. Exit 1 if it is present.
+    #[command(after_long_help = DURATIONS)]
     Add(SetArgs),
     /// Delete a key. Exit 1 if it was not there.
     Del {
@@ -154,6 +209,7 @@ pub enum CacheCmd {
         key: String,
     },
     /// Add BY (default 1, may be negative) to an integer value, atomically; print the result.
+    #[command(after_long_help = DURATIONS)]
     Incr {
         /// The key (a missing key counts from 0).
         #[arg(value_parser = non_empty("key"))]
@@ -162,16 +218,17 @@ pub enum CacheCmd {
         #[arg(allow_negative_numbers = true, default_value_t = 1)]
         by: i64,
         /// Expire after this long (a new key only; an existing key keeps its expiry).
-        #[arg(long, value_parser = duration)]
+        #[arg(long, value_name = "DUR", value_parser = duration)]
         ttl: Option<Duration>,
     },
     /// Give an entry a new expiry (none: never expires). Exit 1 if it is missing.
+    #[command(after_long_help = DURATIONS)]
     Touch {
         /// The key.
         #[arg(value_parser = non_empty("key"))]
         key: String,
         /// Expire after this long from now.
-        #[arg(long, value_parser = duration)]
+        #[arg(long, value_name = "DUR", value_parser = duration)]
         ttl: Option<Duration>,
     },
     /// List the keys, one per line, sorted.
@@ -180,7 +237,8 @@ pub enum CacheCmd {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    /// Remove expired entries (of --ns if given, else of every namespace); print how many.
+    /// Remove expired entries (of the namespace -n or $CAIRN_NS names, else of every
+    /// namespace); print how many.
     Sweep,
     /// Remove every entry of the namespace (or those whose key starts with --prefix); print how
     /// many.
@@ -191,7 +249,7 @@ pub enum CacheCmd {
     },
 }
 
-/// `cache set` and `cache add`.
+// `cache set` and `cache add`.
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// The key.
@@ -200,13 +258,13 @@ pub struct SetArgs {
     /// The value; read from stdin when absent.
     pub value: Option<OsString>,
     /// Expire after this long (e.g. 90s, 10m, 1h30m, 2d).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_name = "DUR", value_parser = duration)]
     pub ttl: Option<Duration>,
     #[command(flatten)]
     pub kind: KindArgs,
 }
 
-/// `--type`: what a stored value is, for readers in other languages.
+// `--type`: what a stored value is, for readers in other languages.
 #[derive(Debug, Args)]
 pub struct KindArgs {
     /// What the value is, so that Python and Rust read it back as that type: text (str), bytes,
@@ -230,11 +288,11 @@ pub enum Kind {
     Json,
 }
 
-/// `memo`.
+// `memo`.
 #[derive(Debug, Args)]
 pub struct MemoArgs {
     /// How long a result is replayed [default: $CAIRN_MEMO_TTL, else 60s].
-    #[arg(long, value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
+    #[arg(long, value_name = "DUR", value_parser = duration, env = "CAIRN_MEMO_TTL", default_value = "60s", hide_default_value = true, hide_env = true)]
     pub ttl: Duration,
     /// The cache key instead of the command line and working directory (inputs named with
     /// --env, --modtime and stdin are still added to it).
@@ -293,12 +351,10 @@ pub enum LedgerCmd {
     /// With --json, stdin holds one JSON object per line: {"id": "a1", "data": {...}} where
     /// "data" (any JSON; optional) is handed to the worker by `ledger next --json`, and
     /// "not_before" (optional) delays that item as --not-before does.
-    #[command(after_help = "Examples:\n  cairn ledger enqueue a b c\n  \
-        find in/ -name '*.csv' | cairn ledger enqueue -\n  \
-        echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn --json ledger enqueue\n  \
-        cairn ledger enqueue --not-before 1h report")]
+    #[command(after_help = ENQUEUE_EXAMPLES, after_long_help = format!("{ENQUEUE_EXAMPLES}\n\n{DURATIONS}"))]
     Enqueue {
-        /// The ids, or - for stdin (one per line); none with --json.
+        /// The ids, or - for stdin (one per line); with --json, none or - (the items come on
+        /// stdin).
         #[arg(value_parser = non_empty("id"))]
         ids: Vec<String>,
         /// Hand the items out no earlier than this: a delay (10m, 2h) or an RFC 3339 time
@@ -308,6 +364,7 @@ pub enum LedgerCmd {
     },
     /// Claim ID for a worker. Exit 0 if this worker now holds it, 1 if it is done, given up,
     /// or held by another worker whose lease has not run out.
+    #[command(after_long_help = DURATIONS)]
     Claim {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
@@ -315,18 +372,19 @@ pub enum LedgerCmd {
         #[command(flatten)]
         worker: WorkerArgs,
         /// How long the claim lasts without renewal (claim again to renew).
-        #[arg(long, value_parser = duration, default_value = "5m")]
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
     },
     /// Claim the next queued item that is due for a worker and print its id (with --json:
     /// {"id", "data", "attempt"}). Exit 1 if there is none.
+    #[command(after_long_help = DURATIONS)]
     Next {
         #[command(flatten)]
         worker: WorkerArgs,
         /// How long the claim lasts without renewal.
-        #[arg(long, value_parser = duration, default_value = "5m")]
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
@@ -345,6 +403,7 @@ pub enum LedgerCmd {
     /// A retried item is not handed out again before a backoff: about --retry-delay after the
     /// first failure, twice that after the second, and so on (at most 1h), each scaled by a
     /// random 50-100% so that items failing together do not come back together.
+    #[command(after_long_help = DURATIONS)]
     Fail {
         /// The id.
         #[arg(value_parser = non_empty("id"))]
@@ -376,6 +435,7 @@ pub enum LedgerCmd {
     ///
     /// A re-run no longer skips a pruned id: `ledger filter` and `ledger has` forget it, and
     /// `ledger enqueue` queues it again. Prune only ids that will not come back.
+    #[command(after_long_help = DURATIONS)]
     Prune {
         /// Items done longer ago than this (e.g. 30d).
         #[arg(long, value_name = "DUR", value_parser = duration)]
@@ -409,7 +469,7 @@ pub enum LedgerCmd {
     Clear,
 }
 
-/// `--worker`.
+// `--worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// The worker's name (unique per worker, e.g. "$(hostname)-$$").
@@ -417,7 +477,7 @@ pub struct WorkerArgs {
     pub worker: String,
 }
 
-/// `--pid`, for the commands that claim.
+// `--pid`, for the commands that claim.
 #[derive(Debug, Args)]
 pub struct HolderArgs {
     /// Tie the claim to process PID of this host (e.g. $$, your script's shell): if it dies,
@@ -455,7 +515,7 @@ pub enum CheckpointCmd {
     },
 }
 
-/// `lock`.
+// `lock`.
 #[derive(Debug, Args)]
 pub struct LockArgs {
     /// The lock's name.
@@ -469,7 +529,7 @@ pub struct LockArgs {
     pub no_wait: bool,
     /// How long the lock outlives a cairn that was killed on another host; renewed while
     /// the command runs.
-    #[arg(long, value_parser = duration, default_value = "60s")]
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "60s")]
     pub ttl: Duration,
     /// Let up to N commands hold the lock at once (a counting semaphore; every caller of the
     /// name should give the same N). A plain lock is --max 1.
@@ -483,7 +543,7 @@ pub struct LockArgs {
     pub command: Vec<OsString>,
 }
 
-/// `migrate`.
+// `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The directory of NNN_name.sql files.
@@ -495,6 +555,21 @@ pub struct MigrateArgs {
     #[arg(long, value_parser = non_empty("scope"))]
     pub scope: Option<String>,
 }
+
+/// What a DUR is: `cairn::parse_duration`'s grammar, at the end of the `--help` (and man page)
+/// of every command that takes one.
+pub const DURATIONS: &str = "\
+Durations (DUR):
+  A number and its unit, or several adding up: 90s, 10m, 1h30m, 1h 30m, 1.5h, 2d, 500ms,
+  \"5 minutes\". Units, in any case: w, d, h, m, s, ms, us, ns, or their names (weeks, days,
+  hours, min, minutes, sec, seconds...). Refused: a bare number (10), M (minutes or months?
+  write m), and months and years (write days: 30d).";
+
+/// `ledger enqueue`'s examples, under its help.
+const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn -n jobs ledger enqueue a b c\n  \
+    find in/ -name '*.csv' | cairn -n imports ledger enqueue -\n  \
+    echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn -n pages --json ledger enqueue\n  \
+    cairn -n reports ledger enqueue --not-before 1h weekly";
 
 /// A value parser refusing empty strings: an empty key is a usage error, never a stored row.
 fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
@@ -521,8 +596,20 @@ fn item_state() -> LibraryEnum<ItemState> {
     }))
 }
 
-/// A value parser for one of the library's enums that have `FromStr` (`ItemState`; `Durability`
-/// and `Eviction` too, should an option take them): it offers the names the library gives and parses them with the library's `FromStr`, so the
+/// `--durability`: a level, named and parsed by the library; the help lines are the CLI's.
+fn durability() -> LibraryEnum<Durability> {
+    LibraryEnum::new(Durability::ALL.map(|d| {
+        let help = match d {
+            Durability::Normal => Some("A crash of cairn or of your script loses nothing committed; a power loss may lose the last commits"),
+            Durability::Full => Some("Every commit also survives a power loss, at the cost of an fsync each"),
+            _ => None,
+        };
+        PossibleValue::new(d.as_str()).help(help)
+    }))
+}
+
+/// A value parser for one of the library's enums that have `FromStr` (`ItemState`,
+/// `Durability`; `Eviction` too, should an option take it): it offers the names the library gives and parses them with the library's `FromStr`, so the
 /// mapping between names and values lives once, in the library. A value that is not one of
 /// the names is a usage error listing them (with a near miss suggested), as for a `ValueEnum`;
 /// `--help`, the completions and the man pages list them too.
@@ -601,6 +688,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::any::TypeId;
 
     #[test]
     fn the_clap_definitions_are_consistent() {
@@ -637,6 +725,92 @@ mod tests {
             let err = Cli::try_parse_from(["cairn", "ledger", "list", "--state", bad]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
             assert!(err.to_string().contains("[possible values: pending, claimed, done, failed]"), "{err}");
+        }
+    }
+
+    /// Every subcommand as `--help` and the man pages see it (built: the arguments of deferred
+    /// subcommands added), depth first, with its full name (`cache get`).
+    fn subcommands() -> Vec<(String, clap::Command)> {
+        fn walk(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{prefix}{}", sub.get_name());
+                out.push((name.clone(), sub.clone()));
+                walk(sub, &format!("{name} "), out);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut out = Vec::new();
+        walk(&cli, "", &mut out);
+        out
+    }
+
+    #[test]
+    fn every_subcommand_is_described_by_a_sentence_about_it_not_by_its_argument_struct() {
+        for (name, sub) in subcommands() {
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                about.starts_with(|c: char| c.is_ascii_uppercase()) && about.split_whitespace().count() >= 3,
+                "cairn {name}: its description is {about:?}, not a sentence about it"
+            );
+            if let Some(long) = sub.get_long_about() {
+                let first = about.trim_end_matches('.');
+                assert!(
+                    long.to_string().starts_with(first),
+                    "cairn {name}: --help says {long:?}, -h {about:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_duration_argument_is_a_dur_whose_grammar_its_commands_help_gives() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut commands = vec![("".to_owned(), cli.clone())];
+        commands.extend(subcommands());
+        let mut seen = 0;
+        for (name, cmd) in commands {
+            let help = cmd.get_after_long_help().map(ToString::to_string).unwrap_or_default();
+            // Global arguments (--busy-timeout) are checked where they are declared: on cairn.
+            let own = cmd.get_arguments().filter(|a| name.is_empty() || !a.is_global_set());
+            for arg in own {
+                let parsed = arg.get_value_parser().type_id();
+                if parsed != TypeId::of::<Duration>() && parsed != TypeId::of::<NotBefore>() {
+                    continue;
+                }
+                seen += 1;
+                let names: Vec<String> =
+                    arg.get_value_names().into_iter().flatten().map(|n| n.to_string()).collect();
+                assert!(
+                    names == ["DUR"] || names == ["DUR|TIME"],
+                    "cairn {name} --{}: {names:?}",
+                    arg.get_id()
+                );
+                assert!(help.contains(DURATIONS), "cairn {name} --help does not say what a DUR is");
+            }
+        }
+        assert!(seen >= 14, "only {seen} duration arguments found");
+    }
+
+    #[test]
+    fn the_durations_the_help_shows_parse_and_those_it_refuses_are_refused() {
+        for example in ["90s", "10m", "1h30m", "1h 30m", "1.5h", "2d", "500ms", "\"5 minutes\"", "30d"] {
+            assert!(DURATIONS.contains(example), "{example}: {DURATIONS}");
+            assert!(cairn::parse_duration(example.trim_matches('"')).is_ok(), "{example}");
+        }
+        for unit in [
+            "w", "d", "h", "m", "s", "ms", "us", "ns", "weeks", "days", "hours", "min", "minutes", "sec",
+            "seconds",
+        ] {
+            assert!(cairn::parse_duration(&format!("2{unit}")).is_ok(), "{unit}");
+            assert!(
+                cairn::parse_duration(&format!("2{}", unit.to_uppercase())).is_ok() || unit == "m",
+                "{unit}"
+            );
+        }
+        for refused in ["10", "5M", "1mo", "1y"] {
+            assert!(cairn::parse_duration(refused).is_err(), "{refused}");
         }
     }
 

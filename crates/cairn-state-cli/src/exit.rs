@@ -70,7 +70,10 @@ Data goes to stdout, messages to stderr (one line, starting \"cairn: \").
 
 Environment:
   CAIRN_DB         the store's file when --db is not given
-  XDG_STATE_HOME   else the store is $XDG_STATE_HOME/cairn/state.db";
+  XDG_STATE_HOME   else the store is $XDG_STATE_HOME/cairn/state.db
+  CAIRN_NS         the namespace when -n is not given (checkpoint and lock have none)
+  CAIRN_DURABILITY --durability when it is not given: normal or full
+  CAIRN_MEMO_TTL   memo's --ttl when it is not given";
 
 /// The short form, for `-h`.
 pub const SHORT_HELP: &str =

@@ -7,10 +7,11 @@ mod cli;
 mod cmd;
 mod exit;
 mod output;
+mod parse_error;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::CommandFactory;
 
 use crate::output::Failure;
 
@@ -21,7 +22,7 @@ use crate::output::Failure;
 fn parse() -> Result<cli::Cli, clap::Error> {
     let mut command = cli::Cli::command();
     let parsed = command.try_get_matches_from_mut(std::env::args_os()).and_then(|mut matches| {
-        let cli = cli::Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command));
+        let cli = cli::from_matches(&mut matches).map_err(|e| e.format(&mut command));
         std::mem::forget(matches);
         cli
     });
@@ -39,11 +40,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, like every other failure; clap's usage block is a --help away.
-            let rendered = e.render().to_string();
-            let message: Vec<&str> =
-                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-            let message = message.join(" ");
-            eprintln!("cairn: {}; see cairn --help", message.trim_start_matches("error: "));
+            let argv: Vec<_> = std::env::args_os().collect();
+            eprintln!("cairn: {}", parse_error::one_line(&e, &argv));
             return ExitCode::from(exit::USAGE);
         }
     };

@@ -6,15 +6,50 @@ use std::time::Duration;
 use crate::clock::{EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
 use crate::error::{Error, Result};
 
-/// Parse a duration written as numbers with units (`ms`, `s`, `m`, `h`, `d`, `w`; several may
-/// follow each other, as in `1h30m`). A bare number is refused: `10` could mean anything.
+/// Parse a duration: one or more numbers, each followed by its unit; the terms add up.
+///
+/// This is the grammar of every duration cairn reads as text: the CLI's `--ttl`, `--lease`,
+/// `--wait`, `--busy-timeout`..., a batch's `"ttl"`, and the strings the Python package takes
+/// (`ttl="1h"`).
+///
+/// - **A number** is digits with an optional decimal part: `90`, `1.5`, `0.25` (not `.5`,
+///   `1.`, `-1` or `1e3`). Every number needs a unit: a bare `10` is refused, since it could
+///   mean anything.
+/// - **A unit** is one of these, in any case (`1H` is `1h`, `10Min` is `10min`):
+///
+///   | unit | written |
+///   |---|---|
+///   | weeks (7 days) | `w`, `week`, `weeks` |
+///   | days (24 hours) | `d`, `day`, `days` |
+///   | hours | `h`, `hr`, `hrs`, `hour`, `hours` |
+///   | minutes | `m`, `min`, `mins`, `minute`, `minutes` |
+///   | seconds | `s`, `sec`, `secs`, `second`, `seconds` |
+///   | milliseconds | `ms`, `msec`, `msecs`, `millisecond`, `milliseconds` |
+///   | microseconds | `us`, `usec`, `usecs`, `microsecond`, `microseconds` |
+///   | nanoseconds | `ns`, `nsec`, `nsecs`, `nanosecond`, `nanoseconds` |
+///
+/// - **Refused so that no unit is mistaken for another**: a capital `M` alone (minutes or
+///   months? write `m` or `min`), and months and years in any spelling (`mo`, `month`, `y`,
+///   `year`...): their length varies, and no script needs them; write days (`30d`).
+/// - **Spaces** may stand between a number and its unit and between terms, and around the
+///   whole: `1h30m`, `1h 30m`, `1 hour 30 minutes`, `5 minutes` are all the same kind of text.
+///   Nothing else may: `1h,30m` is refused.
+/// - Terms may come in any order and repeat; a fraction is kept to the nanosecond
+///   (`1.5h` = `1h30m`, `0.25s` = `250ms`). `0s` is zero, which the settings where zero would
+///   switch a guarantee off refuse in turn.
+///
+/// [`format_duration`] prints durations in this grammar, and what it prints parses back to
+/// the same duration.
 ///
 /// ```
 /// use std::time::Duration;
 ///
 /// assert_eq!(cairn::parse_duration("1h30m")?, Duration::from_secs(5400));
+/// assert_eq!(cairn::parse_duration("1.5H")?, Duration::from_secs(5400));
+/// assert_eq!(cairn::parse_duration("5 minutes")?, Duration::from_secs(300));
 /// assert_eq!(cairn::parse_duration("500ms")?, Duration::from_millis(500));
-/// assert!(cairn::parse_duration("10").is_err());
+/// assert!(cairn::parse_duration("10").is_err(), "no unit");
+/// assert!(cairn::parse_duration("5M").is_err(), "minutes or months?");
 /// # Ok::<(), cairn::Error>(())
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration> {
@@ -23,14 +58,142 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
             "invalid duration {text:?} ({why}): write a number and a unit, e.g. 90s, 10m, 1h30m, 2d, 500ms"
         ))
     };
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
+    let mut rest = text.trim();
+    if rest.is_empty() {
         return Err(bad("empty"));
     }
-    if trimmed.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad("no unit"));
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let (whole, after) = split_while(rest, |c| c.is_ascii_digit());
+        if whole.is_empty() {
+            return Err(bad(&match rest.chars().next() {
+                Some('-') => "a duration cannot be negative".to_owned(),
+                _ => format!("{:?} is not a number", word(rest)),
+            }));
+        }
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(after) => {
+                let (digits, after) = split_while(after, |c| c.is_ascii_digit());
+                if digits.is_empty() {
+                    return Err(bad(&format!("{whole}. has no digits after the point")));
+                }
+                (digits, after)
+            }
+            None => ("", after),
+        };
+        let (unit, after) = split_while(after.trim_start(), |c| c.is_alphabetic());
+        if unit.is_empty() {
+            return Err(bad(&format!("{} has no unit", number(whole, fraction))));
+        }
+        let nanos = unit_nanos(unit).map_err(|why| bad(&why))?;
+        total = term_nanos(whole, fraction, nanos)
+            .and_then(|n| total.checked_add(n))
+            .filter(|n| *n <= MAX_NANOS)
+            .ok_or_else(|| bad("too long"))?;
+        rest = after.trim_start();
     }
-    humantime::parse_duration(trimmed).map_err(|e| bad(&e.to_string()))
+    let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| bad("too long"))?;
+    // Below 1e9: fits.
+    let nanos = u32::try_from(total % NANOS_PER_SEC).map_err(|_| bad("too long"))?;
+    Ok(Duration::new(secs, nanos))
+}
+
+/// A duration in the grammar [`parse_duration`] reads, largest unit first, each unit once:
+/// `0s`, `500ms`, `1h 30m`, `40d 3h`, `1s 7ns`. It parses back to the same duration.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(cairn::format_duration(Duration::from_secs(5400)), "1h 30m");
+/// assert_eq!(cairn::format_duration(Duration::from_millis(1500)), "1s 500ms");
+/// let d = Duration::from_secs(90_061);
+/// assert_eq!(cairn::parse_duration(&cairn::format_duration(d))?, d);
+/// # Ok::<(), cairn::Error>(())
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    let secs = d.as_secs();
+    let sub = u64::from(d.subsec_nanos());
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (sub / 1_000_000, "ms"),
+        (sub / 1000 % 1000, "us"),
+        (sub % 1000, "ns"),
+    ];
+    let shown: Vec<String> =
+        parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    shown.join(" ")
+}
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+/// `Duration::MAX` in nanoseconds.
+const MAX_NANOS: u128 = u64::MAX as u128 * NANOS_PER_SEC + (NANOS_PER_SEC - 1);
+
+/// The longest prefix of `s` whose characters satisfy `f`, and the rest.
+fn split_while(s: &str, f: impl Fn(char) -> bool) -> (&str, &str) {
+    s.split_at(s.find(|c: char| !f(c)).unwrap_or(s.len()))
+}
+
+/// The word `s` starts with, for a message.
+fn word(s: &str) -> &str {
+    s.split_whitespace().next().unwrap_or(s)
+}
+
+fn number(whole: &str, fraction: &str) -> String {
+    if fraction.is_empty() {
+        whole.to_owned()
+    } else {
+        format!("{whole}.{fraction}")
+    }
+}
+
+/// The nanoseconds in one `unit`, or why it is refused.
+fn unit_nanos(unit: &str) -> std::result::Result<u128, String> {
+    const MICRO: u128 = 1000;
+    const MILLI: u128 = 1000 * MICRO;
+    const SEC: u128 = 1000 * MILLI;
+    if unit == "M" {
+        return Err("M could mean minutes or months: write m or min for minutes".into());
+    }
+    Ok(match unit.to_lowercase().as_str() {
+        "w" | "week" | "weeks" => 7 * 86_400 * SEC,
+        "d" | "day" | "days" => 86_400 * SEC,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600 * SEC,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60 * SEC,
+        "s" | "sec" | "secs" | "second" | "seconds" => SEC,
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => MILLI,
+        "us" | "usec" | "usecs" | "microsecond" | "microseconds" => MICRO,
+        "ns" | "nsec" | "nsecs" | "nanosecond" | "nanoseconds" => 1,
+        "mo" | "mon" | "mons" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years" => {
+            return Err(format!(
+                "{unit:?}: months and years are not durations cairn takes, their length varies; write days, e.g. 30d"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}; the units are w, d, h, m, s, ms, us, ns, or their names"
+            ))
+        }
+    })
+}
+
+/// `whole.fraction` units of `unit_nanos` each, to the nanosecond (a fraction beyond the 18th
+/// digit is dropped: it is below a nanosecond even in weeks); `None` if it overflows.
+fn term_nanos(whole: &str, fraction: &str, unit_nanos: u128) -> Option<u128> {
+    let whole = whole.trim_start_matches('0');
+    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let mut nanos = whole.checked_mul(unit_nanos)?;
+    let digits = &fraction[..fraction.len().min(18)];
+    if !digits.is_empty() {
+        let scale = 10u128.pow(u32::try_from(digits.len()).ok()?);
+        nanos = nanos.checked_add(digits.parse::<u128>().ok()? * unit_nanos / scale)?;
+    }
+    Some(nanos)
 }
 
 /// Parse an RFC 3339 time (`2026-12-01T09:00:00Z`, `2026-12-01 10:00:00.5+01:00`; the output
@@ -198,15 +361,7 @@ pub(crate) fn at_least_1ms(d: Duration, what: &str, consequence: &str) -> Result
     if d >= Duration::from_millis(1) {
         return Ok(());
     }
-    Err(Error::invalid(format!("{what} of {} {consequence}: give at least 1ms", show(d))))
-}
-
-/// A duration the way people write it: `500us`, `0s`, `1h 30m`.
-pub(crate) fn show(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    humantime::format_duration(d).to_string()
+    Err(Error::invalid(format!("{what} of {} {consequence}: give at least 1ms", format_duration(d))))
 }
 
 #[cfg(test)]
@@ -226,8 +381,63 @@ mod tests {
             ("1w", s(604_800)),
             ("0s", s(0)),
             ("1.5h", s(5400)),
+            ("1H", s(3600)),
+            ("1D", s(86_400)),
+            ("2W", s(1_209_600)),
+            ("500MS", Duration::from_millis(500)),
+            ("10Min", s(600)),
+            ("5 minutes", s(300)),
+            ("1 hour 30 minutes", s(5400)),
+            ("2 days", s(172_800)),
+            ("45 sec", s(45)),
+            (" 1h\n", s(3600)),
+            ("0.25s", Duration::from_millis(250)),
+            ("1.5ms", Duration::from_micros(1500)),
+            ("2us", Duration::from_micros(2)),
+            ("7ns", Duration::from_nanos(7)),
         ] {
             assert_eq!(parse_duration(text).unwrap(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn capital_m_months_and_years_are_refused_instead_of_read_as_months() {
+        for text in ["5M", "1h5M", "5 M"] {
+            let err = parse_duration(text).unwrap_err().to_string();
+            assert!(err.contains("minutes or months"), "{text}: {err}");
+        }
+        for text in ["1mo", "2 months", "1month", "1y", "2 years", "1yr", "1Y"] {
+            let err = parse_duration(text).unwrap_err().to_string();
+            assert!(err.contains("write days"), "{text}: {err}");
+        }
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn durations_format_with_the_units_the_parser_reads() {
+        let s = Duration::from_secs;
+        for (d, want) in [
+            (s(0), "0s"),
+            (s(5400), "1h 30m"),
+            (s(90_061), "1d 1h 1m 1s"),
+            (s(40 * 86_400), "40d"),
+            (s(400 * 86_400), "400d"),
+            (Duration::from_micros(1500), "1ms 500us"),
+            (Duration::from_nanos(1_000_000_007), "1s 7ns"),
+        ] {
+            assert_eq!(format_duration(d), want, "{d:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_duration_the_formatter_prints_parses_back_to_itself(
+            secs in proptest::prop_oneof![0u64..1_000_000, proptest::num::u64::ANY],
+            nanos in proptest::prop_oneof![proptest::strategy::Just(0u32), 0u32..1_000_000_000],
+        ) {
+            let d = Duration::new(secs, nanos);
+            let text = format_duration(d);
+            proptest::prop_assert_eq!(parse_duration(&text).map_err(|e| e.to_string()), Ok(d), "{}", text);
         }
     }
 
@@ -362,7 +572,9 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_invalid_input_with_an_example() {
-        for text in ["", " ", "10", "-1s", "ten minutes", "5x", "1h30", "s"] {
+        for text in
+            ["", " ", "10", "-1s", "ten minutes", "5x", "1h30", "s", "1.h", ".5h", "1..5h", "1h,30m", "5 m s"]
+        {
             let err = parse_duration(text).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{text}");
             assert!(err.to_string().contains("e.g. 90s"), "{err}");

@@ -237,22 +237,34 @@ impl Store {
         Ok(out)
     }
 
+    /// Each file's mode: no file readable by other users, and no side file (-wal, -shm,
+    /// -hits) that its owner cannot write. The database file itself may be write-protected on
+    /// purpose; a side file may not: SQLite opens an unwritable -wal or -shm read-only, and
+    /// every write to the store then fails even once the file is writable again.
     fn permission_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
         for path in self.engine.files() {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let mode = meta.permissions().mode() & 0o777;
-            out.push(if mode & 0o077 == 0 {
-                Finding::ok("permissions", format!("{} is {mode:04o}", path.display()))
-            } else {
-                Finding::problem(
+            let loose = mode & 0o077 != 0;
+            let blocks_writes = path != self.path() && mode & 0o200 == 0;
+            let shown = path.display();
+            out.push(match (blocks_writes, loose) {
+                (false, false) => Finding::ok("permissions", format!("{shown} is {mode:04o}")),
+                (false, true) => Finding::problem(
+                    "permissions",
+                    format!("{shown} is {mode:04o}: other users can read what your scripts stored"),
+                    format!("chmod 600 '{shown}'"),
+                ),
+                (true, _) => Finding::problem(
                     "permissions",
                     format!(
-                        "{} is {mode:04o}: other users can read what your scripts stored",
-                        path.display()
+                        "{shown} is {mode:04o}: its owner cannot write it, as writers of the store must \
+                         (SQLite opens a -wal or -shm it cannot write read-only, and every write fails)"
                     ),
-                    format!("chmod 600 '{}'", path.display()),
-                )
+                    // Also closes a mode that lets others read, when there is one.
+                    if loose { format!("chmod 600 '{shown}'") } else { format!("chmod u+w '{shown}'") },
+                ),
             });
         }
         out

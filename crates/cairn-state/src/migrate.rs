@@ -197,7 +197,7 @@ impl<'a> Migrations<'a> {
     /// Where a file of your own stands, for a dry run. A missing file is at version 0 and is
     /// not created.
     pub fn status_of_file(&self, path: impl AsRef<Path>) -> Result<MigrationStatus> {
-        let path = path.as_ref();
+        let path = &crate::storage::resolve_file(path.as_ref())?;
         if !path.exists() {
             return Ok(MigrationStatus { current: 0, latest: self.latest() });
         }

@@ -1,5 +1,6 @@
 //! Helpers for cairn's multi-process and crash tests: run the `cairn-child` binary, read its
-//! progress lines while it runs, kill it with SIGKILL, and draw kill points.
+//! progress lines while it runs, kill it with SIGKILL, and draw kill points; the skip rule of
+//! every test suite ([`skip_unless_ci`]), and its PostgreSQL fixture ([`postgres`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use cairn::{Migrations, M};
 use nix::fcntl::{Flock, FlockArg};
+
+pub mod postgres;
 
 /// How long [`Running::finish`] waits for a child: far beyond any workload here, so that
 /// only a hang reaches it.
@@ -173,6 +176,15 @@ impl Drop for Running {
     }
 }
 
+/// Poll `done` until it holds; fail the test, saying `what` was awaited, after 20 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10)); // pacing the poll
+    }
+}
+
 /// A small deterministic generator (xorshift64*) for kill points: a failing run is
 /// reproduced from the seed it prints.
 #[derive(Debug, Clone)]
@@ -210,7 +222,7 @@ pub fn env_count(name: &str, default: u64) -> u64 {
 
 /// The [`exclusive`] name taken by the tests that load every core for long: the contention
 /// tests with many writer processes, the crash torture, the fault tests, the kill-and-resume
-/// ledger tests, and cairn-state's 256 MiB round-trip (through [`exclusive_lock_path`]).
+/// ledger tests, and cairn-state's 256 MiB round-trip.
 pub const HEAVY: &str = "heavy";
 
 /// Held while a test that must have the machine to itself runs; see [`exclusive`].
@@ -219,8 +231,7 @@ pub struct ExclusiveGuard {
     _lock: Flock<File>,
 }
 
-/// The file whose `flock` [`exclusive`] takes for `name`. Crates that cannot depend on this
-/// one (cairn-state's own tests: it would be a cycle) lock the same path themselves.
+/// The file whose `flock` [`exclusive`] takes for `name`.
 pub fn exclusive_lock_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("cairn-test-{name}.lock"))
 }

@@ -53,6 +53,10 @@ class CacheStats:
         return self.hits / reads if reads else None
 
 
+def _limits(raw: _cairn.RawCacheLimits) -> CacheLimits:
+    return CacheLimits(max_entries=raw.max_entries, max_bytes=raw.max_bytes, eviction=raw.eviction)
+
+
 class Cache:
     """One namespace of the TTL cache, from :meth:`Store.cache` (each call is its own
     transaction) or :meth:`Transaction.cache` (calls join the transaction).
@@ -187,13 +191,19 @@ class Cache:
 
     def stats(self) -> CacheStats:
         """Size and counters of the namespace (hits and misses of every process)."""
-        e, b, h, m, ev, me, mb, policy = self._src._conn().cache_stats(self._ns, self._tx)
-        return CacheStats(e, b, h, m, ev, CacheLimits(me, mb, policy))
+        s = self._src._conn().cache_stats(self._ns, self._tx)
+        return CacheStats(
+            entries=s.entries,
+            bytes=s.bytes,
+            hits=s.hits,
+            misses=s.misses,
+            evictions=s.evictions,
+            limits=_limits(s.limits),
+        )
 
     def limits(self) -> CacheLimits:
         """The namespace's size bounds."""
-        me, mb, policy = self._src._conn().cache_limits(self._ns, self._tx)
-        return CacheLimits(me, mb, policy)
+        return _limits(self._src._conn().cache_limits(self._ns, self._tx))
 
     def set_limits(
         self, max_entries: Optional[int] = None, max_bytes: Optional[int] = None, eviction: str = "lrs"

@@ -95,17 +95,17 @@ def _utc(millis: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.timezone.utc)
 
 
-def _item(d: dict[str, Any]) -> Item:
-    due = d["due_millis"]
+def _item(raw: _cairn.RawItem) -> Item:
+    due = raw.due_millis
     return Item(
-        id=d["id"],
-        state=ItemState(d["state"]),
-        attempts=d["attempts"],
-        error=d["error"],
-        worker=d["worker"],
-        result=d["result"],
-        updated_at=_utc(d["updated_at_millis"]),
-        data=d["data"],
+        id=raw.id,
+        state=ItemState(raw.state),
+        attempts=raw.attempts,
+        error=raw.error,
+        worker=raw.worker,
+        result=raw.result,
+        updated_at=_utc(raw.updated_at_millis),
+        data=raw.data,
         due=None if due is None else _utc(due),
     )
 
@@ -259,8 +259,8 @@ class Ledger:
 
     def item(self, id: Id) -> Optional[Item]:
         """Everything recorded about `id`, or None if it was never seen."""
-        d = self._src._conn().ledger_item(self._ns, id, self._tx)
-        return None if d is None else _item(d)
+        raw = self._src._conn().ledger_item(self._ns, id, self._tx)
+        return None if raw is None else _item(raw)
 
     def fail(self, id: Id, error: str | BaseException) -> ItemState:
         """Record a failure of `id` (a message, or the exception itself). Below
@@ -357,12 +357,13 @@ class Ledger:
 
     def counts(self) -> LedgerCounts:
         """How many items stand where."""
-        return LedgerCounts(*self._src._conn().ledger_counts(self._ns, self._tx))
+        c = self._src._conn().ledger_counts(self._ns, self._tx)
+        return LedgerCounts(pending=c.pending, claimed=c.claimed, done=c.done, failed=c.failed)
 
     def list(self, state: Optional[ItemState | str] = None, after: Optional[str] = None, limit: int = 100) -> List[Item]:
         """A page of items in id order, after the id `after`, only those in `state` if given."""
         s = None if state is None else ItemState(state).value
-        return [_item(d) for d in self._src._conn().ledger_list(self._ns, s, after, limit, self._tx)]
+        return [_item(raw) for raw in self._src._conn().ledger_list(self._ns, s, after, limit, self._tx)]
 
     def delete(self, id: Id) -> bool:
         """Forget `id` entirely. True if it was known."""

@@ -30,6 +30,12 @@ class LockHolder:
     slot: int = 0
 
 
+def holder_from(raw: _cairn.RawLockHolder) -> LockHolder:
+    """The extension's record of a holder, as a :class:`LockHolder`."""
+    expires_at = datetime.datetime.fromtimestamp(raw.expires_at_millis / 1000, tz=datetime.timezone.utc)
+    return LockHolder(owner=raw.owner, pid=raw.pid, expires_at=expires_at, slot=raw.slot)
+
+
 def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
     """Seconds to wait, or None for no limit (None or infinity)."""
     if timeout is None:

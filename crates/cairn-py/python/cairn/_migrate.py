@@ -45,6 +45,16 @@ class MigrationStatus:
         return self.current > self.latest
 
 
+def report_from(raw: _cairn.RawMigrationReport) -> MigrationReport:
+    """The extension's record of a run, as a :class:`MigrationReport`."""
+    return MigrationReport(from_version=raw.from_version, to_version=raw.to_version, applied=raw.applied)
+
+
+def status_from(raw: _cairn.RawMigrationStatus) -> MigrationStatus:
+    """The extension's record of a status, as a :class:`MigrationStatus`."""
+    return MigrationStatus(current=raw.current, latest=raw.latest)
+
+
 def steps_args(steps: Steps) -> Tuple[Optional[List[str]], Optional[str]]:
     """``(sql_steps, directory)`` for the extension."""
     if isinstance(steps, (str, os.PathLike)):
@@ -77,8 +87,8 @@ def migrate_file(path: StrPath, steps: Steps) -> MigrationReport:
     (:class:`SQLiteCopyError`)."""
     sql, d = steps_args(steps)
     with _guard.holding(path):
-        f, t, applied = _cairn.migrate_file(os.fspath(path), sql, d)
-    return MigrationReport(f, t, applied)
+        raw = _cairn.migrate_file(os.fspath(path), sql, d)
+    return report_from(raw)
 
 
 def migration_status_of_file(path: StrPath, steps: Steps) -> MigrationStatus:
@@ -86,5 +96,5 @@ def migration_status_of_file(path: StrPath, steps: Steps) -> MigrationStatus:
     not created)."""
     sql, d = steps_args(steps)
     with _guard.holding(path):
-        current, latest = _cairn.migration_status_of_file(os.fspath(path), sql, d)
-    return MigrationStatus(current, latest)
+        raw = _cairn.migration_status_of_file(os.fspath(path), sql, d)
+    return status_from(raw)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import threading
 import weakref
@@ -13,9 +12,9 @@ from . import _cairn, _guard
 from ._cache import Cache
 from ._checkpoint import Checkpoint
 from ._ledger import Ledger
-from ._lock import Lock, LockHolder
+from ._lock import Lock, LockHolder, holder_from
 from ._memo import memoize as _memoize
-from ._migrate import MigrationReport, MigrationStatus, Steps, steps_args
+from ._migrate import MigrationReport, MigrationStatus, Steps, report_from, status_from, steps_args
 from ._types import Duration, StrPath
 from .errors import ClosedError, ForkedError, InvalidInputError
 
@@ -265,17 +264,11 @@ class Store:
     def lock_holder(self, name: str) -> Optional[LockHolder]:
         """Who holds the lock `name` (slot 0 of a lock of several holders), or None."""
         h = self._conn().lock_holder(name)
-        if h is None:
-            return None
-        owner, pid, expires = h
-        return LockHolder(owner, pid, datetime.datetime.fromtimestamp(expires / 1000, tz=datetime.timezone.utc))
+        return None if h is None else holder_from(h)
 
     def lock_holders(self, name: str, max: int) -> list[LockHolder]:
         """Who holds the slots of the lock `name` of up to `max` holders, by slot."""
-        return [
-            LockHolder(owner, pid, datetime.datetime.fromtimestamp(expires / 1000, tz=datetime.timezone.utc), slot)
-            for slot, owner, pid, expires in self._conn().lock_holders(name, max)
-        ]
+        return [holder_from(h) for h in self._conn().lock_holders(name, max)]
 
     def memoize(
         self,
@@ -323,13 +316,12 @@ class Store:
         bump; re-running is a no-op. Read and write the tables with :meth:`query`,
         :meth:`execute` and ``tx.execute``."""
         sql, d = steps_args(steps)
-        f, t, applied = self._conn().migrate(scope, sql, d)
-        return MigrationReport(f, t, applied)
+        return report_from(self._conn().migrate(scope, sql, d))
 
     def migration_status(self, scope: str, steps: Steps) -> MigrationStatus:
         """Where `scope` stands in this file against `steps`, without changing anything."""
         sql, d = steps_args(steps)
-        return MigrationStatus(*self._conn().migration_status(scope, sql, d))
+        return status_from(self._conn().migration_status(scope, sql, d))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
         """Rows of one reading statement (``SELECT``) on your own tables, through cairn's own

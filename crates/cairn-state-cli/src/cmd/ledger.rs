@@ -87,11 +87,12 @@ impl Run<'_> {
         Ok(exit::OK)
     }
 
-    /// `--json enqueue`: queue the JSON-lines items on stdin; print how many were queued.
+    /// `--json enqueue` (or `--json enqueue -`): queue the JSON-lines items on stdin; print how
+    /// many were queued.
     fn enqueue_json(&mut self, ids: &[String], not_before: Option<NotBefore>) -> Outcome {
-        if !ids.is_empty() {
+        if !(ids.is_empty() || ids == ["-"]) {
             return Err(Failure::Usage(
-                "with --json the items come on stdin, one JSON object per line; give no ids".into(),
+                "with --json the items come on stdin, one JSON object per line; give no ids (or -)".into(),
             ));
         }
         let ledger = self.ledger;

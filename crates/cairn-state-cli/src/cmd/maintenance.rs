@@ -16,6 +16,7 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     let path = ctx.path()?;
     let mut out = Out::new();
     let status = match &args.scope {
+        Some(scope) if args.dry_run => ctx.open_for_reading()?.migration_status(scope, &migrations)?,
         Some(scope) => ctx.open()?.migration_status(scope, &migrations)?,
         None => migrations.status_of_file(&path)?,
     };
@@ -84,10 +85,11 @@ pub fn doctor(ctx: &Ctx) -> Outcome {
     // no schema created on a server).
     let store = match ctx.open_with(Options::new().read_only(true)) {
         Ok(store) => store,
+        // No file yet, or no schema on the server.
         Err(Failure::Cairn(cairn::Error::Io { path, source, .. }))
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            note(format_args!("{}: no store here yet; any command that writes creates it", path.display()));
+            note(format_args!("no store at {} yet; the first write creates it", path.display()));
             return Ok(exit::NO);
         }
         Err(e) => return Err(e),

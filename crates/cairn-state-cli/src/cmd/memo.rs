@@ -154,6 +154,7 @@ fn refresh_in_background(
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let mut cmd = Command::new(exe);
     cmd.arg("--db").arg(ctx.path()?).args(["--ns", ns, "--busy-timeout", &ms(ctx.busy_timeout)]);
+    cmd.args(["--durability", ctx.durability.as_str()]);
     cmd.args(["memo", "--refresh", "--key", key]);
     cmd.args(["--ttl", &ms(args.ttl)]);
     if let Some(stale) = args.stale {

@@ -17,7 +17,7 @@ use std::process;
 use cairn::{Options, Store};
 
 use crate::cli::{Cli, Command};
-use crate::output::{Failure, Outcome};
+use crate::output::{note, Failure, Outcome};
 
 /// What every command gets: the global options.
 pub struct Ctx {
@@ -25,6 +25,7 @@ pub struct Ctx {
     ns: Option<String>,
     json: bool,
     busy_timeout: std::time::Duration,
+    durability: cairn::Durability,
 }
 
 impl Ctx {
@@ -46,19 +47,31 @@ impl Ctx {
 
     /// For a command that only reads: a store that cannot be written (write-protected, in a
     /// read-only directory or file system) is opened read-only, hits not counted, instead of
-    /// refused.
+    /// refused; a store that does not exist yet reads as an empty one and is not created (a
+    /// mistyped --db must not look like a fresh start), which stderr says.
     fn open_for_reading(&self) -> Outcome<Store> {
-        self.open_with(Options::new().read_only_if_unwritable(true))
+        let store =
+            self.open_with(Options::new().read_only_if_unwritable(true).read_missing_as_empty(true))?;
+        if store.is_missing() {
+            note(format_args!("no store at {} yet; the first write creates it", store.path().display()));
+        }
+        Ok(store)
     }
 
     fn open_with(&self, options: Options) -> Outcome<Store> {
-        Ok(options.busy_timeout(self.busy_timeout).open(self.path()?)?)
+        Ok(options.busy_timeout(self.busy_timeout).durability(self.durability).open(self.path()?)?)
     }
 }
 
 /// Run the parsed command; the exit code on success.
 pub fn run(cli: Cli) -> Outcome {
-    let ctx = Ctx { db: cli.db, ns: cli.ns, json: cli.json, busy_timeout: cli.busy_timeout };
+    let ctx = Ctx {
+        db: cli.db,
+        ns: cli.ns,
+        json: cli.json,
+        busy_timeout: cli.busy_timeout,
+        durability: cli.durability,
+    };
     match cli.command {
         Command::Cache(c) => cache::run(&ctx, c),
         Command::Memo(m) => memo::run(&ctx, m),
@@ -164,5 +177,25 @@ fn yes_no(yes: bool) -> u8 {
         crate::exit::OK
     } else {
         crate::exit::NO
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_durability_given_is_the_one_the_store_is_opened_with() {
+        let dir = tempfile::tempdir().unwrap();
+        for durability in cairn::Durability::ALL {
+            let ctx = Ctx {
+                db: Some(dir.path().join("state.db")),
+                ns: None,
+                json: false,
+                busy_timeout: std::time::Duration::from_secs(5),
+                durability,
+            };
+            assert_eq!(ctx.open().unwrap().durability(), durability);
+        }
     }
 }

@@ -142,6 +142,31 @@ fn help_and_version_succeed_on_stdout_and_list_the_exit_codes() {
 }
 
 #[test]
+fn usage_errors_keep_their_tip_and_name_the_subcommands_help_on_one_line() {
+    let env = Env::new();
+    for (args, wanted) in [
+        (
+            &["cache", "gte", "k"][..],
+            &["tip: a similar subcommand exists: 'get'", "; see cairn cache --help"][..],
+        ),
+        (&["lock", "nightly", "./x.sh"], &["put '--' before it: '-- ./x.sh'", "; see cairn lock --help"]),
+        (&["cache", "get", "--bogus", "k"], &["use '-- --bogus'", "; see cairn cache get --help"]),
+        (&["memo"], &["not provided: <CMD>...; usage: cairn memo -- <CMD>...", "; see cairn memo --help"]),
+        (&["lock"], &["not provided: <NAME> <CMD>...", "; see cairn lock --help"]),
+        (&[], &["'cairn' requires a subcommand", "cache, memo, ledger", "; see cairn --help"]),
+    ] {
+        let (code, out, err) = env.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert_one_line_error(&err);
+        assert!(!err.contains('`'), "{args:?}: {err}");
+        for part in wanted {
+            assert!(err.contains(part), "{args:?}: {part:?} not in {err:?}");
+        }
+    }
+}
+
+#[test]
 fn a_file_that_is_not_a_store_exits_4_and_is_left_untouched() {
     let env = Env::new();
     let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
@@ -192,8 +217,9 @@ fn a_store_from_a_newer_cairn_exits_5_untouched() {
 #[test]
 fn a_path_that_cannot_be_created_exits_3() {
     let env = Env::new();
-    // /proc refuses new directories even to root, unlike a chmod-ed test directory.
-    let (code, _, err) = env.run(&["--db", "/proc/cairn-test/state.db", "cache", "get", "k"]);
+    // /proc refuses new directories even to root, unlike a chmod-ed test directory. (A reading
+    // command there creates nothing: it reads the missing store as empty.)
+    let (code, _, err) = env.run(&["--db", "/proc/cairn-test/state.db", "cache", "set", "k", "v"]);
     assert_eq!(code, 3, "{err}");
     assert_one_line_error(&err);
     // A directory given as the file.
@@ -234,6 +260,7 @@ fn the_default_path_follows_cairn_db_then_xdg_state_home_with_private_directorie
 #[test]
 fn a_closed_stdout_pipe_is_a_quiet_success() {
     let env = Env::new();
+    env.ok(&["ledger", "mark", "0"], 0); // a store, so that nothing is said about a missing one
     let script = format!(
         "seq 1 200000 | {bin} ledger filter | head -n 1; echo \"${{PIPESTATUS[1]}}\"",
         bin = crate::cairn_bin().display()

@@ -20,6 +20,9 @@ fn bash(env: &Env, script: &str) -> Command {
         .arg(format!("set -u\n{script}"))
         .env("PATH", path)
         .env("CAIRN_DB", env.db())
+        .env_remove("CAIRN_NS")
+        .env_remove("CAIRN_MEMO_TTL")
+        .env_remove("CAIRN_DURABILITY")
         .current_dir(env.dir.path())
         .process_group(0);
     c

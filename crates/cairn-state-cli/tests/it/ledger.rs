@@ -145,6 +145,17 @@ fn json_lines_queue_items_whose_data_next_hands_out_with_the_attempt() {
 }
 
 #[test]
+fn json_enqueue_takes_dash_for_stdin_as_every_other_command_does() {
+    let env = Env::new();
+    let lines = b"{\"id\": \"a\", \"data\": 1}\n{\"id\": \"b\"}\n";
+    let (code, out, err) = env.run_stdin(&["--json", "ledger", "enqueue", "-"], lines);
+    assert_eq!((code, String::from_utf8(out).unwrap().as_str()), (0, "{\"queued\":2}\n"), "{err}");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "2\n");
+    let (code, _, err) = env.run_stdin(&["--json", "ledger", "enqueue", "-", "c"], b"");
+    assert!(code == 2 && err.contains("give no ids"), "{err}");
+}
+
+#[test]
 fn malformed_json_items_are_usage_errors_naming_the_line_and_queue_nothing() {
     let env = Env::new();
     for (input, want) in [

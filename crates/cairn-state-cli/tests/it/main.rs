@@ -7,6 +7,7 @@ mod ledger;
 mod maintenance;
 mod memo;
 mod memo_lock;
+mod namespaces;
 mod paths;
 mod postgres;
 mod readonly;
@@ -42,11 +43,14 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    /// `cairn` with this store, whatever the caller's environment says.
+    /// `cairn` with this store and its defaults, whatever the caller's environment says.
     pub(crate) fn cairn(&self) -> Command {
         let mut c = Command::cargo_bin("cairn").unwrap();
         c.env("CAIRN_DB", self.db())
             .env_remove("XDG_STATE_HOME")
+            .env_remove("CAIRN_NS")
+            .env_remove("CAIRN_MEMO_TTL")
+            .env_remove("CAIRN_DURABILITY")
             .current_dir(self.dir.path())
             .timeout(COMMAND_TIMEOUT);
         c
@@ -86,14 +90,8 @@ pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Poll `f` until it holds; fail the test, saying `what` was awaited, after 20 s.
-pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10)); // pacing the poll
-    }
-}
+/// Poll until a condition holds, failing after 20 s (the testkit's).
+pub(crate) use cairn_testkit::wait_until;
 
 /// Wait for `child` (started in its own process group) to exit; after [`COMMAND_TIMEOUT`],
 /// kill its whole group and fail the test.

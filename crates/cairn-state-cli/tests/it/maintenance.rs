@@ -214,3 +214,28 @@ fn every_subcommand_has_a_man_page_and_man_dir_writes_them_all() {
         assert!(text.contains(&format!(".TH {} 1", page.trim_end_matches(".1"))), "{page}");
     }
 }
+
+#[test]
+fn durability_full_is_chosen_by_flag_or_environment_and_other_levels_are_usage_errors() {
+    let env = Env::new();
+    env.ok(&["--durability", "full", "cache", "set", "k", "v"], 0);
+    let out = env.cairn().env("CAIRN_DURABILITY", "full").args(["cache", "get", "k"]).output().unwrap();
+    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), &b"v"[..]));
+    env.ok(&["--durability", "normal", "ledger", "mark", "a"], 0);
+    for (flag, env_value) in [(Some("fsync"), None), (Some("FULL"), None), (None, Some("paranoid"))] {
+        let mut cmd = env.cairn();
+        if let Some(level) = flag {
+            cmd.args(["--durability", level]);
+        }
+        if let Some(level) = env_value {
+            cmd.env("CAIRN_DURABILITY", level);
+        }
+        let out = cmd.args(["cache", "set", "k", "w"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_one_line_error(&err);
+        assert!(err.contains("[possible values: normal, full]"), "{err}");
+    }
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "v");
+    assert!(env.ok(&["--help"], 0).contains("CAIRN_DURABILITY"));
+}

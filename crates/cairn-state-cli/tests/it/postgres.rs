@@ -3,57 +3,31 @@
 //! that cannot be reached exits 3, and a password in the URL never reaches any output.
 //!
 //! Each test runs on a fresh schema (`?cairn_schema=`) of the server named by `CAIRN_TEST_PG`
-//! (default `postgres://postgres@127.0.0.1:5432/test`), dropped when it ends. Without a
-//! server the tests say so and skip, which `CAIRN_NO_SKIP` turns into failures.
+//! ([`cairn_testkit::postgres`]), dropped when it ends. Without a server the tests say so and
+//! skip, which `CAIRN_NO_SKIP` turns into failures.
 
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
+
+use cairn_testkit::postgres::{test_schema, TestSchema};
 
 use crate::{assert_one_line_error, wait_until, wait_within, Env};
 
 /// A scratch store on the test server: a fresh schema, and a directory to run `cairn` in.
 struct Pg {
     env: Env,
-    client: postgres::Client,
-    base: String,
-    schema: String,
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema));
-    }
+    schema: TestSchema,
 }
 
 /// The test server, or `None` (said loudly; a failure under `CAIRN_NO_SKIP`) without one.
 fn pg() -> Option<Pg> {
-    let base = std::env::var("CAIRN_TEST_PG")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    match postgres::Client::connect(&base, postgres::NoTls) {
-        Ok(client) => Some(Pg { env: Env::new(), client, base, schema: fresh_schema() }),
-        Err(e) => {
-            cairn_testkit::skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
-            None
-        }
-    }
-}
-
-/// `cairn_test_<unix seconds>_<pid>_c<n>`, as the library's contract suite names them: a later
-/// run drops the ones a killed run left, once they are an hour old.
-fn fresh_schema() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("cairn_test_{secs}_{}_c{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    Some(Pg { schema: test_schema()?, env: Env::new() })
 }
 
 impl Pg {
     fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}cairn_schema={}", self.base, self.schema)
+        self.schema.url()
     }
 
     /// The same URL with a password in it (the test server trusts its clients, so any works).
@@ -175,18 +149,19 @@ impl Drop for Group {
 
 #[test]
 fn doctor_on_postgres_reports_the_servers_health_and_exits_1_on_a_finding() {
-    let Some(mut pg) = pg() else { return };
+    let Some(pg) = pg() else { return };
     pg.ok(&["cache", "set", "k", "v"], 0); // a store to examine
     let (code, out, err) = pg.run_at(&pg.url(), &["doctor"]);
     assert!(code == 0 || code == 1, "exit {code}: {err}");
     assert!(out.lines().any(|l| l.starts_with("ok    server")), "{out}");
-    assert!(out.contains(&format!("'{}' at version", pg.schema)), "{out}");
+    assert!(out.contains(&format!("'{}' at version", pg.schema.name())), "{out}");
     assert_eq!(
         code == 1,
         out.lines().any(|l| l.starts_with("FAIL")),
         "exit 1 exactly when a check failed: {out}"
     );
-    let autovacuum: String = pg.client.query_one("SELECT current_setting('autovacuum')", &[]).unwrap().get(0);
+    let autovacuum: String =
+        pg.schema.client().query_one("SELECT current_setting('autovacuum')", &[]).unwrap().get(0);
     if autovacuum == "off" {
         assert_eq!(code, 1, "{out}");
         assert!(out.lines().any(|l| l.starts_with("FAIL  autovacuum")), "{out}");
@@ -201,12 +176,13 @@ fn doctor_on_postgres_reports_the_servers_health_and_exits_1_on_a_finding() {
 
 #[test]
 fn doctor_on_postgres_creates_no_schema() {
-    let Some(mut pg) = pg() else { return };
+    let Some(pg) = pg() else { return };
     let (code, _, err) = pg.run_at(&pg.url(), &["doctor"]);
     assert_eq!(code, 1, "no store here yet: {err}");
     let schemas: i64 = pg
-        .client
-        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&pg.schema])
+        .schema
+        .client()
+        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&pg.schema.name()])
         .unwrap()
         .get(0);
     assert_eq!(schemas, 0, "a health check changed what it examines");
@@ -314,11 +290,17 @@ fn a_password_with_unescaped_slashes_question_marks_or_an_encoded_name_never_app
 /// (`pg_...`) is a bad name: exit 2. All three exited 8, "PostgreSQL error".
 #[test]
 fn a_refused_role_or_a_missing_database_exits_3_and_a_reserved_schema_name_exits_2() {
-    let Some(mut pg) = pg() else { return };
+    let Some(pg) = pg() else { return };
     let role = format!("cairn_test_nologin_{}", std::process::id());
-    pg.client.batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN")).unwrap();
-    let (server, db) =
-        pg.base.split('?').next().unwrap_or_default().rsplit_once('/').expect("a URL with a database");
+    pg.schema.client().batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN")).unwrap();
+    let (server, db) = pg
+        .schema
+        .server()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .rsplit_once('/')
+        .expect("a URL with a database");
     let runs = [
         (pg.url().replacen("://postgres@", &format!("://{role}@"), 1), 3, "not permitted to log in"),
         (pg.url().replacen("://postgres@", "://cairn_test_no_such_role@", 1), 3, "does not exist"),
@@ -326,7 +308,7 @@ fn a_refused_role_or_a_missing_database_exits_3_and_a_reserved_schema_name_exits
         (format!("{server}/{db}?cairn_schema=pg_x"), 2, "pg_"),
     ];
     let results: Vec<_> = runs.iter().map(|(url, _, _)| pg.run_at(url, &["cache", "get", "k"])).collect();
-    pg.client.batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
+    pg.schema.client().batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
     for ((url, want, says), (code, out, err)) in runs.iter().zip(results) {
         assert_eq!((code, out.as_str()), (*want, ""), "{url}: {err}");
         assert_one_line_error(&err);

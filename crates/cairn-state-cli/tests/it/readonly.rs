@@ -143,3 +143,38 @@ fn a_write_protected_store_is_read_and_a_write_exits_3_saying_so() {
     assert!(err.contains("write-protected"), "{err}");
     assert_eq!(read(&env.db()), before, "the file changed");
 }
+
+/// A read of a write-protected store leaves its -wal and -shm behind (a reader cannot remove
+/// them). They used to stay 0400, so after `chmod u+w` on the file, cairn's own advice, every
+/// write still failed and `doctor` called the 0400 -shm ok. Now the write works, `doctor` is
+/// clean, and side files left unwritable (by an earlier version) are named by `doctor` with
+/// the exact command, then repaired by the next writing command.
+#[test]
+fn a_write_protected_store_that_was_read_takes_writes_once_made_writable_again() {
+    let env = Unprivileged::new();
+    env.ok(&["cache", "set", "k", "v"], 0);
+    env.chmod(&env.db(), 0o400);
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "v");
+    env.ok(&["ledger", "has", "a"], 1);
+    assert_eq!(env.listing(), ["state.db", "state.db-shm", "state.db-wal"], "a reader leaves them");
+
+    env.chmod(&env.db(), 0o600);
+    env.ok(&["cache", "set", "k", "w"], 0);
+    env.ok(&["ledger", "mark", "a"], 0);
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "w");
+    env.ok(&["doctor"], 0);
+
+    // What an earlier version left: a -shm nobody can write, with a reader keeping it there.
+    env.chmod(&env.db(), 0o400);
+    env.ok(&["cache", "get", "k"], 0);
+    let shm = env.store_dir().join("state.db-shm");
+    env.chmod(&shm, 0o400);
+    env.chmod(&env.db(), 0o600);
+    let report = env.ok(&["doctor"], 1);
+    let fix = format!("fix: chmod u+w '{}'", shm.display());
+    assert!(report.contains(&format!("FAIL  permissions   {} is 0400", shm.display())), "{report}");
+    assert!(report.contains(&fix), "{report}");
+    env.ok(&["cache", "set", "k", "x"], 0);
+    assert_eq!(env.ok(&["cache", "get", "k"], 0), "x");
+    env.ok(&["doctor"], 0);
+}

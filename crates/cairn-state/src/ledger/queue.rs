@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::clock::{duration_millis, EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
-use crate::duration::{format_time, show};
+use crate::duration::{format_duration, format_time};
 
 /// An item to queue with [`Ledger::enqueue_items`]: its id, and optionally data for its
 /// worker and a time before which it is not handed out.
@@ -124,7 +124,7 @@ impl QueueItem {
                 if range.contains(&due) {
                     Ok(due)
                 } else {
-                    Err(refused(format!("a delay of {}", show(d))))
+                    Err(refused(format!("a delay of {}", format_duration(d))))
                 }
             }
             NotBefore::At(at) if range.contains(&at) => Ok(at),

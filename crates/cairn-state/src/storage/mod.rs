@@ -125,6 +125,7 @@ macro_rules! engine_ops {
 mod cache;
 mod checkpoint;
 mod ledger;
+mod location;
 mod lock;
 mod memo;
 mod migrate;
@@ -140,6 +141,7 @@ pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, RetryRule, CLAIMED, DONE, FAILED, PENDING,
 };
+pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
@@ -208,6 +210,8 @@ engine_ops! {
 pub(crate) struct OpenRequest<'a> {
     pub read_only: bool,
     pub read_only_if_unwritable: bool,
+    /// No file at the path: open an empty, read-only stand-in instead of creating one.
+    pub read_missing_as_empty: bool,
     pub fallback: Option<RollbackJournal>,
     pub durability: Durability,
     pub busy_timeout: Duration,
@@ -222,6 +226,7 @@ impl Default for OpenRequest<'_> {
         OpenRequest {
             read_only: false,
             read_only_if_unwritable: false,
+            read_missing_as_empty: false,
             fallback: None,
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
@@ -234,9 +239,12 @@ impl Default for OpenRequest<'_> {
 /// An engine as opened, and what the store needs to know of how.
 pub(crate) struct Opened {
     pub engine: Engine,
-    /// `wal`, `memory`, a fallback rollback journal, or `postgres`.
+    /// `wal`, `memory`, a fallback rollback journal, `postgres`, or `none` for a missing store.
     pub journal_mode: String,
     pub read_only: bool,
+    /// Nothing exists at this location yet: the engine is an empty stand-in (in memory) that
+    /// only reads.
+    pub missing: Option<std::path::PathBuf>,
     /// The server's clock at open (Unix ms), for an engine whose leases are judged on it.
     pub server_millis: Option<i64>,
     /// The schema the store lives in, for an engine that has schemas: another connection to
@@ -246,7 +254,7 @@ pub(crate) struct Opened {
 
 impl Opened {
     pub(crate) fn new(engine: Engine, journal_mode: String, read_only: bool) -> Opened {
-        Opened { engine, journal_mode, read_only, server_millis: None, schema: None }
+        Opened { engine, journal_mode, read_only, missing: None, server_millis: None, schema: None }
     }
 }
 
@@ -257,11 +265,12 @@ pub(crate) fn is_server_url(text: &str) -> bool {
 }
 
 /// Open the store at `location`: a server's URL opens the engine for it, anything else names a
-/// SQLite file.
+/// SQLite file (a leading `~` expanded; other URLs refused: see `location`).
 pub(crate) fn open(location: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
+    let location = location::resolve(location)?;
     match location.to_str().filter(|p| is_server_url(p)) {
         Some(url) => open_server(url, req),
-        None => sqlite::open::open_file(location, req),
+        None => sqlite::open::open_file(&location, req),
     }
 }
 
@@ -272,7 +281,7 @@ pub(crate) fn open_in_memory(req: &OpenRequest<'_>) -> Result<Opened> {
 
 /// A user's own database file (not a store), for its migrations.
 pub(crate) fn open_plain(path: &Path, read_only: bool, busy_timeout: Duration) -> Result<Engine> {
-    sqlite::open::open_plain(path, read_only, busy_timeout)
+    sqlite::open::open_plain(&location::resolve_file(path)?, read_only, busy_timeout)
 }
 
 #[cfg(feature = "postgres")]
@@ -290,6 +299,7 @@ fn open_server(url: &str, req: &OpenRequest<'_>) -> Result<Opened> {
         engine: Engine::Postgres(Box::new(engine)),
         journal_mode: "postgres".into(),
         read_only: req.read_only,
+        missing: None,
         server_millis: Some(server_millis),
         schema: Some(schema),
     })
@@ -319,6 +329,9 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// Every level, from the cheapest to the safest.
+    pub const ALL: [Durability; 2] = [Durability::Normal, Durability::Full];
+
     /// The level's name: `normal` or `full`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -341,6 +354,9 @@ impl std::fmt::Display for Durability {
 ///
 /// assert_eq!("full".parse::<Durability>()?, Durability::Full);
 /// assert_eq!(Durability::Normal.to_string(), "normal");
+/// for level in Durability::ALL {
+///     assert_eq!(level.as_str().parse::<Durability>()?, level);
+/// }
 /// assert!("fsync".parse::<Durability>().is_err());
 /// # Ok::<(), cairn::Error>(())
 /// ```

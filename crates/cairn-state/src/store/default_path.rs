@@ -13,13 +13,15 @@ use crate::error::{Error, Result};
 /// A path from `$XDG_STATE_HOME` or `$HOME` is refused when a directory above it belongs to
 /// another user, or is writable by everyone without the sticky bit (which `/tmp` has): there,
 /// someone else could replace the store. `$CAIRN_DB` is your explicit choice and is taken as
-/// given (the file itself is still checked at open).
+/// given (the file itself is still checked at open), but for a leading `~` or `~user`, which is
+/// expanded as a shell would (cron and systemd pass it on unexpanded).
 pub fn default_path() -> Result<PathBuf> {
     let path = resolve_default_path(|name| std::env::var_os(name))?;
     if std::env::var_os("CAIRN_DB").is_none_or(|v| v.is_empty()) {
         check_default_dirs(&path)?;
+        return Ok(path);
     }
-    Ok(path)
+    crate::storage::expand_home(&path)
 }
 
 /// Every existing directory above the default path is ours or root's, and none is writable

@@ -4,7 +4,7 @@
 //! modules; nothing here names a feature or an engine.
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ pub struct Options {
     durability: Durability,
     read_only: bool,
     read_only_if_unwritable: bool,
+    read_missing_as_empty: bool,
     fallback: Option<RollbackJournal>,
     clock: Arc<dyn Clock>,
     /// A clock was given: a store on a server keeps it instead of reading the server's.
@@ -62,6 +63,7 @@ impl Default for Options {
             durability: Durability::Normal,
             read_only: false,
             read_only_if_unwritable: false,
+            read_missing_as_empty: false,
             fallback: None,
             clock: Arc::new(SystemClock),
             clock_given: false,
@@ -117,6 +119,31 @@ impl Options {
         self
     }
 
+    /// Where no store exists at the path yet, read it as an empty one instead of creating it:
+    /// nothing is created on disk (no file, no directory), every read answers as a new store
+    /// would (no entries, no items, nothing done), writes fail with
+    /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly), and [`Store::is_missing`] says so.
+    /// For commands that only read, so that a mistyped path is not silently a fresh start: the
+    /// CLI's reading commands say "no store at PATH yet" when it happens. An existing store
+    /// opens as without this option. Files only: a store on a server opens as usual.
+    ///
+    /// ```
+    /// use cairn::{ErrorKind, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("typo/state.db");
+    /// let store = Options::new().read_missing_as_empty(true).open(&path)?;
+    /// assert!(store.is_missing());
+    /// assert_eq!(store.ledger("jobs").filter_new(["a", "b"])?, ["a", "b"]);
+    /// assert_eq!(store.cache("c").set("k", "v", None).unwrap_err().kind(), ErrorKind::ReadOnly);
+    /// assert!(!dir.path().join("typo").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_missing_as_empty(mut self, yes: bool) -> Self {
+        self.read_missing_as_empty = yes;
+        self
+    }
+
     /// Accept a rollback journal where WAL cannot be enabled, instead of failing with
     /// [`ErrorKind::WalUnavailable`](crate::ErrorKind::WalUnavailable).
     pub fn fallback_journal(mut self, mode: RollbackJournal) -> Self {
@@ -158,9 +185,13 @@ impl Options {
     /// Open (or create) the store at `path`. Missing parent directories are created (0700),
     /// a new file is created 0600 whatever the umask, and so are its `-wal` and `-shm` files.
     ///
-    /// `path` is a file name, whatever characters it holds: `file:x.db?mode=memory` and
-    /// `:memory:` name files in the working directory, never a SQLite URI or an in-memory
-    /// database (use [`Options::open_in_memory`] for that).
+    /// `path` is a file's path. A leading `~` is your home directory (`$HOME`, else the
+    /// password database's) and `~user` that user's, as a shell would expand them (cron and
+    /// systemd do not). A name that starts like a URL other than PostgreSQL's (`sqlite:///x.db`,
+    /// `file:x.db`, any `scheme:`) is refused with `InvalidInput` naming the path to give
+    /// instead, before anything is created; `./file:x.db` names a file of that name. `:memory:`
+    /// names a file in the working directory too, never an in-memory database (use
+    /// [`Options::open_in_memory`] for that).
     ///
     /// A `postgres://` or `postgresql://` URL opens a store on that server instead (with the
     /// `postgres` feature): the same API, for workers on many hosts.
@@ -186,7 +217,7 @@ impl Options {
         if self.busy_timeout > MAX_BUSY_TIMEOUT {
             return Err(Error::invalid(format!(
                 "a busy timeout is at most 24h (SQLite counts it in milliseconds in a 32-bit integer); this one is {}",
-                crate::duration::show(self.busy_timeout)
+                crate::duration::format_duration(self.busy_timeout)
             )));
         }
         crate::duration::at_least_1ms(
@@ -200,6 +231,7 @@ impl Options {
         OpenRequest {
             read_only: self.read_only,
             read_only_if_unwritable: self.read_only_if_unwritable,
+            read_missing_as_empty: self.read_missing_as_empty,
             fallback: self.fallback,
             durability: self.durability,
             busy_timeout: self.busy_timeout,
@@ -224,6 +256,7 @@ impl Options {
             clock: self.clock,
             fill_timeout: self.fill_timeout,
             read_only: opened.read_only,
+            missing: opened.missing,
             journal_mode: opened.journal_mode,
             explicit: Cell::new(false),
             features: Features::with(crate::FEATURE_STATES),
@@ -254,6 +287,9 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) fill_timeout: Duration,
     read_only: bool,
+    /// Opened with [`Options::read_missing_as_empty`] where no store exists yet: the path it
+    /// stands in for (the engine is in memory).
+    missing: Option<PathBuf>,
     journal_mode: String,
     /// A transaction begun with [`Store::begin_transaction`] is open.
     pub(crate) explicit: Cell<bool>,
@@ -265,7 +301,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.engine.path())
+            .field("path", &self.path())
             .field("journal_mode", &self.journal_mode)
             .field("read_only", &self.read_only)
             .finish_non_exhaustive()
@@ -294,19 +330,20 @@ impl Store {
     }
 
     /// The database file (`:memory:` for an in-memory store; for a store on PostgreSQL, its URL
-    /// without the password).
+    /// without the password; for a missing store read as empty, where it would be).
     pub fn path(&self) -> &Path {
-        self.engine.path()
+        self.missing.as_deref().unwrap_or_else(|| self.engine.path())
     }
 
     /// Where another connection opens this store: the file, or the server's URL with its
     /// password (never shown; `path` is what messages show).
-    pub(crate) fn location(&self) -> std::path::PathBuf {
-        self.engine.location()
+    pub(crate) fn location(&self) -> PathBuf {
+        self.missing.clone().unwrap_or_else(|| self.engine.location())
     }
 
-    /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, or `postgres`
-    /// for a store on a PostgreSQL server.
+    /// The journal mode in force: `wal`, `memory`, a fallback rollback journal, `postgres`
+    /// for a store on a PostgreSQL server, or `none` for a missing store read as empty
+    /// ([`Store::is_missing`]).
     pub fn journal_mode(&self) -> &str {
         &self.journal_mode
     }
@@ -316,9 +353,21 @@ impl Store {
         self.engine.busy_timeout()
     }
 
+    /// The durability it was opened with ([`Options::durability`]). On a file with a rollback
+    /// journal, `Normal` commits as `Full` would: its promise needs it.
+    pub fn durability(&self) -> Durability {
+        self.options.durability
+    }
+
     /// True if opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// True if no store existed at the path and this handle reads as an empty one instead
+    /// (opened with [`Options::read_missing_as_empty`]): nothing was created, and it only reads.
+    pub fn is_missing(&self) -> bool {
+        self.missing.is_some()
     }
 
     /// The state a feature keeps for this handle, created on first use.
@@ -356,6 +405,13 @@ impl Store {
     }
 
     fn refuse_if_read_only(&self) -> Result<()> {
+        if self.missing.is_some() {
+            return Err(Error::ReadOnly {
+                path: self.path().to_path_buf(),
+                detail: "no store exists there yet, and this handle only reads it as empty                          (read_missing_as_empty): open it without that option to create it"
+                    .into(),
+            });
+        }
         if self.read_only {
             return Err(Error::ReadOnly {
                 path: self.path().to_path_buf(),

@@ -481,7 +481,8 @@ contract! {
     /// failing some other test.
     fn a_value_of_exactly_the_documented_limit_round_trips_in_about_1_gib_of_memory(f) {
         const NEEDS_KIB: u64 = 3 << 19; // 1.5 GiB: the peak and a margin
-        let _machine = heavy_test_lock();
+        let _machine =
+            cairn_testkit::exclusive(cairn_testkit::HEAVY).expect("take the lock of the heavy tests");
         match mem_available_kib() {
             Some(kib) if kib >= NEEDS_KIB => {}
             available => {
@@ -489,12 +490,7 @@ contract! {
                     "1.5 GiB of available memory to round-trip a 256 MiB value; MemAvailable is {}",
                     available.map_or("unknown (no /proc/meminfo)".into(), |k| format!("{} MiB", k >> 10))
                 );
-                if no_skip() {
-                    panic!("this test needs {what}, and CAIRN_NO_SKIP forbids skipping it");
-                }
-                eprintln!(
-                    "SKIP: a_value_of_exactly_the_documented_limit_round_trips_in_about_1_gib_of_memory needs {what}"
-                );
+                cairn_testkit::skip_unless_ci(&what);
                 return Ok(());
             }
         }
@@ -556,28 +552,6 @@ fn mem_available_kib() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
     line.trim().strip_suffix("kB")?.trim().parse().ok()
-}
-
-/// True when a skip must fail instead (`CAIRN_NO_SKIP` set, not empty, not `0`): there a
-/// skip would pass a promise that nothing checked.
-fn no_skip() -> bool {
-    std::env::var("CAIRN_NO_SKIP").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The lock that cairn-testkit's `exclusive(HEAVY)` takes (same file: this crate cannot
-/// depend on that one), so that this test never runs beside the multi-process tests, even
-/// from another test binary under cargo-nextest.
-fn heavy_test_lock() -> nix::fcntl::Flock<std::fs::File> {
-    let path = std::env::temp_dir().join("cairn-test-heavy.lock");
-    let file = match std::fs::File::open(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::OpenOptions::new().create(true).append(true).open(&path)
-        }
-        opened => opened,
-    }
-    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("flock {}: {e}", path.display()))
 }
 
 /// SQLite only (a file beside the database; PostgreSQL writes its counts apart, after commits):

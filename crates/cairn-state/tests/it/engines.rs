@@ -1,19 +1,17 @@
 //! The contract suite's harness: the same test body on every engine. `contract!` writes, for
 //! each test, one `#[test]` on a SQLite file and one on a fresh schema of the PostgreSQL server
-//! named by `CAIRN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`). Without a
-//! reachable server, or in a build without the `postgres` feature, the PostgreSQL half says so
-//! and skips, which `CAIRN_NO_SKIP` turns into a failure (`.ci/run` sets it and starts the
-//! server). Each schema is dropped when its test ends; schemas left by killed runs are dropped
-//! when a later run starts.
+//! named by `CAIRN_TEST_PG` (the fixture of every suite, [`cairn_testkit::postgres`]). Without
+//! a reachable server the PostgreSQL half says so and skips, which `CAIRN_NO_SKIP` turns into a
+//! failure (`.ci/run` sets it and starts the server). Each schema is dropped when its test
+//! ends; schemas left by killed runs are dropped when a later run starts. (The library is
+//! built with its `postgres` feature here: cairn-testkit, a dev-dependency, asks for it.)
 //!
 //! The contract tests live in the file of their feature (`cache.rs`, `ledger.rs`, ...) beside
 //! the few that are about a SQLite file and run on it alone; `cargo test --test it postgres`
 //! runs every PostgreSQL half.
 
-use std::cell::RefCell;
-use std::sync::{Condvar, Mutex};
-
 use cairn::{ManualClock, Options, Store};
+use cairn_testkit::postgres::{test_schema, Client, TestSchema};
 
 /// Where a test's store lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,21 +46,19 @@ pub struct Fixture {
     /// schema of the test's own (`<schema>_app`), where users' tables (migrations, user SQL)
     /// go, as they would go to `public` for a real user.
     pub location: String,
-    schema: Option<String>,
-    /// A plain connection to the server, in cairn's schema: what another program sees.
-    raw: Option<RefCell<postgres::Client>>,
-    /// Schemas made for [`Fixture::sibling`], dropped with this one.
-    siblings: RefCell<Vec<String>>,
+    /// On PostgreSQL, the test's schema, with a plain connection to the server whose
+    /// `search_path` is cairn's schema: what another program sees. Declared after `store`, so
+    /// that the store's connection closes before the schema is dropped.
+    pg: Option<TestSchema>,
     _dir: Option<tempfile::TempDir>,
-    _slot: Option<Slot>,
 }
 
 impl Fixture {
     /// Options that open the same store (the same schema on a server) on the same clock.
     pub fn options(&self) -> Options {
         let o = Options::new().clock(self.clock.clone());
-        match &self.schema {
-            Some(s) => o.schema(s.clone()),
+        match &self.pg {
+            Some(pg) => o.schema(pg.name()),
             None => o,
         }
     }
@@ -78,12 +74,8 @@ impl Fixture {
     #[allow(dead_code)]
     pub fn sibling(&self, name: &str) -> (Options, String) {
         let o = Options::new().clock(self.clock.clone());
-        match &self.schema {
-            Some(schema) => {
-                let other = format!("{schema}_{name}");
-                self.siblings.borrow_mut().push(other.clone());
-                (o.schema(other), self.location.clone())
-            }
+        match &self.pg {
+            Some(pg) => (o.schema(pg.sibling(name)), self.location.clone()),
             None => {
                 let path = std::path::Path::new(&self.location).with_file_name(format!("{name}.db"));
                 (o, path.to_string_lossy().into_owned())
@@ -94,9 +86,9 @@ impl Fixture {
     /// Whether anything was created at [`Fixture::sibling`]`(name)`.
     #[allow(dead_code)]
     pub fn sibling_exists(&self, name: &str) -> bool {
-        match &self.schema {
-            Some(schema) => {
-                let other = format!("{schema}_{name}");
+        match &self.pg {
+            Some(pg) => {
+                let other = format!("{}_{name}", pg.name());
                 let n = self.raw_i64(&format!(
                     "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
                     other.replace('\'', "''")
@@ -111,8 +103,8 @@ impl Fixture {
     /// the file, or on the server in cairn's schema.
     #[allow(dead_code)]
     pub fn raw_execute(&self, sql: &str) {
-        match &self.raw {
-            Some(client) => client.borrow_mut().batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
+        match &self.pg {
+            Some(pg) => pg.client().batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
             None => {
                 let conn = rusqlite::Connection::open(&self.location).expect("open the file");
                 conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -124,10 +116,8 @@ impl Fixture {
     /// read as another program would.
     #[allow(dead_code)]
     pub fn raw_i64(&self, sql: &str) -> i64 {
-        match &self.raw {
-            Some(client) => {
-                client.borrow_mut().query_one(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
-            }
+        match &self.pg {
+            Some(pg) => pg.query_i64(sql, &[]),
             None => {
                 let conn = rusqlite::Connection::open(&self.location).expect("open the file");
                 conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -138,7 +128,7 @@ impl Fixture {
     /// The schema of the store on a server; `None` for a file.
     #[allow(dead_code)]
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.pg.as_ref().map(TestSchema::name)
     }
 
     /// The version of cairn's own schema in the store, as another program reads it.
@@ -166,24 +156,14 @@ impl Fixture {
     /// A plain connection to the test server (PostgreSQL only), for what the test does
     /// behind cairn's back: hold a row lock, end a backend.
     #[allow(dead_code)]
-    pub fn server(&self) -> std::cell::RefMut<'_, postgres::Client> {
-        self.raw.as_ref().expect("a PostgreSQL fixture").borrow_mut()
+    pub fn server(&self) -> std::cell::RefMut<'_, Client> {
+        self.pg().client()
     }
-}
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(schema) = &self.schema {
-            let mut all = vec![schema.clone(), format!("{schema}_app")];
-            all.extend(self.siblings.borrow().iter().cloned());
-            if let Some(client) = &self.raw {
-                let mut client = client.borrow_mut();
-                let _ = client.batch_execute("ROLLBACK"); // a row lock a failed test still held
-                for s in all {
-                    let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"));
-                }
-            }
-        }
+    /// The test's schema on the server (PostgreSQL only).
+    #[allow(dead_code)]
+    pub fn pg(&self) -> &TestSchema {
+        self.pg.as_ref().expect("a PostgreSQL fixture")
     }
 }
 
@@ -201,129 +181,57 @@ pub fn fixture(engine: Engine) -> Option<Fixture> {
                 store,
                 clock,
                 location: path.to_string_lossy().into_owned(),
-                schema: None,
-                raw: None,
-                siblings: RefCell::new(Vec::new()),
+                pg: None,
                 _dir: Some(dir),
-                _slot: None,
             })
         }
         Engine::Postgres => {
-            let url = server_url()?;
-            let slot = Slot::take();
-            let schema = fresh_schema();
-            let mut raw =
-                postgres::Client::connect(&url, postgres::NoTls).expect("connect to the test server");
-            raw.batch_execute(&format!("CREATE SCHEMA \"{schema}_app\"")).expect("the users' schema");
-            let location = format!("{url}{}options=-c%20search_path%3D{schema}_app", sep(&url));
+            let pg = test_schema()?;
+            let location = pg.app_location();
             let store = Options::new()
                 .clock(clock.clone())
-                .schema(schema.clone())
+                .schema(pg.name())
                 .open(&location)
                 .expect("open on postgres");
-            raw.batch_execute(&format!("SET search_path TO \"{schema}\"")).expect("search_path");
-            Some(Fixture {
-                engine,
-                store,
-                clock,
-                location,
-                schema: Some(schema),
-                raw: Some(RefCell::new(raw)),
-                siblings: RefCell::new(Vec::new()),
-                _dir: None,
-                _slot: Some(slot),
-            })
+            pg.client().batch_execute(&format!("SET search_path TO \"{}\"", pg.name())).expect("search_path");
+            Some(Fixture { engine, store, clock, location, pg: Some(pg), _dir: None })
         }
     }
 }
 
-/// The separator before one more query parameter of `url`.
-fn sep(url: &str) -> char {
-    if url.contains('?') {
-        '&'
-    } else {
-        '?'
+/// A model test's run (`model.rs`, `ledger_model.rs`): proptest draws sequences of 1 to 79
+/// operations from `op`, and `one_case` runs each on the fixture's store in a namespace of its
+/// own (`<prefix><n>`, the n-th case): a fresh store per case would cost a schema per case on
+/// PostgreSQL. A failing case is shrunk and kept in the regression file of `source_file`.
+/// Cases per run: `sqlite_cases` on SQLite, fewer (24) on PostgreSQL, where each step and its
+/// checks are up to some thirty round trips; `CAIRN_MODEL_CASES` overrides both.
+pub fn run_model<S: proptest::strategy::Strategy>(
+    f: &Fixture,
+    source_file: &'static str,
+    sqlite_cases: u32,
+    prefix: &str,
+    op: S,
+    one_case: impl Fn(&Fixture, &str, Vec<S::Value>) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    let default = match f.engine {
+        Engine::Sqlite => sqlite_cases,
+        Engine::Postgres => 24,
+    };
+    let cases = std::env::var("CAIRN_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let config = proptest::test_runner::Config {
+        cases,
+        source_file: Some(source_file),
+        ..proptest::test_runner::Config::default()
+    };
+    let case = std::cell::Cell::new(0u32);
+    let outcome =
+        proptest::test_runner::TestRunner::new(config).run(&proptest::collection::vec(op, 1..80), |ops| {
+            case.set(case.get() + 1);
+            one_case(f, &format!("{prefix}{}", case.get()), ops)
+        });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
-}
-
-/// The test server's URL if a server answers there and this build can use it.
-pub fn server_url() -> Option<String> {
-    let url = std::env::var("CAIRN_TEST_PG")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    if !cfg!(feature = "postgres") {
-        crate::skip_unless_ci("a build with the postgres feature (cargo test --features postgres)");
-        return None;
-    }
-    match postgres::Client::connect(&url, postgres::NoTls) {
-        Ok(mut client) => {
-            clean_stale_schemas(&mut client);
-            Some(url)
-        }
-        Err(e) => {
-            crate::skip_unless_ci(&format!("a PostgreSQL server at {url} ({e}); set CAIRN_TEST_PG"));
-            None
-        }
-    }
-}
-
-/// PostgreSQL tests running at once, at most: each opens a few connections (a dozen for the
-/// concurrency tests), and the server takes 100. `CAIRN_TEST_PG_TESTS` overrides it.
-struct Slot;
-
-static SLOTS: Mutex<usize> = Mutex::new(0);
-static SLOT_FREED: Condvar = Condvar::new();
-
-impl Slot {
-    fn take() -> Slot {
-        let most: usize =
-            std::env::var("CAIRN_TEST_PG_TESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
-        let mut used = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
-        while *used >= most {
-            used = SLOT_FREED.wait(used).unwrap_or_else(|e| e.into_inner());
-        }
-        *used += 1;
-        Slot
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        *SLOTS.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        SLOT_FREED.notify_one();
-    }
-}
-
-const PREFIX: &str = "cairn_test_";
-
-/// `cairn_test_<unix seconds>_<pid>_<n>`: unique, and old ones recognisable by their time.
-fn fresh_schema() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{PREFIX}{secs}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Schemas of test runs that were killed before they could drop them: older than an hour.
-fn clean_stale_schemas(client: &mut postgres::Client) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let Ok(rows) =
-            client.query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cairn\\_test\\_%'", &[])
-        else {
-            return;
-        };
-        for row in rows {
-            let name: String = row.get(0);
-            let secs: u64 = name[PREFIX.len()..].split('_').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            if secs + 3600 < now {
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"));
-            }
-        }
-    });
 }
 
 /// `contract! { fn name(f) { body } ... }`: each body runs on every engine, with `f` the

@@ -15,10 +15,9 @@ use std::time::Duration;
 use cairn::{Claim, Clock, ErrorKind, ItemState, Ledger};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::TestRunner;
 
 use crate::contract;
-use crate::engines::{Engine, Fixture};
+use crate::engines::{run_model, Fixture};
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
 const WORKERS: [&str; 3] = ["w0", "w1", "w2"];
@@ -362,28 +361,9 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Cases per run: fewer on PostgreSQL, where each step and its checks are some thirty round
-/// trips (`CAIRN_MODEL_CASES` overrides both).
-fn cases(f: &Fixture) -> u32 {
-    let default = match f.engine {
-        Engine::Sqlite => 200,
-        Engine::Postgres => 24,
-    };
-    std::env::var("CAIRN_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 contract! {
     fn the_ledger_agrees_with_a_plain_model_under_any_operations_and_clock_moves(f) {
-        let config =
-            ProptestConfig { cases: cases(f), source_file: Some(file!()), ..ProptestConfig::default() };
-        let case = std::cell::Cell::new(0u32);
-        let outcome = TestRunner::new(config).run(&proptest::collection::vec(op(), 1..80), |ops| {
-            case.set(case.get() + 1);
-            one_case(f, &format!("model-{}", case.get()), ops)
-        });
-        if let Err(e) = outcome {
-            panic!("{e}");
-        }
+        run_model(f, file!(), 200, "model-", op(), one_case);
         Ok(())
     }
 }

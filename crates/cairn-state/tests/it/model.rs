@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use cairn::Clock;
 use proptest::prelude::*;
-use proptest::test_runner::TestRunner;
 
 use crate::contract;
-use crate::engines::{Engine, Fixture};
+use crate::engines::{run_model, Fixture};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -49,28 +48,9 @@ impl Model {
     }
 }
 
-/// Cases per run: fewer on PostgreSQL, where each step is a few round trips
-/// (`CAIRN_MODEL_CASES` overrides both).
-fn cases(f: &Fixture) -> u32 {
-    let default = match f.engine {
-        Engine::Sqlite => 64,
-        Engine::Postgres => 24,
-    };
-    std::env::var("CAIRN_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 contract! {
     fn the_cache_agrees_with_a_map_model_under_any_operations(f) {
-        let config =
-            ProptestConfig { cases: cases(f), source_file: Some(file!()), ..ProptestConfig::default() };
-        let case = std::cell::Cell::new(0u32);
-        let outcome = TestRunner::new(config).run(&proptest::collection::vec(op(), 1..80), |ops| {
-            case.set(case.get() + 1);
-            one_case(f, &format!("p{}", case.get()), ops)
-        });
-        if let Err(e) = outcome {
-            panic!("{e}");
-        }
+        run_model(f, file!(), 64, "p", op(), one_case);
         Ok(())
     }
 }

@@ -8,33 +8,13 @@ use std::time::{Duration, Instant};
 
 use cairn::{Error, ErrorKind, SqlValue, Store};
 
-use crate::engines::{fixture, Engine, Fixture};
+use crate::engines::{fixture, Engine};
 
 /// The server process behind `store`'s connection.
 fn backend_pid(store: &Store) -> Result<i32, Error> {
     match store.query("SELECT pg_backend_pid()", &[])?.first().and_then(|r| r.first()) {
         Some(SqlValue::Integer(pid)) => Ok(i32::try_from(*pid).expect("a pid")),
         other => panic!("pg_backend_pid() gave {other:?}"),
-    }
-}
-
-/// End the backend `pid` from the server's side, and wait (at most 20 s) until it is gone.
-fn terminate(f: &Fixture, pid: i32) {
-    let ended: bool =
-        f.server().query_one("SELECT pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
-    assert!(ended, "no backend {pid} to end");
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let alive: i64 = f
-            .server()
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid])
-            .expect("pg_stat_activity")
-            .get(0);
-        if alive == 0 {
-            return;
-        }
-        assert!(Instant::now() < until, "backend {pid} still there 20 s after pg_terminate_backend");
-        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
     }
 }
 
@@ -46,7 +26,7 @@ fn a_connection_killed_outside_a_transaction_is_opened_again_by_the_next_operati
     let store = f.reopen();
     store.cache("c").set("k", "before", None)?;
     let pid = backend_pid(&store)?;
-    terminate(&f, pid);
+    f.pg().end_backend(pid);
     assert_eq!(
         store.cache("c").get::<String>("k")?.as_deref(),
         Some("before"),
@@ -56,7 +36,7 @@ fn a_connection_killed_outside_a_transaction_is_opened_again_by_the_next_operati
     assert_eq!(f.store.cache("c").get::<String>("k")?.as_deref(), Some("after"));
     assert_ne!(backend_pid(&store)?, pid, "a new connection");
     // And a write as the first operation after a kill.
-    terminate(&f, backend_pid(&store)?);
+    f.pg().end_backend(backend_pid(&store)?);
     store.ledger("l").mark_done("x")?;
     assert!(f.store.ledger("l").is_done("x")?);
     Ok(())
@@ -69,7 +49,7 @@ fn a_connection_killed_inside_a_transaction_loses_it_whole_as_unavailable() -> R
     let outcome = store.transaction(|tx| {
         tx.cache("c").set("k", "half", None)?;
         tx.ledger("l").mark_done("1")?;
-        terminate(&f, backend_pid(&store)?);
+        f.pg().end_backend(backend_pid(&store)?);
         tx.checkpoint("j").set("p")
     });
     let err = outcome.unwrap_err();
@@ -95,7 +75,7 @@ fn a_connection_killed_before_an_explicit_commit_fails_the_commit_and_keeps_noth
     tx.cache("c").set("k", "half", None)?;
     tx.ledger("l").mark_done("1")?;
     let pid = backend_pid(&store)?;
-    terminate(&f, pid);
+    f.pg().end_backend(pid);
     let err = store.commit_transaction().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert_eq!(f.store.cache("c").get::<String>("k")?, None);
@@ -154,10 +134,10 @@ fn a_completion_after_the_server_dropped_the_connection_goes_through() -> Result
     let l = store.ledger("q");
     l.enqueue(["a", "b"])?;
     let a = l.claim_next("w", Duration::from_secs(600))?.expect("a");
-    terminate(&f, backend_pid(&store)?);
+    f.pg().end_backend(backend_pid(&store)?);
     l.complete(&a)?;
     let b = l.claim_next("w", Duration::from_secs(600))?.expect("b");
-    terminate(&f, backend_pid(&store)?);
+    f.pg().end_backend(backend_pid(&store)?);
     l.extend(&b, Duration::from_secs(900))?;
     l.complete(&b)?;
     assert_eq!(f.store.ledger("q").counts()?.done, 2);
@@ -173,7 +153,7 @@ fn a_batch_completion_after_the_server_dropped_the_connection_goes_through() -> 
     let l = store.ledger("q");
     l.enqueue(["a", "b", "c"])?;
     let batch = l.claim_next_many("w", Duration::from_secs(600), 3)?;
-    terminate(&f, backend_pid(&store)?);
+    f.pg().end_backend(backend_pid(&store)?);
     assert_eq!(l.complete_many(&batch)?, [true, true, true]);
     assert_eq!(f.store.ledger("q").counts()?.done, 3);
     Ok(())

@@ -192,6 +192,135 @@ fn without_shared_memory_wal_is_refused_unless_a_fallback_is_allowed() -> Result
     Ok(())
 }
 
+/// `read_missing_as_empty`: a path where no store exists reads as an empty store, creates
+/// nothing (file or directory), and refuses writes saying how to create it; an existing store
+/// opens as without the option, writable.
+#[test]
+fn a_missing_store_read_as_empty_creates_nothing_and_refuses_writes_saying_how() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("typo/state.db");
+    for options in
+        [Options::new(), Options::new().read_only(true), Options::new().read_only_if_unwritable(true)]
+    {
+        let store = options.read_missing_as_empty(true).open(&path)?;
+        assert!(store.is_missing() && store.is_read_only());
+        assert_eq!(store.path(), path);
+        assert_eq!(store.ledger("jobs").filter_new(["a", "b"])?, ["a", "b"]);
+        assert!(!store.ledger("jobs").is_done("a")?);
+        assert_eq!(store.cache("c").get::<String>("k")?, None);
+        assert_eq!(store.checkpoint("job").get::<String>()?, None);
+        assert!(store.stats()?.is_empty());
+        let err = store.ledger("jobs").mark_done("a").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+        assert!(err.to_string().contains("no store exists there yet"), "{err}");
+        drop(store);
+        assert!(!dir.path().join("typo").exists(), "something was created");
+    }
+    Store::open(&path)?.ledger("jobs").mark_done("a")?;
+    let store = Options::new().read_missing_as_empty(true).open(&path)?;
+    assert!(!store.is_missing() && !store.is_read_only());
+    assert_eq!(store.ledger("jobs").filter_new(["a", "b"])?, ["b"]);
+    Ok(())
+}
+
+/// Reading a write-protected store (0400) creates the -wal and -shm a WAL reader needs, with
+/// the file's mode, and a reader cannot remove them: left 0400, they made every write fail
+/// once the file was writable again (SQLite opened the -shm read-only). A read-only open gives
+/// what it made back to its owner, the second read as well (SQLite re-sets an empty -wal to the
+/// file's mode). Modes are checked, so this holds for root too, whom the bits do not stop.
+#[test]
+fn reading_a_write_protected_store_leaves_side_files_its_owner_can_write() -> Result<(), Error> {
+    let (dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    drop(store);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    for _ in 0..2 {
+        let ro = Options::new().read_only(true).open(&path)?;
+        assert_eq!(ro.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+        drop(ro);
+        for side in ["state.db-wal", "state.db-shm"] {
+            assert_eq!(mode(&dir.path().join(side)), 0o600, "{side}");
+        }
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    Store::open(&path)?.cache("n").set("k", "w", None)?;
+    Ok(())
+}
+
+/// Side files left unwritable (by an earlier cairn's read of a write-protected store, or by
+/// hand) are given back to their owner by a writable open, which otherwise would fail at every
+/// write; `doctor` names each with the exact command, and a read-only open (doctor's) leaves
+/// them as they are.
+#[test]
+fn unwritable_side_files_are_named_by_doctor_and_repaired_by_a_writable_open() -> Result<(), Error> {
+    let (dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    let shm = dir.path().join("state.db-shm");
+    let wal = dir.path().join("state.db-wal");
+    let reader = Options::new().read_only(true).open(&path)?; // keeps them there when `store` closes
+    drop(store);
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    drop(reader);
+
+    let ro = Options::new().read_only(true).open(&path)?;
+    let findings = ro.doctor()?;
+    drop(ro);
+    let about = |p: &std::path::Path| {
+        findings
+            .iter()
+            .find(|x| x.check == "permissions" && x.detail.starts_with(&*p.to_string_lossy()))
+            .cloned()
+    };
+    let shm_finding = about(&shm).expect("a finding for the -shm");
+    assert!(!shm_finding.ok && shm_finding.detail.contains("is 0400"), "{shm_finding:?}");
+    assert_eq!(shm_finding.fix, Some(format!("chmod u+w '{}'", shm.display())));
+    let wal_finding = about(&wal).expect("a finding for the -wal");
+    assert_eq!(wal_finding.fix, Some(format!("chmod 600 '{}'", wal.display())), "{wal_finding:?}");
+    let db_finding = about(&path).expect("a finding for the file");
+    assert!(db_finding.ok, "{db_finding:?}");
+    assert_eq!((mode(&shm), mode(&wal)), (0o400, 0o440), "doctor's open changed them");
+
+    let store = Store::open(&path)?;
+    assert_eq!((mode(&shm), mode(&wal)), (0o600, 0o640));
+    store.cache("n").set("k", "w", None)?;
+    Ok(())
+}
+
+/// A side file the open cannot give back to its owner (here immutable, `chattr +i`, which
+/// even root cannot chmod) is named in the refusal with the command to run, rather than left
+/// to SQLite's "attempt to write a readonly database" at the first write.
+#[test]
+fn a_side_file_that_cannot_be_repaired_is_named_with_the_command() -> Result<(), Error> {
+    struct Mutable(std::path::PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let (dir, path, store, _clock) = temp_store();
+    store.cache("n").set("k", "v", None)?;
+    let shm = dir.path().join("state.db-shm");
+    let reader = Options::new().read_only(true).open(&path)?; // keeps the -shm when `store` closes
+    drop(store);
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let immutable =
+        std::process::Command::new("chattr").arg("+i").arg(&shm).status().is_ok_and(|s| s.success());
+    let _guard = Mutable(shm.clone());
+    if !is_root() || !immutable {
+        cairn_testkit::skip_unless_ci("root and chattr(1) on a file system with the immutable attribute");
+        return Ok(());
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    assert!(err.to_string().contains(&format!("chmod u+w '{}'", shm.display())), "{err}");
+    let ro = Options::new().read_only_if_unwritable(true).open(&path)?;
+    assert!(ro.is_read_only());
+    assert_eq!(ro.cache("n").get::<String>("k")?.as_deref(), Some("v"));
+    drop(reader);
+    Ok(())
+}
+
 #[test]
 fn an_empty_path_is_invalid_input() {
     assert_eq!(Store::open("").unwrap_err().kind(), ErrorKind::InvalidInput);
@@ -246,7 +375,7 @@ fn a_symlink_of_our_own_to_our_own_store_is_followed() -> Result<(), Error> {
 #[test]
 fn a_symlink_planted_by_another_user_is_not_followed() -> Result<(), Error> {
     if !is_root() {
-        crate::skip_unless_ci("root, to give a symlink to another user");
+        cairn_testkit::skip_unless_ci("root, to give a symlink to another user");
         return Ok(());
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -389,7 +518,7 @@ fn a_planted_or_dangling_wal_link_beside_the_store_is_refused() {
     assert!(!target.exists(), "a file was created through the link");
 
     if !is_root() {
-        crate::skip_unless_ci("root, to give a symlink to another user (for its planted half)");
+        cairn_testkit::skip_unless_ci("root, to give a symlink to another user (for its planted half)");
         return;
     }
     std::fs::write(&target, b"").expect("create the target");
@@ -424,7 +553,7 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
             .is_ok_and(|s| s.success())
     };
     if !is_root() || !mount(&["--bind"]) {
-        crate::skip_unless_ci("root and mount(8) permission, for a read-only bind mount");
+        cairn_testkit::skip_unless_ci("root and mount(8) permission, for a read-only bind mount");
         return Ok(());
     }
     let _guard = Unmount(dir.path().to_path_buf());
@@ -434,7 +563,7 @@ fn a_store_on_a_read_only_file_system_says_so_and_can_still_be_read() -> Result<
         .status()
         .is_ok_and(|s| s.success());
     if !remounted {
-        crate::skip_unless_ci("a bind mount that can be remounted read-only");
+        cairn_testkit::skip_unless_ci("a bind mount that can be remounted read-only");
         return Ok(());
     }
     let err = Store::open(&path).unwrap_err();
@@ -460,6 +589,7 @@ contract! {
 
     fn full_durability_opens_and_commits(f) {
         let store = f.options().durability(Durability::Full).open(&f.location)?;
+        assert_eq!(store.durability(), Durability::Full);
         store.cache("n").set("k", 1i64, None)?;
         assert_eq!(store.cache("n").get::<i64>("k")?, Some(1));
         Ok(())

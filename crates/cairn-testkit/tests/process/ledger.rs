@@ -7,12 +7,40 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cairn::{Error, Store};
-use cairn_testkit::{env_count, Rng, Running};
+use cairn_testkit::{env_count, Rng, Running, CHILD_TIMEOUT};
 
 use crate::{child, heavy};
 
-fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
+/// The ids a child printed after `prefix` (`DONE `, `LOST `), one a line.
+pub(crate) fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
     lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
+}
+
+/// A `claim-worker` child on the queue `queue` of the store at `db` (a file or a URL): it claims
+/// items for `worker` with leases of `lease_ms`, works `work_ms` on each (recording it in cache
+/// `work`), completes it, and prints `CLAIMED`, `DONE` and `LOST` lines, until the queue is empty.
+pub(crate) fn claim_worker(db: &str, worker: &str, lease_ms: &str, work_ms: &str) -> Running {
+    Running::spawn(
+        child(),
+        &["claim-worker", "--db", db, "--worker", worker, "--lease-ms", lease_ms, "--work-ms", work_ms],
+    )
+    .expect("spawn")
+}
+
+/// Every item done once: each reported once, counted done, and its work recorded once.
+pub(crate) fn every_item_done_once(
+    store: &Store,
+    ids: &[String],
+    reported: &HashMap<String, usize>,
+) -> Result<(), Error> {
+    let counts = store.ledger("queue").counts()?;
+    assert_eq!(counts.done, ids.len() as u64, "{counts:?}");
+    assert_eq!(reported.len(), ids.len(), "every item reported done");
+    assert!(reported.values().all(|&n| n == 1), "an item was completed twice");
+    for id in ids {
+        assert_eq!(store.cache("work").get::<i64>(id)?, Some(1), "{id}");
+    }
+    Ok(())
 }
 
 #[test]
@@ -81,23 +109,36 @@ fn a_job_killed_again_and_again_finishes_with_every_item_done_exactly_once() -> 
 
 #[test]
 fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> Result<(), Error> {
-    const N: usize = 300;
     // Four workers on 400 ms leases: a starved worker loses its leases to the others.
     let _machine = heavy();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("queue.db");
     let store = Store::open(&path)?;
-    store.ledger("queue").enqueue((0..N).map(|i| format!("item-{i:03}")))?;
-    let p = path.to_str().expect("utf-8");
-    let spawn = |w: &str| {
-        Running::spawn(
-            child(),
-            &["claim-worker", "--db", p, "--worker", w, "--lease-ms", "400", "--work-ms", "3"],
-        )
-        .expect("spawn")
-    };
-    let victim = spawn("victim");
-    let others: Vec<Running> = ["w1", "w2", "w3"].into_iter().map(spawn).collect();
+    let ids: Vec<String> = (0..300).map(|i| format!("item-{i:03}")).collect();
+    store.ledger("queue").enqueue(&ids)?;
+    four_workers_one_killed_holding_a_claim_complete_every_item_once(
+        &store,
+        path.to_str().expect("utf-8"),
+        &ids,
+        ("400", "3"),
+        CHILD_TIMEOUT,
+    )
+}
+
+/// Four claim workers (leases of `lease_ms`, `work_ms` of work an item) drain the queue `queue`
+/// of `store`, at `db` (a file or a URL), holding `ids`; one of them, the victim, is killed
+/// while it holds a claim. The three others, each given `survivors_within` to finish, complete
+/// every item exactly once, the victim's held one included. Shared with the PostgreSQL tests.
+pub(crate) fn four_workers_one_killed_holding_a_claim_complete_every_item_once(
+    store: &Store,
+    db: &str,
+    ids: &[String],
+    (lease_ms, work_ms): (&str, &str),
+    survivors_within: Duration,
+) -> Result<(), Error> {
+    let victim = claim_worker(db, "victim", lease_ms, work_ms);
+    let others: Vec<Running> =
+        ["w1", "w2", "w3"].into_iter().map(|w| claim_worker(db, w, lease_ms, work_ms)).collect();
     // Kill the victim while it holds a claim: after a CLAIMED line not followed by its DONE.
     assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
     let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
@@ -108,30 +149,22 @@ fn four_workers_one_killed_holding_leases_complete_every_item_exactly_once() -> 
     );
     let victim_lines = victim.kill().expect("kill");
     let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
-    let mut done: HashMap<String, usize> = HashMap::new();
+    let mut reported: HashMap<String, usize> = HashMap::new();
     for id in ids_after(&victim_lines, "DONE ") {
-        *done.entry(id).or_default() += 1;
+        *reported.entry(id).or_default() += 1;
     }
     for w in others {
-        let (status, lines, stderr) = w.finish().expect("wait");
+        let (status, lines, stderr) = w.finish_within(survivors_within).expect("the survivors finish");
         assert!(status.success(), "{stderr}");
         for id in ids_after(&lines, "DONE ") {
-            *done.entry(id).or_default() += 1;
+            *reported.entry(id).or_default() += 1;
         }
     }
-    let counts = store.ledger("queue").counts()?;
-    assert_eq!(counts.done, N as u64, "{counts:?}");
-    assert_eq!(done.len(), N, "every item reported done");
-    assert!(done.values().all(|&n| n == 1), "an item was completed twice");
-    for i in 0..N {
-        let id = format!("item-{i:03}");
-        assert_eq!(store.cache("work").get::<i64>(&id)?, Some(1), "{id}");
-    }
-    if let Some(id) = held {
-        let item = store.ledger("queue").item(&id)?.expect("known");
-        assert_ne!(item.worker.as_deref(), Some("victim"), "{id} was finished by a survivor");
-        eprintln!("the victim died holding {id}; it was re-claimed and completed by another worker");
-    }
+    every_item_done_once(store, ids, &reported)?;
+    let held = held.expect("the victim held a claim");
+    let item = store.ledger("queue").item(&held)?.expect("known");
+    assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
+    eprintln!("the victim died holding {held}; it was re-claimed and completed by another worker");
     Ok(())
 }
 

@@ -3,101 +3,34 @@
 //! lease, and fenced), compute-once across processes, two processes migrating one scope, and
 //! the server ending a child's connection in the middle of a transaction.
 //!
-//! Each test runs on a fresh schema of the server named by `CAIRN_TEST_PG` (default
-//! `postgres://postgres@127.0.0.1:5432/test`), dropped when it ends; users' tables go to a
-//! second schema of its own (`search_path` in the URL). Without a server the tests say so and
-//! skip, which `CAIRN_NO_SKIP` turns into failures (`.ci/run` starts the server).
+//! Each test runs on a fresh schema of the server named by `CAIRN_TEST_PG`
+//! ([`cairn_testkit::postgres`]), dropped when it ends; users' tables go to a second schema of
+//! its own (`search_path` in the URL). Without a server the tests say so and skip, which
+//! `CAIRN_NO_SKIP` turns into failures (`.ci/run` starts the server).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cairn::{Error, ErrorKind, ManualClock, Options, Store};
+use cairn_testkit::postgres::{test_schema, TestSchema};
 use cairn_testkit::Running;
 
 use crate::dead_holder::claim_in_child;
+use crate::ledger::{
+    claim_worker, every_item_done_once, four_workers_one_killed_holding_a_claim_complete_every_item_once,
+    ids_after,
+};
 use crate::{child, heavy};
 
-/// A fresh schema on the test server, dropped (with the users' schema beside it) on drop.
-struct Pg {
-    client: postgres::Client,
-    base: String,
-    schema: String,
+/// The store of the test's schema, opened as the children open it (its URL,
+/// [`TestSchema::app_url`]: users' tables go to the schema beside it).
+fn open_store(pg: &TestSchema) -> Result<Store, Error> {
+    Store::open(pg.app_url())
 }
 
-/// The test server, or `None` (said loudly; a failure under `CAIRN_NO_SKIP`) without one.
-fn pg() -> Option<Pg> {
-    let base = std::env::var("CAIRN_TEST_PG")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    match postgres::Client::connect(&base, postgres::NoTls) {
-        Ok(mut client) => {
-            let schema = fresh_schema();
-            client.batch_execute(&format!("CREATE SCHEMA \"{schema}_app\"")).expect("the users' schema");
-            Some(Pg { client, base, schema })
-        }
-        Err(e) => {
-            cairn_testkit::skip_unless_ci(&format!("a PostgreSQL server at {base} ({e}); set CAIRN_TEST_PG"));
-            None
-        }
-    }
-}
-
-/// `cairn_test_<unix seconds>_<pid>_<n>`, as the library's contract suite names them: a later
-/// run of either drops the ones a killed run left, once they are an hour old.
-fn fresh_schema() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("cairn_test_{secs}_{}_p{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-impl Pg {
-    /// The store's location, for this process and its children alike.
-    fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}cairn_schema={s}&options=-c%20search_path%3D{s}_app", self.base, s = self.schema)
-    }
-
-    fn store(&self) -> Result<Store, Error> {
-        Store::open(self.url())
-    }
-
-    /// The first column of the one row of `sql`, a `bigint`.
-    fn i64(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> i64 {
-        self.client.query_one(sql, params).unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
-    }
-
-    /// End the server process `pid` (a child's connection), and wait until it is gone.
-    fn terminate(&mut self, pid: i32) {
-        assert_eq!(
-            self.i64("SELECT pg_terminate_backend($1)::int::int8", &[&pid]),
-            1,
-            "no backend {pid} to end"
-        );
-        let until = Instant::now() + Duration::from_secs(20);
-        while self.i64("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid]) > 0 {
-            assert!(Instant::now() < until, "backend {pid} still there 20 s after pg_terminate_backend");
-            std::thread::sleep(Duration::from_millis(5)); // pacing the poll
-        }
-    }
-
-    /// The server's clock, in Unix milliseconds.
-    fn now_millis(&mut self) -> i64 {
-        self.i64("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", &[])
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        for s in [format!("{}_app", self.schema), self.schema.clone()] {
-            let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"));
-        }
-    }
-}
-
-fn ids_after(lines: &[String], prefix: &str) -> Vec<String> {
-    lines.iter().filter_map(|l| l.strip_prefix(prefix).map(str::to_owned)).collect()
+/// The server's clock, in Unix milliseconds.
+fn now_millis(pg: &TestSchema) -> i64 {
+    pg.query_i64("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", &[])
 }
 
 /// The number a child printed after `prefix` (a backend pid after `OPEN `).
@@ -112,38 +45,15 @@ fn number_after(run: &Running, prefix: &str) -> i32 {
     n.trim().parse().unwrap_or_else(|_| panic!("{prefix}{n}"))
 }
 
-fn claim_worker(url: &str, worker: &str, lease_ms: &str) -> Running {
-    Running::spawn(
-        child(),
-        &["claim-worker", "--db", url, "--worker", worker, "--lease-ms", lease_ms, "--work-ms", "2"],
-    )
-    .expect("spawn")
-}
-
-/// Every item done once: each reported once, counted done, and its work recorded once.
-fn every_item_done_once(
-    store: &Store,
-    ids: &[String],
-    reported: &HashMap<String, usize>,
-) -> Result<(), Error> {
-    assert_eq!(store.ledger("queue").counts()?.done, ids.len() as u64);
-    assert_eq!(reported.len(), ids.len(), "every item reported done");
-    assert!(reported.values().all(|&n| n == 1), "an item was completed twice");
-    for id in ids {
-        assert_eq!(store.cache("work").get::<i64>(id)?, Some(1), "{id}");
-    }
-    Ok(())
-}
-
 #[test]
 fn claim_workers_on_postgres_drain_one_queue_doing_every_item_exactly_once() -> Result<(), Error> {
-    let Some(pg) = pg() else { return Ok(()) };
+    let Some(pg) = test_schema() else { return Ok(()) };
     let _machine = heavy();
     let ids: Vec<String> = (0..200).map(|i| format!("item-{i:03}")).collect();
-    let store = pg.store()?;
+    let store = open_store(&pg)?;
     store.ledger("queue").enqueue(&ids)?;
-    let url = pg.url();
-    let workers: Vec<Running> = (0..4).map(|w| claim_worker(&url, &format!("w{w}"), "60000")).collect();
+    let url = pg.app_url();
+    let workers: Vec<Running> = (0..4).map(|w| claim_worker(&url, &format!("w{w}"), "60000", "2")).collect();
     let mut reported: HashMap<String, usize> = HashMap::new();
     let mut busy = 0;
     for w in workers {
@@ -163,42 +73,19 @@ fn claim_workers_on_postgres_drain_one_queue_doing_every_item_exactly_once() -> 
 #[test]
 fn four_workers_on_postgres_one_killed_holding_a_claim_complete_every_item_exactly_once() -> Result<(), Error>
 {
-    let Some(pg) = pg() else { return Ok(()) };
+    let Some(pg) = test_schema() else { return Ok(()) };
     let _machine = heavy();
     let ids: Vec<String> = (0..200).map(|i| format!("item-{i:03}")).collect();
-    let store = pg.store()?;
+    let store = open_store(&pg)?;
     store.ledger("queue").enqueue(&ids)?;
-    let url = pg.url();
     // An hour's lease: only the dead-holder check can hand the victim's item out in time.
-    let victim = claim_worker(&url, "victim", "3600000");
-    let others: Vec<Running> =
-        ["w1", "w2", "w3"].into_iter().map(|w| claim_worker(&url, w, "3600000")).collect();
-    assert!(victim.wait_for(Duration::from_secs(20), |l| l.starts_with("DONE ")), "the victim never worked");
-    let holding = |lines: &[String]| lines.last().is_some_and(|l| l.starts_with("CLAIMED "));
-    assert!(
-        victim.wait_until(Duration::from_secs(20), holding),
-        "the victim was never caught holding a claim in 20 s: {:?}",
-        victim.lines().last()
-    );
-    let victim_lines = victim.kill().expect("kill");
-    let held = victim_lines.iter().rev().find_map(|l| l.strip_prefix("CLAIMED ")).map(str::to_owned);
-    let mut reported: HashMap<String, usize> = HashMap::new();
-    for id in ids_after(&victim_lines, "DONE ") {
-        *reported.entry(id).or_default() += 1;
-    }
-    for w in others {
-        let (status, lines, stderr) =
-            w.finish_within(Duration::from_secs(120)).expect("the survivors finish");
-        assert!(status.success(), "{stderr}");
-        for id in ids_after(&lines, "DONE ") {
-            *reported.entry(id).or_default() += 1;
-        }
-    }
-    every_item_done_once(&store, &ids, &reported)?;
-    let held = held.expect("the victim held a claim");
-    let item = store.ledger("queue").item(&held)?.expect("known");
-    assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
-    Ok(())
+    four_workers_one_killed_holding_a_claim_complete_every_item_once(
+        &store,
+        &pg.app_url(),
+        &ids,
+        ("3600000", "2"),
+        Duration::from_secs(120),
+    )
 }
 
 /// A worker killed holding an hour-long claim on this host: its item is handed out at once
@@ -207,11 +94,11 @@ fn four_workers_on_postgres_one_killed_holding_a_claim_complete_every_item_exact
 /// of the same worker would) is `LeaseLost`.
 #[test]
 fn a_killed_workers_claims_on_postgres_go_at_once_or_after_their_lease_and_are_fenced() -> Result<(), Error> {
-    let Some(mut pg) = pg() else { return Ok(()) };
-    let store = pg.store()?;
+    let Some(pg) = test_schema() else { return Ok(()) };
+    let store = open_store(&pg)?;
     let ledger = store.ledger("q");
     ledger.enqueue(["a", "b", "c"])?;
-    let url = pg.url();
+    let url = pg.app_url();
     let (victim, held) = claim_in_child(&url, "victim", false);
     let (bystander, other) = claim_in_child(&url, "bystander", true);
     assert_eq!((held.as_str(), other.as_str()), ("a", "b"));
@@ -231,7 +118,7 @@ fn a_killed_workers_claims_on_postgres_go_at_once_or_after_their_lease_and_are_f
     assert!(ledger.held_claim("a", "victim")?.is_none());
 
     // An hour and a second later on the server's timeline (a clock set there, not a sleep).
-    let later = Options::new().clock(ManualClock::new(pg.now_millis() + 3_601_000)).open(&url)?;
+    let later = Options::new().clock(ManualClock::new(now_millis(&pg) + 3_601_000)).open(&url)?;
     let b = later.ledger("q").claim_next("me", Duration::from_secs(60))?.expect("b, its lease run out");
     assert_eq!(b.id(), "b");
     assert!(b.token() > zombie_b.token());
@@ -248,12 +135,13 @@ fn a_killed_workers_claims_on_postgres_go_at_once_or_after_their_lease_and_are_f
 #[test]
 fn a_connection_ended_by_the_server_mid_transaction_loses_the_transaction_and_says_unavailable(
 ) -> Result<(), Error> {
-    let Some(mut pg) = pg() else { return Ok(()) };
-    let store = pg.store()?;
-    let mut run = Running::spawn(child(), &["conn-wait", "--db", &pg.url(), "--in-tx", "1"]).expect("spawn");
+    let Some(pg) = test_schema() else { return Ok(()) };
+    let store = open_store(&pg)?;
+    let mut run =
+        Running::spawn(child(), &["conn-wait", "--db", &pg.app_url(), "--in-tx", "1"]).expect("spawn");
     let pid = number_after(&run, "OPEN ");
     assert_eq!(store.cache("c").get::<String>("k")?, None, "nothing is seen before the commit");
-    pg.terminate(pid);
+    pg.end_backend(pid);
     run.close_stdin();
     let (status, lines, stderr) = run.finish().expect("wait");
     assert!(status.success(), "{stderr}");
@@ -273,11 +161,12 @@ fn a_connection_ended_by_the_server_mid_transaction_loses_the_transaction_and_sa
 #[test]
 fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_next_one() -> Result<(), Error>
 {
-    let Some(mut pg) = pg() else { return Ok(()) };
-    let store = pg.store()?;
-    let mut run = Running::spawn(child(), &["conn-wait", "--db", &pg.url(), "--in-tx", "0"]).expect("spawn");
+    let Some(pg) = test_schema() else { return Ok(()) };
+    let store = open_store(&pg)?;
+    let mut run =
+        Running::spawn(child(), &["conn-wait", "--db", &pg.app_url(), "--in-tx", "0"]).expect("spawn");
     let pid = number_after(&run, "OPEN ");
-    pg.terminate(pid);
+    pg.end_backend(pid);
     run.close_stdin();
     let (status, lines, stderr) = run.finish().expect("wait");
     assert!(status.success(), "{stderr}");
@@ -289,22 +178,17 @@ fn a_connection_ended_by_the_server_between_operations_is_opened_again_by_the_ne
 
 #[test]
 fn processes_missing_one_key_on_postgres_compute_it_once_and_share_the_value() -> Result<(), Error> {
-    let Some(pg) = pg() else { return Ok(()) };
-    pg.store()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    crate::stampede::six_processes_missing_one_key_compute_it_once(
-        &pg.url(),
-        &dir.path().join("computations.log"),
-    );
+    let Some(pg) = test_schema() else { return Ok(()) };
+    open_store(&pg)?;
+    crate::stampede::six_processes_missing_one_key_compute_it_once(&pg.app_url());
     Ok(())
 }
 
 #[test]
 fn a_process_killed_computing_on_postgres_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
-    let Some(pg) = pg() else { return Ok(()) };
-    pg.store()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    crate::stampede::a_killed_computer_is_taken_over_at_once(&pg.url(), &dir.path().join("computations.log"));
+    let Some(pg) = test_schema() else { return Ok(()) };
+    open_store(&pg)?;
+    crate::stampede::a_killed_computer_is_taken_over_at_once(&pg.app_url());
     Ok(())
 }
 
@@ -313,9 +197,9 @@ fn a_process_killed_computing_on_postgres_is_taken_over_at_once_on_the_same_host
 /// one of them.
 #[test]
 fn two_processes_migrating_one_scope_on_postgres_apply_each_step_once() -> Result<(), Error> {
-    let Some(mut pg) = pg() else { return Ok(()) };
-    let store = pg.store()?;
-    let url = pg.url();
+    let Some(pg) = test_schema() else { return Ok(()) };
+    let store = open_store(&pg)?;
+    let url = pg.app_url();
     let spawn = |hold: &str| {
         Running::spawn(child(), &["migrate-scope", "--db", &url, "--scope", "app", "--hold-step", hold])
             .expect("spawn")
@@ -324,14 +208,14 @@ fn two_processes_migrating_one_scope_on_postgres_apply_each_step_once() -> Resul
     assert!(first.wait_for(Duration::from_secs(20), |l| l == "STEP 1"), "{:?}", first.lines());
     let second = spawn("0");
     let pid = number_after(&second, "OPEN ");
-    let waiting = |pg: &mut Pg| {
-        pg.i64(
+    let waiting = || {
+        pg.query_i64(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = $1",
             &[&pid],
         )
     };
     let until = Instant::now() + Duration::from_secs(20);
-    while waiting(&mut pg) == 0 {
+    while waiting() == 0 {
         assert!(
             Instant::now() < until,
             "the second process never waited for the first: {:?}",

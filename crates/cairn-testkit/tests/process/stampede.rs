@@ -5,50 +5,49 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn::Error;
-use cairn_testkit::Running;
+use cairn_testkit::{wait_until, Running};
 
 use crate::child;
 
-/// A store, and the log file in which each computation writes a line.
-fn setup() -> Result<(tempfile::TempDir, String, std::path::PathBuf), Error> {
+/// A store in a temporary directory, and its path.
+fn setup() -> Result<(tempfile::TempDir, String), Error> {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("s.db");
     cairn::Store::open(&db)?;
+    Ok((dir, db.to_str().expect("utf-8").to_owned()))
+}
+
+/// A temporary directory, and the log file in it in which each computation writes a line.
+fn computation_log() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("computations.log");
-    Ok((dir, db.to_str().expect("utf-8").to_owned(), log))
+    (dir, log)
 }
 
 fn computations(log: &Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
 }
 
-/// Poll `f` until it holds, failing after 20 s.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !f() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5)); // pacing the poll
-    }
-}
-
 #[test]
 fn processes_missing_one_key_together_compute_it_once_and_share_the_value() -> Result<(), Error> {
-    let (_dir, db, log) = setup()?;
-    six_processes_missing_one_key_compute_it_once(&db, &log);
+    let (_dir, db) = setup()?;
+    six_processes_missing_one_key_compute_it_once(&db);
     Ok(())
 }
 
 #[test]
 fn a_computing_process_killed_mid_computation_is_taken_over_at_once_on_the_same_host() -> Result<(), Error> {
-    let (_dir, db, log) = setup()?;
-    a_killed_computer_is_taken_over_at_once(&db, &log);
+    let (_dir, db) = setup()?;
+    a_killed_computer_is_taken_over_at_once(&db);
     Ok(())
 }
 
 /// Six processes miss the key of the store at `db` together: one computes (writing a line to
-/// `log`), the five others wait for it, and all six get the same value. Shared with the
+/// a log), the five others wait for it, and all six get the same value. Shared with the
 /// PostgreSQL tests (`db` a URL there).
-pub(crate) fn six_processes_missing_one_key_compute_it_once(db: &str, log: &Path) {
+pub(crate) fn six_processes_missing_one_key_compute_it_once(db: &str) {
+    let (_dir, log) = computation_log();
+    let log = log.as_path();
     let log_s = log.to_str().expect("utf-8");
     // The computation lasts until its stdin closes, so that it overlaps every other process
     // for certain: a fixed computing time let late starters find the value stored and pass
@@ -78,7 +77,9 @@ pub(crate) fn six_processes_missing_one_key_compute_it_once(db: &str, log: &Path
 
 /// A process computing the key dies (SIGKILL) holding a fill marker with a minute's lease:
 /// the waiters that come next take over at once, on the same host, and compute exactly once.
-pub(crate) fn a_killed_computer_is_taken_over_at_once(db: &str, log: &Path) {
+pub(crate) fn a_killed_computer_is_taken_over_at_once(db: &str) {
+    let (_dir, log) = computation_log();
+    let log = log.as_path();
     let log_s = log.to_str().expect("utf-8");
     let args = |ms: &'static str| {
         ["stampede", "--db", db, "--key", "k", "--log", log_s, "--ms", ms, "--fill-ms", "60000"]

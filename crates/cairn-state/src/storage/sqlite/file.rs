@@ -144,6 +144,69 @@ fn kernel_file_system(path: &Path) -> Option<&'static str> {
     .map(|(_, name)| name)
 }
 
+/// The files SQLite keeps beside a WAL store.
+const WAL_SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Owner read and write: what a side file's owner needs for any writer to use the store.
+const OWNER_RW: u32 = 0o600;
+
+fn mode_of(path: &Path) -> Option<u32> {
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// Give `path` owner read and write, keeping its other bits; false if that failed.
+fn add_owner_rw(path: &Path, mode: u32) -> bool {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | OWNER_RW)).is_ok()
+}
+
+/// The modes of the -wal and -shm beside a store (`None`: not there), taken before a
+/// read-only open, so that what the open did to them can be told from what was there.
+pub(crate) struct SideModes([Option<u32>; 2]);
+
+impl SideModes {
+    pub(crate) fn of(path: &Path) -> SideModes {
+        SideModes(WAL_SIDE_FILES.map(|suffix| mode_of(&side_file(path, suffix))))
+    }
+}
+
+/// After a read-only open has read the file. SQLite creates the -wal and -shm a WAL reader
+/// needs with the database file's mode, and gives an empty one that mode again whenever it
+/// opens it, so beside a write-protected store (0400) they become 0400. A reader cannot remove
+/// them as it closes (that takes a checkpoint, a write), so they stay: once the file is made
+/// writable again (`chmod u+w`, as cairn advises), SQLite would open the -shm read-only and
+/// every write would fail. So each side file this open created, or made unwritable, gets
+/// owner read and write back. One that was unwritable before is left as it was: `doctor`
+/// names it, and a writable open repairs it ([`repair_side_files`]). Best effort: what cannot
+/// be changed here is named when a write is attempted.
+pub(crate) fn keep_side_files_writable(path: &Path, before: &SideModes) {
+    for (suffix, was) in WAL_SIDE_FILES.iter().zip(before.0) {
+        let side = side_file(path, suffix);
+        let Some(now) = mode_of(&side) else { continue };
+        let made_unwritable = was.is_none_or(|m| m & 0o200 != 0);
+        if now & 0o200 == 0 && made_unwritable {
+            add_owner_rw(&side, now);
+        }
+    }
+}
+
+/// Before a writable open, once the file itself is known writable: a -wal or -shm its owner
+/// cannot write (left 0400 by a read of the store while it was write-protected, before cairn
+/// kept them writable) makes SQLite open it read-only and every write fail with "attempt to
+/// write a readonly database". Give each such file owner read and write; one that cannot be
+/// changed is named by [`unwritable`] with the command that fixes it.
+pub(crate) fn repair_side_files(path: &Path) {
+    use nix::unistd::{access, AccessFlags};
+    if access(path, AccessFlags::W_OK).is_err() {
+        return;
+    }
+    for suffix in WAL_SIDE_FILES {
+        let side = side_file(path, suffix);
+        if let Some(mode) = mode_of(&side).filter(|m| m & 0o200 == 0) {
+            add_owner_rw(&side, mode);
+        }
+    }
+}
+
 /// Why a store at `path` could not be written.
 pub(crate) struct Unwritable {
     /// Said to the user, with what to do.
@@ -175,6 +238,19 @@ pub(crate) fn unwritable(path: &Path) -> Option<Unwritable> {
             })
         }
         _ => {}
+    }
+    for suffix in WAL_SIDE_FILES {
+        let side = side_file(path, suffix);
+        if let Err(Errno::EACCES | Errno::EPERM) = access(&side, AccessFlags::W_OK) {
+            return Some(Unwritable {
+                no_side_files: false,
+                reason: format!(
+                    "its {suffix} file cannot be written, so SQLite would open it read-only: make it \
+                     writable (chmod u+w '{}') to change the store",
+                    side.display()
+                ),
+            });
+        }
     }
     let writable = |p: &Path| access(p, AccessFlags::W_OK).is_ok();
     if writable(&side_file(path, "-wal")) && writable(&side_file(path, "-shm")) {

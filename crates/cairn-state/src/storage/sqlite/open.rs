@@ -6,7 +6,10 @@
 use std::io;
 use std::path::Path;
 
-use super::file::{check_owner, prepare_file, refuse_what_is_not_a_regular_file, unwritable, FileId};
+use super::file::{
+    check_owner, keep_side_files_writable, prepare_file, refuse_what_is_not_a_regular_file,
+    repair_side_files, unwritable, FileId, SideModes,
+};
 use super::schema::{self, SchemaStep};
 use super::{check_header, header_says_wal, side_file, sqlite_file_name, Identity, OpenSpec};
 use crate::error::{Error, Result};
@@ -27,12 +30,16 @@ pub(crate) fn open_file(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     // and the one each write checks again are the same whatever the name looks like.
     let path = &sqlite_file_name(path)?;
     refuse_what_is_not_a_regular_file(path)?;
+    if req.read_missing_as_empty && is_missing(path) {
+        return open_missing(path, req);
+    }
     if req.read_only {
         return open_read_only(path, req);
     }
     prepare_file(path)?;
     // A file that is not SQLite at all is better reported as such than as unwritable.
     check_header(path)?;
+    repair_side_files(path);
     if let Some(why) = unwritable(path) {
         if req.read_only_if_unwritable {
             return open_read_only(path, req);
@@ -96,8 +103,12 @@ fn open_read_only(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     // whole database and can be read as immutable. With a -wal present it must be read
     // through, so no.
     spec.immutable = unwritable(path).is_some_and(|u| u.no_side_files) && !side_file(path, "-wal").exists();
+    let before = SideModes::of(path);
     let sqlite = super::Engine::open(&spec)?;
-    let id = sqlite.identity()?;
+    // The first read creates the -wal and -shm, with the file's own mode.
+    let id = sqlite.identity();
+    keep_side_files_writable(path, &before);
+    let id = id?;
     if !id.is_cairn() && !id.is_fresh() {
         return Err(foreign(path, id));
     }
@@ -134,6 +145,24 @@ fn open_read_only(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
         sqlite.pragma_text("journal_mode")?
     };
     Ok(Opened::new(Engine::Sqlite(sqlite), journal, true))
+}
+
+/// Nothing at all at `path`: no file, and no symbolic link either (a dangling one is refused
+/// at open, as always). A path under a missing directory is missing too.
+fn is_missing(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound)
+}
+
+/// No store at `path` yet, to be read: an empty store in memory stands in for it, read-only,
+/// so that every read answers as a new store would while nothing is created on disk. (It stays
+/// an in-memory engine, so that nothing it does reaches files beside `path`.)
+fn open_missing(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
+    let engine = Engine::Sqlite(super::Engine::open(&spec(req, None, false))?);
+    apply_schema(&engine, &|_, _| Ok(()))?;
+    engine.sqlite()?.set_query_only()?;
+    let mut opened = Opened::new(engine, "none".into(), true);
+    opened.missing = Some(path.to_path_buf());
+    Ok(opened)
 }
 
 /// A private in-memory store, gone when dropped.

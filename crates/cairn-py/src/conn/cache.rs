@@ -1,0 +1,232 @@
+//! The TTL cache: `cache_*` methods, the store-wide sweep of expired entries and the cache's
+//! statistics.
+
+use cairn::{CacheLimits, Eviction, Value};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+
+use super::Connection;
+use crate::convert;
+use crate::errors::{to_py, Failure};
+
+/// A namespace's size bounds (`cairn::CacheLimits`). Private: `cairn.CacheLimits` is made
+/// from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawCacheLimits {
+    /// At most this many entries; None: unbounded.
+    max_entries: Option<u64>,
+    /// At most this many bytes of keys and values; None: unbounded.
+    max_bytes: Option<u64>,
+    /// What goes first: `lrs` or `lru`.
+    eviction: &'static str,
+}
+
+impl From<CacheLimits> for RawCacheLimits {
+    fn from(l: CacheLimits) -> Self {
+        RawCacheLimits { max_entries: l.max_entries, max_bytes: l.max_bytes, eviction: l.eviction.as_str() }
+    }
+}
+
+/// A namespace's size and counters (`cairn::CacheStats`). Private: `cairn.CacheStats` is
+/// made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawCacheStats {
+    /// Entries stored, including expired ones not yet swept.
+    entries: u64,
+    /// Bytes of keys and values stored.
+    bytes: u64,
+    /// Reads that found a fresh entry, in every process.
+    hits: u64,
+    /// Reads that found nothing fresh.
+    misses: u64,
+    /// Entries removed to respect a size bound.
+    evictions: u64,
+    /// The namespace's bounds.
+    limits: Py<RawCacheLimits>,
+}
+
+#[pymethods]
+impl Connection {
+    /// The value of `key`, or `default` when it is absent or expired.
+    fn cache_get(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        tx: u64,
+        default: Py<PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        match self.run(py, tx, |s| Ok(s.cache(&ns).get::<Value>(&key)?))? {
+            Some(v) => convert::to_py(py, v),
+            None => Ok(default),
+        }
+    }
+
+    fn cache_contains(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).contains(&key)?))
+    }
+
+    #[pyo3(signature = (ns, key, value, ttl, tx))]
+    fn cache_set(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let value = convert::to_value(value)?;
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).set(&key, &value, ttl)?))
+    }
+
+    #[pyo3(signature = (ns, key, value, ttl, tx))]
+    fn cache_add(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let value = convert::to_value(value)?;
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).add(&key, &value, ttl)?))
+    }
+
+    fn cache_delete(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).delete(&key)?))
+    }
+
+    #[pyo3(signature = (ns, key, ttl, tx))]
+    fn cache_touch(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).touch(&key, ttl)?))
+    }
+
+    #[pyo3(signature = (ns, key, by, ttl, tx))]
+    fn cache_incr(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        by: i64,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<i64> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).incr(&key, by, ttl)?))
+    }
+
+    fn cache_keys(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        prefix: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<Vec<String>> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).keys(&prefix)?))
+    }
+
+    /// Every entry of the namespace, or those whose key starts with `prefix`.
+    #[pyo3(signature = (ns, prefix, tx))]
+    fn cache_clear(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        prefix: Option<PyBackedStr>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        self.run(py, tx, |s| {
+            let cache = s.cache(&ns);
+            Ok(match &prefix {
+                Some(p) => cache.clear_prefix(p)?,
+                None => cache.clear()?,
+            })
+        })
+    }
+
+    fn cache_sweep(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).sweep()?))
+    }
+
+    fn cache_stats(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheStats> {
+        let st = self.run(py, tx, |s| Ok(s.cache(&ns).stats()?))?;
+        Ok(RawCacheStats {
+            entries: st.entries,
+            bytes: st.bytes,
+            hits: st.hits,
+            misses: st.misses,
+            evictions: st.evictions,
+            limits: Py::new(py, RawCacheLimits::from(st.limits))?,
+        })
+    }
+
+    fn cache_limits(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheLimits> {
+        let l = self.run(py, tx, |s| Ok(s.cache(&ns).limits()?))?;
+        Ok(RawCacheLimits::from(l))
+    }
+
+    #[pyo3(signature = (ns, max_entries, max_bytes, eviction, tx))]
+    fn cache_set_limits(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        max_entries: Option<u64>,
+        max_bytes: Option<u64>,
+        eviction: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<()> {
+        let limits = CacheLimits {
+            max_entries,
+            max_bytes,
+            eviction: eviction.parse::<Eviction>().map_err(|e| to_py(py, e))?,
+        };
+        self.run(py, tx, |s| Ok(s.cache(&ns).set_limits(limits)?))
+    }
+
+    /// The value of `key`; on a miss, `compute()` it (once across processes), store it with
+    /// `ttl` and return it as stored.
+    #[pyo3(signature = (ns, key, compute, ttl, tx))]
+    fn cache_get_or_set(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        key: PyBackedStr,
+        compute: Py<PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<Py<PyAny>> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        let v = self.run(py, tx, |s| {
+            s.cache(&ns).get_or_set_with(&key, ttl, || {
+                Python::attach(|py| -> Result<Value, Failure> {
+                    let out = compute.call0(py)?;
+                    Ok(convert::to_value(out.bind(py))?)
+                })
+            })
+        })?;
+        convert::to_py(py, v)
+    }
+
+    fn sweep(&self, py: Python<'_>) -> PyResult<u64> {
+        self.run_store(py, |s| Ok(s.sweep()?))
+    }
+
+    fn flush_stats(&self, py: Python<'_>) -> PyResult<()> {
+        self.run_store(py, |s| Ok(s.flush_stats()?))
+    }
+
+    fn cache_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run_store(py, |s| Ok(s.cache_namespaces()?))
+    }
+}

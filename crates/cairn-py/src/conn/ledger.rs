@@ -1,0 +1,416 @@
+//! The ledger of processed items and the work queue over it: `ledger_*` methods.
+
+use std::time::Duration;
+
+use cairn::{ClaimHolder, ItemState, Ledger, Value};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyList;
+
+use super::Connection;
+use crate::convert::{self, Indexed};
+use crate::errors::to_py;
+use crate::handles::Claim;
+
+/// How many items stand where (`cairn::LedgerCounts`). Private: `cairn.LedgerCounts` is made
+/// from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawLedgerCounts {
+    /// Queued, or waiting for a retry.
+    pending: u64,
+    /// Held by a worker whose lease has not run out.
+    claimed: u64,
+    /// Done.
+    done: u64,
+    /// Given up after too many failures.
+    failed: u64,
+}
+
+/// One item as recorded (`cairn::Item`), its result and data decoded. Private: `cairn.Item`
+/// is made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawItem {
+    /// The id.
+    id: String,
+    /// `pending`, `claimed`, `done` or `failed`.
+    state: &'static str,
+    /// Failures recorded.
+    attempts: u32,
+    /// The last failure's message.
+    error: Option<String>,
+    /// The worker holding or last holding a claim.
+    worker: Option<String>,
+    /// The result stored when it was done, with its type; None if none.
+    result: Py<PyAny>,
+    /// What it carries for its worker, with its type; None if nothing.
+    data: Py<PyAny>,
+    /// For a pending item, when it may be handed out, in Unix milliseconds.
+    due_millis: Option<i64>,
+    /// When it last changed, in Unix milliseconds.
+    updated_at_millis: i64,
+}
+
+/// A ledger handle with the caller's failure policy; `None` keeps the library's retry delay.
+fn failing(l: Ledger<'_>, max_attempts: u32, retry_delay: Option<Duration>) -> Ledger<'_> {
+    let l = l.max_attempts(max_attempts);
+    match retry_delay {
+        Some(d) => l.retry_delay(d),
+        None => l,
+    }
+}
+
+#[pymethods]
+impl Connection {
+    #[pyo3(signature = (ns, id, result, tx))]
+    fn ledger_mark_done(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        result: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let id = convert::id(id)?;
+        let result = result.filter(|r| !r.is_none()).map(convert::to_value).transpose()?;
+        self.run(py, tx, |s| {
+            let l = s.ledger(&ns);
+            Ok(match &result {
+                Some(r) => l.mark_done_with(&id, r)?,
+                None => l.mark_done(&id)?,
+            })
+        })
+    }
+
+    fn ledger_mark_done_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        ids: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let (_, ids) = convert::ids(ids)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).mark_done_many(ids)?))
+    }
+
+    fn ledger_is_done(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let id = convert::id(id)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).is_done(&id)?))
+    }
+
+    /// The ids (the caller's own objects) that are neither done nor given up, in input order.
+    fn ledger_filter_new(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        ids: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<Py<PyList>> {
+        let (originals, ids) = convert::ids(ids)?;
+        let todo: Vec<Indexed> = self.run(py, tx, |s| Ok(s.ledger(&ns).filter_new(ids)?))?;
+        let list = PyList::empty(py);
+        for item in todo {
+            list.append(originals[item.index].bind(py))?;
+        }
+        Ok(list.unbind())
+    }
+
+    fn ledger_result(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        tx: u64,
+        default: Py<PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let id = convert::id(id)?;
+        match self.run(py, tx, |s| Ok(s.ledger(&ns).result::<Value>(&id)?))? {
+            Some(v) => convert::to_py(py, v),
+            None => Ok(default),
+        }
+    }
+
+    /// What is recorded about `id`, or None.
+    fn ledger_item(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<Option<RawItem>> {
+        let id = convert::id(id)?;
+        let item = self.run(py, tx, |s| Ok(s.ledger(&ns).item(&id)?))?;
+        item.map(|i| RawItem::new(py, i)).transpose()
+    }
+
+    #[pyo3(signature = (ns, id, error, max_attempts, retry_delay, tx))]
+    #[allow(clippy::too_many_arguments)]
+    fn ledger_fail(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        error: PyBackedStr,
+        max_attempts: u32,
+        retry_delay: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<&'static str> {
+        let id = convert::id(id)?;
+        let retry_delay = convert::duration(retry_delay, "a retry delay")?;
+        self.run(py, tx, |s| {
+            Ok(failing(s.ledger(&ns), max_attempts, retry_delay).fail(&id, &error)?.as_str())
+        })
+    }
+
+    fn ledger_enqueue(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        ids: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let (_, ids) = convert::ids(ids)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).enqueue(ids)?))
+    }
+
+    /// Queue `(id, data, delay, not_before)` tuples (`cairn.QueueItem`'s fields, `not_before`
+    /// as Unix milliseconds or an RFC 3339 string); how many were new.
+    fn ledger_enqueue_items(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        items: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let mut queued = Vec::with_capacity(items.len().unwrap_or(0));
+        for item in items.try_iter()? {
+            queued.push(convert::queue_item(&item?)?);
+        }
+        self.run(py, tx, |s| Ok(s.ledger(&ns).enqueue_items(queued)?))
+    }
+
+    /// Put given-up items back in the queue; how many.
+    fn ledger_retry(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        ids: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let (_, ids) = convert::ids(ids)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).retry(ids)?))
+    }
+
+    fn ledger_retry_all_failed(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.ledger(&ns).retry_all_failed()?))
+    }
+
+    /// Delete the items done more than `age` ago; how many.
+    fn ledger_prune_done(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        age: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<u64> {
+        let age = convert::seconds(age, "an age")?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).prune_done(age)?))
+    }
+
+    #[pyo3(signature = (ns, id, worker, lease, tx))]
+    fn ledger_claim(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        worker: PyBackedStr,
+        lease: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<Option<Claim>> {
+        let id = convert::id(id)?;
+        let lease = convert::seconds(lease, "a lease")?;
+        let c = self.run(py, tx, |s| {
+            Ok(s.ledger(&ns).holder(ClaimHolder::ThisProcess).claim(&id, &worker, lease)?)
+        })?;
+        Ok(c.map(Claim::new))
+    }
+
+    #[pyo3(signature = (ns, worker, lease, tx))]
+    fn ledger_claim_next(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        worker: PyBackedStr,
+        lease: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<Option<Claim>> {
+        let lease = convert::seconds(lease, "a lease")?;
+        let c = self.run(py, tx, |s| Ok(s.ledger(&ns).claim_next(&worker, lease)?))?;
+        Ok(c.map(Claim::new))
+    }
+
+    #[pyo3(signature = (ns, worker, lease, n, tx))]
+    fn ledger_claim_next_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        worker: PyBackedStr,
+        lease: &Bound<'_, PyAny>,
+        n: u32,
+        tx: u64,
+    ) -> PyResult<Vec<Claim>> {
+        let lease = convert::seconds(lease, "a lease")?;
+        let claims = self.run(py, tx, |s| Ok(s.ledger(&ns).claim_next_many(&worker, lease, n)?))?;
+        Ok(claims.into_iter().map(Claim::new).collect())
+    }
+
+    fn ledger_held_claim(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        worker: PyBackedStr,
+        tx: u64,
+    ) -> PyResult<Option<Claim>> {
+        let id = convert::id(id)?;
+        let c = self.run(py, tx, |s| Ok(s.ledger(&ns).held_claim(&id, &worker)?))?;
+        Ok(c.map(Claim::new))
+    }
+
+    #[pyo3(signature = (ns, claim, lease, tx))]
+    fn ledger_extend(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claim: PyRef<'_, Claim>,
+        lease: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<Claim> {
+        let lease = convert::seconds(lease, "a lease")?;
+        let c = claim.inner();
+        Ok(Claim::new(self.run(py, tx, |s| Ok(s.ledger(&ns).extend(c, lease)?))?))
+    }
+
+    #[pyo3(signature = (ns, claim, result, tx))]
+    fn ledger_complete(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claim: PyRef<'_, Claim>,
+        result: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let result = result.filter(|r| !r.is_none()).map(convert::to_value).transpose()?;
+        let c = claim.inner();
+        self.run(py, tx, |s| {
+            let l = s.ledger(&ns);
+            match &result {
+                Some(r) => l.complete_with(c, r)?,
+                None => l.complete(c)?,
+            }
+            Ok(())
+        })
+    }
+
+    fn ledger_complete_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claims: Vec<PyRef<'_, Claim>>,
+        tx: u64,
+    ) -> PyResult<Vec<bool>> {
+        let claims: Vec<cairn::Claim> = claims.iter().map(|c| c.inner().clone()).collect();
+        self.run(py, tx, |s| Ok(s.ledger(&ns).complete_many(&claims)?))
+    }
+
+    #[pyo3(signature = (ns, claim, error, max_attempts, retry_delay, tx))]
+    #[allow(clippy::too_many_arguments)]
+    fn ledger_fail_claim(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claim: PyRef<'_, Claim>,
+        error: PyBackedStr,
+        max_attempts: u32,
+        retry_delay: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<&'static str> {
+        let c = claim.inner();
+        let retry_delay = convert::duration(retry_delay, "a retry delay")?;
+        self.run(py, tx, |s| {
+            Ok(failing(s.ledger(&ns), max_attempts, retry_delay).fail_claim(c, &error)?.as_str())
+        })
+    }
+
+    fn ledger_counts(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerCounts> {
+        let c = self.run(py, tx, |s| Ok(s.ledger(&ns).counts()?))?;
+        Ok(RawLedgerCounts { pending: c.pending, claimed: c.claimed, done: c.done, failed: c.failed })
+    }
+
+    #[pyo3(signature = (ns, state, after, limit, tx))]
+    fn ledger_list(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        state: Option<PyBackedStr>,
+        after: Option<PyBackedStr>,
+        limit: usize,
+        tx: u64,
+    ) -> PyResult<Vec<RawItem>> {
+        let state = state.as_deref().map(str::parse::<ItemState>).transpose().map_err(|e| to_py(py, e))?;
+        let items = self.run(py, tx, |s| Ok(s.ledger(&ns).list(state, after.as_deref(), limit)?))?;
+        items.into_iter().map(|i| RawItem::new(py, i)).collect()
+    }
+
+    fn ledger_delete(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        id: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let id = convert::id(id)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).delete(&id)?))
+    }
+
+    fn ledger_clear(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.ledger(&ns).clear()?))
+    }
+
+    fn ledger_namespaces(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run_store(py, |s| Ok(s.ledger_namespaces()?))
+    }
+}
+
+impl RawItem {
+    fn new(py: Python<'_>, i: cairn::Item) -> PyResult<Self> {
+        Ok(RawItem {
+            state: i.state.as_str(),
+            result: stored(py, i.result, i.result_kind)?,
+            data: stored(py, i.data, i.data_kind)?,
+            id: i.id,
+            attempts: i.attempts,
+            error: i.error,
+            worker: i.worker,
+            due_millis: i.due_millis,
+            updated_at_millis: i.updated_at_millis,
+        })
+    }
+}
+
+/// The Python object for an item's stored result or data (bytes of a kind), None if none.
+fn stored(py: Python<'_>, bytes: Option<Vec<u8>>, kind: Option<cairn::ValueKind>) -> PyResult<Py<PyAny>> {
+    match bytes {
+        Some(bytes) => {
+            let v =
+                Value::from_kind(kind.unwrap_or(cairn::ValueKind::Bytes), bytes).map_err(|e| to_py(py, e))?;
+            convert::to_py(py, v)
+        }
+        None => Ok(py.None()),
+    }
+}
