@@ -663,8 +663,17 @@ pub fn not_before(s: &str) -> Result<NotBefore, String> {
     if let Ok(d) = cairn::parse_duration(s) {
         return Ok(NotBefore::After(d));
     }
-    cairn::parse_time(s).map(NotBefore::At).map_err(|_| {
-        format!("{s:?} is neither a delay (e.g. 10m, 2h) nor an RFC 3339 time (e.g. 2026-12-01T09:00:00Z)")
+    cairn::parse_time(s).map(NotBefore::At).map_err(|e| {
+        // What starts as a date does not need both forms explained: say what is wrong with it
+        // (out of range, no such day).
+        let t = s.trim().trim_start_matches(['+', '-']);
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        match e {
+            cairn::Error::InvalidInput(msg) if digits >= 4 && t.as_bytes().get(digits) == Some(&b'-') => msg,
+            _ => format!(
+                "{s:?} is neither a delay (e.g. 10m, 2h) nor an RFC 3339 time (e.g. 2026-12-01T09:00:00Z)"
+            ),
+        }
     })
 }
 

@@ -108,14 +108,30 @@ impl Clock for ManualClock {
     }
 }
 
+/// The earliest time cairn keeps or shows, 0001-01-01T00:00:00.000Z, in Unix milliseconds:
+/// where RFC 3339 years (written with four digits) and Python's `datetime` both can go.
+pub const EARLIEST_TIME_MILLIS: i64 = -62_135_596_800_000;
+
+/// The latest time cairn keeps or shows, 9999-12-31T23:59:59.999Z, in Unix milliseconds. A
+/// deadline further away (a TTL or a lease of ten thousand years) is kept as this time.
+pub const LATEST_TIME_MILLIS: i64 = 253_402_300_799_999;
+
 /// A duration in whole milliseconds, saturating: a TTL of centuries means "practically never".
 pub(crate) fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// `now + d`, saturating.
+/// `now + d`, at most [`LATEST_TIME_MILLIS`] (unless now is later still): a TTL or a lease
+/// of ten thousand years means "practically never", kept as a time every reader can show.
 pub(crate) fn deadline(now: i64, d: Duration) -> i64 {
-    now.saturating_add(duration_millis(d))
+    now.saturating_add(duration_millis(d)).min(LATEST_TIME_MILLIS.max(now))
+}
+
+/// A stored time as the API hands it out: within [`EARLIEST_TIME_MILLIS`] and
+/// [`LATEST_TIME_MILLIS`], whatever the row holds (one written by hand, or by a version that
+/// kept a far deadline as `i64::MAX`).
+pub(crate) fn shown_time(millis: i64) -> i64 {
+    millis.clamp(EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS)
 }
 
 #[cfg(test)]
@@ -135,8 +151,27 @@ mod tests {
 
     #[test]
     fn huge_durations_saturate_instead_of_overflowing() {
-        assert_eq!(deadline(i64::MAX - 1, Duration::from_secs(u64::MAX)), i64::MAX);
+        assert_eq!(duration_millis(Duration::from_secs(u64::MAX)), i64::MAX);
         assert_eq!(duration_millis(Duration::from_millis(1500)), 1500);
+    }
+
+    /// A TTL or lease of ten thousand years ends at the latest time cairn keeps, not at an
+    /// integer no date type can show (every reader of `ledger list` used to panic on it).
+    #[test]
+    fn a_deadline_beyond_the_latest_time_is_kept_as_the_latest_time() {
+        let now = 1_700_000_000_000;
+        assert_eq!(deadline(now, Duration::from_secs(u64::MAX)), LATEST_TIME_MILLIS);
+        assert_eq!(deadline(now, Duration::from_secs(10_000 * 366 * 86_400)), LATEST_TIME_MILLIS);
+        assert_eq!(deadline(now, Duration::from_millis(1500)), now + 1500);
+        assert_eq!(deadline(LATEST_TIME_MILLIS - 1, Duration::from_millis(5)), LATEST_TIME_MILLIS);
+    }
+
+    /// 0001-01-01 and 9999-12-31T23:59:59.999, computed from days: 719,162 days before 1970
+    /// and 2,932,897 after it.
+    #[test]
+    fn the_time_range_runs_from_year_1_to_the_end_of_year_9999() {
+        assert_eq!(EARLIEST_TIME_MILLIS, -719_162 * 86_400_000);
+        assert_eq!(LATEST_TIME_MILLIS, 2_932_897 * 86_400_000 - 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::clock::{EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
 use crate::error::{Error, Result};
 
 /// Parse a duration: one or more numbers, each followed by its unit; the terms add up.
@@ -197,12 +198,18 @@ fn term_nanos(whole: &str, fraction: &str, unit_nanos: u128) -> Option<u128> {
 
 /// Parse an RFC 3339 time (`2026-12-01T09:00:00Z`, `2026-12-01 10:00:00.5+01:00`; the output
 /// of `date --iso-8601=seconds`) into Unix milliseconds. The offset is required: a time
-/// without one could be anyone's local time.
+/// without one could be anyone's local time. Times from year 1 to 9999 are accepted (before
+/// 1970 too; a leap second `23:59:60` is the second after `23:59:59`, a fraction is kept to the
+/// millisecond); one outside [`EARLIEST_TIME_MILLIS`](crate::EARLIEST_TIME_MILLIS) to
+/// [`LATEST_TIME_MILLIS`](crate::LATEST_TIME_MILLIS) once its offset is applied is refused as
+/// out of range.
 ///
 /// ```
 /// assert_eq!(cairn::parse_time("1970-01-01T00:00:01Z")?, 1000);
 /// assert_eq!(cairn::parse_time("1970-01-01T01:00:01+01:00")?, 1000);
+/// assert_eq!(cairn::parse_time("1969-12-31T23:59:59Z")?, -1000);
 /// assert!(cairn::parse_time("2026-12-01 09:00:00").is_err(), "no offset");
+/// assert!(cairn::parse_time("10000-01-01T00:00:00Z").is_err(), "out of range");
 /// # Ok::<(), cairn::Error>(())
 /// ```
 pub fn parse_time(text: &str) -> Result<i64> {
@@ -211,11 +218,28 @@ pub fn parse_time(text: &str) -> Result<i64> {
             "invalid time {text:?} ({why}): write an RFC 3339 time with its offset, e.g. 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00"
         ))
     };
+    let out_of_range = || {
+        Error::invalid(format!(
+            "time {text:?} is out of range: cairn keeps times from {} to {}",
+            format_time(EARLIEST_TIME_MILLIS),
+            format_time(LATEST_TIME_MILLIS)
+        ))
+    };
     let t = text.trim();
-    let (Some(date), Some(rest)) = (t.get(..10), t.get(11..)) else {
+    // A date with a year of five digits or more, or a signed one (ISO 8601's expanded years),
+    // is no mistake of form.
+    let unsigned = t.trim_start_matches(['+', '-']);
+    let year_digits = unsigned.bytes().take_while(u8::is_ascii_digit).count();
+    let signed = unsigned.len() < t.len();
+    if (year_digits > 4 || (year_digits == 4 && signed))
+        && unsigned.get(year_digits..).is_some_and(|r| r.starts_with('-'))
+    {
+        return Err(out_of_range());
+    }
+    let (Some(date), Some(sep), Some(rest)) = (t.get(..10), t.as_bytes().get(10), t.get(11..)) else {
         return Err(bad("too short"));
     };
-    if !matches!(t.as_bytes()[10], b'T' | b't' | b' ') {
+    if !matches!(sep, b'T' | b't' | b' ') {
         return Err(bad("the date and the time must be separated by T"));
     }
     let (clock, offset_secs) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
@@ -226,34 +250,109 @@ pub fn parse_time(text: &str) -> Result<i64> {
         };
         let (clock, offset) = rest.split_at(at);
         let sign = if offset.starts_with('-') { -1 } else { 1 };
-        let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
-        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let digits: String = offset.chars().skip(1).filter(|c| *c != ':').collect();
+        let (Some(h), Some(m)) = (digits_at(&digits, 0, 2), digits_at(&digits, 2, 2)) else {
+            return Err(bad("the offset must be +HH:MM or -HH:MM"));
+        };
+        if digits.len() != 4 {
             return Err(bad("the offset must be +HH:MM or -HH:MM"));
         }
-        let (h, m) = (digits[..2].parse::<i64>().unwrap_or(0), digits[2..].parse::<i64>().unwrap_or(0));
         if h > 23 || m > 59 {
             return Err(bad("the offset is out of range"));
         }
         (clock, sign * (h * 3600 + m * 60))
     };
-    let utc = humantime::parse_rfc3339_weak(&format!("{date}T{clock}Z")).map_err(|e| bad(&e.to_string()))?;
-    let millis = utc
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| bad("before 1970"))
-        .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| bad("too far in the future")))?;
-    Ok(millis - offset_secs * 1000)
+    let field = |s: &str, at: usize, len: usize| digits_at(s, at, len);
+    let (Some(year), Some(month), Some(day)) = (field(date, 0, 4), field(date, 5, 2), field(date, 8, 2))
+    else {
+        return Err(bad("the date must be YYYY-MM-DD"));
+    };
+    if date.get(4..5) != Some("-") || date.get(7..8) != Some("-") {
+        return Err(bad("the date must be YYYY-MM-DD"));
+    }
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(bad("no such day"));
+    }
+    let (hms, fraction) = clock.split_once('.').map_or((clock, None), |(hms, f)| (hms, Some(f)));
+    let (Some(h), Some(m), Some(sec)) = (field(hms, 0, 2), field(hms, 3, 2), field(hms, 6, 2)) else {
+        return Err(bad("the time must be HH:MM:SS"));
+    };
+    if hms.len() != 8 || hms.get(2..3) != Some(":") || hms.get(5..6) != Some(":") {
+        return Err(bad("the time must be HH:MM:SS"));
+    }
+    if h > 23 || m > 59 || sec > 60 {
+        return Err(bad("no such time of day"));
+    }
+    let millis_of_second = match fraction {
+        None => 0,
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{f:0<3}").get(..3).and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(0)
+        }
+        Some(_) => return Err(bad("the fraction of a second must be digits")),
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset_secs;
+    let millis = seconds * 1000 + millis_of_second;
+    if !(EARLIEST_TIME_MILLIS..=LATEST_TIME_MILLIS).contains(&millis) {
+        return Err(out_of_range());
+    }
+    Ok(millis)
+}
+
+/// The number written with `len` ASCII digits at byte `at` of `s`, if they are there.
+fn digits_at(s: &str, at: usize, len: usize) -> Option<i64> {
+    s.get(at..at + len).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to the date (proleptic Gregorian), after Howard Hinnant's
+/// `days_from_civil`; exact for every year an `i64` of milliseconds can reach.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let shifted_month = (month + 9) % 12; // March is 0
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date `days` after 1970-01-01: the inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// A time in Unix milliseconds as RFC 3339 in UTC, to the millisecond:
-/// `2026-12-01T09:00:00.000Z`. Times before 1970 are shown as 1970.
+/// `2026-12-01T09:00:00.000Z`. Any integer is shown, none panics: a year outside 0 to 9999
+/// (only a row written by hand or by an older version can hold one) is written with its sign,
+/// as ISO 8601 expands years (`+10000-01-01T00:00:00.000Z`).
 ///
 /// ```
 /// assert_eq!(cairn::format_time(1000), "1970-01-01T00:00:01.000Z");
+/// assert_eq!(cairn::format_time(-1000), "1969-12-31T23:59:59.000Z");
 /// ```
 pub fn format_time(millis: i64) -> String {
-    let since_epoch = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
-    let at = std::time::UNIX_EPOCH.checked_add(since_epoch).unwrap_or(std::time::UNIX_EPOCH);
-    humantime::format_rfc3339_millis(at).to_string()
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let year = if (0..=9999).contains(&year) { format!("{year:04}") } else { format!("{year:+05}") };
+    let (h, m, s, ms) =
+        (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
 }
 
 /// Refuse a duration under a millisecond (cairn keeps time in milliseconds) where zero would
@@ -373,7 +472,74 @@ mod tests {
         }
         assert_eq!(parse_time("2026-12-01T09:00:00.25Z").unwrap(), utc + 250);
         assert_eq!(format_time(utc), "2026-12-01T09:00:00.000Z");
-        assert_eq!(format_time(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_time(-5), "1969-12-31T23:59:59.995Z");
+        assert_eq!(format_time(i64::MAX), "+292278994-08-17T07:12:55.807Z");
+        assert_eq!(format_time(i64::MIN), "-292275055-05-16T16:47:04.192Z");
+    }
+
+    /// Every RFC 3339 time from year 1 to 9999 is accepted: before 1970 (used to be refused
+    /// as malformed), leap days, a leap second (the second after it), any number of digits of
+    /// a fraction (kept to the millisecond).
+    #[test]
+    fn valid_times_before_1970_and_at_the_ends_of_the_range_parse_and_format_back() {
+        for (text, millis, shown) in [
+            ("1969-12-31T23:59:59Z", -1000, "1969-12-31T23:59:59.000Z"),
+            ("1969-07-20T20:17:40Z", -14_182_940_000, "1969-07-20T20:17:40.000Z"),
+            ("1900-01-01T00:00:00+01:00", -2_208_992_400_000, "1899-12-31T23:00:00.000Z"),
+            ("0001-01-01T00:00:00Z", EARLIEST_TIME_MILLIS, "0001-01-01T00:00:00.000Z"),
+            ("9999-12-31T23:59:59.999999Z", LATEST_TIME_MILLIS, "9999-12-31T23:59:59.999Z"),
+            ("2000-02-29T12:00:00Z", 951_825_600_000, "2000-02-29T12:00:00.000Z"),
+            ("2016-12-31T23:59:60Z", 1_483_228_800_000, "2017-01-01T00:00:00.000Z"),
+            ("1970-01-01T00:00:00.1Z", 100, "1970-01-01T00:00:00.100Z"),
+        ] {
+            assert_eq!(parse_time(text).unwrap(), millis, "{text}");
+            assert_eq!(format_time(millis), shown, "{text}");
+        }
+    }
+
+    /// Outside years 1 to 9999 a time is refused as out of range, saying the range: not as
+    /// malformed, and never kept.
+    #[test]
+    fn times_out_of_range_are_refused_saying_the_range() {
+        for text in [
+            "0000-12-31T23:59:59Z",
+            "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "10000-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+        ] {
+            let err = parse_time(text).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{text:?}");
+            assert!(
+                err.to_string().contains("out of range: cairn keeps times from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any integer formats (a row written by hand or by an older version may hold any),
+        /// and every time in the range comes back from its text.
+        #[test]
+        fn any_millis_format_and_every_time_in_range_parses_back(millis in proptest::num::i64::ANY, ms in EARLIEST_TIME_MILLIS..=LATEST_TIME_MILLIS) {
+            let shown = format_time(millis);
+            proptest::prop_assert!(shown.ends_with('Z'), "{}", shown);
+            proptest::prop_assert_eq!(parse_time(&format_time(ms))?, ms);
+        }
+
+        /// Any text, and text shaped almost like a time, is a time in the range or an error.
+        #[test]
+        fn any_text_parses_to_a_time_in_range_or_an_error(
+            text in proptest::prop_oneof![
+                ".*",
+                "[-+]?[0-9]{1,6}-[0-9é]{1,2}-[0-9]{1,2}[Tt é][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\\.[0-9]{0,12})?([Zz]|[-+][0-9:é]{0,6})",
+            ]
+        ) {
+            if let Ok(ms) = parse_time(&text) {
+                proptest::prop_assert!((EARLIEST_TIME_MILLIS..=LATEST_TIME_MILLIS).contains(&ms), "{}: {}", text, ms);
+            }
+        }
     }
 
     #[test]
@@ -386,7 +552,15 @@ mod tests {
             "2026-12-01T09:00:00+25:00",
             "2026-13-01T09:00:00Z",
             "2026-12-01X09:00:00Z",
-            "1969-12-31T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "2026-12-01T23:60:00Z",
+            "2026-12-01T23:59:61Z",
+            "2026-12-01T09:00:00.Z",
+            "2026-12-01T09:00Z",
+            "2026-12-01T9:00:00Z",
             "tomorrow",
             "2026-12-01T09:00:00+é",
         ] {

@@ -215,6 +215,18 @@ pub enum Error {
         maybe_committed: bool,
     },
 
+    /// The server refused the connection: the role may not log in, does not exist or gave the
+    /// wrong password, or the database does not exist.
+    #[error(
+        "{path}: the server refused the connection ({detail}): check the role, its password and the database in the URL"
+    )]
+    Refused {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
+
     /// Any other failure reported by a database server.
     #[error("{path}: PostgreSQL error: {source}")]
     Server {
@@ -268,7 +280,8 @@ pub enum ErrorKind {
     Migration,
     /// A claim or lock lost to another worker.
     LeaseLost,
-    /// The database server cannot be reached, or the connection was lost.
+    /// The database server cannot be reached or refuses the connection (a role that may not
+    /// log in, a database that does not exist), or the connection was lost.
     Unavailable,
     /// Anything else from the database.
     Internal,
@@ -292,7 +305,7 @@ impl Error {
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Migration { .. } => ErrorKind::Migration,
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
-            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Unavailable { .. } | Error::Refused { .. } => ErrorKind::Unavailable,
             Error::Server { .. } | Error::Sqlite { .. } => ErrorKind::Internal,
         }
     }
@@ -395,6 +408,14 @@ mod tests {
                 Error::Unavailable { path: p(), detail: "connection closed".into(), maybe_committed: true },
                 ErrorKind::Unavailable,
                 "/s/state.db: the database server is unavailable (connection closed); the commit was sent and may or may not have taken effect: check before redoing work (completing a claim again is safe)",
+            ),
+            (
+                Error::Refused {
+                    path: "postgres://u@h/db".into(),
+                    detail: "role \"u\" is not permitted to log in (SQLSTATE 28000)".into(),
+                },
+                ErrorKind::Unavailable,
+                "postgres://u@h/db: the server refused the connection (role \"u\" is not permitted to log in (SQLSTATE 28000)): check the role, its password and the database in the URL",
             ),
             (
                 Error::LeaseLost { what: "claim", name: "item-7".into(), holder: "w1".into() },

@@ -81,7 +81,7 @@ mod tx;
 pub use batch::{Batch, BatchOp};
 pub use cache::{Cache, CacheLimits, CacheStats, Eviction};
 pub use checkpoint::Checkpoint;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
 pub use duration::{format_duration, format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};

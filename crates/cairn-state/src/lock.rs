@@ -17,7 +17,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::clock::deadline;
+use crate::clock::{deadline, shown_time};
 use crate::error::{Error, Result};
 use crate::names::validate_name;
 use crate::process;
@@ -385,7 +385,7 @@ impl Store {
                 slot: h.slot,
                 owner: h.owner,
                 pid: u32::try_from(h.pid).unwrap_or(0),
-                expires_at_millis: h.expires_at,
+                expires_at_millis: shown_time(h.expires_at),
             })
             .collect())
     }

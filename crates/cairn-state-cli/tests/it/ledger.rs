@@ -1,6 +1,6 @@
 //! `cairn ledger` and `cairn checkpoint`.
 
-use crate::{wait_until, Env};
+use crate::{assert_one_line_error, wait_until, Env};
 
 #[test]
 fn mark_has_and_filter_keep_input_order() {
@@ -198,6 +198,44 @@ fn delayed_items_are_not_handed_out_before_their_time_and_list_shows_it() {
     assert!((now + 3_500_000..=now + 3_600_000).contains(&due), "due in about an hour: {}", lines[1][2]);
     let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", "2026-12-01 09:00", "x"]);
     assert!(code == 2 && err.contains("RFC 3339"), "{err}");
+}
+
+/// `--not-before 10000y` used to queue an item due at `i64::MAX`, and every `ledger list`
+/// after it panicked (exit 101) until the item was deleted; dates before 1970 were refused as
+/// malformed. A time out of range is refused when given; one an earlier version stored is
+/// listed as the latest time cairn keeps.
+#[test]
+fn a_not_before_out_of_range_is_refused_and_one_stored_earlier_is_listed() {
+    let env = Env::new();
+    // 600,000 weeks: some 11,500 years (weeks parse in every version of the duration grammar).
+    for not_before in ["600000w", "10000-01-01T00:00:00Z", "0000-12-31T00:00:00Z"] {
+        let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", not_before, "x"]);
+        assert_eq!(code, 2, "{not_before}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains("out of range") && err.contains("9999-12-31T23:59:59.999Z"), "{err}");
+    }
+    let (code, _, err) =
+        env.run_stdin(&["--json", "ledger", "enqueue"], br#"{"id": "x", "not_before": "600000w"}"#);
+    assert!(code == 2 && err.contains("out of range"), "{err}");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "0\n", "nothing queued");
+    env.ok(&["ledger", "enqueue", "--not-before", "1969-07-20T20:17:40Z", "moon"], 0);
+    assert_eq!(env.ok(&["ledger", "list"], 0), "moon\tpending\t1969-07-20T20:17:40.000Z\n");
+    env.ok(&["ledger", "enqueue", "later"], 0);
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    conn.execute(
+        "UPDATE cairn_ledger SET due = ?1, updated_at = ?2 WHERE id = 'later'",
+        [i64::MAX, i64::MIN],
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        env.ok(&["ledger", "list", "--state", "pending"], 0),
+        "later\tpending\t9999-12-31T23:59:59.999Z\nmoon\tpending\t1969-07-20T20:17:40.000Z\n"
+    );
+    let json = env.ok(&["--json", "ledger", "list"], 0);
+    let later: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(later["due"], "9999-12-31T23:59:59.999Z", "{json}");
+    assert_eq!(later["updated_at_ms"], cairn::EARLIEST_TIME_MILLIS, "{json}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::Env;
+use crate::{assert_one_line_error, Env};
 
 /// Writes through a `--db` value, then reads them back from a second process: only a real
 /// file could hold them.
@@ -230,4 +230,21 @@ fn reading_commands_on_the_default_path_before_any_write_create_nothing() {
     let out = cairn().args(["cache", "set", "k", "v"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(db.is_file());
+}
+
+/// `--db /dev/null` (a reading or a writing command) is refused as a character device, exit 3,
+/// and leaves nothing beside it: it was a disk I/O error and a `/dev/null-journal` of mode
+/// 0666.
+#[test]
+fn a_device_as_db_is_refused_by_name_and_leaves_no_journal() {
+    let env = Env::new();
+    let journal = std::path::Path::new("/dev/null-journal");
+    let there_before = journal.exists();
+    for args in [&["cache", "get", "k"][..], &["cache", "set", "k", "v"], &["ledger", "mark", "x"]] {
+        let (code, out, err) = env.run(&[&["--db", "/dev/null"][..], args].concat());
+        assert_eq!((code, out.as_slice()), (3, &b""[..]), "{args:?}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains("/dev/null") && err.contains("a character device"), "{err}");
+    }
+    assert_eq!(journal.exists(), there_before, "a journal was left beside /dev/null");
 }

@@ -252,3 +252,66 @@ fn a_password_in_the_url_never_appears_in_any_output() {
     assert_eq!(code, 1, "{err}");
     assert!(!out.contains("secret") && !err.contains("secret"), "{out}{err}");
 }
+
+/// A password is hidden however it is written: with an unescaped `/`, `?` or `@` (the driver
+/// reads the user part to the first `@`, so it connects with them), or as a parameter whose
+/// name is percent-encoded. An `@` that ends the user part early makes the driver quote a part
+/// of the password as an unknown option: that is not shown either.
+#[test]
+fn a_password_with_unescaped_slashes_question_marks_or_an_encoded_name_never_appears() {
+    let Some(pg) = pg() else { return };
+    let reachable = pg.url().replacen("://postgres@", "://postgres:s3KRt/qZw?vXj@", 1);
+    assert!(reachable.contains(":s3KRt/qZw?vXj@127.0.0.1:5432/"), "{reachable}");
+    let runs = [
+        (reachable.clone(), vec!["cache", "set", "t", "text"], 0),
+        (reachable.clone(), vec!["cache", "incr", "t"], 7),
+        (reachable.clone(), vec!["backup", "copy.db"], 2),
+        (reachable.replacen(":5432/", ":1/", 1), vec!["cache", "get", "t"], 3),
+        (
+            "postgres://postgres@127.0.0.1:1/test?passw%6Frd=s3KRt/qZw?vXj".into(),
+            vec!["cache", "get", "t"],
+            3,
+        ),
+        ("postgres://postgres@127.0.0.1:1/test?%70assword=s3KRt/qZw?vXj".into(), vec!["doctor"], 3),
+        ("postgres://postgres:s3KRt/qZw@vXj@127.0.0.1:1/test".into(), vec!["cache", "get", "t"], 3),
+        ("postgres://postgres:s3KRt@qZw?vXj=x@127.0.0.1:1/test".into(), vec!["cache", "get", "t"], 2),
+    ];
+    for (url, args, expected) in runs {
+        let (code, out, err) = pg.run_at(&url, &args);
+        assert_eq!(code, expected, "{url} {args:?}: {err}");
+        for part in ["s3KRt", "qZw", "vXj"] {
+            assert!(!out.contains(part) && !err.contains(part), "{url} {args:?} shows {part:?}: {out}{err}");
+        }
+    }
+}
+
+/// A role that may not log in or does not exist, and a database that does not exist, cannot
+/// use the server: exit 3, as an unreachable server; a schema name PostgreSQL reserves
+/// (`pg_...`) is a bad name: exit 2. All three exited 8, "PostgreSQL error".
+#[test]
+fn a_refused_role_or_a_missing_database_exits_3_and_a_reserved_schema_name_exits_2() {
+    let Some(pg) = pg() else { return };
+    let role = format!("cairn_test_nologin_{}", std::process::id());
+    pg.schema.client().batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN")).unwrap();
+    let (server, db) = pg
+        .schema
+        .server()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .rsplit_once('/')
+        .expect("a URL with a database");
+    let runs = [
+        (pg.url().replacen("://postgres@", &format!("://{role}@"), 1), 3, "not permitted to log in"),
+        (pg.url().replacen("://postgres@", "://cairn_test_no_such_role@", 1), 3, "does not exist"),
+        (format!("{server}/cairn_test_no_such_database"), 3, "does not exist"),
+        (format!("{server}/{db}?cairn_schema=pg_x"), 2, "pg_"),
+    ];
+    let results: Vec<_> = runs.iter().map(|(url, _, _)| pg.run_at(url, &["cache", "get", "k"])).collect();
+    pg.schema.client().batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
+    for ((url, want, says), (code, out, err)) in runs.iter().zip(results) {
+        assert_eq!((code, out.as_str()), (*want, ""), "{url}: {err}");
+        assert_one_line_error(&err);
+        assert!(err.contains(says), "{url}: {err}");
+    }
+}

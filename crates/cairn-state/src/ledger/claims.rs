@@ -290,7 +290,7 @@ impl<'a> Ledger<'a> {
             id: id.to_owned(),
             worker: worker.to_owned(),
             token,
-            lease_until,
+            lease_until: shown_time(lease_until),
             attempts: item.as_ref().map_or(0, |i| i.attempts),
             data: item.and_then(|i| i.data),
         }))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::clock::deadline;
+use crate::clock::{deadline, shown_time};
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::names::validate_name;
@@ -164,8 +164,8 @@ impl Item {
             result: row.result.map(|r| r.bytes),
             data_kind: row.data.as_ref().map(|d| d.kind),
             data: row.data.map(|d| d.bytes),
-            due_millis: row.due,
-            updated_at_millis: row.updated_at,
+            due_millis: row.due.map(shown_time),
+            updated_at_millis: shown_time(row.updated_at),
         }
     }
 }

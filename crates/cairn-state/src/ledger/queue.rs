@@ -2,6 +2,8 @@
 //! out.
 
 use super::*;
+use crate::clock::{duration_millis, EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
+use crate::duration::{format_duration, format_time};
 
 /// An item to queue with [`Ledger::enqueue_items`]: its id, and optionally data for its
 /// worker and a time before which it is not handed out.
@@ -33,13 +35,16 @@ impl QueueItem {
         Ok(self)
     }
 
-    /// Not handed out before `delay` from when it is queued.
+    /// Not handed out before `delay` from when it is queued. A delay that reaches past
+    /// [`LATEST_TIME_MILLIS`](crate::LATEST_TIME_MILLIS) is refused when the item is queued.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.not_before = NotBefore::After(delay);
         self
     }
 
-    /// Not handed out before this time, in Unix milliseconds.
+    /// Not handed out before this time, in Unix milliseconds. A time outside
+    /// [`EARLIEST_TIME_MILLIS`](crate::EARLIEST_TIME_MILLIS) to
+    /// [`LATEST_TIME_MILLIS`](crate::LATEST_TIME_MILLIS) is refused when the item is queued.
     pub fn not_before_millis(mut self, at: i64) -> Self {
         self.not_before = NotBefore::At(at);
         self
@@ -84,19 +89,46 @@ impl<'a> Ledger<'a> {
         }
         self.write(|s| {
             let now = s.now();
-            let rows: Vec<NewItem<'_>> = items
+            let rows = items
                 .iter()
-                .map(|item| NewItem {
-                    id: &item.id,
-                    data: item.data.as_ref().map(|(b, k)| (b.as_slice(), *k)),
-                    due: match item.not_before {
-                        NotBefore::Now => now,
-                        NotBefore::After(d) => deadline(now, d),
-                        NotBefore::At(at) => at,
-                    },
+                .map(|item| {
+                    Ok(NewItem {
+                        id: &item.id,
+                        data: item.data.as_ref().map(|(b, k)| (b.as_slice(), *k)),
+                        due: item.due(now)?,
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<NewItem<'_>>>>()?;
             s.engine.ledger_enqueue_many(self.ns, &rows, now)
         })
+    }
+}
+
+impl QueueItem {
+    /// When the item is due if queued at `now`; a time out of the range cairn keeps is refused
+    /// here, before anything is written, rather than stored for every reader to trip on.
+    fn due(&self, now: i64) -> Result<i64> {
+        let range = EARLIEST_TIME_MILLIS..=LATEST_TIME_MILLIS;
+        let refused = |what: String| {
+            Error::invalid(format!(
+                "item {:?}: {what} is out of range: cairn keeps times from {} to {}",
+                self.id,
+                format_time(EARLIEST_TIME_MILLIS),
+                format_time(LATEST_TIME_MILLIS)
+            ))
+        };
+        match self.not_before {
+            NotBefore::Now => Ok(now),
+            NotBefore::After(d) => {
+                let due = now.saturating_add(duration_millis(d));
+                if range.contains(&due) {
+                    Ok(due)
+                } else {
+                    Err(refused(format!("a delay of {}", format_duration(d))))
+                }
+            }
+            NotBefore::At(at) if range.contains(&at) => Ok(at),
+            NotBefore::At(at) => Err(refused(format!("not before {at} ms ({})", format_time(at)))),
+        }
     }
 }

@@ -92,7 +92,7 @@ fn home_of(name: &[u8], path: &Path) -> Result<PathBuf> {
 fn refuse_url(location: &Path) -> Result<()> {
     let text = location.as_os_str().as_bytes();
     let Some(scheme) = scheme_of(text) else { return Ok(()) };
-    let shown = location.display();
+    let shown = super::redact_url(&location.to_string_lossy());
     let scheme_text = String::from_utf8_lossy(scheme);
     let after = &text[scheme.len() + 1..];
     let instead = match path_in_url(&scheme_text.to_ascii_lowercase(), after) {
@@ -205,6 +205,15 @@ mod tests {
             !refused("sqlite:///x.db").contains("./sqlite"),
             "no ./ hint for a name that makes directories"
         );
+    }
+
+    /// The refusal shows the name as given, but never a password in it (it did).
+    #[test]
+    fn a_url_of_another_scheme_is_refused_without_showing_its_password() {
+        for name in ["mysql://u:s3cret@h/db", "sqlite://u:s3cret@h/x.db", "redis://:s3cret@h:6379/0"] {
+            let err = refused(name);
+            assert!(!err.contains("s3cret") && err.contains(":***@h"), "{name}: {err}");
+        }
     }
 
     #[test]

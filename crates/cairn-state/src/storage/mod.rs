@@ -131,6 +131,7 @@ mod memo;
 mod migrate;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod redact;
 mod sql;
 pub(crate) mod sqlite;
 mod states;
@@ -144,6 +145,7 @@ pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
+pub(crate) use redact::redact_url;
 pub(crate) use sql::SqlOps;
 
 engine_ops! {
@@ -385,35 +387,6 @@ pub enum RollbackJournal {
     Persist,
 }
 
-/// A server URL with its password replaced by `***`, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let shown = match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-            format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
-        }
-        None => url.to_owned(),
-    };
-    // A password may come as a parameter too (`?password=...`, libpq's `sslpassword`).
-    let Some((base, query)) = shown.split_once('?') else { return shown };
-    let params: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if matches!(k.to_ascii_lowercase().as_str(), "password" | "sslpassword") => {
-                format!("{k}=***")
-            }
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", params.join("&"))
-}
-
 /// A stored value as read: its bytes and its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stored {
@@ -444,32 +417,4 @@ pub(crate) struct Health {
     pub ok: bool,
     pub detail: String,
     pub fix: Option<String>,
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::redact_url;
-
-    /// A password never reaches a message, in the user part or as a parameter; the rest of
-    /// the URL stays as written, so the message still says which server.
-    #[test]
-    fn passwords_are_masked_wherever_the_url_carries_them() {
-        for (url, shown) in [
-            ("postgres://u:s3cret@h:5432/db", "postgres://u:***@h:5432/db"),
-            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
-            (
-                "postgres://u@h/db?password=s3cret&sslmode=disable",
-                "postgres://u@h/db?password=***&sslmode=disable",
-            ),
-            (
-                "postgresql://h/db?user=u&PASSWORD=x&sslpassword=y",
-                "postgresql://h/db?user=u&PASSWORD=***&sslpassword=***",
-            ),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://h/db?cairn_schema=s", "postgres://h/db?cairn_schema=s"),
-            ("/not/a/url?password=x", "/not/a/url?password=x"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-    }
 }

@@ -17,6 +17,7 @@ mod postgres;
 mod refusals;
 mod sql;
 mod store;
+mod times;
 
 use cairn::{ManualClock, Options, Store};
 use std::path::PathBuf;

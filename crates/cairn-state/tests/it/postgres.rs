@@ -179,3 +179,34 @@ fn twenty_thousand_ids_marked_in_one_call_do_not_overflow_the_lock_table() -> Re
     assert!(other.ledger("big").is_done("id-0")?);
     Ok(())
 }
+
+/// PostgreSQL only, as a file has no functions or types of its own: a schema holding only a
+/// function, an enum type, a domain or a range type is another application's, refused and left
+/// as it was (it used to be taken as empty, because only its relations were counted, and
+/// cairn's tables were written beside them).
+#[test]
+fn a_schema_of_functions_types_or_domains_is_refused_as_foreign() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let Some(base) = f.schema() else { return Ok(()) };
+    for (name, ddl) in [
+        ("fn", "CREATE FUNCTION {s}.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'"),
+        ("enum", "CREATE TYPE {s}.mood AS ENUM ('ok', 'not ok')"),
+        ("domain", "CREATE DOMAIN {s}.positive AS int CHECK (VALUE > 0)"),
+        ("range", "CREATE TYPE {s}.span AS RANGE (subtype = int4)"),
+    ] {
+        let (options, location) = f.sibling(name);
+        let schema = format!("\"{base}_{name}\"");
+        f.raw_execute(&format!("CREATE SCHEMA {schema}; {}", ddl.replace("{s}", &schema)));
+        let relations = || {
+            f.raw_i64(&format!(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = '{base}_{name}'"
+            ))
+        };
+        let err = options.open(&location).expect_err("another application's schema");
+        assert_eq!(err.kind(), ErrorKind::ForeignDatabase, "{name}: {err}");
+        assert!(err.to_string().contains("another application"), "{name}: {err}");
+        assert_eq!(relations(), 0, "{name}: cairn wrote its tables beside the other application's");
+    }
+    Ok(())
+}

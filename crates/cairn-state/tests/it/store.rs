@@ -113,6 +113,57 @@ fn a_directory_as_database_path_is_a_clear_io_error() {
     assert!(err.to_string().contains("is a directory"), "{err}");
 }
 
+/// What is not a regular file is refused by name before anything opens it, read-write and
+/// read-only alike: `/dev/null`, `/dev/zero` and `/dev/full` gave a disk I/O error and left
+/// a `/dev/null-journal` of mode 0666 behind, a FIFO made the open wait forever for a writer,
+/// and a file of /proc (which says it is empty) was read as a store that needs migrating.
+#[test]
+fn a_device_a_fifo_or_a_proc_file_is_refused_by_name_and_nothing_is_created_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    let paths: Vec<(std::path::PathBuf, &str)> = vec![
+        ("/dev/null".into(), "a character device"),
+        ("/dev/zero".into(), "a character device"),
+        ("/dev/full".into(), "a character device"),
+        (fifo.clone(), "a named pipe"),
+        ("/proc/self/status".into(), "a file of the proc file system"),
+        ("/proc/version".into(), "a file of the proc file system"),
+    ];
+    let side_files = |p: &std::path::Path| {
+        ["-journal", "-wal", "-shm"]
+            .iter()
+            .map(|s| std::path::PathBuf::from(format!("{}{s}", p.display())))
+            .filter(|f| f.exists())
+            .collect::<Vec<_>>()
+    };
+    for (path, what) in paths {
+        if !path.exists() {
+            continue;
+        }
+        let before = side_files(&path);
+        for options in
+            [Options::new(), Options::new().read_only(true), Options::new().read_only_if_unwritable(true)]
+        {
+            // A FIFO blocks the thread that opens it: wait for the answer, not forever.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(options.open(&p).map(|_| ()));
+            });
+            let result = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{}: the open still waits after 10 s", path.display()));
+            let err = result.expect_err("not a regular file");
+            assert_eq!(err.kind(), ErrorKind::Io, "{}: {err}", path.display());
+            assert!(err.to_string().contains(what), "{}: {err}", path.display());
+            assert!(err.to_string().contains(&path.display().to_string()), "names the path: {err}");
+        }
+        assert_eq!(side_files(&path), before, "{}: files were created beside it", path.display());
+    }
+}
+
 #[test]
 fn a_write_protected_file_opened_read_write_says_so() -> Result<(), Error> {
     if running_as_root() {

@@ -70,9 +70,14 @@ impl std::fmt::Debug for Engine {
 }
 
 /// The URL without cairn's own `cairn_schema=` parameter (which the driver would refuse),
-/// and that parameter's value.
+/// and that parameter's value. The parameters start where the driver starts them: at the
+/// first `?` after the user part, which runs to the first `@` (a password may hold a `?`).
 pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let after_user = url.find('@').map_or(0, |at| at + 1);
+    let Some(mark) = url[after_user..].find('?').map(|i| after_user + i) else {
+        return (url.to_owned(), None);
+    };
+    let (base, query) = (&url[..mark], &url[mark + 1..]);
     let mut schema = None;
     let kept: Vec<&str> = query
         .split('&')
@@ -98,6 +103,12 @@ impl Engine {
         let shown = PathBuf::from(crate::storage::redact_url(spec.url));
         if spec.schema.is_empty() || spec.schema.len() > 63 || spec.schema.contains('\0') {
             return Err(Error::invalid("a PostgreSQL schema name is 1 to 63 bytes without NUL"));
+        }
+        if spec.schema.starts_with("pg_") {
+            return Err(Error::invalid(format!(
+                "schema name {:?}: names starting with pg_ are reserved for PostgreSQL's own schemas; choose another (?cairn_schema=NAME in the URL, or Options::schema)",
+                spec.schema
+            )));
         }
         let config: postgres::Config = spec.url.parse().map_err(|e| {
             Error::invalid(format!(
@@ -504,6 +515,11 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
             detail: format!("{}: check the role's privileges on cairn's schema", db.message()),
         };
     }
+    // Class 28 (a role that may not log in, does not exist, or gave the wrong password) and a
+    // database that does not exist: the server is there, but cannot be used with this URL.
+    if code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME {
+        return Error::Refused { path, detail: format!("{} (SQLSTATE {})", db.message(), code.code()) };
+    }
     if code.code().starts_with("08") || code.code().starts_with("57P") {
         return Error::Unavailable { path, detail: db.message().to_owned(), maybe_committed: false };
     }
@@ -546,4 +562,28 @@ fn connection_lost(e: &postgres::Error) -> bool {
         return true;
     }
     e.code().is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_schema;
+
+    /// cairn's parameter is taken from where the driver finds the parameters: after the user
+    /// part, which runs to the first `@`, so a `?` in a password does not start them.
+    #[test]
+    fn the_schema_parameter_is_found_after_a_question_mark_in_the_password() {
+        for (url, base, schema) in [
+            ("postgres://u@h/db?cairn_schema=s", "postgres://u@h/db", Some("s")),
+            (
+                "postgres://u@h/db?sslmode=disable&cairn_schema=s",
+                "postgres://u@h/db?sslmode=disable",
+                Some("s"),
+            ),
+            ("postgres://u:a?b@h/db?cairn_schema=s", "postgres://u:a?b@h/db", Some("s")),
+            ("postgres://u:a?cairn_schema=x@h/db", "postgres://u:a?cairn_schema=x@h/db", None),
+            ("postgres://h/db", "postgres://h/db", None),
+        ] {
+            assert_eq!(split_schema(url), (base.to_owned(), schema.map(str::to_owned)), "{url}");
+        }
+    }
 }

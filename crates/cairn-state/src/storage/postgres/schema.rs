@@ -107,6 +107,29 @@ pub(crate) const STEPS: &[&str] = &[V1];
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
 pub(crate) const SCHEMA_FINGERPRINT: &str = "8b7290728ee60a32";
 
+/// What a schema holds, of every kind of object a schema can hold: relations (tables,
+/// indexes, sequences, views, composite types), functions and procedures, types of their own
+/// (enums, domains, ranges, base types; not the array and multirange types the server makes
+/// beside them), operators and their classes and families, collations, conversions, text
+/// search objects and extended statistics. Relations alone would take a schema of functions
+/// or domains for an empty one.
+const OBJECTS_IN_SCHEMA: &str = "\
+    SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid) \
+         + (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid AND t.typrelid = 0 \
+              AND t.typtype <> 'm' AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)) \
+         + (SELECT count(*) FROM pg_operator WHERE oprnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_opclass WHERE opcnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_opfamily WHERE opfnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_collation WHERE collnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_conversion WHERE connamespace = n.oid) \
+         + (SELECT count(*) FROM pg_ts_config WHERE cfgnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_ts_dict WHERE dictnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_ts_parser WHERE prsnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_ts_template WHERE tmplnamespace = n.oid) \
+         + (SELECT count(*) FROM pg_statistic_ext WHERE stxnamespace = n.oid) \
+    FROM pg_namespace n WHERE n.nspname = $1";
+
 /// The version this code writes.
 pub(crate) fn latest() -> i64 {
     STEPS.len() as i64
@@ -244,12 +267,7 @@ impl Engine {
                 &[&schema],
             )?
             .get(0);
-        let objects: i64 = self
-            .raw_one(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
-                &[&schema],
-            )?
-            .get(0);
+        let objects: i64 = self.raw_one(OBJECTS_IN_SCHEMA, &[&schema])?.get(0);
         if !has_meta {
             if objects == 0 {
                 return Ok(None);

@@ -84,6 +84,66 @@ fn check_owner_of(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuse what is not a regular file at `path` (a link followed), before anything opens it:
+/// a device (`/dev/null` reads as empty and swallows writes, and SQLite then leaves a
+/// `-journal` beside it), a named pipe (opening it waits forever for a writer), a socket, a
+/// directory, or a file of the kernel's own file systems (/proc, /sys...: they say they are
+/// empty, and are not). A missing path is fine: it is created later, as a regular file.
+pub(crate) fn refuse_what_is_not_a_regular_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) }; // missing, or reported by the open that follows
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        match kernel_file_system(path) {
+            Some(fs) => format!("a file of the {fs} file system"),
+            None => return Ok(()),
+        }
+    } else if kind.is_dir() {
+        "a directory".into()
+    } else if kind.is_char_device() {
+        "a character device".into()
+    } else if kind.is_block_device() {
+        "a block device".into()
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)".into()
+    } else if kind.is_socket() {
+        "a socket".into()
+    } else {
+        "no regular file".into()
+    };
+    Err(Error::Io {
+        action: "open",
+        path: path.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file: give the path of a store's file, or of one to create"),
+        ),
+    })
+}
+
+/// The name of the kernel's file system `path` is on, if it is one that shows the kernel's
+/// state as files rather than storing any.
+fn kernel_file_system(path: &Path) -> Option<&'static str> {
+    use nix::sys::statfs::{self as fs, statfs};
+    let kind = statfs(path).ok()?.filesystem_type();
+    [
+        (fs::PROC_SUPER_MAGIC, "proc"),
+        (fs::SYSFS_MAGIC, "sysfs"),
+        (fs::DEBUGFS_MAGIC, "debugfs"),
+        (fs::TRACEFS_MAGIC, "tracefs"),
+        (fs::SECURITYFS_MAGIC, "securityfs"),
+        (fs::CGROUP_SUPER_MAGIC, "cgroup"),
+        (fs::CGROUP2_SUPER_MAGIC, "cgroup2"),
+        (fs::BPF_FS_MAGIC, "bpf"),
+        (fs::DEVPTS_SUPER_MAGIC, "devpts"),
+        (fs::NSFS_MAGIC, "nsfs"),
+        (fs::SELINUX_MAGIC, "selinuxfs"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| *magic == kind)
+    .map(|(_, name)| name)
+}
+
 /// The files SQLite keeps beside a WAL store.
 const WAL_SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
 

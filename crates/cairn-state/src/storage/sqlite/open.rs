@@ -7,7 +7,8 @@ use std::io;
 use std::path::Path;
 
 use super::file::{
-    check_owner, keep_side_files_writable, prepare_file, repair_side_files, unwritable, FileId, SideModes,
+    check_owner, keep_side_files_writable, prepare_file, refuse_what_is_not_a_regular_file,
+    repair_side_files, unwritable, FileId, SideModes,
 };
 use super::schema::{self, SchemaStep};
 use super::{check_header, header_says_wal, side_file, sqlite_file_name, Identity, OpenSpec};
@@ -28,6 +29,7 @@ pub(crate) fn open_file(path: &Path, req: &OpenRequest<'_>) -> Result<Opened> {
     // Absolute from here on: the file SQLite opens, the one checked and created 0600 below,
     // and the one each write checks again are the same whatever the name looks like.
     let path = &sqlite_file_name(path)?;
+    refuse_what_is_not_a_regular_file(path)?;
     if req.read_missing_as_empty && is_missing(path) {
         return open_missing(path, req);
     }
@@ -175,6 +177,7 @@ pub(crate) fn open_in_memory(req: &OpenRequest<'_>) -> Result<Opened> {
 /// A user's own SQLite file, for its migrations: created (0600) unless `read_only`; a cairn
 /// store is refused, its `user_version` being cairn's.
 pub(crate) fn open_plain(path: &Path, read_only: bool, busy_timeout: std::time::Duration) -> Result<Engine> {
+    refuse_what_is_not_a_regular_file(path)?;
     if !read_only {
         prepare_file(path)?;
     }
