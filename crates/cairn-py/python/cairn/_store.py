@@ -195,17 +195,24 @@ class Store:
     # ---- the store's features -----------------------------------------------------------
 
     def cache(self, ns: str = "default") -> Cache:
-        """The cache namespace `ns` (``"default"``, the CLI's, when left out). Each call on it
-        is its own transaction; inside ``with store.transaction() as tx`` use ``tx.cache``."""
+        """The cache namespace `ns`. Each call on it is its own transaction; inside
+        ``with store.transaction() as tx`` use ``tx.cache``.
+
+        Name one per job (``store.cache("pages")``): left out, it is ``"default"``, the one
+        ``cairn cache`` uses without ``-n``, shared by every script that names none, where two
+        jobs that both cache a ``"token"`` read each other's."""
         _check_name("namespace", ns)
         return Cache(self, ns, 0)
 
-    def ledger(
-        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
-    ) -> Ledger:
-        """The ledger namespace `ns`; items are given up after `max_attempts` failures, and a
-        failed item is handed out again after a backoff based on `retry_delay` (seconds, a
-        ``timedelta`` or a string like ``"30s"``; None: 1 s; 0: at once). See :class:`Ledger`."""
+    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
+        """The ledger namespace `ns`: name one per job (``store.ledger("invoices")``). It has no
+        default, since jobs sharing a namespace skip each other's ids: one that marks ``"1"``
+        done makes every other skip its own ``"1"``. (The CLI's namespace when ``-n`` is not
+        given is ``"default"``: ``store.ledger("default")`` is that one.)
+
+        Items are given up after `max_attempts` failures, and a failed item is handed out again
+        after a backoff based on `retry_delay` (a duration, see :func:`cairn.parse_duration`; None:
+        1 s; 0: at once). See :class:`Ledger`."""
         _check_name("namespace", ns)
         return Ledger(self, ns, 0, max_attempts, retry_delay)
 
@@ -503,13 +510,11 @@ class Transaction:
             conn.rollback(n)
 
     def cache(self, ns: str = "default") -> Cache:
-        """The cache namespace `ns`, inside this transaction."""
+        """The cache namespace `ns`, inside this transaction (see :meth:`Store.cache`)."""
         _check_name("namespace", ns)
         return Cache(self, ns, self._n)
 
-    def ledger(
-        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
-    ) -> Ledger:
+    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
         """The ledger namespace `ns`, inside this transaction (see :meth:`Store.ledger`)."""
         _check_name("namespace", ns)
         return Ledger(self, ns, self._n, max_attempts, retry_delay)

@@ -36,9 +36,9 @@ class ManualClock:
     >>> import cairn
     >>> clock = ManualClock()
     >>> store = cairn.Store(":memory:", clock=clock)
-    >>> store.cache().set("k", "v", ttl=60)
+    >>> store.cache("tokens").set("k", "v", ttl=60)
     >>> clock.advance(60)
-    >>> store.cache().get("k") is None
+    >>> store.cache("tokens").get("k") is None
     True
     """
 
