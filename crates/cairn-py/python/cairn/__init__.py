@@ -123,8 +123,23 @@ def default_path() -> str:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration written as the CLI takes them: ``"90s"``, ``"10m"``,
-    ``"1h30m"``, ``"2d"``, ``"500ms"``. A bare number is refused (:class:`InvalidInputError`)."""
+    """Seconds in a duration written as text. Every duration cairn takes (``ttl=``,
+    ``lease=``, ``timeout=``, ``delay=``, ``retry_delay=``, ``older_than``, ``busy_timeout``,
+    ``fill_timeout``: a :data:`cairn.Duration`) is seconds (an ``int`` or a ``float``), a
+    ``datetime.timedelta``, or text in this grammar, the CLI's and Rust's too:
+
+    - numbers with units, adding up: ``"90s"``, ``"10m"``, ``"1h30m"``, ``"1h 30m"``,
+      ``"1.5h"`` (fractions are fine), ``"2d"``, ``"500ms"``, ``"5 minutes"``;
+    - units in any case: ``w``, ``d``, ``h``, ``m``, ``s``, ``ms``, ``us``, ``ns``, or spelled
+      out (``weeks``, ``day``, ``hr``, ``min``, ``secs``, ``milliseconds``...);
+    - refused (:class:`InvalidInputError`): a bare number (``"10"``: write ``"10s"``), ``"M"``
+      alone (minutes or months? write ``"m"``), and months and years in any spelling (write
+      days: ``"30d"``).
+
+    >>> import cairn
+    >>> cairn.parse_duration("1h30m"), cairn.parse_duration("1.5H"), cairn.parse_duration("5 minutes")
+    (5400.0, 5400.0, 300.0)
+    """
     return _cairn.parse_duration(text)
 
 

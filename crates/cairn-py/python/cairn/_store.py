@@ -61,7 +61,8 @@ class Store:
     ``read_only``, ``read_only_if_unwritable``, ``fill_timeout`` (how long ``get_or_set``
     waiters wait for a computing process on another host before taking over) and ``clock``
     (:class:`cairn.testing.ManualClock`), and ``schema`` (the PostgreSQL schema; ignored for
-    files).
+    files). Durations, here and in every handle (``ttl=``, ``lease=``, ``timeout=``...), are
+    seconds, a ``timedelta`` or text such as ``"5m"``: see :func:`cairn.parse_duration`.
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
@@ -253,7 +254,8 @@ class Store:
         """The named lock `name`, for ``with store.lock(name, ttl=..., timeout=...):``.
 
         `timeout` is how long entering the block waits for the lock (None: as long as it
-        takes; 0: not at all) before raising :class:`LockHeldError`. With ``max=N`` up to N
+        takes; 0: not at all) before raising :class:`LockHeldError`; it and `ttl` are durations
+        (see :func:`cairn.parse_duration`). With ``max=N`` up to N
         holders have it at once (a counting semaphore; give every user of the name the same
         N). See :class:`Lock` for `ttl` and `keep_alive`.
 
@@ -286,7 +288,8 @@ class Store:
         version: Optional[str] = None,
     ) -> Callable[[F], F]:
         """Decorate a function so that its results are stored in the cache and computed once
-        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`; None: forever).
+        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`, a duration: see
+        :func:`cairn.parse_duration`; None: forever).
 
         The key is the function's module and qualified name (and `version`, to drop old
         results when the code changes) plus its arguments as JSON, defaults applied; pass
