@@ -1,26 +1,48 @@
 """cairn: a memory for automation scripts that survives crashes.
 
-One SQLite file (WAL, a busy timeout, explicit transactions) holding a TTL cache with
-compute-once across processes, a ledger of processed items (claims with leases and fencing),
-checkpoints, named locks and a migration runner, shared with the ``cairn`` command-line tool
-and with Rust programs.
+One SQLite file (or a PostgreSQL server, for workers on several hosts) holding a TTL cache
+computed once across processes, a ledger of processed items that is also a work queue
+(claims with leases and fencing), checkpoints, named locks and migrations, shared with the
+``cairn`` command-line tool and with Rust programs. Values keep their type across all three
+(str, int, float, bool, None, bytes, and dicts and lists of JSON values); nothing is pickled.
+
+Where to read next, with ``help()``:
+
+- :class:`cairn.Store`: opening a store (``cairn.Store()`` is the CLI's default one), its
+  handles, ``with store.transaction() as tx:``, your own tables (``store.migrate``,
+  ``store.query``, ``tx.execute``), maintenance.
+- :class:`cairn.Cache` (``store.cache("pages")``) and ``Store.memoize``: values with a TTL,
+  computed once across processes.
+- :class:`cairn.Ledger` (``store.ledger("invoices")``: name one per job) and
+  :class:`cairn.Claim`: which items are done, and workers sharing a queue.
+- :class:`cairn.Checkpoint` and :class:`cairn.Lock` (``with store.lock("nightly"):``).
+- :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
+  would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
+- :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
+- :func:`cairn.parse_duration`: how every duration (``ttl=``, ``lease=``, ``delay=``...) is
+  written.
+- The repository's README.md ("From Python") and docs/NAMES.md, which maps each operation's
+  CLI, Python and Rust names.
+
+A job that skips what a previous run finished, and workers sharing a queue:
 
 >>> import cairn
->>> store = cairn.Store(":memory:")          # cairn.Store() opens the CLI's default store
->>> pages = store.cache("pages")
->>> pages.set("https://example.com", "<html>", ttl="1h")
->>> pages.get_or_set("answer", lambda: 42)   # computed once, even across processes
-42
->>> done = store.ledger("invoices")
->>> for id in done.filter_new(["inv-1", "inv-2"]):
-...     with store.transaction() as tx:      # the mark and the position commit together
-...         _ = tx.ledger("invoices").mark_done(id)
-...         tx.checkpoint("invoices").set(id)
->>> done.filter_new(["inv-1", "inv-2", "inv-3"])
+>>> store = cairn.Store(":memory:")           # cairn.Store() opens the CLI's default store
+>>> invoices = store.ledger("invoices")
+>>> for id in invoices.each(["inv-1", "inv-2"]):  # marked done as each body finishes
+...     pass                                  # the work
+>>> invoices.filter_new(["inv-1", "inv-2", "inv-3"])
 ['inv-3']
-
-Values keep their type across Python, the CLI and Rust: str, int, float, bool, None, bytes,
-and dicts and lists of JSON values. Nothing is ever pickled.
+>>> queue = store.ledger("emails")
+>>> queue.enqueue(["msg-1", "msg-2"])
+2
+>>> while (claim := queue.claim_next(lease="5m")) is not None:
+...     with claim:                           # complete() on success, fail() on an exception
+...         pass                              # send claim.id
+>>> queue.counts().done
+2
+>>> store.cache("pages").get_or_set("https://example.com", lambda: "<html>", ttl="1h")
+'<html>'
 
 In one process, open a store's file only through cairn (see :class:`SQLiteCopyError`).
 """
