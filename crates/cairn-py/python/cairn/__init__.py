@@ -169,7 +169,7 @@ def _version() -> str:
     try:
         from importlib.metadata import version
 
-        return version("cairn")
+        return version("cairn-state")  # the distribution's name; the import is `cairn`
     except Exception:  # noqa: BLE001 - not installed as a distribution (a source tree)
         return "0+unknown"
 
