@@ -123,6 +123,7 @@ const PYTHON_NAMES: &[(&str, &str)] = &[
     ("Store::execute", "store.execute"),
     ("Store::transaction", "`with store.transaction() as tx:`"),
     ("Options::schema", "cairn.Store(..., schema=NAME)"),
+    ("Store::migrate", "store.migrate(scope, steps)"),
 ];
 
 /// `msg` with the library's names replaced by Python's.

@@ -57,3 +57,10 @@ def test_transaction_control_in_your_sql_points_to_the_with_block(store: cairn.S
     with pytest.raises(cairn.InvalidInputError) as e:
         store.execute("BEGIN")
     assert "with store.transaction() as tx:" in str(e.value) and "::" not in str(e.value), str(e.value)
+
+
+def test_migrating_a_store_as_a_file_of_your_own_points_to_store_migrate(path: str) -> None:
+    cairn.Store(path).close()
+    with pytest.raises(cairn.InvalidInputError) as e:
+        cairn.migrate_file(path, ["CREATE TABLE t (a)"])
+    assert "store.migrate(scope, steps)" in str(e.value) and "::" not in str(e.value), str(e.value)
