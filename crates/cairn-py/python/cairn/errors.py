@@ -137,7 +137,8 @@ class SQLError(InvalidInputError):
     the statement; nothing of the statement was kept. An :class:`InvalidInputError`, and so a
     :class:`ValueError`: the statement is the input to fix. (A statement that cairn refuses
     before running it, one that reaches cairn's own tables, say, is a plain
-    :class:`InvalidInputError`.)"""
+    :class:`InvalidInputError`.) Its ``kind`` is ``"sql"``, a part of the library's
+    ``invalid_input``."""
 
     kind = "sql"
 
