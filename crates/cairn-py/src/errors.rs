@@ -1,6 +1,6 @@
 //! cairn's errors as Python exceptions. The classes are defined in `cairn/errors.py` (with
 //! their docstrings and builtin bases, and picklable) and raised from here by `ErrorKind`, with
-//! the library's message text unchanged.
+//! the library's message text, its Rust names given as Python's (`PYTHON_NAMES`).
 
 use cairn::ErrorKind;
 use pyo3::import_exception;
@@ -17,6 +17,7 @@ import_exception!(cairn.errors, DiskFullError);
 import_exception!(cairn.errors, FileSystemError);
 import_exception!(cairn.errors, WalUnavailableError);
 import_exception!(cairn.errors, InvalidInputError);
+import_exception!(cairn.errors, SQLError);
 import_exception!(cairn.errors, DecodeError);
 import_exception!(cairn.errors, MigrationError);
 import_exception!(cairn.errors, LeaseLostError);
@@ -72,8 +73,9 @@ impl Failure {
 /// operating system gave one, `maybe_committed` on an `UnavailableError` whose commit may have
 /// happened, and the failed step's own error as `__cause__` of a `MigrationError`.
 pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
-    let msg = e.to_string();
+    let msg = pythonic(e.to_string());
     let err = match e.kind() {
+        _ if matches!(e, cairn::Error::Sql { .. }) => SQLError::new_err(msg),
         ErrorKind::Busy => BusyError::new_err(msg),
         ErrorKind::NotADatabase => NotADatabaseError::new_err(msg),
         ErrorKind::Corrupt => CorruptError::new_err(msg),
@@ -109,6 +111,29 @@ pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
         err.set_cause(py, Some(to_py(py, *source)));
     }
     err
+}
+
+/// The library's names in its messages, as a Python user calls the same thing.
+const PYTHON_NAMES: &[(&str, &str)] = &[
+    (
+        "the Tx handle (tx.cache(..), tx.ledger(..), tx.checkpoint(..))",
+        "the transaction's handles (tx.cache(...), tx.ledger(...), tx.checkpoint(...), tx.execute(...))",
+    ),
+    ("Tx::execute", "tx.execute"),
+    ("Store::execute", "store.execute"),
+    ("Store::transaction", "`with store.transaction() as tx:`"),
+    ("Options::schema", "cairn.Store(..., schema=NAME)"),
+    ("Store::migrate", "store.migrate(scope, steps)"),
+];
+
+/// `msg` with the library's names replaced by Python's.
+fn pythonic(mut msg: String) -> String {
+    for (rust, python) in PYTHON_NAMES {
+        if msg.contains(rust) {
+            msg = msg.replace(rust, python);
+        }
+    }
+    msg
 }
 
 /// `InvalidInputError` with the library's prefix, for refusals made here.

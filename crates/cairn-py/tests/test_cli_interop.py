@@ -67,8 +67,8 @@ def test_python_values_print_plainly_from_the_cli(cli: str, store: cairn.Store, 
 
 def test_ledger_marks_and_checkpoints_are_shared(cli: str, store: cairn.Store) -> None:
     run(cli, store.path, "ledger", "mark", "from-cli").check_returncode()
-    assert "from-cli" in store.ledger()
-    store.ledger().mark_done("from-python")
+    assert "from-cli" in store.ledger("default")
+    store.ledger("default").mark_done("from-python")
     assert run(cli, store.path, "ledger", "has", "from-python").returncode == 0
     assert run(cli, store.path, "ledger", "has", "never").returncode == 1
     out = run(cli, store.path, "ledger", "filter", input=b"from-cli\nfrom-python\nnew\n")
@@ -106,7 +106,7 @@ def test_queue_items_from_the_cli_reach_python_workers_with_their_data_typed(cli
     out = run(cli, store.path, "--json", "ledger", "enqueue", input="".join(json.dumps(x) + "\n" for x in lines).encode())
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"queued": 5}
-    q = store.ledger()
+    q = store.ledger("default")
     got = {}
     while (c := q.claim_next(lease=60)) is not None:
         got[c.id] = c.data
@@ -133,7 +133,7 @@ def test_queue_items_from_the_cli_reach_python_workers_with_their_data_typed(cli
 def test_queue_data_from_python_reaches_a_cli_worker_with_its_kind(
     cli: str, store: cairn.Store, data: object, kind: str, printed: object
 ) -> None:
-    store.ledger().enqueue_items([cairn.QueueItem("job", data=data)])
+    store.ledger("default").enqueue_items([cairn.QueueItem("job", data=data)])
     out = run(cli, store.path, "--json", "ledger", "next", "--worker", "w")
     assert out.returncode == 0, out.stderr
     claim = json.loads(out.stdout)
@@ -141,7 +141,7 @@ def test_queue_data_from_python_reaches_a_cli_worker_with_its_kind(
 
 
 def test_attempts_and_retries_are_shared_between_the_cli_and_python(cli: str, store: cairn.Store) -> None:
-    q = store.ledger(max_attempts=2, retry_delay=0)
+    q = store.ledger("default", max_attempts=2, retry_delay=0)
     q.enqueue_items([cairn.QueueItem("job", data={"n": 1})])
     first = q.claim_next(lease=60)
     assert first is not None
@@ -159,7 +159,7 @@ def test_attempts_and_retries_are_shared_between_the_cli_and_python(cli: str, st
 
 def test_a_not_before_time_from_python_is_what_the_cli_lists(cli: str, store: cairn.Store) -> None:
     at = datetime.datetime(2999, 1, 1, 9, 30, tzinfo=datetime.timezone.utc)
-    store.ledger().enqueue(["report"], not_before=at)
+    store.ledger("default").enqueue(["report"], not_before=at)
     out = run(cli, store.path, "ledger", "list")
     assert out.stdout == b"report\tpending\t2999-01-01T09:30:00.000Z\n", out.stderr
     assert run(cli, store.path, "ledger", "next", "--worker", "w").returncode == 1, "not due"

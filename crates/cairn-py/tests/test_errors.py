@@ -27,6 +27,7 @@ BASES = [
     (cairn.UnavailableError, ConnectionError),
     (cairn.SchemaTooNewError, cairn.SchemaError),
     (cairn.SchemaTooOldError, cairn.SchemaError),
+    (cairn.SQLError, cairn.InvalidInputError),
 ]
 
 

@@ -61,7 +61,7 @@ def test_keyboard_interrupt_rolls_back_too(any_store: cairn.Store) -> None:
 
 def test_store_shortcuts_inside_the_block_are_refused_and_say_to_use_tx(any_store: cairn.Store) -> None:
     with any_store.transaction() as tx:
-        with pytest.raises(cairn.InvalidInputError, match="use the Tx handle"):
+        with pytest.raises(cairn.InvalidInputError, match="use the transaction.s handles"):
             any_store.cache().set("k", 1)
         with pytest.raises(cairn.InvalidInputError, match="already open"):
             with any_store.transaction():

@@ -6,7 +6,8 @@ use cairn::ErrorKind;
 pub const OK: u8 = 0;
 /// A clean "no": a miss, not done, a lock held, a claim not won or lost.
 pub const NO: u8 = 1;
-/// A usage error: unknown flag, invalid duration, empty key or id, malformed input.
+/// A usage error: unknown flag, invalid duration, empty key or id, malformed input, a
+/// statement of the user's own SQL that fails (`cairn::Error::Sql`).
 pub const USAGE: u8 = 2;
 /// The database file or its directory cannot be read or written (permissions, disk full,
 /// I/O error, a file system without the shared memory WAL needs), or the database server
@@ -20,7 +21,7 @@ pub const SCHEMA: u8 = 5;
 pub const BUSY: u8 = 6;
 /// Stored data cannot be used as asked (e.g. incr of a non-integer), or a migration failed.
 pub const DATA: u8 = 7;
-/// An unexpected SQLite error.
+/// An unexpected error of SQLite or of the database server.
 pub const INTERNAL: u8 = 8;
 /// The command given to memo or lock exists but cannot be executed.
 pub const CANNOT_EXECUTE: u8 = 126;
@@ -63,7 +64,7 @@ Exit status:
   5    the store's schema is from a newer cairn
   6    the store stayed locked by another process beyond the busy timeout
   7    stored data cannot be used as asked (e.g. incr of text); a migration failed
-  8    unexpected SQLite error
+  8    unexpected error of SQLite or of the database server
   126  memo/lock: the command cannot be executed;  127: not found
 memo and lock otherwise exit with the command's status (128+N if killed by signal N).
 Data goes to stdout, messages to stderr (one line, starting \"cairn: \").
@@ -108,5 +109,15 @@ mod tests {
         }
         assert_eq!(code_of(InvalidInput), USAGE);
         assert_eq!(code_of(LeaseLost), NO);
+    }
+
+    #[test]
+    fn a_failing_statement_of_the_users_own_sql_is_a_usage_error_not_an_internal_one() {
+        let sql = cairn::Error::Sql {
+            path: "state.db".into(),
+            detail: "near \"SELEC\": syntax error".into(),
+            statement: "SELEC 1".into(),
+        };
+        assert_eq!(code_of(sql.kind()), USAGE);
     }
 }

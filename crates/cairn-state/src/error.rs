@@ -157,6 +157,21 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
+    /// A statement of the caller's own ([`Store::query`](crate::Store::query),
+    /// [`Store::execute`](crate::Store::execute), [`Tx::execute`](crate::Tx::execute)) failed
+    /// on its own terms: a syntax error, an unknown table or column, a constraint it broke, a
+    /// parameter of the wrong type or count. Its kind is [`ErrorKind::InvalidInput`]: the
+    /// statement is the input to fix.
+    #[error("{path}: your SQL statement failed ({detail}); fix the statement: {statement}")]
+    Sql {
+        /// The database file, or the server's URL without a password.
+        path: PathBuf,
+        /// What SQLite or the server said.
+        detail: String,
+        /// The statement, truncated.
+        statement: String,
+    },
+
     /// A stored value could not be decoded as the requested type.
     #[error("the value of '{key}' in namespace '{ns}' is not {expected}: {detail}")]
     Decode {
@@ -301,7 +316,7 @@ impl Error {
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::Io { .. } => ErrorKind::Io,
             Error::WalUnavailable { .. } => ErrorKind::WalUnavailable,
-            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::InvalidInput(_) | Error::Sql { .. } => ErrorKind::InvalidInput,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Migration { .. } => ErrorKind::Migration,
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
@@ -388,6 +403,15 @@ mod tests {
                 Error::invalid("key must not be empty"),
                 ErrorKind::InvalidInput,
                 "invalid input: key must not be empty",
+            ),
+            (
+                Error::Sql {
+                    path: p(),
+                    detail: "near \"SELEC\": syntax error".into(),
+                    statement: "SELEC 1".into(),
+                },
+                ErrorKind::InvalidInput,
+                "/s/state.db: your SQL statement failed (near \"SELEC\": syntax error); fix the statement: SELEC 1",
             ),
             (
                 Error::Decode { ns: "n".into(), key: "k".into(), expected: "an integer", detail: "found \"x\"".into() },

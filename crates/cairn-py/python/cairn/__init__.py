@@ -1,26 +1,48 @@
 """cairn: a memory for automation scripts that survives crashes.
 
-One SQLite file (WAL, a busy timeout, explicit transactions) holding a TTL cache with
-compute-once across processes, a ledger of processed items (claims with leases and fencing),
-checkpoints, named locks and a migration runner, shared with the ``cairn`` command-line tool
-and with Rust programs.
+One SQLite file (or a PostgreSQL server, for workers on several hosts) holding a TTL cache
+computed once across processes, a ledger of processed items that is also a work queue
+(claims with leases and fencing), checkpoints, named locks and migrations, shared with the
+``cairn`` command-line tool and with Rust programs. Values keep their type across all three
+(str, int, float, bool, None, bytes, and dicts and lists of JSON values); nothing is pickled.
+
+Where to read next, with ``help()``:
+
+- :class:`cairn.Store`: opening a store (``cairn.Store()`` is the CLI's default one), its
+  handles, ``with store.transaction() as tx:``, your own tables (``store.migrate``,
+  ``store.query``, ``tx.execute``), maintenance.
+- :class:`cairn.Cache` (``store.cache("pages")``) and ``Store.memoize``: values with a TTL,
+  computed once across processes.
+- :class:`cairn.Ledger` (``store.ledger("invoices")``: name one per job) and
+  :class:`cairn.Claim`: which items are done, and workers sharing a queue.
+- :class:`cairn.Checkpoint` and :class:`cairn.Lock` (``with store.lock("nightly"):``).
+- :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
+  would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
+- :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
+- :func:`cairn.parse_duration`: how every duration (``ttl=``, ``lease=``, ``delay=``...) is
+  written.
+- The repository's README.md ("From Python") and docs/NAMES.md, which maps each operation's
+  CLI, Python and Rust names.
+
+A job that skips what a previous run finished, and workers sharing a queue:
 
 >>> import cairn
->>> store = cairn.Store(":memory:")          # cairn.Store() opens the CLI's default store
->>> pages = store.cache("pages")
->>> pages.set("https://example.com", "<html>", ttl="1h")
->>> pages.get_or_set("answer", lambda: 42)   # computed once, even across processes
-42
->>> done = store.ledger("invoices")
->>> for id in done.filter_new(["inv-1", "inv-2"]):
-...     with store.transaction() as tx:      # the mark and the position commit together
-...         _ = tx.ledger("invoices").mark_done(id)
-...         tx.checkpoint("invoices").set(id)
->>> done.filter_new(["inv-1", "inv-2", "inv-3"])
+>>> store = cairn.Store(":memory:")           # cairn.Store() opens the CLI's default store
+>>> invoices = store.ledger("invoices")
+>>> for id in invoices.each(["inv-1", "inv-2"]):  # marked done as each body finishes
+...     pass                                  # the work
+>>> invoices.filter_new(["inv-1", "inv-2", "inv-3"])
 ['inv-3']
-
-Values keep their type across Python, the CLI and Rust: str, int, float, bool, None, bytes,
-and dicts and lists of JSON values. Nothing is ever pickled.
+>>> queue = store.ledger("emails")
+>>> queue.enqueue(["msg-1", "msg-2"])
+2
+>>> while (claim := queue.claim_next(lease="5m")) is not None:
+...     with claim:                           # complete() on success, fail() on an exception
+...         pass                              # send claim.id
+>>> queue.counts().done
+2
+>>> store.cache("pages").get_or_set("https://example.com", lambda: "<html>", ttl="1h")
+'<html>'
 
 In one process, open a store's file only through cairn (see :class:`SQLiteCopyError`).
 """
@@ -55,6 +77,7 @@ from .errors import (
     SchemaError,
     SchemaTooNewError,
     SchemaTooOldError,
+    SQLError,
     SQLiteCopyError,
     UnavailableError,
     WalUnavailableError,
@@ -105,6 +128,7 @@ __all__ = [
     "SchemaError",
     "SchemaTooNewError",
     "SchemaTooOldError",
+    "SQLError",
     "SQLiteCopyError",
     "UnavailableError",
     "WalUnavailableError",
@@ -121,8 +145,23 @@ def default_path() -> str:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration written as the CLI takes them: ``"90s"``, ``"10m"``,
-    ``"1h30m"``, ``"2d"``, ``"500ms"``. A bare number is refused (:class:`InvalidInputError`)."""
+    """Seconds in a duration written as text. Every duration cairn takes (``ttl=``,
+    ``lease=``, ``timeout=``, ``delay=``, ``retry_delay=``, ``older_than``, ``busy_timeout``,
+    ``fill_timeout``: a :data:`cairn.Duration`) is seconds (an ``int`` or a ``float``), a
+    ``datetime.timedelta``, or text in this grammar, the CLI's and Rust's too:
+
+    - numbers with units, adding up: ``"90s"``, ``"10m"``, ``"1h30m"``, ``"1h 30m"``,
+      ``"1.5h"`` (fractions are fine), ``"2d"``, ``"500ms"``, ``"5 minutes"``;
+    - units in any case: ``w``, ``d``, ``h``, ``m``, ``s``, ``ms``, ``us``, ``ns``, or spelled
+      out (``weeks``, ``day``, ``hr``, ``min``, ``secs``, ``milliseconds``...);
+    - refused (:class:`InvalidInputError`): a bare number (``"10"``: write ``"10s"``), ``"M"``
+      alone (minutes or months? write ``"m"``), and months and years in any spelling (write
+      days: ``"30d"``).
+
+    >>> import cairn
+    >>> cairn.parse_duration("1h30m"), cairn.parse_duration("1.5H"), cairn.parse_duration("5 minutes")
+    (5400.0, 5400.0, 300.0)
+    """
     return _cairn.parse_duration(text)
 
 
@@ -130,7 +169,7 @@ def _version() -> str:
     try:
         from importlib.metadata import version
 
-        return version("cairn")
+        return version("cairn-state")  # the distribution's name; the import is `cairn`
     except Exception:  # noqa: BLE001 - not installed as a distribution (a source tree)
         return "0+unknown"
 

@@ -63,8 +63,8 @@ class Cache:
 
     Keys are non-empty ``str`` (at most 4096 bytes, no NUL). Values keep their type: ``str``,
     ``int``, ``float``, ``bool``, ``None``, ``bytes``, and dicts and lists of JSON values;
-    nothing is ever pickled. TTLs are seconds (int or float), a ``timedelta``, or a string
-    such as ``"5m"``; ``None`` means no expiry. An entry is expired from the moment its TTL
+    nothing is ever pickled. TTLs are seconds (int or float), a ``timedelta``, or text such
+    as ``"5m"`` (see :func:`cairn.parse_duration`); ``None`` means no expiry. An entry is expired from the moment its TTL
     has passed: it then reads as a miss everywhere, and is removed by :meth:`sweep` (or a few
     at a time by later writes).
 

@@ -71,8 +71,8 @@ class Item:
 class QueueItem:
     """An item for :meth:`Ledger.enqueue_items`: its id, and optionally data for its worker
     (read back as :attr:`Claim.data`, with its type, as cache values are) and when it may be
-    handed out: after a `delay` from when it is queued (seconds, a ``timedelta`` or a string
-    like ``"5m"``), or not before `not_before` (an aware ``datetime``, or an RFC 3339 string
+    handed out: after a `delay` from when it is queued (a duration: seconds, a ``timedelta`` or
+    text like ``"5m"``, see :func:`cairn.parse_duration`), or not before `not_before` (an aware ``datetime``, or an RFC 3339 string
     such as ``"2026-12-01T09:00:00Z"``). Give at most one of the two.
 
     >>> import cairn
@@ -306,8 +306,8 @@ class Ledger:
         return self._src._conn().ledger_retry_all_failed(self._ns, self._tx)
 
     def prune_done(self, older_than: Duration) -> int:
-        """Delete the items done more than `older_than` ago (seconds, a ``timedelta`` or a
-        string like ``"30d"``), to keep a long-lived ledger small. Returns how many. A re-run
+        """Delete the items done more than `older_than` ago (a duration such as ``"30d"``, see
+        :func:`cairn.parse_duration`), to keep a long-lived ledger small. Returns how many. A re-run
         no longer skips a pruned id: prune only what will not come again."""
         return self._src._conn().ledger_prune_done(self._ns, older_than, self._tx)
 

@@ -61,7 +61,8 @@ class Store:
     ``read_only``, ``read_only_if_unwritable``, ``fill_timeout`` (how long ``get_or_set``
     waiters wait for a computing process on another host before taking over) and ``clock``
     (:class:`cairn.testing.ManualClock`), and ``schema`` (the PostgreSQL schema; ignored for
-    files).
+    files). Durations, here and in every handle (``ttl=``, ``lease=``, ``timeout=``...), are
+    seconds, a ``timedelta`` or text such as ``"5m"``: see :func:`cairn.parse_duration`.
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
@@ -195,17 +196,24 @@ class Store:
     # ---- the store's features -----------------------------------------------------------
 
     def cache(self, ns: str = "default") -> Cache:
-        """The cache namespace `ns` (``"default"``, the CLI's, when left out). Each call on it
-        is its own transaction; inside ``with store.transaction() as tx`` use ``tx.cache``."""
+        """The cache namespace `ns`. Each call on it is its own transaction; inside
+        ``with store.transaction() as tx`` use ``tx.cache``.
+
+        Name one per job (``store.cache("pages")``): left out, it is ``"default"``, the one
+        ``cairn cache`` uses without ``-n``, shared by every script that names none, where two
+        jobs that both cache a ``"token"`` read each other's."""
         _check_name("namespace", ns)
         return Cache(self, ns, 0)
 
-    def ledger(
-        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
-    ) -> Ledger:
-        """The ledger namespace `ns`; items are given up after `max_attempts` failures, and a
-        failed item is handed out again after a backoff based on `retry_delay` (seconds, a
-        ``timedelta`` or a string like ``"30s"``; None: 1 s; 0: at once). See :class:`Ledger`."""
+    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
+        """The ledger namespace `ns`: name one per job (``store.ledger("invoices")``). It has no
+        default, since jobs sharing a namespace skip each other's ids: one that marks ``"1"``
+        done makes every other skip its own ``"1"``. (The CLI's namespace when ``-n`` is not
+        given is ``"default"``: ``store.ledger("default")`` is that one.)
+
+        Items are given up after `max_attempts` failures, and a failed item is handed out again
+        after a backoff based on `retry_delay` (a duration, see :func:`cairn.parse_duration`; None:
+        1 s; 0: at once). See :class:`Ledger`."""
         _check_name("namespace", ns)
         return Ledger(self, ns, 0, max_attempts, retry_delay)
 
@@ -246,7 +254,8 @@ class Store:
         """The named lock `name`, for ``with store.lock(name, ttl=..., timeout=...):``.
 
         `timeout` is how long entering the block waits for the lock (None: as long as it
-        takes; 0: not at all) before raising :class:`LockHeldError`. With ``max=N`` up to N
+        takes; 0: not at all) before raising :class:`LockHeldError`; it and `ttl` are durations
+        (see :func:`cairn.parse_duration`). With ``max=N`` up to N
         holders have it at once (a counting semaphore; give every user of the name the same
         N). See :class:`Lock` for `ttl` and `keep_alive`.
 
@@ -279,7 +288,8 @@ class Store:
         version: Optional[str] = None,
     ) -> Callable[[F], F]:
         """Decorate a function so that its results are stored in the cache and computed once
-        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`; None: forever).
+        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`, a duration: see
+        :func:`cairn.parse_duration`; None: forever).
 
         The key is the function's module and qualified name (and `version`, to drop old
         results when the code changes) plus its arguments as JSON, defaults applied; pass
@@ -503,13 +513,11 @@ class Transaction:
             conn.rollback(n)
 
     def cache(self, ns: str = "default") -> Cache:
-        """The cache namespace `ns`, inside this transaction."""
+        """The cache namespace `ns`, inside this transaction (see :meth:`Store.cache`)."""
         _check_name("namespace", ns)
         return Cache(self, ns, self._n)
 
-    def ledger(
-        self, ns: str = "default", *, max_attempts: int = 3, retry_delay: Optional[Duration] = None
-    ) -> Ledger:
+    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
         """The ledger namespace `ns`, inside this transaction (see :meth:`Store.ledger`)."""
         _check_name("namespace", ns)
         return Ledger(self, ns, self._n, max_attempts, retry_delay)

@@ -6,8 +6,8 @@ import datetime
 import os
 from typing import Any, Dict, List, Union
 
-#: A length of time: seconds (int or float), a ``datetime.timedelta``, or a string in the
-#: CLI's syntax (``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"``, ``"500ms"``).
+#: A length of time: seconds (int or float), a ``datetime.timedelta``, or text such as
+#: ``"90s"``, ``"1h30m"`` or ``"2d"``, whose grammar ``help(cairn.parse_duration)`` states.
 Duration = Union[int, float, datetime.timedelta, str]
 
 #: What the store keeps with its type: str, int, float, bool, None, bytes, and dicts and lists

@@ -4,7 +4,8 @@ Every failure of the library is a :class:`cairn.Error`; each kind has its own su
 also derives from the builtin exception a Python programmer would reach for (a busy store is a
 :class:`TimeoutError`, a read-only one a :class:`PermissionError`, bad input a
 :class:`ValueError`...), so ``except TimeoutError:`` keeps working. Messages are the Rust
-library's own: they name the file and say what to do next.
+library's own, with its API's names given as Python's (``tx.execute``, not ``Tx::execute``):
+they name the file and say what to do next.
 
 All of them pickle, so they cross ``multiprocessing`` boundaries intact.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "FileSystemError",
     "WalUnavailableError",
     "InvalidInputError",
+    "SQLError",
     "DecodeError",
     "MigrationError",
     "LeaseLostError",
@@ -126,6 +128,19 @@ class InvalidInputError(Error, ValueError):
     """An argument was out of range or malformed: an empty key, a zero TTL, a NaN..."""
 
     kind = "invalid_input"
+
+
+class SQLError(InvalidInputError):
+    """A statement of your own (``store.query``, ``store.execute``, ``tx.execute``) failed on
+    its own terms: a syntax error, an unknown table or column, a constraint it broke, a
+    parameter of the wrong type or count. The message gives SQLite's or the server's words and
+    the statement; nothing of the statement was kept. An :class:`InvalidInputError`, and so a
+    :class:`ValueError`: the statement is the input to fix. (A statement that cairn refuses
+    before running it, one that reaches cairn's own tables, say, is a plain
+    :class:`InvalidInputError`.) Its ``kind`` is ``"sql"``, a part of the library's
+    ``invalid_input``."""
+
+    kind = "sql"
 
 
 class DecodeError(Error, ValueError):

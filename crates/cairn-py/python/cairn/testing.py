@@ -36,9 +36,9 @@ class ManualClock:
     >>> import cairn
     >>> clock = ManualClock()
     >>> store = cairn.Store(":memory:", clock=clock)
-    >>> store.cache().set("k", "v", ttl=60)
+    >>> store.cache("tokens").set("k", "v", ttl=60)
     >>> clock.advance(60)
-    >>> store.cache().get("k") is None
+    >>> store.cache("tokens").get("k") is None
     True
     """
 
@@ -62,7 +62,8 @@ class ManualClock:
         return self._raw.now_millis() / 1000
 
     def advance(self, by: Duration) -> None:
-        """Move time forward by `by`: seconds, a timedelta, or a string like ``"5m"``."""
+        """Move time forward by `by`: a duration (seconds, a timedelta, or text like ``"5m"``;
+        see :func:`cairn.parse_duration`)."""
         self._raw.advance_millis(_millis(by, "advance"))
 
     def set(self, when: Union[float, datetime.datetime]) -> None:

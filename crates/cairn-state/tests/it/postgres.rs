@@ -86,12 +86,14 @@ fn a_connection_killed_before_an_explicit_commit_fails_the_commit_and_keeps_noth
     Ok(())
 }
 
-/// The server's own words reach the one-line message (the driver alone says "db error").
+/// The server's own words reach the one-line message (the driver alone says "db error"); an
+/// unknown table in the user's statement is the statement's fault (`Error::Sql`).
 #[test]
 fn a_server_error_says_what_the_server_said() -> Result<(), Error> {
     let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
     let err = f.store.query("SELECT * FROM no_such_table", &[]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+    assert!(matches!(err, Error::Sql { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let text = err.to_string();
     assert!(text.contains("relation \"no_such_table\" does not exist") && text.contains("42P01"), "{text}");
     Ok(())

@@ -187,4 +187,34 @@ contract! {
         assert!(f.store.query("SELECT * FROM orders", &[])?.is_empty(), "the table is still there, empty");
         Ok(())
     }
+
+    fn a_statement_that_fails_on_its_own_terms_is_invalid_input_naming_the_statement(f) {
+        with_orders(f)?;
+        let store = &f.store;
+        store.execute("INSERT INTO orders VALUES ('o-1', 1)", &[])?;
+        let wrong_type = match f.engine {
+            // SQLite's STRICT typing is off: a mismatch shows as a parameter count instead.
+            Engine::Sqlite => ("INSERT INTO orders VALUES (?1, ?2)", vec![text("o-9")]),
+            Engine::Postgres => ("INSERT INTO orders VALUES ($1, $2)", vec![text("o-9"), text("three")]),
+        };
+        let failures: Vec<(&str, Result<(), Error>)> = vec![
+            ("syntax", store.execute("SELEC 1", &[]).map(drop)),
+            ("unknown table", store.query("SELECT * FROM no_such_table", &[]).map(drop)),
+            ("unknown column", store.query("SELECT nope FROM orders", &[]).map(drop)),
+            ("constraint", store.execute("INSERT INTO orders VALUES ('o-1', 2)", &[]).map(drop)),
+            ("parameters", store.execute(wrong_type.0, &wrong_type.1).map(drop)),
+            (
+                "constraint in a transaction",
+                store.transaction(|tx| tx.execute("INSERT INTO orders VALUES ('o-1', 3)", &[]).map(drop)),
+            ),
+        ];
+        for (what, result) in failures {
+            let err = result.expect_err(what);
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+            assert!(matches!(err, Error::Sql { .. }), "{what}: {err:?}");
+            assert!(err.to_string().contains("your SQL statement failed"), "{what}: {err}");
+        }
+        assert_eq!(store.query("SELECT qty FROM orders", &[])?, vec![vec![SqlValue::Integer(1)]]);
+        Ok(())
+    }
 }

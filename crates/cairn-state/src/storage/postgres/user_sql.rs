@@ -166,16 +166,16 @@ impl Engine {
                     crate::codec::truncated(sql)
                 ));
             }
-            self.err(e)
+            self.statement_err(e, sql)
         })?;
         let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         if st.columns().is_empty() {
-            let n = client.execute(&st, &refs).map_err(|e| self.err(e))?;
+            let n = client.execute(&st, &refs).map_err(|e| self.statement_err(e, sql))?;
             self.last_changes.set(usize::try_from(n).unwrap_or(usize::MAX));
             return Ok(Vec::new());
         }
-        let rows = client.query(&st, &refs).map_err(|e| self.err(e))?;
+        let rows = client.query(&st, &refs).map_err(|e| self.statement_err(e, sql))?;
         self.last_changes.set(rows.len());
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -207,6 +207,29 @@ impl Engine {
             out.push(values);
         }
         Ok(out)
+    }
+}
+
+impl Engine {
+    /// `e`, from preparing or running the statement `sql` of the user's: [`Error::Sql`] when
+    /// the statement itself is at fault (SQLSTATE classes 21 cardinality, 22 data, 23
+    /// integrity constraint, 42 syntax or an unknown name, 44 check option, 0A unsupported;
+    /// or a parameter the driver could not convert), else what any statement's failure is
+    /// (busy, read-only, a lost server...).
+    fn statement_err(&self, e: postgres::Error, sql: &str) -> Error {
+        const OWN: &[&str] = &["21", "22", "23", "42", "44", "0A"];
+        let own = match e.as_db_error() {
+            Some(db) => OWN.iter().any(|class| db.code().code().starts_with(class)),
+            // Not from the server and not a lost connection (which `err` makes Unavailable):
+            // the driver refused a parameter (its type, or their count) before sending it.
+            None => true,
+        };
+        match self.err(e) {
+            Error::Server { path, source } if own => {
+                Error::Sql { path, detail: source.to_string(), statement: crate::codec::truncated(sql) }
+            }
+            other => other,
+        }
     }
 }
 

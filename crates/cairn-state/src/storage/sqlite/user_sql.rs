@@ -134,7 +134,7 @@ impl Engine {
             (Err(rusqlite::Error::MultipleStatement), None) => {
                 return Err(refused("it holds more than one statement; run them one at a time".into()))
             }
-            (Err(e), None) => return Err(self.err(e)),
+            (Err(e), None) => return Err(self.statement_err(e, sql)),
         };
         if read_only && !st.readonly() {
             return Err(refused(
@@ -149,9 +149,9 @@ impl Engine {
             SqlValue::Text(t) => Value::Text(t.clone()),
             SqlValue::Blob(b) => Value::Blob(b.clone()),
         });
-        let mut rows = st.query(rusqlite::params_from_iter(bound)).map_err(|e| self.err(e))?;
+        let mut rows = st.query(rusqlite::params_from_iter(bound)).map_err(|e| self.statement_err(e, sql))?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+        while let Some(row) = rows.next().map_err(|e| self.statement_err(e, sql))? {
             let mut values = Vec::with_capacity(columns);
             for i in 0..columns {
                 values.push(match row.get_ref(i).map_err(|e| self.err(e))? {
@@ -165,6 +165,30 @@ impl Engine {
             out.push(values);
         }
         Ok(out)
+    }
+
+    /// `e`, from compiling or running the statement `sql` of the user's: [`Error::Sql`] when
+    /// the statement itself is at fault (its syntax, a table or column it names, a constraint
+    /// it breaks, its parameters), else what any statement's failure is (busy, read-only, a
+    /// full disk, corruption...).
+    fn statement_err(&self, e: rusqlite::Error, sql: &str) -> Error {
+        use rusqlite::ErrorCode::{ConstraintViolation, ParameterOutOfRange, TooBig, TypeMismatch, Unknown};
+        let own = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => {
+                matches!(f.code, Unknown | ConstraintViolation | TypeMismatch | ParameterOutOfRange | TooBig)
+            }
+            rusqlite::Error::InvalidParameterCount(..)
+            | rusqlite::Error::InvalidParameterName(_)
+            | rusqlite::Error::SqlInputError { .. } => true,
+            _ => false,
+        };
+        match self.err(e) {
+            // SQLITE_ERROR is also how SQLite reports a damaged schema: `err` has told them apart.
+            Error::Sqlite { path, source } if own => {
+                Error::Sql { path, detail: source.to_string(), statement: crate::codec::truncated(sql) }
+            }
+            other => other,
+        }
     }
 
     /// Rows changed by the last statement.
