@@ -29,10 +29,12 @@ __all__ = [
     "default_path",
     "SQLITE_VERSION",
     "DEFAULT_RETRY_DELAY",
+    "DEFAULT_LEASE",
 ]
 
 SQLITE_VERSION: str
 DEFAULT_RETRY_DELAY: float
+DEFAULT_LEASE: float
 
 def parse_duration(text: str) -> float: ...
 def duration_seconds(value: _Duration, what: str) -> float: ...
