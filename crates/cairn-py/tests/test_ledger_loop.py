@@ -94,3 +94,8 @@ def test_a_negative_limit_is_invalid_input_not_an_overflow(store: cairn.Store) -
         ledger.list(limit=-1)
     with pytest.raises(cairn.InvalidInputError, match="n is -2"):
         ledger.claim_next_many(-2)
+
+
+def test_an_empty_id_is_named_with_an(store: cairn.Store) -> None:
+    with pytest.raises(cairn.InvalidInputError, match="^invalid input: an id must not be empty$"):
+        store.ledger("l").enqueue([""])
