@@ -99,3 +99,14 @@ def test_a_negative_limit_is_invalid_input_not_an_overflow(store: cairn.Store) -
 def test_an_empty_id_is_named_with_an(store: cairn.Store) -> None:
     with pytest.raises(cairn.InvalidInputError, match="^invalid input: an id must not be empty$"):
         store.ledger("l").enqueue([""])
+
+
+def test_integers_out_of_range_are_invalid_input_or_clamped_never_an_overflow(store: cairn.Store) -> None:
+    with pytest.raises(cairn.InvalidInputError, match="max_attempts is -1"):
+        store.ledger("l", max_attempts=-1)
+    ledger = store.ledger("l")
+    ledger.enqueue(["a"])
+    assert [i.id for i in ledger.list(limit=2**70)] == ["a"], "a huge limit is no limit"
+    assert [c.id for c in ledger.claim_next_many(2**40, worker="w")] == ["a"]
+    with pytest.raises(cairn.InvalidInputError, match="a lock admits 1 or more holders at once; -1 was asked"):
+        store.lock("x", max=-1)

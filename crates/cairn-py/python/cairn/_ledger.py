@@ -153,13 +153,14 @@ def _error_text(error: str | BaseException) -> str:
 DEFAULT_LEASE: float = _cairn.DEFAULT_LEASE
 
 
-def _limit(n: int, what: str) -> int:
-    """`n` checked as a count: a TypeError for a non-int, InvalidInputError below 0."""
+def _limit(n: int, what: str, most: int = 2**63 - 1) -> int:
+    """`n` checked as a count: a TypeError for a non-int, InvalidInputError below 0; above
+    `most` (more than the extension's integer holds) it is `most`, as good as unlimited."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{what} must be an int, not {type(n).__name__}")
     if n < 0:
         raise InvalidInputError(f"invalid input: {what} is {n}; it must be 0 or more")
-    return n
+    return min(n, most)
 
 
 def _wait_seconds(wait: Optional[Duration]) -> Optional[float]:
@@ -221,6 +222,7 @@ class Ledger:
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+        max_attempts = _limit(max_attempts, "max_attempts", 2**32 - 1)
         self._src = src
         self._holder = src._holder
         self._ns = ns
@@ -383,7 +385,7 @@ class Ledger:
     ) -> List[Claim]:
         """Claim up to `n` items at once, in the order :meth:`claim_next` would (fewer, or
         none, when the queue holds fewer). Each claim is fenced on its own."""
-        _limit(n, "n")
+        n = _limit(n, "n", 2**32 - 1)
         raws = self._src._conn().ledger_claim_next_many(self._ns, worker or default_worker(), lease, n, self._tx)
         return [Claim(self, raw) for raw in raws]
 
@@ -464,7 +466,7 @@ class Ledger:
     def list(self, state: Optional[ItemState | str] = None, after: Optional[str] = None, limit: int = 100) -> List[Item]:
         """A page of items in id order, after the id `after`, only those in `state` if given."""
         s = None if state is None else ItemState(state).value
-        _limit(limit, "limit")
+        limit = _limit(limit, "limit")
         return [_item(raw) for raw in self._src._conn().ledger_list(self._ns, s, after, limit, self._tx)]
 
     def delete(self, id: Id) -> bool:

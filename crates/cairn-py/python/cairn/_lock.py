@@ -110,6 +110,8 @@ class Lock:
         self._store = store
         self._name = name
         self._ttl = ttl
+        if isinstance(max, int) and not isinstance(max, bool) and max < 0:
+            raise InvalidInputError(f"invalid input: a lock admits 1 or more holders at once; {max} was asked")
         self._max = max
         self._timeout = _timeout_seconds(timeout)
         self._keep_alive = keep_alive
