@@ -32,5 +32,6 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
     m.add("SQLITE_VERSION", rusqlite::version())?;
     m.add("DEFAULT_RETRY_DELAY", cairn::DEFAULT_RETRY_DELAY.as_secs_f64())?;
+    m.add("DEFAULT_LEASE", cairn::DEFAULT_LEASE.as_secs_f64())?;
     Ok(())
 }

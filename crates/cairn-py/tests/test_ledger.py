@@ -186,5 +186,5 @@ def test_claim_next_many_hands_out_a_batch_in_queue_order(any_store: cairn.Store
         with c:
             pass
     assert ledger.counts().done == 2
-    with pytest.raises(OverflowError):
+    with pytest.raises(cairn.InvalidInputError, match="n is -1"):
         ledger.claim_next_many(-1)

@@ -17,7 +17,7 @@ def test_a_held_lock_refuses_a_second_holder_until_released(location: str) -> No
         assert lk.held
         holder = b.lock_holder("nightly")
         assert holder is not None and holder.pid == __import__("os").getpid()
-        with pytest.raises(cairn.LockHeldError, match="'nightly' is held by process .* not free at once"):
+        with pytest.raises(cairn.LockHeldError, match="'nightly' is held by this process .* not free at once"):
             with b.lock("nightly", timeout=0):
                 pass
         with pytest.raises(TimeoutError):

@@ -36,6 +36,25 @@ def exercise(tmp: Path) -> None:
         return url.upper()
 
     shout: str = fetch("a")
+    forgot: bool = fetch.invalidate("a")
+    fetch_key: str = fetch.cache_key(url="a")
+
+    @store.memoize
+    def forever(n: int) -> List[int]:
+        return [n]
+
+    listed: List[int] = forever(1)
+
+    @store.lock("typed", timeout=0)
+    def locked_job(n: int) -> int:
+        return n
+
+    locked_result: int = locked_job(1)
+    entries: int = len(store.cache("c"))
+    many: List[Any] = store.cache("c").get_many(["a"])
+    for work in store.ledger("jobs").claims(lease="1m", wait=0):
+        with work:
+            pass
 
     ledger: cairn.Ledger = store.ledger("jobs", max_attempts=5)
     todo: List[str] = ledger.filter_new(["a", "b"])

@@ -190,7 +190,8 @@ pub fn from_matches(matches: &mut clap::ArgMatches) -> Result<Cli, clap::Error> 
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum CacheCmd {
-    /// Print a value's exact bytes. Exit 1 on a miss or an expired entry.
+    /// Print a value's exact bytes (on a terminal, with a newline after a value that does not
+    /// end with one). Exit 1 on a miss or an expired entry.
     Get {
         /// The key.
         #[arg(value_parser = non_empty("key"))]
@@ -371,8 +372,9 @@ pub enum LedgerCmd {
         id: String,
         #[command(flatten)]
         worker: WorkerArgs,
-        /// How long the claim lasts without renewal (claim again to renew).
-        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
+        /// How long the claim lasts without renewal (claim again to renew). The default, 1m, is
+        /// cairn::DEFAULT_LEASE, as in Python: a dead worker's item comes back soon.
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
@@ -383,8 +385,9 @@ pub enum LedgerCmd {
     Next {
         #[command(flatten)]
         worker: WorkerArgs,
-        /// How long the claim lasts without renewal.
-        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5m")]
+        /// How long the claim lasts without renewal (`ledger claim ID` again to renew). The
+        /// default, 1m, is cairn::DEFAULT_LEASE, as in Python.
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1m")]
         lease: Duration,
         #[command(flatten)]
         holder: HolderArgs,
@@ -693,6 +696,21 @@ mod tests {
     #[test]
     fn the_clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_lease_is_the_library_default_as_in_python() {
+        for argv in [
+            &["cairn", "ledger", "next", "--worker", "w"][..],
+            &["cairn", "ledger", "claim", "a", "--worker", "w"],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let lease = match cli.command {
+                Command::Ledger(LedgerCmd::Next { lease, .. } | LedgerCmd::Claim { lease, .. }) => lease,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(lease, cairn::DEFAULT_LEASE, "{argv:?}");
+        }
     }
 
     #[test]

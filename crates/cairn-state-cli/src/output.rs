@@ -1,7 +1,7 @@
 //! Failures and printing: data to stdout, one-line messages to stderr.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use crate::exit;
 
@@ -67,12 +67,27 @@ pub type Outcome<T = u8> = Result<T, Failure>;
 /// Buffered stdout whose write errors become failures (a closed pipe a quiet one).
 pub struct Out {
     inner: io::BufWriter<io::StdoutLock<'static>>,
+    terminal: bool,
 }
 
 impl Out {
     /// Lock stdout for the command's duration.
     pub fn new() -> Self {
-        Out { inner: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()) }
+        Out {
+            inner: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            terminal: io::stdout().is_terminal(),
+        }
+    }
+
+    /// Write a value exactly as stored, and a newline after it when stdout is a terminal and
+    /// the value does not end with one (so the shell's prompt starts on its own line; a pipe
+    /// or a file gets the bytes unchanged).
+    pub fn value(&mut self, b: &[u8]) -> Outcome<()> {
+        self.bytes(b)?;
+        if needs_newline(b, self.terminal) {
+            self.bytes(b"\n")?;
+        }
+        Ok(())
     }
 
     /// Write bytes exactly as given.
@@ -96,6 +111,12 @@ impl Out {
     }
 }
 
+/// Whether a value printed to stdout needs a newline after it: on a terminal, when it does
+/// not end with one (an empty value prints nothing).
+fn needs_newline(value: &[u8], terminal: bool) -> bool {
+    terminal && !value.is_empty() && !value.ends_with(b"\n")
+}
+
 /// A failure to write to stdout: a closed pipe is a quiet success, anything else an I/O failure.
 pub fn stdout_failure(e: io::Error) -> Failure {
     if e.kind() == io::ErrorKind::BrokenPipe {
@@ -108,4 +129,17 @@ pub fn stdout_failure(e: io::Error) -> Failure {
 /// Print a message line to stderr (never stdout: that is for data).
 pub fn note(msg: impl fmt::Display) {
     eprintln!("cairn: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_newline;
+
+    #[test]
+    fn a_value_on_a_terminal_ends_with_a_newline_and_in_a_pipe_is_unchanged() {
+        assert!(needs_newline(b"hello", true));
+        assert!(!needs_newline(b"hello\n", true), "one newline is enough");
+        assert!(!needs_newline(b"", true), "an empty value prints nothing");
+        assert!(!needs_newline(b"hello", false), "a pipe gets the bytes as stored");
+    }
 }

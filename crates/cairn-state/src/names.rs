@@ -30,16 +30,29 @@ pub(crate) fn validate_scope(scope: &str) -> Result<()> {
 
 /// A name of `what` (said in the message): 1 to `max` bytes without NUL.
 pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<()> {
+    let a = article(what);
     if name.is_empty() {
-        return Err(Error::invalid(format!("a {what} must not be empty")));
+        return Err(Error::invalid(format!("{a} {what} must not be empty")));
     }
     if name.len() > max {
-        return Err(Error::invalid(format!("a {what} is at most {max} bytes; this one has {}", name.len())));
+        return Err(Error::invalid(format!(
+            "{a} {what} is at most {max} bytes; this one has {}",
+            name.len()
+        )));
     }
     if name.contains('\0') {
-        return Err(Error::invalid(format!("a {what} must not contain NUL bytes")));
+        return Err(Error::invalid(format!("{a} {what} must not contain NUL bytes")));
     }
     Ok(())
+}
+
+/// "an" before a vowel ("an id"), else "a" ("a key").
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// A value: at most [`MAX_VALUE_BYTES`].
@@ -64,5 +77,12 @@ mod tests {
         assert_eq!(msg(validate_key("")), "invalid input: a key must not be empty");
         assert!(msg(validate_key(&"x".repeat(MAX_KEY_BYTES + 1))).contains("at most 4096 bytes"));
         assert!(msg(validate_ns("a\0b")).contains("NUL"));
+    }
+
+    #[test]
+    fn an_id_takes_an_and_a_key_takes_a() {
+        let msg = |r: Result<()>| r.unwrap_err().to_string();
+        assert_eq!(msg(validate_name("id", "", 10)), "invalid input: an id must not be empty");
+        assert_eq!(msg(validate_name("worker", "", 10)), "invalid input: a worker must not be empty");
     }
 }

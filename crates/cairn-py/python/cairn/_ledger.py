@@ -7,6 +7,7 @@ import enum
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Sequence, Type, TypeVar, Union
@@ -32,6 +33,14 @@ class ItemState(str, enum.Enum):
     DONE = "done"
     #: Given up after too many failures.
     FAILED = "failed"
+
+    def __str__(self) -> str:
+        """The state's name as the CLI prints it: ``done``, not ``ItemState.DONE``."""
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        """``f"{item.state}"`` formats the name, as :meth:`__str__`."""
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,32 @@ def _error_text(error: str | BaseException) -> str:
     return error
 
 
+#: The lease a claim gets unless told otherwise, in seconds: the same as the CLI's
+#: ``ledger claim``/``ledger next`` default. Short, so that an item held by a worker that died
+#: on another host comes back within a minute (on the same host it comes back at once); a
+#: slow item keeps its claim with :meth:`Claim.extend`.
+DEFAULT_LEASE: float = _cairn.DEFAULT_LEASE
+
+
+def _limit(n: int, what: str, most: int = 2**63 - 1) -> int:
+    """`n` checked as a count: a TypeError for a non-int, InvalidInputError below 0; above
+    `most` (more than the extension's integer holds) it is `most`, as good as unlimited."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{what} must be an int, not {type(n).__name__}")
+    if n < 0:
+        raise InvalidInputError(f"invalid input: {what} is {n}; it must be 0 or more")
+    return min(n, most)
+
+
+def _wait_seconds(wait: Optional[Duration]) -> Optional[float]:
+    """`wait` in seconds; None (wait without limit) stays None."""
+    if wait is None:
+        return None
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait == 0:
+        return 0.0
+    return _cairn.duration_seconds(wait, "a wait")
+
+
 def default_worker() -> str:
     """This thread's worker name: ``host:pid:thread``."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
@@ -187,6 +222,7 @@ class Ledger:
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+        max_attempts = _limit(max_attempts, "max_attempts", 2**32 - 1)
         self._src = src
         self._holder = src._holder
         self._ns = ns
@@ -209,6 +245,23 @@ class Ledger:
     def retry_delay(self) -> float:
         """The base of a failed item's backoff, in seconds (0: handed out again at once)."""
         return _cairn.DEFAULT_RETRY_DELAY if self._retry_delay is None else self._retry_delay
+
+    def __len__(self) -> int:
+        """How many items the ledger knows, in every state (see :meth:`counts`)."""
+        c = self.counts()
+        return c.pending + c.claimed + c.done + c.failed
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids the ledger knows, in id order, read a page at a time (an id added or
+        removed meanwhile may or may not be seen)."""
+        after: Optional[str] = None
+        while True:
+            page = self.list(after=after, limit=500)
+            for item in page:
+                yield item.id
+            if len(page) < 500:
+                return
+            after = page[-1].id
 
     def filter_new(self, ids: Iterable[I]) -> List[I]:
         """The ids that still need work (neither done nor given up), in input order, as the
@@ -311,14 +364,15 @@ class Ledger:
         no longer skips a pruned id: prune only what will not come again."""
         return self._src._conn().ledger_prune_done(self._ns, older_than, self._tx)
 
-    def claim(self, id: Id, *, lease: Duration = 60, worker: Optional[str] = None) -> Optional[Claim]:
+    def claim(self, id: Id, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Optional[Claim]:
         """Claim `id` for `lease`; None if it is done, given up, or held by a live worker."""
         raw = self._src._conn().ledger_claim(self._ns, id, worker or default_worker(), lease, self._tx)
         return None if raw is None else Claim(self, raw)
 
-    def claim_next(self, *, lease: Duration = 60, worker: Optional[str] = None) -> Optional[Claim]:
-        """Claim the next item for `lease` (default 60 s): one whose lease ran out or whose
-        worker died first, else the oldest pending one. None if there is nothing to do.
+    def claim_next(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Optional[Claim]:
+        """Claim the next item for `lease` (default 60 s, as the CLI's): one whose lease ran
+        out or whose worker died first, else the oldest pending one. None if there is nothing
+        to do (check for it before ``with``; :meth:`claims` does the loop for you).
 
         The claim is a context manager: ``with claim:`` completes it when the block succeeds
         and records a failure (with the exception's text) when it raises.
@@ -326,13 +380,62 @@ class Ledger:
         raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
         return None if raw is None else Claim(self, raw)
 
-    def claim_next_many(self, n: int, *, lease: Duration = 60, worker: Optional[str] = None) -> List[Claim]:
+    def claim_next_many(
+        self, n: int, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None
+    ) -> List[Claim]:
         """Claim up to `n` items at once, in the order :meth:`claim_next` would (fewer, or
         none, when the queue holds fewer). Each claim is fenced on its own."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        n = _limit(n, "n", 2**32 - 1)
         raws = self._src._conn().ledger_claim_next_many(self._ns, worker or default_worker(), lease, n, self._tx)
         return [Claim(self, raw) for raw in raws]
+
+    def claims(
+        self, *, lease: Duration = DEFAULT_LEASE, wait: Optional[Duration] = 0, worker: Optional[str] = None
+    ) -> Iterator[Claim]:
+        """The worker loop: claim items one at a time (as :meth:`claim_next`) until none is
+        due, settling each.
+
+        >>> for claim in ledger.claims(lease="1m", wait="30s"):  # doctest: +SKIP
+        ...     with claim:
+        ...         send(claim.data)
+
+        Inside the loop, ``with claim:`` completes the item when the block succeeds and, when
+        it raises an ``Exception``, records the failure (it is retried after its backoff) and
+        goes on with the next item instead of ending the loop; other exceptions
+        (``KeyboardInterrupt``) are recorded and end it. A claim the body did not settle is
+        completed when the loop moves on to the next item, and recorded as failed if the loop
+        ends on it (a ``break`` or an exception outside ``with claim:``). A claim taken over
+        meanwhile raises :class:`LeaseLostError` from its completion, which ends the loop.
+
+        With `wait` (seconds, a ``timedelta`` or a string like ``"30s"``; None: no limit), the
+        loop waits for an item to come due before it ends: it polls the queue, from every 50
+        ms up to every second, and ends once no item came within `wait` of the last one. The
+        default, 0, ends it as soon as the queue has nothing due.
+        """
+        wait_s = _wait_seconds(wait)
+        while True:
+            claim = self.claim_next(lease=lease, worker=worker)
+            if claim is None and wait_s != 0:
+                deadline = None if wait_s is None else time.monotonic() + wait_s
+                nap = 0.05
+                while claim is None:
+                    now = time.monotonic()
+                    if deadline is not None and now >= deadline:
+                        break
+                    time.sleep(nap if deadline is None else min(nap, deadline - now))
+                    nap = min(nap * 2, 1.0)
+                    claim = self.claim_next(lease=lease, worker=worker)
+            if claim is None:
+                return
+            claim._in_loop = True
+            try:
+                yield claim
+            except GeneratorExit:
+                if not claim._settled:
+                    claim.fail("the worker loop ended before the item was settled")
+                raise
+            if not claim._settled:
+                claim.complete()
 
     def complete_many(self, claims: Sequence[Claim]) -> List[bool]:
         """Complete several claims at once (one statement on PostgreSQL, one transaction on
@@ -363,6 +466,7 @@ class Ledger:
     def list(self, state: Optional[ItemState | str] = None, after: Optional[str] = None, limit: int = 100) -> List[Item]:
         """A page of items in id order, after the id `after`, only those in `state` if given."""
         s = None if state is None else ItemState(state).value
+        limit = _limit(limit, "limit")
         return [_item(raw) for raw in self._src._conn().ledger_list(self._ns, s, after, limit, self._tx)]
 
     def delete(self, id: Id) -> bool:
@@ -385,12 +489,15 @@ class Claim:
     that was taken over meanwhile raises :class:`LeaseLostError` from :meth:`complete`.
     """
 
-    __slots__ = ("_ledger", "_raw", "_settled")
+    __slots__ = ("_ledger", "_raw", "_settled", "_in_loop")
 
     def __init__(self, ledger: Ledger, raw: _cairn.RawClaim) -> None:
         self._ledger = ledger
         self._raw = raw
         self._settled = False
+        # Handed out by Ledger.claims: `with claim:` then records an item's exception and the
+        # loop goes on.
+        self._in_loop = False
 
     @property
     def id(self) -> str:
@@ -456,18 +563,20 @@ class Claim:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> None:
+    ) -> bool:
         """Complete the claim after a normal exit; record a failure (with the exception's
-        text) after an exception, which propagates."""
+        text) after an exception, which propagates, except in the loop of
+        :meth:`Ledger.claims`, where an ``Exception`` is recorded and the loop goes on."""
         if self._settled:
-            return
+            return self._in_loop and isinstance(exc, Exception)
         if exc is None:
             self.complete()
-            return
+            return False
         try:
             self.fail(exc)
         except LeaseLostError:
             pass  # another worker has the item now; the block's own exception matters
+        return self._in_loop and isinstance(exc, Exception)
 
     def __repr__(self) -> str:
         return f"<cairn.Claim {self.id!r} by {self.worker!r} token {self.token}>"

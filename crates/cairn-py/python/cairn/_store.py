@@ -6,14 +6,14 @@ import os
 import threading
 import weakref
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, Sequence, Tuple, Type
 
 from . import _cairn, _guard
 from ._cache import Cache
 from ._checkpoint import Checkpoint
 from ._ledger import Ledger
 from ._lock import Lock, LockHolder, holder_from
-from ._memo import memoize as _memoize
+from ._memo import store_memoize as _store_memoize
 from ._migrate import MigrationReport, MigrationStatus, Steps, report_from, status_from, steps_args
 from ._types import Duration, StrPath
 from .errors import ClosedError, ForkedError, InvalidInputError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
         def _conn(self) -> _cairn.Connection: ...
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Every open store of the process, for the fork hook.
 _stores: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -279,36 +278,7 @@ class Store:
         """Who holds the slots of the lock `name` of up to `max` holders, by slot."""
         return [holder_from(h) for h in self._conn().lock_holders(name, max)]
 
-    def memoize(
-        self,
-        ttl: Optional[Duration] = None,
-        *,
-        namespace: str = "memoize",
-        key: Optional[Callable[..., str]] = None,
-        version: Optional[str] = None,
-    ) -> Callable[[F], F]:
-        """Decorate a function so that its results are stored in the cache and computed once
-        across processes (:meth:`Cache.get_or_set`) while fresh (`ttl`, a duration: see
-        :func:`cairn.parse_duration`; None: forever).
-
-        The key is the function's module and qualified name (and `version`, to drop old
-        results when the code changes) plus its arguments as JSON, defaults applied; pass
-        ``key=lambda *args, **kwargs: "..."`` for arguments that are not JSON. Exceptions are
-        not cached: the next call computes again. A ``None`` result is cached. Results keep
-        the types the store keeps (a tuple comes back as a list). Called inside a
-        ``with store.transaction()`` block of the same thread, it joins the transaction.
-        The wrapper has ``invalidate(*args, **kwargs)`` and ``cache_key(*args, **kwargs)``.
-
-        >>> import cairn
-        >>> store = cairn.Store(":memory:")
-        >>> @store.memoize(ttl="1h")
-        ... def rate(currency: str) -> float:
-        ...     return 1.08  # the slow call
-        >>> rate("EUR")
-        1.08
-        """
-        _check_name("namespace", namespace)
-        return _memoize(self, ttl, namespace, key, version)
+    memoize = _store_memoize
 
     def _joined_cache(self, ns: str) -> Cache:
         """The cache `ns` inside this thread's open transaction, if any."""

@@ -155,6 +155,49 @@ impl Connection {
         })
     }
 
+    /// How many fresh entries the namespace holds.
+    fn cache_len(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+        self.run(py, tx, |s| Ok(s.cache(&ns).len()?))
+    }
+
+    /// The values of `keys` in order, `default` for a miss, read in one transaction.
+    fn cache_get_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        keys: Vec<PyBackedStr>,
+        tx: u64,
+        default: Py<PyAny>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let found =
+            self.run(py, tx, |s| Ok(s.cache(&ns).get_many::<Value, _>(keys.iter().map(|k| &**k))?))?;
+        found
+            .into_iter()
+            .map(|v| match v {
+                Some(v) => convert::to_py(py, v),
+                None => Ok(default.clone_ref(py)),
+            })
+            .collect()
+    }
+
+    /// Store `(key, value)` pairs with one `ttl`, in one transaction.
+    #[pyo3(signature = (ns, items, ttl, tx))]
+    fn cache_set_many(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        items: Vec<(PyBackedStr, Bound<'_, PyAny>)>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let ttl = convert::duration(ttl, "a TTL")?;
+        let items = items
+            .into_iter()
+            .map(|(k, v)| Ok((k, convert::to_value(&v)?)))
+            .collect::<PyResult<Vec<(PyBackedStr, Value)>>>()?;
+        self.run(py, tx, |s| Ok(s.cache(&ns).set_many(items.iter().map(|(k, v)| (&**k, v)), ttl)?))
+    }
+
     fn cache_sweep(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| Ok(s.cache(&ns).sweep()?))
     }

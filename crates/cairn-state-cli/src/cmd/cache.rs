@@ -46,7 +46,7 @@ impl Run<'_> {
     fn get(&mut self, key: &str) -> Outcome {
         match self.cache.get::<Vec<u8>>(key)? {
             Some(value) => {
-                self.out.bytes(&value)?;
+                self.out.value(&value)?;
                 Ok(exit::OK)
             }
             None => Ok(exit::NO),

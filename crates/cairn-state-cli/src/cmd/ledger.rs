@@ -390,11 +390,13 @@ fn queue_item(id: String, not_before: Option<NotBefore>) -> QueueItem {
 }
 
 /// A value as JSON for printing: JSON as itself, text as a string, numbers as numbers, bytes
-/// as an array of numbers (the `data_kind` beside it says which).
+/// as an array of numbers (the `data_kind` beside it says which). JSON has no NaN or
+/// infinity: a float that is not finite prints as `null` (its `data_kind` says `float`).
 fn value_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Text(t) => serde_json::Value::String(t.clone()),
         Value::Int(i) => json!(i),
+        Value::Float(f) if !f.is_finite() => serde_json::Value::Null,
         Value::Float(f) => json!(f),
         Value::Json(text) => {
             serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))

@@ -74,3 +74,26 @@ fn cache_list_streams_every_key_across_pages_as_lines_or_one_json_array() {
     assert_eq!(json, keys);
     assert_eq!(env.ok(&["--json", "cache", "list", "--prefix", "nothing"], 0), "[]\n");
 }
+
+#[test]
+fn json_output_never_prints_nan_or_infinity_a_non_finite_float_is_null() {
+    let env = Env::new();
+    {
+        let store = Store::open(env.db()).unwrap();
+        let items = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY]
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| cairn::QueueItem::new(format!("f{i}")).data(f).unwrap());
+        store.ledger("default").enqueue_items(items).unwrap();
+    }
+    let list = env.ok(&["--json", "ledger", "list"], 0);
+    for line in list.lines() {
+        let item: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(item["data"], serde_json::Value::Null, "{line}");
+    }
+    assert_eq!(list.lines().count(), 3);
+    let next = env.ok(&["--json", "ledger", "next", "--worker", "w"], 0);
+    let claim: serde_json::Value = serde_json::from_str(&next).unwrap_or_else(|e| panic!("{next}: {e}"));
+    assert_eq!((&claim["data"], &claim["data_kind"]), (&serde_json::Value::Null, &"float".into()));
+    assert!(!list.contains("NaN") && !list.contains("inf") && !next.contains("NaN"), "{list}{next}");
+}

@@ -402,6 +402,71 @@ impl<'a> Cache<'a> {
         self.store.engine.cache_keys(self.ns, (prefix, until.as_deref()), after, limit, self.store.now())
     }
 
+    /// How many fresh entries the namespace holds (expired ones not yet swept are not
+    /// counted, unlike [`CacheStats::entries`]).
+    pub fn len(&self) -> Result<u64> {
+        validate_ns(self.ns)?;
+        self.store.engine.cache_len(self.ns, self.store.now())
+    }
+
+    /// True if the namespace holds no fresh entry.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The values of `keys`, in order (`None` for one absent or expired), read in one
+    /// transaction: no write of another process lands between two of them. Each counts a hit
+    /// or a miss, as [`Cache::get`] does. Inside a transaction, it joins it.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("c");
+    /// cache.set_many([("a", "1"), ("b", "2")], None)?;
+    /// assert_eq!(cache.get_many::<String, _>(["a", "x", "b"])?, [Some("1".into()), None, Some("2".into())]);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn get_many<T: Decode, K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<T>>> {
+        validate_ns(self.ns)?;
+        let keys: Vec<K> = keys.into_iter().collect();
+        for k in &keys {
+            validate_key(k.as_ref())?;
+        }
+        let read = |c: &Cache<'_>| keys.iter().map(|k| c.get::<T>(k.as_ref())).collect::<Result<Vec<_>>>();
+        if self.in_tx || self.store.is_read_only() {
+            // A read-only store takes no write lock; its reads see one file nobody else here
+            // writes through it.
+            return read(self);
+        }
+        self.store.write_tx(|s| read(&Cache::new(s, self.ns, true)))
+    }
+
+    /// Store each `(key, value)` pair, replacing any entry, all with the same `ttl`, in one
+    /// transaction: all of them or (on an error) none. Inside a transaction, it joins it.
+    pub fn set_many<K: AsRef<str>, V: Encode>(
+        &self,
+        items: impl IntoIterator<Item = (K, V)>,
+        ttl: impl Into<Option<Duration>>,
+    ) -> Result<()> {
+        let ttl = ttl.into();
+        validate_ttl(ttl)?;
+        let items: Vec<(K, V)> = items.into_iter().collect();
+        for (k, _) in &items {
+            validate_key(k.as_ref())?;
+        }
+        self.write(|s| {
+            let c = Cache::new(s, self.ns, true);
+            for (k, v) in &items {
+                c.set(k.as_ref(), v, ttl)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
     pub fn clear(&self) -> Result<u64> {
         self.write(|s| {

@@ -16,6 +16,11 @@ use crate::tx::Tx;
 /// How many times an item may fail before it is given up, unless set with
 /// [`Ledger::max_attempts`].
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The lease the CLI and the Python package give a claim unless told otherwise. Short, so
+/// that an item held by a worker that died on another host comes back within a minute (on
+/// the same host a dead holder's item comes back at once); a slow item keeps its claim by
+/// extending it ([`Ledger::extend`], or claiming it again from the CLI).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// The longest item id, in bytes.
 pub const MAX_ID_BYTES: usize = 4096;
 

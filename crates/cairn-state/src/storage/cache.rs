@@ -31,6 +31,8 @@ engine_ops! {
         fn cache_set_expiry(&self, ns: &str, key: &str, now: i64, expires_at: Option<i64>) -> Result<bool>;
         /// A page of fresh keys in `[from, until)` after `after`.
         fn cache_keys(&self, ns: &str, range: (&str, Option<&str>), after: &str, limit: i64, now: i64) -> Result<Vec<String>>;
+        /// How many fresh entries a namespace holds.
+        fn cache_len(&self, ns: &str, now: i64) -> Result<u64>;
         /// Delete a namespace's entries; how many.
         fn cache_clear(&self, ns: &str) -> Result<u64>;
         /// Delete a namespace's entries whose keys lie in `[from, until)` (`until` `None`: to the

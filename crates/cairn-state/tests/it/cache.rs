@@ -165,6 +165,40 @@ contract! {
         Ok(())
     }
 
+    fn len_counts_only_fresh_entries_of_the_namespace(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let c = store.cache("n");
+        assert_eq!(c.len()?, 0);
+        assert!(c.is_empty()?);
+        c.set("a", "x", None)?;
+        c.set("b", "x", MIN)?;
+        store.cache("other").set("c", "x", None)?;
+        assert_eq!(c.len()?, 2);
+        clock.advance(MIN);
+        assert_eq!(c.len()?, 1, "an expired entry not yet swept is not counted");
+        assert_eq!(c.stats()?.entries, 2, "while stats still count what is stored");
+        Ok(())
+    }
+
+    fn set_many_writes_all_or_nothing_and_get_many_reads_in_order(f) {
+        let store = &f.store;
+        let c = store.cache("n");
+        c.set_many([("a", 1_i64), ("b", 2)], MIN)?;
+        assert_eq!(c.get_many::<i64, _>(["b", "missing", "a"])?, [Some(2), None, Some(1)]);
+        let long = "k".repeat(5000);
+        let err = c.set_many([("c", 3_i64), (long.as_str(), 4)], None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(c.get::<i64>("c")?, None, "nothing of a refused batch is stored");
+        store.transaction(|tx| {
+            tx.cache("n").set_many([("d", 4_i64)], None)?;
+            assert_eq!(tx.cache("n").get_many::<i64, _>(["d"])?, [Some(4)]);
+            Err::<(), _>(Error::InvalidInput("roll back".into()))
+        })
+        .unwrap_err();
+        assert_eq!(c.get::<i64>("d")?, None, "in a transaction, set_many joins it");
+        Ok(())
+    }
+
     fn namespaces_are_isolated_and_clear_empties_only_one(f) {
         let store = &f.store;
         store.cache("a").set("k", "a", None)?;

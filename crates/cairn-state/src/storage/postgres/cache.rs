@@ -356,6 +356,14 @@ impl Engine {
         Ok(())
     }
 
+    pub fn cache_len(&self, ns: &str, now: i64) -> Result<u64> {
+        let r = self.rows(
+            "SELECT count(*) FROM {s}.cairn_cache WHERE ns = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            &[&ns, &now],
+        )?;
+        Ok(r.first().map_or(0, |r| u(r.get(0))))
+    }
+
     pub fn cache_count(&self, ns: &str) -> Result<(u64, u64)> {
         let r = self.rows(
             "SELECT count(*), coalesce(sum(octet_length(key) + octet_length(value)), 0)::bigint \

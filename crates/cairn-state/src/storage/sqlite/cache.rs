@@ -425,6 +425,16 @@ impl Engine {
     }
 
     /// Count a namespace's entries and bytes (a scan of the namespace).
+    pub fn cache_len(&self, ns: &str, now: i64) -> Result<u64> {
+        Ok(self
+            .row(
+                "SELECT count(*) FROM cairn_cache WHERE ns = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![ns, now],
+                |r| Ok(u(r.get(0)?)),
+            )?
+            .unwrap_or(0))
+    }
+
     pub fn cache_count(&self, ns: &str) -> Result<(u64, u64)> {
         Ok(self
             .row(
