@@ -369,8 +369,11 @@ impl<'a> Ledger<'a> {
         let now = s.now();
         let fenced = claim.map(|c| (c.worker.as_str(), c.token));
         let retry = RetryRule {
-            max_attempts: self.max_attempts,
-            base_ms: crate::clock::duration_millis(self.retry_delay),
+            max_attempts: self.max_attempts_setting(),
+            base_ms: Setting {
+                given: self.retry_delay.map(crate::clock::duration_millis),
+                default: crate::clock::duration_millis(DEFAULT_RETRY_DELAY),
+            },
             cap_ms: crate::clock::duration_millis(MAX_RETRY_DELAY),
             jitter: jitter(self.ns, id, now),
         };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cairn::{Error, ErrorKind, ItemState, Json};
+use cairn::{Clock, Error, ErrorKind, ItemState, Json, LedgerPolicy};
 
 use crate::contract;
 
@@ -54,6 +54,42 @@ contract! {
         assert_eq!(l.list(Some(ItemState::Failed), None, 10)?.len(), 1);
         l.mark_done("d")?;
         assert_eq!(l.fail("d", "late failure")?, ItemState::Done, "a done item stays done");
+        Ok(())
+    }
+
+    /// Issue 25.2: a ledger's policy was a property of one handle, so `tx.ledger("q")` (or
+    /// another process's handle) failed items with the defaults: given up after 3 attempts
+    /// where the namespace's workers said 10, retried after 1 s where they said 30.
+    fn a_namespace_policy_is_applied_by_every_handle_transactions_and_other_processes_included(f) {
+        let l = f.store.ledger("q");
+        assert_eq!(l.policy()?, LedgerPolicy::default());
+        let policy = LedgerPolicy { max_attempts: Some(5), retry_delay: Some(Duration::from_secs(10)) };
+        l.set_policy(policy)?;
+        let other = f.reopen();
+        assert_eq!(other.ledger("q").policy()?, policy, "kept in the store");
+        l.enqueue(["a", "b"])?;
+        for attempt in 1..=4 {
+            let failed_at = f.clock.now_millis();
+            let state = f.store.transaction(|tx| tx.ledger("q").fail("a", "boom"))?;
+            assert_eq!(state, ItemState::Pending, "attempt {attempt} of 5, in a transaction");
+            let wait = l.item("a")?.and_then(|i| i.due_millis).expect("due") - failed_at;
+            let full = 10_000 << (attempt - 1);
+            assert!((full / 2..=full).contains(&wait), "attempt {attempt}: waits {wait} ms, not a backoff from 10 s");
+        }
+        assert_eq!(other.ledger("q").fail("a", "boom")?, ItemState::Failed, "the 5th, in another process");
+        // A handle's own setting overrides the namespace's, for that handle alone.
+        assert_eq!(l.max_attempts(1).fail("b", "bad input")?, ItemState::Failed);
+        // Clearing the items keeps the policy; the default policy removes it.
+        l.clear()?;
+        assert_eq!(l.policy()?, policy);
+        f.store.transaction(|tx| tx.ledger("q").set_policy(LedgerPolicy::default()))?;
+        assert_eq!(other.ledger("q").policy()?.max_attempts_or_default(), cairn::DEFAULT_MAX_ATTEMPTS);
+        for _ in 0..2 {
+            assert_eq!(other.ledger("q").fail("c", "boom")?, ItemState::Pending);
+        }
+        assert_eq!(other.ledger("q").fail("c", "boom")?, ItemState::Failed, "the default again");
+        let zero = LedgerPolicy { max_attempts: Some(0), ..LedgerPolicy::default() };
+        assert_eq!(l.set_policy(zero).unwrap_err().kind(), ErrorKind::InvalidInput);
         Ok(())
     }
 

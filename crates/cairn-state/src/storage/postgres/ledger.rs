@@ -9,9 +9,37 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored};
 
 const LEDGER: &str = "l";
+
+/// The attempts after which an item is given up, as the handle asks for it: its own value
+/// (parameter `$given`), else the namespace's stored one, else `$default`. `$1` is the
+/// namespace.
+macro_rules! max_attempts {
+    ($given:literal, $default:literal) => {
+        concat!(
+            "coalesce(",
+            $given,
+            "::bigint, (SELECT p.max_attempts FROM {s}.cairn_ledger_ns p WHERE p.ns = $1), ",
+            $default,
+            "::bigint)"
+        )
+    };
+}
+
+/// The base of the backoff in ms, as a float, chosen as [`max_attempts!`] chooses.
+macro_rules! retry_base {
+    ($given:literal, $default:literal) => {
+        concat!(
+            "coalesce(",
+            $given,
+            "::float8, (SELECT p.retry_delay_ms FROM {s}.cairn_ledger_ns p WHERE p.ns = $1)::float8, ",
+            $default,
+            "::float8)"
+        )
+    };
+}
 
 fn stored(bytes: Option<Vec<u8>>, kind: Option<i16>) -> Option<Stored> {
     bytes.map(|b| Stored::new(b, i64::from(kind.unwrap_or(0))))
@@ -457,7 +485,8 @@ impl Engine {
 
     /// One statement decides and records: one more attempt, then pending again at the back of
     /// the queue or given up at `max_attempts`, so that two hosts failing an item at once
-    /// cannot both read the same attempt count.
+    /// cannot both read the same attempt count. The namespace's policy is read in the same
+    /// statement.
     pub fn ledger_fail(
         &self,
         ns: &str,
@@ -468,52 +497,90 @@ impl Engine {
         now: i64,
     ) -> Result<Option<i64>> {
         self.lock_key(LEDGER, ns, id)?;
-        let max = i64::from(retry.max_attempts);
-        let (base, cap, jitter) = (retry.base_ms as f64, retry.cap_ms as f64, retry.jitter);
+        let (max, max_default) = (retry.max_attempts.given, retry.max_attempts.default);
+        let base = retry.base_ms.given.map(|b| b as f64);
+        let base_default = retry.base_ms.default as f64;
+        let (cap, jitter) = (retry.cap_ms as f64, retry.jitter);
         // The backoff after the failure making `attempts + 1` in all: base × 2^attempts (the old
         // count), at most cap, scaled by the jitter; the same arithmetic as RetryRule::delay_ms.
         let row = match claim {
             // Fenced, and outside a transaction run on its own: it bounds its own lock wait.
             Some((worker, token)) => self.row(
                 concat!(
-                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)) \
-                     UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
-                     state = CASE WHEN attempts + 1 >= $6::bigint THEN ",
+                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)), \
+                     pol AS MATERIALIZED (SELECT ",
+                    max_attempts!("$6", "$12"),
+                    " AS max_n, ",
+                    retry_base!("$8", "$13"),
+                    " AS base_ms) \
+                     UPDATE {s}.cairn_ledger l SET attempts = l.attempts + 1, \
+                     state = CASE WHEN l.attempts + 1 >= pol.max_n THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                     seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                     due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
-                       (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
+                     seq = CASE WHEN l.attempts + 1 >= pol.max_n THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN l.attempts + 1 >= pol.max_n THEN NULL ELSE $7::bigint + \
+                       (least($9::float8, pol.base_ms * power(2::float8, least(l.attempts, 62))) * $10::float8)::bigint END, \
                      error = $5, worker = NULL, holder = NULL, updated_at = $7 \
-                     WHERE ns = $1 AND id = $2 AND state = ",
+                     FROM pol \
+                     WHERE l.ns = $1 AND l.id = $2 AND l.state = ",
                     state!(claimed),
-                    " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) \
-                     RETURNING state"
+                    " AND l.worker = $3 AND l.token = $4 AND EXISTS (SELECT FROM bound) \
+                     RETURNING l.state"
                 ),
-                &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter, &self.lock_timeout()],
+                &[
+                    &ns,
+                    &id,
+                    &worker,
+                    &token,
+                    &error,
+                    &max,
+                    &now,
+                    &base,
+                    &cap,
+                    &jitter,
+                    &self.lock_timeout(),
+                    &max_default,
+                    &base_default,
+                ],
             )?,
             None => self.row(
                 concat!(
                     "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
-                     VALUES ($1, $2, CASE WHEN 1 >= $4::bigint THEN ",
+                     VALUES ($1, $2, CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE $5::bigint + (least($7::float8, $6::float8) * $8::float8)::bigint END, \
+                       CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                       CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE $5::bigint + (least($7::float8, ",
+                    retry_base!("$6", "$10"),
+                    ") * $8::float8)::bigint END, \
                        1, $3, $5) \
                      ON CONFLICT (ns, id) DO UPDATE SET attempts = l.attempts + 1, \
-                     state = CASE WHEN l.attempts + 1 >= $4::bigint THEN ",
+                     state = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                     seq = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                     due = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE $5::bigint + \
-                       (least($7::float8, $6::float8 * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
+                     seq = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE $5::bigint + \
+                       (least($7::float8, ",
+                    retry_base!("$6", "$10"),
+                    " * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
                      error = excluded.error, worker = NULL, holder = NULL, updated_at = excluded.updated_at \
                      WHERE l.state IN (",
                     state!(pending),
@@ -521,7 +588,7 @@ impl Engine {
                     state!(claimed),
                     ") RETURNING state"
                 ),
-                &[&ns, &id, &error, &max, &now, &base, &cap, &jitter],
+                &[&ns, &id, &error, &max, &now, &base, &cap, &jitter, &max_default, &base_default],
             )?,
         };
         if let Some(r) = row {
@@ -630,8 +697,26 @@ impl Engine {
         Ok(self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2", &[&ns, &id])? == 1)
     }
 
+    /// The namespace's policy stays.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         self.lock_namespace(LEDGER, ns)?;
         self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1", &[&ns])
+    }
+
+    pub fn ledger_policy(&self, ns: &str) -> Result<PolicyRow> {
+        Ok(self
+            .row("SELECT max_attempts, retry_delay_ms FROM {s}.cairn_ledger_ns WHERE ns = $1", &[&ns])?
+            .map(|r| PolicyRow { max_attempts: r.get(0), retry_delay_ms: r.get(1) })
+            .unwrap_or_default())
+    }
+
+    pub fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO {s}.cairn_ledger_ns (ns, max_attempts, retry_delay_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (ns) DO UPDATE SET max_attempts = excluded.max_attempts, \
+             retry_delay_ms = excluded.retry_delay_ms",
+            &[&ns, &policy.max_attempts, &policy.retry_delay_ms],
+        )?;
+        Ok(())
     }
 }

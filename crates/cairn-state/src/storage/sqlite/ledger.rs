@@ -9,7 +9,9 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED, PENDING};
+use crate::storage::{
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, DONE, FAILED, PENDING,
+};
 
 const ITEM_COLUMNS: &str =
     "id, state, seq, attempts, worker, result, error, updated_at, result_kind, due, data, data_kind";
@@ -44,6 +46,9 @@ fn claim_row(id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
         attempts: r.get(3)?,
     })
 }
+
+/// A namespace's stored policy.
+pub(crate) const POLICY: &str = "SELECT max_attempts, retry_delay_ms FROM cairn_ledger_ns WHERE ns = ?1";
 
 pub(crate) const IS_DONE: &str =
     concat!("SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = ", state!(done));
@@ -454,13 +459,15 @@ impl Engine {
             }
         }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let (state, seq, due) = if attempts >= i64::from(retry.max_attempts) {
+        let policy = self.ledger_policy(ns)?;
+        let (state, seq, due) = if attempts >= retry.max_attempts.resolve(policy.max_attempts) {
             (FAILED, None, None)
         } else {
+            let base = retry.base_ms.resolve(policy.retry_delay_ms);
             (
                 PENDING,
                 Some(self.ledger_reserve_seq(ns, 1)?),
-                Some(now.saturating_add(retry.delay_ms(attempts))),
+                Some(now.saturating_add(retry.delay_ms(base, attempts))),
             )
         };
         Ok(self.ledger_fail_row(ns, id, claim, error, (state, seq, due), now)?.then_some(state))
@@ -606,8 +613,28 @@ impl Engine {
     }
 
     /// The namespace's counter stays: the tokens of claims made before must never come back.
+    /// So does its policy.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
+    }
+
+    pub fn ledger_policy(&self, ns: &str) -> Result<PolicyRow> {
+        Ok(self
+            .row(POLICY, params![ns], |r| {
+                Ok(PolicyRow { max_attempts: r.get(0)?, retry_delay_ms: r.get(1)? })
+            })?
+            .unwrap_or_default())
+    }
+
+    /// The queue's counter stays as it is.
+    pub fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_ledger_ns (ns, max_attempts, retry_delay_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ns) DO UPDATE SET max_attempts = excluded.max_attempts, \
+             retry_delay_ms = excluded.retry_delay_ms",
+            params![ns, policy.max_attempts, policy.retry_delay_ms],
+        )?;
+        Ok(())
     }
 }
 
@@ -635,11 +662,12 @@ mod tests {
             e.ledger_mark_done(&ns, &id, None, i)?;
             e.ledger_is_done(&ns, &id)?;
             e.ledger_filter_settled(&ns, &[id.as_str()])?;
+            e.ledger_policy(&ns)?;
         }
         e.commit()?;
         super::super::assert_compiled_once(
             e,
-            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY],
+            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY, POLICY],
         )
     }
 
