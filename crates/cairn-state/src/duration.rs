@@ -102,6 +102,20 @@ pub(crate) fn at_least_1ms(d: Duration, what: &str, consequence: &str) -> Result
     Err(Error::invalid(format!("{what} of {} {consequence}: give at least 1ms", show(d))))
 }
 
+/// A duration the way people write it, and [`parse_duration`] reads it back: `0s`, `500ms`,
+/// `1h 30m`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(cairn::format_duration(Duration::from_secs(5400)), "1h 30m");
+/// assert_eq!(cairn::parse_duration(&cairn::format_duration(Duration::from_millis(1500)))?, Duration::from_millis(1500));
+/// # Ok::<(), cairn::Error>(())
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    show(d)
+}
+
 /// A duration the way people write it: `500us`, `0s`, `1h 30m`.
 pub(crate) fn show(d: Duration) -> String {
     if d.is_zero() {

@@ -83,7 +83,7 @@ pub use cache::{Cache, CacheLimits, CacheStats, Eviction};
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
-pub use duration::{format_time, parse_duration, parse_time};
+pub use duration::{format_duration, format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, DEFAULT_MAX_ATTEMPTS,
