@@ -9,7 +9,7 @@ use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::names::validate_name;
 use crate::storage::LedgerOps;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Setting, Stored};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Setting, Stored, Takeover};
 use crate::store::Store;
 use crate::tx::Tx;
 
@@ -132,7 +132,8 @@ pub struct Item {
     pub id: String,
     /// Where it stands now.
     pub state: ItemState,
-    /// Failures recorded.
+    /// Attempts that ended without the item done: failures recorded, and claims lost (taken
+    /// over after their lease ran out or their worker died).
     pub attempts: u32,
     /// The last failure's message.
     pub error: Option<String>,

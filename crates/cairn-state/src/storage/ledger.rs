@@ -17,14 +17,18 @@ engine_ops! {
         fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
         /// Queue the items the ledger does not know, in order; how many.
         fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64>;
-        /// Claim one item (taking over `replace`, a dead holder).
-        fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<ClaimRow>>;
-        /// Claim the next item: an expired claim, else the pending item due first.
-        fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
-        /// Claim up to `n` items at once (expired claims first, then the pending ones due first).
-        fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<ClaimRow>>;
-        /// Take over the oldest claim of a dead holder.
-        fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
+        /// Claim one item (taking over `replace`, a dead holder). Taking over a lapsed claim or
+        /// a dead holder's follows `lost`: the row comes back `given_up` instead of claimed when
+        /// that ends the item.
+        fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
+        /// Claim the next item: an expired claim (taken over as `lost` says), else the pending
+        /// item due first.
+        fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
+        /// Claim up to `n` items at once (expired claims first, taken over as `lost` says, then
+        /// the pending ones due first); the rows given up are among those returned.
+        fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32, lost: Takeover) -> Result<Vec<ClaimRow>>;
+        /// Take over the oldest claim of a dead holder, as `lost` says.
+        fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
         /// The processes holding claims in a namespace.
         fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
         /// The process a claim of an item is tied to.
@@ -100,13 +104,28 @@ pub(crate) struct Fenced<'a> {
 }
 
 /// A claim as made: the item, the new fencing token, what the item carries, and how many
-/// times it failed before.
+/// attempts it had before (failures and lost claims, this takeover's included). Or, with
+/// `given_up`, an item whose lost claim was its last attempt: given up, not claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClaimRow {
     pub id: String,
     pub token: i64,
     pub data: Option<Stored>,
     pub attempts: i64,
+    pub given_up: bool,
+}
+
+/// What taking over a claim does, when its lease ran out or its holder died (a renewal by the
+/// claim's own worker, or a pending item's claim, is no takeover): the lost claim counts as an
+/// attempt, and when that makes `max_attempts` the item is given up (failed, its worker and
+/// holder cleared) instead of claimed. Its error then becomes `lost_every_time` if it had none
+/// (every attempt so far was a lost claim), else `lost_last`; in either, `{n}` stands for the
+/// attempts and, in `lost_last`, `{error}` for the error the item had.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Takeover {
+    pub max_attempts: Setting,
+    pub lost_every_time: &'static str,
+    pub lost_last: &'static str,
 }
 
 /// A namespace's policy as stored in `cairn_ledger_ns`: `None` where it was not set.

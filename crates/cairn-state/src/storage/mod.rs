@@ -137,8 +137,8 @@ mod states;
 pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH};
 pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
-    ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, CLAIMED, DONE, FAILED,
-    PENDING,
+    ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CLAIMED, DONE,
+    FAILED, PENDING,
 };
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;

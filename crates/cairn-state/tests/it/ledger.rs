@@ -93,6 +93,64 @@ contract! {
         Ok(())
     }
 
+    /// Issue 19.2: a claim taken over after its lease ran out left the attempt count as it
+    /// was, so an item that killed or hung every worker taking it was handed out forever, each
+    /// time as "attempt 1". Each takeover now counts; at the last attempt the item is given up
+    /// and the next one claimed.
+    fn a_claim_taken_over_counts_an_attempt_and_a_poison_item_is_given_up_for_the_next(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("q");
+        l.enqueue(["poison", "next"])?;
+        let mut stale = Vec::new();
+        for attempt in 1..=3 {
+            let c = l.claim_next(&format!("w{attempt}"), MIN)?.expect("the poison item");
+            assert_eq!((c.id(), c.attempt()), ("poison", attempt));
+            stale.push(c);
+            clock.advance(MIN); // its worker hung or died
+        }
+        let next = l.claim_next("w4", MIN)?.expect("the next item, not the poison one");
+        assert_eq!((next.id(), next.attempt()), ("next", 1));
+        let poison = l.item("poison")?.expect("known");
+        assert_eq!((poison.state, poison.attempts, poison.worker), (ItemState::Failed, 3, None));
+        assert_eq!(poison.error.as_deref(), Some("its claims were lost 3 times: the worker died or hung"));
+        assert!(l.filter_new(["poison"])?.is_empty());
+        for c in &stale {
+            assert_eq!(l.complete(c).unwrap_err().kind(), ErrorKind::LeaseLost, "the hung worker records nothing");
+        }
+        assert_eq!(l.retry(["poison"])?, 1, "retry puts it back with its attempts reset");
+        assert_eq!(l.claim_next("w5", MIN)?.map(|c| c.attempt()), Some(1));
+
+        // A failure, then a lost claim at the last attempt (the namespace's policy: 2): the
+        // error says both.
+        l.set_policy(cairn::LedgerPolicy { max_attempts: Some(2), retry_delay: Some(Duration::ZERO) })?;
+        l.enqueue(["flaky"])?;
+        let c = l.claim("flaky", "w1", MIN)?.expect("free");
+        assert_eq!(l.fail_claim(&c, "HTTP 503")?, ItemState::Pending);
+        let c = l.claim("flaky", "w1", MIN)?.expect("retried");
+        assert_eq!(c.attempt(), 2);
+        assert_eq!(l.claim("flaky", "w1", MIN)?.map(|c| c.attempt()), Some(2), "a renewal is no new attempt");
+        clock.advance(MIN);
+        assert!(l.claim("flaky", "w2", MIN)?.is_none(), "its lost claim was its last attempt: given up");
+        let flaky = l.item("flaky")?.expect("known");
+        assert_eq!((flaky.state, flaky.attempts), (ItemState::Failed, 2));
+        assert_eq!(
+            flaky.error.as_deref(),
+            Some("given up after 2 attempts, the last one's claim lost: the worker died or hung (the failure before: HTTP 503)")
+        );
+
+        // A batch claim gives up what it takes over at its last attempt, and fills its places
+        // from the rest of the queue; a handle's own limit counts as for failures.
+        let b = store.ledger("batch");
+        b.enqueue(["a", "b", "c", "d"])?;
+        let first = b.claim_next_many("w1", MIN, 2)?;
+        assert_eq!(first.iter().map(|c| c.id()).collect::<Vec<_>>(), ["a", "b"]);
+        clock.advance(MIN);
+        let batch = b.max_attempts(1).claim_next_many("w2", MIN, 2)?;
+        assert_eq!(batch.iter().map(|c| c.id()).collect::<Vec<_>>(), ["c", "d"]);
+        assert_eq!(b.counts()?.failed, 2);
+        Ok(())
+    }
+
     fn a_claim_is_exclusive_until_its_lease_runs_out(f) {
         let (store, clock) = (&f.store, &f.clock);
         let l = store.ledger("job");

@@ -9,7 +9,7 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, FAILED};
 
 const LEDGER: &str = "l";
 
@@ -24,6 +24,83 @@ macro_rules! max_attempts {
             "::bigint, (SELECT p.max_attempts FROM {s}.cairn_ledger_ns p WHERE p.ns = $1), ",
             $default,
             "::bigint)"
+        )
+    };
+}
+
+/// Whether the claim of a row `l` that a claim statement takes is being taken over (its lease
+/// ran out, or its holder died): in the statements that choose claimed rows for that alone
+/// (`claim_next`'s expired claims, a dead holder's), any claimed row.
+macro_rules! taken_over {
+    () => {
+        concat!("l.state = ", state!(claimed))
+    };
+}
+
+/// Whether a claim of one id (`ledger_claim`) takes over the row's claim: its lease ran out
+/// by `$5`, or its holder `$7` died. Renewing a live claim by its own worker is no takeover.
+macro_rules! claim_taken_over {
+    () => {
+        concat!("(l.state = ", state!(claimed), " AND (l.seq <= $5 OR l.holder = $7))")
+    };
+}
+
+/// Whether the takeover `$takeover` is the item's last attempt (see [`max_attempts!`]).
+macro_rules! last_attempt {
+    ($takeover:expr, $given:literal, $default:literal) => {
+        concat!("(", $takeover, " AND l.attempts + 1 >= ", max_attempts!($given, $default), ")")
+    };
+}
+
+/// The `SET` list of a claim of row `l`: claimed by worker `$worker` until `$lease`, tied to
+/// `$holder`, with token `$token`; a takeover (`$takeover`) counts an attempt; where it is the
+/// last (`$last`), the item is given up instead, its error made from the templates `$every`
+/// (no error before) or `$before` (see `Takeover`).
+macro_rules! claim_set {
+    ($takeover:expr, $last:expr, $worker:literal, $lease:literal, $holder:literal, $token:literal, $now:literal, $every:literal, $before:literal) => {
+        concat!(
+            "state = CASE WHEN ",
+            $last,
+            " THEN ",
+            state!(failed),
+            " ELSE ",
+            state!(claimed),
+            " END, \
+             seq = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $lease,
+            "::bigint END, due = NULL, \
+             worker = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $worker,
+            "::text END, \
+             token = CASE WHEN ",
+            $last,
+            " THEN l.token ELSE ",
+            $token,
+            " END, \
+             holder = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $holder,
+            "::text END, \
+             attempts = l.attempts + CASE WHEN ",
+            $takeover,
+            " THEN 1 ELSE 0 END, \
+             error = CASE WHEN ",
+            $last,
+            " THEN CASE WHEN l.error IS NULL \
+                 THEN replace(",
+            $every,
+            "::text, '{n}', (l.attempts + 1)::text) \
+                 ELSE replace(replace(",
+            $before,
+            "::text, '{n}', (l.attempts + 1)::text), '{error}', l.error) END \
+               ELSE l.error END, \
+             updated_at = ",
+            $now
         )
     };
 }
@@ -68,9 +145,15 @@ fn distinct<'a>(ids: &[&'a str]) -> Vec<&'a str> {
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-/// A claim as `RETURNING id, token, data, data_kind, attempts` gives it.
+/// A claim as `RETURNING id, token, data, data_kind, attempts, state` gives it.
 fn claimed(r: &Row) -> ClaimRow {
-    ClaimRow { id: r.get(0), token: r.get(1), data: stored(r.get(2), r.get(3)), attempts: r.get(4) }
+    ClaimRow {
+        id: r.get(0),
+        token: r.get(1),
+        data: stored(r.get(2), r.get(3)),
+        attempts: r.get(4),
+        given_up: i64::from(r.get::<_, i16>(5)) == FAILED,
+    }
 }
 
 impl Engine {
@@ -167,6 +250,8 @@ impl Engine {
         )
     }
 
+    /// A takeover (the claim's lease ran out, or its holder `$7` died) counts an attempt, and
+    /// at the last one gives the item up instead (see `Takeover`).
     #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim(
         &self,
@@ -177,8 +262,10 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         replace: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         self.lock_key(LEDGER, ns, id)?;
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         Ok(self
             .row(
                 concat!(
@@ -186,18 +273,38 @@ impl Engine {
                      VALUES ($1, $2, ",
                     state!(claimed),
                     ", $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
-                     ON CONFLICT (ns, id) DO UPDATE SET state = ",
-                    state!(claimed),
-                    ", seq = excluded.seq, due = NULL, worker = excluded.worker, \
-                     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
-                     WHERE l.state = ",
+                     ON CONFLICT (ns, id) DO UPDATE SET ",
+                    claim_set!(
+                        claim_taken_over!(),
+                        last_attempt!(claim_taken_over!(), "$8", "$9"),
+                        "$3",
+                        "$4",
+                        "$6",
+                        "excluded.token",
+                        "$5",
+                        "$10",
+                        "$11"
+                    ),
+                    " WHERE l.state = ",
                     state!(pending),
                     " OR (l.state = ",
                     state!(claimed),
                     " AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
-                     RETURNING id, token, data, data_kind, attempts"
+                     RETURNING id, token, data, data_kind, attempts, state"
                 ),
-                &[&ns, &id, &worker, &lease_until, &now, &holder, &replace],
+                &[
+                    &ns,
+                    &id,
+                    &worker,
+                    &lease_until,
+                    &now,
+                    &holder,
+                    &replace,
+                    &given,
+                    &default,
+                    &lost.lost_every_time,
+                    &lost.lost_last,
+                ],
             )?
             .map(|r| claimed(&r)))
     }
@@ -214,7 +321,9 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         Ok(self
             .row(
                 concat!(
@@ -229,20 +338,30 @@ impl Engine {
                     state!(pending),
                     " AND seq IS NOT NULL AND due <= $4 \
                        ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     UPDATE {s}.cairn_ledger l SET state = ",
-                    state!(claimed),
-                    ", seq = $3, due = NULL, worker = $2, \
-                       token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-                     WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
-                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
+                     UPDATE {s}.cairn_ledger l SET ",
+                    claim_set!(
+                        taken_over!(),
+                        last_attempt!(taken_over!(), "$6", "$7"),
+                        "$2",
+                        "$3",
+                        "$5",
+                        "nextval('{s}.cairn_queue_seq')",
+                        "$4",
+                        "$8",
+                        "$9"
+                    ),
+                    " WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
+                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
                 ),
-                &[&ns, &worker, &lease_until, &now, &holder],
+                &[&ns, &worker, &lease_until, &now, &holder, &given, &default, &lost.lost_every_time, &lost.lost_last],
             )?
             .map(|r| claimed(&r)))
     }
 
     /// Up to `n` items in one statement: expired claims first, then the oldest pending items,
-    /// each set chosen among rows no other worker holds.
+    /// each set chosen among rows no other worker holds. Expired claims at their last attempt
+    /// are given up instead, and returned as such.
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_next_many(
         &self,
         ns: &str,
@@ -251,8 +370,10 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         n: u32,
+        lost: Takeover,
     ) -> Result<Vec<ClaimRow>> {
         let n = i64::from(n);
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         let rows = self.rows(
             concat!(
                 "WITH expired AS MATERIALIZED ( \
@@ -270,21 +391,30 @@ impl Engine {
                    SELECT id, row_number() OVER (ORDER BY pri, due, seq) AS rn \
                    FROM (SELECT id, 0 AS pri, due, seq FROM expired UNION ALL SELECT id, 1, due, seq FROM pending) c \
                    ORDER BY pri, due, seq LIMIT $6) \
-                 UPDATE {s}.cairn_ledger l SET state = ",
-                state!(claimed),
-                ", seq = $3, due = NULL, worker = $2, \
-                   token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-                 FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, pick.rn"
+                 UPDATE {s}.cairn_ledger l SET ",
+                claim_set!(
+                    taken_over!(),
+                    last_attempt!(taken_over!(), "$7", "$8"),
+                    "$2",
+                    "$3",
+                    "$5",
+                    "nextval('{s}.cairn_queue_seq')",
+                    "$4",
+                    "$9",
+                    "$10"
+                ),
+                " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, pick.rn"
             ),
-            &[&ns, &worker, &lease_until, &now, &holder, &n],
+            &[&ns, &worker, &lease_until, &now, &holder, &n, &given, &default, &lost.lost_every_time, &lost.lost_last],
         )?;
         // In queue order, whatever order the update visited the rows in.
-        let mut claimed: Vec<(i64, ClaimRow)> = rows.iter().map(|r| (r.get(5), claimed(r))).collect();
+        let mut claimed: Vec<(i64, ClaimRow)> = rows.iter().map(|r| (r.get(6), claimed(r))).collect();
         claimed.sort_by_key(|c| c.0);
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_held_by(
         &self,
         ns: &str,
@@ -293,25 +423,49 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
-        Ok(self.row(
-            concat!(
-                "WITH pick AS MATERIALIZED ( \
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
+        Ok(self
+            .row(
+                concat!(
+                    "WITH pick AS MATERIALIZED ( \
                    SELECT id FROM {s}.cairn_ledger \
                    WHERE ns = $1 AND state = ",
-                state!(claimed),
-                " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
+                    state!(claimed),
+                    " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), \
-                   holder = $6, updated_at = $5 \
-                 WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = ",
-                state!(claimed),
-                " AND l.holder = $2 \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
-            ),
-            &[&ns, &dead, &worker, &lease_until, &now, &holder],
-        )?
-        .map(|r| claimed(&r)))
+                 UPDATE {s}.cairn_ledger l SET ",
+                    claim_set!(
+                        taken_over!(),
+                        last_attempt!(taken_over!(), "$7", "$8"),
+                        "$3",
+                        "$4",
+                        "$6",
+                        "nextval('{s}.cairn_queue_seq')",
+                        "$5",
+                        "$9",
+                        "$10"
+                    ),
+                    " WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = ",
+                    state!(claimed),
+                    " AND l.holder = $2 \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
+                ),
+                &[
+                    &ns,
+                    &dead,
+                    &worker,
+                    &lease_until,
+                    &now,
+                    &holder,
+                    &given,
+                    &default,
+                    &lost.lost_every_time,
+                    &lost.lost_last,
+                ],
+            )?
+            .map(|r| claimed(&r)))
     }
 
     pub fn ledger_holders(&self, ns: &str) -> Result<Vec<String>> {
