@@ -400,11 +400,12 @@ pub enum LedgerCmd {
         #[command(flatten)]
         worker: WorkerArgs,
     },
-    /// Record a failure of ID: pending again for a retry, or given up after --max-attempts.
-    /// With --worker, only that worker's claim may fail it (exit 1 if it was lost).
+    /// Record a failure of ID: pending again for a retry, or given up after the namespace's
+    /// max attempts (`ledger policy`; --max-attempts for this failure alone). With --worker,
+    /// only that worker's claim may fail it (exit 1 if it was lost).
     ///
-    /// A retried item is not handed out again before a backoff: about --retry-delay after the
-    /// first failure, twice that after the second, and so on (at most 1h), each scaled by a
+    /// A retried item is not handed out again before a backoff: about the retry delay after
+    /// the first failure, twice that after the second, and so on (at most 1h), each scaled by a
     /// random 50-100% so that items failing together do not come back together.
     #[command(after_long_help = DURATIONS)]
     Fail {
@@ -417,12 +418,35 @@ pub enum LedgerCmd {
         /// What went wrong.
         #[arg(long)]
         error: String,
-        /// Give up after this many failures.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        max_attempts: u32,
-        /// The base of the backoff before a retry (0s: retry at once).
-        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1s")]
-        retry_delay: Duration,
+        /// Give up after this many attempts, instead of the namespace's policy [default: the
+        /// policy's, else 3].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_attempts: Option<u32>,
+        /// The base of the backoff before a retry (0s: retry at once), instead of the
+        /// namespace's policy [default: the policy's, else 1s].
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        retry_delay: Option<Duration>,
+    },
+    /// Print the namespace's policy (max attempts, retry delay; "default" where none was set),
+    /// or set it with the options: every worker, `ledger fail`, `batch` and the library and
+    /// Python handles of the namespace apply it. Options not given keep their value.
+    ///
+    /// An item is given up once this many attempts ended without it being done: failures, and
+    /// claims lost because their worker died or hung (another worker took the claim over).
+    #[command(
+        after_help = "Examples:\n  cairn -n pages ledger policy --max-attempts 10 --retry-delay 30s\n  \
+        cairn -n pages ledger policy\n  cairn -n pages ledger policy --reset"
+    )]
+    Policy {
+        /// Give an item up after this many attempts.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_attempts: Option<u32>,
+        /// The base of a failed item's backoff (0s: retry at once).
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        retry_delay: Option<Duration>,
+        /// Back to the defaults (3 attempts, 1s).
+        #[arg(long, conflicts_with_all = ["max_attempts", "retry_delay"])]
+        reset: bool,
     },
     /// Put given-up items back in the queue with their attempts reset (once what made them
     /// fail is fixed); print how many. Items that are not given up are left alone.

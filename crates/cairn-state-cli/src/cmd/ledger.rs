@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
-use cairn::{ClaimHolder, Item, ItemState, Ledger, LedgerCounts, QueueItem, Value};
+use cairn::{ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, Store, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -21,12 +21,16 @@ const FILTER_CHUNK: usize = 10_000;
 
 pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
     let store = match cmd {
-        LedgerCmd::Has { .. } | LedgerCmd::Filter | LedgerCmd::Count { .. } | LedgerCmd::List { .. } => {
+        LedgerCmd::Has { .. }
+        | LedgerCmd::Filter
+        | LedgerCmd::Count { .. }
+        | LedgerCmd::List { .. }
+        | LedgerCmd::Policy { max_attempts: None, retry_delay: None, reset: false } => {
             ctx.open_for_reading()?
         }
         _ => ctx.open()?,
     };
-    let mut run = Run { ledger: store.ledger(ctx.ns()), out: Out::new(), json: ctx.json };
+    let mut run = Run { store: &store, ledger: store.ledger(ctx.ns()), out: Out::new(), json: ctx.json };
     let code = match cmd {
         LedgerCmd::Mark { ids } => run.mark(ids),
         LedgerCmd::Enqueue { ids, not_before } => run.enqueue(ids, not_before),
@@ -37,6 +41,9 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
         LedgerCmd::Done { id, worker } => run.done(&id, &worker.worker),
         LedgerCmd::Fail { id, worker, error, max_attempts, retry_delay } => {
             run.fail(&id, worker.as_deref(), &error, max_attempts, retry_delay)
+        }
+        LedgerCmd::Policy { max_attempts, retry_delay, reset } => {
+            run.policy(ctx.ns(), max_attempts, retry_delay, reset)
         }
         LedgerCmd::Retry { ids, all_failed } => run.retry(&ids, all_failed),
         LedgerCmd::Prune { done_before } => run.prune(done_before),
@@ -49,8 +56,9 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
     Ok(code)
 }
 
-/// What a ledger subcommand works with: the namespace's ledger, stdout, and `--json`.
+/// What a ledger subcommand works with: the store, the namespace's ledger, stdout, and `--json`.
 struct Run<'s> {
+    store: &'s Store,
     ledger: Ledger<'s>,
     out: Out,
     json: bool,
@@ -162,10 +170,17 @@ impl Run<'_> {
         id: &str,
         worker: Option<&str>,
         error: &str,
-        max_attempts: u32,
-        retry_delay: Duration,
+        max_attempts: Option<u32>,
+        retry_delay: Option<Duration>,
     ) -> Outcome {
-        let ledger = self.ledger.max_attempts(max_attempts).retry_delay(retry_delay);
+        // The namespace's policy applies, unless the command line overrides it.
+        let mut ledger = self.ledger;
+        if let Some(n) = max_attempts {
+            ledger = ledger.max_attempts(n);
+        }
+        if let Some(d) = retry_delay {
+            ledger = ledger.retry_delay(d);
+        }
         let state = match worker {
             Some(w) => match ledger.held_claim(id, w)? {
                 Some(claim) => ledger.fail_claim(&claim, error)?,
@@ -178,6 +193,44 @@ impl Run<'_> {
             self.out.json(&json!({ "id": id, "state": state.as_str(), "due_ms": due }))?;
         } else {
             self.out.line(state.as_str())?;
+        }
+        Ok(exit::OK)
+    }
+
+    /// `policy`: set what is given (in one transaction with reading the rest, so that two
+    /// settings made at once both stay), then print the policy.
+    fn policy(
+        &mut self,
+        ns: &str,
+        max_attempts: Option<u32>,
+        retry_delay: Option<Duration>,
+        reset: bool,
+    ) -> Outcome {
+        let policy = if reset || max_attempts.is_some() || retry_delay.is_some() {
+            self.store.transaction(|tx| {
+                let ledger = tx.ledger(ns);
+                let mut policy = if reset { LedgerPolicy::default() } else { ledger.policy()? };
+                policy.max_attempts = max_attempts.or(policy.max_attempts);
+                policy.retry_delay = retry_delay.or(policy.retry_delay);
+                ledger.set_policy(policy)?;
+                Ok::<_, cairn::Error>(policy)
+            })?
+        } else {
+            self.ledger.policy()?
+        };
+        let (max, delay) = (policy.max_attempts_or_default(), policy.retry_delay_or_default());
+        if self.json {
+            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            self.out.json(&json!({ "max_attempts": max, "retry_delay_ms": ms(delay),
+                "stored": { "max_attempts": policy.max_attempts, "retry_delay_ms": policy.retry_delay.map(ms) } }))?;
+        } else {
+            let set = |stored: bool| if stored { "set" } else { "default" };
+            self.out.line(format_args!("max_attempts\t{max}\t{}", set(policy.max_attempts.is_some())))?;
+            self.out.line(format_args!(
+                "retry_delay\t{}\t{}",
+                cairn::format_duration(delay),
+                set(policy.retry_delay.is_some())
+            ))?;
         }
         Ok(exit::OK)
     }

@@ -67,3 +67,27 @@ fn done_again_by_the_same_worker_succeeds_and_another_workers_does_not() {
     env.ok(&["ledger", "done", "a", "--worker", "w2"], 1);
     assert_eq!(env.ok(&["ledger", "count", "--state", "done"], 0), "1\n");
 }
+
+/// Issue 19.2 from a shell: a script's shell that dies holding its item (`--pid $$`) costs the
+/// item an attempt, which `ledger next --json` shows; at the namespace's max attempts the item
+/// is given up and the next worker gets the next item.
+#[test]
+fn a_claim_of_a_dead_shell_costs_an_attempt_and_the_last_gives_the_item_up() {
+    let env = Env::new();
+    env.ok(&["ledger", "policy", "--max-attempts", "2"], 0);
+    env.ok(&["ledger", "enqueue", "poison", "next"], 0);
+    for attempt in 1..=2 {
+        let shell = worker_shell();
+        let pid = shell.id().to_string();
+        let out = env.ok(&["--json", "ledger", "next", "--worker", "w", "--lease", "1h", "--pid", &pid], 0);
+        assert!(
+            out.contains(r#""id":"poison""#) && out.contains(&format!(r#""attempt":{attempt}"#)),
+            "{out}"
+        );
+        end(shell);
+    }
+    assert_eq!(env.ok(&["ledger", "next", "--worker", "w", "--lease", "1h"], 0), "next\n");
+    assert_eq!(env.ok(&["ledger", "list", "--state", "failed"], 0), "poison\tfailed\t-\n");
+    let item = env.ok(&["--json", "ledger", "list", "--state", "failed"], 0);
+    assert!(item.contains("its claims were lost 2 times: the worker died or hung"), "{item}");
+}

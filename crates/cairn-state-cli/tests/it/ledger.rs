@@ -33,6 +33,38 @@ fn stdin_ids_that_are_not_utf8_are_usage_errors_naming_the_line() {
     assert_eq!(code, 2);
 }
 
+/// Issue 25.2: `ledger fail` and `batch` gave items up after 3 attempts whatever the workers
+/// of the namespace used; the namespace's policy now says, and `fail` may still override it.
+#[test]
+fn the_namespace_policy_is_what_fail_and_batch_apply_unless_overridden() {
+    let env = Env::new();
+    assert_eq!(
+        env.ok(&["-n", "q", "ledger", "policy"], 0),
+        "max_attempts\t3\tdefault\nretry_delay\t1s\tdefault\n"
+    );
+    let set = env.ok(&["-n", "q", "ledger", "policy", "--max-attempts", "5", "--retry-delay", "0s"], 0);
+    assert_eq!(set, "max_attempts\t5\tset\nretry_delay\t0s\tset\n");
+    // An option not given keeps its value.
+    env.ok(&["-n", "q", "ledger", "policy", "--retry-delay", "90s"], 0);
+    let json = env.ok(&["--json", "-n", "q", "ledger", "policy"], 0);
+    assert!(json.contains(r#""max_attempts":5"#) && json.contains(r#""retry_delay_ms":90000"#), "{json}");
+    for _ in 0..3 {
+        assert_eq!(env.ok(&["-n", "q", "ledger", "fail", "x", "--error", "boom"], 0), "pending\n");
+    }
+    let (code, _, err) = env.run_stdin(&["batch"], br#"{"op":"fail","ns":"q","id":"x","error":"boom"}"#);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(env.ok(&["-n", "q", "ledger", "list", "--state", "pending"], 0).lines().count(), 1, "4 of 5");
+    assert_eq!(env.ok(&["-n", "q", "ledger", "fail", "x", "--error", "boom"], 0), "failed\n");
+    assert_eq!(
+        env.ok(&["-n", "q", "ledger", "fail", "y", "--error", "bad", "--max-attempts", "1"], 0),
+        "failed\n"
+    );
+    env.ok(&["-n", "q", "ledger", "policy", "--reset"], 0);
+    assert!(env.ok(&["-n", "q", "ledger", "policy"], 0).starts_with("max_attempts\t3\tdefault\n"));
+    let (code, _, _) = env.run(&["-n", "q", "ledger", "policy", "--max-attempts", "0"]);
+    assert_eq!(code, 2, "at least 1");
+}
+
 #[test]
 fn claims_are_won_by_one_worker_and_completed_only_by_it() {
     let env = Env::new();

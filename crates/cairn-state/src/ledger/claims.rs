@@ -7,6 +7,14 @@ use super::*;
 /// a claim waits before `claim_next` hands it out again.
 const DEAD_SCAN_EVERY: Duration = Duration::from_millis(100);
 
+/// The error of an item given up because its last attempt's claim was lost, when every
+/// attempt before ended the same way (`{n}`: the attempts).
+const LOST_EVERY_TIME: &str = "its claims were lost {n} times: the worker died or hung";
+
+/// The same when an attempt before failed with an error of its own (`{error}`).
+const LOST_LAST: &str =
+    "given up after {n} attempts, the last one's claim lost: the worker died or hung (the failure before: {error})";
+
 /// When each namespace was last searched for dead holders, by one store.
 #[derive(Debug, Default)]
 pub(crate) struct Scans(std::cell::RefCell<std::collections::HashMap<String, std::time::Instant>>);
@@ -68,7 +76,8 @@ impl Claim {
         self.lease_until
     }
 
-    /// Which attempt this is: 1 the first time the item is worked on, 2 after one failure...
+    /// Which attempt this is: 1 the first time the item is worked on, 2 after one failure or
+    /// one claim lost (taken over from a worker that died or hung), and so on.
     pub fn attempt(&self) -> u32 {
         u32::try_from(self.attempts.saturating_add(1)).unwrap_or(u32::MAX)
     }
@@ -126,18 +135,22 @@ impl<'a> Ledger<'a> {
     /// another worker whose lease has not run out and whose process (see [`Ledger::holder`])
     /// is not known to be dead. Claiming an item this worker already holds renews the claim
     /// (with a new token).
+    ///
+    /// Taking over a claim whose lease ran out or whose process died counts as an attempt
+    /// (the worker died or hung on the item); if that makes the item's last attempt (see
+    /// [`LedgerPolicy::max_attempts`]), the item is given up instead, and `None` returned.
     pub fn claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_id(id)?;
         validate_name("worker", worker, MAX_ID_BYTES)?;
         validate_lease(lease)?;
         let holder = self.holder_token()?;
         self.write(|s| {
-            if let Some(claim) = self.claim_in(s, id, worker, lease, holder.as_deref(), None)? {
-                return Ok(Some(claim));
+            if let Some(row) = self.claim_in(s, id, worker, lease, holder.as_deref(), None)? {
+                return Ok(row);
             }
             match s.engine.ledger_holder(self.ns, id)? {
                 Some(dead) if crate::process::token_is_dead(&dead) => {
-                    self.claim_in(s, id, worker, lease, holder.as_deref(), Some(&dead))
+                    Ok(self.claim_in(s, id, worker, lease, holder.as_deref(), Some(&dead))?.flatten())
                 }
                 _ => Ok(None),
             }
@@ -147,6 +160,32 @@ impl<'a> Ledger<'a> {
     /// Claim the next item of the queue for `worker`: a claim whose process died on this host
     /// (noticed within 0.1 s), then one whose lease ran out, else the oldest pending item.
     /// `None` if there is nothing to do.
+    ///
+    /// Taking over a claim counts as an attempt, so an item that kills or hangs every worker
+    /// that takes it (a poison item) is not handed out forever: at its last attempt (see
+    /// [`LedgerPolicy::max_attempts`]) it is given up, with an error saying its claims were
+    /// lost, and the next item is claimed instead.
+    ///
+    /// ```
+    /// use cairn::{ItemState, LedgerPolicy, ManualClock, Options};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(1_000_000);
+    /// let store = Options::new().clock(clock.clone()).open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// queue.set_policy(LedgerPolicy { max_attempts: Some(2), ..LedgerPolicy::default() })?;
+    /// queue.enqueue(["poison", "next"])?;
+    /// let lease = Duration::from_secs(60);
+    /// assert_eq!(queue.claim_next("w1", lease)?.expect("poison").attempt(), 1);
+    /// clock.advance(lease); // w1 hung (or died) on it
+    /// assert_eq!(queue.claim_next("w2", lease)?.expect("poison again").attempt(), 2);
+    /// clock.advance(lease); // so did w2: its second lost claim is its last attempt
+    /// assert_eq!(queue.claim_next("w3", lease)?.expect("the next item").id(), "next");
+    /// let poison = queue.item("poison")?.expect("known");
+    /// assert_eq!(poison.state, ItemState::Failed);
+    /// assert_eq!(poison.error.as_deref(), Some("its claims were lost 2 times: the worker died or hung"));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn claim_next(&self, worker: &str, lease: Duration) -> Result<Option<Claim>> {
         validate_name("worker", worker, MAX_ID_BYTES)?;
         validate_lease(lease)?;
@@ -155,20 +194,31 @@ impl<'a> Ledger<'a> {
         // read, then /proc), so other workers do not wait on it; the claim below re-checks the
         // holder under the lock.
         let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
+        let lost = self.takeover();
         self.write_one(|s| {
             let dead = if self.in_tx { self.dead_holders()? } else { dead };
             let now = s.now();
             let lease_until = deadline(now, lease);
             let holder = holder.as_deref();
             let mut claimed = None;
-            for d in &dead {
-                claimed = s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)?;
-                if claimed.is_some() {
-                    break;
+            'dead: for d in &dead {
+                // A dead holder's claim given up: on to its next one.
+                while let Some(row) =
+                    s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder, lost)?
+                {
+                    if !row.given_up {
+                        claimed = Some(row);
+                        break 'dead;
+                    }
                 }
             }
             if claimed.is_none() {
-                claimed = s.engine.ledger_claim_next(self.ns, worker, lease_until, now, holder)?;
+                claimed = loop {
+                    match s.engine.ledger_claim_next(self.ns, worker, lease_until, now, holder, lost)? {
+                        Some(row) if row.given_up => {} // on to the next item
+                        row => break row,
+                    }
+                };
             }
             Ok(claimed.map(|row| Claim::of(row, worker, lease_until)))
         })
@@ -176,8 +226,8 @@ impl<'a> Ledger<'a> {
 
     /// Claim up to `n` items at once for `worker` (in one statement on a server): claims of
     /// dead processes and expired ones first, then the oldest pending items. Fewer (or none)
-    /// when the queue holds fewer. Each claim is fenced on its own, as from
-    /// [`Ledger::claim_next`].
+    /// when the queue holds fewer. Each claim is fenced on its own, and counts a takeover as
+    /// an attempt, as from [`Ledger::claim_next`].
     ///
     /// ```
     /// use cairn::Store;
@@ -198,6 +248,7 @@ impl<'a> Ledger<'a> {
         validate_lease(lease)?;
         let holder = self.holder_token()?;
         let dead = if self.in_tx { Vec::new() } else { self.dead_holders()? };
+        let lost = self.takeover();
         self.write_one(|s| {
             let dead = if self.in_tx { self.dead_holders()? } else { dead };
             let now = s.now();
@@ -206,22 +257,27 @@ impl<'a> Ledger<'a> {
             let mut claimed = Vec::new();
             for d in &dead {
                 while claimed.len() < n as usize {
-                    match s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder)? {
+                    match s.engine.ledger_claim_held_by(self.ns, d, worker, lease_until, now, holder, lost)? {
+                        Some(c) if c.given_up => {}
                         Some(c) => claimed.push(c),
                         None => break,
                     }
                 }
             }
-            let rest = n.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
-            if rest > 0 {
-                claimed.extend(s.engine.ledger_claim_next_many(
-                    self.ns,
-                    worker,
-                    lease_until,
-                    now,
-                    holder,
-                    rest,
-                )?);
+            loop {
+                let rest = n.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+                if rest == 0 {
+                    break;
+                }
+                let rows =
+                    s.engine.ledger_claim_next_many(self.ns, worker, lease_until, now, holder, rest, lost)?;
+                // Items given up took places in the batch: ask again for those, until the queue
+                // has no more.
+                let gave_up = rows.iter().any(|c| c.given_up);
+                claimed.extend(rows.into_iter().filter(|c| !c.given_up));
+                if !gave_up {
+                    break;
+                }
             }
             Ok(claimed.into_iter().map(|row| Claim::of(row, worker, lease_until)).collect())
         })
@@ -242,6 +298,7 @@ impl<'a> Ledger<'a> {
         Ok(holders)
     }
 
+    /// `None`: not claimable; `Some(None)`: given up (its lost claim was its last attempt).
     fn claim_in(
         &self,
         s: &Store,
@@ -250,12 +307,21 @@ impl<'a> Ledger<'a> {
         lease: Duration,
         holder: Option<&str>,
         replace: Option<&str>,
-    ) -> Result<Option<Claim>> {
+    ) -> Result<Option<Option<Claim>>> {
         let now = s.now();
         let lease_until = deadline(now, lease);
         Ok(s.engine
-            .ledger_claim(self.ns, id, worker, lease_until, now, holder, replace)?
-            .map(|row| Claim::of(row, worker, lease_until)))
+            .ledger_claim(self.ns, id, worker, lease_until, now, holder, replace, self.takeover())?
+            .map(|row| (!row.given_up).then(|| Claim::of(row, worker, lease_until))))
+    }
+
+    /// What a takeover of a lapsed or dead holder's claim does, for this handle.
+    fn takeover(&self) -> Takeover {
+        Takeover {
+            max_attempts: self.max_attempts_setting(),
+            lost_every_time: LOST_EVERY_TIME,
+            lost_last: LOST_LAST,
+        }
     }
 
     /// The claim `worker` holds on `id`, for a process that did not make it (a shell script
@@ -369,8 +435,11 @@ impl<'a> Ledger<'a> {
         let now = s.now();
         let fenced = claim.map(|c| (c.worker.as_str(), c.token));
         let retry = RetryRule {
-            max_attempts: self.max_attempts,
-            base_ms: crate::clock::duration_millis(self.retry_delay),
+            max_attempts: self.max_attempts_setting(),
+            base_ms: Setting {
+                given: self.retry_delay.map(crate::clock::duration_millis),
+                default: crate::clock::duration_millis(DEFAULT_RETRY_DELAY),
+            },
             cap_ms: crate::clock::duration_millis(MAX_RETRY_DELAY),
             jitter: jitter(self.ns, id, now),
         };

@@ -9,12 +9,12 @@ use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::names::validate_name;
 use crate::storage::LedgerOps;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Setting, Stored, Takeover};
 use crate::store::Store;
 use crate::tx::Tx;
 
-/// How many times an item may fail before it is given up, unless set with
-/// [`Ledger::max_attempts`].
+/// How many times an item may fail before it is given up, unless the namespace's policy
+/// ([`Ledger::set_policy`]) or the handle ([`Ledger::max_attempts`]) says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The lease the CLI and the Python package give a claim unless told otherwise. Short, so
 /// that an item held by a worker that died on another host comes back within a minute (on
@@ -24,7 +24,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// The longest item id, in bytes.
 pub const MAX_ID_BYTES: usize = 4096;
 
-/// The base of a failed item's backoff, unless set with [`Ledger::retry_delay`].
+/// The base of a failed item's backoff, unless the namespace's policy ([`Ledger::set_policy`])
+/// or the handle ([`Ledger::retry_delay`]) says otherwise.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The longest a failed item waits before it is handed out again.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
@@ -136,7 +137,8 @@ pub struct Item {
     pub id: String,
     /// Where it stands now.
     pub state: ItemState,
-    /// Failures recorded.
+    /// Attempts that ended without the item done: failures recorded, and claims lost (taken
+    /// over after their lease ran out or their worker died).
     pub attempts: u32,
     /// The last failure's message.
     pub error: Option<String>,
@@ -189,6 +191,49 @@ pub enum ClaimHolder {
     Process(u32),
     /// No process: only the lease frees the claim (a claim made for work done elsewhere).
     LeaseOnly,
+}
+
+/// A ledger namespace's policy: how many attempts an item gets before it is given up, and the
+/// base of a failed item's backoff. Kept in the store with [`Ledger::set_policy`], as a cache's
+/// bounds are, so that every handle of the namespace applies it: in every process, on every
+/// host, inside transactions ([`Tx::ledger`]), from Rust, the CLI (`cairn ledger policy`) and
+/// Python. A handle's own [`Ledger::max_attempts`] or [`Ledger::retry_delay`] overrides it for
+/// that handle alone. `None`: the default ([`DEFAULT_MAX_ATTEMPTS`], [`DEFAULT_RETRY_DELAY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerPolicy {
+    /// Give an item up once this many attempts ended without it being done: failures
+    /// ([`Ledger::fail`]) and claims lost (taken over after their lease ran out or their
+    /// worker died). At least 1.
+    pub max_attempts: Option<u32>,
+    /// The base of the backoff before a failed item is handed out again; see
+    /// [`Ledger::retry_delay`].
+    pub retry_delay: Option<Duration>,
+}
+
+impl LedgerPolicy {
+    /// The attempts after which an item is given up, its default filled in.
+    pub fn max_attempts_or_default(&self) -> u32 {
+        self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)
+    }
+
+    /// The base of the backoff, its default filled in.
+    pub fn retry_delay_or_default(&self) -> Duration {
+        self.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
+    }
+
+    fn row(&self) -> PolicyRow {
+        PolicyRow {
+            max_attempts: self.max_attempts.map(i64::from),
+            retry_delay_ms: self.retry_delay.map(crate::clock::duration_millis),
+        }
+    }
+
+    fn of(row: PolicyRow) -> LedgerPolicy {
+        LedgerPolicy {
+            max_attempts: row.max_attempts.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            retry_delay: row.retry_delay_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        }
+    }
 }
 
 /// How many items stand where.
@@ -265,27 +310,64 @@ pub struct Ledger<'a> {
     store: &'a Store,
     ns: &'a str,
     in_tx: bool,
-    max_attempts: u32,
+    /// The handle's own limit, over the namespace's policy.
+    max_attempts: Option<u32>,
     holder: ClaimHolder,
-    retry_delay: Duration,
+    /// The handle's own backoff base, over the namespace's policy.
+    retry_delay: Option<Duration>,
 }
 
 impl<'a> Ledger<'a> {
     pub(crate) fn new(store: &'a Store, ns: &'a str, in_tx: bool) -> Self {
-        Ledger {
-            store,
-            ns,
-            in_tx,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            holder: ClaimHolder::ThisProcess,
-            retry_delay: DEFAULT_RETRY_DELAY,
+        Ledger { store, ns, in_tx, max_attempts: None, holder: ClaimHolder::ThisProcess, retry_delay: None }
+    }
+
+    /// Keep the namespace's policy in the store, replacing the one before: every handle of the
+    /// namespace applies it from its next operation on, in every process, inside transactions
+    /// too, unless the handle overrides it ([`Ledger::max_attempts`], [`Ledger::retry_delay`]).
+    /// `LedgerPolicy::default()` goes back to the defaults. Items already given up stay so
+    /// ([`Ledger::retry`] puts them back). Inside a transaction, it joins it.
+    ///
+    /// ```
+    /// use cairn::{ItemState, LedgerPolicy, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// store.ledger("jobs").set_policy(LedgerPolicy {
+    ///     max_attempts: Some(5),
+    ///     retry_delay: Some(Duration::ZERO),
+    /// })?;
+    /// store.ledger("jobs").enqueue(["a"])?;
+    /// // A handle made anywhere else, here inside a transaction, applies the same policy.
+    /// for _ in 0..4 {
+    ///     let state = store.transaction(|tx| tx.ledger("jobs").fail("a", "timeout"))?;
+    ///     assert_eq!(state, ItemState::Pending);
+    /// }
+    /// assert_eq!(store.ledger("jobs").fail("a", "timeout")?, ItemState::Failed, "the 5th attempt");
+    /// assert_eq!(store.ledger("jobs").policy()?.max_attempts, Some(5));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn set_policy(&self, policy: LedgerPolicy) -> Result<()> {
+        if policy.max_attempts == Some(0) {
+            return Err(Error::invalid(
+                "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
+            ));
         }
+        self.write(|s| s.engine.ledger_set_policy(self.ns, policy.row()))
+    }
+
+    /// The namespace's policy as stored (`None` where the default applies; see
+    /// [`LedgerPolicy::max_attempts_or_default`]). This handle's own overrides are not in it.
+    pub fn policy(&self) -> Result<LedgerPolicy> {
+        self.check_ns()?;
+        Ok(LedgerPolicy::of(self.store.engine.ledger_policy(self.ns)?))
     }
 
     /// The base of the backoff before a failed item is handed out again: the first retry waits
     /// about `base`, each next one twice as long (at most [`MAX_RETRY_DELAY`]), with jitter
     /// (50 to 100% of that), so that items failing together do not come back together.
-    /// Default [`DEFAULT_RETRY_DELAY`]; zero retries at once.
+    /// For this handle alone, over the namespace's policy ([`Ledger::set_policy`]); without
+    /// either, [`DEFAULT_RETRY_DELAY`]. Zero retries at once.
     ///
     /// ```
     /// use cairn::{ItemState, ManualClock, Options};
@@ -303,7 +385,7 @@ impl<'a> Ledger<'a> {
     /// # Ok::<(), cairn::Error>(())
     /// ```
     pub fn retry_delay(mut self, base: Duration) -> Self {
-        self.retry_delay = base;
+        self.retry_delay = Some(base);
         self
     }
 
@@ -336,11 +418,18 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// Give items up after `n` failures. Default [`DEFAULT_MAX_ATTEMPTS`]. `n` must be at
-    /// least 1: the handle's writes refuse 0 with `InvalidInput`.
+    /// Give items up after `n` attempts (failures and lost claims), for this handle alone,
+    /// over the namespace's policy ([`Ledger::set_policy`]); without either,
+    /// [`DEFAULT_MAX_ATTEMPTS`]. `n` must be at least 1: the handle's writes refuse 0 with
+    /// `InvalidInput`.
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
+        self.max_attempts = Some(n);
         self
+    }
+
+    /// The attempts after which this handle gives an item up, as the engines resolve it.
+    fn max_attempts_setting(&self) -> Setting {
+        Setting { given: self.max_attempts.map(i64::from), default: i64::from(DEFAULT_MAX_ATTEMPTS) }
     }
 
     /// [`Ledger::write`] of one fenced statement (a claim, a completion, a failure of a
@@ -364,7 +453,7 @@ impl<'a> Ledger<'a> {
 
     fn check_settings(&self) -> Result<()> {
         self.check_ns()?;
-        if self.max_attempts == 0 {
+        if self.max_attempts == Some(0) {
             return Err(Error::invalid(
                 "max_attempts must be at least 1: with 0 an item would be given up before its first attempt",
             ));

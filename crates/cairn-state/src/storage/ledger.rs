@@ -17,14 +17,18 @@ engine_ops! {
         fn ledger_mark_done_many(&self, ns: &str, ids: &[&str], now: i64) -> Result<u64>;
         /// Queue the items the ledger does not know, in order; how many.
         fn ledger_enqueue_many(&self, ns: &str, items: &[NewItem<'_>], now: i64) -> Result<u64>;
-        /// Claim one item (taking over `replace`, a dead holder).
-        fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>) -> Result<Option<ClaimRow>>;
-        /// Claim the next item: an expired claim, else the pending item due first.
-        fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
-        /// Claim up to `n` items at once (expired claims first, then the pending ones due first).
-        fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32) -> Result<Vec<ClaimRow>>;
-        /// Take over the oldest claim of a dead holder.
-        fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>) -> Result<Option<ClaimRow>>;
+        /// Claim one item (taking over `replace`, a dead holder). Taking over a lapsed claim or
+        /// a dead holder's follows `lost`: the row comes back `given_up` instead of claimed when
+        /// that ends the item.
+        fn ledger_claim(&self, ns: &str, id: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, replace: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
+        /// Claim the next item: an expired claim (taken over as `lost` says), else the pending
+        /// item due first.
+        fn ledger_claim_next(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
+        /// Claim up to `n` items at once (expired claims first, taken over as `lost` says, then
+        /// the pending ones due first); the rows given up are among those returned.
+        fn ledger_claim_next_many(&self, ns: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, n: u32, lost: Takeover) -> Result<Vec<ClaimRow>>;
+        /// Take over the oldest claim of a dead holder, as `lost` says.
+        fn ledger_claim_held_by(&self, ns: &str, dead: &str, worker: &str, lease_until: i64, now: i64, holder: Option<&str>, lost: Takeover) -> Result<Option<ClaimRow>>;
         /// The processes holding claims in a namespace.
         fn ledger_holders(&self, ns: &str) -> Result<Vec<String>>;
         /// The process a claim of an item is tied to.
@@ -39,8 +43,9 @@ engine_ops! {
         fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
         /// Complete several claims at once; for each, in order, what `ledger_complete` answers.
         fn ledger_complete_many(&self, ns: &str, claims: &[Fenced<'_>], now: i64) -> Result<Vec<bool>>;
-        /// Record a failure (pending again after `backoff`, or given up at `max_attempts`); the
-        /// state left, or `None` if the claim was fenced.
+        /// Record a failure (pending again after the rule's backoff, or given up at its
+        /// `max_attempts`, each resolved against the namespace's stored policy); the state left,
+        /// or `None` if the claim was fenced.
         fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, retry: RetryRule, now: i64) -> Result<Option<i64>>;
         /// Given-up items (those of `ids`, or all with `None`) pending again, attempts reset,
         /// due now; how many.
@@ -55,8 +60,12 @@ engine_ops! {
         fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>>;
         /// Delete an item; true if known.
         fn ledger_delete(&self, ns: &str, id: &str) -> Result<bool>;
-        /// Delete a namespace's items; how many.
+        /// Delete a namespace's items (its policy stays); how many.
         fn ledger_clear(&self, ns: &str) -> Result<u64>;
+        /// The namespace's stored policy (all `None` if none was set).
+        fn ledger_policy(&self, ns: &str) -> Result<PolicyRow>;
+        /// Store the namespace's policy, replacing the one before (`None`: the default).
+        fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()>;
     }
 }
 
@@ -95,13 +104,51 @@ pub(crate) struct Fenced<'a> {
 }
 
 /// A claim as made: the item, the new fencing token, what the item carries, and how many
-/// times it failed before.
+/// attempts it had before (failures and lost claims, this takeover's included). Or, with
+/// `given_up`, an item whose lost claim was its last attempt: given up, not claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClaimRow {
     pub id: String,
     pub token: i64,
     pub data: Option<Stored>,
     pub attempts: i64,
+    pub given_up: bool,
+}
+
+/// What taking over a claim does, when its lease ran out or its holder died (a renewal by the
+/// claim's own worker, or a pending item's claim, is no takeover): the lost claim counts as an
+/// attempt, and when that makes `max_attempts` the item is given up (failed, its worker and
+/// holder cleared) instead of claimed. Its error then becomes `lost_every_time` if it had none
+/// (every attempt so far was a lost claim), else `lost_last`; in either, `{n}` stands for the
+/// attempts and, in `lost_last`, `{error}` for the error the item had.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Takeover {
+    pub max_attempts: Setting,
+    pub lost_every_time: &'static str,
+    pub lost_last: &'static str,
+}
+
+/// A namespace's policy as stored in `cairn_ledger_ns`: `None` where it was not set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PolicyRow {
+    pub max_attempts: Option<i64>,
+    pub retry_delay_ms: Option<i64>,
+}
+
+/// One setting of a namespace's policy as a handle asks for it: the handle's own value if it
+/// set one, else the namespace's stored one, else `default`. Engines resolve it where they read
+/// the item's row (on a server, inside the same statement), so that it costs no round trip.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setting {
+    pub given: Option<i64>,
+    pub default: i64,
+}
+
+impl Setting {
+    /// The value in force, given what the namespace stores.
+    pub fn resolve(self, stored: Option<i64>) -> i64 {
+        self.given.or(stored).unwrap_or(self.default)
+    }
 }
 
 /// What a failure leads to: the item is given up at `max_attempts` failures; until then it may
@@ -109,18 +156,17 @@ pub(crate) struct ClaimRow {
 /// (0.5 to 1, chosen by the feature).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetryRule {
-    pub max_attempts: u32,
-    pub base_ms: i64,
+    pub max_attempts: Setting,
+    pub base_ms: Setting,
     pub cap_ms: i64,
     pub jitter: f64,
 }
 
 impl RetryRule {
-    /// The delay after the failure that makes `failures` in all.
-    pub fn delay_ms(&self, failures: i64) -> i64 {
+    /// The delay after the failure that makes `failures` in all, with the backoff base `base_ms`.
+    pub fn delay_ms(&self, base_ms: i64, failures: i64) -> i64 {
         let doublings = u32::try_from((failures - 1).clamp(0, 62)).unwrap_or(62);
-        let full =
-            self.base_ms.saturating_mul(1i64.checked_shl(doublings).unwrap_or(i64::MAX)).min(self.cap_ms);
+        let full = base_ms.saturating_mul(1i64.checked_shl(doublings).unwrap_or(i64::MAX)).min(self.cap_ms);
         (full as f64 * self.jitter) as i64
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cairn::{Error, ErrorKind, ItemState, Json};
+use cairn::{Clock, Error, ErrorKind, ItemState, Json, LedgerPolicy};
 
 use crate::contract;
 
@@ -54,6 +54,100 @@ contract! {
         assert_eq!(l.list(Some(ItemState::Failed), None, 10)?.len(), 1);
         l.mark_done("d")?;
         assert_eq!(l.fail("d", "late failure")?, ItemState::Done, "a done item stays done");
+        Ok(())
+    }
+
+    /// Issue 25.2: a ledger's policy was a property of one handle, so `tx.ledger("q")` (or
+    /// another process's handle) failed items with the defaults: given up after 3 attempts
+    /// where the namespace's workers said 10, retried after 1 s where they said 30.
+    fn a_namespace_policy_is_applied_by_every_handle_transactions_and_other_processes_included(f) {
+        let l = f.store.ledger("q");
+        assert_eq!(l.policy()?, LedgerPolicy::default());
+        let policy = LedgerPolicy { max_attempts: Some(5), retry_delay: Some(Duration::from_secs(10)) };
+        l.set_policy(policy)?;
+        let other = f.reopen();
+        assert_eq!(other.ledger("q").policy()?, policy, "kept in the store");
+        l.enqueue(["a", "b"])?;
+        for attempt in 1..=4 {
+            let failed_at = f.clock.now_millis();
+            let state = f.store.transaction(|tx| tx.ledger("q").fail("a", "boom"))?;
+            assert_eq!(state, ItemState::Pending, "attempt {attempt} of 5, in a transaction");
+            let wait = l.item("a")?.and_then(|i| i.due_millis).expect("due") - failed_at;
+            let full = 10_000 << (attempt - 1);
+            assert!((full / 2..=full).contains(&wait), "attempt {attempt}: waits {wait} ms, not a backoff from 10 s");
+        }
+        assert_eq!(other.ledger("q").fail("a", "boom")?, ItemState::Failed, "the 5th, in another process");
+        // A handle's own setting overrides the namespace's, for that handle alone.
+        assert_eq!(l.max_attempts(1).fail("b", "bad input")?, ItemState::Failed);
+        // Clearing the items keeps the policy; the default policy removes it.
+        l.clear()?;
+        assert_eq!(l.policy()?, policy);
+        f.store.transaction(|tx| tx.ledger("q").set_policy(LedgerPolicy::default()))?;
+        assert_eq!(other.ledger("q").policy()?.max_attempts_or_default(), cairn::DEFAULT_MAX_ATTEMPTS);
+        for _ in 0..2 {
+            assert_eq!(other.ledger("q").fail("c", "boom")?, ItemState::Pending);
+        }
+        assert_eq!(other.ledger("q").fail("c", "boom")?, ItemState::Failed, "the default again");
+        let zero = LedgerPolicy { max_attempts: Some(0), ..LedgerPolicy::default() };
+        assert_eq!(l.set_policy(zero).unwrap_err().kind(), ErrorKind::InvalidInput);
+        Ok(())
+    }
+
+    /// Issue 19.2: a claim taken over after its lease ran out left the attempt count as it
+    /// was, so an item that killed or hung every worker taking it was handed out forever, each
+    /// time as "attempt 1". Each takeover now counts; at the last attempt the item is given up
+    /// and the next one claimed.
+    fn a_claim_taken_over_counts_an_attempt_and_a_poison_item_is_given_up_for_the_next(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("q");
+        l.enqueue(["poison", "next"])?;
+        let mut stale = Vec::new();
+        for attempt in 1..=3 {
+            let c = l.claim_next(&format!("w{attempt}"), MIN)?.expect("the poison item");
+            assert_eq!((c.id(), c.attempt()), ("poison", attempt));
+            stale.push(c);
+            clock.advance(MIN); // its worker hung or died
+        }
+        let next = l.claim_next("w4", MIN)?.expect("the next item, not the poison one");
+        assert_eq!((next.id(), next.attempt()), ("next", 1));
+        let poison = l.item("poison")?.expect("known");
+        assert_eq!((poison.state, poison.attempts, poison.worker), (ItemState::Failed, 3, None));
+        assert_eq!(poison.error.as_deref(), Some("its claims were lost 3 times: the worker died or hung"));
+        assert!(l.filter_new(["poison"])?.is_empty());
+        for c in &stale {
+            assert_eq!(l.complete(c).unwrap_err().kind(), ErrorKind::LeaseLost, "the hung worker records nothing");
+        }
+        assert_eq!(l.retry(["poison"])?, 1, "retry puts it back with its attempts reset");
+        assert_eq!(l.claim_next("w5", MIN)?.map(|c| c.attempt()), Some(1));
+
+        // A failure, then a lost claim at the last attempt (the namespace's policy: 2): the
+        // error says both.
+        l.set_policy(cairn::LedgerPolicy { max_attempts: Some(2), retry_delay: Some(Duration::ZERO) })?;
+        l.enqueue(["flaky"])?;
+        let c = l.claim("flaky", "w1", MIN)?.expect("free");
+        assert_eq!(l.fail_claim(&c, "HTTP 503")?, ItemState::Pending);
+        let c = l.claim("flaky", "w1", MIN)?.expect("retried");
+        assert_eq!(c.attempt(), 2);
+        assert_eq!(l.claim("flaky", "w1", MIN)?.map(|c| c.attempt()), Some(2), "a renewal is no new attempt");
+        clock.advance(MIN);
+        assert!(l.claim("flaky", "w2", MIN)?.is_none(), "its lost claim was its last attempt: given up");
+        let flaky = l.item("flaky")?.expect("known");
+        assert_eq!((flaky.state, flaky.attempts), (ItemState::Failed, 2));
+        assert_eq!(
+            flaky.error.as_deref(),
+            Some("given up after 2 attempts, the last one's claim lost: the worker died or hung (the failure before: HTTP 503)")
+        );
+
+        // A batch claim gives up what it takes over at its last attempt, and fills its places
+        // from the rest of the queue; a handle's own limit counts as for failures.
+        let b = store.ledger("batch");
+        b.enqueue(["a", "b", "c", "d"])?;
+        let first = b.claim_next_many("w1", MIN, 2)?;
+        assert_eq!(first.iter().map(|c| c.id()).collect::<Vec<_>>(), ["a", "b"]);
+        clock.advance(MIN);
+        let batch = b.max_attempts(1).claim_next_many("w2", MIN, 2)?;
+        assert_eq!(batch.iter().map(|c| c.id()).collect::<Vec<_>>(), ["c", "d"]);
+        assert_eq!(b.counts()?.failed, 2);
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cairn::{Claim, Clock, ErrorKind, ItemState, Ledger};
+use cairn::{Claim, Clock, ErrorKind, ItemState, Ledger, LedgerPolicy};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -50,9 +50,10 @@ enum Op {
         claim: Index,
         result: Option<i64>,
     },
+    /// With the handle's own limit, or (`None`) the namespace's policy.
     FailClaim {
         claim: Index,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
     },
     Extend {
         claim: Index,
@@ -60,8 +61,10 @@ enum Op {
     },
     Fail {
         id: usize,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
     },
+    /// The namespace's policy: its max attempts, or (`None`) the default.
+    SetPolicy(Option<u32>),
     MarkDone {
         id: usize,
         result: Option<i64>,
@@ -76,7 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
     let id = 0..IDS.len();
     let worker = 0..WORKERS.len();
     let lease = 1u64..=12;
-    let max_attempts = 1u32..=4;
+    let max_attempts = proptest::option::of(1u32..=4);
     let result = proptest::option::of(0i64..100);
     let ids = proptest::collection::vec(id.clone(), 0..4);
     prop_oneof![
@@ -87,7 +90,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<Index>(), result.clone()).prop_map(|(claim, result)| Op::Complete { claim, result }),
         2 => (any::<Index>(), max_attempts.clone()).prop_map(|(claim, max_attempts)| Op::FailClaim { claim, max_attempts }),
         2 => (any::<Index>(), lease).prop_map(|(claim, lease)| Op::Extend { claim, lease }),
-        2 => (id.clone(), max_attempts).prop_map(|(id, max_attempts)| Op::Fail { id, max_attempts }),
+        2 => (id.clone(), max_attempts.clone()).prop_map(|(id, max_attempts)| Op::Fail { id, max_attempts }),
+        1 => max_attempts.prop_map(Op::SetPolicy),
         1 => (id.clone(), result).prop_map(|(id, result)| Op::MarkDone { id, result }),
         1 => ids.prop_map(Op::FilterNew),
         1 => id.prop_map(Op::Delete),
@@ -129,6 +133,29 @@ struct Model {
     next_pos: u64,
     /// The last token of each id deleted or cleared: its next claims must carry larger ones.
     forgotten: BTreeMap<String, i64>,
+    /// The namespace's max attempts, if its policy sets one.
+    max_attempts: Option<u32>,
+}
+
+/// What a claim of one id does in the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimed {
+    /// Not claimable: done, given up, or held under a live lease by another worker.
+    No,
+    /// Claimed: the token must be above the first, the lease ends at the second.
+    Yes(i64, i64),
+    /// Its lapsed claim was taken over at its last attempt: given up instead.
+    GivenUp,
+}
+
+/// The errors of an item given up because its claims were lost (as the library words them).
+fn lost_error(attempts: u32, before: Option<&str>) -> String {
+    match before {
+        None => format!("its claims were lost {attempts} times: the worker died or hung"),
+        Some(e) => format!(
+            "given up after {attempts} attempts, the last one's claim lost: the worker died or hung (the failure before: {e})"
+        ),
+    }
 }
 
 impl ModelItem {
@@ -162,29 +189,47 @@ impl Model {
         })
     }
 
+    /// The attempts after which an item is given up, for a handle with its own limit or not.
+    fn limit(&self, handle: Option<u32>) -> u32 {
+        handle.or(self.max_attempts).unwrap_or(cairn::DEFAULT_MAX_ATTEMPTS)
+    }
+
     /// A claim of `id` for `worker`: on an unknown or pending item, a lapsed claim, or one
-    /// this worker holds already (renewed). `Some((t, lease end))`: the claim's token must be
-    /// above `t`, and is then recorded with [`Model::took`]. `None`: not claimable.
-    fn claim(&mut self, id: &str, worker: &str, lease: u64, now: i64) -> Option<(i64, i64)> {
+    /// this worker holds already (renewed). Taking over a lapsed claim counts an attempt, and
+    /// at the last one gives the item up instead. When claimed, the token must be above the
+    /// one given, and is then recorded with [`Model::took`].
+    fn claim(&mut self, id: &str, worker: &str, lease: u64, now: i64) -> Claimed {
         let lease_until = now + lease as i64;
         let forgotten = if TOKENS_OUTLIVE_DELETE { self.forgotten.get(id).copied().unwrap_or(0) } else { 0 };
+        let limit = self.limit(None);
         // An unknown item is claimed as a pending one would be.
         let item = self
             .items
             .entry(id.to_owned())
             .or_insert_with(|| ModelItem::new(Stored::Pending { pos: 0 }, now));
-        let free = match item.stored {
-            Stored::Pending { .. } => true,
-            Stored::Claimed { lease_until } => lease_until <= now || item.worker.as_deref() == Some(worker),
-            Stored::Done | Stored::Failed => false,
+        let (free, takeover) = match item.stored {
+            Stored::Pending { .. } => (true, false),
+            Stored::Claimed { lease_until } => {
+                (lease_until <= now || item.worker.as_deref() == Some(worker), lease_until <= now)
+            }
+            Stored::Done | Stored::Failed => (false, false),
         };
         if !free {
-            return None;
+            return Claimed::No;
+        }
+        item.updated_at = now;
+        if takeover {
+            item.attempts += 1;
+            if item.attempts >= limit {
+                item.stored = Stored::Failed;
+                item.worker = None;
+                item.error = Some(lost_error(item.attempts, item.error.as_deref()));
+                return Claimed::GivenUp;
+            }
         }
         item.stored = Stored::Claimed { lease_until };
         item.worker = Some(worker.to_owned());
-        item.updated_at = now;
-        Some((item.token.max(forgotten), lease_until))
+        Claimed::Yes(item.token.max(forgotten), lease_until)
     }
 
     /// Record the token the ledger gave the claim just made on `id`.
@@ -231,10 +276,11 @@ impl Model {
         &mut self,
         id: &str,
         claim: Option<&Claim>,
-        max: u32,
+        max: Option<u32>,
         error: &str,
         now: i64,
     ) -> Option<ItemState> {
+        let max = self.limit(max);
         if let Some(c) = claim {
             if !self.holds(c) {
                 return None;
@@ -403,40 +449,77 @@ fn one_case(f: &Fixture, ns: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let (id, worker) = (IDS[id], WORKERS[worker]);
                 let got = l.claim(id, worker, ms(lease)).expect("claim");
                 let want = m.claim(id, worker, lease, now);
-                prop_assert_eq!(got.is_some(), want.is_some(), "claim {} by {}", id, worker);
-                if let (Some(got), Some(want)) = (got, want) {
-                    prop_assert!(fresh(&got, id, worker, want), "claim {:?}, model {:?}", got, want);
-                    m.took(id, got.token());
-                    claims.push(got);
-                }
-            }
-            Op::ClaimNext { worker, lease } => {
-                let worker = WORKERS[worker];
-                let candidates = m.next_candidates(now);
-                let got = l.claim_next(worker, ms(lease)).expect("claim_next");
-                match got {
-                    None => prop_assert!(
-                        candidates.is_empty(),
-                        "nothing handed out, but {:?} were due",
-                        candidates
-                    ),
-                    Some(got) => {
+                match (got, want) {
+                    (Some(got), Claimed::Yes(above, until)) => {
                         prop_assert!(
-                            candidates.iter().any(|c| c == got.id()),
-                            "handed out {}, due: {:?}",
-                            got.id(),
-                            candidates
-                        );
-                        let want = m.claim(got.id(), worker, lease, now);
-                        prop_assert!(
-                            want.is_some_and(|w| fresh(&got, got.id(), worker, w)),
+                            fresh(&got, id, worker, (above, until)),
                             "claim {:?}, model {:?}",
                             got,
                             want
                         );
-                        m.took(got.id(), got.token());
+                        prop_assert_eq!(got.attempt(), m.items[id].attempts + 1, "attempt of {:?}", got);
+                        m.took(id, got.token());
                         claims.push(got);
                     }
+                    (None, Claimed::No | Claimed::GivenUp) => {}
+                    (got, want) => {
+                        prop_assert!(false, "claim {} by {}: {:?}, model {:?}", id, worker, got, want)
+                    }
+                }
+            }
+            Op::ClaimNext { worker, lease } => {
+                let worker = WORKERS[worker];
+                let got = l.claim_next(worker, ms(lease)).expect("claim_next");
+                loop {
+                    let candidates = m.next_candidates(now);
+                    // Lapsed claims at their last attempt that the ledger gave up on its way
+                    // (ties in any order): the model gives them up too, then looks again.
+                    let mut gave_up = false;
+                    for c in &candidates {
+                        if l.item(c).expect("item").is_some_and(|it| it.state == ItemState::Failed) {
+                            prop_assert_eq!(
+                                m.claim(c, worker, lease, now),
+                                Claimed::GivenUp,
+                                "{} given up",
+                                c
+                            );
+                            gave_up = true;
+                        }
+                    }
+                    if gave_up {
+                        continue;
+                    }
+                    match &got {
+                        None => prop_assert!(
+                            candidates.is_empty(),
+                            "nothing handed out, but {:?} were due",
+                            candidates
+                        ),
+                        Some(got) => {
+                            prop_assert!(
+                                candidates.iter().any(|c| c == got.id()),
+                                "handed out {}, due: {:?}",
+                                got.id(),
+                                candidates
+                            );
+                            let want = m.claim(got.id(), worker, lease, now);
+                            prop_assert!(
+                                matches!(want, Claimed::Yes(above, until) if fresh(got, got.id(), worker, (above, until))),
+                                "claim {:?}, model {:?}",
+                                got,
+                                want
+                            );
+                            prop_assert_eq!(
+                                got.attempt(),
+                                m.items[got.id()].attempts + 1,
+                                "attempt of {:?}",
+                                got
+                            );
+                            m.took(got.id(), got.token());
+                            claims.push(got.clone());
+                        }
+                    }
+                    break;
                 }
             }
             Op::HeldClaim { id, worker } => {
@@ -477,7 +560,8 @@ fn one_case(f: &Fixture, ns: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let c = claims[claim.index(claims.len())].clone();
-                let got = l.max_attempts(max_attempts).fail_claim(&c, &error);
+                let handle = max_attempts.map_or(l, |n| l.max_attempts(n));
+                let got = handle.fail_claim(&c, &error);
                 match m.fail(c.id(), Some(&c), max_attempts, &error, now) {
                     Some(state) => prop_assert_eq!(got.expect("fail_claim"), state, "fail_claim {:?}", c),
                     None => prop_assert!(lost(got), "fail_claim {:?} must lose the lease", c),
@@ -510,7 +594,8 @@ fn one_case(f: &Fixture, ns: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Fail { id, max_attempts } => {
                 let id = IDS[id];
-                let got = l.max_attempts(max_attempts).fail(id, &error).expect("fail");
+                let handle = max_attempts.map_or(l, |n| l.max_attempts(n));
+                let got = handle.fail(id, &error).expect("fail");
                 let want = m.fail(id, None, max_attempts, &error, now);
                 prop_assert_eq!(Some(got), want, "fail {}", id);
             }
@@ -542,6 +627,10 @@ fn one_case(f: &Fixture, ns: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 for id in IDS {
                     m.forget(id);
                 }
+            }
+            Op::SetPolicy(max_attempts) => {
+                l.set_policy(LedgerPolicy { max_attempts, retry_delay: None }).expect("set_policy");
+                m.max_attempts = max_attempts;
             }
             Op::Advance(d) => clock.advance(ms(d)),
         }

@@ -52,7 +52,8 @@ contract! {
                     assert!(checks.contains(&check), "{check}: {checks:?}");
                 }
                 let schema_name = f.schema().expect("a schema");
-                assert!(schema.detail.contains(&format!("'{schema_name}' at version 1")), "{schema:?}");
+                let version = f.engine.cairn_schema_version();
+                assert!(schema.detail.contains(&format!("'{schema_name}' at version {version}")), "{schema:?}");
             }
         }
         Ok(())

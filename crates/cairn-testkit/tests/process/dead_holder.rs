@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn::{Error, ItemState, Store};
+use cairn::{Error, ItemState, LedgerPolicy, Store};
 use cairn_testkit::Running;
 
 use crate::child;
@@ -50,4 +50,38 @@ fn a_killed_workers_claims_are_handed_out_again_at_once_and_lease_only_ones_wait
     assert!(ledger.claim("b", "me", Duration::from_secs(60))?.is_none(), "b is still under its lease");
     assert_eq!(ledger.item("a")?.map(|i| i.state), Some(ItemState::Done));
     Ok(())
+}
+
+/// Issue 19.2: an item that kills every worker taking it. Each worker, a process of its own,
+/// claims the next item of `q` at `p` (a file or a URL; `store` is this process's view of it)
+/// and is SIGKILLed holding it: the next worker takes the claim over at once (its process is
+/// gone) and that counts as an attempt, so after the namespace's max attempts (3, set in the
+/// store, read by every child) the item is given up and the next worker gets the next item.
+/// Before, a takeover left the attempts as they were and the poison item went round forever.
+pub(crate) fn a_poison_item_is_given_up_after_its_max_attempts(p: &str, store: &Store) -> Result<(), Error> {
+    let ledger = store.ledger("q");
+    ledger.set_policy(LedgerPolicy { max_attempts: Some(3), ..LedgerPolicy::default() })?;
+    ledger.enqueue(["poison", "next"])?;
+    for attempt in 1..=3 {
+        let (worker, id) = claim_in_child(p, &format!("w{attempt}"), false);
+        assert_eq!(id, "poison", "attempt {attempt}");
+        let item = ledger.item("poison")?.expect("known");
+        assert_eq!((item.state, item.attempts), (ItemState::Claimed, attempt - 1), "claims lost so far");
+        worker.kill().expect("kill");
+    }
+    let (worker, id) = claim_in_child(p, "w4", false);
+    assert_eq!(id, "next", "the poison item was given up, and the next one claimed");
+    let poison = ledger.item("poison")?.expect("known");
+    assert_eq!((poison.state, poison.attempts), (ItemState::Failed, 3));
+    assert_eq!(poison.error.as_deref(), Some("its claims were lost 3 times: the worker died or hung"));
+    worker.finish().expect("the last worker ends");
+    Ok(())
+}
+
+#[test]
+fn a_poison_item_that_kills_every_worker_is_given_up_after_its_max_attempts() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.db");
+    let store = Store::open(&path)?;
+    a_poison_item_is_given_up_after_its_max_attempts(path.to_str().expect("utf-8"), &store)
 }

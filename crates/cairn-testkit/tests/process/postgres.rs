@@ -15,7 +15,7 @@ use cairn::{Error, ErrorKind, ManualClock, Options, Store};
 use cairn_testkit::postgres::{test_schema, TestSchema};
 use cairn_testkit::Running;
 
-use crate::dead_holder::claim_in_child;
+use crate::dead_holder::{a_poison_item_is_given_up_after_its_max_attempts, claim_in_child};
 use crate::ledger::{
     claim_worker, every_item_done_once, four_workers_one_killed_holding_a_claim_complete_every_item_once,
     ids_after,
@@ -126,6 +126,15 @@ fn a_killed_workers_claims_on_postgres_go_at_once_or_after_their_lease_and_are_f
     later.ledger("q").complete(&b)?;
     assert_eq!(ledger.counts()?.done, 3);
     Ok(())
+}
+
+/// The poison item of `dead_holder.rs`, its workers on a server.
+#[test]
+fn a_poison_item_that_kills_every_worker_on_postgres_is_given_up_after_its_max_attempts() -> Result<(), Error>
+{
+    let Some(pg) = test_schema() else { return Ok(()) };
+    let store = open_store(&pg)?;
+    a_poison_item_is_given_up_after_its_max_attempts(&pg.app_url(), &store)
 }
 
 /// The server ends a child's connection while the child is inside a transaction that wrote a

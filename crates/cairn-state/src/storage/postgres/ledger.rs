@@ -9,9 +9,117 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored};
+use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, FAILED};
 
 const LEDGER: &str = "l";
+
+/// The attempts after which an item is given up, as the handle asks for it: its own value
+/// (parameter `$given`), else the namespace's stored one, else `$default`. `$1` is the
+/// namespace.
+macro_rules! max_attempts {
+    ($given:literal, $default:literal) => {
+        concat!(
+            "coalesce(",
+            $given,
+            "::bigint, (SELECT p.max_attempts FROM {s}.cairn_ledger_ns p WHERE p.ns = $1), ",
+            $default,
+            "::bigint)"
+        )
+    };
+}
+
+/// Whether the claim of a row `l` that a claim statement takes is being taken over (its lease
+/// ran out, or its holder died): in the statements that choose claimed rows for that alone
+/// (`claim_next`'s expired claims, a dead holder's), any claimed row.
+macro_rules! taken_over {
+    () => {
+        concat!("l.state = ", state!(claimed))
+    };
+}
+
+/// In the CTE that chooses a claimed row to take over: whether that is the item's last attempt
+/// (see [`max_attempts!`]), as its column `last`. Decided there, once per row chosen, rather
+/// than in each `CASE` of the update: every subquery in a statement is set up at each execution
+/// whether it runs or not, and six of them made a claim of a pending item measurably slower.
+macro_rules! last_column {
+    ($given:literal, $default:literal) => {
+        concat!("attempts + 1 >= ", max_attempts!($given, $default), " AS last")
+    };
+}
+
+/// Whether a claim of one id (`ledger_claim`) takes over the row's claim: its lease ran out
+/// by `$5`, or its holder `$7` died. Renewing a live claim by its own worker is no takeover.
+macro_rules! claim_taken_over {
+    () => {
+        concat!("(l.state = ", state!(claimed), " AND (l.seq <= $5 OR l.holder = $7))")
+    };
+}
+
+/// The `SET` list of a claim of row `l`: claimed by worker `$worker` until `$lease`, tied to
+/// `$holder`, with token `$token`; a takeover (`$takeover`) counts an attempt; where it is the
+/// last (`$last`), the item is given up instead, its error made from the templates `$every`
+/// (no error before) or `$before` (see `Takeover`).
+macro_rules! claim_set {
+    ($takeover:expr, $last:expr, $worker:literal, $lease:literal, $holder:literal, $token:literal, $now:literal, $every:literal, $before:literal) => {
+        concat!(
+            "state = CASE WHEN ",
+            $last,
+            " THEN ",
+            state!(failed),
+            " ELSE ",
+            state!(claimed),
+            " END, \
+             seq = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $lease,
+            "::bigint END, due = NULL, \
+             worker = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $worker,
+            "::text END, \
+             token = CASE WHEN ",
+            $last,
+            " THEN l.token ELSE ",
+            $token,
+            " END, \
+             holder = CASE WHEN ",
+            $last,
+            " THEN NULL ELSE ",
+            $holder,
+            "::text END, \
+             attempts = l.attempts + CASE WHEN ",
+            $takeover,
+            " THEN 1 ELSE 0 END, \
+             error = CASE WHEN ",
+            $last,
+            " THEN CASE WHEN l.error IS NULL \
+                 THEN replace(",
+            $every,
+            "::text, '{n}', (l.attempts + 1)::text) \
+                 ELSE replace(replace(",
+            $before,
+            "::text, '{n}', (l.attempts + 1)::text), '{error}', l.error) END \
+               ELSE l.error END, \
+             updated_at = ",
+            $now
+        )
+    };
+}
+
+/// The base of the backoff in ms, as a float, chosen as [`max_attempts!`] chooses.
+macro_rules! retry_base {
+    ($given:literal, $default:literal) => {
+        concat!(
+            "coalesce(",
+            $given,
+            "::float8, (SELECT p.retry_delay_ms FROM {s}.cairn_ledger_ns p WHERE p.ns = $1)::float8, ",
+            $default,
+            "::float8)"
+        )
+    };
+}
 
 fn stored(bytes: Option<Vec<u8>>, kind: Option<i16>) -> Option<Stored> {
     bytes.map(|b| Stored::new(b, i64::from(kind.unwrap_or(0))))
@@ -40,9 +148,15 @@ fn distinct<'a>(ids: &[&'a str]) -> Vec<&'a str> {
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-/// A claim as `RETURNING id, token, data, data_kind, attempts` gives it.
+/// A claim as `RETURNING id, token, data, data_kind, attempts, state` gives it.
 fn claimed(r: &Row) -> ClaimRow {
-    ClaimRow { id: r.get(0), token: r.get(1), data: stored(r.get(2), r.get(3)), attempts: r.get(4) }
+    ClaimRow {
+        id: r.get(0),
+        token: r.get(1),
+        data: stored(r.get(2), r.get(3)),
+        attempts: r.get(4),
+        given_up: i64::from(r.get::<_, i16>(5)) == FAILED,
+    }
 }
 
 impl Engine {
@@ -139,6 +253,8 @@ impl Engine {
         )
     }
 
+    /// A takeover (the claim's lease ran out, or its holder `$7` died) counts an attempt, and
+    /// at the last one gives the item up instead (see `Takeover`).
     #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim(
         &self,
@@ -149,27 +265,52 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         replace: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         self.lock_key(LEDGER, ns, id)?;
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         Ok(self
             .row(
                 concat!(
-                    "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
+                    "WITH lim AS MATERIALIZED (SELECT ",
+                    max_attempts!("$8", "$9"),
+                    " AS n) \
+                     INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, worker, token, holder, updated_at) \
                      VALUES ($1, $2, ",
                     state!(claimed),
                     ", $4, $3, nextval('{s}.cairn_queue_seq'), $6, $5) \
-                     ON CONFLICT (ns, id) DO UPDATE SET state = ",
-                    state!(claimed),
-                    ", seq = excluded.seq, due = NULL, worker = excluded.worker, \
-                     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
-                     WHERE l.state = ",
+                     ON CONFLICT (ns, id) DO UPDATE SET ",
+                    claim_set!(
+                        claim_taken_over!(),
+                        concat!("(", claim_taken_over!(), " AND l.attempts + 1 >= (SELECT n FROM lim))"),
+                        "$3",
+                        "$4",
+                        "$6",
+                        "excluded.token",
+                        "$5",
+                        "$10",
+                        "$11"
+                    ),
+                    " WHERE l.state = ",
                     state!(pending),
                     " OR (l.state = ",
                     state!(claimed),
                     " AND (l.seq <= $5 OR l.worker = $3 OR l.holder = $7)) \
-                     RETURNING id, token, data, data_kind, attempts"
+                     RETURNING id, token, data, data_kind, attempts, state"
                 ),
-                &[&ns, &id, &worker, &lease_until, &now, &holder, &replace],
+                &[
+                    &ns,
+                    &id,
+                    &worker,
+                    &lease_until,
+                    &now,
+                    &holder,
+                    &replace,
+                    &given,
+                    &default,
+                    &lost.lost_every_time,
+                    &lost.lost_last,
+                ],
             )?
             .map(|r| claimed(&r)))
     }
@@ -178,7 +319,8 @@ impl Engine {
     /// looked for among rows no other worker holds (`SKIP LOCKED`). The expired and pending
     /// choices are two CTEs (`FOR UPDATE` is not allowed in a UNION arm), fenced with
     /// MATERIALIZED so that the planner cannot fold them into the update and lock more rows
-    /// than it claims; the update finds its row through the primary key.
+    /// than it claims; the update finds its row through the primary key. An expired claim at
+    /// its last attempt is given up instead (its CTE says so: `last`).
     pub fn ledger_claim_next(
         &self,
         ns: &str,
@@ -186,12 +328,16 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         Ok(self
             .row(
                 concat!(
                     "WITH expired AS MATERIALIZED ( \
-                       SELECT id FROM {s}.cairn_ledger \
+                       SELECT id, ",
+                    last_column!("$6", "$7"),
+                    " FROM {s}.cairn_ledger \
                        WHERE ns = $1 AND state = ",
                     state!(claimed),
                     " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
@@ -200,21 +346,42 @@ impl Engine {
                        SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
                     state!(pending),
                     " AND seq IS NOT NULL AND due <= $4 \
-                       ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     UPDATE {s}.cairn_ledger l SET state = ",
-                    state!(claimed),
-                    ", seq = $3, due = NULL, worker = $2, \
-                       token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-                     WHERE l.ns = $1 AND l.id = (SELECT id FROM expired UNION ALL SELECT id FROM pending LIMIT 1) \
-                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
+                       ORDER BY due, seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
+                     pick AS (SELECT id, last FROM expired UNION ALL SELECT id, false FROM pending LIMIT 1) \
+                     UPDATE {s}.cairn_ledger l SET ",
+                    claim_set!(
+                        taken_over!(),
+                        "pick.last",
+                        "$2",
+                        "$3",
+                        "$5",
+                        "nextval('{s}.cairn_queue_seq')",
+                        "$4",
+                        "$8",
+                        "$9"
+                    ),
+                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
                 ),
-                &[&ns, &worker, &lease_until, &now, &holder],
+                &[
+                    &ns,
+                    &worker,
+                    &lease_until,
+                    &now,
+                    &holder,
+                    &given,
+                    &default,
+                    &lost.lost_every_time,
+                    &lost.lost_last,
+                ],
             )?
             .map(|r| claimed(&r)))
     }
 
     /// Up to `n` items in one statement: expired claims first, then the oldest pending items,
-    /// each set chosen among rows no other worker holds.
+    /// each set chosen among rows no other worker holds. Expired claims at their last attempt
+    /// are given up instead, and returned as such.
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_next_many(
         &self,
         ns: &str,
@@ -223,12 +390,16 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         n: u32,
+        lost: Takeover,
     ) -> Result<Vec<ClaimRow>> {
         let n = i64::from(n);
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
         let rows = self.rows(
             concat!(
                 "WITH expired AS MATERIALIZED ( \
-                   SELECT id, 0::bigint AS due, seq FROM {s}.cairn_ledger \
+                   SELECT id, 0::bigint AS due, seq, ",
+                last_column!("$7", "$8"),
+                " FROM {s}.cairn_ledger \
                    WHERE ns = $1 AND state = ",
                 state!(claimed),
                 " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
@@ -239,24 +410,45 @@ impl Engine {
                 " AND seq IS NOT NULL AND due <= $4 \
                    ORDER BY due, seq LIMIT $6 FOR UPDATE SKIP LOCKED), \
                  pick AS MATERIALIZED ( \
-                   SELECT id, row_number() OVER (ORDER BY pri, due, seq) AS rn \
-                   FROM (SELECT id, 0 AS pri, due, seq FROM expired UNION ALL SELECT id, 1, due, seq FROM pending) c \
+                   SELECT id, last, row_number() OVER (ORDER BY pri, due, seq) AS rn \
+                   FROM (SELECT id, 0 AS pri, due, seq, last FROM expired \
+                         UNION ALL SELECT id, 1, due, seq, false FROM pending) c \
                    ORDER BY pri, due, seq LIMIT $6) \
-                 UPDATE {s}.cairn_ledger l SET state = ",
-                state!(claimed),
-                ", seq = $3, due = NULL, worker = $2, \
-                   token = nextval('{s}.cairn_queue_seq'), holder = $5, updated_at = $4 \
-                 FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, pick.rn"
+                 UPDATE {s}.cairn_ledger l SET ",
+                claim_set!(
+                    taken_over!(),
+                    "pick.last",
+                    "$2",
+                    "$3",
+                    "$5",
+                    "nextval('{s}.cairn_queue_seq')",
+                    "$4",
+                    "$9",
+                    "$10"
+                ),
+                " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, pick.rn"
             ),
-            &[&ns, &worker, &lease_until, &now, &holder, &n],
+            &[
+                &ns,
+                &worker,
+                &lease_until,
+                &now,
+                &holder,
+                &n,
+                &given,
+                &default,
+                &lost.lost_every_time,
+                &lost.lost_last,
+            ],
         )?;
         // In queue order, whatever order the update visited the rows in.
-        let mut claimed: Vec<(i64, ClaimRow)> = rows.iter().map(|r| (r.get(5), claimed(r))).collect();
+        let mut claimed: Vec<(i64, ClaimRow)> = rows.iter().map(|r| (r.get(6), claimed(r))).collect();
         claimed.sort_by_key(|c| c.0);
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_held_by(
         &self,
         ns: &str,
@@ -265,25 +457,51 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
-        Ok(self.row(
-            concat!(
-                "WITH pick AS MATERIALIZED ( \
-                   SELECT id FROM {s}.cairn_ledger \
+        let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
+        Ok(self
+            .row(
+                concat!(
+                    "WITH pick AS MATERIALIZED ( \
+                   SELECT id, ",
+                    last_column!("$7", "$8"),
+                    " FROM {s}.cairn_ledger \
                    WHERE ns = $1 AND state = ",
-                state!(claimed),
-                " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
+                    state!(claimed),
+                    " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE {s}.cairn_ledger l SET seq = $4, worker = $3, token = nextval('{s}.cairn_queue_seq'), \
-                   holder = $6, updated_at = $5 \
-                 WHERE l.ns = $1 AND l.id = (SELECT id FROM pick) AND l.state = ",
-                state!(claimed),
-                " AND l.holder = $2 \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts"
-            ),
-            &[&ns, &dead, &worker, &lease_until, &now, &holder],
-        )?
-        .map(|r| claimed(&r)))
+                 UPDATE {s}.cairn_ledger l SET ",
+                    claim_set!(
+                        taken_over!(),
+                        "pick.last",
+                        "$3",
+                        "$4",
+                        "$6",
+                        "nextval('{s}.cairn_queue_seq')",
+                        "$5",
+                        "$9",
+                        "$10"
+                    ),
+                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id AND l.state = ",
+                    state!(claimed),
+                    " AND l.holder = $2 \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
+                ),
+                &[
+                    &ns,
+                    &dead,
+                    &worker,
+                    &lease_until,
+                    &now,
+                    &holder,
+                    &given,
+                    &default,
+                    &lost.lost_every_time,
+                    &lost.lost_last,
+                ],
+            )?
+            .map(|r| claimed(&r)))
     }
 
     pub fn ledger_holders(&self, ns: &str) -> Result<Vec<String>> {
@@ -457,7 +675,8 @@ impl Engine {
 
     /// One statement decides and records: one more attempt, then pending again at the back of
     /// the queue or given up at `max_attempts`, so that two hosts failing an item at once
-    /// cannot both read the same attempt count.
+    /// cannot both read the same attempt count. The namespace's policy is read in the same
+    /// statement.
     pub fn ledger_fail(
         &self,
         ns: &str,
@@ -468,52 +687,90 @@ impl Engine {
         now: i64,
     ) -> Result<Option<i64>> {
         self.lock_key(LEDGER, ns, id)?;
-        let max = i64::from(retry.max_attempts);
-        let (base, cap, jitter) = (retry.base_ms as f64, retry.cap_ms as f64, retry.jitter);
+        let (max, max_default) = (retry.max_attempts.given, retry.max_attempts.default);
+        let base = retry.base_ms.given.map(|b| b as f64);
+        let base_default = retry.base_ms.default as f64;
+        let (cap, jitter) = (retry.cap_ms as f64, retry.jitter);
         // The backoff after the failure making `attempts + 1` in all: base × 2^attempts (the old
         // count), at most cap, scaled by the jitter; the same arithmetic as RetryRule::delay_ms.
         let row = match claim {
             // Fenced, and outside a transaction run on its own: it bounds its own lock wait.
             Some((worker, token)) => self.row(
                 concat!(
-                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)) \
-                     UPDATE {s}.cairn_ledger SET attempts = attempts + 1, \
-                     state = CASE WHEN attempts + 1 >= $6::bigint THEN ",
+                    "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $11, true)), \
+                     pol AS MATERIALIZED (SELECT ",
+                    max_attempts!("$6", "$12"),
+                    " AS max_n, ",
+                    retry_base!("$8", "$13"),
+                    " AS base_ms) \
+                     UPDATE {s}.cairn_ledger l SET attempts = l.attempts + 1, \
+                     state = CASE WHEN l.attempts + 1 >= pol.max_n THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                     seq = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                     due = CASE WHEN attempts + 1 >= $6::bigint THEN NULL ELSE $7::bigint + \
-                       (least($9::float8, $8::float8 * power(2::float8, least(attempts, 62))) * $10::float8)::bigint END, \
+                     seq = CASE WHEN l.attempts + 1 >= pol.max_n THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN l.attempts + 1 >= pol.max_n THEN NULL ELSE $7::bigint + \
+                       (least($9::float8, pol.base_ms * power(2::float8, least(l.attempts, 62))) * $10::float8)::bigint END, \
                      error = $5, worker = NULL, holder = NULL, updated_at = $7 \
-                     WHERE ns = $1 AND id = $2 AND state = ",
+                     FROM pol \
+                     WHERE l.ns = $1 AND l.id = $2 AND l.state = ",
                     state!(claimed),
-                    " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) \
-                     RETURNING state"
+                    " AND l.worker = $3 AND l.token = $4 AND EXISTS (SELECT FROM bound) \
+                     RETURNING l.state"
                 ),
-                &[&ns, &id, &worker, &token, &error, &max, &now, &base, &cap, &jitter, &self.lock_timeout()],
+                &[
+                    &ns,
+                    &id,
+                    &worker,
+                    &token,
+                    &error,
+                    &max,
+                    &now,
+                    &base,
+                    &cap,
+                    &jitter,
+                    &self.lock_timeout(),
+                    &max_default,
+                    &base_default,
+                ],
             )?,
             None => self.row(
                 concat!(
                     "INSERT INTO {s}.cairn_ledger AS l (ns, id, state, seq, due, attempts, error, updated_at) \
-                     VALUES ($1, $2, CASE WHEN 1 >= $4::bigint THEN ",
+                     VALUES ($1, $2, CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                       CASE WHEN 1 >= $4::bigint THEN NULL ELSE $5::bigint + (least($7::float8, $6::float8) * $8::float8)::bigint END, \
+                       CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                       CASE WHEN 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE $5::bigint + (least($7::float8, ",
+                    retry_base!("$6", "$10"),
+                    ") * $8::float8)::bigint END, \
                        1, $3, $5) \
                      ON CONFLICT (ns, id) DO UPDATE SET attempts = l.attempts + 1, \
-                     state = CASE WHEN l.attempts + 1 >= $4::bigint THEN ",
+                     state = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN ",
                     state!(failed),
                     " ELSE ",
                     state!(pending),
                     " END, \
-                     seq = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
-                     due = CASE WHEN l.attempts + 1 >= $4::bigint THEN NULL ELSE $5::bigint + \
-                       (least($7::float8, $6::float8 * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
+                     seq = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE nextval('{s}.cairn_queue_seq') END, \
+                     due = CASE WHEN l.attempts + 1 >= ",
+                    max_attempts!("$4", "$9"),
+                    " THEN NULL ELSE $5::bigint + \
+                       (least($7::float8, ",
+                    retry_base!("$6", "$10"),
+                    " * power(2::float8, least(l.attempts, 62))) * $8::float8)::bigint END, \
                      error = excluded.error, worker = NULL, holder = NULL, updated_at = excluded.updated_at \
                      WHERE l.state IN (",
                     state!(pending),
@@ -521,7 +778,7 @@ impl Engine {
                     state!(claimed),
                     ") RETURNING state"
                 ),
-                &[&ns, &id, &error, &max, &now, &base, &cap, &jitter],
+                &[&ns, &id, &error, &max, &now, &base, &cap, &jitter, &max_default, &base_default],
             )?,
         };
         if let Some(r) = row {
@@ -630,8 +887,26 @@ impl Engine {
         Ok(self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2", &[&ns, &id])? == 1)
     }
 
+    /// The namespace's policy stays.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         self.lock_namespace(LEDGER, ns)?;
         self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1", &[&ns])
+    }
+
+    pub fn ledger_policy(&self, ns: &str) -> Result<PolicyRow> {
+        Ok(self
+            .row("SELECT max_attempts, retry_delay_ms FROM {s}.cairn_ledger_ns WHERE ns = $1", &[&ns])?
+            .map(|r| PolicyRow { max_attempts: r.get(0), retry_delay_ms: r.get(1) })
+            .unwrap_or_default())
+    }
+
+    pub fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO {s}.cairn_ledger_ns (ns, max_attempts, retry_delay_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (ns) DO UPDATE SET max_attempts = excluded.max_attempts, \
+             retry_delay_ms = excluded.retry_delay_ms",
+            &[&ns, &policy.max_attempts, &policy.retry_delay_ms],
+        )?;
+        Ok(())
     }
 }

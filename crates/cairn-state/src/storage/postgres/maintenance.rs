@@ -13,6 +13,7 @@ const TABLES: &[&str] = &[
     "cairn_cache_ns",
     "cairn_cache_fill",
     "cairn_ledger",
+    "cairn_ledger_ns",
     "cairn_checkpoint",
     "cairn_lock",
     "cairn_memo_chunk",

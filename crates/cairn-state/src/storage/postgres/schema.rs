@@ -96,16 +96,29 @@ CREATE TABLE {s}.cairn_memo_chunk (
 INSERT INTO {s}.cairn_meta (key, value) VALUES ('application', 'cairn'), ('schema_version', '0');
 "#;
 
+/// Version 2 (SQLite's version 7): a ledger namespace's policy (how many attempts before an
+/// item is given up, the base of a failed item's backoff) is kept in the store, so that every
+/// handle of the namespace, on every host and inside transactions, applies the same one. NULL:
+/// the default. Queue positions and tokens come from the sequence, so this table holds nothing
+/// else.
+const V2: &str = r#"
+CREATE TABLE {s}.cairn_ledger_ns (
+    ns             text COLLATE "C" PRIMARY KEY,
+    max_attempts   bigint,
+    retry_delay_ms bigint
+);
+"#;
+
 /// cairn's schema steps on PostgreSQL: step `i` takes a schema to version `i + 1`. Append;
 /// never edit.
-pub(crate) const STEPS: &[&str] = &[V1];
+pub(crate) const STEPS: &[&str] = &[V1, V2];
 
 /// The digest of cairn's tables, columns, types, nullability and collations, and of its
 /// indexes, as the steps above leave them ([`Engine::schema_fingerprint`]). A schema that says
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "8b7290728ee60a32";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "1727cf09625ca045";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

@@ -9,7 +9,9 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, RetryRule, Stored, DONE, FAILED, PENDING};
+use crate::storage::{
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, DONE, FAILED, PENDING,
+};
 
 const ITEM_COLUMNS: &str =
     "id, state, seq, attempts, worker, result, error, updated_at, result_kind, due, data, data_kind";
@@ -42,8 +44,12 @@ fn claim_row(id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
             .get::<_, Option<Vec<u8>>>(1)?
             .map(|b| Stored::new(b, r.get::<_, Option<i64>>(2).ok().flatten().unwrap_or(0))),
         attempts: r.get(3)?,
+        given_up: r.get::<_, i64>(4)? == FAILED,
     })
 }
+
+/// A namespace's stored policy.
+pub(crate) const POLICY: &str = "SELECT max_attempts, retry_delay_ms FROM cairn_ledger_ns WHERE ns = ?1";
 
 pub(crate) const IS_DONE: &str =
     concat!("SELECT 1 FROM cairn_ledger WHERE ns = ?1 AND id = ?2 AND state = ", state!(done));
@@ -70,27 +76,71 @@ pub(crate) const MARK_DONE: &str = concat!(
     state!(done)
 );
 
+/// Whether the row's claim is being taken over: its lease ran out, or its holder ?7 was found
+/// dead. (Renewing a live claim by its own worker is not a takeover.)
+macro_rules! takeover {
+    () => {
+        concat!(
+            "(cairn_ledger.state = ",
+            state!(claimed),
+            " AND (cairn_ledger.seq <= ?5 OR cairn_ledger.holder = ?7))"
+        )
+    };
+}
+
+/// Whether that takeover is the item's last attempt: the lost claim makes the attempts
+/// allowed, ?9 (the handle's), else the namespace's, else ?10.
+macro_rules! last_attempt {
+    () => {
+        concat!(
+            "(",
+            takeover!(),
+            " AND cairn_ledger.attempts + 1 >= coalesce(?9, \
+             (SELECT p.max_attempts FROM cairn_ledger_ns p WHERE p.ns = ?1), ?10))"
+        )
+    };
+}
+
 /// A claim: on a new row, a pending one, or a claim whose lease has run out (or that this
 /// worker already holds, or whose holder ?7 was found dead). Returns the new fencing token,
 /// ?8, drawn from the namespace's counter: tokens never repeat in a namespace, not even for
 /// an id deleted and claimed again (a per-row count would start over and let a claim from
-/// before the delete pass for the new one).
+/// before the delete pass for the new one). A takeover counts an attempt; at the last one the
+/// item is given up instead, with the error ?11 (no error before) or ?12 (see `Takeover`).
 pub(crate) const CLAIM: &str = concat!(
     "INSERT INTO cairn_ledger (ns, id, state, seq, worker, token, holder, updated_at) \
      VALUES (?1, ?2, ",
     state!(claimed),
     ", ?4, ?3, ?8, ?6, ?5) \
-     ON CONFLICT (ns, id) DO UPDATE SET state = ",
+     ON CONFLICT (ns, id) DO UPDATE SET \
+     state = CASE WHEN ",
+    last_attempt!(),
+    " THEN ",
+    state!(failed),
+    " ELSE ",
     state!(claimed),
-    ", seq = excluded.seq, due = NULL, worker = excluded.worker, \
-     token = excluded.token, holder = excluded.holder, updated_at = excluded.updated_at \
+    " END, seq = CASE WHEN ",
+    last_attempt!(),
+    " THEN NULL ELSE excluded.seq END, due = NULL, worker = CASE WHEN ",
+    last_attempt!(),
+    " THEN NULL ELSE excluded.worker END, token = CASE WHEN ",
+    last_attempt!(),
+    " THEN cairn_ledger.token ELSE excluded.token END, holder = CASE WHEN ",
+    last_attempt!(),
+    " THEN NULL ELSE excluded.holder END, attempts = cairn_ledger.attempts + CASE WHEN ",
+    takeover!(),
+    " THEN 1 ELSE 0 END, error = CASE WHEN ",
+    last_attempt!(),
+    " THEN CASE WHEN cairn_ledger.error IS NULL THEN replace(?11, '{n}', cairn_ledger.attempts + 1) \
+       ELSE replace(replace(?12, '{n}', cairn_ledger.attempts + 1), '{error}', cairn_ledger.error) END \
+       ELSE cairn_ledger.error END, updated_at = excluded.updated_at \
      WHERE cairn_ledger.state = ",
     state!(pending),
     " OR (cairn_ledger.state = ",
     state!(claimed),
     " AND (cairn_ledger.seq <= ?5 OR cairn_ledger.worker = ?3 \
             OR cairn_ledger.holder = ?7)) \
-     RETURNING token, data, data_kind, attempts"
+     RETURNING token, data, data_kind, attempts, state"
 );
 
 /// The distinct processes holding claims in a namespace (expired ones included): a scan of the
@@ -177,8 +227,8 @@ impl Engine {
     }
 
     /// Claim `id` for `worker` until `lease_until`, tied to process `holder` (or to none). A
-    /// claim held by `replace` (a holder found dead) is taken over too. The new fencing token,
-    /// or `None`.
+    /// claim held by `replace` (a holder found dead) is taken over too, as `lost` says. The new
+    /// fencing token, or `None`.
     #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim(
         &self,
@@ -189,11 +239,27 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         replace: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         let token = self.ledger_reserve_seq(ns, 1)?;
-        self.row(CLAIM, params![ns, id, worker, lease_until, now, holder, replace, token], |r| {
-            claim_row(id, r)
-        })
+        self.row(
+            CLAIM,
+            params![
+                ns,
+                id,
+                worker,
+                lease_until,
+                now,
+                holder,
+                replace,
+                token,
+                lost.max_attempts.given,
+                lost.max_attempts.default,
+                lost.lost_every_time,
+                lost.lost_last
+            ],
+            |r| claim_row(id, r),
+        )
     }
 
     /// The processes holding claims in `ns` (expired claims included), each once.
@@ -265,6 +331,7 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         let id = match self.ledger_next_expired(ns, now)? {
             Some(id) => id,
@@ -273,11 +340,13 @@ impl Engine {
                 None => return Ok(None),
             },
         };
-        self.ledger_claim(ns, &id, worker, lease_until, now, holder, None)
+        self.ledger_claim(ns, &id, worker, lease_until, now, holder, None, lost)
     }
 
     /// Claim up to `n` items, one after the other, in this transaction (the write lock makes
-    /// them one step for every other process).
+    /// them one step for every other process). Items given up on the way are returned too, and
+    /// count toward `n`, as in one statement on a server.
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_next_many(
         &self,
         ns: &str,
@@ -286,10 +355,11 @@ impl Engine {
         now: i64,
         holder: Option<&str>,
         n: u32,
+        lost: Takeover,
     ) -> Result<Vec<ClaimRow>> {
         let mut claimed = Vec::new();
         for _ in 0..n {
-            match self.ledger_claim_next(ns, worker, lease_until, now, holder)? {
+            match self.ledger_claim_next(ns, worker, lease_until, now, holder, lost)? {
                 Some(c) => claimed.push(c),
                 None => break,
             }
@@ -297,7 +367,8 @@ impl Engine {
         Ok(claimed)
     }
 
-    /// Take over the oldest claim of `dead` (a holder found dead) for `worker`.
+    /// Take over the oldest claim of `dead` (a holder found dead) for `worker`, as `lost` says.
+    #[allow(clippy::too_many_arguments)]
     pub fn ledger_claim_held_by(
         &self,
         ns: &str,
@@ -306,9 +377,10 @@ impl Engine {
         lease_until: i64,
         now: i64,
         holder: Option<&str>,
+        lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         let Some(id) = self.ledger_held_by(ns, dead)? else { return Ok(None) };
-        self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead))
+        self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead), lost)
     }
 
     /// Which of `ids` are settled (done or given up), from one snapshot.
@@ -454,13 +526,15 @@ impl Engine {
             }
         }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let (state, seq, due) = if attempts >= i64::from(retry.max_attempts) {
+        let policy = self.ledger_policy(ns)?;
+        let (state, seq, due) = if attempts >= retry.max_attempts.resolve(policy.max_attempts) {
             (FAILED, None, None)
         } else {
+            let base = retry.base_ms.resolve(policy.retry_delay_ms);
             (
                 PENDING,
                 Some(self.ledger_reserve_seq(ns, 1)?),
-                Some(now.saturating_add(retry.delay_ms(attempts))),
+                Some(now.saturating_add(retry.delay_ms(base, attempts))),
             )
         };
         Ok(self.ledger_fail_row(ns, id, claim, error, (state, seq, due), now)?.then_some(state))
@@ -606,15 +680,39 @@ impl Engine {
     }
 
     /// The namespace's counter stays: the tokens of claims made before must never come back.
+    /// So does its policy.
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         Ok(self.exec("DELETE FROM cairn_ledger WHERE ns = ?1", params![ns])? as u64)
+    }
+
+    pub fn ledger_policy(&self, ns: &str) -> Result<PolicyRow> {
+        Ok(self
+            .row(POLICY, params![ns], |r| {
+                Ok(PolicyRow { max_attempts: r.get(0)?, retry_delay_ms: r.get(1)? })
+            })?
+            .unwrap_or_default())
+    }
+
+    /// The queue's counter stays as it is.
+    pub fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_ledger_ns (ns, max_attempts, retry_delay_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ns) DO UPDATE SET max_attempts = excluded.max_attempts, \
+             retry_delay_ms = excluded.retry_delay_ms",
+            params![ns, policy.max_attempts, policy.retry_delay_ms],
+        )?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Setting;
     use crate::Store;
+
+    const LOST: Takeover =
+        Takeover { max_attempts: Setting { given: None, default: 3 }, lost_every_time: "", lost_last: "" };
 
     /// The ledger's per-item statements must compile once whatever the bindings; see the
     /// test of the same name in cache.rs for why that needs watching.
@@ -628,18 +726,19 @@ mod tests {
             e.ledger_enqueue(&ns, &NewItem { id: &id, data: None, due: i }, i, i)?;
             e.ledger_next_expired(&ns, 1_000 + i)?;
             e.ledger_next_pending(&ns, 1_000 + i)?;
-            e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None)?;
+            e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None, LOST)?;
             e.ledger_holders(&ns)?;
             e.ledger_held_by(&ns, "b/1/2")?;
             e.ledger_next_expired(&ns, 5_000 + i)?; // finds the expired claims
             e.ledger_mark_done(&ns, &id, None, i)?;
             e.ledger_is_done(&ns, &id)?;
             e.ledger_filter_settled(&ns, &[id.as_str()])?;
+            e.ledger_policy(&ns)?;
         }
         e.commit()?;
         super::super::assert_compiled_once(
             e,
-            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY],
+            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY, POLICY],
         )
     }
 
@@ -659,7 +758,7 @@ mod tests {
                 0 => drop(e.ledger_mark_done("q", &id, None, 0)?),
                 1 => drop(e.ledger_fail_row("q", &id, None, "x", (FAILED, None, None), 0)?),
                 2 => {}
-                _ => drop(e.ledger_claim("q", &id, "w", 9, 0, None, None)?),
+                _ => drop(e.ledger_claim("q", &id, "w", 9, 0, None, None, LOST)?),
             }
             e.ledger_mark_done("other", &id, None, 0)?;
         }

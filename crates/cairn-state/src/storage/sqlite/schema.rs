@@ -215,6 +215,14 @@ CREATE TABLE cairn_memo_chunk (
 );
 "#;
 
+/// Version 7: a ledger namespace's policy (how many attempts before an item is given up, the
+/// base of a failed item's backoff) is kept in the file, so that every handle of the namespace,
+/// in every process and inside transactions, applies the same one. NULL: the default.
+const V7: &str = r#"
+ALTER TABLE cairn_ledger_ns ADD COLUMN max_attempts INTEGER;
+ALTER TABLE cairn_ledger_ns ADD COLUMN retry_delay_ms INTEGER;
+"#;
+
 /// One step of cairn's own schema.
 pub(crate) enum SchemaStep {
     /// SQL statements.
@@ -231,13 +239,14 @@ pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Data(v4_guess_kinds),
     SchemaStep::Sql(V5),
     SchemaStep::Sql(V6),
+    SchemaStep::Sql(V7),
 ];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "95aee0a00c2c9ad2";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "287b4efaa61a6a30";
 
 #[cfg(test)]
 mod tests {
@@ -270,6 +279,38 @@ mod tests {
         let h = store.lock_holder("nightly")?.ok_or("the lock was lost in the rebuild")?;
         assert_eq!((h.slot, h.pid, h.owner.as_str()), (0, 4242, "someone"));
         assert!(store.try_lock("nightly", std::time::Duration::from_secs(1))?.is_none());
+        Ok(())
+    }
+
+    /// A store of version 6 (before ledger policies) opens at version 7: its namespaces keep
+    /// their queue counters (tokens go on from them) and have the default policy until one
+    /// is set.
+    #[test]
+    fn a_version_6_store_keeps_its_queue_and_gets_the_default_ledger_policy(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        use crate::{LedgerPolicy, Store};
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("v6.db");
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch(&format!("{V1}{V2}{V3}"))?;
+            v4_guess_kinds(&conn)?;
+            conn.execute_batch(&format!("{V5}{V6} PRAGMA user_version = 6;"))?;
+            conn.execute_batch(
+                "INSERT INTO cairn_ledger_ns (ns, next_seq) VALUES ('q', 41);
+                 INSERT INTO cairn_ledger (ns, id, state, seq, due, updated_at) VALUES ('q', 'a', 0, 41, 0, 0);",
+            )?;
+        }
+        let store = Store::open(&path)?;
+        let version: i64 =
+            rusqlite::Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(version, 7);
+        let q = store.ledger("q");
+        assert_eq!(q.policy()?, LedgerPolicy::default());
+        let claim = q.claim_next("w", std::time::Duration::from_secs(60))?.ok_or("the queued item")?;
+        assert_eq!((claim.id(), claim.token()), ("a", 42), "the namespace's counter goes on");
+        q.set_policy(LedgerPolicy { max_attempts: Some(1), retry_delay: None })?;
+        assert_eq!(q.fail_claim(&claim, "x")?, crate::ItemState::Failed);
         Ok(())
     }
 
