@@ -40,7 +40,7 @@ use crate::errors::{to_py, Failure, ForkedError};
 use crate::handles::ManualClock;
 
 pub(crate) use cache::{RawCacheLimits, RawCacheStats};
-pub(crate) use ledger::{RawItem, RawLedgerCounts};
+pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
 pub(crate) use lock::RawLockHolder;
 pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
 

@@ -22,6 +22,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::RawCacheStats>()?;
     m.add_class::<conn::RawItem>()?;
     m.add_class::<conn::RawLedgerCounts>()?;
+    m.add_class::<conn::RawLedgerPolicy>()?;
     m.add_class::<conn::RawLockHolder>()?;
     m.add_class::<conn::RawMigrationReport>()?;
     m.add_class::<conn::RawMigrationStatus>()?;
@@ -32,6 +33,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
     m.add("SQLITE_VERSION", rusqlite::version())?;
     m.add("DEFAULT_RETRY_DELAY", cairn::DEFAULT_RETRY_DELAY.as_secs_f64())?;
+    m.add("DEFAULT_MAX_ATTEMPTS", cairn::DEFAULT_MAX_ATTEMPTS)?;
     m.add("DEFAULT_LEASE", cairn::DEFAULT_LEASE.as_secs_f64())?;
     Ok(())
 }

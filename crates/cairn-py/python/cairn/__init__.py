@@ -52,7 +52,7 @@ from __future__ import annotations
 from . import _cairn, _guard
 from ._cache import Cache, CacheLimits, CacheStats
 from ._checkpoint import Checkpoint
-from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, QueueItem
+from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem
 from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
 from ._store import Store, Transaction
@@ -94,6 +94,7 @@ __all__ = [
     "Item",
     "ItemState",
     "LedgerCounts",
+    "LedgerPolicy",
     "QueueItem",
     "Checkpoint",
     "Lock",

@@ -19,6 +19,7 @@ __all__ = [
     "RawCacheStats",
     "RawItem",
     "RawLedgerCounts",
+    "RawLedgerPolicy",
     "RawLockHolder",
     "RawMigrationReport",
     "RawMigrationStatus",
@@ -28,11 +29,13 @@ __all__ = [
     "duration_seconds",
     "default_path",
     "SQLITE_VERSION",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_RETRY_DELAY",
     "DEFAULT_LEASE",
 ]
 
 SQLITE_VERSION: str
+DEFAULT_MAX_ATTEMPTS: int
 DEFAULT_RETRY_DELAY: float
 DEFAULT_LEASE: float
 
@@ -96,6 +99,13 @@ class RawCacheStats:
     def evictions(self) -> int: ...
     @property
     def limits(self) -> RawCacheLimits: ...
+
+@final
+class RawLedgerPolicy:
+    @property
+    def max_attempts(self) -> Optional[int]: ...
+    @property
+    def retry_delay(self) -> Optional[float]: ...
 
 @final
 class RawLedgerCounts:
@@ -226,7 +236,7 @@ class Connection:
     def ledger_result(self, ns: str, id: Any, tx: int, default: Any) -> Any: ...
     def ledger_item(self, ns: str, id: Any, tx: int) -> Optional[RawItem]: ...
     def ledger_fail(
-        self, ns: str, id: Any, error: str, max_attempts: int, retry_delay: Optional[float], tx: int
+        self, ns: str, id: Any, error: str, max_attempts: Optional[int], retry_delay: Optional[float], tx: int
     ) -> str: ...
     def ledger_enqueue(self, ns: str, ids: Iterable[Any], tx: int) -> int: ...
     def ledger_enqueue_items(self, ns: str, items: Iterable[Tuple[Any, Any, Any, Any]], tx: int) -> int: ...
@@ -241,8 +251,12 @@ class Connection:
     def ledger_complete(self, ns: str, claim: RawClaim, result: Any, tx: int) -> None: ...
     def ledger_complete_many(self, ns: str, claims: List[RawClaim], tx: int) -> List[bool]: ...
     def ledger_fail_claim(
-        self, ns: str, claim: RawClaim, error: str, max_attempts: int, retry_delay: Optional[float], tx: int
+        self, ns: str, claim: RawClaim, error: str, max_attempts: Optional[int], retry_delay: Optional[float], tx: int
     ) -> str: ...
+    def ledger_policy(self, ns: str, tx: int) -> RawLedgerPolicy: ...
+    def ledger_set_policy(
+        self, ns: str, max_attempts: Optional[int], retry_delay: Optional[float], tx: int
+    ) -> None: ...
     def ledger_counts(self, ns: str, tx: int) -> RawLedgerCounts: ...
     def ledger_list(
         self, ns: str, state: Optional[str], after: Optional[str], limit: int, tx: int

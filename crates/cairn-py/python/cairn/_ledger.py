@@ -54,6 +54,19 @@ class LedgerCounts:
 
 
 @dataclass(frozen=True)
+class LedgerPolicy:
+    """A ledger namespace's policy, as kept in the store for every process and the CLI
+    (``cairn ledger policy``): ``None`` where the default applies (3 attempts; a 1 s backoff
+    base)."""
+
+    #: Attempts after which an item is given up: failures, and claims lost because their
+    #: worker died or hung.
+    max_attempts: Optional[int]
+    #: The base of a failed item's backoff, in seconds.
+    retry_delay: Optional[float]
+
+
+@dataclass(frozen=True)
 class Item:
     """One item as recorded."""
 
@@ -218,18 +231,35 @@ class Ledger:
     __slots__ = ("_src", "_holder", "_ns", "_tx", "_max_attempts", "_retry_delay")
 
     def __init__(
-        self, src: _Source, ns: str, tx: int, max_attempts: int, retry_delay: Optional[Duration] = None
+        self,
+        src: _Source,
+        ns: str,
+        tx: int,
+        max_attempts: Optional[int] = None,
+        retry_delay: Optional[Duration] = None,
     ) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
-        max_attempts = _limit(max_attempts, "max_attempts", 2**32 - 1)
+        if max_attempts is not None:
+            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+                raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+            max_attempts = _limit(max_attempts, "max_attempts", 2**32 - 1)
         self._src = src
         self._holder = src._holder
         self._ns = ns
         self._tx = tx
-        self._max_attempts = max_attempts
-        # Checked now, not at the first failure; None keeps the library's default.
-        self._retry_delay = None if retry_delay is None else _cairn.duration_seconds(retry_delay, "a retry delay")
+        # Checked now, not at the first failure. Given, they are the namespace's policy, kept in
+        # the store (see Store.ledger); the handle passes no override, so that every handle, a
+        # transaction's included, and the CLI apply the stored policy alike.
+        delay = None if retry_delay is None else _cairn.duration_seconds(retry_delay, "a retry delay")
+        self._max_attempts: Optional[int] = None
+        self._retry_delay: Optional[float] = None
+        if max_attempts is not None or delay is not None:
+            stored = self.policy()
+            wanted = LedgerPolicy(
+                max_attempts=stored.max_attempts if max_attempts is None else max_attempts,
+                retry_delay=stored.retry_delay if delay is None else delay,
+            )
+            if wanted != stored:
+                self.set_policy(max_attempts=wanted.max_attempts, retry_delay=wanted.retry_delay)
 
     @property
     def namespace(self) -> str:
@@ -238,13 +268,40 @@ class Ledger:
 
     @property
     def max_attempts(self) -> int:
-        """How many failures give an item up."""
-        return self._max_attempts
+        """How many attempts give an item up: the namespace's policy (default 3)."""
+        stored = self.policy().max_attempts
+        return _cairn.DEFAULT_MAX_ATTEMPTS if stored is None else stored
 
     @property
     def retry_delay(self) -> float:
-        """The base of a failed item's backoff, in seconds (0: handed out again at once)."""
-        return _cairn.DEFAULT_RETRY_DELAY if self._retry_delay is None else self._retry_delay
+        """The base of a failed item's backoff, in seconds (0: handed out again at once): the
+        namespace's policy (default 1 s)."""
+        stored = self.policy().retry_delay
+        return _cairn.DEFAULT_RETRY_DELAY if stored is None else stored
+
+    def policy(self) -> LedgerPolicy:
+        """The namespace's policy as kept in the store (``None`` where the default applies)."""
+        p = self._src._conn().ledger_policy(self._ns, self._tx)
+        return LedgerPolicy(max_attempts=p.max_attempts, retry_delay=p.retry_delay)
+
+    def set_policy(self, max_attempts: Optional[int] = None, retry_delay: Optional[Duration] = None) -> None:
+        """Keep the namespace's policy in the store, for every handle, process and the CLI
+        (``None``: the default): items are given up after `max_attempts` attempts (failures,
+        and claims lost because their worker died or hung), and a failed item is handed out
+        again after a backoff based on `retry_delay` (a duration: see
+        :func:`cairn.parse_duration`).
+
+        >>> import cairn
+        >>> queue = cairn.Store(":memory:").ledger("emails")
+        >>> queue.set_policy(max_attempts=10, retry_delay="30s")
+        >>> queue.policy()
+        LedgerPolicy(max_attempts=10, retry_delay=30.0)
+        """
+        if max_attempts is not None:
+            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+                raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+            max_attempts = _limit(max_attempts, "max_attempts", 2**32 - 1)
+        self._src._conn().ledger_set_policy(self._ns, max_attempts, retry_delay, self._tx)
 
     def __len__(self) -> int:
         """How many items the ledger knows, in every state (see :meth:`counts`)."""

@@ -204,15 +204,21 @@ class Store:
         _check_name("namespace", ns)
         return Cache(self, ns, 0)
 
-    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
+    def ledger(
+        self, ns: str, *, max_attempts: Optional[int] = None, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
         """The ledger namespace `ns`: name one per job (``store.ledger("invoices")``). It has no
         default, since jobs sharing a namespace skip each other's ids: one that marks ``"1"``
         done makes every other skip its own ``"1"``. (The CLI's namespace when ``-n`` is not
         given is ``"default"``: ``store.ledger("default")`` is that one.)
 
-        Items are given up after `max_attempts` failures, and a failed item is handed out again
-        after a backoff based on `retry_delay` (a duration, see :func:`cairn.parse_duration`; None:
-        1 s; 0: at once). See :class:`Ledger`."""
+        Items are given up after `max_attempts` attempts (failures, and claims lost because their
+        worker died or hung), and a failed item is handed out again after a backoff based on
+        `retry_delay` (a duration, see :func:`cairn.parse_duration`; 0: at once). Given, they
+        become the namespace's policy, kept in the store (one write, when it changes:
+        :meth:`Ledger.set_policy`), so that ``tx.ledger(ns)``, other processes and ``cairn
+        ledger`` apply the same; left out, the stored policy applies (default 3 attempts, a 1 s
+        backoff base). See :class:`Ledger`."""
         _check_name("namespace", ns)
         return Ledger(self, ns, 0, max_attempts, retry_delay)
 
@@ -487,7 +493,9 @@ class Transaction:
         _check_name("namespace", ns)
         return Cache(self, ns, self._n)
 
-    def ledger(self, ns: str, *, max_attempts: int = 3, retry_delay: Optional[Duration] = None) -> Ledger:
+    def ledger(
+        self, ns: str, *, max_attempts: Optional[int] = None, retry_delay: Optional[Duration] = None
+    ) -> Ledger:
         """The ledger namespace `ns`, inside this transaction (see :meth:`Store.ledger`)."""
         _check_name("namespace", ns)
         return Ledger(self, ns, self._n, max_attempts, retry_delay)

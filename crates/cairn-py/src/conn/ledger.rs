@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cairn::{ClaimHolder, ItemState, Ledger, Value};
+use cairn::{ClaimHolder, ItemState, Ledger, LedgerPolicy, Value};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyList;
@@ -24,6 +24,16 @@ pub(crate) struct RawLedgerCounts {
     done: u64,
     /// Given up after too many failures.
     failed: u64,
+}
+
+/// A namespace's policy as stored (`cairn::LedgerPolicy`): `None` where the default applies.
+/// Private: `cairn.LedgerPolicy` is made from it.
+#[pyclass(frozen, get_all, module = "cairn._cairn")]
+pub(crate) struct RawLedgerPolicy {
+    /// Attempts after which an item is given up.
+    max_attempts: Option<u32>,
+    /// The base of the backoff, in seconds.
+    retry_delay: Option<f64>,
 }
 
 /// One item as recorded (`cairn::Item`), its result and data decoded. Private: `cairn.Item`
@@ -51,8 +61,11 @@ pub(crate) struct RawItem {
 }
 
 /// A ledger handle with the caller's failure policy; `None` keeps the library's retry delay.
-fn failing(l: Ledger<'_>, max_attempts: u32, retry_delay: Option<Duration>) -> Ledger<'_> {
-    let l = l.max_attempts(max_attempts);
+fn failing(l: Ledger<'_>, max_attempts: Option<u32>, retry_delay: Option<Duration>) -> Ledger<'_> {
+    let l = match max_attempts {
+        Some(n) => l.max_attempts(n),
+        None => l,
+    };
     match retry_delay {
         Some(d) => l.retry_delay(d),
         None => l,
@@ -156,7 +169,7 @@ impl Connection {
         ns: PyBackedStr,
         id: &Bound<'_, PyAny>,
         error: PyBackedStr,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
         retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<&'static str> {
@@ -336,7 +349,7 @@ impl Connection {
         ns: PyBackedStr,
         claim: PyRef<'_, Claim>,
         error: PyBackedStr,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
         retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<&'static str> {
@@ -345,6 +358,27 @@ impl Connection {
         self.run(py, tx, |s| {
             Ok(failing(s.ledger(&ns), max_attempts, retry_delay).fail_claim(c, &error)?.as_str())
         })
+    }
+
+    fn ledger_policy(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerPolicy> {
+        let p = self.run(py, tx, |s| Ok(s.ledger(&ns).policy()?))?;
+        Ok(RawLedgerPolicy {
+            max_attempts: p.max_attempts,
+            retry_delay: p.retry_delay.map(|d| d.as_secs_f64()),
+        })
+    }
+
+    #[pyo3(signature = (ns, max_attempts, retry_delay, tx))]
+    fn ledger_set_policy(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        max_attempts: Option<u32>,
+        retry_delay: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let retry_delay = convert::duration(retry_delay, "a retry delay")?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).set_policy(LedgerPolicy { max_attempts, retry_delay })?))
     }
 
     fn ledger_counts(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerCounts> {
