@@ -278,7 +278,8 @@ impl Tx<'_> {
 /// * **Claimed**: a worker holds it until its lease runs out; after that it counts as pending
 ///   again and another worker may claim it.
 /// * **Done**: recorded once; marking it again changes nothing.
-/// * **Failed**: it failed `max_attempts` times and was given up.
+/// * **Failed**: given up after `max_attempts` attempts (see [`LedgerPolicy`]): failures, and
+///   claims lost because their worker died or hung (taken over by another claim).
 ///
 /// # Fencing
 /// Every claim carries a token that each new claim of the item bumps. Completing, failing or
