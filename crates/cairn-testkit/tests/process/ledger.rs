@@ -163,9 +163,20 @@ pub(crate) fn four_workers_one_killed_holding_a_claim_complete_every_item_once(
             *reported.entry(id).or_default() += 1;
         }
     }
-    every_item_done_once(store, ids, &reported)?;
     let held = held.expect("the victim held a claim");
     let item = store.ledger("queue").item(&held)?.expect("known");
+    if item.state == cairn::ItemState::Done
+        && item.worker.as_deref() == Some("victim")
+        && !reported.contains_key(&held)
+    {
+        // The kill landed between the victim's commit of the item and its DONE line (the window
+        // is one print): the item is done once, by the victim, which did not live to say so.
+        // Not a loss, and not the takeover this test is after: count it as the victim's.
+        eprintln!("the victim completed {held} just before the kill, without reporting it");
+        reported.insert(held, 1);
+        return every_item_done_once(store, ids, &reported);
+    }
+    every_item_done_once(store, ids, &reported)?;
     assert_ne!(item.worker.as_deref(), Some("victim"), "{held} was finished by a survivor");
     eprintln!("the victim died holding {held}; it was re-claimed and completed by another worker");
     Ok(())
