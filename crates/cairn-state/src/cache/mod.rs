@@ -206,7 +206,7 @@ impl Tx<'_> {
 /// One namespace of the cache, from [`Store::cache`] (each operation its own transaction) or
 /// [`Tx::cache`](crate::Tx::cache) (operations join the transaction).
 ///
-/// Keys are non-empty strings of at most [`MAX_KEY_BYTES`] without NUL; values are anything
+/// Keys are non-empty strings of at most [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES) without NUL; values are anything
 /// that implements [`Encode`] and [`Decode`]: bytes, strings, integers, [`Json`](crate::Json).
 ///
 /// ```

@@ -168,7 +168,7 @@ impl Options {
     }
 
     /// How long other processes wait for one that is computing a value in
-    /// [`Cache::get_or_set_with`] before they take over, in case it crashed. Default 30 s;
+    /// [`Cache::get_or_set_with`](crate::Cache::get_or_set_with) before they take over, in case it crashed. Default 30 s;
     /// under a millisecond is refused at open with `InvalidInput` (every process would compute).
     pub fn fill_timeout(mut self, d: Duration) -> Self {
         self.fill_timeout = d;
