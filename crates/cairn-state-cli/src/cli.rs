@@ -434,8 +434,8 @@ pub enum LedgerCmd {
     /// An item is given up once this many attempts ended without it being done: failures, and
     /// claims lost because their worker died or hung (another worker took the claim over).
     #[command(
-        after_help = "Examples:\n  cairn -n pages ledger policy --max-attempts 10 --retry-delay 30s\n  \
-        cairn -n pages ledger policy\n  cairn -n pages ledger policy --reset"
+        after_help = POLICY_EXAMPLES,
+        after_long_help = format!("{POLICY_EXAMPLES}\n\n{DURATIONS}")
     )]
     Policy {
         /// Give an item up after this many attempts.
@@ -593,6 +593,10 @@ Durations (DUR):
   write m), and months and years (write days: 30d).";
 
 /// `ledger enqueue`'s examples, under its help.
+const POLICY_EXAMPLES: &str =
+    "Examples:\n  cairn -n pages ledger policy --max-attempts 10 --retry-delay 30s\n  \
+    cairn -n pages ledger policy\n  cairn -n pages ledger policy --reset";
+
 const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn -n jobs ledger enqueue a b c\n  \
     find in/ -name '*.csv' | cairn -n imports ledger enqueue -\n  \
     echo '{\"id\":\"r1\",\"data\":{\"url\":\"https://x\"}}' | cairn -n pages --json ledger enqueue\n  \
