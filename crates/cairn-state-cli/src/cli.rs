@@ -691,21 +691,32 @@ pub enum NotBefore {
 
 /// A delay, else an RFC 3339 time.
 pub fn not_before(s: &str) -> Result<NotBefore, String> {
-    if let Ok(d) = cairn::parse_duration(s) {
-        return Ok(NotBefore::After(d));
-    }
+    let as_delay = match cairn::parse_duration(s) {
+        Ok(d) => return Ok(NotBefore::After(d)),
+        Err(e) => e,
+    };
     cairn::parse_time(s).map(NotBefore::At).map_err(|e| {
         // What starts as a date does not need both forms explained: say what is wrong with it
-        // (out of range, no such day).
+        // (out of range, no such day); what starts as a number with a unit is a delay, whose
+        // own message says what is wrong (5M: months are refused, write 5m or 150d).
         let t = s.trim().trim_start_matches(['+', '-']);
         let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-        match e {
-            cairn::Error::InvalidInput(msg) if digits >= 4 && t.as_bytes().get(digits) == Some(&b'-') => msg,
+        let next = t.as_bytes().get(digits);
+        match (e, as_delay) {
+            (cairn::Error::InvalidInput(msg), _) if digits >= 4 && next == Some(&b'-') => msg,
+            (_, cairn::Error::InvalidInput(msg)) if digits > 0 && unit_follows(&t[digits..]) => msg,
             _ => format!(
                 "{s:?} is neither a delay (e.g. 10m, 2h) nor an RFC 3339 time (e.g. 2026-12-01T09:00:00Z)"
             ),
         }
     })
+}
+
+/// True if `rest`, what follows a number's leading digits, goes on as a duration's unit does
+/// (`M`, ` months`, `.5y`) rather than as a date.
+fn unit_follows(rest: &str) -> bool {
+    rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+        .starts_with(|c: char| c.is_alphabetic())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

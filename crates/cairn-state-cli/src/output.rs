@@ -18,6 +18,9 @@ pub enum Failure {
     Spawn(String, io::Error),
     /// The reader of stdout went away: a quiet success, as for `cairn ledger filter | head`.
     BrokenPipe,
+    /// A command that works on an existing store (backup, vacuum) found none at the path: a
+    /// mistyped --db must not make a store only to copy or compact it.
+    NoStore(String, &'static str),
 }
 
 impl Failure {
@@ -30,6 +33,7 @@ impl Failure {
             Failure::Spawn(_, e) if e.kind() == io::ErrorKind::NotFound => exit::NOT_FOUND,
             Failure::Spawn(..) => exit::CANNOT_EXECUTE,
             Failure::BrokenPipe => exit::OK,
+            Failure::NoStore(..) => exit::ACCESS,
         }
     }
 
@@ -51,6 +55,9 @@ impl fmt::Display for Failure {
             }
             Failure::Spawn(cmd, e) => write!(f, "{cmd}: cannot execute ({e}); check its permissions"),
             Failure::BrokenPipe => write!(f, "broken pipe"),
+            Failure::NoStore(path, what) => {
+                write!(f, "no store at {path}: nothing to {what}; check --db and $CAIRN_DB")
+            }
         }
     }
 }

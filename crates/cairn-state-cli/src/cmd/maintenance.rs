@@ -114,12 +114,12 @@ pub fn doctor(ctx: &Ctx) -> Outcome {
 }
 
 pub fn backup(ctx: &Ctx, dest: &Path) -> Outcome {
-    ctx.open()?.backup(dest)?;
+    ctx.open_existing("back up")?.backup(dest)?;
     Ok(exit::OK)
 }
 
 pub fn vacuum(ctx: &Ctx) -> Outcome {
-    let store = ctx.open()?;
+    let store = ctx.open_existing("vacuum")?;
     let before = store.file_stats()?;
     store.vacuum()?;
     let after = store.file_stats()?;

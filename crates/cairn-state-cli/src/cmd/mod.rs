@@ -58,6 +58,16 @@ impl Ctx {
         Ok(store)
     }
 
+    /// For a command that only makes sense on a store that exists (`what` it would do, for the
+    /// message): none at the path is refused (exit 3) and nothing is created.
+    fn open_existing(&self, what: &'static str) -> Outcome<Store> {
+        let store = self.open_with(Options::new().read_missing_as_empty(true))?;
+        if store.is_missing() {
+            return Err(Failure::NoStore(store.path().display().to_string(), what));
+        }
+        Ok(store)
+    }
+
     fn open_with(&self, options: Options) -> Outcome<Store> {
         Ok(options.busy_timeout(self.busy_timeout).durability(self.durability).open(self.path()?)?)
     }

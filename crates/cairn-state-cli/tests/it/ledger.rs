@@ -232,6 +232,24 @@ fn delayed_items_are_not_handed_out_before_their_time_and_list_shows_it() {
     assert!(code == 2 && err.contains("RFC 3339"), "{err}");
 }
 
+/// `--not-before 5M` said only "neither a delay nor an RFC 3339 time", hiding why the delay was
+/// refused; a number with a unit is a delay, and its own message (M could mean months) is
+/// what the user needs. Nothing is queued.
+#[test]
+fn a_not_before_with_a_refused_unit_says_why_the_unit_is_refused() {
+    let env = Env::new();
+    let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", "5M", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert_one_line_error(&err);
+    assert!(err.contains("M could mean minutes or months: write m or min for minutes"), "{err}");
+    let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", "3 months", "x"]);
+    assert!(code == 2 && err.contains("months and years are not durations"), "{err}");
+    // Neither a number with a unit nor a date: both forms are explained.
+    let (code, _, err) = env.run(&["ledger", "enqueue", "--not-before", "tomorrow", "x"]);
+    assert!(code == 2 && err.contains("neither a delay"), "{err}");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "0\n", "nothing queued");
+}
+
 /// `--not-before 10000y` used to queue an item due at `i64::MAX`, and every `ledger list`
 /// after it panicked (exit 101) until the item was deleted; dates before 1970 were refused as
 /// malformed. A time out of range is refused when given; one an earlier version stored is

@@ -248,3 +248,32 @@ fn a_device_as_db_is_refused_by_name_and_leaves_no_journal() {
     }
     assert_eq!(journal.exists(), there_before, "a journal was left beside /dev/null");
 }
+
+/// `backup` and `vacuum` of a mistyped --db made an empty store (and its directories) only to
+/// copy or compact it, and exited 0: a backup job would have saved nothing, silently. Both are
+/// refused (exit 3, naming the path), and neither creates the store, its directory or the copy.
+#[test]
+fn backup_and_vacuum_of_a_missing_store_are_refused_and_create_nothing() {
+    let env = Env::new();
+    let db = env.path("typo/stat.db");
+    let db_arg = db.to_str().unwrap().to_owned();
+    let copy = env.path("copy.db");
+    for (args, what) in [(vec!["backup", copy.to_str().unwrap()], "back up"), (vec!["vacuum"], "vacuum")] {
+        let mut all = vec!["--db", db_arg.as_str()];
+        all.extend(args.iter().copied());
+        let (code, out, err) = env.run(&all);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert_eq!(
+            err,
+            format!("cairn: no store at {}: nothing to {what}; check --db and $CAIRN_DB\n", db.display())
+        );
+    }
+    assert!(!env.path("typo").exists(), "a refused command created the directory");
+    assert!(!copy.exists(), "backup wrote a copy of nothing");
+    // Once the store exists, both work.
+    env.ok(&["--db", &db_arg, "cache", "set", "k", "v"], 0);
+    env.ok(&["--db", &db_arg, "backup", copy.to_str().unwrap()], 0);
+    env.ok(&["--db", &db_arg, "vacuum"], 0);
+    assert!(copy.is_file());
+}
