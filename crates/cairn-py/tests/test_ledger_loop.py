@@ -110,3 +110,25 @@ def test_integers_out_of_range_are_invalid_input_or_clamped_never_an_overflow(st
     assert [c.id for c in ledger.claim_next_many(2**40, worker="w")] == ["a"]
     with pytest.raises(cairn.InvalidInputError, match="a lock admits 1 or more holders at once; -1 was asked"):
         store.lock("x", max=-1)
+
+
+def test_take_in_a_with_on_an_empty_queue_says_nothing_is_due(any_store: cairn.Store) -> None:
+    """`with ledger.claim_next() as claim:` on an empty queue failed with a bare "'NoneType'
+    object does not support the context manager protocol"; `take` is the form for `with`: it
+    raises NothingDueError (a LookupError) naming the ledger and what to use instead, and
+    spends nothing."""
+    q = any_store.ledger("jobs")
+    with pytest.raises(cairn.NothingDueError, match="nothing is due in ledger 'jobs'") as err:
+        with q.take(lease=60):
+            pytest.fail("the body ran without a claim")
+    assert isinstance(err.value, LookupError) and isinstance(err.value, cairn.Error)
+    assert "claim_next() returns None" in str(err.value)
+    # An item due later is not taken either.
+    q.enqueue_items([cairn.QueueItem("later", delay="1h")])
+    with pytest.raises(cairn.NothingDueError):
+        q.take()
+    q.enqueue(["now"])
+    with q.take(lease=60) as claim:
+        assert claim.id == "now"
+    assert q.is_done("now")
+    assert q.claim_next() is None, "take still leaves claim_next's None for loops"

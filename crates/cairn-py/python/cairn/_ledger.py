@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Seque
 
 from . import _cairn
 from ._types import Duration, Id
-from .errors import InvalidInputError, LeaseLostError
+from .errors import InvalidInputError, LeaseLostError, NothingDueError
 
 if TYPE_CHECKING:
     from ._store import _Source
@@ -429,13 +429,34 @@ class Ledger:
     def claim_next(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Optional[Claim]:
         """Claim the next item for `lease` (default 60 s, as the CLI's): one whose lease ran
         out or whose worker died first, else the oldest pending one. None if there is nothing
-        to do (check for it before ``with``; :meth:`claims` does the loop for you).
+        to do (check for it before ``with``, or use :meth:`take`, which raises then;
+        :meth:`claims` does the loop for you).
 
         The claim is a context manager: ``with claim:`` completes it when the block succeeds
         and records a failure (with the exception's text) when it raises.
         """
         raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
         return None if raw is None else Claim(self, raw)
+
+    def take(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Claim:
+        """Claim the next item, as :meth:`claim_next` does, or raise :class:`NothingDueError`
+        when none is due: the form for ``with``, where a None would fail with a bare
+        "'NoneType' object does not support the context manager protocol".
+
+        >>> with queue.take(lease="5m") as claim:  # doctest: +SKIP
+        ...     send(claim.data)
+
+        :meth:`claim_next` keeps returning None for nothing due (so ``while (claim :=
+        ledger.claim_next()) is not None`` loops end), and :meth:`claims` is the worker loop.
+        """
+        claim = self.claim_next(lease=lease, worker=worker)
+        if claim is None:
+            raise NothingDueError(
+                f"nothing is due in ledger {self._ns!r}: it is empty, or its items are claimed by"
+                " other workers or not due yet; ledger.claim_next() returns None instead, and"
+                " `for claim in ledger.claims(wait=...)` waits for items"
+            )
+        return claim
 
     def claim_next_many(
         self, n: int, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None

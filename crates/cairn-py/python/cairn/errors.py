@@ -31,6 +31,7 @@ __all__ = [
     "MigrationError",
     "LeaseLostError",
     "LockHeldError",
+    "NothingDueError",
     "UnavailableError",
     "InternalError",
     "ClosedError",
@@ -165,6 +166,14 @@ class LockHeldError(Error, TimeoutError):
     """A named lock was not acquired within the given timeout (0: not free at once)."""
 
     kind = "lock_held"
+
+
+class NothingDueError(Error, LookupError):
+    """:meth:`cairn.Ledger.take` found no item due: the queue is empty, or what it holds is
+    claimed by other workers or not due yet. (:meth:`~cairn.Ledger.claim_next` returns None
+    instead, and ``for claim in ledger.claims(wait=...)`` waits for items.)"""
+
+    kind = "nothing_due"
 
 
 class UnavailableError(Error, ConnectionError):
