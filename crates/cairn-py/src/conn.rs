@@ -64,6 +64,8 @@ pub(crate) struct Connection {
     path: String,
     journal_mode: String,
     read_only: bool,
+    /// Opened with `read_missing_as_empty` where no store was: it reads as an empty one.
+    missing: bool,
     busy_timeout: Duration,
 }
 
@@ -156,7 +158,8 @@ impl Connection {
     /// `memory=True`). `schema` is the PostgreSQL schema (ignored for files).
     #[new]
     #[pyo3(signature = (path, *, memory=false, busy_timeout=None, durability="normal".to_string(),
-        read_only=false, read_only_if_unwritable=false, fill_timeout=None, clock=None, schema=None))]
+        read_only=false, read_only_if_unwritable=false, read_missing_as_empty=false, fill_timeout=None,
+        clock=None, schema=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -166,6 +169,7 @@ impl Connection {
         durability: String,
         read_only: bool,
         read_only_if_unwritable: bool,
+        read_missing_as_empty: bool,
         fill_timeout: Option<&Bound<'_, PyAny>>,
         clock: Option<PyRef<'_, ManualClock>>,
         schema: Option<String>,
@@ -173,7 +177,8 @@ impl Connection {
         let mut options = Options::new()
             .durability(durability.parse::<Durability>().map_err(|e| to_py(py, e))?)
             .read_only(read_only)
-            .read_only_if_unwritable(read_only_if_unwritable);
+            .read_only_if_unwritable(read_only_if_unwritable)
+            .read_missing_as_empty(read_missing_as_empty);
         if let Some(d) = convert::duration(busy_timeout, "busy_timeout")? {
             options = options.busy_timeout(d);
         }
@@ -198,6 +203,7 @@ impl Connection {
             path: store.path().to_string_lossy().into_owned(),
             journal_mode: store.journal_mode().to_owned(),
             read_only: store.is_read_only(),
+            missing: store.is_missing(),
             busy_timeout: store.busy_timeout(),
             state: ReentrantMutex::new(State {
                 store: RefCell::new(Some(store)),
@@ -223,6 +229,12 @@ impl Connection {
     #[getter]
     fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// True if no store existed at the path and this reads as an empty one instead.
+    #[getter]
+    fn missing(&self) -> bool {
+        self.missing
     }
 
     /// The busy timeout, in seconds.

@@ -184,6 +184,7 @@ class Connection:
         durability: str = ...,  # "normal" (pyo3 shows a default that is not a literal as ...)
         read_only: bool = False,
         read_only_if_unwritable: bool = False,
+        read_missing_as_empty: bool = False,
         fill_timeout: Optional[_Duration] = None,
         clock: Optional[RawManualClock] = None,
         schema: Optional[str] = None,
@@ -194,6 +195,8 @@ class Connection:
     def journal_mode(self) -> str: ...
     @property
     def read_only(self) -> bool: ...
+    @property
+    def missing(self) -> bool: ...
     @property
     def busy_timeout(self) -> float: ...
     @property

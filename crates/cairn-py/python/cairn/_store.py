@@ -57,7 +57,10 @@ class Store:
     Options: ``busy_timeout`` (how long a write waits for another process's lock before
     :class:`BusyError`), ``durability`` (``"normal"``: an application crash loses nothing
     committed; ``"full"``: every commit also survives a power loss, at an fsync each),
-    ``read_only``, ``read_only_if_unwritable``, ``fill_timeout`` (how long ``get_or_set``
+    ``read_only``, ``read_only_if_unwritable``, ``read_missing_as_empty`` (for a script that
+    only reads: where no store exists yet, read as an empty one and create nothing, so a
+    mistyped path is not a fresh store; :attr:`is_missing` says so, and a write raises
+    :class:`ReadOnlyError`), ``fill_timeout`` (how long ``get_or_set``
     waiters wait for a computing process on another host before taking over) and ``clock``
     (:class:`cairn.testing.ManualClock`), and ``schema`` (the PostgreSQL schema; ignored for
     files). Durations, here and in every handle (``ttl=``, ``lease=``, ``timeout=``...), are
@@ -89,11 +92,16 @@ class Store:
         durability: Literal["normal", "full"] = "normal",
         read_only: bool = False,
         read_only_if_unwritable: bool = False,
+        read_missing_as_empty: bool = False,
         fill_timeout: Duration = 30.0,
         clock: Optional[ManualClock] = None,
         schema: Optional[str] = None,
     ) -> None:
-        for name, flag in (("read_only", read_only), ("read_only_if_unwritable", read_only_if_unwritable)):
+        for name, flag in (
+            ("read_only", read_only),
+            ("read_only_if_unwritable", read_only_if_unwritable),
+            ("read_missing_as_empty", read_missing_as_empty),
+        ):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
         if schema is not None and not isinstance(schema, str):
@@ -112,6 +120,7 @@ class Store:
             durability=durability,
             read_only=read_only,
             read_only_if_unwritable=read_only_if_unwritable,
+            read_missing_as_empty=read_missing_as_empty,
             fill_timeout=fill_timeout,
             clock=raw_clock,
             schema=schema,
@@ -370,6 +379,12 @@ class Store:
     def read_only(self) -> bool:
         """True if opened read-only."""
         return self._first.read_only
+
+    @property
+    def is_missing(self) -> bool:
+        """True if opened with ``read_missing_as_empty=True`` where no store existed: it reads as
+        an empty store and nothing was created."""
+        return self._first.missing
 
     @property
     def in_transaction(self) -> bool:
