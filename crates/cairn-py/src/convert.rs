@@ -89,6 +89,17 @@ pub(crate) fn duration(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<O
     }
 }
 
+/// The error for a negative duration of `secs` seconds: in the duration grammar (`-2d`, as a
+/// `timedelta(days=-2)` was meant) where it is one a duration can hold, else in seconds.
+fn negative(what: &str, secs: f64) -> PyErr {
+    match Duration::try_from_secs_f64(-secs) {
+        Ok(d) if secs.fract() == 0.0 && d.as_secs() >= 60 => {
+            invalid(format!("{what} of -{} ({secs} seconds) is negative", cairn::format_duration(d)))
+        }
+        _ => invalid(format!("{what} of {secs} seconds is negative")),
+    }
+}
+
 /// A duration that must be given; see [`duration`].
 pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
     if obj.is_instance_of::<PyBool>() {
@@ -99,7 +110,7 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
     if obj.is_instance_of::<PyInt>() {
         return match obj.extract::<u64>() {
             Ok(s) => Ok(Duration::from_secs(s)),
-            Err(_) if obj.lt(0)? => Err(invalid(format!("{what} of {obj} seconds is negative"))),
+            Err(_) if obj.lt(0)? => Err(negative(what, obj.extract::<f64>().unwrap_or(f64::MIN))),
             Err(_) => Err(invalid(format!("{what} of {obj} seconds is too long; use None for no limit"))),
         };
     }
@@ -120,7 +131,7 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
         return Err(invalid(format!("{what} is NaN; give a number of seconds")));
     }
     if secs < 0.0 {
-        return Err(invalid(format!("{what} of {secs} seconds is negative")));
+        return Err(negative(what, secs));
     }
     Duration::try_from_secs_f64(secs)
         .map_err(|_| invalid(format!("{what} of {secs} seconds is too long; use None for no limit")))

@@ -266,3 +266,18 @@ def test_a_postgres_url_opens_a_server_not_a_file(tmp_path: Path, monkeypatch: p
     with pytest.raises(cairn.UnavailableError, match="postgresql://127.0.0.1:1/jobs"):
         cairn.Store()
     assert list(tmp_path.iterdir()) == [], "nothing was created for it"
+
+
+def test_a_negative_duration_is_named_in_the_duration_grammar() -> None:
+    """A `timedelta(days=-2)` TTL was reported as "-172800 seconds": say "-2d" too, as the
+    user wrote it, and keep small or fractional ones in seconds."""
+    import datetime
+
+    with cairn.Store(":memory:") as store:
+        c = store.cache("c")
+        for ttl in (datetime.timedelta(days=-2), -172800, -172800.0):
+            with pytest.raises(cairn.InvalidInputError, match=r"a TTL of -2d \(-172800 seconds\) is negative"):
+                c.set("k", "v", ttl=ttl)
+        with pytest.raises(cairn.InvalidInputError, match=r"a TTL of -1.5 seconds is negative"):
+            c.set("k", "v", ttl=-1.5)
+        assert "k" not in c
