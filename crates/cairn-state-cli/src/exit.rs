@@ -32,7 +32,7 @@ pub const NOT_FOUND: u8 = 127;
 pub fn code_of(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::InvalidInput => USAGE,
-        ErrorKind::LeaseLost => NO,
+        ErrorKind::LeaseLost | ErrorKind::RunHeld => NO,
         ErrorKind::ReadOnly
         | ErrorKind::DiskFull
         | ErrorKind::Io
@@ -41,7 +41,7 @@ pub fn code_of(kind: ErrorKind) -> u8 {
         ErrorKind::NotADatabase | ErrorKind::Corrupt | ErrorKind::ForeignDatabase => NOT_A_STORE,
         ErrorKind::SchemaTooNew | ErrorKind::SchemaTooOld => SCHEMA,
         ErrorKind::Busy => BUSY,
-        ErrorKind::Decode | ErrorKind::Migration => DATA,
+        ErrorKind::Decode | ErrorKind::Migration | ErrorKind::StepChanged => DATA,
         _ => INTERNAL,
     }
 }

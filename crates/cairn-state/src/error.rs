@@ -213,6 +213,36 @@ pub enum Error {
         holder: String,
     },
 
+    /// A durable run is held by another live attempt (another process, or another run guard of
+    /// this one): one attempt at a time.
+    #[error(
+        "the run '{run}' is held by another attempt ({holder}, its lease until {until}); let it finish, or wait for it (a run's wait option), or, if that process is gone on another host, let its lease run out"
+    )]
+    RunHeld {
+        /// The run's id.
+        run: String,
+        /// Who holds it.
+        holder: String,
+        /// When its lease runs out unless renewed (RFC 3339).
+        until: String,
+    },
+
+    /// A recorded step was asked for again with another definition (its version, or for the
+    /// CLI its command): replaying its result would be silently stale.
+    #[error(
+        "the step '{step}' of run '{run}' was recorded with another definition ({recorded}, now {given}); to run it again, reset the run from it: cairn run reset {run} --from {step}"
+    )]
+    StepChanged {
+        /// The run's id.
+        run: String,
+        /// The step's name.
+        step: String,
+        /// The recorded definition's fingerprint, shown.
+        recorded: String,
+        /// The one asked for.
+        given: String,
+    },
+
     /// The database server could not be reached, or the connection to it was lost.
     #[error(
         "{path}: the database server is unavailable ({detail}){}", if *.maybe_committed {
@@ -295,6 +325,10 @@ pub enum ErrorKind {
     Migration,
     /// A claim or lock lost to another worker.
     LeaseLost,
+    /// A durable run held by another live attempt.
+    RunHeld,
+    /// A recorded step asked for with another definition.
+    StepChanged,
     /// The database server cannot be reached or refuses the connection (a role that may not
     /// log in, a database that does not exist), or the connection was lost.
     Unavailable,
@@ -320,6 +354,8 @@ impl Error {
             Error::Decode { .. } => ErrorKind::Decode,
             Error::Migration { .. } => ErrorKind::Migration,
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
+            Error::RunHeld { .. } => ErrorKind::RunHeld,
+            Error::StepChanged { .. } => ErrorKind::StepChanged,
             Error::Unavailable { .. } | Error::Refused { .. } => ErrorKind::Unavailable,
             Error::Server { .. } | Error::Sqlite { .. } => ErrorKind::Internal,
         }
@@ -445,6 +481,16 @@ mod tests {
                 Error::LeaseLost { what: "claim", name: "item-7".into(), holder: "w1".into() },
                 ErrorKind::LeaseLost,
                 "the claim 'item-7' held by 'w1' was taken over after its lease ran out; do not record this work, and renew leases sooner",
+            ),
+            (
+                Error::RunHeld { run: "deploy-1".into(), holder: "pid 42 on this host".into(), until: "2026-12-07T05:00:00.000Z".into() },
+                ErrorKind::RunHeld,
+                "the run 'deploy-1' is held by another attempt (pid 42 on this host, its lease until 2026-12-07T05:00:00.000Z); let it finish, or wait for it (a run's wait option), or, if that process is gone on another host, let its lease run out",
+            ),
+            (
+                Error::StepChanged { run: "deploy-1".into(), step: "build".into(), recorded: "version 1".into(), given: "version 2".into() },
+                ErrorKind::StepChanged,
+                "the step 'build' of run 'deploy-1' was recorded with another definition (version 1, now version 2); to run it again, reset the run from it: cairn run reset deploy-1 --from build",
             ),
         ];
         for (err, kind, msg) in cases {

@@ -132,6 +132,7 @@ mod migrate;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod redact;
+mod run;
 mod sql;
 pub(crate) mod sqlite;
 mod states;
@@ -147,6 +148,9 @@ pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
 pub(crate) use redact::redact_url;
+pub(crate) use run::{
+    Hold, RunOps, RunRow, StepRow, StepWrite, RUN_FAILED, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED,
+};
 pub(crate) use sql::SqlOps;
 
 engine_ops! {

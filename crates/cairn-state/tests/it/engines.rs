@@ -24,12 +24,12 @@ pub enum Engine {
 
 impl Engine {
     /// The version of cairn's own schema that this build writes on the engine: SQLite counts
-    /// the steps its files went through (7); PostgreSQL started at SQLite's sixth layout (1),
-    /// and took the seventh step with it (2).
+    /// the steps its files went through (8); PostgreSQL started at SQLite's sixth layout (1),
+    /// and took the seventh and eighth steps with it (2, 3).
     pub fn cairn_schema_version(self) -> i64 {
         match self {
-            Engine::Sqlite => 7,
-            Engine::Postgres => 2,
+            Engine::Sqlite => 8,
+            Engine::Postgres => 3,
         }
     }
 }

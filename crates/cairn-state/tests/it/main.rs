@@ -15,6 +15,7 @@ mod model;
 mod paging;
 mod postgres;
 mod refusals;
+mod runs;
 mod sql;
 mod store;
 mod times;

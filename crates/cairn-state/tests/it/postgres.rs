@@ -216,17 +216,22 @@ fn a_schema_of_functions_types_or_domains_is_refused_as_foreign() -> Result<(), 
 /// A schema of version 1 (before ledger policies: version 2 adds `cairn_ledger_ns`) opens at
 /// version 2 with its items as they were and the default policy until one is set.
 #[test]
-fn a_version_1_schema_is_brought_to_version_2_with_its_items_and_the_default_ledger_policy(
+fn a_version_1_schema_is_brought_to_the_latest_with_its_items_the_default_ledger_policy_and_runs(
 ) -> Result<(), Error> {
     let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
     let q = f.store.ledger("q");
     q.enqueue(["a", "b"])?;
     let a = q.claim_next("w", Duration::from_secs(60))?.expect("a");
-    // Version 1 exactly: what version 2 added taken away, the version put back.
+    // Version 1 exactly: what versions 2 and 3 added taken away, the version put back.
     f.raw_execute("DROP TABLE cairn_ledger_ns");
+    f.raw_execute("DROP TABLE cairn_run");
+    f.raw_execute("DROP TABLE cairn_step");
     f.set_cairn_version(1);
     let store = f.reopen();
-    assert_eq!(f.cairn_version(), 2);
+    assert_eq!(f.cairn_version(), Engine::Postgres.cairn_schema_version());
+    let mut run = store.run("r")?;
+    assert_eq!(run.step("s", || Ok::<_, Error>(1i64))?, 1, "version 3's runs work");
+    run.finish()?;
     let q = store.ledger("q");
     assert_eq!(q.policy()?, cairn::LedgerPolicy::default());
     assert_eq!(q.item("a")?.map(|i| i.state), Some(cairn::ItemState::Claimed));

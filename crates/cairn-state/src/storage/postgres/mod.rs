@@ -20,6 +20,7 @@ mod lock;
 mod maintenance;
 mod memo;
 mod migrate;
+mod run;
 pub(crate) mod schema;
 mod user_sql;
 

@@ -109,16 +109,50 @@ CREATE TABLE {s}.cairn_ledger_ns (
 );
 "#;
 
+/// Version 3 (SQLite's version 8): durable runs, each held by one attempt at a time (an owner,
+/// a lease, the process whose death frees it, a fencing token bumped by every attempt), and
+/// their steps, each keeping the result of its first success.
+const V3: &str = r#"
+CREATE TABLE {s}.cairn_run (
+    id          text COLLATE "C" PRIMARY KEY,
+    state       smallint NOT NULL,
+    token       bigint   NOT NULL,
+    attempts    bigint   NOT NULL,
+    owner       text,
+    holder      text,
+    lease_until bigint,
+    error       text,
+    started_at  bigint   NOT NULL,
+    updated_at  bigint   NOT NULL,
+    finished_at bigint
+);
+CREATE INDEX cairn_run_finished ON {s}.cairn_run (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE {s}.cairn_step (
+    run         text COLLATE "C" NOT NULL,
+    name        text COLLATE "C" NOT NULL,
+    seq         bigint   NOT NULL,
+    state       smallint NOT NULL,
+    fingerprint text     NOT NULL,
+    value       bytea,
+    kind        smallint,
+    attempts    bigint   NOT NULL,
+    error       text,
+    started_at  bigint   NOT NULL,
+    finished_at bigint   NOT NULL,
+    PRIMARY KEY (run, name)
+);
+"#;
+
 /// cairn's schema steps on PostgreSQL: step `i` takes a schema to version `i + 1`. Append;
 /// never edit.
-pub(crate) const STEPS: &[&str] = &[V1, V2];
+pub(crate) const STEPS: &[&str] = &[V1, V2, V3];
 
 /// The digest of cairn's tables, columns, types, nullability and collations, and of its
 /// indexes, as the steps above leave them ([`Engine::schema_fingerprint`]). A schema that says
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "1727cf09625ca045";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "ed916ace1ba8671c";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

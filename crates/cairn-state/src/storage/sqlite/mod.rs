@@ -25,6 +25,7 @@ mod maintenance;
 mod memo;
 mod migrate;
 pub(crate) mod open;
+mod run;
 pub(crate) mod schema;
 mod user_sql;
 

@@ -231,6 +231,45 @@ pub(crate) enum SchemaStep {
     Data(fn(&rusqlite::Connection) -> rusqlite::Result<()>),
 }
 
+/// Version 8: durable runs. A run is held by one attempt at a time (an owner, a lease, the
+/// process whose death frees it, and a fencing token bumped by every attempt); each step keeps
+/// the result of its first success, in the run's order, and a failed step its last error.
+const V8: &str = r#"
+-- state: 0 running (an attempt holds it), 1 failed (the last attempt ended unfinished),
+-- 2 finished. owner, holder and lease_until are NULL while no attempt holds it.
+CREATE TABLE cairn_run (
+    id          TEXT    PRIMARY KEY,
+    state       INTEGER NOT NULL,
+    token       INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    owner       TEXT,
+    holder      TEXT,
+    lease_until INTEGER,
+    error       TEXT,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    finished_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX cairn_run_finished ON cairn_run (finished_at) WHERE finished_at IS NOT NULL;
+
+-- state: 1 failed (its last execution raised; no result), 2 done (value and kind its result).
+-- seq: its position in the run; fingerprint: its definition's, '' when none was given.
+CREATE TABLE cairn_step (
+    run         TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    state       INTEGER NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    value       BLOB,
+    kind        INTEGER,
+    attempts    INTEGER NOT NULL,
+    error       TEXT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    PRIMARY KEY (run, name)
+) WITHOUT ROWID;
+"#;
+
 /// cairn's own schema: step `i` takes a store to version `i + 1`. Append; never edit.
 pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Sql(V1),
@@ -240,13 +279,14 @@ pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Sql(V5),
     SchemaStep::Sql(V6),
     SchemaStep::Sql(V7),
+    SchemaStep::Sql(V8),
 ];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "287b4efaa61a6a30";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "cfec458a79be30eb";
 
 #[cfg(test)]
 mod tests {
@@ -304,13 +344,40 @@ mod tests {
         let store = Store::open(&path)?;
         let version: i64 =
             rusqlite::Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        assert_eq!(version, 7);
+        assert_eq!(version, i64::try_from(STEPS.len())?, "on to the latest");
         let q = store.ledger("q");
         assert_eq!(q.policy()?, LedgerPolicy::default());
         let claim = q.claim_next("w", std::time::Duration::from_secs(60))?.ok_or("the queued item")?;
         assert_eq!((claim.id(), claim.token()), ("a", 42), "the namespace's counter goes on");
         q.set_policy(LedgerPolicy { max_attempts: Some(1), retry_delay: None })?;
         assert_eq!(q.fail_claim(&claim, "x")?, crate::ItemState::Failed);
+        Ok(())
+    }
+
+    /// A store of version 7 (before durable runs) opens at version 8 with its data, and runs
+    /// work in it at once.
+    #[test]
+    fn a_version_7_store_keeps_its_data_and_gets_runs() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::Store;
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let path = dir.path().join("v7.db");
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.execute_batch(&format!("{V1}{V2}{V3}"))?;
+            v4_guess_kinds(&conn)?;
+            conn.execute_batch(&format!("{V5}{V6}{V7} PRAGMA user_version = 7;"))?;
+            conn.execute_batch(
+                "INSERT INTO cairn_checkpoint (job, value, updated_at, kind) VALUES ('j', CAST('p' AS BLOB), 0, 1);",
+            )?;
+        }
+        let store = Store::open(&path)?;
+        let version: i64 =
+            rusqlite::Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(version, 8);
+        assert_eq!(store.checkpoint("j").get::<String>()?.as_deref(), Some("p"));
+        let mut run = store.run("r")?;
+        assert_eq!(run.step("s", || Ok::<_, crate::Error>(5i64))?, 5);
+        run.finish()?;
         Ok(())
     }
 

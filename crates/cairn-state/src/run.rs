@@ -1,0 +1,989 @@
+//! Durable runs: a script's steps, each executed until it succeeds once, its result recorded
+//! and replayed to every later attempt, so that a re-run carries on at the first unfinished
+//! step.
+//!
+//! A run has an id the caller chooses (its idempotency key, `deploy-<commit>`). One attempt
+//! holds it at a time, as a claim holds an item: a lease (kept renewed by a thread while the
+//! [`Run`] lives), the process whose death frees it at once on the same host, and a fencing
+//! token bumped by every attempt. Every record of a step is fenced by that token inside the
+//! statement that writes it, so an attempt that lost the run (its lease ran out and another
+//! took it) records nothing: `LeaseLost`, never a stale result over a newer one.
+//!
+//! Steps are named; the same name a second time in one attempt is the step `name#2`, then
+//! `name#3`, so loops of identical steps replay in order. A step records a fingerprint of its
+//! definition (an optional version; the CLI's command line): asked for again with another, a
+//! recorded step is [`Error::StepChanged`], never a silent replay of a stale result.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::clock::deadline;
+use crate::codec::{Decode, Encode};
+use crate::duration::format_time;
+use crate::error::{Error, Result};
+use crate::ledger::DEFAULT_LEASE;
+use crate::names::validate_name;
+use crate::process;
+use crate::storage::{
+    EngineOps, Hold, RunOps, RunRow, StepRow, StepWrite, Stored, RUN_FAILED, RUN_FINISHED, RUN_RUNNING,
+    STEP_DONE,
+};
+use crate::store::Store;
+use crate::tx::Tx;
+
+/// The error an attempt leaves when it ends without [`Run::finish`] or [`Run::fail`].
+const ENDED_UNFINISHED: &str = "the attempt ended without finishing";
+
+/// The error shown for a run whose attempt stopped holding it without ending it.
+const STOPPED: &str = "its attempt stopped without finishing: the process died, or its lease ran out";
+
+/// The longest a dropped [`Run`] waits for the store to record that its attempt ended.
+const DROP_WAIT: Duration = Duration::from_millis(100);
+
+/// How to take a run: see [`Store::run_with`].
+///
+/// ```
+/// use cairn::RunOptions;
+/// use std::time::Duration;
+///
+/// let options = RunOptions::new().lease(Duration::from_secs(300)).wait(Duration::from_secs(10));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    lease: Duration,
+    wait: Option<Duration>,
+    holder_pid: Option<u32>,
+    rejoin: bool,
+    keep_alive: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            lease: DEFAULT_LEASE,
+            wait: Some(Duration::ZERO),
+            holder_pid: None,
+            rejoin: false,
+            keep_alive: true,
+        }
+    }
+}
+
+impl RunOptions {
+    /// The defaults: a lease of [`DEFAULT_LEASE`](crate::DEFAULT_LEASE) (60 s), kept renewed
+    /// by a thread; no wait for another attempt; held for this process.
+    pub fn new() -> Self {
+        RunOptions::default()
+    }
+
+    /// How long the hold lasts without a renewal: how long another host waits to take over a
+    /// run whose holder vanished (on the same host a dead holder's run is taken at once).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long to wait for another live attempt to end before [`Error::RunHeld`] (default:
+    /// not at all).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Wait for another live attempt as long as it holds the run.
+    pub fn wait_forever(mut self) -> Self {
+        self.wait = None;
+        self
+    }
+
+    /// Hold the run for process `pid` of this host rather than this one: it stays held while
+    /// that process lives (a shell script whose steps are processes of their own).
+    pub fn holder_pid(mut self, pid: u32) -> Self {
+        self.holder_pid = Some(pid);
+        self
+    }
+
+    /// Join the attempt already holding the run when it is held for the same process (the
+    /// next `cairn step` of one script), instead of [`Error::RunHeld`].
+    pub fn rejoin(mut self, rejoin: bool) -> Self {
+        self.rejoin = rejoin;
+        self
+    }
+
+    /// Keep the lease renewed from a thread of its own while the [`Run`] lives (default: on,
+    /// for a store in a file or on a server).
+    pub fn keep_alive(mut self, keep_alive: bool) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+}
+
+impl Store {
+    /// Take the run `id` for this attempt with the default [`RunOptions`]: see
+    /// [`Store::run_with`].
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("state.db"))?;
+    /// let mut executed = 0;
+    /// for _attempt in 0..2 {
+    ///     let mut run = store.run("backfill-2026-11-30")?;
+    ///     let pages: Vec<i64> = run.step("list", || {
+    ///         executed += 1;
+    ///         Ok::<_, cairn::Error>(vec![1, 2, 3])
+    ///     })?.into_iter().collect();
+    ///     assert_eq!(pages, [1, 2, 3]);
+    ///     run.finish()?;
+    /// }
+    /// assert_eq!(executed, 1, "the second attempt replayed the recorded step");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run(&self, id: &str) -> Result<Run<'_>> {
+        self.run_with(id, RunOptions::new())
+    }
+
+    /// Take the run `id` for a new attempt (creating it the first time), or join a finished
+    /// one to replay it. [`Error::RunHeld`] if another live attempt holds it (after waiting,
+    /// if the options say so); a holder that died on this host is taken over at once, one
+    /// elsewhere once its lease has run out.
+    pub fn run_with(&self, id: &str, options: RunOptions) -> Result<Run<'_>> {
+        validate_run_id(id)?;
+        if options.lease.is_zero() {
+            return Err(Error::invalid("a run's lease must be longer than zero"));
+        }
+        let holder = match options.holder_pid {
+            Some(pid) => process::watch(pid)?,
+            None => process::watch(std::process::id())?,
+        };
+        let owner = process::token();
+        let started = Instant::now();
+        let mut nap = Duration::from_millis(20);
+        loop {
+            match self.take_run(id, &owner, holder.as_deref(), &options)? {
+                Taken::Attempt { token, attempt } => {
+                    let keep_alive = if options.keep_alive && self.journal_mode() != "memory" {
+                        Some(Renewer::start(self, id, token, options.lease)?)
+                    } else {
+                        None
+                    };
+                    return Ok(Run::new(self, id, token, attempt, false, options.lease, keep_alive));
+                }
+                Taken::Finished { token, attempts } => {
+                    return Ok(Run::new(self, id, token, attempts, true, options.lease, None));
+                }
+                Taken::Again => {}
+                Taken::Held(row) => {
+                    let waited = started.elapsed();
+                    if options.wait.is_some_and(|w| waited >= w) {
+                        return Err(held(&row));
+                    }
+                    let left = options.wait.map_or(nap, |w| w.saturating_sub(waited));
+                    std::thread::sleep(nap.min(left));
+                    nap = (nap * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// The runs of this store, for operators: list, inspect, reset, forget, prune.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { store: self }
+    }
+
+    /// One try at taking the run, in one write transaction.
+    fn take_run(&self, id: &str, owner: &str, holder: Option<&str>, options: &RunOptions) -> Result<Taken> {
+        self.write_tx(|s| {
+            let now = s.now();
+            let hold = Hold { owner, holder, lease_until: deadline(now, options.lease) };
+            let Some(row) = s.engine.run_get(id)? else {
+                // Another process may create it between the two statements on a server: try again.
+                return Ok(if s.engine.run_insert(id, &hold, now)? {
+                    Taken::Attempt { token: 1, attempt: 1 }
+                } else {
+                    Taken::Again
+                });
+            };
+            if row.state == RUN_FINISHED {
+                return Ok(Taken::Finished { token: row.token, attempts: row.attempts });
+            }
+            if is_live(&row, now) {
+                let same_holder = options.rejoin && holder.is_some() && row.holder.as_deref() == holder;
+                if same_holder && s.engine.run_renew(id, row.token, hold.lease_until, now)? {
+                    return Ok(Taken::Attempt { token: row.token, attempt: row.attempts });
+                }
+                return Ok(Taken::Held(row));
+            }
+            if s.engine.run_take(id, row.token, &hold, now)? {
+                Ok(Taken::Attempt { token: row.token + 1, attempt: row.attempts + 1 })
+            } else {
+                Ok(Taken::Again)
+            }
+        })
+    }
+}
+
+/// What one try at taking a run found.
+enum Taken {
+    Attempt {
+        token: i64,
+        attempt: i64,
+    },
+    Finished {
+        token: i64,
+        attempts: i64,
+    },
+    Held(RunRow),
+    /// Another process changed the run between reading and writing it.
+    Again,
+}
+
+/// True while an attempt holds the run: it is running, its lease has not run out, and its
+/// process is not known to be dead.
+fn is_live(row: &RunRow, now: i64) -> bool {
+    row.state == RUN_RUNNING
+        && row.owner.is_some()
+        && row.lease_until.is_some_and(|until| until > now)
+        && !row.holder.as_deref().is_some_and(process::token_is_dead)
+}
+
+fn held(row: &RunRow) -> Error {
+    Error::RunHeld {
+        run: row.id.clone(),
+        holder: row.holder.as_deref().map_or_else(|| "another host".to_owned(), describe_holder),
+        until: row.lease_until.map_or_else(|| "-".to_owned(), format_time),
+    }
+}
+
+/// `boot/pid/start` as a person reads it.
+fn describe_holder(holder: &str) -> String {
+    let mut parts = holder.split('/');
+    match (parts.next(), parts.next()) {
+        (Some(boot), Some(pid)) if boot == process::me().boot_id => format!("pid {pid} on this host"),
+        (Some(_), Some(pid)) => format!("pid {pid} on another host"),
+        _ => holder.to_owned(),
+    }
+}
+
+/// One attempt at a run, from [`Store::run`]: its steps execute once and replay after.
+///
+/// End it with [`Run::finish`] when the script is done (later attempts then replay only) or
+/// [`Run::fail`]; dropped without either, the attempt is recorded as failed and the next one
+/// resumes. A run already finished is joined to replay its steps, without holding it.
+#[derive(Debug)]
+pub struct Run<'s> {
+    store: &'s Store,
+    id: String,
+    token: i64,
+    attempt: i64,
+    finished: bool,
+    lease: Duration,
+    seen: HashMap<String, u32>,
+    next_seq: i64,
+    renewer: Option<Renewer>,
+    ended: bool,
+}
+
+impl<'s> Run<'s> {
+    fn new(
+        store: &'s Store,
+        id: &str,
+        token: i64,
+        attempt: i64,
+        finished: bool,
+        lease: Duration,
+        renewer: Option<Renewer>,
+    ) -> Self {
+        Run {
+            store,
+            id: id.to_owned(),
+            token,
+            attempt,
+            finished,
+            lease,
+            seen: HashMap::new(),
+            next_seq: 0,
+            renewer,
+            ended: finished,
+        }
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u64 {
+        u64::try_from(self.attempt).unwrap_or(0)
+    }
+
+    /// The fencing token of this attempt: every attempt gets a larger one.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    /// True if the run was finished before this attempt: its steps replay, and a step it
+    /// never recorded is refused.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Run step `name`: the first time `f` succeeds its result is recorded, and every later
+    /// attempt gets the recorded result back without calling `f`. A failure records the
+    /// attempt and its error, no result, and is returned: the next attempt runs `f` again.
+    /// `LeaseLost` if another attempt took the run meanwhile (the result is not recorded).
+    pub fn step<T, E>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error> + fmt::Display,
+    {
+        self.step_with_version(name, "", f)
+    }
+
+    /// [`Run::step`] with a version of the step's definition: a step recorded under another
+    /// version is [`Error::StepChanged`] instead of a replay of a result the new definition
+    /// would not give.
+    pub fn step_with_version<T, E>(
+        &mut self,
+        name: &str,
+        version: &str,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error> + fmt::Display,
+    {
+        let (full, seq) = self.next_step(name)?;
+        if let Some(value) = self.replay::<T>(&full, version)? {
+            return Ok(value);
+        }
+        let started = self.store.now();
+        match f() {
+            Ok(value) => {
+                self.record(&full, seq, version, started, Ok(&value))?;
+                Ok(value)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                // The step's own error is what the caller needs; a failure to record it (the
+                // run lost meanwhile) changes nothing for the next attempt.
+                let _ = self.record::<T>(&full, seq, version, started, Err(&text));
+                Err(e)
+            }
+        }
+    }
+
+    /// A step whose writes to the store commit in one transaction with its record: exactly
+    /// once, even across kills. `f` gets the transaction; its result is recorded and replayed
+    /// as [`Run::step`]'s. If the attempt lost the run, everything `f` wrote is rolled back
+    /// (`LeaseLost`).
+    pub fn step_tx<T, E>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        T: Encode + Decode,
+        E: From<Error> + fmt::Display,
+    {
+        let (full, seq) = self.next_step(name)?;
+        if let Some(value) = self.replay::<T>(&full, "")? {
+            return Ok(value);
+        }
+        let started = self.store.now();
+        let (id, token) = (self.id.clone(), self.token);
+        let outcome = self.store.transaction(|tx| {
+            let value = f(tx)?;
+            let bytes = value.encode()?;
+            let store = tx.store();
+            let write = StepWrite {
+                name: &full,
+                seq,
+                fingerprint: "",
+                value: Some((&bytes, value.kind())),
+                error: None,
+                started_at: started,
+                finished_at: store.now(),
+            };
+            if !store.engine.step_record(&id, token, &write)? {
+                return Err(E::from(lost(&id)));
+            }
+            Ok(value)
+        });
+        if let Err(e) = &outcome {
+            let _ = self.record::<T>(&full, seq, "", started, Err(&e.to_string()));
+        }
+        outcome
+    }
+
+    /// A durable sleep: the first time, its wake time (now plus `duration`) is recorded; every
+    /// attempt then waits only what is left of it, none once it has passed.
+    pub fn sleep(&mut self, name: &str, duration: Duration) -> Result<()> {
+        let wake = self.wake_time(name, duration)?;
+        loop {
+            let left = wake.saturating_sub(self.store.now());
+            if left <= 0 {
+                return Ok(());
+            }
+            std::thread::sleep(
+                Duration::from_millis(u64::try_from(left).unwrap_or(0)).min(Duration::from_secs(1)),
+            );
+        }
+    }
+
+    /// [`Run::sleep`] that does not wait, for a cron script that would rather exit and come
+    /// back: `None` once the wake time has passed, else how long is left (the wake time is
+    /// recorded the first time, as `sleep` does).
+    pub fn sleep_no_wait(&mut self, name: &str, duration: Duration) -> Result<Option<Duration>> {
+        let wake = self.wake_time(name, duration)?;
+        let left = wake.saturating_sub(self.store.now());
+        Ok((left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(0))))
+    }
+
+    /// The recorded wake time of sleep `name`, recording it first if need be.
+    fn wake_time(&mut self, name: &str, duration: Duration) -> Result<i64> {
+        let (full, seq) = self.next_step(name)?;
+        if let Some(wake) = self.replay::<i64>(&full, "")? {
+            return Ok(wake);
+        }
+        let now = self.store.now();
+        let wake = deadline(now, duration);
+        self.record(&full, seq, "", now, Ok(&wake))?;
+        Ok(wake)
+    }
+
+    /// Push this attempt's lease a whole lease from now, for a run taken without
+    /// [`RunOptions::keep_alive`]. `LeaseLost` if another attempt took the run.
+    pub fn renew(&self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        let (id, token, lease) = (self.id.as_str(), self.token, self.lease);
+        if self.store.write_one(|s| s.engine.run_renew(id, token, deadline(s.now(), lease), s.now()))? {
+            Ok(())
+        } else {
+            Err(lost(id))
+        }
+    }
+
+    /// Finish the run: later attempts replay its steps and record no new ones.
+    pub fn finish(mut self) -> Result<()> {
+        self.end(RUN_FINISHED, None)
+    }
+
+    /// End this attempt as failed with `error` (shown by [`Runs::get`]); the next attempt
+    /// resumes at the first step not recorded.
+    pub fn fail(mut self, error: &str) -> Result<()> {
+        self.end(RUN_FAILED, Some(error))
+    }
+
+    /// Leave the run held when this value goes, without ending the attempt: for the CLI,
+    /// whose steps are processes of their own and whose run is held for the script's shell.
+    pub fn detach(mut self) -> Result<()> {
+        self.ended = true;
+        self.stop_renewing()
+    }
+
+    fn end(&mut self, state: i64, error: Option<&str>) -> Result<()> {
+        if self.finished {
+            self.ended = true;
+            return Ok(());
+        }
+        self.ended = true;
+        let renewing = self.stop_renewing();
+        let (id, token) = (self.id.as_str(), self.token);
+        if !self.store.write_one(|s| s.engine.run_end(id, token, state, error, s.now()))? {
+            return Err(lost(id));
+        }
+        renewing
+    }
+
+    fn stop_renewing(&mut self) -> Result<()> {
+        self.renewer.take().map_or(Ok(()), Renewer::stop)
+    }
+
+    /// The full name of the next step called `name` in this attempt (`name#2` for the second),
+    /// and its position.
+    fn next_step(&mut self, name: &str) -> Result<(String, i64)> {
+        validate_step_name(name)?;
+        let count = self.seen.entry(name.to_owned()).or_insert(0);
+        *count += 1;
+        let full = if *count == 1 { name.to_owned() } else { format!("{name}#{count}") };
+        self.next_seq += 1;
+        Ok((full, self.next_seq))
+    }
+
+    /// The recorded result of step `full`, if it is done under the same definition.
+    fn replay<T: Decode>(&self, full: &str, version: &str) -> Result<Option<T>> {
+        let Some(row) = self.store.engine.step_get(&self.id, full)? else {
+            return self.not_recorded(full).map(|()| None);
+        };
+        if row.state != STEP_DONE {
+            return self.not_recorded(full).map(|()| None);
+        }
+        if row.fingerprint != version {
+            return Err(Error::StepChanged {
+                run: self.id.clone(),
+                step: full.to_owned(),
+                recorded: shown_version(&row.fingerprint),
+                given: shown_version(version),
+            });
+        }
+        let (bytes, kind) = row.value.unwrap_or_default();
+        let stored = Stored::new(bytes, kind);
+        T::decode_typed(stored.kind, stored.bytes).map(Some).map_err(|e| Error::Decode {
+            ns: format!("run {}", self.id),
+            key: full.to_owned(),
+            expected: e.expected,
+            detail: e.detail,
+        })
+    }
+
+    /// A step not recorded is run, unless the run was finished.
+    fn not_recorded(&self, full: &str) -> Result<()> {
+        if self.finished {
+            return Err(Error::invalid(format!(
+                "the run '{}' is finished and never recorded a step '{full}': the script changed after it finished; \
+                 to run it again, reset it: cairn run reset {}",
+                self.id, self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Record one execution of step `full`.
+    fn record<T: Encode>(
+        &self,
+        full: &str,
+        seq: i64,
+        version: &str,
+        started: i64,
+        outcome: std::result::Result<&T, &str>,
+    ) -> Result<()> {
+        let encoded = match outcome {
+            Ok(value) => Some((value.encode()?, value.kind())),
+            Err(_) => None,
+        };
+        let (id, token) = (self.id.as_str(), self.token);
+        let recorded = self.store.write_one(|s| {
+            let write = StepWrite {
+                name: full,
+                seq,
+                fingerprint: version,
+                value: encoded.as_ref().map(|(bytes, kind)| (bytes.as_ref(), *kind)),
+                error: outcome.err(),
+                started_at: started,
+                finished_at: s.now(),
+            };
+            s.engine.step_record(id, token, &write)
+        })?;
+        if recorded {
+            Ok(())
+        } else {
+            Err(lost(id))
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let _ = self.stop_renewing();
+        let engine = &self.store.engine;
+        if engine.in_transaction() {
+            return; // the lease runs out on its own
+        }
+        let busy = engine.busy_timeout();
+        engine.set_busy_timeout(busy.min(DROP_WAIT));
+        let (id, token) = (self.id.as_str(), self.token);
+        let _ = self
+            .store
+            .write_one(|s| s.engine.run_end(id, token, RUN_FAILED, Some(ENDED_UNFINISHED), s.now()));
+        engine.set_busy_timeout(busy);
+    }
+}
+
+fn lost(id: &str) -> Error {
+    Error::LeaseLost { what: "run", name: id.to_owned(), holder: "this attempt".to_owned() }
+}
+
+fn shown_version(fingerprint: &str) -> String {
+    if fingerprint.is_empty() {
+        "no version".to_owned()
+    } else {
+        format!("version {fingerprint:?}")
+    }
+}
+
+fn validate_run_id(id: &str) -> Result<()> {
+    validate_name("run id", id, crate::MAX_KEY_BYTES)
+}
+
+fn validate_step_name(name: &str) -> Result<()> {
+    validate_name("step name", name, crate::MAX_KEY_BYTES)?;
+    if name.contains('#') {
+        return Err(Error::invalid(format!(
+            "step name {name:?} has a '#': cairn names the second step of one name name#2, so '#' is kept for that"
+        )));
+    }
+    Ok(())
+}
+
+/// A thread renewing a run's lease until stopped, on a store handle of its own.
+#[derive(Debug)]
+struct Renewer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Renewer {
+    fn start(store: &Store, id: &str, token: i64, lease: Duration) -> Result<Renewer> {
+        let renewer = store.options.clone().read_only(false).open(store.location())?;
+        let id = id.to_owned();
+        let every = (lease / 3).max(Duration::from_millis(1));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("cairn-run-{id}"))
+            .spawn(move || {
+                let mut last = Ok(());
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    last = renewer
+                        .write_one(|s| s.engine.run_renew(&id, token, deadline(s.now(), lease), s.now()))
+                        .and_then(|renewed| if renewed { Ok(()) } else { Err(lost(&id)) });
+                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
+                        break;
+                    }
+                }
+                last
+            })
+            .map_err(|e| Error::Io {
+                action: "start a thread for",
+                path: store.path().to_path_buf(),
+                source: e,
+            })?;
+        Ok(Renewer { stop: Some(stop), thread: Some(thread) })
+    }
+
+    fn stop(mut self) -> Result<()> {
+        drop(self.stop.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::invalid("the run's lease-renewing thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A run's state, as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RunState {
+    /// An attempt holds it and is working.
+    Running,
+    /// The last attempt ended with an error or without finishing (its process died, its lease
+    /// ran out): the next one resumes.
+    Failed,
+    /// Finished: its steps replay.
+    Finished,
+}
+
+impl RunState {
+    /// Its name: `running`, `failed` or `finished`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Failed => "failed",
+            RunState::Finished => "finished",
+        }
+    }
+
+    fn code(self) -> i64 {
+        match self {
+            RunState::Running => RUN_RUNNING,
+            RunState::Failed => RUN_FAILED,
+            RunState::Finished => RUN_FINISHED,
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunState {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "running" => Ok(RunState::Running),
+            "failed" => Ok(RunState::Failed),
+            "finished" => Ok(RunState::Finished),
+            other => {
+                Err(Error::invalid(format!("{other:?} is not a run state: running, failed or finished")))
+            }
+        }
+    }
+}
+
+/// A step's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StepState {
+    /// Its last execution failed; nothing is recorded, and the next attempt runs it again.
+    Failed,
+    /// Done: its result is recorded and replays.
+    Done,
+}
+
+impl StepState {
+    /// Its name: `failed` or `done`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Failed => "failed",
+            StepState::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for StepState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`Runs`] shows of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunInfo {
+    /// Its id.
+    pub id: String,
+    /// Its state (`Failed` for one whose attempt stopped holding it without ending).
+    pub state: RunState,
+    /// The attempts so far.
+    pub attempts: u64,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Who holds it while running: `pid N on this host` or `pid N on another host`.
+    pub holder: Option<String>,
+    /// When the holder's lease runs out, in Unix milliseconds.
+    pub lease_until_millis: Option<i64>,
+    /// When its first attempt began, in Unix milliseconds.
+    pub started_at_millis: i64,
+    /// When it last changed.
+    pub updated_at_millis: i64,
+    /// When it finished.
+    pub finished_at_millis: Option<i64>,
+    /// Its steps in order (empty from [`Runs::list`]).
+    pub steps: Vec<StepInfo>,
+}
+
+/// What [`Runs::get`] shows of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepInfo {
+    /// Its full name (`fetch#2` for the second `fetch`).
+    pub name: String,
+    /// Done or failed.
+    pub state: StepState,
+    /// How many times it was executed until recorded (or so far).
+    pub attempts: u64,
+    /// The error of its last execution, while failed.
+    pub error: Option<String>,
+    /// When its last execution began, in Unix milliseconds.
+    pub started_at_millis: i64,
+    /// When it ended.
+    pub finished_at_millis: i64,
+    /// The version it was recorded with ("" for none).
+    pub version: String,
+}
+
+impl StepInfo {
+    /// How long its last execution took.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(
+            u64::try_from(self.finished_at_millis.saturating_sub(self.started_at_millis)).unwrap_or(0),
+        )
+    }
+}
+
+/// The runs of a store, from [`Store::runs`]: list, inspect, reset, forget, prune.
+///
+/// ```
+/// use cairn::{RunState, Store};
+///
+/// let store = Store::open_in_memory()?;
+/// let mut run = store.run("deploy-1")?;
+/// run.step("build", || Ok::<_, cairn::Error>("ok".to_owned()))?;
+/// run.finish()?;
+/// let info = store.runs().get("deploy-1")?.expect("the run");
+/// assert_eq!(info.state, RunState::Finished);
+/// assert_eq!(info.steps[0].name, "build");
+/// assert_eq!(store.runs().reset("deploy-1", Some("build"))?, 1);
+/// assert_eq!(store.runs().get("deploy-1")?.expect("the run").state, RunState::Failed);
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Runs<'s> {
+    store: &'s Store,
+}
+
+impl Runs<'_> {
+    /// Every run, or those in `state`, by id, without their steps.
+    pub fn list(&self, state: Option<RunState>) -> Result<Vec<RunInfo>> {
+        const PAGE: i64 = 1000;
+        let now = self.store.now();
+        let stored = state.map(|s| if s == RunState::Failed { RUN_RUNNING } else { s.code() });
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let rows = self.store.engine.runs_list(stored, &after, PAGE)?;
+            let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
+            if let Some(row) = rows.last() {
+                after = row.id.clone();
+            }
+            out.extend(rows.into_iter().map(|r| info(r, now, Vec::new())));
+            if last {
+                break;
+            }
+        }
+        if state == Some(RunState::Failed) {
+            // Failed runs are stored failed, or running under an attempt that stopped.
+            let mut failed: Vec<RunInfo> = out.into_iter().filter(|r| r.state == RunState::Failed).collect();
+            let mut after = String::new();
+            loop {
+                let rows = self.store.engine.runs_list(Some(RUN_FAILED), &after, PAGE)?;
+                let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
+                if let Some(row) = rows.last() {
+                    after = row.id.clone();
+                }
+                failed.extend(rows.into_iter().map(|r| info(r, now, Vec::new())));
+                if last {
+                    break;
+                }
+            }
+            failed.sort_by(|a, b| a.id.cmp(&b.id));
+            return Ok(failed);
+        }
+        if state == Some(RunState::Running) {
+            out.retain(|r| r.state == RunState::Running);
+        }
+        Ok(out)
+    }
+
+    /// A run with its steps in order; `None` if there is no such run.
+    pub fn get(&self, id: &str) -> Result<Option<RunInfo>> {
+        validate_run_id(id)?;
+        let now = self.store.now();
+        let Some(row) = self.store.engine.run_get(id)? else { return Ok(None) };
+        let steps = self.store.engine.steps_list(id)?.into_iter().map(step_info).collect();
+        Ok(Some(info(row, now, steps)))
+    }
+
+    /// Forget the recorded steps of run `id` from step `from` on (every step for `None`), so
+    /// that its next attempt runs them again; a finished run becomes failed. Returns how many
+    /// steps were forgotten. [`Error::RunHeld`] while a live attempt holds it; `InvalidInput`
+    /// for a run or a step that does not exist (naming the steps there are).
+    pub fn reset(&self, id: &str, from: Option<&str>) -> Result<usize> {
+        validate_run_id(id)?;
+        self.store.write_tx(|s| {
+            let row = self.existing(s, id)?;
+            let from_seq = match from {
+                None => 0,
+                Some(name) => {
+                    let steps = s.engine.steps_list(id)?;
+                    match steps.iter().find(|step| step.name == name) {
+                        Some(step) => step.seq,
+                        None => return Err(no_step(id, name, &steps)),
+                    }
+                }
+            };
+            if is_live(&row, s.now()) {
+                return Err(held(&row));
+            }
+            s.engine.run_reset(id, from_seq, s.now())
+        })
+    }
+
+    /// Delete run `id` and its steps: its id starts afresh. False if there was no such run;
+    /// [`Error::RunHeld`] while a live attempt holds it.
+    pub fn forget(&self, id: &str) -> Result<bool> {
+        validate_run_id(id)?;
+        self.store.write_tx(|s| match s.engine.run_get(id)? {
+            None => Ok(false),
+            Some(row) if is_live(&row, s.now()) => Err(held(&row)),
+            Some(_) => s.engine.run_forget(id),
+        })
+    }
+
+    /// Delete the runs finished more than `older_than` ago, with their steps; how many.
+    pub fn prune(&self, older_than: Duration) -> Result<usize> {
+        self.store.write_tx(|s| {
+            let before = s.now().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+            s.engine.runs_prune(before)
+        })
+    }
+
+    fn existing(&self, s: &Store, id: &str) -> Result<RunRow> {
+        s.engine
+            .run_get(id)?
+            .ok_or_else(|| Error::invalid(format!("there is no run '{id}'; cairn run list shows the runs")))
+    }
+}
+
+fn no_step(id: &str, name: &str, steps: &[StepRow]) -> Error {
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    Error::invalid(if names.is_empty() {
+        format!("the run '{id}' has no step '{name}': it has recorded no step")
+    } else {
+        format!("the run '{id}' has no step '{name}'; its steps: {}", names.join(", "))
+    })
+}
+
+fn info(row: RunRow, now: i64, steps: Vec<StepInfo>) -> RunInfo {
+    let live = is_live(&row, now);
+    let (state, error) = match row.state {
+        RUN_FINISHED => (RunState::Finished, row.error),
+        RUN_RUNNING if live => (RunState::Running, row.error),
+        RUN_RUNNING => (RunState::Failed, Some(STOPPED.to_owned())),
+        _ => (RunState::Failed, row.error),
+    };
+    RunInfo {
+        id: row.id,
+        state,
+        attempts: u64::try_from(row.attempts).unwrap_or(0),
+        error,
+        holder: if live { row.holder.as_deref().map(describe_holder) } else { None },
+        lease_until_millis: if live { row.lease_until } else { None },
+        started_at_millis: row.started_at,
+        updated_at_millis: row.updated_at,
+        finished_at_millis: row.finished_at,
+        steps,
+    }
+}
+
+fn step_info(row: StepRow) -> StepInfo {
+    StepInfo {
+        name: row.name,
+        state: if row.state == STEP_DONE { StepState::Done } else { StepState::Failed },
+        attempts: u64::try_from(row.attempts).unwrap_or(0),
+        error: row.error,
+        started_at_millis: row.started_at,
+        finished_at_millis: row.finished_at,
+        version: row.fingerprint,
+    }
+}
