@@ -97,6 +97,7 @@ pub use memo::{
 };
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
+pub use process::{hold_while_running, HOLDERS_VAR};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;
 
