@@ -50,6 +50,45 @@ def test_plain_opens_of_the_store_and_its_side_files_are_refused(store: cairn.St
         Path(store.path).read_bytes()
 
 
+def test_other_names_of_the_store_file_are_refused_by_device_and_inode(
+    store: cairn.Store, tmp_path: Path
+) -> None:
+    """Issue 19.11: a hard link, or a symbolic link whose name is not the store's, named the
+    same file by another name, and the guard compared names."""
+    hard = tmp_path / "hard-link"
+    os.link(store.path, hard)
+    named_otherwise = tmp_path / "notes.txt"
+    named_otherwise.symlink_to(store.path)
+    wal_named_otherwise = tmp_path / "log.txt"
+    wal_named_otherwise.symlink_to(store.path + "-wal")
+    for name in (hard, named_otherwise, wal_named_otherwise):
+        with pytest.raises(cairn.SQLiteCopyError, match="drops every lock"):
+            open(name, "rb")
+        with pytest.raises(cairn.SQLiteCopyError, match="the same file as"):
+            os.open(name, os.O_RDONLY)
+    with pytest.raises(cairn.SQLiteCopyError, match="second copy of SQLite"):
+        sqlite3.connect(hard)
+    # Other files, beside it or elsewhere, are none of cairn's business.
+    (tmp_path / "unrelated.txt").write_text("x")
+    sqlite3.connect(tmp_path / "other.db").close()
+
+
+def test_opening_a_store_whose_file_is_open_under_a_hard_link_is_refused(path: str, tmp_path: Path) -> None:
+    """Issue 19.11, the other order: the descriptor was opened by another name first."""
+    cairn.Store(path).close()
+    hard = tmp_path / "hard-link.db"
+    os.link(path, hard)
+    with open(hard, "rb"):
+        with pytest.raises(cairn.SQLiteCopyError, match="descriptor"):
+            cairn.Store(path)
+    con = sqlite3.connect(hard)
+    con.execute("SELECT 1 FROM cairn_cache").fetchall()
+    with pytest.raises(cairn.SQLiteCopyError, match="already open in this process outside cairn"):
+        cairn.Store(path)
+    con.close()
+    cairn.Store(path).close()
+
+
 def test_after_close_the_file_is_free_again(path: str) -> None:
     s = cairn.Store(path)
     s.cache().set("k", "v")

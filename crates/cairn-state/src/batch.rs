@@ -180,50 +180,87 @@ fn value_of(value: &serde_json::Value) -> Value {
     }
 }
 
+/// The most ids of a run of marks sent in one statement.
+const MARKS_AT_ONCE: usize = 10_000;
+
 impl Store {
     /// Apply every operation of `batch` in one IMMEDIATE transaction: all of them or, on any
     /// error (reported with its line number), none. Returns how many were applied.
+    ///
+    /// Consecutive marks without a result in one namespace are applied together, as
+    /// [`Ledger::mark_done_many`](crate::Ledger::mark_done_many) does (they commute: each only
+    /// makes its item done), so a batch of a million marks is a few statements, not a
+    /// million.
     pub fn apply_batch(&self, batch: &Batch) -> Result<usize> {
+        let ns_of = |ns: &Option<String>| ns.as_deref().unwrap_or(&batch.default_ns).to_owned();
         self.transaction(|tx| {
-            for (line, op, ttl) in &batch.ops {
-                let ns = |ns: &Option<String>| ns.clone().unwrap_or_else(|| batch.default_ns.clone());
+            let mut i = 0;
+            while i < batch.ops.len() {
+                let (line, op, ttl) = &batch.ops[i];
+                if let BatchOp::Mark { ns: n, result: None, .. } = op {
+                    let ns = ns_of(n);
+                    let mut ids = Vec::new();
+                    while let Some((_, BatchOp::Mark { ns: n, id, result: None }, _)) = batch.ops.get(i) {
+                        if ids.len() == MARKS_AT_ONCE || ns_of(n) != ns {
+                            break;
+                        }
+                        ids.push(id.as_str());
+                        i += 1;
+                    }
+                    let ledger = tx.ledger(&ns);
+                    if let Err(e) = ledger.mark_done_many(&ids) {
+                        // Refused before anything was written: the marks one by one say which
+                        // line is at fault.
+                        for (line, op, _) in &batch.ops[i - ids.len()..i] {
+                            if let BatchOp::Mark { id, .. } = op {
+                                ledger.mark_done(id).map_err(|e| at_line(*line, e))?;
+                            }
+                        }
+                        return Err(at_line(*line, e));
+                    }
+                    continue;
+                }
+                i += 1;
                 let applied = match op {
                     BatchOp::Set { ns: n, key, value, .. } => {
-                        tx.cache(&ns(n)).set(key, value_of(value), *ttl)
+                        tx.cache(&ns_of(n)).set(key, value_of(value), *ttl)
                     }
                     BatchOp::Add { ns: n, key, value, .. } => {
-                        tx.cache(&ns(n)).add(key, value_of(value), *ttl).map(drop)
+                        tx.cache(&ns_of(n)).add(key, value_of(value), *ttl).map(drop)
                     }
-                    BatchOp::Del { ns: n, key } => tx.cache(&ns(n)).delete(key).map(drop),
+                    BatchOp::Del { ns: n, key } => tx.cache(&ns_of(n)).delete(key).map(drop),
                     BatchOp::Incr { ns: n, key, by, .. } => {
-                        tx.cache(&ns(n)).incr(key, by.unwrap_or(1), *ttl).map(drop)
+                        tx.cache(&ns_of(n)).incr(key, by.unwrap_or(1), *ttl).map(drop)
                     }
-                    BatchOp::Touch { ns: n, key, .. } => tx.cache(&ns(n)).touch(key, *ttl).map(drop),
-                    BatchOp::Mark { ns: n, id, result: None } => tx.ledger(&ns(n)).mark_done(id).map(drop),
-                    BatchOp::Mark { ns: n, id, result: Some(r) } => {
-                        tx.ledger(&ns(n)).mark_done_with(id, value_of(r)).map(drop)
-                    }
-                    BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns(n)).fail(id, error).map(drop),
-                    BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns(n)).delete(id).map(drop),
+                    BatchOp::Touch { ns: n, key, .. } => tx.cache(&ns_of(n)).touch(key, *ttl).map(drop),
+                    BatchOp::Mark { ns: n, id, result } => match result {
+                        Some(r) => tx.ledger(&ns_of(n)).mark_done_with(id, value_of(r)).map(drop),
+                        None => tx.ledger(&ns_of(n)).mark_done(id).map(drop),
+                    },
+                    BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns_of(n)).fail(id, error).map(drop),
+                    BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns_of(n)).delete(id).map(drop),
                     BatchOp::Checkpoint { job, value } => tx.checkpoint(job).set(value_of(value)),
                     BatchOp::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
                 };
-                applied.map_err(|e| match e {
-                    Error::InvalidInput(msg) => {
-                        Error::invalid(format!("batch line {line}: {msg}; nothing was applied"))
-                    }
-                    // An incr on a value that is not a number: say which line asked for it.
-                    Error::Decode { ns, key, expected, detail } => Error::Decode {
-                        ns,
-                        key,
-                        expected,
-                        detail: format!("{detail} (batch line {line}; nothing was applied)"),
-                    },
-                    other => other,
-                })?;
+                applied.map_err(|e| at_line(*line, e))?;
             }
             Ok(batch.ops.len())
         })
+    }
+}
+
+/// An operation's error, naming the line that asked for it.
+fn at_line(line: u64, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(msg) => Error::invalid(format!("batch line {line}: {msg}; nothing was applied")),
+        // An incr on a value that is not a number: say which line asked for it.
+        Error::Decode { ns, key, expected, detail } => Error::Decode {
+            ns,
+            key,
+            expected,
+            detail: format!("{detail} (batch line {line}; nothing was applied)"),
+        },
+        other => other,
     }
 }
 

@@ -272,6 +272,20 @@ pub enum Error {
         detail: String,
     },
 
+    /// The server ran out of shared memory for its lock table (its other sessions' locks, or
+    /// this transaction's own). Nothing of the transaction was committed.
+    #[error(
+        "{path}: the server ran out of room in its lock table ({detail}); nothing of the transaction was committed: \
+         retry when other sessions hold fewer locks, write fewer tables or namespaces in one transaction, \
+         or raise max_locks_per_transaction in postgresql.conf (and restart the server)"
+    )]
+    ServerOutOfLocks {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
+
     /// Any other failure reported by a database server.
     #[error("{path}: PostgreSQL error: {source}")]
     Server {
@@ -330,7 +344,8 @@ pub enum ErrorKind {
     /// A recorded step asked for with another definition.
     StepChanged,
     /// The database server cannot be reached or refuses the connection (a role that may not
-    /// log in, a database that does not exist), or the connection was lost.
+    /// log in, a database that does not exist), the connection was lost, or the server ran
+    /// out of room in its lock table.
     Unavailable,
     /// Anything else from the database.
     Internal,
@@ -356,7 +371,9 @@ impl Error {
             Error::LeaseLost { .. } => ErrorKind::LeaseLost,
             Error::RunHeld { .. } => ErrorKind::RunHeld,
             Error::StepChanged { .. } => ErrorKind::StepChanged,
-            Error::Unavailable { .. } | Error::Refused { .. } => ErrorKind::Unavailable,
+            Error::Unavailable { .. } | Error::Refused { .. } | Error::ServerOutOfLocks { .. } => {
+                ErrorKind::Unavailable
+            }
             Error::Server { .. } | Error::Sqlite { .. } => ErrorKind::Internal,
         }
     }
@@ -476,6 +493,14 @@ mod tests {
                 },
                 ErrorKind::Unavailable,
                 "postgres://u@h/db: the server refused the connection (role \"u\" is not permitted to log in (SQLSTATE 28000)): check the role, its password and the database in the URL",
+            ),
+            (
+                Error::ServerOutOfLocks {
+                    path: "postgres://u@h/db".into(),
+                    detail: "out of shared memory (SQLSTATE 53200)".into(),
+                },
+                ErrorKind::Unavailable,
+                "postgres://u@h/db: the server ran out of room in its lock table (out of shared memory (SQLSTATE 53200)); nothing of the transaction was committed: retry when other sessions hold fewer locks, write fewer tables or namespaces in one transaction, or raise max_locks_per_transaction in postgresql.conf (and restart the server)",
             ),
             (
                 Error::LeaseLost { what: "claim", name: "item-7".into(), holder: "w1".into() },

@@ -9,12 +9,15 @@ crates/cairn-py/README.md and "How To Corrupt An SQLite Database File" (sqlite.o
 
 So, while a :class:`cairn.Store` of this process has a file open:
 
-* ``sqlite3.connect`` of that file (by any name: relative, through a symlink, a ``file:``
-  URI) is refused, through an audit hook installed at ``import cairn``;
-* so is a plain ``open()``/``os.open()`` of the file or its ``-wal``/``-shm``/``-journal``:
-  closing that descriptor would drop cairn's locks;
+* ``sqlite3.connect`` of that file (by any name: relative, through a symlink or a hard link,
+  a ``file:`` URI) is refused, through an audit hook installed at ``import cairn``;
+* so is a plain ``open()``/``os.open()`` of the file or its ``-wal``/``-shm``/``-journal``,
+  by any name: closing that descriptor would drop cairn's locks;
 * and opening a store whose file this process already holds open some other way (found in
-  ``/proc/self/fd``) is refused the same way.
+  ``/proc/self/fd``, under any name) is refused the same way.
+
+Files are told apart by device and inode, not by name: a hard link or a symbolic link with
+another name is the same file.
 
 All refusals raise :class:`cairn.SQLiteCopyError`. Other native SQLite copies (apsw, another
 extension) opened after cairn are not seen; that is documented.
@@ -41,6 +44,55 @@ _open: dict[str, int] = {}
 _names: tuple[str, ...] = ()
 # descriptors a forked child inherited from its parent's cairn connections: not "another copy"
 _inherited: set[int] = set()
+# (device, inode) of every file in _open and of its side files, by which other names of them
+# (hard links, symbolic links named otherwise) are recognised; recomputed when _ids_stale
+# (a store registered before its file existed, or the set of files changed)
+_ids: dict[tuple[int, int], str] = {}
+_devices: frozenset[int] = frozenset()
+_ids_stale = False
+
+
+def _id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _refresh_ids() -> None:
+    """The ids of the open stores' files and side files, as they are now. Stays stale while a
+    store's file does not exist yet (it is registered before it is created)."""
+    global _ids, _devices, _ids_stale
+    ids: dict[tuple[int, int], str] = {}
+    complete = True
+    for key in list(_open):
+        for s in _SIDES:
+            fid = _id(key + s)
+            if fid is not None:
+                ids[fid] = key + s
+            elif not s:
+                complete = False
+    _ids, _devices, _ids_stale = ids, frozenset(d for d, _ in ids), not complete
+
+
+def _same_file_as_open(path: str) -> str | None:
+    """The open store file (or side file) that `path` is, by device and inode, if any."""
+    if _ids_stale:
+        _refresh_ids()
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if st.st_dev not in _devices:
+        return None
+    found = _ids.get((st.st_dev, st.st_ino))
+    if found is None and st.st_nlink > 1:
+        # A hard link to a side file made after the ids were taken (a -journal, a -wal made
+        # again). Only then: refreshing costs a stat per side file of every open store.
+        _refresh_ids()
+        found = _ids.get((st.st_dev, st.st_ino))
+    return found
 
 
 def _key(path: str | bytes | os.PathLike[Any]) -> str:
@@ -49,13 +101,16 @@ def _key(path: str | bytes | os.PathLike[Any]) -> str:
 
 
 def _refresh_names() -> None:
-    global _names
+    global _names, _ids_stale
     _names = tuple(sorted({os.path.basename(k) + s for k in _open for s in _SIDES}))
+    _ids_stale = True
 
 
 def _holders(key: str) -> list[str]:
-    """Descriptors of this process open on `key` or its side files, as ``fd -> path``."""
+    """Descriptors of this process open on `key` or its side files, by any name (compared by
+    device and inode), as ``fd -> path``."""
     targets = {key + s for s in _SIDES}
+    target_ids = {fid for fid in (_id(t) for t in targets) if fid is not None}
     try:
         fds = os.listdir("/proc/self/fd")
     except OSError:
@@ -68,7 +123,7 @@ def _holders(key: str) -> list[str]:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue  # closed meanwhile (listdir's own descriptor)
-        if target in targets:
+        if target in targets or (target_ids and _id(f"/proc/self/fd/{fd}") in target_ids):
             found.append(f"descriptor {fd} -> {target}")
     return found
 
@@ -117,8 +172,9 @@ def holding(path: str | os.PathLike[str]) -> Iterator[str]:
 
 
 def is_open(path: str | os.PathLike[str]) -> bool:
-    """True while a live cairn.Store of this process has the file open."""
-    return _open.get(_key(path), 0) > 0
+    """True while a live cairn.Store of this process has the file open (by any name)."""
+    key = _key(path)
+    return _open.get(key, 0) > 0 or (bool(_open) and _same_file_as_open(key) is not None)
 
 
 def _uri_path(db: str) -> str | None:
@@ -143,31 +199,38 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     # Runs for every audited event of the process (every open(), import, id()...): the common
     # case must return after a comparison or two.
     if event == "open":
-        if not _names or not args:
+        if not _open or not args:
             return
         path = args[0]
         if isinstance(path, str):
-            if not path.endswith(_names):
-                return
             p = path
         elif isinstance(path, (bytes, os.PathLike)):
             try:
                 p = os.fsdecode(os.fspath(path))
             except (TypeError, ValueError):
                 return
-            if not p.endswith(_names):
-                return
         else:
             return  # a descriptor number
-        real = os.path.realpath(p)
-        for s in _SIDES:
-            base = real[: len(real) - len(s)] if s else real
-            if (not s or real.endswith(s)) and _open.get(base, 0) > 0:
-                _refuse(
-                    "opening",
-                    real,
-                    "closing another descriptor of the file drops every lock the process holds on it",
-                )
+        if p.endswith(_names):
+            # By name first: a side file that does not exist yet has no inode to compare.
+            real = os.path.realpath(p)
+            for s in _SIDES:
+                base = real[: len(real) - len(s)] if s else real
+                if (not s or real.endswith(s)) and _open.get(base, 0) > 0:
+                    _refuse(
+                        "opening",
+                        real,
+                        "closing another descriptor of the file drops every lock the process holds on it",
+                    )
+        # Any other name of the same file (a hard link, a symbolic link named otherwise): one
+        # stat, and a comparison of device and inode.
+        same = _same_file_as_open(p)
+        if same is not None:
+            _refuse(
+                "opening",
+                f"{os.path.realpath(p)} (the same file as {same})",
+                "closing another descriptor of the file drops every lock the process holds on it",
+            )
     elif event == "sqlite3.connect":
         if not _open or not args:
             return
@@ -184,10 +247,12 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             candidates.append(uri)
         for c in candidates:
             key = os.path.realpath(c)
-            if _open.get(key, 0) > 0:
+            same = key if _open.get(key, 0) > 0 else _same_file_as_open(c)
+            if same is not None:
+                shown = key if same == key else f"{key} (the same file as {same})"
                 _refuse(
                     "sqlite3.connect of",
-                    key,
+                    shown,
                     "the sqlite3 module's SQLite is a second copy of SQLite that does not see cairn's locks",
                 )
 

@@ -171,8 +171,12 @@ fn command_of(argv: &[OsString]) -> Outcome<process::Command> {
 }
 
 /// Start `command`; a program that is missing or cannot be executed is a failure naming it.
+/// It is marked as run for this process (`cairn::hold_while_running`): the lock or memo run
+/// it runs under stays held while it runs, even if cairn is killed meanwhile.
 fn spawn(command: &mut process::Command) -> Outcome<process::Child> {
-    command.spawn().map_err(|e| Failure::Spawn(command.get_program().to_string_lossy().into_owned(), e))
+    cairn::hold_while_running(command)
+        .spawn()
+        .map_err(|e| Failure::Spawn(command.get_program().to_string_lossy().into_owned(), e))
 }
 
 /// The status a shell would report: the exit code, or 128 + the signal that killed it.

@@ -194,14 +194,19 @@ fn held_exit_sets_the_status_when_the_lock_is_held() {
 }
 
 #[test]
-fn a_semaphore_slot_is_recovered_at_once_when_its_cairn_is_killed() {
+fn a_semaphore_slot_is_recovered_once_its_killed_cairns_command_is_gone() {
     let env = Env::new();
     env.ok(&["cache", "get", "init"], 1);
     let mut a = hold(&env, "pool", &["--max", "2", "--ttl", "1h"], "a");
     let mut b = hold(&env, "pool", &["--max", "2", "--ttl", "1h"], "b");
-    a.kill().unwrap(); // SIGKILL: its slot's row stays, its pid is gone
+    let group_a = -i32::try_from(a.id()).unwrap(); // cairn_std starts a process group
+    a.kill().unwrap(); // SIGKILL: its slot's row stays, its pid is gone, its command runs on
     a.wait().unwrap();
-    env.ok(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"], 0);
+    env.ok(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"], 1);
+    assert!(!env.path("ran").exists());
+    kill(group_a); // the command, and the sleep it may be running
+    let take = || env.run(&["lock", "pool", "--max", "2", "--no-wait", "--", "touch", "ran"]).0 == 0;
+    wait_until("a's slot is free once its command is gone", take);
     assert!(env.path("ran").exists());
     std::fs::write(env.path("release"), "").unwrap();
     assert!(wait_within(&mut b, "holder b").success());
@@ -215,19 +220,85 @@ fn holder(env: &Env, name: &str) -> Option<cairn::LockHolder> {
     cairn::Store::open(env.db()).unwrap().lock_holder(name).unwrap()
 }
 
+/// Issue 19.1: `cairn lock` killed with SIGKILL left its command running, and the next
+/// `cairn lock --no-wait` took the lock at once (the holder's pid was gone) and ran beside it.
+/// The lock stays held while the command, or anything it started, runs (here: after the
+/// command's own shell is killed too, its background child), and is free at once after.
 #[test]
-fn a_lock_is_recovered_at_once_when_cairn_is_killed() {
+fn a_killed_cairn_lock_holds_its_lock_until_its_command_and_its_children_are_gone() {
     let env = Env::new();
-    let mut cairn = env
-        .cairn_std()
-        .args(["lock", "job", "--ttl", "1h", "--", "sh", "-c", "echo $$ > cmd.pid; exec sleep 30"])
-        .spawn()
-        .unwrap();
-    wait_until("the command runs", || env.path("cmd.pid").exists() && holder(&env, "job").is_some());
+    let script =
+        "(while [ ! -e release ]; do sleep 0.01; done) & echo $! > child.pid; echo $$ > cmd.tmp; mv cmd.tmp cmd.pid; wait";
+    let mut cairn =
+        env.cairn_std().args(["lock", "job", "--ttl", "1h", "--", "sh", "-c", script]).spawn().unwrap();
+    wait_until("the command runs", || {
+        env.path("child.pid").exists() && env.path("cmd.pid").exists() && holder(&env, "job").is_some()
+    });
     cairn.kill().unwrap(); // SIGKILL
     cairn.wait().unwrap();
-    env.ok(&["lock", "job", "--no-wait", "--", "true"], 0);
-    kill_pid_file(&env.path("cmd.pid"));
+    let (code, _, err) = env.run(&["lock", "job", "--no-wait", "--", "touch", "ran"]);
+    assert_eq!(code, 1, "taken while the killed cairn's command runs: {err}");
+    let command = pid_of(&env.path("cmd.pid"));
+    kill(command);
+    wait_until("the command's shell is gone", || gone(command));
+    let (code, _, err) = env.run(&["lock", "job", "--no-wait", "--", "touch", "ran"]);
+    assert_eq!(code, 1, "taken while a child of the command runs: {err}");
+    assert!(!env.path("ran").exists());
+    let child = pid_of(&env.path("child.pid"));
+    std::fs::write(env.path("release"), "").unwrap();
+    wait_until("the command's child is gone", || gone(child));
+    env.ok(&["lock", "job", "--no-wait", "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+}
+
+/// Issue 19.1, for memo: a `cairn memo` killed with SIGKILL left its command running, and
+/// the next call of the same key ran the command a second time beside it. It now waits for
+/// the first command to end (nobody stores its result: the killed cairn was to), then runs.
+#[test]
+fn a_killed_cairn_memo_keeps_its_run_until_its_command_is_gone() {
+    let env = Env::new();
+    let first = "echo $$ > cmd.pid; while [ ! -e release ]; do sleep 0.01; done; echo first >> runs";
+    let mut cairn =
+        env.cairn_std().args(["memo", "--key", "k", "--ttl", "1h", "--", "sh", "-c", first]).spawn().unwrap();
+    wait_until("the first command runs", || env.path("cmd.pid").exists());
+    cairn.kill().unwrap(); // SIGKILL
+    cairn.wait().unwrap();
+    let mut second = env
+        .cairn_std()
+        .args(["memo", "--key", "k", "--ttl", "1h", "--", "sh", "-c", "echo second >> runs"])
+        .spawn()
+        .unwrap();
+    // It either runs its command at once (the bug), or finds the first run alive and waits,
+    // sleeping between its looks at the store.
+    wait_until("the second call runs its command or waits", || {
+        env.path("runs").exists() || waiting_in_sleep(second.id())
+    });
+    assert!(!env.path("runs").exists(), "the command ran twice at once");
+    std::fs::write(env.path("release"), "").unwrap();
+    assert!(wait_within(&mut second, "the second memo").success());
+    assert_eq!(std::fs::read_to_string(env.path("runs")).unwrap(), "first\nsecond\n");
+}
+
+/// The pid written in the file at `path` (by `echo $$`).
+fn pid_of(path: &Path) -> i32 {
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
+/// SIGKILL to process `pid`, or to process group `-pid`.
+fn kill(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+}
+
+/// Gone, or a zombie nobody reaped yet (an orphan's, in a container whose init does not reap).
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Whether process `pid` is asleep in nanosleep (its wait loop), as `/proc/PID/wchan` says.
+fn waiting_in_sleep(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
 }
 
 #[test]
@@ -244,15 +315,6 @@ fn signals_sent_to_cairn_reach_the_command() {
     assert_eq!(status.code(), Some(42), "the TERM never reached the command (9: it gave up waiting)");
     assert_eq!(std::fs::read_to_string(env.path("sig")).unwrap(), "got-term\n");
     assert!(holder(&env, "job").is_none(), "released after the command ended");
-}
-
-fn kill_pid_file(path: &Path) {
-    if let Ok(pid) = std::fs::read_to_string(path) {
-        if let Ok(pid) = pid.trim().parse::<i32>() {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 impl Env {

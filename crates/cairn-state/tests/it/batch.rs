@@ -68,4 +68,41 @@ contract! {
         assert!(!store.cache("dflt").contains("n")?);
         Ok(())
     }
+
+    /// Runs of marks are applied together: a bad id in the middle of one still names its line,
+    /// and nothing of the run or before it is applied.
+    fn a_bad_id_in_a_run_of_marks_names_its_line(f) {
+        let store = &f.store;
+        let batch = parse(
+            "{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\"}\n{\"op\":\"mark\",\"id\":\"x\"}\n\
+             {\"op\":\"mark\",\"id\":\"\"}\n{\"op\":\"mark\",\"id\":\"y\"}",
+        )?;
+        let err = store.apply_batch(&batch).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("batch line 3"), "{err}");
+        assert!(!store.cache("dflt").contains("a")?);
+        assert!(!store.ledger("dflt").is_done("x")?);
+        Ok(())
+    }
+
+    /// Issue 19.5: a transaction of a million marks. On PostgreSQL each mark used to lock its
+    /// key, and the server's shared lock table ran out near 13,000 ("out of shared memory",
+    /// exit 8), failing other sessions' transactions too; a batch sends runs of marks
+    /// together, and a transaction locks at most a bounded number of keys.
+    fn a_batch_of_a_million_marks_applies_in_one_transaction(f) {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(40 * 1_000_000);
+        for i in 0..1_000_000 {
+            let ns = if i % 100_000 == 0 { "other" } else { "big" };
+            writeln!(text, r#"{{"op":"mark","ns":"{ns}","id":"{i}"}}"#).expect("a String takes writes");
+        }
+        text.push_str(r#"{"op":"set","key":"after","value":"x"}"#);
+        let batch = parse(&text)?;
+        assert_eq!(f.store.apply_batch(&batch)?, 1_000_001);
+        let other = f.reopen();
+        assert_eq!(other.ledger("big").counts()?.done, 999_990);
+        assert_eq!(other.ledger("other").counts()?.done, 10);
+        assert!(other.cache("dflt").contains("after")?);
+        Ok(())
+    }
 }

@@ -182,6 +182,30 @@ fn twenty_thousand_ids_marked_in_one_call_do_not_overflow_the_lock_table() -> Re
     Ok(())
 }
 
+/// Issue 19.5: each key a transaction wrote took an advisory lock of its own, so a Python
+/// transaction or `cairn batch` of ~13,000 keys ran the server's shared lock table out ("out
+/// of shared memory"), and failed other sessions' transactions meanwhile. Past a bound the
+/// transaction locks each namespace it writes whole instead; other namespaces stay writable.
+#[test]
+fn a_transaction_writing_thousands_of_keys_one_by_one_holds_a_bounded_number_of_locks() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let pid = backend_pid(&f.store)?;
+    let other = f.reopen();
+    let held = f.store.transaction(|tx| {
+        let (ledger, cache) = (tx.ledger("big"), tx.cache("many"));
+        for i in 0..1_500 {
+            ledger.mark_done(&format!("id-{i}"))?;
+            cache.set(&format!("k-{i}"), i, None)?;
+        }
+        other.ledger("elsewhere").mark_done("x")?;
+        Ok(f.raw_i64(&format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}")))
+    })?;
+    assert!(held <= 300, "one transaction held {held} advisory locks");
+    assert_eq!(other.ledger("big").counts()?.done, 1_500);
+    assert!(other.cache("many").contains("k-1499")?);
+    Ok(())
+}
+
 /// PostgreSQL only, as a file has no functions or types of its own: a schema holding only a
 /// function, an enum type, a domain or a range type is another application's, refused and left
 /// as it was (it used to be taken as empty, because only its relations were counted, and

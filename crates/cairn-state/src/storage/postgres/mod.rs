@@ -25,7 +25,7 @@ pub(crate) mod schema;
 mod user_sql;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     quoted: String,
     busy_ms: Cell<u64>,
     in_tx: Cell<bool>,
+    /// The advisory locks the open transaction holds (see `Engine::lock_key`).
+    tx_locks: RefCell<TxLocks>,
     /// Rows changed by the last statement that reported it.
     last_changes: Cell<usize>,
     /// Prepared statements, by template: a prepared statement costs one round trip once,
@@ -133,6 +135,7 @@ impl Engine {
             schema: spec.schema.to_owned(),
             busy_ms: Cell::new(millis_u64(spec.busy_timeout)),
             in_tx: Cell::new(false),
+            tx_locks: RefCell::new(TxLocks::default()),
             last_changes: Cell::new(0),
             statements: RefCell::new(HashMap::new()),
         };
@@ -333,37 +336,57 @@ impl Engine {
 
     /// Inside a write transaction, wait for (and hold until it ends) the lock on one key of
     /// one kind of row, and a shared hold on its namespace; outside one, nothing. See the
-    /// module documentation.
+    /// module documentation. Past [`KEY_LOCKS_PER_TX`] locks in one transaction, the key's
+    /// namespace is locked exclusively instead (see `Engine::lock_keys`).
     fn lock_key(&self, kind: &str, ns: &str, key: &str) -> Result<()> {
-        if !self.in_tx.get() {
-            return Ok(());
-        }
-        let (whole, k) = (self.ns_lock_id(kind, ns), self.key_lock_id(kind, ns, key));
-        self.exec("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)", &[&whole, &k])
-            .map(drop)
+        self.lock_keys(kind, ns, &[key])
     }
 
     /// Locks on several keys of one kind, taken in one round trip and in a fixed order (so two
-    /// transactions locking overlapping sets cannot deadlock on them). Past
-    /// [`KEY_LOCKS_AT_MOST`] keys, the namespace's lock alone, held exclusively: it stands for
-    /// every key in it (single-key locks take it shared), and a batch of 20,000 keys would
-    /// otherwise fill the server's lock table ("out of shared memory").
+    /// transactions locking overlapping sets cannot deadlock on them).
+    ///
+    /// Each advisory lock takes an entry of the server's lock table, which all sessions share
+    /// and which holds about `max_locks_per_transaction` (64) per connection: a transaction
+    /// locking every key it writes ran the server out of it ("out of shared memory") near
+    /// 13,000 keys, failing other sessions' transactions too. So a transaction holds at most
+    /// [`KEY_LOCKS_PER_TX`] key locks: past that, and for a batch of more than
+    /// [`KEY_LOCKS_AT_MOST`] keys, it takes the namespace's lock exclusively, which stands for
+    /// every key in it (single-key locks take it shared), and needs no key lock of that
+    /// namespace for the rest of the transaction. Escalating waits for the other
+    /// transactions writing the namespace: a large transaction is as exclusive as on SQLite,
+    /// where a writer has the whole file.
     fn lock_keys(&self, kind: &str, ns: &str, keys: &[&str]) -> Result<()> {
         if !self.in_tx.get() || keys.is_empty() {
             return Ok(());
         }
-        if keys.len() > KEY_LOCKS_AT_MOST {
-            return self.lock_namespace(kind, ns);
-        }
         let whole = self.ns_lock_id(kind, ns);
-        let mut ids: Vec<i64> = keys.iter().map(|k| self.key_lock_id(kind, ns, k)).collect();
+        let mut ids: Vec<i64> = {
+            let held = self.tx_locks.borrow();
+            if held.exclusive.contains(&whole) {
+                return Ok(());
+            }
+            let mut ids: Vec<i64> = keys.iter().map(|k| self.key_lock_id(kind, ns, k)).collect();
+            ids.retain(|id| !held.keys.contains(id));
+            let shared_too = usize::from(!held.keys.contains(&whole));
+            if keys.len() > KEY_LOCKS_AT_MOST || held.keys.len() + ids.len() + shared_too > KEY_LOCKS_PER_TX {
+                drop(held);
+                return self.lock_namespace(kind, ns);
+            }
+            ids
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
         ids.sort_unstable();
         ids.dedup();
         self.exec(
             "SELECT pg_advisory_xact_lock_shared($1), count(pg_advisory_xact_lock(k)) FROM unnest($2::bigint[]) AS k",
             &[&whole, &ids],
-        )
-        .map(drop)
+        )?;
+        let mut held = self.tx_locks.borrow_mut();
+        held.keys.insert(whole);
+        held.keys.extend(ids);
+        Ok(())
     }
 
     /// Inside a write transaction, the namespace's lock held exclusively: for a write to all
@@ -372,7 +395,13 @@ impl Engine {
         if !self.in_tx.get() {
             return Ok(());
         }
-        self.exec("SELECT pg_advisory_xact_lock($1)", &[&self.ns_lock_id(kind, ns)]).map(drop)
+        let whole = self.ns_lock_id(kind, ns);
+        if self.tx_locks.borrow().exclusive.contains(&whole) {
+            return Ok(());
+        }
+        self.exec("SELECT pg_advisory_xact_lock($1)", &[&whole])?;
+        self.tx_locks.borrow_mut().exclusive.insert(whole);
+        Ok(())
     }
 
     /// The lock that stands for every key of one kind in a namespace (a key cannot end in
@@ -404,6 +433,7 @@ impl Engine {
             self.busy_ms.get().max(1)
         );
         self.again_if_dropped(|client| client.batch_execute(&sql))?;
+        self.tx_locks.replace(TxLocks::default());
         self.in_tx.set(true);
         Ok(())
     }
@@ -510,6 +540,15 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
     if *code == SqlState::DISK_FULL {
         return Error::DiskFull { path };
     }
+    // 53200 with this hint: the shared lock table is full (every session's locks count
+    // against it). Other kinds of running out of memory stay server errors.
+    let lock_table = db.hint().is_some_and(|h| h.contains("max_locks_per_transaction"));
+    if *code == SqlState::OUT_OF_MEMORY && (lock_table || db.message() == "out of shared memory") {
+        return Error::ServerOutOfLocks {
+            path,
+            detail: format!("{} (SQLSTATE {})", db.message(), code.code()),
+        };
+    }
     if *code == SqlState::INSUFFICIENT_PRIVILEGE || *code == SqlState::READ_ONLY_SQL_TRANSACTION {
         return Error::ReadOnly {
             path,
@@ -545,6 +584,23 @@ impl std::error::Error for ServerMessage {}
 /// `Engine::lock_keys`). Far below the server's lock table: `max_locks_per_transaction` is
 /// 64 per connection by default.
 const KEY_LOCKS_AT_MOST: usize = 32;
+
+/// The most advisory locks of keys (and shared holds of namespaces) one transaction takes;
+/// past them it locks namespaces whole (see `Engine::lock_keys`). A few connections' share
+/// of the server's lock table (64 entries per connection by default), so that many large
+/// transactions at once still leave room for everyone else's.
+const KEY_LOCKS_PER_TX: usize = 256;
+
+/// The advisory locks an open transaction holds, by id: what it has no need to take again,
+/// and how close it is to [`KEY_LOCKS_PER_TX`]. Ids are hashes, so a collision can only make
+/// it skip a lock it holds under another name: what that lock protects is held either way.
+#[derive(Default)]
+struct TxLocks {
+    /// Key locks and shared namespace locks.
+    keys: HashSet<i64>,
+    /// Namespace locks held exclusively: every key of those namespaces is covered.
+    exclusive: HashSet<i64>,
+}
 
 /// A statement that changes nothing (no write, no sequence, no lock), so that running it a
 /// second time is harmless.
