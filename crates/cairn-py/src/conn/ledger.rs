@@ -309,6 +309,17 @@ impl Connection {
         Ok(Claim::new(self.run(py, tx, |s| Ok(s.ledger(&ns).extend(c, lease)?))?))
     }
 
+    fn ledger_release(
+        &self,
+        py: Python<'_>,
+        ns: PyBackedStr,
+        claim: PyRef<'_, Claim>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let c = claim.inner();
+        self.run(py, tx, |s| Ok(s.ledger(&ns).release(c)?))
+    }
+
     #[pyo3(signature = (ns, claim, result, tx))]
     fn ledger_complete(
         &self,
