@@ -11,6 +11,7 @@ _Duration = Any  # int | float | timedelta | str, checked by the extension
 
 __all__ = [
     "Connection",
+    "after_fork_in_child",
     "RawClaim",
     "HeldLock",
     "KeepAlive",
@@ -39,6 +40,7 @@ DEFAULT_MAX_ATTEMPTS: int
 DEFAULT_RETRY_DELAY: float
 DEFAULT_LEASE: float
 
+def after_fork_in_child() -> None: ...
 def parse_duration(text: str) -> float: ...
 def duration_seconds(value: _Duration, what: str) -> float: ...
 def default_path() -> str: ...

@@ -65,9 +65,12 @@ class Store:
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
-    the parent's. (As with any threaded library, forking while *another* thread is inside a
-    cairn call may leave the child waiting on a mutex that thread held; the ``spawn`` and
-    ``forkserver`` start methods avoid this.) It pickles by path and options, for
+    the parent's. A child forked while another thread of the parent was inside a cairn call,
+    or held a transaction open, inherits the database library's state in the middle of a
+    change (a mutex or a lock held by a thread the child does not have): its first use of the
+    store raises :class:`ForkedError` at once, saying what to do, rather than hang or fail with
+    :class:`BusyError`. Fork before starting the threads that use the store, or use the
+    ``spawn`` or ``forkserver`` start methods. It pickles by path and options, for
     ``multiprocessing`` spawn workers. Connections are per thread: a pool of long-lived
     threads is cheap, a new thread per call pays an open (about a millisecond) each time.
 
@@ -519,6 +522,7 @@ class Transaction:
 
 
 def _after_fork_in_child() -> None:
+    _cairn.after_fork_in_child()
     _guard.after_fork_in_child()
     for store in list(_stores):
         store._after_fork_in_child()
