@@ -26,6 +26,7 @@ mod lock;
 mod maintenance;
 mod migrate;
 mod sql;
+mod transaction;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ pub(crate) use cache::{RawCacheLimits, RawCacheStats};
 pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
 pub(crate) use lock::RawLockHolder;
 pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
+pub(crate) use transaction::TransactionBase;
 
 /// Calls inside the library and transactions left open, across every connection of the
 /// process. A child forked while it is not zero inherits SQLite's process-wide state (its

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::Connection>()?;
+    m.add_class::<conn::TransactionBase>()?;
     m.add_class::<handles::Claim>()?;
     m.add_class::<handles::HeldLock>()?;
     m.add_class::<handles::KeepAlive>()?;

@@ -2,15 +2,19 @@
 
 scripts/test-python checks them against the built extension with ``python -m mypy.stubtest
 cairn._cairn``: names, parameters and defaults must match. Its classes are pyo3 classes, which
-cannot be subclassed: hence ``@final`` on each."""
+cannot be subclassed (``TransactionBase`` excepted, for ``cairn.Transaction``): hence ``@final``
+on the others."""
 
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar, final
+from types import TracebackType
+from typing_extensions import disjoint_base
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, final
 
 _T = TypeVar("_T")
 _Duration = Any  # int | float | timedelta | str, checked by the extension
 
 __all__ = [
     "Connection",
+    "TransactionBase",
     "after_fork_in_child",
     "RawClaim",
     "HeldLock",
@@ -290,3 +294,24 @@ class Connection:
     def ledger_namespaces(self) -> List[str]: ...
     def backup(self, dest: str) -> None: ...
     def vacuum(self) -> None: ...
+
+_Tx = TypeVar("_Tx", bound="TransactionBase")
+
+@disjoint_base
+class TransactionBase:
+    def __new__(cls: type[_Tx], store: Any) -> _Tx: ...
+    @property
+    def _store(self) -> Any: ...
+    @property
+    def _n(self) -> int: ...
+    @property
+    def _c(self) -> Optional[Connection]: ...
+    @property
+    def conn(self) -> Connection: ...
+    def __enter__(self: _Tx) -> _Tx: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
