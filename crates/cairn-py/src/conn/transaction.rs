@@ -9,6 +9,7 @@
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyAttributeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
@@ -81,13 +82,13 @@ impl TransactionBase {
         }
         let store = me.store.bind(py);
         // Python code: an interrupt here comes before anything is begun.
-        let conn = store.call_method0("_conn")?;
+        let conn = store.call_method0(intern!(py, "_conn"))?;
         let conn = conn.cast_into::<Connection>()?;
-        let local = store.getattr("_local")?;
+        let local = store.getattr(intern!(py, "_local"))?;
         let n = conn.get().begin(py)?;
         // From here on no bytecode runs until the `with` block has begun.
         *me.open.lock() = Open { conn: Some(conn.clone().unbind()), n };
-        if let Err(e) = local.setattr("tx", slf) {
+        if let Err(e) = local.setattr(intern!(py, "tx"), slf) {
             me.open.lock().n = 0;
             conn.get().rollback(py, n)?;
             return Err(e);
@@ -115,9 +116,10 @@ impl TransactionBase {
             Some(conn) if n != 0 => conn.get().rollback(py, n),
             _ => Ok(()),
         };
-        let local = me.store.bind(py).getattr("_local")?;
-        if local.getattr("tx").is_ok_and(|t| t.is(slf)) {
-            local.setattr("tx", py.None())?;
+        let local = me.store.bind(py).getattr(intern!(py, "_local"))?;
+        let tx = intern!(py, "tx");
+        if local.getattr(tx).is_ok_and(|t| t.is(slf)) {
+            local.setattr(tx, py.None())?;
         }
         ended?;
         Ok(false)
