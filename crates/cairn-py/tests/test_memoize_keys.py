@@ -83,6 +83,13 @@ def test_closures_of_one_factory_are_keyed_by_what_they_capture(
     assert store.cache("calls")["a-"] == 1, "computed once"
 
 
+def test_two_lambdas_of_one_scope_are_told_apart(store: cairn.Store) -> None:
+    double = store.memoize(lambda x: x * 2)
+    square = store.memoize(lambda x: x * x)
+    assert (double(3), square(3)) == (6, 9)
+    assert double.cache_key(3) != square.cache_key(3)
+
+
 def test_a_closure_capturing_a_value_without_json_form_needs_a_name(store: cairn.Store) -> None:
     lock = threading.Lock()
 

@@ -113,6 +113,9 @@ def _function_identity(fn: Callable[..., Any]) -> str:
         where = f"{file}#{_code_identity(code)}"
     else:
         where = os.path.abspath(file)
+    if qualname.endswith("<lambda>"):
+        # Every lambda of a scope has the same qualified name: tell them apart by their code.
+        return f"{where}:{module}.{qualname}#{_code_identity(code)}"
     return f"{where}:{module}.{qualname}"
 
 
@@ -254,7 +257,7 @@ def store_memoize(
     "..."`` for arguments that are not JSON. The identity tells apart every function that
     could share the store, so that none ever gets another's results: the defining file's
     absolute path, the module and the qualified name (for a function without a file, typed at
-    a prompt or run by ``python -c``, a digest of its code instead of the path); for a closure,
+    a prompt or run by ``python -c``, and for a lambda, a digest of its code too); for a closure,
     also the values it captures, as they are when it is decorated, so that two closures made
     by one factory with different captured values do not share results. A captured value must
     be JSON, a module, a class, a function or a :class:`Store`, else decorating raises
