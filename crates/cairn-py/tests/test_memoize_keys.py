@@ -48,6 +48,44 @@ def test_two_scripts_with_their_own_main_fetch_never_get_each_others_results(pat
         assert len(s.cache("memoize")) == 2
 
 
+WRAPPED = """\
+import os, sys
+import cairn
+import deco
+
+store = cairn.Store(sys.argv[1])
+
+@store.memoize
+@deco.logged
+def fetch(url):
+    return "{who}:" + url + ":" + str(os.getpid())
+
+print(fetch("https://example.com"))
+"""
+
+DECO = """\
+import functools
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+"""
+
+
+def test_two_scripts_wrapping_fetch_in_one_decorator_never_get_each_others_results(
+    path: str, tmp_path: Path
+) -> None:
+    # The wrapper has fetch's names but the decorator's file: keyed by the function it wraps.
+    (tmp_path / "deco.py").write_text(DECO)
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text(WRAPPED.format(who="A"))
+    b.write_text(WRAPPED.format(who="B"))
+    assert _run(str(a), path).startswith("A:")
+    assert _run(str(b), path).startswith("B:")
+
+
 def test_programs_without_a_file_are_told_apart_by_their_code(path: str) -> None:
     code_a, code_b = SCRIPT.format(who="A"), SCRIPT.format(who="B")
     first_a = _run("-c", code_a, path)

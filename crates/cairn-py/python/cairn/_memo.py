@@ -105,7 +105,13 @@ def _function_identity(fn: Callable[..., Any]) -> str:
             "unique in the store) or decorate a plain function"
         )
     module = getattr(fn, "__module__", None) or "?"
-    code = getattr(fn, "__code__", None)
+    try:
+        # A wrapper made with functools.wraps has its function's names but the decorator's
+        # code and file: the function it wraps is where it comes from.
+        inner = inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        inner = fn
+    code = getattr(inner, "__code__", None)
     if not isinstance(code, types.CodeType):
         return f"{module}.{qualname}"  # a builtin: the name says it all
     file = code.co_filename
@@ -256,7 +262,8 @@ def store_memoize(
     changes) plus its arguments as JSON, defaults applied; pass ``key=lambda *args, **kwargs:
     "..."`` for arguments that are not JSON. The identity tells apart every function that
     could share the store, so that none ever gets another's results: the defining file's
-    absolute path, the module and the qualified name (for a function without a file, typed at
+    absolute path (of the function a ``functools.wraps`` wrapper wraps), the module and the
+    qualified name (for a function without a file, typed at
     a prompt or run by ``python -c``, and for a lambda, a digest of its code too); for a closure,
     also the values it captures, as they are when it is decorated, so that two closures made
     by one factory with different captured values do not share results. A captured value must
