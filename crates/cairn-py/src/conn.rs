@@ -26,9 +26,11 @@ mod lock;
 mod maintenance;
 mod migrate;
 mod sql;
+mod transaction;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cairn::{Cache, Checkpoint, Durability, Ledger, Options, Store, Tx};
@@ -43,6 +45,59 @@ pub(crate) use cache::{RawCacheLimits, RawCacheStats};
 pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
 pub(crate) use lock::RawLockHolder;
 pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
+pub(crate) use transaction::TransactionBase;
+
+/// Calls inside the library and transactions left open, across every connection of the
+/// process. A child forked while it is not zero inherits SQLite's process-wide state (its
+/// mutexes, the locks it records per file) in the middle of a change by a thread that does not
+/// exist in the child: a connection the child opens then waits on a mutex nobody will release,
+/// or sees a write lock nobody holds and gets `BusyError` on every try. Counted before the
+/// interpreter is released, so a thread is counted before it can touch SQLite: `os.fork` holds
+/// the interpreter, and a thread not yet counted cannot reach the library until it is.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+/// Set in a child forked while [`BUSY`] was not zero: the child opens no connection.
+static FORKED_MID_CALL: AtomicBool = AtomicBool::new(false);
+
+/// One count of [`BUSY`], for as long as it lives.
+struct Busy;
+
+impl Busy {
+    fn enter() -> Self {
+        BUSY.fetch_add(1, Ordering::SeqCst);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Run by the `cairn` package in a forked child (`os.register_at_fork`), before any other
+/// code of the child: the calls and transactions counted are those of the parent's threads
+/// (the child has none), so the child remembers whether there were any and starts at zero.
+#[pyfunction]
+pub(crate) fn after_fork_in_child() {
+    if BUSY.swap(0, Ordering::SeqCst) != 0 {
+        FORKED_MID_CALL.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The refusal to open a connection in a child forked in the middle of a call.
+fn check_not_forked_mid_call() -> PyResult<()> {
+    if !FORKED_MID_CALL.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    Err(ForkedError::new_err(
+        "this process was forked while a thread of its parent was inside a cairn call or held a \
+         transaction open: the database library's state copied into the child may stay locked for \
+         good, so cairn opens no connection here rather than hang or fail with BusyError; fork \
+         before starting the threads that use the store (or while none is using it), or start \
+         processes with multiprocessing's \"spawn\" or \"forkserver\" method or subprocess",
+    ))
+}
 
 /// What the mutex guards. `RefCell` because `close` takes the store out while other methods
 /// borrow it (a callback re-entering on the same thread borrows it a second time).
@@ -98,6 +153,20 @@ impl Scope<'_> {
     }
 }
 
+/// Mark transaction `n` (0: none) open on `state`, keeping [`BUSY`] counting open transactions.
+fn set_tx(state: &State, n: u64) {
+    let was = state.tx.replace(n);
+    match (was != 0, n != 0) {
+        (false, true) => {
+            BUSY.fetch_add(1, Ordering::SeqCst);
+        }
+        (true, false) => {
+            BUSY.fetch_sub(1, Ordering::SeqCst);
+        }
+        _ => {}
+    }
+}
+
 impl Connection {
     fn check_pid(&self) -> PyResult<()> {
         let me = std::process::id();
@@ -119,7 +188,9 @@ impl Connection {
         F: FnOnce(&Scope<'_>) -> Result<T, Failure> + Send,
     {
         self.check_pid()?;
-        py.detach(|| {
+        let busy = Busy::enter();
+        py.detach(move || {
+            let _busy = busy;
             let state = self.state.lock();
             let slot = state.store.try_borrow().map_err(|_| Failure::Closed)?;
             let store = slot.as_ref().ok_or(Failure::Closed)?;
@@ -132,7 +203,7 @@ impl Connection {
                     Some(t) => Scope { store, tx: Some(t) },
                     None => {
                         // Rolled back by SQLite itself after an error inside it (a full disk).
-                        state.tx.set(0);
+                        set_tx(&state, 0);
                         return Err(Failure::Ended);
                     }
                 }
@@ -191,11 +262,16 @@ impl Connection {
         if let Some(name) = schema {
             options = options.schema(name);
         }
+        check_not_forked_mid_call()?;
+        let busy = Busy::enter();
         let store = py
-            .detach(|| match (memory, path) {
-                (true, _) => options.open_in_memory(),
-                (false, Some(p)) => options.open(p),
-                (false, None) => cairn::default_path().and_then(|p| options.open(p)),
+            .detach(move || {
+                let _busy = busy;
+                match (memory, path) {
+                    (true, _) => options.open_in_memory(),
+                    (false, Some(p)) => options.open(p),
+                    (false, None) => cairn::default_path().and_then(|p| options.open(p)),
+                }
             })
             .map_err(|e| to_py(py, e))?;
         Ok(Connection {
@@ -254,11 +330,15 @@ impl Connection {
     /// without touching the file.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let forked = std::process::id() != self.pid;
-        py.detach(|| {
+        let busy = Busy::enter();
+        py.detach(move || {
+            let _busy = busy;
             let state = self.state.lock();
             let mut slot = state.store.try_borrow_mut().map_err(|_| Failure::InUse)?;
             let store = slot.take();
-            state.tx.set(0);
+            if !forked {
+                set_tx(&state, 0);
+            }
             drop(slot);
             if forked {
                 std::mem::forget(store);
@@ -290,14 +370,16 @@ impl Connection {
     /// BEGIN IMMEDIATE; returns the transaction's number, which its handles pass as `tx`.
     fn begin(&self, py: Python<'_>) -> PyResult<u64> {
         self.check_pid()?;
-        py.detach(|| {
+        let busy = Busy::enter();
+        py.detach(move || {
+            let _busy = busy;
             let state = self.state.lock();
             let slot = state.store.try_borrow().map_err(|_| Failure::Closed)?;
             let store = slot.as_ref().ok_or(Failure::Closed)?;
             store.begin_transaction()?;
             let n = state.last_tx.get() + 1;
             state.last_tx.set(n);
-            state.tx.set(n);
+            set_tx(&state, n);
             Ok(n)
         })
         .map_err(|e: Failure| e.into_py(py))
@@ -306,14 +388,16 @@ impl Connection {
     /// COMMIT transaction `tx`. On failure it has been rolled back.
     fn commit(&self, py: Python<'_>, tx: u64) -> PyResult<()> {
         self.check_pid()?;
-        py.detach(|| {
+        let busy = Busy::enter();
+        py.detach(move || {
+            let _busy = busy;
             let state = self.state.lock();
             let slot = state.store.try_borrow().map_err(|_| Failure::Closed)?;
             let store = slot.as_ref().ok_or(Failure::Closed)?;
             if state.tx.get() != tx || tx == 0 {
                 return Err(Failure::Ended);
             }
-            state.tx.set(0);
+            set_tx(&state, 0);
             store.commit_transaction()?;
             Ok(())
         })
@@ -323,12 +407,14 @@ impl Connection {
     /// ROLLBACK transaction `tx`, if it is still open.
     fn rollback(&self, py: Python<'_>, tx: u64) -> PyResult<()> {
         self.check_pid()?;
-        py.detach(|| {
+        let busy = Busy::enter();
+        py.detach(move || {
+            let _busy = busy;
             let state = self.state.lock();
             if state.tx.get() != tx || tx == 0 {
                 return;
             }
-            state.tx.set(0);
+            set_tx(&state, 0);
             if let Ok(slot) = state.store.try_borrow() {
                 if let Some(store) = slot.as_ref() {
                     store.rollback_transaction();
@@ -347,6 +433,9 @@ impl Drop for Connection {
             if let Some(store) = self.state.get_mut().store.get_mut().take() {
                 std::mem::forget(store);
             }
+        } else {
+            // Dropping the store rolls its transaction back.
+            set_tx(self.state.get_mut(), 0);
         }
     }
 }

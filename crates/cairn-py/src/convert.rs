@@ -12,16 +12,67 @@
 //! JSON is written by `cairn._codec.dumps` (compact, no NaN, dict keys must be `str`) and
 //! read by `cairn._codec.loads`. Nothing is ever pickled.
 
+use std::borrow::Cow;
+use std::ops::Deref;
 use std::time::Duration;
 
 use cairn::{QueueItem, SqlValue, Value};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyUnicodeEncodeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::{invalid, py_err};
+
+/// A `str` argument (a key, a namespace, an id...), borrowed from the Python string. Text
+/// Python can hold but UTF-8 cannot (a lone surrogate) is refused with [`not_unicode`]'s
+/// message rather than a bare `UnicodeEncodeError`.
+pub(crate) struct Text(PyBackedStr);
+
+impl Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromPyObject<'_, '_> for Text {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        let s = obj.cast::<PyString>()?;
+        PyBackedStr::try_from(s.to_owned()).map(Text).map_err(|e| not_unicode(obj.py(), e))
+    }
+}
+
+/// The text of `s`, for values and ids given inside other objects; see [`Text`].
+pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
+    s.to_cow().map_err(|e| not_unicode(s.py(), e))
+}
+
+/// `InvalidInputError` for a `UnicodeEncodeError` (the original as its cause); other errors
+/// unchanged.
+fn not_unicode(py: Python<'_>, e: PyErr) -> PyErr {
+    if !e.is_instance_of::<PyUnicodeEncodeError>(py) {
+        return e;
+    }
+    let err = invalid(format!(
+        "the text holds a lone surrogate, which is not valid Unicode and cannot be stored ({}); such \
+         text usually comes from bytes decoded with errors=\"surrogateescape\" (file names, environment \
+         variables): store those bytes instead (os.fsencode), or decode them with errors=\"replace\"",
+        e.value(py)
+    ));
+    err.set_cause(py, Some(e));
+    err
+}
 
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -30,7 +81,7 @@ static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     let py = obj.py();
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::Text(s.to_cow()?.into_owned()));
+        return Ok(Value::Text(text(s)?.into_owned()));
     }
     if obj.is_instance_of::<PyBool>() {
         return Ok(Value::Json(if obj.is_truthy()? { "true" } else { "false" }.into()));
@@ -58,7 +109,7 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     {
         let dumps = DUMPS.import(py, "cairn._codec", "dumps")?;
         let text = dumps.call1((obj,))?;
-        return Ok(Value::Json(text.cast::<PyString>()?.to_cow()?.into_owned()));
+        return Ok(Value::Json(self::text(text.cast::<PyString>()?)?.into_owned()));
     }
     Err(PyTypeError::new_err(format!(
         "cairn cannot store a value of type {}: values are str, int, float, bool, None, bytes, or dicts and \
@@ -115,7 +166,7 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
         };
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return cairn::parse_duration(&s.to_cow()?).map_err(py_err);
+        return cairn::parse_duration(&text(s)?).map_err(py_err);
     }
     let secs = if let Ok(f) = obj.cast::<PyFloat>() {
         f.value()
@@ -152,7 +203,7 @@ pub(crate) fn queue_item(obj: &Bound<'_, PyAny>) -> PyResult<QueueItem> {
         (false, true) => Ok(item.delay(seconds(&delay, "a delay")?)),
         (true, false) => {
             let at = if let Ok(text) = not_before.cast::<PyString>() {
-                cairn::parse_time(&text.to_cow()?).map_err(py_err)?
+                cairn::parse_time(&self::text(text)?).map_err(py_err)?
             } else {
                 not_before.extract::<i64>()?
             };
@@ -168,7 +219,7 @@ pub(crate) fn queue_item(obj: &Bound<'_, PyAny>) -> PyResult<QueueItem> {
 /// An item id: a `str`, or an `int` taken as its decimal text.
 pub(crate) fn id(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_cow()?.into_owned());
+        return Ok(text(s)?.into_owned());
     }
     if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
         return Ok(obj.str()?.to_cow()?.into_owned());
@@ -201,7 +252,7 @@ pub(crate) fn ids(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PyAny>>, Vec<Index
     for (index, item) in obj.try_iter()?.enumerate() {
         let item = item?;
         let id = if let Ok(s) = item.cast::<PyString>() {
-            PyBackedStr::try_from(s.clone())?
+            PyBackedStr::try_from(s.clone()).map_err(|e| not_unicode(obj.py(), e))?
         } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
             PyBackedStr::try_from(item.str()?)?
         } else {
@@ -236,7 +287,7 @@ pub(crate) fn sql_params(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<SqlValu
         } else if let Ok(f) = item.cast::<PyFloat>() {
             SqlValue::Real(f.value())
         } else if let Ok(s) = item.cast::<PyString>() {
-            SqlValue::Text(s.to_cow()?.into_owned())
+            SqlValue::Text(text(s)?.into_owned())
         } else if let Ok(b) = item.cast::<PyBytes>() {
             SqlValue::Blob(b.as_bytes().to_vec())
         } else if let Ok(b) = item.cast::<PyByteArray>() {

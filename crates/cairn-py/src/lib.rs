@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::Connection>()?;
+    m.add_class::<conn::TransactionBase>()?;
     m.add_class::<handles::Claim>()?;
     m.add_class::<handles::HeldLock>()?;
     m.add_class::<handles::KeepAlive>()?;
@@ -26,6 +27,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::RawLockHolder>()?;
     m.add_class::<conn::RawMigrationReport>()?;
     m.add_class::<conn::RawMigrationStatus>()?;
+    m.add_function(wrap_pyfunction!(conn::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;

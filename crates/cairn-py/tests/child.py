@@ -8,6 +8,7 @@ writes to it), so nothing depends on timing.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import cairn
@@ -124,7 +125,50 @@ def write_acknowledged(path: str, n: str) -> None:
         say(i)
 
 
+def tx_flood(location: str) -> None:
+    """Transaction after transaction while the parent floods this process with SIGINT, until
+    SIGTERM; each interrupt is caught, and after each round no transaction may be open. Then
+    one more write, and block (so the parent can check nothing is held by a live process)."""
+    store = cairn.Store(location, busy_timeout=30)
+    armed = False
+    stop = False
+
+    def on_int(signum: int, frame: object) -> None:
+        # Raised only around the transaction, so that the loop itself is never cut short.
+        if armed:
+            raise KeyboardInterrupt
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_int)
+    signal.signal(signal.SIGTERM, on_term)
+    commits = interrupts = 0
+    say("ready")
+    while not stop:
+        try:
+            armed = True
+            with store.transaction() as tx:
+                tx.cache("flood").incr("n")
+            armed = False
+            commits += 1
+        except KeyboardInterrupt:
+            armed = False
+            interrupts += 1
+        armed = False
+        if store.in_transaction or store._conn().in_transaction:
+            say("left open", commits, interrupts)
+            return
+    say("stopped", commits, interrupts)
+    with store.transaction() as tx:
+        tx.cache("flood").set("after", commits)
+    say("wrote")
+    block()
+
+
 COMMANDS = {
+    "tx-flood": tx_flood,
     "tx-then-block": tx_then_block,
     "torture": torture,
     "incr": incr,

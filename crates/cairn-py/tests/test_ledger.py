@@ -101,6 +101,43 @@ def test_a_claim_block_that_raises_records_the_failure_and_the_item_comes_back_a
     assert again is not None and again.id == "job"
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_ctrl_c_or_exit_in_a_claim_block_gives_the_item_back_without_spending_an_attempt(
+    any_store: cairn.Store, stop: type[BaseException]
+) -> None:
+    """Issue 19.6: three Ctrl-Cs gave a good item up (each counted as a failed attempt)."""
+    q = any_store.ledger("q", max_attempts=3)
+    q.enqueue(["a"])
+    for _ in range(5):
+        claim = q.claim_next(worker="w")
+        assert claim is not None and (claim.id, claim.attempt) == ("a", 1)
+        with pytest.raises(stop):
+            with claim:
+                raise stop()
+        item = q.item("a")
+        assert item is not None and (item.state, item.attempts, item.worker) == (cairn.ItemState.PENDING, 0, None)
+    claim = q.claim_next(worker="w")
+    assert claim is not None
+    with claim:
+        pass
+    assert q.is_done("a")
+
+
+def test_release_gives_a_claim_back_and_refuses_one_taken_over(any_clocked: cairn.Store, clock: ManualClock) -> None:
+    q = any_clocked.ledger("q")
+    q.enqueue(["a"])
+    slow = q.claim_next(lease=60, worker="slow")
+    assert slow is not None
+    clock.advance(120)
+    fast = q.claim_next(lease=60, worker="fast")
+    assert fast is not None and fast.id == "a"
+    with pytest.raises(cairn.LeaseLostError):
+        slow.release()
+    fast.release()
+    again = q.claim_next(lease=60, worker="w")
+    assert again is not None and again.id == "a" and again.attempt == 2, "the lost claim counted, the release not"
+
+
 def test_a_claim_completed_inside_its_block_is_not_completed_twice(any_store: cairn.Store) -> None:
     ledger = any_store.ledger("q")
     ledger.enqueue(["a"])

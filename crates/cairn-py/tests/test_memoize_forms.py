@@ -38,7 +38,8 @@ def test_on_a_method_self_is_not_part_of_the_key(store: cairn.Store) -> None:
     assert Rates().rate("EUR") == 1.08
     assert Rates().rate("EUR") == 1.08, "another instance shares the result"
     assert calls == ["EUR"]
-    assert Rates.rate.cache_key(Rates(), "EUR").endswith('Rates.rate:{"currency":"EUR"}')
+    key = Rates.rate.cache_key(Rates(), "EUR")
+    assert "Rates.rate" in key and key.endswith(':{"currency":"EUR"}'), key
     assert Rates.rate.invalidate(Rates(), "EUR")
 
 

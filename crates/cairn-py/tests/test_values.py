@@ -120,3 +120,27 @@ def test_nothing_is_pickled_a_custom_object_is_refused_with_advice(store: cairn.
 
     with pytest.raises(TypeError, match="never pickled"):
         store.cache("values")["p"] = Point()
+
+
+def test_lone_surrogates_are_refused_as_invalid_input_saying_where_they_come_from(any_store: cairn.Store) -> None:
+    """Issue 19.12: text with a lone surrogate (bytes decoded with surrogateescape) raised a
+    bare UnicodeEncodeError from every call; it is InvalidInputError (a ValueError still)."""
+    bad = "name-\udcff"
+    c = any_store.cache("c")
+    attempts = [
+        lambda: c.set(bad, 1),
+        lambda: c.get(bad),
+        lambda: c.set("k", bad),
+        lambda: c.set("k", {"nested": [bad]}),
+        lambda: c.set("k", {bad: 1}),
+        lambda: any_store.cache(bad).set("k", 1),
+        lambda: any_store.ledger("l").mark_done(bad),
+        lambda: any_store.ledger("l").filter_new([bad]),
+        lambda: any_store.checkpoint("job").set(bad),
+    ]
+    for attempt in attempts:
+        with pytest.raises(cairn.InvalidInputError, match="lone surrogate.*surrogateescape") as info:
+            attempt()
+        assert isinstance(info.value, ValueError)
+        assert isinstance(info.value.__cause__, UnicodeEncodeError)
+    assert len(c) == 0, "nothing was stored"

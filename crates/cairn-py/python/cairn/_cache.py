@@ -104,7 +104,11 @@ class Cache(MutableMapping[str, Any]):
 
     Keys are non-empty ``str`` (at most 4096 bytes, no NUL). Values keep their type: ``str``,
     ``int``, ``float``, ``bool``, ``None``, ``bytes``, and dicts and lists of JSON values;
-    nothing is ever pickled. TTLs are seconds (int or float), a ``timedelta``, or text such
+    nothing is ever pickled. What is made of those types comes back as them: a tuple (a
+    namedtuple too) as a list, a ``bytearray`` as ``bytes``, a subclass of ``str`` or ``int``
+    (a ``str`` ``Enum``, an ``IntEnum``) as a plain ``str`` or ``int``. Text with a lone
+    surrogate (from bytes decoded with ``errors="surrogateescape"``) is not Unicode and is
+    refused with :class:`InvalidInputError`, in keys, names and values alike. TTLs are seconds (int or float), a ``timedelta``, or text such
     as ``"5m"`` (see :func:`cairn.parse_duration`); ``None`` means no expiry. An entry is expired from the moment its TTL
     has passed: it then reads as a miss everywhere, and is removed by :meth:`sweep` (or a few
     at a time by later writes).
@@ -362,7 +366,8 @@ class Cache(MutableMapping[str, Any]):
         exception comes out unchanged, and the next waiter computes. A computing process that
         dies is taken over at once on the same host, else after the store's fill timeout.
         The value returned is the one stored (a tuple comes back as a list, as it would from
-        any other process). While it waits for another process's computation the GIL is
+        any other process). A `compute` that asks for the same key again (on this thread:
+        recursion) raises :class:`InvalidInputError` at once; it would wait for itself. While it waits for another process's computation the GIL is
         released, but Ctrl-C is only seen once the wait ends (at most the store's fill
         timeout)."""
         _check_key(key)

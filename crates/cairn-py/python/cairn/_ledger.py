@@ -480,7 +480,8 @@ class Ledger:
         Inside the loop, ``with claim:`` completes the item when the block succeeds and, when
         it raises an ``Exception``, records the failure (it is retried after its backoff) and
         goes on with the next item instead of ending the loop; other exceptions
-        (``KeyboardInterrupt``) are recorded and end it. A claim the body did not settle is
+        (``KeyboardInterrupt``, ``SystemExit``) release the item without spending an attempt
+        and end it. A claim the body did not settle is
         completed when the loop moves on to the next item, and recorded as failed if the loop
         ends on it (a ``break`` or an exception outside ``with claim:``). A claim taken over
         meanwhile raises :class:`LeaseLostError` from its completion, which ends the loop.
@@ -564,7 +565,9 @@ class Claim:
 
     As a context manager it settles itself: :meth:`complete` when the block succeeds, and
     :meth:`fail` with the exception's text when it raises (the exception propagates). A claim
-    that was taken over meanwhile raises :class:`LeaseLostError` from :meth:`complete`.
+    that was taken over meanwhile raises :class:`LeaseLostError` from :meth:`complete`. A
+    ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` is no failure of the item: the
+    block :meth:`release`\ s it, pending again at once, without spending an attempt.
     """
 
     __slots__ = ("_ledger", "_raw", "_settled", "_in_loop")
@@ -626,6 +629,15 @@ class Claim:
         self._settled = True
         return ItemState(state)
 
+    def release(self) -> None:
+        """Give the item back without spending an attempt: pending again at once, for the next
+        claim (which shows the same :attr:`attempt`). For work stopped for a reason that is not
+        the item's (Ctrl-C, a shutdown). ``LeaseLostError`` if another worker claimed the item
+        since."""
+        lg = self._ledger
+        lg._src._conn().ledger_release(lg._ns, self._raw, lg._tx)
+        self._settled = True
+
     def extend(self, lease: Duration) -> None:
         """Push the lease to `lease` from now (a heartbeat). ``LeaseLostError`` if another
         worker claimed the item since."""
@@ -644,14 +656,19 @@ class Claim:
     ) -> bool:
         """Complete the claim after a normal exit; record a failure (with the exception's
         text) after an exception, which propagates, except in the loop of
-        :meth:`Ledger.claims`, where an ``Exception`` is recorded and the loop goes on."""
+        :meth:`Ledger.claims`, where an ``Exception`` is recorded and the loop goes on. After
+        an exception that is not an ``Exception`` (``KeyboardInterrupt``, ``SystemExit``,
+        ``GeneratorExit``) the claim is released instead, without spending an attempt."""
         if self._settled:
             return self._in_loop and isinstance(exc, Exception)
         if exc is None:
             self.complete()
             return False
         try:
-            self.fail(exc)
+            if isinstance(exc, Exception):
+                self.fail(exc)
+            else:
+                self.release()
         except LeaseLostError:
             pass  # another worker has the item now; the block's own exception matters
         return self._in_loop and isinstance(exc, Exception)

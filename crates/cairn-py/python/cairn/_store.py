@@ -68,9 +68,12 @@ class Store:
 
     A ``Store`` may be shared by threads (each gets its own connection, opened on first use)
     and survives ``fork``: a child opens its own connection on first use and never touches
-    the parent's. (As with any threaded library, forking while *another* thread is inside a
-    cairn call may leave the child waiting on a mutex that thread held; the ``spawn`` and
-    ``forkserver`` start methods avoid this.) It pickles by path and options, for
+    the parent's. A child forked while another thread of the parent was inside a cairn call,
+    or held a transaction open, inherits the database library's state in the middle of a
+    change (a mutex or a lock held by a thread the child does not have): its first use of the
+    store raises :class:`ForkedError` at once, saying what to do, rather than hang or fail with
+    :class:`BusyError`. Fork before starting the threads that use the store, or use the
+    ``spawn`` or ``forkserver`` start methods. It pickles by path and options, for
     ``multiprocessing`` spawn workers. Connections are per thread: a pool of long-lived
     threads is cheap, a new thread per call pays an open (about a millisecond) each time.
 
@@ -450,58 +453,28 @@ def _check_name(what: str, name: object) -> None:
         raise TypeError(f"a {what} must be a str, not {type(name).__name__}")
 
 
-class Transaction:
+class Transaction(_cairn.TransactionBase):
     """An open write transaction, from ``with store.transaction() as tx:``. Its handles join
-    it: everything done through them commits together, or not at all."""
+    it: everything done through them commits together, or not at all.
 
-    __slots__ = ("_store", "_c", "_n", "_used", "conn")
+    ``with`` is safe against Ctrl-C at any point: entering (``BEGIN IMMEDIATE`` on this
+    thread's connection, waiting up to the busy timeout for the file's write lock) and leaving
+    (``COMMIT`` after a normal exit, a failed commit having rolled back and raising;
+    ``ROLLBACK`` after an exception, which propagates) run no Python code once the transaction
+    is open, so a ``KeyboardInterrupt`` arrives inside the block, whose end rolls back, or after
+    it: never leaving a transaction open that nothing owns."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._c: Optional[_cairn.Connection] = None
-        self._n = 0
-        self._used = False
+    __slots__ = ()
 
     @property
     def _holder(self) -> Transaction:
         return self
 
     def _conn(self) -> _cairn.Connection:
-        if self._c is None:
+        c = self._c
+        if c is None:
             raise InvalidInputError("invalid input: this transaction is not open; use it as `with store.transaction() as tx:`")
-        return self._c
-
-    def __enter__(self) -> Transaction:
-        """``BEGIN IMMEDIATE`` on this thread's connection (waiting up to the busy timeout for
-        the file's write lock)."""
-        if self._used:
-            raise InvalidInputError("invalid input: a Transaction object is used once; call store.transaction() again")
-        self._used = True
-        conn = self._store._conn()
-        self._n = conn.begin()
-        self._c = conn
-        self.conn = conn
-        self._store._local.tx = self
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        """``COMMIT`` after a normal exit (a failed commit has rolled back, and raises);
-        ``ROLLBACK`` after an exception, which propagates."""
-        conn, n = self._c, self._n
-        self._n = 0
-        if getattr(self._store._local, "tx", None) is self:
-            self._store._local.tx = None
-        if conn is None:
-            return
-        if exc_type is None:
-            conn.commit(n)
-        else:
-            conn.rollback(n)
+        return c
 
     def cache(self, ns: str = "default") -> Cache:
         """The cache namespace `ns`, inside this transaction (see :meth:`Store.cache`)."""
@@ -534,6 +507,7 @@ class Transaction:
 
 
 def _after_fork_in_child() -> None:
+    _cairn.after_fork_in_child()
     _guard.after_fork_in_child()
     for store in list(_stores):
         store._after_fork_in_child()

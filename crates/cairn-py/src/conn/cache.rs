@@ -3,10 +3,9 @@
 
 use cairn::{CacheLimits, Eviction, Value};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 
 use super::Connection;
-use crate::convert;
+use crate::convert::{self, Text};
 use crate::errors::{to_py, Failure};
 
 /// A namespace's size bounds (`cairn::CacheLimits`). Private: `cairn.CacheLimits` is made
@@ -51,8 +50,8 @@ impl Connection {
     fn cache_get(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         tx: u64,
         default: Py<PyAny>,
     ) -> PyResult<Py<PyAny>> {
@@ -62,7 +61,7 @@ impl Connection {
         }
     }
 
-    fn cache_contains(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+    fn cache_contains(&self, py: Python<'_>, ns: Text, key: Text, tx: u64) -> PyResult<bool> {
         self.run(py, tx, |s| Ok(s.cache(&ns).contains(&key)?))
     }
 
@@ -70,8 +69,8 @@ impl Connection {
     fn cache_set(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         value: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -85,8 +84,8 @@ impl Connection {
     fn cache_add(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         value: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -96,7 +95,7 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.cache(&ns).add(&key, &value, ttl)?))
     }
 
-    fn cache_delete(&self, py: Python<'_>, ns: PyBackedStr, key: PyBackedStr, tx: u64) -> PyResult<bool> {
+    fn cache_delete(&self, py: Python<'_>, ns: Text, key: Text, tx: u64) -> PyResult<bool> {
         self.run(py, tx, |s| Ok(s.cache(&ns).delete(&key)?))
     }
 
@@ -104,8 +103,8 @@ impl Connection {
     fn cache_touch(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<bool> {
@@ -117,8 +116,8 @@ impl Connection {
     fn cache_incr(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         by: i64,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -127,25 +126,13 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.cache(&ns).incr(&key, by, ttl)?))
     }
 
-    fn cache_keys(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        prefix: PyBackedStr,
-        tx: u64,
-    ) -> PyResult<Vec<String>> {
+    fn cache_keys(&self, py: Python<'_>, ns: Text, prefix: Text, tx: u64) -> PyResult<Vec<String>> {
         self.run(py, tx, |s| Ok(s.cache(&ns).keys(&prefix)?))
     }
 
     /// Every entry of the namespace, or those whose key starts with `prefix`.
     #[pyo3(signature = (ns, prefix, tx))]
-    fn cache_clear(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        prefix: Option<PyBackedStr>,
-        tx: u64,
-    ) -> PyResult<u64> {
+    fn cache_clear(&self, py: Python<'_>, ns: Text, prefix: Option<Text>, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| {
             let cache = s.cache(&ns);
             Ok(match &prefix {
@@ -156,7 +143,7 @@ impl Connection {
     }
 
     /// How many fresh entries the namespace holds.
-    fn cache_len(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+    fn cache_len(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| Ok(s.cache(&ns).len()?))
     }
 
@@ -164,8 +151,8 @@ impl Connection {
     fn cache_get_many(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        keys: Vec<PyBackedStr>,
+        ns: Text,
+        keys: Vec<Text>,
         tx: u64,
         default: Py<PyAny>,
     ) -> PyResult<Vec<Py<PyAny>>> {
@@ -185,8 +172,8 @@ impl Connection {
     fn cache_set_many(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        items: Vec<(PyBackedStr, Bound<'_, PyAny>)>,
+        ns: Text,
+        items: Vec<(Text, Bound<'_, PyAny>)>,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<()> {
@@ -194,15 +181,15 @@ impl Connection {
         let items = items
             .into_iter()
             .map(|(k, v)| Ok((k, convert::to_value(&v)?)))
-            .collect::<PyResult<Vec<(PyBackedStr, Value)>>>()?;
+            .collect::<PyResult<Vec<(Text, Value)>>>()?;
         self.run(py, tx, |s| Ok(s.cache(&ns).set_many(items.iter().map(|(k, v)| (&**k, v)), ttl)?))
     }
 
-    fn cache_sweep(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+    fn cache_sweep(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| Ok(s.cache(&ns).sweep()?))
     }
 
-    fn cache_stats(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheStats> {
+    fn cache_stats(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<RawCacheStats> {
         let st = self.run(py, tx, |s| Ok(s.cache(&ns).stats()?))?;
         Ok(RawCacheStats {
             entries: st.entries,
@@ -214,7 +201,7 @@ impl Connection {
         })
     }
 
-    fn cache_limits(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawCacheLimits> {
+    fn cache_limits(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<RawCacheLimits> {
         let l = self.run(py, tx, |s| Ok(s.cache(&ns).limits()?))?;
         Ok(RawCacheLimits::from(l))
     }
@@ -223,10 +210,10 @@ impl Connection {
     fn cache_set_limits(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         max_entries: Option<u64>,
         max_bytes: Option<u64>,
-        eviction: PyBackedStr,
+        eviction: Text,
         tx: u64,
     ) -> PyResult<()> {
         let limits = CacheLimits {
@@ -243,8 +230,8 @@ impl Connection {
     fn cache_get_or_set(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        key: PyBackedStr,
+        ns: Text,
+        key: Text,
         compute: Py<PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
         tx: u64,

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use cairn::{ClaimHolder, ItemState, Ledger, LedgerPolicy, Value};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyList;
 
 use super::Connection;
-use crate::convert::{self, Indexed};
+use crate::convert::{self, Indexed, Text};
 use crate::errors::to_py;
 use crate::handles::Claim;
 
@@ -78,7 +77,7 @@ impl Connection {
     fn ledger_mark_done(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
         result: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -97,7 +96,7 @@ impl Connection {
     fn ledger_mark_done_many(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         ids: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<u64> {
@@ -105,13 +104,7 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.ledger(&ns).mark_done_many(ids)?))
     }
 
-    fn ledger_is_done(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        id: &Bound<'_, PyAny>,
-        tx: u64,
-    ) -> PyResult<bool> {
+    fn ledger_is_done(&self, py: Python<'_>, ns: Text, id: &Bound<'_, PyAny>, tx: u64) -> PyResult<bool> {
         let id = convert::id(id)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).is_done(&id)?))
     }
@@ -120,7 +113,7 @@ impl Connection {
     fn ledger_filter_new(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         ids: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<Py<PyList>> {
@@ -136,7 +129,7 @@ impl Connection {
     fn ledger_result(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
         tx: u64,
         default: Py<PyAny>,
@@ -152,7 +145,7 @@ impl Connection {
     fn ledger_item(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<Option<RawItem>> {
@@ -166,9 +159,9 @@ impl Connection {
     fn ledger_fail(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
-        error: PyBackedStr,
+        error: Text,
         max_attempts: Option<u32>,
         retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -180,13 +173,7 @@ impl Connection {
         })
     }
 
-    fn ledger_enqueue(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        ids: &Bound<'_, PyAny>,
-        tx: u64,
-    ) -> PyResult<u64> {
+    fn ledger_enqueue(&self, py: Python<'_>, ns: Text, ids: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
         let (_, ids) = convert::ids(ids)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).enqueue(ids)?))
     }
@@ -196,7 +183,7 @@ impl Connection {
     fn ledger_enqueue_items(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         items: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<u64> {
@@ -208,29 +195,17 @@ impl Connection {
     }
 
     /// Put given-up items back in the queue; how many.
-    fn ledger_retry(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        ids: &Bound<'_, PyAny>,
-        tx: u64,
-    ) -> PyResult<u64> {
+    fn ledger_retry(&self, py: Python<'_>, ns: Text, ids: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
         let (_, ids) = convert::ids(ids)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).retry(ids)?))
     }
 
-    fn ledger_retry_all_failed(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+    fn ledger_retry_all_failed(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| Ok(s.ledger(&ns).retry_all_failed()?))
     }
 
     /// Delete the items done more than `age` ago; how many.
-    fn ledger_prune_done(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        age: &Bound<'_, PyAny>,
-        tx: u64,
-    ) -> PyResult<u64> {
+    fn ledger_prune_done(&self, py: Python<'_>, ns: Text, age: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
         let age = convert::seconds(age, "an age")?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).prune_done(age)?))
     }
@@ -239,9 +214,9 @@ impl Connection {
     fn ledger_claim(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
-        worker: PyBackedStr,
+        worker: Text,
         lease: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<Option<Claim>> {
@@ -257,8 +232,8 @@ impl Connection {
     fn ledger_claim_next(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        worker: PyBackedStr,
+        ns: Text,
+        worker: Text,
         lease: &Bound<'_, PyAny>,
         tx: u64,
     ) -> PyResult<Option<Claim>> {
@@ -271,8 +246,8 @@ impl Connection {
     fn ledger_claim_next_many(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        worker: PyBackedStr,
+        ns: Text,
+        worker: Text,
         lease: &Bound<'_, PyAny>,
         n: u32,
         tx: u64,
@@ -285,9 +260,9 @@ impl Connection {
     fn ledger_held_claim(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         id: &Bound<'_, PyAny>,
-        worker: PyBackedStr,
+        worker: Text,
         tx: u64,
     ) -> PyResult<Option<Claim>> {
         let id = convert::id(id)?;
@@ -299,7 +274,7 @@ impl Connection {
     fn ledger_extend(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         claim: PyRef<'_, Claim>,
         lease: &Bound<'_, PyAny>,
         tx: u64,
@@ -309,11 +284,16 @@ impl Connection {
         Ok(Claim::new(self.run(py, tx, |s| Ok(s.ledger(&ns).extend(c, lease)?))?))
     }
 
+    fn ledger_release(&self, py: Python<'_>, ns: Text, claim: PyRef<'_, Claim>, tx: u64) -> PyResult<()> {
+        let c = claim.inner();
+        self.run(py, tx, |s| Ok(s.ledger(&ns).release(c)?))
+    }
+
     #[pyo3(signature = (ns, claim, result, tx))]
     fn ledger_complete(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         claim: PyRef<'_, Claim>,
         result: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -333,7 +313,7 @@ impl Connection {
     fn ledger_complete_many(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         claims: Vec<PyRef<'_, Claim>>,
         tx: u64,
     ) -> PyResult<Vec<bool>> {
@@ -346,9 +326,9 @@ impl Connection {
     fn ledger_fail_claim(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         claim: PyRef<'_, Claim>,
-        error: PyBackedStr,
+        error: Text,
         max_attempts: Option<u32>,
         retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -360,7 +340,7 @@ impl Connection {
         })
     }
 
-    fn ledger_policy(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerPolicy> {
+    fn ledger_policy(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<RawLedgerPolicy> {
         let p = self.run(py, tx, |s| Ok(s.ledger(&ns).policy()?))?;
         Ok(RawLedgerPolicy {
             max_attempts: p.max_attempts,
@@ -372,7 +352,7 @@ impl Connection {
     fn ledger_set_policy(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
+        ns: Text,
         max_attempts: Option<u32>,
         retry_delay: Option<&Bound<'_, PyAny>>,
         tx: u64,
@@ -381,7 +361,7 @@ impl Connection {
         self.run(py, tx, |s| Ok(s.ledger(&ns).set_policy(LedgerPolicy { max_attempts, retry_delay })?))
     }
 
-    fn ledger_counts(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<RawLedgerCounts> {
+    fn ledger_counts(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<RawLedgerCounts> {
         let c = self.run(py, tx, |s| Ok(s.ledger(&ns).counts()?))?;
         Ok(RawLedgerCounts { pending: c.pending, claimed: c.claimed, done: c.done, failed: c.failed })
     }
@@ -390,9 +370,9 @@ impl Connection {
     fn ledger_list(
         &self,
         py: Python<'_>,
-        ns: PyBackedStr,
-        state: Option<PyBackedStr>,
-        after: Option<PyBackedStr>,
+        ns: Text,
+        state: Option<Text>,
+        after: Option<Text>,
         limit: usize,
         tx: u64,
     ) -> PyResult<Vec<RawItem>> {
@@ -401,18 +381,12 @@ impl Connection {
         items.into_iter().map(|i| RawItem::new(py, i)).collect()
     }
 
-    fn ledger_delete(
-        &self,
-        py: Python<'_>,
-        ns: PyBackedStr,
-        id: &Bound<'_, PyAny>,
-        tx: u64,
-    ) -> PyResult<bool> {
+    fn ledger_delete(&self, py: Python<'_>, ns: Text, id: &Bound<'_, PyAny>, tx: u64) -> PyResult<bool> {
         let id = convert::id(id)?;
         self.run(py, tx, |s| Ok(s.ledger(&ns).delete(&id)?))
     }
 
-    fn ledger_clear(&self, py: Python<'_>, ns: PyBackedStr, tx: u64) -> PyResult<u64> {
+    fn ledger_clear(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<u64> {
         self.run(py, tx, |s| Ok(s.ledger(&ns).clear()?))
     }
 

@@ -1,10 +1,9 @@
 //! Named locks and counting semaphores: `lock_*` methods. They never join a transaction.
 
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 
 use super::Connection;
-use crate::convert;
+use crate::convert::{self, Text};
 use crate::handles::{HeldLock, KeepAlive};
 
 /// Who holds a slot of a lock (`cairn::LockHolder`). Private: `cairn.LockHolder` is made from
@@ -35,7 +34,7 @@ impl Connection {
     fn lock_try(
         &self,
         py: Python<'_>,
-        name: PyBackedStr,
+        name: Text,
         ttl: &Bound<'_, PyAny>,
         max: u32,
     ) -> PyResult<Option<HeldLock>> {
@@ -69,13 +68,13 @@ impl Connection {
     }
 
     /// The holder of the lock (its slot 0), or None.
-    fn lock_holder(&self, py: Python<'_>, name: PyBackedStr) -> PyResult<Option<RawLockHolder>> {
+    fn lock_holder(&self, py: Python<'_>, name: Text) -> PyResult<Option<RawLockHolder>> {
         let h = self.run_store(py, |s| Ok(s.lock_holder(&name)?))?;
         Ok(h.map(RawLockHolder::from))
     }
 
     /// The holders of the lock's slots below `max`, by slot.
-    fn lock_holders(&self, py: Python<'_>, name: PyBackedStr, max: u32) -> PyResult<Vec<RawLockHolder>> {
+    fn lock_holders(&self, py: Python<'_>, name: Text, max: u32) -> PyResult<Vec<RawLockHolder>> {
         let hs = self.run_store(py, |s| Ok(s.lock_holders(&name, max)?))?;
         Ok(hs.into_iter().map(RawLockHolder::from).collect())
     }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use cairn::{Migrations, M};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 
 use super::Connection;
+use crate::convert::Text;
 use crate::errors::Failure;
 
 /// The steps of a migration list: SQL strings, or a directory of `NNN_name.sql` files.
@@ -88,7 +88,7 @@ impl Connection {
     fn migrate(
         &self,
         py: Python<'_>,
-        scope: PyBackedStr,
+        scope: Text,
         steps: Option<Vec<String>>,
         dir: Option<PathBuf>,
     ) -> PyResult<RawMigrationReport> {
@@ -100,7 +100,7 @@ impl Connection {
     fn migration_status(
         &self,
         py: Python<'_>,
-        scope: PyBackedStr,
+        scope: Text,
         steps: Option<Vec<String>>,
         dir: Option<PathBuf>,
     ) -> PyResult<RawMigrationStatus> {

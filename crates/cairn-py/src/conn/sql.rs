@@ -2,11 +2,10 @@
 //! transaction.
 
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyList;
 
 use super::Connection;
-use crate::convert;
+use crate::convert::{self, Text};
 
 #[pymethods]
 impl Connection {
@@ -15,7 +14,7 @@ impl Connection {
     fn query(
         &self,
         py: Python<'_>,
-        sql: PyBackedStr,
+        sql: Text,
         params: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<Py<PyList>> {
@@ -34,7 +33,7 @@ impl Connection {
     fn execute(
         &self,
         py: Python<'_>,
-        sql: PyBackedStr,
+        sql: Text,
         params: Option<&Bound<'_, PyAny>>,
         tx: u64,
     ) -> PyResult<usize> {

@@ -2,7 +2,7 @@
 //! [`Cache::get_or_set_with`], and the protocol memoized commands share
 //! ([`Cache::compute_once`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use super::{validate_ttl, Cache};
@@ -112,6 +112,16 @@ impl<'a> Cache<'a> {
     where
         E: From<Error>,
     {
+        let me = Filling::of(self, key);
+        if me.is_running() {
+            return Err(Error::invalid(format!(
+                "the value of key {key:?} in cache namespace {:?} was asked for again by its own \
+                 computation (a get_or_set or memoized call for the same key inside its compute): it \
+                 would wait for itself; compute the value without asking the cache for the same key",
+                self.ns
+            ))
+            .into());
+        }
         let owner = crate::process::token();
         let mut nap = Duration::from_millis(1);
         loop {
@@ -119,6 +129,7 @@ impl<'a> Cache<'a> {
                 Fill::Hit(v) => return found(v),
                 Fill::Mine => {
                     let ticket = FillTicket { cache: *self, key, owner, released: Cell::new(false) };
+                    let _running = me.start();
                     return fill(&ticket);
                 }
                 Fill::Wait => {
@@ -178,6 +189,42 @@ impl<'a> Cache<'a> {
     ) -> Result<()> {
         validate_value(value.0)?;
         self.store_bytes(s, key, value, expires)
+    }
+}
+
+thread_local! {
+    /// The fills this thread is computing: (the store's address, namespace, key). A fill asked
+    /// for again by its own computation would wait on its own marker until the fill timeout.
+    static FILLING: RefCell<Vec<(usize, String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One fill, as [`FILLING`] records it.
+struct Filling(usize, String, String);
+
+impl Filling {
+    fn of(cache: &Cache<'_>, key: &str) -> Self {
+        Filling(std::ptr::from_ref(cache.store) as usize, cache.ns.to_owned(), key.to_owned())
+    }
+
+    fn is_running(&self) -> bool {
+        FILLING.with_borrow(|f| {
+            f.iter().any(|(s, ns, k)| (*s, ns.as_str(), k.as_str()) == (self.0, &self.1, &self.2))
+        })
+    }
+
+    /// Recorded as running on this thread until the guard drops (however the fill ends).
+    fn start(self) -> FillingGuard {
+        FILLING.with_borrow_mut(|f| f.push((self.0, self.1, self.2)));
+        FillingGuard
+    }
+}
+
+/// Removes the fill [`Filling::start`] recorded last.
+struct FillingGuard;
+
+impl Drop for FillingGuard {
+    fn drop(&mut self) {
+        FILLING.with_borrow_mut(|f| f.pop());
     }
 }
 

@@ -376,6 +376,35 @@ impl<'a> Ledger<'a> {
         })
     }
 
+    /// Give a claimed item back without spending an attempt: it is pending again at once (at
+    /// the back of the queue) and the next claim shows the same attempt number. For work that
+    /// stopped for a reason that is not the item's (an operator's Ctrl-C, a shutdown), where
+    /// [`Ledger::fail_claim`] would count a failure towards `max_attempts`. Fails with
+    /// `LeaseLost`, changing nothing, if another worker claimed the item since.
+    ///
+    /// ```
+    /// use cairn::Store;
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// queue.enqueue(["a"])?;
+    /// let claim = queue.claim_next("w1", Duration::from_secs(60))?.expect("queued");
+    /// queue.release(&claim)?; // interrupted: not the item's fault
+    /// let again = queue.claim_next("w2", Duration::from_secs(60))?.expect("pending again");
+    /// assert_eq!((again.id(), again.attempt()), ("a", 1));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn release(&self, claim: &Claim) -> Result<()> {
+        self.write_one(|s| {
+            if s.engine.ledger_release(self.ns, &claim.id, &claim.worker, claim.token, s.now())? {
+                Ok(())
+            } else {
+                Err(lost(claim))
+            }
+        })
+    }
+
     /// Record a claimed item as done. Fails with `LeaseLost`, recording nothing, if another
     /// worker claimed the item since (fencing). Completing again with the same claim succeeds
     /// and changes nothing: safe to retry after a commit whose outcome was lost (a server's

@@ -39,6 +39,9 @@ engine_ops! {
         fn ledger_namespaces(&self) -> Result<Vec<String>>;
         /// Move a claim's lease; false if fenced.
         fn ledger_extend(&self, ns: &str, id: &str, worker: &str, token: i64, lease_until: i64) -> Result<bool>;
+        /// Give a claimed item back, pending again and due at `now`, its attempts unchanged;
+        /// false if fenced.
+        fn ledger_release(&self, ns: &str, id: &str, worker: &str, token: i64, now: i64) -> Result<bool>;
         /// Complete a claim; false if fenced. True again for the same claim once done by it.
         fn ledger_complete(&self, ns: &str, id: &str, worker: &str, token: i64, result: Option<(&[u8], ValueKind)>, now: i64) -> Result<bool>;
         /// Complete several claims at once; for each, in order, what `ledger_complete` answers.

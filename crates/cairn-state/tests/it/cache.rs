@@ -273,6 +273,21 @@ contract! {
         Ok(())
     }
 
+    /// Issue 19.12: a computation asking for its own key waited for its own fill marker until
+    /// the fill timeout (30 s) before computing.
+    fn a_computation_asking_for_its_own_key_is_refused_at_once(f) {
+        let c = f.store.cache("c");
+        let err = c
+            .get_or_set_with("k", MIN, || c.get_or_set_with("k", MIN, || Ok::<_, Error>(1_i64)))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("asked for again by its own computation"), "{err}");
+        assert_eq!(c.get::<i64>("k")?, None, "nothing stored");
+        let other = c.get_or_set_with("k", MIN, || c.get_or_set_with("other", MIN, || Ok::<_, Error>(2_i64)))?;
+        assert_eq!((other, c.get::<i64>("other")?), (2, Some(2)), "another key inside is fine");
+        Ok(())
+    }
+
     fn get_or_set_with_stores_nothing_when_compute_fails_and_releases_the_marker(f) {
         let (store, clock) = (&f.store, &f.clock);
         let c = store.cache("n");

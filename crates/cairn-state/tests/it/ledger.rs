@@ -189,6 +189,37 @@ contract! {
         Ok(())
     }
 
+    /// Issue 19.6: an interrupted worker gives its item back without spending an attempt, so
+    /// Ctrl-C three times does not give a good item up.
+    fn a_released_claim_is_pending_again_at_once_without_spending_an_attempt(f) {
+        let store = &f.store;
+        let l = store.ledger("job").max_attempts(2);
+        l.enqueue(["a"])?;
+        for round in 0..5 {
+            let c = l.claim_next("w", MIN)?.expect("pending again");
+            assert_eq!((c.id(), c.attempt()), ("a", 1), "round {round}");
+            l.release(&c)?;
+            let item = l.item("a")?.expect("known");
+            assert_eq!((item.state, item.attempts, item.worker), (ItemState::Pending, 0, None));
+        }
+        let c = l.claim_next("w", MIN)?.expect("pending again");
+        assert_eq!(l.fail_claim(&c, "real failure")?, ItemState::Pending, "one attempt of two spent");
+        Ok(())
+    }
+
+    fn a_claim_taken_over_cannot_be_released(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let l = store.ledger("job");
+        let slow = l.claim("a", "slow", MIN)?.expect("free");
+        clock.advance(MIN * 2);
+        let fast = l.claim("a", "fast", MIN)?.expect("expired");
+        assert_eq!(l.release(&slow).unwrap_err().kind(), ErrorKind::LeaseLost);
+        assert_eq!(l.item("a")?.and_then(|i| i.worker).as_deref(), Some("fast"), "unchanged");
+        l.release(&fast)?;
+        assert_eq!(l.release(&fast).unwrap_err().kind(), ErrorKind::LeaseLost, "released already");
+        Ok(())
+    }
+
     fn an_expired_claim_nobody_took_can_still_be_completed(f) {
         let (store, clock) = (&f.store, &f.clock);
         let l = store.ledger("job");

@@ -576,6 +576,26 @@ impl Engine {
         )? == 1)
     }
 
+    /// Pending again, due now, at the back of the queue, with the attempts it had. Not sent
+    /// again on a new connection: a second run after a lost commit would find the item no
+    /// longer claimed, and say fenced.
+    pub fn ledger_release(&self, ns: &str, id: &str, worker: &str, token: i64, now: i64) -> Result<bool> {
+        self.lock_key(LEDGER, ns, id)?;
+        Ok(self.exec(
+            concat!(
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)) \
+                 UPDATE {s}.cairn_ledger SET state = ",
+                state!(pending),
+                ", seq = nextval('{s}.cairn_queue_seq'), due = $5, worker = NULL, holder = NULL, \
+                 updated_at = $5 \
+                 WHERE ns = $1 AND id = $2 AND state = ",
+                state!(claimed),
+                " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)"
+            ),
+            &[&ns, &id, &worker, &token, &now, &self.lock_timeout()],
+        )? == 1)
+    }
+
     pub fn ledger_complete(
         &self,
         ns: &str,

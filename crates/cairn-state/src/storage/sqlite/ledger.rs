@@ -559,6 +559,23 @@ impl Engine {
         )? == 1)
     }
 
+    /// Give a claim's item back: pending, due now, at the back of the queue, with the attempts
+    /// it had. False if the claim is no longer this one (fenced).
+    pub fn ledger_release(&self, ns: &str, id: &str, worker: &str, token: i64, now: i64) -> Result<bool> {
+        let seq = self.ledger_reserve_seq(ns, 1)?;
+        Ok(self.exec(
+            concat!(
+                "UPDATE cairn_ledger SET state = ",
+                state!(pending),
+                ", seq = ?5, due = ?6, worker = NULL, holder = NULL, updated_at = ?6 \
+                 WHERE ns = ?1 AND id = ?2 AND state = ",
+                state!(claimed),
+                " AND worker = ?3 AND token = ?4"
+            ),
+            params![ns, id, worker, token, seq, now],
+        )? == 1)
+    }
+
     /// Complete a claim. False if the claim is no longer this one (fenced).
     pub fn ledger_complete(
         &self,
