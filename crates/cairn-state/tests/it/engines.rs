@@ -24,11 +24,12 @@ pub enum Engine {
 
 impl Engine {
     /// The version of cairn's own schema that this build writes on the engine: SQLite counts
-    /// the steps its files went through (7); PostgreSQL started at SQLite's sixth layout (1),
-    /// and took the seventh step with it (2).
+    /// the steps its files went through (8); PostgreSQL started at SQLite's sixth layout (1),
+    /// and took the seventh step with it (2); the eighth (the cache's sweep index) is SQLite's
+    /// alone.
     pub fn cairn_schema_version(self) -> i64 {
         match self {
-            Engine::Sqlite => 7,
+            Engine::Sqlite => 8,
             Engine::Postgres => 2,
         }
     }

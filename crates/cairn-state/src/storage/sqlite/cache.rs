@@ -16,10 +16,19 @@ const NEXT_RANK: &str = "UPDATE cairn_cache_ns SET seq = seq + 1 WHERE ns = ?1 R
 const GET: &str = "SELECT value, kind FROM cairn_cache WHERE ns = ?1 AND key = ?2 \
                    AND (expires_at IS NULL OR expires_at > ?3)";
 
-const UPSERT: &str =
-    "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+// Writes keep the expiry index still: a new entry is filed under its expiry, and a replaced
+// one keeps its `sweep_at` (a lower bound of its expiry; schema version 8) unless the new
+// expiry is earlier, which the statement reports so that the caller files it again with
+// REFILE_ONE. Setting `sweep_at` in the upsert itself, even to its own value, would rewrite
+// the index entry at every refresh: that is the write this design avoids.
+const UPSERT: &str = "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind, sweep_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?4) \
                       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
-                      expires_at = excluded.expires_at, touched = excluded.touched, kind = excluded.kind";
+                      expires_at = excluded.expires_at, touched = excluded.touched, kind = excluded.kind \
+                      RETURNING expires_at IS NOT NULL AND (sweep_at IS NULL OR sweep_at > expires_at)";
+
+/// File an entry under its expiry again: after a write brought the expiry before `sweep_at`.
+const REFILE_ONE: &str = "UPDATE cairn_cache SET sweep_at = expires_at WHERE ns = ?1 AND key = ?2";
 
 /// A row's size if it counts towards its namespace's sizes (it has a recency rank), else NULL.
 macro_rules! ranked_size {
@@ -45,17 +54,31 @@ const SWEEP_NS: &str = concat!(
 // planner treats as an opaque value and still serves from the index. Pinned by the test at
 // the end of this file.
 
-/// The amortized sweep: at most 64 expired entries, oldest expiry first.
+/// The amortized sweep: of the 64 entries filed longest ago among those whose `sweep_at` has
+/// passed, those that have expired. (The others were refreshed since; REFILE_SOME files them
+/// under their current expiry.)
 const SWEEP_SOME: &str = concat!(
     "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-     WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT 64) RETURNING 1, ns, ",
+     WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 ORDER BY sweep_at LIMIT 64) \
+     AND expires_at IS NOT NULL AND expires_at <= ?1 RETURNING 1, ns, ",
     ranked_size!()
 );
+
+/// After SWEEP_SOME: the entries still due for a look have not expired (they were
+/// refreshed); at most 64 of them are filed again under their expiry (NULL: out of the index).
+const REFILE_SOME: &str = "UPDATE cairn_cache SET sweep_at = expires_at WHERE rowid IN (SELECT rowid \
+     FROM cairn_cache WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 ORDER BY sweep_at LIMIT 64)";
+
+/// The explicit sweep first files every refreshed entry due for a look under its expiry, so
+/// that what remains due has expired and SWEEP_MANY can take it in batches.
+const REFILE_ALL: &str = "UPDATE cairn_cache SET sweep_at = expires_at \
+     WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 AND (expires_at IS NULL OR expires_at > ?1)";
 
 /// The explicit sweep, in batches that keep each transaction short.
 const SWEEP_MANY: &str = concat!(
     "DELETE FROM cairn_cache WHERE rowid IN (SELECT rowid FROM cairn_cache \
-     WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT 10000) RETURNING 1, ns, ",
+     WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 ORDER BY sweep_at LIMIT 10000) \
+     AND expires_at IS NOT NULL AND expires_at <= ?1 RETURNING 1, ns, ",
     ranked_size!()
 );
 
@@ -73,11 +96,11 @@ const EVICT_MANY: &str = concat!(
     ranked_size!()
 );
 
-/// Whether anything has expired: a probe of the covering expiry index. The sweeps' `rowid IN
+/// Whether any entry is due for a look (expired, or refreshed since it was filed): a probe of
+/// the covering sweep index. The sweeps' `rowid IN
 /// (subquery)` builds an ephemeral table even when it finds nothing (freshly mapped memory,
 /// page faults: 8% of a single set when run at every eighth write).
-const ANY_EXPIRED: &str =
-    "SELECT 1 FROM cairn_cache WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1";
+const ANY_DUE: &str = "SELECT 1 FROM cairn_cache WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 LIMIT 1";
 
 const SWEEP_FILLS: &str = "DELETE FROM cairn_cache_fill WHERE expires_at <= ?1";
 
@@ -135,7 +158,11 @@ impl Engine {
         rank: Option<i64>,
     ) -> Result<()> {
         let old = self.ranked_size(ns, key, rank)?;
-        self.exec(UPSERT, params![ns, key, value, expires_at, rank, kind.code()])?;
+        let earlier =
+            self.row(UPSERT, params![ns, key, value, expires_at, rank, kind.code()], |r| r.get(0))?;
+        if earlier == Some(true) {
+            self.exec(REFILE_ONE, params![ns, key])?;
+        }
         self.count_write(ns, key, value, rank, old)
     }
 
@@ -150,13 +177,21 @@ impl Engine {
         now: i64,
     ) -> Result<bool> {
         let old = self.ranked_size(ns, key, rank)?;
-        let added = self.exec(
-            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?7) \
+        // As UPSERT: the replaced entry keeps its place in the sweep index unless it moves earlier.
+        let earlier: Option<bool> = self.row(
+            "INSERT INTO cairn_cache (ns, key, value, expires_at, touched, kind, sweep_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?4) \
              ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, \
              expires_at = excluded.expires_at, touched = excluded.touched, kind = excluded.kind \
-             WHERE cairn_cache.expires_at IS NOT NULL AND cairn_cache.expires_at <= ?6",
+             WHERE cairn_cache.expires_at IS NOT NULL AND cairn_cache.expires_at <= ?6 \
+             RETURNING expires_at IS NOT NULL AND (sweep_at IS NULL OR sweep_at > expires_at)",
             params![ns, key, value, expires_at, rank, now, kind.code()],
-        )? == 1;
+            |r| r.get(0),
+        )?;
+        let added = earlier.is_some();
+        if earlier == Some(true) {
+            self.exec(REFILE_ONE, params![ns, key])?;
+        }
         if added {
             self.count_write(ns, key, value, rank, old)?;
         }
@@ -256,8 +291,9 @@ impl Engine {
 
     pub fn cache_set_expiry(&self, ns: &str, key: &str, now: i64, expires_at: Option<i64>) -> Result<bool> {
         self.exec(
-            "UPDATE cairn_cache SET expires_at = ?4 WHERE ns = ?1 AND key = ?2 \
-             AND (expires_at IS NULL OR expires_at > ?3)",
+            "UPDATE cairn_cache SET expires_at = ?4, \
+             sweep_at = CASE WHEN ?4 IS NOT NULL AND (sweep_at IS NULL OR sweep_at > ?4) THEN ?4 ELSE sweep_at END \
+             WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
             params![ns, key, now, expires_at],
         )
         .map(|n| n == 1)
@@ -347,10 +383,16 @@ impl Engine {
     /// 64 (`many` false) or [`SWEEP_MANY_BATCH`](crate::storage::SWEEP_MANY_BATCH). Abandoned fill markers go too.
     pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
         self.exec(SWEEP_FILLS, params![now])?;
-        if self.row(ANY_EXPIRED, params![now], |_| Ok(()))?.is_none() {
+        if self.row(ANY_DUE, params![now], |_| Ok(()))?.is_none() {
             return Ok(0);
         }
-        self.delete_counted(if many { SWEEP_MANY } else { SWEEP_SOME }, params![now]).map(|(n, _)| n)
+        if many {
+            self.exec(REFILE_ALL, params![now])?;
+            return self.delete_counted(SWEEP_MANY, params![now]).map(|(n, _)| n);
+        }
+        let (n, _) = self.delete_counted(SWEEP_SOME, params![now])?;
+        self.exec(REFILE_SOME, params![now])?;
+        Ok(n)
     }
 
     pub fn cache_ns(&self, ns: &str) -> Result<Option<NsRow>> {
@@ -536,7 +578,18 @@ mod tests {
         e.commit()?;
         super::super::assert_compiled_once(
             e,
-            &[GET, UPSERT, NS_ROW, ANY_EXPIRED, SWEEP_SOME, SWEEP_FILLS, EVICT_ONE, GET_TOUCH, NEXT_RANK],
+            &[
+                GET,
+                UPSERT,
+                NS_ROW,
+                ANY_DUE,
+                SWEEP_SOME,
+                REFILE_SOME,
+                SWEEP_FILLS,
+                EVICT_ONE,
+                GET_TOUCH,
+                NEXT_RANK,
+            ],
         )
     }
 }
