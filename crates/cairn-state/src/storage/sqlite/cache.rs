@@ -74,10 +74,9 @@ const SWEEP_SOME: &str = concat!(
 const REFILE_SOME: &str = "UPDATE cairn_cache SET sweep_at = expires_at WHERE rowid IN (SELECT rowid \
      FROM cairn_cache WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 ORDER BY sweep_at LIMIT 64)";
 
-/// The explicit sweep first files every refreshed entry due for a look under its expiry, so
-/// that what remains due has expired and SWEEP_MANY can take it in batches.
-const REFILE_ALL: &str = "UPDATE cairn_cache SET sweep_at = expires_at \
-     WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 AND (expires_at IS NULL OR expires_at > ?1)";
+/// After SWEEP_MANY: as REFILE_SOME, in the explicit sweep's batches.
+const REFILE_MANY: &str = "UPDATE cairn_cache SET sweep_at = expires_at WHERE rowid IN (SELECT rowid \
+     FROM cairn_cache WHERE sweep_at IS NOT NULL AND sweep_at <= ?1 ORDER BY sweep_at LIMIT 10000)";
 
 /// The explicit sweep, in batches that keep each transaction short.
 const SWEEP_MANY: &str = concat!(
@@ -386,8 +385,18 @@ impl Engine {
             return Ok(0);
         }
         if many {
-            self.exec(REFILE_ALL, params![now])?;
-            return self.delete_counted(SWEEP_MANY, params![now]).map(|(n, _)| n);
+            // Each pass takes the next batch of entries due for a look: deletes the expired,
+            // files the refreshed again, which takes them out of the due range for good. So
+            // every due entry is visited once, and a batch of refreshed entries cannot hide
+            // expired ones from the caller, which stops at a batch that removed fewer than a
+            // full one.
+            let mut removed = 0;
+            loop {
+                removed += self.delete_counted(SWEEP_MANY, params![now])?.0;
+                if removed >= crate::storage::SWEEP_MANY_BATCH || self.exec(REFILE_MANY, params![now])? == 0 {
+                    return Ok(removed);
+                }
+            }
         }
         let (n, _) = self.delete_counted(SWEEP_SOME, params![now])?;
         self.exec(REFILE_SOME, params![now])?;
@@ -590,5 +599,27 @@ mod tests {
                 NEXT_RANK,
             ],
         )
+    }
+
+    /// The explicit sweep must reach expired entries filed behind more than a batch of
+    /// refreshed ones (which a sweep files again rather than deletes), and visit each once.
+    #[test]
+    fn the_explicit_sweep_reaches_expired_entries_behind_a_batch_of_refreshed_ones() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        let e = store.engine.sqlite()?;
+        e.begin_immediate()?;
+        for i in 0..10_050 {
+            e.cache_upsert("n", &format!("k{i:05}"), (b"v", ValueKind::Text), Some(1_000), None)?;
+        }
+        for i in 0..10_020 {
+            // A refresh to a later expiry keeps the entry filed under 1,000.
+            e.cache_upsert("n", &format!("k{i:05}"), (b"v", ValueKind::Text), Some(9_000), None)?;
+        }
+        assert_eq!(e.cache_sweep(2_000, true)?, 30, "the 30 entries that were not refreshed");
+        assert_eq!(e.cache_sweep(2_000, true)?, 0);
+        assert_eq!(e.cache_count("n")?.0, 10_020);
+        assert_eq!(e.cache_sweep(9_000, true)?, 10_000, "a full batch: the caller goes on");
+        assert_eq!(e.cache_sweep(9_000, true)?, 20);
+        e.commit()
     }
 }
