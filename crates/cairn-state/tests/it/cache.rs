@@ -143,6 +143,26 @@ contract! {
         Ok(())
     }
 
+    /// An entry that no longer expires (a touch or a set without a TTL) may stay filed in
+    /// SQLite's sweep index under its old expiry until a sweep looks at it: sweeps must keep it.
+    fn an_entry_that_no_longer_expires_is_kept_by_every_sweep(f) {
+        let (store, clock) = (&f.store, &f.clock);
+        let c = store.cache("n");
+        c.set("touched", "v", MIN)?;
+        assert!(c.touch("touched", None)?);
+        c.set("set", "v", MIN)?;
+        c.set("set", "w", None)?;
+        clock.advance(MIN * 2);
+        for i in 0..16 {
+            store.cache("other").set(&format!("k{i}"), "v", None)?;
+        }
+        assert_eq!(store.sweep()?, 0);
+        assert_eq!(c.sweep()?, 0);
+        assert_eq!(c.get::<String>("touched")?.as_deref(), Some("v"));
+        assert_eq!(c.get::<String>("set")?.as_deref(), Some("w"));
+        Ok(())
+    }
+
     /// The sweep in passing is paid by the writes that create entries: a queue worker that
     /// never writes the cache does not sweep it (on a server, a transaction each time).
     fn only_writes_of_the_cache_sweep_it_in_passing(f) {
