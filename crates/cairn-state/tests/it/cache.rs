@@ -148,18 +148,23 @@ contract! {
     fn an_entry_that_no_longer_expires_is_kept_by_every_sweep(f) {
         let (store, clock) = (&f.store, &f.clock);
         let c = store.cache("n");
-        c.set("touched", "v", MIN)?;
-        assert!(c.touch("touched", None)?);
-        c.set("set", "v", MIN)?;
-        c.set("set", "w", None)?;
-        clock.advance(MIN * 2);
-        for i in 0..16 {
-            store.cache("other").set(&format!("k{i}"), "v", None)?;
+        for round in ["explicit", "in passing"] {
+            c.set("touched", "v", MIN)?;
+            assert!(c.touch("touched", None)?);
+            c.set("set", "v", MIN)?;
+            c.set("set", "w", None)?;
+            clock.advance(MIN * 2);
+            if round == "explicit" {
+                assert_eq!(store.sweep()?, 0, "{round}");
+            } else {
+                for i in 0..16 {
+                    store.cache("other").set(&format!("k{i}"), "v", None)?;
+                }
+            }
+            assert_eq!(c.sweep()?, 0, "{round}");
+            assert_eq!(c.get::<String>("touched")?.as_deref(), Some("v"), "{round}");
+            assert_eq!(c.get::<String>("set")?.as_deref(), Some("w"), "{round}");
         }
-        assert_eq!(store.sweep()?, 0);
-        assert_eq!(c.sweep()?, 0);
-        assert_eq!(c.get::<String>("touched")?.as_deref(), Some("v"));
-        assert_eq!(c.get::<String>("set")?.as_deref(), Some("w"));
         Ok(())
     }
 
