@@ -24,6 +24,16 @@ CLI_ROWS = [
     ("cache_get", "`cairn cache get KEY`", "sqlite3", "`sqlite3 FILE \"SELECT value FROM cairn_cache WHERE ...\"`", 1.3),
     ("memo_hit", "`cairn memo --ttl 1h -- echo hello` (a fresh hit)", "bkt", "`bkt --ttl 1h -- echo hello`", 2.0),
 ]
+SEED_BEGIN = "<!-- bench-compare-seed:begin -->"
+SEED_END = "<!-- bench-compare-seed:end -->"
+# (operation, what it is, the contender of its target, the speed-up over it that is the target)
+SEED_ROWS = [
+    ("set_ttl", "set with a TTL, one transaction each", "seed", 1.5),
+    ("set_no_ttl", "set without a TTL (a namespace of 1,000 keys)", None, None),
+    ("filter_new_10k", "`filter_new` of 10,000 ids (half known) at 1,000,000", "seed", 2.0),
+    ("get_hit", "get, hit", "diskcache", 2.0),
+    ("mark", "mark one id per transaction at 1,000,000", "seed", 1.0),
+]
 PG_BEGIN = "<!-- bench-compare-pg:begin -->"
 PG_END = "<!-- bench-compare-pg:end -->"
 PG_TARGET = 1.3  # cairn's time per item at most this many times the floor's, at every K
@@ -124,6 +134,9 @@ def main(results_path, md_path, img_dir):
         block = "\n".join(pg_block(by, machine, skipped))
         text = replace_block(text, PG_BEGIN, PG_END, block, "## On PostgreSQL")
         print("\n".join(pg_targets(by)))
+    if by["seed"]:
+        block = "\n".join(seed_block(by["seed"], machine, loads))
+        text = replace_block(text, SEED_BEGIN, SEED_END, block, "## From Python, against the seed's class (issue 19)")
     if not (by["cache"] or by["ledger"]):
         open(md_path, "w").write(text)
         return
@@ -214,6 +227,49 @@ def main(results_path, md_path, img_dir):
     text = replace_block(text, BEGIN, END, "\n".join(out), "## Side by side with the alternatives (issue 6)")
     open(md_path, "w").write(text)
     print("\n".join(targets(by)))
+
+
+def seed_block(rows, machine, loads):
+    """Issue 19's table: cairn from Python, the seed's stdlib-sqlite3 class and diskcache."""
+    by_op = {r["op"]: r for r in rows}
+    any_row = rows[0]
+    out = [SEED_BEGIN, "", "Produced by `bench/compare/run` (or `bench/compare/run --seed` for this table alone): "
+           "`bench/compare/seed.py` in the bench's virtualenv. A cache of 100,000 keys with 100-character "
+           "values, every contender filled the same way, read and written in one fixed random order; a "
+           "ledger of 1,000,000 done ids. The seed's class is the standard library's `sqlite3`, WAL, "
+           "`synchronous=NORMAL`, `INSERT ... ON CONFLICT DO UPDATE`, no index on expiry, `filter_new` by "
+           f"chunked `IN (...)` of 999. The contenders run interleaved, {any_row['rounds']} rounds, each round "
+           "timing every contender once in a rotating order; times are medians over the rounds, the "
+           "speed-up is the median of the per-round ratios (the spread: its lowest and highest).", ""]
+    if machine:
+        out += [f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores), {machine.get('mem_gib')} GiB, "
+                f"Linux {machine.get('kernel')}, {machine.get('fs')}; Python {machine.get('python')}. "
+                f"Run {machine.get('date')}. Load average (1, 5, 15 min) during the rows: "
+                + "; ".join(f"{r['op']} {' '.join(r['loadavg'])}" for r in rows) + ".", ""]
+    out += ["| operation | cairn from Python | seed-style class | diskcache | cairn's speed-up | spread | target |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    for op, label, over, target in SEED_ROWS:
+        r = by_op.get(op)
+        if not r:
+            continue
+        med = r["median_us"]
+        cell = lambda name: us(med[name]) if name in med else ""  # noqa: E731
+        speed, spread, verdict = "", "", ""
+        if over:
+            x = r.get(f"speedup_over_{over}", {}).get("cairn-python")
+            if x:
+                speed = f"**{x['median']:.2f}×** over {'the seed class' if over == 'seed' else over}"
+                spread = f"{x['min']:.2f}–{x['max']:.2f}×"
+                ok = x["median"] >= target
+                verdict = f"{'✔' if ok else '✘'} ≥ {target}×" if target != 1.0 else f"{'✔' if ok else '✘'} hold (≥ 1×)"
+        elif op == "set_no_ttl" and "set_ttl" in by_op and "cairn-python" in med:
+            ttl = by_op["set_ttl"]["median_us"].get("cairn-python")
+            if ttl:
+                speed = f"a TTL costs {ttl / med['cairn-python']:.2f}× this"
+                verdict = "(a TTL should cost little more)"
+        out.append(f"| {label} | {cell('cairn-python')} | {cell('seed')} | {cell('diskcache')} | {speed} | {spread} | {verdict} |")
+    out += ["", SEED_END]
+    return out
 
 
 def replace_block(text, begin, end, block, heading):

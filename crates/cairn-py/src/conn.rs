@@ -30,7 +30,7 @@ mod transaction;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cairn::{Cache, Checkpoint, Durability, Ledger, Options, Store, Tx};
@@ -116,6 +116,8 @@ pub(crate) struct Connection {
     state: ReentrantMutex<State>,
     /// The process that opened it: a forked child must not use it.
     pid: u32,
+    /// [`FORKS`] when it was opened: while the count is unchanged, this is that process.
+    forks: u64,
     path: String,
     journal_mode: String,
     read_only: bool,
@@ -167,8 +169,26 @@ fn set_tx(state: &State, n: u64) {
     }
 }
 
+/// How many times this process forked a child that went on running Python, counted in the
+/// child by the interpreter's at-fork hook ([`count_fork`], registered when the module is
+/// imported: `os.fork`, `multiprocessing`, `pty.fork` and any extension that calls
+/// `PyOS_AfterFork_Child` run it). A child inherits the parent's count and adds one, so a
+/// connection whose recorded count is still the current one is used in the process that
+/// opened it: the check before each call is one atomic load. `getpid(2)` there cost 0.3 µs,
+/// 6% of a cache hit from Python (docs/BENCHMARKS.md, issue 19).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// The at-fork hook (in the child) behind [`FORKS`].
+#[pyfunction]
+pub(crate) fn count_fork() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
 impl Connection {
     fn check_pid(&self) -> PyResult<()> {
+        if FORKS.load(Ordering::Relaxed) == self.forks {
+            return Ok(());
+        }
         let me = std::process::id();
         if me == self.pid {
             return Ok(());
@@ -276,6 +296,7 @@ impl Connection {
             .map_err(|e| to_py(py, e))?;
         Ok(Connection {
             pid: std::process::id(),
+            forks: FORKS.load(Ordering::Relaxed),
             path: store.path().to_string_lossy().into_owned(),
             journal_mode: store.journal_mode().to_owned(),
             read_only: store.is_read_only(),

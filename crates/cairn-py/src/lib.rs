@@ -33,6 +33,13 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(handles::duration_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
+    // Connections tell a forked child from the process that opened them by this count (where
+    // there is no fork, there is no hook and nothing to tell).
+    if let Ok(register) = m.py().import("os")?.getattr("register_at_fork") {
+        let hook = pyo3::types::PyDict::new(m.py());
+        hook.set_item("after_in_child", wrap_pyfunction!(conn::count_fork, m)?)?;
+        register.call((), Some(&hook))?;
+    }
     m.add("SQLITE_VERSION", rusqlite::version())?;
     m.add("DEFAULT_RETRY_DELAY", cairn::DEFAULT_RETRY_DELAY.as_secs_f64())?;
     m.add("DEFAULT_MAX_ATTEMPTS", cairn::DEFAULT_MAX_ATTEMPTS)?;

@@ -124,7 +124,7 @@ contract! {
             "DROP TABLE cairn_cache",
             "CREATE TABLE cairn_mine (x)",
             "CREATE INDEX mine ON cairn_cache (key)",
-            "DROP INDEX cairn_cache_expiry",
+            "DROP INDEX cairn_cache_recency",
             "ALTER TABLE cairn_cache ADD COLUMN x",
             "CREATE TRIGGER t AFTER INSERT ON cairn_cache BEGIN SELECT 1; END",
             "BEGIN",

@@ -78,7 +78,7 @@ impl Engine {
     }
 
     /// Give back the page cache's unused memory: after a chunk of output has been written, its
-    /// pages would otherwise stay cached (up to the 16 MiB the connection allows), so a
+    /// pages would otherwise stay cached (up to the 64 MiB the connection allows), so a
     /// command printing gigabytes would hold more memory than one printing kilobytes.
     pub fn release_memory(&self) {
         let _ = self.conn.execute_batch("PRAGMA shrink_memory");

@@ -134,11 +134,14 @@ impl Engine {
         engine.install_busy_handler()?;
         let authorizer = user_sql::authorizer(Arc::clone(&engine.gate));
         engine.conn.authorizer(Some(authorizer)).map_err(|e| classify(e, &engine.path, Duration::ZERO))?;
-        // 16 MiB of page cache (SQLite's default is 2 MiB), allocated only as pages are read:
-        // enough to keep every interior B-tree page of a 10-million-id ledger in memory, so a
-        // lookup reads one leaf instead of several pages. (Not mmap: SQLite turns read errors
-        // on a mapped file into SIGBUS rather than an error.)
-        engine.retry_busy(|c| c.pragma_update(None, "cache_size", -16_384))?;
+        // 64 MiB of page cache (SQLite's default is 2 MiB), allocated only as pages are read,
+        // so a small store pays nothing: a cache of 100,000 entries or a ledger of a million
+        // ids (20 to 45 MB) stays in memory once read, and a lookup in a larger one reads one
+        // leaf instead of several pages. With 16 MiB, random reads in such stores went to the
+        // operating system for a page most of the time (a `pread` per get; a quarter of a
+        // `filter_new`'s time at a million ids). (Not mmap: SQLite turns read errors on a
+        // mapped file into SIGBUS rather than an error.)
+        engine.retry_busy(|c| c.pragma_update(None, "cache_size", -65_536))?;
         // Every hot statement is cached; the default of 16 is too few once features add theirs.
         engine.conn.set_prepared_statement_cache_capacity(64);
         Ok(engine)
@@ -595,6 +598,18 @@ pub(crate) fn assert_compiled_once(engine: &Engine, sqls: &[&str]) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache of 100,000 entries or a ledger of a million ids (20 to 45 MB) stays in the page
+    /// cache once read. At 16 MiB, random gets in such a store went to the operating system
+    /// for a page most of the time (issue 19, docs/BENCHMARKS.md).
+    #[test]
+    fn connections_ask_for_a_64_mib_page_cache() -> Result<()> {
+        let store = crate::Store::open_in_memory()?;
+        let e = store.engine.sqlite()?;
+        let kib: i64 = e.conn().query_row("PRAGMA cache_size", [], |r| r.get(0)).map_err(|err| e.err(err))?;
+        assert_eq!(kib, -65_536, "a negative cache_size is in KiB");
+        Ok(())
+    }
 
     #[test]
     fn file_names_given_to_sqlite_are_absolute_so_never_a_uri_or_memory() -> Result<()> {
