@@ -127,17 +127,17 @@ impl Store {
     /// [`Store::run_with`].
     ///
     /// ```
-    /// use cairn::Store;
+    /// use cairn::{Json, Store};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path().join("state.db"))?;
     /// let mut executed = 0;
     /// for _attempt in 0..2 {
     ///     let mut run = store.run("backfill-2026-11-30")?;
-    ///     let pages: Vec<i64> = run.step("list", || {
+    ///     let Json(pages): Json<Vec<i64>> = run.step("list", || {
     ///         executed += 1;
-    ///         Ok::<_, cairn::Error>(vec![1, 2, 3])
-    ///     })?.into_iter().collect();
+    ///         Ok::<_, cairn::Error>(Json(vec![1, 2, 3]))
+    ///     })?;
     ///     assert_eq!(pages, [1, 2, 3]);
     ///     run.finish()?;
     /// }
@@ -153,6 +153,24 @@ impl Store {
     /// if the options say so); a holder that died on this host is taken over at once, one
     /// elsewhere once its lease has run out.
     pub fn run_with(&self, id: &str, options: RunOptions) -> Result<Run<'_>> {
+        let held = self.take_run(id, &options)?;
+        let renewer = if options.keep_alive && !held.finished && self.journal_mode() != "memory" {
+            Some(Renewer::start(self, &held)?)
+        } else {
+            None
+        };
+        let ended = held.finished;
+        Ok(Run { store: self, held, renewer, ended })
+    }
+
+    /// The runs of this store, for operators: list, inspect, reset, forget, prune.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { store: self }
+    }
+
+    /// [`Store::run_with`] as plain data: nothing renews the lease or ends the attempt but
+    /// the caller ([`Store::renew_run`], [`Store::end_run`]); `keep_alive` is not looked at.
+    pub fn take_run(&self, id: &str, options: &RunOptions) -> Result<HeldRun> {
         validate_run_id(id)?;
         if options.lease.is_zero() {
             return Err(Error::invalid("a run's lease must be longer than zero"));
@@ -164,24 +182,24 @@ impl Store {
         let owner = process::token();
         let started = Instant::now();
         let mut nap = Duration::from_millis(20);
+        let held = |token, attempt, finished| HeldRun {
+            id: id.to_owned(),
+            token,
+            attempt,
+            finished,
+            lease: options.lease,
+            seen: HashMap::new(),
+            next_seq: 0,
+        };
         loop {
-            match self.take_run(id, &owner, holder.as_deref(), &options)? {
-                Taken::Attempt { token, attempt } => {
-                    let keep_alive = if options.keep_alive && self.journal_mode() != "memory" {
-                        Some(Renewer::start(self, id, token, options.lease)?)
-                    } else {
-                        None
-                    };
-                    return Ok(Run::new(self, id, token, attempt, false, options.lease, keep_alive));
-                }
-                Taken::Finished { token, attempts } => {
-                    return Ok(Run::new(self, id, token, attempts, true, options.lease, None));
-                }
+            match self.try_take_run(id, &owner, holder.as_deref(), options)? {
+                Taken::Attempt { token, attempt } => return Ok(held(token, attempt, false)),
+                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true)),
                 Taken::Again => {}
                 Taken::Held(row) => {
                     let waited = started.elapsed();
                     if options.wait.is_some_and(|w| waited >= w) {
-                        return Err(held(&row));
+                        return Err(held_error(&row));
                     }
                     let left = options.wait.map_or(nap, |w| w.saturating_sub(waited));
                     std::thread::sleep(nap.min(left));
@@ -191,13 +209,114 @@ impl Store {
         }
     }
 
-    /// The runs of this store, for operators: list, inspect, reset, forget, prune.
-    pub fn runs(&self) -> Runs<'_> {
-        Runs { store: self }
+    /// The recorded result of step `name` (a full name, from [`HeldRun::next_step`]) if it is
+    /// done under the same `version`; `None` if it is not recorded (so: run it);
+    /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
+    /// step the finished run never recorded.
+    pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
+        let row = self.engine.step_get(&run.id, name)?.filter(|row| row.state == STEP_DONE);
+        let Some(row) = row else {
+            if run.finished {
+                return Err(Error::invalid(format!(
+                    "the run '{}' is finished and never recorded a step '{name}': the script changed after it \
+                     finished; to run it again, reset it: cairn run reset {}",
+                    run.id, run.id
+                )));
+            }
+            return Ok(None);
+        };
+        if row.fingerprint != version {
+            return Err(Error::StepChanged {
+                run: run.id.clone(),
+                step: name.to_owned(),
+                recorded: shown_version(&row.fingerprint),
+                given: shown_version(version),
+            });
+        }
+        let (bytes, kind) = row.value.unwrap_or_default();
+        let stored = Stored::new(bytes, kind);
+        T::decode_typed(stored.kind, stored.bytes).map(Some).map_err(|e| Error::Decode {
+            ns: format!("run {}", run.id),
+            key: name.to_owned(),
+            expected: e.expected,
+            detail: e.detail,
+        })
+    }
+
+    /// Record one execution of step `name` at position `seq` (from [`HeldRun::next_step`]),
+    /// begun at `started_millis`: its result, or the error it failed with. `LeaseLost`, and
+    /// nothing recorded, if another attempt took the run.
+    pub fn record_step<T: Encode>(
+        &self,
+        run: &HeldRun,
+        name: &str,
+        seq: i64,
+        version: &str,
+        started_millis: i64,
+        outcome: std::result::Result<&T, &str>,
+    ) -> Result<()> {
+        let encoded = match outcome {
+            Ok(value) => Some((value.encode()?, value.kind())),
+            Err(_) => None,
+        };
+        let recorded = self.write_one(|s| {
+            s.engine.step_record(
+                &run.id,
+                run.token,
+                &step_write(name, seq, version, started_millis, s.now(), &encoded, outcome.err()),
+            )
+        })?;
+        if recorded {
+            Ok(())
+        } else {
+            Err(lost(&run.id))
+        }
+    }
+
+    /// Push the attempt's lease a whole lease from now. `LeaseLost` if another attempt took
+    /// the run.
+    pub fn renew_run(&self, run: &HeldRun) -> Result<()> {
+        if run.finished {
+            return Ok(());
+        }
+        if self
+            .write_one(|s| s.engine.run_renew(&run.id, run.token, deadline(s.now(), run.lease), s.now()))?
+        {
+            Ok(())
+        } else {
+            Err(lost(&run.id))
+        }
+    }
+
+    /// End the attempt: the run finished (`finished`), or failed with `error`. `LeaseLost` if
+    /// another attempt took the run; nothing to do for a run finished before the attempt.
+    pub fn end_run(&self, run: &HeldRun, finished: bool, error: Option<&str>) -> Result<()> {
+        if run.finished {
+            return Ok(());
+        }
+        let state = if finished { RUN_FINISHED } else { RUN_FAILED };
+        let error = if finished { None } else { error };
+        if self.write_one(|s| s.engine.run_end(&run.id, run.token, state, error, s.now()))? {
+            Ok(())
+        } else {
+            Err(lost(&run.id))
+        }
+    }
+
+    /// The store's time in Unix milliseconds (its clock's; on a server, the server's unless
+    /// a clock was given): what steps' start times are taken with.
+    pub fn now_millis(&self) -> i64 {
+        self.now()
     }
 
     /// One try at taking the run, in one write transaction.
-    fn take_run(&self, id: &str, owner: &str, holder: Option<&str>, options: &RunOptions) -> Result<Taken> {
+    fn try_take_run(
+        &self,
+        id: &str,
+        owner: &str,
+        holder: Option<&str>,
+        options: &RunOptions,
+    ) -> Result<Taken> {
         self.write_tx(|s| {
             let now = s.now();
             let hold = Hold { owner, holder, lease_until: deadline(now, options.lease) };
@@ -252,7 +371,7 @@ fn is_live(row: &RunRow, now: i64) -> bool {
         && !row.holder.as_deref().is_some_and(process::token_is_dead)
 }
 
-fn held(row: &RunRow) -> Error {
+fn held_error(row: &RunRow) -> Error {
     Error::RunHeld {
         run: row.id.clone(),
         holder: row.holder.as_deref().map_or_else(|| "another host".to_owned(), describe_holder),
@@ -278,6 +397,32 @@ fn describe_holder(holder: &str) -> String {
 #[derive(Debug)]
 pub struct Run<'s> {
     store: &'s Store,
+    held: HeldRun,
+    renewer: Option<Renewer>,
+    ended: bool,
+}
+
+/// An attempt at a run as plain data, not tied to a [`Store`] handle and not ended when
+/// dropped: for language bindings and the CLI, whose attempts outlive one call. Take it with
+/// [`Store::take_run`]; replay and record its steps, renew and end it through any store of
+/// the same process ([`Store::replay_step`], [`Store::record_step`], [`Tx::record_step`],
+/// [`Store::renew_run`], [`Store::end_run`]). [`Run`] does all of it for Rust callers.
+///
+/// ```
+/// use cairn::{RunOptions, Store};
+///
+/// let store = Store::open_in_memory()?;
+/// let mut held = store.take_run("export", &RunOptions::new())?;
+/// let (name, seq) = held.next_step("fetch")?;
+/// assert_eq!(store.replay_step::<i64>(&held, &name, "")?, None, "not recorded yet");
+/// let started = store.now_millis();
+/// store.record_step(&held, &name, seq, "", started, Ok(&42i64))?;
+/// assert_eq!(store.replay_step::<i64>(&held, &name, "")?, Some(42));
+/// store.end_run(&held, true, None)?;
+/// # Ok::<(), cairn::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRun {
     id: String,
     token: i64,
     attempt: i64,
@@ -285,34 +430,9 @@ pub struct Run<'s> {
     lease: Duration,
     seen: HashMap<String, u32>,
     next_seq: i64,
-    renewer: Option<Renewer>,
-    ended: bool,
 }
 
-impl<'s> Run<'s> {
-    fn new(
-        store: &'s Store,
-        id: &str,
-        token: i64,
-        attempt: i64,
-        finished: bool,
-        lease: Duration,
-        renewer: Option<Renewer>,
-    ) -> Self {
-        Run {
-            store,
-            id: id.to_owned(),
-            token,
-            attempt,
-            finished,
-            lease,
-            seen: HashMap::new(),
-            next_seq: 0,
-            renewer,
-            ended: finished,
-        }
-    }
-
+impl HeldRun {
     /// The run's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -332,6 +452,90 @@ impl<'s> Run<'s> {
     /// never recorded is refused.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// The lease it was taken for.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The full name of the next step called `name` in this attempt (`name#2` for the second
+    /// one, `name#3`...), and its position in the run, from 1.
+    pub fn next_step(&mut self, name: &str) -> Result<(String, i64)> {
+        validate_step_name(name)?;
+        let count = self.seen.entry(name.to_owned()).or_insert(0);
+        *count += 1;
+        let full = if *count == 1 { name.to_owned() } else { format!("{name}#{count}") };
+        self.next_seq += 1;
+        Ok((full, self.next_seq))
+    }
+}
+
+impl Tx<'_> {
+    /// [`Store::record_step`] inside this transaction: the step's record commits with the
+    /// transaction's other writes, or not at all. `LeaseLost` if another attempt took the run
+    /// (roll the transaction back: its writes belong to a stale attempt).
+    pub fn record_step<T: Encode>(
+        &self,
+        run: &HeldRun,
+        name: &str,
+        seq: i64,
+        version: &str,
+        started_millis: i64,
+        value: &T,
+    ) -> Result<()> {
+        let encoded = Some((value.encode()?, value.kind()));
+        let store = self.store();
+        let write = step_write(name, seq, version, started_millis, store.now(), &encoded, None);
+        if store.engine.step_record(&run.id, run.token, &write)? {
+            Ok(())
+        } else {
+            Err(lost(&run.id))
+        }
+    }
+}
+
+/// The row to write for one execution of a step.
+fn step_write<'a>(
+    name: &'a str,
+    seq: i64,
+    version: &'a str,
+    started: i64,
+    finished: i64,
+    encoded: &'a Option<(std::borrow::Cow<'_, [u8]>, crate::codec::ValueKind)>,
+    error: Option<&'a str>,
+) -> StepWrite<'a> {
+    StepWrite {
+        name,
+        seq,
+        fingerprint: version,
+        value: encoded.as_ref().map(|(bytes, kind)| (bytes.as_ref(), *kind)),
+        error,
+        started_at: started,
+        finished_at: finished,
+    }
+}
+
+impl Run<'_> {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        self.held.id()
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u64 {
+        self.held.attempt()
+    }
+
+    /// The fencing token of this attempt: every attempt gets a larger one.
+    pub fn token(&self) -> i64 {
+        self.held.token()
+    }
+
+    /// True if the run was finished before this attempt: its steps replay, and a step it
+    /// never recorded is refused.
+    pub fn is_finished(&self) -> bool {
+        self.held.is_finished()
     }
 
     /// Run step `name`: the first time `f` succeeds its result is recorded, and every later
@@ -363,21 +567,27 @@ impl<'s> Run<'s> {
         T: Encode + Decode,
         E: From<Error> + fmt::Display,
     {
-        let (full, seq) = self.next_step(name)?;
-        if let Some(value) = self.replay::<T>(&full, version)? {
+        let (full, seq) = self.held.next_step(name)?;
+        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
             return Ok(value);
         }
         let started = self.store.now();
         match f() {
             Ok(value) => {
-                self.record(&full, seq, version, started, Ok(&value))?;
+                self.store.record_step(&self.held, &full, seq, version, started, Ok(&value))?;
                 Ok(value)
             }
             Err(e) => {
-                let text = e.to_string();
                 // The step's own error is what the caller needs; a failure to record it (the
                 // run lost meanwhile) changes nothing for the next attempt.
-                let _ = self.record::<T>(&full, seq, version, started, Err(&text));
+                let _ = self.store.record_step::<T>(
+                    &self.held,
+                    &full,
+                    seq,
+                    version,
+                    started,
+                    Err(&e.to_string()),
+                );
                 Err(e)
             }
         }
@@ -396,32 +606,19 @@ impl<'s> Run<'s> {
         T: Encode + Decode,
         E: From<Error> + fmt::Display,
     {
-        let (full, seq) = self.next_step(name)?;
-        if let Some(value) = self.replay::<T>(&full, "")? {
+        let (full, seq) = self.held.next_step(name)?;
+        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, "")? {
             return Ok(value);
         }
         let started = self.store.now();
-        let (id, token) = (self.id.clone(), self.token);
-        let outcome = self.store.transaction(|tx| {
+        let held = &self.held;
+        let outcome: std::result::Result<T, E> = self.store.transaction(|tx| {
             let value = f(tx)?;
-            let bytes = value.encode()?;
-            let store = tx.store();
-            let write = StepWrite {
-                name: &full,
-                seq,
-                fingerprint: "",
-                value: Some((&bytes, value.kind())),
-                error: None,
-                started_at: started,
-                finished_at: store.now(),
-            };
-            if !store.engine.step_record(&id, token, &write)? {
-                return Err(E::from(lost(&id)));
-            }
+            tx.record_step(held, &full, seq, "", started, &value)?;
             Ok(value)
         });
         if let Err(e) = &outcome {
-            let _ = self.record::<T>(&full, seq, "", started, Err(&e.to_string()));
+            let _ = self.store.record_step::<T>(&self.held, &full, seq, "", started, Err(&e.to_string()));
         }
         outcome
     }
@@ -452,39 +649,31 @@ impl<'s> Run<'s> {
 
     /// The recorded wake time of sleep `name`, recording it first if need be.
     fn wake_time(&mut self, name: &str, duration: Duration) -> Result<i64> {
-        let (full, seq) = self.next_step(name)?;
-        if let Some(wake) = self.replay::<i64>(&full, "")? {
+        let (full, seq) = self.held.next_step(name)?;
+        if let Some(wake) = self.store.replay_step::<i64>(&self.held, &full, "")? {
             return Ok(wake);
         }
         let now = self.store.now();
         let wake = deadline(now, duration);
-        self.record(&full, seq, "", now, Ok(&wake))?;
+        self.store.record_step(&self.held, &full, seq, "", now, Ok(&wake))?;
         Ok(wake)
     }
 
     /// Push this attempt's lease a whole lease from now, for a run taken without
     /// [`RunOptions::keep_alive`]. `LeaseLost` if another attempt took the run.
     pub fn renew(&self) -> Result<()> {
-        if self.finished {
-            return Ok(());
-        }
-        let (id, token, lease) = (self.id.as_str(), self.token, self.lease);
-        if self.store.write_one(|s| s.engine.run_renew(id, token, deadline(s.now(), lease), s.now()))? {
-            Ok(())
-        } else {
-            Err(lost(id))
-        }
+        self.store.renew_run(&self.held)
     }
 
     /// Finish the run: later attempts replay its steps and record no new ones.
     pub fn finish(mut self) -> Result<()> {
-        self.end(RUN_FINISHED, None)
+        self.end(true, None)
     }
 
     /// End this attempt as failed with `error` (shown by [`Runs::get`]); the next attempt
     /// resumes at the first step not recorded.
     pub fn fail(mut self, error: &str) -> Result<()> {
-        self.end(RUN_FAILED, Some(error))
+        self.end(false, Some(error))
     }
 
     /// Leave the run held when this value goes, without ending the attempt: for the CLI,
@@ -494,104 +683,23 @@ impl<'s> Run<'s> {
         self.stop_renewing()
     }
 
-    fn end(&mut self, state: i64, error: Option<&str>) -> Result<()> {
-        if self.finished {
-            self.ended = true;
-            return Ok(());
-        }
+    /// The attempt as plain data (for a binding that keeps it between calls): the `Run` no
+    /// longer renews its lease nor ends it.
+    pub fn into_held(mut self) -> HeldRun {
+        self.ended = true;
+        let _ = self.stop_renewing();
+        self.held.clone()
+    }
+
+    fn end(&mut self, finished: bool, error: Option<&str>) -> Result<()> {
         self.ended = true;
         let renewing = self.stop_renewing();
-        let (id, token) = (self.id.as_str(), self.token);
-        if !self.store.write_one(|s| s.engine.run_end(id, token, state, error, s.now()))? {
-            return Err(lost(id));
-        }
+        self.store.end_run(&self.held, finished, error)?;
         renewing
     }
 
     fn stop_renewing(&mut self) -> Result<()> {
         self.renewer.take().map_or(Ok(()), Renewer::stop)
-    }
-
-    /// The full name of the next step called `name` in this attempt (`name#2` for the second),
-    /// and its position.
-    fn next_step(&mut self, name: &str) -> Result<(String, i64)> {
-        validate_step_name(name)?;
-        let count = self.seen.entry(name.to_owned()).or_insert(0);
-        *count += 1;
-        let full = if *count == 1 { name.to_owned() } else { format!("{name}#{count}") };
-        self.next_seq += 1;
-        Ok((full, self.next_seq))
-    }
-
-    /// The recorded result of step `full`, if it is done under the same definition.
-    fn replay<T: Decode>(&self, full: &str, version: &str) -> Result<Option<T>> {
-        let Some(row) = self.store.engine.step_get(&self.id, full)? else {
-            return self.not_recorded(full).map(|()| None);
-        };
-        if row.state != STEP_DONE {
-            return self.not_recorded(full).map(|()| None);
-        }
-        if row.fingerprint != version {
-            return Err(Error::StepChanged {
-                run: self.id.clone(),
-                step: full.to_owned(),
-                recorded: shown_version(&row.fingerprint),
-                given: shown_version(version),
-            });
-        }
-        let (bytes, kind) = row.value.unwrap_or_default();
-        let stored = Stored::new(bytes, kind);
-        T::decode_typed(stored.kind, stored.bytes).map(Some).map_err(|e| Error::Decode {
-            ns: format!("run {}", self.id),
-            key: full.to_owned(),
-            expected: e.expected,
-            detail: e.detail,
-        })
-    }
-
-    /// A step not recorded is run, unless the run was finished.
-    fn not_recorded(&self, full: &str) -> Result<()> {
-        if self.finished {
-            return Err(Error::invalid(format!(
-                "the run '{}' is finished and never recorded a step '{full}': the script changed after it finished; \
-                 to run it again, reset it: cairn run reset {}",
-                self.id, self.id
-            )));
-        }
-        Ok(())
-    }
-
-    /// Record one execution of step `full`.
-    fn record<T: Encode>(
-        &self,
-        full: &str,
-        seq: i64,
-        version: &str,
-        started: i64,
-        outcome: std::result::Result<&T, &str>,
-    ) -> Result<()> {
-        let encoded = match outcome {
-            Ok(value) => Some((value.encode()?, value.kind())),
-            Err(_) => None,
-        };
-        let (id, token) = (self.id.as_str(), self.token);
-        let recorded = self.store.write_one(|s| {
-            let write = StepWrite {
-                name: full,
-                seq,
-                fingerprint: version,
-                value: encoded.as_ref().map(|(bytes, kind)| (bytes.as_ref(), *kind)),
-                error: outcome.err(),
-                started_at: started,
-                finished_at: s.now(),
-            };
-            s.engine.step_record(id, token, &write)
-        })?;
-        if recorded {
-            Ok(())
-        } else {
-            Err(lost(id))
-        }
     }
 }
 
@@ -608,10 +716,7 @@ impl Drop for Run<'_> {
         }
         let busy = engine.busy_timeout();
         engine.set_busy_timeout(busy.min(DROP_WAIT));
-        let (id, token) = (self.id.as_str(), self.token);
-        let _ = self
-            .store
-            .write_one(|s| s.engine.run_end(id, token, RUN_FAILED, Some(ENDED_UNFINISHED), s.now()));
+        let _ = self.store.end_run(&self.held, false, Some(ENDED_UNFINISHED));
         engine.set_busy_timeout(busy);
     }
 }
@@ -650,19 +755,17 @@ struct Renewer {
 }
 
 impl Renewer {
-    fn start(store: &Store, id: &str, token: i64, lease: Duration) -> Result<Renewer> {
+    fn start(store: &Store, run: &HeldRun) -> Result<Renewer> {
         let renewer = store.options.clone().read_only(false).open(store.location())?;
-        let id = id.to_owned();
-        let every = (lease / 3).max(Duration::from_millis(1));
+        let run = run.clone();
+        let every = (run.lease / 3).max(Duration::from_millis(1));
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name(format!("cairn-run-{id}"))
+            .name(format!("cairn-run-{}", run.id))
             .spawn(move || {
                 let mut last = Ok(());
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    last = renewer
-                        .write_one(|s| s.engine.run_renew(&id, token, deadline(s.now(), lease), s.now()))
-                        .and_then(|renewed| if renewed { Ok(()) } else { Err(lost(&id)) });
+                    last = renewer.renew_run(&run);
                     if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
                         break;
                     }
@@ -913,7 +1016,7 @@ impl Runs<'_> {
                 }
             };
             if is_live(&row, s.now()) {
-                return Err(held(&row));
+                return Err(held_error(&row));
             }
             s.engine.run_reset(id, from_seq, s.now())
         })
@@ -925,7 +1028,7 @@ impl Runs<'_> {
         validate_run_id(id)?;
         self.store.write_tx(|s| match s.engine.run_get(id)? {
             None => Ok(false),
-            Some(row) if is_live(&row, s.now()) => Err(held(&row)),
+            Some(row) if is_live(&row, s.now()) => Err(held_error(&row)),
             Some(_) => s.engine.run_forget(id),
         })
     }
