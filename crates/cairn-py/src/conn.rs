@@ -25,6 +25,7 @@ mod ledger;
 mod lock;
 mod maintenance;
 mod migrate;
+mod run;
 mod sql;
 mod transaction;
 
@@ -45,6 +46,7 @@ pub(crate) use cache::{RawCacheLimits, RawCacheStats};
 pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
 pub(crate) use lock::RawLockHolder;
 pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
+pub(crate) use run::{HeldRun, RawRunInfo, RawStepInfo};
 pub(crate) use transaction::TransactionBase;
 
 /// Calls inside the library and transactions left open, across every connection of the

@@ -21,6 +21,8 @@ import_exception!(cairn.errors, SQLError);
 import_exception!(cairn.errors, DecodeError);
 import_exception!(cairn.errors, MigrationError);
 import_exception!(cairn.errors, LeaseLostError);
+import_exception!(cairn.errors, RunHeldError);
+import_exception!(cairn.errors, StepChangedError);
 import_exception!(cairn.errors, UnavailableError);
 import_exception!(cairn.errors, InternalError);
 import_exception!(cairn.errors, ClosedError);
@@ -90,6 +92,8 @@ pub(crate) fn to_py(py: Python<'_>, e: cairn::Error) -> PyErr {
         ErrorKind::Decode => DecodeError::new_err(msg),
         ErrorKind::Migration => MigrationError::new_err(msg),
         ErrorKind::LeaseLost => LeaseLostError::new_err(msg),
+        ErrorKind::RunHeld => RunHeldError::new_err(msg),
+        ErrorKind::StepChanged => StepChangedError::new_err(msg),
         ErrorKind::Unavailable => UnavailableError::new_err(msg),
         // Internal, and kinds added to the library later (`ErrorKind` is non_exhaustive).
         _ => InternalError::new_err(msg),

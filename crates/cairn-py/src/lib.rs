@@ -27,6 +27,9 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::RawLockHolder>()?;
     m.add_class::<conn::RawMigrationReport>()?;
     m.add_class::<conn::RawMigrationStatus>()?;
+    m.add_class::<conn::HeldRun>()?;
+    m.add_class::<conn::RawRunInfo>()?;
+    m.add_class::<conn::RawStepInfo>()?;
     m.add_function(wrap_pyfunction!(conn::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;

@@ -175,7 +175,7 @@ pub struct KeepAlive {
 }
 
 impl KeepAlive {
-    /// True once a renewal found the lock taken over; renewals have stopped. Check it between
+    /// True once a renewal found the lock (or run) taken over; renewals have stopped. Check it between
     /// steps of the work to stop early; [`KeepAlive::stop`] says the same.
     pub fn lost(&self) -> bool {
         // The thread ends by itself only on a lost lease; otherwise it runs until stopped.
@@ -194,9 +194,43 @@ impl KeepAlive {
         drop(self.stop.take());
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::invalid("the lock's keep-alive thread panicked")),
+            Some(Err(_)) => Err(Error::invalid("the keep-alive thread panicked")),
             None => Ok(()),
         }
+    }
+}
+
+impl KeepAlive {
+    /// A thread calling `renew` every `every` on a store handle of its own (a second
+    /// connection to the same file or server), until stopped or until a renewal is
+    /// `LeaseLost`; other errors are retried at the next renewal.
+    pub(crate) fn spawn(
+        store: &Store,
+        name: String,
+        every: Duration,
+        mut renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
+    ) -> Result<KeepAlive> {
+        let renewer = store.options.clone().read_only(false).open(store.location())?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let mut last = Ok(());
+                // A message or a hang-up (the KeepAlive dropped) both stop the loop.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    last = renew(&renewer);
+                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
+                        break;
+                    }
+                }
+                last
+            })
+            .map_err(|e| Error::Io {
+                action: "start a thread for",
+                path: store.path().to_path_buf(),
+                source: e,
+            })?;
+        Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
     }
 }
 
@@ -339,29 +373,11 @@ impl Store {
                 "an in-memory store's lock cannot be kept alive: no other connection can reach it; renew it yourself",
             ));
         }
-        let renewer = self.options.clone().read_only(false).open(self.location())?;
         let lock = lock.clone();
         let every = (ttl / 3).max(Duration::from_millis(1));
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("cairn-keep-alive-{}", lock.name))
-            .spawn(move || {
-                let mut last = Ok(());
-                // A message or a hang-up (the KeepAlive dropped) both stop the loop.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    last = renewer.renew_lock(&lock, ttl);
-                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
-                        break;
-                    }
-                }
-                last
-            })
-            .map_err(|e| Error::Io {
-                action: "start a thread for",
-                path: self.path().to_path_buf(),
-                source: e,
-            })?;
-        Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
+        KeepAlive::spawn(self, format!("cairn-keep-alive-{}", lock.name), every, move |renewer| {
+            renewer.renew_lock(&lock, ttl)
+        })
     }
 
     /// Who holds `name`, if anyone does (an expired hold is reported as none). For a

@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::clock::deadline;
@@ -25,6 +24,7 @@ use crate::codec::{Decode, Encode};
 use crate::duration::format_time;
 use crate::error::{Error, Result};
 use crate::ledger::DEFAULT_LEASE;
+use crate::lock::KeepAlive;
 use crate::names::validate_name;
 use crate::process;
 use crate::storage::{
@@ -155,7 +155,7 @@ impl Store {
     pub fn run_with(&self, id: &str, options: RunOptions) -> Result<Run<'_>> {
         let held = self.take_run(id, &options)?;
         let renewer = if options.keep_alive && !held.finished && self.journal_mode() != "memory" {
-            Some(Renewer::start(self, &held)?)
+            Some(self.keep_run_alive(&held)?)
         } else {
             None
         };
@@ -303,6 +303,20 @@ impl Store {
         }
     }
 
+    /// Renew the attempt's lease every third of it from a thread of the library with a
+    /// connection of its own, until the [`KeepAlive`] is stopped or dropped (what [`Run`]
+    /// does while it lives). Refused for an in-memory store: no other connection reaches it.
+    pub fn keep_run_alive(&self, run: &HeldRun) -> Result<KeepAlive> {
+        if self.journal_mode() == "memory" {
+            return Err(Error::invalid(
+                "an in-memory store's run cannot be kept alive: no other connection can reach it; renew it yourself",
+            ));
+        }
+        let every = (run.lease / 3).max(Duration::from_millis(1));
+        let run = run.clone();
+        KeepAlive::spawn(self, format!("cairn-run-{}", run.id), every, move |renewer| renewer.renew_run(&run))
+    }
+
     /// The store's time in Unix milliseconds (its clock's; on a server, the server's unless
     /// a clock was given): what steps' start times are taken with.
     pub fn now_millis(&self) -> i64 {
@@ -398,7 +412,7 @@ fn describe_holder(holder: &str) -> String {
 pub struct Run<'s> {
     store: &'s Store,
     held: HeldRun,
-    renewer: Option<Renewer>,
+    renewer: Option<KeepAlive>,
     ended: bool,
 }
 
@@ -699,7 +713,7 @@ impl Run<'_> {
     }
 
     fn stop_renewing(&mut self) -> Result<()> {
-        self.renewer.take().map_or(Ok(()), Renewer::stop)
+        self.renewer.take().map_or(Ok(()), KeepAlive::stop)
     }
 }
 
@@ -745,49 +759,6 @@ fn validate_step_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A thread renewing a run's lease until stopped, on a store handle of its own.
-#[derive(Debug)]
-struct Renewer {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<()>>>,
-}
-
-impl Renewer {
-    fn start(store: &Store, run: &HeldRun) -> Result<Renewer> {
-        let renewer = store.options.clone().read_only(false).open(store.location())?;
-        let run = run.clone();
-        let every = (run.lease / 3).max(Duration::from_millis(1));
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("cairn-run-{}", run.id))
-            .spawn(move || {
-                let mut last = Ok(());
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    last = renewer.renew_run(&run);
-                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
-                        break;
-                    }
-                }
-                last
-            })
-            .map_err(|e| Error::Io {
-                action: "start a thread for",
-                path: store.path().to_path_buf(),
-                source: e,
-            })?;
-        Ok(Renewer { stop: Some(stop), thread: Some(thread) })
-    }
-
-    fn stop(mut self) -> Result<()> {
-        drop(self.stop.take());
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::invalid("the run's lease-renewing thread panicked")),
-            None => Ok(()),
-        }
-    }
 }
 
 /// A run's state, as operators see it.

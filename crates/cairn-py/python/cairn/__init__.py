@@ -16,6 +16,9 @@ Where to read next, with ``help()``:
 - :class:`cairn.Ledger` (``store.ledger("invoices")``: name one per job) and
   :class:`cairn.Claim`: which items are done, and workers sharing a queue.
 - :class:`cairn.Checkpoint` and :class:`cairn.Lock` (``with store.lock("nightly"):``).
+- :class:`cairn.Run` (``with store.run("deploy-1") as run: run.step("build", build)``):
+  durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
+  ``store.runs()`` lists, resets and prunes them.
 - :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
   would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
 - :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
@@ -55,6 +58,7 @@ from ._checkpoint import Checkpoint
 from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem
 from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
+from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
 from ._types import Duration, Id, Value
 from .errors import (
@@ -75,11 +79,13 @@ from .errors import (
     NotADatabaseError,
     NothingDueError,
     ReadOnlyError,
+    RunHeldError,
     SchemaError,
     SchemaTooNewError,
     SchemaTooOldError,
     SQLError,
     SQLiteCopyError,
+    StepChangedError,
     UnavailableError,
     WalUnavailableError,
 )
@@ -100,6 +106,10 @@ __all__ = [
     "Checkpoint",
     "Lock",
     "LockHolder",
+    "Run",
+    "RunInfo",
+    "Runs",
+    "StepInfo",
     "MigrationReport",
     "MigrationStatus",
     "migrate_file",
@@ -127,6 +137,8 @@ __all__ = [
     "MigrationError",
     "NotADatabaseError",
     "NothingDueError",
+    "RunHeldError",
+    "StepChangedError",
     "ReadOnlyError",
     "SchemaError",
     "SchemaTooNewError",

@@ -6,17 +6,20 @@ import os
 import threading
 import weakref
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import _cairn, _guard
 from ._cache import Cache
 from ._checkpoint import Checkpoint
-from ._ledger import Ledger
+from ._ledger import DEFAULT_LEASE, Ledger
 from ._lock import Lock, LockHolder, holder_from
 from ._memo import store_memoize as _store_memoize
 from ._migrate import MigrationReport, MigrationStatus, Steps, report_from, status_from, steps_args
+from ._run import Run, Runs, step_decorator
 from ._types import Duration, StrPath
 from .errors import ClosedError, ForkedError, InvalidInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -258,6 +261,49 @@ class Store:
         True
         """
         return Transaction(self)
+
+    def run(self, id: str, *, lease: Duration = DEFAULT_LEASE, wait: Optional[Duration] = 0) -> Run:
+        """The durable run `id`, for ``with store.run(id) as run:``: its steps execute until
+        they succeed once and replay after, so a re-run carries on where the last one
+        stopped. The id is the run's idempotency key (``deploy-<commit>``,
+        ``backfill-2026-11-30``). One attempt holds a run at a time, for `lease` (renewed by
+        a thread while the block runs; a dead holder on this host is taken over at once);
+        another live attempt raises :class:`RunHeldError` after waiting up to `wait` (None: as
+        long as it holds the run). See :class:`Run`.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> with store.run("export-2026-12-07") as run:
+        ...     rows = run.step("count", lambda: 42)
+        >>> rows
+        42
+        """
+        return Run(self, id, lease, wait)
+
+    def runs(self) -> Runs:
+        """The runs of this store, for operators: list, inspect, reset, forget, prune."""
+        return Runs(self)
+
+    def step(self, fn: Optional[F] = None, *, version: Optional[str] = None, name: Optional[str] = None) -> Any:
+        """Decorate a function so that, inside a ``with store.run(...)`` block of this store, a
+        call of it is a step of that run named after the function (``fetch``, ``fetch#2``...;
+        `name` to choose another), with `version` as its version; outside a run it is a plain
+        call. Usable as ``@store.step`` or ``@store.step(version=2)``.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> @store.step(version="1")
+        ... def fetch(page: int) -> str:
+        ...     return f"page {page}"
+        >>> with store.run("crawl") as run:
+        ...     first = fetch(1)
+        >>> first
+        'page 1'
+        """
+        decorate = step_decorator(self, None if version is None else str(version), name)
+        if fn is not None:
+            return decorate(fn)
+        return decorate
 
     def lock(
         self,

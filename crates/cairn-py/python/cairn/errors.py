@@ -31,6 +31,8 @@ __all__ = [
     "MigrationError",
     "LeaseLostError",
     "LockHeldError",
+    "RunHeldError",
+    "StepChangedError",
     "NothingDueError",
     "UnavailableError",
     "InternalError",
@@ -166,6 +168,23 @@ class LockHeldError(Error, TimeoutError):
     """A named lock was not acquired within the given timeout (0: not free at once)."""
 
     kind = "lock_held"
+
+
+class RunHeldError(LockHeldError):
+    """A durable run (:meth:`cairn.Store.run`) is held by another live attempt: another
+    process, or another ``with store.run(...)`` of this one. One attempt at a time; pass
+    ``wait=`` to wait for it."""
+
+    kind = "run_held"
+
+
+class StepChangedError(Error, ValueError):
+    """A step a run recorded was asked for again with another ``version`` (for the CLI,
+    another command): its recorded result would be stale. Reset the run from that step
+    (``store.runs().reset(id, from_step=name)`` or ``cairn run reset ID --from NAME``) to run
+    it again."""
+
+    kind = "step_changed"
 
 
 class NothingDueError(Error, LookupError):

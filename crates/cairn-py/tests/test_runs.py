@@ -1,0 +1,123 @@
+"""Durable runs from Python: steps execute until they succeed once and replay after, one
+attempt holds a run at a time, drift is refused, step_tx writes exactly once."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+
+import cairn
+
+
+def test_finished_steps_replay_and_a_failed_one_runs_again(any_store: cairn.Store) -> None:
+    calls: List[str] = []
+
+    def fetch(page: int) -> dict:
+        calls.append(f"fetch-{page}")
+        if page == 2 and calls.count("fetch-2") == 1:
+            raise ConnectionError("503")
+        return {"page": page, "rows": [page, page * 2]}
+
+    with pytest.raises(ConnectionError):
+        with any_store.run("backfill") as run:
+            assert run.attempt == 1
+            pages = run.step("list", lambda: [1, 2, 3])
+            for p in pages:
+                run.step("fetch", fetch, p)
+    info = any_store.runs().get("backfill")
+    assert info is not None and info.state == "failed" and info.error == "ConnectionError: 503"
+    assert [(s.name, s.state) for s in info.steps] == [("list", "done"), ("fetch", "done"), ("fetch#2", "failed")]
+
+    with any_store.run("backfill") as run:
+        assert run.attempt == 2
+        pages = run.step("list", lambda: pytest.fail("replayed, not run"))
+        got = [run.step("fetch", fetch, p) for p in pages]
+    assert got == [{"page": p, "rows": [p, p * 2]} for p in (1, 2, 3)]
+    assert calls == ["fetch-1", "fetch-2", "fetch-2", "fetch-3"], "only the failed step and the new one ran"
+    info = any_store.runs().get("backfill")
+    assert info is not None and info.state == "finished" and info.attempts == 2
+    assert [s.attempts for s in info.steps] == [1, 1, 2, 1]
+
+    with any_store.run("backfill") as run:
+        assert run.finished
+        assert run.step("list", lambda: pytest.fail("replayed")) == [1, 2, 3]
+        with pytest.raises(cairn.InvalidInputError, match="cairn run reset backfill"):
+            run.step("new-step", lambda: 1)
+
+
+def test_a_second_attempt_is_refused_while_one_holds_the_run(any_store: cairn.Store) -> None:
+    with any_store.run("deploy") as run:
+        run.step("build", lambda: "ok")
+        with pytest.raises(cairn.RunHeldError, match="is held by another attempt") as err:
+            with any_store.run("deploy"):
+                pytest.fail("a second attempt ran")
+        assert isinstance(err.value, cairn.LockHeldError) and isinstance(err.value, TimeoutError)
+    assert any_store.runs().get("deploy").state == "finished"  # type: ignore[union-attr]
+
+
+def test_a_changed_version_is_refused_until_the_run_is_reset(any_store: cairn.Store) -> None:
+    with any_store.run("deploy") as run:
+        run.step("build", lambda: "v1", version="1")
+    with pytest.raises(cairn.StepChangedError, match="cairn run reset deploy --from build") as err:
+        with any_store.run("deploy") as run:
+            run.step("build", lambda: "v2", version="2")
+    assert isinstance(err.value, ValueError)
+    assert any_store.runs().reset("deploy", from_step="build") == 1
+    with any_store.run("deploy") as run:
+        assert run.step("build", lambda: "v2", version="2") == "v2"
+
+
+def test_step_tx_writes_with_its_record_exactly_once(any_store: cairn.Store) -> None:
+    for _ in range(3):
+        with any_store.run("mark") as run:
+            n = run.step_tx("count", lambda tx: tx.cache("c").incr("n"))
+            run.step_tx("mark", lambda tx: tx.ledger("pages").mark_done("all"))
+    assert n == 1 and any_store.cache("c")["n"] == 1
+    assert any_store.ledger("pages").is_done("all")
+
+
+def test_the_step_decorator_is_a_step_inside_a_run_and_a_plain_call_outside(any_store: cairn.Store) -> None:
+    calls: List[int] = []
+
+    @any_store.step(version=2)
+    def fetch(page: int) -> str:
+        calls.append(page)
+        return f"page {page}"
+
+    assert fetch(7) == "page 7"
+    for _ in range(2):
+        with any_store.run("crawl"):
+            assert [fetch(1), fetch(1)] == ["page 1", "page 1"]
+    assert calls == [7, 1, 1], "two steps (fetch, fetch#2) ran once each"
+    info = any_store.runs().get("crawl")
+    assert info is not None
+    name = fetch.__qualname__.replace("<locals>.", "")
+    assert [(s.name, s.version) for s in info.steps] == [(name, "2"), (f"{name}#2", "2")]
+
+
+def test_a_durable_sleep_is_not_slept_again(any_store: cairn.Store) -> None:
+    with any_store.run("r") as run:
+        left = run.sleep("cool-down", "1h", wait=False)
+        assert left is not None and 3500 < left <= 3600
+        assert run.sleep("short", 0) is None
+
+
+def test_runs_list_forget_and_prune(any_store: cairn.Store) -> None:
+    with any_store.run("a") as run:
+        run.step("x", lambda: 1)
+    with pytest.raises(RuntimeError):
+        with any_store.run("b"):
+            raise RuntimeError("boom")
+    assert [(r.id, r.state) for r in any_store.runs().list()] == [("a", "finished"), ("b", "failed")]
+    assert [r.id for r in any_store.runs().list("failed")] == ["b"]
+    assert any_store.runs().forget("b") and not any_store.runs().forget("b")
+    assert any_store.runs().prune("1h") == 0, "a finished just now"
+    with pytest.raises(cairn.InvalidInputError):
+        any_store.runs().list("sleeping")
+
+
+def test_a_step_result_must_be_a_value_and_its_error_is_clear(store: cairn.Store) -> None:
+    with pytest.raises(TypeError):
+        with store.run("r") as run:
+            run.step("obj", lambda: object())
