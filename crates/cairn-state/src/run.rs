@@ -749,13 +749,13 @@ fn validate_step_name(name: &str) -> Result<()> {
 
 /// A thread renewing a run's lease until stopped, on a store handle of its own.
 #[derive(Debug)]
-struct Renewer {
+pub(crate) struct Renewer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
 impl Renewer {
-    fn start(store: &Store, run: &HeldRun) -> Result<Renewer> {
+    pub(crate) fn start(store: &Store, run: &HeldRun) -> Result<Renewer> {
         let renewer = store.options.clone().read_only(false).open(store.location())?;
         let run = run.clone();
         let every = (run.lease / 3).max(Duration::from_millis(1));
@@ -780,7 +780,7 @@ impl Renewer {
         Ok(Renewer { stop: Some(stop), thread: Some(thread) })
     }
 
-    fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         drop(self.stop.take());
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -1018,6 +1018,7 @@ impl Runs<'_> {
             if is_live(&row, s.now()) {
                 return Err(held_error(&row));
             }
+            crate::run_command::drop_output(s, id, from_seq)?;
             s.engine.run_reset(id, from_seq, s.now())
         })
     }
@@ -1029,7 +1030,10 @@ impl Runs<'_> {
         self.store.write_tx(|s| match s.engine.run_get(id)? {
             None => Ok(false),
             Some(row) if is_live(&row, s.now()) => Err(held_error(&row)),
-            Some(_) => s.engine.run_forget(id),
+            Some(_) => {
+                crate::run_command::drop_output(s, id, 0)?;
+                s.engine.run_forget(id)
+            }
         })
     }
 
@@ -1037,6 +1041,16 @@ impl Runs<'_> {
     pub fn prune(&self, older_than: Duration) -> Result<usize> {
         self.store.write_tx(|s| {
             let before = s.now().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+            // The kept output of the command steps of the runs that go.
+            let mut after = String::new();
+            loop {
+                let rows = s.engine.runs_list(None, &after, 1000)?;
+                let Some(last) = rows.last() else { break };
+                after = last.id.clone();
+                for row in rows.iter().filter(|r| r.finished_at.is_some_and(|at| at < before)) {
+                    crate::run_command::drop_output(s, &row.id, 0)?;
+                }
+            }
             s.engine.runs_prune(before)
         })
     }
