@@ -389,6 +389,7 @@ pub struct StepArgs {
 #[command(defer = true)]
 pub enum RunCmd {
     /// Finish the run: later `cairn step`s of it replay only and run nothing.
+    #[command(after_long_help = DURATIONS)]
     Finish {
         #[command(flatten)]
         hold: HoldArgs,
