@@ -97,6 +97,26 @@ pub enum Command {
     #[command(after_long_help = DURATIONS)]
     Lock(LockArgs),
 
+    /// Run a command as a step of a resumable script: once; a re-run of the script replays it.
+    ///
+    /// The run is --run ID or $CAIRN_RUN (e.g. deploy-<commit>). The first time, the command
+    /// runs, its output reaching you as it writes it while it is recorded (any size, bounded
+    /// memory); exit 0 records the step, and every later `cairn step` of that name in the run
+    /// replays its stdout and stderr byte for byte and exits 0 without running it. A non-zero
+    /// exit records nothing but the failure, and cairn exits with it: the script's next run
+    /// runs the step again. The step name is taken as given: give repeated steps of one script
+    /// names of their own (cairn step "fetch-$i"). A command that differs from the recorded one
+    /// exits 7 naming `cairn run reset ID --from NAME`. The run is held for the process --pid
+    /// (default: cairn's parent, the script's shell) while it lives; another live script's
+    /// `cairn step` of the run exits 1 (or --held-exit) without running anything. The command
+    /// gets CAIRN_RUN and CAIRN_STEP in its environment.
+    #[command(after_long_help = DURATIONS)]
+    Step(StepArgs),
+
+    /// Durable runs of resumable scripts: finish, status, list, reset, forget, prune, sleep.
+    #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
+    Run(RunCmd),
+
     /// Apply JSON-lines operations from stdin in one transaction: all or nothing.
     ///
     /// One object per line: {"op":"set","ns":"n","key":"k","value":"v","ttl":"1h"}; ops: set,
@@ -159,6 +179,9 @@ impl Command {
             Command::Checkpoint(_) => Some(
                 "checkpoints have no namespace: name the job for what it belongs to (e.g. invoices-export)",
             ),
+            Command::Step(_) | Command::Run(_) => {
+                Some("runs have no namespace: name the run for what it does (e.g. deploy-<commit>)")
+            }
             Command::Lock(_) => {
                 Some("locks have no namespace: name the lock for what it guards (e.g. invoices-nightly)")
             }
@@ -327,6 +350,109 @@ pub struct MemoArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+// How a script's steps hold its run (`cairn step`, `run finish`, `run sleep`).
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// The run's id [default: $CAIRN_RUN].
+    #[arg(long = "run", value_name = "ID", env = "CAIRN_RUN", hide_env = true, value_parser = non_empty("run id"))]
+    pub run: String,
+    /// The process the run is held for while it lives [default: cairn's parent, the script's shell].
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Option<u32>,
+    /// The exit status when another live process holds the run, instead of 1.
+    #[arg(long, value_name = "CODE", default_value_t = 1)]
+    pub held_exit: u8,
+    /// How long the hold lasts without a renewal: how long another host waits to take over
+    /// the run of a script that vanished (on this host a dead script's run is taken at once);
+    /// renewed while a step's command runs.
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "10m")]
+    pub lease: Duration,
+}
+
+// `cairn step`.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    /// The step's name, unique within the script (no '#').
+    #[arg(value_parser = non_empty("step name"))]
+    pub name: String,
+    #[command(flatten)]
+    pub hold: HoldArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Run commands.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum RunCmd {
+    /// Finish the run: later `cairn step`s of it replay only and run nothing.
+    #[command(after_long_help = DURATIONS)]
+    Finish {
+        #[command(flatten)]
+        hold: HoldArgs,
+    },
+    /// Show a run's steps; exit 0 if it is finished, 1 if not (or there is no such run).
+    ///
+    /// With --json, one object: {"id", "state" (running, failed or finished), "attempts",
+    /// "error", "holder", "lease_until_ms", "started_at_ms", "updated_at_ms", "finished_at_ms",
+    /// "steps": [{"name", "state" (done or failed), "attempts", "error", "started_at_ms",
+    /// "finished_at_ms", "version"}]}; absent values are null.
+    Status {
+        /// The run [default: $CAIRN_RUN].
+        #[arg(value_name = "ID", env = "CAIRN_RUN", hide_env = true, value_parser = non_empty("run id"))]
+        id: String,
+    },
+    /// List the runs, or those in one state: id, state, attempts and the last error.
+    ///
+    /// With --json, one object per line, as `run status --json` prints it (steps empty).
+    List {
+        /// Only the runs in this state.
+        #[arg(long, value_parser = run_state())]
+        state: Option<cairn::RunState>,
+    },
+    /// Forget a run's recorded steps (from STEP on) so that its next run executes them again.
+    Reset {
+        /// The run.
+        #[arg(value_parser = non_empty("run id"))]
+        id: String,
+        /// The first step to forget, with every one after it [default: all of them].
+        #[arg(long, value_name = "STEP", value_parser = non_empty("step name"))]
+        from: Option<String>,
+    },
+    /// Delete a run and its steps: its id starts afresh. Exit 1 if there was no such run.
+    Forget {
+        /// The run.
+        #[arg(value_parser = non_empty("run id"))]
+        id: String,
+    },
+    /// Delete the runs finished more than DUR ago, with their steps; print how many.
+    #[command(after_long_help = DURATIONS)]
+    Prune {
+        /// How long ago, e.g. 30d.
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        finished_before: Duration,
+    },
+    /// Sleep durably: the wake time is recorded the first time; a re-run waits what is left.
+    ///
+    /// With --no-wait, exit 0 at once if the wake time has passed, else exit 1 at once, saying
+    /// how long is left (for a cron script that would rather come back later).
+    #[command(after_long_help = DURATIONS)]
+    Sleep {
+        /// The sleep's name, a step of the run.
+        #[arg(value_parser = non_empty("step name"))]
+        name: String,
+        /// How long, e.g. 2h.
+        #[arg(value_name = "DUR", value_parser = duration)]
+        duration: Duration,
+        /// Do not wait: exit 1 at once while the sleep is not over.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        hold: HoldArgs,
+    },
 }
 
 /// Ledger commands.
@@ -603,6 +729,11 @@ const ENQUEUE_EXAMPLES: &str = "Examples:\n  cairn -n jobs ledger enqueue a b c\
     cairn -n reports ledger enqueue --not-before 1h weekly";
 
 /// A value parser refusing empty strings: an empty key is a usage error, never a stored row.
+fn run_state() -> impl TypedValueParser<Value = cairn::RunState> {
+    PossibleValuesParser::new(["running", "failed", "finished"])
+        .try_map(|s| s.parse::<cairn::RunState>().map_err(|e| e.to_string()))
+}
+
 fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
     move |s: &str| {
         if s.is_empty() {

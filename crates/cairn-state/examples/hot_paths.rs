@@ -8,19 +8,21 @@
 //! ```
 //!
 //! OP is `get_hit`, `get_miss`, `set` (a one-hour TTL, one transaction each), `mark` (a new id,
-//! one transaction each) or `claim` (claim the next queued item and complete it); N the count.
-//! The setup (a store in a temporary directory, 1,000 cache entries of 100 bytes, N queued
-//! items for `claim`) is the same for every N, so the cost of one operation is the difference
-//! between the counts for two N, divided by the difference of the N.
+//! one transaction each), `claim` (claim the next queued item and complete it), `step` (a new
+//! step of a held run recording a 100-byte result, one transaction each) or `step_replay`
+//! (the recorded result of one of 1,000 steps of a finished run); N the count. The setup (a
+//! store in a temporary directory, 1,000 cache entries of 100 bytes, a finished run of 1,000
+//! steps, N queued items for `claim`) is the same for every N, so the cost of one operation is
+//! the difference between the counts for two N, divided by the difference of the N.
 
 use std::time::Duration;
 
-use cairn::{Error, Store};
+use cairn::{Error, RunOptions, Store};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(op), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse::<usize>().ok())) else {
-        return Err("usage: hot_paths get_hit|get_miss|set|mark|claim N".into());
+        return Err("usage: hot_paths get_hit|get_miss|set|mark|claim|step|step_replay N".into());
     };
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("state.db"))?;
@@ -34,6 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Error>(())
     })?;
+    let mut done = store.run_with("done", RunOptions::new().keep_alive(false))?;
+    for i in 0..1000 {
+        done.step(&format!("s{i}"), || Ok::<_, Error>(value.clone()))?;
+    }
+    done.finish()?;
+    let replaying = store.take_run("done", &RunOptions::new())?;
+    let step_names: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
+    let mut run = store.run_with("r", RunOptions::new().keep_alive(false))?;
     let ledger = store.ledger("l");
     if op == "claim" {
         ledger.enqueue((0..n).map(|i| format!("item-{i:09}")))?;
@@ -53,6 +63,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "claim" => {
                 let claim = ledger.claim_next("w", Duration::from_secs(60))?.ok_or("the queue ran dry")?;
                 ledger.complete(&claim)?;
+            }
+            "step" => {
+                run.step(&format!("step-{i:09}"), || Ok::<_, Error>(value.clone()))?;
+            }
+            "step_replay" => {
+                let name = &step_names[i % step_names.len()];
+                store.replay_step::<String>(&replaying, name, "")?.ok_or("a recorded step")?;
             }
             other => return Err(format!("unknown operation {other:?}").into()),
         }

@@ -989,6 +989,7 @@ impl Runs<'_> {
             if is_live(&row, s.now()) {
                 return Err(held_error(&row));
             }
+            crate::run_command::drop_output(s, id, from_seq)?;
             s.engine.run_reset(id, from_seq, s.now())
         })
     }
@@ -1000,7 +1001,10 @@ impl Runs<'_> {
         self.store.write_tx(|s| match s.engine.run_get(id)? {
             None => Ok(false),
             Some(row) if is_live(&row, s.now()) => Err(held_error(&row)),
-            Some(_) => s.engine.run_forget(id),
+            Some(_) => {
+                crate::run_command::drop_output(s, id, 0)?;
+                s.engine.run_forget(id)
+            }
         })
     }
 
@@ -1008,6 +1012,16 @@ impl Runs<'_> {
     pub fn prune(&self, older_than: Duration) -> Result<usize> {
         self.store.write_tx(|s| {
             let before = s.now().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+            // The kept output of the command steps of the runs that go.
+            let mut after = String::new();
+            loop {
+                let rows = s.engine.runs_list(None, &after, 1000)?;
+                let Some(last) = rows.last() else { break };
+                after = last.id.clone();
+                for row in rows.iter().filter(|r| r.finished_at.is_some_and(|at| at < before)) {
+                    crate::run_command::drop_output(s, &row.id, 0)?;
+                }
+            }
             s.engine.runs_prune(before)
         })
     }

@@ -105,13 +105,13 @@ fn key_of(args: &MemoArgs) -> Outcome<(String, Option<KeptInput>)> {
 
 /// Where output goes: stdout (buffered, flushed before anything goes to stderr, so that the
 /// two interleave as written) and stderr.
-struct Passer {
+pub(super) struct Passer {
     stdout: io::BufWriter<io::StdoutLock<'static>>,
     stderr: io::StderrLock<'static>,
 }
 
 impl Passer {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Passer {
             stdout: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
             stderr: io::stderr().lock(),
@@ -119,7 +119,7 @@ impl Passer {
     }
 
     /// Write a piece; `live`: the command is running, so the reader gets it now.
-    fn pass(&mut self, stream: Stream, bytes: &[u8], live: bool) -> io::Result<()> {
+    pub(super) fn pass(&mut self, stream: Stream, bytes: &[u8], live: bool) -> io::Result<()> {
         match stream {
             Stream::Stdout => {
                 self.stdout.write_all(bytes)?;
@@ -136,7 +136,7 @@ impl Passer {
         Ok(())
     }
 
-    fn finish(&mut self) -> io::Result<()> {
+    pub(super) fn finish(&mut self) -> io::Result<()> {
         self.stdout.flush()
     }
 }

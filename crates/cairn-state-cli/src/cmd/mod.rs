@@ -8,6 +8,8 @@ mod ledger;
 mod lock;
 mod maintenance;
 mod memo;
+mod run;
+mod step;
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
@@ -88,6 +90,8 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Ledger(c) => ledger::run(&ctx, c),
         Command::Checkpoint(c) => checkpoint::run(&ctx, c),
         Command::Lock(l) => lock::run(&ctx, l),
+        Command::Step(s) => step::run(&ctx, s),
+        Command::Run(r) => run::run(&ctx, r),
         Command::Batch => batch::run(&ctx),
         Command::Migrate(m) => maintenance::migrate(&ctx, m),
         Command::Stats => maintenance::stats(&ctx),

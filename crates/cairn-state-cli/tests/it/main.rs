@@ -11,6 +11,7 @@ mod namespaces;
 mod paths;
 mod postgres;
 mod readonly;
+mod runs;
 mod types;
 
 use std::io::Read;

@@ -315,3 +315,23 @@ fn a_refused_role_or_a_missing_database_exits_3_and_a_reserved_schema_name_exits
         assert!(err.contains(says), "{url}: {err}");
     }
 }
+
+#[test]
+fn a_runs_steps_on_postgres_replay_on_the_scripts_next_run_and_reset_runs_them_again() {
+    let Some(pg) = pg() else { return };
+    let script =
+        "$C step build -- sh -c 'echo build >> side; echo built; echo warn >&2' || exit $?\n$C run finish";
+    let run = || crate::runs::script_at(&pg.env, &pg.url(), "deploy-1", script);
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let second = run();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!((second.stdout.as_slice(), second.stderr.as_slice()), (&b"built\n"[..], &b"warn\n"[..]));
+    assert_eq!(std::fs::read_to_string(pg.env.path("side")).unwrap(), "build\n", "ran once");
+    assert!(pg.ok(&["run", "status", "deploy-1"], 0).starts_with("deploy-1\tfinished\t"));
+    assert_eq!(pg.ok(&["run", "reset", "deploy-1", "--from", "build"], 0), "1\n");
+    assert_eq!(run().status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(pg.env.path("side")).unwrap(), "build\nbuild\n");
+    pg.ok(&["run", "forget", "deploy-1"], 0);
+    assert!(pg.store().cache("cairn.run-output").keys("").unwrap().is_empty(), "its output went too");
+}

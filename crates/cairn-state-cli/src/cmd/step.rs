@@ -1,0 +1,56 @@
+//! `cairn step`: run a command once as a step of a durable run, replay it after.
+
+use std::process::Stdio;
+
+use cairn::{CommandStep, ErrorKind, HeldRun, RunOptions, Store};
+
+use super::memo::Passer;
+use super::{command_of, spawn, Ctx};
+use crate::cli::{HoldArgs, StepArgs};
+use crate::output::{stdout_failure, Outcome};
+
+pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
+    let store = ctx.open()?;
+    let Some(held) = take(&store, &args.hold)? else { return Ok(args.hold.held_exit) };
+    let version = cairn::command_version(&args.command);
+    let mut out = Passer::new();
+    let mut passing_on = None;
+    let mut replay = Passer::new();
+    let outcome = store.command_step(
+        &held,
+        &args.name,
+        &version,
+        &mut |s, b| replay.pass(s, b, false).map_err(stdout_failure),
+        |rec| {
+            let mut command = command_of(&args.command)?;
+            command.env("CAIRN_RUN", held.id()).env("CAIRN_STEP", &args.name);
+            let mut child = spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+            let ran = rec.record_child(&mut child, &mut |s, b| out.pass(s, b, true))?;
+            passing_on = ran.passing_on;
+            Ok(ran.status)
+        },
+    )?;
+    replay.finish().map_err(stdout_failure)?;
+    if let Some(e) = passing_on {
+        return Err(stdout_failure(e));
+    }
+    Ok(match outcome {
+        CommandStep::Ran { status } => crate::exit::of_command(status),
+        _ => crate::exit::OK,
+    })
+}
+
+/// Take the run for the script (the process --pid, else cairn's parent), joining the attempt
+/// that script already holds; `None`, said on stderr, while another live process holds it.
+pub fn take(store: &Store, hold: &HoldArgs) -> Outcome<Option<HeldRun>> {
+    let pid = hold.pid.unwrap_or_else(std::os::unix::process::parent_id);
+    let options = RunOptions::new().holder_pid(pid).rejoin(true).lease(hold.lease);
+    match store.take_run(&hold.run, &options) {
+        Ok(held) => Ok(Some(held)),
+        Err(e) if e.kind() == ErrorKind::RunHeld => {
+            crate::output::note(e);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,175 @@
+//! Steps that are commands (the CLI's `cairn step`): the command runs once, its output is
+//! recorded while it runs and replayed, byte for byte, by every later attempt.
+//!
+//! The output is kept as a memo record (the memo machinery: frames inline up to 1 MiB, chunks
+//! beyond, bounded memory either way) in the internal cache namespace [`OUTPUT_NS`], without
+//! expiry, under a key made of the run, the step and the attempt's fencing token. The step's
+//! recorded value is that key. A stale attempt writes its output under its own token's key and
+//! its step record is refused, so its output is never the one a replay finds (and it drops it).
+//! Resetting, forgetting or pruning a run drops the output of the steps it forgets.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::lock::KeepAlive;
+use crate::memo::{MemoOutcome, MemoPolicy, MemoRecorder, MemoSink, Stream};
+use crate::run::HeldRun;
+use crate::storage::RunOps;
+use crate::store::Store;
+
+/// The cache namespace that keeps the output of command steps.
+pub(crate) const OUTPUT_NS: &str = "cairn.run-output";
+
+/// What [`Store::command_step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandStep {
+    /// The step was recorded before: its output was replayed, nothing ran.
+    Replayed,
+    /// The command ran and exited with `status` (recorded as done if 0, as failed otherwise).
+    Ran {
+        /// Its exit status as a shell reports it.
+        status: i32,
+    },
+}
+
+/// The version of a command step: a digest of its command line (each argument, its length
+/// first, so that `a b` and `"a b"` differ), shown in `StepChanged` messages.
+///
+/// ```
+/// assert_ne!(cairn::command_version(&["echo", "a b"]), cairn::command_version(&["echo", "a", "b"]));
+/// ```
+pub fn command_version<S: AsRef<OsStr>>(argv: &[S]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut digest = Sha256::new();
+    for arg in argv {
+        let bytes = arg.as_ref().as_bytes();
+        digest.update((bytes.len() as u64).to_be_bytes());
+        digest.update(bytes);
+    }
+    let hex: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("argv:{hex}")
+}
+
+/// The output key of step `name` of run `id` by the attempt holding `token`: each part led
+/// by its length, so that one run's (or one step's) keys are exactly those with its prefix.
+fn output_key(id: &str, name: &str, token: i64) -> String {
+    format!("{}{token}", step_prefix(id, name))
+}
+
+fn run_prefix(id: &str) -> String {
+    format!("{}:{id}/", id.len())
+}
+
+fn step_prefix(id: &str, name: &str) -> String {
+    format!("{}{}:{name}/", run_prefix(id), name.len())
+}
+
+/// Kept until the step is forgotten: no expiry.
+fn forever() -> MemoPolicy {
+    MemoPolicy::new(Duration::MAX)
+}
+
+impl Store {
+    /// The position of step `name` in run `run` for a caller whose steps are processes of
+    /// their own (no [`HeldRun::next_step`] counter survives between them): the position it
+    /// was recorded at, else one after the last recorded step.
+    pub fn step_position(&self, run: &HeldRun, name: &str) -> Result<i64> {
+        let steps = self.engine.steps_list(run.id())?;
+        Ok(match steps.iter().find(|s| s.name == name) {
+            Some(step) => step.seq,
+            None => steps.iter().map(|s| s.seq).max().unwrap_or(0) + 1,
+        })
+    }
+
+    /// Run step `name` of `run` as a command: if recorded (under the same `version`, else
+    /// [`Error::StepChanged`]), replay its output through `replay` and run nothing; otherwise
+    /// `run_it` runs the command, handing its output to the [`MemoRecorder`] (which keeps it
+    /// as it comes) and passing it on, and returns its status. Status 0 records the step as
+    /// done; any other records it as failed, with nothing kept, for the next attempt to run
+    /// again. The run's lease is renewed while the command runs. `LeaseLost` if another
+    /// attempt took the run meanwhile: nothing recorded, the output dropped.
+    pub fn command_step<E: From<Error>>(
+        &self,
+        run: &HeldRun,
+        name: &str,
+        version: &str,
+        replay: &mut MemoSink<'_, E>,
+        run_it: impl FnOnce(&mut MemoRecorder<'_, '_>) -> std::result::Result<i32, E>,
+    ) -> std::result::Result<CommandStep, E> {
+        let cache = self.cache(OUTPUT_NS);
+        if let Some(key) = self.replay_step::<String>(run, name, version)? {
+            let gone = || {
+                Error::invalid(format!(
+                    "the recorded output of step '{name}' of run '{}' is gone; to run it again: cairn run reset {} --from {name}",
+                    run.id(),
+                    run.id()
+                ))
+            };
+            cache.memo_stream(&key, forever(), replay, |_| Err(E::from(gone())))?;
+            return Ok(CommandStep::Replayed);
+        }
+        let seq = self.step_position(run, name)?;
+        let key = output_key(run.id(), name, run.token());
+        let renewer = if self.journal_mode() == "memory" { None } else { Some(self.keep_run_alive(run)?) };
+        let started = self.now_millis();
+        let mut ignore = |_: Stream, _: &[u8]| Ok::<(), E>(());
+        let ran = cache.memo_stream(&key, forever().force(true), &mut ignore, run_it);
+        // A lost lease shows when the step is recorded, below.
+        let _ = renewer.map(KeepAlive::stop);
+        let status = match ran? {
+            MemoOutcome::Ran { status, stored } => {
+                if status == 0 && !stored {
+                    return Err(E::from(Error::invalid(format!(
+                        "the output of step '{name}' was removed from the store while it ran; run the script again"
+                    ))));
+                }
+                status
+            }
+            // Not reached: a forced memo runs the command.
+            MemoOutcome::Replayed { status } | MemoOutcome::Stale { status, .. } => status,
+        };
+        if status == 0 {
+            if let Err(e) = self.record_step(run, name, seq, version, started, Ok(&key)) {
+                let _ = cache.memo_forget(&key);
+                return Err(E::from(e));
+            }
+        } else {
+            // The command's status is what the caller needs; a failure to record it (the run
+            // lost meanwhile) changes nothing for the next attempt.
+            let error = format!("the command exited with status {status}");
+            let _ = self.record_step::<String>(run, name, seq, version, started, Err(&error));
+        }
+        Ok(CommandStep::Ran { status })
+    }
+}
+
+/// Drop the kept output of the steps of run `id` from position `from_seq` on (all of them for
+/// 0), inside the caller's write transaction `s`.
+pub(crate) fn drop_output(s: &Store, id: &str, from_seq: i64) -> Result<()> {
+    let cache = Cache::new(s, OUTPUT_NS, true);
+    if from_seq <= 0 {
+        cache.clear_prefix(&run_prefix(id))?;
+        return Ok(());
+    }
+    for step in s.engine.steps_list(id)?.iter().filter(|step| step.seq >= from_seq) {
+        cache.clear_prefix(&step_prefix(id, &step.name))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_runs_output_keys_are_not_under_another_runs_prefix() {
+        assert!(!output_key("a/1", "b", 1).starts_with(&run_prefix("a")));
+        assert!(!output_key("ab", "c", 1).starts_with(&step_prefix("ab", "c/1")));
+        assert!(output_key("ab", "c", 7).starts_with(&step_prefix("ab", "c")));
+    }
+}
