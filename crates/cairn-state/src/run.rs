@@ -19,6 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::cache::Cache;
 use crate::clock::deadline;
 use crate::codec::{Decode, Encode};
 use crate::duration::format_time;
@@ -735,6 +736,34 @@ impl Drop for Run<'_> {
     }
 }
 
+/// The cache namespace that keeps the output of command steps (`Store::command_step`).
+pub(crate) const OUTPUT_NS: &str = "cairn.run-output";
+
+/// The prefix of every output key of run `id`: its length first, so that one run's keys are
+/// exactly those with its prefix.
+pub(crate) fn run_prefix(id: &str) -> String {
+    format!("{}:{id}/", id.len())
+}
+
+/// The prefix of every output key of step `name` of run `id`.
+pub(crate) fn step_prefix(id: &str, name: &str) -> String {
+    format!("{}{}:{name}/", run_prefix(id), name.len())
+}
+
+/// Drop the kept output of the steps of run `id` from position `from_seq` on (all of them for
+/// 0), inside the caller's write transaction `s`.
+pub(crate) fn drop_output(s: &Store, id: &str, from_seq: i64) -> Result<()> {
+    let cache = Cache::new(s, OUTPUT_NS, true);
+    if from_seq <= 0 {
+        cache.clear_prefix(&run_prefix(id))?;
+        return Ok(());
+    }
+    for step in s.engine.steps_list(id)?.iter().filter(|step| step.seq >= from_seq) {
+        cache.clear_prefix(&step_prefix(id, &step.name))?;
+    }
+    Ok(())
+}
+
 fn lost(id: &str) -> Error {
     Error::LeaseLost { what: "run", name: id.to_owned(), holder: "this attempt".to_owned() }
 }
@@ -989,7 +1018,7 @@ impl Runs<'_> {
             if is_live(&row, s.now()) {
                 return Err(held_error(&row));
             }
-            crate::run_command::drop_output(s, id, from_seq)?;
+            drop_output(s, id, from_seq)?;
             s.engine.run_reset(id, from_seq, s.now())
         })
     }
@@ -1002,7 +1031,7 @@ impl Runs<'_> {
             None => Ok(false),
             Some(row) if is_live(&row, s.now()) => Err(held_error(&row)),
             Some(_) => {
-                crate::run_command::drop_output(s, id, 0)?;
+                drop_output(s, id, 0)?;
                 s.engine.run_forget(id)
             }
         })
@@ -1019,7 +1048,7 @@ impl Runs<'_> {
                 let Some(last) = rows.last() else { break };
                 after = last.id.clone();
                 for row in rows.iter().filter(|r| r.finished_at.is_some_and(|at| at < before)) {
-                    crate::run_command::drop_output(s, &row.id, 0)?;
+                    drop_output(s, &row.id, 0)?;
                 }
             }
             s.engine.runs_prune(before)

@@ -13,16 +13,14 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::lock::KeepAlive;
 use crate::memo::{MemoOutcome, MemoPolicy, MemoRecorder, MemoSink, Stream};
-use crate::run::HeldRun;
+#[cfg(test)]
+use crate::run::run_prefix;
+use crate::run::{step_prefix, HeldRun, OUTPUT_NS};
 use crate::storage::RunOps;
 use crate::store::Store;
-
-/// The cache namespace that keeps the output of command steps.
-pub(crate) const OUTPUT_NS: &str = "cairn.run-output";
 
 /// What [`Store::command_step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +57,6 @@ pub fn command_version<S: AsRef<OsStr>>(argv: &[S]) -> String {
 /// by its length, so that one run's (or one step's) keys are exactly those with its prefix.
 fn output_key(id: &str, name: &str, token: i64) -> String {
     format!("{}{token}", step_prefix(id, name))
-}
-
-fn run_prefix(id: &str) -> String {
-    format!("{}:{id}/", id.len())
-}
-
-fn step_prefix(id: &str, name: &str) -> String {
-    format!("{}{}:{name}/", run_prefix(id), name.len())
 }
 
 /// Kept until the step is forgotten: no expiry.
@@ -146,20 +136,6 @@ impl Store {
         }
         Ok(CommandStep::Ran { status })
     }
-}
-
-/// Drop the kept output of the steps of run `id` from position `from_seq` on (all of them for
-/// 0), inside the caller's write transaction `s`.
-pub(crate) fn drop_output(s: &Store, id: &str, from_seq: i64) -> Result<()> {
-    let cache = Cache::new(s, OUTPUT_NS, true);
-    if from_seq <= 0 {
-        cache.clear_prefix(&run_prefix(id))?;
-        return Ok(());
-    }
-    for step in s.engine.steps_list(id)?.iter().filter(|step| step.seq >= from_seq) {
-        cache.clear_prefix(&step_prefix(id, &step.name))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
