@@ -163,3 +163,20 @@ def test_a_not_before_time_from_python_is_what_the_cli_lists(cli: str, store: ca
     out = run(cli, store.path, "ledger", "list")
     assert out.stdout == b"report\tpending\t2999-01-01T09:30:00.000Z\n", out.stderr
     assert run(cli, store.path, "ledger", "next", "--worker", "w").returncode == 1, "not due"
+
+
+def test_a_run_started_from_python_is_seen_and_replayed_by_the_cli(cli: str, store: cairn.Store) -> None:
+    """A run's steps recorded from Python show in `cairn run status --json` and `run list`,
+    and a reset from the CLI is what Python sees next."""
+    with store.run("deploy-1") as attempt:
+        attempt.step("build", lambda: {"artifact": "app.tar"})
+    shown = run(cli, store.path, "--json", "run", "status", "deploy-1")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert status["state"] == "finished" and status["attempts"] == 1
+    assert [(s["name"], s["state"]) for s in status["steps"]] == [("build", "done")]
+    listed = run(cli, store.path, "--json", "run", "list")
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == ["deploy-1"]
+    assert run(cli, store.path, "run", "reset", "deploy-1").returncode == 0
+    info = store.runs().get("deploy-1")
+    assert info is not None and info.state == "failed" and info.steps == []
