@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cairn::{Clock, Error, Migrations, Options, Store, SystemClock, M};
+use cairn::{Clock, Error, Migrations, Options, Run, RunOptions, Store, SystemClock, M};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +38,8 @@ fn main() -> ExitCode {
         "claim-hold" => claim_hold(&opts),
         "conn-wait" => conn_wait(&opts),
         "migrate-scope" => migrate_scope(&opts),
+        "run-steps" => run_steps(&opts),
+        "run-stale" => run_stale(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -516,5 +518,96 @@ fn migrate_scope(opts: &HashMap<&str, &str>) -> Result<(), Error> {
     let applied: Vec<String> = report.applied.iter().map(i64::to_string).collect();
     let line = format!("APPLIED {}", applied.join(" "));
     say(format_args!("{}", line.trim_end()));
+    Ok(())
+}
+
+/// How many steps of a `run-steps` run (`s000` to `s099`) commit their writes with their record
+/// (`Run::step_tx`): every fifth, `s004`, `s009`, ...
+fn is_tx_step(i: u64) -> bool {
+    i % 5 == 4
+}
+
+/// Step `i` of a `run-steps` run, executed by `exec` (a name for this execution: the attempt
+/// and the pid): the execution appends `s<i> <exec>` to the side file `log` and syncs it before
+/// returning the value `s<i> by <exec>`; printed `BEGIN s<i>` as it starts executing. A step
+/// of [`is_tx_step`] also, in its transaction, bumps the cache counter `<run>` of namespace
+/// `torture` and marks `<run>/s<i>` done in ledger `torture`. Returns the step's value,
+/// executed or replayed.
+fn torture_step(run: &mut Run<'_>, i: u64, exec: &str, log: &str) -> Result<String, Error> {
+    let name = format!("s{i:03}");
+    let execute = || -> Result<String, Error> {
+        say(format_args!("BEGIN {name}"));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .map_err(|e| Error::InvalidInput(format!("{log}: {e}")))?;
+        // One write(2): a kill leaves the whole line or none of it.
+        f.write_all(format!("{name} {exec}\n").as_bytes())
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::InvalidInput(format!("{log}: {e}")))?;
+        Ok(format!("{name} by {exec}"))
+    };
+    if is_tx_step(i) {
+        let id = run.id().to_owned();
+        run.step_tx(&name, |tx| {
+            let value = execute()?;
+            tx.cache("torture").incr(&id, 1, None)?;
+            tx.ledger("torture").mark_done(&format!("{id}/{name}"))?;
+            Ok(value)
+        })
+    } else {
+        run.step(&name, execute)
+    }
+}
+
+/// The run `--run` of `--steps` steps (100 by default; see [`torture_step`]), taken with a lease
+/// of `--lease-ms` (waiting up to 30 s for another attempt), then finished. Prints `READY
+/// <attempt>` once it holds the run, `STEP s<i> <value>` as each step returns, and `FINISHED`.
+/// With `--pause-after N`, prints `PAUSED` after N steps and waits, holding the run, until
+/// stdin closes.
+fn run_steps(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let log = arg(opts, "log")?;
+    let lease = Duration::from_millis(num(opts, "lease-ms", 60_000)?);
+    let pause = opts.get("pause-after").map(|_| num(opts, "pause-after", 0)).transpose()?;
+    let mut run =
+        store.run_with(arg(opts, "run")?, RunOptions::new().lease(lease).wait(Duration::from_secs(30)))?;
+    let exec = format!("a{}-p{}", run.attempt(), std::process::id());
+    say(format_args!("READY {}", run.attempt()));
+    for i in 0..num(opts, "steps", 100)? {
+        if pause == Some(i) {
+            say(format_args!("PAUSED"));
+            until_stdin_closes()?;
+        }
+        let value = torture_step(&mut run, i, &exec, log)?;
+        say(format_args!("STEP s{i:03} {value}"));
+    }
+    run.finish()?;
+    say(format_args!("FINISHED"));
+    Ok(())
+}
+
+/// A holder that goes stale: takes the run `--run` with a lease of `--lease-ms` that nothing
+/// renews, runs step 0 as `run-steps` does, prints `HELD <pid>` and waits until stdin closes
+/// (the parent stops it meanwhile, and another attempt takes the run over); then runs each of
+/// the steps numbered in `--late` (`10,14`) and prints `LATE s<i> ok <value>` or `LATE s<i>
+/// <error kind>`.
+fn run_stale(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Options::new().busy_timeout(Duration::from_secs(30)).open(arg(opts, "db")?)?;
+    let log = arg(opts, "log")?;
+    let lease = Duration::from_millis(num(opts, "lease-ms", 500)?);
+    let mut run = store.run_with(arg(opts, "run")?, RunOptions::new().lease(lease).keep_alive(false))?;
+    let exec = format!("a{}-p{}", run.attempt(), std::process::id());
+    torture_step(&mut run, 0, &exec, log)?;
+    say(format_args!("HELD {}", std::process::id()));
+    until_stdin_closes()?;
+    for late in arg(opts, "late")?.split(',') {
+        let i: u64 = late.parse().map_err(|_| Error::InvalidInput(format!("--late {late}")))?;
+        match torture_step(&mut run, i, &exec, log) {
+            Ok(value) => say(format_args!("LATE s{i:03} ok {value}")),
+            Err(e) => say(format_args!("LATE s{i:03} {:?}", e.kind())),
+        }
+    }
     Ok(())
 }

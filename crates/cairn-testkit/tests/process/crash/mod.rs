@@ -16,6 +16,7 @@ mod batch_job;
 mod cache_writer;
 mod claims;
 mod migrations;
+mod runs;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
