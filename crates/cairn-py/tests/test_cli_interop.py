@@ -4,6 +4,7 @@ while a Python store has the file open."""
 from __future__ import annotations
 
 import datetime
+import os
 import json
 import subprocess
 from pathlib import Path
@@ -177,6 +178,25 @@ def test_a_run_started_from_python_is_seen_and_replayed_by_the_cli(cli: str, sto
     assert [(s["name"], s["state"]) for s in status["steps"]] == [("build", "done")]
     listed = run(cli, store.path, "--json", "run", "list")
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == ["deploy-1"]
+    stepped = subprocess.run(
+        [cli, "--db", store.path, "step", "--run", "deploy-1", "--pid", str(os.getpid()), "notify", "--", "echo", "sent"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert stepped.returncode == 2 and b"is finished" in stepped.stderr, "the run is finished: a new step is refused"
     assert run(cli, store.path, "run", "reset", "deploy-1").returncode == 0
     info = store.runs().get("deploy-1")
     assert info is not None and info.state == "failed" and info.steps == []
+
+
+def test_a_cli_step_shows_its_output_head_to_python(cli: str, store: cairn.Store) -> None:
+    """What `cairn step` printed is kept beside the step for operators: Python's StepInfo
+    shows the head of a done step's output and the tail of a failed one's errors."""
+    base = [cli, "--db", store.path, "step", "--run", "sh-1", "--pid", str(os.getpid())]
+    ok = subprocess.run([*base, "build", "--", "sh", "-c", "echo built; echo v1.2"], capture_output=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout == b"built\nv1.2\n", ok
+    bad = subprocess.run([*base, "push", "--", "sh", "-c", "echo denied >&2; exit 5"], capture_output=True, timeout=60)
+    assert bad.returncode == 5, bad
+    info = store.runs().get("sh-1")
+    assert info is not None
+    assert [(s.name, s.state, s.output) for s in info.steps] == [("build", "done", "built\nv1.2"), ("push", "failed", "denied")]

@@ -396,10 +396,12 @@ pub enum RunCmd {
     },
     /// Show a run's steps; exit 0 if it is finished, 1 if not (or there is no such run).
     ///
-    /// With --json, one object: {"id", "state" (running, failed or finished), "attempts",
-    /// "error", "holder", "lease_until_ms", "started_at_ms", "updated_at_ms", "finished_at_ms",
-    /// "steps": [{"name", "state" (done or failed), "attempts", "error", "started_at_ms",
-    /// "finished_at_ms", "version"}]}; absent values are null.
+    /// Under each command step, the first lines of its output (the last lines of its error
+    /// output when it failed). With --json, one object: {"id", "state" (running, failed or
+    /// finished), "attempts", "error", "holder", "lease_until_ms", "started_at_ms",
+    /// "updated_at_ms", "finished_at_ms", "steps": [{"name", "state" (done or failed),
+    /// "attempts", "error", "started_at_ms", "finished_at_ms", "version", "output"}]}; absent
+    /// values are null.
     Status {
         /// The run [default: $CAIRN_RUN].
         #[arg(value_name = "ID", env = "CAIRN_RUN", hide_env = true, value_parser = non_empty("run id"))]

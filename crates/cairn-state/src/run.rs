@@ -256,16 +256,30 @@ impl Store {
         started_millis: i64,
         outcome: std::result::Result<&T, &str>,
     ) -> Result<()> {
+        self.record_step_with_output(run, name, seq, version, started_millis, outcome, None)
+    }
+
+    /// [`Store::record_step`] keeping `output` beside the step for operators (a command
+    /// step's head of output, or its tail when it failed).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_step_with_output<T: Encode>(
+        &self,
+        run: &HeldRun,
+        name: &str,
+        seq: i64,
+        version: &str,
+        started_millis: i64,
+        outcome: std::result::Result<&T, &str>,
+        output: Option<&str>,
+    ) -> Result<()> {
         let encoded = match outcome {
             Ok(value) => Some((value.encode()?, value.kind())),
             Err(_) => None,
         };
         let recorded = self.write_one(|s| {
-            s.engine.step_record(
-                &run.id,
-                run.token,
-                &step_write(name, seq, version, started_millis, s.now(), &encoded, outcome.err()),
-            )
+            let mut write = step_write(name, seq, version, started_millis, s.now(), &encoded, outcome.err());
+            write.output = output;
+            s.engine.step_record(&run.id, run.token, &write)
         })?;
         if recorded {
             Ok(())
@@ -528,6 +542,7 @@ fn step_write<'a>(
         error,
         started_at: started,
         finished_at: finished,
+        output: None,
     }
 }
 
@@ -913,6 +928,9 @@ pub struct StepInfo {
     pub finished_at_millis: i64,
     /// The version it was recorded with ("" for none).
     pub version: String,
+    /// For a command step (`cairn step`): the head of its output when done, the tail of its
+    /// error output (or output) when failed.
+    pub output: Option<String>,
 }
 
 impl StepInfo {
@@ -1102,5 +1120,6 @@ fn step_info(row: StepRow) -> StepInfo {
         started_at_millis: row.started_at,
         finished_at_millis: row.finished_at,
         version: row.fingerprint,
+        output: row.output,
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::lock::KeepAlive;
 use crate::memo::{MemoOutcome, MemoPolicy, MemoRecorder, MemoSink, Stream};
@@ -108,7 +109,8 @@ impl Store {
         let renewer = if self.journal_mode() == "memory" { None } else { Some(self.keep_run_alive(run)?) };
         let started = self.now_millis();
         let mut ignore = |_: Stream, _: &[u8]| Ok::<(), E>(());
-        let ran = cache.memo_stream(&key, forever().force(true), &mut ignore, run_it);
+        // Failures are kept too, for a moment: their output's tail is what the step shows.
+        let ran = cache.memo_stream(&key, forever().force(true).cache_failures(true), &mut ignore, run_it);
         // A lost lease shows when the step is recorded, below.
         let _ = renewer.map(KeepAlive::stop);
         let status = match ran? {
@@ -123,24 +125,115 @@ impl Store {
             // Not reached: a forced memo runs the command.
             MemoOutcome::Replayed { status } | MemoOutcome::Stale { status, .. } => status,
         };
+        let glimpse = self.glimpse(&cache, &key);
         if status == 0 {
-            if let Err(e) = self.record_step(run, name, seq, version, started, Ok(&key)) {
+            let head = glimpse.as_ref().map(Glimpse::head);
+            if let Err(e) =
+                self.record_step_with_output(run, name, seq, version, started, Ok(&key), head.as_deref())
+            {
                 let _ = cache.memo_forget(&key);
                 return Err(E::from(e));
             }
         } else {
+            let _ = cache.memo_forget(&key);
             // The command's status is what the caller needs; a failure to record it (the run
             // lost meanwhile) changes nothing for the next attempt.
             let error = format!("the command exited with status {status}");
-            let _ = self.record_step::<String>(run, name, seq, version, started, Err(&error));
+            let tail = glimpse.as_ref().map(Glimpse::tail);
+            let _ = self.record_step_with_output::<String>(
+                run,
+                name,
+                seq,
+                version,
+                started,
+                Err(&error),
+                tail.as_deref(),
+            );
         }
         Ok(CommandStep::Ran { status })
+    }
+}
+
+impl Store {
+    /// The first and last bytes of the output kept under `key`, read back in bounded memory;
+    /// None if it cannot be read (what it is for, operators' view, is not worth failing over).
+    fn glimpse(&self, cache: &Cache<'_>, key: &str) -> Option<Glimpse> {
+        let mut g = Glimpse::default();
+        let mut sink = |stream: Stream, bytes: &[u8]| {
+            g.take(stream, bytes);
+            Ok::<(), Error>(())
+        };
+        let gone = |_: &mut MemoRecorder<'_, '_>| Err::<i32, Error>(Error::invalid("no output kept"));
+        cache.memo_stream(key, forever().cache_failures(true), &mut sink, gone).ok()?;
+        Some(g)
+    }
+}
+
+/// How much of a command step's output is kept beside it for operators, each way.
+const GLIMPSE_BYTES: usize = 1000;
+/// And in lines.
+const GLIMPSE_LINES: usize = 10;
+
+/// The head and the tail of each stream of a command's output.
+#[derive(Default)]
+struct Glimpse {
+    out_head: Vec<u8>,
+    out_tail: std::collections::VecDeque<u8>,
+    err_head: Vec<u8>,
+    err_tail: std::collections::VecDeque<u8>,
+}
+
+impl Glimpse {
+    fn take(&mut self, stream: Stream, bytes: &[u8]) {
+        let (head, tail) = match stream {
+            Stream::Stdout => (&mut self.out_head, &mut self.out_tail),
+            Stream::Stderr => (&mut self.err_head, &mut self.err_tail),
+        };
+        let room = GLIMPSE_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let keep = &bytes[bytes.len().saturating_sub(GLIMPSE_BYTES)..];
+        tail.extend(keep);
+        while tail.len() > GLIMPSE_BYTES {
+            tail.pop_front();
+        }
+    }
+
+    /// The start of what a step printed: its output, else its error output.
+    fn head(&self) -> String {
+        let bytes = if self.out_head.is_empty() { &self.err_head } else { &self.out_head };
+        let text = String::from_utf8_lossy(bytes);
+        text.lines().take(GLIMPSE_LINES).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The end of why a step failed: its error output, else its output.
+    fn tail(&self) -> String {
+        let tail = if self.err_tail.is_empty() { &self.out_tail } else { &self.err_tail };
+        let bytes: Vec<u8> = tail.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(GLIMPSE_LINES)..].join("\n")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step shows the first lines of what it printed, or the last lines of what it
+    /// complained about, each cut to a bounded size whatever the output's.
+    #[test]
+    fn a_glimpse_keeps_the_head_of_the_output_and_the_tail_of_the_errors() {
+        let mut g = Glimpse::default();
+        let many: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        g.take(Stream::Stdout, many.as_bytes());
+        g.take(Stream::Stderr, b"warning\n");
+        g.take(Stream::Stderr, many.as_bytes());
+        assert_eq!(g.head(), (0..10).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"));
+        assert_eq!(g.tail(), (90..100).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"));
+        let mut quiet = Glimpse::default();
+        quiet.take(Stream::Stderr, b"only errors\n");
+        assert_eq!((quiet.head(), quiet.tail()), ("only errors".to_owned(), "only errors".to_owned()));
+    }
 
     #[test]
     fn one_runs_output_keys_are_not_under_another_runs_prefix() {

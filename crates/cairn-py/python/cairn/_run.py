@@ -48,6 +48,9 @@ class StepInfo:
     finished: datetime.datetime
     #: The version it was recorded with ("" for none).
     version: str
+    #: For a command step (``cairn step``): the first lines of its output when done, the last
+    #: lines of its error output when failed; None for a step of Python or Rust.
+    output: Optional[str] = None
 
     @property
     def duration(self) -> datetime.timedelta:
@@ -90,6 +93,7 @@ def _info(raw: _cairn.RawRunInfo) -> RunInfo:
             started=cast(datetime.datetime, _utc(s.started_at_millis)),
             finished=cast(datetime.datetime, _utc(s.finished_at_millis)),
             version=s.version,
+            output=s.output,
         )
         for s in raw.steps
     ]

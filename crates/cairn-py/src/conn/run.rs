@@ -48,6 +48,7 @@ pub(crate) struct RawStepInfo {
     started_at_millis: i64,
     finished_at_millis: i64,
     version: String,
+    output: Option<String>,
 }
 
 /// A run as `cairn.RunInfo` is made from it.
@@ -80,6 +81,7 @@ fn raw_info(py: Python<'_>, r: cairn::RunInfo) -> PyResult<RawRunInfo> {
                     started_at_millis: s.started_at_millis,
                     finished_at_millis: s.finished_at_millis,
                     version: s.version,
+                    output: s.output,
                 },
             )
         })

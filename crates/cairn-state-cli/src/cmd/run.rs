@@ -35,9 +35,15 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
                     let took = cairn::format_duration(step.duration());
                     let error = step.error.as_deref().unwrap_or("-");
                     out.line(format_args!(
-                        "  {}\t{}\t{} attempts\t{took}\t{error}",
-                        step.name, step.state, step.attempts
+                        "  {}\t{}\t{}\t{took}\t{error}",
+                        step.name,
+                        step.state,
+                        attempts(step.attempts)
                     ))?;
+                    // A command step's head of output (its tail when it failed), indented.
+                    for line in step.output.as_deref().unwrap_or("").lines() {
+                        out.line(format_args!("      | {line}"))?;
+                    }
                 }
             }
             yes_no(finished)
@@ -109,7 +115,16 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
 /// One line of `list` and the first of `status`: id, state, attempts, and why it failed.
 fn run_line(info: &RunInfo) -> String {
     let error = info.error.as_deref().unwrap_or("-");
-    format!("{}\t{}\t{} attempts\t{error}", info.id, info.state, info.attempts)
+    format!("{}\t{}\t{}\t{error}", info.id, info.state, attempts(info.attempts))
+}
+
+/// "1 attempt", "2 attempts".
+fn attempts(n: u64) -> String {
+    if n == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{n} attempts")
+    }
 }
 
 fn run_json(info: &RunInfo) -> serde_json::Value {
@@ -119,7 +134,7 @@ fn run_json(info: &RunInfo) -> serde_json::Value {
         .map(|s| {
             json!({ "name": s.name, "state": s.state.as_str(), "attempts": s.attempts, "error": s.error,
                 "started_at_ms": s.started_at_millis, "finished_at_ms": s.finished_at_millis,
-                "version": s.version })
+                "version": s.version, "output": s.output })
         })
         .collect();
     json!({ "id": info.id, "state": info.state.as_str(), "attempts": info.attempts, "error": info.error,

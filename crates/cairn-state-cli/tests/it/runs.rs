@@ -59,7 +59,7 @@ fn a_failing_step_exits_with_its_status_and_the_next_run_of_the_script_retries_i
     assert_eq!(first.status.code(), Some(3), "the step's status: {first:?}");
     assert_eq!(side(&env), "build\nupload\n");
     let status = env.ok(&["run", "status", "deploy-1"], 1);
-    assert!(status.contains("upload\tfailed\t1 attempts"), "{status}");
+    assert!(status.contains("upload\tfailed\t1 attempt\t"), "{status}");
     std::fs::write(env.path("upload-ok"), b"").unwrap();
     let second = script(&env, "deploy-1", DEPLOY);
     assert_eq!(second.status.code(), Some(0), "{second:?}");
@@ -164,8 +164,8 @@ fn list_shows_each_runs_state_and_filters_by_state() {
     let all = env.ok(&["run", "list"], 0);
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 2, "{all}");
-    assert!(lines[0].starts_with("done\tfinished\t1 attempts"), "{all}");
-    assert!(lines[1].starts_with("stopped\tfailed\t1 attempts"), "{all}");
+    assert!(lines[0].starts_with("done\tfinished\t1 attempt\t"), "{all}");
+    assert!(lines[1].starts_with("stopped\tfailed\t1 attempt\t"), "{all}");
     assert!(env.ok(&["run", "list", "--state", "finished"], 0).starts_with("done\t"));
     let failed = env.ok(&["run", "list", "--state", "failed"], 0);
     assert_eq!(failed.lines().count(), 1);
@@ -275,4 +275,39 @@ fn every_run_subcommand_refuses_a_namespace() {
     let (code, _, err) = env.run(&["-n", "x", "run", "list"]);
     assert_eq!(code, 2);
     assert!(err.contains("runs have no namespace"), "{err}");
+}
+
+/// Operators see what each command step printed: `run status` shows the first lines of a
+/// done step's output and the last lines of a failed step's error output under it (and
+/// `--json` as "output"), bounded whatever the output's size; the failed step's output is not
+/// kept otherwise.
+#[test]
+fn status_shows_the_head_of_a_done_steps_output_and_the_tail_of_a_failed_ones_errors() {
+    let env = Env::new();
+    let out = script(
+        &env,
+        "r",
+        r#"
+$C step list -- sh -c 'seq 1 100000' > /dev/null || exit $?
+$C step push -- sh -c 'echo pushing; seq 1 50 >&2; echo "error: 503 from the registry" >&2; exit 4' || exit $?
+"#,
+    );
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let status = env.ok(&["run", "status", "r"], 1);
+    let lines: Vec<&str> = status.lines().collect();
+    let list = lines.iter().position(|l| l.starts_with("  list\tdone")).expect("the list step");
+    let shown: Vec<&str> =
+        lines[list + 1..].iter().take_while(|l| l.starts_with("      | ")).copied().collect();
+    assert_eq!(shown, (1..=10).map(|i| format!("      | {i}")).collect::<Vec<_>>(), "{status}");
+    let push =
+        lines.iter().position(|l| l.starts_with("  push\tfailed\t1 attempt\t")).expect("the push step");
+    let tail: Vec<&str> =
+        lines[push + 1..].iter().take_while(|l| l.starts_with("      | ")).copied().collect();
+    assert_eq!(tail.len(), 10, "{status}");
+    assert_eq!(tail[9], "      | error: 503 from the registry", "{status}");
+    let (code, json, _) = env.run(&["--json", "run", "status", "r"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert!(v["steps"][0]["output"].as_str().unwrap().starts_with("1\n2\n3\n"), "{v}");
+    assert!(v["steps"][1]["output"].as_str().unwrap().ends_with("error: 503 from the registry"), "{v}");
 }

@@ -86,6 +86,8 @@ pub(crate) struct StepRow {
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: i64,
+    /// For a command step: the head of its output when done, the tail when failed.
+    pub output: Option<String>,
 }
 
 /// One execution of a step to record: `value` when it succeeded, else `error`.
@@ -97,4 +99,5 @@ pub(crate) struct StepWrite<'a> {
     pub error: Option<&'a str>,
     pub started_at: i64,
     pub finished_at: i64,
+    pub output: Option<&'a str>,
 }

@@ -17,18 +17,19 @@ macro_rules! run_columns {
 }
 macro_rules! step_columns {
     () => {
-        "name, seq, state::bigint, fingerprint, value, kind::bigint, attempts, error, started_at, finished_at"
+        "name, seq, state::bigint, fingerprint, value, kind::bigint, attempts, error, started_at, finished_at, output"
     };
 }
 
 const RECORD: &str = "INSERT INTO {s}.cairn_step \
-     (run, name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at) \
-     SELECT $1::text, $3::text, $4::bigint, $5::smallint, $6::text, $7::bytea, $8::smallint, 1, $9::text, $10::bigint, $11::bigint FROM {s}.cairn_run \
+     (run, name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at, output) \
+     SELECT $1::text, $3::text, $4::bigint, $5::smallint, $6::text, $7::bytea, $8::smallint, 1, $9::text, $10::bigint, \
+     $11::bigint, $12::text FROM {s}.cairn_run \
      WHERE id = $1 AND token = $2 AND state = 0 FOR SHARE \
      ON CONFLICT (run, name) DO UPDATE SET seq = excluded.seq, state = excluded.state, \
      fingerprint = excluded.fingerprint, value = excluded.value, kind = excluded.kind, \
      attempts = {s}.cairn_step.attempts + 1, error = excluded.error, started_at = excluded.started_at, \
-     finished_at = excluded.finished_at WHERE {s}.cairn_step.state <> 2";
+     finished_at = excluded.finished_at, output = excluded.output WHERE {s}.cairn_step.state <> 2";
 
 fn run_row(r: &Row) -> RunRow {
     RunRow {
@@ -59,6 +60,7 @@ fn step_row(r: &Row) -> StepRow {
         error: r.get(7),
         started_at: r.get(8),
         finished_at: r.get(9),
+        output: r.get(10),
     }
 }
 
@@ -133,6 +135,7 @@ impl Engine {
                 &step.error,
                 &step.started_at,
                 &step.finished_at,
+                &step.output,
             ],
         )? == 1)
     }

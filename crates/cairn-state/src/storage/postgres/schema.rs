@@ -139,6 +139,7 @@ CREATE TABLE {s}.cairn_step (
     error       text,
     started_at  bigint   NOT NULL,
     finished_at bigint   NOT NULL,
+    output      text,
     PRIMARY KEY (run, name)
 );
 "#;
@@ -152,7 +153,7 @@ pub(crate) const STEPS: &[&str] = &[V1, V2, V3];
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "ed916ace1ba8671c";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "487a4ea8303ad9bc";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

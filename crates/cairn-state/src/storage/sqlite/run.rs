@@ -10,17 +10,17 @@ use crate::storage::{Hold, RunRow, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING
 const RUN_COLUMNS: &str =
     "id, state, token, attempts, owner, holder, lease_until, error, started_at, updated_at, finished_at";
 const STEP_COLUMNS: &str =
-    "name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at";
+    "name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at, output";
 
 /// A step's record, written only while the attempt holding `?2` still holds the run; a step
 /// already done is never overwritten.
 const RECORD: &str = "INSERT INTO cairn_step \
-     (run, name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at) \
-     SELECT ?1, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10, ?11 FROM cairn_run WHERE id = ?1 AND token = ?2 AND state = ?12 \
+     (run, name, seq, state, fingerprint, value, kind, attempts, error, started_at, finished_at, output) \
+     SELECT ?1, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10, ?11, ?14 FROM cairn_run WHERE id = ?1 AND token = ?2 AND state = ?12 \
      ON CONFLICT (run, name) DO UPDATE SET seq = excluded.seq, state = excluded.state, \
      fingerprint = excluded.fingerprint, value = excluded.value, kind = excluded.kind, \
      attempts = cairn_step.attempts + 1, error = excluded.error, started_at = excluded.started_at, \
-     finished_at = excluded.finished_at WHERE cairn_step.state <> ?13";
+     finished_at = excluded.finished_at, output = excluded.output WHERE cairn_step.state <> ?13";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -51,6 +51,7 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
         error: r.get(7)?,
         started_at: r.get(8)?,
         finished_at: r.get(9)?,
+        output: r.get(10)?,
     })
 }
 
@@ -119,7 +120,8 @@ impl Engine {
                 step.started_at,
                 step.finished_at,
                 RUN_RUNNING,
-                STEP_DONE
+                STEP_DONE,
+                step.output
             ],
         )? == 1)
     }

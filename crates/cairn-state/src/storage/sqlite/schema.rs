@@ -268,7 +268,8 @@ CREATE TABLE cairn_run (
 CREATE INDEX cairn_run_finished ON cairn_run (finished_at) WHERE finished_at IS NOT NULL;
 
 -- state: 1 failed (its last execution raised; no result), 2 done (value and kind its result).
--- seq: its position in the run; fingerprint: its definition's, '' when none was given.
+-- seq: its position in the run; fingerprint: its definition's, '' when none was given;
+-- output: for a command step, the head of its output (done) or the tail (failed).
 CREATE TABLE cairn_step (
     run         TEXT    NOT NULL,
     name        TEXT    NOT NULL,
@@ -281,6 +282,7 @@ CREATE TABLE cairn_step (
     error       TEXT,
     started_at  INTEGER NOT NULL,
     finished_at INTEGER NOT NULL,
+    output      TEXT,
     PRIMARY KEY (run, name)
 ) WITHOUT ROWID;
 "#;
@@ -302,7 +304,7 @@ pub(crate) const STEPS: &[SchemaStep] = &[
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "7c898e80aaad4387";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "fcab0a34cdbfbb17";
 
 #[cfg(test)]
 mod tests {
