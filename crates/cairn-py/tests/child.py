@@ -167,6 +167,83 @@ def tx_flood(location: str) -> None:
     block()
 
 
+# ---- durable runs under SIGKILL (test_runs_crash.py) -------------------------------------------
+
+
+def run_step(run: cairn.Run, i: int, exec_id: str, log: str) -> str:
+    """Step `i` of a torture run (``s000`` to ``s099``), executed by `exec_id`: prints ``BEGIN
+    s<i>``, appends ``s<i> <exec_id>`` to the side file `log` in one write, synced, and returns
+    ``s<i> by <exec_id>``. Every fifth (``s004``, ``s009``, ...) is a ``step_tx`` that also bumps
+    the cache counter ``<run id>`` of namespace ``torture`` and marks ``<run id>/s<i>`` done in
+    ledger ``torture``, with its record. Returns the step's value, executed or replayed."""
+    name = f"s{i:03d}"
+
+    def execute() -> str:
+        say("BEGIN", name)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{name} {exec_id}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return f"{name} by {exec_id}"
+
+    if i % 5 == 4:
+
+        def in_tx(tx: cairn.Transaction) -> str:
+            value = execute()
+            tx.cache("torture").incr(run.id)
+            tx.ledger("torture").mark_done(f"{run.id}/{name}")
+            return value
+
+        return run.step_tx(name, in_tx)
+    return run.step(name, execute)
+
+
+def run_steps(location: str, id: str, log: str, pause_after: str = "-1") -> None:
+    """Run `id`'s 100 steps (see `run_step`), waiting up to 30 s for another holder: prints
+    ``WAITING`` before taking it, ``READY <attempt>`` once held, ``STEP s<i> <value>`` as each
+    step returns and ``FINISHED`` once the block has ended. With `pause_after` N, prints
+    ``PAUSED`` before step N and waits, holding the run, for a line on stdin."""
+    store = cairn.Store(location, busy_timeout=30)
+    say("WAITING")
+    with store.run(id, wait=30) as run:
+        exec_id = f"a{run.attempt}-p{os.getpid()}"
+        say("READY", run.attempt)
+        for i in range(100):
+            if i == int(pause_after):
+                say("PAUSED")
+                block()
+            say("STEP", f"s{i:03d}", run_step(run, i, exec_id, log))
+    say("FINISHED")
+
+
+def run_stale(location: str, id: str, log: str, late: str) -> None:
+    """A holder that goes stale: takes `id` with a lease of 0.3 s (renewed by the library's
+    thread), runs step 0, prints ``HELD <pid>`` and waits for a line on stdin (the parent stops
+    it meanwhile, and another attempt takes the run over); then runs each step numbered in
+    `late` (``10,14``), printing ``LATE s<i> ok <value>`` or ``LATE s<i> <error class>``, and
+    ends the block normally: ``EXIT ok`` or ``EXIT <error class>`` for what the ``with``
+    raised."""
+    store = cairn.Store(location, busy_timeout=30)
+    try:
+        with store.run(id, lease=0.3) as run:
+            exec_id = f"a{run.attempt}-p{os.getpid()}"
+            run_step(run, 0, exec_id, log)
+            say("HELD", os.getpid())
+            block()
+            for n in late.split(","):
+                i = int(n)
+                try:
+                    say("LATE", f"s{i:03d}", "ok", run_step(run, i, exec_id, log))
+                except cairn.Error as e:
+                    say("LATE", f"s{i:03d}", type(e).__name__)
+    except cairn.Error as e:
+        say("EXIT", type(e).__name__)
+    else:
+        say("EXIT", "ok")
+
+
 COMMANDS = {
     "tx-flood": tx_flood,
     "tx-then-block": tx_then_block,
@@ -176,6 +253,8 @@ COMMANDS = {
     "worker": worker,
     "hold-lock": hold_lock,
     "write-acknowledged": write_acknowledged,
+    "run-steps": run_steps,
+    "run-stale": run_stale,
 }
 
 if __name__ == "__main__":
