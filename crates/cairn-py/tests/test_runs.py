@@ -3,6 +3,7 @@ attempt holds a run at a time, drift is refused, step_tx writes exactly once."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -121,3 +122,32 @@ def test_a_step_result_must_be_a_value_and_its_error_is_clear(store: cairn.Store
     with pytest.raises(TypeError):
         with store.run("r") as run:
             run.step("obj", lambda: object())
+
+
+def test_a_blocks_own_exception_is_not_replaced_when_the_run_was_taken_over(tmp_path: Path) -> None:
+    """A block that raises after its run was taken over propagates its own exception: the
+    renewal thread's LeaseLostError used to replace it (and skip recording the attempt)."""
+    import time
+
+    from cairn.testing import ManualClock
+
+    clock = ManualClock()
+    db = tmp_path / "state.db"
+    with cairn.Store(db, clock=clock) as store, cairn.Store(db, clock=clock) as other:
+        with pytest.raises(ValueError, match="the block's own"):
+            with store.run("r", lease=1) as run:
+                run.step("a", lambda: 1)
+                taken = None
+                for _ in range(50):  # a renewal may land between the advance and the take
+                    clock.advance(2)
+                    try:
+                        taken = other.run("r", wait=0).__enter__()
+                        break
+                    except cairn.RunHeldError:
+                        continue
+                assert taken is not None, "the other store took the run over"
+                time.sleep(0.5)  # the renewal thread meets the lost lease (lease / 3 apart)
+                raise ValueError("the block's own")
+        taken.__exit__(None, None, None)
+        info = store.runs().get("r")
+        assert info is not None and info.state == "finished" and info.attempts == 2

@@ -191,7 +191,13 @@ class Run:
             self._token = None
         keep, self._keep = self._keep, None
         if keep is not None:
-            keep.stop()
+            try:
+                keep.stop()
+            except Exception:
+                # A renewal that failed (the lease lost, the store kept busy) is not this
+                # block's outcome: the fenced end below says whether the run is still ours,
+                # and an exception of the block's own must not be replaced by it.
+                pass
         conn = self._store._conn()
         if exc is None:
             conn.run_end(held, True)
