@@ -369,6 +369,10 @@ pub struct HoldArgs {
     /// renewed while a step's command runs.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "10m")]
     pub lease: Duration,
+    /// How long to wait for another live process holding the run to let it go, before exiting
+    /// 1 (or --held-exit) [default: not at all].
+    #[arg(long, value_name = "DUR", value_parser = duration)]
+    pub wait: Option<Duration>,
 }
 
 // `cairn step`.
@@ -379,6 +383,11 @@ pub struct StepArgs {
     pub name: String,
     #[command(flatten)]
     pub hold: HoldArgs,
+    /// An environment variable the step depends on (repeatable): its value is part of the
+    /// step's definition with the command line, so a recorded step asked for with another
+    /// value exits 7 instead of replaying (e.g. --env RELEASE_TAG).
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

@@ -1,5 +1,6 @@
 //! `cairn step`: run a command once as a step of a durable run, replay it after.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 
 use cairn::{CommandStep, ErrorKind, HeldRun, RunOptions, Store};
@@ -12,7 +13,7 @@ use crate::output::{stdout_failure, Outcome};
 pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
     let store = ctx.open()?;
     let Some(held) = take(&store, &args.hold)? else { return Ok(args.hold.held_exit) };
-    let version = cairn::command_version(&args.command);
+    let version = cairn::command_version(&definition(&args.command, &args.env));
     let mut out = Passer::new();
     let mut passing_on = None;
     let mut replay = Passer::new();
@@ -40,11 +41,27 @@ pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
     })
 }
 
+/// What a step's version digests: the command line, then each named variable with its
+/// value (unset: none), after an element no argument can be (arguments hold no NUL byte), so
+/// that no command line reads as another's with variables.
+fn definition(command: &[OsString], env: &[String]) -> Vec<OsString> {
+    let mut all = command.to_vec();
+    for name in env {
+        all.push(OsString::from("\0env"));
+        all.push(OsString::from(name));
+        all.push(std::env::var_os(name).map_or_else(|| OsString::from("\0unset"), |v| v));
+    }
+    all
+}
+
 /// Take the run for the script (the process --pid, else cairn's parent), joining the attempt
 /// that script already holds; `None`, said on stderr, while another live process holds it.
 pub fn take(store: &Store, hold: &HoldArgs) -> Outcome<Option<HeldRun>> {
     let pid = hold.pid.unwrap_or_else(std::os::unix::process::parent_id);
-    let options = RunOptions::new().holder_pid(pid).rejoin(true).lease(hold.lease);
+    let mut options = RunOptions::new().holder_pid(pid).rejoin(true).lease(hold.lease);
+    if let Some(wait) = hold.wait {
+        options = options.wait(wait);
+    }
     match store.take_run(&hold.run, &options) {
         Ok(held) => Ok(Some(held)),
         Err(e) if e.kind() == ErrorKind::RunHeld => {

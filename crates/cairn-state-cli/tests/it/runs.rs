@@ -311,3 +311,35 @@ $C step push -- sh -c 'echo pushing; seq 1 50 >&2; echo "error: 503 from the reg
     assert!(v["steps"][0]["output"].as_str().unwrap().starts_with("1\n2\n3\n"), "{v}");
     assert!(v["steps"][1]["output"].as_str().unwrap().ends_with("error: 503 from the registry"), "{v}");
 }
+
+/// `--wait` waits for the process holding the run to let it go instead of exiting 1 at once:
+/// once the holder (here a `sleep 1`) exits, its run is taken over and the step runs.
+#[test]
+fn a_step_with_wait_runs_once_the_live_holder_is_gone() {
+    let env = Env::new();
+    let mut holder = Command::new("sleep").arg("1").spawn().unwrap();
+    let pid = holder.id().to_string();
+    env.cairn().args(["step", "first", "--run", "r", "--pid", &pid, "--", "true"]).assert().success();
+    let waited = script(&env, "r", "$C step second --wait 5m -- touch ran");
+    assert_eq!(waited.status.code(), Some(0), "{waited:?}");
+    assert!(env.path("ran").exists(), "the step ran once the holder was gone");
+    holder.wait().unwrap();
+}
+
+/// A variable named with `--env` is part of the step's definition: the same value replays,
+/// another one exits 7 naming the reset, as a changed command does.
+#[test]
+fn a_step_whose_env_input_changed_exits_7_and_the_same_value_replays() {
+    let env = Env::new();
+    let step = "$C step build --env TAG -- sh -c 'echo build >> side; echo \"tag $TAG\"'";
+    let first = script(&env, "r", &format!("export TAG=v1; {step}"));
+    assert_eq!((first.status.code(), first.stdout.as_slice()), (Some(0), &b"tag v1\n"[..]), "{first:?}");
+    let same = script(&env, "r", &format!("export TAG=v1; {step}"));
+    assert_eq!((same.status.code(), same.stdout.as_slice()), (Some(0), &b"tag v1\n"[..]), "{same:?}");
+    let changed = script(&env, "r", &format!("export TAG=v2; {step}"));
+    assert_eq!(changed.status.code(), Some(7), "{changed:?}");
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("cairn run reset r --from build"));
+    let unset = script(&env, "r", &format!("unset TAG; {step}"));
+    assert_eq!(unset.status.code(), Some(7), "unset is a value of its own: {unset:?}");
+    assert_eq!(side(&env), "build\n", "the command ran once");
+}
