@@ -8,7 +8,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Type, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type, TypeVar, cast
 
 from ._types import Duration
 from .errors import InvalidInputError
@@ -219,48 +219,42 @@ class Run:
         another version raises :class:`StepChangedError` instead of replaying a result the new
         code would not give.
         """
-        held = self._attempt()
-        conn = self._store._conn()
-        full, seq = held.next_step(name)
-        v = "" if version is None else str(version)
-        found, value = conn.run_replay(held, full, v)
+        found, value, pending = self._lookup(name, version)
         if found:
             return cast(T, value)
-        started = conn.now_millis()
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
-            try:
-                conn.run_record(held, full, seq, v, started, None, _describe(e), 0)
-            except Exception:
-                pass
+            pending.failed(e)
             raise
-        conn.run_record(held, full, seq, v, started, result, None, 0)
+        pending.record(result, 0)
         return result
 
     def step_tx(self, name: str, fn: Callable[[Transaction], T], *, version: Optional[str] = None) -> T:
         """A step whose writes to the store commit with its record, in one transaction:
         exactly once, even across kills. ``fn(tx)`` writes through the transaction's handles
         (``tx.ledger("pages").mark_done(...)``) and returns the step's result."""
+        found, value, pending = self._lookup(name, version)
+        if found:
+            return cast(T, value)
+        try:
+            with self._store.transaction() as tx:
+                result = fn(tx)
+                pending.record(result, tx._n, tx._conn())
+        except BaseException as e:
+            pending.failed(e)
+            raise
+        return result
+
+    def _lookup(self, name: str, version: Optional[str]) -> Tuple[bool, Any, _Pending]:
+        """The next step called `name`: (True, its recorded result) to replay, else (False,
+        None) and what records its execution."""
         held = self._attempt()
         conn = self._store._conn()
         full, seq = held.next_step(name)
         v = "" if version is None else str(version)
         found, value = conn.run_replay(held, full, v)
-        if found:
-            return cast(T, value)
-        started = conn.now_millis()
-        try:
-            with self._store.transaction() as tx:
-                result = fn(tx)
-                tx._conn().run_record(held, full, seq, v, started, result, None, tx._n)
-        except BaseException as e:
-            try:
-                conn.run_record(held, full, seq, v, started, None, _describe(e), 0)
-            except Exception:
-                pass
-            raise
-        return result
+        return found, value, _Pending(conn, held, full, seq, v, 0 if found else conn.now_millis())
 
     def sleep(self, name: str, duration: Duration, *, wait: bool = True) -> Optional[float]:
         """A durable sleep: the first time, its wake time (now plus `duration`) is recorded;
@@ -288,6 +282,32 @@ class Run:
     def __repr__(self) -> str:
         state = "not entered" if self._held is None else f"attempt {self._held.attempt}"
         return f"<cairn.Run {self._id!r} {state}>"
+
+
+class _Pending:
+    """A step being executed: what its record needs."""
+
+    def __init__(self, conn: _cairn.Connection, held: _cairn.HeldRun, name: str, seq: int, version: str, started: int):
+        self._conn, self._held, self._name, self._seq, self._version, self._started = (
+            conn,
+            held,
+            name,
+            seq,
+            version,
+            started,
+        )
+
+    def record(self, result: Any, tx: int, conn: Optional[_cairn.Connection] = None) -> None:
+        """Record its result (inside transaction `tx` on `conn`, if not 0)."""
+        (conn or self._conn).run_record(self._held, self._name, self._seq, self._version, self._started, result, None, tx)
+
+    def failed(self, e: BaseException) -> None:
+        """Record its failure; the exception is what the caller needs, so a failure to record
+        it (the run lost meanwhile) is not raised."""
+        try:
+            self._conn.run_record(self._held, self._name, self._seq, self._version, self._started, None, _describe(e), 0)
+        except Exception:
+            pass
 
 
 def _describe(e: BaseException) -> str:
