@@ -192,6 +192,14 @@ impl Store {
             seen: HashMap::new(),
             next_seq: 0,
         };
+        // Joining a finished run to replay it writes nothing: read it outside a write
+        // transaction, so that a replaying process is a reader, as a memo replay is (no lock,
+        // no commit, no fsync). Nothing changes for a run that is not finished.
+        if let Some(row) = self.engine.run_get(id)? {
+            if row.state == RUN_FINISHED {
+                return Ok(held(row.token, row.attempts, true));
+            }
+        }
         loop {
             match self.try_take_run(id, &owner, holder.as_deref(), options)? {
                 Taken::Attempt { token, attempt } => return Ok(held(token, attempt, false)),
