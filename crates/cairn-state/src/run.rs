@@ -183,11 +183,14 @@ impl Store {
         let owner = process::token();
         let started = Instant::now();
         let mut nap = Duration::from_millis(20);
-        let held = |token, attempt, finished| HeldRun {
+        let held = |token, attempt, finished, fresh| HeldRun {
             id: id.to_owned(),
             token,
             attempt,
             finished,
+            // Only this attempt can record steps in a run it created (unless another process
+            // may rejoin it): none of its steps is recorded yet, so none is read back.
+            fresh: fresh && !options.rejoin,
             lease: options.lease,
             seen: HashMap::new(),
             next_seq: 0,
@@ -197,13 +200,15 @@ impl Store {
         // no commit, no fsync). Nothing changes for a run that is not finished.
         if let Some(row) = self.engine.run_get(id)? {
             if row.state == RUN_FINISHED {
-                return Ok(held(row.token, row.attempts, true));
+                return Ok(held(row.token, row.attempts, true, false));
             }
         }
         loop {
             match self.try_take_run(id, &owner, holder.as_deref(), options)? {
-                Taken::Attempt { token, attempt } => return Ok(held(token, attempt, false)),
-                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true)),
+                Taken::Attempt { token, attempt, created } => {
+                    return Ok(held(token, attempt, false, created))
+                }
+                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, false)),
                 Taken::Again => {}
                 Taken::Held(row) => {
                     let waited = started.elapsed();
@@ -223,6 +228,9 @@ impl Store {
     /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
     /// step the finished run never recorded.
     pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
+        if run.fresh {
+            return Ok(None); // a new step of a new run: one statement, the record
+        }
         let row = self.engine.step_get(&run.id, name)?.filter(|row| row.state == STEP_DONE);
         let Some(row) = row else {
             if run.finished {
@@ -346,7 +354,7 @@ impl Store {
             let Some(row) = s.engine.run_get(id)? else {
                 // Another process may create it between the two statements on a server: try again.
                 return Ok(if s.engine.run_insert(id, &hold, now)? {
-                    Taken::Attempt { token: 1, attempt: 1 }
+                    Taken::Attempt { token: 1, attempt: 1, created: true }
                 } else {
                     Taken::Again
                 });
@@ -357,12 +365,12 @@ impl Store {
             if is_live(&row, now) {
                 let same_holder = options.rejoin && holder.is_some() && row.holder.as_deref() == holder;
                 if same_holder && s.engine.run_renew(id, row.token, hold.lease_until, now)? {
-                    return Ok(Taken::Attempt { token: row.token, attempt: row.attempts });
+                    return Ok(Taken::Attempt { token: row.token, attempt: row.attempts, created: false });
                 }
                 return Ok(Taken::Held(row));
             }
             if s.engine.run_take(id, row.token, &hold, now)? {
-                Ok(Taken::Attempt { token: row.token + 1, attempt: row.attempts + 1 })
+                Ok(Taken::Attempt { token: row.token + 1, attempt: row.attempts + 1, created: false })
             } else {
                 Ok(Taken::Again)
             }
@@ -375,6 +383,8 @@ enum Taken {
     Attempt {
         token: i64,
         attempt: i64,
+        /// The run was created by this take: it has no steps.
+        created: bool,
     },
     Finished {
         token: i64,
@@ -450,6 +460,8 @@ pub struct HeldRun {
     token: i64,
     attempt: i64,
     finished: bool,
+    /// A run this attempt created and no other process may join: no step to read back.
+    fresh: bool,
     lease: Duration,
     seen: HashMap<String, u32>,
     next_seq: i64,
