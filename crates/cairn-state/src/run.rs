@@ -14,7 +14,7 @@
 //! definition (an optional version; the CLI's command line): asked for again with another, a
 //! recorded step is [`Error::StepChanged`], never a silent replay of a stale result.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -183,14 +183,12 @@ impl Store {
         let owner = process::token();
         let started = Instant::now();
         let mut nap = Duration::from_millis(20);
-        let held = |token, attempt, finished, fresh| HeldRun {
+        let held = |token, attempt, finished, recorded| HeldRun {
             id: id.to_owned(),
             token,
             attempt,
             finished,
-            // Only this attempt can record steps in a run it created (unless another process
-            // may rejoin it): none of its steps is recorded yet, so none is read back.
-            fresh: fresh && !options.rejoin,
+            recorded,
             lease: options.lease,
             seen: HashMap::new(),
             next_seq: 0,
@@ -200,15 +198,31 @@ impl Store {
         // no commit, no fsync). Nothing changes for a run that is not finished.
         if let Some(row) = self.engine.run_get(id)? {
             if row.state == RUN_FINISHED {
-                return Ok(held(row.token, row.attempts, true, false));
+                return Ok(held(row.token, row.attempts, true, None));
             }
         }
         loop {
             match self.try_take_run(id, &owner, holder.as_deref(), options)? {
                 Taken::Attempt { token, attempt, created } => {
-                    return Ok(held(token, attempt, false, created))
+                    // Only this attempt can record steps now (unless another process may
+                    // rejoin it: the CLI's case), and no earlier one can (fenced by the
+                    // token): the steps done so far are known once, and a new step is not
+                    // read back before it is recorded.
+                    let recorded = match (options.rejoin, created) {
+                        (true, _) => None,
+                        (false, true) => Some(HashSet::new()),
+                        (false, false) => Some(
+                            self.engine
+                                .steps_list(id)?
+                                .into_iter()
+                                .filter(|s| s.state == STEP_DONE)
+                                .map(|s| s.name)
+                                .collect(),
+                        ),
+                    };
+                    return Ok(held(token, attempt, false, recorded));
                 }
-                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, false)),
+                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, None)),
                 Taken::Again => {}
                 Taken::Held(row) => {
                     let waited = started.elapsed();
@@ -228,8 +242,8 @@ impl Store {
     /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
     /// step the finished run never recorded.
     pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
-        if run.fresh {
-            return Ok(None); // a new step of a new run: one statement, the record
+        if run.recorded.as_ref().is_some_and(|done| !done.contains(name)) {
+            return Ok(None); // a new step: one statement, its record
         }
         let row = self.engine.step_get(&run.id, name)?.filter(|row| row.state == STEP_DONE);
         let Some(row) = row else {
@@ -460,8 +474,9 @@ pub struct HeldRun {
     token: i64,
     attempt: i64,
     finished: bool,
-    /// A run this attempt created and no other process may join: no step to read back.
-    fresh: bool,
+    /// The steps done when this attempt began, if no other process may join it: a step not
+    /// among them is not read back before it runs. `None`: read every step.
+    recorded: Option<HashSet<String>>,
     lease: Duration,
     seen: HashMap<String, u32>,
     next_seq: i64,
