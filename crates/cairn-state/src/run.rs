@@ -242,9 +242,6 @@ impl Store {
     /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
     /// step the finished run never recorded.
     pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
-        if run.recorded.as_ref().is_some_and(|done| !done.contains(name)) {
-            return Ok(None); // a new step: one statement, its record
-        }
         let row = self.engine.step_get(&run.id, name)?.filter(|row| row.state == STEP_DONE);
         let Some(row) = row else {
             if run.finished {
@@ -509,6 +506,15 @@ impl HeldRun {
         self.lease
     }
 
+    /// False when step `full` (a name from [`HeldRun::next_step`], not recorded since) cannot
+    /// have been recorded: it was not done when this attempt took the run, and no other
+    /// process may join the attempt (no `rejoin`) nor any other attempt record (fenced by the
+    /// token). Then [`Store::replay_step`] need not be asked: a new step is one statement,
+    /// its record. True when it may be.
+    pub fn may_be_recorded(&self, full: &str) -> bool {
+        self.recorded.as_ref().is_none_or(|done| done.contains(full))
+    }
+
     /// The full name of the next step called `name` in this attempt (`name#2` for the second
     /// one, `name#3`...), and its position in the run, from 1.
     pub fn next_step(&mut self, name: &str) -> Result<(String, i64)> {
@@ -618,8 +624,10 @@ impl Run<'_> {
         E: From<Error> + fmt::Display,
     {
         let (full, seq) = self.held.next_step(name)?;
-        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
-            return Ok(value);
+        if self.held.may_be_recorded(&full) {
+            if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
+                return Ok(value);
+            }
         }
         let started = self.store.now();
         match f() {
@@ -657,8 +665,10 @@ impl Run<'_> {
         E: From<Error> + fmt::Display,
     {
         let (full, seq) = self.held.next_step(name)?;
-        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, "")? {
-            return Ok(value);
+        if self.held.may_be_recorded(&full) {
+            if let Some(value) = self.store.replay_step::<T>(&self.held, &full, "")? {
+                return Ok(value);
+            }
         }
         let started = self.store.now();
         let held = &self.held;
