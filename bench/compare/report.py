@@ -34,6 +34,8 @@ SEED_ROWS = [
     ("get_hit", "get, hit", "diskcache", 2.0),
     ("mark", "mark one id per transaction at 1,000,000", "seed", 1.0),
 ]
+RUNS_BEGIN = "<!-- bench-compare-runs:begin -->"
+RUNS_END = "<!-- bench-compare-runs:end -->"
 PG_BEGIN = "<!-- bench-compare-pg:begin -->"
 PG_END = "<!-- bench-compare-pg:end -->"
 PG_TARGET = 1.3  # cairn's time per item at most this many times the floor's, at every K
@@ -137,6 +139,10 @@ def main(results_path, md_path, img_dir):
     if by["seed"]:
         block = "\n".join(seed_block(by["seed"], machine, loads))
         text = replace_block(text, SEED_BEGIN, SEED_END, block, "## From Python, against the seed's class (issue 19)")
+    if by["runs"]:
+        block = "\n".join(runs_block(by["runs"][-1], machine))
+        text = replace_block(text, RUNS_BEGIN, RUNS_END, block,
+                             "## Durable runs: a step against a mark and a cache hit (issue 24)")
     if not (by["cache"] or by["ledger"]):
         open(md_path, "w").write(text)
         return
@@ -409,6 +415,15 @@ def pg_block(by, machine, skipped):
             if r["op"].startswith("filter_new"):
                 out.append(f"- cairn `{r['op']}`: {r['round_trips']:.0f} round trip(s), {r['statements']:.0f} statement(s) on the wire")
         out.append("")
+    steps = [r for r in by["pg_round_trips"] if r["op"].startswith("run.step")]
+    if steps:
+        out += ["### A durable run's step, counted on the wire (issue 24)", "",
+                f"One process through the same relay, {steps[0]['items']} steps each (statements prepared before).", "",
+                "| step | round trips / step | statements / step | of which |", "|---|---:|---:|---|"]
+        for r in steps:
+            detail = "; ".join(f"{n:.2f} `{short_sql(sql)}`" for sql, n in sorted(r["by_statement"].items(), key=lambda kv: -kv[1]))
+            out.append(f"| {r['op'][len('run.step, '):]} | {r['round_trips']:.2f} | {r['statements']:.2f} | {detail} |")
+        out.append("")
 
     out += ["### Targets (PostgreSQL)", ""] + pg_targets(by) + [""]
     pg_skipped = [r for r in skipped if r["workload"].startswith("pg")]
@@ -417,6 +432,41 @@ def pg_block(by, machine, skipped):
         out += [f"| {r['workload']} | {r['skipped']} |" for r in pg_skipped]
         out.append("")
     out.append(PG_END)
+    return out
+
+
+def runs_block(r, machine):
+    """Issue 24's rows from Python: cairn's run.step beside DBOS Transact's @DBOS.step."""
+    med, lo, hi = r["median_us"], r["min_us"], r["max_us"]
+    out = [RUNS_BEGIN, "", "Produced by `bench/compare/run --runs` (or the whole run): `bench/compare/runs.py` in the "
+           f"bench's virtualenv, {r['steps']:,} steps per run (or marks, or reads) per round, {r['rounds']} rounds, the "
+           "contenders interleaved in a rotating order, each on a file of its own; medians, the spread over the rounds. "
+           f"DBOS Transact {r.get('dbos') or '(skipped: ' + str(r.get('dbos_skipped')) + ')'} with its SQLite system "
+           "database (`system_database_url: sqlite:///…`, no server; its defaults: a rollback journal, "
+           "`synchronous=FULL`). cairn's store is opened as a script would (`durability=\"normal\"`: WAL, survives an "
+           "application crash) and, for the like-for-like row, with `durability=\"full\"` (an fsync per commit). "
+           f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores shared with builds, {machine.get('date', '?')}; "
+           f"load average {' '.join(r['loadavg']['before'])} before, {' '.join(r['loadavg']['after'])} after.", "",
+           "| per operation | median | spread |", "|---|---:|---:|"]
+    labels = [("dbos-step", "DBOS `@DBOS.step` in a `@DBOS.workflow` of 1,000 steps"),
+              ("cairn-step", "cairn `run.step` in `with store.run(...)`"),
+              ("cairn-step-full", "cairn `run.step`, `durability=\"full\"`"),
+              ("cairn-mark", "cairn `ledger.mark_done`, one transaction each"),
+              ("cairn-replay", "cairn `run.step` replayed (a finished run)"),
+              ("cairn-get", "cairn `cache.get`, a hit")]
+    for k, label in labels:
+        if k in med:
+            out.append(f"| {label} | {med[k]:.1f} µs | {lo[k]:.1f}–{hi[k]:.1f} µs |")
+    out += ["", "| target | ratio (median of the rounds') | spread | met |", "|---|---:|---:|---|"]
+    targets = [("step/mark", "a step ≤ 2× a committed mark", lambda x: x <= 2),
+               ("dbos/step", "a step ≥ 100× faster than DBOS's", lambda x: x >= 100),
+               ("dbos/step-full", "the same, both with an fsync per commit", lambda x: x >= 100),
+               ("replay/get", "a replay ≤ 2× a cache hit", lambda x: x <= 2)]
+    for k, label, ok in targets:
+        x = r["ratios"].get(k)
+        if x:
+            out.append(f"| {label} | {x['median']:.2f}× | {x['min']:.2f}–{x['max']:.2f}× | {'✔' if ok(x['median']) else '✘'} |")
+    out += ["", RUNS_END]
     return out
 
 
@@ -436,6 +486,9 @@ def pg_targets(by):
         if r["op"].startswith("filter_new"):
             lines.append(f"- {'✔' if r['round_trips'] <= 1 else '✘'} {r['op']}: {r['round_trips']:.0f} round trip(s) "
                          "(target: one per chunk)")
+        if r["op"].startswith("run.step"):
+            lines.append(f"- {'✔' if r['round_trips'] <= 1 else '✘'} {r['op']}: {r['round_trips']:.2f} round trip(s) "
+                         "per step (target: one)")
     return lines
 
 

@@ -678,5 +678,57 @@ pub fn round_trips(url: &str) -> Res {
             );
         }
     }
+    run_round_trips(&relay, &via, url)
+}
+
+/// Durable runs (issue 24): 300 steps recorded in a new run held by this process (no renewal
+/// thread, so that only the steps are on the wire), replayed from the finished run, and
+/// recorded in a resumed attempt; each after one step that prepares its statements.
+fn run_round_trips(relay: &Relay, via: &str, url: &str) -> Res {
+    const STEPS: usize = 300;
+    let schema = Schema::fresh(url, "runs");
+    let store = Store::open(cairn_url(via, &schema.name))?;
+    let options = cairn::RunOptions::new().keep_alive(false).lease(LEASE);
+    let step = |i: usize| move || Ok::<_, cairn::Error>(format!("result-{i}"));
+    for replay in [false, true] {
+        let mut run = store.run_with("bench", options.clone())?;
+        if run.is_finished() != replay {
+            return Err("runs: the run is not in the state the bench expects".into());
+        }
+        run.step("warm", step(STEPS))?;
+        relay.take();
+        for i in 0..STEPS {
+            let got: String = run.step(&format!("step-{i}"), step(i))?;
+            if got != format!("result-{i}") {
+                return Err("runs: a step replayed another result".into());
+            }
+        }
+        let seen = relay.take();
+        let op = if replay { "run.step, replayed" } else { "run.step, recorded" };
+        emit(
+            json!({ "workload": "pg_round_trips", "contender": "cairn", "op": op, "items": STEPS }),
+            seen_json(&seen, STEPS),
+        );
+        if !replay {
+            run.finish()?;
+        }
+    }
+    // A resumed attempt: its first attempt failed after one step, so each new step reads
+    // whether an earlier attempt recorded it before recording it.
+    let mut first = store.run_with("resumed", options.clone())?;
+    first.step("warm", step(STEPS))?;
+    first.fail("the bench's failed first attempt")?;
+    let mut run = store.run_with("resumed", options)?;
+    run.step("warm", step(STEPS))?;
+    relay.take();
+    for i in 0..STEPS {
+        run.step(&format!("step-{i}"), step(i))?;
+    }
+    let seen = relay.take();
+    emit(
+        json!({ "workload": "pg_round_trips", "contender": "cairn", "op": "run.step, recorded in a resumed attempt", "items": STEPS }),
+        seen_json(&seen, STEPS),
+    );
+    run.finish()?;
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! definition (an optional version; the CLI's command line): asked for again with another, a
 //! recorded step is [`Error::StepChanged`], never a silent replay of a stale result.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -183,19 +183,46 @@ impl Store {
         let owner = process::token();
         let started = Instant::now();
         let mut nap = Duration::from_millis(20);
-        let held = |token, attempt, finished| HeldRun {
+        let held = |token, attempt, finished, recorded| HeldRun {
             id: id.to_owned(),
             token,
             attempt,
             finished,
+            recorded,
             lease: options.lease,
             seen: HashMap::new(),
             next_seq: 0,
         };
+        // Joining a finished run to replay it writes nothing: read it outside a write
+        // transaction, so that a replaying process is a reader, as a memo replay is (no lock,
+        // no commit, no fsync). Nothing changes for a run that is not finished.
+        if let Some(row) = self.engine.run_get(id)? {
+            if row.state == RUN_FINISHED {
+                return Ok(held(row.token, row.attempts, true, None));
+            }
+        }
         loop {
             match self.try_take_run(id, &owner, holder.as_deref(), options)? {
-                Taken::Attempt { token, attempt } => return Ok(held(token, attempt, false)),
-                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true)),
+                Taken::Attempt { token, attempt, created } => {
+                    // Only this attempt can record steps now (unless another process may
+                    // rejoin it: the CLI's case), and no earlier one can (fenced by the
+                    // token): the steps done so far are known once, and a new step is not
+                    // read back before it is recorded.
+                    let recorded = match (options.rejoin, created) {
+                        (true, _) => None,
+                        (false, true) => Some(HashSet::new()),
+                        (false, false) => Some(
+                            self.engine
+                                .steps_list(id)?
+                                .into_iter()
+                                .filter(|s| s.state == STEP_DONE)
+                                .map(|s| s.name)
+                                .collect(),
+                        ),
+                    };
+                    return Ok(held(token, attempt, false, recorded));
+                }
+                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, None)),
                 Taken::Again => {}
                 Taken::Held(row) => {
                     let waited = started.elapsed();
@@ -352,7 +379,7 @@ impl Store {
             let Some(row) = s.engine.run_get(id)? else {
                 // Another process may create it between the two statements on a server: try again.
                 return Ok(if s.engine.run_insert(id, &hold, now)? {
-                    Taken::Attempt { token: 1, attempt: 1 }
+                    Taken::Attempt { token: 1, attempt: 1, created: true }
                 } else {
                     Taken::Again
                 });
@@ -363,12 +390,12 @@ impl Store {
             if is_live(&row, now) {
                 let same_holder = options.rejoin && holder.is_some() && row.holder.as_deref() == holder;
                 if same_holder && s.engine.run_renew(id, row.token, hold.lease_until, now)? {
-                    return Ok(Taken::Attempt { token: row.token, attempt: row.attempts });
+                    return Ok(Taken::Attempt { token: row.token, attempt: row.attempts, created: false });
                 }
                 return Ok(Taken::Held(row));
             }
             if s.engine.run_take(id, row.token, &hold, now)? {
-                Ok(Taken::Attempt { token: row.token + 1, attempt: row.attempts + 1 })
+                Ok(Taken::Attempt { token: row.token + 1, attempt: row.attempts + 1, created: false })
             } else {
                 Ok(Taken::Again)
             }
@@ -381,6 +408,8 @@ enum Taken {
     Attempt {
         token: i64,
         attempt: i64,
+        /// The run was created by this take: it has no steps.
+        created: bool,
     },
     Finished {
         token: i64,
@@ -456,6 +485,9 @@ pub struct HeldRun {
     token: i64,
     attempt: i64,
     finished: bool,
+    /// The steps done when this attempt began, if no other process may join it: a step not
+    /// among them is not read back before it runs. `None`: read every step.
+    recorded: Option<HashSet<String>>,
     lease: Duration,
     seen: HashMap<String, u32>,
     next_seq: i64,
@@ -486,6 +518,15 @@ impl HeldRun {
     /// The lease it was taken for.
     pub fn lease(&self) -> Duration {
         self.lease
+    }
+
+    /// False when step `full` (a name from [`HeldRun::next_step`], not recorded since) cannot
+    /// have been recorded: it was not done when this attempt took the run, and no other
+    /// process may join the attempt (no `rejoin`) nor any other attempt record (fenced by the
+    /// token). Then [`Store::replay_step`] need not be asked: a new step is one statement,
+    /// its record. True when it may be.
+    pub fn may_be_recorded(&self, full: &str) -> bool {
+        self.recorded.as_ref().is_none_or(|done| done.contains(full))
     }
 
     /// The full name of the next step called `name` in this attempt (`name#2` for the second
@@ -598,8 +639,10 @@ impl Run<'_> {
         E: From<Error> + fmt::Display,
     {
         let (full, seq) = self.held.next_step(name)?;
-        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
-            return Ok(value);
+        if self.held.may_be_recorded(&full) {
+            if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
+                return Ok(value);
+            }
         }
         let started = self.store.now();
         match f() {
@@ -637,8 +680,10 @@ impl Run<'_> {
         E: From<Error> + fmt::Display,
     {
         let (full, seq) = self.held.next_step(name)?;
-        if let Some(value) = self.store.replay_step::<T>(&self.held, &full, "")? {
-            return Ok(value);
+        if self.held.may_be_recorded(&full) {
+            if let Some(value) = self.store.replay_step::<T>(&self.held, &full, "")? {
+                return Ok(value);
+            }
         }
         let started = self.store.now();
         let held = &self.held;

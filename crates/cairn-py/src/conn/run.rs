@@ -129,6 +129,9 @@ impl Connection {
         version: Text,
     ) -> PyResult<(bool, Py<PyAny>)> {
         let run = &held.0;
+        if !run.may_be_recorded(&name) {
+            return Ok((false, py.None())); // a new step (names come from next_step)
+        }
         match self.run_store(py, |s| Ok(s.replay_step::<Value>(run, &name, &version)?))? {
             Some(v) => Ok((true, convert::to_py(py, v)?)),
             None => Ok((false, py.None())),

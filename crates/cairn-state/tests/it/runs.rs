@@ -224,3 +224,23 @@ fn a_dead_holders_run_is_taken_at_once_and_a_live_one_can_be_rejoined(
     let _ = Engine::Sqlite;
     Ok(())
 }
+
+/// Joining a finished run to replay it is a read: it works on a store opened read-only (no
+/// write transaction, so no lock, commit or fsync per replaying process, as a memo replay).
+#[test]
+fn a_finished_run_replays_from_a_read_only_store() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, path, store, _clock) = crate::temp_store();
+    let mut run = store.run_with("r", manual())?;
+    run.step("a", || Ok::<_, cairn::Error>(7i64))?;
+    run.finish()?;
+    let reader = cairn::Options::new().read_only(true).open(&path)?;
+    let mut again = reader.run_with("r", manual())?;
+    assert!(again.is_finished());
+    assert_eq!(again.step("a", || -> Result<i64, cairn::Error> { panic!("replayed, not run") })?, 7);
+    assert_eq!(
+        reader.run_with("s", manual()).unwrap_err().kind(),
+        ErrorKind::ReadOnly,
+        "a new run is a write"
+    );
+    Ok(())
+}
