@@ -199,3 +199,29 @@ def test_a_memoized_function_calling_itself_with_the_same_arguments_is_refused_a
             return 1 if n <= 1 else n * fact(n - 1)
 
         assert fact(5) == 120, "recursion on other arguments is fine"
+
+
+def test_a_function_defined_deep_in_the_file_system_still_gets_a_short_key(tmp_path: Path) -> None:
+    """The defining file is part of a memoized function's key; a long path (a checkout deep in
+    a build directory) is shortened to its end and a digest, so keys stay short, and two
+    such files whose paths end alike still get keys of their own."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    other = tmp_path / ("f" * 60) / ("e" * 60)
+    keys = []
+    for i, where in enumerate((deep, other)):
+        where.mkdir(parents=True)
+        script = where / "job.py"
+        script.write_text(
+            "import sys, cairn\n"
+            "store = cairn.Store(sys.argv[1])\n"
+            "@store.memoize\n"
+            "def f(s: str) -> int:\n"
+            "    return len(s)\n"
+            "f('x' * 10000)\n"
+            "print(*store.cache('memoize').keys())\n"
+        )
+        db = tmp_path / f"state{i}.db"
+        out = subprocess.run([sys.executable, str(script), str(db)], capture_output=True, text=True, check=True)
+        keys.append(out.stdout.strip())
+    assert all(len(k) < 200 and ":sha256:" in k for k in keys), keys
+    assert keys[0] != keys[1] and keys[0].split(":sha256:")[0] != keys[1].split(":sha256:")[0], keys

@@ -567,7 +567,7 @@ class Claim:
     :meth:`fail` with the exception's text when it raises (the exception propagates). A claim
     that was taken over meanwhile raises :class:`LeaseLostError` from :meth:`complete`. A
     ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` is no failure of the item: the
-    block :meth:`release`\ s it, pending again at once, without spending an attempt.
+    block releases it (:meth:`release`): pending again at once, without spending an attempt.
     """
 
     __slots__ = ("_ledger", "_raw", "_settled", "_in_loop")

@@ -118,11 +118,25 @@ def _function_identity(fn: Callable[..., Any]) -> str:
     if file.startswith("<") and file.endswith(">"):
         where = f"{file}#{_code_identity(code)}"
     else:
-        where = os.path.abspath(file)
+        where = _short_path(os.path.abspath(file))
     if qualname.endswith("<lambda>"):
         # Every lambda of a scope has the same qualified name: tell them apart by their code.
         return f"{where}:{module}.{qualname}#{_code_identity(code)}"
     return f"{where}:{module}.{qualname}"
+
+
+#: The longest defining file kept whole in a key; a longer one is its end and a digest of it.
+_MAX_PATH_IN_KEY = 64
+
+
+def _short_path(path: str) -> str:
+    """`path` as a key shows it: whole when short, else its last characters and a digest of
+    all of it, so that a checkout deep in a file system does not make every key long (keys
+    are bounded) while two files still never share one."""
+    if len(path) <= _MAX_PATH_IN_KEY:
+        return path
+    digest = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"...{path[-40:]}#{digest}"
 
 
 def _cell_identity(value: Any) -> Any:
