@@ -49,7 +49,7 @@ fn definition(command: &[OsString], env: &[String]) -> Vec<OsString> {
     for name in env {
         all.push(OsString::from("\0env"));
         all.push(OsString::from(name));
-        all.push(std::env::var_os(name).map_or_else(|| OsString::from("\0unset"), |v| v));
+        all.push(std::env::var_os(name).unwrap_or_else(|| OsString::from("\0unset")));
     }
     all
 }
