@@ -147,7 +147,8 @@ pub(crate) fn watch(pid: u32) -> crate::Result<Option<String>> {
     match start_time(pid) {
         Some(start) => Ok(Some(format!("{}/{pid}/{start}", me.boot_id))),
         None => Err(crate::Error::invalid(format!(
-            "no process with pid {pid} is running on this host, so a claim cannot be tied to it"
+            "no process with pid {pid} is running on this host, so nothing (a claim, a run) can be held for it; \
+             give the pid of a live process, e.g. your script's shell ($$)"
         ))),
     }
 }

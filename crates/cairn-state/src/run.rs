@@ -1011,44 +1011,40 @@ pub struct Runs<'s> {
 impl Runs<'_> {
     /// Every run, or those in `state`, by id, without their steps.
     pub fn list(&self, state: Option<RunState>) -> Result<Vec<RunInfo>> {
-        const PAGE: i64 = 1000;
         let now = self.store.now();
-        let stored = state.map(|s| if s == RunState::Failed { RUN_RUNNING } else { s.code() });
+        let mut out = match state {
+            None => self.stored(None, now)?,
+            // Failed runs are stored failed, or running under an attempt that stopped.
+            Some(RunState::Failed) => {
+                let mut both = self.stored(Some(RUN_RUNNING), now)?;
+                both.extend(self.stored(Some(RUN_FAILED), now)?);
+                both.sort_by(|a, b| a.id.cmp(&b.id));
+                both
+            }
+            Some(s) => self.stored(Some(s.code()), now)?,
+        };
+        if let Some(s) = state {
+            out.retain(|r| r.state == s);
+        }
+        Ok(out)
+    }
+
+    /// Every run stored in `state` (all for None), by id, read a page at a time.
+    fn stored(&self, state: Option<i64>, now: i64) -> Result<Vec<RunInfo>> {
+        const PAGE: i64 = 1000;
         let mut out = Vec::new();
         let mut after = String::new();
         loop {
-            let rows = self.store.engine.runs_list(stored, &after, PAGE)?;
+            let rows = self.store.engine.runs_list(state, &after, PAGE)?;
             let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
             if let Some(row) = rows.last() {
                 after = row.id.clone();
             }
             out.extend(rows.into_iter().map(|r| info(r, now, Vec::new())));
             if last {
-                break;
+                return Ok(out);
             }
         }
-        if state == Some(RunState::Failed) {
-            // Failed runs are stored failed, or running under an attempt that stopped.
-            let mut failed: Vec<RunInfo> = out.into_iter().filter(|r| r.state == RunState::Failed).collect();
-            let mut after = String::new();
-            loop {
-                let rows = self.store.engine.runs_list(Some(RUN_FAILED), &after, PAGE)?;
-                let last = rows.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
-                if let Some(row) = rows.last() {
-                    after = row.id.clone();
-                }
-                failed.extend(rows.into_iter().map(|r| info(r, now, Vec::new())));
-                if last {
-                    break;
-                }
-            }
-            failed.sort_by(|a, b| a.id.cmp(&b.id));
-            return Ok(failed);
-        }
-        if state == Some(RunState::Running) {
-            out.retain(|r| r.state == RunState::Running);
-        }
-        Ok(out)
     }
 
     /// A run with its steps in order; `None` if there is no such run.

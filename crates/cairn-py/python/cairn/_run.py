@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type, TypeVar, cast
 
+from . import _cairn
 from ._types import Duration
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from . import _cairn
     from ._store import Store, Transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -267,9 +267,7 @@ class Run:
         found, wake = conn.run_replay(held, full, "")
         if not found:
             now = conn.now_millis()
-            from ._cairn import duration_seconds
-
-            wake = now + int(duration_seconds(duration, "a sleep") * 1000)
+            wake = now + int(_cairn.duration_seconds(duration, "a sleep") * 1000)
             conn.run_record(held, full, seq, "", now, wake, None, 0)
         while True:
             left = (int(wake) - conn.now_millis()) / 1000

@@ -244,3 +244,22 @@ fn a_finished_run_replays_from_a_read_only_store() -> Result<(), Box<dyn std::er
     );
     Ok(())
 }
+
+/// A run asked to be held for a process that is not running is refused at once, saying what
+/// to give instead, and nothing is taken.
+#[test]
+fn a_run_held_for_a_pid_that_does_not_run_is_refused_saying_what_to_give(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, _path, store, _clock) = crate::temp_store();
+    let mut gone = std::process::Command::new("true").spawn()?;
+    let pid = gone.id();
+    gone.wait()?;
+    let err = store.run_with("deploy", manual().holder_pid(pid)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains(&format!("no process with pid {pid}")) && err.to_string().contains("($$)"),
+        "{err}"
+    );
+    assert!(store.runs().get("deploy")?.is_none(), "nothing taken");
+    Ok(())
+}

@@ -6,9 +6,7 @@ use postgres::Row;
 
 use super::Engine;
 use crate::error::Result;
-use crate::storage::{
-    Hold, RunRow, StepRow, StepWrite, RUN_FAILED, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED,
-};
+use crate::storage::{Hold, RunRow, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED};
 
 macro_rules! run_columns {
     () => {
@@ -97,12 +95,11 @@ impl Engine {
 
     pub fn run_end(&self, id: &str, token: i64, state: i64, error: Option<&str>, now: i64) -> Result<bool> {
         let finished = state == RUN_FINISHED;
-        let state = i16::try_from(state).unwrap_or(i16::try_from(RUN_FAILED).unwrap_or(1));
         Ok(self.exec(
-            "UPDATE {s}.cairn_run SET state = $3, error = $4, owner = NULL, holder = NULL, lease_until = NULL, \
-             updated_at = $5, finished_at = CASE WHEN $6::boolean THEN $5::bigint END \
+            "UPDATE {s}.cairn_run SET state = CASE WHEN $5::boolean THEN 2 ELSE 1 END, error = $3, owner = NULL, \
+             holder = NULL, lease_until = NULL, updated_at = $4, finished_at = CASE WHEN $5::boolean THEN $4::bigint END \
              WHERE id = $1 AND token = $2 AND state = 0",
-            &[&id, &token, &state, &error, &now, &finished],
+            &[&id, &token, &error, &now, &finished],
         )? == 1)
     }
 
