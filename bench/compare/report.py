@@ -36,6 +36,8 @@ SEED_ROWS = [
 ]
 RUNS_BEGIN = "<!-- bench-compare-runs:begin -->"
 RUNS_END = "<!-- bench-compare-runs:end -->"
+QUEUES_BEGIN = "<!-- bench-compare-queues:begin -->"
+QUEUES_END = "<!-- bench-compare-queues:end -->"
 PG_BEGIN = "<!-- bench-compare-pg:begin -->"
 PG_END = "<!-- bench-compare-pg:end -->"
 PG_TARGET = 1.3  # cairn's time per item at most this many times the floor's, at every K
@@ -143,6 +145,12 @@ def main(results_path, md_path, img_dir):
         block = "\n".join(runs_block(by["runs"][-1], machine))
         text = replace_block(text, RUNS_BEGIN, RUNS_END, block,
                              "## Durable runs: a step against a mark and a cache hit (issue 24)")
+    queue_rows = [r for w in ("queue-claim-ack", "queue-wake", "limiter-rate", "limiter-bound") for r in by[w]]
+    if queue_rows:
+        block = "\n".join(queues_block(queue_rows, [r for r in skipped if r["workload"].startswith(("queue", "limiter"))],
+                                        machine))
+        text = replace_block(text, QUEUES_BEGIN, QUEUES_END, block,
+                             "## Queue waits and rate limits beside Honker and PyrateLimiter (issue 20)")
     if not (by["cache"] or by["ledger"]):
         open(md_path, "w").write(text)
         return
@@ -467,6 +475,64 @@ def runs_block(r, machine):
         if x:
             out.append(f"| {label} | {x['median']:.2f}× | {x['min']:.2f}–{x['max']:.2f}× | {'✔' if ok(x['median']) else '✘'} |")
     out += ["", RUNS_END]
+    return out
+
+
+def queues_block(rows, skipped, machine):
+    """Issue 20's rows from Python: cairn's queue beside Honker's, its limiter beside PyrateLimiter's."""
+    first = rows[0]
+    out = [QUEUES_BEGIN, "", "Produced by `bench/compare/run --queues` (or the whole run): `bench/compare/queues.py` in "
+           "the bench's virtualenv, each contender on a file of its own in WAL mode. "
+           f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('date', '?')}; load average "
+           f"{' '.join(first['loadavg']['before'])} before, {' '.join(first['loadavg']['after'])} after.", ""]
+    for r in rows:
+        if r["workload"] == "queue-claim-ack":
+            out += [f"Claim and acknowledge, one item at a time from one process ({r['items']:,} items per round, "
+                    f"{r['rounds']} rounds interleaved; Honker {r.get('honker')}):", "",
+                    "| contender | µs per item (median) | fastest round |", "|---|---:|---:|"]
+            for k in sorted(r["median_us"], key=lambda k: k != "cairn"):
+                out.append(f"| {k} | {r['median_us'][k]:.0f} | {r['min_us'][k]:.0f} |")
+            out.append("")
+    wakes = [r for r in rows if r["workload"] == "queue-wake"]
+    if wakes:
+        out += [f"Wake-up: a worker waiting in another process, items enqueued one at a time at random gaps of 5 to "
+                f"25 ms, the delay from the enqueue to the worker's claim over {wakes[0]['wakes']} items; the "
+                f"waiting worker's CPU over {wakes[0]['idle_s']:.0f} s idle (target for cairn: p50 ≤ 2 ms, "
+                "p99 ≤ 20 ms, idle < 1% of a core):", "",
+                "| contender | p50 | p90 | p99 | max | idle CPU |", "|---|---:|---:|---:|---:|---:|"]
+        for r in wakes:
+            out.append(f"| {r['contender']} | {r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
+                       f"{r['max_ms']:.1f} ms | {r['idle_cpu_pct']:.2f}% |")
+        out.append("")
+    for r in rows:
+        if r["workload"] == "limiter-rate":
+            out += [f"Acquires per second from one process when every acquire is granted (the cost of one; "
+                    f"{r['acquires']:,} per round, median of {r['rounds']} rounds; PyrateLimiter "
+                    f"{r.get('pyrate_limiter')}, its SQLite bucket; Honker's fixed window for reference):", "",
+                    "| contender | acquires/s |", "|---|---:|"]
+            for k, v in sorted(r["per_s"].items(), key=lambda kv: -kv[1]):
+                out.append(f"| {k} | {per_s(v)} |")
+            out.append("")
+    bounds = [r for r in rows if r["workload"] == "limiter-bound"]
+    if bounds:
+        b = next((r for r in bounds if "rate" in r), bounds[0])
+        out += [f"The bound across processes: N processes share one limit of {b.get('rate')}/s (burst 1) for "
+                f"{b.get('seconds')} s, each acquiring as fast as it may; the most grants in any 1 s window against "
+                "the most the limit allows in it, and the rate reached over the middle of the run:", "",
+                "| contender | processes | most in 1 s | allowed | held | rate reached |", "|---|---:|---:|---:|---|---:|"]
+        for r in bounds:
+            if "failed" in r:
+                out.append(f"| {r['contender']} | {r['procs']} | failed in {r['failed']} processes: {r['error']} | | | |")
+            else:
+                out.append(f"| {r['contender']} | {r['procs']} | {r['max_in_1s']} | {r['allowed_in_1s']} | "
+                           f"{'✔' if r['held'] else '✘'} | {r['achieved_fraction'] * 100:.0f}% |")
+        out.append("")
+    for r in skipped:
+        out.append(f"Skipped: {r.get('contender', r['workload'])}: {r['skipped']}")
+    for r in rows:
+        for k, why in (r.get("missing") or {}).items():
+            out.append(f"Skipped in {r['workload']}: {k}: {why}")
+    out += ["", QUEUES_END]
     return out
 
 
