@@ -246,7 +246,14 @@ fn a_version_1_schema_is_brought_to_the_latest_with_its_items_the_default_ledger
     let q = f.store.ledger("q");
     q.enqueue(["a", "b"])?;
     let a = q.claim_next("w", Duration::from_secs(60))?.expect("a");
-    // Version 1 exactly: what versions 2 and 3 added taken away, the version put back.
+    // Version 1 exactly: what versions 2 to 4 added taken away, the version put back.
+    f.raw_execute("DROP TABLE cairn_limit");
+    f.raw_execute("DROP INDEX cairn_ledger_group");
+    f.raw_execute("DROP INDEX cairn_ledger_queue");
+    f.raw_execute("ALTER TABLE cairn_ledger DROP COLUMN priority, DROP COLUMN grp");
+    f.raw_execute(
+        "CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, due, seq) INCLUDE (holder) WHERE seq IS NOT NULL",
+    );
     f.raw_execute("DROP TABLE cairn_ledger_ns");
     f.raw_execute("DROP TABLE cairn_run");
     f.raw_execute("DROP TABLE cairn_step");

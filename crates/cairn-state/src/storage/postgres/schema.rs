@@ -144,16 +144,33 @@ CREATE TABLE {s}.cairn_step (
 );
 "#;
 
+/// Version 4 (SQLite's version 10): queue controls and rate limits. An item's priority
+/// (higher first) and group (at most one claimed at once, in enqueue order); cancelled items
+/// have state 4; a namespace may be paused until a time; a limiter keeps one timestamp per
+/// name (GCRA), in microseconds of the server's clock.
+const V4: &str = r#"
+ALTER TABLE {s}.cairn_ledger ADD COLUMN priority bigint NOT NULL DEFAULT 0;
+ALTER TABLE {s}.cairn_ledger ADD COLUMN grp text COLLATE "C";
+DROP INDEX {s}.cairn_ledger_queue;
+CREATE INDEX cairn_ledger_queue ON {s}.cairn_ledger (ns, state, priority DESC, due, seq) INCLUDE (holder) WHERE seq IS NOT NULL;
+CREATE INDEX cairn_ledger_group ON {s}.cairn_ledger (ns, grp, state, seq) WHERE grp IS NOT NULL;
+ALTER TABLE {s}.cairn_ledger_ns ADD COLUMN paused_until bigint;
+CREATE TABLE {s}.cairn_limit (
+    name text COLLATE "C" PRIMARY KEY,
+    tat  bigint NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+"#;
+
 /// cairn's schema steps on PostgreSQL: step `i` takes a schema to version `i + 1`. Append;
 /// never edit.
-pub(crate) const STEPS: &[&str] = &[V1, V2, V3];
+pub(crate) const STEPS: &[&str] = &[V1, V2, V3, V4];
 
 /// The digest of cairn's tables, columns, types, nullability and collations, and of its
 /// indexes, as the steps above leave them ([`Engine::schema_fingerprint`]). A schema that says
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "487a4ea8303ad9bc";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "b85130cb79125b38";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

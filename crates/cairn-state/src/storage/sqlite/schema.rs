@@ -238,6 +238,27 @@ DROP INDEX cairn_cache_expiry;
 CREATE INDEX cairn_cache_sweep ON cairn_cache (sweep_at) WHERE sweep_at IS NOT NULL;
 "#;
 
+/// Version 10: queue controls and rate limits (issue 20). An item has a priority (higher is
+/// handed out first; equal ones in due-then-enqueue order) and may belong to a group, of which
+/// at most one item is claimed at once, in enqueue order; a cancelled item has state 4. A
+/// namespace may be paused until a time. A rate limiter keeps one timestamp per name (GCRA's
+/// theoretical arrival time), so an acquire is one statement.
+const V10: &str = r#"
+ALTER TABLE cairn_ledger ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cairn_ledger ADD COLUMN grp TEXT;
+DROP INDEX cairn_ledger_queue;
+-- Claimed rows (few: one per worker) share the index; pending ones are read in claim order.
+CREATE INDEX cairn_ledger_queue ON cairn_ledger (ns, state, priority DESC, due, seq, holder) WHERE seq IS NOT NULL;
+CREATE INDEX cairn_ledger_group ON cairn_ledger (ns, grp, state, seq) WHERE grp IS NOT NULL;
+-- paused_until: Unix ms; NULL: not paused.
+ALTER TABLE cairn_ledger_ns ADD COLUMN paused_until INTEGER;
+-- tat: the theoretical arrival time of the next slot, Unix microseconds.
+CREATE TABLE cairn_limit (
+    name TEXT    PRIMARY KEY,
+    tat  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
 /// One step of cairn's own schema.
 pub(crate) enum SchemaStep {
     /// SQL statements.
@@ -298,13 +319,14 @@ pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Sql(V7),
     SchemaStep::Sql(V8),
     SchemaStep::Sql(V9),
+    SchemaStep::Sql(V10),
 ];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "fcab0a34cdbfbb17";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "062674a805385649";
 
 #[cfg(test)]
 mod tests {
