@@ -13,6 +13,12 @@ pub trait Clock: Debug + Send + Sync {
     /// The current time in milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
 
+    /// The current time in microseconds since the Unix epoch, for what paces at finer steps
+    /// than a millisecond (a rate limiter). Default: [`Clock::now_millis`] in microseconds.
+    fn now_micros(&self) -> i64 {
+        self.now_millis().saturating_mul(1000)
+    }
+
     /// Wait for `d`. cairn calls this only while polling for another process (a cache fill in
     /// progress), so a manual clock can move time forward instead of blocking.
     fn sleep(&self, d: Duration);
@@ -28,6 +34,12 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn now_micros(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
     }
 
     fn sleep(&self, d: Duration) {

@@ -9,6 +9,8 @@
 //! - **checkpoints** ([`Checkpoint`]): a job's position, saved with the marks it belongs to;
 //! - **named locks** ([`Store::try_lock`]) against cron overlap, and counting semaphores
 //!   ([`Store::try_semaphore`]), recovered when their holder dies;
+//! - **rate limits** across processes and hosts ([`Store::limiter`]): at most a rate, with a
+//!   burst, whoever asks;
 //! - a **migration runner** on `user_version` for your own files, and under a scope inside a
 //!   store ([`Migrations`]);
 //! - **transactions** across all of them ([`Store::transaction`]), and your own SQL on the same
@@ -67,6 +69,7 @@ mod codec;
 mod duration;
 mod error;
 mod ledger;
+mod limit;
 mod lock;
 mod maintenance;
 mod memo;
@@ -91,6 +94,7 @@ pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
 };
+pub use limit::{Decision, Limiter, Rate, MAX_BURST};
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{

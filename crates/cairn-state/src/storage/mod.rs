@@ -125,6 +125,7 @@ macro_rules! engine_ops {
 mod cache;
 mod checkpoint;
 mod ledger;
+mod limit;
 mod location;
 mod lock;
 mod memo;
@@ -143,6 +144,7 @@ pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CLAIMED, DONE,
     FAILED, PENDING,
 };
+pub(crate) use limit::{LimitOps, LimitRow};
 pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;

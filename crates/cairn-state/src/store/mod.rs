@@ -385,6 +385,12 @@ impl Store {
         self.clock.now_millis()
     }
 
+    /// True when time is the server's, read by the statements themselves: a store on a server
+    /// opened without a clock of its own (a given clock, as in tests, is used everywhere).
+    pub(crate) fn time_from_server(&self) -> bool {
+        !self.options.clock_given && self.journal_mode == "postgres"
+    }
+
     /// For writes outside [`Store::write_tx`] (migrations, vacuum): not read-only, and still
     /// the file this handle opened.
     pub(crate) fn ensure_writable(&self) -> Result<()> {

@@ -7,6 +7,7 @@ mod contract;
 mod engines;
 mod ledger;
 mod ledger_model;
+mod limits;
 mod locks;
 mod maintenance;
 mod memo;

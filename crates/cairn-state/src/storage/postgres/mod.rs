@@ -16,6 +16,7 @@ mod cache;
 mod checkpoint;
 mod hits;
 mod ledger;
+mod limit;
 mod lock;
 mod maintenance;
 mod memo;

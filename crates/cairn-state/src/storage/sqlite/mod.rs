@@ -20,6 +20,7 @@ mod checkpoint;
 mod file;
 pub(crate) mod hits;
 pub(crate) mod ledger;
+mod limit;
 pub(crate) mod lock;
 mod maintenance;
 mod memo;
