@@ -97,6 +97,21 @@ pub enum Command {
     #[command(after_long_help = DURATIONS)]
     Lock(LockArgs),
 
+    /// Run a command once a rate limit shared by every process (and host) has a slot for it.
+    ///
+    /// `cairn limit NAME --rate 10/s -- CMD...` waits for a slot of NAME (as long as it takes,
+    /// or up to --wait: then exit 1, or --held-exit), then runs CMD and exits with its status;
+    /// signals sent to cairn are passed on to it. `cairn limit take NAME --rate R` takes a slot
+    /// without running anything: exit 0 if it took one, 1 if none is free, saying on stderr
+    /// when the next one is (--json: {"taken": false, "retry_after_ms": N}). In any window of
+    /// time W, at most rate x W + burst slots are handed out, whoever asks (GCRA: one atomic
+    /// statement per slot, on the server's clock on PostgreSQL; nothing is held, so a killed
+    /// cairn leaves nothing behind). Every caller of NAME should give the same rate and burst.
+    /// E.g. `cairn limit github-api --rate 5000/h --burst 100 -- curl -s URL`, from any number of
+    /// cron jobs and workers at once.
+    #[command(after_long_help = DURATIONS, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Limit(LimitArgs),
+
     /// Run a command as a step of a resumable script: once; a re-run of the script replays it.
     ///
     /// The run is --run ID or $CAIRN_RUN (e.g. deploy-<commit>). The first time, the command
@@ -184,6 +199,9 @@ impl Command {
             }
             Command::Lock(_) => {
                 Some("locks have no namespace: name the lock for what it guards (e.g. invoices-nightly)")
+            }
+            Command::Limit(_) => {
+                Some("rate limits have no namespace: name the limit for what it paces (e.g. github-api)")
             }
             Command::Migrate(_) | Command::Doctor | Command::Backup { .. } | Command::Vacuum => {
                 Some("it works on the whole store")
@@ -707,6 +725,55 @@ pub struct LockArgs {
     pub command: Vec<OsString>,
 }
 
+// `limit`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Take a slot without running a command.
+    #[command(subcommand)]
+    pub take: Option<LimitCmd>,
+    /// The limit's name.
+    #[arg(value_parser = non_empty("limit name"), required = true)]
+    pub name: Option<String>,
+    /// How many slots per period: N/s, N/min, N/h, N/d, or N per duration, N/DUR (5/10s,
+    /// 3/1h30m). Slots are spaced evenly: 10/s is one every 100ms.
+    #[arg(long, value_name = "RATE", value_parser = rate, required = true, allow_hyphen_values = true)]
+    pub rate: Option<cairn::Rate>,
+    /// How many slots may be taken at once after a quiet spell (the bound in any window grows
+    /// by it).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = burst())]
+    pub burst: u32,
+    /// Wait up to DUR for a slot; exit 1 (or --held-exit) if none is free by then. Default: as
+    /// long as it takes.
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub wait: Option<Duration>,
+    /// The exit status when no slot was free within --wait, instead of 1.
+    #[arg(long, value_name = "CODE", default_value_t = 1)]
+    pub held_exit: u8,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+// `limit take`.
+#[derive(Debug, Subcommand)]
+pub enum LimitCmd {
+    /// Take a slot now if one is free: exit 0 if taken, 1 if not (stderr says when the next
+    /// one frees; --json prints {"taken": true} or {"taken": false, "retry_after_ms": N}).
+    #[command(after_long_help = DURATIONS)]
+    Take {
+        /// The limit's name.
+        #[arg(value_parser = non_empty("limit name"))]
+        name: String,
+        /// How many slots per period: N/s, N/min, N/h, N/d, or N per duration, N/DUR (5/10s,
+        /// 3/1h30m). Slots are spaced evenly: 10/s is one every 100ms.
+        #[arg(long, value_name = "RATE", value_parser = rate, allow_hyphen_values = true)]
+        rate: cairn::Rate,
+        /// How many slots may be taken at once after a quiet spell.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = burst())]
+        burst: u32,
+    },
+}
+
 // `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -859,6 +926,18 @@ pub fn not_before(s: &str) -> Result<NotBefore, String> {
 fn unit_follows(rest: &str) -> bool {
     rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
         .starts_with(|c: char| c.is_alphabetic())
+}
+
+/// `--rate`: `cairn::Rate`'s grammar; its message is the usage error.
+fn rate(s: &str) -> Result<cairn::Rate, String> {
+    s.parse().map_err(|e| match e {
+        cairn::Error::InvalidInput(msg) => msg,
+        other => other.to_string(),
+    })
+}
+
+fn burst() -> impl TypedValueParser<Value = u32> {
+    clap::value_parser!(u32).range(1..=i64::from(cairn::MAX_BURST))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -37,38 +37,58 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
         return Ok(args.held_exit);
     };
 
-    // Registered before the command starts, so no signal falls between the two.
-    let mut signals =
-        SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
-    let handle = signals.handle();
-
-    let mut child = spawn(
-        command_of(&args.command)?.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()),
-    )?;
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-
-    let forwarder = std::thread::spawn(move || {
-        for origin in signals.forever() {
-            // A terminal's ^C (sent by the kernel) already reached the command, which shares
-            // our process group: passing it on would deliver it twice.
-            if matches!(origin.cause, Cause::Kernel) {
-                continue;
-            }
-            if let Ok(sig) = Signal::try_from(origin.signal) {
-                let _ = kill(pid, sig);
-            }
-        }
-    });
-
+    let running = Running::start(&args.command)?;
     // The library renews the lock from its own connection while the command runs.
     let renewing = guard.keep_alive(args.ttl)?;
-    let status = child.wait().map_err(Failure::io("waiting for the command"));
-    handle.close();
-    let _ = forwarder.join();
+    let status = running.wait();
     if let Err(e) = renewing.stop() {
         note(format_args!("lock '{}' was not held to the end: {e}", args.name));
     }
     guard.release()?;
-    let status = status?;
-    Ok(exit::of_command(status_code(status)))
+    Ok(exit::of_command(status?))
+}
+
+/// A command running with cairn's stdin, stdout and stderr, the signals sent to cairn passed
+/// on to it: how `cairn lock` and `cairn limit` run theirs.
+pub(super) struct Running {
+    child: std::process::Child,
+    handle: signal_hook::iterator::Handle,
+    forwarder: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    pub(super) fn start(command: &[std::ffi::OsString]) -> Outcome<Running> {
+        // Registered before the command starts, so no signal falls between the two.
+        let mut signals =
+            SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
+        let handle = signals.handle();
+
+        let child = spawn(
+            command_of(command)?.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()),
+        )?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+
+        let forwarder = std::thread::spawn(move || {
+            for origin in signals.forever() {
+                // A terminal's ^C (sent by the kernel) already reached the command, which shares
+                // our process group: passing it on would deliver it twice.
+                if matches!(origin.cause, Cause::Kernel) {
+                    continue;
+                }
+                if let Ok(sig) = Signal::try_from(origin.signal) {
+                    let _ = kill(pid, sig);
+                }
+            }
+        });
+        Ok(Running { child, handle, forwarder })
+    }
+
+    /// Wait for the command to end; its status as a shell reports it (128+N if killed by
+    /// signal N).
+    pub(super) fn wait(mut self) -> Outcome<i32> {
+        let status = self.child.wait().map_err(Failure::io("waiting for the command"));
+        self.handle.close();
+        let _ = self.forwarder.join();
+        Ok(status_code(status?))
+    }
 }

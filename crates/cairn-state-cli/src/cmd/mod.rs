@@ -5,6 +5,7 @@ mod cache;
 mod checkpoint;
 mod generate;
 mod ledger;
+mod limit;
 mod lock;
 mod maintenance;
 mod memo;
@@ -90,6 +91,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Ledger(c) => ledger::run(&ctx, c),
         Command::Checkpoint(c) => checkpoint::run(&ctx, c),
         Command::Lock(l) => lock::run(&ctx, l),
+        Command::Limit(l) => limit::run(&ctx, l),
         Command::Step(s) => step::run(&ctx, s),
         Command::Run(r) => run::run(&ctx, r),
         Command::Batch => batch::run(&ctx),

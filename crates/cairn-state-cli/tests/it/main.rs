@@ -4,6 +4,7 @@ mod cache;
 mod claims;
 mod idioms;
 mod ledger;
+mod limit;
 mod maintenance;
 mod memo;
 mod memo_lock;
