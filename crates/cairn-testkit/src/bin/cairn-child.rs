@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         "migrate-scope" => migrate_scope(&opts),
         "run-steps" => run_steps(&opts),
         "run-stale" => run_stale(&opts),
+        "limit-take" => limit_take(&opts),
         other => Err(Error::InvalidInput(format!("unknown workload {other}"))),
     };
     match result {
@@ -609,5 +610,31 @@ fn run_stale(opts: &HashMap<&str, &str>) -> Result<(), Error> {
             Err(e) => say(format_args!("LATE s{i:03} {:?}", e.kind())),
         }
     }
+    Ok(())
+}
+
+/// A caller of the rate limit `--name` (`--count` per `--period-ms`, `--burst`) that always
+/// wants a slot: from the Unix time `--start-ms` to `--until-ms` (this host's clock) it takes
+/// one, reporting `GRANT t` with the time it was decided at (µs, on the limiter's timeline),
+/// or sleeps the retry-after it was told. `READY` once the store is open.
+fn limit_take(opts: &HashMap<&str, &str>) -> Result<(), Error> {
+    let store = Store::open(arg(opts, "db")?)?;
+    let period = Duration::from_millis(num(opts, "period-ms", 1000)?);
+    let rate = cairn::Rate::new(num(opts, "count", 1)?, period)?;
+    let burst = u32::try_from(num(opts, "burst", 1)?).map_err(|_| Error::InvalidInput("--burst".into()))?;
+    let limiter = store.limiter(arg(opts, "name")?, rate).burst(burst);
+    let start = i64::try_from(num(opts, "start-ms", 0)?).unwrap_or(i64::MAX);
+    let until = i64::try_from(num(opts, "until-ms", 0)?).unwrap_or(i64::MAX);
+    say(format_args!("READY"));
+    let wait_for = |t: i64| Duration::from_millis(u64::try_from(t - SystemClock.now_millis()).unwrap_or(0));
+    std::thread::sleep(wait_for(start));
+    while SystemClock.now_millis() < until {
+        let decision = limiter.take()?;
+        match decision.retry_after() {
+            None => say(format_args!("GRANT {}", decision.at_micros())),
+            Some(wait) => std::thread::sleep(wait.min(wait_for(until))),
+        }
+    }
+    say(format_args!("DONE"));
     Ok(())
 }

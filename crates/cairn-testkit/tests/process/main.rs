@@ -6,6 +6,7 @@ mod dead_holder;
 mod faults;
 mod fork;
 mod ledger;
+mod limit;
 mod migrate;
 mod overlap;
 mod perms;
