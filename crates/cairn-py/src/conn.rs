@@ -6,7 +6,7 @@
 //! This file holds the class, opening and closing, the thread and fork machinery and
 //! transactions. Each feature's methods are in a `#[pymethods]` block of their own, in the
 //! file of the feature's name (pyo3's `multiple-pymethods`): `conn/cache.rs`,
-//! `conn/ledger.rs`, `conn/checkpoint.rs`, `conn/lock.rs`, `conn/migrate.rs`, `conn/sql.rs`
+//! `conn/ledger.rs`, `conn/checkpoint.rs`, `conn/lock.rs`, `conn/limit.rs`, `conn/migrate.rs`, `conn/sql.rs`
 //! and `conn/maintenance.rs`.
 //!
 //! Rules every method follows:
@@ -22,6 +22,7 @@
 mod cache;
 mod checkpoint;
 mod ledger;
+mod limit;
 mod lock;
 mod maintenance;
 mod migrate;
@@ -44,6 +45,7 @@ use crate::handles::ManualClock;
 
 pub(crate) use cache::{RawCacheLimits, RawCacheStats};
 pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
+pub(crate) use limit::parse_rate;
 pub(crate) use lock::RawLockHolder;
 pub(crate) use migrate::{migrate_file, migration_status_of_file, RawMigrationReport, RawMigrationStatus};
 pub(crate) use run::{HeldRun, RawRunInfo, RawStepInfo};

@@ -34,6 +34,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conn::migrate_file, m)?)?;
     m.add_function(wrap_pyfunction!(conn::migration_status_of_file, m)?)?;
     m.add_function(wrap_pyfunction!(handles::parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(conn::parse_rate, m)?)?;
     m.add_function(wrap_pyfunction!(handles::duration_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(handles::default_path, m)?)?;
     // Connections tell a forked child from the process that opened them by this count (where
@@ -47,5 +48,6 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_RETRY_DELAY", cairn::DEFAULT_RETRY_DELAY.as_secs_f64())?;
     m.add("DEFAULT_MAX_ATTEMPTS", cairn::DEFAULT_MAX_ATTEMPTS)?;
     m.add("DEFAULT_LEASE", cairn::DEFAULT_LEASE.as_secs_f64())?;
+    m.add("MAX_BURST", cairn::MAX_BURST)?;
     Ok(())
 }

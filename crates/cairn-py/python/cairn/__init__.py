@@ -16,6 +16,8 @@ Where to read next, with ``help()``:
 - :class:`cairn.Ledger` (``store.ledger("invoices")``: name one per job) and
   :class:`cairn.Claim`: which items are done, and workers sharing a queue.
 - :class:`cairn.Checkpoint` and :class:`cairn.Lock` (``with store.lock("nightly"):``).
+- :class:`cairn.Limiter` (``store.limiter("api", "10/s", burst=5)``): a rate limit shared by
+  every process and host.
 - :class:`cairn.Run` (``with store.run("deploy-1") as run: run.step("build", build)``):
   durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
   ``store.runs()`` lists, resets and prunes them.
@@ -56,6 +58,7 @@ from . import _cairn, _guard
 from ._cache import Cache, CacheLimits, CacheStats
 from ._checkpoint import Checkpoint
 from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem
+from ._limit import Limiter
 from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
 from ._run import Run, RunInfo, Runs, StepInfo
@@ -104,6 +107,7 @@ __all__ = [
     "LedgerPolicy",
     "QueueItem",
     "Checkpoint",
+    "Limiter",
     "Lock",
     "LockHolder",
     "Run",

@@ -12,6 +12,7 @@ from . import _cairn, _guard
 from ._cache import Cache
 from ._checkpoint import Checkpoint
 from ._ledger import DEFAULT_LEASE, Ledger
+from ._limit import Limiter
 from ._lock import Lock, LockHolder, holder_from
 from ._memo import store_memoize as _store_memoize
 from ._migrate import MigrationReport, MigrationStatus, Steps, report_from, status_from, steps_args
@@ -341,6 +342,20 @@ class Store:
     def lock_holders(self, name: str, max: int) -> list[LockHolder]:
         """Who holds the slots of the lock `name` of up to `max` holders, by slot."""
         return [holder_from(h) for h in self._conn().lock_holders(name, max)]
+
+    def limiter(self, name: str, rate: str, *, burst: int = 1) -> Limiter:
+        """The rate limit `name`, shared by every process (and host) using this store: at most
+        `rate` (``"10/s"``, ``"100/min"``, ``"5000/h"``, ``"1/d"``, or a count per duration:
+        ``"5/10s"``), with `burst` slots at once after a quiet spell. See :class:`Limiter`.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> api = store.limiter("github", "5000/h", burst=100)
+        >>> with api:  # waits for a slot
+        ...     pass   # the call
+        """
+        _check_name("limiter name", name)
+        return Limiter(self, name, rate, burst)
 
     memoize = _store_memoize
 
