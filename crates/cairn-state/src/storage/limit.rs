@@ -8,7 +8,7 @@ engine_ops! {
         /// Take a slot of `name` if its theoretical arrival time, less `tolerance`, is not after
         /// now, moving it to `max(tat, now) + interval`, in one atomic statement (all in
         /// microseconds). `now`: the time to judge on; `None`: the engine's own clock, read by
-        /// the statement (a server's), or the system clock for an engine without one.
+        /// the statement (a server's; an engine without one refuses `None`).
         fn limit_take(&self, name: &str, interval: i64, tolerance: i64, now: Option<i64>) -> Result<LimitRow>;
     }
 }

@@ -3,8 +3,7 @@
 use rusqlite::params;
 
 use super::Engine;
-use crate::clock::{Clock, SystemClock};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::LimitRow;
 
 /// Take a slot: a new name starts at `now + interval`; an existing one moves on by one interval
