@@ -18,7 +18,7 @@ const READ: &str = "SELECT tat FROM cairn_limit WHERE name = ?1";
 
 impl Engine {
     /// Runs inside the store's write transaction, so the refusal's read sees the row the
-    /// statement judged.
+    /// statement judged. A file has no clock of its own: the time is always given.
     pub fn limit_take(
         &self,
         name: &str,
@@ -26,7 +26,8 @@ impl Engine {
         tolerance: i64,
         now: Option<i64>,
     ) -> Result<LimitRow> {
-        let now = now.unwrap_or_else(|| SystemClock.now_micros());
+        let now =
+            now.ok_or_else(|| Error::invalid("a rate limiter on a file needs the time it is asked at"))?;
         if let Some(tat) = self.row(TAKE, params![name, now, interval, tolerance], |r| r.get(0))? {
             return Ok(LimitRow { taken: true, tat: Some(tat), now });
         }
