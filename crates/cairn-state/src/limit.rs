@@ -146,6 +146,20 @@ impl std::str::FromStr for Rate {
 }
 
 /// What [`Limiter::take`] decided: a slot taken, or when the next one frees.
+///
+/// ```
+/// use cairn::{ManualClock, Options};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new(1_700_000_000_000);
+/// let store = Options::new().clock(clock).open_in_memory()?;
+/// let mail = store.limiter("smtp", "6/min".parse()?);
+/// let first = mail.take()?;
+/// assert!(first.taken() && first.retry_after().is_none());
+/// assert_eq!(first.at_micros(), 1_700_000_000_000_000);
+/// assert_eq!(mail.take()?.retry_after(), Some(Duration::from_secs(10)));
+/// # Ok::<(), cairn::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     taken: bool,
@@ -173,12 +187,25 @@ impl Decision {
     }
 }
 
-/// A rate limit shared by every process using the store, from [`Store::limiter`]: at most
-/// `rate × W + burst` slots in any window of length `W`. See the module's guarantee and
-/// algorithm in [`Store::limiter`].
+/// A rate limit shared by every process (and host) using the store, from [`Store::limiter`]:
+/// at most `rate × W + burst` slots in any window of length `W` (the guarantee and how it is
+/// kept are in [`Store::limiter`]'s documentation).
 ///
-/// Every caller of one name should give the same rate and burst; a caller giving another sees
-/// the same timestamp judged by its own.
+/// Every caller of one name should give the same rate and burst; a caller giving others judges
+/// the name's one timestamp by its own.
+///
+/// ```
+/// use cairn::Store;
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("state.db"))?;
+/// let api = store.limiter("github", "5000/h".parse()?).burst(100);
+/// if api.acquire(Some(Duration::from_secs(30)))? {
+///     // the call
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Limiter<'s> {
     store: &'s Store,
