@@ -10,7 +10,8 @@
 //! OP is `get_hit`, `get_miss`, `set` (a one-hour TTL, one transaction each), `mark` (a new id,
 //! one transaction each), `claim` (claim the next queued item and complete it), `step` (a new
 //! step of a held run recording a 100-byte result, one transaction each) or `step_replay`
-//! (the recorded result of one of 1,000 steps of a finished run); N the count. The setup (a
+//! (the recorded result of one of 1,000 steps of a finished run), `limit` (a rate limiter's slot
+//! taken, at a rate no loop reaches) or `limit_refused` (one refused); N the count. The setup (a
 //! store in a temporary directory, 1,000 cache entries of 100 bytes, a finished run of 1,000
 //! steps, N queued items for `claim`) is the same for every N, so the cost of one operation is
 //! the difference between the counts for two N, divided by the difference of the N.
@@ -22,7 +23,9 @@ use cairn::{Error, RunOptions, Store};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(op), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse::<usize>().ok())) else {
-        return Err("usage: hot_paths get_hit|get_miss|set|mark|claim|step|step_replay N".into());
+        return Err(
+            "usage: hot_paths get_hit|get_miss|set|mark|claim|step|step_replay|limit|limit_refused N".into(),
+        );
     };
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("state.db"))?;
@@ -45,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let step_names: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
     let mut run = store.run_with("r", RunOptions::new().keep_alive(false))?;
     let ledger = store.ledger("l");
+    let open = store.limiter("open", "1000000000/s".parse()?);
+    let shut = store.limiter("shut", "1/d".parse()?);
+    shut.try_acquire()?;
     if op == "claim" {
         ledger.enqueue((0..n).map(|i| format!("item-{i:09}")))?;
     }
@@ -70,6 +76,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "step_replay" => {
                 let name = &step_names[i % step_names.len()];
                 store.replay_step::<String>(&replaying, name, "")?.ok_or("a recorded step")?;
+            }
+            "limit" => {
+                open.try_acquire()?.then_some(()).ok_or("a slot at a rate no loop reaches")?;
+            }
+            "limit_refused" => {
+                (!shut.try_acquire()?).then_some(()).ok_or("refused: the day's one slot is taken")?;
             }
             other => return Err(format!("unknown operation {other:?}").into()),
         }
