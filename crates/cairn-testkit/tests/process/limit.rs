@@ -12,11 +12,12 @@ use cairn_testkit::Running;
 
 use crate::{child, heavy};
 
-/// 50 slots a second with a burst of 5, for 3 seconds: far above what a loaded machine needs
-/// to keep up with, far below what it can do, and long enough for the bound to bite.
+/// 50 slots a second with a burst of 10, for 3 seconds: far below what the machine can do, long
+/// enough for the bound to bite, and a burst that absorbs a caller paused for up to 180 ms (a
+/// loaded machine) without losing its slots.
 const COUNT: u64 = 50;
 const PERIOD_MS: u64 = 1000;
-const BURST: u32 = 5;
+const BURST: u32 = 10;
 const RUN_MS: i64 = 3000;
 
 /// `procs` children of `limit-take` on the store at `location`; every slot's time (µs).
