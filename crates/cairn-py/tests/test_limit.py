@@ -136,3 +136,11 @@ def test_ctrl_c_interrupts_a_wait(path: str) -> None:
     os.kill(child.pid, signal.SIGINT)
     out, _ = child.communicate(timeout=60)
     assert out.strip() == "interrupted"
+
+
+def test_a_bad_timeout_is_refused_naming_the_limiter(store: cairn.Store) -> None:
+    lim = store.limiter("api", "1/s")
+    with pytest.raises(cairn.InvalidInputError, match="a limiter's timeout of -1.0 seconds is negative"):
+        lim.acquire(timeout=-1)
+    with pytest.raises(TypeError, match="timeout must be seconds"):
+        lim.acquire(timeout=[1])  # type: ignore[arg-type]

@@ -92,7 +92,7 @@ class Limiter:
         (None or ``math.inf``: no limit; a duration, see :func:`cairn.parse_duration`). When
         the next slot is beyond the timeout, False comes at once rather than after waiting in
         vain."""
-        wait = _timeout_seconds(timeout)
+        wait = _timeout_seconds(timeout, "a limiter's timeout")
         clock = self._store._clock
         now: Callable[[], float] = time.monotonic if clock is None else clock.now
         deadline = None if wait is None else now() + wait

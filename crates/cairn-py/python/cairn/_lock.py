@@ -41,8 +41,8 @@ def holder_from(raw: _cairn.RawLockHolder) -> LockHolder:
     return LockHolder(owner=raw.owner, pid=raw.pid, expires_at=expires_at, slot=raw.slot)
 
 
-def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
-    """Seconds to wait, or None for no limit (None or infinity)."""
+def _timeout_seconds(timeout: Optional[Duration], what: str = "a lock timeout") -> Optional[float]:
+    """Seconds to wait, or None for no limit (None or infinity); `what` names it in errors."""
     if timeout is None:
         return None
     if isinstance(timeout, bool):
@@ -60,9 +60,9 @@ def _timeout_seconds(timeout: Optional[Duration]) -> Optional[float]:
             f"timeout must be seconds, a timedelta or a string like '5m', not {type(timeout).__name__}"
         )
     if secs != secs:
-        raise InvalidInputError("invalid input: a lock timeout is NaN; give a number of seconds")
+        raise InvalidInputError(f"invalid input: {what} is NaN; give a number of seconds")
     if secs < 0:
-        raise InvalidInputError(f"invalid input: a lock timeout of {secs} seconds is negative")
+        raise InvalidInputError(f"invalid input: {what} of {secs} seconds is negative")
     return None if secs == float("inf") else secs
 
 
