@@ -130,7 +130,9 @@ impl std::str::FromStr for ItemState {
 
     fn from_str(name: &str) -> Result<ItemState> {
         ItemState::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
-            Error::invalid(format!("an item state is pending, claimed, done, failed or cancelled, not {name:?}"))
+            Error::invalid(format!(
+                "an item state is pending, claimed, done, failed or cancelled, not {name:?}"
+            ))
         })
     }
 }

@@ -140,8 +140,8 @@ mod states;
 pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH};
 pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
-    ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CANCELLED, CLAIMED,
-    DONE, FAILED, PENDING,
+    ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CANCELLED,
+    CLAIMED, DONE, FAILED, PENDING,
 };
 pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};

@@ -600,7 +600,15 @@ impl Engine {
 
     /// Pending again, due at `due`, at the back of the queue, with the attempts it had; not
     /// sent again on a new connection, as for a release.
-    pub fn ledger_snooze(&self, ns: &str, id: &str, worker: &str, token: i64, due: i64, now: i64) -> Result<bool> {
+    pub fn ledger_snooze(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        due: i64,
+        now: i64,
+    ) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self.exec(
             concat!(

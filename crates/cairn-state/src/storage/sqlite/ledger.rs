@@ -10,7 +10,8 @@ use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
 use crate::storage::{
-    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, CANCELLED, DONE, FAILED, PENDING,
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, CANCELLED, DONE, FAILED,
+    PENDING,
 };
 
 const ITEM_COLUMNS: &str =
@@ -623,7 +624,15 @@ impl Engine {
 
     /// Give a claim's item back, due at `due`, at the back of the queue, with the attempts it
     /// had. False if the claim is no longer this one (fenced).
-    pub fn ledger_snooze(&self, ns: &str, id: &str, worker: &str, token: i64, due: i64, now: i64) -> Result<bool> {
+    pub fn ledger_snooze(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        due: i64,
+        now: i64,
+    ) -> Result<bool> {
         let seq = self.ledger_reserve_seq(ns, 1)?;
         Ok(self.exec(
             concat!(
