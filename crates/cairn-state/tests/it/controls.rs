@@ -196,4 +196,34 @@ contract! {
         l.set_policy(cairn::LedgerPolicy::default())?;
         Ok(())
     }
+
+    fn a_batch_cancels_snoozes_pauses_and_resumes_all_or_nothing(f) {
+        let l = f.store.ledger("q");
+        l.enqueue(["a", "b", "c"])?;
+        let b = l.claim("b", "w1", LEASE)?.expect("b");
+        let ops = r#"{"op":"cancel","id":"a"}
+{"op":"snooze","id":"b","worker":"w1","for":"10m"}
+{"op":"pause","for":"1h"}"#;
+        assert_eq!(f.store.apply_batch(&cairn::Batch::parse(ops.as_bytes(), "q")?)?, 3);
+        assert_eq!(l.item("a")?.expect("known").state, ItemState::Cancelled);
+        assert_eq!(l.complete(&b).unwrap_err().kind(), ErrorKind::LeaseLost, "snoozed: the claim ended");
+        assert_eq!(l.item("b")?.expect("known").due_millis, Some(f.clock.now_millis() + 600_000));
+        assert_eq!(l.paused()?, Some(Pause::Until(f.clock.now_millis() + 3_600_000)));
+        // A line that fails (an unknown id) undoes the resume before it.
+        let ops = "{\"op\":\"resume\"}\n{\"op\":\"cancel\",\"id\":\"nope\"}";
+        let err = f.store.apply_batch(&cairn::Batch::parse(ops.as_bytes(), "q")?).unwrap_err();
+        assert!(err.to_string().contains("batch line 2"), "{err}");
+        assert!(l.paused()?.is_some());
+        // A snooze of a claim not held fails the batch as a lost claim.
+        let ops = "{\"op\":\"resume\"}\n{\"op\":\"snooze\",\"id\":\"c\",\"worker\":\"w9\",\"for\":\"1m\"}";
+        let err = f.store.apply_batch(&cairn::Batch::parse(ops.as_bytes(), "q")?).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LeaseLost);
+        assert!(l.paused()?.is_some());
+        let ops = r#"{"op":"pause"}"#;
+        f.store.apply_batch(&cairn::Batch::parse(ops.as_bytes(), "q")?)?;
+        assert_eq!(l.paused()?, Some(Pause::UntilResumed));
+        f.store.apply_batch(&cairn::Batch::parse(r#"{"op":"resume"}"#.as_bytes(), "q")?)?;
+        assert_eq!(l.paused()?, None);
+        Ok(())
+    }
 }
