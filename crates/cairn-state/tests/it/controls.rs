@@ -55,7 +55,7 @@ contract! {
         assert_eq!(l.extend(&c, LEASE).unwrap_err().kind(), ErrorKind::LeaseLost);
         assert_eq!(l.release(&d).unwrap_err().kind(), ErrorKind::LeaseLost);
         assert_eq!(l.snooze(&d, LEASE).unwrap_err().kind(), ErrorKind::LeaseLost);
-        assert_eq!(l.complete_many(&[a.clone()])?, [false]);
+        assert_eq!(l.complete_many(std::slice::from_ref(&a))?, [false]);
         assert!(l.held_claim("a", "w1")?.is_none(), "a shell worker finds no claim to complete");
         for id in ["a", "b", "c", "d"] {
             assert_eq!(l.item(id)?.expect("known").state, ItemState::Cancelled, "{id}");
