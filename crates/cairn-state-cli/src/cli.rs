@@ -967,7 +967,10 @@ mod tests {
         for bad in ["", "Done", "finished"] {
             let err = Cli::try_parse_from(["cairn", "ledger", "list", "--state", bad]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
-            assert!(err.to_string().contains("[possible values: pending, claimed, done, failed]"), "{err}");
+            assert!(
+                err.to_string().contains("[possible values: pending, claimed, done, failed, cancelled]"),
+                "{err}"
+            );
         }
     }
 
