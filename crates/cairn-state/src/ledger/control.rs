@@ -15,7 +15,8 @@ impl<'a> Ledger<'a> {
     /// [`Ledger::release`] fail with [`ErrorKind::LeaseLost`](crate::ErrorKind::LeaseLost).
     /// Pending, claimed and given-up items can be cancelled; true if this call cancelled it,
     /// false if it was cancelled already. An unknown id, or a done item, is refused with
-    /// `InvalidInput`, changing nothing.
+    /// `InvalidInput`, changing nothing. ([`Ledger::mark_done`] still records a cancelled item
+    /// done: that is a decision, not a hand-out.)
     ///
     /// ```
     /// use cairn::{ErrorKind, ItemState, Store};
@@ -112,6 +113,11 @@ impl<'a> Ledger<'a> {
     /// Claims held go on: their workers complete, fail or release them as usual. Pausing
     /// again replaces the pause before. A time not later than now is refused with
     /// `InvalidInput`, changing nothing.
+    ///
+    /// The claims read the pause where they choose their item: on a file in the same write
+    /// transaction, so no claim commits after the pause has; on PostgreSQL in the claim's own
+    /// statement, so a claim whose statement began before the pause committed may still hand
+    /// out its item.
     ///
     /// ```
     /// use cairn::{ManualClock, Options, Pause};
