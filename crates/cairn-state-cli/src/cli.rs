@@ -136,7 +136,8 @@ pub enum Command {
     ///
     /// One object per line: {"op":"set","ns":"n","key":"k","value":"v","ttl":"1h"}; ops: set,
     /// add, del, incr (by, ttl), touch (ttl), mark (id, result), fail (id, error), ledger_del (id),
-    /// checkpoint (job, value), checkpoint_del (job). "ns" defaults to --ns. Every line is read
+    /// cancel (id), snooze (id, worker, for), pause (for or until; neither: until resumed),
+    /// resume, checkpoint (job, value), checkpoint_del (job). "ns" defaults to --ns. Every line is read
     /// and checked before anything is written: a malformed line rejects the batch with its
     /// number, and a writer killed mid-stream applies nothing.
     Batch,
@@ -603,8 +604,9 @@ pub enum LedgerCmd {
         #[arg(long, conflicts_with_all = ["max_attempts", "retry_delay"])]
         reset: bool,
     },
-    /// Put given-up items back in the queue with their attempts reset (once what made them
-    /// fail is fixed); print how many. Items that are not given up are left alone.
+    /// Put given-up (or cancelled) items back in the queue with their attempts reset (once
+    /// what made them fail is fixed); print how many. Items that are neither are left alone;
+    /// --all-failed takes the given-up ones, not the cancelled.
     Retry {
         /// The ids.
         #[arg(value_parser = non_empty("id"), required_unless_present = "all_failed", conflicts_with = "all_failed")]
@@ -649,6 +651,42 @@ pub enum LedgerCmd {
     /// Delete every item of the namespace; print how many.
     #[command(visible_alias = "reset")]
     Clear,
+    /// Cancel items: never handed out again (state cancelled; `ledger retry ID` puts one
+    /// back); a worker holding one loses its claim (its `ledger done` exits 1). Prints how many
+    /// this call cancelled. An unknown id or a done item is refused (exit 2) and nothing is
+    /// cancelled.
+    Cancel {
+        /// The ids.
+        #[arg(required = true, value_parser = non_empty("id"))]
+        ids: Vec<String>,
+    },
+    /// Give a worker's claim on ID back to the queue, due after DUR, its attempts unchanged
+    /// (a rate limit upstream, an input not there yet). Exit 1 if the claim was lost.
+    #[command(after_long_help = DURATIONS)]
+    Snooze {
+        /// The id.
+        #[arg(value_parser = non_empty("id"))]
+        id: String,
+        #[command(flatten)]
+        worker: WorkerArgs,
+        /// How long until the item is due again (e.g. 10m).
+        #[arg(long = "for", value_name = "DUR", value_parser = duration)]
+        for_: Duration,
+    },
+    /// Pause the namespace: `ledger next` and `ledger claim` hand nothing out (a worker may
+    /// still renew the claim it holds; claims held go on) until `ledger resume`, or for DUR, or
+    /// until TIME. `ledger count` says paused.
+    #[command(after_long_help = DURATIONS)]
+    Pause {
+        /// Resume by itself after this long (e.g. 30m).
+        #[arg(long = "for", value_name = "DUR", value_parser = duration, conflicts_with = "until")]
+        for_: Option<Duration>,
+        /// Resume by itself at this RFC 3339 time (2026-12-01T09:00:00Z); a time past is refused.
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        until: Option<i64>,
+    },
+    /// End a pause: the queue hands items out again.
+    Resume,
 }
 
 // `--worker`.
@@ -812,6 +850,11 @@ fn run_state() -> impl TypedValueParser<Value = cairn::RunState> {
         .try_map(|s| s.parse::<cairn::RunState>().map_err(|e| e.to_string()))
 }
 
+/// An RFC 3339 time, in Unix milliseconds.
+fn rfc3339(s: &str) -> Result<i64, String> {
+    cairn::parse_time(s).map_err(|e| e.to_string())
+}
+
 fn non_empty(what: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
     move |s: &str| {
         if s.is_empty() {
@@ -830,6 +873,7 @@ fn item_state() -> LibraryEnum<ItemState> {
             ItemState::Claimed => Some("Held under a live lease"),
             ItemState::Done => Some("Done"),
             ItemState::Failed => Some("Given up"),
+            ItemState::Cancelled => Some("Cancelled"),
             _ => None,
         };
         PossibleValue::new(s.as_str()).help(help)
@@ -1002,7 +1046,10 @@ mod tests {
         for bad in ["", "Done", "finished"] {
             let err = Cli::try_parse_from(["cairn", "ledger", "list", "--state", bad]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
-            assert!(err.to_string().contains("[possible values: pending, claimed, done, failed]"), "{err}");
+            assert!(
+                err.to_string().contains("[possible values: pending, claimed, done, failed, cancelled]"),
+                "{err}"
+            );
         }
     }
 

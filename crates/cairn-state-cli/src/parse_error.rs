@@ -149,7 +149,7 @@ mod tests {
              see cairn cache get --help"
         );
         let got = line(&["ledger", "count", "--state", "finished"]).unwrap();
-        assert!(got.contains("[possible values: pending, claimed, done, failed]"), "{got}");
+        assert!(got.contains("[possible values: pending, claimed, done, failed, cancelled]"), "{got}");
         assert!(
             got.contains("; tip: a similar value exists: 'failed'; see cairn ledger count --help"),
             "{got}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::codec::Value;
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_time};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -58,6 +58,26 @@ pub enum BatchOp {
         ns: Option<String>,
         id: String,
     },
+    Cancel {
+        ns: Option<String>,
+        id: String,
+    },
+    Snooze {
+        ns: Option<String>,
+        id: String,
+        worker: String,
+        #[serde(rename = "for")]
+        for_: String,
+    },
+    Pause {
+        ns: Option<String>,
+        #[serde(rename = "for")]
+        for_: Option<String>,
+        until: Option<String>,
+    },
+    Resume {
+        ns: Option<String>,
+    },
     Checkpoint {
         job: String,
         value: serde_json::Value,
@@ -83,6 +103,10 @@ pub enum BatchOp {
 /// | `mark` | `id`, optional `result` |
 /// | `fail` | `id`, `error` |
 /// | `ledger_del` | `id` (`forget`, its older name, is accepted too) |
+/// | `cancel` | `id` (see [`Ledger::cancel`](crate::Ledger::cancel)) |
+/// | `snooze` | `id`, `worker` (whose claim), `for` (`"10m"`) |
+/// | `pause` | optional `for` (`"1h"`) or `until` (RFC 3339); neither: until resumed |
+/// | `resume` | |
 /// | `checkpoint` | `job`, `value` |
 /// | `checkpoint_del` | `job` |
 ///
@@ -133,6 +157,16 @@ impl Batch {
                 | BatchOp::Incr { ttl, .. }
                 | BatchOp::Touch { ttl, .. } => {
                     ttl.as_deref().map(parse_duration).transpose().map_err(|e| at(e.to_string()))?
+                }
+                BatchOp::Snooze { for_, .. } | BatchOp::Pause { for_: Some(for_), until: None, .. } => {
+                    Some(parse_duration(for_).map_err(|e| at(e.to_string()))?)
+                }
+                BatchOp::Pause { for_: Some(_), until: Some(_), .. } => {
+                    return Err(at("a pause has `for` or `until`, not both".into()));
+                }
+                BatchOp::Pause { until: Some(until), .. } => {
+                    parse_time(until).map_err(|e| at(e.to_string()))?;
+                    None
                 }
                 _ => None,
             };
@@ -239,6 +273,27 @@ impl Store {
                     },
                     BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns_of(n)).fail(id, error).map(drop),
                     BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns_of(n)).delete(id).map(drop),
+                    BatchOp::Cancel { ns: n, id } => tx.ledger(&ns_of(n)).cancel(id).map(drop),
+                    BatchOp::Snooze { ns: n, id, worker, .. } => {
+                        let ns = ns_of(n);
+                        let ledger = tx.ledger(&ns);
+                        match ledger.held_claim(id, worker)? {
+                            Some(claim) => ledger.snooze(&claim, ttl.unwrap_or_default()),
+                            None => Err(Error::LeaseLost {
+                                what: "claim",
+                                name: id.clone(),
+                                holder: worker.clone(),
+                            }),
+                        }
+                    }
+                    BatchOp::Pause { ns: n, for_: Some(_), .. } => {
+                        tx.ledger(&ns_of(n)).pause_for(ttl.unwrap_or_default())
+                    }
+                    BatchOp::Pause { ns: n, until, .. } => {
+                        let until = until.as_deref().map(parse_time).transpose()?;
+                        tx.ledger(&ns_of(n)).pause(until)
+                    }
+                    BatchOp::Resume { ns: n } => tx.ledger(&ns_of(n)).resume().map(drop),
                     BatchOp::Checkpoint { job, value } => tx.checkpoint(job).set(value_of(value)),
                     BatchOp::CheckpointDel { job } => tx.checkpoint(job).delete().map(drop),
                 };
@@ -280,6 +335,9 @@ mod tests {
             ("\n\n{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\",\"tll\":\"1h\"}", "line 3"),
             ("{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\",\"ttl\":\"soon\"}", "line 1"),
             ("{\"op\":\"mark\"}", "line 1"),
+            ("{\"op\":\"snooze\",\"id\":\"a\",\"worker\":\"w\",\"for\":\"soon\"}", "line 1"),
+            ("{\"op\":\"pause\",\"for\":\"1h\",\"until\":\"2030-01-01T00:00:00Z\"}", "line 1"),
+            ("{\"op\":\"pause\",\"until\":\"tomorrow\"}", "line 1"),
         ] {
             let err = parse(text).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);

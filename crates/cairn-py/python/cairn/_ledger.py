@@ -33,6 +33,8 @@ class ItemState(str, enum.Enum):
     DONE = "done"
     #: Given up after too many failures.
     FAILED = "failed"
+    #: Cancelled (:meth:`Ledger.cancel`): never handed out again, unless retried.
+    CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         """The state's name as the CLI prints it: ``done``, not ``ItemState.DONE``."""
@@ -51,6 +53,11 @@ class LedgerCounts:
     claimed: int
     done: int
     failed: int
+    cancelled: int = 0
+    #: Whether the namespace is paused (:meth:`Ledger.pause`).
+    paused: bool = False
+    #: Until when (UTC) while paused; None until resumed (or when not paused).
+    paused_until: Optional[datetime.datetime] = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +313,7 @@ class Ledger:
     def __len__(self) -> int:
         """How many items the ledger knows, in every state (see :meth:`counts`)."""
         c = self.counts()
-        return c.pending + c.claimed + c.done + c.failed
+        return c.pending + c.claimed + c.done + c.failed + c.cancelled
 
     def __iter__(self) -> Iterator[str]:
         """The ids the ledger knows, in id order, read a page at a time (an id added or
@@ -406,13 +413,14 @@ class Ledger:
         return self._src._conn().ledger_enqueue_items(self._ns, raw, self._tx)
 
     def retry(self, ids: Iterable[Id]) -> int:
-        """Put given-up items back in the queue, due now, their attempts and error reset (once
-        the cause of their failures is fixed). Ids that are not given up are left as they are.
-        Returns how many were put back."""
+        """Put given-up (or cancelled) items back in the queue, due now, their attempts and
+        error reset (once the cause of their failures is fixed). Ids that are neither are left
+        as they are. Returns how many were put back."""
         return self._src._conn().ledger_retry(self._ns, ids, self._tx)
 
     def retry_all_failed(self) -> int:
-        """:meth:`retry` every given-up item of the namespace. Returns how many."""
+        """:meth:`retry` every given-up item of the namespace (not the cancelled ones: name
+        them to :meth:`retry`). Returns how many."""
         return self._src._conn().ledger_retry_all_failed(self._ns, self._tx)
 
     def prune_done(self, older_than: Duration) -> int:
@@ -540,7 +548,95 @@ class Ledger:
     def counts(self) -> LedgerCounts:
         """How many items stand where."""
         c = self._src._conn().ledger_counts(self._ns, self._tx)
-        return LedgerCounts(pending=c.pending, claimed=c.claimed, done=c.done, failed=c.failed)
+        until = c.paused_until_millis
+        return LedgerCounts(
+            pending=c.pending,
+            claimed=c.claimed,
+            done=c.done,
+            failed=c.failed,
+            cancelled=c.cancelled,
+            paused=c.paused,
+            paused_until=None if until is None else _utc(until),
+        )
+
+    def cancel(self, id: Id) -> bool:
+        """Cancel `id`: it is never handed out again (:attr:`ItemState.CANCELLED`), unless
+        :meth:`retry` puts it back. A worker holding it loses its claim: its
+        :meth:`Claim.complete` raises :class:`LeaseLostError`. Pending, claimed and given-up
+        items can be cancelled; True if this call cancelled it, False if it was already. An
+        unknown id, or a done item, raises :class:`InvalidInputError` and changes nothing.
+
+        >>> import cairn
+        >>> queue = cairn.Store(":memory:").ledger("jobs")
+        >>> queue.enqueue(["a", "b"])
+        2
+        >>> claim = queue.claim_next()
+        >>> queue.cancel("a")
+        True
+        >>> claim.complete()
+        Traceback (most recent call last):
+        ...
+        cairn.errors.LeaseLostError: ...
+        >>> queue.claim_next().id
+        'b'
+        """
+        return self._src._conn().ledger_cancel(self._ns, [id], self._tx) == 1
+
+    def cancel_many(self, ids: Iterable[Id]) -> int:
+        """:meth:`cancel` several items, all or none: if any id is unknown or done, nothing is
+        cancelled (:class:`InvalidInputError`). Returns how many this call cancelled."""
+        return self._src._conn().ledger_cancel(self._ns, ids, self._tx)
+
+    def pause(
+        self,
+        for_: Optional[Duration] = None,
+        until: Optional[Union[datetime.datetime, str]] = None,
+    ) -> None:
+        """Pause the namespace: :meth:`claim_next` and :meth:`claim` hand nothing out (a worker
+        may still renew a claim it holds; claims held go on) for `for_` (a duration, see
+        :func:`cairn.parse_duration`), until `until` (an aware ``datetime`` or an RFC 3339
+        string), or, with neither, until :meth:`resume`. A zero duration or a time already
+        past raises :class:`InvalidInputError` and changes nothing.
+
+        >>> import cairn
+        >>> queue = cairn.Store(":memory:").ledger("jobs")
+        >>> queue.enqueue(["a"])
+        1
+        >>> queue.pause()
+        >>> queue.is_paused(), queue.claim_next()
+        (True, None)
+        >>> queue.resume()
+        True
+        >>> queue.claim_next().id
+        'a'
+        """
+        if for_ is not None and until is not None:
+            raise InvalidInputError("invalid input: pause for a while or until a time, not both")
+        at: Any = until
+        if isinstance(at, datetime.datetime):
+            if at.tzinfo is None:
+                raise InvalidInputError(
+                    "invalid input: a naive datetime to pause until; give it a tzinfo (datetime.timezone.utc, say)"
+                )
+            at = round(at.timestamp() * 1000)
+        elif at is not None and not isinstance(at, str):
+            raise TypeError(f"until must be an aware datetime or an RFC 3339 string, not {type(at).__name__}")
+        self._src._conn().ledger_pause(self._ns, for_, at, self._tx)
+
+    def resume(self) -> bool:
+        """End a pause (:meth:`pause`): the queue hands items out again. True if it was
+        paused."""
+        return self._src._conn().ledger_resume(self._ns, self._tx)
+
+    def is_paused(self) -> bool:
+        """Whether the namespace is paused now (:meth:`pause`)."""
+        return self._src._conn().ledger_paused(self._ns, self._tx)[0]
+
+    def paused_until(self) -> Optional[datetime.datetime]:
+        """When the pause ends (UTC); None if the namespace is not paused, or paused until
+        :meth:`resume` (tell the two apart with :meth:`is_paused`)."""
+        until = self._src._conn().ledger_paused(self._ns, self._tx)[1]
+        return None if until is None else _utc(until)
 
     def list(self, state: Optional[ItemState | str] = None, after: Optional[str] = None, limit: int = 100) -> List[Item]:
         """A page of items in id order, after the id `after`, only those in `state` if given."""
@@ -636,6 +732,25 @@ class Claim:
         since."""
         lg = self._ledger
         lg._src._conn().ledger_release(lg._ns, self._raw, lg._tx)
+        self._settled = True
+
+    def snooze(self, delay: Duration) -> None:
+        """Give the item back to the queue, due after `delay` (a duration, see
+        :func:`cairn.parse_duration`), its attempts unchanged: for an item that cannot be
+        worked on yet. The claim ends. ``LeaseLostError`` if the claim was lost (another
+        worker claimed the item, or it was cancelled); a zero `delay` raises
+        :class:`InvalidInputError`.
+
+        >>> import cairn
+        >>> queue = cairn.Store(":memory:").ledger("jobs")
+        >>> queue.enqueue(["a"])
+        1
+        >>> queue.claim_next().snooze("10m")
+        >>> queue.claim_next() is None
+        True
+        """
+        lg = self._ledger
+        lg._src._conn().ledger_snooze(lg._ns, self._raw, delay, lg._tx)
         self._settled = True
 
     def extend(self, lease: Duration) -> None:

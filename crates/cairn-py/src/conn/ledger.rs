@@ -23,6 +23,12 @@ pub(crate) struct RawLedgerCounts {
     done: u64,
     /// Given up after too many failures.
     failed: u64,
+    /// Cancelled.
+    cancelled: u64,
+    /// Whether the namespace is paused.
+    paused: bool,
+    /// Until when (Unix ms) while paused; `None` until resumed (or not paused).
+    paused_until_millis: Option<i64>,
 }
 
 /// A namespace's policy as stored (`cairn::LedgerPolicy`): `None` where the default applies.
@@ -363,7 +369,73 @@ impl Connection {
 
     fn ledger_counts(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<RawLedgerCounts> {
         let c = self.run(py, tx, |s| Ok(s.ledger(&ns).counts()?))?;
-        Ok(RawLedgerCounts { pending: c.pending, claimed: c.claimed, done: c.done, failed: c.failed })
+        Ok(RawLedgerCounts {
+            pending: c.pending,
+            claimed: c.claimed,
+            done: c.done,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            paused: c.paused.is_some(),
+            paused_until_millis: c.paused.and_then(cairn::Pause::until_millis),
+        })
+    }
+
+    /// Cancel items, all or none; how many this call cancelled.
+    fn ledger_cancel(&self, py: Python<'_>, ns: Text, ids: &Bound<'_, PyAny>, tx: u64) -> PyResult<u64> {
+        let (_, ids) = convert::ids(ids)?;
+        self.run(py, tx, |s| Ok(s.ledger(&ns).cancel_many(ids)?))
+    }
+
+    fn ledger_snooze(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        claim: PyRef<'_, Claim>,
+        delay: &Bound<'_, PyAny>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let delay = convert::seconds(delay, "a snooze")?;
+        let c = claim.inner();
+        self.run(py, tx, |s| Ok(s.ledger(&ns).snooze(c, delay)?))
+    }
+
+    /// Pause for `for_`, until `until` (Unix ms, or RFC 3339 text), or with neither until
+    /// resumed.
+    #[pyo3(signature = (ns, for_, until, tx))]
+    fn ledger_pause(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        for_: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<()> {
+        let for_ = for_.filter(|d| !d.is_none()).map(|d| convert::seconds(d, "a pause")).transpose()?;
+        let until = match until.filter(|u| !u.is_none()) {
+            None => None,
+            Some(u) => Some(match u.cast::<pyo3::types::PyString>() {
+                Ok(text) => cairn::parse_time(&text.to_cow()?).map_err(|e| to_py(py, e))?,
+                Err(_) => u.extract::<i64>()?,
+            }),
+        };
+        self.run(py, tx, |s| {
+            let l = s.ledger(&ns);
+            match for_ {
+                Some(d) => l.pause_for(d)?,
+                None => l.pause(until)?,
+            }
+            Ok(())
+        })
+    }
+
+    fn ledger_resume(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<bool> {
+        self.run(py, tx, |s| Ok(s.ledger(&ns).resume()?))
+    }
+
+    /// Whether paused, and until when (Unix ms; `None` until resumed).
+    fn ledger_paused(&self, py: Python<'_>, ns: Text, tx: u64) -> PyResult<(bool, Option<i64>)> {
+        let p = self.run(py, tx, |s| Ok(s.ledger(&ns).paused()?))?;
+        Ok((p.is_some(), p.and_then(cairn::Pause::until_millis)))
     }
 
     #[pyo3(signature = (ns, state, after, limit, tx))]

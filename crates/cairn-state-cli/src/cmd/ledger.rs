@@ -3,7 +3,9 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
-use cairn::{ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, Store, Value};
+use cairn::{
+    ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, Pause, QueueItem, Store, Value,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -51,6 +53,10 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
         LedgerCmd::List { state, limit } => run.list(state, limit),
         LedgerCmd::Del { id } => run.del(&id),
         LedgerCmd::Clear => run.clear(),
+        LedgerCmd::Cancel { ids } => run.cancel(&ids),
+        LedgerCmd::Snooze { id, worker, for_ } => run.snooze(&id, &worker.worker, for_),
+        LedgerCmd::Pause { for_, until } => run.pause(for_, until),
+        LedgerCmd::Resume => run.resume(),
     }?;
     run.out.flush()?;
     Ok(code)
@@ -261,6 +267,9 @@ impl Run<'_> {
                 for (s, n) in by_state(&counts) {
                     self.out.line(format_args!("{s}\t{n}"))?;
                 }
+                if let Some(p) = counts.paused {
+                    self.out.line(format_args!("paused\t{}", paused_text(p)))?;
+                }
             }
         }
         Ok(exit::OK)
@@ -305,6 +314,53 @@ impl Run<'_> {
         Ok(yes_no(self.ledger.delete(id)?))
     }
 
+    /// `cancel`: cancel items, all or none; print how many this call cancelled.
+    fn cancel(&mut self, ids: &[String]) -> Outcome {
+        let n = self.ledger.cancel_many(ids)?;
+        if self.json {
+            self.out.json(&json!({ "cancelled": n }))?;
+        } else {
+            self.out.line(n)?;
+        }
+        Ok(exit::OK)
+    }
+
+    /// `snooze`: the worker's claim back to the queue, due later; exit 1 if it was lost.
+    fn snooze(&mut self, id: &str, worker: &str, delay: Duration) -> Outcome {
+        match self.ledger.held_claim(id, worker)? {
+            Some(claim) => {
+                self.ledger.snooze(&claim, delay)?;
+                if self.json {
+                    let due = self.ledger.item(id)?.and_then(|i| i.due_millis);
+                    self.out.json(&json!({ "id": id, "due_ms": due, "due": due.map(cairn::format_time) }))?;
+                }
+                Ok(exit::OK)
+            }
+            None => lost(&self.ledger, id, worker),
+        }
+    }
+
+    /// `pause`: until resumed, for a while, or until a time.
+    fn pause(&mut self, for_: Option<Duration>, until: Option<i64>) -> Outcome {
+        match for_ {
+            Some(d) => self.ledger.pause_for(d)?,
+            None => self.ledger.pause(until)?,
+        }
+        if self.json {
+            self.out.json(&paused_json(self.ledger.paused()?))?;
+        }
+        Ok(exit::OK)
+    }
+
+    /// `resume`: end a pause (exit 0 whether or not there was one).
+    fn resume(&mut self) -> Outcome {
+        let was = self.ledger.resume()?;
+        if self.json {
+            self.out.json(&json!({ "was_paused": was }))?;
+        }
+        Ok(exit::OK)
+    }
+
     /// `clear`: delete every item of the namespace; print how many.
     fn clear(&mut self) -> Outcome {
         self.out.line(self.ledger.clear()?)?;
@@ -313,18 +369,42 @@ impl Run<'_> {
 }
 
 /// How many items stand in each state, in the order of [`ItemState::ALL`].
-fn by_state(c: &LedgerCounts) -> [(ItemState, u64); 4] {
+fn by_state(c: &LedgerCounts) -> [(ItemState, u64); 5] {
     [
         (ItemState::Pending, c.pending),
         (ItemState::Claimed, c.claimed),
         (ItemState::Done, c.done),
         (ItemState::Failed, c.failed),
+        (ItemState::Cancelled, c.cancelled),
     ]
 }
 
-/// The counts as one JSON object, `{"pending": n, ...}`, as `ledger count` and `stats` print it.
+/// The counts as one JSON object, `{"pending": n, ..., "paused": false}`, as `ledger count`
+/// and `stats` print it (with, while paused, `paused_until_ms` and `paused_until`: null until
+/// resumed).
 pub fn counts_json(c: &LedgerCounts) -> serde_json::Value {
-    by_state(c).into_iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect()
+    let mut counts: serde_json::Map<String, serde_json::Value> =
+        by_state(c).into_iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+    if let serde_json::Value::Object(p) = paused_json(c.paused) {
+        counts.extend(p);
+    }
+    serde_json::Value::Object(counts)
+}
+
+/// `{"paused": bool}`, with until when (null: until resumed) while paused.
+fn paused_json(p: Option<Pause>) -> serde_json::Value {
+    match p {
+        None => json!({ "paused": false }),
+        Some(p) => {
+            let until = p.until_millis();
+            json!({ "paused": true, "paused_until_ms": until, "paused_until": until.map(cairn::format_time) })
+        }
+    }
+}
+
+/// A pause as `count` and `stats` print it: its end (RFC 3339), or `until-resumed`.
+pub fn paused_text(p: Pause) -> String {
+    p.until_millis().map_or_else(|| "until-resumed".to_owned(), cairn::format_time)
 }
 
 /// The claim is not (or no longer) this worker's: say whose it is, exit 1.

@@ -5,7 +5,7 @@ use std::path::Path;
 use cairn::{Migrations, Options};
 use serde_json::json;
 
-use super::ledger::counts_json;
+use super::ledger::{counts_json, paused_text};
 use super::Ctx;
 use crate::cli::MigrateArgs;
 use crate::exit;
@@ -71,8 +71,18 @@ pub fn stats(ctx: &Ctx) -> Outcome {
         } else {
             let rate = c.hit_rate().map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
             out.line(format_args!(
-                "{}\tentries={} bytes={} hit_rate={rate} evictions={}\tpending={} claimed={} done={} failed={}",
-                s.ns, c.entries, c.bytes, c.evictions, l.pending, l.claimed, l.done, l.failed
+                "{}\tentries={} bytes={} hit_rate={rate} evictions={}\tpending={} claimed={} done={} failed={} \
+                 cancelled={}{}",
+                s.ns,
+                c.entries,
+                c.bytes,
+                c.evictions,
+                l.pending,
+                l.claimed,
+                l.done,
+                l.failed,
+                l.cancelled,
+                l.paused.map_or_else(String::new, |p| format!(" paused={}", paused_text(p)))
             ))?;
         }
     }

@@ -99,10 +99,10 @@ fn failures_retry_then_give_up_and_counts_and_lists_show_it() {
     assert_eq!(env.ok(&["ledger", "fail", "f", "--error", "boom", "--max-attempts", "2"], 0), "failed\n");
     env.ok(&["ledger", "mark", "d1", "d2"], 0);
     env.ok(&["ledger", "claim", "c", "--worker", "w"], 0);
-    assert_eq!(env.ok(&["ledger", "count"], 0), "pending\t0\nclaimed\t1\ndone\t2\nfailed\t1\n");
+    assert_eq!(env.ok(&["ledger", "count"], 0), "pending\t0\nclaimed\t1\ndone\t2\nfailed\t1\ncancelled\t0\n");
     assert_eq!(
         env.ok(&["--json", "ledger", "count"], 0),
-        "{\"claimed\":1,\"done\":2,\"failed\":1,\"pending\":0}\n"
+        "{\"cancelled\":0,\"claimed\":1,\"done\":2,\"failed\":1,\"paused\":false,\"pending\":0}\n"
     );
     assert_eq!(env.ok(&["ledger", "list"], 0), "c\tclaimed\t-\nd1\tdone\t-\nd2\tdone\t-\nf\tfailed\t-\n");
     assert_eq!(env.ok(&["ledger", "list", "--state", "done", "--limit", "1"], 0), "d1\tdone\t-\n");

@@ -2,6 +2,7 @@
 
 mod cache;
 mod claims;
+mod controls;
 mod idioms;
 mod ledger;
 mod limit;

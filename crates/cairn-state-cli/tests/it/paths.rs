@@ -156,7 +156,7 @@ fn zero_leases_and_ttls_and_an_oversized_busy_timeout_exit_2_saying_the_range() 
 const READS_OF_AN_EMPTY_STORE: &[(&[&str], &str, i32, &str)] = &[
     (&["ledger", "filter"], "a\nb\n", 0, "a\nb\n"),
     (&["ledger", "has", "a"], "", 1, ""),
-    (&["ledger", "count"], "", 0, "pending\t0\nclaimed\t0\ndone\t0\nfailed\t0\n"),
+    (&["ledger", "count"], "", 0, "pending\t0\nclaimed\t0\ndone\t0\nfailed\t0\ncancelled\t0\n"),
     (&["--json", "ledger", "count", "--state", "done"], "", 0, "0\n"),
     (&["ledger", "list"], "", 0, ""),
     (&["cache", "get", "k"], "", 1, ""),

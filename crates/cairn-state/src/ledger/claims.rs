@@ -131,10 +131,11 @@ impl<'a> Ledger<'a> {
         self.write(|s| self.record_failure(s, id, None, error))
     }
 
-    /// Claim `id` for `worker` for `lease`. `None` if it is done, given up, or held by
-    /// another worker whose lease has not run out and whose process (see [`Ledger::holder`])
-    /// is not known to be dead. Claiming an item this worker already holds renews the claim
-    /// (with a new token).
+    /// Claim `id` for `worker` for `lease`. `None` if it is done, given up, cancelled, or
+    /// held by another worker whose lease has not run out and whose process (see
+    /// [`Ledger::holder`]) is not known to be dead, or if the namespace is paused
+    /// ([`Ledger::pause`]). Claiming an item this worker already holds renews the claim
+    /// (with a new token), paused or not.
     ///
     /// Taking over a claim whose lease ran out or whose process died counts as an attempt
     /// (the worker died or hung on the item); if that makes the item's last attempt (see
@@ -145,6 +146,9 @@ impl<'a> Ledger<'a> {
         validate_lease(lease)?;
         let holder = self.holder_token()?;
         self.write(|s| {
+            if self.paused_at(s.now())?.is_some() && !self.renews(s, id, worker)? {
+                return Ok(None);
+            }
             if let Some(row) = self.claim_in(s, id, worker, lease, holder.as_deref(), None)? {
                 return Ok(row);
             }
@@ -159,7 +163,7 @@ impl<'a> Ledger<'a> {
 
     /// Claim the next item of the queue for `worker`: a claim whose process died on this host
     /// (noticed within 0.1 s), then one whose lease ran out, else the oldest pending item.
-    /// `None` if there is nothing to do.
+    /// `None` if there is nothing to do, or the namespace is paused ([`Ledger::pause`]).
     ///
     /// Taking over a claim counts as an attempt, so an item that kills or hangs every worker
     /// that takes it (a poison item) is not handed out forever: at its last attempt (see
@@ -476,12 +480,13 @@ impl<'a> Ledger<'a> {
             Some(PENDING) => Ok(ItemState::Pending),
             Some(DONE) => Ok(ItemState::Done),
             Some(FAILED) => Ok(ItemState::Failed),
+            Some(CANCELLED) => Ok(ItemState::Cancelled),
             Some(_) => Ok(ItemState::Claimed),
             None => Err(claim.map_or_else(|| Error::invalid("the item changed while failing it"), lost)),
         }
     }
 }
 
-fn lost(claim: &Claim) -> Error {
+pub(super) fn lost(claim: &Claim) -> Error {
     Error::LeaseLost { what: "claim", name: claim.id.clone(), holder: claim.worker.clone() }
 }

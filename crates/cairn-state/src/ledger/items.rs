@@ -67,16 +67,18 @@ impl<'a> Ledger<'a> {
         Ok(self.store.engine.ledger_item(self.ns, id)?.map(|row| Item::from_row(row, now)))
     }
 
-    /// Put given-up items back in the queue, due now, their attempts and error reset: a re-run
-    /// of what failed too often, once its cause is fixed. Ids that are not given up are left
-    /// as they are. Returns how many were put back.
+    /// Put given-up or cancelled items back in the queue, due now, their attempts and error
+    /// reset: a re-run of what failed too often, once its cause is fixed, or of what was
+    /// cancelled by mistake. Ids that are neither are left as they are. Returns how many were
+    /// put back.
     pub fn retry<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
         let ids = collect_ids(ids)?;
         let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
         self.write(|s| s.engine.ledger_retry(self.ns, Some(&ids), s.now()))
     }
 
-    /// [`Ledger::retry`] every given-up item of the namespace.
+    /// [`Ledger::retry`] every given-up item of the namespace (cancelled items stay
+    /// cancelled: name them to [`Ledger::retry`]).
     pub fn retry_all_failed(&self) -> Result<u64> {
         self.write(|s| s.engine.ledger_retry(self.ns, None, s.now()))
     }
@@ -107,9 +109,11 @@ impl<'a> Ledger<'a> {
                 CLAIMED => c.claimed += n,
                 DONE => c.done += n,
                 FAILED => c.failed += n,
+                CANCELLED => c.cancelled += n,
                 _ => c.pending += n,
             }
         }
+        c.paused = self.paused()?;
         Ok(c)
     }
 

@@ -45,6 +45,7 @@ fn jitter(ns: &str, id: &str, now: i64) -> f64 {
 }
 
 mod claims;
+mod control;
 mod items;
 mod queue;
 
@@ -52,7 +53,7 @@ pub use claims::Claim;
 pub(crate) use claims::Scans;
 pub use queue::QueueItem;
 
-use crate::storage::{CLAIMED, DONE, FAILED, PENDING};
+use crate::storage::{CANCELLED, CLAIMED, DONE, FAILED, PENDING};
 
 /// Where an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,22 +67,25 @@ pub enum ItemState {
     Done,
     /// Given up after too many failures.
     Failed,
+    /// Cancelled ([`Ledger::cancel`]): never handed out again, unless retried.
+    Cancelled,
 }
 
 impl ItemState {
-    /// The state's name: `pending`, `claimed`, `done` or `failed`.
+    /// The state's name: `pending`, `claimed`, `done`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             ItemState::Pending => "pending",
             ItemState::Claimed => "claimed",
             ItemState::Done => "done",
             ItemState::Failed => "failed",
+            ItemState::Cancelled => "cancelled",
         }
     }
 
     /// Every state, in the order items move through them.
-    pub const ALL: [ItemState; 4] =
-        [ItemState::Pending, ItemState::Claimed, ItemState::Done, ItemState::Failed];
+    pub const ALL: [ItemState; 5] =
+        [ItemState::Pending, ItemState::Claimed, ItemState::Done, ItemState::Failed, ItemState::Cancelled];
 
     fn code(self) -> i64 {
         match self {
@@ -89,6 +93,7 @@ impl ItemState {
             ItemState::Claimed => CLAIMED,
             ItemState::Done => DONE,
             ItemState::Failed => FAILED,
+            ItemState::Cancelled => CANCELLED,
         }
     }
 
@@ -97,6 +102,7 @@ impl ItemState {
             CLAIMED if row.seq.is_some_and(|until| until > now) => ItemState::Claimed,
             DONE => ItemState::Done,
             FAILED => ItemState::Failed,
+            CANCELLED => ItemState::Cancelled,
             _ => ItemState::Pending,
         }
     }
@@ -108,7 +114,7 @@ impl std::fmt::Display for ItemState {
     }
 }
 
-/// Parses a state's name (`pending`, `claimed`, `done`, `failed`), as the CLI and Python
+/// Parses a state's name (`pending`, `claimed`, `done`, `failed`, `cancelled`), as the CLI and Python
 /// take it.
 ///
 /// ```
@@ -124,7 +130,9 @@ impl std::str::FromStr for ItemState {
 
     fn from_str(name: &str) -> Result<ItemState> {
         ItemState::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
-            Error::invalid(format!("an item state is pending, claimed, done or failed, not {name:?}"))
+            Error::invalid(format!(
+                "an item state is pending, claimed, done, failed or cancelled, not {name:?}"
+            ))
         })
     }
 }
@@ -248,6 +256,30 @@ pub struct LedgerCounts {
     pub done: u64,
     /// Given up.
     pub failed: u64,
+    /// Cancelled ([`Ledger::cancel`]).
+    pub cancelled: u64,
+    /// Whether the namespace is paused ([`Ledger::pause`]), and until when.
+    pub paused: Option<Pause>,
+}
+
+/// How long a paused namespace ([`Ledger::pause`]) stays paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pause {
+    /// Until this time (Unix milliseconds), or [`Ledger::resume`] before.
+    Until(i64),
+    /// Until [`Ledger::resume`].
+    UntilResumed,
+}
+
+impl Pause {
+    /// Until when, in Unix milliseconds; `None` until resumed.
+    pub fn until_millis(self) -> Option<i64> {
+        match self {
+            Pause::Until(at) => Some(at),
+            Pause::UntilResumed => None,
+        }
+    }
 }
 
 impl Store {
@@ -280,6 +312,11 @@ impl Tx<'_> {
 /// * **Done**: recorded once; marking it again changes nothing.
 /// * **Failed**: given up after `max_attempts` attempts (see [`LedgerPolicy`]): failures, and
 ///   claims lost because their worker died or hung (taken over by another claim).
+/// * **Cancelled**: by [`Ledger::cancel`]; never handed out again, unless [`Ledger::retry`]
+///   puts it back. A claim on it is lost.
+///
+/// A namespace can be paused ([`Ledger::pause`]): nothing is handed out until it is resumed
+/// or the pause ends.
 ///
 /// # Fencing
 /// Every claim carries a token that each new claim of the item bumps. Completing, failing or

@@ -51,11 +51,21 @@ engine_ops! {
         /// or `None` if the claim was fenced.
         fn ledger_fail(&self, ns: &str, id: &str, claim: Option<(&str, i64)>, error: &str, retry: RetryRule, now: i64) -> Result<Option<i64>>;
         /// Given-up items (those of `ids`, or all with `None`) pending again, attempts reset,
-        /// due now; how many.
+        /// due now; how many. Cancelled items too, when named in `ids`.
         fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64>;
+        /// Cancel an item that is pending, claimed or given up (its claim, if any, fenced);
+        /// true if this call did it.
+        fn ledger_cancel(&self, ns: &str, id: &str, now: i64) -> Result<bool>;
+        /// Give a claimed item back, pending again and due at `due`, its attempts unchanged;
+        /// false if fenced.
+        fn ledger_snooze(&self, ns: &str, id: &str, worker: &str, token: i64, due: i64, now: i64) -> Result<bool>;
+        /// Until when the namespace is paused (Unix ms, `i64::MAX`: until resumed), as stored.
+        fn ledger_paused_until(&self, ns: &str) -> Result<Option<i64>>;
+        /// Pause the namespace until `until` (Unix ms), or resume it with `None`.
+        fn ledger_set_paused(&self, ns: &str, until: Option<i64>) -> Result<()>;
         /// Delete up to `limit` items done before `before` (Unix ms); how many.
         fn ledger_prune_done(&self, ns: &str, before: i64, limit: i64) -> Result<u64>;
-        /// Which ids are done or given up, from one snapshot.
+        /// Which ids are done, given up or cancelled, from one snapshot.
         fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>>;
         /// Items per stored state (an expired claim counted as pending).
         fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>>;
@@ -182,3 +192,6 @@ pub(crate) const CLAIMED: i64 = 1;
 pub(crate) const DONE: i64 = 2;
 
 pub(crate) const FAILED: i64 = 3;
+
+/// Cancelled: never handed out again (until retried); a claim on it is fenced.
+pub(crate) const CANCELLED: i64 = 4;

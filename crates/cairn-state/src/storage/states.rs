@@ -11,7 +11,7 @@
 //! The schema migrations (`sqlite/schema.rs`, `postgres/schema.rs`) keep their literals: a
 //! step already applied to a file must stay as it was written.
 
-/// The code of a stored ledger state (`pending`, `claimed`, `done`, `failed`) as a string
+/// The code of a stored ledger state (`pending`, `claimed`, `done`, `failed`, `cancelled`) as a string
 /// literal, for `concat!`.
 macro_rules! state {
     (pending) => {
@@ -25,6 +25,9 @@ macro_rules! state {
     };
     (failed) => {
         "3"
+    };
+    (cancelled) => {
+        "4"
     };
 }
 pub(crate) use state;
@@ -48,15 +51,16 @@ const _: () = assert!(
     code(state!(pending)) == super::PENDING
         && code(state!(claimed)) == super::CLAIMED
         && code(state!(done)) == super::DONE
-        && code(state!(failed)) == super::FAILED,
+        && code(state!(failed)) == super::FAILED
+        && code(state!(cancelled)) == super::CANCELLED,
     "a code in state! differs from its const in storage"
 );
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CLAIMED, DONE, FAILED, PENDING};
+    use super::super::{CANCELLED, CLAIMED, DONE, FAILED, PENDING};
 
-    /// Each state's SQL text is its const written in decimal, nothing around it, and the four
+    /// Each state's SQL text is its const written in decimal, nothing around it, and the
     /// codes differ.
     #[test]
     fn the_sql_codes_are_the_stored_state_consts() {
@@ -65,6 +69,7 @@ mod tests {
             (state!(claimed), CLAIMED),
             (state!(done), DONE),
             (state!(failed), FAILED),
+            (state!(cancelled), CANCELLED),
         ];
         for (sql, code) in codes {
             assert_eq!(sql, code.to_string(), "the SQL text of state {code}");

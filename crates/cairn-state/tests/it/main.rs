@@ -4,6 +4,7 @@
 mod batch;
 mod cache;
 mod contract;
+mod controls;
 mod engines;
 mod ledger;
 mod ledger_model;

@@ -13,6 +13,18 @@ use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, S
 
 const LEDGER: &str = "l";
 
+/// Whether namespace `$1` is not paused at `now` (a parameter): the claims of the next item
+/// hand nothing out while it is. Uncorrelated, so the server runs it once per statement.
+macro_rules! not_paused {
+    ($now:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT FROM {s}.cairn_ledger_ns p WHERE p.ns = $1 AND p.paused_until > ",
+            $now,
+            ")"
+        )
+    };
+}
+
 /// The attempts after which an item is given up, as the handle asks for it: its own value
 /// (parameter `$given`), else the namespace's stored one, else `$default`. `$1` is the
 /// namespace.
@@ -360,8 +372,9 @@ impl Engine {
                         "$8",
                         "$9"
                     ),
-                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
+                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id",
+                    not_paused!("$4"),
+                    " RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
                 ),
                 &[
                     &ns,
@@ -426,8 +439,9 @@ impl Engine {
                     "$9",
                     "$10"
                 ),
-                " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, pick.rn"
+                " FROM pick WHERE l.ns = $1 AND l.id = pick.id",
+                not_paused!("$4"),
+                " RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, pick.rn"
             ),
             &[
                 &ns,
@@ -485,8 +499,9 @@ impl Engine {
                     ),
                     " FROM pick WHERE l.ns = $1 AND l.id = pick.id AND l.state = ",
                     state!(claimed),
-                    " AND l.holder = $2 \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
+                    " AND l.holder = $2",
+                    not_paused!("$5"),
+                    " RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state"
                 ),
                 &[
                     &ns,
@@ -580,19 +595,33 @@ impl Engine {
     /// again on a new connection: a second run after a lost commit would find the item no
     /// longer claimed, and say fenced.
     pub fn ledger_release(&self, ns: &str, id: &str, worker: &str, token: i64, now: i64) -> Result<bool> {
+        self.ledger_snooze(ns, id, worker, token, now, now)
+    }
+
+    /// Pending again, due at `due`, at the back of the queue, with the attempts it had; not
+    /// sent again on a new connection, as for a release.
+    pub fn ledger_snooze(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        due: i64,
+        now: i64,
+    ) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
         Ok(self.exec(
             concat!(
                 "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $6, true)) \
                  UPDATE {s}.cairn_ledger SET state = ",
                 state!(pending),
-                ", seq = nextval('{s}.cairn_queue_seq'), due = $5, worker = NULL, holder = NULL, \
+                ", seq = nextval('{s}.cairn_queue_seq'), due = $7, worker = NULL, holder = NULL, \
                  updated_at = $5 \
                  WHERE ns = $1 AND id = $2 AND state = ",
                 state!(claimed),
                 " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound)"
             ),
-            &[&ns, &id, &worker, &token, &now, &self.lock_timeout()],
+            &[&ns, &id, &worker, &token, &now, &self.lock_timeout(), &due],
         )? == 1)
     }
 
@@ -824,8 +853,11 @@ impl Engine {
                         state!(pending),
                         ", seq = nextval('{s}.cairn_queue_seq'), due = $3, attempts = 0, \
                          error = NULL, worker = NULL, holder = NULL, updated_at = $3 \
-                         WHERE ns = $1 AND id = ANY($2::text[]) AND state = ",
-                        state!(failed)
+                         WHERE ns = $1 AND id = ANY($2::text[]) AND state IN (",
+                        state!(failed),
+                        ", ",
+                        state!(cancelled),
+                        ")"
                     ),
                     &[&ns, &ids, &now],
                 )
@@ -865,6 +897,8 @@ impl Engine {
                 state!(done),
                 ", ",
                 state!(failed),
+                ", ",
+                state!(cancelled),
                 ")"
             ),
             &[&ns, &ids],
@@ -911,6 +945,43 @@ impl Engine {
     pub fn ledger_clear(&self, ns: &str) -> Result<u64> {
         self.lock_namespace(LEDGER, ns)?;
         self.exec("DELETE FROM {s}.cairn_ledger WHERE ns = $1", &[&ns])
+    }
+
+    /// Out of the queue, its holder cleared; worker and token stay, and the claim's fenced
+    /// writes (which ask for a claimed row) fail.
+    pub fn ledger_cancel(&self, ns: &str, id: &str, now: i64) -> Result<bool> {
+        self.lock_key(LEDGER, ns, id)?;
+        Ok(self.exec(
+            concat!(
+                "UPDATE {s}.cairn_ledger SET state = ",
+                state!(cancelled),
+                ", seq = NULL, due = NULL, holder = NULL, updated_at = $3 \
+                 WHERE ns = $1 AND id = $2 AND state IN (",
+                state!(pending),
+                ", ",
+                state!(claimed),
+                ", ",
+                state!(failed),
+                ")"
+            ),
+            &[&ns, &id, &now],
+        )? == 1)
+    }
+
+    pub fn ledger_paused_until(&self, ns: &str) -> Result<Option<i64>> {
+        Ok(self
+            .row("SELECT paused_until FROM {s}.cairn_ledger_ns WHERE ns = $1", &[&ns])?
+            .and_then(|r| r.get::<_, Option<i64>>(0)))
+    }
+
+    /// The policy stays as it is.
+    pub fn ledger_set_paused(&self, ns: &str, until: Option<i64>) -> Result<()> {
+        self.exec(
+            "INSERT INTO {s}.cairn_ledger_ns (ns, paused_until) VALUES ($1, $2) \
+             ON CONFLICT (ns) DO UPDATE SET paused_until = excluded.paused_until",
+            &[&ns, &until],
+        )?;
+        Ok(())
     }
 
     pub fn ledger_policy(&self, ns: &str) -> Result<PolicyRow> {

@@ -10,7 +10,8 @@ use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
 use crate::storage::{
-    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, DONE, FAILED, PENDING,
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, CANCELLED, DONE, FAILED,
+    PENDING,
 };
 
 const ITEM_COLUMNS: &str =
@@ -167,6 +168,9 @@ pub(crate) const NEXT_EXPIRED: &str = concat!(
     state!(claimed),
     " AND due IS NULL AND seq IS NOT NULL AND seq <= ?2 ORDER BY seq LIMIT 1"
 );
+/// Whether a namespace is paused at ?2: nothing is handed out while it is. Read by the claims
+/// of the next item in their own transaction, beside the statement that picks the item.
+pub(crate) const PAUSED: &str = "SELECT 1 FROM cairn_ledger_ns WHERE ns = ?1 AND paused_until > ?2";
 /// The pending item due first (then first queued) among those due by ?2.
 pub(crate) const NEXT_PENDING: &str = concat!(
     "SELECT id FROM cairn_ledger WHERE ns = +?1 AND state = ",
@@ -317,6 +321,50 @@ impl Engine {
         self.row(NEXT_EXPIRED, params![ns, now], |r| r.get(0))
     }
 
+    /// Whether `ns` is paused at `now`.
+    fn ledger_paused(&self, ns: &str, now: i64) -> Result<bool> {
+        Ok(self.row(PAUSED, params![ns, now], |_| Ok(()))?.is_some())
+    }
+
+    pub fn ledger_paused_until(&self, ns: &str) -> Result<Option<i64>> {
+        Ok(self
+            .row("SELECT paused_until FROM cairn_ledger_ns WHERE ns = ?1", params![ns], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+            .flatten())
+    }
+
+    /// The queue's counter and policy stay as they are.
+    pub fn ledger_set_paused(&self, ns: &str, until: Option<i64>) -> Result<()> {
+        self.exec(
+            "INSERT INTO cairn_ledger_ns (ns, paused_until) VALUES (?1, ?2) \
+             ON CONFLICT (ns) DO UPDATE SET paused_until = excluded.paused_until",
+            params![ns, until],
+        )?;
+        Ok(())
+    }
+
+    /// Cancel `id` unless it is done or cancelled already: out of the queue (no position, no
+    /// due time), its claim's holder cleared; the worker and token stay, so the claim's
+    /// fenced writes (which ask for a claimed row) fail.
+    pub fn ledger_cancel(&self, ns: &str, id: &str, now: i64) -> Result<bool> {
+        Ok(self.exec(
+            concat!(
+                "UPDATE cairn_ledger SET state = ",
+                state!(cancelled),
+                ", seq = NULL, due = NULL, holder = NULL, updated_at = ?3 \
+                 WHERE ns = ?1 AND id = ?2 AND state IN (",
+                state!(pending),
+                ", ",
+                state!(claimed),
+                ", ",
+                state!(failed),
+                ")"
+            ),
+            params![ns, id, now],
+        )? == 1)
+    }
+
     /// The pending item due first, among those due by `now`.
     fn ledger_next_pending(&self, ns: &str, now: i64) -> Result<Option<String>> {
         self.row(NEXT_PENDING, params![ns, now], |r| r.get(0))
@@ -333,6 +381,9 @@ impl Engine {
         holder: Option<&str>,
         lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
+        if self.ledger_paused(ns, now)? {
+            return Ok(None);
+        }
         let id = match self.ledger_next_expired(ns, now)? {
             Some(id) => id,
             None => match self.ledger_next_pending(ns, now)? {
@@ -379,11 +430,14 @@ impl Engine {
         holder: Option<&str>,
         lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
+        if self.ledger_paused(ns, now)? {
+            return Ok(None);
+        }
         let Some(id) = self.ledger_held_by(ns, dead)? else { return Ok(None) };
         self.ledger_claim(ns, &id, worker, lease_until, now, holder, Some(dead), lost)
     }
 
-    /// Which of `ids` are settled (done or given up), from one snapshot.
+    /// Which of `ids` are settled (done, given up or cancelled), from one snapshot.
     pub fn ledger_filter_settled(&self, ns: &str, ids: &[&str]) -> Result<Vec<bool>> {
         // Inside a transaction the reads already share its snapshot.
         let snapshot = if self.in_transaction() { None } else { Some(self.begin_read()?) };
@@ -396,7 +450,7 @@ impl Engine {
                 for id in ids {
                     let state: Option<i64> =
                         st.query_row(params![ns, id], |r| r.get(0)).optional().map_err(|e| self.err(e))?;
-                    settled.push(matches!(state, Some(DONE | FAILED)));
+                    settled.push(matches!(state, Some(DONE | FAILED | CANCELLED)));
                 }
                 settled
             }
@@ -429,7 +483,7 @@ impl Engine {
                 return Ok(None);
             }
             let state: i64 = row.get(1).map_err(|e| self.err(e))?;
-            if matches!(state, DONE | FAILED) {
+            if matches!(state, DONE | FAILED | CANCELLED) {
                 let id = row.get_ref(0).map_err(|e| self.err(e))?.as_str().map_err(|e| self.err(e.into()))?;
                 if let Some(settled) = found.get_mut(id) {
                     *settled = true;
@@ -459,7 +513,7 @@ impl Engine {
     }
 
     /// Given-up items pending again, attempts and error reset, due `now`, at the back of the
-    /// queue: those of `ids`, or every one with `None`.
+    /// queue: those of `ids` (cancelled ones too), or every given-up one with `None`.
     pub fn ledger_retry(&self, ns: &str, ids: Option<&[&str]>, now: i64) -> Result<u64> {
         let failed: Vec<String> = match ids {
             Some(ids) => ids.iter().map(|id| (*id).to_owned()).collect(),
@@ -484,8 +538,11 @@ impl Engine {
                     "UPDATE cairn_ledger SET state = ",
                     state!(pending),
                     ", seq = ?3, due = ?4, attempts = 0, error = NULL, worker = NULL, \
-                     holder = NULL, updated_at = ?4 WHERE ns = ?1 AND id = ?2 AND state = ",
-                    state!(failed)
+                     holder = NULL, updated_at = ?4 WHERE ns = ?1 AND id = ?2 AND state IN (",
+                    state!(failed),
+                    ", ",
+                    state!(cancelled),
+                    ")"
                 ),
                 params![ns, id, seq, now],
             )? as u64;
@@ -521,7 +578,7 @@ impl Engine {
     ) -> Result<Option<i64>> {
         let row = self.ledger_item(ns, id)?;
         if let Some(row) = &row {
-            if matches!(row.state, DONE | FAILED) && claim.is_none() {
+            if matches!(row.state, DONE | FAILED | CANCELLED) && claim.is_none() {
                 return Ok(Some(row.state));
             }
         }
@@ -562,17 +619,31 @@ impl Engine {
     /// Give a claim's item back: pending, due now, at the back of the queue, with the attempts
     /// it had. False if the claim is no longer this one (fenced).
     pub fn ledger_release(&self, ns: &str, id: &str, worker: &str, token: i64, now: i64) -> Result<bool> {
+        self.ledger_snooze(ns, id, worker, token, now, now)
+    }
+
+    /// Give a claim's item back, due at `due`, at the back of the queue, with the attempts it
+    /// had. False if the claim is no longer this one (fenced).
+    pub fn ledger_snooze(
+        &self,
+        ns: &str,
+        id: &str,
+        worker: &str,
+        token: i64,
+        due: i64,
+        now: i64,
+    ) -> Result<bool> {
         let seq = self.ledger_reserve_seq(ns, 1)?;
         Ok(self.exec(
             concat!(
                 "UPDATE cairn_ledger SET state = ",
                 state!(pending),
-                ", seq = ?5, due = ?6, worker = NULL, holder = NULL, updated_at = ?6 \
+                ", seq = ?5, due = ?7, worker = NULL, holder = NULL, updated_at = ?6 \
                  WHERE ns = ?1 AND id = ?2 AND state = ",
                 state!(claimed),
                 " AND worker = ?3 AND token = ?4"
             ),
-            params![ns, id, worker, token, seq, now],
+            params![ns, id, worker, token, seq, now, due],
         )? == 1)
     }
 
@@ -743,6 +814,7 @@ mod tests {
             e.ledger_enqueue(&ns, &NewItem { id: &id, data: None, due: i }, i, i)?;
             e.ledger_next_expired(&ns, 1_000 + i)?;
             e.ledger_next_pending(&ns, 1_000 + i)?;
+            e.ledger_paused(&ns, 1_000 + i)?;
             e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None, LOST)?;
             e.ledger_holders(&ns)?;
             e.ledger_held_by(&ns, "b/1/2")?;
@@ -755,7 +827,7 @@ mod tests {
         e.commit()?;
         super::super::assert_compiled_once(
             e,
-            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY, POLICY],
+            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY, POLICY, PAUSED],
         )
     }
 
