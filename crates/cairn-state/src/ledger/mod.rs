@@ -47,6 +47,7 @@ fn jitter(ns: &str, id: &str, now: i64) -> f64 {
 mod claims;
 mod items;
 mod queue;
+mod wait;
 
 pub use claims::Claim;
 pub(crate) use claims::Scans;
