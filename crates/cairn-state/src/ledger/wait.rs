@@ -15,6 +15,19 @@ const SLICE: Duration = Duration::from_millis(100);
 /// whose process died on this host is claimable without any commit to tell.
 const DEAD_RECHECK: Duration = Duration::from_secs(1);
 
+/// The store handle's watcher, kept from one wait to the next: closing an inotify descriptor
+/// makes the kernel wait for a grace period (10 to 20 ms, measured: it was most of a worker's
+/// wake-up latency when each wait made its own), and its connection costs more to open than a
+/// claim.
+#[derive(Default)]
+pub(crate) struct KeptWatcher(std::cell::RefCell<Option<Watcher>>);
+
+impl crate::store::FeatureState for KeptWatcher {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 impl<'a> Ledger<'a> {
     /// [`Ledger::claim_next`], waiting up to `wait` for an item to claim: it returns as soon as
     /// one is queued by any process (within milliseconds of the commit), comes due (a delayed
@@ -132,11 +145,27 @@ impl<'a> Ledger<'a> {
         &self,
         limit: Option<Duration>,
         stop: &mut dyn FnMut() -> bool,
+        attempt: impl FnMut(&Self, &WakeRow) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let kept = &self.store.feature::<KeptWatcher>().0;
+        let mut watcher = None;
+        let result = self.wait_loop(limit, stop, attempt, &mut watcher, kept);
+        if let Some(w) = watcher {
+            *kept.borrow_mut() = Some(w);
+        }
+        result
+    }
+
+    fn wait_loop<T>(
+        &self,
+        limit: Option<Duration>,
+        stop: &mut dyn FnMut() -> bool,
         mut attempt: impl FnMut(&Self, &WakeRow) -> Result<Option<T>>,
+        watcher: &mut Option<Watcher>,
+        kept: &std::cell::RefCell<Option<Watcher>>,
     ) -> Result<Option<T>> {
         let store = self.store;
         let give_up = limit.map(|d| deadline(store.now(), d));
-        let mut watcher: Option<Watcher> = None;
         let mut last = store.engine.ledger_wake(self.ns)?;
         let mut try_now = true;
         let mut last_try = std::time::Instant::now();
@@ -156,7 +185,14 @@ impl<'a> Ledger<'a> {
                 None => {
                     // Armed, then one more attempt: a commit after it is seen by the watcher,
                     // one before it by the attempt.
-                    watcher = Some(store.engine.watcher()?);
+                    let taken = kept.borrow_mut().take();
+                    *watcher = Some(match taken {
+                        Some(mut w) => {
+                            w.rearm();
+                            w
+                        }
+                        None => store.engine.watcher()?,
+                    });
                     last = store.engine.ledger_wake(self.ns)?;
                     try_now = true;
                     continue;
@@ -165,7 +201,13 @@ impl<'a> Ledger<'a> {
             let next = [last.next_event(now), give_up].into_iter().flatten().min();
             let left = next.map_or(SLICE, |t| Duration::from_millis(u64::try_from(t - now).unwrap_or(0)));
             let woke = w.wait(left.min(SLICE))?;
-            let wake = store.engine.ledger_wake(self.ns)?;
+            // A watcher that reports commits saw none: the namespace is as last read (an idle
+            // waiter's slice costs one `data_version`, not a query).
+            let wake = if woke == Woke::Changed || !w.notifies() {
+                store.engine.ledger_wake(self.ns)?
+            } else {
+                last
+            };
             let changed = wake != last;
             if changed {
                 w.saw_change();

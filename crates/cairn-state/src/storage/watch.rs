@@ -84,6 +84,14 @@ impl Watcher {
         }
     }
 
+    /// Start a new wait with a watcher kept from an earlier one.
+    pub(crate) fn rearm(&mut self) {
+        match self {
+            Watcher::File(w) => w.rearm(),
+            Watcher::Poll { nap, min, .. } => *nap = *min,
+        }
+    }
+
     /// The namespace changed: a polling watcher looks again soon.
     pub(crate) fn saw_change(&mut self) {
         if let Watcher::Poll { nap, min, .. } = self {

@@ -109,6 +109,18 @@ impl FileWatch {
         Ok(watch)
     }
 
+    /// Start a new wait: commits from now on are changes, and writes seen before are old news.
+    pub(crate) fn rearm(&mut self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(n) = self.notify.as_mut() {
+            if n.drain().is_err() {
+                self.notify = None;
+            }
+        }
+        self.version = self.data_version().unwrap_or(self.version);
+        self.nap = Duration::from_millis(1);
+    }
+
     /// `PRAGMA data_version`; `None` if it could not be read (the caller then assumes a change,
     /// which costs one more attempt and misses nothing).
     fn data_version(&self) -> Option<i64> {
@@ -227,6 +239,11 @@ mod notify {
                 Err(nix::errno::Errno::EINTR) => return Ok(false),
                 Err(_) => return Err(()),
             }
+            self.drain()
+        }
+
+        /// Read the events waiting: true if one was about the file or its journals.
+        pub(super) fn drain(&mut self) -> Result<bool, ()> {
             let mut ours = false;
             loop {
                 match self.inotify.read_events() {
