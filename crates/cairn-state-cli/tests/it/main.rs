@@ -13,6 +13,7 @@ mod postgres;
 mod readonly;
 mod runs;
 mod types;
+mod wait;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
