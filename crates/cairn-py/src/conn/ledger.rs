@@ -270,7 +270,12 @@ impl Connection {
         let wait = convert::duration(wait, "a wait")?;
         let c = self.run(py, tx, |s| {
             let mut interrupted = None;
-            let claim = s.ledger(&ns).claim_next_wait_or_stop(&worker, lease, wait, &mut stop_on_signal(&mut interrupted))?;
+            let claim = s.ledger(&ns).claim_next_wait_or_stop(
+                &worker,
+                lease,
+                wait,
+                &mut stop_on_signal(&mut interrupted),
+            )?;
             interrupted.map_or(Ok(claim), |e| Err(e.into()))
         })?;
         Ok(c.map(Claim::new))
@@ -288,7 +293,8 @@ impl Connection {
         let timeout = convert::duration(timeout, "a timeout")?;
         self.run(py, tx, |s| {
             let mut interrupted = None;
-            let drained = s.ledger(&ns).wait_drained_or_stop(timeout, &mut stop_on_signal(&mut interrupted))?;
+            let drained =
+                s.ledger(&ns).wait_drained_or_stop(timeout, &mut stop_on_signal(&mut interrupted))?;
             interrupted.map_or(Ok(drained), |e| Err(e.into()))
         })
     }

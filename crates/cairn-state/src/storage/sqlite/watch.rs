@@ -43,6 +43,7 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 
 /// After a write to the log, the writer publishes the commit (in the shared-memory index) a
 /// moment later: `data_version` is read again after these naps before going back to sleep.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const SETTLE: [Duration; 5] = [
     Duration::from_micros(200),
     Duration::from_millis(1),
