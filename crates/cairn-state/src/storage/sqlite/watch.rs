@@ -41,6 +41,10 @@ const WAKE: &str = concat!(
 /// unavailable.
 const POLL_MAX: Duration = Duration::from_millis(50);
 
+/// With inotify, how often `data_version` is read though no write was reported: a safety net.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LOOK_ANYWAY: Duration = Duration::from_secs(1);
+
 /// After a write to the log, the writer publishes the commit (in the shared-memory index) a
 /// moment later: `data_version` is read again after these naps before going back to sleep.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -86,6 +90,12 @@ pub(crate) struct FileWatch {
     notify: Option<notify::Notify>,
     /// The fallback poll's next nap.
     nap: Duration,
+    /// Read `data_version` at the next wait, whatever inotify says.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    look: bool,
+    /// When it was last read.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    looked: Instant,
 }
 
 impl FileWatch {
@@ -103,6 +113,8 @@ impl FileWatch {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             notify,
             nap: Duration::from_millis(1),
+            look: true,
+            looked: Instant::now(),
         };
         // The version now: a commit from here on is a change. (Armed before the caller's
         // next attempt, so that nothing committed after that attempt goes unseen.)
@@ -120,6 +132,7 @@ impl FileWatch {
         }
         self.version = self.data_version().unwrap_or(self.version);
         self.nap = Duration::from_millis(1);
+        self.look = true;
     }
 
     /// `PRAGMA data_version`; `None` if it could not be read (the caller then assumes a change,
@@ -130,6 +143,7 @@ impl FileWatch {
 
     /// True (the version noted) if another connection committed since the last look.
     fn changed(&mut self) -> bool {
+        self.looked = Instant::now();
         match self.data_version() {
             Some(v) if v == self.version => false,
             Some(v) => {
@@ -160,26 +174,36 @@ impl FileWatch {
         }
     }
 
+    /// Asleep in inotify, `data_version` read only when it may have moved: after a write to
+    /// the file, at the first wait, when the last one ended before the write it saw was
+    /// published, and once a second as a safety net. An idle slice costs a `poll`.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn wait_notified(&mut self, until: Instant) -> Woke {
         loop {
-            if self.changed() {
-                return Woke::Changed;
+            if self.look || self.looked.elapsed() >= LOOK_ANYWAY {
+                self.look = false;
+                if self.changed() {
+                    // Another commit may be a moment from published, its write already read.
+                    self.look = true;
+                    return Woke::Changed;
+                }
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Woke::Unknown;
             }
             let Some(n) = self.notify.as_mut() else { return Woke::Unknown };
-            match n.wait(left) {
+            match n.wait(left.min(LOOK_ANYWAY)) {
                 Ok(false) => {}
                 Ok(true) => {
                     // The log was written: the commit is published a moment later.
                     for nap in SETTLE {
                         if self.changed() {
+                            self.look = true;
                             return Woke::Changed;
                         }
                         if Instant::now() + nap >= until {
+                            self.look = true;
                             break;
                         }
                         std::thread::sleep(nap);
@@ -261,5 +285,61 @@ mod notify {
             }
             Ok(ours)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::FileWatch;
+    use crate::storage::watch::Woke;
+
+    /// A WAL file with a table, and a connection of "another process" to commit with.
+    fn file() -> (tempfile::TempDir, std::path::PathBuf, rusqlite::Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x)").expect("setup");
+        (dir, path, other)
+    }
+
+    fn woken_by_anothers_commit(mut w: FileWatch, other: &rusqlite::Connection) {
+        assert_eq!(w.wait(Duration::from_millis(20)).expect("wait"), Woke::Unknown, "nothing committed");
+        let writer = {
+            let path = other.path().expect("a file").to_owned();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                rusqlite::Connection::open(path)
+                    .expect("open")
+                    .execute("INSERT INTO t VALUES (1)", [])
+                    .expect("commit")
+            })
+        };
+        // The limit is a safety net: the commit ends the wait long before.
+        assert_eq!(w.wait(Duration::from_secs(30)).expect("wait"), Woke::Changed);
+        writer.join().expect("writer");
+        assert_eq!(w.wait(Duration::from_millis(20)).expect("wait"), Woke::Unknown, "seen once");
+    }
+
+    #[test]
+    fn a_watcher_is_woken_by_another_connections_commit() {
+        let (_dir, path, other) = file();
+        let w = FileWatch::open(&path).expect("watch");
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert!(w.notify.is_some(), "inotify on Linux");
+        woken_by_anothers_commit(w, &other);
+    }
+
+    #[test]
+    fn without_inotify_a_watcher_polls_data_version_and_still_sees_the_commit() {
+        let (_dir, path, other) = file();
+        #[allow(unused_mut)]
+        let mut w = FileWatch::open(&path).expect("watch");
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            w.notify = None;
+        }
+        woken_by_anothers_commit(w, &other);
     }
 }
