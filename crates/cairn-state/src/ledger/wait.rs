@@ -32,8 +32,10 @@ impl<'a> Ledger<'a> {
     /// [`Ledger::claim_next`], waiting up to `wait` for an item to claim: it returns as soon as
     /// one is queued by any process (within milliseconds of the commit), comes due (a delayed
     /// item, a retry after its backoff), is freed (a lease runs out, the namespace's pause ends,
-    /// a group's claimed item is completed). `None` once `wait` has passed with nothing to
-    /// claim. The deadline is on the store's clock ([`Options::clock`](crate::Options::clock)).
+    /// a group's claimed item is completed; a claim whose process died on this host, which
+    /// commits nothing, within about a second). `None` once `wait` has passed with nothing to
+    /// claim. The deadline is on the store's clock ([`Options::clock`](crate::Options::clock)),
+    /// looked at every 100 ms at least.
     ///
     /// An idle waiter costs next to nothing: on a file it sleeps until the operating system
     /// reports a write to the database (inotify on Linux; elsewhere it checks the file's
