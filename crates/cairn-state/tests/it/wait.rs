@@ -128,9 +128,10 @@ contract! {
         l.enqueue(["a"])?;
         let mut shell = std::process::Command::new("sleep").arg("3600").spawn().expect("spawn sleep");
         let pid = shell.id();
-        l.holder(cairn::ClaimHolder::Process(pid)).claim_next("w1", Duration::from_secs(3600))?.expect("a");
+        let held = l.holder(cairn::ClaimHolder::Process(pid)).claim_next("w1", Duration::from_secs(3600));
         shell.kill().expect("kill");
         shell.wait().expect("reap");
+        held?.expect("a");
         // Nothing is committed when a process dies, and the lease has an hour left: the waiter
         // finds the dead holder by looking again while items are claimed.
         let claim = l.claim_next_wait_or_stop("w2", MIN, Some(Duration::from_secs(3600)), &mut safety())?;
