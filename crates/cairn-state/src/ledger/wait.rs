@@ -26,6 +26,12 @@ impl crate::store::FeatureState for KeptWatcher {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
+    /// The watcher's connection closes before the store's, so that the store's is the file's
+    /// last and settles the -wal as it does without one.
+    fn closing(&self, _store: &crate::store::Store) {
+        self.0.borrow_mut().take();
+    }
 }
 
 impl<'a> Ledger<'a> {

@@ -160,3 +160,25 @@ contract! {
         Ok(())
     }
 }
+
+#[test]
+fn a_store_that_waited_still_removes_its_wal_when_closed() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = crate::temp_store();
+    store.ledger("q").enqueue(["a"])?;
+    let claim = store.ledger("q").claim_next("w", MIN)?.expect("a");
+    store.ledger("q").complete(&claim)?;
+    // Stopped after a few slices: the wait got as far as its watcher.
+    let mut slices = 0;
+    assert!(store
+        .ledger("q")
+        .claim_next_wait_or_stop("w", MIN, None, &mut || {
+            slices += 1;
+            slices > 2
+        })?
+        .is_none());
+    drop(store);
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    assert!(!std::path::Path::new(&wal).exists(), "the watcher's connection closed first");
+    Ok(())
+}
