@@ -99,7 +99,7 @@ impl<'a> Ledger<'a> {
         validate_lease(lease)?;
         self.check_ns()?;
         self.refuse_in_tx("claim_next_wait")?;
-        self.wait_for(wait, stop, |ledger, _| ledger.claim_next(worker, lease))
+        self.wait_for(wait, stop, |ledger| ledger.claim_next(worker, lease))
     }
 
     /// Wait until no item of the namespace is pending (queued, delayed or waiting for a
@@ -133,7 +133,8 @@ impl<'a> Ledger<'a> {
     ) -> Result<bool> {
         self.check_ns()?;
         self.refuse_in_tx("wait_drained")?;
-        Ok(self.wait_for(timeout, stop, |_, wake| Ok((!wake.active).then_some(())))?.is_some())
+        let drained = |ledger: &Self| Ok((!ledger.store.engine.ledger_wake(ledger.ns)?.active).then_some(()));
+        Ok(self.wait_for(timeout, stop, drained)?.is_some())
     }
 
     fn refuse_in_tx(&self, what: &str) -> Result<()> {
@@ -147,13 +148,13 @@ impl<'a> Ledger<'a> {
     }
 
     /// Try `attempt` whenever something may have changed, until it gives a value or `limit`
-    /// passes (or `stop` says so). `attempt` gets the namespace as last read (default before
-    /// the first read).
+    /// passes (or `stop` says so). Nothing is read or armed before the first attempt fails:
+    /// a worker that finds an item at once pays for the claim alone.
     fn wait_for<T>(
         &self,
         limit: Option<Duration>,
         stop: &mut dyn FnMut() -> bool,
-        attempt: impl FnMut(&Self, &WakeRow) -> Result<Option<T>>,
+        attempt: impl FnMut(&Self) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         let kept = &self.store.feature::<KeptWatcher>().0;
         let mut watcher = None;
@@ -168,18 +169,18 @@ impl<'a> Ledger<'a> {
         &self,
         limit: Option<Duration>,
         stop: &mut dyn FnMut() -> bool,
-        mut attempt: impl FnMut(&Self, &WakeRow) -> Result<Option<T>>,
+        mut attempt: impl FnMut(&Self) -> Result<Option<T>>,
         watcher: &mut Option<Watcher>,
         kept: &std::cell::RefCell<Option<Watcher>>,
     ) -> Result<Option<T>> {
         let store = self.store;
         let give_up = limit.map(|d| deadline(store.now(), d));
-        let mut last = store.engine.ledger_wake(self.ns)?;
+        let mut last = WakeRow::default();
         let mut try_now = true;
         let mut last_try = std::time::Instant::now();
         loop {
             if try_now {
-                if let Some(found) = attempt(self, &last)? {
+                if let Some(found) = attempt(self)? {
                     return Ok(Some(found));
                 }
                 last_try = std::time::Instant::now();
@@ -210,7 +211,7 @@ impl<'a> Ledger<'a> {
             let left = next.map_or(SLICE, |t| Duration::from_millis(u64::try_from(t - now).unwrap_or(0)));
             let woke = w.wait(left.min(SLICE))?;
             // A watcher that reports commits saw none: the namespace is as last read (an idle
-            // waiter's slice costs one `data_version`, not a query).
+            // waiter's slice costs a `poll`, not a query).
             let wake = if woke == Woke::Changed || !w.notifies() {
                 store.engine.ledger_wake(self.ns)?
             } else {
