@@ -40,8 +40,9 @@ impl<'a> Ledger<'a> {
     /// item, a retry after its backoff), is freed (a lease runs out, the namespace's pause ends,
     /// a group's claimed item is completed; a claim whose process died on this host, which
     /// commits nothing, within about a second). `None` once `wait` has passed with nothing to
-    /// claim. The deadline is on the store's clock ([`Options::clock`](crate::Options::clock)),
-    /// looked at every 100 ms at least.
+    /// claim: `wait` on the store's clock ([`Options::clock`](crate::Options::clock), looked at
+    /// every 100 ms at least; a test's manual clock moved past it ends the wait) or in real
+    /// time, whichever passes first.
     ///
     /// An idle waiter costs next to nothing: on a file it sleeps until the operating system
     /// reports a write to the database (inotify on Linux; elsewhere it checks the file's
@@ -104,8 +105,9 @@ impl<'a> Ledger<'a> {
 
     /// Wait until no item of the namespace is pending (queued, delayed or waiting for a
     /// retry) or claimed: what a script that queued work for other workers waits on before it
-    /// goes on. True once drained; false if `timeout` (on the store's clock) passed first;
-    /// `None` waits as long as it takes. Costs as little as [`Ledger::claim_next_wait`].
+    /// goes on. True once drained; false if `timeout` passed first (on the store's clock or in
+    /// real time, as for [`Ledger::claim_next_wait`]); `None` waits as long as it takes. An
+    /// idle wait costs as little as a waiting claim's.
     ///
     /// ```
     /// use cairn::Store;
@@ -175,6 +177,9 @@ impl<'a> Ledger<'a> {
     ) -> Result<Option<T>> {
         let store = self.store;
         let give_up = limit.map(|d| deadline(store.now(), d));
+        // Also in real time: a manual clock that nobody moves must not make a bounded wait
+        // endless (on the system clock both deadlines are the same).
+        let give_up_real = limit.and_then(|d| std::time::Instant::now().checked_add(d));
         let mut last = WakeRow::default();
         let mut try_now = true;
         let mut last_try = std::time::Instant::now();
@@ -186,7 +191,8 @@ impl<'a> Ledger<'a> {
                 last_try = std::time::Instant::now();
             }
             let now = store.now();
-            if give_up.is_some_and(|g| now >= g) || stop() {
+            let real_left = give_up_real.map(|g| g.saturating_duration_since(std::time::Instant::now()));
+            if give_up.is_some_and(|g| now >= g) || real_left.is_some_and(|l| l.is_zero()) || stop() {
                 return Ok(None);
             }
             let w = match watcher.as_mut() {
@@ -209,7 +215,7 @@ impl<'a> Ledger<'a> {
             };
             let next = [last.next_event(now), give_up].into_iter().flatten().min();
             let left = next.map_or(SLICE, |t| Duration::from_millis(u64::try_from(t - now).unwrap_or(0)));
-            let woke = w.wait(left.min(SLICE))?;
+            let woke = w.wait(left.min(SLICE).min(real_left.unwrap_or(SLICE)))?;
             // A watcher that reports commits saw none: the namespace is as last read (an idle
             // waiter's slice costs a `poll`, not a query).
             let wake = if woke == Woke::Changed || !w.notifies() {

@@ -182,3 +182,14 @@ fn a_store_that_waited_still_removes_its_wal_when_closed() -> Result<(), Error> 
     assert!(!std::path::Path::new(&wal).exists(), "the watcher's connection closed first");
     Ok(())
 }
+
+contract! {
+    fn a_bounded_wait_ends_in_real_time_though_the_manual_clock_stands_still(f) {
+        let l = f.store.ledger("q");
+        l.enqueue_items([QueueItem::new("tomorrow").delay(Duration::from_secs(86_400))])?;
+        // Nobody moves the clock: the wait still ends.
+        assert!(l.claim_next_wait_or_stop("w1", MIN, Some(Duration::from_millis(50)), &mut safety())?.is_none());
+        assert!(!l.wait_drained_or_stop(Some(Duration::from_millis(50)), &mut safety())?);
+        Ok(())
+    }
+}
