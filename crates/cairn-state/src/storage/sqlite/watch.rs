@@ -80,12 +80,17 @@ impl Engine {
     }
 
     /// A watcher of the file; a store in memory, which no other connection can change, only
-    /// naps until its deadlines.
+    /// naps until its deadlines. Where a second connection cannot be opened (a file opened
+    /// immutable, through a VFS of its own), the waiter reads the namespace after each nap,
+    /// as on a server.
     pub fn watcher(&self) -> Result<Watcher> {
         if self.path() == Path::new(":memory:") {
             return Ok(Watcher::poll(Duration::from_millis(100), Duration::from_millis(100)));
         }
-        Ok(Watcher::File(FileWatch::open(self.path())?))
+        Ok(match FileWatch::open(self.path()) {
+            Ok(w) => Watcher::File(w),
+            Err(_) => Watcher::poll(Duration::from_millis(5), POLL_MAX),
+        })
     }
 }
 
