@@ -54,7 +54,7 @@ def test_claims_ending_on_an_unsettled_claim_records_a_failure(any_store: cairn.
     assert b is not None and b.state is cairn.ItemState.PENDING and b.attempts == 0, "released, no attempt spent"
 
 
-def test_claims_with_wait_polls_until_an_item_is_due_then_ends_when_none_comes(any_store: cairn.Store) -> None:
+def test_claims_with_wait_waits_until_an_item_is_due_then_ends_when_none_comes(any_store: cairn.Store) -> None:
     q = any_store.ledger("q")
     q.enqueue(["later"], delay=0.3)
     started = time.monotonic()

@@ -545,8 +545,22 @@ pub enum LedgerCmd {
         /// default, 1m, is cairn::DEFAULT_LEASE, as in Python.
         #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1m")]
         lease: Duration,
+        /// Wait up to DUR for an item instead of exiting 1 at once: woken within milliseconds
+        /// when another process queues one, when a delayed item or a retry comes due, or a
+        /// lease or pause ends. Exit 1 once DUR passes with none.
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        wait: Option<Duration>,
         #[command(flatten)]
         holder: HolderArgs,
+    },
+    /// Wait until no item of the namespace is queued (pending, delayed, waiting for a retry)
+    /// or claimed: exit 0 once drained, 1 at --timeout. What a script that queued work for
+    /// workers waits on before it goes on.
+    #[command(after_long_help = DURATIONS)]
+    Wait {
+        /// Give up after DUR (exit 1); without it, wait as long as it takes.
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        timeout: Option<Duration>,
     },
     /// Complete a claim: ID is done. Exit 1 if the lease was lost to another worker.
     Done {

@@ -7,7 +7,6 @@ import enum
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Sequence, Type, TypeVar, Union
@@ -434,17 +433,47 @@ class Ledger:
         raw = self._src._conn().ledger_claim(self._ns, id, worker or default_worker(), lease, self._tx)
         return None if raw is None else Claim(self, raw)
 
-    def claim_next(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Optional[Claim]:
+    def claim_next(
+        self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None, wait: Optional[Duration] = 0
+    ) -> Optional[Claim]:
         """Claim the next item for `lease` (default 60 s, as the CLI's): one whose lease ran
         out or whose worker died first, else the oldest pending one. None if there is nothing
         to do (check for it before ``with``, or use :meth:`take`, which raises then;
         :meth:`claims` does the loop for you).
 
+        With `wait` (seconds, a ``timedelta`` or a string like ``"30s"``; None: no limit), it
+        waits up to that long for an item instead of returning None at once: it wakes within
+        milliseconds when another process queues one, and when a delayed item or a retry
+        comes due, a lease runs out or a pause ends. An idle wait costs next to nothing (no
+        polling on a file), releases the interpreter, and Ctrl-C interrupts it. The default,
+        0, does not wait.
+
+        >>> claim = queue.claim_next(lease="5m", wait="30s")  # doctest: +SKIP
+
         The claim is a context manager: ``with claim:`` completes it when the block succeeds
         and records a failure (with the exception's text) when it raises.
         """
-        raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
+        wait_s = _wait_seconds(wait)
+        if wait_s == 0:
+            raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
+        else:
+            raw = self._src._conn().ledger_claim_next_wait(
+                self._ns, worker or default_worker(), lease, wait_s, self._tx
+            )
         return None if raw is None else Claim(self, raw)
+
+    def wait_drained(self, timeout: Optional[Duration] = None) -> bool:
+        """Wait until no item of the namespace is pending (queued, delayed, waiting for a
+        retry) or claimed: what a script that queued work for other workers waits on. True
+        once drained; False if `timeout` (seconds, a ``timedelta`` or a string like ``"5m"``)
+        passed first; None waits as long as it takes. Waits as :meth:`claim_next` does
+        (woken by other processes' commits, interruptible by Ctrl-C).
+
+        >>> queue.enqueue(["a", "b"])  # doctest: +SKIP
+        >>> queue.wait_drained(timeout="1h")  # the workers took and completed both  # doctest: +SKIP
+        True
+        """
+        return self._src._conn().ledger_wait_drained(self._ns, _wait_seconds(timeout), self._tx)
 
     def take(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Claim:
         """Claim the next item, as :meth:`claim_next` does, or raise :class:`NothingDueError`
@@ -495,23 +524,14 @@ class Ledger:
         meanwhile raises :class:`LeaseLostError` from its completion, which ends the loop.
 
         With `wait` (seconds, a ``timedelta`` or a string like ``"30s"``; None: no limit), the
-        loop waits for an item to come due before it ends: it polls the queue, from every 50
-        ms up to every second, and ends once no item came within `wait` of the last one. The
-        default, 0, ends it as soon as the queue has nothing due.
+        loop waits for an item to come due before it ends, as :meth:`claim_next` with `wait`
+        does (woken within milliseconds of another process's enqueue, not polling), and ends
+        once no item came within `wait` of the last one. The default, 0, ends it as soon as
+        the queue has nothing due.
         """
         wait_s = _wait_seconds(wait)
         while True:
-            claim = self.claim_next(lease=lease, worker=worker)
-            if claim is None and wait_s != 0:
-                deadline = None if wait_s is None else time.monotonic() + wait_s
-                nap = 0.05
-                while claim is None:
-                    now = time.monotonic()
-                    if deadline is not None and now >= deadline:
-                        break
-                    time.sleep(nap if deadline is None else min(nap, deadline - now))
-                    nap = min(nap * 2, 1.0)
-                    claim = self.claim_next(lease=lease, worker=worker)
+            claim = self.claim_next(lease=lease, worker=worker, wait=wait_s)
             if claim is None:
                 return
             claim._in_loop = True

@@ -11,6 +11,18 @@ use crate::convert::{self, Indexed, Text};
 use crate::errors::to_py;
 use crate::handles::Claim;
 
+/// A `stop` for the library's waits: runs the interpreter's signal handlers (attached for the
+/// moment, at most every 100 ms) and stops at the first exception they raise, kept in `slot`.
+fn stop_on_signal(slot: &mut Option<PyErr>) -> impl FnMut() -> bool + '_ {
+    move || match Python::attach(|py| py.check_signals()) {
+        Ok(()) => false,
+        Err(e) => {
+            *slot = Some(e);
+            true
+        }
+    }
+}
+
 /// How many items stand where (`cairn::LedgerCounts`). Private: `cairn.LedgerCounts` is made
 /// from it.
 #[pyclass(frozen, get_all, module = "cairn._cairn")]
@@ -246,6 +258,51 @@ impl Connection {
         let lease = convert::seconds(lease, "a lease")?;
         let c = self.run(py, tx, |s| Ok(s.ledger(&ns).claim_next(&worker, lease)?))?;
         Ok(c.map(Claim::new))
+    }
+
+    /// `claim_next` waiting up to `wait` (None: no limit) for an item; the wait releases the
+    /// interpreter and ends with the exception when a signal handler raises (Ctrl-C).
+    #[pyo3(signature = (ns, worker, lease, wait, tx))]
+    fn ledger_claim_next_wait(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        worker: Text,
+        lease: &Bound<'_, PyAny>,
+        wait: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<Option<Claim>> {
+        let lease = convert::seconds(lease, "a lease")?;
+        let wait = convert::duration(wait, "a wait")?;
+        let c = self.run(py, tx, |s| {
+            let mut interrupted = None;
+            let claim = s.ledger(&ns).claim_next_wait_or_stop(
+                &worker,
+                lease,
+                wait,
+                &mut stop_on_signal(&mut interrupted),
+            )?;
+            interrupted.map_or(Ok(claim), |e| Err(e.into()))
+        })?;
+        Ok(c.map(Claim::new))
+    }
+
+    /// `wait_drained`: true once nothing is pending or claimed, false at `timeout`.
+    #[pyo3(signature = (ns, timeout, tx))]
+    fn ledger_wait_drained(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        timeout: Option<&Bound<'_, PyAny>>,
+        tx: u64,
+    ) -> PyResult<bool> {
+        let timeout = convert::duration(timeout, "a timeout")?;
+        self.run(py, tx, |s| {
+            let mut interrupted = None;
+            let drained =
+                s.ledger(&ns).wait_drained_or_stop(timeout, &mut stop_on_signal(&mut interrupted))?;
+            interrupted.map_or(Ok(drained), |e| Err(e.into()))
+        })
     }
 
     #[pyo3(signature = (ns, worker, lease, n, tx))]

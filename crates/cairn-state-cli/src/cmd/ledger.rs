@@ -27,6 +27,7 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
         | LedgerCmd::Filter
         | LedgerCmd::Count { .. }
         | LedgerCmd::List { .. }
+        | LedgerCmd::Wait { .. }
         | LedgerCmd::Policy { max_attempts: None, retry_delay: None, reset: false } => {
             ctx.open_for_reading()?
         }
@@ -39,7 +40,8 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
         LedgerCmd::Has { id } => run.has(&id),
         LedgerCmd::Filter => run.filter(),
         LedgerCmd::Claim { id, worker, lease, holder } => run.claim(&id, &worker.worker, lease, &holder),
-        LedgerCmd::Next { worker, lease, holder } => run.next(&worker.worker, lease, &holder),
+        LedgerCmd::Next { worker, lease, wait, holder } => run.next(&worker.worker, lease, wait, &holder),
+        LedgerCmd::Wait { timeout } => run.wait(timeout),
         LedgerCmd::Done { id, worker } => run.done(&id, &worker.worker),
         LedgerCmd::Fail { id, worker, error, max_attempts, retry_delay } => {
             run.fail(&id, worker.as_deref(), &error, max_attempts, retry_delay)
@@ -143,8 +145,21 @@ impl Run<'_> {
     }
 
     /// `next`: claim the next due item for a worker and print it; exit 1 if there is none.
-    fn next(&mut self, worker: &str, lease: Duration, holder: &HolderArgs) -> Outcome {
-        let Some(claim) = self.ledger.holder(claim_holder(holder)).claim_next(worker, lease)? else {
+    fn next(
+        &mut self,
+        worker: &str,
+        lease: Duration,
+        wait: Option<Duration>,
+        holder: &HolderArgs,
+    ) -> Outcome {
+        let ledger = self.ledger.holder(claim_holder(holder));
+        // SIGINT and SIGTERM keep their default action while it waits: the process ends at
+        // once, holding nothing (a claim is made and printed in one step after the wait).
+        let claim = match wait {
+            Some(wait) => ledger.claim_next_wait(worker, lease, wait)?,
+            None => ledger.claim_next(worker, lease)?,
+        };
+        let Some(claim) = claim else {
             return Ok(exit::NO);
         };
         if self.json {
@@ -156,6 +171,11 @@ impl Run<'_> {
             self.out.line(claim.id())?;
         }
         Ok(exit::OK)
+    }
+
+    /// `wait`: block until the namespace has nothing queued or claimed; exit 1 at the timeout.
+    fn wait(&mut self, timeout: Option<Duration>) -> Outcome {
+        Ok(if self.ledger.wait_drained(timeout)? { exit::OK } else { exit::NO })
     }
 
     /// `done`: complete the worker's claim on an id; exit 1 if the claim was lost.

@@ -15,6 +15,7 @@ mod postgres;
 mod readonly;
 mod runs;
 mod types;
+mod wait;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

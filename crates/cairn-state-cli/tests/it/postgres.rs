@@ -335,3 +335,26 @@ fn a_runs_steps_on_postgres_replay_on_the_scripts_next_run_and_reset_runs_them_a
     pg.ok(&["run", "forget", "deploy-1"], 0);
     assert!(pg.store().cache("cairn.run-output").keys("").unwrap().is_empty(), "its output went too");
 }
+
+#[test]
+fn next_with_a_wait_and_ledger_wait_on_postgres() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["ledger", "next", "--worker", "w", "--wait", "30ms"], 1);
+    pg.ok(&["ledger", "wait", "--timeout", "0s"], 0);
+    let mut waiter = std::process::Command::new(crate::cairn_bin())
+        .args(["--db", &pg.url(), "ledger", "next", "--worker", "w", "--wait", "60s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // let it begin to wait
+    pg.ok(&["ledger", "enqueue", "a"], 0);
+    assert_eq!(wait_within(&mut waiter, "next --wait").code(), Some(0));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut waiter.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "a\n");
+    pg.ok(&["ledger", "wait", "--timeout", "30ms"], 1); // claimed
+    pg.ok(&["ledger", "done", "a", "--worker", "w"], 0);
+    pg.ok(&["ledger", "wait", "--timeout", "10s"], 0);
+}

@@ -48,6 +48,7 @@ mod claims;
 mod control;
 mod items;
 mod queue;
+mod wait;
 
 pub use claims::Claim;
 pub(crate) use claims::Scans;

@@ -137,6 +137,7 @@ mod run;
 mod sql;
 pub(crate) mod sqlite;
 mod states;
+mod watch;
 
 pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH};
 pub(crate) use checkpoint::CheckpointOps;
@@ -154,6 +155,7 @@ pub(crate) use run::{
     Hold, RunOps, RunRow, StepRow, StepWrite, RUN_FAILED, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED,
 };
 pub(crate) use sql::SqlOps;
+pub(crate) use watch::{WakeRow, WatchOps, Watcher, Woke};
 
 engine_ops! {
     /// The operations every engine answers whatever the feature: transactions, the file or server

@@ -21,6 +21,7 @@ mod runs;
 mod sql;
 mod store;
 mod times;
+mod wait;
 
 use cairn::{ManualClock, Options, Store};
 use std::path::PathBuf;

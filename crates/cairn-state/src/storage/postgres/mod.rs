@@ -24,6 +24,7 @@ mod migrate;
 mod run;
 pub(crate) mod schema;
 mod user_sql;
+mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};

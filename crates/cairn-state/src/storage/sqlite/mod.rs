@@ -29,6 +29,7 @@ pub(crate) mod open;
 mod run;
 pub(crate) mod schema;
 mod user_sql;
+pub(crate) mod watch;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
