@@ -193,3 +193,47 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    fn a_waiting_claim_on_a_paused_queue_wakes_when_the_pause_ends(f) {
+        let l = f.store.ledger("q");
+        l.enqueue(["a"])?;
+        l.pause_for(Duration::from_secs(30))?;
+        let pause_ends = f.clock.now_millis() + 30_000;
+        let clock = f.clock.clone();
+        let mover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            clock.advance(Duration::from_secs(30));
+        });
+        let claim = l.claim_next_wait_or_stop("w1", MIN, Some(Duration::from_secs(3600)), &mut safety())?;
+        mover.join().expect("mover");
+        assert_eq!(claim.expect("handed out once the pause ended").id(), "a");
+        assert!(f.clock.now_millis() >= pause_ends, "nothing handed out while paused");
+        Ok(())
+    }
+
+    fn a_waiting_claim_on_a_queue_paused_until_resumed_wakes_on_another_handles_resume(f) {
+        let l = f.store.ledger("q");
+        l.enqueue(["a"])?;
+        l.pause(None)?;
+        let other = f.reopen();
+        let resumer = std::thread::spawn(move || -> Result<bool, Error> {
+            std::thread::sleep(Duration::from_millis(50));
+            other.ledger("q").resume()
+        });
+        // The manual clock stands still: only the other handle's resume can end this wait.
+        let claim = l.claim_next_wait_or_stop("w1", MIN, Some(MIN), &mut safety())?;
+        assert!(resumer.join().expect("resumer")?, "it was paused");
+        assert_eq!(claim.expect("woken by the resume").id(), "a");
+        Ok(())
+    }
+
+    fn a_paused_queue_with_a_bounded_wait_hands_nothing_out_and_keeps_its_item(f) {
+        let l = f.store.ledger("q");
+        l.enqueue(["a"])?;
+        l.pause(None)?;
+        assert!(l.claim_next_wait_or_stop("w1", MIN, Some(Duration::from_millis(50)), &mut safety())?.is_none());
+        assert_eq!(l.counts()?.pending, 1);
+        Ok(())
+    }
+}
