@@ -50,7 +50,7 @@ mod queue;
 
 pub use claims::Claim;
 pub(crate) use claims::Scans;
-pub use queue::QueueItem;
+pub use queue::{QueueItem, PRIORITY_RANGE};
 
 use crate::storage::{CLAIMED, DONE, FAILED, PENDING};
 

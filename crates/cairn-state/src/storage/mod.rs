@@ -141,7 +141,7 @@ pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH}
 pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CLAIMED, DONE,
-    FAILED, PENDING,
+    FAILED, PENDING, WAITING,
 };
 pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};

@@ -26,6 +26,9 @@ macro_rules! state {
     (failed) => {
         "3"
     };
+    (waiting) => {
+        "5"
+    };
 }
 pub(crate) use state;
 
@@ -48,13 +51,14 @@ const _: () = assert!(
     code(state!(pending)) == super::PENDING
         && code(state!(claimed)) == super::CLAIMED
         && code(state!(done)) == super::DONE
-        && code(state!(failed)) == super::FAILED,
+        && code(state!(failed)) == super::FAILED
+        && code(state!(waiting)) == super::WAITING,
     "a code in state! differs from its const in storage"
 );
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CLAIMED, DONE, FAILED, PENDING};
+    use super::super::{CLAIMED, DONE, FAILED, PENDING, WAITING};
 
     /// Each state's SQL text is its const written in decimal, nothing around it, and the four
     /// codes differ.
@@ -65,6 +69,7 @@ mod tests {
             (state!(claimed), CLAIMED),
             (state!(done), DONE),
             (state!(failed), FAILED),
+            (state!(waiting), WAITING),
         ];
         for (sql, code) in codes {
             assert_eq!(sql, code.to_string(), "the SQL text of state {code}");
