@@ -88,8 +88,8 @@ pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueK
 pub use duration::{format_duration, format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
-    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, DEFAULT_LEASE, PRIORITY_RANGE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
+    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem, DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY, PRIORITY_RANGE,
 };
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};
 pub use maintenance::{FileStats, Finding, NamespaceStats};

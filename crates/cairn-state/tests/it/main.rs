@@ -14,6 +14,7 @@ mod migrate;
 mod model;
 mod paging;
 mod postgres;
+mod queue_order;
 mod refusals;
 mod runs;
 mod sql;

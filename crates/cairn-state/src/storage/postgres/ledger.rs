@@ -9,7 +9,9 @@ use super::Engine;
 use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
-use crate::storage::{ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, FAILED};
+use crate::storage::{
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, FAILED, PENDING, WAITING,
+};
 
 const LEDGER: &str = "l";
 
@@ -435,50 +437,49 @@ impl Engine {
         lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
-        let row = self
-            .row(
-                concat!(
-                    "WITH expired AS MATERIALIZED ( \
+        let row = self.row(
+            concat!(
+                "WITH expired AS MATERIALIZED ( \
                        SELECT id, ",
-                    last_column!("$6", "$7"),
-                    " FROM {s}.cairn_ledger \
+                last_column!("$6", "$7"),
+                " FROM {s}.cairn_ledger \
                        WHERE ns = $1 AND state = ",
-                    state!(claimed),
-                    " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
+                state!(claimed),
+                " AND due IS NULL AND seq IS NOT NULL AND seq <= $4 \
                        ORDER BY priority DESC, due, seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
                      pending AS MATERIALIZED ( \
                        SELECT id FROM {s}.cairn_ledger WHERE ns = $1 AND state = ",
-                    state!(pending),
-                    " AND seq IS NOT NULL AND due <= $4 \
+                state!(pending),
+                " AND seq IS NOT NULL AND due <= $4 \
                        ORDER BY priority DESC, due, seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
                      pick AS (SELECT id, last FROM expired UNION ALL SELECT id, false FROM pending LIMIT 1) \
                      UPDATE {s}.cairn_ledger l SET ",
-                    claim_set!(
-                        taken_over!(),
-                        "pick.last",
-                        "$2",
-                        "$3",
-                        "$5",
-                        "nextval('{s}.cairn_queue_seq')",
-                        "$4",
-                        "$8",
-                        "$9"
-                    ),
-                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
-                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, l.grp"
+                claim_set!(
+                    taken_over!(),
+                    "pick.last",
+                    "$2",
+                    "$3",
+                    "$5",
+                    "nextval('{s}.cairn_queue_seq')",
+                    "$4",
+                    "$8",
+                    "$9"
                 ),
-                &[
-                    &ns,
-                    &worker,
-                    &lease_until,
-                    &now,
-                    &holder,
-                    &given,
-                    &default,
-                    &lost.lost_every_time,
-                    &lost.lost_last,
-                ],
-            )?;
+                " FROM pick WHERE l.ns = $1 AND l.id = pick.id \
+                     RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, l.grp"
+            ),
+            &[
+                &ns,
+                &worker,
+                &lease_until,
+                &now,
+                &holder,
+                &given,
+                &default,
+                &lost.lost_every_time,
+                &lost.lost_last,
+            ],
+        )?;
         self.claimed_one(ns, row)
     }
 
@@ -565,47 +566,46 @@ impl Engine {
         lost: Takeover,
     ) -> Result<Option<ClaimRow>> {
         let (given, default) = (lost.max_attempts.given, lost.max_attempts.default);
-        let row = self
-            .row(
-                concat!(
-                    "WITH pick AS MATERIALIZED ( \
+        let row = self.row(
+            concat!(
+                "WITH pick AS MATERIALIZED ( \
                    SELECT id, ",
-                    last_column!("$7", "$8"),
-                    " FROM {s}.cairn_ledger \
+                last_column!("$7", "$8"),
+                " FROM {s}.cairn_ledger \
                    WHERE ns = $1 AND state = ",
-                    state!(claimed),
-                    " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
+                state!(claimed),
+                " AND due IS NULL AND seq IS NOT NULL AND holder = $2 \
                    ORDER BY priority DESC, due, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  UPDATE {s}.cairn_ledger l SET ",
-                    claim_set!(
-                        taken_over!(),
-                        "pick.last",
-                        "$3",
-                        "$4",
-                        "$6",
-                        "nextval('{s}.cairn_queue_seq')",
-                        "$5",
-                        "$9",
-                        "$10"
-                    ),
-                    " FROM pick WHERE l.ns = $1 AND l.id = pick.id AND l.state = ",
-                    state!(claimed),
-                    " AND l.holder = $2 \
-                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, l.grp"
+                claim_set!(
+                    taken_over!(),
+                    "pick.last",
+                    "$3",
+                    "$4",
+                    "$6",
+                    "nextval('{s}.cairn_queue_seq')",
+                    "$5",
+                    "$9",
+                    "$10"
                 ),
-                &[
-                    &ns,
-                    &dead,
-                    &worker,
-                    &lease_until,
-                    &now,
-                    &holder,
-                    &given,
-                    &default,
-                    &lost.lost_every_time,
-                    &lost.lost_last,
-                ],
-            )?;
+                " FROM pick WHERE l.ns = $1 AND l.id = pick.id AND l.state = ",
+                state!(claimed),
+                " AND l.holder = $2 \
+                 RETURNING l.id, l.token, l.data, l.data_kind, l.attempts, l.state, l.grp"
+            ),
+            &[
+                &ns,
+                &dead,
+                &worker,
+                &lease_until,
+                &now,
+                &holder,
+                &given,
+                &default,
+                &lost.lost_every_time,
+                &lost.lost_last,
+            ],
+        )?;
         self.claimed_one(ns, row)
     }
 
@@ -918,7 +918,8 @@ impl Engine {
             if state == FAILED {
                 self.groups_advance(ns, &groups_of(std::slice::from_ref(&r), 1))?;
             }
-            return Ok(Some(state));
+            // Waiting behind its group's first is pending to every reader.
+            return Ok(Some(if state == WAITING { PENDING } else { state }));
         }
         if claim.is_some() {
             return Ok(None); // fenced
@@ -1029,7 +1030,8 @@ impl Engine {
 
     pub fn ledger_delete(&self, ns: &str, id: &str) -> Result<bool> {
         self.lock_key(LEDGER, ns, id)?;
-        let rows = self.rows("DELETE FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 RETURNING grp", &[&ns, &id])?;
+        let rows =
+            self.rows("DELETE FROM {s}.cairn_ledger WHERE ns = $1 AND id = $2 RETURNING grp", &[&ns, &id])?;
         self.groups_advance(ns, &groups_of(&rows, 0))?;
         Ok(rows.len() == 1)
     }

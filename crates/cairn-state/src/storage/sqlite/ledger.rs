@@ -222,7 +222,8 @@ impl Engine {
         now: i64,
     ) -> Result<bool> {
         let (bytes, kind) = result.map_or((None, None), |(b, k)| (Some(b), Some(k.code())));
-        let Some(grp) = self.row(MARK_DONE, params![ns, id, bytes, now, kind], |r| r.get::<_, Option<String>>(0))?
+        let Some(grp) =
+            self.row(MARK_DONE, params![ns, id, bytes, now, kind], |r| r.get::<_, Option<String>>(0))?
         else {
             return Ok(false);
         };
@@ -848,7 +849,12 @@ mod tests {
         e.begin_immediate()?;
         for i in 0..50i64 {
             let (ns, id) = (format!("ns{}", i % 3), format!("id{i}"));
-            e.ledger_enqueue(&ns, &NewItem { id: &id, data: None, due: i, priority: i % 3, grp: None }, i, i)?;
+            e.ledger_enqueue(
+                &ns,
+                &NewItem { id: &id, data: None, due: i, priority: i % 3, grp: None },
+                i,
+                i,
+            )?;
             e.ledger_next_expired(&ns, 1_000 + i)?;
             e.ledger_next_pending(&ns, 1_000 + i)?;
             e.ledger_claim(&ns, &id, "w", 2_000 + i, 1_000 + i, Some("b/1/2"), None, LOST)?;
@@ -864,7 +870,18 @@ mod tests {
         e.commit()?;
         super::super::assert_compiled_once(
             e,
-            &[IS_DONE, STATE, MARK_DONE, CLAIM, NEXT_EXPIRED, NEXT_PENDING, HOLDERS, HELD_BY, POLICY, GROUP_ADVANCE],
+            &[
+                IS_DONE,
+                STATE,
+                MARK_DONE,
+                CLAIM,
+                NEXT_EXPIRED,
+                NEXT_PENDING,
+                HOLDERS,
+                HELD_BY,
+                POLICY,
+                GROUP_ADVANCE,
+            ],
         )
     }
 
@@ -901,7 +918,10 @@ mod tests {
             let plan = plan.join("\n");
             assert!(!plan.contains("TEMP B-TREE"), "{sql}\n{plan}");
             assert!(plan.contains(index), "{sql}\n{plan}");
-            assert!(!plan.contains("SCAN cairn_ledger\n") && !plan.ends_with("SCAN cairn_ledger"), "{sql}\n{plan}");
+            assert!(
+                !plan.contains("SCAN cairn_ledger\n") && !plan.ends_with("SCAN cairn_ledger"),
+                "{sql}\n{plan}"
+            );
         }
         Ok(())
     }
