@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn::{Claim, ErrorKind, ItemState, Ledger, QueueItem, PRIORITY_RANGE};
+use cairn::{Batch, Claim, ErrorKind, ItemState, Ledger, QueueItem, PRIORITY_RANGE};
 
 use crate::contract;
 use crate::engines::Engine;
@@ -245,6 +245,32 @@ contract! {
         l.clear()?;
         l.enqueue_items([g("c", "k")])?;
         assert_eq!(next_id(&l, "w")?.as_deref(), Some("c"));
+        Ok(())
+    }
+
+    /// `cairn batch`'s enqueue takes a priority, a group, data and a delay; a priority out of
+    /// range names its line and applies nothing.
+    fn a_batch_queues_items_with_their_priority_and_group(f) {
+        let batch = Batch::parse(
+            r#"{"op":"enqueue","ns":"q","id":"a","group":"k"}
+{"op":"enqueue","ns":"q","id":"b","group":"k","priority":9}
+{"op":"enqueue","ns":"q","id":"c","priority":5,"data":{"x":1}}
+{"op":"enqueue","ns":"q","id":"d","delay":"1h","priority":1000}"#
+                .as_bytes(),
+            "default",
+        )?;
+        assert_eq!(f.store.apply_batch(&batch)?, 4);
+        let l = f.store.ledger("q");
+        assert_eq!(drain(&l)?, ["c", "a", "b"], "d is not due; b waits for a, then goes first");
+        let bad = Batch::parse(
+            r#"{"op":"enqueue","ns":"q","id":"e"}
+{"op":"enqueue","ns":"q","id":"f","priority":1001}"#
+                .as_bytes(),
+            "default",
+        )?;
+        let err = f.store.apply_batch(&bad).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(l.item("e")?.is_none(), "nothing applied");
         Ok(())
     }
 }
