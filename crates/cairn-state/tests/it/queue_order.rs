@@ -6,7 +6,6 @@ use std::time::Duration;
 use cairn::{Batch, Claim, ErrorKind, ItemState, Ledger, QueueItem, PRIORITY_RANGE};
 
 use crate::contract;
-use crate::engines::Engine;
 
 const LEASE: Duration = Duration::from_secs(60);
 
