@@ -5,6 +5,7 @@ mod batch;
 mod cache;
 mod contract;
 mod engines;
+mod group_model;
 mod ledger;
 mod ledger_model;
 mod locks;
