@@ -125,7 +125,10 @@ impl<'a> Ledger<'a> {
 
     /// Queue items with data for their workers or a time before which they are not handed
     /// out (see [`QueueItem`]), in order; ids the ledger knows already are skipped. Returns how
-    /// many were queued. Items are handed out by the time they are due, then in queue order.
+    /// many were queued. Items are handed out by priority (highest first), then by the time
+    /// they are due, then in queue order; an item of a group waits for the group's items
+    /// queued before it. Nothing is queued if any item is refused (a bad id, priority, group
+    /// or time).
     ///
     /// ```
     /// use cairn::{QueueItem, Store};
