@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cairn-queue-order --dir DIR [--url postgres://...] [--items 10000] [--groups 1000] [--rounds 3]
+//!                   [--shapes plain,priority,groups,10-groups]
 //! ```
 
 use std::collections::HashMap;
@@ -63,16 +64,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The shapes take turns, round after round, so that a change in the machine's load shows in
 /// every shape rather than in one.
-fn run(engine: &str, store: &Store, n: usize, groups: usize, rounds: usize) -> Res {
-    let shapes = ["plain", "priority", "groups", "10-groups"];
+fn run(engine: &str, store: &Store, shapes: &[&str], n: usize, groups: usize, rounds: usize) -> Res {
     let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
     for round in 0..rounds {
-        for shape in shapes {
+        for &shape in shapes {
             rates.entry(shape).or_default().push(drain(store, shape, round, n, groups)?);
         }
     }
     let mut plain = 0.0;
-    for shape in shapes {
+    for &shape in shapes {
         let rate = median(rates.remove(shape).unwrap_or_default());
         if shape == "plain" {
             plain = rate;
@@ -91,10 +91,15 @@ fn main() -> Res {
         args.chunks(2).filter_map(|p| Some((p[0].trim_start_matches("--"), p.get(1)?.as_str()))).collect();
     let num = |name: &str, default: usize| opts.get(name).map_or(Ok(default), |v| v.parse());
     let (n, groups, rounds) = (num("items", 10_000)?, num("groups", 1_000)?.max(1), num("rounds", 3)?.max(1));
+    let shapes: Vec<&str> =
+        opts.get("shapes").unwrap_or(&"plain,priority,groups,10-groups").split(',').collect();
+    if let Some(bad) = shapes.iter().find(|s| !["plain", "priority", "groups", "10-groups"].contains(s)) {
+        return Err(format!("unknown shape {bad}: plain, priority, groups or 10-groups").into());
+    }
     let dir = PathBuf::from(opts.get("dir").ok_or("--dir is required")?);
     let file = dir.join("queue-order.db");
     let _ = std::fs::remove_file(&file);
-    run("sqlite", &Store::open(&file)?, n, groups, rounds)?;
+    run("sqlite", &Store::open(&file)?, &shapes, n, groups, rounds)?;
     if let Some(url) = opts.get("url") {
         let schema = format!("queue_order_{}", std::process::id());
         let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
@@ -102,7 +107,7 @@ fn main() -> Res {
         let sep = if url.contains('?') { '&' } else { '?' };
         let result = Store::open(format!("{url}{sep}cairn_schema={schema}"))
             .map_err(Into::into)
-            .and_then(|store| run("postgres", &store, n, groups, rounds));
+            .and_then(|store| run("postgres", &store, &shapes, n, groups, rounds));
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))?;
         result?;
     }
