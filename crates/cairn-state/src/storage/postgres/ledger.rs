@@ -716,7 +716,27 @@ impl Engine {
         // a commit whose outcome was lost with the connection, finds it done by itself.
         // Outside a transaction this runs on its own (see `Ledger::complete`): it bounds its
         // own wait for the row, and is safe to send again on a new connection.
-        // The completed item was its group's head (claimed): the same statement lets the
+        // An item without a group: the statement as it was before groups (the one of a group
+        // below, set up at every execution, made every completion some 14% slower).
+        let params: [&(dyn postgres::types::ToSql + Sync); 8] =
+            [&ns, &id, &worker, &token, &bytes, &now, &kind, &self.lock_timeout()];
+        let plain = self.exec_idempotent(
+            concat!(
+                "WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $8, true)) \
+                 UPDATE {s}.cairn_ledger SET state = ",
+                state!(done),
+                ", seq = NULL, due = NULL, holder = NULL, error = NULL, \
+                 result = $5, result_kind = $7, updated_at = $6 \
+                 WHERE ns = $1 AND id = $2 AND state = ",
+                state!(claimed),
+                " AND worker = $3 AND token = $4 AND grp IS NULL AND EXISTS (SELECT FROM bound)"
+            ),
+            &params,
+        )?;
+        if plain == 1 {
+            return Ok(true);
+        }
+        // An item of a group was its group's head (claimed): the same statement lets the
         // group's first waiting item in, saving the transaction of `groups_advance` (four
         // round trips). Only where it lets none in (the group had none waiting as far as this
         // statement saw, or the one it chose went meanwhile) does that transaction follow, to
@@ -730,7 +750,8 @@ impl Engine {
                  result = $5, result_kind = $7, updated_at = $6 \
                  WHERE ns = $1 AND id = $2 AND state = ",
                 state!(claimed),
-                " AND worker = $3 AND token = $4 AND EXISTS (SELECT FROM bound) RETURNING grp), \
+                " AND worker = $3 AND token = $4 AND grp IS NOT NULL AND EXISTS (SELECT FROM bound) \
+                 RETURNING grp), \
                  next AS MATERIALIZED (SELECT w.id FROM {s}.cairn_ledger w \
                    WHERE w.ns = $1 AND w.grp = (SELECT grp FROM done) AND w.state = ",
                 state!(waiting),
@@ -740,7 +761,7 @@ impl Engine {
                 " FROM next WHERE l.ns = $1 AND l.id = next.id RETURNING l.id) \
                  SELECT d.grp, (SELECT count(*) FROM promoted) FROM done d"
             ),
-            &[&ns, &id, &worker, &token, &bytes, &now, &kind, &self.lock_timeout()],
+            &params,
         )?;
         let done = rows.len() == 1;
         let unmoved: Vec<Row> = rows.into_iter().filter(|r| r.get::<_, i64>(1) == 0).collect();
