@@ -188,13 +188,39 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> 
         .map_err(|_| invalid(format!("{what} of {secs} seconds is too long; use None for no limit")))
 }
 
-/// A queue item from `cairn.QueueItem`'s fields as a tuple `(id, data, delay, not_before)`:
-/// `data` None for none, `delay` a duration or None, `not_before` Unix milliseconds, an RFC
-/// 3339 string or None (at most one of the two).
+/// A queue item from `cairn.QueueItem`'s fields as a tuple `(id, data, delay, not_before,
+/// priority, group)`: `data` None for none, `delay` a duration or None, `not_before` Unix
+/// milliseconds, an RFC 3339 string or None (at most one of the two), `priority` an int,
+/// `group` a str (or an int, as its decimal text) or None.
 pub(crate) fn queue_item(obj: &Bound<'_, PyAny>) -> PyResult<QueueItem> {
     type Field<'py> = Bound<'py, PyAny>;
-    let (item_id, data, delay, not_before): (Field<'_>, Field<'_>, Field<'_>, Field<'_>) = obj.extract()?;
+    #[allow(clippy::type_complexity)]
+    let (item_id, data, delay, not_before, priority, group): (
+        Field<'_>,
+        Field<'_>,
+        Field<'_>,
+        Field<'_>,
+        Field<'_>,
+        Field<'_>,
+    ) = obj.extract()?;
     let mut item = QueueItem::new(id(&item_id)?);
+    if !priority.is_instance_of::<PyInt>() || priority.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "a priority must be an int, not {}",
+            priority.get_type().name()?
+        )));
+    }
+    // An int too large for i64 is out of range as surely as 1001 is: the library says so.
+    item = item.priority(priority.extract::<i64>().unwrap_or(i64::MAX));
+    if !group.is_none() {
+        let key = id(&group).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a group must be a str, not {}",
+                group.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+            ))
+        })?;
+        item = item.group(key);
+    }
     if !data.is_none() {
         item = item.data(to_value(&data)?).map_err(py_err)?;
     }

@@ -32,7 +32,7 @@ def test_the_queue_api_of_issue_13_exists() -> None:
         for name in props:
             assert isinstance(vars(cls)[name], property), f"{cls.__name__}.{name}"
     fields = cairn.QueueItem.__dataclass_fields__  # type: ignore[attr-defined]
-    assert list(fields) == ["id", "data", "delay", "not_before"]
+    assert list(fields) == ["id", "data", "delay", "not_before", "priority", "group"]  # issue 20 added the last two
     assert {"data", "due"} <= set(cairn.Item.__dataclass_fields__)  # type: ignore[attr-defined]
     assert "retry_delay" in inspect.signature(cairn.Store.ledger).parameters
     assert "retry_delay" in inspect.signature(cairn.Transaction.ledger).parameters

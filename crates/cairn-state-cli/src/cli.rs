@@ -518,6 +518,13 @@ pub enum LedgerCmd {
         /// (2026-12-01T09:00:00Z, 2026-12-01T10:00:00+01:00).
         #[arg(long, value_name = "DUR|TIME", value_parser = not_before)]
         not_before: Option<NotBefore>,
+        /// Hand the items out before those of lower priority (default 0; -1000 to 1000).
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        priority: Option<i64>,
+        /// Queue the items in group KEY: one item of a group is handed out at a time, in
+        /// queue order (one customer's jobs in sequence, other customers' beside them).
+        #[arg(long, value_name = "KEY", value_parser = non_empty("group"))]
+        group: Option<String>,
     },
     /// Claim ID for a worker. Exit 0 if this worker now holds it, 1 if it is done, given up,
     /// or held by another worker whose lease has not run out.

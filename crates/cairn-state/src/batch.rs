@@ -53,6 +53,14 @@ pub enum BatchOp {
         id: String,
         error: String,
     },
+    Enqueue {
+        ns: Option<String>,
+        id: String,
+        data: Option<serde_json::Value>,
+        delay: Option<String>,
+        priority: Option<i64>,
+        group: Option<String>,
+    },
     #[serde(alias = "forget")]
     LedgerDel {
         ns: Option<String>,
@@ -102,6 +110,7 @@ pub enum BatchOp {
 /// | `touch` | `key`, optional `ttl` (none: never expires) |
 /// | `mark` | `id`, optional `result` |
 /// | `fail` | `id`, `error` |
+/// | `enqueue` | `id`, optional `data`, `delay` (`"10m"`), `priority` (-1000 to 1000), `group` (see [`QueueItem`](crate::QueueItem)) |
 /// | `ledger_del` | `id` (`forget`, its older name, is accepted too) |
 /// | `cancel` | `id` (see [`Ledger::cancel`](crate::Ledger::cancel)) |
 /// | `snooze` | `id`, `worker` (whose claim), `for` (`"10m"`) |
@@ -155,7 +164,8 @@ impl Batch {
                 BatchOp::Set { ttl, .. }
                 | BatchOp::Add { ttl, .. }
                 | BatchOp::Incr { ttl, .. }
-                | BatchOp::Touch { ttl, .. } => {
+                | BatchOp::Touch { ttl, .. }
+                | BatchOp::Enqueue { delay: ttl, .. } => {
                     ttl.as_deref().map(parse_duration).transpose().map_err(|e| at(e.to_string()))?
                 }
                 BatchOp::Snooze { for_, .. } | BatchOp::Pause { for_: Some(for_), until: None, .. } => {
@@ -272,6 +282,21 @@ impl Store {
                         None => tx.ledger(&ns_of(n)).mark_done(id).map(drop),
                     },
                     BatchOp::Fail { ns: n, id, error } => tx.ledger(&ns_of(n)).fail(id, error).map(drop),
+                    BatchOp::Enqueue { ns: n, id, data, priority, group, .. } => {
+                        let mut item = crate::QueueItem::new(id.as_str()).priority(priority.unwrap_or(0));
+                        if let Some(delay) = ttl {
+                            item = item.delay(*delay);
+                        }
+                        if let Some(group) = group {
+                            item = item.group(group.as_str());
+                        }
+                        match data {
+                            Some(d) => item.data(value_of(d)),
+                            None => Ok(item),
+                        }
+                        .and_then(|item| tx.ledger(&ns_of(n)).enqueue_items([item]))
+                        .map(drop)
+                    }
                     BatchOp::LedgerDel { ns: n, id } => tx.ledger(&ns_of(n)).delete(id).map(drop),
                     BatchOp::Cancel { ns: n, id } => tx.ledger(&ns_of(n)).cancel(id).map(drop),
                     BatchOp::Snooze { ns: n, id, worker, .. } => {

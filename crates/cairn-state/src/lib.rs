@@ -92,7 +92,7 @@ pub use duration::{format_duration, format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};
 pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, Pause, QueueItem, DEFAULT_LEASE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY, PRIORITY_RANGE,
 };
 pub use limit::{Decision, Limiter, Rate, MAX_BURST};
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};

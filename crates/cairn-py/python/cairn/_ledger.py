@@ -103,9 +103,14 @@ class QueueItem:
     text like ``"5m"``, see :func:`cairn.parse_duration`), or not before `not_before` (an aware ``datetime``, or an RFC 3339 string
     such as ``"2026-12-01T09:00:00Z"``). Give at most one of the two.
 
+    A higher `priority` (-1000 to 1000, default 0) is handed out first, once due. Items of one
+    `group` are handed out one at a time, in queue order (one customer's jobs in sequence while
+    other customers' run beside them): the next once the one before is done, given up or
+    deleted.
+
     >>> import cairn
-    >>> cairn.QueueItem("report-42", data={"format": "pdf"}, delay="10m")
-    QueueItem(id='report-42', data={'format': 'pdf'}, delay='10m', not_before=None)
+    >>> cairn.QueueItem("report-42", data={"format": "pdf"}, delay="10m", group="acme")
+    QueueItem(id='report-42', data={'format': 'pdf'}, delay='10m', not_before=None, priority=0, group='acme')
     """
 
     #: The item's id (an int is taken as its decimal text).
@@ -117,6 +122,10 @@ class QueueItem:
     delay: Optional[Duration] = None
     #: Not handed out before this time.
     not_before: Optional[Union[datetime.datetime, str]] = None
+    #: Higher first (-1000 to 1000); equal priorities by due time, then in queue order.
+    priority: int = 0
+    #: At most one item of a group is handed out at a time, in queue order.
+    group: Optional[str] = None
 
 
 def _utc(millis: int) -> datetime.datetime:
@@ -138,7 +147,7 @@ def _item(raw: _cairn.RawItem) -> Item:
     )
 
 
-def _raw_item(item: QueueItem) -> tuple[Any, Any, Any, Any]:
+def _raw_item(item: QueueItem) -> tuple[Any, Any, Any, Any, Any, Any]:
     """`item` as the extension takes it: `not_before` in Unix milliseconds (or its text)."""
     if not isinstance(item, QueueItem):
         raise TypeError(f"enqueue_items takes cairn.QueueItem objects, not {type(item).__name__}")
@@ -154,7 +163,7 @@ def _raw_item(item: QueueItem) -> tuple[Any, Any, Any, Any]:
         raise TypeError(
             f"not_before must be an aware datetime or an RFC 3339 string, not {type(at).__name__}"
         )
-    return (item.id, item.data, item.delay, at)
+    return (item.id, item.data, item.delay, at, item.priority, item.group)
 
 
 def _error_text(error: str | BaseException) -> str:
@@ -394,15 +403,19 @@ class Ledger:
         *,
         delay: Optional[Duration] = None,
         not_before: Optional[Union[datetime.datetime, str]] = None,
+        priority: int = 0,
+        group: Optional[str] = None,
     ) -> int:
         """Queue ids for :meth:`claim_next`, in order; ids the ledger knows already are
-        skipped. Returns how many were queued. `delay` or `not_before` hold them back as
-        :class:`QueueItem`'s do."""
-        if delay is None and not_before is None:
+        skipped. Returns how many were queued. `delay` or `not_before` hold them back, and
+        `priority` and `group` order them, as :class:`QueueItem`'s do."""
+        if delay is None and not_before is None and priority == 0 and group is None:
             return self._src._conn().ledger_enqueue(self._ns, ids, self._tx)
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be an iterable of ids (a list, say), not one str")
-        return self.enqueue_items(QueueItem(id, delay=delay, not_before=not_before) for id in ids)
+        return self.enqueue_items(
+            QueueItem(id, delay=delay, not_before=not_before, priority=priority, group=group) for id in ids
+        )
 
     def enqueue_items(self, items: Iterable[QueueItem]) -> int:
         """Queue :class:`QueueItem` objects, in order, in one transaction; ids the ledger knows

@@ -36,7 +36,9 @@ pub fn run(ctx: &Ctx, cmd: LedgerCmd) -> Outcome {
     let mut run = Run { store: &store, ledger: store.ledger(ctx.ns()), out: Out::new(), json: ctx.json };
     let code = match cmd {
         LedgerCmd::Mark { ids } => run.mark(ids),
-        LedgerCmd::Enqueue { ids, not_before } => run.enqueue(ids, not_before),
+        LedgerCmd::Enqueue { ids, not_before, priority, group } => {
+            run.enqueue(ids, &ItemDefaults { not_before, priority, group })
+        }
         LedgerCmd::Has { id } => run.has(&id),
         LedgerCmd::Filter => run.filter(),
         LedgerCmd::Claim { id, worker, lease, holder } => run.claim(&id, &worker.worker, lease, &holder),
@@ -81,9 +83,9 @@ impl Run<'_> {
     }
 
     /// `enqueue`: queue ids (arguments, or `-` for stdin), or with --json the items on stdin.
-    fn enqueue(&mut self, ids: Vec<String>, not_before: Option<NotBefore>) -> Outcome {
+    fn enqueue(&mut self, ids: Vec<String>, defaults: &ItemDefaults) -> Outcome {
         if self.json {
-            return self.enqueue_json(&ids, not_before);
+            return self.enqueue_json(&ids, defaults);
         }
         if ids.is_empty() {
             return Err(Failure::Usage(
@@ -91,28 +93,27 @@ impl Run<'_> {
             ));
         }
         let ledger = self.ledger;
-        match not_before {
-            None => each_id(ids, |chunk| ledger.enqueue(chunk).map(drop), "queued")?,
-            Some(when) => {
-                let items = |chunk: &[String]| {
-                    chunk.iter().map(|id| queue_item(id.clone(), Some(when))).collect::<Vec<_>>()
-                };
-                each_id(ids, |chunk| ledger.enqueue_items(items(chunk)).map(drop), "queued")?;
-            }
+        if defaults.is_plain() {
+            each_id(ids, |chunk| ledger.enqueue(chunk).map(drop), "queued")?;
+        } else {
+            let items = |chunk: &[String]| {
+                chunk.iter().map(|id| defaults.item(id.clone(), None, None, None)).collect::<Vec<_>>()
+            };
+            each_id(ids, |chunk| ledger.enqueue_items(items(chunk)).map(drop), "queued")?;
         }
         Ok(exit::OK)
     }
 
     /// `--json enqueue` (or `--json enqueue -`): queue the JSON-lines items on stdin; print how
     /// many were queued.
-    fn enqueue_json(&mut self, ids: &[String], not_before: Option<NotBefore>) -> Outcome {
+    fn enqueue_json(&mut self, ids: &[String], defaults: &ItemDefaults) -> Outcome {
         if !(ids.is_empty() || ids == ["-"]) {
             return Err(Failure::Usage(
                 "with --json the items come on stdin, one JSON object per line; give no ids (or -)".into(),
             ));
         }
         let ledger = self.ledger;
-        let queued = json_items(not_before, |chunk| ledger.enqueue_items(chunk))?;
+        let queued = json_items(defaults, |chunk| ledger.enqueue_items(chunk))?;
         self.out.json(&json!({ "queued": queued }))?;
         Ok(exit::OK)
     }
@@ -478,11 +479,48 @@ fn each_id(
     }
 }
 
-/// Items as JSON lines on stdin (`{"id": .., "data": .., "not_before": ..}`), handed to
+/// What `enqueue`'s options give every item (a JSON line may say otherwise for its own).
+struct ItemDefaults {
+    not_before: Option<NotBefore>,
+    priority: Option<i64>,
+    group: Option<String>,
+}
+
+impl ItemDefaults {
+    fn is_plain(&self) -> bool {
+        self.not_before.is_none() && self.priority.is_none() && self.group.is_none()
+    }
+
+    /// The item `id`, with what its line gives in place of the defaults.
+    fn item(
+        &self,
+        id: String,
+        not_before: Option<NotBefore>,
+        priority: Option<i64>,
+        group: Option<String>,
+    ) -> QueueItem {
+        let item = match not_before.or(self.not_before) {
+            None => QueueItem::new(id),
+            Some(NotBefore::After(d)) => QueueItem::new(id).delay(d),
+            Some(NotBefore::At(ms)) => QueueItem::new(id).not_before_millis(ms),
+        };
+        let item = match priority.or(self.priority) {
+            Some(p) => item.priority(p),
+            None => item,
+        };
+        match group.or_else(|| self.group.clone()) {
+            Some(g) => item.group(g),
+            None => item,
+        }
+    }
+}
+
+/// Items as JSON lines on stdin (`{"id": .., "data": .., "not_before": .., "priority": ..,
+/// "group": ..}`), handed to
 /// `apply` in chunks of [`MARK_BATCH`], each chunk checked whole before it is applied. Returns
 /// how many `apply` says it queued.
 fn json_items(
-    default_not_before: Option<NotBefore>,
+    defaults: &ItemDefaults,
     mut apply: impl FnMut(Vec<QueueItem>) -> cairn::Result<u64>,
 ) -> Outcome<u64> {
     let mut chunk = Vec::with_capacity(MARK_BATCH);
@@ -493,7 +531,7 @@ fn json_items(
         if line.trim().is_empty() {
             continue;
         }
-        chunk.push(json_item(&line, default_not_before).map_err(bad)?);
+        chunk.push(json_item(&line, defaults).map_err(bad)?);
         if chunk.len() == MARK_BATCH {
             queued += apply(std::mem::replace(&mut chunk, Vec::with_capacity(MARK_BATCH)))?;
         }
@@ -504,15 +542,18 @@ fn json_items(
     Ok(queued)
 }
 
-fn json_item(line: &str, default_not_before: Option<NotBefore>) -> Result<QueueItem, String> {
+fn json_item(line: &str, defaults: &ItemDefaults) -> Result<QueueItem, String> {
     let example = r#"e.g. {"id": "a1", "data": {"url": "https://example.com"}}"#;
     let v: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not JSON ({e}); {example}"))?;
     let serde_json::Value::Object(mut fields) = v else {
         return Err(format!("not a JSON object; {example}"));
     };
-    if let Some(unknown) = fields.keys().find(|k| !["id", "data", "not_before"].contains(&k.as_str())) {
-        return Err(format!("unknown field {unknown:?}: an item has id, data and not_before"));
+    const FIELDS: [&str; 5] = ["id", "data", "not_before", "priority", "group"];
+    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field {unknown:?}: an item has id, data, not_before, priority and group"
+        ));
     }
     let id = match fields.remove("id") {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id,
@@ -521,24 +562,27 @@ fn json_item(line: &str, default_not_before: Option<NotBefore>) -> Result<QueueI
         None => return Err(format!("no \"id\"; {example}")),
     };
     let not_before = match fields.remove("not_before") {
-        None | Some(serde_json::Value::Null) => default_not_before,
+        None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(crate::cli::not_before(&s)?),
         Some(_) => return Err("\"not_before\" must be a string: a delay (10m) or an RFC 3339 time".into()),
     };
-    let item = queue_item(id, not_before);
+    let priority = match fields.remove("priority") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) if n.is_i64() => n.as_i64(),
+        Some(_) => return Err("\"priority\" must be an integer, from -1000 to 1000".into()),
+    };
+    let group = match fields.remove("group") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(g)) if !g.is_empty() => Some(g),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err("\"group\" must be a non-empty string".into()),
+    };
+    let item = defaults.item(id, not_before, priority, group);
     match fields.remove("data") {
         None | Some(serde_json::Value::Null) => Ok(item),
         // A JSON string is text to every surface (Python gets a str); anything else stays JSON.
         Some(serde_json::Value::String(text)) => item.data(text).map_err(|e| e.to_string()),
         Some(other) => item.data(cairn::Json(other)).map_err(|e| e.to_string()),
-    }
-}
-
-fn queue_item(id: String, not_before: Option<NotBefore>) -> QueueItem {
-    match not_before {
-        None => QueueItem::new(id),
-        Some(NotBefore::After(d)) => QueueItem::new(id).delay(d),
-        Some(NotBefore::At(ms)) => QueueItem::new(id).not_before_millis(ms),
     }
 }
 

@@ -12,6 +12,7 @@ mod memo_lock;
 mod namespaces;
 mod paths;
 mod postgres;
+mod queue_order;
 mod readonly;
 mod runs;
 mod types;

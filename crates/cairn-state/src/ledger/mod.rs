@@ -52,7 +52,7 @@ mod wait;
 
 pub use claims::Claim;
 pub(crate) use claims::Scans;
-pub use queue::QueueItem;
+pub use queue::{QueueItem, PRIORITY_RANGE};
 
 use crate::storage::{CANCELLED, CLAIMED, DONE, FAILED, PENDING};
 

@@ -5,13 +5,18 @@ use super::*;
 use crate::clock::{duration_millis, EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
 use crate::duration::{format_duration, format_time};
 
+/// The priorities an item may have ([`QueueItem::priority`]): higher is handed out first.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
+
 /// An item to queue with [`Ledger::enqueue_items`]: its id, and optionally data for its
-/// worker and a time before which it is not handed out.
+/// worker, a time before which it is not handed out, a priority and a group.
 #[derive(Debug, Clone)]
 pub struct QueueItem {
     id: String,
     data: Option<(Vec<u8>, crate::ValueKind)>,
     not_before: NotBefore,
+    priority: i64,
+    group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +29,7 @@ enum NotBefore {
 impl QueueItem {
     /// The item `id`, due at once, without data.
     pub fn new(id: impl Into<String>) -> Self {
-        QueueItem { id: id.into(), data: None, not_before: NotBefore::Now }
+        QueueItem { id: id.into(), data: None, not_before: NotBefore::Now, priority: 0, group: None }
     }
 
     /// Data for the worker, handed out with the claim ([`Claim::data`]).
@@ -49,6 +54,58 @@ impl QueueItem {
         self.not_before = NotBefore::At(at);
         self
     }
+
+    /// Handed out before items of a lower priority (the default is 0); items of equal
+    /// priority go by the time they are due, then in queue order. A priority is never handed
+    /// out before it is due. One outside [`PRIORITY_RANGE`] is refused when the item is queued.
+    /// A failed, released or taken-over item keeps its priority.
+    ///
+    /// ```
+    /// use cairn::{QueueItem, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// queue.enqueue_items([QueueItem::new("routine"), QueueItem::new("urgent").priority(10)])?;
+    /// assert_eq!(queue.claim_next("w", Duration::from_secs(60))?.expect("queued").id(), "urgent");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn priority(mut self, priority: i64) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// In group `key`: at most one item of a group is handed out at once, in the order the
+    /// group's items were queued; items of other groups (and items of none) go on meanwhile.
+    /// The next item of a group is handed out once the one before is done, given up, or
+    /// deleted; one failed for a retry, or released, stays first in its group. Keys follow the
+    /// rules of ids (non-empty, at most [`MAX_ID_BYTES`](crate::MAX_ID_BYTES) bytes).
+    ///
+    /// ```
+    /// use cairn::{QueueItem, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let queue = store.ledger("jobs");
+    /// let lease = Duration::from_secs(60);
+    /// queue.enqueue_items([
+    ///     QueueItem::new("alice-1").group("alice"),
+    ///     QueueItem::new("alice-2").group("alice"),
+    ///     QueueItem::new("bob-1").group("bob"),
+    /// ])?;
+    /// let first = queue.claim_next("w1", lease)?.expect("queued");
+    /// assert_eq!(first.id(), "alice-1");
+    /// // alice-2 waits for alice-1; bob's item goes meanwhile.
+    /// assert_eq!(queue.claim_next("w2", lease)?.expect("queued").id(), "bob-1");
+    /// assert!(queue.claim_next("w3", lease)?.is_none());
+    /// queue.complete(&first)?;
+    /// assert_eq!(queue.claim_next("w3", lease)?.expect("next in group").id(), "alice-2");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn group(mut self, key: impl Into<String>) -> Self {
+        self.group = Some(key.into());
+        self
+    }
 }
 
 impl<'a> Ledger<'a> {
@@ -58,15 +115,20 @@ impl<'a> Ledger<'a> {
         let ids = collect_ids(ids)?;
         self.write(|s| {
             let now = s.now();
-            let items: Vec<NewItem<'_>> =
-                ids.iter().map(|id| NewItem { id: id.as_ref(), data: None, due: now }).collect();
+            let items: Vec<NewItem<'_>> = ids
+                .iter()
+                .map(|id| NewItem { id: id.as_ref(), data: None, due: now, priority: 0, grp: None })
+                .collect();
             s.engine.ledger_enqueue_many(self.ns, &items, now)
         })
     }
 
     /// Queue items with data for their workers or a time before which they are not handed
     /// out (see [`QueueItem`]), in order; ids the ledger knows already are skipped. Returns how
-    /// many were queued. Items are handed out by the time they are due, then in queue order.
+    /// many were queued. Items are handed out by priority (highest first), then by the time
+    /// they are due, then in queue order; an item of a group waits for the group's items
+    /// queued before it. Nothing is queued if any item is refused (a bad id, priority, group
+    /// or time).
     ///
     /// ```
     /// use cairn::{QueueItem, Store};
@@ -85,7 +147,7 @@ impl<'a> Ledger<'a> {
     pub fn enqueue_items(&self, items: impl IntoIterator<Item = QueueItem>) -> Result<u64> {
         let items: Vec<QueueItem> = items.into_iter().collect();
         for item in &items {
-            validate_id(&item.id)?;
+            item.validate()?;
         }
         self.write(|s| {
             let now = s.now();
@@ -96,6 +158,8 @@ impl<'a> Ledger<'a> {
                         id: &item.id,
                         data: item.data.as_ref().map(|(b, k)| (b.as_slice(), *k)),
                         due: item.due(now)?,
+                        priority: item.priority,
+                        grp: item.group.as_deref(),
                     })
                 })
                 .collect::<Result<Vec<NewItem<'_>>>>()?;
@@ -105,6 +169,25 @@ impl<'a> Ledger<'a> {
 }
 
 impl QueueItem {
+    /// Refuse what cannot be stored before anything is written.
+    fn validate(&self) -> Result<()> {
+        validate_id(&self.id)?;
+        if !PRIORITY_RANGE.contains(&self.priority) {
+            return Err(Error::invalid(format!(
+                "item {:?}: a priority is from {} to {}, not {}",
+                self.id,
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end(),
+                self.priority
+            )));
+        }
+        if let Some(group) = &self.group {
+            validate_name("group", group, MAX_ID_BYTES)
+                .map_err(|e| Error::invalid(format!("item {:?}: {e}", self.id)))?;
+        }
+        Ok(())
+    }
+
     /// When the item is due if queued at `now`; a time out of the range cairn keeps is refused
     /// here, before anything is written, rather than stored for every reader to trip on.
     fn due(&self, now: i64) -> Result<i64> {

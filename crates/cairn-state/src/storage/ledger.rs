@@ -79,6 +79,11 @@ engine_ops! {
         fn ledger_policy(&self, ns: &str) -> Result<PolicyRow>;
         /// Store the namespace's policy, replacing the one before (`None`: the default).
         fn ledger_set_policy(&self, ns: &str, policy: PolicyRow) -> Result<()>;
+        /// An item of group `grp` left the group's head (claimed or pending) position, or may
+        /// have: if the group has no pending or claimed item now, its first waiting one (in
+        /// queue order) becomes pending. Idempotent; call it after any write that ends a
+        /// grouped item (done, given up, cancelled, deleted). True if an item moved up.
+        fn ledger_group_advance(&self, ns: &str, grp: &str) -> Result<bool>;
     }
 }
 
@@ -106,6 +111,11 @@ pub(crate) struct NewItem<'a> {
     pub id: &'a str,
     pub data: Option<(&'a [u8], ValueKind)>,
     pub due: i64,
+    /// Higher is handed out first.
+    pub priority: i64,
+    /// At most one item of a group is pending or claimed at once (its head); the others wait
+    /// (state `WAITING`) in queue order, and the head's leaving lets the next one in.
+    pub grp: Option<&'a str>,
 }
 
 /// A claim as a fenced write names it: the item, the worker holding it and its token.
@@ -195,3 +205,7 @@ pub(crate) const FAILED: i64 = 3;
 
 /// Cancelled: never handed out again (until retried); a claim on it is fenced.
 pub(crate) const CANCELLED: i64 = 4;
+/// Queued behind another item of its group (see [`NewItem::grp`]): out of the queue's claim
+/// order until the item ahead of it leaves (done, given up, cancelled or deleted). Readers show
+/// it as pending.
+pub(crate) const WAITING: i64 = 5;

@@ -143,7 +143,7 @@ pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH}
 pub(crate) use checkpoint::CheckpointOps;
 pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CANCELLED,
-    CLAIMED, DONE, FAILED, PENDING,
+    CLAIMED, DONE, FAILED, PENDING, WAITING,
 };
 pub(crate) use limit::{LimitOps, LimitRow};
 pub(crate) use location::{expand_home, resolve_file};

@@ -29,6 +29,9 @@ macro_rules! state {
     (cancelled) => {
         "4"
     };
+    (waiting) => {
+        "5"
+    };
 }
 pub(crate) use state;
 
@@ -52,13 +55,14 @@ const _: () = assert!(
         && code(state!(claimed)) == super::CLAIMED
         && code(state!(done)) == super::DONE
         && code(state!(failed)) == super::FAILED
-        && code(state!(cancelled)) == super::CANCELLED,
+        && code(state!(cancelled)) == super::CANCELLED
+        && code(state!(waiting)) == super::WAITING,
     "a code in state! differs from its const in storage"
 );
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CANCELLED, CLAIMED, DONE, FAILED, PENDING};
+    use super::super::{CANCELLED, CLAIMED, DONE, FAILED, PENDING, WAITING};
 
     /// Each state's SQL text is its const written in decimal, nothing around it, and the
     /// codes differ.
@@ -70,6 +74,7 @@ mod tests {
             (state!(done), DONE),
             (state!(failed), FAILED),
             (state!(cancelled), CANCELLED),
+            (state!(waiting), WAITING),
         ];
         for (sql, code) in codes {
             assert_eq!(sql, code.to_string(), "the SQL text of state {code}");
