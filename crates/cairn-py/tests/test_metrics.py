@@ -96,3 +96,15 @@ def test_the_textfile_parses_to_what_stdout_says(cli: str, any_store: cairn.Stor
     assert os.stat(path).st_mode & 0o777 == 0o644
     names: List[str] = sorted(os.listdir(tmp_path))
     assert "cairn.prom" in names and not any(n.startswith(".cairn-metrics-") for n in names)
+
+
+def test_python_gives_the_same_families_as_the_cli(cli: str, any_store: cairn.Store, location: str) -> None:
+    any_store.ledger("q").enqueue(["a"])
+    any_store.cache("c").set("k", "v")
+    with any_store.lock("nightly", ttl=60, timeout=0):
+        families, samples = parse(any_store.prometheus_metrics())
+        _, from_cli = parse(scrape(cli, location))
+    assert {name: f.type for name, f in families.items()} == FAMILIES
+    timeless = {k: v for k, v in samples.items() if not k[0].endswith("_age_seconds")}
+    assert timeless == {k: v for k, v in from_cli.items() if not k[0].endswith("_age_seconds")}
+    assert samples[("cairn_lock_slots_held", (("lock", "nightly"),))] == 1
