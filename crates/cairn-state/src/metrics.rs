@@ -14,7 +14,8 @@ use crate::ledger::LedgerCounts;
 use crate::storage::MetricsOps;
 use crate::store::Store;
 
-/// Figures of a whole store at one moment, from [`Store::metrics`].
+/// Figures of a whole store, from [`Store::metrics`] (each part read on its own, not from one
+/// snapshot).
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Metrics {
