@@ -149,8 +149,10 @@ pub enum Command {
     /// --scope NAME instead.
     Migrate(MigrateArgs),
 
-    /// Per namespace: cache entries, bytes and hit rate; ledger states.
-    Stats,
+    /// Per namespace: cache entries, bytes and hit rate; ledger states. With --format
+    /// prometheus, the whole store's metrics for Prometheus (ledger items by state and the age
+    /// of the oldest queued item, cache entries, bytes, hits and misses, locks held).
+    Stats(StatsArgs),
 
     /// Check the store: integrity, pragmas, schema, WAL size, permissions. Exit 1 if anything
     /// is wrong, with how to fix it.
@@ -189,9 +191,11 @@ impl Command {
     /// entries, memo results and ledger items, and a batch's and stats' default.
     pub fn without_namespace(&self) -> Option<&'static str> {
         match self {
-            Command::Cache(_) | Command::Memo(_) | Command::Ledger(_) | Command::Batch | Command::Stats => {
-                None
-            }
+            Command::Cache(_)
+            | Command::Memo(_)
+            | Command::Ledger(_)
+            | Command::Batch
+            | Command::Stats(_) => None,
             Command::Checkpoint(_) => Some(
                 "checkpoints have no namespace: name the job for what it belongs to (e.g. invoices-export)",
             ),
@@ -831,6 +835,30 @@ pub enum LimitCmd {
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = burst())]
         burst: u32,
     },
+}
+
+// `stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// text: a line per namespace (or JSON with --json); prometheus: the Prometheus text
+    /// exposition format, names prefixed cairn_, namespaces in the label ns.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: StatsFormat,
+    /// With --format prometheus: write to PATH instead of stdout, atomically (a temporary file
+    /// beside it, synced, renamed over it), for node_exporter's textfile collector (which reads
+    /// *.prom files). The file is 0644 whatever the umask: node_exporter runs as another user,
+    /// and the metrics hold counts and names, never stored values.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+}
+
+/// How `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// A line per namespace, or JSON with --json.
+    Text,
+    /// The Prometheus text exposition format.
+    Prometheus,
 }
 
 // `migrate`.

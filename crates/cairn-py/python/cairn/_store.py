@@ -410,6 +410,14 @@ class Store:
         write and at close)."""
         self._conn().flush_stats()
 
+    def prometheus_metrics(self) -> str:
+        """The whole store's figures in the Prometheus text format, as ``cairn stats --format
+        prometheus`` prints them: per ledger namespace its items by state, the age of its
+        oldest queued item and whether it is paused; per cache namespace its entries, bytes,
+        hits and misses; the locks held. To serve from a scrape handler or write for
+        node_exporter's textfile collector."""
+        return self._conn().prometheus_metrics()
+
     def cache_namespaces(self) -> List[str]:
         """The cache namespaces that hold entries or statistics, sorted."""
         return self._conn().cache_namespaces()

@@ -1,4 +1,5 @@
-//! Maintenance of the whole store: the integrity check, an online backup and VACUUM.
+//! Maintenance of the whole store: the integrity check, an online backup, VACUUM and the
+//! metrics for Prometheus.
 
 use std::path::PathBuf;
 
@@ -18,5 +19,9 @@ impl Connection {
 
     fn vacuum(&self, py: Python<'_>) -> PyResult<()> {
         self.run_store(py, |s| Ok(s.vacuum()?))
+    }
+
+    fn prometheus_metrics(&self, py: Python<'_>) -> PyResult<String> {
+        self.run_store(py, |s| Ok(s.metrics()?.to_prometheus()))
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::ledger::{counts_json, paused_text};
 use super::Ctx;
-use crate::cli::MigrateArgs;
+use crate::cli::{MigrateArgs, StatsArgs, StatsFormat};
 use crate::exit;
 use crate::output::{note, Failure, Out, Outcome};
 
@@ -53,7 +53,15 @@ pub fn migrate(ctx: &Ctx, args: MigrateArgs) -> Outcome {
     Ok(exit::OK)
 }
 
-pub fn stats(ctx: &Ctx) -> Outcome {
+pub fn stats(ctx: &Ctx, args: StatsArgs) -> Outcome {
+    if args.format == StatsFormat::Prometheus {
+        return prometheus(ctx, args.textfile.as_deref());
+    }
+    if args.textfile.is_some() {
+        return Err(Failure::Usage(
+            "--textfile writes the Prometheus format: add --format prometheus".into(),
+        ));
+    }
     let store = ctx.open_for_reading()?;
     store.flush_stats()?;
     let mut stats = store.stats()?;
@@ -88,6 +96,63 @@ pub fn stats(ctx: &Ctx) -> Outcome {
     }
     out.flush()?;
     Ok(exit::OK)
+}
+
+/// `stats --format prometheus`: the library renders, this prints or writes the file.
+fn prometheus(ctx: &Ctx, textfile: Option<&Path>) -> Outcome {
+    if ctx.json {
+        return Err(Failure::Usage("--json and --format prometheus are two formats: choose one".into()));
+    }
+    let store = ctx.open_for_reading()?;
+    store.flush_stats()?;
+    let mut metrics = store.metrics()?;
+    if let Some(ns) = &ctx.ns {
+        metrics.ledger.retain(|l| &l.ns == ns);
+        metrics.cache.retain(|c| &c.ns == ns);
+    }
+    let text = metrics.to_prometheus();
+    match textfile {
+        Some(path) => {
+            if path.extension().is_none_or(|e| e != "prom") {
+                note(format_args!(
+                    "{}: node_exporter's textfile collector reads only files named *.prom",
+                    path.display()
+                ));
+            }
+            write_textfile(path, &text)?;
+        }
+        None => {
+            let mut out = Out::new();
+            out.bytes(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Replace `path` atomically: the collector reads it at any moment and must never see half a
+/// file. A temporary file in the same directory (a rename does not cross file systems),
+/// synced, made 0644 (node_exporter runs as another user; the text holds counts and names,
+/// never stored values, so this is the one file cairn writes readable by others), renamed
+/// over `path`, and the directory synced so that the rename survives a crash.
+fn write_textfile(path: &Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let io = |what: &str, p: &Path| Failure::io(format!("{what} {}", p.display()));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairn-metrics-")
+        .tempfile_in(dir)
+        .map_err(io("create a temporary file in", dir))?;
+    tmp.write_all(text.as_bytes()).map_err(io("write", tmp.path()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io("chmod", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io("sync", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| Failure::Io(format!("rename the metrics to {}", path.display()), e.error))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync", dir))
 }
 
 pub fn doctor(ctx: &Ctx) -> Outcome {

@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Run(r) => run::run(&ctx, r),
         Command::Batch => batch::run(&ctx),
         Command::Migrate(m) => maintenance::migrate(&ctx, m),
-        Command::Stats => maintenance::stats(&ctx),
+        Command::Stats(args) => maintenance::stats(&ctx, args),
         Command::Doctor => maintenance::doctor(&ctx),
         Command::Backup { path } => maintenance::backup(&ctx, &path),
         Command::Vacuum => maintenance::vacuum(&ctx),

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::{assert_one_line_error, Env};
+use crate::{assert_one_line_error, cairn_bin, Env};
 
 #[test]
 fn batch_applies_every_line_in_one_transaction() {
@@ -238,4 +238,92 @@ fn durability_full_is_chosen_by_flag_or_environment_and_other_levels_are_usage_e
     }
     assert_eq!(env.ok(&["cache", "get", "k"], 0), "v");
     assert!(env.ok(&["--help"], 0).contains("CAIRN_DURABILITY"));
+}
+
+#[test]
+fn stats_in_the_prometheus_format_count_items_entries_and_the_locks_held() {
+    let env = Env::new();
+    env.ok(&["-n", "pages", "cache", "set", "a", "xyz"], 0);
+    env.ok(&["-n", "pages", "cache", "get", "a"], 0);
+    env.ok(&["-n", "pages", "cache", "get", "b"], 1);
+    env.ok(&["-n", "jobs", "ledger", "enqueue", "1", "2", "3"], 0);
+    env.ok(&["-n", "jobs", "ledger", "mark", "0"], 0);
+    env.ok(&["-n", "jobs", "ledger", "pause"], 0);
+    // The stats run while `cairn lock` holds "nightly": the lock is counted.
+    let bin = cairn_bin();
+    let text =
+        env.ok(&["lock", "nightly", "--", bin.to_str().unwrap(), "stats", "--format", "prometheus"], 0);
+    for line in [
+        "# TYPE cairn_ledger_items gauge\n",
+        "cairn_ledger_items{ns=\"jobs\",state=\"pending\"} 3\n",
+        "cairn_ledger_items{ns=\"jobs\",state=\"done\"} 1\n",
+        "cairn_ledger_paused{ns=\"jobs\"} 1\n",
+        "# TYPE cairn_cache_hits_total counter\n",
+        "cairn_cache_entries{ns=\"pages\"} 1\n",
+        "cairn_cache_bytes{ns=\"pages\"} 4\n",
+        "cairn_cache_hits_total{ns=\"pages\"} 1\n",
+        "cairn_cache_misses_total{ns=\"pages\"} 1\n",
+        "cairn_locks_held 1\n",
+        "cairn_lock_slots_held{lock=\"nightly\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let age = text.lines().find(|l| l.starts_with("cairn_ledger_oldest_queued_age_seconds{ns=\"jobs\"} "));
+    let age: f64 = age.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect(&text);
+    assert!(age >= 0.0, "{text}");
+
+    // -n keeps one namespace (locks have none: they stay); the default format is unchanged.
+    let one = env.ok(&["-n", "pages", "stats", "--format", "prometheus"], 0);
+    assert!(!one.contains("ns=\"jobs\"") && one.contains("ns=\"pages\""), "{one}");
+    assert!(one.contains("cairn_locks_held 0\n"), "{one}");
+    assert_eq!(env.ok(&["stats", "--format", "text"], 0), env.ok(&["stats"], 0));
+}
+
+#[test]
+fn stats_textfile_replaces_the_file_atomically_readable_by_the_collector() {
+    let env = Env::new();
+    env.ok(&["-n", "q", "ledger", "enqueue", "a"], 0);
+    let dir = env.path("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("cairn.prom");
+    std::fs::write(&file, "stale\n").unwrap();
+    let (code, out, err) =
+        env.run(&["stats", "--format", "prometheus", "--textfile", file.to_str().unwrap()]);
+    assert_eq!((code, out.as_slice(), err.as_str()), (0, &b""[..], ""));
+    let written = std::fs::read_to_string(&file).unwrap();
+    // What stdout gets, but for the age, which grows between the two runs.
+    let timeless =
+        |t: &str| t.lines().filter(|l| !l.contains("_age_seconds{")).collect::<Vec<_>>().join("\n");
+    assert_eq!(timeless(&written), timeless(&env.ok(&["stats", "--format", "prometheus"], 0)));
+    assert!(written.contains("cairn_ledger_items{ns=\"q\",state=\"pending\"} 1\n"), "{written}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "node_exporter, another user, reads it");
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["cairn.prom"], "no temporary file left behind");
+
+    // A name the collector skips is written, with a note saying so.
+    let (code, _, err) = env.run(&["stats", "--format", "prometheus", "--textfile", "cairn.txt"]);
+    assert_eq!(code, 0);
+    assert!(err.contains("*.prom"), "{err}");
+    assert!(env.path("cairn.txt").exists());
+}
+
+#[test]
+fn stats_refuse_a_textfile_without_the_prometheus_format_and_a_missing_directory() {
+    let env = Env::new();
+    env.ok(&["cache", "set", "k", "v"], 0);
+    for args in [
+        &["stats", "--textfile", "m.prom"][..],
+        &["--json", "stats", "--format", "prometheus"],
+        &["stats", "--format", "openmetrics"],
+    ] {
+        let (code, out, err) = env.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.starts_with("cairn: ") || err.starts_with("error: "), "{args:?}: {err}");
+    }
+    assert!(!env.path("m.prom").exists());
+    let (code, _, err) = env.run(&["stats", "--format", "prometheus", "--textfile", "no/such/dir/m.prom"]);
+    assert_eq!(code, 3, "{err}");
+    assert_one_line_error(&err);
 }

@@ -358,3 +358,27 @@ fn next_with_a_wait_and_ledger_wait_on_postgres() {
     pg.ok(&["ledger", "done", "a", "--worker", "w"], 0);
     pg.ok(&["ledger", "wait", "--timeout", "10s"], 0);
 }
+
+#[test]
+fn stats_in_the_prometheus_format_on_postgres_name_no_password_and_write_the_textfile() {
+    let Some(pg) = pg() else { return };
+    pg.ok(&["-n", "q", "ledger", "enqueue", "a", "b"], 0);
+    pg.ok(&["-n", "pages", "cache", "set", "k", "v"], 0);
+    let store = pg.store();
+    let _held = store.try_lock("nightly", Duration::from_secs(60)).unwrap().expect("free");
+    let file = pg.env.path("cairn.prom");
+    let (code, out, err) = pg.run_at(
+        &pg.url_with_password(),
+        &["stats", "--format", "prometheus", "--textfile", file.to_str().unwrap()],
+    );
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    let text = std::fs::read_to_string(&file).unwrap();
+    for line in [
+        "cairn_ledger_items{ns=\"q\",state=\"pending\"} 2\n",
+        "cairn_cache_entries{ns=\"pages\"} 1\n",
+        "cairn_lock_slots_held{lock=\"nightly\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    assert!(!text.contains("secret"), "{text}");
+}

@@ -129,6 +129,7 @@ mod limit;
 mod location;
 mod lock;
 mod memo;
+mod metrics;
 mod migrate;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -149,6 +150,7 @@ pub(crate) use limit::{LimitOps, LimitRow};
 pub(crate) use location::{expand_home, resolve_file};
 pub(crate) use lock::{HolderRow, LockOps, Taker};
 pub(crate) use memo::MemoOps;
+pub(crate) use metrics::MetricsOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
 pub(crate) use redact::redact_url;
 pub(crate) use run::{

@@ -13,6 +13,7 @@ mod limits;
 mod locks;
 mod maintenance;
 mod memo;
+mod metrics;
 mod migrate;
 mod model;
 mod paging;

@@ -20,6 +20,7 @@ mod limit;
 mod lock;
 mod maintenance;
 mod memo;
+mod metrics;
 mod migrate;
 mod run;
 pub(crate) mod schema;

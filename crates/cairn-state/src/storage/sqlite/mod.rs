@@ -24,6 +24,7 @@ mod limit;
 pub(crate) mod lock;
 mod maintenance;
 mod memo;
+mod metrics;
 mod migrate;
 pub(crate) mod open;
 mod run;
