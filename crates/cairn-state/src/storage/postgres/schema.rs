@@ -169,7 +169,9 @@ CREATE TABLE {s}.cairn_job (
     schedule     text   NOT NULL,
     done_through bigint,
     runs         bigint NOT NULL,
-    keep         bigint NOT NULL
+    keep         bigint NOT NULL,
+    succeeded    bigint NOT NULL,
+    failed       bigint NOT NULL
 );
 CREATE TABLE {s}.cairn_job_run (
     job         text COLLATE "C" NOT NULL,
@@ -178,7 +180,7 @@ CREATE TABLE {s}.cairn_job_run (
     slot_end    bigint   NOT NULL,
     started     bigint   NOT NULL,
     finished    bigint,
-    outcome     smallint NOT NULL,
+    outcome     bigint   NOT NULL,
     status      bigint,
     duration_ms bigint,
     host        text     NOT NULL,
@@ -197,7 +199,7 @@ pub(crate) const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "02b8b4eed20b05fc";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "ffc5754879cb1b41";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

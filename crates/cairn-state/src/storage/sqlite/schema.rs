@@ -264,13 +264,16 @@ CREATE TABLE cairn_limit (
 /// its runs; each run is kept, newest `keep` per job.
 const V11: &str = r#"
 -- schedule: as given ("every 1h", "cron 0 3 * * * UTC"); done_through: a slot start, Unix ms,
--- NULL until one completes; runs: the number of the newest run.
+-- NULL until one completes; runs: the number of the newest run; succeeded, failed: runs ever,
+-- by outcome (counters for metrics: history is pruned).
 CREATE TABLE cairn_job (
     name         TEXT    PRIMARY KEY,
     schedule     TEXT    NOT NULL,
     done_through INTEGER,
     runs         INTEGER NOT NULL,
-    keep         INTEGER NOT NULL
+    keep         INTEGER NOT NULL,
+    succeeded    INTEGER NOT NULL,
+    failed       INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- outcome: 0 running, 1 succeeded, 2 failed. Times in Unix ms; status: the exit status.
 CREATE TABLE cairn_job_run (
@@ -358,7 +361,7 @@ pub(crate) const STEPS: &[SchemaStep] = &[
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "fd58b936d385b512";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "55c2e6750875ee5a";
 
 #[cfg(test)]
 mod tests {
