@@ -54,6 +54,7 @@ impl Engine {
         Ok(self.rows(ALL, &[])?.iter().map(job_row).collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn job_start(
         &self,
         name: &str,
@@ -71,6 +72,7 @@ impl Engine {
         Ok(seq)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn job_finish(
         &self,
         name: &str,
