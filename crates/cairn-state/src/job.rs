@@ -671,9 +671,11 @@ impl<'s> Job<'s> {
             guard.release()?;
             return Ok(JobOutcome::Done { slot: current });
         }
-        let renewing = guard.keep_alive(LOCK_TTL)?;
+        // An in-memory store has no other process to exclude, nor a connection to renew from.
+        let renewing =
+            if self.store.journal_mode() == "memory" { None } else { Some(guard.keep_alive(LOCK_TTL)?) };
         let result = self.run_slots(&due, &mut f);
-        let stopped = renewing.stop();
+        let stopped = renewing.map_or(Ok(()), |r| r.stop());
         guard.release()?;
         let runs = result?;
         stopped?;
