@@ -54,8 +54,12 @@ pub(super) struct Running {
     child: std::process::Child,
     handle: signal_hook::iterator::Handle,
     forwarder: std::thread::JoinHandle<()>,
-    tail: Option<std::thread::JoinHandle<Vec<u8>>>,
+    tail: Option<(std::sync::Arc<std::sync::Mutex<Vec<u8>>>, std::sync::mpsc::Receiver<()>)>,
 }
+
+/// How long `Running::wait_with_tail` waits, once the command ended, for its stderr to close:
+/// something it left running may hold it open for ever.
+const TAIL_GRACE: Duration = Duration::from_millis(500);
 
 /// How much of a command's stderr `Running::start_with` keeps: its end, for a job's history.
 const TAIL_BYTES: usize = 4096;
@@ -76,19 +80,25 @@ impl Running {
         let stderr = if keep_tail { Stdio::piped() } else { Stdio::inherit() };
         let mut child = spawn(command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(stderr))?;
         let tail = child.stderr.take().map(|mut from| {
+            let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (closed, on_close) = std::sync::mpsc::channel();
+            let shared = std::sync::Arc::clone(&kept);
             std::thread::spawn(move || {
                 use std::io::{Read, Write};
-                let (mut kept, mut buf) = (Vec::new(), [0u8; 8192]);
+                let mut buf = [0u8; 8192];
                 while let Ok(n @ 1..) = from.read(&mut buf) {
                     let _ = std::io::stderr().write_all(&buf[..n]);
-                    kept.extend_from_slice(&buf[..n]);
-                    if kept.len() > 2 * TAIL_BYTES {
-                        kept.drain(..kept.len() - TAIL_BYTES);
+                    if let Ok(mut kept) = shared.lock() {
+                        kept.extend_from_slice(&buf[..n]);
+                        if kept.len() > 2 * TAIL_BYTES {
+                            let cut = kept.len() - TAIL_BYTES;
+                            kept.drain(..cut);
+                        }
                     }
                 }
-                let cut = kept.len().saturating_sub(TAIL_BYTES);
-                kept.split_off(cut)
-            })
+                let _ = closed.send(());
+            });
+            (kept, on_close)
         });
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
 
@@ -118,7 +128,11 @@ impl Running {
         let status = self.child.wait().map_err(Failure::io("waiting for the command"));
         self.handle.close();
         let _ = self.forwarder.join();
-        let tail = self.tail.take().and_then(|t| t.join().ok());
+        let tail = self.tail.take().map(|(kept, on_close)| {
+            let _ = on_close.recv_timeout(TAIL_GRACE);
+            let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+            kept[kept.len().saturating_sub(TAIL_BYTES)..].to_vec()
+        });
         Ok((status_code(status?), tail))
     }
 }
