@@ -54,8 +54,11 @@ pub(super) struct Running {
     child: std::process::Child,
     handle: signal_hook::iterator::Handle,
     forwarder: std::thread::JoinHandle<()>,
-    tail: Option<(std::sync::Arc<std::sync::Mutex<Vec<u8>>>, std::sync::mpsc::Receiver<()>)>,
+    tail: Option<Tail>,
 }
+
+/// The end of a command's stderr as read so far, and word that the reader saw it close.
+type Tail = (std::sync::Arc<std::sync::Mutex<Vec<u8>>>, std::sync::mpsc::Receiver<()>);
 
 /// How long `Running::wait_with_tail` waits, once the command ended, for its stderr to close:
 /// something it left running may hold it open for ever.
