@@ -141,3 +141,23 @@ fn eight_processes_fired_at_once_run_the_command_once_for_the_slot() {
     let h = env.ok(&["--json", "job", "history", "j"], 0);
     assert_eq!(h.lines().count(), 1, "{h}");
 }
+
+#[test]
+fn a_failed_slot_that_uses_cairn_step_resumes_at_its_failed_step() {
+    let env = Env::new();
+    let bin = cairn_bin();
+    let script = format!(
+        "{b} step fetch -- sh -c 'echo x >> fetched' && {b} step load -- sh -c 'test -f ok'",
+        b = bin.display()
+    );
+    let (code, _, _) = env.run(&["job", "run", "j", "--every", LONG, "--", "sh", "-c", &script]);
+    assert_eq!(code, 1, "the load step failed");
+    std::fs::write(env.path("ok"), b"").unwrap();
+    env.ok(&["job", "run", "j", "--every", LONG, "--", "sh", "-c", &script], 0);
+    assert_eq!(
+        std::fs::read_to_string(env.path("fetched")).unwrap(),
+        "x\n",
+        "fetch ran once: replayed the second time"
+    );
+    assert_eq!(env.ok(&["--json", "job", "history", "j"], 0).lines().count(), 2);
+}
