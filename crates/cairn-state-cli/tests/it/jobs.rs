@@ -161,3 +161,33 @@ fn a_failed_slot_that_uses_cairn_step_resumes_at_its_failed_step() {
     );
     assert_eq!(env.ok(&["--json", "job", "history", "j"], 0).lines().count(), 2);
 }
+
+/// A cairn killed while its job runs: the job stays held while the command lives (others say
+/// it is running elsewhere), then the next invocation runs the slot again and the killed run
+/// is recorded as failed.
+#[test]
+fn a_killed_job_run_holds_the_job_while_its_command_lives_then_its_slot_runs_again() {
+    let env = Env::new();
+    let script = "echo $$ > cmd.tmp; mv cmd.tmp cmd.pid; while [ ! -e release ]; do sleep 0.01; done";
+    let mut cairn =
+        env.cairn_std().args(["job", "run", "j", "--every", LONG, "--", "sh", "-c", script]).spawn().unwrap();
+    crate::wait_until("the command runs", || env.path("cmd.pid").exists());
+    let v = json(&env.ok(&["--json", "job", "run", "j", "--every", LONG, "--", "touch", "ran"], 0));
+    assert_eq!(v["reason"], "running");
+    let list = json(&env.ok(&["--json", "job", "list"], 0));
+    assert_eq!(list["running"], true);
+    cairn.kill().unwrap(); // SIGKILL
+    cairn.wait().unwrap();
+    let v = json(&env.ok(&["--json", "job", "run", "j", "--every", LONG, "--", "touch", "ran"], 0));
+    assert_eq!(v["reason"], "running", "held while the killed cairn's command lives");
+    std::fs::write(env.path("release"), b"").unwrap();
+    let pid: i32 = std::fs::read_to_string(env.path("cmd.pid")).unwrap().trim().parse().unwrap();
+    crate::wait_until("the command is gone", || crate::memo_lock::gone(pid));
+    env.ok(&["job", "run", "j", "--every", LONG, "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+    let runs: Vec<serde_json::Value> =
+        env.ok(&["--json", "job", "history", "j"], 0).lines().map(json).collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["outcome"], "failed");
+    assert!(runs[1]["stderr_tail"].as_str().unwrap().contains("died"), "{}", runs[1]);
+}
