@@ -30,6 +30,17 @@ fn every_cuts_time_into_multiples_of_its_period_since_the_epoch() -> Result<(), 
     assert_eq!(s.slot_at(-1)?, Slot { start_ms: -600_000, end_ms: 0 });
     assert_eq!(s.to_string(), "every 10m");
     assert_eq!(s.to_string().parse::<Schedule>()?.slot_at(1)?, s.slot_at(1)?);
+    let odd = every("1h30m1500ms");
+    assert_eq!(odd.to_string().parse::<Schedule>()?.slot_at(1)?, odd.slot_at(1)?, "{odd}");
+    Ok(())
+}
+
+#[test]
+fn a_cron_occurrence_starts_its_slot_and_ends_the_one_before() -> Result<(), cairn::Error> {
+    let s = Schedule::cron("*/15 * * * *", "UTC")?;
+    let at = t("2026-01-01T10:15:00Z");
+    assert_eq!(s.slot_at(at)?, Slot { start_ms: at, end_ms: at + H / 4 });
+    assert_eq!(s.slot_at(at - 1)?, Slot { start_ms: at - H / 4, end_ms: at });
     Ok(())
 }
 
@@ -126,6 +137,21 @@ contract! {
         none.run(ok)?;
         f.clock.advance(Duration::from_secs(5 * 3600));
         assert_eq!(none.due()?.len(), 1, "catch-up none: only the current slot");
+        Ok(())
+    }
+
+    fn a_daily_cron_catches_up_each_missed_day_across_a_dst_change(f) {
+        f.clock.set_millis(t("2026-03-27T12:00:00Z"));
+        let job = f.store.job("d", Schedule::cron("0 3 * * *", "Europe/Berlin")?)?.catch_up(CatchUp::All);
+        job.run(ok)?;
+        f.clock.set_millis(t("2026-03-30T12:00:00Z"));
+        let JobOutcome::Ran(runs) = job.run(ok)? else { panic!("ran") };
+        let starts: Vec<i64> = runs.iter().map(|r| r.slot.start_ms).collect();
+        assert_eq!(
+            starts,
+            vec![t("2026-03-28T02:00:00Z"), t("2026-03-29T01:00:00Z"), t("2026-03-30T01:00:00Z")],
+            "03:00 CET, then 03:00 CEST"
+        );
         Ok(())
     }
 
