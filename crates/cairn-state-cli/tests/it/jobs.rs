@@ -190,4 +190,6 @@ fn a_killed_job_run_holds_the_job_while_its_command_lives_then_its_slot_runs_aga
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1]["outcome"], "failed");
     assert!(runs[1]["stderr_tail"].as_str().unwrap().contains("died"), "{}", runs[1]);
+    let list = json(&env.ok(&["--json", "job", "list"], 0));
+    assert_eq!((list["succeeded"].as_u64(), list["failed"].as_u64()), (Some(1), Some(1)));
 }

@@ -12,7 +12,7 @@ engine_ops! {
         fn job_all(&self) -> Result<Vec<JobRow>>;
         /// Record a run starting (creating the job, or updating its schedule and `keep`);
         /// returns its number. Runs of the job still marked running are from runs that died
-        /// (the caller holds the job's lock): they are marked failed.
+        /// (the caller holds the job's lock): they are marked failed, and counted so.
         fn job_start(&self, name: &str, schedule: &str, keep: i64, slot: i64, slot_end: i64, started: i64, host: &str, pid: i64) -> Result<i64>;
         /// Record run `seq`'s end; `complete`: its slot is done. Prunes runs beyond `keep`.
         fn job_finish(&self, name: &str, seq: i64, finished: i64, outcome: i64, status: Option<i64>, stderr_tail: Option<&str>, complete: bool) -> Result<()>;

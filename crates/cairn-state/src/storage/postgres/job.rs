@@ -13,6 +13,7 @@ const ALL: &str = "SELECT name, schedule, done_through, runs, keep, succeeded, f
      ORDER BY name";
 const ABANDON: &str =
     "UPDATE {s}.cairn_job_run SET outcome = $2, stderr_tail = $3 WHERE job = $1 AND outcome = $4";
+const COUNT_ABANDONED: &str = "UPDATE {s}.cairn_job SET failed = failed + $2 WHERE name = $1";
 const START_JOB: &str =
     "INSERT INTO {s}.cairn_job AS j (name, schedule, done_through, runs, keep, succeeded, failed) \
      VALUES ($1, $2, NULL, 1, $3, 0, 0) \
@@ -66,7 +67,11 @@ impl Engine {
         host: &str,
         pid: i64,
     ) -> Result<i64> {
-        self.exec(ABANDON, &[&name, &JOB_FAILED, &ABANDONED, &JOB_RUNNING])?;
+        let abandoned = self.exec(ABANDON, &[&name, &JOB_FAILED, &ABANDONED, &JOB_RUNNING])?;
+        if abandoned > 0 {
+            let n = i64::try_from(abandoned).unwrap_or(i64::MAX);
+            self.exec(COUNT_ABANDONED, &[&name, &n])?;
+        }
         let seq: i64 = self.row(START_JOB, &[&name, &schedule, &keep])?.map_or(1, |r| r.get(0));
         self.exec(START_RUN, &[&name, &seq, &slot, &slot_end, &started, &host, &pid, &JOB_RUNNING])?;
         Ok(seq)
