@@ -578,16 +578,40 @@ fn lock_name(job: &str) -> String {
 
 impl<'s> Job<'s> {
     /// Its name.
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// assert_eq!(store.job("j", cairn::Schedule::parse_every("1h")?)?.name(), "j");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Its schedule.
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// let job = store.job("j", cairn::Schedule::parse_every("1h")?)?;
+    /// assert_eq!(job.schedule().to_string(), "every 1h");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }
 
     /// Which missed slots a run catches up on ([`CatchUp::None`] unless told).
+    ///
+    /// ```
+    /// use cairn::{CatchUp, ManualClock, Options, Schedule};
+    /// let clock = ManualClock::new(0);
+    /// let store = Options::new().clock(clock.clone()).open_in_memory()?;
+    /// let job = store.job("j", Schedule::parse_every("1h")?)?.catch_up(CatchUp::All).max_catch_up(2);
+    /// job.run(|_| cairn::JobEnd::status(0))?;
+    /// clock.advance(std::time::Duration::from_secs(5 * 3600));
+    /// assert_eq!(job.due()?.len(), 2, "the newest two of the five missed");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
         self.catch_up = catch_up;
         self
@@ -600,23 +624,55 @@ impl<'s> Job<'s> {
     }
 
     /// Keep one attempt per slot: a failed run completes its slot too.
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// let job = store.job("j", cairn::Schedule::parse_every("1h")?)?.no_retry(true);
+    /// job.run(|_| cairn::JobEnd::status(1))?;
+    /// assert!(job.due()?.is_empty());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn no_retry(mut self, yes: bool) -> Self {
         self.no_retry = yes;
         self
     }
 
     /// How many runs the history keeps ([`DEFAULT_KEEP`] unless told; at least 1).
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// let job = store.job("j", cairn::Schedule::parse_every("1ms")?)?.keep(1);
+    /// job.run(|_| cairn::JobEnd::status(1))?;
+    /// job.run(|_| cairn::JobEnd::status(0))?;
+    /// assert_eq!(store.job_history("j", 10)?.len(), 1);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn keep(mut self, n: u32) -> Self {
         self.keep = n.max(1);
         self
     }
 
     /// The slot that contains the store's clock's now.
+    ///
+    /// ```
+    /// let clock = cairn::ManualClock::new(90_000);
+    /// let store = cairn::Options::new().clock(clock).open_in_memory()?;
+    /// let job = store.job("j", cairn::Schedule::parse_every("1m")?)?;
+    /// assert_eq!(job.current_slot()?, cairn::Slot { start_ms: 60_000, end_ms: 120_000 });
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn current_slot(&self) -> Result<Slot> {
         self.schedule.slot_at(self.store.now())
     }
 
     /// The slots a run would run now, oldest first: none when the current one is done.
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// let job = store.job("j", cairn::Schedule::parse_every("1h")?)?;
+    /// assert_eq!(job.due()?.len(), 1);
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
     pub fn due(&self) -> Result<Vec<Slot>> {
         let done = self.store.engine.job_get(&self.name)?.and_then(|r| r.done_through);
         self.due_after(self.current_slot()?, done)
