@@ -427,7 +427,7 @@ pub struct JobHealth {
     pub message: String,
 }
 
-/// A job of a store: its name, schedule and policy. See the [module](self) documentation.
+/// A job of a store: its name, schedule and policy; made by [`Store::job`], run by [`Job::run`].
 #[derive(Debug)]
 pub struct Job<'s> {
     store: &'s Store,
