@@ -116,7 +116,7 @@ fn run_json(r: &JobRunInfo) -> serde_json::Value {
 }
 
 fn history(ctx: &Ctx, name: &str, limit: u32) -> Outcome {
-    let store = ctx.open_existing("show a job's history")?;
+    let store = ctx.open_for_reading()?;
     let runs = store.job_history(name, limit)?;
     let mut out = Out::new();
     for r in &runs {
@@ -140,7 +140,7 @@ fn history(ctx: &Ctx, name: &str, limit: u32) -> Outcome {
 }
 
 fn list(ctx: &Ctx) -> Outcome {
-    let store = ctx.open_existing("list jobs")?;
+    let store = ctx.open_for_reading()?;
     let mut out = Out::new();
     for j in store.jobs()? {
         if ctx.json {
@@ -177,7 +177,7 @@ fn info_json(j: &JobInfo) -> serde_json::Value {
 }
 
 fn check(ctx: &Ctx, name: &str, max_age: Duration) -> Outcome {
-    let store = ctx.open_existing("check a job")?;
+    let store = ctx.open_for_reading()?;
     let health = store.job_check(name, max_age)?;
     if ctx.json {
         Out::new().json(&json!({

@@ -193,3 +193,14 @@ fn a_killed_job_run_holds_the_job_while_its_command_lives_then_its_slot_runs_aga
     let list = json(&env.ok(&["--json", "job", "list"], 0));
     assert_eq!((list["succeeded"].as_u64(), list["failed"].as_u64()), (Some(1), Some(1)));
 }
+
+#[test]
+fn without_a_store_check_says_never_and_exits_1_list_is_empty_and_nothing_is_created() {
+    let env = Env::new();
+    let (code, out, _) = env.run(&["job", "check", "j", "--max-age", "1h"]);
+    assert_eq!(code, 1);
+    assert!(String::from_utf8(out).unwrap().contains("never succeeded"));
+    assert_eq!(env.ok(&["job", "list"], 0), "");
+    env.ok(&["job", "history", "j"], 1);
+    assert!(!env.db().exists());
+}
