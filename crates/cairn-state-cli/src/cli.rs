@@ -112,6 +112,10 @@ pub enum Command {
     #[command(after_long_help = DURATIONS, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Limit(LimitArgs),
 
+    /// Cron jobs: run a command once per slot of a schedule, across processes and hosts.
+    #[command(subcommand, subcommand_required = true, arg_required_else_help = false)]
+    Job(JobCmd),
+
     /// Run a command as a step of a resumable script: once; a re-run of the script replays it.
     ///
     /// The run is --run ID or $CAIRN_RUN (e.g. deploy-<commit>). The first time, the command
@@ -204,6 +208,9 @@ impl Command {
             }
             Command::Lock(_) => {
                 Some("locks have no namespace: name the lock for what it guards (e.g. invoices-nightly)")
+            }
+            Command::Job(_) => {
+                Some("jobs have no namespace: name the job for what it does (e.g. nightly-backup)")
             }
             Command::Limit(_) => {
                 Some("rate limits have no namespace: name the limit for what it paces (e.g. github-api)")
@@ -758,6 +765,83 @@ pub enum CheckpointCmd {
         #[arg(value_parser = non_empty("job"))]
         job: String,
     },
+}
+
+// `job`.
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// Run CMD once for the current slot of a schedule (--every DUR or --cron 'EXPR').
+    ///
+    /// CMD runs at most once per slot across every process and host sharing the store, never
+    /// two at once. Exit: CMD's status when it ran; 0 when the slot is already done or running
+    /// elsewhere (one line on stderr says which; --json prints {"ran": false, "reason": ...}).
+    /// A failed run leaves its slot due: the next invocation in the slot runs it again
+    /// (--no-retry keeps one attempt per slot). CMD sees CAIRN_JOB, CAIRN_SLOT and
+    /// CAIRN_SLOT_END (RFC 3339, UTC) and CAIRN_RUN (job:NAME:SLOT), so that `cairn step`
+    /// inside it makes the slot a durable run: a failed slot resumes at its failed step.
+    /// Every run is recorded (slot, times, exit status, host, pid, the end of its stderr).
+    #[command(after_long_help = DURATIONS)]
+    Run(JobRunArgs),
+    /// A job's runs, newest first.
+    History {
+        /// The job's name.
+        #[arg(value_parser = non_empty("job name"))]
+        name: String,
+        /// At most N runs.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+    },
+    /// Every job: schedule, last success, last failure, next slot, running now or not.
+    List,
+    /// Exit 0 if the job's last success finished within --max-age, 1 otherwise (or never),
+    /// with one line saying when it last succeeded and how it last failed.
+    #[command(after_long_help = DURATIONS)]
+    Check {
+        /// The job's name.
+        #[arg(value_parser = non_empty("job name"))]
+        name: String,
+        /// The longest acceptable time since the last success ended.
+        #[arg(long, value_name = "DUR", value_parser = duration)]
+        max_age: Duration,
+    },
+}
+
+// `job run`.
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    /// The job's name.
+    #[arg(value_parser = non_empty("job name"))]
+    pub name: String,
+    /// Slots of DUR: multiples of it since the Unix epoch (UTC).
+    #[arg(
+        long,
+        value_name = "DUR",
+        allow_hyphen_values = true,
+        required_unless_present = "cron",
+        conflicts_with = "cron"
+    )]
+    pub every: Option<String>,
+    /// Slots between the times of a five-field cron expression (minute hour day month weekday).
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// The time zone of --cron (an IANA name).
+    #[arg(long, value_name = "ZONE", default_value = "UTC", requires = "cron")]
+    pub tz: String,
+    /// After an outage, `all` runs each missed slot since the last completed one, oldest first.
+    #[arg(long, value_name = "none|all", default_value = "none")]
+    pub catch_up: String,
+    /// The most slots one catch-up runs (the newest ones).
+    #[arg(long, value_name = "N", default_value_t = cairn::DEFAULT_MAX_CATCH_UP, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_catch_up: u32,
+    /// Keep one attempt per slot: a failed run completes its slot too.
+    #[arg(long)]
+    pub no_retry: bool,
+    /// How many runs the job's history keeps.
+    #[arg(long, value_name = "N", default_value_t = cairn::DEFAULT_KEEP, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
 // `lock`.

@@ -68,6 +68,7 @@ mod clock;
 mod codec;
 mod duration;
 mod error;
+mod job;
 mod ledger;
 mod limit;
 mod lock;
@@ -91,6 +92,10 @@ pub use clock::{Clock, ManualClock, SystemClock, EARLIEST_TIME_MILLIS, LATEST_TI
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};
 pub use duration::{format_duration, format_time, parse_duration, parse_time};
 pub use error::{Error, ErrorKind, Result};
+pub use job::{
+    CatchUp, Job, JobEnd, JobHealth, JobInfo, JobOutcome, JobRunInfo, RunOutcome, Schedule, Slot,
+    DEFAULT_KEEP, DEFAULT_MAX_CATCH_UP, MAX_JOB_NAME_BYTES,
+};
 pub use ledger::{
     Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, Pause, QueueItem, DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY, PRIORITY_RANGE,

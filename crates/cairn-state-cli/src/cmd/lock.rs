@@ -54,18 +54,55 @@ pub(super) struct Running {
     child: std::process::Child,
     handle: signal_hook::iterator::Handle,
     forwarder: std::thread::JoinHandle<()>,
+    tail: Option<Tail>,
 }
+
+/// The end of a command's stderr as read so far, and word that the reader saw it close.
+type Tail = (std::sync::Arc<std::sync::Mutex<Vec<u8>>>, std::sync::mpsc::Receiver<()>);
+
+/// How long `Running::wait_with_tail` waits, once the command ended, for its stderr to close:
+/// something it left running may hold it open for ever.
+const TAIL_GRACE: Duration = Duration::from_millis(500);
+
+/// How much of a command's stderr `Running::start_with` keeps: its end, for a job's history.
+const TAIL_BYTES: usize = 4096;
 
 impl Running {
     pub(super) fn start(command: &[std::ffi::OsString]) -> Outcome<Running> {
+        Running::start_with(command_of(command)?, false)
+    }
+
+    /// [`Running::start`] of a prepared command; with `keep_tail`, its stderr passes through
+    /// cairn, which keeps its end ([`Running::wait_with_tail`]).
+    pub(super) fn start_with(mut command: std::process::Command, keep_tail: bool) -> Outcome<Running> {
         // Registered before the command starts, so no signal falls between the two.
         let mut signals =
             SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
         let handle = signals.handle();
 
-        let child = spawn(
-            command_of(command)?.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()),
-        )?;
+        let stderr = if keep_tail { Stdio::piped() } else { Stdio::inherit() };
+        let mut child = spawn(command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(stderr))?;
+        let tail = child.stderr.take().map(|mut from| {
+            let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (closed, on_close) = std::sync::mpsc::channel();
+            let shared = std::sync::Arc::clone(&kept);
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = from.read(&mut buf) {
+                    let _ = std::io::stderr().write_all(&buf[..n]);
+                    if let Ok(mut kept) = shared.lock() {
+                        kept.extend_from_slice(&buf[..n]);
+                        if kept.len() > 2 * TAIL_BYTES {
+                            let cut = kept.len() - TAIL_BYTES;
+                            kept.drain(..cut);
+                        }
+                    }
+                }
+                let _ = closed.send(());
+            });
+            (kept, on_close)
+        });
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
 
         let forwarder = std::thread::spawn(move || {
@@ -80,15 +117,25 @@ impl Running {
                 }
             }
         });
-        Ok(Running { child, handle, forwarder })
+        Ok(Running { child, handle, forwarder, tail })
     }
 
     /// Wait for the command to end; its status as a shell reports it (128+N if killed by
     /// signal N).
-    pub(super) fn wait(mut self) -> Outcome<i32> {
+    pub(super) fn wait(self) -> Outcome<i32> {
+        Ok(self.wait_with_tail()?.0)
+    }
+
+    /// [`Running::wait`], and the end of its stderr if it was kept (the last 4 KiB).
+    pub(super) fn wait_with_tail(mut self) -> Outcome<(i32, Option<Vec<u8>>)> {
         let status = self.child.wait().map_err(Failure::io("waiting for the command"));
         self.handle.close();
         let _ = self.forwarder.join();
-        Ok(status_code(status?))
+        let tail = self.tail.take().map(|(kept, on_close)| {
+            let _ = on_close.recv_timeout(TAIL_GRACE);
+            let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+            kept[kept.len().saturating_sub(TAIL_BYTES)..].to_vec()
+        });
+        Ok((status_code(status?), tail))
     }
 }

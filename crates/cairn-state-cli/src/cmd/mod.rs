@@ -4,6 +4,7 @@ mod batch;
 mod cache;
 mod checkpoint;
 mod generate;
+mod job;
 mod ledger;
 mod limit;
 mod lock;
@@ -90,6 +91,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Memo(m) => memo::run(&ctx, m),
         Command::Ledger(c) => ledger::run(&ctx, c),
         Command::Checkpoint(c) => checkpoint::run(&ctx, c),
+        Command::Job(j) => job::run(&ctx, j),
         Command::Lock(l) => lock::run(&ctx, l),
         Command::Limit(l) => limit::run(&ctx, l),
         Command::Step(s) => step::run(&ctx, s),

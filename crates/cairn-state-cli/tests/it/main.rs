@@ -4,6 +4,7 @@ mod cache;
 mod claims;
 mod controls;
 mod idioms;
+mod jobs;
 mod ledger;
 mod limit;
 mod maintenance;

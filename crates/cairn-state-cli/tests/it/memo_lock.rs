@@ -290,7 +290,7 @@ fn kill(pid: i32) {
 }
 
 /// Gone, or a zombie nobody reaped yet (an orphan's, in a container whose init does not reap).
-fn gone(pid: i32) -> bool {
+pub(crate) fn gone(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
         stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
     })

@@ -382,3 +382,34 @@ fn stats_in_the_prometheus_format_on_postgres_name_no_password_and_write_the_tex
     }
     assert!(!text.contains("secret"), "{text}");
 }
+
+/// `cairn job run` on a server: 8 processes fired at once run the command once for the slot,
+/// and the history, list and check read it back.
+#[test]
+fn eight_job_runs_fired_at_once_on_postgres_run_the_command_once() {
+    let Some(pg) = pg() else { return };
+    let mut children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(crate::cairn_bin())
+                .args(["--db", &pg.url(), "job", "run", "j", "--every", "3650d", "--"])
+                .args(["sh", "-c", "echo $$ >> ran; sleep 0.2"])
+                .current_dir(pg.env.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in &mut children {
+        assert!(wait_within(child, "cairn job run").success());
+    }
+    let ran = std::fs::read_to_string(pg.env.path("ran")).unwrap();
+    assert_eq!(ran.lines().count(), 1, "{ran}");
+    assert_eq!(pg.ok(&["--json", "job", "history", "j"], 0).lines().count(), 1);
+    assert_eq!(pg.ok(&["--json", "job", "list"], 0).lines().count(), 1);
+    pg.ok(&["job", "check", "j", "--max-age", "1h"], 0);
+    let (code, _, err) = pg.run_at(&pg.url(), &["job", "run", "j", "--every", "0s", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    assert_one_line_error(&err);
+}

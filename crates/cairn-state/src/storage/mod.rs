@@ -124,6 +124,7 @@ macro_rules! engine_ops {
 // After the macro, so that each part of the contract can use it.
 mod cache;
 mod checkpoint;
+pub(crate) mod job;
 mod ledger;
 mod limit;
 mod location;
@@ -142,6 +143,7 @@ mod watch;
 
 pub(crate) use cache::{CacheOps, EntryRow, NsHitCounts, NsRow, SWEEP_MANY_BATCH};
 pub(crate) use checkpoint::CheckpointOps;
+pub(crate) use job::{JobOps, JobRow, JobRunRow, JOB_FAILED, JOB_RUNNING, JOB_SUCCEEDED};
 pub(crate) use ledger::{
     ClaimRow, Fenced, ItemRow, LedgerOps, NewItem, PolicyRow, RetryRule, Setting, Takeover, CANCELLED,
     CLAIMED, DONE, FAILED, PENDING, WAITING,

@@ -24,13 +24,13 @@ pub enum Engine {
 
 impl Engine {
     /// The version of cairn's own schema that this build writes on the engine: SQLite counts
-    /// the steps its files went through (10); PostgreSQL started at SQLite's sixth layout (1),
+    /// the steps its files went through (11); PostgreSQL started at SQLite's sixth layout (1),
     /// and took the seventh and eighth steps with it (2, 3: durable runs); the ninth (the
-    /// cache's sweep index) is SQLite's alone; the tenth (queue controls, limits) is 4.
+    /// cache's sweep index) is SQLite's alone; the tenth (queue controls, limits) is 4; the eleventh (cron jobs) is 5.
     pub fn cairn_schema_version(self) -> i64 {
         match self {
-            Engine::Sqlite => 10,
-            Engine::Postgres => 4,
+            Engine::Sqlite => 11,
+            Engine::Postgres => 5,
         }
     }
 }

@@ -7,6 +7,7 @@ mod contract;
 mod controls;
 mod engines;
 mod group_model;
+mod jobs;
 mod ledger;
 mod ledger_model;
 mod limits;

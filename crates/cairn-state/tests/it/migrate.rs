@@ -10,7 +10,7 @@ use crate::contract;
 use crate::temp_store;
 
 /// The version of cairn's own schema that this build writes on SQLite.
-const CAIRN_SCHEMA: i64 = 10;
+const CAIRN_SCHEMA: i64 = 11;
 
 fn steps() -> Migrations<'static> {
     Migrations::new(vec![

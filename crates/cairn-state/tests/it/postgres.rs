@@ -246,8 +246,10 @@ fn a_version_1_schema_is_brought_to_the_latest_with_its_items_the_default_ledger
     let q = f.store.ledger("q");
     q.enqueue(["a", "b"])?;
     let a = q.claim_next("w", Duration::from_secs(60))?.expect("a");
-    // Version 1 exactly: what versions 2 to 4 added taken away, the version put back.
+    // Version 1 exactly: what versions 2 to 5 added taken away, the version put back.
     f.raw_execute("DROP TABLE cairn_limit");
+    f.raw_execute("DROP TABLE cairn_job_run");
+    f.raw_execute("DROP TABLE cairn_job");
     f.raw_execute("DROP INDEX cairn_ledger_group");
     f.raw_execute("DROP INDEX cairn_ledger_queue");
     f.raw_execute("ALTER TABLE cairn_ledger DROP COLUMN priority, DROP COLUMN grp");

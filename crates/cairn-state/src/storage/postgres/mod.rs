@@ -15,6 +15,7 @@
 mod cache;
 mod checkpoint;
 mod hits;
+mod job;
 mod ledger;
 mod limit;
 mod lock;

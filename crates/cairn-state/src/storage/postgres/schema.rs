@@ -161,16 +161,45 @@ CREATE TABLE {s}.cairn_limit (
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
 "#;
 
+/// Version 5 (SQLite's version 11): cron jobs. A job's schedule, the newest slot it completed
+/// (Unix ms; slots complete oldest first), a counter numbering its runs, and each run.
+const V5: &str = r#"
+CREATE TABLE {s}.cairn_job (
+    name         text COLLATE "C" PRIMARY KEY,
+    schedule     text   NOT NULL,
+    done_through bigint,
+    runs         bigint NOT NULL,
+    keep         bigint NOT NULL,
+    succeeded    bigint NOT NULL,
+    failed       bigint NOT NULL
+);
+CREATE TABLE {s}.cairn_job_run (
+    job         text COLLATE "C" NOT NULL,
+    seq         bigint   NOT NULL,
+    slot        bigint   NOT NULL,
+    slot_end    bigint   NOT NULL,
+    started     bigint   NOT NULL,
+    finished    bigint,
+    outcome     bigint   NOT NULL,
+    status      bigint,
+    duration_ms bigint,
+    host        text     NOT NULL,
+    pid         bigint   NOT NULL,
+    stderr_tail text,
+    PRIMARY KEY (job, seq)
+);
+"#;
+
 /// cairn's schema steps on PostgreSQL: step `i` takes a schema to version `i + 1`. Append;
 /// never edit.
-pub(crate) const STEPS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The digest of cairn's tables, columns, types, nullability and collations, and of its
 /// indexes, as the steps above leave them ([`Engine::schema_fingerprint`]). A schema that says
 /// it is a current cairn schema but differs (altered by hand) is refused at open as corrupt,
 /// instead of failing later, or reading a column as the wrong type. The test
 /// `the_fingerprint_is_what_the_steps_produce` recomputes it on a live server.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "b85130cb79125b38";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "ffc5754879cb1b41";
 
 /// What a schema holds, of every kind of object a schema can hold: relations (tables,
 /// indexes, sequences, views, composite types), functions and procedures, types of their own

@@ -19,6 +19,7 @@ mod cache;
 mod checkpoint;
 mod file;
 pub(crate) mod hits;
+mod job;
 pub(crate) mod ledger;
 mod limit;
 pub(crate) mod lock;

@@ -259,6 +259,40 @@ CREATE TABLE cairn_limit (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 11: cron jobs (issue 21). A job keeps its schedule, the start of the newest slot it
+/// completed (every slot up to it is done: slots complete oldest first) and a counter numbering
+/// its runs; each run is kept, newest `keep` per job.
+const V11: &str = r#"
+-- schedule: as given ("every 1h", "cron 0 3 * * * UTC"); done_through: a slot start, Unix ms,
+-- NULL until one completes; runs: the number of the newest run; succeeded, failed: runs ever,
+-- by outcome (counters for metrics: history is pruned).
+CREATE TABLE cairn_job (
+    name         TEXT    PRIMARY KEY,
+    schedule     TEXT    NOT NULL,
+    done_through INTEGER,
+    runs         INTEGER NOT NULL,
+    keep         INTEGER NOT NULL,
+    succeeded    INTEGER NOT NULL,
+    failed       INTEGER NOT NULL
+) WITHOUT ROWID;
+-- outcome: 0 running, 1 succeeded, 2 failed. Times in Unix ms; status: the exit status.
+CREATE TABLE cairn_job_run (
+    job         TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    slot        INTEGER NOT NULL,
+    slot_end    INTEGER NOT NULL,
+    started     INTEGER NOT NULL,
+    finished    INTEGER,
+    outcome     INTEGER NOT NULL,
+    status      INTEGER,
+    duration_ms INTEGER,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    stderr_tail TEXT,
+    PRIMARY KEY (job, seq)
+) WITHOUT ROWID;
+"#;
+
 /// One step of cairn's own schema.
 pub(crate) enum SchemaStep {
     /// SQL statements.
@@ -320,13 +354,14 @@ pub(crate) const STEPS: &[SchemaStep] = &[
     SchemaStep::Sql(V8),
     SchemaStep::Sql(V9),
     SchemaStep::Sql(V10),
+    SchemaStep::Sql(V11),
 ];
 
 /// The digest ([`Engine::schema_fingerprint`](super::Engine::schema_fingerprint)) of cairn's own tables and indexes as the migrations leave them at the latest
 /// version. A file that says it is a current cairn store but whose tables differ (edited by
 /// hand, or damaged in the schema pages) is reported as corrupt at open instead of failing
 /// later with "no such column". The unit test below recomputes it, so it cannot drift.
-pub(crate) const SCHEMA_FINGERPRINT: &str = "062674a805385649";
+pub(crate) const SCHEMA_FINGERPRINT: &str = "55c2e6750875ee5a";
 
 #[cfg(test)]
 mod tests {
