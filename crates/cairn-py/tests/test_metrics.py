@@ -24,6 +24,11 @@ FAMILIES = {
     "cairn_cache_evictions": "counter",
     "cairn_locks_held": "gauge",
     "cairn_lock_slots_held": "gauge",
+    "cairn_job_last_success_timestamp_seconds": "gauge",
+    "cairn_job_last_duration_seconds": "gauge",
+    "cairn_job_last_exit_status": "gauge",
+    "cairn_job_runs": "counter",
+    "cairn_job_running": "gauge",
 }
 
 Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]

@@ -107,7 +107,7 @@ pub use memo::{
     command_key, ChildRun, CommandKey, CommandOutput, KeptInput, MemoOutcome, MemoPolicy, MemoRecorder,
     Memoized, Stream,
 };
-pub use metrics::{CacheMetrics, LedgerMetrics, LockMetrics, Metrics};
+pub use metrics::{CacheMetrics, JobMetrics, LedgerMetrics, LockMetrics, Metrics};
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
 pub use process::{hold_while_running, HOLDERS_VAR};

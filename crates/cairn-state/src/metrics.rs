@@ -27,6 +27,28 @@ pub struct Metrics {
     pub cache: Vec<CacheMetrics>,
     /// Each lock with a live holder, sorted by name.
     pub locks: Vec<LockMetrics>,
+    /// Each job that ran at least once, sorted by name.
+    pub jobs: Vec<JobMetrics>,
+}
+
+/// One job's figures, from its [`JobInfo`](crate::JobInfo).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JobMetrics {
+    /// The job's name.
+    pub name: String,
+    /// When its newest successful run ended (Unix ms).
+    pub last_success_ms: Option<i64>,
+    /// How long its newest finished run took.
+    pub last_duration: Option<Duration>,
+    /// The exit status of its newest finished run.
+    pub last_status: Option<i32>,
+    /// Runs that ever succeeded.
+    pub succeeded: u64,
+    /// Runs that ever failed.
+    pub failed: u64,
+    /// Whether a process holds it now.
+    pub running: bool,
 }
 
 /// One ledger namespace's figures.
@@ -117,7 +139,29 @@ impl Store {
             .into_iter()
             .map(|(name, held)| LockMetrics { name, held })
             .collect();
-        Ok(Metrics { at_millis: now, ledger, cache, locks })
+        let jobs = self
+            .jobs()?
+            .into_iter()
+            .map(|j| {
+                // The newest run may still be running: its figures are those of the newest one
+                // that ended.
+                let finished = [&j.last_success, &j.last_failure]
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.finished_ms.is_some())
+                    .max_by_key(|r| r.seq);
+                JobMetrics {
+                    last_success_ms: j.last_success.as_ref().and_then(|r| r.finished_ms),
+                    last_duration: finished.and_then(|r| r.duration),
+                    last_status: finished.and_then(|r| r.status),
+                    succeeded: j.succeeded,
+                    failed: j.failed,
+                    running: j.running,
+                    name: j.name,
+                }
+            })
+            .collect();
+        Ok(Metrics { at_millis: now, ledger, cache, locks, jobs })
     }
 }
 
@@ -144,6 +188,7 @@ impl Metrics {
         ledger_families(&mut out, &self.ledger);
         cache_families(&mut out, &self.cache);
         lock_families(&mut out, &self.locks);
+        job_families(&mut out, &self.jobs);
         out.text
     }
 }
@@ -221,6 +266,53 @@ fn lock_families(out: &mut Exposition, locks: &[LockMetrics]) {
     );
     for l in locks {
         out.sample("cairn_lock_slots_held", &[("lock", &l.name)], l.held);
+    }
+}
+
+/// The jobs' families: a job's figures that are not known yet (no success, no finished run)
+/// have no sample.
+fn job_families(out: &mut Exposition, jobs: &[JobMetrics]) {
+    out.family(
+        "cairn_job_last_success_timestamp_seconds",
+        Kind::Gauge,
+        "When the job's newest successful run ended (Unix seconds).",
+    );
+    for j in jobs {
+        if let Some(ms) = j.last_success_ms {
+            #[allow(clippy::cast_precision_loss)] // Unix ms stay far below 2^53.
+            let secs = ms as f64 / 1000.0;
+            out.sample("cairn_job_last_success_timestamp_seconds", &[("job", &j.name)], secs);
+        }
+    }
+    out.family(
+        "cairn_job_last_duration_seconds",
+        Kind::Gauge,
+        "How long the job's newest finished run took.",
+    );
+    for j in jobs {
+        if let Some(d) = j.last_duration {
+            out.sample("cairn_job_last_duration_seconds", &[("job", &j.name)], d.as_secs_f64());
+        }
+    }
+    out.family(
+        "cairn_job_last_exit_status",
+        Kind::Gauge,
+        "The exit status of the job's newest finished run (0 is success).",
+    );
+    for j in jobs {
+        if let Some(status) = j.last_status {
+            out.sample("cairn_job_last_exit_status", &[("job", &j.name)], status);
+        }
+    }
+    out.family("cairn_job_runs_total", Kind::Counter, "Runs of the job that ended, by outcome.");
+    for j in jobs {
+        for (outcome, n) in [("succeeded", j.succeeded), ("failed", j.failed)] {
+            out.sample("cairn_job_runs_total", &[("job", &j.name), ("outcome", outcome)], n);
+        }
+    }
+    out.family("cairn_job_running", Kind::Gauge, "1 while a process runs the job, else 0.");
+    for j in jobs {
+        out.sample("cairn_job_running", &[("job", &j.name)], u8::from(j.running));
     }
 }
 
@@ -324,6 +416,18 @@ mod tests {
                 },
             }],
             locks: vec![LockMetrics { name: "nightly".into(), held: 1 }],
+            jobs: vec![
+                JobMetrics {
+                    name: "backup".into(),
+                    last_success_ms: Some(1_700_000_000_250),
+                    last_duration: Some(Duration::from_millis(2500)),
+                    last_status: Some(3),
+                    succeeded: 5,
+                    failed: 1,
+                    running: true,
+                },
+                JobMetrics { name: "new".into(), ..Default::default() },
+            ],
         }
     }
 
@@ -365,6 +469,25 @@ cairn_locks_held 1
 # HELP cairn_lock_slots_held Slots of a lock with a live holder (1 for a plain lock).
 # TYPE cairn_lock_slots_held gauge
 cairn_lock_slots_held{lock="nightly"} 1
+# HELP cairn_job_last_success_timestamp_seconds When the job's newest successful run ended (Unix seconds).
+# TYPE cairn_job_last_success_timestamp_seconds gauge
+cairn_job_last_success_timestamp_seconds{job="backup"} 1700000000.25
+# HELP cairn_job_last_duration_seconds How long the job's newest finished run took.
+# TYPE cairn_job_last_duration_seconds gauge
+cairn_job_last_duration_seconds{job="backup"} 2.5
+# HELP cairn_job_last_exit_status The exit status of the job's newest finished run (0 is success).
+# TYPE cairn_job_last_exit_status gauge
+cairn_job_last_exit_status{job="backup"} 3
+# HELP cairn_job_runs_total Runs of the job that ended, by outcome.
+# TYPE cairn_job_runs_total counter
+cairn_job_runs_total{job="backup",outcome="succeeded"} 5
+cairn_job_runs_total{job="backup",outcome="failed"} 1
+cairn_job_runs_total{job="new",outcome="succeeded"} 0
+cairn_job_runs_total{job="new",outcome="failed"} 0
+# HELP cairn_job_running 1 while a process runs the job, else 0.
+# TYPE cairn_job_running gauge
+cairn_job_running{job="backup"} 1
+cairn_job_running{job="new"} 0
 "#;
         assert_eq!(sample().to_prometheus(), expected);
     }
@@ -376,8 +499,8 @@ cairn_lock_slots_held{lock="nightly"} 1
         let text = Metrics::default().to_prometheus();
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(samples, ["cairn_locks_held 0"]);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE ")).count(), 10);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP ")).count(), 10);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE ")).count(), 15);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP ")).count(), 15);
     }
 
     /// Names follow the conventions: the `cairn_` prefix, counters and only counters ending in

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn::{ItemState, Pause, QueueItem};
+use cairn::{ItemState, JobEnd, Pause, QueueItem, Schedule};
 
 use crate::contract;
 
@@ -131,6 +131,35 @@ contract! {
         assert!(text.contains("cairn_lock_slots_held{lock=\"pool\"} 2\n"), "{text}");
         drop((nightly, one, two));
         assert_eq!(f.store.metrics()?.locks, []);
+        Ok(())
+    }
+
+    /// Each job that ran: when it last succeeded, the duration and status of its newest
+    /// finished run, its runs by outcome and whether it runs now.
+    fn metrics_give_each_job_its_last_success_duration_status_and_runs(f) {
+        let job = f.store.job("nightly", Schedule::parse_every("1h")?)?;
+        f.clock.set_millis(7_200_000);
+        job.run(|_| JobEnd::status(0))?;
+        f.clock.advance(Duration::from_secs(3600));
+        let clock = f.clock.clone();
+        job.run(move |_| {
+            clock.advance(Duration::from_millis(1500));
+            JobEnd::status(3)
+        })?;
+        let m = f.store.metrics()?;
+        assert_eq!(m.jobs.len(), 1);
+        let j = &m.jobs[0];
+        assert_eq!(j.name, "nightly");
+        assert_eq!(j.last_success_ms, Some(7_200_000));
+        assert_eq!(j.last_duration, Some(Duration::from_millis(1500)));
+        assert_eq!(j.last_status, Some(3));
+        assert_eq!((j.succeeded, j.failed, j.running), (1, 1, false));
+        let text = m.to_prometheus();
+        assert!(text.contains("cairn_job_last_success_timestamp_seconds{job=\"nightly\"} 7200\n"), "{text}");
+        assert!(text.contains("cairn_job_last_duration_seconds{job=\"nightly\"} 1.5\n"), "{text}");
+        assert!(text.contains("cairn_job_last_exit_status{job=\"nightly\"} 3\n"), "{text}");
+        assert!(text.contains("cairn_job_runs_total{job=\"nightly\",outcome=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("cairn_job_running{job=\"nightly\"} 0\n"), "{text}");
         Ok(())
     }
 }
