@@ -6,7 +6,7 @@
 //! This file holds the class, opening and closing, the thread and fork machinery and
 //! transactions. Each feature's methods are in a `#[pymethods]` block of their own, in the
 //! file of the feature's name (pyo3's `multiple-pymethods`): `conn/cache.rs`,
-//! `conn/ledger.rs`, `conn/checkpoint.rs`, `conn/lock.rs`, `conn/limit.rs`, `conn/migrate.rs`, `conn/sql.rs`
+//! `conn/ledger.rs`, `conn/checkpoint.rs`, `conn/lock.rs`, `conn/limit.rs`, `conn/job.rs`, `conn/migrate.rs`, `conn/sql.rs`
 //! and `conn/maintenance.rs`.
 //!
 //! Rules every method follows:
@@ -21,6 +21,7 @@
 
 mod cache;
 mod checkpoint;
+mod job;
 mod ledger;
 mod limit;
 mod lock;
@@ -44,6 +45,7 @@ use crate::errors::{to_py, Failure, ForkedError};
 use crate::handles::ManualClock;
 
 pub(crate) use cache::{RawCacheLimits, RawCacheStats};
+pub(crate) use job::{RawJobHealth, RawJobInfo, RawJobOutcome, RawJobRun};
 pub(crate) use ledger::{RawItem, RawLedgerCounts, RawLedgerPolicy};
 pub(crate) use limit::parse_rate;
 pub(crate) use lock::RawLockHolder;

@@ -25,6 +25,10 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::RawLedgerCounts>()?;
     m.add_class::<conn::RawLedgerPolicy>()?;
     m.add_class::<conn::RawLockHolder>()?;
+    m.add_class::<conn::RawJobRun>()?;
+    m.add_class::<conn::RawJobInfo>()?;
+    m.add_class::<conn::RawJobHealth>()?;
+    m.add_class::<conn::RawJobOutcome>()?;
     m.add_class::<conn::RawMigrationReport>()?;
     m.add_class::<conn::RawMigrationStatus>()?;
     m.add_class::<conn::HeldRun>()?;
@@ -49,5 +53,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_ATTEMPTS", cairn::DEFAULT_MAX_ATTEMPTS)?;
     m.add("DEFAULT_LEASE", cairn::DEFAULT_LEASE.as_secs_f64())?;
     m.add("MAX_BURST", cairn::MAX_BURST)?;
+    m.add("DEFAULT_KEEP", cairn::DEFAULT_KEEP)?;
+    m.add("DEFAULT_MAX_CATCH_UP", cairn::DEFAULT_MAX_CATCH_UP)?;
     Ok(())
 }

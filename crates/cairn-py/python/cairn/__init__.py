@@ -58,6 +58,7 @@ from . import _cairn, _guard
 from ._cache import Cache, CacheLimits, CacheStats
 from ._checkpoint import Checkpoint
 from ._ledger import Claim, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, QueueItem
+from ._job import Job, JobHealth, JobInfo, JobRun, Slot
 from ._limit import Limiter
 from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
@@ -108,6 +109,11 @@ __all__ = [
     "QueueItem",
     "Checkpoint",
     "Limiter",
+    "Job",
+    "JobHealth",
+    "JobInfo",
+    "JobRun",
+    "Slot",
     "Lock",
     "LockHolder",
     "Run",

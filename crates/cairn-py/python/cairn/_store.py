@@ -12,6 +12,7 @@ from . import _cairn, _guard
 from ._cache import Cache
 from ._checkpoint import Checkpoint
 from ._ledger import DEFAULT_LEASE, Ledger
+from ._job import Job, JobInfo, info_from
 from ._limit import Limiter
 from ._lock import Lock, LockHolder, holder_from
 from ._memo import store_memoize as _store_memoize
@@ -356,6 +357,49 @@ class Store:
         """
         _check_name("limiter name", name)
         return Limiter(self, name, rate, burst)
+
+    def job(
+        self,
+        name: str,
+        *,
+        every: Optional[Duration] = None,
+        cron: Optional[str] = None,
+        tz: str = "UTC",
+        catch_up: Literal["none", "all"] = "none",
+        max_catch_up: int = _cairn.DEFAULT_MAX_CATCH_UP,
+        retry: bool = True,
+        keep: int = _cairn.DEFAULT_KEEP,
+    ) -> Job:
+        """The job `name`: a function run at most once per slot of a schedule, ``every`` a
+        duration (``"1h"``, seconds) or ``cron`` a five-field expression in the time zone
+        ``tz``, across processes and hosts; the same jobs as ``cairn job run``. ``catch_up="all"``
+        runs the slots missed since the last done one (at most `max_catch_up`), ``retry=False``
+        marks a failed slot done, `keep` is how many runs the history keeps. See :class:`Job`.
+
+        >>> import cairn
+        >>> store = cairn.Store(":memory:")
+        >>> @store.job("nightly", cron="0 3 * * *", tz="Europe/Berlin")
+        ... def nightly(slot: cairn.Slot) -> None:
+        ...     pass
+        >>> nightly(), nightly()
+        (True, False)
+        """
+        _check_name("job name", name)
+        return Job(
+            self,
+            name,
+            every=every,
+            cron=cron,
+            tz=tz,
+            catch_up=catch_up,
+            max_catch_up=max_catch_up,
+            retry=retry,
+            keep=keep,
+        )
+
+    def jobs(self) -> List[JobInfo]:
+        """Every job that ran in this store (from Python or ``cairn job run``), by name."""
+        return [info_from(j) for j in self._conn().jobs()]
 
     memoize = _store_memoize
 
