@@ -18,6 +18,7 @@ MODULES = [
     "cairn._cache",
     "cairn._ledger",
     "cairn._lock",
+    "cairn._job",
     "cairn._checkpoint",
     "cairn._migrate",
     "cairn.errors",

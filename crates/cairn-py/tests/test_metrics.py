@@ -62,6 +62,7 @@ def test_prometheus_stats_parse_back_with_their_types_labels_and_values(
     pages.set("k", "xyz")
     assert pages.get("k") == "xyz"
     assert pages.get("missing") is None
+    assert any_store.job("backup", every="1d").run(lambda slot: None)
     any_store.flush_stats()
     with any_store.lock("nightly", ttl=60, timeout=0):
         text = scrape(cli, location)
@@ -84,6 +85,12 @@ def test_prometheus_stats_parse_back_with_their_types_labels_and_values(
     assert samples[("cairn_cache_misses_total", (("ns", "pages"),))] == 1
     assert samples[("cairn_locks_held", ())] == 1
     assert samples[("cairn_lock_slots_held", (("lock", "nightly"),))] == 1
+    assert samples[("cairn_job_runs_total", (("job", "backup"), ("outcome", "succeeded")))] == 1
+    assert samples[("cairn_job_runs_total", (("job", "backup"), ("outcome", "failed")))] == 0
+    assert samples[("cairn_job_last_exit_status", (("job", "backup"),))] == 0
+    assert samples[("cairn_job_running", (("job", "backup"),))] == 0
+    assert samples[("cairn_job_last_success_timestamp_seconds", (("job", "backup"),))] > 1.5e9
+    assert samples[("cairn_job_last_duration_seconds", (("job", "backup"),))] >= 0
 
     released, _ = parse(scrape(cli, location))
     assert [s.value for s in released["cairn_locks_held"].samples] == [0]

@@ -371,7 +371,7 @@ class Store:
         keep: int = _cairn.DEFAULT_KEEP,
     ) -> Job:
         """The job `name`: a function run at most once per slot of a schedule, ``every`` a
-        duration (``"1h"``, seconds) or ``cron`` a five-field expression in the time zone
+        duration (``"1h"``, seconds: see :func:`cairn.parse_duration`) or ``cron`` a five-field expression in the time zone
         ``tz``, across processes and hosts; the same jobs as ``cairn job run``. ``catch_up="all"``
         runs the slots missed since the last done one (at most `max_catch_up`), ``retry=False``
         marks a failed slot done, `keep` is how many runs the history keeps. See :class:`Job`.
