@@ -16,6 +16,8 @@ Where to read next, with ``help()``:
 - :class:`cairn.Ledger` (``store.ledger("invoices")``: name one per job) and
   :class:`cairn.Claim`: which items are done, and workers sharing a queue.
 - :class:`cairn.Checkpoint` and :class:`cairn.Lock` (``with store.lock("nightly"):``).
+- :class:`cairn.Job` (``@store.job("nightly", cron="0 3 * * *")``): a function run once per slot
+  of a schedule across processes and hosts, with its history and health check.
 - :class:`cairn.Limiter` (``store.limiter("api", "10/s", burst=5)``): a rate limit shared by
   every process and host.
 - :class:`cairn.Run` (``with store.run("deploy-1") as run: run.step("build", build)``):
