@@ -156,3 +156,15 @@ def test_the_cli_sees_a_run_made_from_python_and_python_one_made_by_the_cli(
     assert ran.returncode == 0, ran.stderr
     assert any_store.job("shared", every="1d").run(lambda s: None) is False, "the CLI did the slot"
     assert [r.outcome for r in any_store.job("shared", every="1d").history()] == ["succeeded", "failed"]
+
+
+def test_a_job_running_in_another_store_is_not_run_again(any_store: cairn.Store, location: str) -> None:
+    other = cairn.Store(location)
+    seen: List[bool] = []
+    try:
+        job = any_store.job("long", every="1h")
+        assert job.run(lambda slot: seen.append(other.job("long", every="1h").run(lambda s: None)))
+        assert seen == [False], "held by the first store while its function runs"
+        assert [info.running for info in other.jobs()] == [False]
+    finally:
+        other.close()
