@@ -113,6 +113,18 @@ def exercise(tmp: Path) -> None:
         message: str = str(e)
     except cairn.Error:
         raise
+    nightly = store.job("nightly", cron="0 3 * * *", tz="Europe/Berlin", catch_up="all", retry=False)
+
+    @store.job("hourly", every="1h")
+    def hourly(slot: cairn.Slot) -> None:
+        print(slot.start.isoformat(), slot.end.isoformat())
+
+    ran: bool = nightly.run(lambda slot: None) or hourly()
+    runs_of: List[cairn.JobRun] = nightly.history(limit=5)
+    duration: Optional[float] = runs_of[0].duration if runs_of else None
+    healthy: bool = nightly.check("1d").healthy
+    names: List[str] = [j.name for j in store.jobs()]
+    del (ran, duration, healthy, names)
     store.close()
 
     try:
