@@ -1,9 +1,9 @@
 //! A snapshot of a store's figures for monitoring ([`Store::metrics`]), and its rendering in
 //! the Prometheus text exposition format ([`Metrics::to_prometheus`]).
 //!
-//! Each part of the store has its section: ledger namespaces, cache namespaces, locks. A new
-//! part (scheduled jobs) adds a field to [`Metrics`] and a function beside [`ledger_families`]
-//! that writes its families.
+//! Each part of the store has its section: ledger namespaces, cache namespaces, locks, jobs. A
+//! new part adds a field to [`Metrics`] and a function beside [`ledger_families`] that writes
+//! its families.
 
 use std::fmt::{Display, Write as _};
 use std::time::Duration;
@@ -93,7 +93,8 @@ pub struct LockMetrics {
 impl Store {
     /// Figures of the whole store for monitoring: per ledger namespace its items by state, the
     /// age of its oldest queued item and whether it is paused; per cache namespace its entries,
-    /// bytes, hits and misses; the locks held. Reads only, and stays cheap with a million
+    /// bytes, hits and misses; the locks held; per job its last success, its newest finished
+    /// run's duration and status, its runs by outcome and whether it runs. Reads only, and stays cheap with a million
     /// items: counts by state from the indexes, the oldest queued item by a few seeks of the
     /// queue index. Each namespace is read on its own (not one snapshot of the whole store).
     ///
