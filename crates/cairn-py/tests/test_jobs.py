@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 from typing import List
 
 import pytest
@@ -168,3 +169,18 @@ def test_a_job_running_in_another_store_is_not_run_again(any_store: cairn.Store,
         assert [info.running for info in other.jobs()] == [False]
     finally:
         other.close()
+
+
+def test_processes_started_at_once_run_the_slot_once(any_store: cairn.Store, location: str) -> None:
+    code = (
+        "import sys, cairn\n"
+        "store = cairn.Store(sys.argv[1])\n"
+        "print(store.job('race', every='1d').run(lambda slot: None))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, location], stdout=subprocess.PIPE, text=True) for _ in range(6)
+    ]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(outs) == ["False"] * 5 + ["True"]
+    assert len(any_store.job("race", every="1d").history()) == 1
