@@ -87,15 +87,17 @@ def test_catch_up_all_runs_the_missed_slots_oldest_first_at_most_max(
 
 def test_history_check_and_jobs_describe_the_runs(any_clocked: cairn.Store, clock: ManualClock) -> None:
     job = any_clocked.job("report", cron="0 3 * * *", tz="Europe/Berlin", keep=2)
-    assert not job.check("1d"), "never succeeded"
+    assert job.check("1d") is False, "never succeeded"
+    assert "never" in job.health("1d").message
     for _ in range(3):
         assert job.run(lambda s: None)
         clock.advance(24 * HOUR)
     assert len(job.history()) == 2 and len(job.history(limit=1)) == 1
-    health = job.check("2d")
+    assert job.check("2d") is True
+    health = job.health("2d")
     assert health.healthy and health.last_success is not None and health.message
     clock.advance(10 * 24 * HOUR)
-    assert not job.check("2d").healthy
+    assert job.check("2d") is False and not job.health("2d").healthy
     [info] = any_clocked.jobs()
     assert (info.name, info.succeeded, info.failed, info.running) == ("report", 3, 0, False)
     assert info.schedule.startswith("cron 0 3 * * *")

@@ -122,9 +122,10 @@ def exercise(tmp: Path) -> None:
     ran: bool = nightly.run(lambda slot: None) or hourly()
     runs_of: List[cairn.JobRun] = nightly.history(limit=5)
     duration: Optional[float] = runs_of[0].duration if runs_of else None
-    healthy: bool = nightly.check("1d").healthy
+    healthy: bool = nightly.check("1d")
+    why: str = nightly.health("1d").message
     names: List[str] = [j.name for j in store.jobs()]
-    del (ran, duration, healthy, names)
+    del (ran, duration, healthy, why, names)
     store.close()
 
     try:

@@ -125,7 +125,7 @@ def info_from(raw: _cairn.RawJobInfo) -> JobInfo:
 
 @dataclass(frozen=True)
 class JobHealth:
-    """What :meth:`Job.check` found."""
+    """What :meth:`Job.health` found."""
 
     #: True if the last success ended within the maximum age.
     healthy: bool
@@ -255,9 +255,14 @@ class Job:
         """The job's runs, newest first, at most `limit`."""
         return _runs(self._store._conn().job_history(self._name, _count(limit, "limit")))
 
-    def check(self, max_age: Duration) -> JobHealth:
+    def check(self, max_age: Duration) -> bool:
         """Whether the job's last success ended within `max_age` (a duration, see
-        :func:`cairn.parse_duration`); also truthy itself when healthy."""
+        :func:`cairn.parse_duration`): ``cairn job check``'s answer. :meth:`health` says why."""
+        return self.health(max_age).healthy
+
+    def health(self, max_age: Duration) -> JobHealth:
+        """What :meth:`check` looks at: whether healthy, the last success and failure, and one
+        line saying when it last succeeded and how it last failed (``cairn job check``'s)."""
         h = self._store._conn().job_check(self._name, max_age)
         return JobHealth(h.healthy, _run(h.last_success), _run(h.last_failure), h.message)
 
