@@ -23,6 +23,8 @@ Where to read next, with ``help()``:
 - :class:`cairn.Run` (``with store.run("deploy-1") as run: run.step("build", build)``):
   durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
   ``store.runs()`` lists, resets and prunes them.
+- :class:`cairn.AsyncStore` (``async with cairn.AsyncStore() as store:``): the same store for
+  asyncio code, every call a coroutine that never blocks the event loop.
 - :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
   would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
 - :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
@@ -66,6 +68,8 @@ from ._lock import Lock, LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, migration_status_of_file
 from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
+from ._aio_cache import AsyncCache, AsyncCheckpoint
+from ._aio_store import AsyncStore, AsyncTransaction
 from ._types import Duration, Id, Value
 from .errors import (
     BusyError,
@@ -99,6 +103,10 @@ from .errors import (
 __all__ = [
     "Store",
     "Transaction",
+    "AsyncStore",
+    "AsyncTransaction",
+    "AsyncCache",
+    "AsyncCheckpoint",
     "Cache",
     "CacheLimits",
     "CacheStats",

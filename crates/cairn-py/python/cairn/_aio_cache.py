@@ -1,0 +1,257 @@
+"""The TTL cache and checkpoints of an :class:`AsyncStore`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from ._cache import Cache, CacheLimits, CacheStats
+from ._checkpoint import Checkpoint
+from ._types import Duration
+
+if TYPE_CHECKING:
+    from ._aio_store import AsyncStore, AsyncTransaction
+
+T = TypeVar("T")
+
+
+class AsyncCache:
+    """One namespace of the TTL cache, from :meth:`AsyncStore.cache` (each call its own
+    transaction) or :meth:`AsyncTransaction.cache` (calls join the transaction): the methods of
+    :class:`Cache`, as coroutines, with the same values, TTLs and errors.
+
+    >>> import asyncio, cairn
+    >>> async def main() -> object:
+    ...     async with cairn.AsyncStore(":memory:") as store:
+    ...         c = store.cache("counters")
+    ...         await c.incr("hits")
+    ...         return await c.incr("hits", 2)
+    >>> asyncio.run(main())
+    3
+    """
+
+    __slots__ = ("_astore", "_txn", "_ns", "_h")
+
+    def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], ns: str) -> None:
+        self._astore = astore
+        self._txn = txn
+        self._ns = ns
+        store = astore._sync
+        # The sync handle the calls run on: made now when it can be (the usual case), else on
+        # the first call, once the store is open.
+        self._h: Optional[Cache] = txn._tx().cache(ns) if txn is not None else None if store is None else store.cache(ns)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace's name."""
+        return self._ns
+
+    async def _handle(self) -> Cache:
+        h = self._h
+        if h is None:
+            h = self._h = (await self._astore._store()).cache(self._ns)
+        return h
+
+    async def _later(self, method: str, *args: Any) -> Any:
+        """A call made before the store was open: once it is, as usual."""
+        h = await self._handle()
+        return await self._run(getattr(h, method), *args)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(fn, args)
+
+    def get(self, key: str, default: Any = None) -> Awaitable[Any]:
+        """The value of `key` with its type, or `default` if missing or expired."""
+        h = self._h
+        if h is None:
+            return self._later("get", key, default)
+        return self._run(h.get, key, default)
+
+    def contains(self, key: str) -> Awaitable[bool]:
+        """True if `key` holds a fresh value."""
+        h = self._h
+        if h is None:
+            return self._later("__contains__", key)
+        return self._run(h.__contains__, key)
+
+    def len(self) -> Awaitable[int]:
+        """How many fresh entries the namespace holds."""
+        h = self._h
+        if h is None:
+            return self._later("__len__")
+        return self._run(h.__len__)
+
+    def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[None]:
+        """Store `value` under `key`, expiring after `ttl` (None: never)."""
+        h = self._h
+        if h is None:
+            return self._later("set", key, value, ttl)
+        return self._run(h.set, key, value, ttl)
+
+    def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[bool]:
+        """Store `value` only if `key` holds no fresh value; True if stored."""
+        h = self._h
+        if h is None:
+            return self._later("add", key, value, ttl)
+        return self._run(h.add, key, value, ttl)
+
+    def delete(self, key: str) -> Awaitable[bool]:
+        """Remove `key`; True if it was there."""
+        h = self._h
+        if h is None:
+            return self._later("delete", key)
+        return self._run(h.delete, key)
+
+    def touch(self, key: str, ttl: Optional[Duration] = None) -> Awaitable[bool]:
+        """Give a fresh `key` a new TTL; True if it was there."""
+        h = self._h
+        if h is None:
+            return self._later("touch", key, ttl)
+        return self._run(h.touch, key, ttl)
+
+    def incr(self, key: str, by: int = 1, ttl: Optional[Duration] = None) -> Awaitable[int]:
+        """Add `by` to the integer under `key` (missing: 0), atomically; the new value."""
+        h = self._h
+        if h is None:
+            return self._later("incr", key, by, ttl)
+        return self._run(h.incr, key, by, ttl)
+
+    def decr(self, key: str, by: int = 1, ttl: Optional[Duration] = None) -> Awaitable[int]:
+        """Subtract `by`, as :meth:`incr`."""
+        h = self._h
+        if h is None:
+            return self._later("decr", key, by, ttl)
+        return self._run(h.decr, key, by, ttl)
+
+    def pop(self, key: str, default: Any = None) -> Awaitable[Any]:
+        """Remove `key` and return its value (`default` if it held none), in one transaction."""
+        h = self._h
+        if h is None:
+            return self._later("pop", key, default)
+        return self._run(h.pop, key, default)
+
+    def keys(self, prefix: str = "") -> Awaitable[List[str]]:
+        """The fresh keys starting with `prefix`, sorted."""
+        h = self._h
+        if h is None:
+            return self._later("keys", prefix)
+        return self._run(h.keys, prefix)
+
+    async def items(self) -> List[Tuple[str, Any]]:
+        """The fresh entries, read in one transaction."""
+        h = self._h if self._h is not None else await self._handle()
+        result: List[Tuple[str, Any]] = await self._run(lambda: list(h.items()))
+        return result
+
+    def get_many(self, keys: Iterable[str], default: Any = None) -> Awaitable[List[Any]]:
+        """The values of `keys` in order (`default` for each missing one), in one read."""
+        h = self._h
+        if h is None:
+            return self._later("get_many", list(keys), default)
+        return self._run(h.get_many, list(keys), default)
+
+    async def set_many(
+        self, items: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]], ttl: Optional[Duration] = None
+    ) -> None:
+        """Store every pair in one transaction, with the same `ttl`."""
+        h = self._h if self._h is not None else await self._handle()
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        await self._run(h.set_many, pairs, ttl)
+
+    def sweep(self) -> Awaitable[int]:
+        """Remove this namespace's expired entries; how many."""
+        h = self._h
+        if h is None:
+            return self._later("sweep")
+        return self._run(h.sweep)
+
+    def clear(self, prefix: Optional[str] = None) -> Awaitable[int]:
+        """Remove every entry (or those whose key starts with `prefix`); how many."""
+        h = self._h
+        if h is None:
+            return self._later("clear", prefix)
+        return self._run(h.clear, prefix)
+
+    def stats(self) -> Awaitable[CacheStats]:
+        """Size and counters of the namespace."""
+        h = self._h
+        if h is None:
+            return self._later("stats")
+        return self._run(h.stats)
+
+    def limits(self) -> Awaitable[CacheLimits]:
+        """The namespace's size bounds."""
+        h = self._h
+        if h is None:
+            return self._later("limits")
+        return self._run(h.limits)
+
+    async def set_limits(
+        self, max_entries: Optional[int] = None, max_bytes: Optional[int] = None, eviction: str = "lrs"
+    ) -> None:
+        """Bound the namespace's size, as :meth:`Cache.set_limits`."""
+        h = self._h if self._h is not None else await self._handle()
+        await self._run(h.set_limits, max_entries, max_bytes, eviction)
+
+    def __repr__(self) -> str:
+        return f"<cairn.AsyncCache {self._ns!r}>"
+
+
+class AsyncCheckpoint:
+    """The checkpoint of one job, from :meth:`AsyncStore.checkpoint` or
+    :meth:`AsyncTransaction.checkpoint`: :class:`Checkpoint`'s methods as coroutines."""
+
+    __slots__ = ("_astore", "_txn", "_job", "_h")
+
+    def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], job: str) -> None:
+        self._astore = astore
+        self._txn = txn
+        self._job = job
+        store = astore._sync
+        self._h: Optional[Checkpoint] = (
+            txn._tx().checkpoint(job) if txn is not None else None if store is None else store.checkpoint(job)
+        )
+
+    @property
+    def job(self) -> str:
+        """The job's name."""
+        return self._job
+
+    async def _handle(self) -> Checkpoint:
+        h = self._h
+        if h is None:
+            h = self._h = (await self._astore._store()).checkpoint(self._job)
+        return h
+
+    async def _later(self, method: str, *args: Any) -> Any:
+        """A call made before the store was open: once it is, as usual."""
+        h = await self._handle()
+        return await self._run(getattr(h, method), *args)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(fn, args)
+
+    def get(self, default: Any = None) -> Awaitable[Any]:
+        """The saved value, with its type, or `default`."""
+        h = self._h
+        if h is None:
+            return self._later("get", default)
+        return self._run(h.get, default)
+
+    def set(self, value: Any) -> Awaitable[None]:
+        """Save `value`, replacing the previous one."""
+        h = self._h
+        if h is None:
+            return self._later("set", value)
+        return self._run(h.set, value)
+
+    def delete(self) -> Awaitable[bool]:
+        """Remove the checkpoint; True if there was one."""
+        h = self._h
+        if h is None:
+            return self._later("delete")
+        return self._run(h.delete)
+
+    def __repr__(self) -> str:
+        return f"<cairn.AsyncCheckpoint {self._job!r}>"

@@ -1,0 +1,238 @@
+"""The threads an :class:`AsyncStore` does its SQLite (or PostgreSQL) work on.
+
+The event loop never waits for the database: every call is handed to a thread of the store's
+own (never the loop's default executor, which the application may size or fill), and its
+result comes back through a future of the caller's loop.
+
+Two kinds of threads, each with its own connection (the sync :class:`Store` keeps one per
+thread):
+
+- **workers**, shared by the store's autocommit calls. Calls queue in one deque; an idle
+  worker takes a batch of them, runs them back to back and hands all their results to the
+  loop in one ``call_soon_threadsafe``: a thousand coroutines that each ``await cache.get(k)``
+  cost one wake-up of the loop per batch, not one per call (where aiosqlite pays a thread
+  hop and a loop wake-up each).
+- **lanes**, leased by one user at a time and running its calls in order: a transaction
+  (``BEGIN`` ... ``COMMIT`` on one connection, in call order), or a wait that blocks in the
+  library (a claim waiting for work) and is stopped through a flag when its task is
+  cancelled. Idle lanes are kept for reuse, their connections open.
+
+A call whose task was cancelled before its result came back still ran: the result of a call
+that took something (a claim, a lock) is handed to its ``cleanup`` on a worker, which gives it
+back, so a cancelled task leaves nothing held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+# (future, or None when nobody waits for the result; function, arguments, cleanup of an
+# orphaned result)
+_Call = Tuple[Optional["asyncio.Future[Any]"], Callable[..., Any], Tuple[Any, ...], Optional[Callable[[Any], Any]]]
+# (future, succeeded, result or exception, cleanup)
+_Done = Tuple["asyncio.Future[Any]", bool, Any, Optional[Callable[[Any], Any]]]
+
+#: Calls one worker takes at once: enough to amortise the loop's wake-up, few enough that the
+#: other worker shares a burst.
+_BATCH = 256
+
+#: Idle lanes kept for reuse (each keeps a connection open).
+_KEEP_LANES = 8
+
+
+class RunnerClosed(RuntimeError):
+    """Raised into calls made after the store was closed."""
+
+
+def _run_batch(batch: List[_Call]) -> None:
+    """Run `batch` on this thread and hand the results to their loops, one wake-up each."""
+    by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
+    for fut, fn, args, cleanup in batch:
+        if fut is None:
+            _quietly(fn, *args)
+            continue
+        try:
+            done: _Done = (fut, True, fn(*args), cleanup)
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task as it is
+            done = (fut, False, e, cleanup)
+        by_loop.setdefault(fut.get_loop(), []).append(done)
+    for loop, results in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, results)
+        except RuntimeError:
+            # The loop is closed: nobody awaits these any more. Give back what was taken.
+            for _, ok, value, cleanup in results:
+                if ok and cleanup is not None:
+                    _quietly(cleanup, value)
+
+
+def _settle(results: List[_Done]) -> None:
+    """On the loop: complete each future, or clean up after a task that stopped waiting."""
+    for fut, ok, value, cleanup in results:
+        if fut.done():  # cancelled meanwhile
+            if ok and cleanup is not None:
+                threading.Thread(target=_quietly, args=(cleanup, value), daemon=True).start()
+        elif ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - best effort: a lease or TTL frees it anyway
+        pass
+
+
+class Runner:
+    """The workers and lanes of one :class:`AsyncStore`."""
+
+    def __init__(self, workers: int) -> None:
+        self._cv = threading.Condition(threading.Lock())
+        self._q: Deque[_Call] = deque()
+        self._sleeping = 0
+        self._workers: List[threading.Thread] = []
+        self._max_workers = workers
+        self._closed = False
+        self._idle_lanes: List[Lane] = []
+        self._lanes: "set[Lane]" = set()
+
+    def submit(
+        self, fn: Callable[..., Any], args: Tuple[Any, ...] = (), cleanup: Optional[Callable[[Any], Any]] = None
+    ) -> "asyncio.Future[Any]":
+        """`fn(*args)` on a worker; its result through a future of the running loop."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        with self._cv:
+            if self._closed:
+                raise RunnerClosed("the store is closed")
+            self._q.append((fut, fn, args, cleanup))
+            if self._sleeping:
+                self._cv.notify()
+            elif len(self._workers) < self._max_workers:
+                self._start_worker()
+        return fut
+
+    def _start_worker(self) -> None:
+        t = threading.Thread(target=self._work, name=f"cairn-async-{len(self._workers)}", daemon=True)
+        self._workers.append(t)
+        t.start()
+
+    def _work(self) -> None:
+        cv, q = self._cv, self._q
+        while True:
+            with cv:
+                while not q:
+                    if self._closed:
+                        return
+                    self._sleeping += 1
+                    cv.wait()
+                    self._sleeping -= 1
+                n = min(len(q), _BATCH)
+                batch = [q.popleft() for _ in range(n)]
+                if q and self._sleeping:
+                    cv.notify()
+            _run_batch(batch)
+
+    def lane(self) -> Lane:
+        """A thread of the caller's own until :meth:`Lane.release`."""
+        with self._cv:
+            if self._closed:
+                raise RunnerClosed("the store is closed")
+            if self._idle_lanes:
+                return self._idle_lanes.pop()
+            lane = Lane(self)
+            self._lanes.add(lane)
+        lane.start()
+        return lane
+
+    def _lane_released(self, lane: Lane) -> bool:
+        """True if `lane` is kept for reuse; False if it should end."""
+        with self._cv:
+            if self._closed or len(self._idle_lanes) >= _KEEP_LANES:
+                self._lanes.discard(lane)
+                return False
+            self._idle_lanes.append(lane)
+            return True
+
+    def close(self) -> None:
+        """Let every thread finish what it was given, then end. Idempotent."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+            lanes = list(self._lanes)
+            self._idle_lanes.clear()
+        for lane in lanes:
+            lane._end()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        for t in list(self._workers):
+            t.join(timeout)
+
+
+class Lane:
+    """One thread running its user's calls in order (a transaction, a blocking wait)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self._cv = threading.Condition(threading.Lock())
+        self._q: Deque[Optional[_Call]] = deque()
+        self._ended = False
+        self._thread = threading.Thread(target=self._work, name="cairn-async-lane", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(
+        self, fn: Callable[..., Any], args: Tuple[Any, ...] = (), cleanup: Optional[Callable[[Any], Any]] = None
+    ) -> "asyncio.Future[Any]":
+        """`fn(*args)` on this lane, after every call submitted before it."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        with self._cv:
+            if self._ended:
+                raise RunnerClosed("the store is closed")
+            self._q.append((fut, fn, args, cleanup))
+            self._cv.notify()
+        return fut
+
+    def post(self, fn: Callable[..., Any], args: Tuple[Any, ...] = ()) -> None:
+        """`fn(*args)` on this lane after every call submitted before it, its result and any
+        error dropped: what a cancelled task leaves to be undone (a rollback)."""
+        with self._cv:
+            self._q.append((None, fn, args, None))
+            self._cv.notify()
+
+    def release(self) -> None:
+        """Give the lane back once the calls submitted so far have run."""
+        with self._cv:
+            self._q.append(None)
+            self._cv.notify()
+
+    def _end(self) -> None:
+        with self._cv:
+            self._ended = True
+            self._cv.notify()
+
+    def _work(self) -> None:
+        cv, q = self._cv, self._q
+        while True:
+            with cv:
+                while not q:
+                    if self._ended:
+                        return
+                    cv.wait()
+                batch: List[_Call] = []
+                released = False
+                while q:
+                    item = q.popleft()
+                    if item is None:
+                        released = True
+                        break
+                    batch.append(item)
+            if batch:
+                _run_batch(batch)
+            if released and not self._runner._lane_released(self):
+                return
