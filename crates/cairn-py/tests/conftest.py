@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import AsyncIterator, Iterator, List, Optional
 
 import pytest
 
@@ -340,6 +340,27 @@ def any_clocked(location: str, clock: ManualClock) -> Iterator[cairn.Store]:
     s = cairn.Store(location, clock=clock)
     yield s
     s.close()
+
+
+@pytest.fixture
+async def astore(path: str) -> AsyncIterator[cairn.AsyncStore]:
+    """An AsyncStore on a fresh file, closed afterwards."""
+    async with cairn.AsyncStore(path) as s:
+        yield s
+
+
+@pytest.fixture
+async def any_astore(location: str) -> AsyncIterator[cairn.AsyncStore]:
+    """A fresh AsyncStore on each engine in turn, closed afterwards."""
+    async with cairn.AsyncStore(location) as s:
+        yield s
+
+
+@pytest.fixture
+async def any_aclocked(location: str, clock: ManualClock) -> AsyncIterator[cairn.AsyncStore]:
+    """A fresh AsyncStore on each engine in turn whose time is `clock`'s."""
+    async with cairn.AsyncStore(location, clock=clock) as s:
+        yield s
 
 
 def no_skip() -> bool:
