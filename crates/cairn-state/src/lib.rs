@@ -86,7 +86,7 @@ mod store;
 mod tx;
 
 pub use batch::{Batch, BatchOp};
-pub use cache::{Cache, CacheLimits, CacheStats, Eviction};
+pub use cache::{Cache, CacheLimits, CacheStats, Eviction, FillClaim, FillTry};
 pub use checkpoint::Checkpoint;
 pub use clock::{Clock, ManualClock, SystemClock, EARLIEST_TIME_MILLIS, LATEST_TIME_MILLIS};
 pub use codec::{Decode, DecodeError, Encode, Json, Rows, SqlValue, Value, ValueKind};

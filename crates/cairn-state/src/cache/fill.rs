@@ -10,7 +10,7 @@ use crate::clock::deadline;
 use crate::codec::{Decode, Encode, ValueKind};
 use crate::error::{Error, Result};
 use crate::names::{validate_key, validate_ns, validate_value};
-use crate::storage::{CacheOps, Stored};
+use crate::storage::{CacheOps, EngineOps, Stored};
 use crate::store::Store;
 
 impl<'a> Cache<'a> {
@@ -148,6 +148,122 @@ impl<'a> Cache<'a> {
         }
     }
 
+    /// [`Cache::get_or_set_with`] in steps, for callers whose computation cannot run inside a
+    /// call of the library (an asyncio coroutine, an event loop's callback): the key's fresh
+    /// value ([`FillTry::Hit`]), or this process's hold on the key's fill marker
+    /// ([`FillTry::Claimed`]: compute the value, then [`Cache::complete_fill`], or
+    /// [`Cache::abandon_fill`] if the computation failed), or [`FillTry::Busy`] while another
+    /// process, or another task of this one, computes it: try again a moment later with
+    /// [`Cache::retry_fill`], which reads the same but is not counted again as a miss.
+    ///
+    /// The marker is the one `get_or_set_with` uses: both wait for each other, across
+    /// processes. Refused inside a transaction (the marker must be seen by others while the
+    /// value is computed).
+    ///
+    /// ```
+    /// use cairn::{FillTry, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("rates");
+    /// let rate: String = match cache.try_fill("EUR")? {
+    ///     FillTry::Hit(v) => v,
+    ///     FillTry::Claimed(claim) => {
+    ///         let v = "1.08".to_string(); // the slow call, run wherever the caller likes
+    ///         cache.complete_fill(claim, &v, Duration::from_secs(600))?;
+    ///         v
+    ///     }
+    ///     FillTry::Busy => unreachable!("nobody else computes it here"),
+    /// };
+    /// assert_eq!(rate, "1.08");
+    /// assert!(matches!(cache.try_fill::<String>("EUR")?, FillTry::Hit(v) if v == "1.08"));
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn try_fill<T: Decode>(&self, key: &str) -> Result<FillTry<T>> {
+        self.fill_step(key, true)
+    }
+
+    /// [`Cache::try_fill`] again after [`FillTry::Busy`]: the same, without counting one more
+    /// miss in the namespace's statistics (a waiter's polls are one miss, as in
+    /// [`Cache::get_or_set_with`]).
+    pub fn retry_fill<T: Decode>(&self, key: &str) -> Result<FillTry<T>> {
+        self.fill_step(key, false)
+    }
+
+    fn fill_step<T: Decode>(&self, key: &str, count: bool) -> Result<FillTry<T>> {
+        validate_ns(self.ns)?;
+        validate_key(key)?;
+        if self.in_tx || self.store.engine.in_transaction() {
+            return Err(Error::invalid(
+                "a value cannot be computed once across processes inside a transaction: its fill marker \
+                 must be seen by others while it is computed; use get_or_set inside the transaction, or \
+                 fill outside it",
+            ));
+        }
+        let state = self.store.cache_state();
+        let read_only = self.store.is_read_only();
+        // A plain read first: a hit never takes the write lock.
+        if let Some(v) = self.lookup(key)? {
+            if count {
+                state.count(self.ns, true, read_only);
+            }
+            return Ok(FillTry::Hit(self.decode(key, v)?));
+        }
+        let owner = crate::process::token();
+        let found = self.try_claim_fill(key, &owner, &|_| true)?;
+        if count {
+            state.count(self.ns, matches!(found, Fill::Hit(_)), read_only);
+        }
+        Ok(match found {
+            Fill::Hit(v) => FillTry::Hit(self.decode(key, v)?),
+            Fill::Mine => FillTry::Claimed(FillClaim { ns: self.ns.to_owned(), key: key.to_owned(), owner }),
+            Fill::Wait => FillTry::Busy,
+        })
+    }
+
+    /// Store the value computed under `claim` with `ttl` and release the marker, in one
+    /// transaction: waiters find the value the moment the marker is gone. A value that cannot
+    /// be stored (too large, not encodable) releases the marker too, and is the error.
+    pub fn complete_fill<T: Encode>(
+        &self,
+        claim: FillClaim,
+        value: &T,
+        ttl: impl Into<Option<Duration>>,
+    ) -> Result<()> {
+        self.check_claim(&claim)?;
+        let ttl = ttl.into();
+        let stored = validate_ttl(ttl).and_then(|()| {
+            let bytes = value.encode()?;
+            validate_value(&bytes)?;
+            self.store.write_tx(|s| {
+                let expires = ttl.map(|d| deadline(s.now(), d));
+                self.store_bytes(s, &claim.key, (&bytes, value.kind()), expires)?;
+                s.engine.fill_release(self.ns, &claim.key, &claim.owner)
+            })
+        });
+        if stored.is_err() {
+            let _ = self.store.write_tx(|s| s.engine.fill_release(self.ns, &claim.key, &claim.owner));
+        }
+        stored
+    }
+
+    /// Release `claim`'s marker without storing anything (the computation failed or was
+    /// cancelled): the next waiter computes at once.
+    pub fn abandon_fill(&self, claim: FillClaim) -> Result<()> {
+        self.check_claim(&claim)?;
+        self.store.write_tx(|s| s.engine.fill_release(self.ns, &claim.key, &claim.owner))
+    }
+
+    fn check_claim(&self, claim: &FillClaim) -> Result<()> {
+        if claim.ns != self.ns {
+            return Err(Error::invalid(format!(
+                "the fill of key {:?} was claimed in cache namespace {:?}, not {:?}",
+                claim.key, claim.ns, self.ns
+            )));
+        }
+        Ok(())
+    }
+
     /// Under the write lock: the value if it arrived, else the marker if nobody holds a live one.
     fn try_claim_fill(&self, key: &str, owner: &str, usable: &dyn Fn(&[u8]) -> bool) -> Result<Fill> {
         self.store.write_tx(|s| {
@@ -232,6 +348,35 @@ enum Fill {
     Hit(Stored),
     Mine,
     Wait,
+}
+
+/// What [`Cache::try_fill`] found.
+#[derive(Debug)]
+pub enum FillTry<T> {
+    /// The key holds a fresh value.
+    Hit(T),
+    /// This process holds the key's fill marker: compute, then [`Cache::complete_fill`] or
+    /// [`Cache::abandon_fill`]. A claim dropped without either keeps the marker until the
+    /// store's fill timeout (or, on this host, until this process ends).
+    Claimed(FillClaim),
+    /// Another process, or another task of this one, computes the value.
+    Busy,
+}
+
+/// This process's hold on a key's fill marker, from [`FillTry::Claimed`].
+#[derive(Debug)]
+#[must_use = "complete_fill or abandon_fill it, or waiters wait for the fill timeout"]
+pub struct FillClaim {
+    ns: String,
+    key: String,
+    owner: String,
+}
+
+impl FillClaim {
+    /// The key being computed.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// This process holds a key's fill marker: see [`Cache::compute_once`]. Dropped without a

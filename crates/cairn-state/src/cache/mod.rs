@@ -27,6 +27,7 @@ mod fill;
 mod state;
 
 pub(crate) use fill::FillTicket;
+pub use fill::{FillClaim, FillTry};
 pub(crate) use state::CacheState;
 
 /// Which entries a bounded namespace evicts first.

@@ -744,3 +744,67 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    /// The fill in steps (`try_fill`): the first store to miss claims the key, another store
+    /// (another connection) is told it is busy (and does not take over a live claim), the
+    /// completed value reaches both, and the claimer's `get_or_set_with` twin waits on the
+    /// same marker.
+    fn a_fill_in_steps_claims_once_and_the_others_see_it_busy(f) {
+        use cairn::FillTry;
+        let other = f.reopen();
+        let claim = match f.store.cache("c").try_fill::<String>("k")? {
+            FillTry::Claimed(c) => c,
+            found => panic!("a missing key is claimed, not {found:?}"),
+        };
+        assert_eq!(claim.key(), "k");
+        assert!(matches!(other.cache("c").try_fill::<String>("k")?, FillTry::Busy));
+        assert!(matches!(f.store.cache("c").retry_fill::<String>("k")?, FillTry::Busy), "busy for its own process too");
+        f.store.cache("c").complete_fill(claim, &"v".to_string(), Duration::from_secs(60))?;
+        assert!(matches!(other.cache("c").retry_fill::<String>("k")?, FillTry::Hit(v) if v == "v"));
+        assert_eq!(other.cache("c").get_or_set_with("k", None, || Ok::<_, Error>("recomputed".to_string()))?, "v");
+        Ok(())
+    }
+
+    /// An abandoned fill (its computation failed) lets the next caller claim at once; a value
+    /// that cannot be stored releases the marker too.
+    fn an_abandoned_or_unstorable_fill_frees_the_key_at_once(f) {
+        use cairn::FillTry;
+        let FillTry::Claimed(claim) = f.store.cache("c").try_fill::<Value>("k")? else {
+            panic!("a missing key is claimed");
+        };
+        f.store.cache("c").abandon_fill(claim)?;
+        let FillTry::Claimed(claim) = f.reopen().cache("c").try_fill::<Value>("k")? else {
+            panic!("claimable again at once after abandon_fill");
+        };
+        let err = f.store.cache("c").complete_fill(claim, &1i64, Duration::ZERO).expect_err("a zero TTL");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(matches!(f.reopen().cache("c").try_fill::<Value>("k")?, FillTry::Claimed(_)), "freed by the failure");
+        Ok(())
+    }
+
+    /// Hits and misses of a fill in steps count as get_or_set's do: one miss for the caller
+    /// that waited (its retries are not counted again), one hit for a fresh value.
+    fn a_fill_in_steps_counts_one_miss_per_caller(f) {
+        use cairn::FillTry;
+        let FillTry::Claimed(claim) = f.store.cache("s").try_fill::<i64>("k")? else { panic!("claimed") };
+        let other = f.reopen();
+        assert!(matches!(other.cache("s").try_fill::<i64>("k")?, FillTry::Busy));
+        assert!(matches!(other.cache("s").retry_fill::<i64>("k")?, FillTry::Busy));
+        f.store.cache("s").complete_fill(claim, &7i64, None)?;
+        assert!(matches!(other.cache("s").retry_fill::<i64>("k")?, FillTry::Hit(7)));
+        assert!(matches!(other.cache("s").try_fill::<i64>("k")?, FillTry::Hit(7)));
+        f.store.flush_stats()?;
+        other.flush_stats()?;
+        let stats = f.store.cache("s").stats()?;
+        assert_eq!((stats.hits, stats.misses), (1, 2), "{stats:?}");
+        Ok(())
+    }
+
+    /// Inside a transaction the fill in steps is refused (its marker would not be seen).
+    fn a_fill_in_steps_is_refused_inside_a_transaction(f) {
+        let err = f.store.transaction(|tx| tx.cache("c").try_fill::<String>("k").map(|_| ())).expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        Ok(())
+    }
+}
