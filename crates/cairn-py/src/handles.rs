@@ -94,6 +94,34 @@ impl HeldLock {
     }
 }
 
+/// This process's hold on a cache key's fill marker (`cairn::FillClaim`), from
+/// `Connection.cache_fill_try`; taken by `cache_fill_complete` or `cache_fill_abandon`.
+/// Private: `cairn.AsyncCache.get_or_set` uses it.
+#[pyclass(frozen, module = "cairn._cairn")]
+pub(crate) struct FillClaim(Mutex<Option<cairn::FillClaim>>);
+
+impl FillClaim {
+    pub(crate) fn new(c: cairn::FillClaim) -> Self {
+        FillClaim(Mutex::new(Some(c)))
+    }
+
+    /// The claim, once: a second completion (or abandon) of the same claim is refused.
+    pub(crate) fn take(&self, py: Python<'_>) -> PyResult<cairn::FillClaim> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().ok_or_else(|| {
+            to_py(py, cairn::Error::InvalidInput("this fill was already completed or abandoned".into()))
+        })
+    }
+}
+
+#[pymethods]
+impl FillClaim {
+    /// The key being computed.
+    #[getter]
+    fn key(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|c| c.key().to_owned())
+    }
+}
+
 /// The library's thread renewing a lock. Private: `cairn.Lock` uses it.
 #[pyclass(frozen, module = "cairn._cairn")]
 pub(crate) struct KeepAlive(Mutex<Option<cairn::KeepAlive>>);

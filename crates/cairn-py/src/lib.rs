@@ -17,6 +17,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::TransactionBase>()?;
     m.add_class::<handles::Claim>()?;
     m.add_class::<handles::HeldLock>()?;
+    m.add_class::<handles::FillClaim>()?;
     m.add_class::<handles::KeepAlive>()?;
     m.add_class::<handles::ManualClock>()?;
     m.add_class::<conn::RawCacheLimits>()?;

@@ -114,3 +114,174 @@ async def test_a_closed_store_refuses_calls_and_closing_twice_is_fine(path: str)
     assert s.closed
     with pytest.raises(cairn.ClosedError):
         await s.cache("c").get("k")
+
+
+# ---- compute once: get_or_set and memoize -------------------------------------------------------
+
+
+async def test_get_or_set_computes_once_for_fifty_tasks_and_all_get_the_value(any_astore: cairn.AsyncStore) -> None:
+    calls = 0
+    gate = asyncio.Event()
+
+    async def compute() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return {"n": 1}
+
+    c = any_astore.cache("fill")
+    tasks = [asyncio.create_task(c.get_or_set("k", compute, ttl="1h")) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await asyncio.gather(*tasks) == [{"n": 1}] * 50
+    assert calls == 1
+    stats = await c.stats()
+    assert stats.entries == 1
+
+
+async def test_get_or_set_takes_a_sync_callable_or_one_returning_a_coroutine(astore: cairn.AsyncStore) -> None:
+    async def fetch(url: str) -> str:
+        return f"<{url}>"
+
+    c = astore.cache("pages")
+    assert await c.get_or_set("a", lambda: fetch("a")) == "<a>"
+    assert await c.get_or_set("b", lambda: (1, 2)) == [1, 2]  # as stored: a tuple reads back as a list
+    assert await c.get("b") == [1, 2]
+
+
+async def test_a_failing_or_cancelled_computation_stores_nothing_and_the_next_caller_computes(
+    any_astore: cairn.AsyncStore,
+) -> None:
+    c = any_astore.cache("fill")
+
+    async def boom() -> int:
+        raise KeyError("upstream down")
+
+    with pytest.raises(KeyError):
+        await c.get_or_set("k", boom)
+    started = asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(3600)
+        return 0
+
+    task = asyncio.create_task(c.get_or_set("k", slow))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The marker went with the cancellation: the next caller computes at once, not after the
+    # fill timeout.
+    assert await asyncio.wait_for(c.get_or_set("k", lambda: 7), timeout=10) == 7
+
+
+async def test_a_waiting_task_computes_when_the_first_ones_computation_fails(astore: cairn.AsyncStore) -> None:
+    c = astore.cache("fill")
+    first_started = asyncio.Event()
+
+    async def fails() -> int:
+        first_started.set()
+        await asyncio.sleep(0.02)
+        raise RuntimeError("first fails")
+
+    first = asyncio.create_task(c.get_or_set("k", fails))
+    await first_started.wait()
+    second = asyncio.create_task(c.get_or_set("k", lambda: "second"))
+    with pytest.raises(RuntimeError):
+        await first
+    assert await second == "second"
+
+
+async def test_get_or_set_asked_again_by_its_own_computation_is_refused(astore: cairn.AsyncStore) -> None:
+    c = astore.cache("fill")
+
+    async def recurse() -> int:
+        return await c.get_or_set("k", recurse)
+
+    with pytest.raises(cairn.InvalidInputError, match="its own computation"):
+        await c.get_or_set("k", recurse)
+    assert await asyncio.wait_for(c.get_or_set("k", lambda: 1), timeout=10) == 1
+
+
+async def test_an_async_fill_waits_for_a_sync_store_computing_the_same_key(path: str) -> None:
+    import threading as th
+
+    computing = th.Event()
+    release = th.Event()
+    sync = cairn.Store(path)
+
+    def sync_fill() -> None:
+        def compute() -> str:
+            computing.set()
+            release.wait(30)
+            return "from sync"
+
+        sync.cache("c").get_or_set("k", compute)
+
+    t = th.Thread(target=sync_fill)
+    t.start()
+    try:
+        assert await asyncio.to_thread(computing.wait, 30)
+        async with cairn.AsyncStore(path) as a:
+            waiter = asyncio.create_task(a.cache("c").get_or_set("k", lambda: "from async"))
+            await asyncio.sleep(0.1)
+            assert not waiter.done(), "waits for the sync store's computation"
+            release.set()
+            assert await asyncio.wait_for(waiter, timeout=30) == "from sync"
+    finally:
+        release.set()
+        t.join()
+        sync.close()
+
+
+async def test_get_or_set_inside_a_transaction_computes_and_stores_in_it(astore: cairn.AsyncStore) -> None:
+    with pytest.raises(ValueError):
+        async with astore.transaction() as tx:
+            assert await tx.cache("c").get_or_set("k", lambda: 1) == 1
+            raise ValueError("roll back")
+    assert await astore.cache("c").get("k") is None
+    async with astore.transaction() as tx:
+        assert await tx.cache("c").get_or_set("k", lambda: 2) == 2
+        assert await tx.cache("c").get_or_set("k", lambda: 3) == 2
+    assert await astore.cache("c").get("k") == 2
+
+
+async def test_memoize_decorates_a_coroutine_function_computed_once(any_astore: cairn.AsyncStore) -> None:
+    calls: list[str] = []
+
+    @any_astore.memoize(ttl="1h")
+    async def rate(currency: str) -> float:
+        calls.append(currency)
+        await asyncio.sleep(0.01)
+        return 1.08
+
+    assert await asyncio.gather(*[rate("EUR") for _ in range(20)]) == [1.08] * 20
+    assert await rate("USD") == 1.08
+    assert calls == ["EUR", "USD"]
+    assert await rate.invalidate("EUR") is True
+    assert await rate("EUR") == 1.08
+    assert calls == ["EUR", "USD", "EUR"]
+    assert rate.cache_key("EUR").endswith(':{"currency":"EUR"}')
+
+
+async def test_memoize_keys_match_the_sync_stores_so_both_share_results(path: str) -> None:
+    def plain(x: int) -> int:
+        return x * 2
+
+    with cairn.Store(path) as s:
+        sync_key = s.memoize(plain).cache_key(4)
+    async with cairn.AsyncStore(path) as a:
+        assert a.memoize(plain).cache_key(4) == sync_key
+
+
+async def test_memoize_inside_a_transaction_joins_it(astore: cairn.AsyncStore) -> None:
+    @astore.memoize
+    async def f(x: int) -> int:
+        return x + 1
+
+    with pytest.raises(ValueError):
+        async with astore.transaction():
+            assert await f(1) == 2
+            raise ValueError("roll back")
+    assert await astore.cache("memoize").keys() == []

@@ -15,6 +15,9 @@ from conftest import REPO
 MODULES = [
     "cairn",
     "cairn._store",
+    "cairn._aio_store",
+    "cairn._aio_cache",
+    "cairn._aio_memo",
     "cairn._cache",
     "cairn._ledger",
     "cairn._lock",

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+import asyncio
+import contextvars
+import inspect
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._cache import Cache, CacheLimits, CacheStats
+from ._aio_runner import finish
+from ._cache import Cache, CacheLimits, CacheStats, _check_key
 from ._checkpoint import Checkpoint
 from ._types import Duration
+from .errors import InvalidInputError
 
 if TYPE_CHECKING:
     from ._aio_store import AsyncStore, AsyncTransaction
 
 T = TypeVar("T")
+
+_MISSING: Any = object()
+
+#: The (namespace, key) pairs whose value the current task is computing: one asked for again
+#: from its own computation would wait for itself.
+_filling: contextvars.ContextVar[FrozenSet[Tuple[str, str]]] = contextvars.ContextVar("cairn_filling", default=frozenset())
+
+
+class _FillFailed(Exception):
+    """The fill another task of this store made for a key failed: compute it yourself."""
+
+
+async def _computed(compute: Callable[[], Any], ident: Tuple[str, str]) -> Any:
+    """`compute()`'s value, awaited if it is awaitable, with `ident` marked as being filled."""
+    token = _filling.set(_filling.get() | {ident})
+    try:
+        value = compute()
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+    finally:
+        _filling.reset(token)
+
+
+def _retrieved(fut: "asyncio.Future[Any]") -> None:
+    """Mark a fire-and-forget call's error as seen (it is best effort)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class AsyncCache:
@@ -56,7 +89,7 @@ class AsyncCache:
         h = await self._handle()
         return await self._run(getattr(h, method), *args)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
+    def _run(self, fn: Any, *args: Any) -> "asyncio.Future[Any]":
         txn = self._txn
         return (txn._submit if txn is not None else self._astore._submit)(fn, args)
 
@@ -193,6 +226,110 @@ class AsyncCache:
         h = self._h if self._h is not None else await self._handle()
         await self._run(h.set_limits, max_entries, max_bytes, eviction)
 
+    async def get_or_set(
+        self, key: str, compute: Callable[[], Union[T, Awaitable[T]]], ttl: Optional[Duration] = None
+    ) -> T:
+        """The value of `key`; on a miss, ``compute()`` (a coroutine function, or a function
+        returning an awaitable or a value), store its result with `ttl` and return it as
+        stored (a tuple comes back as a list, as from any other process).
+
+        Computed once across processes, tasks and threads: the first to miss computes; the
+        others wait for its value, without blocking the loop (tasks of this store wait on the
+        first one's result; other processes poll the store every 1 to 25 ms, as
+        :meth:`Cache.get_or_set` does, and the two wait for each other). If `compute` raises,
+        or its task is cancelled, nothing is stored, the marker is released at once, the
+        exception propagates, and the next waiter computes. `compute` runs on the loop, in the
+        calling task: give it an async function for slow work. Inside a transaction the value
+        is simply computed and stored in it.
+
+        >>> import asyncio, cairn
+        >>> async def rate() -> float:
+        ...     return 1.08                            # the slow call
+        >>> async def main() -> object:
+        ...     async with cairn.AsyncStore(":memory:") as store:
+        ...         return await store.cache("fx").get_or_set("EUR", rate, ttl="10m")
+        >>> asyncio.run(main())
+        1.08
+        """
+        _check_key(key)
+        if not callable(compute):
+            raise TypeError(f"compute must be callable, not {type(compute).__name__}")
+        astore = self._astore
+        ident = (self._ns, key)
+        if ident in _filling.get():
+            raise InvalidInputError(
+                f"invalid input: the value of key {key!r} in cache namespace {self._ns!r} was asked for again by "
+                "its own computation (a get_or_set or memoized call for the same key inside its compute): it "
+                "would wait for itself; compute the value without asking the cache for the same key"
+            )
+        txn = self._txn
+        if txn is not None:
+            h = txn._tx().cache(self._ns)
+            found = await txn._submit(h.get, (key, _MISSING))
+            if found is not _MISSING:
+                result: T = found
+                return result
+            value = await _computed(compute, ident)
+            stored: T = await txn._submit(h.get_or_set, (key, lambda: value, ttl))
+            return stored
+        fills = astore._fills
+        # Tasks of this store asking for a key one of them is filling wait for its result: one
+        # of them polls the store, not all.
+        while (flight := fills.get(ident)) is not None:
+            try:
+                return await asyncio.shield(flight)
+            except _FillFailed:
+                continue  # its computation failed or was cancelled: the next one computes
+        flight = asyncio.get_running_loop().create_future()
+        fills[ident] = flight
+        try:
+            result = await self._fill(key, compute, ttl, ident)
+        except BaseException:
+            flight.set_exception(_FillFailed())
+            flight.exception()  # retrieved: nobody may be waiting
+            raise
+        else:
+            flight.set_result(result)
+            return result
+        finally:
+            if fills.get(ident) is flight:
+                del fills[ident]
+
+    async def _fill(self, key: str, compute: Callable[[], Any], ttl: Optional[Duration], ident: Tuple[str, str]) -> Any:
+        """Compute once across processes: try, and wait (1 to 25 ms naps) while another
+        process computes."""
+        store = await self._astore._store()
+        ns = self._ns
+        again = False
+        nap = 0.001
+
+        def attempt(again: bool) -> Tuple[int, Any]:
+            return store._conn().cache_fill_try(ns, key, again)
+
+        def give_back(found: Tuple[int, Any]) -> None:
+            if found[0] == 1:  # claimed as the task was cancelled
+                store._conn().cache_fill_abandon(ns, found[1])
+
+        while True:
+            state, payload = await self._astore._submit(attempt, (again,), give_back)
+            if state == 0:
+                return payload
+            if state == 1:
+                claim = payload
+                try:
+                    value = await _computed(compute, ident)
+                except BaseException:
+                    # The marker goes at once (the next waiter computes); the abandon runs on
+                    # a worker even if this task is cancelled again.
+                    self._astore._submit(lambda: store._conn().cache_fill_abandon(ns, claim)).add_done_callback(_retrieved)
+                    raise
+                return await finish(
+                    self._astore._submit(lambda: store._conn().cache_fill_complete(ns, claim, value, ttl))
+                )
+            again = True
+            await asyncio.sleep(nap)
+            nap = min(nap * 2, 0.025)
+
     def __repr__(self) -> str:
         return f"<cairn.AsyncCache {self._ns!r}>"
 
@@ -228,7 +365,7 @@ class AsyncCheckpoint:
         h = await self._handle()
         return await self._run(getattr(h, method), *args)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
+    def _run(self, fn: Any, *args: Any) -> "asyncio.Future[Any]":
         txn = self._txn
         return (txn._submit if txn is not None else self._astore._submit)(fn, args)
 

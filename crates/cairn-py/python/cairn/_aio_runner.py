@@ -25,9 +25,12 @@ back, so a cancelled task leaves nothing held.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
 
 # (future, or None when nobody waits for the result; function, arguments, cleanup of an
 # orphaned result)
@@ -41,6 +44,41 @@ _BATCH = 256
 
 #: Idle lanes kept for reuse (each keeps a connection open).
 _KEEP_LANES = 8
+
+
+def in_thread(fn: Callable[[], T]) -> "asyncio.Future[T]":
+    """`fn()` on a thread of its own (not the loop's default executor), awaited by the loop."""
+    cf: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            cf.set_result(fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            cf.set_exception(e)
+
+    threading.Thread(target=run, name="cairn-async-open", daemon=True).start()
+    return asyncio.wrap_future(cf)
+
+
+async def finish(fut: "asyncio.Future[T]") -> T:
+    """Await `fut` to its end even if this task is cancelled meanwhile (the work it stands for
+    cannot be taken back: a COMMIT, a ROLLBACK, a release); a cancellation is raised after."""
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(fut)
+            break
+        except asyncio.CancelledError:
+            if fut.cancelled():
+                raise
+            if fut.done():
+                result = fut.result()
+                cancelled = True
+                break
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 class RunnerClosed(RuntimeError):

@@ -8,11 +8,12 @@ import contextvars
 import os
 import threading
 from types import TracebackType
-from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import _cairn
 from ._aio_cache import AsyncCache, AsyncCheckpoint
-from ._aio_runner import Lane, Runner, RunnerClosed
+from ._aio_memo import astore_memoize
+from ._aio_runner import Lane, Runner, RunnerClosed, finish, in_thread
 from ._migrate import MigrationReport, MigrationStatus, Steps
 from ._store import Store, Transaction, _check_name
 from ._types import Duration, StrPath
@@ -23,41 +24,6 @@ T = TypeVar("T")
 #: The transaction open in this task (and the tasks it starts), for the refusal of the store's
 #: own shortcuts inside it: they would wait on the transaction's own write lock.
 _current_tx: contextvars.ContextVar[Optional[AsyncTransaction]] = contextvars.ContextVar("cairn_async_tx", default=None)
-
-
-def in_thread(fn: Callable[[], T]) -> "asyncio.Future[T]":
-    """`fn()` on a thread of its own (not the loop's default executor), awaited by the loop."""
-    cf: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run() -> None:
-        try:
-            cf.set_result(fn())
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
-            cf.set_exception(e)
-
-    threading.Thread(target=run, name="cairn-async-open", daemon=True).start()
-    return asyncio.wrap_future(cf)
-
-
-async def finish(fut: "asyncio.Future[T]") -> T:
-    """Await `fut` to its end even if this task is cancelled meanwhile (the work it stands for
-    cannot be taken back: a COMMIT, a ROLLBACK, a release); a cancellation is raised after."""
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(fut)
-            break
-        except asyncio.CancelledError:
-            if fut.cancelled():
-                raise
-            if fut.done():
-                result = fut.result()
-                cancelled = True
-                break
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
 
 
 class AsyncStore:
@@ -123,6 +89,8 @@ class AsyncStore:
             schema=schema,
         )
         self._runner = Runner(workers)
+        # The keys a task of this store is filling (get_or_set), for the others to wait on.
+        self._fills: Dict[Tuple[str, str], asyncio.Future[Any]] = {}
         self._sync: Optional[Store] = None
         self._closed = False
         self._opening: concurrent.futures.Future[Store] = concurrent.futures.Future()
@@ -287,6 +255,15 @@ class AsyncStore:
         3
         """
         return AsyncTransaction(self)
+
+    memoize = astore_memoize
+
+    def _joined_cache(self, ns: str) -> AsyncCache:
+        """The cache `ns` inside this task's open transaction of this store, if any."""
+        tx = _current_tx.get()
+        if tx is not None and tx._open and tx._astore is self:
+            return tx.cache(ns)
+        return self.cache(ns)
 
     # ---- your own tables, maintenance -----------------------------------------------------
 

@@ -149,9 +149,10 @@ def _cell_identity(value: Any) -> Any:
         if isinstance(qualname, str):
             return {"code": f"{getattr(value, '__module__', '?')}.{qualname}"}
         return None
+    from ._aio_store import AsyncStore
     from ._store import Store
 
-    if isinstance(value, Store):
+    if isinstance(value, (Store, AsyncStore)):
         return {"store": value.path}
     try:
         json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
@@ -187,6 +188,32 @@ def _cells_key(fn: Callable[..., Any]) -> str:
     return "#" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def key_function(
+    fn: Callable[..., Any],
+    key: Optional[Callable[..., str]],
+    version: Optional[str],
+    include_self: bool,
+    name: Optional[str],
+) -> Callable[..., str]:
+    """The cache key of a call of `fn`, as ``@memoize`` makes it (sync and async alike)."""
+    # Captured values are read once, here: a list the function appends to, say, must not
+    # change its key at each call.
+    identity = name if name is not None else _function_identity(fn) + _cells_key(fn)
+    prefix = identity + (f"@{version}" if version else "")
+    sig = inspect.signature(fn)
+    skip_first = not include_self and _is_method(fn, sig)
+
+    def cache_key(*args: Any, **kwargs: Any) -> str:
+        if key is not None:
+            k = key(*args, **kwargs)
+            if not isinstance(k, str):
+                raise TypeError(f"the key function of @memoize returned {type(k).__name__}, not str")
+            return f"{prefix}:{k}"
+        return _arguments_key(prefix, sig, skip_first, args, kwargs)
+
+    return cache_key
+
+
 def memoize(
     store: Store,
     ttl: Optional[Duration],
@@ -202,26 +229,16 @@ def memoize(
         if not callable(fn):
             raise TypeError(f"@memoize decorates a function, not {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            raise TypeError("@memoize does not support coroutine functions (their result is a coroutine)")
+            raise TypeError(
+                "Store.memoize does not support coroutine functions (their result is a coroutine); "
+                "decorate them with the memoize of a cairn.AsyncStore"
+            )
         if inspect.isgeneratorfunction(fn):
             raise TypeError(
                 "@memoize does not support generator functions (their result is a generator, which "
                 "cannot be stored); return a list instead"
             )
-        # Captured values are read once, here: a list the function appends to, say, must not
-        # change its key at each call.
-        identity = name if name is not None else _function_identity(fn) + _cells_key(fn)
-        prefix = identity + (f"@{version}" if version else "")
-        sig = inspect.signature(fn)
-        skip_first = not include_self and _is_method(fn, sig)
-
-        def cache_key(*args: Any, **kwargs: Any) -> str:
-            if key is not None:
-                k = key(*args, **kwargs)
-                if not isinstance(k, str):
-                    raise TypeError(f"the key function of @memoize returned {type(k).__name__}, not str")
-                return f"{prefix}:{k}"
-            return _arguments_key(prefix, sig, skip_first, args, kwargs)
+        cache_key = key_function(fn, key, version, include_self, name)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

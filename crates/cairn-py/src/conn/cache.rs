@@ -1,12 +1,13 @@
 //! The TTL cache: `cache_*` methods, the store-wide sweep of expired entries and the cache's
 //! statistics.
 
-use cairn::{CacheLimits, Eviction, Value};
+use cairn::{CacheLimits, Eviction, FillTry, Value};
 use pyo3::prelude::*;
 
 use super::Connection;
 use crate::convert::{self, Text};
 use crate::errors::{to_py, Failure};
+use crate::handles::FillClaim;
 
 /// A namespace's size bounds (`cairn::CacheLimits`). Private: `cairn.CacheLimits` is made
 /// from it.
@@ -246,6 +247,53 @@ impl Connection {
             })
         })?;
         convert::to_py(py, v)
+    }
+
+    /// The fill in steps (`cairn::Cache::try_fill`, `retry_fill` when `again`): `(0, value)` for
+    /// a fresh value, `(1, FillClaim)` when this process now computes it, `(2, None)` while
+    /// another process or task does.
+    fn cache_fill_try(&self, py: Python<'_>, ns: Text, key: Text, again: bool) -> PyResult<(u8, Py<PyAny>)> {
+        let found = self.run(py, 0, |s| {
+            let cache = s.cache(&ns);
+            Ok(if again { cache.retry_fill::<Value>(&key)? } else { cache.try_fill::<Value>(&key)? })
+        })?;
+        Ok(match found {
+            FillTry::Hit(v) => (0, convert::to_py(py, v)?),
+            FillTry::Claimed(c) => (1, Py::new(py, FillClaim::new(c))?.into_any()),
+            FillTry::Busy => (2, py.None()),
+        })
+    }
+
+    /// Store `value` computed under `claim` with `ttl`, releasing the marker; the value as
+    /// stored (what every other process reads).
+    #[pyo3(signature = (ns, claim, value, ttl))]
+    fn cache_fill_complete(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        claim: PyRef<'_, FillClaim>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let claim = claim.take(py)?;
+        let stored = convert::to_value(value);
+        let ttl = convert::duration(ttl, "a TTL");
+        let (v, ttl) = match (stored, ttl) {
+            (Ok(v), Ok(ttl)) => (v, ttl),
+            (Err(e), _) | (_, Err(e)) => {
+                // Refused before the library saw it: the marker is released all the same.
+                let _ = self.run(py, 0, |s| Ok(s.cache(&ns).abandon_fill(claim)?));
+                return Err(e);
+            }
+        };
+        self.run(py, 0, |s| Ok(s.cache(&ns).complete_fill(claim, &v, ttl)?))?;
+        convert::to_py(py, v)
+    }
+
+    /// Release `claim`'s marker without storing anything.
+    fn cache_fill_abandon(&self, py: Python<'_>, ns: Text, claim: PyRef<'_, FillClaim>) -> PyResult<()> {
+        let claim = claim.take(py)?;
+        self.run(py, 0, |s| Ok(s.cache(&ns).abandon_fill(claim)?))
     }
 
     fn sweep(&self, py: Python<'_>) -> PyResult<u64> {
