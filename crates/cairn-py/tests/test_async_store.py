@@ -285,3 +285,47 @@ async def test_memoize_inside_a_transaction_joins_it(astore: cairn.AsyncStore) -
             assert await f(1) == 2
             raise ValueError("roll back")
     assert await astore.cache("memoize").keys() == []
+
+
+# ---- cancellation at random points ----------------------------------------------------------------
+
+
+async def test_cancelling_transactions_at_random_points_never_leaves_a_partial_write_or_a_held_lock(
+    path: str,
+) -> None:
+    import random
+
+    rng = random.Random(22)
+    rounds = 300
+    committed = 0
+    async with cairn.AsyncStore(path, busy_timeout=2.0) as store:
+
+        async def writer(i: int) -> None:
+            async with store.transaction() as tx:
+                await tx.cache("c").set("a", i)
+                await asyncio.sleep(0)
+                await tx.cache("c").set("b", i)
+                await tx.checkpoint("pos").set(i)
+
+        for i in range(1, rounds + 1):
+            task = asyncio.create_task(writer(i))
+            # Anywhere from before BEGIN to after COMMIT.
+            for _ in range(rng.randrange(0, 8)):
+                await asyncio.sleep(0)
+            if rng.random() < 0.5:
+                await asyncio.sleep(rng.uniform(0, 0.002))
+            task.cancel()
+            try:
+                await task
+                committed += 1
+            except asyncio.CancelledError:
+                pass
+            a, b, pos = await asyncio.gather(
+                store.cache("c").get("a"), store.cache("c").get("b"), store.checkpoint("pos").get()
+            )
+            assert a == b == pos, f"round {i}: a={a} b={b} checkpoint={pos}: half a transaction"
+        # Nothing held: a sync store on the file writes at once.
+        with cairn.Store(path, busy_timeout=0.5) as other:
+            other.cache("c").set("free", True)
+    # Both outcomes happened, so the cancellations did land at different points.
+    assert 0 < committed < rounds, committed

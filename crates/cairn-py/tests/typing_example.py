@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import cairn
 from cairn.testing import ManualClock
@@ -136,8 +136,49 @@ def exercise(tmp: Path) -> None:
     del (queued, counts, item, position, holder, report, rows, own, status, maybe, added, base, back)
 
 
+async def exercise_async(tmp: Path) -> None:
+    """The asyncio API as a user would write it (cairn.AsyncStore)."""
+    async with cairn.AsyncStore(tmp / "async.db", busy_timeout=5.0, workers=2) as store:
+        opened: cairn.AsyncStore = await store.open()
+        pages: cairn.AsyncCache = store.cache("pages")
+        await pages.set("home", "<html>", ttl="1h")
+        body: Any = await pages.get("home", default="")
+        n: int = await pages.incr("hits")
+        keys: List[str] = await pages.keys(prefix="h")
+        there: bool = await pages.contains("home") and await pages.add("x", 1) and await pages.delete("x")
+        stats: cairn.CacheStats = await pages.stats()
+
+        async def fetch_report() -> Dict[str, int]:
+            return {"n": 2}
+
+        report: Dict[str, int] = await pages.get_or_set("report", fetch_report, ttl=3600)
+        report2: Dict[str, int] = await pages.get_or_set("report2", lambda: {"n": 3})
+        cp: cairn.AsyncCheckpoint = store.checkpoint("crawl")
+        async with store.transaction() as tx:
+            txn: cairn.AsyncTransaction = tx
+            await tx.cache("pages").set("k", 1)
+            await tx.checkpoint("crawl").set({"last": "k"})
+            changed: List[Tuple[Any, ...]] = await tx.query("SELECT 1")
+        position: Any = await cp.get()
+
+        @store.memoize(ttl="1h")
+        async def rate(currency: str) -> float:
+            return 1.08
+
+        eur: float = await rate("EUR")
+        forgot: bool = await rate.invalidate("EUR")
+        key: str = rate.cache_key("EUR")
+        swept: int = await store.sweep()
+        namespaces: List[str] = await store.cache_namespaces()
+        sync: cairn.Store = store.sync
+        del (opened, body, n, keys, there, stats, report, report2, txn, changed, position, eur, forgot, key)
+        del (swept, namespaces, sync)
+
+
 if __name__ == "__main__":
+    import asyncio
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         exercise(Path(d))
+        asyncio.run(exercise_async(Path(d)))

@@ -1,0 +1,16 @@
+"""The typing example (type-checked by scripts/test-python with mypy --strict) is also correct
+Python: it runs here, sync and async."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typing_example
+
+
+def test_the_typing_example_runs_as_written(tmp_path: Path) -> None:
+    typing_example.exercise(tmp_path)
+
+
+async def test_the_async_typing_example_runs_as_written(tmp_path: Path) -> None:
+    await typing_example.exercise_async(tmp_path)
