@@ -85,13 +85,15 @@ class RunnerClosed(RuntimeError):
     """Raised into calls made after the store was closed."""
 
 
-def _run_batch(batch: List[_Call]) -> None:
+def _run_batch(batch: List[_Call], runner: Runner) -> None:
     """Run `batch` on this thread and hand the results to their loops, one wake-up each."""
     by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
     for fut, fn, args, cleanup in batch:
         if fut is None:
             _quietly(fn, *args)
             continue
+        if fut.cancelled():
+            continue  # its task stopped waiting before it ran: it never happens
         try:
             done: _Done = (fut, True, fn(*args), cleanup)
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting task as it is
@@ -99,7 +101,7 @@ def _run_batch(batch: List[_Call]) -> None:
         by_loop.setdefault(fut.get_loop(), []).append(done)
     for loop, results in by_loop.items():
         try:
-            loop.call_soon_threadsafe(_settle, results)
+            loop.call_soon_threadsafe(_settle, results, runner)
         except RuntimeError:
             # The loop is closed: nobody awaits these any more. Give back what was taken.
             for _, ok, value, cleanup in results:
@@ -107,12 +109,12 @@ def _run_batch(batch: List[_Call]) -> None:
                     _quietly(cleanup, value)
 
 
-def _settle(results: List[_Done]) -> None:
+def _settle(results: List[_Done], runner: Runner) -> None:
     """On the loop: complete each future, or clean up after a task that stopped waiting."""
     for fut, ok, value, cleanup in results:
         if fut.done():  # cancelled meanwhile
             if ok and cleanup is not None:
-                threading.Thread(target=_quietly, args=(cleanup, value), daemon=True).start()
+                runner.post(cleanup, (value,))
         elif ok:
             fut.set_result(value)
         else:
@@ -154,6 +156,19 @@ class Runner:
                 self._start_worker()
         return fut
 
+    def post(self, fn: Callable[..., Any], args: Tuple[Any, ...] = ()) -> None:
+        """`fn(*args)` on a worker, its result and any error dropped (what a cancelled task
+        leaves to give back). After close, on a thread of its own: it must still happen."""
+        with self._cv:
+            if not self._closed:
+                self._q.append((None, fn, args, None))
+                if self._sleeping:
+                    self._cv.notify()
+                elif len(self._workers) < self._max_workers:
+                    self._start_worker()
+                return
+        threading.Thread(target=_quietly, args=(fn, *args), daemon=True).start()
+
     def _start_worker(self) -> None:
         t = threading.Thread(target=self._work, name=f"cairn-async-{len(self._workers)}", daemon=True)
         self._workers.append(t)
@@ -173,7 +188,7 @@ class Runner:
                 batch = [q.popleft() for _ in range(n)]
                 if q and self._sleeping:
                     cv.notify()
-            _run_batch(batch)
+            _run_batch(batch, self)
 
     def lane(self) -> Lane:
         """A thread of the caller's own until :meth:`Lane.release`."""
@@ -271,6 +286,6 @@ class Lane:
                         break
                     batch.append(item)
             if batch:
-                _run_batch(batch)
+                _run_batch(batch, self)
             if released and not self._runner._lane_released(self):
                 return
