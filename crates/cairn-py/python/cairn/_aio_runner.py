@@ -286,6 +286,6 @@ class Lane:
                         break
                     batch.append(item)
             if batch:
-                _run_batch(batch, self)
+                _run_batch(batch, self._runner)
             if released and not self._runner._lane_released(self):
                 return
