@@ -69,6 +69,7 @@ from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, mig
 from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
 from ._aio_cache import AsyncCache, AsyncCheckpoint
+from ._aio_ledger import AsyncClaim, AsyncLedger
 from ._aio_store import AsyncStore, AsyncTransaction
 from ._types import Duration, Id, Value
 from .errors import (
@@ -107,6 +108,8 @@ __all__ = [
     "AsyncTransaction",
     "AsyncCache",
     "AsyncCheckpoint",
+    "AsyncLedger",
+    "AsyncClaim",
     "Cache",
     "CacheLimits",
     "CacheStats",
