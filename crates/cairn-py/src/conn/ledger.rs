@@ -278,6 +278,7 @@ impl Connection {
     /// interpreter and ends with the exception when a signal handler raises (Ctrl-C), and with
     /// None when `stop()` says true (asked every 100 ms at most).
     #[pyo3(signature = (ns, worker, lease, wait, tx, stop = None))]
+    #[allow(clippy::too_many_arguments)] // the Python method's own arguments, one each
     fn ledger_claim_next_wait(
         &self,
         py: Python<'_>,
