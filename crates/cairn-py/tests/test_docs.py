@@ -17,6 +17,7 @@ MODULES = [
     "cairn._store",
     "cairn._cache",
     "cairn._ledger",
+    "cairn._aio_ledger",
     "cairn._lock",
     "cairn._job",
     "cairn._checkpoint",
