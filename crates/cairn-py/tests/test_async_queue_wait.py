@@ -309,3 +309,19 @@ async def test_a_waiting_claim_is_woken_by_a_thread_of_another_loop(path: str) -
         claim = await waiting
         await asyncio.to_thread(t.join)
         assert claim is not None and claim.id == "from-other-loop"
+
+
+async def test_closing_the_store_ends_its_waits_with_closed_error(any_astore: cairn.AsyncStore) -> None:
+    """A wait without a limit held its lane's connection, and close() waited for it forever."""
+    q = any_astore.ledger("q")
+    await q.enqueue(["later"], delay="1h")
+    waits = [
+        asyncio.create_task(q.claim_next(worker="w", wait=None)),
+        asyncio.create_task(q.claim_next(worker="w2", wait=None)),  # queued behind the first
+        asyncio.create_task(q.wait_drained()),
+    ]
+    await eventually(lambda: busy_lanes(any_astore) == 2, "a claim and a drain wait in the library")
+    await any_astore.close()
+    for w in waits:
+        with pytest.raises(cairn.ClosedError):
+            await w

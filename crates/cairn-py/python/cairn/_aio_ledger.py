@@ -453,15 +453,25 @@ class AsyncLedger:
                 "store.transaction() as tx`: the transaction's write lock would keep every other "
                 "process from the changes it waits for; wait outside the block"
             )
+        astore = self._astore
         try:
-            lane: Lane = self._astore._runner.lane()
+            lane: Lane = astore._runner.lane()
         except RunnerClosed:
             raise ClosedError(_CLOSED) from None
         stop = threading.Event()
+
+        def stopped() -> bool:
+            # Also when the store is closing: its close waits for this lane's connection.
+            return stop.is_set() or astore._closed
+
         try:
-            result: T = await _taken(lane.submit(wait, (stop.is_set,)), give_back, stop)
+            result: T = await _taken(lane.submit(wait, (stopped,)), give_back, stop)
+        except RunnerClosed:
+            raise ClosedError(_CLOSED) from None
         finally:
             lane.release()
+        if astore._closed and not result:
+            raise ClosedError(_CLOSED)  # the wait was stopped by close(), not by its limit
         return result
 
     def wait_drained(self, timeout: Optional[Duration] = None) -> Awaitable[bool]:
