@@ -368,9 +368,10 @@ class AsyncLedger:
         group: Optional[str] = None,
     ) -> Awaitable[int]:
         """Queue ids for :meth:`claim_next`, as :meth:`Ledger.enqueue`; how many were queued."""
+        ids = _ids(ids)
         h = self._h
         if h is None:
-            return self._later_enqueue(_ids(ids), delay, not_before, priority, group)
+            return self._later_enqueue(ids, delay, not_before, priority, group)
         return self._run(lambda: h.enqueue(ids, delay=delay, not_before=not_before, priority=priority, group=group))
 
     async def _later_enqueue(self, ids: Any, delay: Any, not_before: Any, priority: int, group: Any) -> int:
@@ -482,12 +483,17 @@ class AsyncLedger:
     async def _wait_drained(self, timeout: Optional[float]) -> bool:
         h = self._h if self._h is not None else await self._handle()
         if self._txn is not None:
-            drained: bool = await self._run(h.wait_drained, timeout)  # refused, with its message
-            return drained
+            refused: bool = await self._run(h.wait_drained, timeout)  # refused, with its message
+            return refused
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        # First a look on the shared workers (a zero wait does not block): drained already, or
+        # no time to wait, answers without a lane.
+        drained: bool = await self._run(h.wait_drained, 0)
+        if drained or timeout == 0:
+            return drained
         lock = _wait_lock(self._astore, "drain", self._ns)
-        if not await _acquire(lock, timeout):
+        if not await _acquire(lock, None if deadline is None else deadline - loop.time()):
             return False
         try:
             left = None if deadline is None else max(0.0, deadline - loop.time())
