@@ -44,7 +44,9 @@ def test_async_workers_killed_at_random_moments_lose_no_item_and_complete_each_o
 ) -> None:
     seed = int(os.environ.get("CAIRN_PY_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
-    ids = [f"item-{i:03}" for i in range(200)]
+    # A kill comes after 20 lines (10 items) on average: enough items that the queue outlasts them.
+    n = max(200, 25 * KILLS)
+    ids = [f"item-{i:05}" for i in range(n)]
     with cairn.Store(location) as s:
         q = s.ledger("q", max_attempts=1000)  # claims lost to kills count as attempts
         q.enqueue(ids)
@@ -78,7 +80,7 @@ def test_async_workers_killed_at_random_moments_lose_no_item_and_complete_each_o
     assert [id for id, n in done.items() if n > 1] == [], f"seed {seed}: completed twice"
     with cairn.Store(location) as s:
         q = s.ledger("q")
-        assert q.counts() == cairn.LedgerCounts(pending=0, claimed=0, done=200, failed=0), f"seed {seed}"
+        assert q.counts() == cairn.LedgerCounts(pending=0, claimed=0, done=n, failed=0), f"seed {seed}"
         # A "done" line is printed after the commit: a kill in between loses the line, never the item.
         assert set(done) <= set(ids)
-        assert sorted(i.id for i in q.list(state="done", limit=1000)) == ids
+        assert sorted(i.id for i in q.list(state="done", limit=n + 1)) == ids
