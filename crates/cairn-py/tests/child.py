@@ -105,6 +105,38 @@ def worker(path: str, ns: str, lease: str, hold_first: str) -> None:
     say("empty")
 
 
+def async_worker(location: str, ns: str, lease: str, coroutines: str, worker: str = "") -> None:
+    """Work the queue from `coroutines` coroutines of one AsyncStore, each running ``async for
+    claim in ledger.claims(wait=...)``: print ``claimed ID`` inside ``async with claim``, ``done
+    ID`` once completed, and ``empty`` when the queue stays empty. With coroutines=0, wait for
+    one item and block holding its claim. `worker` names the claims' worker ("": the default,
+    host:pid:thread, taken over at once on this host once the process is dead)."""
+    import asyncio
+
+    async def main() -> None:
+        async with cairn.AsyncStore(location) as store:
+            q = store.ledger(ns)
+            name = worker or None
+            if coroutines == "0":
+                claim = await q.claim_next(lease=float(lease), worker=name, wait=60)
+                assert claim is not None
+                say("holding", claim.id)
+                await asyncio.get_running_loop().run_in_executor(None, block)
+                return
+
+            async def one() -> None:
+                async for claim in q.claims(lease=float(lease), worker=name, wait=0.3):
+                    async with claim:
+                        say("claimed", claim.id)
+                        await asyncio.sleep(0.002)  # the work
+                    say("done", claim.id)
+
+            await asyncio.gather(*(one() for _ in range(int(coroutines))))
+            say("empty")
+
+    asyncio.run(main())
+
+
 def hold_lock(path: str, name: str) -> None:
     store = cairn.Store(path)
     try:
@@ -251,6 +283,7 @@ COMMANDS = {
     "incr": incr,
     "compute-once": compute_once,
     "worker": worker,
+    "async-worker": async_worker,
     "hold-lock": hold_lock,
     "write-acknowledged": write_acknowledged,
     "run-steps": run_steps,

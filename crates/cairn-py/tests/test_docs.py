@@ -20,6 +20,7 @@ MODULES = [
     "cairn._aio_memo",
     "cairn._cache",
     "cairn._ledger",
+    "cairn._aio_ledger",
     "cairn._lock",
     "cairn._job",
     "cairn._checkpoint",

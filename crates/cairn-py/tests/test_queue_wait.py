@@ -97,3 +97,27 @@ def test_waiting_inside_a_transaction_is_refused(store: cairn.Store) -> None:
             tx.ledger("q").claim_next(worker="w", wait=1)
         with pytest.raises(cairn.InvalidInputError, match="inside a transaction"):
             tx.ledger("q").wait_drained(timeout=1)
+
+
+def test_the_extensions_waits_end_when_their_stop_callable_says_so_or_raises(store: cairn.Store) -> None:
+    """What AsyncLedger builds on: `stop` is asked at each slice of a wait without a limit."""
+    conn = store._conn()
+    store.ledger("q").enqueue(["later"], delay="1h")
+    asked: list[int] = []
+
+    def stop_on_third() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    assert conn.ledger_claim_next_wait("q", "w", 60, None, 0, stop_on_third) is None
+    assert len(asked) == 3
+    asked.clear()
+    assert conn.ledger_wait_drained("q", None, 0, stop_on_third) is False
+    assert len(asked) == 3
+
+    def broken() -> bool:
+        raise ZeroDivisionError("from stop")
+
+    with pytest.raises(ZeroDivisionError, match="from stop"):
+        conn.ledger_claim_next_wait("q", "w", 60, None, 0, broken)
+    assert store.ledger("q").counts().claimed == 0

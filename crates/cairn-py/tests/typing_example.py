@@ -4,6 +4,7 @@ suite (test_typing.py), so that it is correct Python too."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -173,12 +174,74 @@ async def exercise_async(tmp: Path) -> None:
         sync: cairn.Store = store.sync
         del (opened, body, n, keys, there, stats, report, report2, txn, changed, position, eur, forgot, key)
         del (swept, namespaces, sync)
+async def exercise_async_ledger(tmp: Path) -> None:
+    """Every call of cairn.AsyncLedger and cairn.AsyncClaim, typed."""
+    async with cairn.AsyncStore(tmp / "async-ledger.db") as store:
+        urls: cairn.AsyncLedger = store.ledger("urls", max_attempts=5, retry_delay="30s")
+        new: List[str] = await urls.filter_new(["a", "b"])
+        ints: List[int] = await urls.filter_new([1, 2])
+        marked: bool = await urls.mark_done("a", result={"rows": 1})
+        many: int = await urls.mark_done_many(["x", "y"])
+        done: bool = await urls.is_done("a")
+        has: bool = await urls.contains("a")
+        size: int = await urls.len()
+        ids: List[str] = [id async for id in urls]
+        each: List[str] = [id async for id in urls.each(["c", "d"])]
+        result: object = await urls.result("a", None)
+        item: Optional[cairn.Item] = await urls.item("a")
+        state: cairn.ItemState = await urls.fail("e", ValueError("boom"))
+        queued: int = await urls.enqueue(["f", "g"], delay="1s", priority=5, group="g1")
+        queued += await urls.enqueue_items([cairn.QueueItem("h", data={"k": 1}, not_before="2020-01-01T00:00:00Z")])
+        back: int = await urls.retry(["e"]) + await urls.retry_all_failed()
+        pruned: int = await urls.prune_done("30d")
+        policy: cairn.LedgerPolicy = await urls.policy()
+        await urls.set_policy(max_attempts=None, retry_delay=None)
+        attempts: int = await urls.max_attempts()
+        delay: float = await urls.retry_delay()
+        claim: Optional[cairn.AsyncClaim] = await urls.claim_next(lease=60, worker="w1", wait="10ms")
+        if claim is not None:
+            async with claim:
+                await claim.extend("5m")
+                print(claim.id, claim.worker, claim.token, claim.lease_until, claim.attempt, claim.data)
+        one: Optional[cairn.AsyncClaim] = await urls.claim("g", lease=60)
+        if one is not None:
+            await one.snooze("1m")
+        batch: List[cairn.AsyncClaim] = await urls.claim_next_many(2, lease=60)
+        settled: List[bool] = await urls.complete_many(batch)
+        held: Optional[cairn.AsyncClaim] = await urls.held_claim("f", "w1")
+        async for c in urls.claims(worker="w1", lease=60, wait="10ms"):
+            async with c:
+                pass
+        try:
+            taken: cairn.AsyncClaim = await urls.take(lease=60)
+            fell: cairn.ItemState = await taken.fail("no")
+            await taken.release()
+            await taken.complete()
+        except (cairn.NothingDueError, cairn.LeaseLostError):
+            pass
+        drained: bool = await urls.wait_drained(timeout="10ms")
+        counts: cairn.LedgerCounts = await urls.counts()
+        await urls.enqueue(["k"])
+        cancelled: bool = await urls.cancel("k")
+        cancelled_n: int = await urls.cancel_many([])
+        await urls.pause(for_="1h")
+        paused: bool = await urls.is_paused()
+        until: Optional[datetime.datetime] = await urls.paused_until()
+        resumed: bool = await urls.resume()
+        page: List[cairn.Item] = await urls.list(state="done", after=None, limit=10)
+        deleted: bool = await urls.delete("a")
+        cleared: int = await urls.clear()
+        async with store.transaction() as tx:
+            in_tx: bool = await tx.ledger("urls").mark_done("z")
+        del (new, ints, marked, many, done, has, size, ids, each, result, item, state, queued, back, pruned)
+        del (policy, attempts, delay, settled, held, drained, counts, cancelled, cancelled_n, paused, until)
+        del (resumed, page, deleted, cleared, in_tx)
 
 
 if __name__ == "__main__":
-    import asyncio
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         exercise(Path(d))
         asyncio.run(exercise_async(Path(d)))
+        asyncio.run(exercise_async_ledger(Path(d)))

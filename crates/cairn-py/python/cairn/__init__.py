@@ -24,7 +24,8 @@ Where to read next, with ``help()``:
   durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
   ``store.runs()`` lists, resets and prunes them.
 - :class:`cairn.AsyncStore` (``async with cairn.AsyncStore() as store:``): the same store for
-  asyncio code, every call a coroutine that never blocks the event loop.
+  asyncio code, every call a coroutine that never blocks the event loop; its
+  :class:`cairn.AsyncLedger` waits for work with ``async for claim in ledger.claims(wait="5m"):``.
 - :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
   would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
 - :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
@@ -69,6 +70,7 @@ from ._migrate import MigrationReport, MigrationStatus, Steps, migrate_file, mig
 from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
 from ._aio_cache import AsyncCache, AsyncCheckpoint
+from ._aio_ledger import AsyncClaim, AsyncLedger
 from ._aio_store import AsyncStore, AsyncTransaction
 from ._types import Duration, Id, Value
 from .errors import (
@@ -107,6 +109,8 @@ __all__ = [
     "AsyncTransaction",
     "AsyncCache",
     "AsyncCheckpoint",
+    "AsyncLedger",
+    "AsyncClaim",
     "Cache",
     "CacheLimits",
     "CacheStats",

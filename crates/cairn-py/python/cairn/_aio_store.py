@@ -14,6 +14,7 @@ from . import _cairn
 from ._aio_cache import AsyncCache, AsyncCheckpoint
 from ._aio_memo import astore_memoize
 from ._aio_runner import Lane, Runner, RunnerClosed, finish, in_thread
+from ._aio_ledger import AsyncLedger
 from ._migrate import MigrationReport, MigrationStatus, Steps
 from ._store import Store, Transaction, _check_name
 from ._types import Duration, StrPath
@@ -264,6 +265,29 @@ class AsyncStore:
         if tx is not None and tx._open and tx._astore is self:
             return tx.cache(ns)
         return self.cache(ns)
+    # ---- helper A: the ledger and work queue (AsyncLedger, AsyncClaim) ----------------------
+
+    def ledger(
+        self, ns: str, *, max_attempts: Optional[int] = None, retry_delay: Optional[Duration] = None
+    ) -> AsyncLedger:
+        """The ledger namespace `ns` and its work queue (see :meth:`Store.ledger`; a given
+        `max_attempts` or `retry_delay` becomes the namespace's stored policy on the first
+        call). Its waits (``claim_next(wait=...)``, ``claims(wait=...)``, ``wait_drained``)
+        never block the loop.
+
+        >>> import asyncio, cairn
+        >>> async def main() -> object:
+        ...     async with cairn.AsyncStore(":memory:") as store:
+        ...         pages = store.ledger("pages", max_attempts=5)
+        ...         await pages.mark_done("https://example.com")
+        ...         return await pages.filter_new(["https://example.com", "https://example.org"])
+        >>> asyncio.run(main())
+        ['https://example.org']
+        """
+        _check_name("namespace", ns)
+        return AsyncLedger(self, None, ns, max_attempts, retry_delay)
+
+    # ---- end of helper A's block ------------------------------------------------------------
 
     # ---- your own tables, maintenance -----------------------------------------------------
 
@@ -397,6 +421,18 @@ class AsyncTransaction:
         """The checkpoint of `job`, inside this transaction."""
         _check_name("job name", job)
         return AsyncCheckpoint(self._astore, self, job)
+
+    # ---- helper A: the ledger and work queue -------------------------------------------------
+
+    def ledger(
+        self, ns: str, *, max_attempts: Optional[int] = None, retry_delay: Optional[Duration] = None
+    ) -> AsyncLedger:
+        """The ledger namespace `ns`, inside this transaction (see :meth:`AsyncStore.ledger`);
+        waiting for work is refused inside a transaction, as in :meth:`Transaction.ledger`."""
+        _check_name("namespace", ns)
+        return AsyncLedger(self._astore, self, ns, max_attempts, retry_delay)
+
+    # ---- end of helper A's block ------------------------------------------------------------
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """:meth:`Transaction.execute`: one statement on your own tables, in this transaction."""

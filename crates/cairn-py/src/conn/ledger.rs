@@ -12,13 +12,27 @@ use crate::errors::to_py;
 use crate::handles::Claim;
 
 /// A `stop` for the library's waits: runs the interpreter's signal handlers (attached for the
-/// moment, at most every 100 ms) and stops at the first exception they raise, kept in `slot`.
-fn stop_on_signal(slot: &mut Option<PyErr>) -> impl FnMut() -> bool + '_ {
-    move || match Python::attach(|py| py.check_signals()) {
-        Ok(()) => false,
-        Err(e) => {
-            *slot = Some(e);
-            true
+/// moment, at most every 100 ms) and stops at the first exception they raise, kept in `slot`;
+/// also stops when the caller's `stop` callable says true (an `AsyncStore` whose waiting task
+/// was cancelled: its wait runs on a thread of its own, where no signal arrives), or raises.
+fn stop_on_signal<'a>(
+    slot: &'a mut Option<PyErr>,
+    asked: Option<&'a Py<PyAny>>,
+) -> impl FnMut() -> bool + 'a {
+    move || {
+        let stop = Python::attach(|py| {
+            py.check_signals()?;
+            match asked {
+                Some(f) => f.call0(py)?.bind(py).is_truthy(),
+                None => Ok(false),
+            }
+        });
+        match stop {
+            Ok(stop) => stop,
+            Err(e) => {
+                *slot = Some(e);
+                true
+            }
         }
     }
 }
@@ -261,8 +275,10 @@ impl Connection {
     }
 
     /// `claim_next` waiting up to `wait` (None: no limit) for an item; the wait releases the
-    /// interpreter and ends with the exception when a signal handler raises (Ctrl-C).
-    #[pyo3(signature = (ns, worker, lease, wait, tx))]
+    /// interpreter and ends with the exception when a signal handler raises (Ctrl-C), and with
+    /// None when `stop()` says true (asked every 100 ms at most).
+    #[pyo3(signature = (ns, worker, lease, wait, tx, stop = None))]
+    #[allow(clippy::too_many_arguments)] // the Python method's own arguments, one each
     fn ledger_claim_next_wait(
         &self,
         py: Python<'_>,
@@ -271,6 +287,7 @@ impl Connection {
         lease: &Bound<'_, PyAny>,
         wait: Option<&Bound<'_, PyAny>>,
         tx: u64,
+        stop: Option<Py<PyAny>>,
     ) -> PyResult<Option<Claim>> {
         let lease = convert::seconds(lease, "a lease")?;
         let wait = convert::duration(wait, "a wait")?;
@@ -280,27 +297,30 @@ impl Connection {
                 &worker,
                 lease,
                 wait,
-                &mut stop_on_signal(&mut interrupted),
+                &mut stop_on_signal(&mut interrupted, stop.as_ref()),
             )?;
             interrupted.map_or(Ok(claim), |e| Err(e.into()))
         })?;
         Ok(c.map(Claim::new))
     }
 
-    /// `wait_drained`: true once nothing is pending or claimed, false at `timeout`.
-    #[pyo3(signature = (ns, timeout, tx))]
+    /// `wait_drained`: true once nothing is pending or claimed, false at `timeout` (or when
+    /// `stop()` says true).
+    #[pyo3(signature = (ns, timeout, tx, stop = None))]
     fn ledger_wait_drained(
         &self,
         py: Python<'_>,
         ns: Text,
         timeout: Option<&Bound<'_, PyAny>>,
         tx: u64,
+        stop: Option<Py<PyAny>>,
     ) -> PyResult<bool> {
         let timeout = convert::duration(timeout, "a timeout")?;
         self.run(py, tx, |s| {
             let mut interrupted = None;
-            let drained =
-                s.ledger(&ns).wait_drained_or_stop(timeout, &mut stop_on_signal(&mut interrupted))?;
+            let drained = s
+                .ledger(&ns)
+                .wait_drained_or_stop(timeout, &mut stop_on_signal(&mut interrupted, stop.as_ref()))?;
             interrupted.map_or(Ok(drained), |e| Err(e.into()))
         })
     }
