@@ -70,6 +70,10 @@ from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
 from ._aio_cache import AsyncCache, AsyncCheckpoint
 from ._aio_store import AsyncStore, AsyncTransaction
+from ._aio_job import AsyncJob
+from ._aio_limit import AsyncLimiter
+from ._aio_lock import AsyncLock
+from ._aio_run import AsyncRun, AsyncRuns
 from ._types import Duration, Id, Value
 from .errors import (
     BusyError,
@@ -107,6 +111,11 @@ __all__ = [
     "AsyncTransaction",
     "AsyncCache",
     "AsyncCheckpoint",
+    "AsyncLock",
+    "AsyncLimiter",
+    "AsyncRun",
+    "AsyncRuns",
+    "AsyncJob",
     "Cache",
     "CacheLimits",
     "CacheStats",
