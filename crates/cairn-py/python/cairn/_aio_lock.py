@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 import time
 from types import TracebackType
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Type, TypeVar
 
 from . import _aio_store
+from ._aio_runner import _quietly
 from ._lock import LockHolder, _timeout_seconds, held_error
 from ._types import Duration
 from .errors import InvalidInputError, LeaseLostError
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from ._store import Store
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
 
 #: What a try hands back: the held lock and its renewer, or None.
 _Taken = Optional[Tuple["_cairn.HeldLock", Optional["_cairn.KeepAlive"]]]
@@ -57,6 +60,23 @@ def _release(store: Store, taken: _Taken) -> bool:
     if lost is not None:
         raise lost
     return released
+
+
+async def taking(
+    astore: AsyncStore, fn: Callable[..., T], args: Tuple[Any, ...], give_back: Callable[[T], Any]
+) -> T:
+    """`fn(*args)` on a worker, for a call that takes something (a lock, a run): if this task
+    is cancelled before it resumes with the result, the result is handed to `give_back` on a
+    thread of its own. (The runner gives back a result that comes after the cancellation; this
+    covers one that came first, its task cancelled before it could run again.)"""
+    fut = astore._submit(fn, args, give_back)
+    try:
+        result: T = await fut
+    except asyncio.CancelledError:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            threading.Thread(target=_quietly, args=(give_back, fut.result()), daemon=True).start()
+        raise
+    return result
 
 
 class Gate:
@@ -216,7 +236,8 @@ class AsyncLock:
                 gate.release()
 
     async def _try_once(self, store: Store) -> bool:
-        taken: _Taken = await self._astore._submit(
+        taken: _Taken = await taking(
+            self._astore,
             _try,
             (store, self._name, self._ttl, self._max, self._keep_alive),
             functools.partial(_release, store),

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Type, TypeVar, cast
 
 from . import _aio_store, _cairn
+from ._aio_lock import taking
 from ._lock import _timeout_seconds
 from ._run import RunInfo, _describe, _info
 from ._types import Duration
@@ -147,9 +148,7 @@ class AsyncRun:
         nap = _FIRST_NAP
         while True:
             try:
-                taken = await self._astore._submit(
-                    _take, (store, self._id, self._lease), functools.partial(_abandon, store)
-                )
+                taken = await taking(self._astore, _take, (store, self._id, self._lease), functools.partial(_abandon, store))
                 break
             except RunHeldError:
                 now = time.monotonic()
