@@ -252,3 +252,97 @@ async def wait_free(astore: cairn.AsyncStore, name: str, why: str) -> None:
     while await astore.lock_holder(name) is not None:
         assert asyncio.get_running_loop().time() < deadline, f"{name} still held: {why}"
         await asyncio.sleep(0.001)
+
+
+async def test_a_lock_held_by_a_sync_store_makes_the_async_waiter_wait_and_its_release_wakes_it(
+    location: str, any_astore: cairn.AsyncStore
+) -> None:
+    sync = cairn.Store(location)
+    try:
+        held = sync.lock("shared", timeout=0)
+        assert held.acquire()
+        waiter = asyncio.create_task(any_astore.lock("shared").acquire(timeout=DEADLINE))
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "waits while the sync store holds it"
+        assert held.release()
+        assert await asyncio.wait_for(waiter, DEADLINE) is True
+        holder = sync.lock_holder("shared")
+        assert holder is not None and holder.pid == os.getpid()
+        with pytest.raises(cairn.LockHeldError):
+            with sync.lock("shared", timeout=0):
+                pass
+    finally:
+        sync.close()
+
+
+async def test_a_lock_held_by_the_cli_makes_the_async_waiter_wait_until_the_command_ends(
+    cli: str, location: str, any_astore: cairn.AsyncStore
+) -> None:
+    with subprocess.Popen(
+        [cli, "--db", location, "lock", "cron", "--", "sh", "-c", "echo held; read line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            await cli_holds(proc, any_astore)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+async def cli_holds(proc: "subprocess.Popen[str]", any_astore: cairn.AsyncStore) -> None:
+    """The CLI (`proc`) holds the lock "cron" until a line comes on its stdin."""
+    assert proc.stdout is not None and proc.stdin is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), DEADLINE)
+    assert line.strip() == "held"
+    holder = await any_astore.lock_holder("cron")
+    assert holder is not None and holder.pid == proc.pid
+    with pytest.raises(cairn.LockHeldError, match=f"process {proc.pid}"):
+        async with any_astore.lock("cron", timeout=0):
+            pass
+    waiter = asyncio.create_task(any_astore.lock("cron").acquire(timeout=DEADLINE))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    proc.stdin.write("done\n")
+    proc.stdin.flush()
+    assert await asyncio.wait_for(waiter, DEADLINE) is True
+    assert await asyncio.wait_for(asyncio.to_thread(proc.wait), DEADLINE) == 0
+
+
+async def test_fifty_waiters_on_one_held_lock_queue_in_memory_and_only_one_polls(
+    any_astore: cairn.AsyncStore, location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: List[str] = []
+    real_try = aio_lock._try
+
+    def counting_try(*args: Any) -> Any:
+        tries.append(args[1])
+        return real_try(*args)
+
+    monkeypatch.setattr(aio_lock, "_try", counting_try)
+    sync = cairn.Store(location)
+    try:
+        held = sync.lock("hot", timeout=0)
+        assert held.acquire()
+        order: List[int] = []
+
+        async def wait(n: int) -> None:
+            async with any_astore.lock("hot", timeout=DEADLINE):
+                order.append(n)
+
+        waiters = [asyncio.create_task(wait(n)) for n in range(50)]
+        # Let them wait a while: the one polling naps 2 ms doubling to 100 ms.
+        while len(tries) < 8:
+            await asyncio.sleep(0.01)
+        polled = len(tries)
+        assert held.release()
+        await asyncio.wait_for(asyncio.gather(*waiters), DEADLINE)
+        assert sorted(order) == list(range(50))
+        # Fifty pollers would each have tried about as often as the one did while it was
+        # held; queued, each of the others tried once, when its turn came.
+        assert len(tries) <= polled + 50 + 5, (polled, len(tries))
+        assert order == list(range(50)), "they got it in the order they asked"
+    finally:
+        sync.close()
+
