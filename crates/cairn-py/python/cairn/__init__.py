@@ -24,7 +24,9 @@ Where to read next, with ``help()``:
   durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
   ``store.runs()`` lists, resets and prunes them.
 - :class:`cairn.AsyncStore` (``async with cairn.AsyncStore() as store:``): the same store for
-  asyncio code, every call a coroutine that never blocks the event loop.
+  asyncio code, every call a coroutine that never blocks the event loop: its locks
+  (:class:`cairn.AsyncLock`), limiters (:class:`cairn.AsyncLimiter`), durable runs
+  (:class:`cairn.AsyncRun`) and jobs (:class:`cairn.AsyncJob`) wait with ``await``.
 - :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
   would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
 - :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.

@@ -8,7 +8,7 @@ import contextvars
 import os
 import threading
 from types import TracebackType
-from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple, Type, TypeVar, overload
 
 from . import _cairn
 from ._aio_cache import AsyncCache, AsyncCheckpoint
@@ -16,6 +16,7 @@ from ._aio_job import AsyncJob
 from ._aio_limit import AsyncLimiter
 from ._aio_lock import AsyncLock, holders_of
 from ._aio_run import AsyncRun, AsyncRuns
+from ._aio_run import F as StepF
 from ._aio_run import step_decorator as aio_step_decorator
 from ._aio_runner import Lane, Runner, RunnerClosed
 from ._job import JobInfo
@@ -335,6 +336,14 @@ class AsyncStore:
     def runs(self) -> AsyncRuns:
         """The runs of this store, for operators: list, inspect, reset, forget, prune."""
         return AsyncRuns(self)
+
+    @overload
+    def step(self, fn: StepF, *, version: Optional[str] = None, name: Optional[str] = None) -> StepF: ...
+
+    @overload
+    def step(
+        self, fn: None = None, *, version: Optional[str] = None, name: Optional[str] = None
+    ) -> Callable[[StepF], StepF]: ...
 
     def step(self, fn: Optional[Any] = None, *, version: Optional[str] = None, name: Optional[str] = None) -> Any:
         """Decorate a coroutine function so that, inside an ``async with store.run(...)`` block
