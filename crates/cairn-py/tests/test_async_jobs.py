@@ -20,7 +20,9 @@ HOUR = 3600.0
 DEADLINE = 60.0
 
 
-async def test_a_job_runs_once_per_slot_and_again_in_the_next(any_aclocked: cairn.AsyncStore, clock: ManualClock) -> None:
+async def test_a_job_runs_once_per_slot_and_again_in_the_next(
+    any_aclocked: cairn.AsyncStore, clock: ManualClock
+) -> None:
     job = any_aclocked.job("nightly", every="1h")
     slots: List[cairn.Slot] = []
     loop_thread = threading.current_thread()

@@ -221,7 +221,9 @@ async def test_a_step_result_must_be_a_value_and_a_run_object_is_used_once(astor
             await r3.step("a#b", lambda: 1)
 
 
-async def test_a_sync_store_sees_the_async_runs_steps_and_resumes_them(location: str, any_astore: cairn.AsyncStore) -> None:
+async def test_a_sync_store_sees_the_async_runs_steps_and_resumes_them(
+    location: str, any_astore: cairn.AsyncStore
+) -> None:
     with pytest.raises(KeyError):
         async with any_astore.run("shared") as run:
             await run.step("one", lambda: 1)

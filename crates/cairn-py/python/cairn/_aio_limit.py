@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Tuple, Type, TypeVar
-
-import asyncio
 
 from ._aio_lock import Gate
 from ._limit import check_args

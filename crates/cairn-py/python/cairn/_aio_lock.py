@@ -7,13 +7,13 @@ import functools
 import inspect
 import threading
 import time
-from types import TracebackType
 from collections import deque
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Type, TypeVar
 
 from . import _aio_store
 from ._aio_runner import _quietly
-from ._lock import LockHolder, _timeout_seconds, held_error
+from ._lock import _timeout_seconds, held_error
 from ._types import Duration
 from .errors import InvalidInputError, LeaseLostError
 
@@ -320,5 +320,3 @@ def holders_of(store: Store, name: str, max: Optional[int]) -> Any:
     """On a worker: :meth:`Store.lock_holder` (max None) or :meth:`Store.lock_holders`."""
     return store.lock_holder(name) if max is None else store.lock_holders(name, max)
 
-
-_ = LockHolder

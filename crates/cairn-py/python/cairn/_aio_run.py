@@ -148,7 +148,9 @@ class AsyncRun:
         nap = _FIRST_NAP
         while True:
             try:
-                taken = await taking(self._astore, _take, (store, self._id, self._lease), functools.partial(_abandon, store))
+                taken = await taking(
+                    self._astore, _take, (store, self._id, self._lease), functools.partial(_abandon, store)
+                )
                 break
             except RunHeldError:
                 now = time.monotonic()
@@ -205,7 +207,7 @@ class AsyncRun:
         self._seq += 1
         return (name if count == 1 else f"{name}#{count}"), self._seq
 
-    async def _lookup(self, name: str, version: Optional[str], tx: Optional[AsyncTransaction] = None) -> Tuple[bool, Any, str, int, str, int]:
+    async def _lookup(self, name: str, version: Optional[str]) -> Tuple[bool, Any, str, int, str, int]:
         """The next step `name`: (found, recorded value, full name, position, version, start)."""
         full, seq = self._next(name)
         held = self._held()
@@ -235,7 +237,9 @@ class AsyncRun:
         except Exception:
             pass
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any, version: Optional[str] = None, **kwargs: Any) -> Any:
+    async def step(
+        self, name: str, fn: Callable[..., Any], *args: Any, version: Optional[str] = None, **kwargs: Any
+    ) -> Any:
         """Run step `name`: call ``fn(*args, **kwargs)`` (awaiting it if it is a coroutine
         function, or returns an awaitable) the first time and record its result (a
         :data:`cairn.Value`); every later attempt returns the recorded result without calling
