@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Literal, Optional, Tuple
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 #: A private in-memory store on which a job's schedule and policy are checked when the job is
 #: made (the AsyncStore may not be open yet; the check reads no table).
-_checker: Optional[Store] = None
+#: (process id, store): a forked child makes its own (an in-memory store stays in its process).
+_checker: Optional[Tuple[int, Store]] = None
 _checker_lock = threading.Lock()
 
 
@@ -28,11 +30,11 @@ def _check(name: str, **kwargs: Any) -> Tuple[Any, ...]:
     """The arguments of a job's calls, refused now if bad (as :class:`Job` refuses them)."""
     global _checker
     with _checker_lock:
-        if _checker is None:
+        if _checker is None or _checker[0] != os.getpid():
             from ._store import Store
 
-            _checker = Store(":memory:")
-        return Job(_checker, name, **kwargs)._args
+            _checker = (os.getpid(), Store(":memory:"))
+        return Job(_checker[1], name, **kwargs)._args
 
 
 async def _invoke(fn: Callable[[Slot], Any], slot: Slot) -> None:
