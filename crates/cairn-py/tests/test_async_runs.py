@@ -277,3 +277,39 @@ async def test_cancelling_a_task_inside_a_run_records_the_attempt_failed_and_the
         info = await any_astore.runs().get(f"r{i}")
         assert info is not None and info.state == "finished"
     assert started > 0
+
+
+async def test_many_waiters_for_a_held_run_queue_in_memory_and_only_one_polls(
+    location: str, any_astore: cairn.AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cairn._aio_run as aio_run
+
+    tries: List[str] = []
+    real_take = aio_run._take
+
+    def counting_take(*args: Any) -> Any:
+        tries.append(args[1])
+        return real_take(*args)
+
+    monkeypatch.setattr(aio_run, "_take", counting_take)
+    attempts: List[int] = []
+    built: List[int] = []
+
+    async def second() -> None:
+        async with any_astore.run("deploy", wait=DEADLINE) as run:
+            attempts.append(run.attempt)
+            await run.step("build", lambda: built.append(1) or "v2")
+
+    with cairn.Store(location) as sync:
+        with pytest.raises(RuntimeError):
+            with sync.run("deploy"):
+                waiters = [asyncio.create_task(second()) for _ in range(20)]
+                await asyncio.sleep(0.5)  # they wait while it is held (no clock to move: real time)
+                polled = len(tries)
+                raise RuntimeError("the held attempt fails: the waiters take the run in turn")
+    await asyncio.wait_for(asyncio.gather(*waiters), DEADLINE)
+    # The first in line took attempt 2 and finished the run; the others joined it finished.
+    assert attempts == [2] * 20 and built == [1]
+    # Each tried once, then the first in line alone, napping 20 ms doubling: a handful of
+    # tries in half a second, where twenty pollers would have made twenty times as many.
+    assert polled <= 20 + 10, polled

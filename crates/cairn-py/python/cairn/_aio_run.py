@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Type, TypeVar, cast
 
 from . import _aio_store, _cairn
-from ._aio_lock import taking
+from ._aio_lock import Gate, taking
 from ._lock import _timeout_seconds
 from ._run import RunInfo, _describe, _info
 from ._types import Duration
@@ -70,13 +70,23 @@ def _abandon(store: Store, taken: Tuple[_cairn.HeldRun, Optional[_cairn.KeepAliv
         pass  # the lease runs out
 
 
+def _gate(astore: AsyncStore, id: str) -> Gate:
+    """The line of this store's coroutines waiting for the held run `id`."""
+    gates: Dict[str, Gate] = astore.__dict__.setdefault("_run_gates", {})
+    gate = gates.get(id)
+    if gate is None:
+        gate = gates[id] = Gate(1)
+    return gate
+
+
 class AsyncRun:
     """An attempt at a durable run of an :class:`AsyncStore`, from :meth:`AsyncStore.run`:
     ``async with store.run(id) as run:``. :class:`Run`'s semantics: each :meth:`step` executes
     until it succeeds once and replays after; the block finishes the run on a normal exit and
     records the attempt failed on an exception (a cancellation included); one attempt holds a
     run at a time (:class:`RunHeldError` after waiting up to `wait`, on the loop: a try on a
-    thread of the store's, then ``await asyncio.sleep``, 20 ms doubling to 1 s).
+    thread of the store's, then ``await asyncio.sleep``, 20 ms doubling to 1 s; a store's
+    coroutines waiting for one run queue in memory, one of them trying at a time).
 
     A step's function may be a coroutine function (awaited) or a plain callable: a plain one
     is called on the event loop, as the code of the coroutine calling the step would be (give
@@ -145,24 +155,45 @@ class AsyncRun:
         self._entered = True
         store = await self._astore._store()
         deadline = None if self._wait is None else time.monotonic() + self._wait
+        try:
+            taken = await self._try(store)
+        except RunHeldError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            # Held: wait in line behind this store's other waiters for the run (one of them
+            # tries the database at a time).
+            gate = _gate(self._astore, self._id)
+            if not await gate.acquire(None if deadline is None else max(deadline - time.monotonic(), 0.0)):
+                taken = await self._try(store)  # RunHeldError naming the holder, as the sync wait's
+            else:
+                try:
+                    taken = await self._poll(store, deadline)
+                finally:
+                    gate.release()
+        self._taken = taken
+        self._attempt_no = taken[0].attempt
+        self._finished = taken[0].finished
+        self._token = _current.set(self)
+        return self
+
+    async def _try(self, store: Store) -> Tuple[_cairn.HeldRun, Optional[_cairn.KeepAlive]]:
+        """One try at taking the run (RunHeldError if another attempt holds it)."""
+        return await taking(self._astore, _take, (store, self._id, self._lease), functools.partial(_abandon, store))
+
+    async def _poll(
+        self, store: Store, deadline: Optional[float]
+    ) -> Tuple[_cairn.HeldRun, Optional[_cairn.KeepAlive]]:
+        """Try until taken, napping on the loop (20 ms doubling to 1 s) until `deadline`."""
         nap = _FIRST_NAP
         while True:
             try:
-                taken = await taking(
-                    self._astore, _take, (store, self._id, self._lease), functools.partial(_abandon, store)
-                )
-                break
+                return await self._try(store)
             except RunHeldError:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise
                 await asyncio.sleep(nap if deadline is None else min(nap, deadline - now))
                 nap = min(nap * 2, _LONGEST_NAP)
-        self._taken = taken
-        self._attempt_no = taken[0].attempt
-        self._finished = taken[0].finished
-        self._token = _current.set(self)
-        return self
 
     async def __aexit__(
         self,
