@@ -82,13 +82,33 @@ async def taking(
 class Gate:
     """A FIFO counting semaphore of the loop whose waits take a timeout, and whose permit,
     handed to a waiter that was cancelled meanwhile, goes on to the next (``asyncio.wait_for``
-    around ``Semaphore.acquire`` can lose one on a cancellation)."""
+    around ``Semaphore.acquire`` can lose one on a cancellation). Its permit holders nap with
+    :meth:`nap`, which :meth:`poke` cuts short (a release in this store: try again now)."""
 
-    __slots__ = ("_free", "_waiters")
+    __slots__ = ("_free", "_waiters", "_napping")
 
     def __init__(self, permits: int) -> None:
         self._free = permits
         self._waiters: Deque[asyncio.Future[bool]] = deque()
+        self._napping: "set[asyncio.Future[bool]]" = set()
+
+    async def nap(self, seconds: float) -> None:
+        """Sleep `seconds` on the loop, or until :meth:`poke`."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._napping.add(fut)
+        timer = loop.call_later(seconds, _expire, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._napping.discard(fut)
+
+    def poke(self) -> None:
+        """Wake the permit holders' naps."""
+        for fut in self._napping:
+            if not fut.done():
+                fut.set_result(True)
 
     def busy(self) -> bool:
         """True if an acquire would wait."""
@@ -137,7 +157,9 @@ def _expire(fut: asyncio.Future[bool]) -> None:
 
 def _gate(astore: AsyncStore, name: str, max: int) -> Gate:
     """The queue of this store's waiters for lock `name` of `max` holders: only `max` of them
-    try the database at once (or hold the lock); the others wait here, in memory."""
+    try the database (a permit is held while trying and napping, not while holding the lock:
+    a lock this store lost track of, expired, is still taken by the next in line); the others
+    wait here, in memory. A release in this store wakes the ones napping."""
     gates: Dict[Tuple[str, int], Gate] = astore.__dict__.setdefault("_lock_gates", {})
     gate = gates.get((name, max))
     if gate is None:
@@ -151,10 +173,10 @@ class AsyncLock:
     held, :class:`LockHeldError` naming the holder, :class:`LeaseLostError` at the end of a
     block that lost it) with every wait on the event loop.
 
-    The wait is a try on a thread of the store's, then ``await asyncio.sleep`` (2 ms doubling
-    to 100 ms, as :class:`Lock` naps) between tries. Coroutines of one store waiting for the
-    same lock queue in memory: only `max` of them try the database at once, so fifty waiters
-    cost what one does. Cancelling a task inside ``async with`` releases the lock; cancelling
+    The wait is a try on a thread of the store's, then a nap on the loop (2 ms doubling to
+    100 ms, as :class:`Lock` naps; cut short when this store releases the lock) between tries.
+    Coroutines of one store waiting for the same lock queue in memory: only `max` of them try
+    the database at once, so fifty waiters cost what one does. Cancelling a task inside ``async with`` releases the lock; cancelling
     a waiting task leaves nothing held (a lock taken as the cancellation arrived is given
     back).
 
@@ -170,7 +192,7 @@ class AsyncLock:
     (True, None)
     """
 
-    __slots__ = ("_astore", "_name", "_ttl", "_max", "_timeout", "_keep_alive", "_taken", "_gated")
+    __slots__ = ("_astore", "_name", "_ttl", "_max", "_timeout", "_keep_alive", "_taken")
 
     def __init__(
         self,
@@ -190,7 +212,6 @@ class AsyncLock:
         self._timeout = _timeout_seconds(timeout)
         self._keep_alive = keep_alive
         self._taken: _Taken = None
-        self._gated = False
 
     @property
     def name(self) -> str:
@@ -223,13 +244,11 @@ class AsyncLock:
             nap = 0.002
             while True:
                 if await self._try_once(store):
-                    self._gated = True
-                    gated = False  # the hold keeps the gate's permit until release
                     return True
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return False
-                await asyncio.sleep(nap if deadline is None else min(nap, deadline - now))
+                await gate.nap(nap if deadline is None else min(nap, deadline - now))
                 nap = min(nap * 2, 0.1)
         finally:
             if gated:
@@ -252,15 +271,13 @@ class AsyncLock:
         :class:`LeaseLostError` if the renewal found it lost. Runs to its end even if the task
         is cancelled meanwhile."""
         taken, self._taken = self._taken, None
-        gated, self._gated = self._gated, False
         if taken is None:
             return False
         try:
             store = await self._astore._store()
             released: bool = await _aio_store.finish(self._astore._submit(_release, (store, taken)))
         finally:
-            if gated:
-                _gate(self._astore, self._name, max(self._max, 1)).release()
+            _gate(self._astore, self._name, max(self._max, 1)).poke()  # the next in line: try now
         return released
 
     async def renew(self, ttl: Optional[Duration] = None) -> None:
