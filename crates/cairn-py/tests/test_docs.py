@@ -27,6 +27,10 @@ MODULES = [
     "cairn._migrate",
     "cairn.errors",
     "cairn.testing",
+    "cairn._aio_lock",
+    "cairn._aio_limit",
+    "cairn._aio_run",
+    "cairn._aio_job",
 ]
 
 

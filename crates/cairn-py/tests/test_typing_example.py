@@ -15,3 +15,4 @@ def test_the_typing_example_runs_as_written(tmp_path: Path) -> None:
 async def test_the_async_typing_example_runs_as_written(tmp_path: Path) -> None:
     await typing_example.exercise_async(tmp_path)
     await typing_example.exercise_async_ledger(tmp_path)
+    await typing_example.exercise_async_locks_limits_runs_jobs(tmp_path)

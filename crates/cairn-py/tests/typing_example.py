@@ -238,6 +238,75 @@ async def exercise_async_ledger(tmp: Path) -> None:
         del (resumed, page, deleted, cleared, in_tx)
 
 
+async def exercise_async_locks_limits_runs_jobs(tmp: Path) -> None:
+    """AsyncStore's locks, limiters, durable runs and jobs (issue 22, part b)."""
+    async with cairn.AsyncStore(tmp / "async-b.db") as store:
+        lock: cairn.AsyncLock = store.lock("nightly", ttl="10m", timeout=30, max=1)
+        async with lock:
+            held: bool = lock.held
+            await lock.renew(ttl=600)
+        got: bool = await store.lock("nightly").acquire(timeout=0)
+        holder: Optional[cairn.LockHolder] = await store.lock_holder("nightly")
+        holders: List[cairn.LockHolder] = await store.lock_holders("pool", max=3)
+
+        @store.lock("report", timeout=0)
+        async def report(n: int) -> int:
+            return n * 2
+
+        doubled: int = await report(21)
+
+        api: cairn.AsyncLimiter = store.limiter("api", "10/s", burst=5)
+        async with api:
+            pass
+        slot_now: bool = await api.try_acquire()
+        waited: bool = await api.acquire(timeout="1s")
+
+        @api
+        async def call_api(path: str) -> str:
+            return path
+
+        body: str = await call_api("/x")
+
+        @store.step(version="2")
+        async def fetch(page: int) -> str:
+            return f"page {page}"
+
+        async def count(tx: cairn.AsyncTransaction) -> int:
+            return await tx.cache("c").incr("n")
+
+        async with store.run("crawl", lease="1m", wait=0) as run:
+            arun: cairn.AsyncRun = run
+            first: List[int] = await run.step("list", lambda: [1, 2])
+            page: str = await fetch(1)
+            n: int = await run.step_tx("count", count)
+            left: Optional[float] = await run.sleep("pause", 0, wait=False)
+            attempt: int = run.attempt
+        runs: cairn.AsyncRuns = store.runs()
+        infos: List[cairn.RunInfo] = await runs.list("finished")
+        info: Optional[cairn.RunInfo] = await runs.get("crawl")
+        reset: int = await runs.reset("crawl", from_step="list")
+        forgot: bool = await runs.forget("crawl")
+        pruned: int = await runs.prune("30d")
+
+        job: cairn.AsyncJob = store.job("hourly", every="1h")
+
+        @store.job("nightly", cron="0 3 * * *", tz="Europe/Berlin")
+        async def nightly(slot: cairn.Slot) -> None:
+            print(slot.start.isoformat())
+
+        async def work(slot: cairn.Slot) -> None:
+            pass
+
+        ran: bool = await job.run(work) or await nightly()
+        history: List[cairn.JobRun] = await job.history(limit=5)
+        current: cairn.Slot = await job.current_slot()
+        healthy: bool = await job.check("1d")
+        why: str = (await job.health("1d")).message
+        jobs: List[cairn.JobInfo] = await store.jobs()
+        del (held, got, holder, holders, doubled, slot_now, waited, body, arun, first, page, n, left, attempt)
+        del (infos, info, reset, forgot, pruned, ran, history, current, healthy, why, jobs)
+
+
 if __name__ == "__main__":
     import tempfile
 
@@ -245,3 +314,4 @@ if __name__ == "__main__":
         exercise(Path(d))
         asyncio.run(exercise_async(Path(d)))
         asyncio.run(exercise_async_ledger(Path(d)))
+        asyncio.run(exercise_async_locks_limits_runs_jobs(Path(d)))

@@ -24,8 +24,10 @@ Where to read next, with ``help()``:
   durable runs whose finished steps replay, so a re-run resumes where the last one stopped;
   ``store.runs()`` lists, resets and prunes them.
 - :class:`cairn.AsyncStore` (``async with cairn.AsyncStore() as store:``): the same store for
-  asyncio code, every call a coroutine that never blocks the event loop; its
-  :class:`cairn.AsyncLedger` waits for work with ``async for claim in ledger.claims(wait="5m"):``.
+  asyncio code, every call a coroutine that never blocks the event loop: its
+  :class:`cairn.AsyncLedger` waits for work with ``async for claim in ledger.claims(wait="5m"):``,
+  its locks (:class:`cairn.AsyncLock`), limiters (:class:`cairn.AsyncLimiter`), durable runs
+  (:class:`cairn.AsyncRun`) and jobs (:class:`cairn.AsyncJob`) wait with ``await``.
 - :mod:`cairn.errors`: every failure is a :class:`cairn.Error`, and also the builtin you
   would catch (``BusyError`` is a ``TimeoutError``, ``SQLError`` a ``ValueError``...).
 - :mod:`cairn.testing`: ``ManualClock``, to test expiry and leases without sleeping.
@@ -72,6 +74,10 @@ from ._store import Store, Transaction
 from ._aio_cache import AsyncCache, AsyncCheckpoint
 from ._aio_ledger import AsyncClaim, AsyncLedger
 from ._aio_store import AsyncStore, AsyncTransaction
+from ._aio_job import AsyncJob
+from ._aio_limit import AsyncLimiter
+from ._aio_lock import AsyncLock
+from ._aio_run import AsyncRun, AsyncRuns
 from ._types import Duration, Id, Value
 from .errors import (
     BusyError,
@@ -111,6 +117,11 @@ __all__ = [
     "AsyncCheckpoint",
     "AsyncLedger",
     "AsyncClaim",
+    "AsyncLock",
+    "AsyncLimiter",
+    "AsyncRun",
+    "AsyncRuns",
+    "AsyncJob",
     "Cache",
     "CacheLimits",
     "CacheStats",

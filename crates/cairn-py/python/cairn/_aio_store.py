@@ -8,13 +8,21 @@ import contextvars
 import os
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Type, TypeVar, overload
 
 from . import _cairn
 from ._aio_cache import AsyncCache, AsyncCheckpoint
-from ._aio_memo import astore_memoize
-from ._aio_runner import Lane, Runner, RunnerClosed, finish, in_thread
+from ._aio_job import AsyncJob
 from ._aio_ledger import AsyncLedger
+from ._aio_limit import AsyncLimiter
+from ._aio_lock import AsyncLock, holders_of
+from ._aio_memo import astore_memoize
+from ._aio_run import AsyncRun, AsyncRuns
+from ._aio_run import F as StepF
+from ._aio_run import step_decorator as aio_step_decorator
+from ._aio_runner import Lane, Runner, RunnerClosed, finish, in_thread
+from ._job import JobInfo
+from ._lock import LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps
 from ._store import Store, Transaction, _check_name
 from ._types import Duration, StrPath
@@ -288,6 +296,97 @@ class AsyncStore:
         return AsyncLedger(self, None, ns, max_attempts, retry_delay)
 
     # ---- end of helper A's block ------------------------------------------------------------
+    # ---- locks, limiters, durable runs, jobs (issue 22, part b) -----------------------------
+
+    def lock(
+        self,
+        name: str,
+        *,
+        ttl: Duration = 60,
+        timeout: Optional[Duration] = None,
+        keep_alive: bool = True,
+        max: int = 1,
+    ) -> AsyncLock:
+        """The named lock `name`, for ``async with store.lock(name, ttl=..., timeout=...):``
+        (see :meth:`Store.lock` and :class:`AsyncLock`): the wait for it is on the loop."""
+        _check_name("lock name", name)
+        if isinstance(max, bool) or not isinstance(max, int):
+            raise TypeError(f"max must be an int, not {type(max).__name__}")
+        return AsyncLock(self, name, ttl, timeout, keep_alive, max)
+
+    async def lock_holder(self, name: str) -> Optional[LockHolder]:
+        """Who holds the lock `name` (slot 0 of a lock of several holders), or None."""
+        return await self._call(lambda s: holders_of(s, name, None))
+
+    async def lock_holders(self, name: str, max: int) -> List[LockHolder]:
+        """Who holds the slots of the lock `name` of up to `max` holders, by slot."""
+        return await self._call(lambda s: holders_of(s, name, max))
+
+    def limiter(self, name: str, rate: str, *, burst: int = 1) -> AsyncLimiter:
+        """The rate limit `name` (see :meth:`Store.limiter` and :class:`AsyncLimiter`)."""
+        _check_name("limiter name", name)
+        return AsyncLimiter(self, name, rate, burst)
+
+    def run(self, id: str, *, lease: Duration = _cairn.DEFAULT_LEASE, wait: Optional[Duration] = 0) -> AsyncRun:
+        """The durable run `id`, for ``async with store.run(id) as run:`` (see :meth:`Store.run`
+        and :class:`AsyncRun`); another live attempt raises :class:`RunHeldError` after
+        waiting up to `wait` (None: as long as it holds the run), on the loop."""
+        return AsyncRun(self, id, lease, wait)
+
+    def runs(self) -> AsyncRuns:
+        """The runs of this store, for operators: list, inspect, reset, forget, prune."""
+        return AsyncRuns(self)
+
+    @overload
+    def step(self, fn: StepF, *, version: Optional[str] = None, name: Optional[str] = None) -> StepF: ...
+
+    @overload
+    def step(
+        self, fn: None = None, *, version: Optional[str] = None, name: Optional[str] = None
+    ) -> Callable[[StepF], StepF]: ...
+
+    def step(self, fn: Optional[Any] = None, *, version: Optional[str] = None, name: Optional[str] = None) -> Any:
+        """Decorate a coroutine function so that, inside an ``async with store.run(...)`` block
+        of this store (in its task, or a task it started), a call of it is a step of that run
+        named after the function (see :meth:`Store.step`); outside a run it is a plain call.
+        Usable as ``@store.step`` or ``@store.step(version=2)``."""
+        decorate = aio_step_decorator(self, None if version is None else str(version), name)
+        if fn is not None:
+            return decorate(fn)
+        return decorate
+
+    def job(
+        self,
+        name: str,
+        *,
+        every: Optional[Duration] = None,
+        cron: Optional[str] = None,
+        tz: str = "UTC",
+        catch_up: Literal["none", "all"] = "none",
+        max_catch_up: int = _cairn.DEFAULT_MAX_CATCH_UP,
+        retry: bool = True,
+        keep: int = _cairn.DEFAULT_KEEP,
+    ) -> AsyncJob:
+        """The job `name`, run at most once per slot of its schedule (see :meth:`Store.job` and
+        :class:`AsyncJob`); a bad schedule is refused here."""
+        _check_name("job name", name)
+        return AsyncJob(
+            self,
+            name,
+            every=every,
+            cron=cron,
+            tz=tz,
+            catch_up=catch_up,
+            max_catch_up=max_catch_up,
+            retry=retry,
+            keep=keep,
+        )
+
+    async def jobs(self) -> List[JobInfo]:
+        """Every job that ran in this store (from Python or ``cairn job run``), by name."""
+        return await self._call(lambda s: s.jobs())
+
+    # ---- end of part b ------------------------------------------------------------------------
 
     # ---- your own tables, maintenance -----------------------------------------------------
 

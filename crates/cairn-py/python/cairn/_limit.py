@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def check_args(name: str, rate: str, burst: int) -> None:
+    """Refuse a limiter's bad name, rate or burst, before anything is taken."""
+    if not name:
+        raise InvalidInputError("invalid input: a limiter name must not be empty")
+    if not isinstance(rate, str):
+        raise TypeError(f"rate must be text like '10/s' or '5/10s', not {type(rate).__name__}")
+    _cairn.parse_rate(rate)  # refused here, not at the first acquire
+    if isinstance(burst, bool) or not isinstance(burst, int):
+        raise TypeError(f"burst must be an int, not {type(burst).__name__}")
+    if not 1 <= burst <= _cairn.MAX_BURST:
+        raise InvalidInputError(f"invalid input: a limiter's burst is 1 to {_cairn.MAX_BURST} slots; {burst} was asked")
+
+
 class Limiter:
     """A rate limit shared by every process (and host) using the store, from
     :meth:`Store.limiter`: ``store.limiter("api", "10/s", burst=5)``.
@@ -52,17 +65,7 @@ class Limiter:
     __slots__ = ("_store", "_name", "_rate", "_burst")
 
     def __init__(self, store: Store, name: str, rate: str, burst: int = 1) -> None:
-        if not name:
-            raise InvalidInputError("invalid input: a limiter name must not be empty")
-        if not isinstance(rate, str):
-            raise TypeError(f"rate must be text like '10/s' or '5/10s', not {type(rate).__name__}")
-        _cairn.parse_rate(rate)  # refused here, not at the first acquire
-        if isinstance(burst, bool) or not isinstance(burst, int):
-            raise TypeError(f"burst must be an int, not {type(burst).__name__}")
-        if not 1 <= burst <= _cairn.MAX_BURST:
-            raise InvalidInputError(
-                f"invalid input: a limiter's burst is 1 to {_cairn.MAX_BURST} slots; {burst} was asked"
-            )
+        check_args(name, rate, burst)
         self._store = store
         self._name = name
         self._rate = rate

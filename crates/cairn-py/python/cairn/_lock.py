@@ -66,6 +66,28 @@ def _timeout_seconds(timeout: Optional[Duration], what: str = "a lock timeout") 
     return None if secs == float("inf") else secs
 
 
+def held_error(store: Store, name: str, max: int, timeout: Optional[float]) -> LockHeldError:
+    """The :class:`LockHeldError` for lock `name` (of `max` holders) not taken within `timeout`
+    seconds, naming who holds it (read from `store`: a blocking call)."""
+    within = "at once" if timeout == 0 else f"within {timeout:g} s"
+    if max > 1:
+        pids = ", ".join(str(h.pid) for h in store.lock_holders(name, max))
+        return LockHeldError(
+            f"the lock {name!r} is held by its {max} holders at most (processes {pids}); no slot was free {within}"
+        )
+    holder = store.lock_holder(name)
+    if holder is None:
+        who = "another holder (just released)"
+    elif holder.pid == os.getpid():
+        who = (
+            f"this process ({holder.pid}, owner {holder.owner}), through another Lock object or "
+            "an outer `with` (a lock is not re-entrant)"
+        )
+    else:
+        who = f"process {holder.pid} (owner {holder.owner}) until {holder.expires_at.isoformat()}"
+    return LockHeldError(f"the lock {name!r} is held by {who}; it was not free {within}")
+
+
 class Lock:
     """A named lock of a store, from :meth:`Store.lock`. Not re-entrant: a second acquisition
     of a lock this process holds fails like anyone else's.
@@ -182,24 +204,7 @@ class Lock:
         """Acquire within the lock's timeout, or raise :class:`LockHeldError` naming the
         holder."""
         if not self.acquire():
-            within = "at once" if self._timeout == 0 else f"within {self._timeout:g} s"
-            if self._max > 1:
-                pids = ", ".join(str(h.pid) for h in self._store.lock_holders(self._name, self._max))
-                raise LockHeldError(
-                    f"the lock {self._name!r} is held by its {self._max} holders at most (processes {pids}); "
-                    f"no slot was free {within}"
-                )
-            holder = self._store.lock_holder(self._name)
-            if holder is None:
-                who = "another holder (just released)"
-            elif holder.pid == os.getpid():
-                who = (
-                    f"this process ({holder.pid}, owner {holder.owner}), through another Lock object or "
-                    "an outer `with` (a lock is not re-entrant)"
-                )
-            else:
-                who = f"process {holder.pid} (owner {holder.owner}) until {holder.expires_at.isoformat()}"
-            raise LockHeldError(f"the lock {self._name!r} is held by {who}; it was not free {within}")
+            raise held_error(self._store, self._name, self._max, self._timeout)
         return self
 
     def __exit__(
