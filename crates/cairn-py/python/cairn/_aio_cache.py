@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Awaitable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._cache import Cache, CacheLimits, CacheStats
+from ._aio_runner import Group
+from ._cache import _MISSING, Cache, CacheLimits, CacheStats
 from ._checkpoint import Checkpoint
 from ._types import Duration
 
@@ -12,6 +13,33 @@ if TYPE_CHECKING:
     from ._aio_store import AsyncStore, AsyncTransaction
 
 T = TypeVar("T")
+
+
+def _conn(h: Cache) -> Any:
+    """The connection of the calling thread under the sync handle `h` (as its own calls find it)."""
+    try:
+        return h._holder.conn
+    except AttributeError:
+        return h._src._conn()
+
+
+def _groups(h: Cache) -> Tuple[Group, Group]:
+    """The get and the set of the store's handle `h` as :class:`Group` calls: a burst of them
+    runs in one call of the extension on a worker (the sets committed together, each one all
+    or nothing, one that fails failing alone)."""
+    ns = h._ns
+
+    def gets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
+        found = _conn(h).cache_get_each(ns, [c[0] for c in calls], _MISSING)
+        return [
+            (False, v) if isinstance(v, BaseException) else (True, c[1] if v is _MISSING else v)
+            for c, v in zip(calls, found)
+        ]
+
+    def sets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
+        return [(True, None) if e is None else (False, e) for e in _conn(h).cache_set_each(ns, calls)]
+
+    return Group(("get", ns), h.get, gets), Group(("set", ns), h.set, sets, writes=True)
 
 
 class AsyncCache:
@@ -29,7 +57,7 @@ class AsyncCache:
     3
     """
 
-    __slots__ = ("_astore", "_txn", "_ns", "_h")
+    __slots__ = ("_astore", "_txn", "_ns", "_h", "_get", "_set")
 
     def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], ns: str) -> None:
         self._astore = astore
@@ -39,6 +67,17 @@ class AsyncCache:
         # The sync handle the calls run on: made now when it can be (the usual case), else on
         # the first call, once the store is open.
         self._h: Optional[Cache] = txn._tx().cache(ns) if txn is not None else None if store is None else store.cache(ns)
+        # What get and set run: outside transactions, groups (bursts batched on the workers).
+        self._get: Any = None
+        self._set: Any = None
+        if self._h is not None:
+            self._bind(self._h)
+
+    def _bind(self, h: Cache) -> None:
+        if self._txn is None:
+            self._get, self._set = _groups(h)
+        else:
+            self._get, self._set = h.get, h.set
 
     @property
     def namespace(self) -> str:
@@ -49,6 +88,7 @@ class AsyncCache:
         h = self._h
         if h is None:
             h = self._h = (await self._astore._store()).cache(self._ns)
+            self._bind(h)
         return h
 
     async def _later(self, method: str, *args: Any) -> Any:
@@ -62,10 +102,10 @@ class AsyncCache:
 
     def get(self, key: str, default: Any = None) -> Awaitable[Any]:
         """The value of `key` with its type, or `default` if missing or expired."""
-        h = self._h
-        if h is None:
+        if self._h is None:
             return self._later("get", key, default)
-        return self._run(h.get, key, default)
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(self._get, (key, default))
 
     def contains(self, key: str) -> Awaitable[bool]:
         """True if `key` holds a fresh value."""
@@ -83,10 +123,10 @@ class AsyncCache:
 
     def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[None]:
         """Store `value` under `key`, expiring after `ttl` (None: never)."""
-        h = self._h
-        if h is None:
+        if self._h is None:
             return self._later("set", key, value, ttl)
-        return self._run(h.set, key, value, ttl)
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(self._set, (key, value, ttl))
 
     def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[bool]:
         """Store `value` only if `key` holds no fresh value; True if stored."""

@@ -17,6 +17,14 @@ thread):
   library (a claim waiting for work) and is stopped through a flag when its task is
   cancelled. Idle lanes are kept for reuse, their connections open.
 
+Bursts cost little more than the sync loop: a call made through a :class:`Group` (a cache get
+or set outside transactions) is handed to the workers at the end of the loop's current step,
+with the others made in it, rather than at once (a worker woken at the first call would take
+the interpreter lock from the loop at every call it runs while the loop is still making the
+rest); and a worker runs consecutive calls of one group in one call of the extension (one
+release of the interpreter lock for the lot; the sets committed together, each still all or
+nothing).
+
 A call whose task was cancelled before its result came back still ran: the result of a call
 that took something (a claim, a lock) is handed to its ``cleanup`` on a worker, which gives it
 back, so a cancelled task leaves nothing held.
@@ -47,18 +55,82 @@ class RunnerClosed(RuntimeError):
     """Raised into calls made after the store was closed."""
 
 
+class Group:
+    """A call that a worker may run together with the consecutive calls of the same `key`:
+    ``one(*args)`` alone (what the call is), ``many([args, ...])`` for several, giving one
+    ``(succeeded, result or exception)`` each, as ``one`` would have. When ``many`` raises, each
+    call runs alone. `writes`: a worker takes every consecutive call of the group at once (one
+    transaction rather than two workers taking turns at the write lock)."""
+
+    __slots__ = ("key", "one", "many", "writes")
+
+    def __init__(
+        self,
+        key: Tuple[Any, ...],
+        one: Callable[..., Any],
+        many: Callable[[List[Tuple[Any, ...]]], List[Tuple[bool, Any]]],
+        writes: bool = False,
+    ) -> None:
+        self.key = key
+        self.one = one
+        self.many = many
+        self.writes = writes
+
+    def __call__(self, *args: Any) -> Any:
+        return self.one(*args)
+
+
 def _run_batch(batch: List[_Call]) -> None:
     """Run `batch` on this thread and hand the results to their loops, one wake-up each."""
     by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
-    for fut, fn, args, cleanup in batch:
-        if fut is None:
-            _quietly(fn, *args)
-            continue
-        try:
-            done: _Done = (fut, True, fn(*args), cleanup)
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task as it is
-            done = (fut, False, e, cleanup)
-        by_loop.setdefault(fut.get_loop(), []).append(done)
+    i, n = 0, len(batch)
+    while i < n:
+        fut, fn, args, cleanup = batch[i]
+        if type(fn) is Group:
+            key = fn.key
+            j = i + 1
+            while j < n and type(batch[j][1]) is Group and batch[j][1].key == key:  # type: ignore[attr-defined]
+                j += 1
+            if j - i > 1:
+                run = batch[i:j]
+                try:
+                    outcomes: Optional[List[Tuple[bool, Any]]] = fn.many([c[2] for c in run])
+                except Exception:  # noqa: BLE001 - each call alone then raises its own error
+                    outcomes = None
+                if outcomes is not None and len(outcomes) == len(run):
+                    for (f, _, _, c), (ok, value) in zip(run, outcomes):
+                        if f is not None:
+                            by_loop.setdefault(f.get_loop(), []).append((f, ok, value, c))
+                    i = j
+                    continue
+                for f, g, a, c in run:
+                    _run_one(by_loop, f, g, a, c)
+                i = j
+                continue
+        _run_one(by_loop, fut, fn, args, cleanup)
+        i += 1
+    _hand_over(by_loop)
+
+
+def _run_one(
+    by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]],
+    fut: Optional["asyncio.Future[Any]"],
+    fn: Callable[..., Any],
+    args: Tuple[Any, ...],
+    cleanup: Optional[Callable[[Any], Any]],
+) -> None:
+    if fut is None:
+        _quietly(fn, *args)
+        return
+    try:
+        done: _Done = (fut, True, fn(*args), cleanup)
+    except BaseException as e:  # noqa: BLE001 - handed to the awaiting task as it is
+        done = (fut, False, e, cleanup)
+    by_loop.setdefault(fut.get_loop(), []).append(done)
+
+
+def _hand_over(by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]]) -> None:
+    """The results to their loops, one wake-up each."""
     for loop, results in by_loop.items():
         try:
             loop.call_soon_threadsafe(_settle, results)
@@ -100,21 +172,45 @@ class Runner:
         self._closed = False
         self._idle_lanes: List[Lane] = []
         self._lanes: "set[Lane]" = set()
+        # Group calls made during the current step of each loop, handed to the workers at its
+        # end (`_flush`).
+        self._pending: Dict[asyncio.AbstractEventLoop, List[_Call]] = {}
 
     def submit(
         self, fn: Callable[..., Any], args: Tuple[Any, ...] = (), cleanup: Optional[Callable[[Any], Any]] = None
     ) -> "asyncio.Future[Any]":
-        """`fn(*args)` on a worker; its result through a future of the running loop."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        """`fn(*args)` on a worker; its result through a future of the running loop. A
+        :class:`Group` call is handed over at the end of the loop's current step."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         with self._cv:
             if self._closed:
                 raise RunnerClosed("the store is closed")
+            if type(fn) is Group:
+                pending = self._pending.get(loop)
+                if pending is None:
+                    pending = self._pending[loop] = []
+                    loop.call_soon(self._flush, loop)
+                pending.append((fut, fn, args, cleanup))
+                return fut
             self._q.append((fut, fn, args, cleanup))
-            if self._sleeping:
-                self._cv.notify()
-            elif len(self._workers) < self._max_workers:
-                self._start_worker()
+            self._wake()
         return fut
+
+    def _wake(self) -> None:
+        """A worker for the queue (the lock held)."""
+        if self._sleeping:
+            self._cv.notify()
+        elif len(self._workers) < self._max_workers:
+            self._start_worker()
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On `loop`: its group calls of the step that ended, to the workers."""
+        with self._cv:
+            pending = self._pending.pop(loop, None)
+            if pending:
+                self._q.extend(pending)
+                self._wake()
 
     def _start_worker(self) -> None:
         t = threading.Thread(target=self._work, name=f"cairn-async-{len(self._workers)}", daemon=True)
@@ -133,6 +229,12 @@ class Runner:
                     self._sleeping -= 1
                 n = min(len(q), _BATCH)
                 batch = [q.popleft() for _ in range(n)]
+                last = batch[-1][1]
+                if type(last) is Group and last.writes:
+                    # The rest of a burst of writes too: one transaction, not two workers
+                    # taking turns at the write lock.
+                    while q and type(q[0][1]) is Group and q[0][1].key == last.key:  # type: ignore[attr-defined]
+                        batch.append(q.popleft())
                 if q and self._sleeping:
                     cv.notify()
             _run_batch(batch)
@@ -161,6 +263,12 @@ class Runner:
     def close(self) -> None:
         """Let every thread finish what it was given, then end. Idempotent."""
         with self._cv:
+            # Calls made before the close still run.
+            for pending in self._pending.values():
+                self._q.extend(pending)
+            self._pending.clear()
+            if self._q and not self._workers:
+                self._start_worker()
             self._closed = True
             self._cv.notify_all()
             lanes = list(self._lanes)
