@@ -70,6 +70,7 @@ from ._run import Run, RunInfo, Runs, StepInfo
 from ._store import Store, Transaction
 from ._aio_cache import AsyncCache, AsyncCheckpoint
 from ._aio_store import AsyncStore, AsyncTransaction
+from ._blocking import BlockingCallWarning
 from ._types import Duration, Id, Value
 from .errors import (
     BusyError,
@@ -107,6 +108,7 @@ __all__ = [
     "AsyncTransaction",
     "AsyncCache",
     "AsyncCheckpoint",
+    "BlockingCallWarning",
     "Cache",
     "CacheLimits",
     "CacheStats",
