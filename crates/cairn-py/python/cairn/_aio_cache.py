@@ -39,7 +39,7 @@ def _groups(h: Cache) -> Tuple[Group, Group]:
     def sets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
         return [(True, None) if e is None else (False, e) for e in _conn(h).cache_set_each(ns, calls)]
 
-    return Group(("get", ns), h.get, gets), Group(("set", ns), h.set, sets)
+    return Group(("get", ns), h.get, gets, reads=True), Group(("set", ns), h.set, sets)
 
 
 class AsyncCache:

@@ -50,6 +50,9 @@ _BATCH = 256
 #: Idle lanes kept for reuse (each keeps a connection open).
 _KEEP_LANES = 8
 
+#: A burst of reads of at least twice this many calls is split between two workers.
+_SPLIT_MIN = 64
+
 
 class RunnerClosed(RuntimeError):
     """Raised into calls made after the store was closed."""
@@ -66,24 +69,50 @@ class Group:
     other part still runs, made every hand-over of the lock wait for the interpreter's switch
     interval on a busy 2-core machine: bursts of 1,000 gets took 2-4 times longer)."""
 
-    __slots__ = ("key", "one", "many")
+    __slots__ = ("key", "one", "many", "reads")
 
     def __init__(
         self,
         key: Tuple[Any, ...],
         one: Callable[..., Any],
         many: Callable[[List[Tuple[Any, ...]]], List[Tuple[bool, Any]]],
+        reads: bool = False,
     ) -> None:
         self.key = key
         self.one = one
         self.many = many
+        #: Reads only: a big burst is split between two workers, which read at once (each on
+        #: its connection, the interpreter lock released) and hand their results over together.
+        self.reads = reads
 
     def __call__(self, *args: Any) -> Any:
         return self.one(*args)
 
 
-def _run_batch(batch: List[_Call]) -> None:
-    """Run `batch` on this thread and hand the results to their loops, one wake-up each."""
+class _Join:
+    """The parts of one burst run by two workers at once: the last to finish hands every
+    result over, so that the loop wakes once, when it has nothing left to wait for (woken by
+    the first, it would hold the interpreter lock while the second still needs it)."""
+
+    __slots__ = ("lock", "left", "by_loop")
+
+    def __init__(self, parts: int) -> None:
+        self.lock = threading.Lock()
+        self.left = parts
+        self.by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
+
+    def done(self, by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]]) -> bool:
+        """Add one part's results; True for the last part."""
+        with self.lock:
+            for loop, results in by_loop.items():
+                self.by_loop.setdefault(loop, []).extend(results)
+            self.left -= 1
+            return self.left == 0
+
+
+def _run_batch(batch: List[_Call], join: Optional[_Join] = None) -> None:
+    """Run `batch` on this thread and hand the results to their loops, one wake-up each (with
+    `join`: once every part of it has run)."""
     by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
     i, n = 0, len(batch)
     while i < n:
@@ -111,7 +140,10 @@ def _run_batch(batch: List[_Call]) -> None:
                 continue
         _run_one(by_loop, fut, fn, args, cleanup)
         i += 1
-    _hand_over(by_loop)
+    if join is None:
+        _hand_over(by_loop)
+    elif join.done(by_loop):
+        _hand_over(join.by_loop)
 
 
 def _run_one(
@@ -229,16 +261,25 @@ class Runner:
                     self._sleeping += 1
                     cv.wait()
                     self._sleeping -= 1
-                n = min(len(q), _BATCH)
-                batch = [q.popleft() for _ in range(n)]
-                last = batch[-1][1]
-                if type(last) is Group:
-                    # The rest of its burst too (see Group).
-                    while q and type(q[0][1]) is Group and q[0][1].key == last.key:  # type: ignore[attr-defined]
+                join: Optional[_Join] = None
+                head = q[0][1]
+                if type(head) is Group:
+                    # Its whole burst (see Group).
+                    batch = [q.popleft()]
+                    while q and type(q[0][1]) is Group and q[0][1].key == head.key:  # type: ignore[attr-defined]
                         batch.append(q.popleft())
+                    if head.reads and len(batch) >= 2 * _SPLIT_MIN and self._max_workers > 1:
+                        half = len(batch) // 2
+                        join = _Join(2)
+                        q.appendleft((None, _run_batch, (batch[half:], join), None))
+                        del batch[half:]
+                        self._wake()
+                else:
+                    n = min(len(q), _BATCH)
+                    batch = [q.popleft() for _ in range(n)]
                 if q and self._sleeping:
                     cv.notify()
-            _run_batch(batch)
+            _run_batch(batch, join)
 
     def lane(self) -> Lane:
         """A thread of the caller's own until :meth:`Lane.release`."""

@@ -171,12 +171,12 @@ impl Connection {
             .collect()
     }
 
-    /// `cache_get` of each key outside any transaction, each its own read as `cache_get`'s
-    /// (same hit and miss counts), in one call: for `cairn.AsyncStore`, whose worker runs a
-    /// burst of gets here at the price of one release of the interpreter lock rather than one
-    /// each (each release lets the event loop's thread take the lock, and the worker then waits
-    /// for it). Each element is the value, `missing` for a miss, or the exception that key's
-    /// `cache_get` would have raised (no cached value is an exception).
+    /// `cache_get` of each key outside any transaction (`Cache::get_each`: the same hit and
+    /// miss counts, one snapshot), in one call: for `cairn.AsyncStore`, whose worker runs a
+    /// burst of concurrent gets here at the price of one release of the interpreter lock
+    /// rather than one each (each release lets the event loop's thread take the lock, and the
+    /// worker then waits for it). Each element is the value, `missing` for a miss, or the
+    /// exception that key's `cache_get` would have raised (no cached value is an exception).
     fn cache_get_each(
         &self,
         py: Python<'_>,
@@ -184,10 +184,8 @@ impl Connection {
         keys: Vec<Text>,
         missing: Py<PyAny>,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let found = self.run(py, 0, |s| {
-            let cache = s.cache(&ns);
-            Ok(keys.iter().map(|k| cache.get::<Value>(k)).collect::<Vec<_>>())
-        })?;
+        let found =
+            self.run(py, 0, |s| Ok(s.cache(&ns).get_each::<Value, _>(keys.iter().map(|k| &**k))?))?;
         found
             .into_iter()
             .map(|v| match v {
