@@ -5,8 +5,9 @@ suite (test_typing.py), so that it is correct Python too."""
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type
 
 import cairn
 from cairn.testing import ManualClock
@@ -127,6 +128,10 @@ def exercise(tmp: Path) -> None:
     names: List[str] = [j.name for j in store.jobs()]
     del (ran, duration, healthy, why, names)
     store.close()
+
+    blocking: Type[RuntimeWarning] = cairn.BlockingCallWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", blocking)
 
     try:
         cairn.Store("postgres://worker@127.0.0.1:1/jobs", schema="jobs", busy_timeout=1)
