@@ -140,3 +140,13 @@ async def test_memoize_of_a_plain_function_warns_on_a_miss(store: cairn.Store) -
         assert double(2) == 4
     assert double(2) == 4  # a hit: no warning (it would fail the test)
     assert calls == [2]
+
+
+async def test_get_or_set_inside_a_loop_counts_one_miss_and_one_hit_as_outside(store: cairn.Store) -> None:
+    c = store.cache("counted")
+    with pytest.warns(cairn.BlockingCallWarning):
+        assert c.get_or_set("k", lambda: 1) == 1
+    assert c.get_or_set("k", lambda: 2) == 1
+    store.flush_stats()
+    stats = c.stats()
+    assert (stats.hits, stats.misses) == (1, 1)

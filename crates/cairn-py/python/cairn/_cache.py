@@ -374,10 +374,8 @@ class Cache(MutableMapping[str, Any]):
         _check_key(key)
         if not callable(compute):
             raise TypeError(f"compute must be callable, not {type(compute).__name__}")
-        if in_loop():
-            v = self.get(key, _MISSING)
-            if v is not _MISSING:
-                return v  # type: ignore[no-any-return]
+        if in_loop() and not self.__contains__(key):
+            # A miss (`in` counts neither a hit nor a miss: the call below counts it once).
             warn_blocking(self._src, "compute", f"get_or_set of {key!r} in cache {self._ns!r} missed: it computes or waits", 2)
         result: T = self._src._conn().cache_get_or_set(self._ns, key, compute, ttl, self._tx)
         return result
