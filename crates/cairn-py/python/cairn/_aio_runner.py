@@ -267,7 +267,7 @@ class Runner:
                 if type(head) is Group:
                     # Its whole burst (see Group).
                     batch = [q.popleft()]
-                    while q and type(q[0][1]) is Group and q[0][1].key == head.key:  # type: ignore[attr-defined]
+                    while q and type(q[0][1]) is Group and q[0][1].key == head.key:
                         batch.append(q.popleft())
                     if head.reads and len(batch) >= 2 * _SPLIT_MIN and self._max_workers > 1:
                         half = len(batch) // 2
