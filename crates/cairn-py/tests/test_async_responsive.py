@@ -5,10 +5,13 @@ queue.
 
 The gap bound is the issue's; nothing else about timing is asserted. The gap is the largest
 interval between two consecutive heartbeat ticks once the first 100 ms (threads starting,
-connections opening) have passed. On a 2-core machine loaded by other work, a gap can also
-come from the operating system not scheduling the loop's thread (nothing cairn does), or from
-a worker holding the interpreter lock for up to the switch interval (5 ms) more than once in
-a row; 20 ms leaves room for a few of those.
+connections opening) have passed. What else makes gaps, and can make this test flaky on a
+2-core machine loaded by other work: the operating system not scheduling the loop's thread
+(an idle loop alone showed 8-14 ms gaps at a load average of 7), and the interpreter lock:
+each time one of the store's threads comes back from the extension while the loop runs
+Python, it waits the switch interval (5 ms) and then takes the lock from the loop, which gets
+it back when that thread calls into the extension again; a few of those in a row within one
+heartbeat interval, with 50 transactions' threads and two workers asking, reach 20 ms.
 
 Each scenario is an ``async def scenario(store, path)`` that starts its 50 coroutines, waits
 for them, and checks what they did; add one to SCENARIOS.
