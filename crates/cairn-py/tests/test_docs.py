@@ -24,6 +24,7 @@ MODULES = [
     "cairn._lock",
     "cairn._job",
     "cairn._checkpoint",
+    "cairn._blocking",
     "cairn._migrate",
     "cairn.errors",
     "cairn.testing",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import cairn
 from cairn.testing import ManualClock
@@ -128,6 +129,10 @@ def exercise(tmp: Path) -> None:
     names: List[str] = [j.name for j in store.jobs()]
     del (ran, duration, healthy, why, names)
     store.close()
+
+    blocking: Type[RuntimeWarning] = cairn.BlockingCallWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", blocking)
 
     try:
         cairn.Store("postgres://worker@127.0.0.1:1/jobs", schema="jobs", busy_timeout=1)

@@ -78,6 +78,7 @@ from ._aio_job import AsyncJob
 from ._aio_limit import AsyncLimiter
 from ._aio_lock import AsyncLock
 from ._aio_run import AsyncRun, AsyncRuns
+from ._blocking import BlockingCallWarning
 from ._types import Duration, Id, Value
 from .errors import (
     BusyError,
@@ -122,6 +123,7 @@ __all__ = [
     "AsyncRun",
     "AsyncRuns",
     "AsyncJob",
+    "BlockingCallWarning",
     "Cache",
     "CacheLimits",
     "CacheStats",

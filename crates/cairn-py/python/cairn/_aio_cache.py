@@ -7,8 +7,8 @@ import contextvars
 import inspect
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._aio_runner import finish
-from ._cache import Cache, CacheLimits, CacheStats, _check_key
+from ._aio_runner import Group, finish
+from ._cache import _MISSING, Cache, CacheLimits, CacheStats, _check_key
 from ._checkpoint import Checkpoint
 from ._types import Duration
 from .errors import InvalidInputError
@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from ._aio_store import AsyncStore, AsyncTransaction
 
 T = TypeVar("T")
-
-_MISSING: Any = object()
 
 #: The (namespace, key) pairs whose value the current task is computing: one asked for again
 #: from its own computation would wait for itself.
@@ -47,6 +45,33 @@ def _retrieved(fut: "asyncio.Future[Any]") -> None:
         fut.exception()
 
 
+def _conn(h: Cache) -> Any:
+    """The connection of the calling thread under the sync handle `h` (as its own calls find it)."""
+    try:
+        return h._holder.conn
+    except AttributeError:
+        return h._src._conn()
+
+
+def _groups(h: Cache) -> Tuple[Group, Group]:
+    """The get and the set of the store's handle `h` as :class:`Group` calls: a burst of them
+    runs in one call of the extension on a worker (the sets committed together, each one all
+    or nothing, one that fails failing alone)."""
+    ns = h._ns
+
+    def gets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
+        found = _conn(h).cache_get_each(ns, [c[0] for c in calls], _MISSING)
+        return [
+            (False, v) if isinstance(v, BaseException) else (True, c[1] if v is _MISSING else v)
+            for c, v in zip(calls, found)
+        ]
+
+    def sets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
+        return [(True, None) if e is None else (False, e) for e in _conn(h).cache_set_each(ns, calls)]
+
+    return Group(("get", ns), h.get, gets, reads=True), Group(("set", ns), h.set, sets)
+
+
 class AsyncCache:
     """One namespace of the TTL cache, from :meth:`AsyncStore.cache` (each call its own
     transaction) or :meth:`AsyncTransaction.cache` (calls join the transaction): the methods of
@@ -62,7 +87,7 @@ class AsyncCache:
     3
     """
 
-    __slots__ = ("_astore", "_txn", "_ns", "_h")
+    __slots__ = ("_astore", "_txn", "_ns", "_h", "_get", "_set")
 
     def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], ns: str) -> None:
         self._astore = astore
@@ -72,6 +97,17 @@ class AsyncCache:
         # The sync handle the calls run on: made now when it can be (the usual case), else on
         # the first call, once the store is open.
         self._h: Optional[Cache] = txn._tx().cache(ns) if txn is not None else None if store is None else store.cache(ns)
+        # What get and set run: outside transactions, groups (bursts batched on the workers).
+        self._get: Any = None
+        self._set: Any = None
+        if self._h is not None:
+            self._bind(self._h)
+
+    def _bind(self, h: Cache) -> None:
+        if self._txn is None:
+            self._get, self._set = _groups(h)
+        else:
+            self._get, self._set = h.get, h.set
 
     @property
     def namespace(self) -> str:
@@ -82,6 +118,7 @@ class AsyncCache:
         h = self._h
         if h is None:
             h = self._h = (await self._astore._store()).cache(self._ns)
+            self._bind(h)
         return h
 
     async def _later(self, method: str, *args: Any) -> Any:
@@ -95,10 +132,10 @@ class AsyncCache:
 
     def get(self, key: str, default: Any = None) -> Awaitable[Any]:
         """The value of `key` with its type, or `default` if missing or expired."""
-        h = self._h
-        if h is None:
+        if self._h is None:
             return self._later("get", key, default)
-        return self._run(h.get, key, default)
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(self._get, (key, default))
 
     def contains(self, key: str) -> Awaitable[bool]:
         """True if `key` holds a fresh value."""
@@ -116,10 +153,10 @@ class AsyncCache:
 
     def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[None]:
         """Store `value` under `key`, expiring after `ttl` (None: never)."""
-        h = self._h
-        if h is None:
+        if self._h is None:
             return self._later("set", key, value, ttl)
-        return self._run(h.set, key, value, ttl)
+        txn = self._txn
+        return (txn._submit if txn is not None else self._astore._submit)(self._set, (key, value, ttl))
 
     def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[bool]:
         """Store `value` only if `key` holds no fresh value; True if stored."""

@@ -9,7 +9,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Literal, Optional, Tuple
 
-from . import _aio_store, _cairn
+from . import _aio_runner, _cairn
 from ._aio_runner import RunnerClosed
 from ._job import Job, JobHealth, JobRun, Slot, _run, _runs, _slot, _status_of, _tail, _time
 from ._types import Duration
@@ -148,7 +148,7 @@ class AsyncJob:
                 stop.set()
                 for cf in running:
                     cf.cancel()
-                await _aio_store.finish(fut)  # the run's end is recorded; then the cancellation
+                await _aio_runner.finish(fut)  # the run's end is recorded; then the cancellation
                 raise
         finally:
             lane.release()

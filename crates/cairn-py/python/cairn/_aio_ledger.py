@@ -737,7 +737,7 @@ class AsyncClaim:
         """Complete after a normal exit; record a failure after an ``Exception``; release after
         a cancellation or another ``BaseException``. The call runs to its end even if the task
         is cancelled meanwhile (its cancellation is raised after)."""
-        from ._aio_store import finish
+        from ._aio_runner import finish
 
         c = self._c
         swallow = c._in_loop and isinstance(exc, Exception)

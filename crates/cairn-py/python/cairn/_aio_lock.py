@@ -11,7 +11,7 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Type, TypeVar
 
-from . import _aio_store
+from . import _aio_runner
 from ._aio_runner import _quietly
 from ._lock import _timeout_seconds, held_error
 from ._types import Duration
@@ -275,7 +275,7 @@ class AsyncLock:
             return False
         try:
             store = await self._astore._store()
-            released: bool = await _aio_store.finish(self._astore._submit(_release, (store, taken)))
+            released: bool = await _aio_runner.finish(self._astore._submit(_release, (store, taken)))
         finally:
             _gate(self._astore, self._name, max(self._max, 1)).poke()  # the next in line: try now
         return released

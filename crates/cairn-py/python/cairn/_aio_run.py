@@ -11,7 +11,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Type, TypeVar, cast
 
-from . import _aio_store, _cairn
+from . import _aio_runner, _cairn
 from ._aio_lock import Gate, taking
 from ._lock import _timeout_seconds
 from ._run import RunInfo, _describe, _info
@@ -215,10 +215,10 @@ class AsyncRun:
         store = await self._astore._store()
         fut = self._astore._submit(self._locked, (_end, store, taken, None if exc is None else _describe(exc)))
         if exc is None:
-            await _aio_store.finish(fut)
+            await _aio_runner.finish(fut)
         else:
             try:
-                await _aio_store.finish(fut)
+                await _aio_runner.finish(fut)
             except Exception:
                 pass  # the block's own exception is what the caller needs; the lease runs out
 
@@ -264,7 +264,7 @@ class AsyncRun:
             store._conn().run_record(held, full, seq, v, started, None, _describe(e), 0)
 
         try:
-            await _aio_store.finish(self._astore._submit(self._locked, (record,)))
+            await _aio_runner.finish(self._astore._submit(self._locked, (record,)))
         except Exception:
             pass
 
@@ -292,7 +292,7 @@ class AsyncRun:
         def record() -> None:
             store._conn().run_record(held, full, seq, v, started, result, None, 0)
 
-        await _aio_store.finish(self._astore._submit(self._locked, (record,)))
+        await _aio_runner.finish(self._astore._submit(self._locked, (record,)))
         return result
 
     async def step_tx(self, name: str, fn: Callable[[AsyncTransaction], Any], *, version: Optional[str] = None) -> Any:

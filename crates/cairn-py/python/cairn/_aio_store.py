@@ -416,7 +416,23 @@ class AsyncStore:
 
     async def flush_stats(self) -> None:
         """:meth:`Store.flush_stats` (the pending counts of every worker thread)."""
-        await self._call(lambda s: s.flush_stats())
+
+        def flush_all(s: Store) -> None:
+            # Each thread's connection keeps its own pending counts, and a burst of gets may
+            # have run on any worker: flush every connection of the store (each is safe to
+            # use from this thread, one call at a time), but those inside a transaction,
+            # whose counts go with its commit.
+            with s._lock:
+                conns = list(s._conns)
+            for conn in conns:
+                if conn.closed or conn.in_transaction:
+                    continue
+                try:
+                    conn.flush_stats()
+                except InvalidInputError:
+                    pass  # a transaction began on it meanwhile: its commit writes them
+
+        await self._call(flush_all)
 
     async def prometheus_metrics(self) -> str:
         """:meth:`Store.prometheus_metrics`."""

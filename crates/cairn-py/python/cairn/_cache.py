@@ -6,6 +6,7 @@ from collections.abc import ItemsView, MutableMapping, ValuesView
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from ._blocking import in_loop, warn_blocking
 from ._types import Duration
 
 if TYPE_CHECKING:
@@ -373,6 +374,9 @@ class Cache(MutableMapping[str, Any]):
         _check_key(key)
         if not callable(compute):
             raise TypeError(f"compute must be callable, not {type(compute).__name__}")
+        if in_loop() and not self.__contains__(key):
+            # A miss (`in` counts neither a hit nor a miss: the call below counts it once).
+            warn_blocking(self._src, "compute", f"get_or_set of {key!r} in cache {self._ns!r} missed: it computes or waits", 2)
         result: T = self._src._conn().cache_get_or_set(self._ns, key, compute, ttl, self._tx)
         return result
 

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Sequence, Type, TypeVar, Union
 
 from . import _cairn
+from ._blocking import in_loop, warn_blocking
 from ._types import Duration, Id
 from .errors import InvalidInputError, LeaseLostError, NothingDueError
 
@@ -469,7 +470,13 @@ class Ledger:
         wait_s = _wait_seconds(wait)
         if wait_s == 0:
             raw = self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
+        elif in_loop() and (
+            raw := self._src._conn().ledger_claim_next(self._ns, worker or default_worker(), lease, self._tx)
+        ) is not None:
+            pass  # due at once: no wait
         else:
+            if in_loop():
+                warn_blocking(self._src, "claim", f"waiting for an item of ledger {self._ns!r} (claim_next/claims with a wait)", 2)
             raw = self._src._conn().ledger_claim_next_wait(
                 self._ns, worker or default_worker(), lease, wait_s, self._tx
             )
@@ -486,7 +493,12 @@ class Ledger:
         >>> queue.wait_drained(timeout="1h")  # the workers took and completed both  # doctest: +SKIP
         True
         """
-        return self._src._conn().ledger_wait_drained(self._ns, _wait_seconds(timeout), self._tx)
+        wait_s = _wait_seconds(timeout)
+        if wait_s != 0 and in_loop():
+            if self._src._conn().ledger_wait_drained(self._ns, 0.0, self._tx):
+                return True
+            warn_blocking(self._src, "drain", f"waiting for ledger {self._ns!r} to drain (wait_drained)", 2)
+        return self._src._conn().ledger_wait_drained(self._ns, wait_s, self._tx)
 
     def take(self, *, lease: Duration = DEFAULT_LEASE, worker: Optional[str] = None) -> Claim:
         """Claim the next item, as :meth:`claim_next` does, or raise :class:`NothingDueError`

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Type, TypeVar
 
 from . import _cairn
+from ._blocking import in_loop, warn_blocking
 from ._lock import _timeout_seconds
 from ._types import Duration
 from .errors import InvalidInputError
@@ -106,6 +107,8 @@ class Limiter:
             if deadline is not None and now() + retry > deadline:
                 return False
             if clock is None:
+                if in_loop():
+                    warn_blocking(self._store, "limiter", f"waiting for a slot of the limiter {self._name!r}", 2)
                 time.sleep(retry)
             else:
                 clock.advance(max(retry, 0.001))

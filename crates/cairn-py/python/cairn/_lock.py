@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Type, TypeVar
 
+from ._blocking import in_loop, warn_blocking
 from ._types import Duration
 from .errors import InvalidInputError, LeaseLostError, LockHeldError
 
@@ -165,6 +166,8 @@ class Lock:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
+            if nap == 0.002 and in_loop():
+                warn_blocking(self._store, "lock", f"waiting for the lock {self._name!r}, held elsewhere", 2)
             time.sleep(nap if deadline is None else min(nap, deadline - now))
             nap = min(nap * 2, 0.1)
         self._held = held

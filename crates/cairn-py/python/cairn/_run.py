@@ -11,8 +11,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type, TypeVar, cast
 
 from . import _cairn
+from ._blocking import in_loop, warn_blocking
 from ._types import Duration
-from .errors import InvalidInputError
+from .errors import InvalidInputError, RunHeldError
 
 if TYPE_CHECKING:
     from ._store import Store, Transaction
@@ -170,7 +171,14 @@ class Run:
         if self._held is not None:
             raise InvalidInputError("invalid input: a Run object is used once; call store.run() again")
         conn = self._store._conn()
-        held = conn.run_take(self._id, self._lease, self._wait)
+        held = None
+        if in_loop() and (self._wait is None or _cairn.duration_seconds(self._wait, "a wait") > 0):
+            try:
+                held = conn.run_take(self._id, self._lease, 0)
+            except RunHeldError:
+                warn_blocking(self._store, "run", f"waiting for the run {self._id!r}, held by another attempt", 2)
+        if held is None:
+            held = conn.run_take(self._id, self._lease, self._wait)
         self._held = held
         if not held.finished and not self._store._memory:
             self._keep = conn.run_keep_alive(held)

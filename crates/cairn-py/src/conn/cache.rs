@@ -45,6 +45,10 @@ pub(crate) struct RawCacheStats {
     limits: Py<RawCacheLimits>,
 }
 
+/// One `(key, value, ttl)` of `cache_set_each`, as Python gave it (converted one by one, so
+/// that one that does not convert fails alone).
+type SetItem<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
+
 #[pymethods]
 impl Connection {
     /// The value of `key`, or `default` when it is absent or expired.
@@ -166,6 +170,89 @@ impl Connection {
                 None => Ok(default.clone_ref(py)),
             })
             .collect()
+    }
+
+    /// `cache_get` of each key outside any transaction (`Cache::get_each`: the same hit and
+    /// miss counts, one snapshot), in one call: for `cairn.AsyncStore`, whose worker runs a
+    /// burst of concurrent gets here at the price of one release of the interpreter lock
+    /// rather than one each (each release lets the event loop's thread take the lock, and the
+    /// worker then waits for it). Each element is the value, `missing` for a miss, or the
+    /// exception that key's `cache_get` would have raised (no cached value is an exception).
+    fn cache_get_each(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        keys: Vec<Text>,
+        missing: Py<PyAny>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let found =
+            self.run(py, 0, |s| Ok(s.cache(&ns).get_each::<Value, _>(keys.iter().map(|k| &**k))?))?;
+        found
+            .into_iter()
+            .map(|v| match v {
+                Ok(Some(v)) => convert::to_py(py, v),
+                Ok(None) => Ok(missing.clone_ref(py)),
+                Err(e) => Ok(to_py(py, e).into_value(py).into_any()),
+            })
+            .collect()
+    }
+
+    /// `cache_set` of each `(key, value, ttl)` outside any transaction, in one call, committed
+    /// together (group commit: one transaction for the lot, for `cairn.AsyncStore`'s bursts of
+    /// sets). Each set is still all or nothing: when the group fails, nothing of it was
+    /// committed and each set runs again in a transaction of its own, so that one bad value
+    /// fails alone. Each element is None (stored) or the exception that set raised.
+    fn cache_set_each(
+        &self,
+        py: Python<'_>,
+        ns: Text,
+        items: Vec<SetItem<'_>>,
+    ) -> PyResult<Vec<Option<Py<PyAny>>>> {
+        let mut out: Vec<Option<Py<PyAny>>> = Vec::with_capacity(items.len());
+        // (position in `out`, key, value, ttl) of the items that convert; the others fail now.
+        let mut ready = Vec::with_capacity(items.len());
+        for (i, (k, v, ttl)) in items.iter().enumerate() {
+            let item = (|| -> PyResult<_> {
+                let key = k.extract::<Text>()?;
+                Ok((i, key, convert::to_value(v)?, convert::duration(ttl.as_ref(), "a TTL")?))
+            })();
+            match item {
+                Ok(item) => ready.push(item),
+                Err(e) => {
+                    // `cache_set` raises TypeError naming the key for a key that is no str.
+                    let e = if k.is_instance_of::<pyo3::types::PyString>() {
+                        e
+                    } else {
+                        pyo3::exceptions::PyTypeError::new_err(format!(
+                            "key must be a str, not {}",
+                            k.get_type().name()?
+                        ))
+                    };
+                    out.push(Some(e.into_value(py).into_any()));
+                    continue;
+                }
+            }
+            out.push(None);
+        }
+        let results = self.run(py, 0, |s| {
+            let grouped = s.store.transaction(|tx| {
+                let cache = tx.cache(&ns);
+                ready.iter().try_for_each(|(_, k, v, ttl)| cache.set(k, v, *ttl))
+            });
+            Ok(match grouped {
+                Ok(()) => ready.iter().map(|_| Ok(())).collect::<Vec<_>>(),
+                Err(_) => {
+                    let cache = s.store.cache(&ns);
+                    ready.iter().map(|(_, k, v, ttl)| cache.set(k, v, *ttl)).collect()
+                }
+            })
+        })?;
+        for ((i, ..), r) in ready.iter().zip(results) {
+            if let Err(e) = r {
+                out[*i] = Some(to_py(py, e).into_value(py).into_any());
+            }
+        }
+        Ok(out)
     }
 
     /// Store `(key, value)` pairs with one `ttl`, in one transaction.

@@ -264,6 +264,51 @@ impl<'a> Cache<'a> {
         found.map(|v| self.decode(key, v)).transpose()
     }
 
+    /// Each of `keys` read as [`Cache::get`] reads it (its own hit or miss counted, a key that
+    /// is refused refused alone), in one call: what a batch of independent gets costs less
+    /// as. On a file, outside a transaction, the reads share one read transaction (one
+    /// snapshot: as if they all ran at its start), which saves most of a lone get's overhead;
+    /// in a least-recently-used namespace (each hit is a write) and inside a transaction, they
+    /// run as gets one by one. The outer error is one that fails the whole call (the snapshot
+    /// could not be taken); the inner ones, each key's own.
+    ///
+    /// ```
+    /// use cairn::Store;
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// let cache = store.cache("pages");
+    /// cache.set("home", "<html>", None)?;
+    /// let got = cache.get_each::<String, _>(["home", "away", "bad\0key"])?;
+    /// assert_eq!(got[0].as_ref().ok(), Some(&Some("<html>".to_string())));
+    /// assert_eq!(got[1].as_ref().ok(), Some(&None));
+    /// assert!(got[2].is_err());
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn get_each<T: Decode, K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Result<Option<T>>>> {
+        validate_ns(self.ns)?;
+        let keys: Vec<K> = keys.into_iter().collect();
+        let s = self.store;
+        if self.in_tx || (!s.is_read_only() && s.cache_state().is_lru(&s.engine, self.ns)?) {
+            return Ok(keys.iter().map(|k| self.get(k.as_ref())).collect());
+        }
+        let valid: Vec<&str> = keys.iter().map(AsRef::as_ref).filter(|k| validate_key(k).is_ok()).collect();
+        let mut found = s.engine.cache_get_each(self.ns, &valid, s.now())?.into_iter();
+        let read_only = s.is_read_only();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let key = k.as_ref();
+                validate_key(key)?;
+                let v = found.next().flatten();
+                s.cache_state().count(self.ns, v.is_some(), read_only);
+                v.map(|v| self.decode(key, v)).transpose()
+            })
+            .collect())
+    }
+
     /// A fresh value, without counting a hit or a miss.
     pub(crate) fn lookup(&self, key: &str) -> Result<Option<Stored>> {
         let s = self.store;

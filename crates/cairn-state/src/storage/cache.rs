@@ -13,6 +13,8 @@ engine_ops! {
     trait CacheOps {
         /// A fresh entry's value.
         fn cache_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Stored>>;
+        /// Each key's fresh value, from one snapshot where the engine has one.
+        fn cache_get_each(&self, ns: &str, keys: &[&str], now: i64) -> Result<Vec<Option<Stored>>>;
         /// A fresh entry's value, recording its use with `rank`.
         fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Stored>>;
         /// The next recency rank of a bounded namespace.

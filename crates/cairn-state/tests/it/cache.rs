@@ -294,6 +294,34 @@ contract! {
         Ok(())
     }
 
+    fn get_each_reads_each_key_as_get_does_with_its_own_error_and_hit_count(f) {
+        let store = &f.store;
+        let c = store.cache("each");
+        c.set_many([("a", 1_i64), ("b", 2)], None)?;
+        let got = c.get_each::<i64, _>(["b", "missing", "bad\0key", "a"])?;
+        assert_eq!(got[0].as_ref().ok(), Some(&Some(2)));
+        assert_eq!(got[1].as_ref().ok(), Some(&None));
+        assert_eq!(got[2].as_ref().err().map(Error::kind), Some(ErrorKind::InvalidInput), "a bad key fails alone");
+        assert_eq!(got[3].as_ref().ok(), Some(&Some(1)));
+        store.flush_stats()?;
+        let st = c.stats()?;
+        assert_eq!((st.hits, st.misses), (2, 1), "each key counted as a get counts it; the refused one not");
+        // Least recently used: each hit is a use, as a get's is.
+        c.set_limits(CacheLimits { max_entries: Some(2), eviction: Eviction::LeastRecentlyUsed, ..Default::default() })?;
+        let got = c.get_each::<i64, _>(["a"])?;
+        assert_eq!(got[0].as_ref().ok(), Some(&Some(1)));
+        c.set("c", 3_i64, None)?;
+        assert_eq!(c.get::<i64>("b")?, None, "b was used least recently: evicted");
+        assert_eq!(c.get::<i64>("a")?, Some(1));
+        store.transaction(|tx| {
+            tx.cache("each").set("d", 4_i64, None)?;
+            let got = tx.cache("each").get_each::<i64, _>(["d"])?;
+            assert_eq!(got[0].as_ref().ok(), Some(&Some(4)), "in a transaction, it sees its writes");
+            Ok::<_, Error>(())
+        })?;
+        Ok(())
+    }
+
     fn namespaces_are_isolated_and_clear_empties_only_one(f) {
         let store = &f.store;
         store.cache("a").set("k", "a", None)?;

@@ -34,6 +34,11 @@ impl Engine {
             .map(|r| stored(&r, 0, 1)))
     }
 
+    /// Each key's fresh value, read one by one (as many lone gets would be).
+    pub fn cache_get_each(&self, ns: &str, keys: &[&str], now: i64) -> Result<Vec<Option<Stored>>> {
+        keys.iter().map(|k| self.cache_get(ns, k, now)).collect()
+    }
+
     pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Stored>> {
         self.lock_key(CACHE, ns, key)?;
         Ok(self

@@ -120,6 +120,18 @@ impl Engine {
         self.row(GET, params![ns, key, now], |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))
     }
 
+    /// Each key's fresh value, from one read transaction (outside a transaction): the reads
+    /// share one snapshot, and each saves the statement-level transaction a lone read pays
+    /// (about a third of a lone get's cost).
+    pub fn cache_get_each(&self, ns: &str, keys: &[&str], now: i64) -> Result<Vec<Option<Stored>>> {
+        let snapshot = if self.in_transaction() { None } else { Some(self.begin_read()?) };
+        let found = keys.iter().map(|k| self.cache_get(ns, k, now)).collect::<Result<Vec<_>>>()?;
+        if let Some(s) = snapshot {
+            s.commit()?;
+        }
+        Ok(found)
+    }
+
     /// A hit in a least-recently-used namespace records its use with `rank`.
     pub fn cache_get_touch(&self, ns: &str, key: &str, now: i64, rank: i64) -> Result<Option<Stored>> {
         self.row(GET_TOUCH, params![ns, key, now, rank], |r| Ok(Stored::new(r.get(0)?, r.get(1)?)))
