@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 from ._aio_runner import Group, finish
 from ._cache import _MISSING, Cache, CacheLimits, CacheStats, _check_key
@@ -263,9 +263,15 @@ class AsyncCache:
         h = self._h if self._h is not None else await self._handle()
         await self._run(h.set_limits, max_entries, max_bytes, eviction)
 
+    @overload
     async def get_or_set(
-        self, key: str, compute: Callable[[], Union[T, Awaitable[T]]], ttl: Optional[Duration] = None
-    ) -> T:
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: Optional[Duration] = None
+    ) -> T: ...
+
+    @overload
+    async def get_or_set(self, key: str, compute: Callable[[], T], ttl: Optional[Duration] = None) -> T: ...
+
+    async def get_or_set(self, key: str, compute: Callable[[], Any], ttl: Optional[Duration] = None) -> Any:
         """The value of `key`; on a miss, ``compute()`` (a coroutine function, or a function
         returning an awaitable or a value), store its result with `ttl` and return it as
         stored (a tuple comes back as a list, as from any other process).
@@ -304,11 +310,9 @@ class AsyncCache:
             h = txn._tx().cache(self._ns)
             found = await txn._submit(h.get, (key, _MISSING))
             if found is not _MISSING:
-                result: T = found
-                return result
+                return found
             value = await _computed(compute, ident)
-            stored: T = await txn._submit(h.get_or_set, (key, lambda: value, ttl))
-            return stored
+            return await txn._submit(h.get_or_set, (key, lambda: value, ttl))
         fills = astore._fills
         # Tasks of this store asking for a key one of them is filling wait for its result: one
         # of them polls the store, not all.
