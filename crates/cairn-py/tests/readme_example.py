@@ -16,11 +16,19 @@ def readme_example(readme: Path) -> str:
     """The code block of the README's "From Python" section, then assertions on its results."""
     text = readme.read_text()
     section = text[text.index("## From Python") :]
-    (code,) = re.findall(r"```python\n(.*?)```", section[: section.index("\n## ", 3)], re.S)
+    code = re.findall(r"```python\n(.*?)```", section[: section.index("\n### ", 3)], re.S)[0]
     code += "\nassert store.ledger('invoices').filter_new(['inv-1', 'inv-2', 'inv-3', 'inv-4']) == ['inv-4']\n"
     code += "assert store.ledger('emails').counts().done == 1 and claim is None\n"
     code += "assert 'page-7' in store.ledger('exports') and store.checkpoint('exports').get() == {'page': 7}\n"
     code += "assert body == '<html>…</html>' and rate('EUR') == 1.08\n"
+    return code
+
+
+def readme_async_example(readme: Path) -> str:
+    """The code block of the README's "From asyncio" section."""
+    text = readme.read_text()
+    section = text[text.index("### From asyncio") :]
+    (code,) = re.findall(r"```python\n(.*?)```", section[: section.index("\n## ", 3)], re.S)
     return code
 
 
