@@ -10,7 +10,7 @@ use crate::Ui;
 /// A store with something in every part: queues `orders` (o-1 pending, o-2 failed, o-3
 /// pending) and `mail` (m-1 pending, m-2 done), a cache entry, a job run, a run with two
 /// steps done and a third failed.
-pub fn seed(store: &Store) {
+pub(crate) fn seed(store: &Store) {
     let orders = store.ledger("orders").max_attempts(1);
     orders.enqueue(["o-1", "o-2", "o-3"]).unwrap();
     assert_eq!(orders.fail("o-2", "HTTP 502 from <upstream>").unwrap(), ItemState::Failed);
@@ -29,7 +29,7 @@ pub fn seed(store: &Store) {
 
 /// A step's own error.
 #[derive(Debug)]
-pub struct Oops(String);
+pub(crate) struct Oops(pub(crate) String);
 
 impl From<cairn::Error> for Oops {
     fn from(e: cairn::Error) -> Self {
@@ -44,7 +44,7 @@ impl std::fmt::Display for Oops {
 }
 
 /// A file store seeded, and a server over it.
-fn fixture(read_only: bool) -> (tempfile::TempDir, Store, Ui) {
+pub(crate) fn fixture(read_only: bool) -> (tempfile::TempDir, Store, Ui) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = Store::open(&path).unwrap();
