@@ -76,11 +76,17 @@ fn fill(store: &Store) -> cairn::Result<()> {
     let t = Instant::now();
     let ledger = store.ledger("big").max_attempts(1);
     for batch in 0..(ITEMS / 10_000) {
-        let ids: Vec<String> = (batch * 10_000..(batch + 1) * 10_000).map(|i| format!("item-{i:07}")).collect();
+        let ids: Vec<String> =
+            (batch * 10_000..(batch + 1) * 10_000).map(|i| format!("item-{i:07}")).collect();
         store.transaction(|tx| {
             let l = tx.ledger("big");
             l.enqueue(&ids)?;
-            let done: Vec<&String> = ids.iter().enumerate().filter(|(i, _)| i % 100 != 0 && i % 1000 != 7).map(|(_, id)| id).collect();
+            let done: Vec<&String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 100 != 0 && i % 1000 != 7)
+                .map(|(_, id)| id)
+                .collect();
             l.mark_done_many(done)?;
             Ok::<_, cairn::Error>(())
         })?;

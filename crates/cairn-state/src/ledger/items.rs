@@ -177,8 +177,10 @@ impl<'a> Ledger<'a> {
         limit: usize,
     ) -> Result<ItemPage> {
         self.check_ns()?;
-        if prefix.len() > MAX_ID_BYTES {
-            return Err(Error::invalid(format!("an id prefix is at most {MAX_ID_BYTES} bytes")));
+        if prefix.len() > MAX_ID_BYTES || prefix.contains('\0') {
+            return Err(Error::invalid(format!(
+                "an id prefix is at most {MAX_ID_BYTES} bytes, without NUL bytes"
+            )));
         }
         let now = self.store.now();
         let limit = limit.max(1);
