@@ -285,25 +285,27 @@ fn queue_body(
 ) -> cairn::Result<String> {
     let t = &ctx.token;
     let ledger = store.ledger(ns);
-    let counts = ledger.counts()?;
+    // No counts here: counting a namespace's items by state reads all of them (the overview
+    // does, once); this page reads one page of them and whether the namespace is paused.
+    let paused = ledger.paused()?;
     let page = ledger.page(state, prefix, after, PAGE_ITEMS)?;
     let state_s = state.map(|s| s.as_str()).unwrap_or("");
     let path = format!("/queue/{}", seg(ns));
     let action = format!("{path}/");
     let mut out = format!("<h1 data-ns=\"{}\">{}</h1>{}", esc(ns), esc(ns), msg(query));
 
-    // Counts, each a link to its filter, and pause/resume.
+    // A link per state to its filter, and pause/resume.
     out.push_str("<p class=filters>");
-    for (s, n) in [
-        ("pending", counts.pending),
-        ("claimed", counts.claimed),
-        ("done", counts.done),
-        ("failed", counts.failed),
-        ("cancelled", counts.cancelled),
-    ] {
-        let _ = write!(out, "<a href=\"{}\">{} {n}</a> ", href(t, &path, &[("state", s)]), badge(s));
+    let _ = write!(out, "<a href=\"{}\">all</a> ", href(t, &path, &[]));
+    for s in ItemState::ALL {
+        let _ = write!(
+            out,
+            "<a href=\"{}\">{}</a> ",
+            href(t, &path, &[("state", s.as_str())]),
+            badge(s.as_str())
+        );
     }
-    if let Some(p) = counts.paused {
+    if let Some(p) = paused {
         out.push_str(&badge("paused"));
         if let Some(u) = p.until_millis() {
             let _ = write!(out, " until {}", time(u));
