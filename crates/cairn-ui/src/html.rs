@@ -90,7 +90,8 @@ th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid var(--line);vert
 th{color:var(--mute);font-weight:600;white-space:nowrap}
 td.n{text-align:right}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}
-pre{white-space:pre-wrap;word-break:break-all;margin:0;max-height:12em;overflow:auto}
+pre{white-space:pre-wrap;word-break:break-word;margin:0;max-height:12em;overflow:auto}
+td pre:not(:empty){min-width:12em}
 .mute{color:var(--mute)}
 .st{display:inline-block;padding:0 .45em;border-radius:1em;border:1px solid currentColor;font-size:.85em;white-space:nowrap}
 .st-failed,.st-bad{color:var(--bad)}.st-done,.st-finished,.st-succeeded,.st-ok{color:var(--ok)}
