@@ -90,3 +90,16 @@ fn ui_on_a_missing_store_fails_and_creates_nothing() {
     assert_one_line_error(&err);
     assert!(!env.db().exists());
 }
+
+#[test]
+fn ui_on_a_port_in_use_fails_with_one_line_naming_it() {
+    let env = Env::new();
+    env.ok(&["ledger", "enqueue", "a"], 0);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, out, err) = env.run(&["ui", "--listen", &addr]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    assert_one_line_error(&err);
+    assert!(err.contains(&addr), "{err}");
+}

@@ -327,3 +327,35 @@ fn the_overview_and_a_retry_work_on_postgresql() {
     assert_eq!(ui.get("/run/deploy-1").status, 200);
     assert_eq!(ui.get("/job/nightly").status, 200);
 }
+
+#[test]
+fn resetting_a_run_that_a_live_attempt_holds_is_409_and_changes_nothing() {
+    let (_dir, store, ui) = fixture(false);
+    let mut run = store.run("live").unwrap();
+    run.step("one", || Ok::<_, cairn::Error>(1)).unwrap();
+    let r = ui.post("/run/live/reset", "from=one");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(store.runs().get("live").unwrap().unwrap().steps.len(), 1);
+    run.finish().unwrap();
+}
+
+#[test]
+fn the_overview_escapes_every_name_it_shows() {
+    let (_dir, store, ui) = fixture(false);
+    let evil = "<b onmouseover=alert(1)>\"x'";
+    store.ledger(evil).enqueue(["a"]).unwrap();
+    store.cache(evil).set("k", "v", None).unwrap();
+    let _lock = store.try_lock(evil, Duration::from_secs(60)).unwrap().unwrap();
+    let mut run = store.run(evil).unwrap();
+    run.step("s", || Ok::<_, cairn::Error>(1)).unwrap();
+    run.finish().unwrap();
+    let body = ui.get("/").body;
+    assert!(!body.contains("<b onmouseover"), "{body}");
+    let escaped = "&lt;b onmouseover=alert(1)&gt;&quot;x&#39;";
+    assert_eq!(body.matches(escaped).count(), 2 * 4, "queue, cache, lock and run: attribute and text each");
+    // Its links are percent-encoded, and lead to its pages.
+    let link = "/queue/%3Cb%20onmouseover%3Dalert%281%29%3E%22x%27";
+    assert!(body.contains(link), "{body}");
+    assert!(ui.get(link).body.contains("data-id=\"a\""));
+    assert_eq!(ui.get("/run/%3Cb%20onmouseover%3Dalert%281%29%3E%22x%27").status, 200);
+}
