@@ -107,14 +107,17 @@ svg text{fill:var(--mute);font-size:11px}
 
 const SCRIPT: &str = r#"
 document.addEventListener('submit',function(e){var m=e.target.getAttribute('data-confirm');if(m&&!window.confirm(m))e.preventDefault();});
-if(document.body.hasAttribute('data-refresh')){setInterval(function(){
+if(document.body.hasAttribute('data-refresh')){var refresh=function(){var t0=Date.now();
 fetch(location.href,{cache:'no-store'}).then(function(r){return r.ok?r.text():null}).then(function(t){
 if(!t)return;var d=new DOMParser().parseFromString(t,'text/html');var n=d.getElementById('main');var o=document.getElementById('main');
-if(n&&o)o.replaceWith(n);}).catch(function(){});},3000);}
+if(n&&o)o.replaceWith(n);}).catch(function(){}).then(function(){setTimeout(refresh,Math.max(3000,10*(Date.now()-t0)));});};
+setTimeout(refresh,3000);}
 "#;
 
 /// A whole page: the header with the way back to the overview, `body` in `<main id=main>`.
-/// `refresh`: the script replaces `main` with a fresh copy every 3 s while the page is open.
+/// `refresh`: the script replaces `main` with a fresh copy every 3 s while the page is open,
+/// or ten times as long as the last copy took to come (a store whose counts take long is not
+/// kept busy answering one open tab).
 pub fn page(token: &str, title: &str, crumbs: &str, body: &str, refresh: bool, read_only: bool) -> String {
     format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8>\

@@ -183,7 +183,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 #[test]
-fn in_a_browser_a_failed_item_is_found_retried_after_confirming_and_seen_queued_again() {
+fn in_a_browser_the_overview_refreshes_and_a_failed_item_is_retried_after_confirming_and_seen_queued_again() {
     let Some(b) = Browser::start(1280, 900) else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
@@ -194,6 +194,10 @@ fn in_a_browser_a_failed_item_is_found_retried_after_confirming_and_seen_queued_
     // The overview, then the failed items of `orders` from its count.
     b.goto(&format!("{}/?token={}", ui.base(), ui.token));
     assert_eq!(b.title(), "overview · cairn");
+    // It refreshes itself: a namespace made meanwhile shows up without a reload.
+    assert!(b.find_all("tr[data-ns=\"fresh\"]").is_empty());
+    store.ledger("fresh").enqueue(["f-1"]).unwrap();
+    b.find("tr[data-ns=\"fresh\"]");
     b.click(&b.find("tr[data-ns=\"orders\"] td[data-state=\"failed\"] a"));
     b.find("tr[data-id=\"o-2\"][data-state=\"failed\"]");
 
