@@ -91,6 +91,35 @@ impl Options {
 }
 
 /// A bound server: [`Server::url`] to print, [`Server::serve`] to answer.
+///
+/// ```
+/// use std::io::{Read, Write};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.db");
+/// cairn::Store::open(&path)?.ledger("orders").enqueue(["o-1"])?;
+/// let server = cairn_ui::Server::bind(&cairn_ui::Options::new().listen("127.0.0.1:0".parse()?))?;
+/// let (addr, token) = (server.local_addr(), server.token().to_owned());
+/// assert_eq!(server.url(), format!("http://{addr}/?token={token}"));
+/// let serving = std::thread::spawn(move || -> Result<(), String> {
+///     let store = cairn::Store::open(&path).map_err(|e| e.to_string())?;
+///     for _ in 0..2 {
+///         server.serve_one(&store).map_err(|e| e.to_string())?;
+///     }
+///     Ok(())
+/// });
+/// let get = |target: &str| -> std::io::Result<String> {
+///     let mut s = std::net::TcpStream::connect(addr)?;
+///     write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+///     let mut reply = String::new();
+///     s.read_to_string(&mut reply)?;
+///     Ok(reply)
+/// };
+/// assert!(get(&format!("/queue/orders?token={token}"))?.contains("data-id=\"o-1\""));
+/// assert!(get("/queue/orders")?.starts_with("HTTP/1.1 403")); // no token
+/// serving.join().expect("the server thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Server {
     http: tiny_http::Server,
     addr: SocketAddr,
