@@ -30,6 +30,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let c = store.ledger("big").counts()?;
     println!("store {location}: big has {} pending, {} done, {} failed", c.pending, c.done, c.failed);
+    // What the overview's time is made of: the counts by state, and the rest of the metrics.
+    for (what, f) in [
+        (
+            "Ledger::counts of big",
+            &(|| store.ledger("big").counts().map(drop)) as &dyn Fn() -> cairn::Result<()>,
+        ),
+        ("Store::metrics", &|| store.metrics().map(drop)),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..rounds.min(10) {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("{what:<32} median {:>8.2} ms", ms(times[times.len() / 2]));
+    }
 
     let server = cairn_ui::Server::bind(&cairn_ui::Options::new().listen("127.0.0.1:0".parse()?))?;
     let (addr, token) = (server.local_addr(), server.token().to_owned());
