@@ -171,6 +171,14 @@ pub enum Command {
     /// Give free pages back to the file system and empty the write-ahead log.
     Vacuum,
 
+    /// Serve a local web page to see and steer the store: queues, runs, jobs, caches, locks.
+    ///
+    /// Prints the page's URL (one line on stdout), which carries a random token: a request
+    /// without it is refused, and the actions (retry, cancel, delete, pause, resume, reset a
+    /// run) are POSTs that carry it too, so another site open in the same browser can trigger
+    /// none. Serves until interrupted (Ctrl-C).
+    Ui(UiArgs),
+
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -215,9 +223,11 @@ impl Command {
             Command::Limit(_) => {
                 Some("rate limits have no namespace: name the limit for what it paces (e.g. github-api)")
             }
-            Command::Migrate(_) | Command::Doctor | Command::Backup { .. } | Command::Vacuum => {
-                Some("it works on the whole store")
-            }
+            Command::Migrate(_)
+            | Command::Doctor
+            | Command::Backup { .. }
+            | Command::Vacuum
+            | Command::Ui(_) => Some("it works on the whole store"),
             Command::Completions { .. } | Command::Man { .. } => Some("it has no namespace"),
         }
     }
@@ -943,6 +953,24 @@ pub enum StatsFormat {
     Text,
     /// The Prometheus text exposition format.
     Prometheus,
+}
+
+// `ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The address and port to listen on; port 0 picks a free one (the printed URL says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// Show no action and refuse every change: a page to look at.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Open the page in the default browser (xdg-open, or open on macOS).
+    #[arg(long)]
+    pub open: bool,
+    /// Allow --listen on an address other than loopback. Anyone who reaches it and sees the
+    /// token (sent in clear: plain HTTP) can steer the store.
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 // `migrate`.

@@ -97,8 +97,9 @@ pub use job::{
     DEFAULT_KEEP, DEFAULT_MAX_CATCH_UP, MAX_JOB_NAME_BYTES,
 };
 pub use ledger::{
-    Claim, ClaimHolder, Item, ItemState, Ledger, LedgerCounts, LedgerPolicy, Pause, QueueItem, DEFAULT_LEASE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY, PRIORITY_RANGE,
+    Claim, ClaimHolder, Item, ItemPage, ItemState, Ledger, LedgerCounts, LedgerPolicy, Pause, QueueItem,
+    DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY, MAX_ID_BYTES, MAX_RETRY_DELAY, PAGE_SCAN_ROWS,
+    PRIORITY_RANGE,
 };
 pub use limit::{Decision, Limiter, Rate, MAX_BURST};
 pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};

@@ -94,10 +94,11 @@ impl Store {
     /// Figures of the whole store for monitoring: per ledger namespace its items by state, the
     /// age of its oldest queued item and whether it is paused; per cache namespace its entries,
     /// bytes, hits and misses; the locks held; per job its last success, its newest finished
-    /// run's duration and status, its runs by outcome and whether it runs. Reads only, and
-    /// stays cheap with a million items: counts by state from the indexes, the oldest queued
-    /// item by a few seeks of the queue index. Each namespace is read on its own (not one
-    /// snapshot of the whole store).
+    /// run's duration and status, its runs by outcome and whether it runs. Reads only: the
+    /// oldest queued item by a few seeks of the queue index, the counts by state in one pass
+    /// over each namespace's items ([`Ledger::counts`](crate::Ledger::counts): some 150 ms for
+    /// a million items, docs/BENCHMARKS.md, "cairn ui"). Each namespace is read on its own
+    /// (not one snapshot of the whole store).
     ///
     /// ```
     /// use cairn::Store;

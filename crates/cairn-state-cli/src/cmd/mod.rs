@@ -12,6 +12,7 @@ mod maintenance;
 mod memo;
 mod run;
 mod step;
+mod ui;
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
@@ -102,6 +103,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Doctor => maintenance::doctor(&ctx),
         Command::Backup { path } => maintenance::backup(&ctx, &path),
         Command::Vacuum => maintenance::vacuum(&ctx),
+        Command::Ui(args) => ui::run(&ctx, args),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man { command, dir } => generate::man(&command, dir.as_deref()),
     }

@@ -17,6 +17,7 @@ mod queue_order;
 mod readonly;
 mod runs;
 mod types;
+mod ui;
 mod wait;
 
 use std::io::Read;

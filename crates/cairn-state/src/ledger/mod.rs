@@ -245,6 +245,23 @@ impl LedgerPolicy {
     }
 }
 
+/// A page of items from [`Ledger::page`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ItemPage {
+    /// The items, in id order.
+    pub items: Vec<Item>,
+    /// Where the next page starts (its `after`); `None` when there is nothing more to read.
+    pub next: Option<String>,
+}
+
+/// The most items [`Ledger::page`] reads for one page, whatever its filter: a page stays a
+/// few milliseconds with a million items in the namespace.
+pub const PAGE_SCAN_ROWS: usize = 10_000;
+
+/// How many rows [`Ledger::page`] reads per statement.
+const PAGE_CHUNK_ROWS: usize = 500;
+
 /// How many items stand where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

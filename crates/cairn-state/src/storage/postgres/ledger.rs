@@ -10,7 +10,8 @@ use crate::codec::ValueKind;
 use crate::error::Result;
 use crate::storage::states::state;
 use crate::storage::{
-    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, FAILED, PENDING, WAITING,
+    ClaimRow, Fenced, ItemRow, NewItem, PolicyRow, RetryRule, Stored, Takeover, CANCELLED, CLAIMED, DONE,
+    FAILED, PENDING, WAITING,
 };
 
 const LEDGER: &str = "l";
@@ -1066,22 +1067,33 @@ impl Engine {
         Ok(ids.iter().map(|id| settled.contains(*id)).collect())
     }
 
+    /// One pass over the namespace, each state counted by a filter, as on a file (no
+    /// aggregate by a computed state); the pending count is what is left.
     pub fn ledger_counts(&self, ns: &str, now: i64) -> Result<Vec<(i64, u64)>> {
         let rows = self.rows(
             concat!(
-                "SELECT (CASE WHEN state = ",
+                "SELECT count(*) FILTER (WHERE state = ",
                 state!(claimed),
-                " AND seq <= $2 THEN ",
-                state!(pending),
-                " ELSE state END)::smallint AS s, count(*) \
-                 FROM {s}.cairn_ledger WHERE ns = $1 GROUP BY 1"
+                " AND seq > $2), count(*) FILTER (WHERE state = ",
+                state!(done),
+                "), count(*) FILTER (WHERE state = ",
+                state!(failed),
+                "), count(*) FILTER (WHERE state = ",
+                state!(cancelled),
+                "), count(*) FROM {s}.cairn_ledger WHERE ns = $1"
             ),
             &[&ns, &now],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| (i64::from(r.get::<_, i16>(0)), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
-            .collect())
+        let n = |i: usize| rows.first().map_or(0, |r| u64::try_from(r.get::<_, i64>(i)).unwrap_or(0));
+        let (claimed, done, failed, cancelled) = (n(0), n(1), n(2), n(3));
+        let pending = n(4).saturating_sub(claimed + done + failed + cancelled);
+        Ok(vec![
+            (CLAIMED, claimed),
+            (DONE, done),
+            (FAILED, failed),
+            (CANCELLED, cancelled),
+            (PENDING, pending),
+        ])
     }
 
     pub fn ledger_list(&self, ns: &str, state: Option<i64>, after: &str, limit: i64) -> Result<Vec<ItemRow>> {
