@@ -96,8 +96,9 @@ impl Store {
     /// bytes, hits and misses; the locks held; per job its last success, its newest finished
     /// run's duration and status, its runs by outcome and whether it runs. Reads only: the
     /// oldest queued item by a few seeks of the queue index, the counts by state in one pass
-    /// over each namespace's items ([`Ledger::counts`](crate::Ledger::counts): some 150 ms for
-    /// a million items, docs/BENCHMARKS.md, "cairn ui"). Each namespace is read on its own
+    /// over each namespace's items ([`Ledger::counts`](crate::Ledger::counts): some 70–150 ms
+    /// for a million items, docs/BENCHMARKS.md, "cairn ui"; [`Store::metrics_with`] takes
+    /// counts kept elsewhere instead). Each namespace is read on its own
     /// (not one snapshot of the whole store).
     ///
     /// ```
@@ -116,12 +117,34 @@ impl Store {
     /// # Ok::<(), cairn::Error>(())
     /// ```
     pub fn metrics(&self) -> Result<Metrics> {
+        self.metrics_with(|ledger| ledger.counts())
+    }
+
+    /// [`Store::metrics`] with each ledger namespace's counts taken from `counts` instead of
+    /// read: for a dashboard that keeps counts it read earlier (`cairn ui` does, for the
+    /// namespaces too large to count on every view). Everything else is read as `metrics`
+    /// reads it.
+    ///
+    /// ```
+    /// use cairn::{LedgerCounts, Store};
+    ///
+    /// let store = Store::open_in_memory()?;
+    /// store.ledger("orders").enqueue(["o-1", "o-2"])?;
+    /// let m = store.metrics_with(|_ledger| Ok(LedgerCounts::default()))?;
+    /// assert_eq!((m.ledger[0].ns.as_str(), m.ledger[0].counts.pending), ("orders", 0));
+    /// assert!(m.ledger[0].oldest_queued.is_some(), "read, not taken from the closure");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn metrics_with(
+        &self,
+        mut counts: impl FnMut(&crate::Ledger<'_>) -> Result<LedgerCounts>,
+    ) -> Result<Metrics> {
         let now = self.now();
         let ledger = self
             .ledger_namespaces()?
             .into_iter()
             .map(|ns| {
-                let counts = self.ledger(&ns).counts()?;
+                let counts = counts(&self.ledger(&ns))?;
                 let oldest_queued = self.engine.metrics_ready_since(&ns, now)?.map(|since| {
                     Duration::from_millis(u64::try_from(now.saturating_sub(since)).unwrap_or(0))
                 });

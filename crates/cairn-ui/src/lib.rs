@@ -23,6 +23,7 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod counts;
 mod html;
 mod pages;
 mod routes;
@@ -167,7 +168,11 @@ impl Server {
             io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {}: {e}", options.listen))
         })?;
         let addr = http.server_addr().to_ip().unwrap_or(options.listen);
-        Ok(Server { http, addr, ctx: routes::Ctx { token, read_only: options.read_only } })
+        Ok(Server {
+            http,
+            addr,
+            ctx: routes::Ctx { token, read_only: options.read_only, counts: std::cell::OnceCell::new() },
+        })
     }
 
     /// The address listened on (with the real port when port 0 was asked).
@@ -186,8 +191,11 @@ impl Server {
     }
 
     /// Answer requests one at a time, reading and writing `store`, until the process ends or
-    /// the socket fails.
+    /// the socket fails. The first call also starts a thread, on a second handle of the same
+    /// store ([`Store::open_again`]), that counts the ledger namespaces too large to count on
+    /// every view of the overview (see docs/DESIGN.md, "Counts at scale").
     pub fn serve(&self, store: &Store) -> io::Result<()> {
+        self.ctx.counts.get_or_init(|| counts::Counter::start(store));
         loop {
             let request = self.http.recv()?;
             routes::handle(&self.ctx, store, request);
@@ -196,6 +204,7 @@ impl Server {
 
     /// Answer one request (waiting for it): for tests that serve a given number of requests.
     pub fn serve_one(&self, store: &Store) -> io::Result<()> {
+        self.ctx.counts.get_or_init(|| counts::Counter::start(store));
         let request = self.http.recv()?;
         routes::handle(&self.ctx, store, request);
         Ok(())

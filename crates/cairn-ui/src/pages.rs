@@ -47,7 +47,16 @@ pub fn overview(ctx: &Ctx, store: &Store) -> Reply {
 }
 
 fn overview_body(ctx: &Ctx, store: &Store) -> cairn::Result<String> {
-    let m = store.metrics()?;
+    // The age of each namespace's counts where they were not read for this view.
+    let mut ages = HashMap::new();
+    let m = match ctx.counts.get() {
+        Some(counter) => store.metrics_with(|ledger| {
+            let (counts, age) = counter.counts(ledger)?;
+            ages.insert(ledger.namespace().to_owned(), age);
+            Ok(counts)
+        })?,
+        None => store.metrics()?,
+    };
     let t = &ctx.token;
     let mut out = String::from("<h1>Overview</h1>");
 
@@ -70,9 +79,17 @@ fn overview_body(ctx: &Ctx, store: &Store) -> cairn::Result<String> {
                     None => badge("paused"),
                 },
             };
+            // A large namespace's counts are from its last count, in the background: say when.
+            let counted = match ages.get(&l.ns).copied().flatten() {
+                Some(age) => format!(
+                    " <small class=mute title=\"counted in the background: a count reads every item\">counted {} ago</small>",
+                    dur(Duration::from_secs(age.as_secs()))
+                ),
+                None => String::new(),
+            };
             let _ = write!(
                 rows,
-                "<tr data-ns=\"{}\"><td><a href=\"{link}\">{}</a></td>{}{}{}{}{}<td>{}</td><td>{paused}</td></tr>",
+                "<tr data-ns=\"{}\"><td><a href=\"{link}\">{}</a></td>{}{}{}{}{}<td>{}</td><td>{paused}{counted}</td></tr>",
                 esc(&l.ns),
                 esc(&l.ns),
                 cell("pending", c.pending),

@@ -26,6 +26,8 @@ use crate::pages;
 pub struct Ctx {
     pub token: String,
     pub read_only: bool,
+    /// The ledger counts, started with the first request (they need the store).
+    pub counts: std::cell::OnceCell<crate::counts::Counter>,
 }
 
 /// A reply before it is sent.
@@ -275,6 +277,9 @@ fn queue_action(ctx: &Ctx, store: &Store, ns: &str, action: &str, form: &HashMap
             }
         }
     };
+    if let Some(counter) = ctx.counts.get() {
+        counter.changed(ns);
+    }
     match result {
         Ok(msg) => {
             let back = |k: &str| form.get(k).map(String::as_str).unwrap_or("");

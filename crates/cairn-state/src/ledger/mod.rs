@@ -378,6 +378,17 @@ impl<'a> Ledger<'a> {
         Ledger { store, ns, in_tx, max_attempts: None, holder: ClaimHolder::ThisProcess, retry_delay: None }
     }
 
+    /// The namespace's name.
+    ///
+    /// ```
+    /// let store = cairn::Store::open_in_memory()?;
+    /// assert_eq!(store.ledger("orders").namespace(), "orders");
+    /// # Ok::<(), cairn::Error>(())
+    /// ```
+    pub fn namespace(&self) -> &str {
+        self.ns
+    }
+
     /// Keep the namespace's policy in the store, replacing the one before: every handle of the
     /// namespace applies it from its next operation on, in every process, inside transactions
     /// too, unless the handle overrides it ([`Ledger::max_attempts`], [`Ledger::retry_delay`]).

@@ -335,6 +335,27 @@ impl Store {
         self.missing.as_deref().unwrap_or_else(|| self.engine.path())
     }
 
+    /// Another handle on this store, for another thread: the same file or server, opened
+    /// with the same options (read-only if this one is). A store is not shared between
+    /// threads; a thread that works beside this one opens its own handle this way.
+    /// An in-memory store has no other handle: `InvalidInput`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = cairn::Store::open(dir.path().join("state.db"))?;
+    /// store.ledger("orders").mark_done("o-1")?;
+    /// let other = store.open_again()?;
+    /// let seen = std::thread::spawn(move || other.ledger("orders").is_done("o-1")).join();
+    /// assert!(matches!(seen, Ok(Ok(true))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_again(&self) -> Result<Store> {
+        if self.journal_mode == "memory" || self.path() == Path::new(":memory:") {
+            return Err(Error::invalid("an in-memory store has no other handle: it lives in one connection"));
+        }
+        self.options.clone().open(self.location())
+    }
+
     /// Where another connection opens this store: the file, or the server's URL with its
     /// password (never shown; `path` is what messages show).
     pub(crate) fn location(&self) -> PathBuf {
