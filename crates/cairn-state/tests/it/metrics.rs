@@ -163,3 +163,45 @@ contract! {
         Ok(())
     }
 }
+
+contract! {
+    /// `metrics_with` takes each ledger namespace's counts from the caller (once each, as a
+    /// dashboard keeping counts of its own does) and reads everything else as `metrics` does.
+    fn metrics_with_takes_the_counts_from_the_caller_and_reads_the_rest(f) {
+        f.store.ledger("a").enqueue(["x"])?;
+        f.store.ledger("b").mark_done("y")?;
+        let mut asked = Vec::new();
+        let m = f.store.metrics_with(|ledger| {
+            asked.push(ledger.namespace().to_owned());
+            let mut kept = cairn::LedgerCounts::default();
+            kept.done = 41;
+            Ok(kept)
+        })?;
+        asked.sort();
+        assert_eq!(asked, ["a", "b"]);
+        assert!(m.ledger.iter().all(|l| l.counts.done == 41), "{:?}", m.ledger);
+        let a = m.ledger.iter().find(|l| l.ns == "a").expect("namespace a");
+        assert!(a.oldest_queued.is_some(), "read, not taken from the caller");
+        let read = f.store.metrics()?;
+        let b = read.ledger.iter().find(|l| l.ns == "b").expect("namespace b");
+        assert_eq!((b.counts.done, b.counts.pending), (1, 0), "metrics itself still reads");
+        Ok(())
+    }
+
+    /// `open_again` is another handle on the same store, for another thread: what one
+    /// writes, the other reads there.
+    fn open_again_is_another_handle_on_the_same_store(f) {
+        let other = f.store.open_again()?;
+        f.store.ledger("q").mark_done("a")?;
+        let seen = std::thread::spawn(move || {
+            let done = other.ledger("q").is_done("a")?;
+            other.ledger("q").mark_done("b")?;
+            Ok::<_, cairn::Error>(done)
+        })
+        .join()
+        .expect("the other thread");
+        assert!(seen?);
+        assert!(f.store.ledger("q").is_done("b")?);
+        Ok(())
+    }
+}

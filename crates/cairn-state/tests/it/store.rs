@@ -819,3 +819,18 @@ contract! {
         Ok(())
     }
 }
+
+/// A read-only store's other handle is read-only too; an in-memory store has none.
+#[test]
+fn open_again_keeps_the_options_and_refuses_an_in_memory_store() -> Result<(), Error> {
+    let (_dir, path, store, _clock) = temp_store();
+    store.ledger("q").mark_done("a")?;
+    let reader = Store::open_read_only(&path)?;
+    let other = reader.open_again()?;
+    assert!(other.ledger("q").is_done("a")?);
+    let err = other.ledger("q").mark_done("b").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    let err = Store::open_in_memory()?.open_again().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    Ok(())
+}
