@@ -235,6 +235,44 @@ mod tests {
         assert_eq!((quiet.head(), quiet.tail()), ("only errors".to_owned(), "only errors".to_owned()));
     }
 
+    /// Joining a finished run for one step reads the output namespace's policy with it: the
+    /// same answer a hit would read, for every kind of bounds, so that the replay of the
+    /// output need not read it.
+    #[test]
+    fn the_output_policy_read_with_a_finished_run_is_the_one_a_hit_reads() -> Result<()> {
+        use crate::{CacheLimits, Eviction, RunOptions};
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path)?;
+        let options = RunOptions::new().keep_alive(false);
+        let mut run = store.run_with("r", options.clone())?;
+        run.step("a", || Ok::<_, Error>(1i64))?;
+        run.finish()?;
+        let lru = Eviction::LeastRecentlyUsed;
+        let bounds = [
+            None,
+            Some(CacheLimits { max_entries: Some(10), max_bytes: None, eviction: lru }),
+            Some(CacheLimits { max_entries: None, max_bytes: Some(1 << 20), eviction: lru }),
+            Some(CacheLimits { max_entries: None, max_bytes: None, eviction: lru }),
+            Some(CacheLimits { max_entries: Some(10), ..CacheLimits::default() }),
+        ];
+        let mut reads = Vec::new();
+        for limits in bounds {
+            if let Some(limits) = limits {
+                store.cache(OUTPUT_NS).set_limits(limits)?;
+            }
+            let reader = Store::open(&path)?;
+            let read = reader.cache_state().is_lru(&reader.engine, OUTPUT_NS)?;
+            let joined = Store::open(&path)?;
+            assert_eq!(joined.cache_state().known_policy(OUTPUT_NS), None);
+            joined.take_run_for_step("r", &options, "a")?;
+            assert_eq!(joined.cache_state().known_policy(OUTPUT_NS), Some(read), "{limits:?}");
+            reads.push(read);
+        }
+        assert_eq!(reads, [false, true, true, false, false], "only bounded lru namespaces record use");
+        Ok(())
+    }
+
     #[test]
     fn one_runs_output_keys_are_not_under_another_runs_prefix() {
         assert!(!output_key("a/1", "b", 1).starts_with(&run_prefix("a")));

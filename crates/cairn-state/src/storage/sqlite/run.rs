@@ -5,7 +5,10 @@ use rusqlite::{params, Row};
 
 use super::Engine;
 use crate::error::Result;
-use crate::storage::{Hold, RunRow, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED};
+use crate::storage::{
+    Hold, RunRow, RunWithStep, StepResult, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE,
+    STEP_FAILED,
+};
 
 const RUN_COLUMNS: &str =
     "id, state, token, attempts, owner, holder, lease_until, error, started_at, updated_at, finished_at";
@@ -98,6 +101,47 @@ impl Engine {
             params![run, name],
             step_row,
         )
+    }
+
+    /// One row from each table at most, as a `UNION ALL` of single-table reads: SQLite
+    /// compiles it for about 30,000 instructions fewer than the same three-table join, and a
+    /// `cairn step` process compiles it every time (compiling is most of what it costs there).
+    pub fn run_step_get(&self, id: &str, name: &str, ns: &str) -> Result<Option<RunWithStep>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT 0, state, token, attempts, NULL FROM cairn_run WHERE id = ?1 \
+                 UNION ALL SELECT 1, state, fingerprint, value, kind FROM cairn_step WHERE run = ?1 AND name = ?2 \
+                 UNION ALL SELECT 2, lru AND (max_entries IS NOT NULL OR max_bytes IS NOT NULL), NULL, NULL, NULL \
+                 FROM cairn_cache_ns WHERE ns = ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![id, name, ns]).map_err(|e| self.err(e))?;
+        let mut run = None;
+        let mut step = None;
+        let mut lru = false;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let which: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let got = match which {
+                0 => r.get(1).and_then(|state| {
+                    run = Some((state, r.get(2)?, r.get(3)?));
+                    Ok(())
+                }),
+                1 => r.get(1).and_then(|state| {
+                    let value: Option<Vec<u8>> = r.get(3)?;
+                    let kind: Option<i64> = r.get(4)?;
+                    step = Some(StepResult {
+                        state,
+                        fingerprint: r.get(2)?,
+                        value: value.map(|v| (v, kind.unwrap_or(0))),
+                    });
+                    Ok(())
+                }),
+                _ => r.get(1).map(|l| lru = l),
+            };
+            got.map_err(|e| self.err(e))?;
+        }
+        Ok(run.map(|(state, token, attempts)| RunWithStep { state, token, attempts, step, lru }))
     }
 
     pub fn step_record(&self, run: &str, token: i64, step: &StepWrite<'_>) -> Result<bool> {
