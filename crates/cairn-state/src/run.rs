@@ -29,8 +29,8 @@ use crate::lock::KeepAlive;
 use crate::names::validate_name;
 use crate::process;
 use crate::storage::{
-    EngineOps, Hold, RunOps, RunRow, StepRow, StepWrite, Stored, RUN_FAILED, RUN_FINISHED, RUN_RUNNING,
-    STEP_DONE,
+    EngineOps, Hold, RunOps, RunRow, StepResult, StepRow, StepWrite, Stored, RUN_FAILED, RUN_FINISHED,
+    RUN_RUNNING, STEP_DONE,
 };
 use crate::store::Store;
 use crate::tx::Tx;
@@ -172,18 +172,24 @@ impl Store {
     /// [`Store::run_with`] as plain data: nothing renews the lease or ends the attempt but
     /// the caller ([`Store::renew_run`], [`Store::end_run`]); `keep_alive` is not looked at.
     pub fn take_run(&self, id: &str, options: &RunOptions) -> Result<HeldRun> {
+        self.take_run_at(id, options, None)
+    }
+
+    /// [`Store::take_run`] for a process that then replays or runs the one step `name` (a
+    /// full name, as [`HeldRun::next_step`] gives: the CLI's `cairn step`). Joining a finished
+    /// run reads that step in the same statement as the run (with the policy of the cache
+    /// namespace where a command step's output is kept), and [`Store::replay_step`] of `name`
+    /// replays what it read: one statement instead of three before the output's.
+    pub fn take_run_for_step(&self, id: &str, options: &RunOptions, name: &str) -> Result<HeldRun> {
+        self.take_run_at(id, options, Some(name))
+    }
+
+    fn take_run_at(&self, id: &str, options: &RunOptions, step: Option<&str>) -> Result<HeldRun> {
         validate_run_id(id)?;
         if options.lease.is_zero() {
             return Err(Error::invalid("a run's lease must be longer than zero"));
         }
-        let holder = match options.holder_pid {
-            Some(pid) => process::watch(pid)?,
-            None => process::watch(std::process::id())?,
-        };
-        let owner = process::token();
-        let started = Instant::now();
-        let mut nap = Duration::from_millis(20);
-        let held = |token, attempt, finished, recorded| HeldRun {
+        let held = |token, attempt, finished, recorded, read| HeldRun {
             id: id.to_owned(),
             token,
             attempt,
@@ -192,15 +198,30 @@ impl Store {
             lease: options.lease,
             seen: HashMap::new(),
             next_seq: 0,
+            read,
         };
         // Joining a finished run to replay it writes nothing: read it outside a write
         // transaction, so that a replaying process is a reader, as a memo replay is (no lock,
-        // no commit, no fsync). Nothing changes for a run that is not finished.
-        if let Some(row) = self.engine.run_get(id)? {
-            if row.state == RUN_FINISHED {
-                return Ok(held(row.token, row.attempts, true, None));
-            }
+        // no commit, no fsync), and before looking at any process: a finished run is held for
+        // none. Nothing changes for a run that is not finished.
+        let found = match step {
+            Some(name) => self.engine.run_step_get(id, name, OUTPUT_NS)?.map(|row| {
+                self.cache_state().know_policy(OUTPUT_NS, row.lru);
+                let read = Some(Box::new(ReadStep { name: name.to_owned(), step: row.step }));
+                (row.state, row.token, row.attempts, read)
+            }),
+            None => self.engine.run_get(id)?.map(|row| (row.state, row.token, row.attempts, None)),
+        };
+        if let Some((RUN_FINISHED, token, attempts, read)) = found {
+            return Ok(held(token, attempts, true, None, read));
         }
+        let holder = match options.holder_pid {
+            Some(pid) => process::watch(pid)?,
+            None => process::watch(std::process::id())?,
+        };
+        let owner = process::token();
+        let started = Instant::now();
+        let mut nap = Duration::from_millis(20);
         loop {
             match self.try_take_run(id, &owner, holder.as_deref(), options)? {
                 Taken::Attempt { token, attempt, created } => {
@@ -220,9 +241,9 @@ impl Store {
                                 .collect(),
                         ),
                     };
-                    return Ok(held(token, attempt, false, recorded));
+                    return Ok(held(token, attempt, false, recorded, None));
                 }
-                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, None)),
+                Taken::Finished { token, attempts } => return Ok(held(token, attempts, true, None, None)),
                 Taken::Again => {}
                 Taken::Held(row) => {
                     let waited = started.elapsed();
@@ -242,8 +263,16 @@ impl Store {
     /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
     /// step the finished run never recorded.
     pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
-        let row = self.engine.step_get(&run.id, name)?.filter(|row| row.state == STEP_DONE);
-        let Some(row) = row else {
+        let row = match run.read.as_deref() {
+            // Read with the finished run, where nothing records a step.
+            Some(read) if read.name == name => read.step.clone(),
+            _ => self.engine.step_get(&run.id, name)?.map(|row| StepResult {
+                state: row.state,
+                fingerprint: row.fingerprint,
+                value: row.value,
+            }),
+        };
+        let Some(row) = row.filter(|row| row.state == STEP_DONE) else {
             if run.finished {
                 return Err(Error::invalid(format!(
                     "the run '{}' is finished and never recorded a step '{name}': the script changed after it \
@@ -491,6 +520,16 @@ pub struct HeldRun {
     lease: Duration,
     seen: HashMap<String, u32>,
     next_seq: i64,
+    /// A step read with the finished run when it was joined ([`Store::take_run_for_step`]).
+    read: Option<Box<ReadStep>>,
+}
+
+/// A step of a finished run, read with the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReadStep {
+    name: String,
+    /// None: the run has no step of that name.
+    step: Option<StepResult>,
 }
 
 impl HeldRun {

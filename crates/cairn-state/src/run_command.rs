@@ -50,8 +50,15 @@ pub fn command_version<S: AsRef<OsStr>>(argv: &[S]) -> String {
         digest.update((bytes.len() as u64).to_be_bytes());
         digest.update(bytes);
     }
-    let hex: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("argv:{hex}")
+    // By hand rather than a `format!` per byte: this runs in every `cairn step` process.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut version = String::with_capacity(21);
+    version.push_str("argv:");
+    for b in &digest.finalize()[..8] {
+        version.push(char::from(HEX[usize::from(b >> 4)]));
+        version.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    version
 }
 
 /// The output key of step `name` of run `id` by the attempt holding `token`: each part led
@@ -233,6 +240,51 @@ mod tests {
         let mut quiet = Glimpse::default();
         quiet.take(Stream::Stderr, b"only errors\n");
         assert_eq!((quiet.head(), quiet.tail()), ("only errors".to_owned(), "only errors".to_owned()));
+    }
+
+    /// Joining a finished run for one step reads the output namespace's policy with it: the
+    /// same answer a hit would read, for every kind of bounds, so that the replay of the
+    /// output need not read it.
+    #[test]
+    fn the_output_policy_read_with_a_finished_run_is_the_one_a_hit_reads() -> Result<()> {
+        use crate::{CacheLimits, Eviction, RunOptions};
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path)?;
+        let options = RunOptions::new().keep_alive(false);
+        let mut run = store.run_with("r", options.clone())?;
+        run.step("a", || Ok::<_, Error>(1i64))?;
+        run.finish()?;
+        let lru = Eviction::LeastRecentlyUsed;
+        let bounds = [
+            None,
+            Some(CacheLimits { max_entries: Some(10), max_bytes: None, eviction: lru }),
+            Some(CacheLimits { max_entries: None, max_bytes: Some(1 << 20), eviction: lru }),
+            Some(CacheLimits { max_entries: None, max_bytes: None, eviction: lru }),
+            Some(CacheLimits { max_entries: Some(10), ..CacheLimits::default() }),
+        ];
+        let mut reads = Vec::new();
+        for limits in bounds {
+            if let Some(limits) = limits {
+                store.cache(OUTPUT_NS).set_limits(limits)?;
+            }
+            let reader = Store::open(&path)?;
+            let read = reader.cache_state().is_lru(&reader.engine, OUTPUT_NS)?;
+            let joined = Store::open(&path)?;
+            assert_eq!(joined.cache_state().known_policy(OUTPUT_NS), None);
+            joined.take_run_for_step("r", &options, "a")?;
+            assert_eq!(joined.cache_state().known_policy(OUTPUT_NS), Some(read), "{limits:?}");
+            reads.push(read);
+        }
+        assert_eq!(reads, [false, true, true, false, false], "only bounded lru namespaces record use");
+        Ok(())
+    }
+
+    /// A command's version is what earlier versions of cairn recorded for it, or every step
+    /// they recorded would be StepChanged.
+    #[test]
+    fn a_commands_version_is_the_one_recorded_before() {
+        assert_eq!(command_version(&["echo", "hello"]), "argv:08368a0963c4cc67");
     }
 
     #[test]

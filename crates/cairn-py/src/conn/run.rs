@@ -120,6 +120,35 @@ impl Connection {
         Ok(HeldRun(self.run_store(py, |s| Ok(s.take_run(&id, &options)?))?))
     }
 
+    /// The next step called `name` of the attempt, in one call rather than three (every
+    /// call into the extension counts at a step's scale): `(True, value, full name, position,
+    /// 0)` for a step recorded under `version`, `(False, None, full name, position, the store's
+    /// time now)` for one to run, its start.
+    fn run_step_begin(
+        &self,
+        py: Python<'_>,
+        mut held: PyRefMut<'_, HeldRun>,
+        name: Text,
+        version: Text,
+    ) -> PyResult<(bool, Py<PyAny>, String, i64, i64)> {
+        let (full, seq) = held.0.next_step(&name).map_err(|e| crate::errors::to_py(py, e))?;
+        let run = &held.0;
+        // A new step (names come from next_step) is not read back: only its start is needed.
+        let replays = run.may_be_recorded(&full);
+        let (value, started) = self.run_store(py, |s| {
+            if replays {
+                if let Some(v) = s.replay_step::<Value>(run, &full, &version)? {
+                    return Ok((Some(v), 0));
+                }
+            }
+            Ok((None, s.now_millis()))
+        })?;
+        match value {
+            Some(v) => Ok((true, convert::to_py(py, v)?, full, seq, 0)),
+            None => Ok((false, py.None(), full, seq, started)),
+        }
+    }
+
     /// `(True, value)` for a step recorded under `version`, `(False, None)` for one to run.
     fn run_replay(
         &self,

@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
     let code = match cmd {
         RunCmd::Finish { hold } => {
             let store = ctx.open()?;
-            let Some(held) = take(&store, &hold)? else { return Ok(hold.held_exit) };
+            let Some(held) = take(&store, &hold, None)? else { return Ok(hold.held_exit) };
             store.end_run(&held, true, None)?;
             exit::OK
         }
@@ -75,7 +75,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
         }
         RunCmd::Sleep { name, duration, no_wait, hold } => {
             let store = ctx.open()?;
-            let Some(held) = take(&store, &hold)? else { return Ok(hold.held_exit) };
+            let Some(held) = take(&store, &hold, Some(&name))? else { return Ok(hold.held_exit) };
             let wake = match store.replay_step::<i64>(&held, &name, "")? {
                 Some(wake) => wake,
                 None => {

@@ -12,7 +12,7 @@ use crate::output::{stdout_failure, Outcome};
 
 pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
     let store = ctx.open()?;
-    let Some(held) = take(&store, &args.hold)? else { return Ok(args.hold.held_exit) };
+    let Some(held) = take(&store, &args.hold, Some(&args.name))? else { return Ok(args.hold.held_exit) };
     let version = cairn::command_version(&definition(&args.command, &args.env));
     let mut out = Passer::new();
     let mut passing_on = None;
@@ -56,13 +56,18 @@ fn definition(command: &[OsString], env: &[String]) -> Vec<OsString> {
 
 /// Take the run for the script (the process --pid, else cairn's parent), joining the attempt
 /// that script already holds; `None`, said on stderr, while another live process holds it.
-pub fn take(store: &Store, hold: &HoldArgs) -> Outcome<Option<HeldRun>> {
+/// With the `step` this process is for, joining a finished run reads that step with it.
+pub fn take(store: &Store, hold: &HoldArgs, step: Option<&str>) -> Outcome<Option<HeldRun>> {
     let pid = hold.pid.unwrap_or_else(std::os::unix::process::parent_id);
     let mut options = RunOptions::new().holder_pid(pid).rejoin(true).lease(hold.lease);
     if let Some(wait) = hold.wait {
         options = options.wait(wait);
     }
-    match store.take_run(&hold.run, &options) {
+    let taken = match step {
+        Some(name) => store.take_run_for_step(&hold.run, &options, name),
+        None => store.take_run(&hold.run, &options),
+    };
+    match taken {
         Ok(held) => Ok(Some(held)),
         Err(e) if e.kind() == ErrorKind::RunHeld => {
             crate::output::note(e);

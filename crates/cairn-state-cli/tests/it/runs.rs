@@ -227,6 +227,10 @@ fn after_finish_recorded_steps_replay_and_a_step_never_recorded_is_refused() {
     assert_ne!(new.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&new.stderr).contains("cairn run reset d"), "{new:?}");
     assert!(!env.path("ran").exists());
+    let changed = script(&env, "d", "$C step a -- sh -c 'touch ran; echo other'");
+    assert_eq!(changed.status.code(), Some(7), "a finished run's step under another command: {changed:?}");
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("cairn run reset d --from a"), "{changed:?}");
+    assert!(changed.stdout.is_empty() && !env.path("ran").exists());
     assert_eq!(side(&env), "a\n");
 }
 

@@ -263,6 +263,18 @@ impl CacheState {
         Ok(lru)
     }
 
+    /// Keep the policy of `ns` read by another statement (`lru` as [`CacheState::is_lru`]
+    /// computes it), unless it is known already: its next hit need not read it.
+    pub(crate) fn know_policy(&self, ns: &str, lru: bool) {
+        self.policies.borrow_mut().entry(ns.to_owned()).or_insert(lru);
+    }
+
+    /// The policy of `ns` known without reading it, if any.
+    #[cfg(test)]
+    pub(crate) fn known_policy(&self, ns: &str) -> Option<bool> {
+        self.policies.borrow().get(ns).copied()
+    }
+
     pub(crate) fn tx_limits(&self, ns: &str) -> Option<CacheLimits> {
         self.tx_limits.borrow().get(ns).copied()
     }

@@ -156,7 +156,8 @@ pub(crate) use metrics::MetricsOps;
 pub(crate) use migrate::{run_steps, MigrateOps, VersionSlot};
 pub(crate) use redact::redact_url;
 pub(crate) use run::{
-    Hold, RunOps, RunRow, StepRow, StepWrite, RUN_FAILED, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED,
+    Hold, RunOps, RunRow, RunWithStep, StepResult, StepRow, StepWrite, RUN_FAILED, RUN_FINISHED, RUN_RUNNING,
+    STEP_DONE, STEP_FAILED,
 };
 pub(crate) use sql::SqlOps;
 pub(crate) use watch::{WakeRow, WatchOps, Watcher, Woke};

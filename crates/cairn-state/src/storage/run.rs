@@ -32,6 +32,11 @@ engine_ops! {
         fn run_end(&self, id: &str, token: i64, state: i64, error: Option<&str>, now: i64) -> Result<bool>;
         /// One step of a run.
         fn step_get(&self, run: &str, name: &str) -> Result<Option<StepRow>>;
+        /// What replaying step `name` of run `id` reads, in one statement: the run's state,
+        /// token and attempts, the step's result if it has that step, and whether hits in
+        /// cache namespace `ns` (where command steps keep their output) record their use. None:
+        /// no such run.
+        fn run_step_get(&self, id: &str, name: &str, ns: &str) -> Result<Option<RunWithStep>>;
         /// Record a step's execution for the attempt holding `token` (a result when done, an
         /// error when failed); false, recording nothing, if that attempt no longer holds the run.
         fn step_record(&self, run: &str, token: i64, step: &StepWrite<'_>) -> Result<bool>;
@@ -88,6 +93,28 @@ pub(crate) struct StepRow {
     pub finished_at: i64,
     /// For a command step: the head of its output when done, the tail when failed.
     pub output: Option<String>,
+}
+
+/// A run's state with one of its steps, as joining a finished run to replay that step reads
+/// them (the rest of either row is not needed, so not read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunWithStep {
+    pub state: i64,
+    pub token: i64,
+    pub attempts: i64,
+    /// None: the run has no such step.
+    pub step: Option<StepResult>,
+    /// Whether hits in the namespace record their use (its eviction is least recently used
+    /// and it has a bound), as the cache reads it before a hit.
+    pub lru: bool,
+}
+
+/// What replaying a step needs of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepResult {
+    pub state: i64,
+    pub fingerprint: String,
+    pub value: Option<(Vec<u8>, i64)>,
 }
 
 /// One execution of a step to record: `value` when it succeeded, else `error`.

@@ -116,6 +116,45 @@ contract! {
         Ok(())
     }
 
+    /// A process that takes a run for one step (the CLI's `cairn step`) reads a finished
+    /// run's step with the run: it replays under the same version, is StepChanged under
+    /// another, and a step the run never recorded is refused; another step is read apart. A run
+    /// that is not finished is taken as ever, its steps read when asked for.
+    fn a_run_taken_for_one_step_replays_it_as_a_step_does(f) {
+        let mut run = f.store.run_with("deploy", manual())?;
+        run.step_with_version("build", "1", || Ok::<_, cairn::Error>("v1".to_owned()))?;
+        run.step("ship", || Ok::<_, cairn::Error>(true))?;
+        run.finish()?;
+        let held = f.store.take_run_for_step("deploy", &manual(), "build")?;
+        assert!(held.is_finished());
+        assert_eq!((held.attempt(), held.token()), (1, 1));
+        assert_eq!(f.store.replay_step::<String>(&held, "build", "1")?.as_deref(), Some("v1"));
+        let err = f.store.replay_step::<String>(&held, "build", "2").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StepChanged);
+        assert!(err.to_string().contains("cairn run reset deploy --from build"), "{err}");
+        assert_eq!(f.store.replay_step::<bool>(&held, "ship", "")?, Some(true), "read apart");
+        let held = f.store.take_run_for_step("deploy", &manual(), "nope")?;
+        let err = f.store.replay_step::<String>(&held, "nope", "").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("never recorded a step 'nope'"), "{err}");
+
+        let mut open = f.store.run_with("open", manual())?;
+        open.step("a", || Ok::<_, cairn::Error>(1i64))?;
+        open.fail("stopped")?;
+        let mut held = f.store.take_run_for_step("open", &manual(), "b")?;
+        assert!(!held.is_finished());
+        assert_eq!((held.attempt(), held.token()), (2, 2), "a new attempt, fenced as ever");
+        assert_eq!(f.store.replay_step::<i64>(&held, "a", "")?, Some(1));
+        let (b, seq) = held.next_step("b")?;
+        assert_eq!(f.store.replay_step::<i64>(&held, &b, "")?, None);
+        let started = f.store.now_millis();
+        f.store.record_step(&held, &b, seq, "", started, Ok(&2i64))?;
+        assert_eq!(f.store.replay_step::<i64>(&held, &b, "")?, Some(2), "read now, not when taken");
+        let err = f.reopen().take_run_for_step("open", &manual(), "b").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RunHeld);
+        Ok(())
+    }
+
     /// step_tx commits the step's writes with its record: replayed, they are not written twice;
     /// from a stale attempt, they are rolled back with it.
     fn a_transactional_step_writes_exactly_once_and_not_at_all_when_stale(f) {
@@ -237,6 +276,8 @@ fn a_finished_run_replays_from_a_read_only_store() -> Result<(), Box<dyn std::er
     let mut again = reader.run_with("r", manual())?;
     assert!(again.is_finished());
     assert_eq!(again.step("a", || -> Result<i64, cairn::Error> { panic!("replayed, not run") })?, 7);
+    let held = reader.take_run_for_step("r", &manual(), "a")?;
+    assert_eq!(reader.replay_step::<i64>(&held, "a", "")?, Some(7), "one statement, read-only too");
     assert_eq!(
         reader.run_with("s", manual()).unwrap_err().kind(),
         ErrorKind::ReadOnly,

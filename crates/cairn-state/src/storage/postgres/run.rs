@@ -6,7 +6,10 @@ use postgres::Row;
 
 use super::Engine;
 use crate::error::Result;
-use crate::storage::{Hold, RunRow, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED};
+use crate::storage::{
+    Hold, RunRow, RunWithStep, StepResult, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE,
+    STEP_FAILED,
+};
 
 macro_rules! run_columns {
     () => {
@@ -110,6 +113,33 @@ impl Engine {
                 &[&run, &name],
             )?
             .map(|r| step_row(&r)))
+    }
+
+    pub fn run_step_get(&self, id: &str, name: &str, ns: &str) -> Result<Option<RunWithStep>> {
+        Ok(self
+            .row(
+                "SELECT r.state::bigint, r.token, r.attempts, s.state::bigint, s.fingerprint, s.value, s.kind::bigint, \
+                 n.lru AND (n.max_entries IS NOT NULL OR n.max_bytes IS NOT NULL) FROM {s}.cairn_run r \
+                 LEFT JOIN {s}.cairn_step s ON s.run = r.id AND s.name = $2 \
+                 LEFT JOIN {s}.cairn_cache_ns n ON n.ns = $3 WHERE r.id = $1",
+                &[&id, &name, &ns],
+            )?
+            .map(|r| {
+                let state: Option<i64> = r.get(3);
+                let step = state.map(|state| {
+                    let value: Option<Vec<u8>> = r.get(5);
+                    let kind: Option<i64> = r.get(6);
+                    StepResult { state, fingerprint: r.get(4), value: value.map(|v| (v, kind.unwrap_or(0))) }
+                });
+                let lru: Option<bool> = r.get(7);
+                RunWithStep {
+                    state: r.get(0),
+                    token: r.get(1),
+                    attempts: r.get(2),
+                    step,
+                    lru: lru.unwrap_or(false),
+                }
+            }))
     }
 
     pub fn step_record(&self, run: &str, token: i64, step: &StepWrite<'_>) -> Result<bool> {

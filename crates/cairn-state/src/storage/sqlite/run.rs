@@ -5,7 +5,10 @@ use rusqlite::{params, Row};
 
 use super::Engine;
 use crate::error::Result;
-use crate::storage::{Hold, RunRow, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE, STEP_FAILED};
+use crate::storage::{
+    Hold, RunRow, RunWithStep, StepResult, StepRow, StepWrite, RUN_FINISHED, RUN_RUNNING, STEP_DONE,
+    STEP_FAILED,
+};
 
 const RUN_COLUMNS: &str =
     "id, state, token, attempts, owner, holder, lease_until, error, started_at, updated_at, finished_at";
@@ -98,6 +101,54 @@ impl Engine {
             params![run, name],
             step_row,
         )
+    }
+
+    /// One row from each table at most, as a `UNION ALL` of single-table reads: SQLite
+    /// compiles it for about 30,000 instructions fewer than the same three-table join. Not
+    /// kept in the statement cache: its caller is a process that takes a run for one step
+    /// (`cairn step`), and a cached statement is compiled as a persistent one, without
+    /// SQLite's lookaside memory, which cost about 43,000 instructions more to compile it.
+    pub fn run_step_get(&self, id: &str, name: &str, ns: &str) -> Result<Option<RunWithStep>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT 0, state, token, attempts, NULL FROM cairn_run WHERE id = ?1 \
+                 UNION ALL SELECT 1, state, fingerprint, value, kind FROM cairn_step WHERE run = ?1 AND name = ?2 \
+                 UNION ALL SELECT 2, lru, max_entries, max_bytes, NULL FROM cairn_cache_ns WHERE ns = ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![id, name, ns]).map_err(|e| self.err(e))?;
+        let mut run = None;
+        let mut step = None;
+        let mut lru = false;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let which: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let got = match which {
+                0 => r.get(1).and_then(|state| {
+                    run = Some((state, r.get(2)?, r.get(3)?));
+                    Ok(())
+                }),
+                1 => r.get(1).and_then(|state| {
+                    let value: Option<Vec<u8>> = r.get(3)?;
+                    let kind: Option<i64> = r.get(4)?;
+                    step = Some(StepResult {
+                        state,
+                        fingerprint: r.get(2)?,
+                        value: value.map(|v| (v, kind.unwrap_or(0))),
+                    });
+                    Ok(())
+                }),
+                // As the cache reads it: least recently used, and bounded.
+                _ => r.get::<_, bool>(1).and_then(|l| {
+                    let entries: Option<i64> = r.get(2)?;
+                    let bytes: Option<i64> = r.get(3)?;
+                    lru = l && (entries.is_some() || bytes.is_some());
+                    Ok(())
+                }),
+            };
+            got.map_err(|e| self.err(e))?;
+        }
+        Ok(run.map(|(state, token, attempts)| RunWithStep { state, token, attempts, step, lru }))
     }
 
     pub fn step_record(&self, run: &str, token: i64, step: &StepWrite<'_>) -> Result<bool> {
