@@ -58,7 +58,7 @@ async def test_a_bad_key_among_concurrent_gets_raises_what_a_sync_get_raises_and
 
 
 async def test_each_get_of_a_burst_gets_its_own_default_and_counts_its_hit_or_miss(path: str) -> None:
-    # Two workers (a burst may be split between them): flush_stats writes both's counts.
+    # Two workers (concurrent runs may go to either): flush_stats writes both's counts.
     async with cairn.AsyncStore(path, workers=2) as astore:
         c = astore.cache("counted")
         await c.set_many({f"k{i}": i for i in range(0, 600, 2)})  # even keys only

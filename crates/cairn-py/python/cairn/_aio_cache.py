@@ -59,17 +59,16 @@ def _groups(h: Cache) -> Tuple[Group, Group]:
     or nothing, one that fails failing alone)."""
     ns = h._ns
 
-    def gets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
-        found = _conn(h).cache_get_each(ns, [c[0] for c in calls], _MISSING)
-        return [
-            (False, v) if isinstance(v, BaseException) else (True, c[1] if v is _MISSING else v)
-            for c, v in zip(calls, found)
-        ]
+    def gets(calls: List[Tuple[Any, ...]]) -> List[Any]:
+        # As the extension gives them: a value, `_MISSING` (the call's default) or an error.
+        found: List[Any] = _conn(h).cache_get_each(ns, [c[0] for c in calls], _MISSING)
+        return found
 
-    def sets(calls: List[Tuple[Any, ...]]) -> List[Tuple[bool, Any]]:
-        return [(True, None) if e is None else (False, e) for e in _conn(h).cache_set_each(ns, calls)]
+    def sets(calls: List[Tuple[Any, ...]]) -> List[Any]:
+        done: List[Any] = _conn(h).cache_set_each(ns, calls)  # None, or a set's error
+        return done
 
-    return Group(("get", ns), h.get, gets, reads=True), Group(("set", ns), h.set, sets)
+    return Group(("get", ns), h.get, gets, missing=_MISSING), Group(("set", ns), h.set, sets)
 
 
 class AsyncCache:
@@ -132,10 +131,13 @@ class AsyncCache:
 
     def get(self, key: str, default: Any = None) -> Awaitable[Any]:
         """The value of `key` with its type, or `default` if missing or expired."""
-        if self._h is None:
+        get = self._get
+        if get is None:
             return self._later("get", key, default)
         txn = self._txn
-        return (txn._submit if txn is not None else self._astore._submit)(self._get, (key, default))
+        if txn is not None:
+            return txn._submit(get, (key, default))
+        return self._astore._submit_group(get, (key, default))
 
     def contains(self, key: str) -> Awaitable[bool]:
         """True if `key` holds a fresh value."""
@@ -153,10 +155,13 @@ class AsyncCache:
 
     def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[None]:
         """Store `value` under `key`, expiring after `ttl` (None: never)."""
-        if self._h is None:
+        set_ = self._set
+        if set_ is None:
             return self._later("set", key, value, ttl)
         txn = self._txn
-        return (txn._submit if txn is not None else self._astore._submit)(self._set, (key, value, ttl))
+        if txn is not None:
+            return txn._submit(set_, (key, value, ttl))
+        return self._astore._submit_group(set_, (key, value, ttl))
 
     def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[bool]:
         """Store `value` only if `key` holds no fresh value; True if stored."""

@@ -17,13 +17,14 @@ thread):
   library (a claim waiting for work) and is stopped through a flag when its task is
   cancelled. Idle lanes are kept for reuse, their connections open.
 
-Bursts cost little more than the sync loop: a call made through a :class:`Group` (a cache get
-or set outside transactions) is handed to the workers at the end of the loop's current step,
-with the others made in it, rather than at once (a worker woken at the first call would take
-the interpreter lock from the loop at every call it runs while the loop is still making the
-rest); and a worker runs consecutive calls of one group in one call of the extension (one
-release of the interpreter lock for the lot; the sets committed together, each still all or
-nothing).
+Bursts cost little more than the sync loop: the calls made through a :class:`Group` (a cache
+get or set outside transactions) during one step of the loop are collected, consecutive calls of
+one group in one :class:`_Run`, and handed to the workers at the end of that step rather than
+at once (a worker woken at the first call would take the interpreter lock from the loop at every
+call it runs while the loop is still making the rest). One worker runs a whole run in one call
+of the extension (one release of the interpreter lock for the lot; the sets committed together,
+each still all or nothing) and hands its results back in one callback, which completes the
+futures with the least Python per call.
 
 A call whose task was cancelled before its result came back still ran: the result of a call
 that took something (a claim, a lock) is handed to its ``cleanup`` on a worker, which gives it
@@ -37,9 +38,12 @@ import asyncio
 import concurrent.futures
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
 
 T = TypeVar("T")
+
+#: Looked up once: a burst of gets calls it once per get.
+_running_loop = asyncio.get_running_loop
 
 # (future, or None when nobody waits for the result; function, arguments, cleanup of an
 # orphaned result)
@@ -47,15 +51,12 @@ _Call = Tuple[Optional["asyncio.Future[Any]"], Callable[..., Any], Tuple[Any, ..
 # (future, succeeded, result or exception, cleanup)
 _Done = Tuple["asyncio.Future[Any]", bool, Any, Optional[Callable[[Any], Any]]]
 
-#: Calls one worker takes at once: enough to amortise the loop's wake-up, few enough that the
-#: other worker shares a burst.
+#: Calls (outside groups) one worker takes at once: enough to amortise the loop's wake-up, few
+#: enough that the other worker shares a burst.
 _BATCH = 256
 
 #: Idle lanes kept for reuse (each keeps a connection open).
 _KEEP_LANES = 8
-
-#: A burst of reads of at least twice this many calls is split between two workers.
-_SPLIT_MIN = 64
 
 
 def in_thread(fn: Callable[[], T]) -> "asyncio.Future[T]":
@@ -100,93 +101,99 @@ class RunnerClosed(RuntimeError):
 class Group:
     """A call that a worker may run together with the consecutive calls of the same `key`:
     ``one(*args)`` alone (what the call is), ``many([args, ...])`` for several, giving one
-    ``(succeeded, result or exception)`` each, as ``one`` would have. When ``many`` raises, each
-    call runs alone. A worker takes every consecutive call of the group queued at once: for
-    writes, one transaction rather than two workers taking turns at the write lock; for reads,
-    one release of the interpreter lock, while the loop, with nothing to do, does not contend
-    for it (two workers, or results handed over in pieces, each waking the loop while the
-    other part still runs, made every hand-over of the lock wait for the interpreter's switch
-    interval on a busy 2-core machine: bursts of 1,000 gets took 2-4 times longer)."""
+    value each: the call's result, the exception it raised (no result of a group's call is an
+    exception), or `missing`, which stands for the call's last argument (a get's default).
+    When ``many`` raises, each call runs alone. A group's call takes nothing that a task
+    cancelled meanwhile would have to give back (no ``cleanup``). A worker takes every consecutive call of the
+    group made in one step of the loop at once: for writes, one transaction rather than two
+    workers taking turns at the write lock; for reads, one release of the interpreter lock,
+    while the loop, with nothing to do, does not contend for it. One worker runs the lot: two,
+    each reading half, read no faster on a 2-core machine (the conversions to Python objects
+    hold the interpreter lock) and add a wake-up of the second, which on a busy machine costs
+    more than its half of the reads."""
 
-    __slots__ = ("key", "one", "many", "reads")
+    __slots__ = ("key", "one", "many", "missing")
 
     def __init__(
         self,
         key: Tuple[Any, ...],
         one: Callable[..., Any],
-        many: Callable[[List[Tuple[Any, ...]]], List[Tuple[bool, Any]]],
-        reads: bool = False,
+        many: Callable[[List[Tuple[Any, ...]]], List[Any]],
+        missing: Any = None,
     ) -> None:
         self.key = key
         self.one = one
         self.many = many
-        #: Reads only: a big burst is split between two workers, which read at once (each on
-        #: its connection, the interpreter lock released) and hand their results over together.
-        self.reads = reads
+        self.missing = missing if missing is not None else _NEVER
 
     def __call__(self, *args: Any) -> Any:
         return self.one(*args)
 
 
-class _Join:
-    """The parts of one burst run by two workers at once: the last to finish hands every
-    result over, so that the loop wakes once, when it has nothing left to wait for (woken by
-    the first, it would hold the interpreter lock while the second still needs it)."""
-
-    __slots__ = ("lock", "left", "by_loop")
-
-    def __init__(self, parts: int) -> None:
-        self.lock = threading.Lock()
-        self.left = parts
-        self.by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
-
-    def done(self, by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]]) -> bool:
-        """Add one part's results; True for the last part."""
-        with self.lock:
-            for loop, results in by_loop.items():
-                self.by_loop.setdefault(loop, []).extend(results)
-            self.left -= 1
-            return self.left == 0
+#: What ``many`` never returns (the `missing` of a group whose calls have no default).
+_NEVER = object()
 
 
-def _run_batch(batch: List[_Call], runner: Runner, join: Optional[_Join] = None) -> None:
-    """Run `batch` on this thread and hand the results to their loops, one wake-up each (with
-    `join`: once every part of it has run)."""
+class _Run:
+    """Consecutive calls of one :class:`Group` made in one step of `loop`: one item of the
+    workers' queue, run by one worker in one call of ``many``. Each call is its future and its
+    arguments, in two lists (no tuple per call: a thousand gathered gets make enough garbage
+    as it is)."""
+
+    __slots__ = ("group", "loop", "futs", "args")
+
+    def __init__(self, group: Group, loop: asyncio.AbstractEventLoop) -> None:
+        self.group = group
+        self.loop = loop
+        self.futs: List["asyncio.Future[Any]"] = []
+        self.args: List[Tuple[Any, ...]] = []
+
+
+def _run_group(run: _Run, runner: Runner) -> None:
+    """Run `run` on this thread (in one call of ``many`` when it holds several calls) and hand
+    its results to its loop in one callback."""
+    group, futs, args = run.group, run.futs, run.args
+    for f in futs:
+        if f.cancelled():
+            # A call whose task stopped waiting before it ran never happens.
+            live = [i for i, f in enumerate(futs) if not f.cancelled()]
+            futs, args = [futs[i] for i in live], [args[i] for i in live]
+            break
+    if len(futs) > 1:
+        try:
+            values: Optional[List[Any]] = group.many(args)
+        except Exception:  # noqa: BLE001 - each call alone then raises its own error
+            values = None
+        if values is not None and len(values) == len(futs):
+            try:
+                run.loop.call_soon_threadsafe(_settle_run, futs, args, values, group.missing)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits these any more (and a get or set holds nothing)
+            return
+    _run_batch([(f, group, a, None) for f, a in zip(futs, args)], runner)
+
+
+def _settle_run(futs: List["asyncio.Future[Any]"], args: List[Tuple[Any, ...]], values: List[Any], missing: Any) -> None:
+    """On the loop: complete the future of each call of a run with its value (see
+    :class:`Group`), unless its task stopped waiting meanwhile."""
+    for fut, a, v in zip(futs, args, values):
+        if fut.done():  # cancelled meanwhile
+            pass
+        elif v is missing:
+            fut.set_result(a[-1])
+        elif isinstance(v, BaseException):
+            fut.set_exception(v)
+        else:
+            fut.set_result(v)
+
+
+def _run_batch(batch: List[_Call], runner: Runner) -> None:
+    """Run `batch` on this thread, one call after the other, and hand the results to their
+    loops, one wake-up each."""
     by_loop: Dict[asyncio.AbstractEventLoop, List[_Done]] = {}
-    i, n = 0, len(batch)
-    while i < n:
-        fut, fn, args, cleanup = batch[i]
-        if type(fn) is Group:
-            key = fn.key
-            j = i + 1
-            while j < n and type(batch[j][1]) is Group and batch[j][1].key == key:  # type: ignore[attr-defined]
-                j += 1
-            if j - i > 1:
-                # A call whose task stopped waiting before it ran never happens.
-                run = [c for c in batch[i:j] if c[0] is None or not c[0].cancelled()]
-                if not run:
-                    i = j
-                    continue
-                try:
-                    outcomes: Optional[List[Tuple[bool, Any]]] = fn.many([c[2] for c in run])
-                except Exception:  # noqa: BLE001 - each call alone then raises its own error
-                    outcomes = None
-                if outcomes is not None and len(outcomes) == len(run):
-                    for (f, _, _, c), (ok, value) in zip(run, outcomes):
-                        if f is not None:
-                            by_loop.setdefault(f.get_loop(), []).append((f, ok, value, c))
-                    i = j
-                    continue
-                for f, g, a, c in run:
-                    _run_one(by_loop, f, g, a, c)
-                i = j
-                continue
+    for fut, fn, args, cleanup in batch:
         _run_one(by_loop, fut, fn, args, cleanup)
-        i += 1
-    if join is None:
-        _hand_over(by_loop, runner)
-    elif join.done(by_loop):
-        _hand_over(join.by_loop, runner)
+    _hand_over(by_loop, runner)
 
 
 def _run_one(
@@ -243,37 +250,57 @@ class Runner:
     """The workers and lanes of one :class:`AsyncStore`."""
 
     def __init__(self, workers: int) -> None:
-        self._cv = threading.Condition(threading.Lock())
-        self._q: Deque[_Call] = deque()
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._q: Deque[Union[_Call, _Run]] = deque()
         self._sleeping = 0
         self._workers: List[threading.Thread] = []
         self._max_workers = workers
         self._closed = False
         self._idle_lanes: List[Lane] = []
         self._lanes: "set[Lane]" = set()
-        # Group calls made during the current step of each loop, handed to the workers at its
-        # end (`_flush`).
-        self._pending: Dict[asyncio.AbstractEventLoop, List[_Call]] = {}
+        # Group calls made during the current step of each loop, in runs, handed to the
+        # workers at its end (`_flush`).
+        self._pending: Dict[asyncio.AbstractEventLoop, List[_Run]] = {}
 
     def submit(
         self, fn: Callable[..., Any], args: Tuple[Any, ...] = (), cleanup: Optional[Callable[[Any], Any]] = None
     ) -> "asyncio.Future[Any]":
         """`fn(*args)` on a worker; its result through a future of the running loop. A
         :class:`Group` call is handed over at the end of the loop's current step."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        with self._cv:
+        if type(fn) is Group and cleanup is None:
+            return self.submit_group(fn, args)
+        fut: asyncio.Future[Any] = _running_loop().create_future()
+        with self._lock:
             if self._closed:
                 raise RunnerClosed("the store is closed")
-            if type(fn) is Group:
-                pending = self._pending.get(loop)
-                if pending is None:
-                    pending = self._pending[loop] = []
-                    loop.call_soon(self._flush, loop)
-                pending.append((fut, fn, args, cleanup))
-                return fut
             self._q.append((fut, fn, args, cleanup))
             self._wake()
+        return fut
+
+    def submit_group(self, group: Group, args: Tuple[Any, ...]) -> "asyncio.Future[Any]":
+        """:meth:`submit` of a :class:`Group` call (which gives nothing back to clean up): the
+        path of a burst of cache gets, kept short (a thousand gathered gets spent as long here
+        as in the database)."""
+        loop = _running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        with self._lock:  # the bare lock under the condition: its own `with` is Python code
+            if self._closed:
+                raise RunnerClosed("the store is closed")
+            pending = self._pending.get(loop)
+            if pending is None:
+                pending = self._pending[loop] = []
+                loop.call_soon(self._flush, loop)
+                run = None
+            else:
+                run = pending[-1]
+                if run.group is not group and run.group.key != group.key:
+                    run = None
+            if run is None:
+                run = _Run(group, loop)
+                pending.append(run)
+            run.futs.append(fut)
+            run.args.append(args)
         return fut
 
     def _wake(self) -> None:
@@ -316,25 +343,19 @@ class Runner:
                     self._sleeping += 1
                     cv.wait()
                     self._sleeping -= 1
-                join: Optional[_Join] = None
-                head = q[0][1]
-                if type(head) is Group:
-                    # Its whole burst (see Group).
-                    batch = [q.popleft()]
-                    while q and type(q[0][1]) is Group and q[0][1].key == head.key:
-                        batch.append(q.popleft())
-                    if head.reads and len(batch) >= 2 * _SPLIT_MIN and self._max_workers > 1:
-                        half = len(batch) // 2
-                        join = _Join(2)
-                        q.appendleft((None, _run_batch, (batch[half:], self, join), None))
-                        del batch[half:]
-                        self._wake()
+                run: Optional[_Run] = None
+                batch: List[_Call] = []
+                if type(q[0]) is _Run:
+                    run = q.popleft()  # type: ignore[assignment]
                 else:
-                    n = min(len(q), _BATCH)
-                    batch = [q.popleft() for _ in range(n)]
+                    while q and len(batch) < _BATCH and type(q[0]) is not _Run:
+                        batch.append(q.popleft())  # type: ignore[arg-type]
                 if q and self._sleeping:
                     cv.notify()
-            _run_batch(batch, self, join)
+            if run is not None:
+                _run_group(run, self)
+            else:
+                _run_batch(batch, self)
 
     def lane(self) -> Lane:
         """A thread of the caller's own until :meth:`Lane.release`."""

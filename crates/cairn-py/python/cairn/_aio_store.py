@@ -20,7 +20,7 @@ from ._aio_memo import astore_memoize
 from ._aio_run import AsyncRun, AsyncRuns
 from ._aio_run import F as StepF
 from ._aio_run import step_decorator as aio_step_decorator
-from ._aio_runner import Lane, Runner, RunnerClosed, finish, in_thread
+from ._aio_runner import Group, Lane, Runner, RunnerClosed, finish, in_thread
 from ._job import JobInfo
 from ._lock import LockHolder
 from ._migrate import MigrationReport, MigrationStatus, Steps
@@ -221,6 +221,16 @@ class AsyncStore:
             )
         try:
             return self._runner.submit(fn, args, cleanup)
+        except RunnerClosed:
+            raise ClosedError("the store is closed; open a new cairn.AsyncStore to use the file again") from None
+
+    def _submit_group(self, group: Group, args: Tuple[Any, ...]) -> "asyncio.Future[Any]":
+        """:meth:`_submit` of a :class:`Group` call (a cache get or set), by the shortest path."""
+        tx = _current_tx.get()
+        if tx is not None and tx._open:
+            return self._submit(group, args)  # raises what it raises
+        try:
+            return self._runner.submit_group(group, args)
         except RunnerClosed:
             raise ClosedError("the store is closed; open a new cairn.AsyncStore to use the file again") from None
 
