@@ -151,3 +151,33 @@ def test_a_blocks_own_exception_is_not_replaced_when_the_run_was_taken_over(tmp_
         taken.__exit__(None, None, None)
         info = store.runs().get("r")
         assert info is not None and info.state == "finished" and info.attempts == 2
+
+
+def test_a_step_may_take_steps_itself_and_its_exception_keeps_its_traceback(any_store: cairn.Store) -> None:
+    """run.step calls the function inside one call of the extension: the attempt must not be
+    held meanwhile (a step's function may take steps of the same run), keyword arguments reach
+    it, and its exception comes out as itself, with the frame that raised it."""
+
+    def outer(run: cairn.Run, n: int, *, scale: int) -> int:
+        return sum(run.step("inner", lambda i=i: i * scale) for i in range(n))
+
+    def broken() -> None:
+        raise KeyError("missing-page")
+
+    with pytest.raises(KeyError) as raised:
+        with any_store.run("nested") as run:
+            assert run.step("outer", outer, run, 3, scale=10) == 30
+            run.step("broken", broken)
+    assert raised.value.args == ("missing-page",)
+    assert any(frame.name == "broken" for frame in raised.traceback), "the raising frame is kept"
+    info = any_store.runs().get("nested")
+    assert info is not None
+    # In the order they began: the outer step has its place before the steps it took.
+    assert [(s.name, s.state) for s in info.steps] == [
+        ("outer", "done"),
+        ("inner", "done"),
+        ("inner#2", "done"),
+        ("inner#3", "done"),
+        ("broken", "failed"),
+    ]
+    assert info.steps[-1].error == "KeyError: 'missing-page'"

@@ -7,7 +7,7 @@ on the others."""
 
 from types import TracebackType
 from typing_extensions import disjoint_base
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, final
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, final
 
 _T = TypeVar("_T")
 _Duration = Any  # int | float | timedelta | str, checked by the extension
@@ -483,6 +483,15 @@ class Connection:
     def job_check(self, name: str, max_age: _Duration) -> RawJobHealth: ...
     def run_take(self, id: str, lease: _Duration, wait: Optional[_Duration]) -> HeldRun: ...
     def run_step_begin(self, held: HeldRun, name: str, version: str) -> Tuple[bool, Any, str, int, int]: ...
+    def run_step_call(
+        self,
+        held: HeldRun,
+        name: str,
+        version: str,
+        fn_: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Tuple[int, Any, str, int, int]: ...
     def run_replay(self, held: HeldRun, name: str, version: str) -> Tuple[bool, Any]: ...
     def run_record(
         self,

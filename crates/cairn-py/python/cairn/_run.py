@@ -232,16 +232,12 @@ class Run:
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
-        found, value, full, seq, started = conn.run_step_begin(held, name, v)
-        if found:
-            return cast(T, value)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as e:
-            _Pending(conn, held, full, seq, v, started).failed(e)
-            raise
-        conn.run_record(held, full, seq, v, started, result, None, 0)
-        return result
+        # The replay, the call and the record in one call into the extension.
+        done, value, full, seq, started = conn.run_step_call(held, name, v, fn, args, kwargs or None)
+        if done == 2:
+            _Pending(conn, held, full, seq, v, started).failed(value)
+            raise value
+        return cast(T, value)
 
     def step_tx(self, name: str, fn: Callable[[Transaction], T], *, version: Optional[str] = None) -> T:
         """A step whose writes to the store commit with its record, in one transaction:

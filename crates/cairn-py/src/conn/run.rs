@@ -149,6 +149,53 @@ impl Connection {
         }
     }
 
+    /// `run.step` in one call into the extension: the next step called `name`, replayed if
+    /// recorded under `version`, else ``fn(*args, **kwargs)`` called and its result recorded.
+    /// `(0, the recorded value, ...)` for a replay, `(1, the result, ...)` for a step run and
+    /// recorded, `(2, the exception fn raised, full name, position, start)` for Python to
+    /// record the failure and raise it. `held` is borrowed only around the store's calls, so
+    /// that `fn` may take steps of the same attempt itself.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (held, name, version, fn_, args, kwargs=None))]
+    fn run_step_call(
+        &self,
+        py: Python<'_>,
+        held: Py<HeldRun>,
+        name: Text,
+        version: Text,
+        fn_: &Bound<'_, PyAny>,
+        args: &Bound<'_, pyo3::types::PyTuple>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<(u8, Py<PyAny>, String, i64, i64)> {
+        let (full, seq, value, started) = {
+            let mut h = held.bind(py).try_borrow_mut()?;
+            let (full, seq) = h.0.next_step(&name).map_err(|e| crate::errors::to_py(py, e))?;
+            let run = &h.0;
+            let replays = run.may_be_recorded(&full);
+            let (value, started) = self.run_store(py, |s| {
+                if replays {
+                    if let Some(v) = s.replay_step::<Value>(run, &full, &version)? {
+                        return Ok((Some(v), 0));
+                    }
+                }
+                Ok((None, s.now_millis()))
+            })?;
+            (full, seq, value, started)
+        };
+        if let Some(v) = value {
+            return Ok((0, convert::to_py(py, v)?, full, seq, 0));
+        }
+        let result = match fn_.call(args, kwargs) {
+            Ok(result) => result,
+            Err(e) => return Ok((2, e.into_value(py).into_any(), full, seq, started)),
+        };
+        let value = convert::to_value(&result)?;
+        let h = held.bind(py).try_borrow()?;
+        let run = &h.0;
+        self.run_store(py, |s| Ok(s.record_step(run, &full, seq, &version, started, Ok(&value))?))?;
+        Ok((1, result.unbind(), full, seq, started))
+    }
+
     /// `(True, value)` for a step recorded under `version`, `(False, None)` for one to run.
     fn run_replay(
         &self,
