@@ -106,6 +106,19 @@ async def test_a_store_that_cannot_open_raises_at_the_first_await(tmp_path: obje
     await s.close()
 
 
+async def test_handles_made_before_the_store_opens_forward_every_call_once_it_is(path: str) -> None:
+    """A handle made before the store is open has no sync handle yet: its first call opens
+    the store and makes it, for the cache's forwarded methods and the checkpoint's alike."""
+    s = cairn.AsyncStore(path)
+    c, ck = s.cache("early"), s.checkpoint("early-job")
+    assert await c.incr("n", 2) == 2
+    assert await c.add("k", "v") is True
+    assert await ck.get("none yet") == "none yet"
+    await ck.set({"at": 1})
+    assert (await c.keys(), await ck.get()) == (["k", "n"], {"at": 1})
+    await s.close()
+
+
 async def test_a_closed_store_refuses_calls_and_closing_twice_is_fine(path: str) -> None:
     s = cairn.AsyncStore(path)
     await s.cache("c").set("k", 1)

@@ -71,7 +71,50 @@ def _groups(h: Cache) -> Tuple[Group, Group]:
     return Group(("get", ns), h.get, gets, missing=_MISSING), Group(("set", ns), h.set, sets)
 
 
-class AsyncCache:
+class _Forwarder:
+    """What :class:`AsyncCache` and :class:`AsyncCheckpoint` share: a sync handle (`_h`) made
+    when the store is open (else at the first call, once it is), and its methods run on the
+    store's workers (or in the transaction's lane), each returning the future of its result."""
+
+    __slots__ = ("_astore", "_txn", "_h")
+
+    _astore: AsyncStore
+    _txn: Optional[AsyncTransaction]
+    _h: Any
+
+    def _make(self, store: Any) -> Any:
+        """The sync handle on the sync store (or transaction) `store`."""
+        raise NotImplementedError
+
+    def _bound(self, h: Any) -> None:
+        """Called once the handle is made."""
+
+    async def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            h = self._h = self._make(await self._astore._store())
+            self._bound(h)
+        return h
+
+    async def _later(self, method: str, *args: Any) -> Any:
+        """A call made before the store was open: once it is, as usual."""
+        h = await self._handle()
+        return await self._run(getattr(h, method), *args)
+
+    def _run(self, fn: Any, *args: Any) -> "asyncio.Future[Any]":
+        txn = self._txn
+        fut: "asyncio.Future[Any]" = (txn._submit if txn is not None else self._astore._submit)(fn, args)
+        return fut
+
+    def _call(self, method: str, *args: Any) -> Awaitable[Any]:
+        """The handle's `method` with `args`, on a worker."""
+        h = self._h
+        if h is None:
+            return self._later(method, *args)
+        return self._run(getattr(h, method), *args)
+
+
+class AsyncCache(_Forwarder):
     """One namespace of the TTL cache, from :meth:`AsyncStore.cache` (each call its own
     transaction) or :meth:`AsyncTransaction.cache` (calls join the transaction): the methods of
     :class:`Cache`, as coroutines, with the same values, TTLs and errors.
@@ -86,7 +129,7 @@ class AsyncCache:
     3
     """
 
-    __slots__ = ("_astore", "_txn", "_ns", "_h", "_get", "_set")
+    __slots__ = ("_ns", "_get", "_set")
 
     def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], ns: str) -> None:
         self._astore = astore
@@ -100,9 +143,9 @@ class AsyncCache:
         self._get: Any = None
         self._set: Any = None
         if self._h is not None:
-            self._bind(self._h)
+            self._bound(self._h)
 
-    def _bind(self, h: Cache) -> None:
+    def _bound(self, h: Cache) -> None:
         if self._txn is None:
             self._get, self._set = _groups(h)
         else:
@@ -113,21 +156,9 @@ class AsyncCache:
         """The namespace's name."""
         return self._ns
 
-    async def _handle(self) -> Cache:
-        h = self._h
-        if h is None:
-            h = self._h = (await self._astore._store()).cache(self._ns)
-            self._bind(h)
+    def _make(self, store: Any) -> Cache:
+        h: Cache = store.cache(self._ns)
         return h
-
-    async def _later(self, method: str, *args: Any) -> Any:
-        """A call made before the store was open: once it is, as usual."""
-        h = await self._handle()
-        return await self._run(getattr(h, method), *args)
-
-    def _run(self, fn: Any, *args: Any) -> "asyncio.Future[Any]":
-        txn = self._txn
-        return (txn._submit if txn is not None else self._astore._submit)(fn, args)
 
     def get(self, key: str, default: Any = None) -> Awaitable[Any]:
         """The value of `key` with its type, or `default` if missing or expired."""
@@ -141,17 +172,11 @@ class AsyncCache:
 
     def contains(self, key: str) -> Awaitable[bool]:
         """True if `key` holds a fresh value."""
-        h = self._h
-        if h is None:
-            return self._later("__contains__", key)
-        return self._run(h.__contains__, key)
+        return self._call("__contains__", key)
 
     def len(self) -> Awaitable[int]:
         """How many fresh entries the namespace holds."""
-        h = self._h
-        if h is None:
-            return self._later("__len__")
-        return self._run(h.__len__)
+        return self._call("__len__")
 
     def set(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[None]:
         """Store `value` under `key`, expiring after `ttl` (None: never)."""
@@ -165,52 +190,31 @@ class AsyncCache:
 
     def add(self, key: str, value: Any, ttl: Optional[Duration] = None) -> Awaitable[bool]:
         """Store `value` only if `key` holds no fresh value; True if stored."""
-        h = self._h
-        if h is None:
-            return self._later("add", key, value, ttl)
-        return self._run(h.add, key, value, ttl)
+        return self._call("add", key, value, ttl)
 
     def delete(self, key: str) -> Awaitable[bool]:
         """Remove `key`; True if it was there."""
-        h = self._h
-        if h is None:
-            return self._later("delete", key)
-        return self._run(h.delete, key)
+        return self._call("delete", key)
 
     def touch(self, key: str, ttl: Optional[Duration] = None) -> Awaitable[bool]:
         """Give a fresh `key` a new TTL; True if it was there."""
-        h = self._h
-        if h is None:
-            return self._later("touch", key, ttl)
-        return self._run(h.touch, key, ttl)
+        return self._call("touch", key, ttl)
 
     def incr(self, key: str, by: int = 1, ttl: Optional[Duration] = None) -> Awaitable[int]:
         """Add `by` to the integer under `key` (missing: 0), atomically; the new value."""
-        h = self._h
-        if h is None:
-            return self._later("incr", key, by, ttl)
-        return self._run(h.incr, key, by, ttl)
+        return self._call("incr", key, by, ttl)
 
     def decr(self, key: str, by: int = 1, ttl: Optional[Duration] = None) -> Awaitable[int]:
         """Subtract `by`, as :meth:`incr`."""
-        h = self._h
-        if h is None:
-            return self._later("decr", key, by, ttl)
-        return self._run(h.decr, key, by, ttl)
+        return self._call("decr", key, by, ttl)
 
     def pop(self, key: str, default: Any = None) -> Awaitable[Any]:
         """Remove `key` and return its value (`default` if it held none), in one transaction."""
-        h = self._h
-        if h is None:
-            return self._later("pop", key, default)
-        return self._run(h.pop, key, default)
+        return self._call("pop", key, default)
 
     def keys(self, prefix: str = "") -> Awaitable[List[str]]:
         """The fresh keys starting with `prefix`, sorted."""
-        h = self._h
-        if h is None:
-            return self._later("keys", prefix)
-        return self._run(h.keys, prefix)
+        return self._call("keys", prefix)
 
     async def items(self) -> List[Tuple[str, Any]]:
         """The fresh entries, read in one transaction."""
@@ -220,10 +224,7 @@ class AsyncCache:
 
     def get_many(self, keys: Iterable[str], default: Any = None) -> Awaitable[List[Any]]:
         """The values of `keys` in order (`default` for each missing one), in one read."""
-        h = self._h
-        if h is None:
-            return self._later("get_many", list(keys), default)
-        return self._run(h.get_many, list(keys), default)
+        return self._call("get_many", list(keys), default)
 
     async def set_many(
         self, items: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]], ttl: Optional[Duration] = None
@@ -235,31 +236,19 @@ class AsyncCache:
 
     def sweep(self) -> Awaitable[int]:
         """Remove this namespace's expired entries; how many."""
-        h = self._h
-        if h is None:
-            return self._later("sweep")
-        return self._run(h.sweep)
+        return self._call("sweep")
 
     def clear(self, prefix: Optional[str] = None) -> Awaitable[int]:
         """Remove every entry (or those whose key starts with `prefix`); how many."""
-        h = self._h
-        if h is None:
-            return self._later("clear", prefix)
-        return self._run(h.clear, prefix)
+        return self._call("clear", prefix)
 
     def stats(self) -> Awaitable[CacheStats]:
         """Size and counters of the namespace."""
-        h = self._h
-        if h is None:
-            return self._later("stats")
-        return self._run(h.stats)
+        return self._call("stats")
 
     def limits(self) -> Awaitable[CacheLimits]:
         """The namespace's size bounds."""
-        h = self._h
-        if h is None:
-            return self._later("limits")
-        return self._run(h.limits)
+        return self._call("limits")
 
     async def set_limits(
         self, max_entries: Optional[int] = None, max_bytes: Optional[int] = None, eviction: str = "lrs"
@@ -380,11 +369,11 @@ class AsyncCache:
         return f"<cairn.AsyncCache {self._ns!r}>"
 
 
-class AsyncCheckpoint:
+class AsyncCheckpoint(_Forwarder):
     """The checkpoint of one job, from :meth:`AsyncStore.checkpoint` or
     :meth:`AsyncTransaction.checkpoint`: :class:`Checkpoint`'s methods as coroutines."""
 
-    __slots__ = ("_astore", "_txn", "_job", "_h")
+    __slots__ = ("_job",)
 
     def __init__(self, astore: AsyncStore, txn: Optional[AsyncTransaction], job: str) -> None:
         self._astore = astore
@@ -400,41 +389,21 @@ class AsyncCheckpoint:
         """The job's name."""
         return self._job
 
-    async def _handle(self) -> Checkpoint:
-        h = self._h
-        if h is None:
-            h = self._h = (await self._astore._store()).checkpoint(self._job)
+    def _make(self, store: Any) -> Checkpoint:
+        h: Checkpoint = store.checkpoint(self._job)
         return h
-
-    async def _later(self, method: str, *args: Any) -> Any:
-        """A call made before the store was open: once it is, as usual."""
-        h = await self._handle()
-        return await self._run(getattr(h, method), *args)
-
-    def _run(self, fn: Any, *args: Any) -> "asyncio.Future[Any]":
-        txn = self._txn
-        return (txn._submit if txn is not None else self._astore._submit)(fn, args)
 
     def get(self, default: Any = None) -> Awaitable[Any]:
         """The saved value, with its type, or `default`."""
-        h = self._h
-        if h is None:
-            return self._later("get", default)
-        return self._run(h.get, default)
+        return self._call("get", default)
 
     def set(self, value: Any) -> Awaitable[None]:
         """Save `value`, replacing the previous one."""
-        h = self._h
-        if h is None:
-            return self._later("set", value)
-        return self._run(h.set, value)
+        return self._call("set", value)
 
     def delete(self) -> Awaitable[bool]:
         """Remove the checkpoint; True if there was one."""
-        h = self._h
-        if h is None:
-            return self._later("delete")
-        return self._run(h.delete)
+        return self._call("delete")
 
     def __repr__(self) -> str:
         return f"<cairn.AsyncCheckpoint {self._job!r}>"
