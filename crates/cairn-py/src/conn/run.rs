@@ -100,6 +100,32 @@ fn raw_info(py: Python<'_>, r: cairn::RunInfo) -> PyResult<RawRunInfo> {
     })
 }
 
+impl Connection {
+    /// The next step called `name` of `run`: its full name and position, and its recorded
+    /// result under `version` or, for one to run, the store's time now (its start). A new step
+    /// (names come from `next_step`) is not read back: only its start is needed.
+    fn step_begin(
+        &self,
+        py: Python<'_>,
+        run: &mut cairn::HeldRun,
+        name: &str,
+        version: &str,
+    ) -> PyResult<(String, i64, Option<Value>, i64)> {
+        let (full, seq) = run.next_step(name).map_err(|e| crate::errors::to_py(py, e))?;
+        let run = &*run;
+        let replays = run.may_be_recorded(&full);
+        let (value, started) = self.run_store(py, |s| {
+            if replays {
+                if let Some(v) = s.replay_step::<Value>(run, &full, version)? {
+                    return Ok((Some(v), 0));
+                }
+            }
+            Ok((None, s.now_millis()))
+        })?;
+        Ok((full, seq, value, started))
+    }
+}
+
 #[pymethods]
 impl Connection {
     /// Take the run `id` for an attempt (or join it finished); `wait` None: as long as it is
@@ -131,18 +157,7 @@ impl Connection {
         name: Text,
         version: Text,
     ) -> PyResult<(bool, Py<PyAny>, String, i64, i64)> {
-        let (full, seq) = held.0.next_step(&name).map_err(|e| crate::errors::to_py(py, e))?;
-        let run = &held.0;
-        // A new step (names come from next_step) is not read back: only its start is needed.
-        let replays = run.may_be_recorded(&full);
-        let (value, started) = self.run_store(py, |s| {
-            if replays {
-                if let Some(v) = s.replay_step::<Value>(run, &full, &version)? {
-                    return Ok((Some(v), 0));
-                }
-            }
-            Ok((None, s.now_millis()))
-        })?;
+        let (full, seq, value, started) = self.step_begin(py, &mut held.0, &name, &version)?;
         match value {
             Some(v) => Ok((true, convert::to_py(py, v)?, full, seq, 0)),
             None => Ok((false, py.None(), full, seq, started)),
@@ -169,18 +184,7 @@ impl Connection {
     ) -> PyResult<(u8, Py<PyAny>, String, i64, i64)> {
         let (full, seq, value, started) = {
             let mut h = held.bind(py).try_borrow_mut()?;
-            let (full, seq) = h.0.next_step(&name).map_err(|e| crate::errors::to_py(py, e))?;
-            let run = &h.0;
-            let replays = run.may_be_recorded(&full);
-            let (value, started) = self.run_store(py, |s| {
-                if replays {
-                    if let Some(v) = s.replay_step::<Value>(run, &full, &version)? {
-                        return Ok((Some(v), 0));
-                    }
-                }
-                Ok((None, s.now_millis()))
-            })?;
-            (full, seq, value, started)
+            self.step_begin(py, &mut h.0, &name, &version)?
         };
         if let Some(v) = value {
             return Ok((0, convert::to_py(py, v)?, full, seq, 0));
