@@ -1,4 +1,4 @@
-//! The overview's ledger counts. Counting a namespace's items by state reads every item (some
+//! The overview's ledger counts. Counting a namespace's items by state reads every item (70 to
 //! 150 ms for a million: no index holds them by state, because keeping one, or counters, made
 //! every claim and every mark of every worker pay for a page that is opened now and then;
 //! docs/BENCHMARKS.md, "The overview at a million items"). So, as River UI and Oban Web do, a
@@ -46,10 +46,11 @@ const FIRST_COUNT_WAIT: Duration = Duration::from_secs(30);
 
 /// The counts of the server's store, and the thread that counts its large namespaces.
 pub struct Counter {
-    known: Table,
+    table: Table,
     /// To the counting thread; `None` where there is none (an in-memory store has no second
-    /// handle): then every namespace is counted on every view.
-    ask: Option<Mutex<Sender<String>>>,
+    /// handle): then every namespace is counted on every view. (The server answers on one
+    /// thread: nothing else sends.)
+    ask: Option<Sender<String>>,
     /// [`INLINE`], but for tests, which cannot rely on how long a count takes.
     inline: Duration,
 }
@@ -58,14 +59,14 @@ impl Counter {
     /// Starts the counting thread on another handle of `store`, which counts every namespace
     /// once at once, so that the first view finds the large ones counted.
     pub fn start(store: &Store) -> Counter {
-        let known: Table = Arc::default();
+        let table: Table = Arc::default();
         let ask = store.open_again().ok().map(|other| {
             let (tx, rx) = channel::<String>();
-            let table = Arc::clone(&known);
+            let shared = Arc::clone(&table);
             std::thread::spawn(move || {
                 for ns in other.ledger_namespaces().unwrap_or_default() {
                     let first = {
-                        let mut state = lock(&table);
+                        let mut state = lock(&shared);
                         let first = !state.known.contains_key(&ns);
                         if first {
                             state.first = Some(ns.clone());
@@ -73,17 +74,17 @@ impl Counter {
                         first
                     };
                     if first {
-                        recount(&other, &table, &ns);
+                        recount(&other, &shared, &ns);
                     }
                 }
                 // Ends when the server (and with it the sender) is gone.
                 for ns in rx {
-                    recount(&other, &table, &ns);
+                    recount(&other, &shared, &ns);
                 }
             });
-            Mutex::new(tx)
+            tx
         });
-        Counter { known, ask, inline: INLINE }
+        Counter { table, ask, inline: INLINE }
     }
 
     /// The counts of `ledger`'s namespace, and their age when they were not read now.
@@ -93,7 +94,7 @@ impl Counter {
         let known = {
             // A view right after the start finds the first count of a large namespace under
             // way: waiting for it costs less than a second count of the same items beside it.
-            let (_, landed) = &*self.known;
+            let (_, landed) = &*self.table;
             let state = self.table();
             let (state, _) = landed
                 .wait_timeout_while(state, FIRST_COUNT_WAIT, |s| {
@@ -133,14 +134,14 @@ impl Counter {
 
     fn ask(&self, ns: &str) {
         let Some(ask) = &self.ask else { return };
-        let sent = ask.lock().unwrap_or_else(PoisonError::into_inner).send(ns.to_owned()).is_ok();
+        let sent = ask.send(ns.to_owned()).is_ok();
         if let Some(k) = self.table().known.get_mut(ns) {
             k.asked = sent;
         }
     }
 
     fn table(&self) -> MutexGuard<'_, State> {
-        lock(&self.known)
+        lock(&self.table)
     }
 }
 
@@ -201,7 +202,7 @@ mod tests {
         let store = Store::open(dir.path().join("s.db"))?;
         let (tx, rx) = channel();
         // Every count is "large" here, however fast this machine counts.
-        let counter = Counter { known: Arc::default(), ask: Some(Mutex::new(tx)), inline: Duration::ZERO };
+        let counter = Counter { table: Arc::default(), ask: Some(tx), inline: Duration::ZERO };
         store.ledger("big").enqueue(["a"])?;
         let mut old = LedgerCounts::default();
         old.pending = 7;
@@ -222,7 +223,7 @@ mod tests {
         store.ledger("big").mark_done("b")?;
         counter.changed("big");
         assert!(rx.try_recv().is_err(), "a recount is under way already: not asked twice");
-        let table: Table = Arc::clone(&counter.known);
+        let table: Table = Arc::clone(&counter.table);
         recount(&store, &table, "big");
         let (c, age) = counter.counts(&store.ledger("big"))?;
         assert_eq!(c.pending, 1, "the recount replaced the kept count");
@@ -240,9 +241,9 @@ mod tests {
         let store = Store::open_in_memory()?;
         store.ledger("big").enqueue(["a"])?;
         let (tx, _rx) = channel();
-        let counter = Counter { known: Arc::default(), ask: Some(Mutex::new(tx)), inline: Duration::ZERO };
+        let counter = Counter { table: Arc::default(), ask: Some(tx), inline: Duration::ZERO };
         counter.table().first = Some("big".into());
-        let table = Arc::clone(&counter.known);
+        let table = Arc::clone(&counter.table);
         let landing = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             let mut counts = LedgerCounts::default();
