@@ -201,6 +201,46 @@ impl KeepAlive {
 }
 
 impl KeepAlive {
+    /// [`KeepAlive::spawn`] whose store handle is opened at the first renewal, not before:
+    /// work that ends within `every` (most of it) costs a thread and no connection.
+    pub(crate) fn spawn_lazy(
+        store: &Store,
+        name: String,
+        every: Duration,
+        mut renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
+    ) -> Result<KeepAlive> {
+        let options = store.options.clone().read_only(false);
+        let location = store.location();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let mut renewer: Option<Store> = None;
+                let mut last = Ok(());
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if renewer.is_none() {
+                        match options.clone().open(&location) {
+                            Ok(s) => renewer = Some(s),
+                            Err(e) => last = Err(e),
+                        }
+                    }
+                    if let Some(r) = &renewer {
+                        last = renew(r);
+                        if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
+                            break;
+                        }
+                    }
+                }
+                last
+            })
+            .map_err(|e| Error::Io {
+                action: "start a thread for",
+                path: store.path().to_path_buf(),
+                source: e,
+            })?;
+        Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
+    }
+
     /// A thread calling `renew` every `every` on a store handle of its own (a second
     /// connection to the same file or server), until stopped or until a renewal is
     /// `LeaseLost`; other errors are retried at the next renewal.

@@ -389,6 +389,27 @@ pub(crate) struct FillTicket<'c, 'a> {
 }
 
 impl FillTicket<'_, '_> {
+    /// Keep this fill marker live while the computation runs, however long it takes: renewed
+    /// every third of the fill timeout from a thread (its connection opened only at the first
+    /// renewal). What a memoized command stores as it runs (its output's chunks) is kept only
+    /// while its key has a live marker, so a marker left to expire under a long command let
+    /// any sweep in the meantime delete its output. `None` in memory: nothing else can reach
+    /// the store to sweep.
+    pub(crate) fn keep_alive(&self) -> Result<Option<crate::lock::KeepAlive>> {
+        let store = self.cache.store;
+        if store.journal_mode() == "memory" {
+            return Ok(None);
+        }
+        let timeout = store.fill_timeout;
+        let (ns, key, owner) = (self.cache.ns.to_owned(), self.key.to_owned(), self.owner.clone());
+        let every = (timeout / 3).max(Duration::from_millis(1));
+        crate::lock::KeepAlive::spawn_lazy(store, "cairn-fill-keep-alive".into(), every, move |s| {
+            // A marker no longer this owner's (released at the end of the work) is left alone.
+            s.write_tx(|s| s.engine.fill_renew(&ns, &key, &owner, deadline(s.now(), timeout))).map(drop)
+        })
+        .map(Some)
+    }
+
     /// In one write transaction: `f`, which stores the computed value, then the marker's
     /// release, so that waiters find the value the moment the marker is gone.
     pub(crate) fn commit<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {

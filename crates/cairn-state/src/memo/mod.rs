@@ -428,6 +428,9 @@ impl Cache<'_> {
             return Ok(Computed::Ran { status, stored: self.keep(&mut rec, key, policy, status, None)? });
         }
         self.compute_once(key, &fresh, found, |ticket| {
+            // Renewed until the record is kept (or the command failed): the chunks written as
+            // the command runs are protected by the marker alone.
+            let _alive = ticket.keep_alive()?;
             let mut rec = MemoRecorder::new(self, key);
             let status = run(&mut rec)?;
             let stored = self.keep(&mut rec, key, policy, status, Some(ticket))?;
@@ -551,6 +554,57 @@ mod tests {
 
     // Replay, expiry, the stale window, failures and forced runs are tested on both engines
     // in tests/it/memo.rs.
+
+    /// A command that runs past the fill timeout keeps its output: its fill marker, which
+    /// alone protects the chunks written so far, is renewed while it runs, so a sweep by
+    /// another process meanwhile (here a forget, which collects orphan chunks) leaves them.
+    /// Before, the marker expired after the fill timeout and the sweep deleted the chunks: the
+    /// command's output was lost and, for `cairn step`, the step not recorded.
+    #[test]
+    fn a_long_commands_chunks_outlive_the_fill_timeout() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.path().join("state.db");
+        let clock = crate::ManualClock::new(1_000_000);
+        let options = crate::Options::new().clock(clock.clone()).fill_timeout(Duration::from_millis(150));
+        let store = options.clone().open(&path)?;
+        let other = options.open(&path)?;
+        let memo = store.cache("m");
+        let big = vec![b'x'; 3 * record::CHUNK_BYTES];
+        let policy = MemoPolicy::new(Duration::from_secs(3600));
+        let ran = memo.memo_stream("k", policy, &mut |_, _| Ok::<_, Error>(()), |rec| {
+            rec.write(Stream::Stdout, &big)?;
+            // The command runs on, ten fill timeouts by the store's clock.
+            clock.advance(Duration::from_millis(1500));
+            // Wait (a bounded poll of the thread's work, not a guess) for the renewal from the
+            // advanced time.
+            let started = std::time::Instant::now();
+            loop {
+                let until = other.engine.fill_get("m", "k")?.map_or(0, |(_, until)| until);
+                if until > crate::Clock::now_millis(&clock) {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    return Err(Error::invalid("the fill marker was not renewed"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other.cache("elsewhere").memo_forget("nothing")?; // collects orphan chunks
+            Ok(0)
+        })?;
+        assert_eq!(ran, MemoOutcome::Ran { status: 0, stored: true });
+        let mut got = Vec::new();
+        memo.memo_stream(
+            "k",
+            policy,
+            &mut |_, b: &[u8]| {
+                got.extend_from_slice(b);
+                Ok::<_, Error>(())
+            },
+            |_| unreachable!("replayed"),
+        )?;
+        assert_eq!(got.len(), big.len());
+        Ok(())
+    }
 
     #[test]
     fn stdout_and_stderr_replay_interleaved_as_written() -> Result<()> {

@@ -73,6 +73,8 @@ engine_ops! {
         fn fill_try_claim(&self, ns: &str, key: &str, owner: &str, expires_at: i64, now: i64, dead: Option<&str>) -> Result<bool>;
         /// Drop `owner`'s fill marker.
         fn fill_release(&self, ns: &str, key: &str, owner: &str) -> Result<()>;
+        /// Move `owner`'s fill marker's expiry to `expires_at`; false if `owner` holds none.
+        fn fill_renew(&self, ns: &str, key: &str, owner: &str, expires_at: i64) -> Result<bool>;
     }
 }
 

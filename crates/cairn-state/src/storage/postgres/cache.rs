@@ -438,4 +438,11 @@ impl Engine {
         )
         .map(drop)
     }
+
+    pub fn fill_renew(&self, ns: &str, key: &str, owner: &str, expires_at: i64) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE {s}.cairn_cache_fill SET expires_at = $4 WHERE ns = $1 AND key = $2 AND owner = $3",
+            &[&ns, &key, &owner, &expires_at],
+        )? == 1)
+    }
 }
