@@ -230,7 +230,7 @@ pub enum Error {
     /// A recorded step was asked for again with another definition (its version, or for the
     /// CLI its command): replaying its result would be silently stale.
     #[error(
-        "the step '{step}' of run '{run}' was recorded with another definition ({recorded}, now {given}); to run it again, reset the run from it: cairn run reset {run} --from {step}"
+        "the step '{step}' of run '{run}' was recorded with another definition ({recorded}, now {given}); to run it again, reset the run from it: cairn run reset {} --from {}", shell_word(run), shell_word(step)
     )]
     StepChanged {
         /// The run's id.
@@ -522,5 +522,29 @@ mod tests {
             assert_eq!(err.kind(), kind, "{err:?}");
             assert_eq!(err.to_string(), msg);
         }
+    }
+}
+
+/// `word` as one word of a shell command line, for the commands error messages suggest:
+/// as it is when that is safe, else in single quotes (a quote inside as `'\''`).
+pub(crate) fn shell_word(word: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return std::borrow::Cow::Borrowed(word);
+    }
+    std::borrow::Cow::Owned(format!("'{}'", word.replace('\'', "'\\''")))
+}
+
+#[cfg(test)]
+mod shell_word_tests {
+    use super::shell_word;
+
+    /// The reset command a StepChanged error suggests can be pasted into a shell as it is.
+    #[test]
+    fn a_suggested_commands_words_are_quoted_when_they_need_it() {
+        assert_eq!(shell_word("deploy-1"), "deploy-1");
+        assert_eq!(shell_word("deploy prod"), "'deploy prod'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

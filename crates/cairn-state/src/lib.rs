@@ -112,7 +112,9 @@ pub use metrics::{CacheMetrics, JobMetrics, LedgerMetrics, LockMetrics, Metrics}
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
 pub use process::{hold_while_running, HOLDERS_VAR};
-pub use run::{HeldRun, Run, RunInfo, RunOptions, RunState, Runs, StepInfo, StepState};
+pub use run::{
+    validate_step_version, HeldRun, Run, RunInfo, RunOptions, RunState, Runs, StepInfo, StepState,
+};
 pub use run_command::{command_version, CommandStep};
 pub use store::{default_path, Durability, Options, RollbackJournal, Store};
 pub use tx::Tx;

@@ -263,6 +263,7 @@ impl Store {
     /// [`Error::StepChanged`] if it was recorded under another version; `InvalidInput` for a
     /// step the finished run never recorded.
     pub fn replay_step<T: Decode>(&self, run: &HeldRun, name: &str, version: &str) -> Result<Option<T>> {
+        validate_version(version)?;
         let row = match run.read.as_deref() {
             // Read with the finished run, where nothing records a step.
             Some(read) if read.name == name => read.step.clone(),
@@ -277,7 +278,8 @@ impl Store {
                 return Err(Error::invalid(format!(
                     "the run '{}' is finished and never recorded a step '{name}': the script changed after it \
                      finished; to run it again, reset it: cairn run reset {}",
-                    run.id, run.id
+                    run.id,
+                    crate::error::shell_word(&run.id)
                 )));
             }
             return Ok(None);
@@ -328,13 +330,17 @@ impl Store {
         outcome: std::result::Result<&T, &str>,
         output: Option<&str>,
     ) -> Result<()> {
+        validate_version(version)?;
         let encoded = match outcome {
             Ok(value) => Some((value.encode()?, value.kind())),
             Err(_) => None,
         };
+        let error = outcome.err().map(without_nul);
+        let output = output.map(without_nul);
         let recorded = self.write_one(|s| {
-            let mut write = step_write(name, seq, version, started_millis, s.now(), &encoded, outcome.err());
-            write.output = output;
+            let mut write =
+                step_write(name, seq, version, started_millis, s.now(), &encoded, error.as_deref());
+            write.output = output.as_deref();
             s.engine.step_record(&run.id, run.token, &write)
         })?;
         if recorded {
@@ -366,8 +372,8 @@ impl Store {
             return Ok(());
         }
         let state = if finished { RUN_FINISHED } else { RUN_FAILED };
-        let error = if finished { None } else { error };
-        if self.write_one(|s| s.engine.run_end(&run.id, run.token, state, error, s.now()))? {
+        let error = if finished { None } else { error.map(without_nul) };
+        if self.write_one(|s| s.engine.run_end(&run.id, run.token, state, error.as_deref(), s.now()))? {
             Ok(())
         } else {
             Err(lost(&run.id))
@@ -593,6 +599,7 @@ impl Tx<'_> {
         started_millis: i64,
         value: &T,
     ) -> Result<()> {
+        validate_version(version)?;
         let encoded = Some((value.encode()?, value.kind()));
         let store = self.store();
         let write = step_write(name, seq, version, started_millis, store.now(), &encoded, None);
@@ -601,6 +608,38 @@ impl Tx<'_> {
         } else {
             Err(lost(&run.id))
         }
+    }
+}
+
+/// Refuse a step version holding a NUL byte: a version is compared as text and kept in a text
+/// column, which PostgreSQL's refuses NUL in, so it is refused on every engine, before the
+/// step runs. Callers that run a step themselves (the bindings) check with this first.
+///
+/// ```
+/// assert!(cairn::validate_step_version("v2").is_ok());
+/// assert!(cairn::validate_step_version("v\0").is_err());
+/// ```
+pub fn validate_step_version(version: &str) -> Result<()> {
+    validate_version(version)
+}
+
+fn validate_version(version: &str) -> Result<()> {
+    if version.contains('\0') {
+        return Err(Error::invalid(format!(
+            "a step's version cannot contain a NUL byte ({version:?}); give a version without one"
+        )));
+    }
+    Ok(())
+}
+
+/// What a step failed with and the head of its output, kept for operators as text: a NUL
+/// byte (a command printing binary data, an exception's message) is shown as U+FFFD, as
+/// PostgreSQL's text columns refuse it. Recording must not fail over what is only shown.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
@@ -677,6 +716,7 @@ impl Run<'_> {
         T: Encode + Decode,
         E: From<Error> + fmt::Display,
     {
+        validate_version(version)?;
         let (full, seq) = self.held.next_step(name)?;
         if self.held.may_be_recorded(&full) {
             if let Some(value) = self.store.replay_step::<T>(&self.held, &full, version)? {
@@ -879,7 +919,7 @@ fn validate_run_id(id: &str) -> Result<()> {
     validate_name("run id", id, crate::MAX_KEY_BYTES)
 }
 
-fn validate_step_name(name: &str) -> Result<()> {
+pub(crate) fn validate_step_name(name: &str) -> Result<()> {
     validate_name("step name", name, crate::MAX_KEY_BYTES)?;
     if name.contains('#') {
         return Err(Error::invalid(format!(

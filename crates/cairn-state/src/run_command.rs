@@ -77,6 +77,7 @@ impl Store {
     /// their own (no [`HeldRun::next_step`] counter survives between them): the position it
     /// was recorded at, else one after the last recorded step.
     pub fn step_position(&self, run: &HeldRun, name: &str) -> Result<i64> {
+        crate::run::validate_step_name(name)?;
         let steps = self.engine.steps_list(run.id())?;
         Ok(match steps.iter().find(|s| s.name == name) {
             Some(step) => step.seq,
@@ -99,13 +100,16 @@ impl Store {
         replay: &mut MemoSink<'_, E>,
         run_it: impl FnOnce(&mut MemoRecorder<'_, '_>) -> std::result::Result<i32, E>,
     ) -> std::result::Result<CommandStep, E> {
+        // As a step of a library run is: '#' is kept for repeated names.
+        crate::run::validate_step_name(name)?;
         let cache = self.cache(OUTPUT_NS);
         if let Some(key) = self.replay_step::<String>(run, name, version)? {
             let gone = || {
                 Error::invalid(format!(
-                    "the recorded output of step '{name}' of run '{}' is gone; to run it again: cairn run reset {} --from {name}",
+                    "the recorded output of step '{name}' of run '{}' is gone; to run it again: cairn run reset {} --from {}",
                     run.id(),
-                    run.id()
+                    crate::error::shell_word(run.id()),
+                    crate::error::shell_word(name)
                 ))
             };
             cache.memo_stream(&key, forever(), replay, |_| Err(E::from(gone())))?;

@@ -111,6 +111,7 @@ impl Connection {
         name: &str,
         version: &str,
     ) -> PyResult<(String, i64, Option<Value>, i64)> {
+        cairn::validate_step_version(version).map_err(|e| crate::errors::to_py(py, e))?;
         let (full, seq) = run.next_step(name).map_err(|e| crate::errors::to_py(py, e))?;
         let run = &*run;
         let replays = run.may_be_recorded(&full);

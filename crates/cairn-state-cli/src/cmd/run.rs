@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
                 out.line(run_line(&info))?;
                 for step in &info.steps {
                     let took = cairn::format_duration(step.duration());
-                    let error = step.error.as_deref().unwrap_or("-");
+                    let error = shown(step.error.as_deref().unwrap_or("-"));
                     out.line(format_args!(
                         "  {}\t{}\t{}\t{took}\t{error}",
                         step.name,
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Outcome {
                     ))?;
                     // A command step's head of output (its tail when it failed), indented.
                     for line in step.output.as_deref().unwrap_or("").lines() {
-                        out.line(format_args!("      | {line}"))?;
+                        out.line(format_args!("      | {}", shown(line)))?;
                     }
                 }
             }
@@ -141,4 +141,34 @@ fn run_json(info: &RunInfo) -> serde_json::Value {
         "holder": info.holder, "lease_until_ms": info.lease_until_millis,
         "started_at_ms": info.started_at_millis, "updated_at_ms": info.updated_at_millis,
         "finished_at_ms": info.finished_at_millis, "steps": steps })
+}
+
+/// A line of a command's output (or an error) as the terminal should show it: control
+/// characters, which could move the cursor or change colours under an operator's eyes, are
+/// written as escapes (`\x1b`); tabs stay.
+fn shown(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    /// An escape sequence in a step's output is shown, not obeyed, by `cairn run status`.
+    #[test]
+    fn control_characters_of_an_output_are_shown_escaped() {
+        assert_eq!(shown("plain\ttext"), "plain\ttext");
+        assert_eq!(shown("\u{1b}[31mred\r"), "\\u{1b}[31mred\\r");
+    }
 }

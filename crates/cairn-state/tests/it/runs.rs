@@ -225,6 +225,25 @@ contract! {
         Ok(())
     }
 
+    /// A NUL byte in what a step or a run failed with is kept as U+FFFD, on every engine
+    /// (PostgreSQL's text columns refuse NUL: the failure went unrecorded and the attempt
+    /// stayed held), and a version holding one is refused before the step runs.
+    fn a_nul_in_an_error_is_recorded_and_one_in_a_version_refused(f) {
+        let mut run = f.store.run_with("r", manual())?;
+        let failed = run.step::<String, cairn::Error>("x", || Err(cairn::Error::InvalidInput("a\0b".into())));
+        assert!(failed.is_err());
+        let ran = Cell::new(false);
+        let err = run.step_with_version("y", "v\0x", || { ran.set(true); Ok::<_, cairn::Error>(1i64) }).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("NUL"), "{err}");
+        assert!(!ran.get(), "refused before running");
+        run.fail("gave up: a\0b")?;
+        let info = f.store.runs().get("r")?.expect("the run");
+        assert_eq!(info.error.as_deref(), Some("gave up: a\u{FFFD}b"));
+        assert_eq!(info.steps[0].error.as_deref(), Some("invalid input: a\u{FFFD}b"));
+        Ok(())
+    }
+
     /// Run ids and step names are validated, and '#' is kept for repeated steps.
     fn bad_names_are_refused(f) {
         assert_eq!(f.store.run("").unwrap_err().kind(), ErrorKind::InvalidInput);
