@@ -216,7 +216,7 @@ pub enum Error {
     /// A durable run is held by another live attempt (another process, or another run guard of
     /// this one): one attempt at a time.
     #[error(
-        "the run '{run}' is held by another attempt ({holder}, its lease until {until}); let it finish, or wait for it (a run's wait option), or, if that process is gone on another host, let its lease run out"
+        "the run '{run}' is held by another attempt ({holder}, its lease until {until}); let it finish, or wait for it (--wait on the command line, the run's wait option in Rust and Python), or, if that process is gone on another host, let its lease run out"
     )]
     RunHeld {
         /// The run's id.
@@ -510,7 +510,7 @@ mod tests {
             (
                 Error::RunHeld { run: "deploy-1".into(), holder: "pid 42 on this host".into(), until: "2026-12-07T05:00:00.000Z".into() },
                 ErrorKind::RunHeld,
-                "the run 'deploy-1' is held by another attempt (pid 42 on this host, its lease until 2026-12-07T05:00:00.000Z); let it finish, or wait for it (a run's wait option), or, if that process is gone on another host, let its lease run out",
+                "the run 'deploy-1' is held by another attempt (pid 42 on this host, its lease until 2026-12-07T05:00:00.000Z); let it finish, or wait for it (--wait on the command line, the run's wait option in Rust and Python), or, if that process is gone on another host, let its lease run out",
             ),
             (
                 Error::StepChanged { run: "deploy-1".into(), step: "build".into(), recorded: "version 1".into(), given: "version 2".into() },

@@ -111,7 +111,7 @@ pub use memo::{
 pub use metrics::{CacheMetrics, JobMetrics, LedgerMetrics, LockMetrics, Metrics};
 pub use migrate::{MigrationDb, MigrationReport, MigrationStatus, Migrations, M};
 pub use names::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_VALUE_BYTES};
-pub use process::{hold_while_running, HOLDERS_VAR};
+pub use process::{hold_while_running, hold_while_running_for, HOLDERS_VAR};
 pub use run::{
     validate_step_version, HeldRun, Run, RunInfo, RunOptions, RunState, Runs, StepInfo, StepState,
 };

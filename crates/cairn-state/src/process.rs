@@ -102,6 +102,38 @@ pub fn hold_while_running(command: &mut std::process::Command) -> &mut std::proc
     command.env(HOLDERS_VAR, holders)
 }
 
+/// [`hold_while_running`], and also for the process `pid` of this host (a script's shell that
+/// holds something through this process, as `cairn step` holds a run for its shell): if that
+/// process is killed while the command runs, what it holds stays held until the command ends
+/// rather than being taken over while the command still works. A `pid` that runs no process
+/// adds nothing.
+///
+/// ```
+/// use std::process::Command;
+///
+/// let mut command = Command::new("true");
+/// let status = cairn::hold_while_running_for(&mut command, std::os::unix::process::parent_id()).status()?;
+/// assert!(status.success());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn hold_while_running_for(command: &mut std::process::Command, pid: u32) -> &mut std::process::Command {
+    hold_while_running(command);
+    let Ok(Some(name)) = watch(pid) else { return command };
+    if name == me().name {
+        return command;
+    }
+    let mut holders = command
+        .get_envs()
+        .find(|(k, _)| *k == HOLDERS_VAR)
+        .and_then(|(_, v)| v.map(ToOwned::to_owned))
+        .unwrap_or_default();
+    if !holders.is_empty() {
+        holders.push(" ");
+    }
+    holders.push(&name);
+    command.env(HOLDERS_VAR, holders)
+}
+
 /// Whether a live process of this host carries `name` in its [`HOLDERS_VAR`]: a command run
 /// for it, or anything that command started. Reads every process's environment, so it is
 /// only asked once the process `name` is found gone (a takeover, a waiter's retry).

@@ -423,7 +423,13 @@ impl Store {
                 return Ok(Taken::Finished { token: row.token, attempts: row.attempts });
             }
             if is_live(&row, now) {
-                let same_holder = options.rejoin && holder.is_some() && row.holder.as_deref() == holder;
+                // Rejoining: the same script's next step, or its shell itself, replaced by this
+                // process (`bash -c 'cairn step a ...; cairn step b ...'` execs its last command,
+                // which then holds the run under the shell's name and asks for the shell's parent).
+                let same_holder = options.rejoin
+                    && holder.is_some()
+                    && (row.holder.as_deref() == holder
+                        || row.holder.as_deref() == Some(process::me().name.as_str()));
                 if same_holder && s.engine.run_renew(id, row.token, hold.lease_until, now)? {
                     return Ok(Taken::Attempt { token: row.token, attempt: row.attempts, created: false });
                 }

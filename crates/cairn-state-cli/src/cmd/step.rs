@@ -25,6 +25,9 @@ pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
         |rec| {
             let mut command = command_of(&args.command)?;
             command.env("CAIRN_RUN", held.id()).env("CAIRN_STEP", &args.name);
+            // The run stays held while the command runs, even if the script's shell is killed
+            // meanwhile: a re-run must not start this step a second time beside it.
+            cairn::hold_while_running_for(&mut command, holder_pid(&args.hold));
             let mut child = spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
             let ran = rec.record_child(&mut child, &mut |s, b| out.pass(s, b, true))?;
             passing_on = ran.passing_on;
@@ -58,7 +61,7 @@ fn definition(command: &[OsString], env: &[String]) -> Vec<OsString> {
 /// that script already holds; `None`, said on stderr, while another live process holds it.
 /// With the `step` this process is for, joining a finished run reads that step with it.
 pub fn take(store: &Store, hold: &HoldArgs, step: Option<&str>) -> Outcome<Option<HeldRun>> {
-    let pid = hold.pid.unwrap_or_else(std::os::unix::process::parent_id);
+    let pid = holder_pid(hold);
     let mut options = RunOptions::new().holder_pid(pid).rejoin(true).lease(hold.lease);
     if let Some(wait) = hold.wait {
         options = options.wait(wait);
@@ -75,4 +78,9 @@ pub fn take(store: &Store, hold: &HoldArgs, step: Option<&str>) -> Outcome<Optio
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The process the run is held for: --pid, else cairn's parent (the script's shell).
+fn holder_pid(hold: &HoldArgs) -> u32 {
+    hold.pid.unwrap_or_else(std::os::unix::process::parent_id)
 }

@@ -347,3 +347,62 @@ fn a_step_whose_env_input_changed_exits_7_and_the_same_value_replays() {
     assert_eq!(unset.status.code(), Some(7), "unset is a value of its own: {unset:?}");
     assert_eq!(side(&env), "build\n", "the command ran once");
 }
+
+/// `bash -c 'cairn step a ... && cairn step b ...'` replaces itself with its last command,
+/// which then finds the run held under the shell's name, its own: it is the script and goes
+/// on. Before, every such script stopped at its second step with exit 1, on every re-run.
+#[test]
+fn a_shell_that_execs_its_last_step_goes_on_with_it() {
+    let env = Env::new();
+    let run = || {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(r#""$C" step a -- echo a && "$C" step b -- echo b"#)
+            .env("C", cairn_bin())
+            .env("CAIRN_DB", env.db())
+            .env("CAIRN_RUN", "r")
+            .env_remove("CAIRN_NS")
+            .current_dir(env.dir.path());
+        output_within(&mut c, "bash -c")
+    };
+    for attempt in 0..2 {
+        let out = run();
+        assert_eq!(out.status.code(), Some(0), "attempt {attempt}: {out:?}");
+        assert_eq!(out.stdout, b"a\nb\n");
+    }
+}
+
+/// A script's shell killed while one of its steps runs leaves the run held until the step's
+/// command ends: a re-run meanwhile is refused (exit 1) instead of starting the same step a
+/// second time beside it, and once the orphaned command is done its step replays.
+#[test]
+fn a_step_still_running_after_its_shell_was_killed_keeps_the_run_held() {
+    let env = Env::new();
+    let step = r#"$C step deploy -- sh -c 'echo start >> side; while [ ! -e go ]; do sleep 0.01; done; echo end >> side'"#;
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("{step}\nexit $?"))
+        .env("C", cairn_bin())
+        .env("CAIRN_DB", env.db())
+        .env("CAIRN_RUN", "r")
+        .env_remove("CAIRN_NS")
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut shell = shell.spawn().unwrap();
+    crate::wait_until("the step's command starts", || side(&env) == "start\n");
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let again = script(&env, "r", step);
+    assert_eq!(again.status.code(), Some(1), "held by the killed shell's running step: {again:?}");
+    assert_eq!(side(&env), "start\n", "not started twice");
+    std::fs::write(env.path("go"), b"").unwrap();
+    crate::wait_until("the orphaned step is recorded", || {
+        env.run(&["run", "status", "r"]).1.windows(11).any(|w| w == b"deploy\tdone")
+    });
+    let last = script(&env, "r", step);
+    assert_eq!(last.status.code(), Some(0), "{last:?}");
+    assert_eq!(side(&env), "start\nend\n", "the step ran once");
+}
