@@ -313,3 +313,25 @@ async def test_many_waiters_for_a_held_run_queue_in_memory_and_only_one_polls(
     # Each tried once, then the first in line alone, napping 20 ms doubling: a handful of
     # tries in half a second, where twenty pollers would have made twenty times as many.
     assert polled <= 20 + 10, polled
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text for this one")
+
+
+async def test_an_exception_whose_str_raises_still_releases_the_run(any_astore: cairn.AsyncStore) -> None:
+    """Recorded by its type's name; the run is released and the exception propagates as
+    itself (the block's exit used to raise str()'s ValueError and leave the run held)."""
+
+    async def bad() -> None:
+        raise _Unprintable()
+
+    with pytest.raises(_Unprintable):
+        async with any_astore.run("r") as run:
+            await run.step("bad", bad)
+    info = await any_astore.runs().get("r")
+    assert info is not None and info.state == "failed" and info.error == "_Unprintable"
+    assert info.steps[0].state == "failed" and info.steps[0].error == "_Unprintable"
+    async with any_astore.run("r", wait=0) as run:
+        assert await run.step("bad", lambda: "ok") == "ok"

@@ -181,3 +181,27 @@ def test_a_step_may_take_steps_itself_and_its_exception_keeps_its_traceback(any_
         ("broken", "failed"),
     ]
     assert info.steps[-1].error == "KeyError: 'missing-page'"
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text for this one")
+
+
+def test_an_exception_whose_str_raises_still_releases_the_run(any_store: cairn.Store) -> None:
+    """The block's exception is recorded by its type's name when str() of it raises, and the
+    run is released: a retry in the same process takes it (it used to stay held, RunHeldError
+    naming this process)."""
+    with pytest.raises(_Unprintable):
+        with any_store.run("r") as run:
+            run.step("bad", lambda: (_ for _ in ()).throw(_Unprintable()))
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "failed" and info.error == "_Unprintable"
+    assert info.steps[0].state == "failed" and info.steps[0].error == "_Unprintable"
+    with pytest.raises(_Unprintable):
+        with any_store.run("r", wait=0):
+            raise _Unprintable()
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "failed" and info.attempts == 2
+    with any_store.run("r", wait=0) as run:
+        assert run.step("bad", lambda: "ok") == "ok"

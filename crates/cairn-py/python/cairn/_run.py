@@ -317,8 +317,14 @@ class _Pending:
 
 
 def _describe(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    """``Type: message`` for the record of a failure; the type's name alone when the message
+    is empty or ``str(e)`` itself raises (the run must be released whatever it does)."""
+    kind = type(e).__name__
+    try:
+        text = str(e)
+    except Exception:
+        return kind
+    return f"{kind}: {text}" if text else kind
 
 
 class Runs:
