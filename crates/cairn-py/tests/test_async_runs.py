@@ -315,6 +315,22 @@ async def test_many_waiters_for_a_held_run_queue_in_memory_and_only_one_polls(
     assert polled <= 20 + 10, polled
 
 
+async def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_astore: cairn.AsyncStore) -> None:
+    """It used to call the function, then report a lease 'taken over'."""
+    async with any_astore.run("r") as run:
+        await run.step("a", lambda: 1)
+    calls: List[int] = []
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.step("late", lambda: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.step_tx("late", lambda tx: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.sleep("late", "1s")
+    assert calls == [] and run.attempt == 1
+    info = await any_astore.runs().get("r")
+    assert info is not None and info.state == "finished" and [s.name for s in info.steps] == ["a"]
+
+
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise ValueError("no text for this one")

@@ -183,6 +183,24 @@ def test_a_step_may_take_steps_itself_and_its_exception_keeps_its_traceback(any_
     assert info.steps[-1].error == "KeyError: 'missing-page'"
 
 
+def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_store: cairn.Store) -> None:
+    """A step of a Run whose block has ended raises a clear error and does not call its
+    function (it used to call it, then report a lease 'taken over')."""
+    with any_store.run("r") as run:
+        run.step("a", lambda: 1)
+    calls: List[int] = []
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.step("late", lambda: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.step_tx("late", lambda tx: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.sleep("late", "1s")
+    assert calls == []
+    assert run.attempt == 1
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "finished" and [s.name for s in info.steps] == ["a"]
+
+
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise ValueError("no text for this one")

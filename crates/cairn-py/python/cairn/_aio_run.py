@@ -117,6 +117,7 @@ class AsyncRun:
         self._finished = False
         self._token: Optional[contextvars.Token[Optional[AsyncRun]]] = None
         self._entered = False
+        self._ended = False
         # Step names are given on the loop, in call order; the HeldRun is touched by one
         # thread at a time (a call detached from the interpreter keeps it borrowed).
         self._seen: Dict[str, int] = {}
@@ -206,6 +207,7 @@ class AsyncRun:
         taken = self._taken
         if taken is None:
             raise InvalidInputError(f"invalid input: the run {self._id!r} was not entered")
+        self._ended = True
         if self._token is not None:
             try:
                 _current.reset(self._token)
@@ -232,6 +234,11 @@ class AsyncRun:
         order)."""
         if not isinstance(name, str):
             raise TypeError(f"a step name must be a str, not {type(name).__name__}")
+        if self._ended:
+            raise InvalidInputError(
+                f"invalid input: the `async with store.run({self._id!r})` block has ended, and its steps "
+                "are taken inside it; take this one in that block, or in a new `async with store.run(...)`"
+            )
         self._held()
         count = self._seen.get(name, 0) + 1
         self._seen[name] = count

@@ -143,6 +143,7 @@ class Run:
         self._held: Optional[_cairn.HeldRun] = None
         self._keep: Optional[_cairn.KeepAlive] = None
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
+        self._ended = False
 
     @property
     def id(self) -> str:
@@ -164,6 +165,12 @@ class Run:
         if self._held is None:
             raise InvalidInputError(f"invalid input: the run {self._id!r} is used as `with store.run(...) as run:`")
         return self._held
+
+    def _ended_error(self) -> InvalidInputError:
+        return InvalidInputError(
+            f"invalid input: the `with store.run({self._id!r})` block has ended, and its steps are "
+            "taken inside it; take this one in that block, or in a new `with store.run(...)`"
+        )
 
     def __enter__(self) -> Run:
         """Take the run for this attempt (or join it finished, to replay it); the lease is
@@ -194,6 +201,7 @@ class Run:
         """Finish the run after a normal exit; after an exception (which propagates), record
         the attempt as failed with it, so that the next attempt resumes."""
         held = self._attempt()
+        self._ended = True
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
@@ -229,6 +237,8 @@ class Run:
         """
         # _lookup's work inline, and no _Pending unless the step fails: a step's Python is
         # measured in microseconds against a committed mark.
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
@@ -258,6 +268,8 @@ class Run:
     def _lookup(self, name: str, version: Optional[str]) -> Tuple[bool, Any, _Pending]:
         """The next step called `name`: (True, its recorded result) to replay, else (False,
         None) and what records its execution."""
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
@@ -269,6 +281,8 @@ class Run:
         every attempt then sleeps only what is left of it. With ``wait=False`` it returns at
         once the seconds still left (None once the time has passed), for a cron script that
         would rather exit and come back."""
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         full, seq = held.next_step(name)
