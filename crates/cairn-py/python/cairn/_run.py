@@ -24,6 +24,11 @@ T = TypeVar("T")
 #: The run whose ``with`` block this code runs in, for :meth:`Store.step`.
 _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("cairn_run", default=None)
 
+#: The runs whose step's function this code runs inside: a step called there is a plain call
+#: (its outer step's record stands for it, and a replay does not call it, so it must not take a
+#: name the steps after it would shift by).
+_stepping: contextvars.ContextVar[Tuple[Run, ...]] = contextvars.ContextVar("cairn_stepping", default=())
+
 
 def _utc(millis: Optional[int]) -> Optional[datetime.datetime]:
     if millis is None:
@@ -231,19 +236,30 @@ class Run:
         the attempt and its error, no result, and propagates: the next attempt calls `fn`
         again. The same `name` again in one attempt is a step of its own (``name#2``).
 
+        Called from inside the function of another step of this run (in the same thread), it
+        is a plain call of `fn`: the outer step's record stands for it.
+
         `version` is the step's (every other argument goes to `fn`): a step recorded under
         another version raises :class:`StepChangedError` instead of replaying a result the new
         code would not give.
         """
         # _lookup's work inline, and no _Pending unless the step fails: a step's Python is
         # measured in microseconds against a committed mark.
+        stepping = _stepping.get()
+        if self in stepping:
+            return fn(*args, **kwargs)
         if self._ended:
             raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
-        # The replay, the call and the record in one call into the extension.
-        done, value, full, seq, started = conn.run_step_call(held, name, v, fn, args, kwargs or None)
+        # The replay, the call and the record in one call into the extension; steps `fn`
+        # takes meanwhile are plain calls.
+        token = _stepping.set(stepping + (self,))
+        try:
+            done, value, full, seq, started = conn.run_step_call(held, name, v, fn, args, kwargs or None)
+        finally:
+            _stepping.reset(token)
         if done == 2:
             _Pending(conn, held, full, seq, v, started).failed(value)
             raise value
@@ -252,10 +268,21 @@ class Run:
     def step_tx(self, name: str, fn: Callable[[Transaction], T], *, version: Optional[str] = None) -> T:
         """A step whose writes to the store commit with its record, in one transaction:
         exactly once, even across kills. ``fn(tx)`` writes through the transaction's handles
-        (``tx.ledger("pages").mark_done(...)``) and returns the step's result."""
+        (``tx.ledger("pages").mark_done(...)``) and returns the step's result.
+
+        Not inside the function of another step of this run (:class:`InvalidInputError`): its
+        writes would commit apart from that step's record, and again when it runs again."""
+        stepping = _stepping.get()
+        if self in stepping:
+            raise InvalidInputError(
+                f"invalid input: step_tx({name!r}) is called inside another step of the run {self._id!r}, "
+                "where its writes could not commit exactly once; make it a step of the run's block, "
+                "or make the outer step a step_tx that does these writes"
+            )
         found, value, pending = self._lookup(name, version)
         if found:
             return cast(T, value)
+        token = _stepping.set(stepping + (self,))
         try:
             with self._store.transaction() as tx:
                 result = fn(tx)
@@ -263,6 +290,8 @@ class Run:
         except BaseException as e:
             pending.failed(e)
             raise
+        finally:
+            _stepping.reset(token)
         return result
 
     def _lookup(self, name: str, version: Optional[str]) -> Tuple[bool, Any, _Pending]:
@@ -384,7 +413,8 @@ class Runs:
 
 def step_decorator(store: Store, version: Optional[str], name: Optional[str]) -> Callable[[F], F]:
     """What :meth:`Store.step` returns: inside a ``with store.run(...)`` block of `store`, a
-    call of the function is a step named after it; elsewhere, a plain call."""
+    call of the function is a step named after it; elsewhere (inside another step's function
+    too), a plain call."""
 
     def wrap(fn: F) -> F:
         step_name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
