@@ -313,3 +313,98 @@ async def test_many_waiters_for_a_held_run_queue_in_memory_and_only_one_polls(
     # Each tried once, then the first in line alone, napping 20 ms doubling: a handful of
     # tries in half a second, where twenty pollers would have made twenty times as many.
     assert polled <= 20 + 10, polled
+
+
+async def test_a_nested_decorated_step_is_a_plain_call_and_does_not_shift_later_names(
+    any_astore: cairn.AsyncStore,
+) -> None:
+    """A step taken by a step's function (awaited in its task, or in a task it started) is a
+    plain call, not recorded: on resume the outer step replays without calling it, and a later
+    top-level `fetch(1)` must still get page 1 (it used to be named `fetch` and get page 0's)."""
+    calls: List[int] = []
+
+    @any_astore.step()
+    async def fetch(page: int) -> str:
+        calls.append(page)
+        return f"page-{page}"
+
+    @any_astore.step()
+    async def summary() -> str:
+        nested = await asyncio.gather(fetch(10), fetch(11))  # tasks started inside the step
+        return await fetch(0) + "+summary" + str(len(nested))
+
+    with pytest.raises(RuntimeError):
+        async with any_astore.run("r"):
+            assert await summary() == "page-0+summary2"
+            assert await fetch(1) == "page-1"
+            raise RuntimeError("the attempt dies")
+    async with any_astore.run("r"):
+        assert await summary() == "page-0+summary2"
+        assert await fetch(1) == "page-1"
+    assert calls == [10, 11, 0, 1], "the second attempt replays only"
+    info = await any_astore.runs().get("r")
+    assert info is not None
+    name = fetch.__qualname__.replace("<locals>.", "")
+    assert [s.name for s in info.steps] == [summary.__qualname__.replace("<locals>.", ""), name]
+
+    # run.step inside a step's function (a plain one and a coroutine one) is a plain call too,
+    # and inside a step_tx's function.
+    async with any_astore.run("r2") as run:
+
+        async def outer() -> int:
+            return await run.step("inner", lambda: 1) + len(await run.step("inner", fetch, 2))
+
+        assert await run.step("outer", outer) == 7
+        assert await run.step_tx("w", lambda tx: run.step("inner", lambda: 5)) == 5
+    info = await any_astore.runs().get("r2")
+    assert info is not None and [s.name for s in info.steps] == ["outer", "w"]
+
+
+async def test_step_tx_inside_a_step_is_refused_before_it_writes(any_astore: cairn.AsyncStore) -> None:
+    async def outer(run: cairn.AsyncRun) -> int:
+        return await run.step_tx("write", lambda tx: tx.cache("c").incr("n"))
+
+    with pytest.raises(cairn.InvalidInputError, match="inside another step"):
+        async with any_astore.run("r") as run:
+            await run.step("outer", outer, run)
+    assert await any_astore.cache("c").get("n") is None
+    info = await any_astore.runs().get("r")
+    assert info is not None and [(s.name, s.state) for s in info.steps] == [("outer", "failed")]
+
+
+async def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_astore: cairn.AsyncStore) -> None:
+    """It used to call the function, then report a lease 'taken over'."""
+    async with any_astore.run("r") as run:
+        await run.step("a", lambda: 1)
+    calls: List[int] = []
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.step("late", lambda: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.step_tx("late", lambda tx: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        await run.sleep("late", "1s")
+    assert calls == [] and run.attempt == 1
+    info = await any_astore.runs().get("r")
+    assert info is not None and info.state == "finished" and [s.name for s in info.steps] == ["a"]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text for this one")
+
+
+async def test_an_exception_whose_str_raises_still_releases_the_run(any_astore: cairn.AsyncStore) -> None:
+    """Recorded by its type's name; the run is released and the exception propagates as
+    itself (the block's exit used to raise str()'s ValueError and leave the run held)."""
+
+    async def bad() -> None:
+        raise _Unprintable()
+
+    with pytest.raises(_Unprintable):
+        async with any_astore.run("r") as run:
+            await run.step("bad", bad)
+    info = await any_astore.runs().get("r")
+    assert info is not None and info.state == "failed" and info.error == "_Unprintable"
+    assert info.steps[0].state == "failed" and info.steps[0].error == "_Unprintable"
+    async with any_astore.run("r", wait=0) as run:
+        assert await run.step("bad", lambda: "ok") == "ok"

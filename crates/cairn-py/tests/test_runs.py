@@ -153,13 +153,22 @@ def test_a_blocks_own_exception_is_not_replaced_when_the_run_was_taken_over(tmp_
         assert info is not None and info.state == "finished" and info.attempts == 2
 
 
-def test_a_step_may_take_steps_itself_and_its_exception_keeps_its_traceback(any_store: cairn.Store) -> None:
-    """run.step calls the function inside one call of the extension: the attempt must not be
-    held meanwhile (a step's function may take steps of the same run), keyword arguments reach
-    it, and its exception comes out as itself, with the frame that raised it."""
+def test_a_step_called_inside_a_step_is_a_plain_call_and_its_exception_keeps_its_traceback(
+    any_store: cairn.Store,
+) -> None:
+    """A step taken by a step's function is a plain call of its function, not recorded: a
+    replay of the outer step does not call it, so it must not take a name (it used to, shifting
+    the names of the steps after it). run.step calls the function inside one call of the
+    extension: keyword arguments reach it, and its exception comes out as itself, with the frame
+    that raised it."""
+    calls: List[int] = []
+
+    def inner(i: int, scale: int) -> int:
+        calls.append(i)
+        return i * scale
 
     def outer(run: cairn.Run, n: int, *, scale: int) -> int:
-        return sum(run.step("inner", lambda i=i: i * scale) for i in range(n))
+        return sum(run.step("inner", inner, i, scale) for i in range(n))
 
     def broken() -> None:
         raise KeyError("missing-page")
@@ -167,17 +176,112 @@ def test_a_step_may_take_steps_itself_and_its_exception_keeps_its_traceback(any_
     with pytest.raises(KeyError) as raised:
         with any_store.run("nested") as run:
             assert run.step("outer", outer, run, 3, scale=10) == 30
+            assert run.step("inner", inner, 7, 1) == 7
             run.step("broken", broken)
     assert raised.value.args == ("missing-page",)
     assert any(frame.name == "broken" for frame in raised.traceback), "the raising frame is kept"
     info = any_store.runs().get("nested")
     assert info is not None
-    # In the order they began: the outer step has its place before the steps it took.
     assert [(s.name, s.state) for s in info.steps] == [
         ("outer", "done"),
         ("inner", "done"),
-        ("inner#2", "done"),
-        ("inner#3", "done"),
         ("broken", "failed"),
-    ]
+    ], "the outer step's inner calls took no names"
     assert info.steps[-1].error == "KeyError: 'missing-page'"
+    assert calls == [0, 1, 2, 7]
+
+    with any_store.run("nested") as run:
+        assert run.step("outer", outer, run, 3, scale=10) == 30
+        assert run.step("inner", inner, 8, 1) == 7, "the top-level inner replays its own result"
+        run.step("broken", lambda: None)
+    assert calls == [0, 1, 2, 7], "replays only"
+
+
+def test_a_nested_decorated_step_does_not_shift_the_names_of_later_steps(any_store: cairn.Store) -> None:
+    """The adversarial case: `summary` calls `fetch(0)`; after it, a top-level `fetch(1)`. On
+    resume `summary` replays without calling its inner fetch, and `fetch(1)` must still get
+    page 1 (it used to be named `fetch` on resume and replay page 0's result)."""
+
+    @any_store.step()
+    def fetch(page: int) -> str:
+        return f"page-{page}"
+
+    @any_store.step()
+    def summary() -> str:
+        return fetch(0) + "+summary"
+
+    with pytest.raises(RuntimeError):
+        with any_store.run("r"):
+            assert summary() == "page-0+summary"
+            assert fetch(1) == "page-1"
+            raise RuntimeError("the attempt dies")
+    with any_store.run("r"):
+        assert summary() == "page-0+summary"
+        assert fetch(1) == "page-1"
+    info = any_store.runs().get("r")
+    assert info is not None
+    name = fetch.__qualname__.replace("<locals>.", "")
+    assert [s.name for s in info.steps] == [summary.__qualname__.replace("<locals>.", ""), name]
+
+
+def test_step_tx_inside_a_step_is_refused_before_it_writes(any_store: cairn.Store) -> None:
+    """step_tx inside another step's function could not commit exactly once (its transaction
+    commits apart from the outer step's record): it raises, the outer step fails, nothing is
+    written."""
+
+    def outer(run: cairn.Run) -> int:
+        return run.step_tx("write", lambda tx: tx.cache("c").incr("n"))
+
+    with pytest.raises(cairn.InvalidInputError, match="inside another step"):
+        with any_store.run("r") as run:
+            run.step("outer", outer, run)
+    assert any_store.cache("c").get("n") is None
+    info = any_store.runs().get("r")
+    assert info is not None and [(s.name, s.state) for s in info.steps] == [("outer", "failed")]
+    # A step inside a step_tx's function is a plain call too.
+    with any_store.run("r2") as run:
+        assert run.step_tx("w", lambda tx: run.step("inner", lambda: 5)) == 5
+    info = any_store.runs().get("r2")
+    assert info is not None and [s.name for s in info.steps] == ["w"]
+
+
+def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_store: cairn.Store) -> None:
+    """A step of a Run whose block has ended raises a clear error and does not call its
+    function (it used to call it, then report a lease 'taken over')."""
+    with any_store.run("r") as run:
+        run.step("a", lambda: 1)
+    calls: List[int] = []
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.step("late", lambda: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.step_tx("late", lambda tx: calls.append(1))
+    with pytest.raises(cairn.InvalidInputError, match="block has ended"):
+        run.sleep("late", "1s")
+    assert calls == []
+    assert run.attempt == 1
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "finished" and [s.name for s in info.steps] == ["a"]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text for this one")
+
+
+def test_an_exception_whose_str_raises_still_releases_the_run(any_store: cairn.Store) -> None:
+    """The block's exception is recorded by its type's name when str() of it raises, and the
+    run is released: a retry in the same process takes it (it used to stay held, RunHeldError
+    naming this process)."""
+    with pytest.raises(_Unprintable):
+        with any_store.run("r") as run:
+            run.step("bad", lambda: (_ for _ in ()).throw(_Unprintable()))
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "failed" and info.error == "_Unprintable"
+    assert info.steps[0].state == "failed" and info.steps[0].error == "_Unprintable"
+    with pytest.raises(_Unprintable):
+        with any_store.run("r", wait=0):
+            raise _Unprintable()
+    info = any_store.runs().get("r")
+    assert info is not None and info.state == "failed" and info.attempts == 2
+    with any_store.run("r", wait=0) as run:
+        assert run.step("bad", lambda: "ok") == "ok"

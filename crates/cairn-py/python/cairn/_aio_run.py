@@ -29,6 +29,10 @@ T = TypeVar("T")
 #: :meth:`AsyncStore.step`.
 _current: contextvars.ContextVar[Optional[AsyncRun]] = contextvars.ContextVar("cairn_async_run", default=None)
 
+#: The runs whose step's function this task runs inside (or a task started from there): a step
+#: called there is a plain call, as the sync run's (its outer step's record stands for it).
+_stepping: contextvars.ContextVar[Tuple[AsyncRun, ...]] = contextvars.ContextVar("cairn_async_stepping", default=())
+
 #: The first and longest nap between tries of a held run (the library's own wait's).
 _FIRST_NAP = 0.02
 _LONGEST_NAP = 1.0
@@ -117,6 +121,7 @@ class AsyncRun:
         self._finished = False
         self._token: Optional[contextvars.Token[Optional[AsyncRun]]] = None
         self._entered = False
+        self._ended = False
         # Step names are given on the loop, in call order; the HeldRun is touched by one
         # thread at a time (a call detached from the interpreter keeps it borrowed).
         self._seen: Dict[str, int] = {}
@@ -206,6 +211,7 @@ class AsyncRun:
         taken = self._taken
         if taken is None:
             raise InvalidInputError(f"invalid input: the run {self._id!r} was not entered")
+        self._ended = True
         if self._token is not None:
             try:
                 _current.reset(self._token)
@@ -232,6 +238,11 @@ class AsyncRun:
         order)."""
         if not isinstance(name, str):
             raise TypeError(f"a step name must be a str, not {type(name).__name__}")
+        if self._ended:
+            raise InvalidInputError(
+                f"invalid input: the `async with store.run({self._id!r})` block has ended, and its steps "
+                "are taken inside it; take this one in that block, or in a new `async with store.run(...)`"
+            )
         self._held()
         count = self._seen.get(name, 0) + 1
         self._seen[name] = count
@@ -275,10 +286,20 @@ class AsyncRun:
         function, or returns an awaitable) the first time and record its result (a
         :data:`cairn.Value`); every later attempt returns the recorded result without calling
         `fn`. An exception (a cancellation included) records the attempt's failure and
-        propagates. `version` as :meth:`Run.step`."""
+        propagates. `version` as :meth:`Run.step`.
+
+        Called from inside the function of another step of this run (its task, or a task
+        started there), it is a plain call of `fn`: the outer step's record stands for it."""
+        stepping = _stepping.get()
+        if self in stepping:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
         found, value, full, seq, v, started = await self._lookup(name, version)
         if found:
             return value
+        token = _stepping.set(stepping + (self,))
         try:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
@@ -286,6 +307,8 @@ class AsyncRun:
         except BaseException as e:
             await self._failed(full, seq, v, started, e)
             raise
+        finally:
+            _stepping.reset(token)
         held = self._held()
         store = await self._astore._store()
 
@@ -299,16 +322,29 @@ class AsyncRun:
         """A step whose writes to the store commit with its record, in one transaction:
         ``fn(tx)`` (a coroutine function, or a plain one) writes through the handles of
         `tx`, an :class:`AsyncTransaction` (``await tx.cache("c").incr("n")``), and returns
-        the step's result. Exactly once, even across kills; a cancellation rolls it back."""
+        the step's result. Exactly once, even across kills; a cancellation rolls it back.
+        Not inside the function of another step of this run (:class:`InvalidInputError`), as
+        :meth:`Run.step_tx`."""
+        stepping = _stepping.get()
+        if self in stepping:
+            raise InvalidInputError(
+                f"invalid input: step_tx({name!r}) is called inside another step of the run {self._id!r}, "
+                "where its writes could not commit exactly once; make it a step of the run's block, "
+                "or make the outer step a step_tx that does these writes"
+            )
         found, value, full, seq, v, started = await self._lookup(name, version)
         if found:
             return value
         held = self._held()
         try:
             async with self._astore.transaction() as atx:
-                result = fn(atx)
-                if inspect.isawaitable(result):
-                    result = await result
+                token = _stepping.set(stepping + (self,))
+                try:
+                    result = fn(atx)
+                    if inspect.isawaitable(result):
+                        result = await result
+                finally:
+                    _stepping.reset(token)
                 tx = atx._tx()
                 n, conn = tx._n, tx._conn()
 
@@ -392,8 +428,8 @@ class AsyncRuns:
 
 def step_decorator(astore: AsyncStore, version: Optional[str], name: Optional[str]) -> Callable[[F], F]:
     """What :meth:`AsyncStore.step` returns: inside an ``async with store.run(...)`` block of
-    `astore`, a call of the coroutine function is a step named after it; elsewhere, a plain
-    call."""
+    `astore`, a call of the coroutine function is a step named after it; elsewhere (inside
+    another step's function too), a plain call."""
 
     def wrap(fn: F) -> F:
         if not inspect.iscoroutinefunction(fn):

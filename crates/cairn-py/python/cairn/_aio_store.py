@@ -358,8 +358,9 @@ class AsyncStore:
     def step(self, fn: Optional[Any] = None, *, version: Optional[str] = None, name: Optional[str] = None) -> Any:
         """Decorate a coroutine function so that, inside an ``async with store.run(...)`` block
         of this store (in its task, or a task it started), a call of it is a step of that run
-        named after the function (see :meth:`Store.step`); outside a run it is a plain call.
-        Usable as ``@store.step`` or ``@store.step(version=2)``."""
+        named after the function (see :meth:`Store.step`); outside a run (or inside the function
+        of another step) it is a plain call. Usable as ``@store.step`` or
+        ``@store.step(version=2)``."""
         decorate = aio_step_decorator(self, None if version is None else str(version), name)
         if fn is not None:
             return decorate(fn)

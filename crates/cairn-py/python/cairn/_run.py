@@ -24,6 +24,11 @@ T = TypeVar("T")
 #: The run whose ``with`` block this code runs in, for :meth:`Store.step`.
 _current: contextvars.ContextVar[Optional[Run]] = contextvars.ContextVar("cairn_run", default=None)
 
+#: The runs whose step's function this code runs inside: a step called there is a plain call
+#: (its outer step's record stands for it, and a replay does not call it, so it must not take a
+#: name the steps after it would shift by).
+_stepping: contextvars.ContextVar[Tuple[Run, ...]] = contextvars.ContextVar("cairn_stepping", default=())
+
 
 def _utc(millis: Optional[int]) -> Optional[datetime.datetime]:
     if millis is None:
@@ -143,6 +148,7 @@ class Run:
         self._held: Optional[_cairn.HeldRun] = None
         self._keep: Optional[_cairn.KeepAlive] = None
         self._token: Optional[contextvars.Token[Optional[Run]]] = None
+        self._ended = False
 
     @property
     def id(self) -> str:
@@ -164,6 +170,12 @@ class Run:
         if self._held is None:
             raise InvalidInputError(f"invalid input: the run {self._id!r} is used as `with store.run(...) as run:`")
         return self._held
+
+    def _ended_error(self) -> InvalidInputError:
+        return InvalidInputError(
+            f"invalid input: the `with store.run({self._id!r})` block has ended, and its steps are "
+            "taken inside it; take this one in that block, or in a new `with store.run(...)`"
+        )
 
     def __enter__(self) -> Run:
         """Take the run for this attempt (or join it finished, to replay it); the lease is
@@ -194,6 +206,7 @@ class Run:
         """Finish the run after a normal exit; after an exception (which propagates), record
         the attempt as failed with it, so that the next attempt resumes."""
         held = self._attempt()
+        self._ended = True
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
@@ -223,17 +236,30 @@ class Run:
         the attempt and its error, no result, and propagates: the next attempt calls `fn`
         again. The same `name` again in one attempt is a step of its own (``name#2``).
 
+        Called from inside the function of another step of this run (in the same thread), it
+        is a plain call of `fn`: the outer step's record stands for it.
+
         `version` is the step's (every other argument goes to `fn`): a step recorded under
         another version raises :class:`StepChangedError` instead of replaying a result the new
         code would not give.
         """
         # _lookup's work inline, and no _Pending unless the step fails: a step's Python is
         # measured in microseconds against a committed mark.
+        stepping = _stepping.get()
+        if self in stepping:
+            return fn(*args, **kwargs)
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
-        # The replay, the call and the record in one call into the extension.
-        done, value, full, seq, started = conn.run_step_call(held, name, v, fn, args, kwargs or None)
+        # The replay, the call and the record in one call into the extension; steps `fn`
+        # takes meanwhile are plain calls.
+        token = _stepping.set(stepping + (self,))
+        try:
+            done, value, full, seq, started = conn.run_step_call(held, name, v, fn, args, kwargs or None)
+        finally:
+            _stepping.reset(token)
         if done == 2:
             _Pending(conn, held, full, seq, v, started).failed(value)
             raise value
@@ -242,10 +268,21 @@ class Run:
     def step_tx(self, name: str, fn: Callable[[Transaction], T], *, version: Optional[str] = None) -> T:
         """A step whose writes to the store commit with its record, in one transaction:
         exactly once, even across kills. ``fn(tx)`` writes through the transaction's handles
-        (``tx.ledger("pages").mark_done(...)``) and returns the step's result."""
+        (``tx.ledger("pages").mark_done(...)``) and returns the step's result.
+
+        Not inside the function of another step of this run (:class:`InvalidInputError`): its
+        writes would commit apart from that step's record, and again when it runs again."""
+        stepping = _stepping.get()
+        if self in stepping:
+            raise InvalidInputError(
+                f"invalid input: step_tx({name!r}) is called inside another step of the run {self._id!r}, "
+                "where its writes could not commit exactly once; make it a step of the run's block, "
+                "or make the outer step a step_tx that does these writes"
+            )
         found, value, pending = self._lookup(name, version)
         if found:
             return cast(T, value)
+        token = _stepping.set(stepping + (self,))
         try:
             with self._store.transaction() as tx:
                 result = fn(tx)
@@ -253,11 +290,15 @@ class Run:
         except BaseException as e:
             pending.failed(e)
             raise
+        finally:
+            _stepping.reset(token)
         return result
 
     def _lookup(self, name: str, version: Optional[str]) -> Tuple[bool, Any, _Pending]:
         """The next step called `name`: (True, its recorded result) to replay, else (False,
         None) and what records its execution."""
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         v = "" if version is None else str(version)
@@ -269,6 +310,8 @@ class Run:
         every attempt then sleeps only what is left of it. With ``wait=False`` it returns at
         once the seconds still left (None once the time has passed), for a cron script that
         would rather exit and come back."""
+        if self._ended:
+            raise self._ended_error()
         held = self._attempt()
         conn = self._store._conn()
         full, seq = held.next_step(name)
@@ -317,8 +360,14 @@ class _Pending:
 
 
 def _describe(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    """``Type: message`` for the record of a failure; the type's name alone when the message
+    is empty or ``str(e)`` itself raises (the run must be released whatever it does)."""
+    kind = type(e).__name__
+    try:
+        text = str(e)
+    except Exception:
+        return kind
+    return f"{kind}: {text}" if text else kind
 
 
 class Runs:
@@ -364,7 +413,8 @@ class Runs:
 
 def step_decorator(store: Store, version: Optional[str], name: Optional[str]) -> Callable[[F], F]:
     """What :meth:`Store.step` returns: inside a ``with store.run(...)`` block of `store`, a
-    call of the function is a step named after it; elsewhere, a plain call."""
+    call of the function is a step named after it; elsewhere (inside another step's function
+    too), a plain call."""
 
     def wrap(fn: F) -> F:
         step_name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)

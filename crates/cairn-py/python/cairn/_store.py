@@ -289,8 +289,9 @@ class Store:
     def step(self, fn: Optional[F] = None, *, version: Optional[str] = None, name: Optional[str] = None) -> Any:
         """Decorate a function so that, inside a ``with store.run(...)`` block of this store, a
         call of it is a step of that run named after the function (``fetch``, ``fetch#2``...;
-        `name` to choose another), with `version` as its version; outside a run it is a plain
-        call. Usable as ``@store.step`` or ``@store.step(version=2)``.
+        `name` to choose another), with `version` as its version; outside a run (or inside the
+        function of another step) it is a plain call. Usable as ``@store.step`` or
+        ``@store.step(version=2)``.
 
         >>> import cairn
         >>> store = cairn.Store(":memory:")
