@@ -525,8 +525,20 @@ fn json_items(
 ) -> Outcome<u64> {
     let mut chunk = Vec::with_capacity(MARK_BATCH);
     let mut queued = 0;
+    // Items of chunks already applied: a bad line after them must say they were queued.
+    let mut applied = 0usize;
     for (i, line) in std::io::stdin().lock().lines().enumerate() {
-        let bad = |why: String| Failure::Usage(format!("stdin line {}: {why}", i + 1));
+        let bad = |why: String| {
+            let before = if applied == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; the {applied} items before it were queued already (in batches of {MARK_BATCH}); ids \
+                     already queued are skipped, so fix the line and run the whole input again"
+                )
+            };
+            Failure::Usage(format!("stdin line {}: {why}{before}", i + 1))
+        };
         let line = line.map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
         if line.trim().is_empty() {
             continue;
@@ -534,6 +546,7 @@ fn json_items(
         chunk.push(json_item(&line, defaults).map_err(bad)?);
         if chunk.len() == MARK_BATCH {
             queued += apply(std::mem::replace(&mut chunk, Vec::with_capacity(MARK_BATCH)))?;
+            applied += MARK_BATCH;
         }
     }
     if !chunk.is_empty() {

@@ -209,6 +209,21 @@ fn malformed_json_items_are_usage_errors_naming_the_line_and_queue_nothing() {
     assert!(code == 2 && err.contains("--json"), "{err}");
 }
 
+/// A bad line after a full batch says that the items before it were queued, and that
+/// running the input again once fixed is safe; before, it said only that the line was bad.
+#[test]
+fn a_bad_json_line_after_a_batch_says_the_items_before_it_were_queued() {
+    let env = Env::new();
+    let mut input: Vec<u8> =
+        (0..10_001).flat_map(|i| format!("{{\"id\": \"n{i}\"}}\n").into_bytes()).collect();
+    input.extend_from_slice(b"bad\n");
+    let (code, _, err) = env.run_stdin(&["--json", "ledger", "enqueue"], &input);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("stdin line 10002: not JSON"), "{err}");
+    assert!(err.contains("the 10000 items before it were queued already"), "{err}");
+    assert_eq!(env.ok(&["ledger", "count", "--state", "pending"], 0), "10000\n");
+}
+
 #[test]
 fn delayed_items_are_not_handed_out_before_their_time_and_list_shows_it() {
     let env = Env::new();
