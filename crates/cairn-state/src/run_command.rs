@@ -61,10 +61,19 @@ pub fn command_version<S: AsRef<OsStr>>(argv: &[S]) -> String {
     version
 }
 
-/// The output key of step `name` of run `id` by the attempt holding `token`: each part led
-/// by its length, so that one run's (or one step's) keys are exactly those with its prefix.
-fn output_key(id: &str, name: &str, token: i64) -> String {
-    format!("{}{token}", step_prefix(id, name))
+/// The output key of step `name` of run `id` by the attempt holding `token`, for one call
+/// (`call`: two processes of one script running the same step side by side write apart, and
+/// the one whose record is refused drops only its own): each part led by its length, so that
+/// one run's (or one step's) keys are exactly those with its prefix.
+fn output_key(id: &str, name: &str, token: i64, call: &str) -> String {
+    format!("{}{token}/{call}", step_prefix(id, name))
+}
+
+/// This call among the processes of one host: its pid and the time, in nanoseconds.
+fn this_call() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}.{nanos}", std::process::id())
 }
 
 /// Kept until the step is forgotten: no expiry.
@@ -115,8 +124,7 @@ impl Store {
             cache.memo_stream(&key, forever(), replay, |_| Err(E::from(gone())))?;
             return Ok(CommandStep::Replayed);
         }
-        let seq = self.step_position(run, name)?;
-        let key = output_key(run.id(), name, run.token());
+        let key = output_key(run.id(), name, run.token(), &this_call());
         let renewer = if self.journal_mode() == "memory" { None } else { Some(self.keep_run_alive(run)?) };
         let started = self.now_millis();
         let mut ignore = |_: Stream, _: &[u8]| Ok::<(), E>(());
@@ -137,13 +145,17 @@ impl Store {
             MemoOutcome::Replayed { status } | MemoOutcome::Stale { status, .. } => status,
         };
         let glimpse = self.glimpse(&cache, &key);
+        // Taken now rather than before the command: steps of one script run side by side
+        // (`cairn step a ... & cairn step b ... & wait`) get positions of their own, in the
+        // order they end, so that a reset from one of them does not take the others.
+        let seq = self.step_position(run, name)?;
         if status == 0 {
             let head = glimpse.as_ref().map(Glimpse::head);
             if let Err(e) =
                 self.record_step_with_output(run, name, seq, version, started, Ok(&key), head.as_deref())
             {
                 let _ = cache.memo_forget(&key);
-                return Err(E::from(e));
+                return Err(E::from(self.why_not_recorded(run, name, e)));
             }
         } else {
             let _ = cache.memo_forget(&key);
@@ -166,6 +178,22 @@ impl Store {
 }
 
 impl Store {
+    /// A refused record is a lost lease, unless this attempt still holds the run: then another
+    /// process of the same script recorded the step meanwhile (the same step run side by side).
+    fn why_not_recorded(&self, run: &HeldRun, name: &str, e: Error) -> Error {
+        if e.kind() != crate::ErrorKind::LeaseLost {
+            return e;
+        }
+        match self.engine.run_get(run.id()) {
+            Ok(Some(row)) if row.token == run.token() => Error::invalid(format!(
+                "step '{name}' of run '{}' was recorded meanwhile by another process of this script: steps run \
+                 side by side need names of their own; this one's command ran too, and its output is dropped",
+                run.id()
+            )),
+            _ => e,
+        }
+    }
+
     /// The first and last bytes of the output kept under `key`, read back in bounded memory;
     /// None if it cannot be read (what it is for, operators' view, is not worth failing over).
     fn glimpse(&self, cache: &Cache<'_>, key: &str) -> Option<Glimpse> {
@@ -293,8 +321,9 @@ mod tests {
 
     #[test]
     fn one_runs_output_keys_are_not_under_another_runs_prefix() {
-        assert!(!output_key("a/1", "b", 1).starts_with(&run_prefix("a")));
-        assert!(!output_key("ab", "c", 1).starts_with(&step_prefix("ab", "c/1")));
-        assert!(output_key("ab", "c", 7).starts_with(&step_prefix("ab", "c")));
+        assert!(!output_key("a/1", "b", 1, "9.1").starts_with(&run_prefix("a")));
+        assert!(!output_key("ab", "c", 1, "9.1").starts_with(&step_prefix("ab", "c/1")));
+        assert!(output_key("ab", "c", 7, "9.1").starts_with(&step_prefix("ab", "c")));
+        assert_ne!(output_key("ab", "c", 7, "9.1"), output_key("ab", "c", 7, "9.2"), "one key per call");
     }
 }

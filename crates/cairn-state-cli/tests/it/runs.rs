@@ -406,3 +406,38 @@ fn a_step_still_running_after_its_shell_was_killed_keeps_the_run_held() {
     assert_eq!(last.status.code(), Some(0), "{last:?}");
     assert_eq!(side(&env), "start\nend\n", "the step ran once");
 }
+
+/// Steps of one script run side by side get positions of their own (in the order they end),
+/// so a reset from one of them keeps the others; before, they shared one position and a reset
+/// from the last forgot them all.
+#[test]
+fn steps_run_side_by_side_get_positions_of_their_own() {
+    let env = Env::new();
+    let both = r#"$C step a -- sh -c 'echo a >> side'; $C step b -- sh -c 'while [ ! -s side ]; do sleep 0.01; done; echo b >> side' & $C step c -- sh -c 'while ! grep -q b side 2>/dev/null; do sleep 0.01; done; echo c >> side' & wait"#;
+    let out = script(&env, "r", both);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    env.ok(&["run", "reset", "r", "--from", "c"], 0);
+    let status = env.ok(&["run", "status", "r"], 1);
+    let done: Vec<&str> = status
+        .lines()
+        .filter(|l| l.contains("\tdone\t"))
+        .map(|l| l.trim().split('\t').next().unwrap_or(""))
+        .collect();
+    assert_eq!(done, ["a", "b"], "{status}");
+}
+
+/// The same step run twice side by side by one script: the one recorded second is told so
+/// (not that its lease ran out), and the first one's output stays and replays.
+#[test]
+fn the_same_step_run_side_by_side_keeps_the_output_of_the_one_recorded() {
+    let env = Env::new();
+    let first = r#"$C step same -- sh -c 'echo one; echo x >> side; while [ $(wc -l < side) -lt 2 ]; do sleep 0.01; done'"#;
+    let second = r#"$C step same -- sh -c 'echo x >> side; while [ $(wc -l < side) -lt 2 ]; do sleep 0.01; done; sleep 0.2; echo two'"#;
+    let out = script(&env, "r", &format!("{first} & {second}; wait"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("recorded meanwhile by another process of this script"), "{err}");
+    assert!(!err.contains("lease"), "{err}");
+    let replay = script(&env, "r", first);
+    assert_eq!(replay.status.code(), Some(0), "{replay:?}");
+    assert_eq!(replay.stdout, b"one\n", "the recorded step's output replays");
+}
