@@ -19,7 +19,7 @@ use crate::output::{note, Failure, Outcome};
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The signals passed on to the command.
-const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+pub(super) const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
 pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
     let store = ctx.open()?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cairn::{CommandKey, KeptInput, MemoOutcome, MemoPolicy, Options, Stream};
 
+use super::signals::Forwarder;
 use super::{command_of, spawn, yes_no, Ctx};
 use crate::cli::MemoArgs;
 use crate::output::{note, stdout_failure, Failure, Outcome};
@@ -36,7 +37,8 @@ pub fn run(ctx: &Ctx, args: MemoArgs) -> Outcome {
             Some(kept) => kept.to_stdio().map_err(Failure::io("passing stdin on to the command"))?,
             None => Stdio::inherit(),
         };
-        let mut child = spawn(command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+        let (mut child, _forwarding) =
+            Forwarder::around(|| spawn(command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped())))?;
         let ran = rec.record_child(&mut child, &mut |stream, bytes| out.pass(stream, bytes, true))?;
         passing_on = ran.passing_on;
         Ok(ran.status)

@@ -11,6 +11,7 @@ mod lock;
 mod maintenance;
 mod memo;
 mod run;
+mod signals;
 mod step;
 mod ui;
 

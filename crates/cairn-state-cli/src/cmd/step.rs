@@ -6,6 +6,7 @@ use std::process::Stdio;
 use cairn::{CommandStep, ErrorKind, HeldRun, RunOptions, Store};
 
 use super::memo::Passer;
+use super::signals::Forwarder;
 use super::{command_of, spawn, Ctx};
 use crate::cli::{HoldArgs, StepArgs};
 use crate::output::{stdout_failure, Outcome};
@@ -28,7 +29,8 @@ pub fn run(ctx: &Ctx, args: StepArgs) -> Outcome {
             // The run stays held while the command runs, even if the script's shell is killed
             // meanwhile: a re-run must not start this step a second time beside it.
             cairn::hold_while_running_for(&mut command, holder_pid(&args.hold));
-            let mut child = spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+            let (mut child, _forwarding) =
+                Forwarder::around(|| spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped())))?;
             let ran = rec.record_child(&mut child, &mut |s, b| out.pass(s, b, true))?;
             passing_on = ran.passing_on;
             Ok(ran.status)

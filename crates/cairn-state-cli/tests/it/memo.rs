@@ -204,3 +204,26 @@ fn memory_stays_small_whatever_the_output() {
         );
     }
 }
+
+/// A SIGTERM sent to `cairn memo` while its command runs reaches the command (which ends by
+/// its own trap here) instead of leaving it running orphaned; nothing is kept for the key.
+#[test]
+fn a_sigterm_to_cairn_memo_reaches_its_command() {
+    let env = Env::new();
+    let mut memo = std::process::Command::new(crate::cairn_bin());
+    memo.env("CAIRN_DB", env.db())
+        .env_remove("CAIRN_NS")
+        .current_dir(env.dir.path())
+        .args(["memo", "--ttl", "1h", "--", "sh", "-c"])
+        .arg("trap 'echo got-term >> side; exit 143' TERM; echo started > side; while :; do sleep 0.01; done")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = memo.spawn().unwrap();
+    let side = || std::fs::read_to_string(env.path("side")).unwrap_or_default();
+    wait_until("the command starts", || side() == "started\n");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(wait_within(&mut child, "cairn memo").code(), Some(143));
+    assert_eq!(side(), "started\ngot-term\n", "the command got the signal");
+}

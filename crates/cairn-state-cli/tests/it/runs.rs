@@ -441,3 +441,30 @@ fn the_same_step_run_side_by_side_keeps_the_output_of_the_one_recorded() {
     assert_eq!(replay.status.code(), Some(0), "{replay:?}");
     assert_eq!(replay.stdout, b"one\n", "the recorded step's output replays");
 }
+
+/// A SIGTERM sent to `cairn step` reaches its command, as it does for `cairn lock`: the
+/// command ends, and the step is recorded as failed with its status, instead of cairn dying
+/// alone and leaving the command running with nothing recorded.
+#[test]
+fn a_sigterm_to_cairn_step_reaches_its_command_and_the_failure_is_recorded() {
+    let env = Env::new();
+    let mut step = Command::new(cairn_bin());
+    step.env("CAIRN_DB", env.db())
+        .env_remove("CAIRN_NS")
+        .env_remove("CAIRN_RUN")
+        .current_dir(env.dir.path())
+        .args(["step", "--run", "r", "long", "--", "sh", "-c"])
+        .arg("trap 'exit 143' TERM; echo started > side; while :; do sleep 0.01; done")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = step.spawn().unwrap();
+    crate::wait_until("the command starts", || side(&env) == "started\n");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = crate::wait_within(&mut child, "cairn step");
+    assert_eq!(status.code(), Some(143), "the command's status");
+    let shown = env.ok(&["run", "status", "r"], 1);
+    assert!(shown.contains("long\tfailed\t1 attempt"), "{shown}");
+    assert!(shown.contains("status 143"), "{shown}");
+}
