@@ -90,7 +90,7 @@ pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
         .split('&')
         .filter(|kv| match kv.strip_prefix("cairn_schema=") {
             Some(v) => {
-                schema = Some(v.to_owned());
+                schema = Some(percent_decoded(v));
                 false
             }
             None => !kv.is_empty(),
@@ -98,6 +98,29 @@ pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
         .collect();
     let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
     (url, schema)
+}
+
+/// A URL parameter's value with its `%XX` escapes decoded, as every other part of the URL is
+/// (`?cairn_schema=my%20jobs` names the schema `my jobs`). Left as written if the escapes do
+/// not make UTF-8 text.
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_owned())
 }
 
 /// A schema name as a quoted identifier.
@@ -643,6 +666,10 @@ mod tests {
             ("postgres://u:a?b@h/db?cairn_schema=s", "postgres://u:a?b@h/db", Some("s")),
             ("postgres://u:a?cairn_schema=x@h/db", "postgres://u:a?cairn_schema=x@h/db", None),
             ("postgres://h/db", "postgres://h/db", None),
+            // Decoded as the rest of the URL is; a stray % is kept.
+            ("postgres://h/db?cairn_schema=my%20jobs", "postgres://h/db", Some("my jobs")),
+            ("postgres://h/db?cairn_schema=100%", "postgres://h/db", Some("100%")),
+            ("postgres://h/db?cairn_schema=%C3%A9t%C3%A9", "postgres://h/db", Some("été")),
         ] {
             assert_eq!(split_schema(url), (base.to_owned(), schema.map(str::to_owned)), "{url}");
         }
