@@ -125,6 +125,16 @@ impl Store {
             return Ok(CommandStep::Replayed);
         }
         let key = output_key(run.id(), name, run.token(), &this_call());
+        if key.len() > crate::MAX_KEY_BYTES {
+            // Each is valid alone; the output's key holds both.
+            return Err(E::from(Error::invalid(format!(
+                "the run id ({} bytes) and the step name ({} bytes) are too long together for cairn step, which keeps \
+                 the output under a key holding both: keep them under {} bytes together",
+                run.id().len(),
+                name.len(),
+                crate::MAX_KEY_BYTES - 64
+            ))));
+        }
         let renewer = if self.journal_mode() == "memory" { None } else { Some(self.keep_run_alive(run)?) };
         let started = self.now_millis();
         let mut ignore = |_: Stream, _: &[u8]| Ok::<(), E>(());

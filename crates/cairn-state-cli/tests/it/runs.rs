@@ -468,3 +468,16 @@ fn a_sigterm_to_cairn_step_reaches_its_command_and_the_failure_is_recorded() {
     assert!(shown.contains("long\tfailed\t1 attempt"), "{shown}");
     assert!(shown.contains("status 143"), "{shown}");
 }
+
+/// A run id and a step name each valid alone but too long together are refused naming both,
+/// before anything runs; before, the message spoke of a key the user never gave.
+#[test]
+fn a_run_id_and_step_name_too_long_together_are_refused_naming_both() {
+    let env = Env::new();
+    let (id, name) = ("r".repeat(3000), "s".repeat(3000));
+    let (code, _, err) = env.run(&["step", "--run", &id, &name, "--", "sh", "-c", "echo ran > side"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the run id (3000 bytes) and the step name (3000 bytes)"), "{err}");
+    assert_one_line_error(&err);
+    assert_eq!(side(&env), "", "nothing ran");
+}
