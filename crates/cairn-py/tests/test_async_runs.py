@@ -372,6 +372,17 @@ async def test_step_tx_inside_a_step_is_refused_before_it_writes(any_astore: cai
     assert info is not None and [(s.name, s.state) for s in info.steps] == [("outer", "failed")]
 
 
+async def test_a_durable_sleep_inside_a_step_is_refused(any_astore: cairn.AsyncStore) -> None:
+    async def outer(run: cairn.AsyncRun) -> None:
+        await run.sleep("nap", "1ms")
+
+    with pytest.raises(cairn.InvalidInputError, match="inside another step"):
+        async with any_astore.run("r") as run:
+            await run.step("outer", outer, run)
+    info = await any_astore.runs().get("r")
+    assert info is not None and [(s.name, s.state) for s in info.steps] == [("outer", "failed")]
+
+
 async def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_astore: cairn.AsyncStore) -> None:
     """It used to call the function, then report a lease 'taken over'."""
     async with any_astore.run("r") as run:

@@ -245,6 +245,17 @@ def test_step_tx_inside_a_step_is_refused_before_it_writes(any_store: cairn.Stor
     assert info is not None and [s.name for s in info.steps] == ["w"]
 
 
+def test_a_durable_sleep_inside_a_step_is_refused(any_store: cairn.Store) -> None:
+    """A durable sleep inside another step's function would take a name that the outer
+    step's replay does not take, shifting the later steps' names: it raises, nothing recorded
+    for it."""
+    with pytest.raises(cairn.InvalidInputError, match="inside another step"):
+        with any_store.run("r") as run:
+            run.step("outer", lambda: run.sleep("nap", "1ms"))
+    info = any_store.runs().get("r")
+    assert info is not None and [(s.name, s.state) for s in info.steps] == [("outer", "failed")]
+
+
 def test_a_step_after_the_runs_block_ended_is_refused_before_it_runs(any_store: cairn.Store) -> None:
     """A step of a Run whose block has ended raises a clear error and does not call its
     function (it used to call it, then report a lease 'taken over')."""

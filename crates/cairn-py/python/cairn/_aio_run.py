@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 from . import _aio_runner, _cairn
 from ._aio_lock import Gate, taking
 from ._lock import _timeout_seconds
-from ._run import RunInfo, _describe, _info
+from ._run import RunInfo, _describe, _info, _sleep_inside_a_step
 from ._types import Duration
 from .errors import InvalidInputError, RunHeldError
 
@@ -360,7 +360,10 @@ class AsyncRun:
     async def sleep(self, name: str, duration: Duration, *, wait: bool = True) -> Optional[float]:
         """A durable sleep, as :meth:`Run.sleep`: its wake time is recorded the first time,
         and every attempt sleeps (``await asyncio.sleep``) only what is left. With
-        ``wait=False`` the seconds still left come back at once (None once passed)."""
+        ``wait=False`` the seconds still left come back at once (None once passed). Not
+        inside the function of another step of this run (:class:`InvalidInputError`)."""
+        if self in _stepping.get():
+            raise _sleep_inside_a_step(self._id, name)
         full, seq = self._next(name)
         held = self._held()
         store = await self._astore._store()

@@ -309,7 +309,12 @@ class Run:
         """A durable sleep: the first time, its wake time (now plus `duration`) is recorded;
         every attempt then sleeps only what is left of it. With ``wait=False`` it returns at
         once the seconds still left (None once the time has passed), for a cron script that
-        would rather exit and come back."""
+        would rather exit and come back.
+
+        Not inside the function of another step of this run (:class:`InvalidInputError`): it
+        would take a name there that a replay of that step does not, and shift the later ones."""
+        if self in _stepping.get():
+            raise _sleep_inside_a_step(self._id, name)
         if self._ended:
             raise self._ended_error()
         held = self._attempt()
@@ -331,6 +336,14 @@ class Run:
     def __repr__(self) -> str:
         state = "not entered" if self._held is None else f"attempt {self._held.attempt}"
         return f"<cairn.Run {self._id!r} {state}>"
+
+
+def _sleep_inside_a_step(run: str, name: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"invalid input: sleep({name!r}) is called inside another step of the run {run!r}: a durable sleep there "
+        "would take a step's name that a replay of the outer step does not take; sleep in the run's block, "
+        "or use time.sleep inside the step"
+    )
 
 
 class _Pending:
