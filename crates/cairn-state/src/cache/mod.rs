@@ -516,6 +516,8 @@ impl<'a> Cache<'a> {
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
     pub fn clear(&self) -> Result<u64> {
         self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
             let n = s.engine.cache_clear(self.ns)?;
             s.engine.memo_chunks_gc(s.now())?;
             Ok(n)
@@ -554,6 +556,8 @@ impl<'a> Cache<'a> {
     /// Remove the namespace's expired entries. Returns how many.
     pub fn sweep(&self) -> Result<u64> {
         self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
             let n = s.engine.cache_sweep_ns(self.ns, s.now())?;
             if n > 0 {
                 s.engine.memo_chunks_gc(s.now())?;
@@ -637,7 +641,7 @@ impl<'a> Cache<'a> {
     /// single-writer engine the write lock already is that lock), so that no other writer
     /// changes its sizes or bounds before this transaction ends; every write to a namespace
     /// takes this before any key of it, so writers never wait on each other in a circle.
-    fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
+    pub(crate) fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
         if let Some(limits) = s.cache_state().tx_limits(self.ns) {
             return Ok(limits);
         }

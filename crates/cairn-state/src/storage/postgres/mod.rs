@@ -534,12 +534,12 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
         }
         Box::new(ServerMessage(text.replace('\n', " ")))
     };
-    if *code == SqlState::LOCK_NOT_AVAILABLE
-        || *code == SqlState::T_R_DEADLOCK_DETECTED
-        || *code == SqlState::T_R_SERIALIZATION_FAILURE
-        || *code == SqlState::TOO_MANY_CONNECTIONS
-    {
+    if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::TOO_MANY_CONNECTIONS {
         return Error::Busy { path, waited: busy_waited };
+    }
+    // Ended at once by the server, not after the busy timeout: say what happened.
+    if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        return Error::Conflict { path, detail: format!("{} (SQLSTATE {})", db.message(), code.code()) };
     }
     if *code == SqlState::DISK_FULL {
         return Error::DiskFull { path };
