@@ -322,3 +322,33 @@ fn concurrent_writers_of_a_bounded_namespace_with_short_ttls_never_deadlock() ->
     assert_eq!(f.store.cache("b").stats()?.entries, 0);
     Ok(())
 }
+
+/// A one-operation cache write that the server ends to break a deadlock (nothing of it was
+/// committed) is run again instead of failing. The deadlock is made on purpose: a transaction
+/// rewrites a key of a namespace while it is unbounded, another store bounds it (locking the
+/// namespace's row, then waiting for that key), and the transaction then sets the bounds too
+/// (waiting for the row). The server ends the first waiter, the `set_limits`, which runs again
+/// once the transaction committed.
+#[test]
+fn a_cache_write_ended_by_the_server_in_a_deadlock_is_run_again() -> Result<(), Error> {
+    let Some(f) = fixture(Engine::Postgres) else { return Ok(()) };
+    let other = f.options().busy_timeout(Duration::from_secs(30)).open(&f.location)?;
+    let bounded = cairn::CacheLimits { max_entries: Some(10), ..Default::default() };
+    f.store.cache("b").set("k", "before", None)?;
+    let theirs = std::thread::scope(|scope| {
+        f.store
+            .transaction(|tx| {
+                tx.cache("b").set("k", "v", None)?;
+                let h = scope.spawn(move || other.cache("b").set_limits(bounded));
+                // Let the other store lock the namespace's row and wait for "k".
+                std::thread::sleep(Duration::from_millis(300));
+                tx.cache("b")
+                    .set_limits(cairn::CacheLimits { max_entries: Some(20), ..Default::default() })?;
+                Ok::<_, Error>(h)
+            })
+            .map(|h| h.join().expect("the other writer panicked"))
+    })?;
+    theirs?;
+    assert_eq!(f.store.cache("b").limits()?.max_entries, Some(10), "the rerun set its bounds last");
+    Ok(())
+}
