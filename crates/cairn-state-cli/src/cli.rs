@@ -866,8 +866,9 @@ pub struct LockArgs {
     /// Exit 1 at once if the lock is held.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long the lock outlives a cairn that was killed on another host; renewed while
-    /// the command runs.
+    /// How long the lock outlives a cairn that was killed on another host; renewed every
+    /// DUR/3 while the command runs, so at least 100ms. If the lock was lost all the same
+    /// (a renewal found it taken over), cairn exits 1 when the command exited 0.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "60s")]
     pub ttl: Duration,
     /// Let up to N commands hold the lock at once (a counting semaphore; every caller of the

@@ -66,7 +66,8 @@ Exit status:
   7    stored data cannot be used as asked (e.g. incr of text); a migration failed
   8    unexpected error of SQLite or of the database server
   126  memo/lock: the command cannot be executed;  127: not found
-memo and lock otherwise exit with the command's status (128+N if killed by signal N).
+memo and lock otherwise exit with the command's status (128+N if killed by signal N);
+lock exits 1 instead of 0 if its lock was lost while the command ran.
 Data goes to stdout, messages to stderr (one line, starting \"cairn: \").
 
 Environment:

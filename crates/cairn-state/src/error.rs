@@ -286,6 +286,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// The server ended the transaction because it conflicted with another one (a deadlock,
+    /// SQLSTATE 40P01, or a serialization failure, 40001): nothing of it was committed, and
+    /// it can be run again at once. Its kind is [`ErrorKind::Busy`].
+    #[error(
+        "{path}: the server ended this transaction to resolve a conflict with another writer ({detail}); nothing of it was committed: retry it"
+    )]
+    Conflict {
+        /// The server, its URL without a password.
+        path: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
+
     /// Any other failure reported by a database server.
     #[error("{path}: PostgreSQL error: {source}")]
     Server {
@@ -355,7 +368,7 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Busy { .. } => ErrorKind::Busy,
+            Error::Busy { .. } | Error::Conflict { .. } => ErrorKind::Busy,
             Error::NotADatabase { .. } => ErrorKind::NotADatabase,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::ForeignDatabase { .. } | Error::ForeignSchema { .. } => ErrorKind::ForeignDatabase,
@@ -493,6 +506,14 @@ mod tests {
                 },
                 ErrorKind::Unavailable,
                 "postgres://u@h/db: the server refused the connection (role \"u\" is not permitted to log in (SQLSTATE 28000)): check the role, its password and the database in the URL",
+            ),
+            (
+                Error::Conflict {
+                    path: "postgres://u@h/db".into(),
+                    detail: "deadlock detected (SQLSTATE 40P01)".into(),
+                },
+                ErrorKind::Busy,
+                "postgres://u@h/db: the server ended this transaction to resolve a conflict with another writer (deadlock detected (SQLSTATE 40P01)); nothing of it was committed: retry it",
             ),
             (
                 Error::ServerOutOfLocks {

@@ -102,7 +102,7 @@ pub use ledger::{
     PRIORITY_RANGE,
 };
 pub use limit::{Decision, Limiter, Rate, MAX_BURST};
-pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS};
+pub use lock::{HeldLock, KeepAlive, LockGuard, LockHolder, MAX_SEMAPHORE_SLOTS, MIN_KEEP_ALIVE_TTL};
 pub use maintenance::{FileStats, Finding, NamespaceStats};
 pub use memo::{
     command_key, ChildRun, CommandKey, CommandOutput, KeptInput, MemoOutcome, MemoPolicy, MemoRecorder,

@@ -391,7 +391,9 @@ impl Store {
     /// Renew `lock` every `ttl / 3` from a thread with its own connection to the store's file,
     /// until the returned [`KeepAlive`] is stopped or dropped: a long job's lock never lapses
     /// while the job runs, and the job's own code need not renew it. Stop it before releasing
-    /// the lock. Not for an in-memory store, which no second connection can reach.
+    /// the lock. Not for an in-memory store, which no second connection can reach. A `ttl`
+    /// below [`MIN_KEEP_ALIVE_TTL`] (100 ms) is refused (`InvalidInput`): it cannot be renewed
+    /// in time.
     ///
     /// ```
     /// use cairn::Store;
@@ -407,7 +409,7 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn keep_alive(&self, lock: &HeldLock, ttl: Duration) -> Result<KeepAlive> {
-        validate_lock_ttl(ttl)?;
+        validate_keep_alive_ttl(ttl)?;
         if self.journal_mode() == "memory" {
             return Err(Error::invalid(
                 "an in-memory store's lock cannot be kept alive: no other connection can reach it; renew it yourself",
@@ -458,6 +460,25 @@ fn validate_slots(max: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The shortest TTL a lock kept alive ([`Store::keep_alive`], `cairn lock -- CMD`) may have.
+/// Renewals come every TTL/3, each a write transaction of its own from another connection,
+/// which may queue behind other writers or be late to wake: with a TTL of a few
+/// milliseconds a renewal came after the hold had run out, so another process took the lock
+/// while the work still ran. 100 ms leaves each renewal about 66 ms.
+pub const MIN_KEEP_ALIVE_TTL: Duration = Duration::from_millis(100);
+
+fn validate_keep_alive_ttl(ttl: Duration) -> Result<()> {
+    if ttl >= MIN_KEEP_ALIVE_TTL {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "a lock TTL of {} is too short to be kept alive: renewals every TTL/3 would come after the hold ran \
+         out, and another process could take the lock while the work runs; give at least {}",
+        crate::duration::format_duration(ttl),
+        crate::duration::format_duration(MIN_KEEP_ALIVE_TTL)
+    )))
 }
 
 /// A hold of zero is free again the moment it is taken: no mutual exclusion at all.

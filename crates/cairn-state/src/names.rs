@@ -3,7 +3,11 @@
 
 use crate::error::{Error, Result};
 
-/// The longest key, in bytes.
+/// The longest key, in bytes (also of ids, lock and limiter names).
+///
+/// On PostgreSQL the server's own limit comes first: a btree index entry holds at most 2,704
+/// bytes, so keys, ids and names longer than about 2,700 bytes (less for text that compresses
+/// poorly) are refused there with `InvalidInput`, saying so.
 pub const MAX_KEY_BYTES: usize = 4096;
 /// The longest namespace name, in bytes.
 pub const MAX_NAMESPACE_BYTES: usize = 256;

@@ -22,6 +22,18 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 pub(super) const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
 pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
+    // Refused before the lock is taken and the command runs: the lock is kept alive while it
+    // runs, which a shorter TTL does not allow. (Zero is the library's to refuse: it gives
+    // no mutual exclusion at all.)
+    if !args.ttl.is_zero() && args.ttl < cairn::MIN_KEEP_ALIVE_TTL {
+        return Err(cairn::Error::InvalidInput(format!(
+            "--ttl {} is too short for a lock kept while the command runs: it is renewed every TTL/3, \
+             and renewals that late let another process take it; give at least {}",
+            cairn::format_duration(args.ttl),
+            cairn::format_duration(cairn::MIN_KEEP_ALIVE_TTL)
+        ))
+        .into());
+    }
     let store = ctx.open()?;
     let wait = if args.no_wait { Duration::ZERO } else { args.wait.unwrap_or(FOREVER) };
     let Some(guard) = store.semaphore(&args.name, args.max, args.ttl, wait)? else {
@@ -41,11 +53,21 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
     // The library renews the lock from its own connection while the command runs.
     let renewing = guard.keep_alive(args.ttl)?;
     let status = running.wait();
-    if let Err(e) = renewing.stop() {
-        note(format_args!("lock '{}' was not held to the end: {e}", args.name));
-    }
+    let lost = match renewing.stop() {
+        Ok(()) => None,
+        Err(e) => {
+            note(format_args!("lock '{}' was not held to the end: {e}", args.name));
+            (e.kind() == cairn::ErrorKind::LeaseLost).then(|| exit::code_of(e.kind()))
+        }
+    };
     guard.release()?;
-    Ok(exit::of_command(status?))
+    let code = exit::of_command(status?);
+    // The command ran partly unprotected: a script must not take that for success. A command
+    // that failed keeps its own status.
+    Ok(match lost {
+        Some(lost) if code == exit::OK => lost,
+        _ => code,
+    })
 }
 
 /// A command running with cairn's stdin, stdout and stderr, the signals sent to cairn passed

@@ -140,6 +140,59 @@ fn a_held_lock_exits_1_with_no_wait_and_after_the_wait() {
     assert!(env.path("ran").exists());
 }
 
+/// `--ttl 1ms` was renewed every 1 ms, which let the lock lapse while the command ran, so a
+/// second `cairn lock --no-wait` ran too. A TTL below 100ms is refused as a usage error,
+/// before the lock is taken or the command run.
+#[test]
+fn lock_refuses_a_ttl_too_short_to_be_renewed() {
+    let env = Env::new();
+    let (code, _, err) = env.run(&["lock", "--ttl", "1ms", "job", "--", "touch", "ran"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at least 100ms"), "{err}");
+    crate::assert_one_line_error(&err);
+    assert!(!env.path("ran").exists());
+    env.ok(&["lock", "--ttl", "100ms", "job", "--", "touch", "ran"], 0);
+    assert!(env.path("ran").exists());
+}
+
+/// A lock lost while the command ran (cairn stopped past the TTL, and the lock taken over
+/// meanwhile) used to end with the command's 0 and only a note: the script took unprotected
+/// work for success. It exits 1, a lease lost, and says so.
+#[test]
+fn lock_lost_while_the_command_ran_exits_1() {
+    let env = Env::new();
+    env.ok(&["cache", "get", "init"], 1); // create the store
+    let holder = hold(&env, "job", &["--ttl", "150ms"], "a");
+    let pid = holder.id().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    let store = cairn::Options::new().busy_timeout(Duration::from_millis(300)).open(env.db()).unwrap();
+    // Its renewals stop with it: the lock runs out, and is taken over. (Stopped in the middle
+    // of a renewal, it would hold the file's write lock: then let it go on a moment.)
+    signal("-STOP");
+    let thief = loop {
+        match store.try_lock("job", Duration::from_secs(60)) {
+            Ok(Some(g)) => break g,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => {
+                signal("-CONT");
+                std::thread::sleep(Duration::from_millis(5));
+                signal("-STOP");
+            }
+        }
+    };
+    signal("-CONT");
+    // Its next renewal, due at once, finds the lock taken.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(env.path("release"), "").unwrap();
+    let out = holder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("was not held to the end"), "{err}");
+    drop(thief);
+}
+
 /// A `cairn lock` of `name` with `flags` in the background, running a command that says it
 /// started (file `started-TAG`) and holds until the file `release` appears (20 s at most).
 fn hold(env: &Env, name: &str, flags: &[&str], tag: &str) -> std::process::Child {

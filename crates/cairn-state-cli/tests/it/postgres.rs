@@ -413,3 +413,24 @@ fn eight_job_runs_fired_at_once_on_postgres_run_the_command_once() {
     assert_eq!(code, 2, "{err}");
     assert_one_line_error(&err);
 }
+
+/// An id longer than the server can index (about 2,700 bytes; cairn's own limit is 4096)
+/// exited 8 with the server's raw "index row size ... exceeds btree version 4 maximum 2704":
+/// it is a usage error (exit 2) on one line that says the limit.
+#[test]
+fn an_id_longer_than_the_server_can_index_exits_2_saying_the_limit() {
+    let Some(pg) = pg() else { return };
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let long: String = (0..3_500)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(x % 36) as usize])
+        })
+        .collect();
+    let (code, _, err) = pg.run_at(&pg.url(), &["ledger", "mark", &long]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("about 2,700 bytes"), "{err}");
+    assert_one_line_error(&err);
+}

@@ -245,13 +245,27 @@ impl<'a> Cache<'a> {
     }
 
     /// Run a write: inside the caller's transaction, or as a one-operation transaction.
-    pub(crate) fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+    ///
+    /// A one-operation transaction that the server ended to break a deadlock or a
+    /// serialization failure ([`Error::Conflict`]: nothing of it was committed) is run again,
+    /// a few times, after a short pause: `f` is one of the cache's own operations, which does
+    /// nothing outside the database. Inside the caller's transaction it cannot be: the error
+    /// goes to the caller, whose whole transaction was lost.
+    pub(crate) fn write<T>(&self, f: impl Fn(&Store) -> Result<T>) -> Result<T> {
         validate_ns(self.ns)?;
         self.store.cache_state().note_write();
         if self.in_tx {
-            f(self.store)
-        } else {
-            self.store.write_tx(f)
+            return f(self.store);
+        }
+        let mut attempt = 0u32;
+        loop {
+            match self.store.write_tx(&f) {
+                Err(Error::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(conflict_pause(attempt));
+                }
+                other => return other,
+            }
         }
     }
 
@@ -516,6 +530,8 @@ impl<'a> Cache<'a> {
     /// Remove every entry of the namespace. Returns how many. Bounds and statistics stay.
     pub fn clear(&self) -> Result<u64> {
         self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
             let n = s.engine.cache_clear(self.ns)?;
             s.engine.memo_chunks_gc(s.now())?;
             Ok(n)
@@ -554,6 +570,8 @@ impl<'a> Cache<'a> {
     /// Remove the namespace's expired entries. Returns how many.
     pub fn sweep(&self) -> Result<u64> {
         self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
             let n = s.engine.cache_sweep_ns(self.ns, s.now())?;
             if n > 0 {
                 s.engine.memo_chunks_gc(s.now())?;
@@ -637,7 +655,7 @@ impl<'a> Cache<'a> {
     /// single-writer engine the write lock already is that lock), so that no other writer
     /// changes its sizes or bounds before this transaction ends; every write to a namespace
     /// takes this before any key of it, so writers never wait on each other in a circle.
-    fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
+    pub(crate) fn limits_in(&self, s: &Store) -> Result<CacheLimits> {
         if let Some(limits) = s.cache_state().tx_limits(self.ns) {
             return Ok(limits);
         }
@@ -680,6 +698,18 @@ impl<'a> Cache<'a> {
             detail,
         })
     }
+}
+
+/// How many times a one-operation cache write ended by the server in a conflict is run again.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// The pause before the `attempt`th rerun of a write ended in a conflict: growing, and spread
+/// by the clock's nanoseconds so that the two writers that met do not meet again in step.
+fn conflict_pause(attempt: u32) -> Duration {
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % 5);
+    Duration::from_millis(u64::from(attempt) * 5 + spread)
 }
 
 fn limits_of(row: &crate::storage::NsRow) -> CacheLimits {

@@ -377,6 +377,8 @@ impl Cache<'_> {
         crate::names::validate_key(key)?;
         let ns = self.namespace();
         self.write(|s| {
+            // A bounded namespace's sizes change: its lock first, as every write takes it.
+            self.limits_in(s)?;
             let existed = s.engine.cache_delete(ns, key, s.now())?.is_some();
             s.engine.memo_chunks_gc(s.now())?;
             Ok(existed)

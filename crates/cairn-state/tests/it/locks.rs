@@ -42,7 +42,7 @@ contract! {
     fn keep_alive_renews_a_lock_past_its_ttl_and_says_when_it_was_lost(f) {
         let clock = &f.clock;
         let (store, other) = (f.reopen(), f.reopen());
-        let ttl = Duration::from_millis(60);
+        let ttl = Duration::from_millis(150);
         let guard = store.try_lock("job", ttl)?.expect("free");
         let renewing = guard.keep_alive(ttl)?;
         // Far past the TTL on the shared clock: only a renewal made since can keep it held.
@@ -96,6 +96,24 @@ contract! {
     }
 }
 
+/// A lock kept alive with a TTL of a few milliseconds was renewed every max(TTL/3, 1 ms), the
+/// TTL itself, so it lapsed between renewals and another process took it while the work
+/// ran. Below `MIN_KEEP_ALIVE_TTL` keeping it alive is refused, saying the least to give.
+#[test]
+fn keep_alive_refuses_a_ttl_too_short_to_be_renewed_in_time() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("state.db"))?;
+    let guard = store.try_lock("x", Duration::from_millis(1))?.expect("free");
+    for ttl in [Duration::from_millis(1), Duration::from_millis(99)] {
+        let err = guard.keep_alive(ttl).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("at least 100ms"), "{err}");
+    }
+    assert_eq!(cairn::MIN_KEEP_ALIVE_TTL, Duration::from_millis(100));
+    guard.keep_alive(cairn::MIN_KEEP_ALIVE_TTL)?.stop()?;
+    Ok(())
+}
+
 /// SQLite only: an in-memory store is private to its handle, so no renewer can reach it.
 #[test]
 fn keep_alive_is_refused_for_an_in_memory_store() -> Result<(), Error> {
@@ -115,7 +133,7 @@ fn keep_alive_renews_a_lock_of_a_store_whose_schema_is_given_in_the_url() -> Res
     let schema: String = f.server().query_one("SELECT current_schema()::text", &[]).expect("schema").get(0);
     let url = format!("{}&cairn_schema={schema}", f.location);
     let store = Options::new().clock(f.clock.clone()).open(&url)?;
-    let ttl = Duration::from_millis(60);
+    let ttl = Duration::from_millis(150);
     let guard = store.try_lock("job", ttl)?.expect("free");
     let renewing = guard.keep_alive(ttl)?;
     f.clock.advance(Duration::from_secs(600));

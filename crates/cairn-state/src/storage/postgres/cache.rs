@@ -271,16 +271,33 @@ impl Engine {
 
     /// Expired entries of any namespace, oldest first, skipping rows other hosts hold: many
     /// hosts sweep at once, and none should queue behind another.
+    ///
+    /// A bounded namespace's row is locked before any of its entries, as every write to it
+    /// does (see `Cache::limits_in`): a sweep that deleted entries first and then waited for
+    /// the row to take them off its sizes deadlocked with a writer holding the row and waiting
+    /// for one of those entries. So the rows of bounded namespaces are locked first, skipping
+    /// those another transaction holds, and the entries of those skipped stay for a later sweep.
     pub fn cache_sweep(&self, now: i64, many: bool) -> Result<u64> {
         self.exec("DELETE FROM {s}.cairn_cache_fill WHERE expires_at <= $1", &[&now])?;
         let limit: i64 = if many { i(crate::storage::SWEEP_MANY_BATCH) } else { 64 };
+        let locked: Vec<String> = self
+            .rows(
+                "SELECT ns FROM {s}.cairn_cache_ns WHERE max_entries IS NOT NULL OR max_bytes IS NOT NULL \
+                 ORDER BY ns FOR UPDATE SKIP LOCKED",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let rows = self.rows(
-            "DELETE FROM {s}.cairn_cache c USING (SELECT ns, key FROM {s}.cairn_cache \
-               WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2 \
-               FOR UPDATE SKIP LOCKED) d \
+            "DELETE FROM {s}.cairn_cache c USING (SELECT ns, key FROM {s}.cairn_cache e \
+               WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+               AND (ns = ANY($3::text[]) OR NOT EXISTS (SELECT 1 FROM {s}.cairn_cache_ns n \
+                 WHERE n.ns = e.ns AND (n.max_entries IS NOT NULL OR n.max_bytes IS NOT NULL))) \
+               ORDER BY expires_at LIMIT $2 FOR UPDATE OF e SKIP LOCKED) d \
              WHERE c.ns = d.ns AND c.key = d.key \
              RETURNING c.ns, CASE WHEN c.touched IS NOT NULL THEN octet_length(c.key) + octet_length(c.value) END::bigint",
-            &[&now, &limit],
+            &[&now, &limit, &locked],
         )?;
         self.uncount(&rows)
     }

@@ -557,12 +557,25 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
         }
         Box::new(ServerMessage(text.replace('\n', " ")))
     };
-    if *code == SqlState::LOCK_NOT_AVAILABLE
-        || *code == SqlState::T_R_DEADLOCK_DETECTED
-        || *code == SqlState::T_R_SERIALIZATION_FAILURE
-        || *code == SqlState::TOO_MANY_CONNECTIONS
-    {
+    if *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::TOO_MANY_CONNECTIONS {
         return Error::Busy { path, waited: busy_waited };
+    }
+    // Ended at once by the server, not after the busy timeout: say what happened.
+    if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        return Error::Conflict { path, detail: format!("{} (SQLSTATE {})", db.message(), code.code()) };
+    }
+    // 54000 on an index row: a key, id or name longer than the server can index (a btree
+    // entry holds at most about 2,700 bytes, after compression), though within cairn's own
+    // MAX_KEY_BYTES. A usage error, not the server's failure.
+    if *code == SqlState::PROGRAM_LIMIT_EXCEEDED && db.message().starts_with("index row") {
+        return Error::InvalidInput(format!(
+            "{}: the server cannot index a key, id or name this long ({}); on PostgreSQL the limit is about \
+             {PG_KEY_BYTES} bytes (less for text that compresses poorly), below cairn's {} elsewhere: use a \
+             shorter one (a hash of it, for instance)",
+            path.display(),
+            db.message(),
+            crate::MAX_KEY_BYTES
+        ));
     }
     if *code == SqlState::DISK_FULL {
         return Error::DiskFull { path };
@@ -592,6 +605,11 @@ pub(crate) fn classify(e: postgres::Error, path: &Path, busy_waited: Duration, i
     }
     Error::Server { path, source: server_says() }
 }
+
+/// About the longest key, id or name a PostgreSQL store takes: a btree index entry holds at
+/// most 2,704 bytes (after compression; the row's other columns share it). Documented beside
+/// [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES).
+const PG_KEY_BYTES: &str = "2,700";
 
 /// The server's own account of an error, on one line: the driver's `Display` of a server
 /// error says only "db error" and keeps the words in its source, which a one-line message
