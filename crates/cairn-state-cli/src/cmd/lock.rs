@@ -3,13 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::low_level::siginfo::Cause;
-
+use super::signals::Forwarder;
 use super::{command_of, spawn, status_code, Ctx};
 use crate::cli::LockArgs;
 use crate::exit;
@@ -17,9 +11,6 @@ use crate::output::{note, Failure, Outcome};
 
 /// "Wait as long as it takes": long enough to be forever for a cron job.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// The signals passed on to the command.
-pub(super) const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
 pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
     // Refused before the lock is taken and the command runs: the lock is kept alive while it
@@ -74,8 +65,7 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Outcome {
 /// on to it: how `cairn lock` and `cairn limit` run theirs.
 pub(super) struct Running {
     child: std::process::Child,
-    handle: signal_hook::iterator::Handle,
-    forwarder: std::thread::JoinHandle<()>,
+    forwarding: Forwarder,
     tail: Option<Tail>,
 }
 
@@ -97,13 +87,10 @@ impl Running {
     /// [`Running::start`] of a prepared command; with `keep_tail`, its stderr passes through
     /// cairn, which keeps its end ([`Running::wait_with_tail`]).
     pub(super) fn start_with(mut command: std::process::Command, keep_tail: bool) -> Outcome<Running> {
-        // Registered before the command starts, so no signal falls between the two.
-        let mut signals =
-            SignalsInfo::<WithOrigin>::new(FORWARDED).map_err(Failure::io("installing signal handlers"))?;
-        let handle = signals.handle();
-
         let stderr = if keep_tail { Stdio::piped() } else { Stdio::inherit() };
-        let mut child = spawn(command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(stderr))?;
+        let (mut child, forwarding) = Forwarder::around(|| {
+            spawn(command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(stderr))
+        })?;
         let tail = child.stderr.take().map(|mut from| {
             let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let (closed, on_close) = std::sync::mpsc::channel();
@@ -125,21 +112,7 @@ impl Running {
             });
             (kept, on_close)
         });
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-
-        let forwarder = std::thread::spawn(move || {
-            for origin in signals.forever() {
-                // A terminal's ^C (sent by the kernel) already reached the command, which shares
-                // our process group: passing it on would deliver it twice.
-                if matches!(origin.cause, Cause::Kernel) {
-                    continue;
-                }
-                if let Ok(sig) = Signal::try_from(origin.signal) {
-                    let _ = kill(pid, sig);
-                }
-            }
-        });
-        Ok(Running { child, handle, forwarder, tail })
+        Ok(Running { child, forwarding, tail })
     }
 
     /// Wait for the command to end; its status as a shell reports it (128+N if killed by
@@ -151,8 +124,7 @@ impl Running {
     /// [`Running::wait`], and the end of its stderr if it was kept (the last 4 KiB).
     pub(super) fn wait_with_tail(mut self) -> Outcome<(i32, Option<Vec<u8>>)> {
         let status = self.child.wait().map_err(Failure::io("waiting for the command"));
-        self.handle.close();
-        let _ = self.forwarder.join();
+        drop(self.forwarding);
         let tail = self.tail.take().map(|(kept, on_close)| {
             let _ = on_close.recv_timeout(TAIL_GRACE);
             let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();

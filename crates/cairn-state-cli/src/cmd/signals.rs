@@ -1,18 +1,21 @@
-//! Signals sent to cairn passed on to the command it runs, for the commands whose output
-//! cairn records (`cairn memo`, `cairn step`): a `kill` of cairn (SIGTERM from a supervisor,
-//! a timeout) reaches the command, which ends, and cairn records how it ended, instead of
-//! cairn dying alone and leaving the command orphaned and its end unrecorded.
+//! Signals sent to cairn passed on to the command it runs (`cairn lock`, `limit`, `job`,
+//! `memo`, `step`): a `kill` of cairn (SIGTERM from a supervisor, a timeout) reaches the
+//! command, which ends, and cairn records how it ended, instead of cairn dying alone and
+//! leaving the command orphaned and its end unrecorded.
 
 use std::process::Child;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::{Handle, SignalsInfo};
 use signal_hook::low_level::siginfo::Cause;
 
-use super::lock::FORWARDED;
 use crate::output::{Failure, Outcome};
+
+/// The signals passed on to the command.
+const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
 
 /// Passing signals on to one child until dropped.
 pub(super) struct Forwarder {
