@@ -207,6 +207,30 @@ impl KeepAlive {
         store: &Store,
         name: String,
         every: Duration,
+        renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
+    ) -> Result<KeepAlive> {
+        KeepAlive::start(store, name, every, None, renew)
+    }
+
+    /// A thread calling `renew` every `every` on a store handle of its own (a second
+    /// connection to the same file or server), until stopped or until a renewal is
+    /// `LeaseLost`; other errors are retried at the next renewal.
+    pub(crate) fn spawn(
+        store: &Store,
+        name: String,
+        every: Duration,
+        renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
+    ) -> Result<KeepAlive> {
+        let renewer = store.options.clone().read_only(false).open(store.location())?;
+        KeepAlive::start(store, name, every, Some(renewer), renew)
+    }
+
+    /// The thread, with its store handle opened already or (`None`) at its first renewal.
+    fn start(
+        store: &Store,
+        name: String,
+        every: Duration,
+        mut renewer: Option<Store>,
         mut renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
     ) -> Result<KeepAlive> {
         let options = store.options.clone().read_only(false);
@@ -215,8 +239,8 @@ impl KeepAlive {
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let mut renewer: Option<Store> = None;
                 let mut last = Ok(());
+                // A message or a hang-up (the KeepAlive dropped) both stop the loop.
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     if renewer.is_none() {
                         match options.clone().open(&location) {
@@ -229,38 +253,6 @@ impl KeepAlive {
                         if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
                             break;
                         }
-                    }
-                }
-                last
-            })
-            .map_err(|e| Error::Io {
-                action: "start a thread for",
-                path: store.path().to_path_buf(),
-                source: e,
-            })?;
-        Ok(KeepAlive { stop: Some(stop), thread: Some(thread) })
-    }
-
-    /// A thread calling `renew` every `every` on a store handle of its own (a second
-    /// connection to the same file or server), until stopped or until a renewal is
-    /// `LeaseLost`; other errors are retried at the next renewal.
-    pub(crate) fn spawn(
-        store: &Store,
-        name: String,
-        every: Duration,
-        mut renew: impl FnMut(&Store) -> Result<()> + Send + 'static,
-    ) -> Result<KeepAlive> {
-        let renewer = store.options.clone().read_only(false).open(store.location())?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                let mut last = Ok(());
-                // A message or a hang-up (the KeepAlive dropped) both stop the loop.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    last = renew(&renewer);
-                    if matches!(&last, Err(e) if e.kind() == crate::ErrorKind::LeaseLost) {
-                        break;
                     }
                 }
                 last

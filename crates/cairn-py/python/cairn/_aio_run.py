@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 from . import _aio_runner, _cairn
 from ._aio_lock import Gate, taking
 from ._lock import _timeout_seconds
-from ._run import RunInfo, _describe, _info, _sleep_inside_a_step
+from ._run import RunInfo, _describe, _info, _sleep_inside_a_step, _step_tx_inside_a_step
 from ._types import Duration
 from .errors import InvalidInputError, RunHeldError
 
@@ -327,11 +327,7 @@ class AsyncRun:
         :meth:`Run.step_tx`."""
         stepping = _stepping.get()
         if self in stepping:
-            raise InvalidInputError(
-                f"invalid input: step_tx({name!r}) is called inside another step of the run {self._id!r}, "
-                "where its writes could not commit exactly once; make it a step of the run's block, "
-                "or make the outer step a step_tx that does these writes"
-            )
+            raise _step_tx_inside_a_step(self._id, name)
         found, value, full, seq, v, started = await self._lookup(name, version)
         if found:
             return value

@@ -274,11 +274,7 @@ class Run:
         writes would commit apart from that step's record, and again when it runs again."""
         stepping = _stepping.get()
         if self in stepping:
-            raise InvalidInputError(
-                f"invalid input: step_tx({name!r}) is called inside another step of the run {self._id!r}, "
-                "where its writes could not commit exactly once; make it a step of the run's block, "
-                "or make the outer step a step_tx that does these writes"
-            )
+            raise _step_tx_inside_a_step(self._id, name)
         found, value, pending = self._lookup(name, version)
         if found:
             return cast(T, value)
@@ -336,6 +332,14 @@ class Run:
     def __repr__(self) -> str:
         state = "not entered" if self._held is None else f"attempt {self._held.attempt}"
         return f"<cairn.Run {self._id!r} {state}>"
+
+
+def _step_tx_inside_a_step(run: str, name: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"invalid input: step_tx({name!r}) is called inside another step of the run {run!r}, "
+        "where its writes could not commit exactly once; make it a step of the run's block, "
+        "or make the outer step a step_tx that does these writes"
+    )
 
 
 def _sleep_inside_a_step(run: str, name: str) -> InvalidInputError:
