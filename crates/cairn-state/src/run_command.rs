@@ -158,7 +158,13 @@ impl Store {
         // Taken now rather than before the command: steps of one script run side by side
         // (`cairn step a ... & cairn step b ... & wait`) get positions of their own, in the
         // order they end, so that a reset from one of them does not take the others.
-        let seq = self.step_position(run, name)?;
+        let seq = match self.step_position(run, name) {
+            Ok(seq) => seq,
+            Err(e) => {
+                let _ = cache.memo_forget(&key); // not to be left behind, recorded by no step
+                return Err(E::from(e));
+            }
+        };
         if status == 0 {
             let head = glimpse.as_ref().map(Glimpse::head);
             if let Err(e) =
