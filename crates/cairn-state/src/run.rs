@@ -314,17 +314,18 @@ impl Store {
         started_millis: i64,
         outcome: std::result::Result<&T, &str>,
     ) -> Result<()> {
-        self.record_step_with_output(run, name, seq, version, started_millis, outcome, None)
+        self.record_step_with_output(run, name, Some(seq), version, started_millis, outcome, None)
     }
 
     /// [`Store::record_step`] keeping `output` beside the step for operators (a command
-    /// step's head of output, or its tail when it failed).
+    /// step's head of output, or its tail when it failed). `seq` None: the step's position is
+    /// taken when it is recorded ([`Store::step_position`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_step_with_output<T: Encode>(
         &self,
         run: &HeldRun,
         name: &str,
-        seq: i64,
+        seq: Option<i64>,
         version: &str,
         started_millis: i64,
         outcome: std::result::Result<&T, &str>,
@@ -337,12 +338,22 @@ impl Store {
         };
         let error = outcome.err().map(without_nul);
         let output = output.map(without_nul);
-        let recorded = self.write_one(|s| {
+        let record = |s: &Store, seq: i64| {
             let mut write =
                 step_write(name, seq, version, started_millis, s.now(), &encoded, error.as_deref());
             write.output = output.as_deref();
             s.engine.step_record(&run.id, run.token, &write)
-        })?;
+        };
+        let recorded = match seq {
+            Some(seq) => self.write_one(|s| record(s, seq))?,
+            // The position is taken in the record's own transaction, the run held meanwhile:
+            // steps of one script recorded side by side get positions of their own.
+            None => self.write_tx(|s| {
+                s.engine.run_lock(&run.id)?;
+                let seq = s.step_position(run, name)?;
+                record(s, seq)
+            })?,
+        };
         if recorded {
             Ok(())
         } else {

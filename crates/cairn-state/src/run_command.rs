@@ -155,16 +155,10 @@ impl Store {
             MemoOutcome::Replayed { status } | MemoOutcome::Stale { status, .. } => status,
         };
         let glimpse = self.glimpse(&cache, &key);
-        // Taken now rather than before the command: steps of one script run side by side
-        // (`cairn step a ... & cairn step b ... & wait`) get positions of their own, in the
-        // order they end, so that a reset from one of them does not take the others.
-        let seq = match self.step_position(run, name) {
-            Ok(seq) => seq,
-            Err(e) => {
-                let _ = cache.memo_forget(&key); // not to be left behind, recorded by no step
-                return Err(E::from(e));
-            }
-        };
+        // The position is taken with the record, not before the command: steps of one script
+        // run side by side (`cairn step a ... & cairn step b ... & wait`) get positions of
+        // their own, in the order they are recorded, so a reset from one keeps the others.
+        let seq = None;
         if status == 0 {
             let head = glimpse.as_ref().map(Glimpse::head);
             if let Err(e) =

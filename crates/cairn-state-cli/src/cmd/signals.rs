@@ -55,11 +55,18 @@ impl Forwarder {
 }
 
 impl Drop for Forwarder {
-    /// The default actions come back: a signal after the command ended ends cairn as before.
+    /// The default actions come back: a signal after the command ended (a ^C while cairn
+    /// records how it ended and waits for the store) ends cairn, as it would have before the
+    /// command. Closing the iterator alone leaves signal-hook's handler in place, which would
+    /// drop such signals for the rest of the process.
     fn drop(&mut self) {
         self.handle.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        let always = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        for signal in FORWARDED {
+            let _ = signal_hook::flag::register_conditional_default(signal, std::sync::Arc::clone(&always));
         }
     }
 }

@@ -20,6 +20,10 @@ engine_ops! {
     trait RunOps {
         /// A run's row.
         fn run_get(&self, id: &str) -> Result<Option<RunRow>>;
+        /// Inside a write transaction: hold the run's row until it ends, so that writers of
+        /// its steps that read its step list first take turns (SQLite's write lock already
+        /// does; a server locks the row).
+        fn run_lock(&self, id: &str) -> Result<()>;
         /// Start a run that has no row yet, held by `hold`; false if it has one by now.
         fn run_insert(&self, id: &str, hold: &Hold<'_>, now: i64) -> Result<bool>;
         /// Take a run whose token is still `was` (free, failed, lapsed or its holder dead) for a

@@ -66,6 +66,10 @@ fn step_row(r: &Row) -> StepRow {
 }
 
 impl Engine {
+    pub fn run_lock(&self, id: &str) -> Result<()> {
+        self.row("SELECT 1 FROM {s}.cairn_run WHERE id = $1 FOR UPDATE", &[&id]).map(drop)
+    }
+
     pub fn run_get(&self, id: &str) -> Result<Option<RunRow>> {
         Ok(self
             .row(concat!("SELECT ", run_columns!(), " FROM {s}.cairn_run WHERE id = $1"), &[&id])?
