@@ -119,10 +119,26 @@ pub(crate) fn wait_within(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
+/// `cmd.spawn()`, tried again while the program is "text file busy": a test that has just
+/// written a program (a copy of cairn) runs it while another test's process, forked at that
+/// moment and not yet replaced by its own program, still holds the file open for writing.
+pub(crate) fn spawn_retrying(cmd: &mut std::process::Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5)); // the other fork's exec to happen
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 /// `cmd.output()`, bounded by [`COMMAND_TIMEOUT`] (see [`wait_within`]; `cmd` should start
 /// its own process group, so that a timeout kills everything it started).
 pub(crate) fn output_within(cmd: &mut std::process::Command, what: &str) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = spawn_retrying(cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()));
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

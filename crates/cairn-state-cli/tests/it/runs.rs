@@ -413,7 +413,8 @@ fn a_step_still_running_after_its_shell_was_killed_keeps_the_run_held() {
 #[test]
 fn steps_run_side_by_side_get_positions_of_their_own() {
     let env = Env::new();
-    let both = r#"$C step a -- sh -c 'echo a >> side'; $C step b -- sh -c 'while [ ! -s side ]; do sleep 0.01; done; echo b >> side' & $C step c -- sh -c 'while ! grep -q b side 2>/dev/null; do sleep 0.01; done; echo c >> side' & wait"#;
+    // c ends once b is recorded (its position taken), so that c's is the later one.
+    let both = r#"$C step a -- sh -c 'echo a >> side'; $C step b -- sh -c 'while [ ! -s side ]; do sleep 0.01; done; echo b >> side' & $C step c -- sh -c 'while ! "$C" run status | grep -q "^  b.done"; do sleep 0.01; done; echo c >> side' & wait"#;
     let out = script(&env, "r", both);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     env.ok(&["run", "reset", "r", "--from", "c"], 0);
